@@ -1,0 +1,30 @@
+"""fastconv: fast CPU convolution and its gradients for NumPy users.
+
+Chapter 9 of *Deep Learning* (Goodfellow, Bengio, Courville) as software. The functional API is
+in CONTRACT.md: ``conv`` (eq. 9.7/9.8), ``conv_grad_kernel`` (eq. 9.11), ``conv_grad_input``
+(eq. 9.13), ``conv_transpose`` (eq. 9.14), the chooser (``algorithms``, ``choose``, ``explain``)
+and the thread and workspace settings.
+"""
+try:
+    from . import _openmp_info
+except ImportError as exc:  # pragma: no cover - only the unbuilt source tree gets here
+    raise ImportError(
+        "fastconv's compiled core is missing: this is probably the source folder, not the installed "
+        "package. Install it (`pip install .`) and run from another directory, or build in place "
+        "(`python setup.py build_ext --inplace`)."
+    ) from exc
+
+from ._config import get_num_threads, get_workspace_limit, set_num_threads, set_workspace_limit
+from ._registry import NotSupportedError, algorithms
+from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input, conv_grad_kernel,
+                          conv_transpose, explain)
+from . import _algorithms  # noqa: F401  (registers the algorithms)
+from . import reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "conv", "conv1d", "conv2d", "conv3d", "conv_grad_input", "conv_grad_kernel", "conv_transpose",
+    "algorithms", "choose", "explain", "NotSupportedError", "reference",
+    "set_num_threads", "get_num_threads", "set_workspace_limit", "get_workspace_limit",
+]

@@ -1,0 +1,6 @@
+"""The algorithms, registered in the order `fastconv.algorithms()` lists them."""
+from .._registry import register
+from . import im2col, reference
+
+register(im2col)
+register(reference)

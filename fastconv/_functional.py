@@ -1,0 +1,327 @@
+"""The public functions of CONTRACT.md: validate, convert, lift, dispatch, un-lift.
+
+Everything here is thin: dtype rules, the explicit copy for non-zero padding modes (and its adjoint
+for the gradients), the kernel flip, the bias. The arithmetic is in the algorithms.
+"""
+import numbers
+
+import numpy as np
+
+from . import _registry
+from ._geometry import (LIFTED_DIMS, check_padding_mode, make_spec, padding_index,
+                        transpose_input_sizes, with_explicit_padding)
+
+
+# --- arrays and dtypes --------------------------------------------------------------------
+
+def _as_array(a, name):
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:   # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array (float32/float64, or integer/bool "
+                        f"converted to float64), got dtype {arr.dtype}")
+    return arr
+
+
+def _result_dtype(*arrays):
+    """float32 only when every float input is float32 (or float16); anything else is float64."""
+    kinds = [a.dtype for a in arrays if a is not None]
+    if all(d.kind == "f" and d.itemsize <= 4 for d in kinds):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _check_flip(flip):
+    if not isinstance(flip, (bool, np.bool_)):
+        raise TypeError(f"flip must be a bool, got {flip!r} ({type(flip).__name__})")
+
+
+def _shape(value, name):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+        if v < 0:
+            raise ValueError(f"{name} must have non-negative sizes, got {tuple(value)}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _lifted(a, spec, shape, dtype):
+    """C-contiguous copy (only when needed) of `a` in `dtype`, viewed with 3 spatial axes."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(shape)
+
+
+def _kernel(w, spec, flip):
+    w5 = _lifted(w, spec, spec.w_shape, spec.dtype)
+    return np.ascontiguousarray(w5[..., ::-1, ::-1, ::-1]) if flip else w5
+
+
+def _check_bias(bias, channels, name="bias"):
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},) (one value per output channel), "
+                         f"got {bias.shape}")
+
+
+def _add_bias(y, bias):
+    if bias is not None:
+        y += bias.astype(y.dtype, copy=False).reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+# --- padding modes: an explicit copy, and its adjoint -----------------------------------
+
+def _padded_axes(spec):
+    return [(2 + axis, n, lo, hi) for axis, (n, lo, hi)
+            in enumerate(zip(spec.input_size, spec.pad_low, spec.pad_high)) if lo or hi]
+
+
+def _pad(x5, spec, mode):
+    for axis, n, lo, hi in _padded_axes(spec):
+        x5 = np.take(x5, padding_index(n, lo, hi, mode), axis=axis)
+    return np.ascontiguousarray(x5)
+
+
+def _fold_padding(gxp, spec, mode):
+    """The adjoint of _pad: each padded position's gradient goes back to the element it copied."""
+    for axis, n, lo, hi in reversed(_padded_axes(spec)):
+        index = padding_index(n, lo, hi, mode)
+        moved = np.moveaxis(gxp, axis, 0)
+        folded = moved[lo:lo + n].copy()
+        for j in list(range(lo)) + list(range(lo + n, lo + n + hi)):
+            folded[index[j]] += moved[j]
+        gxp = np.moveaxis(folded, 0, axis)
+    return np.ascontiguousarray(gxp)
+
+
+# --- the three operations ----------------------------------------------------------------
+
+def _check_ndim(w, ndim, fname):
+    if ndim is not None and w.ndim != ndim + 2:
+        raise ValueError(f"{fname} needs a {ndim}-D kernel w of shape (K, C/groups, "
+                         f"{', '.join('k' * ndim)}), got w with {w.ndim} dimensions {w.shape}")
+
+
+def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm,
+             ndim=None, fname="conv"):
+    x, w = _as_array(x, "x"), _as_array(w, "w")
+    b = None if bias is None else _as_array(bias, "bias")
+    _check_ndim(w, ndim, fname)
+    _check_flip(flip)
+    _registry.check_algorithm(algorithm)
+    dtype = _result_dtype(x, w, b)
+    spec = make_spec(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, dtype=dtype)
+    check_padding_mode(padding_mode, spec)
+    _check_bias(b, spec.out_channels)
+    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
+        y5 = np.zeros(spec.y_shape, dtype)
+    else:
+        x5 = _lifted(x, spec, spec.x_shape, dtype)
+        if padding_mode != "zeros":
+            x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+        y5 = _registry.select(spec, "forward", algorithm).forward(spec, x5, _kernel(w, spec, flip))
+    return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
+
+
+def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, flip=False,
+         padding_mode="zeros", algorithm="auto"):
+    """Multi-channel cross-correlation of x (N, C, *spatial) with w (K, C/groups, *kernel).
+
+    Eq. 9.7/9.8 of the chapter: y[n, k, o] = sum_{c, t} x[n, c, o * stride + t * dilation] w[k, c, t]
+    over the zero-padded input (or reflect/replicate/circular, `padding_mode`). ``flip=True`` flips
+    the kernel first: true convolution, as ``scipy.signal.convolve``. The number of spatial
+    dimensions (1, 2 or 3) is ``w.ndim - 2``. Returns (N, K, *output) in the inputs' precision.
+    """
+    return _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm)
+
+
+def conv1d(x, w, bias=None, **kwargs):
+    """`conv` for (N, C, L) inputs and (K, C/groups, k) kernels."""
+    return _forward(x, w, bias, **_defaults(kwargs), ndim=1, fname="conv1d")
+
+
+def conv2d(x, w, bias=None, **kwargs):
+    """`conv` for (N, C, H, W) inputs and (K, C/groups, kh, kw) kernels."""
+    return _forward(x, w, bias, **_defaults(kwargs), ndim=2, fname="conv2d")
+
+
+def conv3d(x, w, bias=None, **kwargs):
+    """`conv` for (N, C, D, H, W) inputs and (K, C/groups, kd, kh, kw) kernels."""
+    return _forward(x, w, bias, **_defaults(kwargs), ndim=3, fname="conv3d")
+
+
+_CONV_DEFAULTS = dict(stride=1, padding=0, dilation=1, groups=1, flip=False,
+                      padding_mode="zeros", algorithm="auto")
+
+
+def _defaults(kwargs):
+    unknown = set(kwargs) - set(_CONV_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; expected some of "
+                        f"{sorted(_CONV_DEFAULTS)}")
+    return {**_CONV_DEFAULTS, **kwargs}
+
+
+def _full_shape(shape, name, ndim, leading):
+    """`shape` given in full or as spatial sizes only; `leading` fills the first two axes."""
+    shape = _shape(shape, name)
+    if len(shape) == ndim:
+        return tuple(leading) + shape
+    if len(shape) != ndim + 2:
+        raise ValueError(f"{name} must have {ndim} (spatial) or {ndim + 2} (full) entries for a "
+                         f"{ndim}-D problem, got {shape}")
+    return shape
+
+
+def _check_output_grad(gy, spec, name):
+    expected = spec.user_shape(spec.y_shape)
+    if gy.shape != expected:
+        raise ValueError(f"{name} must have shape {expected} (the output shape of this geometry), "
+                         f"got {gy.shape}")
+
+
+def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
+                algorithm, gy_name="gy", shape_name="input_shape"):
+    gy, w = _as_array(gy, gy_name), _as_array(w, "w")
+    _check_flip(flip)
+    _registry.check_algorithm(algorithm)
+    if w.ndim not in (3, 4, 5):
+        raise ValueError(f"w must have 3, 4 or 5 dimensions (K, C/groups, *kernel), got shape {w.shape}")
+    ndim = w.ndim - 2
+    if gy.ndim != ndim + 2:
+        raise ValueError(f"{gy_name} must have {ndim + 2} dimensions (N, K, *output) for a {ndim}-D "
+                         f"kernel, got shape {gy.shape}")
+    x_shape = _full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups
+                                                          if isinstance(groups, int) else 0))
+    dtype = _result_dtype(gy, w)
+    spec = make_spec(x_shape, w.shape, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, dtype=dtype, x_name=shape_name)
+    check_padding_mode(padding_mode, spec)
+    _check_output_grad(gy, spec, gy_name)
+    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
+        return np.zeros(spec.user_shape(spec.x_shape), dtype)
+    gy5 = _lifted(gy, spec, spec.y_shape, dtype)
+    w5 = _kernel(w, spec, flip)
+    if padding_mode == "zeros":
+        gx5 = _registry.select(spec, "grad_input", algorithm).grad_input(spec, gy5, w5)
+    else:
+        padded = with_explicit_padding(spec)
+        gxp = _registry.select(padded, "grad_input", algorithm).grad_input(padded, gy5, w5)
+        gx5 = _fold_padding(gxp, spec, padding_mode)
+    return gx5.reshape(spec.user_shape(spec.x_shape))
+
+
+def conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1, flip=False,
+                    padding_mode="zeros", algorithm="auto"):
+    """The input gradient h of eq. 9.13: multiplication of gy by the transposed convolution matrix.
+
+    ``input_shape`` is the forward input's shape, (N, C, *spatial) or its spatial sizes alone: it is
+    needed because several input sizes give the same output size under a stride.
+    """
+    return _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
+                       algorithm)
+
+
+def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, groups=1, flip=False,
+                     padding_mode="zeros", algorithm="auto"):
+    """The kernel gradient g of eq. 9.11, summed over the batch.
+
+    ``kernel_shape`` is (K, C/groups, *kernel) or the kernel's spatial sizes alone.
+    """
+    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
+    _check_flip(flip)
+    _registry.check_algorithm(algorithm)
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
+    ndim = x.ndim - 2
+    if gy.ndim != ndim + 2:
+        raise ValueError(f"gy must have {ndim + 2} dimensions (N, K, *output) like x, got shape "
+                         f"{gy.shape}")
+    per_group = x.shape[1] // groups if isinstance(groups, int) and groups > 0 else 0
+    w_shape = _full_shape(kernel_shape, "kernel_shape", ndim, (gy.shape[1], per_group))
+    dtype = _result_dtype(x, gy)
+    spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, dtype=dtype, w_name="kernel_shape")
+    check_padding_mode(padding_mode, spec)
+    if gy.shape[0] != x.shape[0]:
+        raise ValueError(f"gy must have the batch size of x ({x.shape[0]}), got shape {gy.shape}")
+    _check_output_grad(gy, spec, "gy")
+    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
+        return np.zeros(spec.user_shape(spec.w_shape), dtype)
+    x5 = _lifted(x, spec, spec.x_shape, dtype)
+    gy5 = _lifted(gy, spec, spec.y_shape, dtype)
+    if padding_mode != "zeros":
+        x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+    gw5 = _registry.select(spec, "grad_kernel", algorithm).grad_kernel(spec, x5, gy5)
+    if flip:        # d/dw of conv with flip(w) is the flip of d/dw'
+        gw5 = np.ascontiguousarray(gw5[..., ::-1, ::-1, ::-1])
+    return gw5.reshape(spec.user_shape(spec.w_shape))
+
+
+def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+                   output_shape=None, algorithm="auto"):
+    """The decoder of eq. 9.14: conv_grad_input with x (N, K, *m) in the role of the gradient.
+
+    w has the forward kernel's shape (K, C/groups, *kernel); the result is (N, C, *n). Several n give
+    the same m under a stride: ``output_shape`` (spatial sizes, or full) picks one; the default is
+    the smallest.
+    """
+    x, w = _as_array(x, "x"), _as_array(w, "w")
+    if w.ndim not in (3, 4, 5):
+        raise ValueError(f"w must have 3, 4 or 5 dimensions (K, C/groups, *kernel), got shape {w.shape}")
+    ndim = w.ndim - 2
+    if x.ndim != ndim + 2:
+        raise ValueError(f"x must have {ndim + 2} dimensions (N, K, *spatial) for a {ndim}-D kernel, "
+                         f"got shape {x.shape}")
+    b = None if bias is None else _as_array(bias, "bias")
+    if isinstance(groups, int) and groups > 0:
+        _check_bias(b, w.shape[1] * groups)
+    ranges = transpose_input_sizes(x.shape[2:], w.shape, stride=stride, padding=padding,
+                                   dilation=dilation)
+    if output_shape is None:
+        sizes = tuple(lo for lo, _ in ranges)
+    else:
+        full = _full_shape(output_shape, "output_shape", ndim, x.shape[:1] + (0,))
+        sizes = full[2:]
+    for axis, (n, (lo, hi)) in enumerate(zip(sizes, ranges)):
+        if not lo <= n <= hi:
+            raise ValueError(f"output_shape {sizes} cannot be reached along spatial axis {axis}: "
+                             f"an input of size {x.shape[2 + axis]} gives outputs of size {lo} to "
+                             f"{hi} with this geometry")
+    input_shape = (x.shape[0], w.shape[1] * groups if isinstance(groups, int) else 0) + sizes
+    y = _grad_input(x, w, input_shape, stride, padding, dilation, groups, False, "zeros", algorithm,
+                    gy_name="x", shape_name="output_shape")
+    if b is not None:
+        y = _add_bias(y.astype(_result_dtype(x, w, b), copy=False), b)
+    return y
+
+
+# --- the chooser ---------------------------------------------------------------------------
+
+def _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return make_spec(_shape(x_shape, "x_shape"), _shape(w_shape, "w_shape"), stride=stride,
+                     padding=padding, dilation=dilation, groups=groups, dtype=dtype,
+                     x_name="x_shape", w_name="w_shape")
+
+
+def choose(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
+           op="forward"):
+    """The algorithm ``algorithm="auto"`` uses for `op` on this problem."""
+    if op not in _registry.OPERATIONS:
+        raise ValueError(f"op must be one of {_registry.OPERATIONS}, got {op!r}")
+    spec = _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
+    return _registry.choose_name(spec, op)
+
+
+def explain(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
+    """Every algorithm for each operation: applicable or why not, predicted time, workspace, choice."""
+    return _registry.Explanation(_spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
+                                                   groups, dtype))

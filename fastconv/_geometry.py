@@ -1,0 +1,224 @@
+"""The one geometry of fastconv: argument normalisation, padding, output sizes, the ConvSpec.
+
+Every public call builds one :class:`ConvSpec` here; every algorithm receives it. Problems with one
+or two spatial dimensions are lifted to three (size-1 leading axes) so each kernel is written once.
+"""
+from dataclasses import dataclass, replace
+import math
+import numbers
+
+import numpy as np
+
+PADDING_STRINGS = ("valid", "same", "full")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+LIFTED_DIMS = 3
+
+
+def _int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r} "
+                        f"({type(value).__name__})")
+    return int(value)
+
+
+def per_dim(value, ndim, name, minimum):
+    """An int, or one int per spatial dimension, as a tuple of `ndim` ints >= minimum."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != ndim:
+            raise ValueError(f"{name} must be an int or {ndim} ints (one per spatial dimension), "
+                             f"got {value!r}")
+        out = tuple(_int(v, name) for v in value)
+    else:
+        out = (_int(value, name),) * ndim
+    if any(v < minimum for v in out):
+        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+    return out
+
+
+def effective_kernel(k, d):
+    """Extent of a dilated kernel tap pattern: d * (k - 1) + 1."""
+    return d * (k - 1) + 1
+
+
+def output_size(n, k, stride, pad_low, pad_high, dilation):
+    """floor((n + lo + hi - eff) / stride) + 1, the output length along one axis (eq. 9.8)."""
+    return (n + pad_low + pad_high - effective_kernel(k, dilation)) // stride + 1
+
+
+def same_padding(n, k, stride, dilation):
+    """'same': output ceil(n / stride); the odd extra padding goes on the high side."""
+    out = -(-n // stride)
+    total = max((out - 1) * stride + effective_kernel(k, dilation) - n, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, input_size, kernel_size, stride, dilation):
+    """The (low, high) zero padding of each spatial axis, from any form CONTRACT.md allows."""
+    ndim = len(kernel_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * ndim
+        if padding == "full":
+            return tuple((effective_kernel(k, d) - 1,) * 2 for k, d in zip(kernel_size, dilation))
+        if padding == "same":
+            return tuple(same_padding(n, k, s, d)
+                         for n, k, s, d in zip(input_size, kernel_size, stride, dilation))
+        raise ValueError(f"padding must be an int, a tuple, or one of {PADDING_STRINGS}, "
+                         f"got {padding!r}")
+    if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
+        if len(padding) != ndim or not all(isinstance(p, (tuple, list)) and len(p) == 2
+                                           for p in padding):
+            raise ValueError(f"padding as pairs must be {ndim} (low, high) pairs, got {padding!r}")
+        pairs = tuple((_int(lo, "padding"), _int(hi, "padding")) for lo, hi in padding)
+        if any(v < 0 for pair in pairs for v in pair):
+            raise ValueError(f"padding must be >= 0 in every dimension, got {padding!r}")
+        return pairs
+    return tuple((p, p) for p in per_dim(padding, ndim, "padding", 0))
+
+
+def _lift(values, fill):
+    return (fill,) * (LIFTED_DIMS - len(values)) + tuple(values)
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A validated convolution problem, lifted to three spatial dimensions.
+
+    ``pad_low``/``pad_high`` are the implicit zero padding the algorithm applies; when a
+    non-zero ``padding_mode`` was asked for, the API has already padded the input explicitly and
+    these are zero.
+    """
+    ndim: int                     # spatial dimensions the user passed (1, 2 or 3)
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    input_size: tuple
+    kernel_size: tuple
+    output_size: tuple
+    stride: tuple
+    dilation: tuple
+    pad_low: tuple
+    pad_high: tuple
+    dtype: np.dtype
+
+    @property
+    def x_shape(self):
+        return (self.batch, self.in_channels) + self.input_size
+
+    @property
+    def w_shape(self):
+        return (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+
+    @property
+    def y_shape(self):
+        return (self.batch, self.out_channels) + self.output_size
+
+    def user_shape(self, lifted_shape):
+        """Drop the lifted axes: (N, C, 1, 1, L) -> (N, C, L) for a 1-D problem."""
+        return tuple(lifted_shape[:2]) + tuple(lifted_shape[2 + LIFTED_DIMS - self.ndim:])
+
+    @property
+    def flops(self):
+        """Multiply-adds x 2 of the direct sum; the same count for all three operations."""
+        return (2 * self.batch * self.out_channels * (self.in_channels // self.groups)
+                * math.prod(self.kernel_size) * math.prod(self.output_size))
+
+    def key(self):
+        """A hashable description of the problem (for caches and tables)."""
+        return (self.x_shape, self.w_shape, self.stride, self.dilation, self.pad_low,
+                self.pad_high, self.groups, self.dtype.name)
+
+
+def make_spec(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
+              dtype=np.float64, x_name="x", w_name="w"):
+    """Validate a problem given by the shapes of x (N, C, *spatial) and w (K, C/groups, *kernel)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    if len(w_shape) not in (3, 4, 5):
+        raise ValueError(f"{w_name} must have 3, 4 or 5 dimensions (K, C/groups, *kernel) for 1-, "
+                         f"2- or 3-D convolution, got shape {w_shape}")
+    ndim = len(w_shape) - 2
+    if len(x_shape) != ndim + 2:
+        raise ValueError(f"{x_name} must have {ndim + 2} dimensions (N, C, *spatial) to match the "
+                         f"{ndim}-D kernel {w_name} of shape {w_shape}, got shape {x_shape}")
+    groups = _int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    batch, channels, *input_size = x_shape
+    out_channels, group_channels, *kernel_size = w_shape
+    if channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide the input channels of {x_name} ({channels}) "
+                         f"and the output channels of {w_name} ({out_channels})")
+    if group_channels != channels // groups:
+        raise ValueError(f"{w_name} must have C/groups = {channels}/{groups} = {channels // groups} "
+                         f"input channels (axis 1), got shape {w_shape}")
+    if any(k < 1 for k in kernel_size):
+        raise ValueError(f"{w_name} must have a kernel of size >= 1 on every axis, got {w_shape}")
+    stride = per_dim(stride, ndim, "stride", 1)
+    dilation = per_dim(dilation, ndim, "dilation", 1)
+    pads = resolve_padding(padding, input_size, kernel_size, stride, dilation)
+    out = []
+    for axis, (n, k, s, d, (lo, hi)) in enumerate(zip(input_size, kernel_size, stride, dilation, pads)):
+        eff = effective_kernel(k, d)
+        if n + lo + hi < eff:
+            raise ValueError(f"the kernel ({eff} with dilation {d}) is larger than the padded input "
+                             f"({n} + {lo} + {hi} = {n + lo + hi}) along spatial axis {axis} of "
+                             f"{x_name}; expected padded input >= kernel")
+        out.append(output_size(n, k, s, lo, hi, d))
+    return ConvSpec(
+        ndim=ndim, batch=batch, in_channels=channels, out_channels=out_channels, groups=groups,
+        input_size=_lift(input_size, 1), kernel_size=_lift(kernel_size, 1),
+        output_size=_lift(out, 1), stride=_lift(stride, 1), dilation=_lift(dilation, 1),
+        pad_low=_lift([lo for lo, _ in pads], 0), pad_high=_lift([hi for _, hi in pads], 0),
+        dtype=np.dtype(dtype))
+
+
+def transpose_input_sizes(out_sizes, w_shape, *, stride=1, padding=0, dilation=1):
+    """For conv_transpose: per axis, the (smallest, largest) input size whose output size is m."""
+    ndim = len(w_shape) - 2
+    kernel_size = w_shape[2:]
+    stride = per_dim(stride, ndim, "stride", 1)
+    dilation = per_dim(dilation, ndim, "dilation", 1)
+    if isinstance(padding, str) and padding == "same":      # ceil(n / s) == m
+        return [((m - 1) * s + 1, m * s) for m, s in zip(out_sizes, stride)]
+    # every other form of padding is independent of the input size
+    pads = resolve_padding(padding, [0] * ndim, kernel_size, stride, dilation)
+    ranges = []
+    for m, k, s, d, (lo, hi) in zip(out_sizes, kernel_size, stride, dilation, pads):
+        smallest = (m - 1) * s + effective_kernel(k, d) - lo - hi
+        ranges.append((max(smallest, 1), smallest + s - 1))
+    return ranges
+
+
+def with_explicit_padding(spec):
+    """The spec of the same problem on an input already padded explicitly (no implicit zeros)."""
+    size = tuple(n + lo + hi for n, lo, hi in zip(spec.input_size, spec.pad_low, spec.pad_high))
+    return replace(spec, input_size=size, pad_low=(0,) * LIFTED_DIMS, pad_high=(0,) * LIFTED_DIMS)
+
+
+def padding_index(n, low, high, mode):
+    """For each position of an axis padded by (low, high), the input index it copies.
+
+    reflect mirrors without repeating the edge (NumPy's 'reflect'), replicate repeats the edge,
+    circular wraps around. The same map gives the padded copy (take) and its adjoint (add.at).
+    """
+    i = np.arange(-low, n + high)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    if mode == "circular":
+        return i % n
+    period = 2 * (n - 1)            # reflect
+    if period == 0:
+        return np.zeros_like(i)
+    i = np.abs(i) % period
+    return np.where(i >= n, period - i, i)
+
+
+def check_padding_mode(padding_mode, spec):
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    if padding_mode == "reflect":
+        for n, lo, hi in zip(spec.input_size, spec.pad_low, spec.pad_high):
+            if max(lo, hi) >= n and (lo or hi):
+                raise ValueError(f"padding_mode='reflect' needs padding < input size, got padding "
+                                 f"({lo}, {hi}) on an axis of size {n}")

@@ -1,0 +1,90 @@
+"""Build the Cython core of fastconv.
+
+Portable by default: ``-O3`` and OpenMP when the compiler has it (a serial build otherwise, with a
+warning). Opt-in switches, read from the environment:
+
+* ``FASTCONV_NATIVE=1``  adds ``-march=native`` (binaries then only run on this kind of CPU);
+* ``FASTCONV_DEBUG=1``   turns Cython's bounds/wraparound checks back on and builds with ``-O0 -g``.
+
+``-ffast-math`` is never used: it would break the NaN/Inf propagation the contract promises.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("FASTCONV_DEBUG") == "1"
+NATIVE = os.environ.get("FASTCONV_NATIVE") == "1"
+
+# Every Cython directive in one place (STYLE.md); FASTCONV_DEBUG=1 turns the checks back on.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "nonecheck": DEBUG,
+    "embedsignature": True,
+}
+
+MODULES = ["_openmp_info", "_im2col"]
+
+
+def _compiler_has_openmp():
+    """Compile and link a tiny OpenMP program with the compiler setuptools will use."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cc = cc.split()[0]
+    if shutil.which(cc) is None:
+        return False
+    src = textwrap.dedent("""
+        #include <omp.h>
+        int main(void) { int n = 0;
+        #pragma omp parallel reduction(+:n)
+          n += 1;
+          return omp_get_max_threads() > 0 ? 0 : 1; }
+    """)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(src)
+        cmd = [cc, "-fopenmp", path, "-o", os.path.join(tmp, "probe")]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+def _flags():
+    compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+    link_args = []
+    if NATIVE:
+        compile_args.append("-march=native")
+    if _compiler_has_openmp():
+        compile_args.append("-fopenmp")
+        link_args.append("-fopenmp")
+    else:
+        sys.stderr.write("fastconv: the compiler has no OpenMP; building the kernels serial.\n")
+    return compile_args, link_args
+
+
+def extensions():
+    compile_args, link_args = _flags()
+    exts = [
+        Extension(
+            f"fastconv.{name}",
+            [f"src/{name}.pyx"],
+            include_dirs=[numpy.get_include(), "src"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+        )
+        for name in MODULES
+    ]
+    return cythonize(exts, compiler_directives=DIRECTIVES, include_path=["src"])
+
+
+setup(ext_modules=extensions())
