@@ -4,10 +4,13 @@ The thread budget is ``set_num_threads(n)``, else ``FASTCONV_NUM_THREADS``, else
 count -- which ``threadpoolctl.threadpool_limits(n, "openmp")`` changes, so threadpoolctl works on
 fastconv as on any OpenMP library. Setting the budget also limits the BLAS that fastconv's GEMMs
 run on (SciPy's OpenBLAS), so the kernels' threads and BLAS's threads never add up beyond it: the
-kernels run their OpenMP loops and the BLAS calls one after the other, never at once.
+kernels split their GEMMs over their own OpenMP threads and hold the BLAS at one thread while they
+run (`blas_single_threaded`), so only one thread pool is ever busy.
 """
+import contextlib
 import numbers
 import os
+import threading
 
 from . import _openmp_info
 
@@ -35,6 +38,47 @@ def set_num_threads(n):
     from threadpoolctl import threadpool_limits
     import scipy.linalg.cython_blas  # noqa: F401  (make sure SciPy's BLAS is loaded to be found)
     _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []
+
+
+def _blas_controllers():
+    from threadpoolctl import ThreadpoolController
+    import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so that it is found)
+    return [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Hold every loaded BLAS at one thread while a kernel calls it from its own OpenMP threads.
+
+    Two pools on two cores (OpenMP's and OpenBLAS's, each spinning while the other works) slow
+    both several times over. Counted, so overlapping calls from several Python threads restore
+    the BLAS's own setting only when the last one leaves.
+    """
+    global _blas_users, _blas_saved, _controllers
+    with _blas_lock:
+        if _blas_users == 0:
+            if _controllers is None:
+                _controllers = _blas_controllers()
+            _blas_saved = [(c, c.get_num_threads()) for c in _controllers]
+            for c, _ in _blas_saved:
+                c.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for c, n in _blas_saved:
+                    c.set_num_threads(n)
+
+
+_controllers = None
 
 
 def get_num_threads():

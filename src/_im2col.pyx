@@ -1,22 +1,27 @@
 """im2col + GEMM convolution: forward, input gradient (col2im) and kernel gradient.
 
 Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened; the geometry comes
-from the ConvSpec (see _geometry.pxd). The column matrix of a tile has one row per
-(input channel, kernel tap) -- R = C * k_vol rows, the rows of group g contiguous -- and one column
-per (sample, output position) of the tile. Tiles are either `tile_n` whole samples, or, when one
-sample's columns exceed the workspace, `tile_p` output positions of a single sample.
+from the ConvSpec (see _geometry.pxd). A column matrix has one row per (input channel, kernel tap)
+-- R = C * k_vol rows, those of group g contiguous -- and one column per output position.
 
-Threads: the packing loops run under OpenMP (`prange`, static schedule), the GEMMs use the
-BLAS's own threads; the two never run at once, so the one budget is never oversubscribed. Every
-output element is written by one thread in a fixed order, and the kernel gradient accumulates tile
-after tile in a fixed order, so the result does not depend on the thread count.
+Work is cut into chunks of `width` output positions of one sample. Each OpenMP thread packs a
+chunk into its own small buffer (it stays in cache) and at once multiplies it with the
+single-threaded BLAS (the caller holds the BLAS at one thread): one thread pool, no buffer the size
+of the whole column matrix. Results do not depend on the thread count:
+  forward      each chunk of y is written by one GEMM;
+  grad_input   work items are (sample, block of input channels), so col2im never writes one
+               element from two threads;
+  grad_kernel  the chunks are split into `parts` (a number fixed by the problem, not by the
+               threads), each summed into its own partial gradient, and the partials are added in
+               order.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec, valid_range
+from _openmp cimport omp_get_thread_num
 
 
 cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
@@ -64,56 +69,25 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
         p += o_end - o_w
 
 
-cdef void pack_tile(const floating* x, floating* col, const Geom* g, Py_ssize_t n0, Py_ssize_t nb,
-                    Py_ssize_t p0, Py_ssize_t p1, int num_threads) noexcept nogil:
-    """col[r, b * (p1 - p0) + p - p0] = x[n0 + b] at row r's tap, for every row r and sample b."""
-    cdef Py_ssize_t R = g.C * g.k_vol, width = p1 - p0, ld = nb * width
-    cdef Py_ssize_t item, bi, r, c, t
-    for item in prange(nb * R, nogil=True, schedule="static", num_threads=num_threads):
-        bi = item // R
-        r = item - bi * R
+cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t n,
+                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    """col[r - r0, p - p0] = x[n] at row r's tap and output position p (rows r0..r1)."""
+    cdef Py_ssize_t width = p1 - p0, r, c, t
+    for r in range(r0, r1):
         c = r // g.k_vol
         t = r - c * g.k_vol
-        walk_row(<floating*>x + ((n0 + bi) * g.C + c) * g.in_vol, col + r * ld + bi * width, g,
+        walk_row(<floating*>x + (n * g.C + c) * g.in_vol, col + (r - r0) * width, g,
                  t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, False)
 
 
-cdef void scatter_tile(floating* gx, const floating* col, const Geom* g, Py_ssize_t n0,
-                       Py_ssize_t nb, Py_ssize_t p0, Py_ssize_t p1, int num_threads) noexcept nogil:
-    """col2im: gx[n0 + b] += every row of the tile's column matrix, at its tap (the adjoint of pack).
-
-    One (sample, channel) pair per work item: each input channel is written by a single thread,
-    its taps added in a fixed order.
-    """
-    cdef Py_ssize_t width = p1 - p0, ld = nb * width
-    cdef Py_ssize_t item, bi, c, t, r
-    for item in prange(nb * g.C, nogil=True, schedule="static", num_threads=num_threads):
-        bi = item // g.C
-        c = item - bi * g.C
+cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssize_t n,
+                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    """col2im: gx[n, c] += the rows of channels c0..c1 at their taps (the adjoint of pack_chunk)."""
+    cdef Py_ssize_t width = p1 - p0, c, t
+    for c in range(c0, c1):
         for t in range(g.k_vol):
-            r = c * g.k_vol + t
-            walk_row(gx + ((n0 + bi) * g.C + c) * g.in_vol, <floating*>col + r * ld + bi * width, g,
-                     t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, True)
-
-
-cdef void batch_to_rows(const floating* a, floating* tmp, Py_ssize_t n0, Py_ssize_t nb,
-                        Py_ssize_t rows, Py_ssize_t P, int num_threads) noexcept nogil:
-    """tmp[k, b * P + p] = a[n0 + b, k, p]: a tile of (N, rows, P) as one (rows, nb * P) matrix."""
-    cdef Py_ssize_t item, bi, k
-    for item in prange(nb * rows, nogil=True, schedule="static", num_threads=num_threads):
-        bi = item // rows
-        k = item - bi * rows
-        memcpy(tmp + k * nb * P + bi * P, a + ((n0 + bi) * rows + k) * P, P * sizeof(floating))
-
-
-cdef void rows_to_batch(const floating* tmp, floating* a, Py_ssize_t n0, Py_ssize_t nb,
-                        Py_ssize_t rows, Py_ssize_t P, int num_threads) noexcept nogil:
-    """a[n0 + b, k, p] = tmp[k, b * P + p]: the inverse of batch_to_rows."""
-    cdef Py_ssize_t item, bi, k
-    for item in prange(nb * rows, nogil=True, schedule="static", num_threads=num_threads):
-        bi = item // rows
-        k = item - bi * rows
-        memcpy(a + ((n0 + bi) * rows + k) * P, tmp + k * nb * P + bi * P, P * sizeof(floating))
+            walk_row(gx + (n * g.C + c) * g.in_vol, <floating*>col + ((c - c0) * g.k_vol + t) * width,
+                     g, t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, True)
 
 
 cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
@@ -122,138 +96,128 @@ cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
             and g.pd == 0 and g.ph == 0 and g.pw == 0)
 
 
+cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
+                         floating* work, Py_ssize_t width, int num_threads) noexcept nogil:
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, R = g.C * g.k_vol
+    cdef Py_ssize_t Rg = g.Cg * g.k_vol, item, n, p0, p1, gi, ld
+    cdef floating* col
+    cdef const floating* b
+    cdef bint pointwise = is_pointwise(g)
+    for item in prange(g.N * per_sample, nogil=True, schedule="static", num_threads=num_threads):
+        n = item // per_sample
+        p0 = (item - n * per_sample) * width
+        p1 = min(p0 + width, g.P)
+        col = work + omp_get_thread_num() * R * width
+        if pointwise:
+            b = x + n * g.C * g.P + p0
+            ld = g.P
+        else:
+            pack_chunk(x, col, g, n, 0, R, p0, p1)
+            b = col
+            ld = p1 - p0
+        for gi in range(g.G):
+            gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
+                 b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
+
+
+cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
+                            floating* work, Py_ssize_t width, Py_ssize_t block,
+                            int num_threads) noexcept nogil:
+    """Items are (sample, group, block of `block` input channels); positions in chunks of `width`."""
+    cdef Py_ssize_t per_group = (g.Cg + block - 1) // block, Rg = g.Cg * g.k_vol
+    cdef Py_ssize_t item, n, gi, c0, c1, p0, p1, ld
+    cdef floating* col
+    cdef bint pointwise = is_pointwise(g)
+    for item in prange(g.N * g.G * per_group, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        n = item // (g.G * per_group)
+        gi = (item // per_group) % g.G
+        c0 = gi * g.Cg + (item % per_group) * block
+        c1 = min(c0 + block, (gi + 1) * g.Cg)
+        col = work + omp_get_thread_num() * block * g.k_vol * width
+        p0 = 0
+        while p0 < g.P:
+            p1 = min(p0 + width, g.P)
+            if pointwise:       # gx[n, c0:c1, p0:p1] = W_g^T[c0:c1] gy[n, group, p0:p1]
+                gemm(True, False, c1 - c0, p1 - p0, g.Kg, <floating>1,
+                     w + gi * g.Kg * Rg + (c0 - gi * g.Cg), Rg,
+                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
+                     <floating>0, gx + (n * g.C + c0) * g.P + p0, g.P)
+            else:
+                ld = p1 - p0
+                gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
+                     w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
+                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
+                scatter_chunk(gx, col, g, n, c0, c1, p0, p1)
+            p0 = p1
+
+
+cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
+                            floating* work, floating* partials, Py_ssize_t width,
+                            Py_ssize_t parts, int num_threads) noexcept nogil:
+    """Part q sums chunks [q * chunks / parts, (q + 1) * chunks / parts) into partials[q]."""
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, size = g.K * Rg
+    cdef Py_ssize_t q, i, n, p0, p1, gi, ld, e
+    cdef floating* col
+    cdef floating* part
+    cdef const floating* b
+    cdef floating total
+    cdef bint pointwise = is_pointwise(g)
+    for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
+        col = work + omp_get_thread_num() * R * width
+        part = partials + q * size
+        memset(part, 0, size * sizeof(floating))
+        for i in range(q * chunks // parts, (q + 1) * chunks // parts):
+            n = i // per_sample
+            p0 = (i - n * per_sample) * width
+            p1 = min(p0 + width, g.P)
+            if pointwise:
+                b = x + n * g.C * g.P + p0
+                ld = g.P
+            else:
+                pack_chunk(x, col, g, n, 0, R, p0, p1)
+                b = col
+                ld = p1 - p0
+            for gi in range(g.G):
+                gemm(False, True, g.Kg, Rg, p1 - p0, <floating>1,
+                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
+                     b + gi * Rg * ld, ld, <floating>1, part + gi * g.Kg * Rg, Rg)
+    for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
+        total = 0
+        for q in range(parts):
+            total = total + partials[q * size + e]
+        gw[e] = total
+
+
 cdef inline floating* data(floating[::1] a) noexcept:
     return &a[0] if a.shape[0] > 0 else NULL
 
 
-cdef void forward_tiles(const Geom* g, const floating* x, const floating* w, floating* y,
-                        floating* col, floating* tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
-                        int num_threads) noexcept nogil:
-    cdef Py_ssize_t Rg = g.Cg * g.k_vol, n0, nb, p0, p1, ld, gi
-    if is_pointwise(g):
-        for n0 in range(g.N):
-            for gi in range(g.G):
-                gemm(False, False, g.Kg, g.P, g.Cg, <floating>1, w + gi * g.Kg * g.Cg, g.Cg,
-                     x + (n0 * g.C + gi * g.Cg) * g.P, g.P,
-                     <floating>0, y + (n0 * g.K + gi * g.Kg) * g.P, g.P)
-        return
-    n0 = 0
-    while n0 < g.N:
-        nb = min(tile_n, g.N - n0)
-        p0 = 0
-        while p0 < g.P:
-            p1 = min(p0 + tile_p, g.P)
-            ld = nb * (p1 - p0)
-            pack_tile(x, col, g, n0, nb, p0, p1, num_threads)
-            for gi in range(g.G):
-                if nb == 1:     # straight into y[n0], row stride P
-                    gemm(False, False, g.Kg, ld, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
-                         col + gi * Rg * ld, ld,
-                         <floating>0, y + (n0 * g.K + gi * g.Kg) * g.P + p0, g.P)
-                else:
-                    gemm(False, False, g.Kg, ld, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
-                         col + gi * Rg * ld, ld, <floating>0, tmp + gi * g.Kg * ld, ld)
-            if nb > 1:
-                rows_to_batch(tmp, y, n0, nb, g.K, g.P, num_threads)
-            p0 = p1
-        n0 += nb
-
-
-cdef void grad_input_tiles(const Geom* g, const floating* gy, const floating* w, floating* gx,
-                           floating* col, floating* tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
-                           int num_threads) noexcept nogil:
-    cdef Py_ssize_t Rg = g.Cg * g.k_vol, n0, nb, p0, p1, ld, gi
-    if is_pointwise(g):
-        for n0 in range(g.N):
-            for gi in range(g.G):
-                gemm(True, False, g.Cg, g.P, g.Kg, <floating>1, w + gi * g.Kg * g.Cg, g.Cg,
-                     gy + (n0 * g.K + gi * g.Kg) * g.P, g.P,
-                     <floating>0, gx + (n0 * g.C + gi * g.Cg) * g.P, g.P)
-        return
-    n0 = 0
-    while n0 < g.N:
-        nb = min(tile_n, g.N - n0)
-        if nb > 1:
-            batch_to_rows(gy, tmp, n0, nb, g.K, g.P, num_threads)
-        p0 = 0
-        while p0 < g.P:
-            p1 = min(p0 + tile_p, g.P)
-            ld = nb * (p1 - p0)
-            for gi in range(g.G):
-                if nb == 1:
-                    gemm(True, False, Rg, ld, g.Kg, <floating>1, w + gi * g.Kg * Rg, Rg,
-                         gy + (n0 * g.K + gi * g.Kg) * g.P + p0, g.P,
-                         <floating>0, col + gi * Rg * ld, ld)
-                else:
-                    gemm(True, False, Rg, ld, g.Kg, <floating>1, w + gi * g.Kg * Rg, Rg,
-                         tmp + gi * g.Kg * ld, ld, <floating>0, col + gi * Rg * ld, ld)
-            scatter_tile(gx, col, g, n0, nb, p0, p1, num_threads)
-            p0 = p1
-        n0 += nb
-
-
-cdef void grad_kernel_tiles(const Geom* g, const floating* x, const floating* gy, floating* gw,
-                            floating* col, floating* tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
-                            int num_threads) noexcept nogil:
-    cdef Py_ssize_t Rg = g.Cg * g.k_vol, n0, nb, p0, p1, ld, gi
-    if is_pointwise(g):
-        for n0 in range(g.N):
-            for gi in range(g.G):
-                gemm(False, True, g.Kg, g.Cg, g.P, <floating>1,
-                     gy + (n0 * g.K + gi * g.Kg) * g.P, g.P,
-                     x + (n0 * g.C + gi * g.Cg) * g.P, g.P,
-                     <floating>1, gw + gi * g.Kg * g.Cg, g.Cg)
-        return
-    n0 = 0
-    while n0 < g.N:
-        nb = min(tile_n, g.N - n0)
-        if nb > 1:
-            batch_to_rows(gy, tmp, n0, nb, g.K, g.P, num_threads)
-        p0 = 0
-        while p0 < g.P:
-            p1 = min(p0 + tile_p, g.P)
-            ld = nb * (p1 - p0)
-            pack_tile(x, col, g, n0, nb, p0, p1, num_threads)
-            for gi in range(g.G):
-                if nb == 1:
-                    gemm(False, True, g.Kg, Rg, ld, <floating>1,
-                         gy + (n0 * g.K + gi * g.Kg) * g.P + p0, g.P,
-                         col + gi * Rg * ld, ld, <floating>1, gw + gi * g.Kg * Rg, Rg)
-                else:
-                    gemm(False, True, g.Kg, Rg, ld, <floating>1, tmp + gi * g.Kg * ld, ld,
-                         col + gi * Rg * ld, ld, <floating>1, gw + gi * g.Kg * Rg, Rg)
-            p0 = p1
-        n0 += nb
-
-
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
-            floating[::1] col, floating[::1] tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
-            int num_threads):
-    """y = conv(x, w) for the lifted problem `spec`; col and tmp are the workspaces."""
+            floating[::1] work, Py_ssize_t width, int num_threads):
+    """y = conv(x, w) for the lifted problem `spec`; `work` holds num_threads * R * width values."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* colp = data(col)
-    cdef floating* tmpp = data(tmp)
+    cdef floating* workp = data(work)
     with nogil:
-        forward_tiles(&g, &x[0], &w[0], &y[0], colp, tmpp, tile_n, tile_p, num_threads)
+        forward_chunks(&g, &x[0], &w[0], &y[0], workp, width, num_threads)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-               floating[::1] col, floating[::1] tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
-               int num_threads):
-    """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im. gx must be zeroed."""
+               floating[::1] work, Py_ssize_t width, Py_ssize_t block, int num_threads):
+    """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im into gx (zeroed)."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* colp = data(col)
-    cdef floating* tmpp = data(tmp)
+    cdef floating* workp = data(work)
     with nogil:
-        grad_input_tiles(&g, &gy[0], &w[0], &gx[0], colp, tmpp, tile_n, tile_p, num_threads)
+        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, width, block, num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                floating[::1] col, floating[::1] tmp, Py_ssize_t tile_n, Py_ssize_t tile_p,
+                floating[::1] work, floating[::1] partials, Py_ssize_t width, Py_ssize_t parts,
                 int num_threads):
-    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gw += gy col^T, tile after tile. gw must be zeroed."""
+    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gy col^T summed over every chunk, in fixed order."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* colp = data(col)
-    cdef floating* tmpp = data(tmp)
+    cdef floating* workp = data(work)
     with nogil:
-        grad_kernel_tiles(&g, &x[0], &gy[0], &gw[0], colp, tmpp, tile_n, tile_p, num_threads)
+        grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, &partials[0], width, parts,
+                          num_threads)

@@ -1,9 +1,10 @@
-"""im2col + GEMM: the column matrix of a tile of the input times the kernel matrix, on BLAS.
+"""im2col + GEMM: each thread packs a chunk of the column matrix and multiplies it on BLAS.
 
-The column buffer is bounded by the workspace limit: samples are batched into one GEMM until a tile
-has about TARGET_COLUMNS columns (small images make small GEMMs otherwise), and a sample too large
-for the limit is split over its output positions. A 1x1 kernel with stride 1 and no padding needs
-no copy at all: the input is already the column matrix.
+A chunk is `width` output positions of one sample, so a thread's column buffer (R rows x width)
+stays in cache; a 1x1 kernel with stride 1 and no padding needs no buffer at all (the input is the
+column matrix). Everything that changes a result's rounding -- the chunk width, the channel blocks
+of the input gradient, the parts of the kernel gradient's sum -- depends on the problem and the
+workspace limit only, never on the thread count; the limit is kept by running fewer threads.
 """
 import math
 
@@ -13,11 +14,13 @@ from .. import _config, _im2col
 
 NAME = "im2col"
 
-TARGET_COLUMNS = 4096
+CHUNK_COLUMNS = 256     # output positions per chunk: R x 256 values stay in a core's L2
+BLOCK_ROWS = 576        # input-gradient rows (channels x taps) per work item
+MAX_PARTS = 16          # partial sums of the kernel gradient
 BLAS_INT_MAX = 2**31 - 1
 # Shipped cost constants (issue 4 calibrates them on the user's machine).
-GEMM_FLOPS_PER_S = {"float32": 150e9, "float64": 70e9}
-BYTES_PER_S = 10e9
+GEMM_FLOPS_PER_S = {"float32": 250e9, "float64": 120e9}
+BYTES_PER_S = 20e9
 
 
 def _pointwise(spec):
@@ -25,43 +28,54 @@ def _pointwise(spec):
             and spec.pad_low == spec.pad_high == (0, 0, 0))
 
 
-def _plan(spec):
-    """(tile_n, tile_p, col elements, tmp elements) within the workspace limit."""
-    rows = spec.in_channels * math.prod(spec.kernel_size)
-    positions = math.prod(spec.output_size)
-    if _pointwise(spec):
-        return 1, positions, 0, 0
-    limit = _config.get_workspace_limit() // spec.dtype.itemsize
-    # several whole samples: column matrix plus a (K, columns) buffer to reorder the GEMM's output
-    tile_n = min(spec.batch, -(-TARGET_COLUMNS // positions),
-                 limit // ((rows + spec.out_channels) * positions))
-    if tile_n > 1:
-        columns = tile_n * positions
-        return tile_n, positions, rows * columns, spec.out_channels * columns
-    if rows * positions <= limit:
-        return 1, positions, rows * positions, 0
-    tile_p = max(1, limit // rows)
-    return 1, tile_p, rows * tile_p, 0
+class _Plan:
+    """Chunking and workspace of one problem and operation."""
+
+    def __init__(self, spec, op):
+        k_vol = math.prod(spec.kernel_size)
+        positions = math.prod(spec.output_size)
+        group_channels = spec.in_channels // spec.groups
+        limit = _config.get_workspace_limit() // spec.dtype.itemsize
+        blocks = -(-group_channels * k_vol // BLOCK_ROWS)
+        self.block = -(-group_channels // blocks)
+        rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
+                "grad_input": self.block * k_vol}[op]
+        self.rows = 0 if _pointwise(spec) else rows
+        width = min(positions, CHUNK_COLUMNS)
+        self.parts = self.partial_elements = 0
+        if op == "grad_kernel":
+            kernel_size = spec.out_channels * group_channels * k_vol
+            chunks = spec.batch * -(-positions // width)
+            self.parts = max(1, min(MAX_PARTS, chunks, limit // (2 * kernel_size)))
+            self.partial_elements = self.parts * kernel_size
+        room = limit - self.partial_elements
+        self.width = max(1, min(width, room // max(self.rows, 1)))
+        per_thread = self.rows * self.width
+        self.threads = max(1, min(_config.get_num_threads(), room // per_thread if per_thread else 1 << 30))
+        self.work_elements = self.threads * per_thread
+
+    @property
+    def workspace_elements(self):
+        return self.work_elements + self.partial_elements
 
 
 def supports(spec, op):
     rows = spec.in_channels * math.prod(spec.kernel_size)
-    if rows * spec.dtype.itemsize > _config.get_workspace_limit():
-        return False, (f"one column ({rows} values) exceeds the workspace limit of "
-                       f"{_config.get_workspace_limit()} bytes")
-    tile_n, tile_p, _, _ = _plan(spec)
-    if max(rows, spec.out_channels, tile_n * tile_p) > BLAS_INT_MAX:
+    plan = _Plan(spec, op)
+    if plan.workspace_elements * spec.dtype.itemsize > _config.get_workspace_limit():
+        return False, (f"even one column chunk ({plan.rows} rows) and the partial sums exceed the "
+                       f"workspace limit of {_config.get_workspace_limit()} bytes")
+    if max(rows, spec.out_channels, math.prod(spec.output_size)) > BLAS_INT_MAX:
         return False, "a matrix dimension exceeds the 32-bit BLAS integer range"
     return True, ""
 
 
 def workspace(spec, op):
-    _, _, col, tmp = _plan(spec)
-    return (col + tmp) * spec.dtype.itemsize
+    return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
 
 
 def cost(spec, op):
-    """GEMM time at a rate that falls with thin matrices, plus the traffic of the column buffer."""
+    """GEMM time at a rate that falls with thin matrices, plus the traffic of packing."""
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     k_g = spec.out_channels // spec.groups
     efficiency = min(1.0, rows_g / 64) * min(1.0, k_g / 32)
@@ -70,27 +84,31 @@ def cost(spec, op):
     return gemm + copies * spec.dtype.itemsize / BYTES_PER_S
 
 
-def _buffers(spec):
-    tile_n, tile_p, col, tmp = _plan(spec)
-    return np.empty(col, spec.dtype), np.empty(tmp, spec.dtype), tile_n, tile_p
-
-
 def forward(spec, x, w):
+    plan = _Plan(spec, "forward")
     y = np.empty(spec.y_shape, spec.dtype)
-    _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), *_buffers(spec),
-                    _config.get_num_threads())
+    with _config.blas_single_threaded():
+        _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
+                        np.empty(plan.work_elements, spec.dtype), plan.width, plan.threads)
     return y
 
 
 def grad_input(spec, gy, w):
+    plan = _Plan(spec, "grad_input")
     gx = np.zeros(spec.x_shape, spec.dtype)
-    _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1), *_buffers(spec),
-                       _config.get_num_threads())
+    with _config.blas_single_threaded():
+        _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
+                           np.empty(plan.work_elements, spec.dtype), plan.width, plan.block,
+                           plan.threads)
     return gx
 
 
 def grad_kernel(spec, x, gy):
-    gw = np.zeros(spec.w_shape, spec.dtype)
-    _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), *_buffers(spec),
-                        _config.get_num_threads())
+    plan = _Plan(spec, "grad_kernel")
+    gw = np.empty(spec.w_shape, spec.dtype)
+    with _config.blas_single_threaded():
+        _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
+                            np.empty(plan.work_elements, spec.dtype),
+                            np.empty(plan.partial_elements, spec.dtype), plan.width, plan.parts,
+                            plan.threads)
     return gw
