@@ -4,10 +4,12 @@ Portable by default: ``-O3`` and OpenMP when the compiler has it (a serial build
 warning). Opt-in switches, read from the environment:
 
 * ``FASTCONV_NATIVE=1``  adds ``-march=native`` (binaries then only run on this kind of CPU);
-* ``FASTCONV_DEBUG=1``   turns Cython's bounds/wraparound checks back on and builds with ``-O0 -g``.
+* ``FASTCONV_DEBUG=1``   turns Cython's bounds/wraparound checks back on and builds with ``-O0 -g``;
+* ``FASTCONV_ONLY=_a,_b`` builds only those modules (for working on one kernel; not for installs).
 
 ``-ffast-math`` is never used: it would break the NaN/Inf propagation the contract promises.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -34,7 +36,10 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-MODULES = ["_openmp_info", "_im2col"]
+# Every src/_*.pyx is one extension module, fastconv._name.
+MODULES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join("src", "_*.pyx")))
+if os.environ.get("FASTCONV_ONLY"):
+    MODULES = [m for m in MODULES if m in os.environ["FASTCONV_ONLY"].split(",")]
 
 
 def _compiler_has_openmp():
