@@ -124,7 +124,8 @@ def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, 
         x5 = _lifted(x, spec, spec.x_shape, dtype)
         if padding_mode != "zeros":
             x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
-        y5 = _registry.select(spec, "forward", algorithm).forward(spec, x5, _kernel(w, spec, flip))
+        w5 = _kernel(w, spec, flip)
+        y5 = _registry.select(spec, "forward", algorithm, w5).forward(spec, x5, w5)
     return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
 
 
@@ -208,10 +209,10 @@ def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, pad
     gy5 = _lifted(gy, spec, spec.y_shape, dtype)
     w5 = _kernel(w, spec, flip)
     if padding_mode == "zeros":
-        gx5 = _registry.select(spec, "grad_input", algorithm).grad_input(spec, gy5, w5)
+        gx5 = _registry.select(spec, "grad_input", algorithm, w5).grad_input(spec, gy5, w5)
     else:
         padded = with_explicit_padding(spec)
-        gxp = _registry.select(padded, "grad_input", algorithm).grad_input(padded, gy5, w5)
+        gxp = _registry.select(padded, "grad_input", algorithm, w5).grad_input(padded, gy5, w5)
         gx5 = _fold_padding(gxp, spec, padding_mode)
     return gx5.reshape(spec.user_shape(spec.x_shape))
 

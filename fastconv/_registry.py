@@ -7,8 +7,11 @@ An algorithm is a module (or object) with a ``NAME`` and the interface of STYLE.
     grad_input(spec, gy, w) -> gx             grad_kernel(spec, x, gy) -> gw
 
 where ``op`` is one of OPERATIONS and the arrays are lifted to three spatial dimensions,
-C-contiguous, of ``spec.dtype``. ``"auto"`` picks the cheapest algorithm that supports the call
-within the workspace limit; naming one that does not support it raises NotSupportedError.
+C-contiguous, of ``spec.dtype``. An algorithm whose applicability depends on the kernel's values
+(separable: a rank-one kernel) also has ``supports_weights(spec, op, w) -> (bool, reason)``; where
+the kernel is not known (``choose``/``explain`` on shapes, the kernel gradient) it does not apply.
+``"auto"`` picks the cheapest algorithm that supports the call within the workspace limit; naming
+one that does not support it raises NotSupportedError.
 """
 from . import _config
 
@@ -38,12 +41,22 @@ def check_algorithm(algorithm):
         raise ValueError(f"algorithm must be 'auto' or one of {algorithms()}, got {algorithm!r}")
 
 
-def assess(spec, op):
+def _supports(impl, spec, op, w):
+    ok, reason = impl.supports(spec, op)
+    check_weights = getattr(impl, "supports_weights", None)
+    if ok and check_weights is not None:
+        if w is None:
+            return False, "depends on the kernel's values, which only the call itself has"
+        ok, reason = check_weights(spec, op, w)
+    return ok, reason
+
+
+def assess(spec, op, w=None):
     """One row per algorithm: (name, applies, reason, predicted seconds, workspace bytes)."""
     limit = _config.get_workspace_limit()
     rows = []
     for name, impl in _ALGORITHMS.items():
-        ok, reason = impl.supports(spec, op)
+        ok, reason = _supports(impl, spec, op, w)
         cost = workspace = None
         if ok:
             cost, workspace = impl.cost(spec, op), impl.workspace(spec, op)
@@ -54,21 +67,21 @@ def assess(spec, op):
     return rows
 
 
-def choose_name(spec, op):
-    """The cheapest applicable algorithm for `op` on `spec`."""
-    usable = [(cost, name) for name, ok, _, cost, _ in assess(spec, op) if ok]
+def choose_name(spec, op, w=None):
+    """The cheapest applicable algorithm for `op` on `spec` (and kernel `w`, where known)."""
+    usable = [(cost, name) for name, ok, _, cost, _ in assess(spec, op, w) if ok]
     if not usable:
         raise NotSupportedError(f"no algorithm supports this problem ({op}): {spec}")
     return min(usable)[1]
 
 
-def select(spec, op, algorithm):
+def select(spec, op, algorithm, w=None):
     """The implementation that computes `op` on `spec`, honouring a forced `algorithm`."""
     check_algorithm(algorithm)
     if algorithm == "auto":
-        return _ALGORITHMS[choose_name(spec, op)]
+        return _ALGORITHMS[choose_name(spec, op, w)]
     impl = _ALGORITHMS[algorithm]
-    ok, reason = impl.supports(spec, op)
+    ok, reason = _supports(impl, spec, op, w)
     if not ok:
         raise NotSupportedError(f"algorithm {algorithm!r} does not support this problem ({op}): "
                                 f"{reason}")
