@@ -1,0 +1,105 @@
+"""The ``fastconv`` command: ``fastconv tour`` (the default) and ``fastconv explain``."""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import fastconv
+
+
+def _best_time(fn, repeat=5):
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _photo():
+    """A real photograph in grey levels, from scikit-learn's bundled samples (the demo extra)."""
+    try:
+        from sklearn.datasets import load_sample_image
+        rgb = load_sample_image("china.jpg")
+    except ImportError as exc:
+        raise SystemExit(f"the tour needs the demo extra: pip install \"fastconv[demo]\" ({exc})")
+    return (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
+
+
+def tour(out=None):
+    """Figure 9.6 on a real photograph, then a layer-sized problem with the chooser's view."""
+    image = _photo()
+    h, w = image.shape
+    kernel = np.array([[[[-1.0, 1.0]]]], np.float32)      # figure 9.6: right minus left
+    x = image[None, None]
+    edges = fastconv.conv2d(x, kernel)
+    seconds = _best_time(lambda: fastconv.conv2d(x, kernel))
+    algorithm = fastconv.choose(x.shape, kernel.shape)
+    conv_flops = 2 * edges.size                           # two taps: a multiply and an add each
+    dense_flops = 2 * edges.size * image.size             # the same map as a dense matrix
+    print(f"figure 9.6: edges of a {h}x{w} photograph with the kernel [-1, 1]")
+    print(f"  output {edges.shape[2]}x{edges.shape[3]}, {seconds * 1e3:.3f} ms, algorithm {algorithm!r}")
+    print(f"  {conv_flops:,} FLOPs as a convolution vs {dense_flops:.2e} as a dense matrix "
+          f"({dense_flops / conv_flops:,.0f}x more)")
+    print(f"  strongest vertical edges: |y| max {np.abs(edges).max():.3f}, mean {np.abs(edges).mean():.4f}")
+    if out:
+        _save_png(out, np.abs(edges[0, 0]))
+        print(f"  wrote {out}")
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 64, 56, 56), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32) / 24
+    print("\na ResNet layer: x (8, 64, 56, 56), w (64, 64, 3, 3), padding 1, float32, "
+          f"{fastconv.get_num_threads()} threads")
+    y = fastconv.conv2d(x, w, padding=1)
+    gy = np.ones_like(y)
+    flops = 2 * y.size * 64 * 9
+    for name, fn in [("forward", lambda: fastconv.conv2d(x, w, padding=1)),
+                     ("grad_input", lambda: fastconv.conv_grad_input(gy, w, x.shape, padding=1)),
+                     ("grad_kernel", lambda: fastconv.conv_grad_kernel(x, gy, w.shape, padding=1))]:
+        t = _best_time(fn, repeat=3)
+        print(f"  {name:<12} {t * 1e3:7.2f} ms  {flops / t / 1e9:6.1f} GFLOP/s")
+    print()
+    print(fastconv.explain(x.shape, w.shape, padding=1))
+
+
+def _save_png(path, image):
+    try:
+        from PIL import Image
+    except ImportError:
+        raise SystemExit("writing a PNG needs Pillow (the demo extra): pip install \"fastconv[demo]\"")
+    scaled = (255 * image / max(float(image.max()), 1e-12)).astype(np.uint8)
+    Image.fromarray(scaled).save(path)
+
+
+def _shape(text):
+    return tuple(int(v) for v in text.replace("x", ",").split(",") if v)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    p_tour = sub.add_parser("tour", help="figure 9.6 on a photograph and a timed ResNet layer")
+    p_tour.add_argument("--out", help="write the edge image to this PNG file")
+    p_explain = sub.add_parser("explain", help="what the chooser sees for one problem")
+    p_explain.add_argument("--x", required=True, type=_shape, help="input shape, e.g. 8,64,56,56")
+    p_explain.add_argument("--w", required=True, type=_shape, help="kernel shape, e.g. 64,64,3,3")
+    p_explain.add_argument("--stride", type=int, default=1)
+    p_explain.add_argument("--padding", default="0")
+    p_explain.add_argument("--dilation", type=int, default=1)
+    p_explain.add_argument("--groups", type=int, default=1)
+    p_explain.add_argument("--dtype", default="float32")
+    args = parser.parse_args(argv)
+    if args.command == "explain":
+        padding = args.padding if args.padding in ("valid", "same", "full") else int(args.padding)
+        print(fastconv.explain(args.x, args.w, stride=args.stride, padding=padding,
+                               dilation=args.dilation, groups=args.groups, dtype=args.dtype))
+    else:
+        tour(getattr(args, "out", None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
