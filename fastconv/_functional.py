@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from . import _registry
-from ._geometry import (LIFTED_DIMS, check_padding_mode, make_spec, padding_index,
+from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
                         transpose_input_sizes, with_explicit_padding)
 
 
@@ -197,8 +197,8 @@ def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, pad
     if gy.ndim != ndim + 2:
         raise ValueError(f"{gy_name} must have {ndim + 2} dimensions (N, K, *output) for a {ndim}-D "
                          f"kernel, got shape {gy.shape}")
-    x_shape = _full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups
-                                                          if isinstance(groups, int) else 0))
+    groups = check_groups(groups)
+    x_shape = _full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups))
     dtype = _result_dtype(gy, w)
     spec = make_spec(x_shape, w.shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, x_name=shape_name)
@@ -243,8 +243,8 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
     if gy.ndim != ndim + 2:
         raise ValueError(f"gy must have {ndim + 2} dimensions (N, K, *output) like x, got shape "
                          f"{gy.shape}")
-    per_group = x.shape[1] // groups if isinstance(groups, int) and groups > 0 else 0
-    w_shape = _full_shape(kernel_shape, "kernel_shape", ndim, (gy.shape[1], per_group))
+    groups = check_groups(groups)
+    w_shape = _full_shape(kernel_shape, "kernel_shape", ndim, (gy.shape[1], x.shape[1] // groups))
     dtype = _result_dtype(x, gy)
     spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, w_name="kernel_shape")
@@ -280,21 +280,25 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
         raise ValueError(f"x must have {ndim + 2} dimensions (N, K, *spatial) for a {ndim}-D kernel, "
                          f"got shape {x.shape}")
     b = None if bias is None else _as_array(bias, "bias")
-    if isinstance(groups, int) and groups > 0:
-        _check_bias(b, w.shape[1] * groups)
+    groups = check_groups(groups)
+    channels = w.shape[1] * groups
+    _check_bias(b, channels)
     ranges = transpose_input_sizes(x.shape[2:], w.shape, stride=stride, padding=padding,
                                    dilation=dilation)
     if output_shape is None:
         sizes = tuple(lo for lo, _ in ranges)
     else:
-        full = _full_shape(output_shape, "output_shape", ndim, x.shape[:1] + (0,))
+        full = _full_shape(output_shape, "output_shape", ndim, (x.shape[0], channels))
+        if full[:2] != (x.shape[0], channels):
+            raise ValueError(f"output_shape {full} must start with the batch size and the output "
+                             f"channels (C/groups * groups) ({x.shape[0]}, {channels})")
         sizes = full[2:]
     for axis, (n, (lo, hi)) in enumerate(zip(sizes, ranges)):
         if not lo <= n <= hi:
             raise ValueError(f"output_shape {sizes} cannot be reached along spatial axis {axis}: "
                              f"an input of size {x.shape[2 + axis]} gives outputs of size {lo} to "
                              f"{hi} with this geometry")
-    input_shape = (x.shape[0], w.shape[1] * groups if isinstance(groups, int) else 0) + sizes
+    input_shape = (x.shape[0], channels) + sizes
     y = _grad_input(x, w, input_shape, stride, padding, dilation, groups, False, "zeros", algorithm,
                     gy_name="x", shape_name="output_shape")
     if b is not None:

@@ -130,6 +130,13 @@ class ConvSpec:
                 self.pad_high, self.groups, self.dtype.name)
 
 
+def check_groups(groups):
+    groups = _int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return groups
+
+
 def make_spec(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
               dtype=np.float64, x_name="x", w_name="w"):
     """Validate a problem given by the shapes of x (N, C, *spatial) and w (K, C/groups, *kernel)."""
@@ -141,9 +148,7 @@ def make_spec(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
     if len(x_shape) != ndim + 2:
         raise ValueError(f"{x_name} must have {ndim + 2} dimensions (N, C, *spatial) to match the "
                          f"{ndim}-D kernel {w_name} of shape {w_shape}, got shape {x_shape}")
-    groups = _int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
+    groups = check_groups(groups)
     batch, channels, *input_size = x_shape
     out_channels, group_channels, *kernel_size = w_shape
     if channels % groups or out_channels % groups:

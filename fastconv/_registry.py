@@ -69,9 +69,11 @@ def assess(spec, op, w=None):
 
 def choose_name(spec, op, w=None):
     """The cheapest applicable algorithm for `op` on `spec` (and kernel `w`, where known)."""
-    usable = [(cost, name) for name, ok, _, cost, _ in assess(spec, op, w) if ok]
+    rows = assess(spec, op, w)
+    usable = [(cost, name) for name, ok, _, cost, _ in rows if ok]
     if not usable:
-        raise NotSupportedError(f"no algorithm supports this problem ({op}): {spec}")
+        reasons = "; ".join(f"{name}: {reason}" for name, _, reason, _, _ in rows)
+        raise NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
     return min(usable)[1]
 
 

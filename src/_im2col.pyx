@@ -91,9 +91,13 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
 
 
 cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
-    """A 1x1 kernel with stride 1 and no padding: the input itself is the column matrix."""
+    """A 1x1 kernel with stride 1 and no padding: the input itself is the column matrix.
+
+    Geom carries only the low padding; an output as large as the input rules out the high one.
+    """
     return (g.k_vol == 1 and g.sd == 1 and g.sh == 1 and g.sw == 1
-            and g.pd == 0 and g.ph == 0 and g.pw == 0)
+            and g.pd == 0 and g.ph == 0 and g.pw == 0
+            and g.od == g.id and g.oh == g.ih and g.ow == g.iw)
 
 
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,

@@ -1,0 +1,110 @@
+"""The chooser: choose() names a registered fast algorithm, explain() shows every algorithm and the
+choice, the choice computes the problem, and "auto" runs exactly the chosen algorithm (bitwise
+equal to forcing it), so nothing falls back silently."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference
+
+# Ordinary problems (x shape, w shape, geometry), 1-D to 3-D; random (not separable) kernels.
+PROBLEMS = {
+    "1d": ((4, 8, 64), (16, 8, 5), dict(padding=2)),
+    "2d-3x3": ((2, 8, 24, 20), (16, 8, 3, 3), dict(padding=1)),
+    "2d-strided": ((2, 6, 23, 19), (12, 6, 3, 3), dict(stride=2, padding="same")),
+    "2d-grouped-dilated": ((2, 8, 20, 18), (8, 2, 3, 3), dict(groups=4, dilation=2, padding=2)),
+    "2d-1x1": ((2, 16, 12, 12), (8, 16, 1, 1), {}),
+    "2d-large-kernel": ((1, 4, 32, 32), (4, 4, 9, 9), dict(padding="valid")),
+    "3d": ((1, 4, 9, 8, 7), (6, 4, 3, 3, 3), dict(padding=1)),
+}
+DTYPES = ("float32", "float64")
+
+
+def _arrays(name, dtype):
+    xs, ws, kw = PROBLEMS[name]
+    rng = np.random.default_rng(len(name))
+    return rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype), kw
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_choose_names_a_fast_registered_algorithm(name, dtype, algorithm_names):
+    xs, ws, kw = PROBLEMS[name]
+    chosen = fastconv.choose(xs, ws, dtype=dtype, **kw)
+    assert isinstance(chosen, str)
+    assert chosen in algorithm_names
+    assert chosen != "reference", "the oracle must not be the choice for an ordinary problem"
+    assert fastconv.choose(xs, ws, dtype=dtype, **kw) == chosen, "choose is not deterministic"
+    assert fastconv.choose(xs, ws, dtype=np.dtype(dtype), **kw) == chosen, "dtype object vs string"
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_explain_lists_every_algorithm_and_the_choice(name, algorithm_names):
+    xs, ws, kw = PROBLEMS[name]
+    table = str(fastconv.explain(xs, ws, **kw))
+    for algorithm in algorithm_names:
+        assert algorithm in table, f"explain() does not mention {algorithm!r}:\n{table}"
+    chosen = fastconv.choose(xs, ws, **kw)
+    assert chosen in table
+    assert table.count("\n") >= len(algorithm_names), f"not a table with a row per algorithm:\n{table}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_the_choice_computes_the_problem(name, dtype, assert_close_to_reference):
+    x, w, kw = _arrays(name, dtype)
+    chosen = fastconv.choose(x.shape, w.shape, dtype=dtype, **kw)
+    got = fastconv.conv(x, w, algorithm=chosen, **kw)  # must not raise NotSupportedError
+    assert_close_to_reference(got, reference.conv(x, w, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_auto_runs_exactly_the_chosen_algorithm(name, dtype, restore_settings):
+    """Bitwise equality with the forced choice, at 1 and at 2 threads: "auto" neither picks another
+    algorithm nor falls back to one silently."""
+    x, w, kw = _arrays(name, dtype)
+    chosen = fastconv.choose(x.shape, w.shape, dtype=dtype, **kw)
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        auto = fastconv.conv(x, w, algorithm="auto", **kw)
+        forced = fastconv.conv(x, w, algorithm=chosen, **kw)
+        assert np.array_equal(auto, forced), f"auto differs from the chosen {chosen!r}"
+
+
+# Problems tailored to what each kind of algorithm is for; every registered algorithm must compute
+# at least one of them, so no algorithm is only ever "not applicable".
+def _separable(rng, K, C, k):
+    w = np.ones((K, C) + k)
+    for axis, size in enumerate(k):
+        w = w * rng.standard_normal((K, C) + tuple(size if a == axis else 1 for a in range(len(k))))
+    return w
+
+
+def _showcase(rng):
+    yield "3x3", rng.standard_normal((2, 4, 16, 16)), rng.standard_normal((4, 4, 3, 3)), dict(padding=1)
+    yield "large", rng.standard_normal((1, 2, 40, 40)), rng.standard_normal((2, 2, 15, 15)), dict(padding="same")
+    yield "separable", rng.standard_normal((2, 3, 20, 20)), _separable(rng, 3, 3, (7, 7)), dict(padding=3)
+    yield "1d-long", rng.standard_normal((1, 2, 200)), rng.standard_normal((2, 2, 31)), {}
+    yield "depthwise", rng.standard_normal((2, 6, 16, 16)), rng.standard_normal((6, 1, 3, 3)), dict(groups=6)
+    yield "strided", rng.standard_normal((2, 4, 17, 17)), rng.standard_normal((4, 4, 3, 3)), dict(stride=2)
+    yield "3d", rng.standard_normal((1, 2, 8, 8, 8)), rng.standard_normal((2, 2, 3, 3, 3)), dict(padding=1)
+
+
+def test_every_algorithm_computes_some_problem(algorithm_names, assert_close_to_reference):
+    computed = {a: [] for a in algorithm_names}
+    for name, x, w, kw in _showcase(np.random.default_rng(1)):
+        expected = reference.conv(x, w, **kw)
+        for algorithm in algorithm_names:
+            try:
+                got = fastconv.conv(x, w, algorithm=algorithm, **kw)
+            except fastconv.NotSupportedError as exc:
+                assert "does not support" in str(exc)
+                continue
+            try:
+                assert_close_to_reference(got, expected, np.float64)
+            except AssertionError as exc:
+                raise AssertionError(f"algorithm {algorithm!r} on {name}: {exc}") from None
+            computed[algorithm].append(name)
+    never = [a for a, names in computed.items() if not names]
+    assert not never, f"algorithms that computed none of the showcase problems: {never}"
