@@ -20,6 +20,8 @@ from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input,
                           conv_transpose, explain)
 from . import _algorithms  # noqa: F401  (registers the algorithms)
 from . import reference
+from .separable import (low_rank_conv, separable_conv, separable_conv_grad_factors,
+                        separable_conv_grad_input)
 
 __version__ = "0.1.0"
 
@@ -27,4 +29,5 @@ __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_grad_input", "conv_grad_kernel", "conv_transpose",
     "algorithms", "choose", "explain", "NotSupportedError", "reference",
     "set_num_threads", "get_num_threads", "set_workspace_limit", "get_workspace_limit",
+    "separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors", "low_rank_conv",
 ]

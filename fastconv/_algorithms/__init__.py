@@ -1,6 +1,8 @@
 """The algorithms, registered in the order `fastconv.algorithms()` lists them."""
 from .._registry import register
 from . import im2col, reference
+from . import separable
 
 register(im2col)
 register(reference)
+register(separable)
