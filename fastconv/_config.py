@@ -86,6 +86,17 @@ def get_num_threads():
     return _num_threads if _num_threads is not None else _openmp_info.max_threads()
 
 
+def planning_threads():
+    """The thread count the cost models assume: the cores this process may run on.
+
+    Not `get_num_threads()`: the chooser's pick -- and so the result's rounding -- must not change
+    with the thread setting, only the speed.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def set_workspace_limit(nbytes):
     """Bound the extra memory (column buffers, transforms) one call may allocate, in bytes."""
     global _workspace_limit

@@ -2,7 +2,11 @@
 from .._registry import register
 from . import im2col, reference
 from . import separable
+from . import fft
+from . import direct
 
 register(im2col)
 register(reference)
 register(separable)
+register(fft)
+register(direct)

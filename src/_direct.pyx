@@ -1,0 +1,460 @@
+"""Direct convolution: loops over the kernel taps, no column buffer.
+
+Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened (see _geometry.pxd).
+An output "row" is one (depth, height) index: `ow` contiguous outputs.
+
+The arithmetic is in two C micro-kernels (the verbatim block below), written with GCC vector
+types so that a tile of accumulators stays in registers:
+
+  fc_fwd   `streams` x `lanes` outputs: y[m, j] = sum_t w[widx[t] + m*wm] * x[xoff[t] + m*xs + j*sw]
+  fc_dot   `streams` dot products along a row, summed into `streams` x V lanes of a scratch buffer
+
+A stream is, depending on the problem, one of 4 output channels sharing each input load (dense
+problems), one of 4 output rows sharing each weight (few output channels: depthwise, 1-D), or one
+of 4 adjacent blocks of a long row. Following BLIS, only these micro-kernels depend on the
+instruction set: GCC's target_clones compiles them for x86-64-v4 (AVX-512), v3 (AVX2 + FMA) and the
+baseline, and picks one at load time, so the portable build still runs at the machine's width
+(the rest of the package keeps the baseline flags). One machine always runs the same clone.
+
+Borders are never padded in memory: per output row the valid kernel rows come from tables built
+with `valid_range`; per output column the columns whose every kernel tap lies inside the input
+("interior") are computed in vector chunks (the last chunk of a row overlaps the one before and
+rewrites the same values), the few others one at a time with the taps that fall inside.
+
+The three operations:
+  forward      items (sample, group, block of output channels, part of the rows, part of the
+               columns); each output element is computed by one kernel call, taps in a fixed order.
+  grad_input   stride 1: a "full" correlation of gy with the flipped kernel, i.e. the forward pass
+               on the transposed geometry (input and output channels swapped), reading the kernel
+               through a strided, flipped view. Stride > 1: items (sample, input channel), each
+               zeroes its own plane and scatters every tap into its strided positions.
+  grad_kernel  items (group, block of output channels, input channel, part of the rows), each
+               summing dot products into its own V-lane accumulators; the parts (a number fixed by
+               the problem) are added in order at the end. No atomics, nothing depends on the
+               thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from _geometry cimport Geom, geom_from_spec, valid_range
+from _openmp cimport omp_get_thread_num
+
+cdef extern from "_direct_kernels.h":
+    void fc_fwd_rows_float(int channels, const float* x, Py_ssize_t base, Py_ssize_t xrs,
+                           Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
+                           const Py_ssize_t* ecol, Py_ssize_t ntaps, const float* w, Py_ssize_t wm,
+                           float* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows,
+                           Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
+                           const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
+                           int exact) noexcept nogil
+    void fc_fwd_rows_double(int channels, const double* x, Py_ssize_t base, Py_ssize_t xrs,
+                            Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
+                            const Py_ssize_t* ecol, Py_ssize_t ntaps, const double* w,
+                            Py_ssize_t wm, double* y, Py_ssize_t yrs, Py_ssize_t ys,
+                            Py_ssize_t nrows, Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
+                            const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
+                            int exact) noexcept nogil
+    void fc_gw_rows_float(int channels, const float* g, Py_ssize_t gs, Py_ssize_t grs,
+                          const float* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
+                          Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
+                          const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo,
+                          const Py_ssize_t* chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,
+                          float* acc) noexcept nogil
+    void fc_gw_rows_double(int channels, const double* g, Py_ssize_t gs, Py_ssize_t grs,
+                           const double* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
+                           Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
+                           const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo,
+                           const Py_ssize_t* chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,
+                           double* acc) noexcept nogil
+
+cdef enum:
+    STREAMS = 4             # streams of the micro-kernel tiles: output channels or output rows
+    VEC_BYTES = 64          # FC_BYTES: lanes per accumulator vector = VEC_BYTES / itemsize
+
+
+cdef inline Py_ssize_t per_thread(Py_ssize_t n) noexcept nogil:
+    """Entries between two threads' scratch: n rounded up, plus a gap of at least a cache line
+    (64 bytes), so that threads never write the same line."""
+    return (n // 16 + 2) * 16
+
+
+def scratch_entries(n):
+    """per_thread(n): the spacing of each thread's share of a scratch buffer of n entries."""
+    return per_thread(n)
+
+
+cdef inline void fwd_rows(bint channels, const floating* x, Py_ssize_t base, Py_ssize_t xrs,
+                          Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
+                          const Py_ssize_t* ecol, Py_ssize_t ntaps, const floating* w,
+                          Py_ssize_t wm, floating* y, Py_ssize_t yrs, Py_ssize_t ys,
+                          Py_ssize_t nrows, Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
+                          const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
+                          bint exact) noexcept nogil:
+    if floating is float:
+        fc_fwd_rows_float(channels, x, base, xrs, sw, xoff, widx, ecol, ntaps, w, wm, y, yrs, ys,
+                          nrows, o0, o1, clo, chi, kw, kh, exact)
+    else:
+        fc_fwd_rows_double(channels, x, base, xrs, sw, xoff, widx, ecol, ntaps, w, wm, y, yrs, ys,
+                           nrows, o0, o1, clo, chi, kw, kh, exact)
+
+
+cdef inline void gw_rows(bint channels, const floating* gy, Py_ssize_t gs, Py_ssize_t grs,
+                         const floating* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
+                         Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
+                         const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo,
+                         const Py_ssize_t* chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,
+                         floating* acc) noexcept nogil:
+    if floating is float:
+        fc_gw_rows_float(channels, gy, gs, grs, x, base, xrs, sw, nrows, xoff, tap, ecol, ntaps,
+                         clo, chi, o0, o1, kh, acc)
+    else:
+        fc_gw_rows_double(channels, gy, gs, grs, x, base, xrs, sw, nrows, xoff, tap, ecol, ntaps,
+                          clo, chi, o0, o1, kh, acc)
+
+
+# --- tables of valid taps -----------------------------------------------------------------------
+
+cdef struct Tables:
+    Py_ssize_t* alo         # per output depth zo: kernel depths [alo, ahi) fall inside the input
+    Py_ssize_t* ahi
+    Py_ssize_t* blo         # per output row yo: kernel rows [blo, bhi)
+    Py_ssize_t* bhi
+    Py_ssize_t* clo         # per kernel column e: output columns [clo, chi)
+    Py_ssize_t* chi
+
+
+def tables_size(spec, transposed=False):
+    """Entries of the table buffer for `spec` (its transposed geometry if `transposed`)."""
+    sizes = spec.input_size if transposed else spec.output_size
+    return 2 * (sizes[0] + sizes[1] + spec.kernel_size[2])
+
+
+cdef void fill_tables(const Geom* g, Py_ssize_t* buf, Tables* tb) noexcept nogil:
+    cdef Py_ssize_t i
+    tb.alo = buf
+    tb.ahi = tb.alo + g.od
+    tb.blo = tb.ahi + g.od
+    tb.bhi = tb.blo + g.oh
+    tb.clo = tb.bhi + g.oh
+    tb.chi = tb.clo + g.kw
+    for i in range(g.od):
+        valid_range(0, g.kd, g.dd, i * g.sd - g.pd, g.id, &tb.alo[i], &tb.ahi[i])
+    for i in range(g.oh):
+        valid_range(0, g.kh, g.dh, i * g.sh - g.ph, g.ih, &tb.blo[i], &tb.bhi[i])
+    for i in range(g.kw):
+        valid_range(0, g.ow, g.sw, i * g.dw - g.pw, g.iw, &tb.clo[i], &tb.chi[i])
+
+
+cdef struct WView:
+    Py_ssize_t gstride      # the weights of group gi start at w + gi * gstride
+    Py_ssize_t kstride      # + k * kstride for output channel k of the group
+    Py_ssize_t cstride      # + c * cstride for input channel c of the group
+    bint flip               # tap t reads tap k_vol - 1 - t
+
+
+cdef Py_ssize_t row_taps(const Geom* g, const Tables* tb, const WView* wv, Py_ssize_t zo,
+                         Py_ssize_t yo, Py_ssize_t channels, Py_ssize_t* xoff, Py_ssize_t* widx,
+                         Py_ssize_t* ecol) noexcept nogil:
+    """The taps of output row (zo, yo) whose kernel depth and row lie inside the input.
+
+    xoff: input offset from the row's origin (first channel, column 0 of the row's window);
+    widx: weight offset (WView); ecol: kernel column. Order: channel, depth, row, column -- the
+    order of every sum.
+    """
+    cdef Py_ssize_t t = 0, c, a, b, e, tap
+    for c in range(channels):
+        for a in range(tb.alo[zo], tb.ahi[zo]):
+            for b in range(tb.blo[yo], tb.bhi[yo]):
+                tap = (a * g.kh + b) * g.kw
+                for e in range(g.kw):
+                    xoff[t] = c * g.in_vol + (a * g.dd * g.ih + b * g.dh) * g.iw + e * g.dw
+                    widx[t] = c * wv.cstride + (g.k_vol - 1 - tap - e if wv.flip else tap + e)
+                    ecol[t] = e
+                    t += 1
+    return t
+
+
+cdef inline Py_ssize_t run_end(const Tables* tb, const Geom* g, Py_ssize_t r, Py_ssize_t r1,
+                               Py_ssize_t yo) noexcept nogil:
+    """End of the run of rows from r (output row yo) with the same valid kernel rows."""
+    cdef Py_ssize_t e = r + 1
+    while (e < r1 and yo + e - r < g.oh and tb.blo[yo + e - r] == tb.blo[yo]
+           and tb.bhi[yo + e - r] == tb.bhi[yo]):
+        e += 1
+    return e
+
+
+cdef inline Py_ssize_t full_rows(const Geom* g, const Tables* tb, Py_ssize_t yo) noexcept nogil:
+    """kh when the rows of yo's run may share input rows in the kernels (stride and dilation 1
+    along the rows, a kernel of 3 or 5 rows all inside the input), else 0."""
+    if (g.sh == 1 and g.dh == 1 and (g.kh == 3 or g.kh == 5) and tb.blo[yo] == 0
+            and tb.bhi[yo] == g.kh):
+        return g.kh
+    return 0
+
+
+cdef inline Py_ssize_t row_origin(const Geom* g, Py_ssize_t n, Py_ssize_t c, Py_ssize_t zo,
+                                  Py_ssize_t yo) noexcept nogil:
+    """Input offset of output row (zo, yo)'s window origin in channel c (may be negative)."""
+    return ((n * g.C + c) * g.in_vol + (zo * g.sd - g.pd) * g.ih * g.iw
+            + (yo * g.sh - g.ph) * g.iw - g.pw)
+
+
+# --- forward (and grad_input at stride 1) --------------------------------------------------------
+
+cdef void fwd_item(const Geom* g, const Tables* tb, const WView* wv, const floating* x,
+                   const floating* w, floating* y, Py_ssize_t n, Py_ssize_t gi, Py_ssize_t kb,
+                   Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t o0, Py_ssize_t o1,
+                   Py_ssize_t* lists, bint exact) noexcept nogil:
+    """Rows r0..r1 (flat depth * height), columns o0..o1, of output-channel block kb.
+
+    With at least 4 output channels a group, 4 channels share each input load; otherwise 4 rows
+    of a run (rows with the same valid taps) share each weight, the last block overlapping.
+    """
+    cdef Py_ssize_t ntap = g.Cg * g.k_vol, r, re, zo, yo, nt, k0, wm
+    cdef Py_ssize_t* xoff = lists
+    cdef Py_ssize_t* widx = lists + ntap
+    cdef Py_ssize_t* ecol = lists + 2 * ntap
+    cdef bint channel_block = g.Kg >= STREAMS
+    cdef const floating* wb
+    cdef floating* yb
+    k0 = min(kb * STREAMS, g.Kg - STREAMS) if channel_block else kb
+    wm = wv.kstride if channel_block else 0
+    wb = w + gi * wv.gstride + k0 * wv.kstride
+    yb = y + (n * g.K + gi * g.Kg + k0) * g.P
+    r = r0
+    while r < r1:
+        zo = r // g.oh
+        yo = r - zo * g.oh
+        re = run_end(tb, g, r, r1, yo)
+        nt = row_taps(g, tb, wv, zo, yo, g.Cg, xoff, widx, ecol)
+        fwd_rows(channel_block, x, row_origin(g, n, gi * g.Cg, zo, yo), g.sh * g.iw, g.sw, xoff,
+                 widx, ecol, nt, wb, wm, yb + r * g.ow, g.ow, g.P, re - r, o0, o1, tb.clo,
+                 tb.chi, g.kw, full_rows(g, tb, yo), exact)
+        r = re
+
+
+cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const floating* w,
+                        floating* y, Py_ssize_t* tables, Py_ssize_t* lists,
+                        Py_ssize_t rparts, Py_ssize_t cparts, bint exact,
+                        int num_threads) noexcept nogil:
+    cdef Tables tb
+    cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
+    cdef Py_ssize_t rows = g.od * g.oh, rstep = (rows + rparts - 1) // rparts
+    cdef Py_ssize_t cstep = (g.ow + cparts - 1) // cparts, per_list = per_thread(3 * g.Cg * g.k_vol)
+    cdef Py_ssize_t item, rest, n, gi, kb, rp, cp
+    fill_tables(g, tables, &tb)
+    for item in prange(g.N * g.G * nkb * rparts * cparts, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        cp = item % cparts
+        rest = item // cparts
+        rp = rest % rparts
+        rest = rest // rparts
+        kb = rest % nkb
+        rest = rest // nkb
+        gi = rest % g.G
+        n = rest // g.G
+        if rp * rstep < rows and cp * cstep < g.ow:
+            fwd_item(g, &tb, wv, x, w, y, n, gi, kb, rp * rstep, min(rows, (rp + 1) * rstep),
+                     cp * cstep, min(g.ow, (cp + 1) * cstep),
+                     lists + omp_get_thread_num() * per_list, exact)
+
+
+cdef Geom transposed(const Geom* g) noexcept nogil:
+    """The geometry of grad_input at stride 1 as a forward pass: gy in, gx out, kernel flipped."""
+    cdef Geom t = g[0]
+    t.C, t.K, t.Cg, t.Kg = g.K, g.C, g.Kg, g.Cg
+    t.id, t.ih, t.iw = g.od, g.oh, g.ow
+    t.od, t.oh, t.ow = g.id, g.ih, g.iw
+    t.sd = t.sh = t.sw = 1
+    t.pd = (g.kd - 1) * g.dd - g.pd
+    t.ph = (g.kh - 1) * g.dh - g.ph
+    t.pw = (g.kw - 1) * g.dw - g.pw
+    t.in_vol, t.P = g.P, g.in_vol
+    return t
+
+
+# --- grad_input at stride > 1: scatter within each input plane ------------------------------------
+
+cdef void scatter_plane(const Geom* g, const Tables* tb, const floating* gy, const floating* w,
+                        floating* gx, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t gi = c // g.Cg, cl = c - gi * g.Cg, kk, k, zo, yo, a, b, e, o, off
+    cdef floating* plane = gx + (n * g.C + c) * g.in_vol
+    cdef floating* xrow
+    cdef const floating* grow
+    cdef const floating* wk
+    cdef floating wv
+    memset(plane, 0, g.in_vol * sizeof(floating))
+    for kk in range(g.Kg):
+        k = gi * g.Kg + kk
+        wk = w + (k * g.Cg + cl) * g.k_vol
+        for zo in range(g.od):
+            for yo in range(g.oh):
+                grow = gy + (n * g.K + k) * g.P + (zo * g.oh + yo) * g.ow
+                for a in range(tb.alo[zo], tb.ahi[zo]):
+                    for b in range(tb.blo[yo], tb.bhi[yo]):
+                        xrow = plane + ((zo * g.sd - g.pd + a * g.dd) * g.ih
+                                        + yo * g.sh - g.ph + b * g.dh) * g.iw
+                        for e in range(g.kw):
+                            wv = wk[(a * g.kh + b) * g.kw + e]
+                            off = e * g.dw - g.pw
+                            for o in range(tb.clo[e], tb.chi[e]):
+                                xrow[o * g.sw + off] += wv * grow[o]
+
+
+# --- grad_kernel ------------------------------------------------------------------------------------
+
+cdef void gw_item(const Geom* g, const Tables* tb, const floating* x, const floating* gy,
+                  floating* out, floating* acc, Py_ssize_t* lists, Py_ssize_t gi, Py_ssize_t kb,
+                  Py_ssize_t c, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t o0,
+                  Py_ssize_t o1) noexcept nogil:
+    """Sum over flat rows r0..r1 (sample, depth, height), columns o0..o1, of gw[block kb, c].
+
+    acc holds V lanes per (tap, stream); streams are 4 output channels (at least 4 a group) or
+    4 rows of a run; the lanes and streams are added in a fixed order at the end.
+    """
+    cdef Py_ssize_t V = VEC_BYTES // sizeof(floating), kv = g.k_vol
+    cdef Py_ssize_t* xoff = lists
+    cdef Py_ssize_t* tap = lists + kv
+    cdef Py_ssize_t* ecol = lists + 2 * kv
+    cdef bint channel_block = g.Kg >= STREAMS
+    cdef Py_ssize_t k0, skip, per_sample = g.od * g.oh, r, re, n, rr, zo, yo, nt, gb, m, t, i
+    cdef floating s
+    cdef WView taps
+    taps.gstride = taps.kstride = taps.cstride = 0
+    taps.flip = False
+    if channel_block:
+        k0 = min(kb * STREAMS, g.Kg - STREAMS)
+        skip = kb * STREAMS - k0        # the overlapping last block writes only its own channels
+    else:
+        k0, skip = kb, 0
+    memset(acc, 0, kv * STREAMS * V * sizeof(floating))
+    r = r0
+    while r < r1:
+        n = r // per_sample
+        rr = r - n * per_sample
+        zo = rr // g.oh
+        yo = rr - zo * g.oh
+        re = run_end(tb, g, r, r1, yo)
+        nt = row_taps(g, tb, &taps, zo, yo, 1, xoff, tap, ecol)
+        gb = (n * g.K + gi * g.Kg + k0) * g.P + rr * g.ow
+        gw_rows(channel_block, gy + gb, g.P, g.ow, x, row_origin(g, n, gi * g.Cg + c, zo, yo),
+                g.sh * g.iw, g.sw, re - r, xoff, tap, ecol, nt, tb.clo, tb.chi, o0, o1,
+                full_rows(g, tb, yo), acc)
+        r = re
+    for m in range(skip, STREAMS if channel_block else 1):
+        for t in range(kv):
+            s = 0
+            if channel_block:
+                for i in range(V):
+                    s = s + acc[(t * STREAMS + m) * V + i]
+            else:
+                for i in range(STREAMS * V):
+                    s = s + acc[t * STREAMS * V + i]
+            out[((gi * g.Kg + k0 + m) * g.Cg + c) * kv + t] = s
+
+
+cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy, floating* gw,
+                            floating* partials, floating* accs, Py_ssize_t* tables,
+                            Py_ssize_t* lists, Py_ssize_t rparts, Py_ssize_t cparts,
+                            int num_threads) noexcept nogil:
+    """Items (group, channel block, input channel, part); a part is a range of rows and columns,
+    and with several parts each writes its own partial gradient, added in order at the end."""
+    cdef Tables tb
+    cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
+    cdef Py_ssize_t rows = g.N * g.od * g.oh, size = g.K * g.Cg * g.k_vol, parts = rparts * cparts
+    cdef Py_ssize_t acc_size = per_thread(g.k_vol * STREAMS * (VEC_BYTES // sizeof(floating)))
+    cdef Py_ssize_t item, rest, p, rp, cp, c, kb, gi, e, thread
+    cdef floating total
+    fill_tables(g, tables, &tb)
+    for item in prange(g.G * nkb * g.Cg * parts, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        p = item % parts
+        rp = p // cparts
+        cp = p - rp * cparts
+        rest = item // parts
+        c = rest % g.Cg
+        rest = rest // g.Cg
+        kb = rest % nkb
+        gi = rest // nkb
+        thread = omp_get_thread_num()
+        gw_item(g, &tb, x, gy, gw if parts == 1 else partials + p * size, accs + thread * acc_size,
+                lists + thread * per_thread(3 * g.k_vol), gi, kb, c, rp * rows // rparts,
+                (rp + 1) * rows // rparts, cp * g.ow // cparts, (cp + 1) * g.ow // cparts)
+    if parts > 1:
+        for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
+            total = 0
+            for p in range(parts):
+                total = total + partials[p * size + e]
+            gw[e] = total
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
+            Py_ssize_t[::1] tables, Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts,
+            bint exact, int num_threads):
+    """y = conv(x, w); `lists` holds num_threads * scratch_entries(3 * (C/G) * k_vol) entries.
+
+    exact: edge lanes add an exact zero instead of the weight times zero (for non-finite weights,
+    whose padding products the caller settles)."""
+    cdef Geom g = geom_from_spec(spec)
+    cdef WView wv
+    wv.gstride = g.Kg * g.Cg * g.k_vol
+    wv.kstride = g.Cg * g.k_vol
+    wv.cstride = g.k_vol
+    wv.flip = False
+    with nogil:
+        forward_items(&g, &wv, &x[0], &w[0], &y[0], &tables[0], &lists[0], rparts, cparts,
+                      exact, num_threads)
+
+
+def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
+               Py_ssize_t[::1] tables, Py_ssize_t[::1] lists, Py_ssize_t rparts,
+               Py_ssize_t cparts, bint exact, int num_threads):
+    """gx = conv_grad_input(gy, w) at stride 1: the forward pass of the transposed geometry.
+
+    `tables` is sized by tables_size(spec, transposed=True); `lists` holds
+    num_threads * scratch_entries(3 * (K/G) * k_vol) entries; exact as in forward.
+    """
+    cdef Geom g = geom_from_spec(spec)
+    cdef Geom t = transposed(&g)
+    cdef WView wv
+    wv.gstride = g.Kg * g.Cg * g.k_vol
+    wv.kstride = g.k_vol
+    wv.cstride = g.Cg * g.k_vol
+    wv.flip = True
+    with nogil:
+        forward_items(&t, &wv, &gy[0], &w[0], &gx[0], &tables[0], &lists[0], rparts, cparts,
+                      exact, num_threads)
+
+
+def grad_input_scatter(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
+                       Py_ssize_t[::1] tables, int num_threads):
+    """gx = conv_grad_input(gy, w) at any stride: each (sample, channel) plane scatters its taps."""
+    cdef Geom g = geom_from_spec(spec)
+    cdef Tables tb
+    cdef Py_ssize_t item
+    with nogil:
+        fill_tables(&g, &tables[0], &tb)
+        for item in prange(g.N * g.C, schedule="static", num_threads=num_threads):
+            scatter_plane(&g, &tb, &gy[0], &w[0], &gx[0], item // g.C, item % g.C)
+
+
+def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                floating[::1] partials, floating[::1] accs, Py_ssize_t[::1] tables,
+                Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts, int num_threads):
+    """gw = conv_grad_kernel(x, gy), summed in rparts x cparts parts (fixed by the problem);
+    `partials` holds parts * gw.size values when there are several parts, `accs`
+    num_threads * k_vol * 4 * V values and `lists` num_threads * 3 * k_vol entries."""
+    cdef Geom g = geom_from_spec(spec)
+    cdef floating* part = &partials[0] if partials.shape[0] > 0 else NULL
+    with nogil:
+        grad_kernel_items(&g, &x[0], &gy[0], &gw[0], part, &accs[0], &tables[0], &lists[0],
+                          rparts, cparts, num_threads)
+
+
+def lanes(dtype_size):
+    """Lanes of one accumulator vector for items of `dtype_size` bytes."""
+    return VEC_BYTES // dtype_size

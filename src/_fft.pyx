@@ -1,0 +1,333 @@
+"""Spectral channel products of the FFT algorithm: one complex multiply-accumulate per frequency.
+
+The spectra arrive as interleaved complex arrays viewed as flat float/double arrays; spectrum `s`
+(one channel of one sample, or one kernel) is `F` complex values starting at float `2 * s * F`. For
+each group g and frequency f the product is
+
+    out[g, a, b, f] (+)= sum_j op_A(A[g, a, j, f]) * op_B(B[g, b, j, f])
+
+where the spectrum indices of A, B and out are linear in (g, a, j), (g, b, j) and (g, a, b) (the
+strides are arguments), and op is the identity or the complex conjugate:
+
+    forward       Y[n, k]   = sum_c X[n, c] conj(W[k, c])      a = n, b = k, j = c
+    grad_input    GX[n, c]  = sum_k GY[n, k] W[k, c]           a = n, b = c, j = k
+    grad_kernel   GW[k, c] += sum_n conj(GY[n, k]) X[n, c]     a = k, b = c, j = n
+
+A C micro-kernel works on the interleaved data in place, without packing: for BLOCK
+frequencies of one a and four b it accumulates over j the products a*b and a*swap(b) lane by lane
+(swap exchanges real and imaginary parts), in registers, and combines them into the real and
+imaginary parts at the end, where the conjugates only change signs. An item is SUPER blocks
+(every a and b), so the rows it reads stay in cache and the TLB while they are reused; a call
+computes a range of items without the GIL, and the caller runs disjoint ranges on its threads
+(fastconv/_algorithms/fft.py explains why those are Python threads rather than OpenMP's). Every
+output element is computed by one item with j summed in increasing order, so results do not
+depend on the thread count.
+
+`matrix_along` applies a small complex matrix along one axis of a stack of spectra (the DFT of
+the kernel's few taps, to all frequencies or back), four rows at a time with each vector of
+the input loaded once for them.
+
+The micro-kernels are the only code that depends on the instruction set: with GCC on x86-64 they
+are compiled for AVX-512, AVX2+FMA and the baseline, and the loader picks one per machine.
+"""
+from cython cimport floating
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #define FC_BLOCK 8     /* complex frequencies per micro-kernel call */
+    #define FC_SUPER 8     /* blocks per item */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define FC_CLONES
+    #endif
+    #define FC_INLINE static inline __attribute__((always_inline))
+    /* GCC 12 SLP-vectorises the scalar tails below with a dead load from row j + 1, which reads
+       past the last row (a segfault seen in tests); the tails are a few values: keep them
+       scalar. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define FC_SCALAR __attribute__((optimize("no-tree-vectorize")))
+    #else
+    #define FC_SCALAR
+    #endif
+
+    /* GCC vector extensions of 64 bytes: one AVX-512 register, two AVX2 or four SSE ones in
+       the respective clones. A block of FC_BLOCK complex values is NV vectors. */
+    typedef float fc_vf __attribute__((vector_size(64)));
+    typedef float fc_vf_u __attribute__((vector_size(64), aligned(4)));
+    typedef int fc_if __attribute__((vector_size(64)));
+    typedef double fc_vd __attribute__((vector_size(64)));
+    typedef double fc_vd_u __attribute__((vector_size(64), aligned(8)));
+    typedef long long fc_id __attribute__((vector_size(64)));
+    #define FC_SWAP_f ((fc_if){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14})
+    #define FC_EVEN_ODD_f ((fc_if){0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31})
+    #define FC_SWAP_d ((fc_id){1, 0, 3, 2, 5, 4, 7, 6})
+    #define FC_EVEN_ODD_d ((fc_id){0, 9, 2, 11, 4, 13, 6, 15})
+    #define FC_SIGN_f ((fc_vf){-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1})
+    #define FC_SIGN_d ((fc_vd){-1, 1, -1, 1, -1, 1, -1, 1})
+
+    /* Partial block (nf < FC_BLOCK complex): the same sums, one scalar at a time. p holds
+       ar*br, ai*bi and q ar*bi, ai*br per frequency; out = sum_j op(a) op(b). */
+    #define FC_DEFINE(T, SUF, V, VU, S)                                                        \\
+    FC_SCALAR static void fc_tail_##SUF(ptrdiff_t nf, ptrdiff_t nj, const T* a, ptrdiff_t a_j,          \\
+                              const T* b, ptrdiff_t b_j, T* o, int conj_a, int conj_b, int acc) \\
+    {                                                                                          \\
+        for (ptrdiff_t c = 0; c < nf; c++) {                                                 \\
+            T p0 = 0, p1 = 0, q0 = 0, q1 = 0;                                                \\
+            for (ptrdiff_t j = 0; j < nj; j++) {                                             \\
+                const T* x = a + j * a_j + 2 * c;                                            \\
+                const T* y = b + j * b_j + 2 * c;                                            \\
+                p0 += x[0] * y[0]; p1 += x[1] * y[1]; q0 += x[0] * y[1]; q1 += x[1] * y[0];  \\
+            }                                                                                \\
+            T re = (conj_a || conj_b) ? p0 + p1 : p0 - p1;                                   \\
+            T im = conj_b ? q1 - q0 : (conj_a ? q0 - q1 : q0 + q1);                          \\
+            if (acc) { o[2 * c] += re; o[2 * c + 1] += im; }                                 \\
+            else { o[2 * c] = re; o[2 * c + 1] = im; }                                       \\
+        }                                                                                    \\
+    }                                                                                          \\
+                                                                                               \\
+    /* A full block for bb (1..4, a constant after inlining) outputs b_i = b + i * b_row:     \\
+       p += a * b and q += a * swap(b) lane by lane in registers, then the real parts (even   \\
+       lanes) from p -+ swap(p) and the imaginary parts (odd lanes) from q +- swap(q). */      \\
+    FC_INLINE void fc_rows_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t a_j,        \\
+                                 const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                  \\
+                                 T* out, ptrdiff_t o_b, int conj_a, int conj_b, int acc)      \\
+    {                                                                                          \\
+        enum { NV = 2 * FC_BLOCK * (int)sizeof(T) / 64 };                                    \\
+        V p[4][NV], q[4][NV];                                                                \\
+        for (int i = 0; i < bb; i++)                                                         \\
+            for (int v = 0; v < NV; v++) { p[i][v] = (V){0}; q[i][v] = (V){0}; }             \\
+        for (ptrdiff_t j = 0; j < nj; j++) {                                                 \\
+            for (int v = 0; v < NV; v++) {                                                   \\
+                V x = *(const VU*)(a + j * a_j + v * (64 / sizeof(T)));                      \\
+                for (int i = 0; i < bb; i++) {                                               \\
+                    V y = *(const VU*)(b + i * b_row + j * b_j + v * (64 / sizeof(T)));      \\
+                    p[i][v] += x * y;                                                        \\
+                    q[i][v] += x * __builtin_shuffle(y, FC_SWAP_##S);                        \\
+                }                                                                            \\
+            }                                                                                \\
+        }                                                                                    \\
+        for (int i = 0; i < bb; i++) {                                                       \\
+            for (int v = 0; v < NV; v++) {                                                   \\
+                V ps = __builtin_shuffle(p[i][v], FC_SWAP_##S);                              \\
+                V qs = __builtin_shuffle(q[i][v], FC_SWAP_##S);                              \\
+                V re = (conj_a || conj_b) ? p[i][v] + ps : p[i][v] - ps;                     \\
+                V im = conj_b ? q[i][v] - qs : (conj_a ? qs - q[i][v] : q[i][v] + qs);       \\
+                V r = __builtin_shuffle(re, im, FC_EVEN_ODD_##S);                            \\
+                VU* o = (VU*)(out + i * o_b + v * (64 / sizeof(T)));                         \\
+                if (acc) *o += r; else *o = r;                                               \\
+            }                                                                                \\
+        }                                                                                    \\
+    }                                                                                          \\
+                                                                                               \\
+    /* One item: nf frequencies from the given pointers, every a (rows a_row apart) and b,    \\
+       four b at a time, reused from cache for every a. Strides are in scalars. */            \\
+    FC_CLONES static void                                                                      \\
+    fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,                     \\
+                  const T* a, ptrdiff_t a_row, ptrdiff_t a_j,                                 \\
+                  const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                                 \\
+                  T* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b, int acc)      \\
+    {                                                                                          \\
+        for (ptrdiff_t ib = 0; ib < nb; ib += 4) {                                           \\
+            ptrdiff_t bb = nb - ib < 4 ? nb - ib : 4;                                        \\
+            for (ptrdiff_t ia = 0; ia < na; ia++) {                                          \\
+                for (ptrdiff_t f = 0; f < nf; f += FC_BLOCK) {                               \\
+                    const T* ap = a + ia * a_row + 2 * f;                                    \\
+                    const T* bp = b + ib * b_row + 2 * f;                                    \\
+                    T* op = out + ia * o_a + ib * o_b + 2 * f;                               \\
+                    if (nf - f < FC_BLOCK) {                                                 \\
+                        for (ptrdiff_t i = 0; i < bb; i++)                                   \\
+                            fc_tail_##SUF(nf - f, nj, ap, a_j, bp + i * b_row, b_j,          \\
+                                          op + i * o_b, conj_a, conj_b, acc);                \\
+                        continue;                                                            \\
+                    }                                                                        \\
+                    switch (bb) {                                                            \\
+                    case 4: fc_rows_##SUF(4, nj, ap, a_j, bp, b_row, b_j, op, o_b,          \\
+                                          conj_a, conj_b, acc); break;                       \\
+                    case 3: fc_rows_##SUF(3, nj, ap, a_j, bp, b_row, b_j, op, o_b,          \\
+                                          conj_a, conj_b, acc); break;                       \\
+                    case 2: fc_rows_##SUF(2, nj, ap, a_j, bp, b_row, b_j, op, o_b,          \\
+                                          conj_a, conj_b, acc); break;                       \\
+                    default: fc_rows_##SUF(1, nj, ap, a_j, bp, b_row, b_j, op, o_b,         \\
+                                           conj_a, conj_b, acc); break;                      \\
+                    }                                                                        \\
+                }                                                                            \\
+            }                                                                                \\
+        }                                                                                    \\
+    }                                                                                          \\
+                                                                                               \\
+    /* The columns w0.. of the tap DFT below, one value at a time (scalar, see FC_SCALAR). */  \\
+    FC_SCALAR static void fc_mtail_##SUF(int bb, ptrdiff_t nt, ptrdiff_t nw, ptrdiff_t w0,      \\
+                                         const T* m, const T* a, T* out)                      \\
+    {                                                                                          \\
+        for (ptrdiff_t w = w0; w < nw; w++) {                                                \\
+            for (int i = 0; i < bb; i++) {                                                   \\
+                T re = 0, im = 0;                                                            \\
+                for (ptrdiff_t t = 0; t < nt; t++) {                                         \\
+                    const T* mi = m + 2 * (i * nt + t);                                      \\
+                    const T* y = a + 2 * (t * nw + w);                                       \\
+                    re += mi[0] * y[0] - mi[1] * y[1];                                       \\
+                    im += mi[0] * y[1] + mi[1] * y[0];                                       \\
+                }                                                                            \\
+                out[2 * (i * nw + w)] = re;                                                  \\
+                out[2 * (i * nw + w) + 1] = im;                                              \\
+            }                                                                                \\
+        }                                                                                    \\
+    }                                                                                          \\
+                                                                                               \\
+    /* The tap DFTs: out[i, w] = sum_t m[i, t] a[t, w] for one spectrum stack, complex and     \\
+       interleaved, rows of nw values; four rows i at a time share each load of a. */          \\
+    FC_INLINE void fc_mrows_##SUF(const int bb, const int nv, ptrdiff_t nt, ptrdiff_t nw,       \\
+                                  ptrdiff_t w, const T* m, const T* a, T* out)                \\
+    {                                                                                          \\
+        enum { VL = 64 / (int)sizeof(T) };                                                   \\
+        const V sign = FC_SIGN_##S;                                                          \\
+        V acc[4][4];                                                                         \\
+        for (int i = 0; i < bb; i++)                                                         \\
+            for (int v = 0; v < nv; v++) acc[i][v] = (V){0};                                 \\
+        for (ptrdiff_t t = 0; t < nt; t++) {                                                 \\
+            V y[4], ys[4];                                                                   \\
+            for (int v = 0; v < nv; v++) {                                                   \\
+                y[v] = *(const VU*)(a + 2 * (t * nw + w) + v * VL);                          \\
+                ys[v] = __builtin_shuffle(y[v], FC_SWAP_##S);                                \\
+            }                                                                                \\
+            for (int i = 0; i < bb; i++) {                                                   \\
+                const T* mi = m + 2 * (i * nt + t);                                          \\
+                V re = (V){0} + mi[0], im = sign * mi[1];                                    \\
+                for (int v = 0; v < nv; v++) {                                               \\
+                    acc[i][v] += re * y[v];                                                  \\
+                    acc[i][v] += im * ys[v];                                                 \\
+                }                                                                            \\
+            }                                                                                \\
+        }                                                                                    \\
+        for (int i = 0; i < bb; i++)                                                         \\
+            for (int v = 0; v < nv; v++)                                                     \\
+                *(VU*)(out + 2 * (i * nw + w) + v * VL) = acc[i][v];                         \\
+    }                                                                                          \\
+                                                                                               \\
+    /* bb rows i: chunks of four vectors of columns, then single vectors, then the rest. */    \\
+    FC_INLINE void fc_mblock_##SUF(const int bb, ptrdiff_t nt, ptrdiff_t nw, const T* m,        \\
+                                   const T* a, T* out)                                        \\
+    {                                                                                          \\
+        const ptrdiff_t per = 64 / (2 * (ptrdiff_t)sizeof(T));   /* complex per vector */    \\
+        ptrdiff_t w = 0;                                                                     \\
+        for (; w + 4 * per <= nw; w += 4 * per)                                              \\
+            fc_mrows_##SUF(bb, 4, nt, nw, w, m, a, out);                                     \\
+        for (; w + per <= nw; w += per)                                                      \\
+            fc_mrows_##SUF(bb, 1, nt, nw, w, m, a, out);                                     \\
+        if (w < nw && nw >= per)     /* the last vector overlaps the one before: same values */ \\
+            fc_mrows_##SUF(bb, 1, nt, nw, nw - per, m, a, out);                              \\
+        else if (w < nw)                                                                     \\
+            fc_mtail_##SUF(bb, nt, nw, w, m, a, out);                                        \\
+    }                                                                                          \\
+                                                                                               \\
+    FC_CLONES static void                                                                      \\
+    fc_matrix_##SUF(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a, T* out) \\
+    {                                                                                          \\
+        for (ptrdiff_t i = 0; i < ni; i += 4) {                                              \\
+            const T* mi = m + 2 * i * nt;                                                    \\
+            T* oi = out + 2 * i * nw;                                                        \\
+            switch (ni - i < 4 ? ni - i : 4) {                                               \\
+            case 4: fc_mblock_##SUF(4, nt, nw, mi, a, oi); break;                            \\
+            case 3: fc_mblock_##SUF(3, nt, nw, mi, a, oi); break;                            \\
+            case 2: fc_mblock_##SUF(2, nt, nw, mi, a, oi); break;                            \\
+            default: fc_mblock_##SUF(1, nt, nw, mi, a, oi); break;                           \\
+            }                                                                                \\
+        }                                                                                    \\
+    }
+
+    FC_DEFINE(float, f32, fc_vf, fc_vf_u, f)
+    FC_DEFINE(double, f64, fc_vd, fc_vd_u, d)
+    """
+    void fc_matrix_f32(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const float* m, const float* a,
+                       float* out) noexcept nogil
+    void fc_matrix_f64(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const double* m,
+                       const double* a, double* out) noexcept nogil
+    const int BLOCK "FC_BLOCK"
+    const int SUPER "FC_SUPER"
+    void fc_item_f32(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,
+                     const float* a, ptrdiff_t a_row, ptrdiff_t a_j,
+                     const float* b, ptrdiff_t b_row, ptrdiff_t b_j,
+                     float* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,
+                     int acc) noexcept nogil
+    void fc_item_f64(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,
+                     const double* a, ptrdiff_t a_row, ptrdiff_t a_j,
+                     const double* b, ptrdiff_t b_row, ptrdiff_t b_j,
+                     double* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,
+                     int acc) noexcept nogil
+
+
+cdef struct Operand:
+    Py_ssize_t g, r, j      # spectrum-index strides per group, per row (a or b, or out's a), per j
+    bint conj
+
+
+cdef void product_items(const floating* a, const floating* b, floating* out, Py_ssize_t F,
+                        Py_ssize_t G, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nj,
+                        Operand opa, Operand opb, Operand opo, bint accumulate,
+                        Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Items first..last-1 (SUPER * BLOCK frequencies each) of every group, in order."""
+    cdef Py_ssize_t item, f0, nf, gi, width = SUPER * BLOCK, F2 = 2 * F
+    for item in range(first, last):
+        f0 = item * width
+        nf = min(width, F - f0)
+        for gi in range(G):
+            if floating is float:
+                fc_item_f32(na, nb, nj, nf, a + gi * opa.g * F2 + 2 * f0, opa.r * F2, opa.j * F2,
+                            b + gi * opb.g * F2 + 2 * f0, opb.r * F2, opb.j * F2,
+                            out + gi * opo.g * F2 + 2 * f0, opo.r * F2, opo.j * F2,
+                            opa.conj, opb.conj, accumulate)
+            else:
+                fc_item_f64(na, nb, nj, nf, a + gi * opa.g * F2 + 2 * f0, opa.r * F2, opa.j * F2,
+                            b + gi * opb.g * F2 + 2 * f0, opb.r * F2, opb.j * F2,
+                            out + gi * opo.g * F2 + 2 * f0, opo.r * F2, opo.j * F2,
+                            opa.conj, opb.conj, accumulate)
+
+
+def items(Py_ssize_t F):
+    """Work items of a spectrum of F frequencies (the unit `channel_product` ranges count)."""
+    return (F + SUPER * BLOCK - 1) // (SUPER * BLOCK)
+
+
+def channel_product(const floating[::1] a, const floating[::1] b, floating[::1] out,
+                    Py_ssize_t F, Py_ssize_t G, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nj,
+                    tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
+                    tuple out_strides, bint accumulate, Py_ssize_t first, Py_ssize_t last):
+    """out (+)= sum_j op(a) op(b) per group, for the items first..last-1 (see `items`).
+
+    `a`, `b`, `out` are complex spectra of F values each viewed as flat real arrays; the strides
+    are (per group, per row, per j) for a and b and (per group, per a, per b) for out, counted in
+    spectra. Runs without the GIL: callers may run disjoint item ranges on several threads.
+    """
+    cdef Operand opa, opb, opo
+    opa.g, opa.r, opa.j = a_strides
+    opa.conj = conj_a
+    opb.g, opb.r, opb.j = b_strides
+    opb.conj = conj_b
+    opo.g, opo.r, opo.j = out_strides
+    opo.conj = False
+    if F == 0 or G == 0 or na == 0 or nb == 0 or last <= first:
+        return
+    with nogil:
+        product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, opa, opb, opo, accumulate,
+                      first, last)
+
+
+def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out,
+                 Py_ssize_t ni, Py_ssize_t nt, Py_ssize_t nw, Py_ssize_t first, Py_ssize_t last):
+    """out[s] = m @ a[s] for the stacks s = first..last-1: m is (ni, nt), a[s] (nt, nw) and
+    out[s] (ni, nw), all complex, C-contiguous and viewed as flat real arrays. This applies the
+    kernel taps' DFT along one axis (fastconv/_algorithms/fft.py); without the GIL."""
+    cdef Py_ssize_t s
+    if ni == 0 or nw == 0 or last <= first:
+        return
+    cdef const floating* mp = &m[0]
+    cdef const floating* ap = &a[0]
+    cdef floating* op = &out[0]
+    with nogil:
+        for s in range(first, last):
+            if floating is float:
+                fc_matrix_f32(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
+            else:
+                fc_matrix_f64(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)

@@ -1,0 +1,416 @@
+"""The FFT algorithm's own paths, each against the reference and across thread counts.
+
+The general suites already run "fft" over the geometry matrix; these cases aim at what is
+particular to it (fastconv/_algorithms/fft.py, src/_fft.pyx): the circular wrap-around that must
+fall on padding (asymmetric, wider than the kernel, input parts no output reads), every tiling the
+chooser may pick (overlap-save forward, overlap-add input gradient, summed kernel-gradient
+spectra) including tiles whose input window wraps around the buffer, batch chunks, the pruned
+transforms of inputs that fill little of their buffer, the kernel's DFT by GEMM and by FFT, the
+channel product's partial frequency blocks, groups and conjugates, the NaN/Inf fallback (also when
+a float32 transform overflows on finite inputs), the buffers kept between calls, and the cost
+model's choices.
+"""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _fft, reference
+from fastconv._algorithms import fft
+from fastconv._geometry import make_spec
+
+DTYPES = (np.float32, np.float64)
+OPS = ("forward", "grad_input", "grad_kernel")
+
+# name -> (x shape, w shape, keyword arguments)
+CASES = {
+    "1d-asymmetric": ((2, 3, 40), (4, 3, 7), dict(padding=((5, 1),))),
+    "1d-padding-wider-than-kernel": ((2, 2, 9), (3, 2, 3), dict(padding=((7, 11),))),
+    "2d-largek": ((2, 3, 30, 26), (4, 3, 9, 7), dict(padding=(4, 3))),
+    "2d-full": ((1, 2, 12, 10), (3, 2, 7, 9), dict(padding="full")),
+    "2d-same-even": ((2, 2, 17, 16), (2, 2, 4, 6), dict(padding="same")),
+    "2d-strided-unused-tail": ((2, 2, 23, 21), (3, 2, 5, 4), dict(stride=(3, 2), padding=1)),
+    "2d-dilated": ((1, 3, 25, 27), (2, 3, 3, 4), dict(dilation=(3, 2), padding=((2, 5), (0, 4)))),
+    "2d-groups": ((2, 6, 19, 18), (9, 2, 5, 5), dict(groups=3, padding=2)),
+    "2d-depthwise": ((2, 4, 16, 16), (4, 1, 7, 7), dict(groups=4, padding=3)),
+    "3d": ((1, 2, 9, 11, 10), (3, 2, 3, 4, 5), dict(padding=(1, 2, 2))),
+    "3d-width-1": ((1, 2, 6, 7, 1), (2, 2, 3, 2, 1), dict(padding=(1, 0, 0))),   # real axis: h
+    "2d-width-1": ((2, 2, 9, 1), (3, 2, 4, 1), dict(padding=((2, 1), (0, 0)))),
+    "3d-strided-dilated": ((1, 2, 10, 12, 9), (2, 2, 2, 3, 3),
+                           dict(stride=2, dilation=(1, 2, 1), padding=2)),
+}
+
+
+def _problem(name, dtype, seed=0):
+    xs, ws, kw = CASES[name]
+    rng = np.random.default_rng([seed, len(name)])
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    gy = rng.standard_normal(reference.conv(x, w, **kw).shape).astype(dtype)
+    return x, w, gy, kw
+
+
+def _run(op, x, w, gy, kw, algorithm="fft"):
+    if op == "forward":
+        return fastconv.conv(x, w, algorithm=algorithm, **kw)
+    if op == "grad_input":
+        return fastconv.conv_grad_input(gy, w, x.shape, algorithm=algorithm, **kw)
+    return fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=algorithm, **kw)
+
+
+def _spec(name, dtype):
+    xs, ws, kw = CASES[name]
+    return make_spec(xs, ws, dtype=dtype, **kw)
+
+
+@pytest.fixture
+def force_plan(monkeypatch):
+    """force_plan(factor): every call uses the tiling of that factor (None: one tile)."""
+    def force(factor, limit=2**28):
+        monkeypatch.setattr(fft, "_current_plan",
+                            lambda spec, op: fft._Plan(spec, op, factor, limit))
+    return force
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference_at_every_tiling(name, op, dtype, force_plan, assert_close_to_reference):
+    x, w, gy, kw = _problem(name, dtype)
+    expected = _run(op, x, w, gy, kw, algorithm="reference")
+    spec = _spec(name, dtype)
+    seen = set()
+    for factor in (None,) + fft.TILE_FACTORS:
+        plan = fft._Plan(spec, op, factor, 2**28)
+        key = (plan.L, plan.tiles)
+        if key in seen:
+            continue
+        seen.add(key)
+        force_plan(factor)
+        assert_close_to_reference(_run(op, x, w, gy, kw), expected, dtype)
+    assert len(seen) >= 2, "the case should have at least one tiled plan"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_tiles_whose_window_wraps_around(op, force_plan, assert_close_to_reference):
+    """pad_low > 0 puts every later tile's first inputs at the end of its buffer."""
+    x, w, gy, kw = _problem("2d-largek", np.float64)
+    spec = _spec("2d-largek", np.float64)
+    plan = fft._Plan(spec, op, 2, 2**28)
+    assert plan.tiles > 4
+    assert any(a.input_place(1)[0] + a.input_place(1)[1] > a.L for a in plan.axes if a.tiles > 1)
+    force_plan(2)
+    assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"),
+                              np.float64)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_chunks_under_a_small_workspace_limit(op, dtype, force_plan, restore_settings,
+                                                    assert_close_to_reference):
+    x, w, gy, kw = _problem("2d-groups", dtype)
+    x, gy = np.concatenate([x] * 3), np.concatenate([gy] * 3)        # a batch of 6
+    spec = make_spec(x.shape, w.shape, dtype=dtype, **kw)
+    limit = fft._Plan(spec, op, None, 2**28).workspace(2) + 1
+    fastconv.set_workspace_limit(limit)
+    assert fft.workspace(spec, op) <= limit              # whatever tiling the chooser takes
+    force_plan(None, limit)
+    assert 1 <= fft._current_plan(spec, op).chunk < 6
+    assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"), dtype)
+
+
+def test_refuses_with_a_reason_when_no_tile_fits(restore_settings):
+    spec = _spec("2d-largek", np.float64)
+    fastconv.set_workspace_limit(1024)
+    ok, reason = fft.supports(spec, "forward")
+    assert not ok and "workspace limit" in reason
+    x, w, gy, kw = _problem("2d-largek", np.float64)
+    with pytest.raises(fastconv.NotSupportedError, match="does not support"):
+        fastconv.conv(x, w, algorithm="fft", **kw)
+
+
+@pytest.mark.parametrize("prune", [0.0, 2.0], ids=["bulk", "pruned"])
+@pytest.mark.parametrize("gemm", [True, False], ids=["gemm", "fft"])
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("name", ["2d-full", "3d", "1d-padding-wider-than-kernel", "2d-dilated",
+                                  "3d-width-1"])
+def test_kernel_dft_and_pruned_transforms(name, op, gemm, prune, monkeypatch,
+                                          assert_close_to_reference):
+    """Both ways to the kernel's frequencies (GEMM with the DFT matrix, FFT of the placed taps)
+    and both ways to the input's (one padded transform, or axis by axis on the data lines)."""
+    monkeypatch.setattr(fft, "_by_gemm", lambda k, L: gemm)
+    monkeypatch.setattr(fft, "PRUNE_BELOW", prune)
+    for dtype in DTYPES:
+        x, w, gy, kw = _problem(name, dtype)
+        assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"),
+                                  dtype)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("name", ["2d-largek", "2d-groups", "3d-strided-dilated"])
+def test_bitwise_identical_for_1_2_and_3_threads(name, op, force_plan, restore_settings):
+    """Also where the channel product and the kernel GEMMs are split over threads."""
+    rng = np.random.default_rng(3)
+    xs, ws, kw = CASES[name]
+    xs = (6,) + xs[1:2] + tuple(3 * n for n in xs[2:])          # enough work to split
+    ws = (ws[0] * 4,) + ws[1:]
+    kw = dict(kw, groups=kw.get("groups", 1))
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    spec = make_spec(xs, ws, dtype=np.float32, **kw)
+    gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(np.float32)
+    for factor in (None, 4):
+        force_plan(factor)
+        results = []
+        for threads in (1, 2, 3, 1):
+            fastconv.set_num_threads(threads)
+            results.append(_run(op, x, w, gy, kw))
+        for r in results[1:]:
+            assert np.array_equal(results[0], r)
+
+
+def _product_reference(op, a, b, G):
+    """The channel contraction of _fft.pyx in complex128 with einsum, per group."""
+    out = []
+    if op == "forward":                      # a = X (N, C, F), b = W (K, Cg, F)
+        Cg, Kg = a.shape[1] // G, b.shape[0] // G
+        for g in range(G):
+            out.append(np.einsum("ncf,kcf->nkf", a[:, g * Cg:(g + 1) * Cg],
+                                 np.conj(b[g * Kg:(g + 1) * Kg])))
+        return np.concatenate(out, axis=1)
+    if op == "grad_input":                   # a = GY (N, K, F), b = W (K, Cg, F)
+        Kg = a.shape[1] // G
+        for g in range(G):
+            out.append(np.einsum("nkf,kcf->ncf", a[:, g * Kg:(g + 1) * Kg], b[g * Kg:(g + 1) * Kg]))
+        return np.concatenate(out, axis=1)
+    Kg, Cg = a.shape[1] // G, b.shape[1] // G      # a = GY (N, K, F), b = X (N, C, F)
+    for g in range(G):
+        out.append(np.einsum("nkf,ncf->kcf", np.conj(a[:, g * Kg:(g + 1) * Kg]),
+                             b[:, g * Cg:(g + 1) * Cg]))
+    return np.concatenate(out, axis=0)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("F", [1, 7, 8, 9, 63, 64, 65, 200])
+@pytest.mark.parametrize("op", OPS)
+def test_channel_product_blocks_and_tails(op, F, dtype):
+    """Full blocks of 8 frequencies, partial ones, items of 64; 1..4 outputs at a time; groups."""
+    rng = np.random.default_rng(F)
+    N, C, K, G = 3, 6, 10, 2
+
+    def spectra(*shape):
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+    X, GY, W = spectra(N, C, F), spectra(N, K, F), spectra(K, C // G, F)
+    spec = make_spec((N, C, F), (K, C // G, 1), groups=G,
+                     dtype=np.float32 if dtype == np.complex64 else np.float64)
+    plan = fft._Plan(spec, op, None, 2**28)
+    plan.freqs = F
+    a, b = {"forward": (X, W), "grad_input": (GY, W), "grad_kernel": (GY, X)}[op]
+    expected = _product_reference(op, a, b, G)
+    out = np.full(expected.shape, np.nan, dtype)
+    if op == "grad_kernel":                  # accumulates
+        out[...] = 1 + 1j
+        expected = expected + (1 + 1j)
+    for threads in (1, 3):
+        got = out.copy()
+        fft._product(plan, a, b, got, op == "grad_kernel", threads)
+        tol = 1e-5 if dtype == np.complex64 else 1e-12
+        assert np.max(np.abs(got - expected)) <= tol * np.max(np.abs(expected))
+        if threads == 1:
+            first = got
+        else:
+            assert np.array_equal(first, got)
+
+
+def test_channel_product_item_count():
+    assert _fft.items(1) == 1 and _fft.items(64) == 1 and _fft.items(65) == 2
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("where", ["x", "w"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_inputs_give_arithmetic_pattern(op, where, value, force_plan,
+                                                   assert_close_to_reference):
+    """A transform smears a NaN over its whole line; the fallback restores the exact pattern,
+    also on tiled plans (one probe per tile)."""
+    x, w, gy, kw = _problem("2d-largek", np.float64)
+    if op == "grad_input" and where == "x":
+        gy = gy.copy()
+        gy[1, 2, 3, 4] = value
+    elif where == "x":
+        x = x.copy()
+        x[1, 2, 3, 4] = value
+    elif op == "grad_kernel":
+        gy = gy.copy()
+        gy[0, 1, 5, 5] = value
+    else:
+        w = w.copy()
+        w[1, 0, 2, 2] = value
+    expected = _run(op, x, w, gy, kw, algorithm="reference")
+    for factor in (None, 3):
+        force_plan(factor)
+        assert_close_to_reference(_run(op, x, w, gy, kw), expected, np.float64)
+
+
+def test_float32_transform_overflow_falls_back():
+    """Finite float32 inputs whose spectrum overflows: the result is still the finite one."""
+    x = np.full((1, 1, 64, 64), 3e36, np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    got = fastconv.conv(x, w, algorithm="fft")
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, 9 * 3e36, rtol=1e-6)
+
+
+def test_results_do_not_alias_the_kept_buffers():
+    x, w, gy, kw = _problem("2d-largek", np.float32)
+    first = [_run(op, x, w, gy, kw) for op in OPS]
+    saved = [r.copy() for r in first]
+    for op in OPS:
+        _run(op, 2 * x, 3 * w, 5 * gy, kw)
+    for r, s in zip(first, saved):
+        assert np.array_equal(r, s)
+        assert r.flags.c_contiguous
+        assert not any(np.shares_memory(r, raw) for raw in fft._buffers.store.values())
+
+
+def test_buffers_are_dropped_past_the_retention_size(monkeypatch):
+    monkeypatch.setattr(fft, "RETAIN_BYTES", 1)
+    x, w, gy, kw = _problem("2d-largek", np.float32)
+    fastconv.conv(x, w, algorithm="fft", **kw)
+    assert fft._buffers.store == {}
+
+
+def test_segments_and_take_wrap_around():
+    L = 10
+    assert fft._segments((7, 5, 1), L) == [(0, slice(7, 10, 1)), (3, slice(0, 2, 1))]
+    assert fft._segments((0, 4, 3), L) == [(0, slice(0, 10, 3))]
+    assert fft._segments((8, 3, 2), L) == [(0, slice(8, 9, 2)), (1, slice(0, 3, 2))]
+    assert fft._segments((3, 0, 1), L) == []
+    a = np.arange(L)[None, None]
+    np.testing.assert_array_equal(fft._take(a, 2, (8, 3, 2), L)[0, 0], [8, 0, 2])
+    np.testing.assert_array_equal(fft._take(a, 2, (2, 4, 1), L)[0, 0], [2, 3, 4, 5])
+
+
+@pytest.mark.parametrize("n,k,lo,hi,d", [(128, 15, 7, 7, 1), (512, 63, 0, 0, 1), (20, 5, 9, 0, 1),
+                                         (9, 3, 7, 11, 1), (30, 4, 0, 3, 3)])
+def test_transform_length_lets_the_wrap_around_fall_on_padding(n, k, lo, hi, d):
+    """One tile needs L >= n + max(pad_low, pad_high used) and >= the kernel, not the padded
+    length: 'valid' keeps L = n (up to a fast size)."""
+    e = d * (k - 1) + 1
+    o = n + lo + hi - e + 1
+    axis = fft._Axis(n, k, 1, d, lo, o, o, True)
+    assert axis.tiles == 1
+    need = max(n + max(lo, hi), e, o)
+    assert need <= axis.L == fft._fast_len(need, True)
+
+
+def test_tap_dft_matches_the_fft_of_the_placed_kernel():
+    rng = np.random.default_rng(0)
+    L, k, d, lo = 27, 5, 3, 4
+    taps = rng.standard_normal(k)
+    placed = np.zeros(L)
+    placed[(np.arange(k) * d - lo) % L] = taps
+    D = fft._tap_dft(L, k, d, lo, False, False, np.dtype(np.float64))
+    np.testing.assert_allclose(D @ taps, np.fft.fft(placed), atol=1e-12)
+    Dh = fft._tap_dft(L, k, d, lo, True, False, np.dtype(np.float64))
+    np.testing.assert_allclose(Dh @ taps, np.fft.rfft(placed), atol=1e-12)
+    for half, spectrum in ((False, np.fft.fft(placed)), (True, np.fft.rfft(placed))):
+        inverse = fft._tap_dft(L, k, d, lo, half, True, np.dtype(np.float64))
+        np.testing.assert_allclose((inverse @ spectrum).real, taps, atol=1e-12)
+    even = fft._tap_dft(28, k, d, lo, True, True, np.dtype(np.float64))
+    placed28 = np.zeros(28)
+    placed28[(np.arange(k) * d - lo) % 28] = taps
+    np.testing.assert_allclose((even @ np.fft.rfft(placed28)).real, taps, atol=1e-12)
+
+
+# --- the cost model ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("x_shape,w_shape,padding", [
+    ((4, 8, 128, 128), (8, 8, 15, 15), 7),                # the suite's largek15
+    ((1, 1, 512, 512), (1, 1, 63, 63), 0),                # a single image, large kernel
+    ((2, 4, 256, 256), (4, 4, 21, 21), 0),                # the issue's 21x21 anchor
+])
+def test_auto_picks_fft_for_large_kernels(x_shape, w_shape, padding, op):
+    ex = fastconv.explain(x_shape, w_shape, padding=padding, dtype="float32")
+    assert ex.choice[op] == "fft", str(ex)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding", [
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1),                 # resnet3x3
+    ((8, 256, 28, 28), (64, 256, 1, 1), 0),               # pointwise
+    ((1, 1, 512, 512), (1, 1, 3, 3), 0),
+    ((2, 4, 32, 32, 32), (8, 4, 3, 3, 3), 1),
+])
+def test_auto_does_not_pick_fft_for_small_kernels(x_shape, w_shape, padding):
+    ex = fastconv.explain(x_shape, w_shape, padding=padding, dtype="float32")
+    assert "fft" not in ex.choice.values(), str(ex)
+
+
+def test_cost_grows_with_the_problem_and_the_thread_count_helps():
+    small = make_spec((1, 4, 64, 64), (4, 4, 9, 9), padding=4, dtype=np.float32)
+    big = make_spec((4, 4, 256, 256), (4, 4, 9, 9), padding=4, dtype=np.float32)
+    assert 0 < fft.cost(small, "forward") < fft.cost(big, "forward")
+    plan = fft._current_plan(big, "forward")
+    assert plan.seconds(2) < plan.seconds(1)
+    big64 = make_spec((4, 4, 256, 256), (4, 4, 9, 9), padding=4, dtype=np.float64)
+    assert fft.cost(big, "forward") < fft.cost(big64, "forward")
+
+
+def test_the_tiling_does_not_depend_on_the_thread_count(restore_settings):
+    spec = make_spec((16, 1, 16000), (32, 1, 64), dtype=np.float32)
+    plans = []
+    for threads in (1, 2, 4):
+        fastconv.set_num_threads(threads)
+        plan = fft._current_plan(spec, "forward")
+        plans.append((plan.L, plan.tiles, plan.chunk))
+    assert plans[0] == plans[1] == plans[2]
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("n,k,padding,stride", [(1, 1, (3, 2), 2), (2, 2, (5, 5), 7),
+                                                (4, 1, (0, 3), 5)])
+def test_outputs_that_read_only_padding_are_exact_zeros(op, n, k, padding, stride):
+    """Where no output reads an input element the result is zero, exactly (a transform would
+    leave rounding noise, which the relative tolerance cannot absorb when everything is zero)."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((2, 3, n))
+    w = rng.standard_normal((2, 3, k))
+    kw = dict(padding=(padding,), stride=stride)
+    y = reference.conv(x, w, **kw)
+    gy = rng.standard_normal(y.shape)
+    expected = _run(op, x, w, gy, kw, algorithm="reference")
+    got = _run(op, x, w, gy, kw)
+    if not np.any(expected):
+        assert not np.any(got)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 4])
+def test_tap_dft_inverse_weights_for_tiny_lengths(L):
+    """The half spectrum's weights: 1 at frequency 0 and at L/2 (L even), 2 elsewhere."""
+    rng = np.random.default_rng(L)
+    taps = rng.standard_normal(1)
+    placed = np.zeros(L)
+    placed[0] = taps[0]
+    inverse = fft._tap_dft(L, 1, 1, 0, True, True, np.dtype(np.float64))
+    np.testing.assert_allclose((inverse @ np.fft.rfft(placed)).real, taps, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("ni,nt,nw", [(1, 1, 1), (3, 5, 7), (4, 15, 8), (5, 2, 9), (9, 7, 33),
+                                      (135, 15, 68), (6, 40, 64)])
+def test_matrix_along(ni, nt, nw, dtype):
+    """Four rows at a time and fewer, column chunks of 4 vectors, single vectors, the last
+    (overlapping) vector and the scalar columns of rows shorter than a vector."""
+    rng = np.random.default_rng(ni * nt * nw)
+    m = (rng.standard_normal((ni, nt)) + 1j * rng.standard_normal((ni, nt))).astype(dtype)
+    a = (rng.standard_normal((3, nt, nw)) + 1j * rng.standard_normal((3, nt, nw))).astype(dtype)
+    out = np.full((3, ni, nw), np.nan, dtype)
+    real = m.real.dtype
+    flat = [z.view(real).reshape(-1) for z in (m, a, out)]
+    _fft.matrix_along(*flat, ni, nt, nw, 0, 2)
+    _fft.matrix_along(*flat, ni, nt, nw, 2, 3)
+    expected = np.matmul(m.astype(np.complex128), a.astype(np.complex128))
+    tol = 1e-5 if dtype == np.complex64 else 1e-13
+    assert np.max(np.abs(out - expected)) <= tol * np.max(np.abs(expected))
