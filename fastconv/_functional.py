@@ -113,20 +113,31 @@ def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, 
     _check_ndim(w, ndim, fname)
     _check_flip(flip)
     _registry.check_algorithm(algorithm)
-    dtype = _result_dtype(x, w, b)
-    spec = make_spec(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
-                     groups=groups, dtype=dtype)
-    check_padding_mode(padding_mode, spec)
-    _check_bias(b, spec.out_channels)
-    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
-        y5 = np.zeros(spec.y_shape, dtype)
+    spec, x5 = forward_problem(x, w.shape, b, _result_dtype(x, w, b), stride, padding, dilation,
+                               groups, padding_mode)
+    if x5 is None:
+        y5 = np.zeros(spec.y_shape, spec.dtype)
     else:
-        x5 = _lifted(x, spec, spec.x_shape, dtype)
-        if padding_mode != "zeros":
-            x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
         w5 = _kernel(w, spec, flip)
         y5 = _registry.select(spec, "forward", algorithm, w5).forward(spec, x5, w5)
     return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
+
+
+def forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups, padding_mode,
+                    w_name="w"):
+    """Validate a forward call: (spec, x5), x5 lifted and explicitly padded for a non-zero
+    padding_mode (and the spec then without implicit padding), or None when the result is empty
+    or all zeros."""
+    spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, dtype=dtype, w_name=w_name)
+    check_padding_mode(padding_mode, spec)
+    _check_bias(b, spec.out_channels)
+    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
+        return spec, None
+    x5 = _lifted(x, spec, spec.x_shape, dtype)
+    if padding_mode != "zeros":
+        x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+    return spec, x5
 
 
 def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, flip=False,

@@ -6,15 +6,13 @@ kernel's sizes) instead of O(their product) per output. ``fastconv.conv`` finds 
 itself (algorithm "separable"); these functions take the factors directly, give their gradients,
 and approximate a general kernel by a few separable terms (`low_rank_conv`).
 """
-import math
 
 import numpy as np
 
-from . import _config
 from ._algorithms import separable as _impl
 from ._functional import (_add_bias, _as_array, _check_bias, _check_flip, _check_output_grad,
-                          _fold_padding, _full_shape, _lifted, _pad, _result_dtype,
-                          conv, conv_grad_kernel)
+                          _fold_padding, _full_shape, _lifted, _pad, _result_dtype, conv,
+                          conv_grad_kernel, forward_problem)
 from ._geometry import LIFTED_DIMS, check_padding_mode, make_spec, with_explicit_padding
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
@@ -81,16 +79,11 @@ def separable_conv(x, factors, bias=None, *, stride=1, padding=0, dilation=1, gr
     b = None if bias is None else _as_array(bias, "bias")
     _check_flip(flip)
     dtype = _result_dtype(x, *arrays, b)
-    spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
-                     groups=groups, dtype=dtype, w_name="factors")
-    check_padding_mode(padding_mode, spec)
-    _check_bias(b, spec.out_channels)
-    if 0 in (spec.batch, spec.out_channels, spec.in_channels):
+    spec, x5 = forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups,
+                               padding_mode, w_name="factors")
+    if x5 is None:
         y5 = np.zeros(spec.y_shape, dtype)
     else:
-        x5 = _lifted(x, spec, spec.x_shape, dtype)
-        if padding_mode != "zeros":
-            x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
         if _fits(spec, "forward", 1):
             y5 = _impl.run_forward(spec, x5, _lifted_factors(arrays, spec, flip), 1)
         else:       # not even one row fits the workspace limit: the full kernel, any algorithm

@@ -86,7 +86,7 @@ def _unit(v):
 
 def _terms(m, rank):
     """Up to `rank` rank-one terms of each (B, *sizes) slice: a list per axis of (B, R, size)."""
-    B, sizes = m.shape[0], m.shape[1:]
+    sizes = m.shape[1:]
     if len(sizes) == 2:
         u, s, vt = np.linalg.svd(m, full_matrices=False)
         R = min(rank, s.shape[1])
