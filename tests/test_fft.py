@@ -414,3 +414,17 @@ def test_matrix_along(ni, nt, nw, dtype):
     expected = np.matmul(m.astype(np.complex128), a.astype(np.complex128))
     tol = 1e-5 if dtype == np.complex64 else 1e-13
     assert np.max(np.abs(out - expected)) <= tol * np.max(np.abs(expected))
+
+
+def test_concurrent_calls_from_python_threads(restore_settings):
+    """Each Python thread has its own kept buffers; the helper pool is shared."""
+    from concurrent.futures import ThreadPoolExecutor
+    fastconv.set_num_threads(2)
+    x, w, gy, kw = _problem("2d-largek", np.float32)
+    inputs = [(s * x, w + s, gy) for s in range(6)]
+    expected = [[_run(op, *i[:2], i[2], kw) for op in OPS] for i in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: [_run(op, *i[:2], i[2], kw) for op in OPS], inputs))
+    for e, g in zip(expected, got):
+        for a, b in zip(e, g):
+            assert np.array_equal(a, b)

@@ -63,6 +63,7 @@ MIN_PARALLEL_POINTS = 1 << 19     # ... and smaller transforms (real values; a 5
 TILE_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)   # candidate tile transform lengths / kernel
 PRUNE_BELOW = 0.75                # transform only the lines with data when fewer than this share
 RETAIN_BYTES = 64 * 2**20         # buffers kept between calls, per thread
+POOL_THREADS = 256                # helper threads at most (a call uses its thread budget - 1)
 SPATIAL = 3
 
 
@@ -511,14 +512,13 @@ _pool = None
 _pool_lock = threading.Lock()
 
 
-def _executor(workers):
-    """A persistent pool of helper threads (created on first use)."""
+def _executor():
+    """The pool of helper threads, created on first use. It starts a thread only when no idle
+    one is left, so its bound is never reached by one call (the thread budget is far below)."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastconv-fft")
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="fastconv-fft")
         return _pool
 
 
@@ -531,7 +531,7 @@ def _split(count, parts):
 def _parallel(fn, ranges):
     """fn(lo, hi) for every range, the first on this thread and the others on the pool's
     (the work drops the GIL); waits for all of them."""
-    pending = [_executor(len(ranges) - 1).submit(fn, *r) for r in ranges[1:]]
+    pending = [_executor().submit(fn, *r) for r in ranges[1:]]
     try:
         fn(*ranges[0])
     finally:
