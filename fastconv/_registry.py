@@ -13,6 +13,8 @@ the kernel is not known (``choose``/``explain`` on shapes, the kernel gradient) 
 ``"auto"`` picks the cheapest algorithm that supports the call within the workspace limit; naming
 one that does not support it raises NotSupportedError.
 """
+import functools
+
 from . import _config
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
@@ -26,6 +28,7 @@ class NotSupportedError(ValueError):
 
 def register(impl):
     _ALGORITHMS[impl.NAME] = impl
+    _ranking.cache_clear()
     return impl
 
 
@@ -67,14 +70,28 @@ def assess(spec, op, w=None):
     return rows
 
 
+@functools.lru_cache(maxsize=4096)
+def _ranking(spec, op, limit):
+    """Shape-only candidates by predicted time: (cost, name, needs the kernel's values).
+
+    Cached per (problem, operation, workspace limit): the cost models see nothing else (not the
+    thread count), so "auto" costs a lookup, not an evaluation of every model, on each call.
+    """
+    ranked = []
+    for name, impl in _ALGORITHMS.items():
+        ok, _ = impl.supports(spec, op)
+        if ok and impl.workspace(spec, op) <= limit:
+            ranked.append((impl.cost(spec, op), name, hasattr(impl, "supports_weights")))
+    return tuple(sorted(ranked))
+
+
 def choose_name(spec, op, w=None):
     """The cheapest applicable algorithm for `op` on `spec` (and kernel `w`, where known)."""
-    rows = assess(spec, op, w)
-    usable = [(cost, name) for name, ok, _, cost, _ in rows if ok]
-    if not usable:
-        reasons = "; ".join(f"{name}: {reason}" for name, _, reason, _, _ in rows)
-        raise NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
-    return min(usable)[1]
+    for _, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
+        if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]):
+            return name
+    reasons = "; ".join(f"{name}: {reason}" for name, _, reason, _, _ in assess(spec, op, w))
+    raise NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
 
 
 def select(spec, op, algorithm, w=None):
