@@ -1,0 +1,61 @@
+"""Side by side, interleaved: every fastconv algorithm, "auto" and PyTorch CPU on each case and op.
+
+Rounds alternate between the implementations, so a passing load hits all of them alike; each
+figure is the best of its repeats. Needs torch. Run from the repository root, after building in
+place:  PYTHONPATH=. FASTCONV_NUM_THREADS=1 python bench/side_by_side.py [case,case,...]
+Columns: the fastest fastconv algorithm and its GFLOP/s, auto's pick, auto's time over the best,
+PyTorch's time over auto's (above 1: fastconv faster), then every implementation's GFLOP/s.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+import fastconv
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cases import CASES, flops, make_arrays
+torch.set_num_threads(fastconv.get_num_threads())
+ops = ("forward", "grad_input", "grad_kernel")
+names = sys.argv[1].split(",") if len(sys.argv) > 1 else list(CASES)
+algs = ["auto"] + [a for a in fastconv.algorithms() if a != "reference"]
+def runner(case, op, alg, x, w, gy):
+    g = case.geometry
+    if alg == "torch":
+        F = torch.nn.functional; nd = case.ndim
+        tx, tw, tgy = map(torch.from_numpy, (x, w, gy))
+        kw = dict(stride=g["stride"], padding=g["padding"], groups=g["groups"])
+        if op == "forward": return lambda: getattr(F, f"conv{nd}d")(tx, tw, **kw)
+        if op == "grad_input": return lambda: getattr(torch.nn.grad, f"conv{nd}d_input")(tx.shape, tw, tgy, **kw)
+        return lambda: getattr(torch.nn.grad, f"conv{nd}d_weight")(tx, tw.shape, tgy, **kw)
+    if op == "forward": return lambda: fastconv.conv(x, w, algorithm=alg, **g)
+    if op == "grad_input": return lambda: fastconv.conv_grad_input(gy, w, x.shape, algorithm=alg, **g)
+    return lambda: fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=alg, **g)
+with torch.no_grad():
+    for name in names:
+        case = CASES[name]
+        arrays = make_arrays(case); x, w = arrays["x"], arrays["w"]
+        y = fastconv.conv(x, w, **case.geometry)
+        gy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        fl = flops(case)
+        for op in ops:
+            fns = {}
+            for alg in algs + ["torch"]:
+                fn = runner(case, op, alg, x, w, gy)
+                try:
+                    t0 = time.perf_counter(); fn(); first = time.perf_counter() - t0
+                except fastconv.NotSupportedError:
+                    continue
+                fns[alg] = (fn, max(2, min(15, int(1.0 / max(first, 1e-4)))))
+            best = {a: float("inf") for a in fns}
+            for _ in range(3):                                  # interleave rounds
+                for alg, (fn, reps) in fns.items():
+                    for _ in range(reps):
+                        t0 = time.perf_counter(); fn(); best[alg] = min(best[alg], time.perf_counter() - t0)
+            chosen = fastconv.choose(case.x_shape, case.w_shape, op=op, **case.geometry)
+            pt = best.get("torch")
+            cells = "  ".join(f"{a}={fl / t / 1e9:.0f}" for a, t in best.items())
+            fast = min((t, a) for a, t in best.items() if a != "torch")
+            print(f"{name:13s} {op:11s} best={fast[1]:9s} {fl / fast[0] / 1e9:7.1f} GF/s  auto={chosen:9s} "
+                  f"auto/best={best['auto'] / fast[0]:.2f}  torch/auto={pt / best['auto'] if pt else float('nan'):.2f}  | {cells}", flush=True)
