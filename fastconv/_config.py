@@ -81,9 +81,32 @@ def blas_single_threaded():
 _controllers = None
 
 
+# Below this much arithmetic a call runs on one thread: a parallel region costs more than it
+# saves, and when another process holds a core each barrier waits out a scheduler time slice
+# (seen: figure 9.6's 0.5 MFLOP edge filter, 0.15 ms on one thread, 9 ms on two).
+SMALL_PROBLEM_FLOPS = 2e6
+_call = threading.local()
+
+
 def get_num_threads():
     """The thread budget the next call will use."""
-    return _num_threads if _num_threads is not None else _openmp_info.max_threads()
+    n = _num_threads if _num_threads is not None else _openmp_info.max_threads()
+    return min(n, getattr(_call, "cap", n))
+
+
+@contextlib.contextmanager
+def threads_for(flops):
+    """Inside one call: the budget, or one thread for a small problem. Results do not depend
+    on it (every algorithm is bitwise thread-count invariant), only the time does."""
+    previous = getattr(_call, "cap", None)
+    _call.cap = 1 if flops < SMALL_PROBLEM_FLOPS else get_num_threads()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _call.cap
+        else:
+            _call.cap = previous
 
 
 def planning_threads():

@@ -222,3 +222,11 @@ def restore_settings():
     yield
     fastconv.set_num_threads(threads)
     fastconv.set_workspace_limit(limit)
+
+
+@pytest.fixture(autouse=True)
+def parallel_even_when_small(monkeypatch):
+    """Run every problem on the full thread budget: the library puts problems under
+    SMALL_PROBLEM_FLOPS on one thread, which would make the tests' small problems prove nothing
+    about the parallel code (thread invariance above all)."""
+    monkeypatch.setattr(fastconv._config, "SMALL_PROBLEM_FLOPS", 0)

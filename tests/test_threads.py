@@ -139,3 +139,17 @@ def test_environment_variable_and_defaults_in_a_fresh_interpreter():
     assert two[0] == "2"
     unset = _fresh_interpreter({}, code)
     assert int(unset[0]) >= 1
+
+
+def test_small_problems_run_on_one_thread_and_large_ones_on_the_budget(monkeypatch, restore_settings):
+    from fastconv import _config
+    monkeypatch.setattr(_config, "SMALL_PROBLEM_FLOPS", 1e6)
+    fastconv.set_num_threads(2)
+    with _config.threads_for(1e5):
+        assert fastconv.get_num_threads() == 1
+        with _config.threads_for(1e7):          # nested calls keep the outer call's cap
+            assert fastconv.get_num_threads() == 1
+        assert fastconv.get_num_threads() == 1
+    with _config.threads_for(1e7):
+        assert fastconv.get_num_threads() == 2
+    assert fastconv.get_num_threads() == 2
