@@ -100,19 +100,6 @@ cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
             and g.od == g.id and g.oh == g.ih and g.ow == g.iw)
 
 
-cdef inline const floating* chunk_columns(const floating* x, floating* col, const Geom* g,
-                                          Py_ssize_t n, Py_ssize_t p0, Py_ssize_t p1,
-                                          bint pointwise, Py_ssize_t* ld) noexcept nogil:
-    """The column matrix of positions [p0, p1) of sample n, and its row stride: for a pointwise
-    problem the input itself, otherwise `col` after packing."""
-    if pointwise:
-        ld[0] = g.P
-        return x + n * g.C * g.P + p0
-    pack_chunk(x, col, g, n, 0, g.C * g.k_vol, p0, p1)
-    ld[0] = p1 - p0
-    return col
-
-
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* work, Py_ssize_t width, int num_threads) noexcept nogil:
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, R = g.C * g.k_vol
@@ -125,7 +112,13 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
         p0 = (item - n * per_sample) * width
         p1 = min(p0 + width, g.P)
         col = work + omp_get_thread_num() * R * width
-        b = chunk_columns(x, col, g, n, p0, p1, pointwise, &ld)
+        if pointwise:
+            b = x + n * g.C * g.P + p0
+            ld = g.P
+        else:
+            pack_chunk(x, col, g, n, 0, R, p0, p1)
+            b = col
+            ld = p1 - p0
         for gi in range(g.G):
             gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
                  b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
@@ -183,7 +176,13 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
             n = i // per_sample
             p0 = (i - n * per_sample) * width
             p1 = min(p0 + width, g.P)
-            b = chunk_columns(x, col, g, n, p0, p1, pointwise, &ld)
+            if pointwise:
+                b = x + n * g.C * g.P + p0
+                ld = g.P
+            else:
+                pack_chunk(x, col, g, n, 0, R, p0, p1)
+                b = col
+                ld = p1 - p0
             for gi in range(g.G):
                 gemm(False, True, g.Kg, Rg, p1 - p0, <floating>1,
                      gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,

@@ -153,3 +153,21 @@ def test_small_problems_run_on_one_thread_and_large_ones_on_the_budget(monkeypat
     with _config.threads_for(1e7):
         assert fastconv.get_num_threads() == 2
     assert fastconv.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("op", ("forward", "grad_input", "grad_kernel"))
+def test_many_groups_repeated_on_two_threads(op, algorithm_or_auto, restore_settings, forced,
+                                             assert_close_to_reference):
+    """A depthwise problem called again and again in one process on two threads: each work item
+    makes one GEMM per group, long enough for a value shared between threads by mistake to be
+    overwritten mid-item (it once was: im2col's column stride, which made BLAS reject the call)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 64, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((4, 64, 20, 20)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    expected = _run(op, x, w, gy, b, algorithm="reference", groups=64)
+    fastconv.set_num_threads(2)
+    for _ in range(8):
+        assert_close_to_reference(forced(_run, op, x, w, gy, b, algorithm=algorithm_or_auto,
+                                         groups=64), expected, np.float32)
