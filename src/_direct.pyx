@@ -1,37 +1,37 @@
-"""Direct convolution: loops over the kernel taps, no column buffer.
+"""Direct convolution: loops over the kernel taps with register tiles, no column buffer.
 
 Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened (see _geometry.pxd).
-An output "row" is one (depth, height) index: `ow` contiguous outputs.
+An output "row" is one (depth, height) index: `ow` contiguous outputs. This module builds the
+work items, the tables of valid taps and per run of rows (rows with the same valid kernel rows)
+the list of taps; the arithmetic is in the C micro-kernels of _direct_kernels.h:
 
-The arithmetic is in two C micro-kernels (the verbatim block below), written with GCC vector
-types so that a tile of accumulators stays in registers:
+  fc_fwd_rows   a run of output rows: register tiles of 4 output channels (sharing each input
+                vector), or of 4 output rows (sharing each weight; at stride 1 with 3 or 5
+                kernel rows, sharing each input row too), or of up to 8 vectors of one row;
+  fc_gw_rows    the kernel gradient's dot products of a run of rows, 4 channels or 4 rows (or a
+                kernel column's 3 taps) at once, into V-lane accumulators per tap.
 
-  fc_fwd   `streams` x `lanes` outputs: y[m, j] = sum_t w[widx[t] + m*wm] * x[xoff[t] + m*xs + j*sw]
-  fc_dot   `streams` dot products along a row, summed into `streams` x V lanes of a scratch buffer
-
-A stream is, depending on the problem, one of 4 output channels sharing each input load (dense
-problems), one of 4 output rows sharing each weight (few output channels: depthwise, 1-D), or one
-of 4 adjacent blocks of a long row. Following BLIS, only these micro-kernels depend on the
-instruction set: GCC's target_clones compiles them for x86-64-v4 (AVX-512), v3 (AVX2 + FMA) and the
-baseline, and picks one at load time, so the portable build still runs at the machine's width
-(the rest of the package keeps the baseline flags). One machine always runs the same clone.
-
-Borders are never padded in memory: per output row the valid kernel rows come from tables built
-with `valid_range`; per output column the columns whose every kernel tap lies inside the input
-("interior") are computed in vector chunks (the last chunk of a row overlaps the one before and
-rewrites the same values), the few others one at a time with the taps that fall inside.
+Borders are never padded in memory: the valid kernel depths and rows of each output row come
+from tables built with `valid_range`; along a row, vectors whose every tap lies inside the input
+are computed as they are, the others ("edge" tiles) load each vector where it lies inside the
+input and shift it into place with a shuffle that fills zeros; the last vector of a row overlaps
+the one before and rewrites the same values. Rows too narrow for a quarter vector go one column
+at a time with the taps that fall inside.
 
 The three operations:
-  forward      items (sample, group, block of output channels, part of the rows, part of the
-               columns); each output element is computed by one kernel call, taps in a fixed order.
+  forward      items (sample, group, block of 4 output channels or one channel, part of the rows,
+               part of the columns); each output element is computed by one tile, in a fixed
+               order of taps.
   grad_input   stride 1: a "full" correlation of gy with the flipped kernel, i.e. the forward pass
                on the transposed geometry (input and output channels swapped), reading the kernel
-               through a strided, flipped view. Stride > 1: items (sample, input channel), each
-               zeroes its own plane and scatters every tap into its strided positions.
-  grad_kernel  items (group, block of output channels, input channel, part of the rows), each
-               summing dot products into its own V-lane accumulators; the parts (a number fixed by
-               the problem) are added in order at the end. No atomics, nothing depends on the
-               thread count.
+               through a strided, flipped view; items partition the input channels. Stride > 1:
+               items (sample, input channel), each zeroes its own plane and scatters every tap
+               into its strided positions.
+  grad_kernel  items (group, block of output channels, input channel, part of the rows and
+               columns), each summing into its own per-thread V-lane accumulators, reduced in a
+               fixed order at the end of the item; the parts (a number fixed by the problem) are
+               added in order. No atomics; nothing depends on the thread count.
+Per-thread scratch is spaced by more than a cache line, so threads never share one.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -41,20 +41,20 @@ from _geometry cimport Geom, geom_from_spec, valid_range
 from _openmp cimport omp_get_thread_num
 
 cdef extern from "_direct_kernels.h":
+    Py_ssize_t fc_vector_bytes() noexcept nogil
+    int fc_level() noexcept nogil
     void fc_fwd_rows_float(int channels, const float* x, Py_ssize_t base, Py_ssize_t xrs,
                            Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
                            const Py_ssize_t* ecol, Py_ssize_t ntaps, const float* w, Py_ssize_t wm,
                            float* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows,
                            Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
-                           const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
-                           int exact) noexcept nogil
+                           const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) noexcept nogil
     void fc_fwd_rows_double(int channels, const double* x, Py_ssize_t base, Py_ssize_t xrs,
                             Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
                             const Py_ssize_t* ecol, Py_ssize_t ntaps, const double* w,
                             Py_ssize_t wm, double* y, Py_ssize_t yrs, Py_ssize_t ys,
                             Py_ssize_t nrows, Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
-                            const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
-                            int exact) noexcept nogil
+                            const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) noexcept nogil
     void fc_gw_rows_float(int channels, const float* g, Py_ssize_t gs, Py_ssize_t grs,
                           const float* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
                           Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
@@ -70,7 +70,6 @@ cdef extern from "_direct_kernels.h":
 
 cdef enum:
     STREAMS = 4             # streams of the micro-kernel tiles: output channels or output rows
-    VEC_BYTES = 64          # FC_BYTES: lanes per accumulator vector = VEC_BYTES / itemsize
 
 
 cdef inline Py_ssize_t per_thread(Py_ssize_t n) noexcept nogil:
@@ -89,14 +88,13 @@ cdef inline void fwd_rows(bint channels, const floating* x, Py_ssize_t base, Py_
                           const Py_ssize_t* ecol, Py_ssize_t ntaps, const floating* w,
                           Py_ssize_t wm, floating* y, Py_ssize_t yrs, Py_ssize_t ys,
                           Py_ssize_t nrows, Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
-                          const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh,
-                          bint exact) noexcept nogil:
+                          const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) noexcept nogil:
     if floating is float:
         fc_fwd_rows_float(channels, x, base, xrs, sw, xoff, widx, ecol, ntaps, w, wm, y, yrs, ys,
-                          nrows, o0, o1, clo, chi, kw, kh, exact)
+                          nrows, o0, o1, clo, chi, kw, kh)
     else:
         fc_fwd_rows_double(channels, x, base, xrs, sw, xoff, widx, ecol, ntaps, w, wm, y, yrs, ys,
-                           nrows, o0, o1, clo, chi, kw, kh, exact)
+                           nrows, o0, o1, clo, chi, kw, kh)
 
 
 cdef inline void gw_rows(bint channels, const floating* gy, Py_ssize_t gs, Py_ssize_t grs,
@@ -206,7 +204,7 @@ cdef inline Py_ssize_t row_origin(const Geom* g, Py_ssize_t n, Py_ssize_t c, Py_
 cdef void fwd_item(const Geom* g, const Tables* tb, const WView* wv, const floating* x,
                    const floating* w, floating* y, Py_ssize_t n, Py_ssize_t gi, Py_ssize_t kb,
                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t o0, Py_ssize_t o1,
-                   Py_ssize_t* lists, bint exact) noexcept nogil:
+                   Py_ssize_t* lists) noexcept nogil:
     """Rows r0..r1 (flat depth * height), columns o0..o1, of output-channel block kb.
 
     With at least 4 output channels a group, 4 channels share each input load; otherwise 4 rows
@@ -231,14 +229,13 @@ cdef void fwd_item(const Geom* g, const Tables* tb, const WView* wv, const float
         nt = row_taps(g, tb, wv, zo, yo, g.Cg, xoff, widx, ecol)
         fwd_rows(channel_block, x, row_origin(g, n, gi * g.Cg, zo, yo), g.sh * g.iw, g.sw, xoff,
                  widx, ecol, nt, wb, wm, yb + r * g.ow, g.ow, g.P, re - r, o0, o1, tb.clo,
-                 tb.chi, g.kw, full_rows(g, tb, yo), exact)
+                 tb.chi, g.kw, full_rows(g, tb, yo))
         r = re
 
 
 cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const floating* w,
                         floating* y, Py_ssize_t* tables, Py_ssize_t* lists,
-                        Py_ssize_t rparts, Py_ssize_t cparts, bint exact,
-                        int num_threads) noexcept nogil:
+                        Py_ssize_t rparts, Py_ssize_t cparts, int num_threads) noexcept nogil:
     cdef Tables tb
     cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
     cdef Py_ssize_t rows = g.od * g.oh, rstep = (rows + rparts - 1) // rparts
@@ -258,7 +255,7 @@ cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const
         if rp * rstep < rows and cp * cstep < g.ow:
             fwd_item(g, &tb, wv, x, w, y, n, gi, kb, rp * rstep, min(rows, (rp + 1) * rstep),
                      cp * cstep, min(g.ow, (cp + 1) * cstep),
-                     lists + omp_get_thread_num() * per_list, exact)
+                     lists + omp_get_thread_num() * per_list)
 
 
 cdef Geom transposed(const Geom* g) noexcept nogil:
@@ -303,7 +300,7 @@ cdef void scatter_plane(const Geom* g, const Tables* tb, const floating* gy, con
                                 xrow[o * g.sw + off] += wv * grow[o]
 
 
-# --- grad_kernel ------------------------------------------------------------------------------------
+# --- grad_kernel -------------------------------------------------------------------------------
 
 cdef void gw_item(const Geom* g, const Tables* tb, const floating* x, const floating* gy,
                   floating* out, floating* acc, Py_ssize_t* lists, Py_ssize_t gi, Py_ssize_t kb,
@@ -314,7 +311,7 @@ cdef void gw_item(const Geom* g, const Tables* tb, const floating* x, const floa
     acc holds V lanes per (tap, stream); streams are 4 output channels (at least 4 a group) or
     4 rows of a run; the lanes and streams are added in a fixed order at the end.
     """
-    cdef Py_ssize_t V = VEC_BYTES // sizeof(floating), kv = g.k_vol
+    cdef Py_ssize_t V = fc_vector_bytes() // sizeof(floating), kv = g.k_vol
     cdef Py_ssize_t* xoff = lists
     cdef Py_ssize_t* tap = lists + kv
     cdef Py_ssize_t* ecol = lists + 2 * kv
@@ -364,7 +361,8 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
     cdef Tables tb
     cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
     cdef Py_ssize_t rows = g.N * g.od * g.oh, size = g.K * g.Cg * g.k_vol, parts = rparts * cparts
-    cdef Py_ssize_t acc_size = per_thread(g.k_vol * STREAMS * (VEC_BYTES // sizeof(floating)))
+    cdef Py_ssize_t nlanes = fc_vector_bytes() // sizeof(floating)
+    cdef Py_ssize_t acc_size = per_thread(g.k_vol * STREAMS * nlanes)
     cdef Py_ssize_t item, rest, p, rp, cp, c, kb, gi, e, thread
     cdef floating total
     fill_tables(g, tables, &tb)
@@ -390,15 +388,12 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
             gw[e] = total
 
 
-# --- entry points -----------------------------------------------------------------------------------
+# --- entry points --------------------------------------------------------------------------------
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
             Py_ssize_t[::1] tables, Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts,
-            bint exact, int num_threads):
-    """y = conv(x, w); `lists` holds num_threads * scratch_entries(3 * (C/G) * k_vol) entries.
-
-    exact: edge lanes add an exact zero instead of the weight times zero (for non-finite weights,
-    whose padding products the caller settles)."""
+            int num_threads):
+    """y = conv(x, w); `lists` holds num_threads * scratch_entries(3 * (C/G) * k_vol) entries."""
     cdef Geom g = geom_from_spec(spec)
     cdef WView wv
     wv.gstride = g.Kg * g.Cg * g.k_vol
@@ -407,16 +402,18 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
     wv.flip = False
     with nogil:
         forward_items(&g, &wv, &x[0], &w[0], &y[0], &tables[0], &lists[0], rparts, cparts,
-                      exact, num_threads)
+                      num_threads)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
                Py_ssize_t[::1] tables, Py_ssize_t[::1] lists, Py_ssize_t rparts,
-               Py_ssize_t cparts, bint exact, int num_threads):
+               Py_ssize_t cparts, int num_threads):
     """gx = conv_grad_input(gy, w) at stride 1: the forward pass of the transposed geometry.
 
     `tables` is sized by tables_size(spec, transposed=True); `lists` holds
-    num_threads * scratch_entries(3 * (K/G) * k_vol) entries; exact as in forward.
+    num_threads * scratch_entries(3 * (K/G) * k_vol) entries. Edge tiles multiply the weights by
+    the zeros around gy, so with non-finite weights use grad_input_scatter (a sum over the input
+    only, as the textbook's).
     """
     cdef Geom g = geom_from_spec(spec)
     cdef Geom t = transposed(&g)
@@ -427,7 +424,7 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
     wv.flip = True
     with nogil:
         forward_items(&t, &wv, &gy[0], &w[0], &gx[0], &tables[0], &lists[0], rparts, cparts,
-                      exact, num_threads)
+                      num_threads)
 
 
 def grad_input_scatter(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
@@ -455,6 +452,11 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
                           rparts, cparts, num_threads)
 
 
+def kernel_level():
+    """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
+    return fc_level()
+
+
 def lanes(dtype_size):
-    """Lanes of one accumulator vector for items of `dtype_size` bytes."""
-    return VEC_BYTES // dtype_size
+    """Lanes of one accumulator vector, on this machine, for items of `dtype_size` bytes."""
+    return fc_vector_bytes() // dtype_size

@@ -8,6 +8,10 @@ loads instead of padding, the overlapping last block of a row, the strided (gath
 transposed forward pass of grad_input at stride 1 and its scatter at stride > 1, and the kernel
 gradient's dot products (tap pairs, masked tails, narrow rows, long rows, row groups, parts).
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -34,11 +38,15 @@ CASES = {
     "narrow-7": ((2, 4, 7, 7), (4, 1, 3, 3), dict(padding=1, groups=4)),
     "narrow-11": ((1, 2, 9, 11), (5, 2, 3, 3), dict(padding=1)),
     "narrow-3": ((1, 2, 5, 3), (3, 2, 3, 3), dict(padding=1)),
+    # a kernel nearly as wide as the input: each kernel column's valid span is shorter than a
+    # vector (half vectors) while the transposed pass's rows are long
+    "kernel-nearly-input": ((1, 3, 10, 40), (3, 3, 10, 30), dict(padding=((9, 0), (0, 0)))),
     # padding wider than the kernel: no interior column at all, and a transposed pass whose
     # "padding" is negative
     "wide-padding": ((1, 2, 6, 20), (3, 2, 3, 3), dict(padding=((0, 4), (5, 9)))),
     # asymmetric padding, dilation and a kernel wider than a quarter vector
-    "dilated-asymmetric": ((2, 3, 12, 40), (5, 3, 2, 7), dict(padding=((1, 0), (6, 2)), dilation=(2, 3))),
+    "dilated-asymmetric": ((2, 3, 12, 40), (5, 3, 2, 7),
+                           dict(padding=((1, 0), (6, 2)), dilation=(2, 3))),
     # long 1-D rows: one channel in (8-vector tiles of one row), several parts of the columns
     "audio-like": ((1, 1, 9000), (1, 1, 33), dict(padding=16)),
     "audio-channels": ((2, 1, 3000), (8, 1, 64), {}),
@@ -83,7 +91,8 @@ def test_matches_reference(name, dtype, assert_close_to_reference):
         assert_close_to_reference(a, e, dtype)
 
 
-@pytest.mark.parametrize("name", ["depthwise-28", "audio-like", "audio-channels", "strided-2", "3d", "tall"])
+@pytest.mark.parametrize("name", ["depthwise-28", "audio-like", "audio-channels", "strided-2", "3d",
+                                  "tall"])
 def test_bitwise_identical_for_any_thread_count(name, restore_settings):
     x, w, gy, kw = _arrays(name, np.float32)
     results = []
@@ -171,3 +180,41 @@ def test_cost_and_workspace_are_positive(op):
     assert direct.cost(spec, op) > 0
     assert direct.workspace(spec, op) > 0
     assert direct.supports(spec, op) == (True, "")
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_every_kernel_set_matches_the_reference(level):
+    """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not
+    pick, run in a fresh interpreter with FASTCONV_DIRECT_LEVEL lowered."""
+    from fastconv import _direct
+    if _direct.kernel_level() < level:
+        pytest.skip("this machine runs a lower kernel set already")
+    code = f"""
+import numpy as np, fastconv
+from fastconv import _direct, reference
+assert _direct.kernel_level() == {level}, _direct.kernel_level()
+rng = np.random.default_rng(0)
+for xs, ws, kw in {[CASES[n] for n in ("channels-6-padded", "depthwise-28", "depthwise-5x5",
+                                       "narrow-7", "audio-channels", "strided-2", "3d",
+                                       "kernel-nearly-input")]!r}:
+    for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        y = reference.conv(x, w, **kw)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        pairs = [(fastconv.conv(x, w, algorithm="direct", **kw), y),
+                 (fastconv.conv_grad_input(gy, w, xs, algorithm="direct", **kw),
+                  reference.conv_grad_input(gy, w, xs, **kw)),
+                 (fastconv.conv_grad_kernel(x, gy, ws, algorithm="direct", **kw),
+                  reference.conv_grad_kernel(x, gy, ws, **kw))]
+        for got, want in pairs:
+            assert np.abs(got - want).max() <= tol * np.abs(want).max(), (xs, ws, kw, dtype)
+print("ok")
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, FASTCONV_DIRECT_LEVEL=str(level),
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
