@@ -1,4 +1,4 @@
-"""The ``fastconv`` command: ``fastconv tour`` (the default) and ``fastconv explain``."""
+"""The ``fastconv`` command: ``fastconv tour`` (the default), ``demo``, ``bench`` and ``explain``."""
 import argparse
 import sys
 import time
@@ -91,7 +91,18 @@ def main(argv=None):
     p_explain.add_argument("--dilation", type=int, default=1)
     p_explain.add_argument("--groups", type=int, default=1)
     p_explain.add_argument("--dtype", default="float32")
+    p_demo = sub.add_parser("demo", help="run an example: digits, segment, variable-size, ...")
+    p_demo.add_argument("name", help="which demo")
+    p_demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="the demo's own options")
+    p_bench = sub.add_parser("bench", help="time every algorithm and the chooser on the suite")
+    p_bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from . import demos
+        return demos.run(args.name, args.demo_args)
+    if args.command == "bench":
+        from . import benchmark
+        return benchmark.main(args.bench_args)
     if args.command == "explain":
         padding = args.padding if args.padding in ("valid", "same", "full") else int(args.padding)
         print(fastconv.explain(args.x, args.w, stride=args.stride, padding=padding,

@@ -447,3 +447,11 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     if bias is not None:
         y += arrays[2].astype(np.float64).reshape((1, -1) + (1,) * nd)
     return y.astype(dtype)
+
+
+# Pooling and the unshared convolutions have their references in files of their own.
+from ._reference_pooling import *  # noqa: E402,F401,F403
+from ._reference_local import *  # noqa: E402,F401,F403
+from . import _reference_local, _reference_pooling  # noqa: E402
+
+__all__ += _reference_pooling.__all__ + _reference_local.__all__

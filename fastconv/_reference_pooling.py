@@ -1,0 +1,2 @@
+"""Reference pooling in plain NumPy (part of `fastconv.reference`)."""
+__all__ = []
