@@ -1,1 +1,442 @@
-"""Pooling (section 9.3): max, average, Lp, distance-weighted, adaptive, global and cross-channel."""
+"""Pooling (section 9.3): max, average, Lp, distance-weighted, adaptive, global and cross-channel.
+
+Channels-first: ``x`` is ``(N, C, *spatial)`` with 1 to 3 spatial dimensions (``x.ndim - 2``).
+``kernel_size``, ``stride`` (default: the kernel size), ``padding`` and ``dilation`` are an int
+for every spatial dimension or one int per dimension; padding is symmetric and at most
+``kernel_size // 2`` (PyTorch's rule). Output size per axis::
+
+    floor((n + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1
+
+or, with ``ceil_mode=True``, the ceiling, minus one when the last window would start past the
+input and its low padding (PyTorch's rule). The ceil-mode window at the edge is partial
+(figure 9.10): it pools only the elements that exist. float32 and float64 are computed in their
+own precision; integers and bools become float64; complex and object arrays raise ``TypeError``.
+
+Every function has its ``*_grad_input`` (the gradient with respect to ``x`` given the gradient
+``gy`` of the output), so each pool is a layer's forward and backward. The reference versions,
+written as plain loops from the definitions, are in ``fastconv.reference``.
+
+How it is computed (``src/_pooling.pyx``): the max pools run one driver over per-axis window
+tables (the taps of each window that lie in the input); every linear pool (average, weighted,
+adaptive and global average) is a product of per-axis banded matrices and runs as one 1-D pass
+per axis, its gradient as the transposed passes. Results do not depend on the thread count.
+"""
+import numbers
+
+import numpy as np
+
+from . import _config, _pooling
+
+__all__ = [
+    "max_pool", "max_pool_grad_input", "avg_pool", "avg_pool_grad_input",
+    "lp_pool", "lp_pool_grad_input", "weighted_avg_pool", "weighted_avg_pool_grad_input",
+    "adaptive_max_pool", "adaptive_max_pool_grad_input",
+    "adaptive_avg_pool", "adaptive_avg_pool_grad_input",
+    "global_avg_pool", "global_avg_pool_grad_input", "global_max_pool", "global_max_pool_grad_input",
+    "channel_pool", "channel_pool_grad_input",
+]
+
+_LIFTED = 3
+_INDEX = np.intp
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+def _as_array(a, name):
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:   # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}: "
+                        f"{exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array (float32/float64, or integer/bool "
+                        f"converted to float64), got dtype {arr.dtype}")
+    return arr
+
+
+def _dtype(*arrays):
+    """float32 when every array is a float of at most 32 bits, float64 otherwise."""
+    if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _spatial_input(x, name="x", min_ndim=3, max_ndim=5):
+    x = _as_array(x, name)
+    if not min_ndim <= x.ndim <= max_ndim:
+        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to 3 spatial "
+                         f"dimensions ({min_ndim} to {max_ndim} dimensions), got shape {x.shape}")
+    return x
+
+
+def _int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r} "
+                        f"({type(value).__name__})")
+    return int(value)
+
+
+def _per_dim(value, nd, name, minimum):
+    if isinstance(value, (tuple, list)):
+        if len(value) != nd:
+            raise ValueError(f"{name} must be an int or {nd} ints (one per spatial dimension), "
+                             f"got {value!r}")
+        out = tuple(_int(v, name) for v in value)
+    else:
+        out = (_int(value, name),) * nd
+    if any(v < minimum for v in out):
+        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+    return out
+
+
+def _bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def _window(in_sizes, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validated (kernel, stride, padding, dilation, output sizes) of a sliding-window pool."""
+    nd = len(in_sizes)
+    k = _per_dim(kernel_size, nd, "kernel_size", 1)
+    s = k if stride is None else _per_dim(stride, nd, "stride", 1)
+    p = _per_dim(padding, nd, "padding", 0)
+    d = _per_dim(dilation, nd, "dilation", 1)
+    ceil_mode = _bool(ceil_mode, "ceil_mode")
+    out = []
+    for axis, (n, kk, ss, pp, dd) in enumerate(zip(in_sizes, k, s, p, d)):
+        if pp > kk // 2:
+            raise ValueError(f"padding must be at most kernel_size // 2 = {kk // 2} along spatial "
+                             f"axis {axis}, got {pp}")
+        eff = dd * (kk - 1) + 1
+        if n + 2 * pp < eff:
+            raise ValueError(f"kernel_size: the window of extent {eff} along spatial axis {axis} "
+                             f"is larger than the padded input {n} + 2 * {pp}")
+        span = n + 2 * pp - eff
+        o = (-(-span // ss) if ceil_mode else span // ss) + 1
+        if ceil_mode and (o - 1) * ss >= n + pp:
+            o -= 1
+        out.append(o)
+    return k, s, p, d, tuple(out)
+
+
+def _input_shape(input_shape, gy, nd, name="input_shape"):
+    """Full input shape from ``(N, C, *spatial)`` or ``(*spatial)``; N and C must match gy's."""
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__"):
+        raise TypeError(f"{name} must be a tuple of ints, got {input_shape!r}")
+    shape = tuple(_int(v, name) for v in input_shape)
+    if len(shape) == nd:
+        shape = tuple(gy.shape[:2]) + shape
+    if len(shape) != nd + 2 or any(v < 0 for v in shape):
+        raise ValueError(f"{name} must be {nd} spatial sizes or a full shape of {nd + 2} "
+                         f"non-negative sizes, got {tuple(input_shape)}")
+    if shape[:2] != tuple(gy.shape[:2]):
+        raise ValueError(f"{name}: batch and channels {shape[:2]} do not match gy's "
+                         f"{tuple(gy.shape[:2])}")
+    return shape
+
+
+def _check_gy(gy, expected, what):
+    if tuple(gy.shape) != tuple(expected):
+        raise ValueError(f"gy must have the output's shape {tuple(expected)} ({what}), "
+                         f"got {tuple(gy.shape)}")
+
+
+def _lift(sizes, fill=1):
+    return (fill,) * (_LIFTED - len(sizes)) + tuple(sizes)
+
+
+def _threads(work):
+    with _config.threads_for(work):
+        return _config.get_num_threads()
+
+
+# --- window tables (max pools) and banded matrices (linear pools) -------------------------------
+
+def _taps(n, k, s, p, d, out):
+    """Per output position: the first input index of its window inside the input, and how many
+    of its taps (spaced d apart) lie inside; both 0 for a window with no element."""
+    start = np.arange(out, dtype=_INDEX) * s - p
+    t0 = np.maximum(-(start // d), 0)                         # ceil(-start / d), at least 0
+    t1 = np.minimum(k - 1, np.floor_divide(n - 1 - start, d))
+    cnt = np.maximum(t1 - t0 + 1, 0)
+    lo = np.where(cnt > 0, start + t0 * d, 0)
+    return np.ascontiguousarray(lo, dtype=_INDEX), np.ascontiguousarray(cnt, dtype=_INDEX)
+
+
+def _bins(n, out):
+    """PyTorch's adaptive bins: [floor(i n / out), ceil((i + 1) n / out))."""
+    i = np.arange(out, dtype=_INDEX)
+    lo = (i * n) // out
+    hi = -((-(i + 1) * n) // out)
+    return lo, hi - lo
+
+
+def _band(lo, cnt):
+    """indptr and indices (CSR) of the banded matrix whose row o holds the columns
+    lo[o] .. lo[o] + cnt[o] - 1."""
+    cnt = np.asarray(cnt, dtype=_INDEX)
+    indptr = np.zeros(len(cnt) + 1, dtype=_INDEX)
+    np.cumsum(cnt, out=indptr[1:])
+    nnz = int(indptr[-1])
+    indices = (np.repeat(np.asarray(lo, dtype=_INDEX) - indptr[:-1], cnt)
+               + np.arange(nnz, dtype=_INDEX))
+    return indptr, indices
+
+
+def _rows(indptr):
+    return np.repeat(np.arange(len(indptr) - 1, dtype=_INDEX), np.diff(indptr))
+
+
+def _transpose(mat, n):
+    """CSR of the transpose of the (m, n) CSR matrix ``mat``."""
+    indptr, indices, values = mat
+    order = np.argsort(indices, kind="stable")
+    t_indptr = np.zeros(n + 1, dtype=_INDEX)
+    np.cumsum(np.bincount(indices, minlength=n), out=t_indptr[1:])
+    return t_indptr, np.ascontiguousarray(_rows(indptr)[order]), np.ascontiguousarray(values[order])
+
+
+def _is_identity(mat, n):
+    indptr, indices, values = mat
+    return (len(indptr) - 1 == n and len(indices) == n
+            and np.array_equal(indices, np.arange(n)) and bool(np.all(values == 1.0)))
+
+
+def _avg_matrix(n, k, s, p, out, count_include_pad):
+    start = np.arange(out, dtype=_INDEX) * s - p
+    end = np.minimum(start + k, n + p)
+    lo, hi = np.maximum(start, 0), np.minimum(end, n)
+    divisor = (end - start) if count_include_pad else (hi - lo)
+    indptr, indices = _band(lo, hi - lo)
+    return indptr, indices, np.repeat(1.0 / divisor, hi - lo)
+
+
+def _sum_matrix(n, k, s, p, out):
+    indptr, indices = _band(*_taps(n, k, s, p, 1, out))
+    return indptr, indices, np.ones(len(indices))
+
+
+def _gaussian_matrix(n, k, s, p, out, sigma):
+    """Weights exp(-t^2 / (2 sigma^2)) of the distance t from the window centre, normalised
+    over the elements of each window that lie inside the input."""
+    indptr, indices = _band(*_taps(n, k, s, p, 1, out))
+    rows = _rows(indptr)
+    offset = indices - (rows * s - p) - (k - 1) / 2.0
+    g = np.exp(-offset**2 / (2.0 * sigma**2))
+    norm = np.bincount(rows, weights=g, minlength=out)
+    return indptr, indices, g / norm[rows]
+
+
+def _separable(a, mats, dtype, work, transpose=False):
+    """Apply one banded matrix per lifted axis to ``a`` (planes, D, H, W): forward in the order
+    D, H, W (each pass shrinks what the next reads), transposed in the order W, H, D."""
+    cur = np.ascontiguousarray(a, dtype=dtype)
+    src_is_input = True
+    nt = _threads(work)
+    axes = (2, 1, 0) if transpose else (0, 1, 2)
+    for axis in axes:
+        mat, n = mats[axis]
+        if transpose:
+            mat = _transpose(mat, n)
+        if _is_identity(mat, cur.shape[axis + 1]):
+            continue
+        m_rows = len(mat[0]) - 1
+        shape = cur.shape
+        outer = int(np.prod(shape[:axis + 1]))
+        inner = int(np.prod(shape[axis + 2:]))
+        dst = np.empty(shape[:axis + 1] + (m_rows,) + shape[axis + 2:], dtype=dtype)
+        _pooling.axis_apply(cur.reshape(-1), dst.reshape(-1), outer, shape[axis + 1], inner,
+                            mat[0], mat[1], mat[2].astype(dtype), nt)
+        cur = dst
+        src_is_input = False
+    return cur.copy() if src_is_input else cur
+
+
+def _run_max(x4, dtype, tables, steps, out3, work):
+    """y and indices (planes, *out3) of the max driver over x4 (planes, D, H, W)."""
+    planes = x4.shape[0]
+    y = np.empty((planes,) + tuple(out3), dtype=dtype)
+    idx = np.empty((planes,) + tuple(out3), dtype=np.int64)
+    in_size = np.array([x4.shape[1:]], dtype=_INDEX)
+    _pooling.max_forward(x4.reshape(-1), y.reshape(-1), idx.reshape(-1), planes, in_size, tables,
+                         np.asarray(steps, dtype=_INDEX), _threads(work))
+    return y, idx
+
+
+def _max_backward(gy, idx, in_shape, dtype, planes):
+    gx = np.zeros(in_shape, dtype=dtype)
+    out_vol = int(np.prod(gy.shape)) // max(planes, 1)
+    in_vol = int(np.prod(in_shape)) // max(planes, 1)
+    _pooling.max_backward(np.ascontiguousarray(gy, dtype=dtype).reshape(-1),
+                          np.ascontiguousarray(idx, dtype=np.int64).reshape(-1), gx.reshape(-1),
+                          planes, out_vol, in_vol, _threads(gx.size))
+    return gx
+
+
+def _check_indices(indices, expected_shape, in_vol):
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array (as returned with "
+                        f"return_indices=True), got dtype {indices.dtype}")
+    if indices.shape != tuple(expected_shape):
+        raise ValueError(f"indices must have the output's shape {tuple(expected_shape)}, "
+                         f"got {indices.shape}")
+    if indices.size and (indices.min() < -1 or indices.max() >= in_vol):
+        raise ValueError(f"indices must lie in [0, {in_vol}) (flat positions in one input "
+                         f"plane), got values in [{indices.min()}, {indices.max()}]")
+    return indices
+
+
+# --- max pooling ---------------------------------------------------------------------------------
+
+def _max_tables(in_sizes, k, s, p, d, out):
+    tables, steps = [], []
+    for n, kk, ss, pp, dd, o in zip(_lift(in_sizes), _lift(k), _lift(s), _lift(p, 0),
+                                    _lift(d), _lift(out)):
+        tables.extend(_taps(n, kk, ss, pp, dd, o))
+        steps.append(dd)
+    return tables, steps
+
+
+def _max_pool(x, k, s, p, d, out, dtype):
+    N, C = x.shape[:2]
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
+    tables, steps = _max_tables(x.shape[2:], k, s, p, d, out)
+    y, idx = _run_max(x4, dtype, tables, steps, _lift(out), x.size * int(np.prod(k)))
+    return y.reshape((N, C) + out), idx.reshape((N, C) + out)
+
+
+def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             return_indices=False):
+    """Max pooling: each output is the largest element of its window (padding is -inf, never
+    chosen). Ties go to the first position of the window in row-major order; a NaN wins over
+    numbers. With ``return_indices`` also the int64 flat index of each maximum in its (n, c)
+    input plane (PyTorch's convention)."""
+    x = _spatial_input(x)
+    return_indices = _bool(return_indices, "return_indices")
+    k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    y, idx = _max_pool(x, k, s, p, d, out, _dtype(x))
+    return (y, idx) if return_indices else y
+
+
+def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                        indices=None):
+    """Gradient of :func:`max_pool`: each ``gy`` element goes to its window's maximum (from
+    ``indices`` if given, else recomputed); overlapping windows add up in a fixed order."""
+    x = _spatial_input(x)
+    gy = _spatial_input(gy, "gy")
+    k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    _check_gy(gy, x.shape[:2] + out, "max_pool of x with this geometry")
+    dtype = _dtype(gy, x)
+    if indices is None:
+        _, indices = _max_pool(x, k, s, p, d, out, dtype)
+    else:
+        indices = _check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
+    return _max_backward(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+
+
+# --- average pooling -----------------------------------------------------------------------------
+
+def _linear_pool(a, mats, dtype, work, transpose=False):
+    """Apply per-axis matrices (un-lifted list of (CSR, n)) to a (N, C, *spatial) array."""
+    N, C = a.shape[:2]
+    unit = (np.array([0, 1], dtype=_INDEX), np.zeros(1, dtype=_INDEX), np.ones(1))
+    lifted = [(unit, 1)] * (_LIFTED - len(mats)) + list(mats)
+    a4 = np.ascontiguousarray(a, dtype=dtype).reshape((N * C,) + _lift(a.shape[2:]))
+    r = _separable(a4, lifted, dtype, work, transpose)
+    return r.reshape((N, C) + r.shape[1 + _LIFTED - len(mats):])
+
+
+def _avg_mats(in_sizes, k, s, p, out, count_include_pad):
+    return [(_avg_matrix(n, kk, ss, pp, o, count_include_pad), n)
+            for n, kk, ss, pp, o in zip(in_sizes, k, s, p, out)]
+
+
+def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pooling with PyTorch's divisor: the window size clipped to the padded input (so
+    the ceil-mode overhang never counts) if ``count_include_pad``, else the number of input
+    elements in the window."""
+    x = _spatial_input(x)
+    k, s, p, _, out = _window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    mats = _avg_mats(x.shape[2:], k, s, p, out, _bool(count_include_pad, "count_include_pad"))
+    return _linear_pool(x, mats, _dtype(x), x.size * sum(k))
+
+
+def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Gradient of :func:`avg_pool` (its transpose), for an input of ``input_shape``."""
+    gy = _spatial_input(gy, "gy")
+    shape = _input_shape(input_shape, gy, gy.ndim - 2)
+    k, s, p, _, out = _window(shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    _check_gy(gy, shape[:2] + out, "avg_pool of input_shape with this geometry")
+    mats = _avg_mats(shape[2:], k, s, p, out, _bool(count_include_pad, "count_include_pad"))
+    return _linear_pool(gy, mats, _dtype(gy), int(np.prod(shape)) * sum(k), transpose=True)
+
+
+# --- global pooling ------------------------------------------------------------------------------
+
+def _global_input_shape(input_shape, gy):
+    if gy.ndim != 2:
+        raise ValueError(f"gy must have shape (N, C), got shape {gy.shape}")
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__"):
+        raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}")
+    shape = tuple(_int(v, "input_shape") for v in input_shape)
+    if not 3 <= len(shape) <= 5 or any(v < 0 for v in shape) or shape[:2] != gy.shape:
+        raise ValueError(f"input_shape must be the full shape (N, C, *spatial) with N, C = "
+                         f"{gy.shape} and 1 to 3 spatial sizes, got {tuple(input_shape)}")
+    if 0 in shape[2:]:
+        raise ValueError(f"input_shape: every spatial size must be >= 1, got {shape}")
+    return shape
+
+
+def _global_mats(in_sizes):
+    return [(_band([0], [n]) + (np.full(n, 1.0 / n),), n) for n in in_sizes]
+
+
+def global_avg_pool(x):
+    """Mean over all spatial positions: (N, C, *spatial) -> (N, C)."""
+    x = _spatial_input(x)
+    if 0 in x.shape[2:]:
+        raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
+    return _linear_pool(x, _global_mats(x.shape[2:]), _dtype(x), x.size).reshape(x.shape[:2])
+
+
+def global_avg_pool_grad_input(gy, input_shape):
+    """Gradient of :func:`global_avg_pool`: gy / (number of spatial positions), broadcast."""
+    gy = _as_array(gy, "gy")
+    shape = _global_input_shape(input_shape, gy)
+    nd = len(shape) - 2
+    g = gy.reshape(gy.shape + (1,) * nd)
+    return _linear_pool(g, _global_mats(shape[2:]), _dtype(gy), int(np.prod(shape)),
+                        transpose=True)
+
+
+def _global_max(x, dtype):
+    N, C = x.shape[:2]
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
+    tables = []
+    for n in x4.shape[1:]:
+        tables.extend((np.zeros(1, dtype=_INDEX), np.full(1, n, dtype=_INDEX)))
+    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), (1, 1, 1), x.size)
+    return y.reshape(N, C), idx.reshape(N, C)
+
+
+def global_max_pool(x):
+    """Maximum over all spatial positions: (N, C, *spatial) -> (N, C); ties as in max_pool."""
+    x = _spatial_input(x)
+    if 0 in x.shape[2:]:
+        raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
+    return _global_max(x, _dtype(x))[0]
+
+
+def global_max_pool_grad_input(gy, x):
+    """Gradient of :func:`global_max_pool`: gy goes to the (first) maximum of each plane."""
+    x = _spatial_input(x)
+    gy = _as_array(gy, "gy")
+    if 0 in x.shape[2:]:
+        raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
+    _check_gy(gy, x.shape[:2], "global_max_pool of x")
+    dtype = _dtype(gy, x)
+    _, idx = _global_max(x, dtype)
+    return _max_backward(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])

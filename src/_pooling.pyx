@@ -1,0 +1,145 @@
+"""Pooling kernels (section 9.3): two drivers that every pool of fastconv.pooling is built from.
+
+Arrays arrive C-contiguous, lifted to three spatial axes: a stack of P planes (N * C, or N for
+cross-channel pooling) of shape (D, H, W). Each driver is written once, for three axes.
+
+Window tables (max_forward)
+    Along each axis a, output position o reads the input elements lo_a[o] + t * step_a for
+    t < cnt_a[o]: the taps of its window that lie inside the input (padding and the ceil-mode
+    overhang are clipped away by the Python side, which builds these small tables). Regular,
+    dilated, adaptive, global and cross-channel max pools differ only in their tables.
+
+Linear pools as three 1-D passes (axis_apply)
+    Every linear pool of the module weighs a window element by a product of per-axis factors:
+    average (1 / divisor, and PyTorch's divisor is a product of per-axis counts), the Gaussian
+    distance-weighted average (the Gaussian of a distance is a product of per-axis Gaussians, and
+    so is its normaliser over the elements present), adaptive and global average. Such a pool is
+    a Kronecker product A_d (x) A_h (x) A_w of small banded matrices, applied as one pass per axis
+    (k_d + k_h + k_w multiply-adds per output instead of k_d * k_h * k_w, the separable trick of
+    section 9.8). Its gradient is the same passes with the transposed matrices: a gather, so the
+    backward is deterministic with no scatter. The matrices come in CSR form (indptr, indices,
+    values) from the Python side.
+
+Every output element is computed by the same operations in the same order whatever the thread
+count, so all results are bitwise identical for any number of threads. The max backward
+scatters each plane's gradient from one thread (planes in parallel), in output order.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY, isnan
+from libc.string cimport memset
+
+import numpy as np
+
+
+cdef void max_plane_rows(const floating* x, floating* y, long long* idx,
+                         Py_ssize_t od_, Py_ssize_t oh_,
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t OW,
+                         const Py_ssize_t* lo_d, const Py_ssize_t* cnt_d, Py_ssize_t st_d,
+                         const Py_ssize_t* lo_h, const Py_ssize_t* cnt_h, Py_ssize_t st_h,
+                         const Py_ssize_t* lo_w, const Py_ssize_t* cnt_w,
+                         Py_ssize_t st_w) noexcept nogil:
+    """One output row (od_, oh_, :) of one plane: the first maximum of each window in row-major
+    order (a later element wins only if strictly larger); a NaN wins over any number and the
+    first NaN is kept. A window with no element gives -inf and index -1."""
+    cdef Py_ssize_t ow, a, b, c, z, r, pos
+    cdef Py_ssize_t best_i
+    cdef floating best, v
+    for ow in range(OW):
+        best = -INFINITY
+        best_i = -1
+        for a in range(cnt_d[od_]):
+            z = lo_d[od_] + a * st_d
+            for b in range(cnt_h[oh_]):
+                r = (z * H + lo_h[oh_] + b * st_h) * W
+                for c in range(cnt_w[ow]):
+                    pos = r + lo_w[ow] + c * st_w
+                    v = x[pos]
+                    if v > best or best_i < 0 or (isnan(v) and not isnan(best)):
+                        best = v
+                        best_i = pos
+        y[ow] = best
+        idx[ow] = best_i
+
+
+def max_forward(floating[::1] x, floating[::1] y, long long[::1] idx, Py_ssize_t planes,
+                Py_ssize_t[:, ::1] in_size, tables, Py_ssize_t[::1] steps, int num_threads):
+    """y, idx (planes, OD, OH, OW) from x (planes, D, H, W); `tables` = (lo_d, cnt_d, lo_h,
+    cnt_h, lo_w, cnt_w), `steps` the tap spacing per axis, in_size[0] = (D, H, W)."""
+    cdef Py_ssize_t[::1] lo_d = tables[0], cnt_d = tables[1]
+    cdef Py_ssize_t[::1] lo_h = tables[2], cnt_h = tables[3]
+    cdef Py_ssize_t[::1] lo_w = tables[4], cnt_w = tables[5]
+    cdef Py_ssize_t OD = lo_d.shape[0], OH = lo_h.shape[0], OW = lo_w.shape[0]
+    cdef Py_ssize_t D = in_size[0, 0], H = in_size[0, 1], W = in_size[0, 2]
+    cdef Py_ssize_t in_vol = D * H * W, rows = OD * OH
+    cdef Py_ssize_t item, p, rr, off
+    if planes * rows * OW == 0:
+        return
+    with nogil:
+        for item in prange(planes * rows, schedule="static", num_threads=num_threads):
+            p = item // rows
+            rr = item % rows
+            off = item * OW
+            max_plane_rows(&x[p * in_vol], &y[off], &idx[off], rr // OH, rr % OH, H, W, OW,
+                           &lo_d[0], &cnt_d[0], steps[0], &lo_h[0], &cnt_h[0], steps[1],
+                           &lo_w[0], &cnt_w[0], steps[2])
+
+
+def max_backward(const floating[::1] gy, const long long[::1] idx, floating[::1] gx,
+                 Py_ssize_t planes, Py_ssize_t out_vol, Py_ssize_t in_vol, int num_threads):
+    """gx (zeroed, planes * in_vol) += gy routed to idx, plane by plane; within a plane one
+    thread adds in output order (overlapping windows accumulate deterministically). An index
+    of -1 (a window with no element) routes nothing."""
+    cdef Py_ssize_t p, o, i
+    if planes * out_vol == 0:
+        return
+    with nogil:
+        for p in prange(planes, schedule="static", num_threads=num_threads):
+            for o in range(p * out_vol, (p + 1) * out_vol):
+                i = idx[o]
+                if i >= 0:
+                    gx[p * in_vol + i] += gy[o]
+
+
+cdef void apply_line(const floating* src, floating* out, Py_ssize_t R, const Py_ssize_t* ind,
+                     const floating* val, Py_ssize_t nnz) noexcept nogil:
+    """out[:R] = sum_j val[j] * src[ind[j] * R :][:R], in the order of j."""
+    cdef Py_ssize_t j, r
+    cdef floating c, acc
+    cdef const floating* row
+    if R == 1:
+        acc = 0
+        for j in range(nnz):
+            acc = acc + val[j] * src[ind[j]]
+        out[0] = acc
+        return
+    memset(out, 0, R * sizeof(floating))
+    for j in range(nnz):
+        c = val[j]
+        row = src + ind[j] * R
+        for r in range(R):
+            out[r] += c * row[r]
+
+
+def axis_apply(const floating[::1] src, floating[::1] dst, Py_ssize_t outer, Py_ssize_t n,
+               Py_ssize_t R, const Py_ssize_t[::1] indptr, const Py_ssize_t[::1] indices,
+               const floating[::1] values, int num_threads):
+    """dst (outer, m, R) = A applied along the middle axis of src (outer, n, R), where A is the
+    (m, n) CSR matrix (indptr, indices, values): dst[q, o, :] = sum_j values[j] src[q, indices[j], :]
+    for j in indptr[o] .. indptr[o + 1]."""
+    cdef Py_ssize_t m = indptr.shape[0] - 1
+    cdef Py_ssize_t item, q, o, j0
+    cdef Py_ssize_t n_items = outer * m
+    if n_items * R == 0:
+        return
+    if indices.shape[0] == 0:
+        with nogil:
+            memset(&dst[0], 0, n_items * R * sizeof(floating))
+        return
+    with nogil:
+        for item in prange(n_items, schedule="static", num_threads=num_threads):
+            q = item // m
+            o = item % m
+            j0 = indptr[o]
+            apply_line(&src[q * n * R], &dst[item * R], R, &indices[0] + j0, &values[0] + j0,
+                       indptr[o + 1] - j0)
