@@ -1,1 +1,384 @@
-"""Locally connected (unshared, eq. 9.9) and tiled (eq. 9.10) convolution with both gradients."""
+"""Locally connected (unshared, eq. 9.9) and tiled (eq. 9.10) convolution with both gradients.
+
+Section 9.5 of the chapter. A *locally connected* layer has its own kernel at every output
+position; *tiled* convolution cycles through a set of t_1 x ... x t_d kernels as one moves through
+the output (t = 1 is ordinary convolution, t = the output size is locally connected). Both take
+the geometry arguments of `fastconv.conv` (stride, zero padding in every form, dilation) for 1, 2
+and 3 spatial dimensions, batches and several channels; there are no groups (every output
+channel reads every input channel). The three operations of each -- forward, ``grad_input``,
+``grad_kernel`` -- are the adjoint family of section 9.5, as for ordinary convolution.
+
+Locally connected runs on `src/_local.pyx` (one GEMM per output position over OpenMP threads);
+tiled convolution runs as prod(t) ordinary convolutions (`fastconv.conv` and its gradients, so the
+chooser's fastest algorithm) on strided slices: the outputs whose index is a (mod t) along each
+axis are a convolution with stride s * t of the input shifted by a * s.
+"""
+import itertools
+import math
+
+import numpy as np
+
+from . import _config, _local
+from ._functional import (_as_array, _full_shape, _result_dtype, _shape, conv, conv_grad_input,
+                          conv_grad_kernel)
+from ._geometry import effective_kernel, make_spec
+
+__all__ = ["locally_connected", "locally_connected_grad_input", "locally_connected_grad_kernel",
+           "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_kernel"]
+
+SCRATCH_ELEMENTS = 2**18    # one thread's patch matrix (samples x C * k_vol) stays in L2
+BLOCK_ELEMENTS = 2**18      # grad_input: per-position GEMM results held before the scatter
+
+
+# --- shapes and validation ------------------------------------------------------------------
+
+def _spatial_dims(w_shape, name, leading):
+    """d from a weight of shape (*leading, K, C, *kernel), 2 * d + 2 dimensions."""
+    if len(w_shape) not in (4, 6, 8):
+        raise ValueError(f"{name} must have 4, 6 or 8 dimensions ({leading}, K, C, *kernel) for "
+                         f"1-, 2- or 3-D, got shape {tuple(w_shape)}")
+    return (len(w_shape) - 2) // 2
+
+
+def _check_x(x_shape, d, channels, x_name, w_name, w_shape):
+    if len(x_shape) != d + 2:
+        raise ValueError(f"{x_name} must have {d + 2} dimensions (N, C, *spatial) to match the "
+                         f"{d}-D weights {w_name} of shape {tuple(w_shape)}, got shape "
+                         f"{tuple(x_shape)}")
+    if x_shape[1] != channels:
+        raise ValueError(f"{x_name} must have the {channels} input channels of {w_name} (axis "
+                         f"{d + 1} of shape {tuple(w_shape)}), got shape {tuple(x_shape)}")
+
+
+def _spec(x_shape, w_shape, d, stride, padding, dilation, dtype, x_name="x", w_name="w"):
+    """The ConvSpec of one position's (or tile's) kernel (K, C, *kernel) on x."""
+    _check_x(x_shape, d, w_shape[d + 1], x_name, w_name, w_shape)
+    return make_spec(x_shape, w_shape[d:], stride=stride, padding=padding, dilation=dilation,
+                     dtype=dtype, x_name=x_name, w_name=w_name)
+
+
+def _out_spatial(spec):
+    return spec.user_shape(spec.y_shape)[2:]
+
+
+def _check_positions(spec, w_shape, d, w_name):
+    out = _out_spatial(spec)
+    if tuple(w_shape[:d]) != out:
+        raise ValueError(f"{w_name} must have one kernel per output position: leading axes "
+                         f"{out} (the output size of this geometry), got {tuple(w_shape[:d])} in "
+                         f"shape {tuple(w_shape)}")
+
+
+def _check_tiles(w_shape, d, w_name):
+    if any(t < 1 for t in w_shape[:d]):
+        raise ValueError(f"{w_name} must have at least one kernel per tile axis: leading axes "
+                         f"(t_1, ..., t_{d}) >= 1, got shape {tuple(w_shape)}")
+
+
+def _check_bias(b, channels, per, what):
+    """bias: None, (K,) shared, or (K, *per) -- one per output position or tile kernel."""
+    if b is not None and b.shape not in ((channels,), (channels,) + tuple(per)):
+        raise ValueError(f"bias must have shape ({channels},) (one per output channel) or "
+                         f"{(channels,) + tuple(per)} (one per output channel and {what}), got "
+                         f"{b.shape}")
+
+
+def _check_gy(gy, expected, name="gy"):
+    if gy.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)} (the output shape of this "
+                         f"geometry), got {gy.shape}")
+
+
+def _empty(spec):
+    return 0 in (spec.batch, spec.out_channels, spec.in_channels)
+
+
+def _lifted(a, shape, dtype):
+    """C-contiguous (a copy only when needed) in `dtype`, with the given (lifted) shape."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(shape)
+
+
+# --- locally connected (eq. 9.9) --------------------------------------------------------------
+
+class _Plan:
+    """Samples per GEMM (nb), positions per grad_input block, threads and scratch of a call.
+
+    nb and the block depend on the problem only (they fix the rounding); the workspace limit is
+    kept by running fewer threads, down to one.
+    """
+
+    def __init__(self, spec, op):
+        rows = spec.in_channels * math.prod(spec.kernel_size)
+        channels = spec.out_channels
+        positions = math.prod(spec.output_size)
+        self.nb = max(1, min(spec.batch, SCRATCH_ELEMENTS // (rows + channels)))
+        per_thread = self.nb * (channels if op == "grad_input" else rows + channels)
+        self.block = max(1, min(positions, BLOCK_ELEMENTS // (self.nb * rows)))
+        self.block_elements = self.block * self.nb * rows if op == "grad_input" else 0
+        room = _config.get_workspace_limit() // spec.dtype.itemsize - self.block_elements
+        self.threads = max(1, min(_config.get_num_threads(), room // per_thread))
+        self.work_elements = self.threads * per_thread
+
+
+def _lc_forward(spec, x5, w3):
+    plan = _Plan(spec, "forward")
+    y = np.empty(spec.y_shape, spec.dtype)
+    with _config.blas_single_threaded():
+        _local.forward(spec, x5.reshape(-1), w3.reshape(-1), y.reshape(-1),
+                       np.empty(plan.work_elements, spec.dtype), plan.nb, plan.threads)
+    return y
+
+
+def _lc_grad_input(spec, gy5, w3):
+    plan = _Plan(spec, "grad_input")
+    gx = np.zeros(spec.x_shape, spec.dtype)
+    with _config.blas_single_threaded():
+        _local.grad_input(spec, gy5.reshape(-1), w3.reshape(-1), gx.reshape(-1),
+                          np.empty(plan.work_elements, spec.dtype),
+                          np.empty(plan.block_elements, spec.dtype), plan.nb, plan.block,
+                          plan.threads)
+    return gx
+
+
+def _lc_grad_kernel(spec, x5, gy5):
+    plan = _Plan(spec, "grad_kernel")
+    gw = np.empty(math.prod(spec.output_size) * math.prod(spec.w_shape), spec.dtype)
+    with _config.blas_single_threaded():
+        _local.grad_kernel(spec, x5.reshape(-1), gy5.reshape(-1), gw,
+                           np.empty(plan.work_elements, spec.dtype), plan.nb, plan.threads)
+    return gw
+
+
+def locally_connected(x, w, bias=None, *, stride=1, padding=0, dilation=1):
+    """Unshared convolution, eq. 9.9: every output position p has its own kernel w[p].
+
+    y[n, k, p] = sum_{c, t} x[n, c, p * stride + t * dilation] w[p][k, c, t] over the zero-padded
+    input. ``x`` is (N, C, *in_spatial); ``w`` is (*out_spatial, K, C, *kernel) -- positions first,
+    so each position's (K, C, *kernel) kernel is contiguous --, and ``out_spatial`` must be the
+    output size the geometry gives. ``stride``, ``padding`` (int, per axis, (low, high) pairs,
+    "valid", "same", "full") and ``dilation`` are those of `fastconv.conv`; there are no groups.
+    ``bias`` is None, (K,) shared over positions, or (K, *out_spatial), one per output location
+    (section 9.5). Returns (N, K, *out_spatial) in the inputs' precision.
+    """
+    x, w = _as_array(x, "x"), _as_array(w, "w")
+    b = None if bias is None else _as_array(bias, "bias")
+    d = _spatial_dims(w.shape, "w", "*out_spatial")
+    spec = _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+    _check_positions(spec, w.shape, d, "w")
+    out = _out_spatial(spec)
+    _check_bias(b, spec.out_channels, out, "output position")
+    if _empty(spec):
+        y = np.zeros(spec.user_shape(spec.y_shape), spec.dtype)
+    else:
+        x5 = _lifted(x, spec.x_shape, spec.dtype)
+        w3 = _lifted(w, -1, spec.dtype)
+        with _config.threads_for(spec.flops):
+            y = _lc_forward(spec, x5, w3).reshape(spec.user_shape(spec.y_shape))
+    if b is not None:
+        y += b.astype(spec.dtype, copy=False).reshape((1, spec.out_channels) + (
+            out if b.ndim > 1 else (1,) * d))
+    return y
+
+
+def locally_connected_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1):
+    """The input gradient of `locally_connected`: multiplication of gy by its transposed matrix.
+
+    ``gy`` is (N, K, *out_spatial), ``w`` the forward weights (*out_spatial, K, C, *kernel);
+    ``input_shape`` is x's shape, (N, C, *in_spatial) or in_spatial alone (several input sizes give
+    the same output size under a stride).
+    """
+    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
+    d = _spatial_dims(w.shape, "w", "*out_spatial")
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
+                         f"w of shape {w.shape}, got shape {gy.shape}")
+    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
+    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
+                 x_name="input_shape")
+    _check_positions(spec, w.shape, d, "w")
+    _check_gy(gy, spec.user_shape(spec.y_shape))
+    if _empty(spec):
+        return np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
+    gy5 = _lifted(gy, spec.y_shape, spec.dtype)
+    w3 = _lifted(w, -1, spec.dtype)
+    with _config.threads_for(spec.flops):
+        gx = _lc_grad_input(spec, gy5, w3)
+    return gx.reshape(spec.user_shape(spec.x_shape))
+
+
+def locally_connected_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1):
+    """The weight gradient of `locally_connected`, summed over the batch.
+
+    gw[p][k, c, t] = sum_n gy[n, k, p] x[n, c, p * stride + t * dilation]. ``kernel_shape`` is
+    w's full shape (*out_spatial, K, C, *kernel), or the kernel's spatial sizes alone.
+    """
+    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
+    d = x.ndim - 2
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
+                         f"{gy.shape}")
+    shape = _shape(kernel_shape, "kernel_shape")
+    dtype = _result_dtype(x, gy)
+    if len(shape) == d:
+        k_shape = (gy.shape[1], x.shape[1]) + shape
+        spec = make_spec(x.shape, k_shape, stride=stride, padding=padding, dilation=dilation,
+                         dtype=dtype, w_name="kernel_shape")
+        shape = _out_spatial(spec) + k_shape
+    elif len(shape) != 2 * d + 2:
+        raise ValueError(f"kernel_shape must have {2 * d + 2} entries (*out_spatial, K, C, *kernel) "
+                         f"or {d} (the kernel's spatial sizes) for a {d}-D x, got {shape}")
+    spec = _spec(x.shape, shape, d, stride, padding, dilation, dtype, w_name="kernel_shape")
+    _check_positions(spec, shape, d, "kernel_shape")
+    _check_gy(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
+    if _empty(spec):
+        return np.zeros(shape, spec.dtype)
+    x5 = _lifted(x, spec.x_shape, spec.dtype)
+    gy5 = _lifted(gy, spec.y_shape, spec.dtype)
+    with _config.threads_for(spec.flops):
+        gw = _lc_grad_kernel(spec, x5, gy5)
+    return gw.reshape(shape)
+
+
+# --- tiled (eq. 9.10) -----------------------------------------------------------------------
+
+class _Tile:
+    """Output positions a, a + t, a + 2t, ... along every axis, as an ordinary convolution.
+
+    Output o = a + t * j reads the padded input from o * s; in unpadded coordinates the tile's
+    outputs read x[start + j * s * t + m * dilation] with start = a * s - pad_low. The tile's
+    convolution takes the input slice [max(start, 0), min(stop, n)) with stride s * t and the
+    zero padding that the slice lacks on each side.
+    """
+
+    def __init__(self, index, tiles, spec, d):
+        self.index = index
+        lift = 3 - d
+        sizes = spec.input_size[lift:]
+        self.outputs, self.x_slices, self.pads, self.stride, self.y_slices = [], [], [], [], []
+        for a, n, k, s, dil, lo, out, t in zip(
+                index, sizes, spec.kernel_size[lift:], spec.stride[lift:],
+                spec.dilation[lift:], spec.pad_low[lift:], spec.output_size[lift:], tiles):
+            count = len(range(a, out, t))
+            start = a * s - lo
+            stop = start + (count - 1) * s * t + effective_kernel(k, dil)
+            self.outputs.append(count)
+            self.x_slices.append(slice(max(start, 0), min(stop, n)))
+            self.pads.append((max(-start, 0), max(stop - n, 0)))
+            self.stride.append(s * t)
+            self.y_slices.append(slice(a, None, t))
+        # a tile with no outputs, or whose windows all lie in the padding, contributes nothing
+        self.empty = any(c == 0 for c in self.outputs) or any(
+            sl.stop <= sl.start for sl in self.x_slices)
+
+    def x_view(self, x):
+        return x[(slice(None), slice(None)) + tuple(self.x_slices)]
+
+    def y_view(self, y):
+        return y[(slice(None), slice(None)) + tuple(self.y_slices)]
+
+    def geometry(self, dilation):
+        return dict(stride=tuple(self.stride), padding=tuple(self.pads), dilation=dilation)
+
+
+def _tiles(spec, tiles, d):
+    """Every tile, in a fixed order (the order the gradients add them in)."""
+    return [_Tile(index, tiles, spec, d) for index in itertools.product(*(range(t) for t in tiles))]
+
+
+def _dilation(spec, d):
+    return spec.dilation[3 - d:]
+
+
+def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1):
+    """Tiled convolution, eq. 9.10: output position p uses kernel w[p_1 % t_1, ..., p_d % t_d].
+
+    ``x`` is (N, C, *in_spatial); ``w`` is (*tiles, K, C, *kernel) with tiles = (t_1, ..., t_d):
+    a set of t_i kernels along axis i, cycled through as one moves through the output. t = 1 is
+    `fastconv.conv`; t = the output size is `locally_connected`. Geometry as `fastconv.conv`;
+    there are no groups. ``bias`` is None, (K,) shared, or (K, *tiles): the tiled bias, one per
+    tile kernel and output channel, cycled like the kernels. Returns (N, K, *out_spatial).
+    """
+    x, w = _as_array(x, "x"), _as_array(w, "w")
+    b = None if bias is None else _as_array(bias, "bias")
+    d = _spatial_dims(w.shape, "w", "*tiles")
+    spec = _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+    _check_tiles(w.shape, d, "w")
+    tiles = tuple(w.shape[:d])
+    _check_bias(b, spec.out_channels, tiles, "tile kernel")
+    y = np.zeros(spec.user_shape(spec.y_shape), spec.dtype)
+    if not _empty(spec):
+        x, w = np.asarray(x, spec.dtype), np.asarray(w, spec.dtype)
+        for tile in _tiles(spec, tiles, d):
+            if not tile.empty:
+                tile.y_view(y)[...] = conv(tile.x_view(x), w[tile.index],
+                                           **tile.geometry(_dilation(spec, d)))
+    if b is not None:
+        b = b.astype(spec.dtype, copy=False)
+        if b.ndim == 1:
+            y += b.reshape((1, -1) + (1,) * d)
+        else:
+            for tile in _tiles(spec, tiles, d):
+                tile.y_view(y)[...] += b[(slice(None),) + tile.index].reshape((1, -1) + (1,) * d)
+    return y
+
+
+def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1):
+    """The input gradient of `tiled_conv`: the sum over tiles of their convolutions' gradients.
+
+    ``gy`` is (N, K, *out_spatial), ``w`` the forward weights (*tiles, K, C, *kernel),
+    ``input_shape`` x's shape or its spatial sizes alone. The tiles are added in a fixed order.
+    """
+    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
+    d = _spatial_dims(w.shape, "w", "*tiles")
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
+                         f"w of shape {w.shape}, got shape {gy.shape}")
+    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
+    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
+                 x_name="input_shape")
+    _check_tiles(w.shape, d, "w")
+    _check_gy(gy, spec.user_shape(spec.y_shape))
+    gx = np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
+    if _empty(spec):
+        return gx
+    gy, w = np.asarray(gy, spec.dtype), np.asarray(w, spec.dtype)
+    for tile in _tiles(spec, tuple(w.shape[:d]), d):
+        if not tile.empty:
+            region = tile.x_view(gx)
+            region += conv_grad_input(tile.y_view(gy), w[tile.index], region.shape,
+                                      **tile.geometry(_dilation(spec, d)))
+    return gx
+
+
+def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1):
+    """The weight gradient of `tiled_conv`, summed over the batch and over each tile's positions.
+
+    ``kernel_shape`` is w's full shape (*tiles, K, C, *kernel). A tile kernel that no output
+    position uses (t larger than the output) gets a zero gradient.
+    """
+    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
+    d = x.ndim - 2
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
+                         f"{gy.shape}")
+    shape = _shape(kernel_shape, "kernel_shape")
+    if len(shape) != 2 * d + 2:
+        raise ValueError(f"kernel_shape must have {2 * d + 2} entries (*tiles, K, C, *kernel) for "
+                         f"a {d}-D x, got {shape}")
+    spec = _spec(x.shape, shape, d, stride, padding, dilation, _result_dtype(x, gy),
+                 w_name="kernel_shape")
+    _check_tiles(shape, d, "kernel_shape")
+    _check_gy(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
+    gw = np.zeros(shape, spec.dtype)
+    if _empty(spec):
+        return gw
+    x, gy = np.asarray(x, spec.dtype), np.asarray(gy, spec.dtype)
+    for tile in _tiles(spec, shape[:d], d):
+        if not tile.empty:
+            gw[tile.index] = conv_grad_kernel(tile.x_view(x), tile.y_view(gy), shape[d:],
+                                              **tile.geometry(_dilation(spec, d)))
+    return gw
