@@ -334,14 +334,21 @@ def _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype
 
 def choose(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
            op="forward"):
-    """The algorithm ``algorithm="auto"`` uses for `op` on this problem."""
+    """The algorithm ``algorithm="auto"`` uses for `op` on this problem.
+
+    With autotuning on (``set_autotune(True)``) and the problem already tuned, the measured
+    winner; otherwise the cost models' pick (never timing anything here). Algorithms that depend
+    on the kernel's values (separable) are not considered: only the call has the kernel.
+    """
     if op not in _registry.OPERATIONS:
         raise ValueError(f"op must be one of {_registry.OPERATIONS}, got {op!r}")
     spec = _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
-    return _registry.choose_name(spec, op)
+    return _registry.shape_choice(spec, op)
 
 
 def explain(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
-    """Every algorithm for each operation: applicable or why not, predicted time, workspace, choice."""
+    """For forward, grad_input and grad_kernel: every algorithm, applicable or why not, its
+    predicted time, its measured time if the problem was autotuned, its workspace, and the choice.
+    str() of the result is the table; ``.choice`` and ``.tuned_choice`` map op -> name."""
     return _registry.Explanation(_spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
                                                    groups, dtype))

@@ -10,14 +10,32 @@ where ``op`` is one of OPERATIONS and the arrays are lifted to three spatial dim
 C-contiguous, of ``spec.dtype``. An algorithm whose applicability depends on the kernel's values
 (separable: a rank-one kernel) also has ``supports_weights(spec, op, w) -> (bool, reason)``; where
 the kernel is not known (``choose``/``explain`` on shapes, the kernel gradient) it does not apply.
-``"auto"`` picks the cheapest algorithm that supports the call within the workspace limit; naming
-one that does not support it raises NotSupportedError.
+
+Choosing, per operation (the three are chosen separately):
+
+* ``"auto"`` picks the algorithm with the lowest predicted time among those that support the call
+  within the workspace limit. A prediction is the algorithm's own cost model (operation counts and
+  memory traffic weighed by constants fitted on the development machine) times its calibration
+  factor for this machine (`_calibration`: 1 until ``fastconv.calibrate()`` has run). The models
+  predict for the machine's cores (`_config.planning_threads()`), never the thread setting, so the
+  pick -- and so the result's rounding -- does not change with ``set_num_threads``.
+* ``"tune"`` (and ``"auto"`` under ``set_autotune(True)``) times the applicable algorithms on the
+  first call of a problem and runs the fastest from then on (`_autotune`).
+* A name forces that algorithm; if it cannot compute the problem, NotSupportedError says why.
+
+Memory: every algorithm reports ``workspace(spec, op)``, the bytes it will allocate for the call
+*within the current limit* (``set_workspace_limit``), and the chooser never takes one above the
+limit. The algorithms tile rather than refuse: im2col packs fewer output columns per chunk and
+runs fewer threads, fft cuts the axes into overlap-save/add tiles and the batch into chunks,
+separable processes fewer rows per block, direct needs only index tables; an algorithm refuses
+(``supports`` is false) only when even its smallest tile does not fit.
 """
 import functools
 
-from . import _config
+from . import _calibration, _config
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
+CHOICES = ("auto", "tune")
 
 _ALGORITHMS = {}
 
@@ -28,8 +46,18 @@ class NotSupportedError(ValueError):
 
 def register(impl):
     _ALGORITHMS[impl.NAME] = impl
-    _ranking.cache_clear()
+    clear_caches()
     return impl
+
+
+def registered():
+    """{name: implementation} of the registered algorithms, in registration order."""
+    return dict(_ALGORITHMS)
+
+
+def clear_caches():
+    """Forget cached rankings (after registering an algorithm or calibrating)."""
+    _ranking.cache_clear()
 
 
 def algorithms():
@@ -40,8 +68,9 @@ def algorithms():
 def check_algorithm(algorithm):
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, got {algorithm!r} ({type(algorithm).__name__})")
-    if algorithm != "auto" and algorithm not in _ALGORITHMS:
-        raise ValueError(f"algorithm must be 'auto' or one of {algorithms()}, got {algorithm!r}")
+    if algorithm not in CHOICES and algorithm not in _ALGORITHMS:
+        raise ValueError(f"algorithm must be 'auto', 'tune' or one of {algorithms()}, "
+                         f"got {algorithm!r}")
 
 
 def _supports(impl, spec, op, w):
@@ -54,6 +83,11 @@ def _supports(impl, spec, op, w):
     return ok, reason
 
 
+def predicted(name, spec, op):
+    """Predicted seconds of algorithm `name` for `op` on `spec`: its model x its calibration."""
+    return _ALGORITHMS[name].cost(spec, op) * _calibration.factor(name, op, spec.dtype.name)
+
+
 def assess(spec, op, w=None):
     """One row per algorithm: (name, applies, reason, predicted seconds, workspace bytes)."""
     limit = _config.get_workspace_limit()
@@ -62,7 +96,7 @@ def assess(spec, op, w=None):
         ok, reason = _supports(impl, spec, op, w)
         cost = workspace = None
         if ok:
-            cost, workspace = impl.cost(spec, op), impl.workspace(spec, op)
+            cost, workspace = predicted(name, spec, op), impl.workspace(spec, op)
             if workspace > limit:
                 ok, reason = False, (f"needs {workspace / 2**20:.1f} MiB of workspace, above the "
                                      f"limit of {limit / 2**20:.1f} MiB")
@@ -76,13 +110,26 @@ def _ranking(spec, op, limit):
 
     Cached per (problem, operation, workspace limit): the cost models see nothing else (not the
     thread count), so "auto" costs a lookup, not an evaluation of every model, on each call.
+    Cleared when an algorithm is registered or the calibration changes.
     """
     ranked = []
     for name, impl in _ALGORITHMS.items():
         ok, _ = impl.supports(spec, op)
         if ok and impl.workspace(spec, op) <= limit:
-            ranked.append((impl.cost(spec, op), name, hasattr(impl, "supports_weights")))
+            ranked.append((predicted(name, spec, op), name, hasattr(impl, "supports_weights")))
     return tuple(sorted(ranked))
+
+
+def _candidates(spec, op, w):
+    """[(predicted seconds, name)] of the algorithms that compute this call, cheapest first."""
+    return [(cost, name) for cost, name, needs_weights
+            in _ranking(spec, op, _config.get_workspace_limit())
+            if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0])]
+
+
+def _none_supports(spec, op, w):
+    reasons = "; ".join(f"{name}: {reason}" for name, _, reason, _, _ in assess(spec, op, w))
+    return NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
 
 
 def choose_name(spec, op, w=None):
@@ -90,15 +137,42 @@ def choose_name(spec, op, w=None):
     for _, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
         if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]):
             return name
-    reasons = "; ".join(f"{name}: {reason}" for name, _, reason, _, _ in assess(spec, op, w))
-    raise NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
+    raise _none_supports(spec, op, w)
+
+
+def shape_choice(spec, op):
+    """What "auto" picks on shapes alone: the tuned winner under set_autotune(True) where this
+    problem has been timed, else the models' choice."""
+    from . import _autotune
+    if _autotune.get_autotune():
+        record = _autotune.lookup(spec, op)
+        winner = _autotune.fastest(record, [name for _, name in _candidates(spec, op, None)])
+        if winner is not None:
+            return winner
+    return choose_name(spec, op)
+
+
+def tuned_name(spec, op, w=None):
+    """The fastest applicable algorithm by measurement (timing the untimed ones now)."""
+    from . import _autotune
+    candidates = [(cost, name, _ALGORITHMS[name]) for cost, name in _candidates(spec, op, w)]
+    if not candidates:
+        raise _none_supports(spec, op, w)
+    if len(candidates) == 1:
+        return candidates[0][1]
+    return _autotune.tune(spec, op, candidates, w)[0]
 
 
 def select(spec, op, algorithm, w=None):
     """The implementation that computes `op` on `spec`, honouring a forced `algorithm`."""
     check_algorithm(algorithm)
     if algorithm == "auto":
+        from . import _autotune
+        algorithm = "tune" if _autotune.get_autotune() else "auto"
+    if algorithm == "auto":
         return _ALGORITHMS[choose_name(spec, op, w)]
+    if algorithm == "tune":
+        return _ALGORITHMS[tuned_name(spec, op, w)]
     impl = _ALGORITHMS[algorithm]
     ok, reason = _supports(impl, spec, op, w)
     if not ok:
@@ -108,28 +182,60 @@ def select(spec, op, algorithm, w=None):
 
 
 class Explanation:
-    """What the chooser sees for each operation: str() is a table, `choice` maps op -> name."""
+    """What the chooser sees for each operation.
+
+    str() is a table: per operation, every algorithm, whether it applies (or why not), its
+    predicted time (calibrated where calibrate() has run), its measured time where this problem
+    has been autotuned, its workspace, and the choice. ``choice`` maps op -> the model's pick,
+    ``tuned_choice`` op -> the measured winner (None if never tuned), ``rows`` op -> assess()
+    rows and ``measured`` op -> {algorithm: seconds}.
+    """
 
     def __init__(self, spec):
+        from . import _autotune
         self.spec = spec
+        self.calibration = _calibration.current()
         self.rows = {op: assess(spec, op) for op in OPERATIONS}
         self.choice = {op: choose_name(spec, op) for op in OPERATIONS}
+        self.measured = {op: _autotune.lookup(spec, op) or {} for op in OPERATIONS}
+        self.tuned_choice = {
+            op: _autotune.fastest(self.measured[op], [r[0] for r in self.rows[op] if r[1]])
+            for op in OPERATIONS}
+        self.autotune = _autotune.get_autotune()
+
+    def _header(self):
+        s = self.spec
+        if self.calibration is None:
+            model = "cost models: shipped defaults (run fastconv.calibrate() to fit this machine)"
+        else:
+            model = (f"cost models: calibrated {self.calibration.get('created', '?')} at "
+                     f"{self.calibration.get('threads', '?')} thread(s)")
+        return [f"x {s.user_shape(s.x_shape)}  w {s.user_shape(s.w_shape)}  "
+                f"y {s.user_shape(s.y_shape)}  {s.dtype.name}  stride {s.stride[3 - s.ndim:]}  "
+                f"dilation {s.dilation[3 - s.ndim:]}  groups {s.groups}  "
+                f"{s.flops / 1e9:.3f} GFLOP per operation",
+                f"{model}; autotune {'on' if self.autotune else 'off'}; workspace limit "
+                f"{_config.get_workspace_limit() / 2**20:.1f} MiB"]
 
     def __str__(self):
-        s = self.spec
-        lines = [f"x {s.user_shape(s.x_shape)}  w {s.user_shape(s.w_shape)}  "
-                 f"y {s.user_shape(s.y_shape)}  {s.dtype.name}  stride {s.stride[3 - s.ndim:]}  "
-                 f"dilation {s.dilation[3 - s.ndim:]}  groups {s.groups}  "
-                 f"{s.flops / 1e9:.3f} GFLOP per operation",
-                 f"{'operation':<12} {'algorithm':<10} {'applies':<7} {'predicted':>10} "
-                 f"{'workspace':>10}  note"]
+        lines = self._header()
+        lines.append(f"{'operation':<12} {'algorithm':<10} {'applies':<7} {'predicted':>10} "
+                     f"{'measured':>10} {'workspace':>10}  note")
         for op in OPERATIONS:
+            pick = self.tuned_choice[op] if self.autotune and self.tuned_choice[op] else self.choice[op]
             for name, ok, reason, cost, workspace in self.rows[op]:
-                predicted = f"{cost * 1e3:.3f} ms" if cost is not None else "-"
+                predicted_ms = f"{cost * 1e3:.3f} ms" if cost is not None else "-"
+                seconds = self.measured[op].get(name)
+                measured = f"{seconds * 1e3:.3f} ms" if seconds is not None else "-"
                 space = f"{workspace / 2**20:.1f} MiB" if workspace is not None else "-"
-                note = "<- chosen" if name == self.choice[op] else reason
-                lines.append(f"{op:<12} {name:<10} {'yes' if ok else 'no':<7} {predicted:>10} "
-                             f"{space:>10}  {note}")
+                if name == pick:
+                    note = "<- chosen" + (" (tuned)" if pick != self.choice[op] else "")
+                elif name == self.tuned_choice[op]:
+                    note = "fastest measured"
+                else:
+                    note = reason
+                lines.append(f"{op:<12} {name:<10} {'yes' if ok else 'no':<7} {predicted_ms:>10} "
+                             f"{measured:>10} {space:>10}  {note}")
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -1,0 +1,203 @@
+"""Autotuning: time every applicable algorithm once per problem, keep the winner, on disk too.
+
+``set_autotune(True)`` makes ``algorithm="auto"`` tune; ``algorithm="tune"`` does it for one call.
+The first call of a problem key -- (op, shapes, dtype, stride, padding, dilation, groups, the thread
+count the call runs on, CPU model, fastconv version) -- times each algorithm that applies within
+the workspace limit, and the call runs the fastest. The times are kept in memory and merged into
+``autotune.json`` in the cache directory (see _cachefiles: written atomically under a file lock,
+so concurrent processes each add their keys; an unreadable or stale file is ignored with a
+warning), where later processes find them.
+
+What is timed: the same entry points the call uses, on random arrays of the call's shapes and
+dtype and on a copy of the call's kernel (its values decide whether weight-dependent algorithms
+such as separable apply); the caller's arrays are never passed to anything but the call itself,
+so tuning cannot write into them. Each algorithm runs once untimed, then in interleaved rounds,
+best of its repeats. Algorithms the cost model predicts PRUNE times slower than the best
+prediction are not timed (recorded as null): the oracle would take minutes on a layer and cannot
+win. An algorithm that becomes applicable later (a separable kernel under a key first tuned with
+a general one; a larger workspace limit) is timed when it first applies, and added.
+"""
+import json
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from . import _cachefiles, _config
+
+FILE_NAME = "autotune.json"
+PRUNE = 10.0            # not timed when predicted this many times slower than the best prediction
+ROUNDS = 3
+BUDGET_S = 0.05         # timing per algorithm beyond the warm-up, at least one repeat a round
+
+_enabled = False
+_lock = threading.RLock()
+_memory = {}            # key -> {algorithm: best seconds, or None when not timed}
+_disk_loaded = None     # the path whose entries _memory holds, or None
+
+
+def set_autotune(enabled=True):
+    """Make ``algorithm="auto"`` time the applicable algorithms on the first call of each problem
+    and use the fastest from then on (results kept in memory and in the cache directory)."""
+    global _enabled
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled must be a bool, got {enabled!r} ({type(enabled).__name__})")
+    _enabled = bool(enabled)
+
+
+def get_autotune():
+    """Whether ``algorithm="auto"`` autotunes."""
+    return _enabled
+
+
+def path():
+    return os.path.join(_cachefiles.cache_dir(), FILE_NAME)
+
+
+def clear_autotune_cache(*, disk=False):
+    """Forget the timings held in memory (the next tuned call reads the cache file again); with
+    ``disk=True`` also delete the cache file."""
+    global _disk_loaded
+    with _lock:
+        _memory.clear()
+        _disk_loaded = None
+        if disk:
+            with _cachefiles.locked(path()):
+                try:
+                    os.unlink(path())
+                except FileNotFoundError:
+                    pass
+
+
+def call_threads(spec):
+    """The thread count the call will run on (small problems run on one; see _config)."""
+    return 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.get_num_threads()
+
+
+def key(spec, op):
+    """The problem key as a string (JSON, so it is also the file's key)."""
+    x, w, stride, dilation, lo, hi, groups, dtype = spec.key()
+    return json.dumps([op, list(x), list(w), list(stride), list(dilation), list(lo), list(hi),
+                       groups, dtype, call_threads(spec), _cachefiles.cpu_model(),
+                       _cachefiles.fastconv_version()], separators=(",", ":"))
+
+
+def _valid_entries(data):
+    entries = data.get("entries") if data else None
+    if not isinstance(entries, dict):
+        return {}
+    good = {}
+    for k, record in entries.items():
+        if isinstance(record, dict) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
+                for v in record.values()):
+            good[k] = {name: (None if v is None else float(v)) for name, v in record.items()}
+    return good
+
+
+def _load_disk():
+    global _disk_loaded
+    p = path()
+    if _disk_loaded != p:
+        data = _cachefiles.read(p, "autotune cache")
+        for k, record in _valid_entries(data).items():
+            _memory.setdefault(k, {}).update(record)
+        _disk_loaded = p
+
+
+def lookup(spec, op):
+    """The recorded {algorithm: seconds or None} of this problem, or None if never tuned."""
+    with _lock:
+        _load_disk()
+        record = _memory.get(key(spec, op))
+        return dict(record) if record is not None else None
+
+
+def save(entries):
+    """Merge {key: {algorithm: seconds}} into the cache file (atomic, under a file lock)."""
+    p = path()
+    try:
+        with _cachefiles.locked(p):
+            current = _valid_entries(_cachefiles.read(p, "autotune cache"))
+            for k, record in entries.items():
+                current.setdefault(k, {}).update(record)
+            _cachefiles.write_atomic(p, {"format": _cachefiles.FORMAT, "entries": current})
+    except OSError as exc:      # a read-only home must not break the computation
+        import warnings
+        warnings.warn(f"fastconv: could not write the autotune cache {p} ({exc}); the "
+                      f"timings are kept in memory only", _cachefiles.CacheWarning, stacklevel=3)
+
+
+def _inputs(spec, op, w):
+    """Random arrays of the call's shapes, and a private copy of the kernel."""
+    rng = np.random.default_rng(0)
+
+    def random(shape):
+        return rng.standard_normal(shape).astype(spec.dtype)
+    if op == "forward":
+        return random(spec.x_shape), np.array(w, spec.dtype) if w is not None else random(spec.w_shape)
+    if op == "grad_input":
+        return random(spec.y_shape), np.array(w, spec.dtype) if w is not None else random(spec.w_shape)
+    return random(spec.x_shape), random(spec.y_shape)
+
+
+def time_algorithms(spec, op, impls, w=None):
+    """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved."""
+    a, b = _inputs(spec, op, w)
+    fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
+    best, reps = {}, {}
+    with _config.threads_for(spec.flops):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = time.perf_counter() - start
+            reps[name] = max(1, min(10, int(BUDGET_S / ROUNDS / max(best[name], 1e-6))))
+        for _ in range(ROUNDS):
+            for name, fn in fns.items():
+                for _ in range(reps[name]):
+                    start = time.perf_counter()
+                    fn()
+                    best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def tune(spec, op, candidates, w=None):
+    """The fastest of `candidates` [(predicted seconds, name, impl)], timing those not yet timed
+    for this problem (and recording them); returns (name, {name: seconds or None})."""
+    k = key(spec, op)
+    with _lock:
+        _load_disk()
+        record = dict(_memory.get(k, {}))
+    missing = [(p, name, impl) for p, name, impl in candidates if name not in record]
+    if missing:
+        floor = min(p for p, _, _ in candidates)
+        timed = {name: impl for p, name, impl in missing if p <= PRUNE * floor}
+        new = {name: None for _, name, _ in missing}
+        new.update(time_algorithms(spec, op, timed, w))
+        with _lock:
+            _memory.setdefault(k, {}).update(new)
+            record = dict(_memory[k])
+        save({k: new})
+    timed = [(record[name], name) for _, name, _ in candidates if record.get(name) is not None]
+    if not timed:       # only pruned ones were recorded, and the best prediction is gone
+        return tune(spec, op, candidates, w) if _forget(k, candidates) else (candidates[0][1], record)
+    return min(timed)[1], record
+
+
+def _forget(k, candidates):
+    """Drop the null records of `candidates` so that they are timed (returns whether any was)."""
+    with _lock:
+        record = _memory.get(k, {})
+        names = [name for _, name, _ in candidates if name in record and record[name] is None]
+        for name in names:
+            del record[name]
+    return bool(names)
+
+
+def fastest(record, names):
+    """The fastest timed algorithm among `names` in a record, or None."""
+    timed = [(record[n], n) for n in names if record and record.get(n) is not None
+             and math.isfinite(record[n])]
+    return min(timed)[1] if timed else None

@@ -1,0 +1,122 @@
+"""The user cache directory and its small JSON files: read leniently, written atomically.
+
+Location (platformdirs' user cache directory, without the dependency): ``FASTCONV_CACHE_DIR`` if
+set; else ``%LOCALAPPDATA%\\fastconv\\Cache`` on Windows, ``~/Library/Caches/fastconv`` on macOS,
+``$XDG_CACHE_HOME/fastconv`` or ``~/.cache/fastconv`` elsewhere.
+
+A file is rewritten by merging under an exclusive lock on a sibling ``.lock`` file (``fcntl.flock``
+where it exists, ``msvcrt.locking`` on Windows, no lock elsewhere), writing a temporary file in the
+same directory and ``os.replace``-ing it over the old one: readers see the old or the new file,
+never half of one, and concurrent writers each add their entries. A file that cannot be read or
+parsed, or that was written by another format or machine, is ignored with a warning.
+"""
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import warnings
+
+FORMAT = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache file of fastconv was unreadable or stale and has been ignored."""
+
+
+def cache_dir():
+    """The directory fastconv keeps its calibration and autotuning results in."""
+    env = os.environ.get("FASTCONV_CACHE_DIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "fastconv", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/fastconv")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "fastconv")
+
+
+def cpu_model():
+    """A name for this processor (part of every cache key: results do not travel)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def fastconv_version():
+    module = sys.modules.get("fastconv")
+    return getattr(module, "__version__", "unknown")
+
+
+def read(path, what):
+    """The JSON object in `path` if it is one of ours in the current format, else None (with a
+    warning when the file exists but is corrupt or stale)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        warnings.warn(f"fastconv: ignoring the unreadable {what} file {path} ({exc})",
+                      CacheWarning, stacklevel=3)
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        warnings.warn(f"fastconv: ignoring the {what} file {path}: not format {FORMAT} "
+                      f"(written by another fastconv version?)", CacheWarning, stacklevel=3)
+        return None
+    return data
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on `path` + ".lock" between processes (best effort without fcntl)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".lock", "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return
+        try:
+            import msvcrt
+        except ImportError:
+            yield
+            return
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+        try:
+            yield
+        finally:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+def write_atomic(path, data):
+    """Write the JSON object `data` to `path` through a temporary file and os.replace."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

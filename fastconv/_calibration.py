@@ -1,0 +1,231 @@
+"""Machine constants for the cost models: shipped defaults, or calibrated on this machine.
+
+Each algorithm's ``cost(spec, op)`` counts its operations and memory traffic and weighs them with
+constants fitted on the development machine (a 2-core AVX-512 Xeon, see each module). On another
+machine the algorithms' speeds relative to one another shift: BLAS is faster or slower than the
+hand-written kernels, memory bandwidth differs, there is no AVX-512. ``calibrate()`` measures that:
+it runs every registered algorithm (but the oracle) on a fixed set of small problems that cover the
+kinds the suite has (dense 3x3, strided, pointwise, depthwise, few-channel, large kernel, 1-D,
+3-D), for each operation and dtype, and keeps per (algorithm, operation, dtype) the factor
+``measured / predicted`` (the median over the problems where the algorithm is within
+COMPETITIVE of the fastest, since those are where its prediction decides anything), clamped to
+[1/MAX_FACTOR, MAX_FACTOR]. It also records the machine's GEMM rate and copy bandwidth, for the
+report. The chooser multiplies each prediction by its factor (1 where none was measured, e.g.
+for an algorithm registered after calibrating).
+
+The measurements run at the current thread budget, recorded in the file: calibrate with the thread
+count you compute with. The cost models themselves keep predicting for the machine's cores
+(`_config.planning_threads()`), so the choice does not change with `set_num_threads`.
+
+The constants are stored in ``calibration.json`` in the cache directory (see _cachefiles) and
+loaded lazily at the first choice; a file from another fastconv version or CPU, or one that cannot
+be parsed, is ignored with a warning and the shipped defaults apply.
+"""
+import math
+import os
+import statistics
+import threading
+import time
+
+import numpy as np
+
+from . import _cachefiles, _config
+
+FILE_NAME = "calibration.json"
+COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
+MAX_FACTOR = 8.0
+SKIP = ("reference",)
+
+# (x shape, w shape, geometry): small instances of the suite's kinds, each a few milliseconds.
+PROBLEMS = (
+    ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
+    ((2, 16, 28, 28), (32, 16, 3, 3), dict(stride=2, padding=1)),
+    ((2, 64, 14, 14), (32, 64, 1, 1), {}),
+    ((2, 32, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=32)),
+    ((8, 1, 28, 28), (16, 1, 5, 5), {}),
+    ((1, 1, 128, 128), (1, 1, 7, 7), {}),
+    ((1, 1, 192, 192), (1, 1, 21, 21), {}),
+    ((2, 4, 64, 64), (4, 4, 11, 11), dict(padding=5)),
+    ((2, 1, 4000), (8, 1, 32), {}),
+    ((1, 4, 16, 16, 16), (4, 4, 3, 3, 3), dict(padding=1)),
+)
+QUICK_PROBLEMS = (((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),)
+
+_lock = threading.Lock()
+_loaded = False
+_data = None            # the calibration in use (a dict as stored), or None: shipped defaults
+
+
+def path():
+    return os.path.join(_cachefiles.cache_dir(), FILE_NAME)
+
+
+def _machine():
+    return {"cpu": _cachefiles.cpu_model(), "fastconv": _cachefiles.fastconv_version()}
+
+
+def _load():
+    data = _cachefiles.read(path(), "calibration")
+    if data is None:
+        return None
+    machine = _machine()
+    if any(data.get(k) != v for k, v in machine.items()) or not isinstance(data.get("factors"), dict):
+        import warnings
+        warnings.warn(f"fastconv: ignoring the calibration file {path()}: it was made for "
+                      f"{data.get('cpu')!r}, fastconv {data.get('fastconv')!r} (this is "
+                      f"{machine['cpu']!r}, fastconv {machine['fastconv']!r}); run "
+                      f"fastconv.calibrate() again", _cachefiles.CacheWarning, stacklevel=3)
+        return None
+    return data
+
+
+def current():
+    """The calibration in use (loaded from the cache directory at the first call), or None."""
+    global _loaded, _data
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                _data = _load()
+                _loaded = True
+    return _data
+
+
+def factor(name, op, dtype_name):
+    """Calibrated measured/predicted ratio of an algorithm's cost model (1 without one)."""
+    data = current()
+    if data is None:
+        return 1.0
+    try:
+        return float(data["factors"][name][op][dtype_name])
+    except (KeyError, TypeError, ValueError):
+        return 1.0
+
+
+def reset():
+    """Forget the loaded calibration: the next choice reads the cache directory again."""
+    global _loaded, _data
+    with _lock:
+        _loaded, _data = False, None
+    _clear_choices()
+
+
+def _clear_choices():
+    from . import _registry
+    _registry.clear_caches()
+
+
+def _best(fn, repeat, budget):
+    fn()
+    best, spent = math.inf, 0.0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent > budget:
+            break
+    return best
+
+
+def _rank_one_kernel(rng, shape, dtype):
+    """A random kernel whose every (k, c) slice is an outer product, so that weight-dependent
+    algorithms (separable) are measured too; the others do not look at the values."""
+    w = np.ones(shape)
+    spatial = shape[2:]
+    for axis, size in enumerate(spatial):
+        factor_shape = shape[:2] + tuple(size if a == axis else 1 for a in range(len(spatial)))
+        w = w * rng.standard_normal(factor_shape)
+    return w.astype(dtype)
+
+
+def _gemm_rate(dtype, n=512, repeat=3):
+    from scipy.linalg import blas
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    return 2.0 * n**3 / _best(lambda: gemm(1.0, a, a), repeat, 1.0)
+
+
+def _copy_rate(nbytes=64 * 2**20):
+    a = np.ones(nbytes // 8)
+    b = np.empty_like(a)
+    return 2.0 * nbytes / _best(lambda: np.copyto(b, a), 3, 1.0)
+
+
+def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0.05):
+    """[(algorithm, op, dtype, predicted s, measured s, fastest measured s)] on `problems`."""
+    from . import _functional, _registry
+    rng = np.random.default_rng(1)
+    rows = []
+    for dtype in dtypes:
+        for xs, ws, kw in problems:
+            x = rng.standard_normal(xs).astype(dtype)
+            w = _rank_one_kernel(rng, ws, dtype)
+            spec = _functional._spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
+                                                 1, kw.get("groups", 1), dtype)
+            gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(dtype)
+            calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
+                     "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
+                     "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
+            for op, call in calls.items():
+                found = []
+                for name, impl in _registry.registered().items():
+                    if name in SKIP or not impl.supports(spec, op)[0]:
+                        continue
+                    if hasattr(impl, "supports_weights") and (
+                            op == "grad_kernel" or not impl.supports_weights(spec, op, w)[0]):
+                        continue
+                    seconds = _best(lambda: call(name), repeat, budget)
+                    found.append((name, impl.cost(spec, op), seconds))
+                fastest = min((s for _, _, s in found), default=math.inf)
+                rows += [(name, op, dtype, p, s, fastest) for name, p, s in found]
+    return rows
+
+
+def fit(rows):
+    """{algorithm: {op: {dtype: factor}}} from measure()'s rows."""
+    logs = {}
+    for name, op, dtype, predicted, seconds, fastest in rows:
+        if predicted > 0 and seconds > 0:
+            logs.setdefault((name, op, dtype), []).append(
+                (seconds <= COMPETITIVE * fastest, math.log(seconds / predicted)))
+    factors = {}
+    for (name, op, dtype), values in logs.items():
+        chosen = [v for competitive, v in values if competitive] or [v for _, v in values]
+        f = math.exp(statistics.median(chosen))
+        f = min(MAX_FACTOR, max(1.0 / MAX_FACTOR, f))
+        factors.setdefault(name, {}).setdefault(op, {})[dtype] = round(f, 4)
+    return factors
+
+
+def calibrate(*, quick=False, save=True):
+    """Measure this machine's constants for the chooser (< 30 s) and use them from now on.
+
+    Times every registered algorithm on a fixed set of small problems for the three operations in
+    float32 and float64 and fits one factor per (algorithm, operation, dtype) on top of the shipped
+    cost models. With ``save`` (the default) the result is written to ``calibration.json`` in the
+    cache directory (``FASTCONV_CACHE_DIR``, else the platform's user cache directory) and later
+    processes load it at their first choice. ``quick=True`` runs one tiny problem (for tests).
+    Returns the stored dict (``factors``, ``constants``, ``threads``, ``cpu``, ``fastconv``).
+    """
+    global _loaded, _data
+    start = time.perf_counter()
+    if quick:
+        rows = measure(QUICK_PROBLEMS, ("float32",), repeat=1, budget=0.01)
+        constants = {}
+    else:
+        rows = measure()
+        constants = {"sgemm_flops_per_s": _gemm_rate("float32"),
+                     "dgemm_flops_per_s": _gemm_rate("float64"),
+                     "copy_bytes_per_s": _copy_rate()}
+    data = {"format": _cachefiles.FORMAT, **_machine(), "threads": _config.get_num_threads(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": quick,
+            "seconds": round(time.perf_counter() - start, 2), "constants": constants,
+            "factors": fit(rows)}
+    if save:
+        with _cachefiles.locked(path()):
+            _cachefiles.write_atomic(path(), data)
+    with _lock:
+        _data, _loaded = data, True
+    _clear_choices()
+    return data
