@@ -64,8 +64,9 @@ def _dtype(*arrays):
 def _spatial_input(x, name="x", min_ndim=3, max_ndim=5):
     x = _as_array(x, name)
     if not min_ndim <= x.ndim <= max_ndim:
-        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to 3 spatial "
-                         f"dimensions ({min_ndim} to {max_ndim} dimensions), got shape {x.shape}")
+        raise ValueError(f"{name} must have shape (N, C, *spatial) with {min_ndim - 2} to 3 "
+                         f"spatial dimensions ({min_ndim} to {max_ndim} dimensions), got shape "
+                         f"{x.shape}")
     return x
 
 
@@ -230,12 +231,15 @@ def _gaussian_matrix(n, k, s, p, out, sigma):
 
 def _separable(a, mats, dtype, work, transpose=False):
     """Apply one banded matrix per lifted axis to ``a`` (planes, D, H, W): forward in the order
-    D, H, W (each pass shrinks what the next reads), transposed in the order W, H, D."""
+    D, H, W (each pass shrinks what the next reads), transposed in the order W, H, D. ``mats``
+    holds (CSR, columns) per axis, or None for the identity; the result is never ``a`` itself."""
     cur = np.ascontiguousarray(a, dtype=dtype)
     src_is_input = True
     nt = _threads(work)
     axes = (2, 1, 0) if transpose else (0, 1, 2)
     for axis in axes:
+        if mats[axis] is None:
+            continue
         mat, n = mats[axis]
         if transpose:
             mat = _transpose(mat, n)
@@ -341,8 +345,7 @@ def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, 
 def _linear_pool(a, mats, dtype, work, transpose=False):
     """Apply per-axis matrices (un-lifted list of (CSR, n)) to a (N, C, *spatial) array."""
     N, C = a.shape[:2]
-    unit = (np.array([0, 1], dtype=_INDEX), np.zeros(1, dtype=_INDEX), np.ones(1))
-    lifted = [(unit, 1)] * (_LIFTED - len(mats)) + list(mats)
+    lifted = [None] * (_LIFTED - len(mats)) + list(mats)
     a4 = np.ascontiguousarray(a, dtype=dtype).reshape((N * C,) + _lift(a.shape[2:]))
     r = _separable(a4, lifted, dtype, work, transpose)
     return r.reshape((N, C) + r.shape[1 + _LIFTED - len(mats):])
@@ -440,3 +443,254 @@ def global_max_pool_grad_input(gy, x):
     dtype = _dtype(gy, x)
     _, idx = _global_max(x, dtype)
     return _max_backward(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
+
+
+# --- Lp pooling ------------------------------------------------------------------------------
+
+def _check_p(p):
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a real number, got {p!r} ({type(p).__name__})")
+    if not (np.isfinite(p) and p > 0):
+        raise ValueError(f"p must be a finite number > 0, got {p!r}")
+    return float(p)
+
+
+def _lp_setup(x, p, kernel_size, stride, padding, ceil_mode):
+    k, s, pad, _, out = _window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    mats = [(_sum_matrix(n, kk, ss, pp, o), n)
+            for n, kk, ss, pp, o in zip(x.shape[2:], k, s, pad, out)]
+    return mats, out, x.size * sum(k)
+
+
+def _lp_forward(xc, p, mats, work):
+    powered = xc * xc if p == 2 else np.abs(xc) ** p
+    total = _linear_pool(powered, mats, xc.dtype, work)
+    return np.sqrt(total) if p == 2 else total ** (1.0 / p)
+
+
+def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Lp pooling, ``(sum over the window of |x|^p)^(1/p)``; p = 2 is the chapter's L2 norm
+    pooling, p = 1 the sum of magnitudes, large p approaches max pooling of |x|. Padding adds
+    nothing to the sum. (PyTorch's lp_pool raises x, not |x|, to the power p, and with
+    ceil_mode it scales a partial window's sum up to the full window size; this is the norm.)
+    |x|^p is formed in the input's precision, so float32 overflows for large |x| and p."""
+    x = _spatial_input(x)
+    p = _check_p(p)
+    mats, _, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
+    return _lp_forward(np.asarray(x, dtype=_dtype(x)), p, mats, work)
+
+
+def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Gradient of :func:`lp_pool`: ``gx = sign(x) |x|^(p-1) * sum over the windows of x of
+    gy / y^(p-1)``. Where the norm ``y`` of a window is 0 that window passes no gradient (the
+    norm has no derivative there; 0 is its smallest subgradient), and an element ``x == 0``
+    gets 0 (for p < 1 its derivative is infinite)."""
+    x = _spatial_input(x)
+    gy = _spatial_input(gy, "gy")
+    p = _check_p(p)
+    mats, out, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
+    _check_gy(gy, x.shape[:2] + out, "lp_pool of x with this geometry")
+    dtype = _dtype(gy, x)
+    xc = np.asarray(x, dtype=dtype)
+    y = _lp_forward(xc, p, mats, work)
+    gyc = np.asarray(gy, dtype=dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(y == 0, 0, gyc if p == 1 else gyc / y ** (p - 1)).astype(dtype)
+        back = _linear_pool(scaled, mats, dtype, work, transpose=True)
+        ax = np.abs(xc)
+        factor = np.sign(xc) if p == 1 else np.where(ax == 0, 0, np.sign(xc) * ax ** (p - 1))
+    return (factor * back).astype(dtype, copy=False)
+
+
+# --- distance-weighted average pooling ---------------------------------------------------------
+
+def _sigma(sigma, k):
+    if sigma is None:
+        return tuple(kk / 4.0 for kk in k)
+    values = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma,) * len(k)
+    if len(values) != len(k):
+        raise ValueError(f"sigma must be a number or {len(k)} numbers (one per spatial "
+                         f"dimension), got {sigma!r}")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"sigma must be a positive number or a tuple of them, got {sigma!r}")
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"sigma must be finite and > 0 in every dimension, got {sigma!r}")
+    return tuple(float(v) for v in values)
+
+
+def _weighted_mats(in_sizes, kernel_size, stride, padding, ceil_mode, sigma):
+    k, s, p, _, out = _window(in_sizes, kernel_size, stride, padding, 1, ceil_mode)
+    sig = _sigma(sigma, k)
+    mats = [(_gaussian_matrix(n, kk, ss, pp, o, sg), n)
+            for n, kk, ss, pp, o, sg in zip(in_sizes, k, s, p, out, sig)]
+    return mats, out, sum(k)
+
+
+def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
+    """The chapter's "weighted average based on the distance from the central pixel": weights
+    ``exp(-t^2 / (2 sigma^2))`` of the offset t of each element from the window's centre
+    (``(kernel_size - 1) / 2``), per axis and multiplied, normalised to sum to 1 over the
+    elements of the window that lie in the input (padding and the ceil-mode overhang carry no
+    weight). ``sigma``: a number or one per axis; default ``kernel_size / 4`` per axis, so the
+    window spans about +-2 sigma and its corners weigh e^-2 ~ 0.14 of the centre per axis."""
+    x = _spatial_input(x)
+    mats, _, taps = _weighted_mats(x.shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
+    return _linear_pool(x, mats, _dtype(x), x.size * taps)
+
+
+def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0,
+                                 ceil_mode=False, sigma=None):
+    """Gradient of :func:`weighted_avg_pool` (its transpose), for an input of ``input_shape``."""
+    gy = _spatial_input(gy, "gy")
+    shape = _input_shape(input_shape, gy, gy.ndim - 2)
+    mats, out, taps = _weighted_mats(shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
+    _check_gy(gy, shape[:2] + out, "weighted_avg_pool of input_shape with this geometry")
+    return _linear_pool(gy, mats, _dtype(gy), int(np.prod(shape)) * taps, transpose=True)
+
+
+# --- adaptive pooling (a fixed number of pools whatever the input size) --------------------------
+
+def _output_size(output_size, in_sizes):
+    nd = len(in_sizes)
+    values = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * nd
+    if len(values) != nd:
+        raise ValueError(f"output_size must be an int or {nd} ints (one per spatial dimension, "
+                         f"None keeps the input's size), got {output_size!r}")
+    out = tuple(n if v is None else _int(v, "output_size") for v, n in zip(values, in_sizes))
+    if any(v < 1 for v in out):
+        raise ValueError(f"output_size must be >= 1 in every dimension, got {output_size!r}")
+    if 0 in in_sizes:
+        raise ValueError(f"x: every spatial size must be >= 1 for adaptive pooling, got "
+                         f"{tuple(in_sizes)}")
+    return out
+
+
+def _adaptive_max(x, out, dtype):
+    N, C = x.shape[:2]
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
+    tables = []
+    for n, o in zip(x4.shape[1:], _lift(out)):
+        tables.extend(np.ascontiguousarray(t, dtype=_INDEX) for t in _bins(n, o))
+    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), _lift(out), x.size * 2)
+    return y.reshape((N, C) + out), idx.reshape((N, C) + out)
+
+
+def adaptive_max_pool(x, output_size, return_indices=False):
+    """Max over PyTorch's adaptive bins: along an axis of n elements, output i pools
+    ``[floor(i n / out), ceil((i + 1) n / out))``, so the output has ``output_size`` whatever
+    the input size (figure 9.11, centre). Ties and indices as in :func:`max_pool`."""
+    x = _spatial_input(x)
+    out = _output_size(output_size, x.shape[2:])
+    y, idx = _adaptive_max(x, out, _dtype(x))
+    return (y, idx) if _bool(return_indices, "return_indices") else y
+
+
+def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
+    """Gradient of :func:`adaptive_max_pool` (``indices`` reused if given, else recomputed)."""
+    x = _spatial_input(x)
+    gy = _spatial_input(gy, "gy")
+    out = _output_size(output_size, x.shape[2:])
+    _check_gy(gy, x.shape[:2] + out, "adaptive_max_pool of x")
+    dtype = _dtype(gy, x)
+    if indices is None:
+        _, indices = _adaptive_max(x, out, dtype)
+    else:
+        indices = _check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
+    return _max_backward(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+
+
+def _adaptive_mats(in_sizes, out):
+    mats = []
+    for n, o in zip(in_sizes, out):
+        lo, cnt = _bins(n, o)
+        indptr, indices = _band(lo, cnt)
+        mats.append(((indptr, indices, np.repeat(1.0 / cnt, cnt)), n))
+    return mats
+
+
+def adaptive_avg_pool(x, output_size):
+    """Mean over PyTorch's adaptive bins (see :func:`adaptive_max_pool`)."""
+    x = _spatial_input(x)
+    out = _output_size(output_size, x.shape[2:])
+    return _linear_pool(x, _adaptive_mats(x.shape[2:], out), _dtype(x), x.size * 2)
+
+
+def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
+    """Gradient of :func:`adaptive_avg_pool` (its transpose), for an input of ``input_shape``."""
+    gy = _spatial_input(gy, "gy")
+    shape = _input_shape(input_shape, gy, gy.ndim - 2)
+    out = _output_size(output_size, shape[2:])
+    _check_gy(gy, shape[:2] + out, "adaptive_avg_pool of input_shape")
+    return _linear_pool(gy, _adaptive_mats(shape[2:], out), _dtype(gy), int(np.prod(shape)) * 2,
+                        transpose=True)
+
+
+# --- cross-channel pooling (figure 9.9; maxout) --------------------------------------------------
+
+_CHANNEL_MODES = ("max", "avg")
+
+
+def _channel_setup(x, group_size, mode):
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a string, one of {_CHANNEL_MODES}, got {mode!r}")
+    if mode not in _CHANNEL_MODES:
+        raise ValueError(f"mode must be one of {_CHANNEL_MODES}, got {mode!r}")
+    g = _int(group_size, "group_size")
+    if g < 1:
+        raise ValueError(f"group_size must be >= 1, got {g}")
+    C = x.shape[1]
+    if C % g:
+        raise ValueError(f"group_size={g} must divide the {C} channels of x (shape {x.shape})")
+    return g
+
+
+def _channel_view(a, dtype):
+    """(N, C, *spatial) as planes (N, 1, C, S) for the drivers (channels on the H axis)."""
+    S = int(np.prod(a.shape[2:], dtype=np.int64))
+    return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape[0], 1, a.shape[1], S)
+
+
+def _channel_max(x, g, dtype):
+    x4 = _channel_view(x, dtype)
+    G, S = x.shape[1] // g, x4.shape[3]
+    tables = [np.zeros(1, dtype=_INDEX), np.ones(1, dtype=_INDEX),
+              np.arange(G, dtype=_INDEX) * g, np.full(G, g, dtype=_INDEX),
+              np.arange(S, dtype=_INDEX), np.ones(S, dtype=_INDEX)]
+    return _run_max(x4, dtype, tables, (1, 1, 1), (1, G, S), x.size)
+
+
+def _channel_avg_mat(C, g):
+    G = C // g
+    indptr, indices = _band(np.arange(G) * g, np.full(G, g))
+    return [None, ((indptr, indices, np.full(C, 1.0 / g)), C), None]
+
+
+def channel_pool(x, group_size, mode="max"):
+    """Pool over groups of ``group_size`` consecutive channels (figure 9.9): (N, C, *spatial)
+    -> (N, C // group_size, *spatial); ``mode="max"`` is maxout (ties: the first channel of the
+    group), ``"avg"`` the mean. Any number of spatial dimensions, none included."""
+    x = _spatial_input(x, min_ndim=2)
+    g = _channel_setup(x, group_size, mode)
+    dtype = _dtype(x)
+    out_shape = (x.shape[0], x.shape[1] // g) + x.shape[2:]
+    if mode == "max":
+        return _channel_max(x, g, dtype)[0].reshape(out_shape)
+    return _separable(_channel_view(x, dtype), _channel_avg_mat(x.shape[1], g), dtype,
+                      x.size).reshape(out_shape)
+
+
+def channel_pool_grad_input(gy, x, group_size, mode="max"):
+    """Gradient of :func:`channel_pool`: to the group's (first) maximum, or gy / group_size
+    to every channel of the group."""
+    x = _spatial_input(x, min_ndim=2)
+    gy = _spatial_input(gy, "gy", min_ndim=2)
+    g = _channel_setup(x, group_size, mode)
+    _check_gy(gy, (x.shape[0], x.shape[1] // g) + x.shape[2:], "channel_pool of x")
+    dtype = _dtype(gy, x)
+    if mode == "max":
+        _, idx = _channel_max(x, g, dtype)
+        return _max_backward(gy, idx, x.shape, dtype, x.shape[0])
+    gy4 = _channel_view(gy, dtype)
+    return _separable(gy4, _channel_avg_mat(x.shape[1], g), dtype, x.size,
+                      transpose=True).reshape(x.shape)
