@@ -1,0 +1,246 @@
+"""Winograd convolution F(4x4, 3x3) for 3x3 kernels at stride 1 (Lavin & Gray 2015).
+
+A 4x4 output tile costs 36 multiplications per (input, output) channel pair instead of 144: the
+input tiles and the kernel are transformed (V = B^T d B, U = G g G^T), multiplied elementwise --
+for each of the 36 transformed positions one GEMM over the channels, (tiles x C) @ (C x K) --
+and transformed back (y = A^T M A). The input gradient at stride 1 is the same pass with the
+kernel rotated by 180 degrees, channels swapped and padding 2 - p; the kernel gradient
+transforms x tiles and gy tiles (A gy A^T), sums V^T (A gy A^T) over the tiles per position and
+transforms the sum with G^T . G (exactly the gradient of the forward formula, which is exact).
+See src/_winograd.pyx for the blocking and src/_winograd_kernels.h for the transforms.
+
+Accuracy: the transforms add rounding, F(4x4, 3x3) about 1e-5 of the result's largest magnitude in
+float32 (measured up to 512 channels; the contract allows 2e-4) and ~1e-15 in float64, so both
+dtypes use the same tile. A non-finite value would spread over a tile (a transform mixes 36 values)
+where the textbook sum confines it, so a non-finite kernel, or a block whose result is not
+finite, sends the call to im2col, whose NaN/Inf pattern is arithmetic's (CONTRACT.md).
+
+Work is cut into blocks of tiles fixed by the problem and the workspace limit, never by the
+thread count; the limit is kept by running fewer threads.
+"""
+import math
+
+import numpy as np
+
+from .. import _config, _winograd
+from . import im2col, reference
+
+NAME = "winograd"
+
+# Kernel transform G (6 x 3) of F(4x4, 3x3): U = G g G^T.
+G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+POSITIONS = 36
+BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
+MIN_TILES, MAX_TILES = 4, 196
+MAX_PARTS = 16              # partial sums of the kernel gradient
+BLAS_INT_MAX = 2**31 - 1
+# Cost model (seconds on one thread; divided among planning_threads() at PARALLEL_EFFICIENCY):
+# GEMM flops at a rate that falls with few channels, plus the transforms per tile and channel.
+GEMM_FLOPS_PER_S = {"float32": 120e9, "float64": 60e9}
+TRANSFORM_S = {"float32": 1.0e-9, "float64": 2.0e-9}    # per (tile, channel) of each transform
+CALL_OVERHEAD_S = 30e-6
+PARALLEL_EFFICIENCY = 0.9
+
+
+def _pad(n, lanes):
+    return -(-n // lanes) * lanes
+
+
+def _geometry_reason(spec):
+    if spec.ndim < 2 or spec.kernel_size[1:] != (3, 3):
+        return "it needs a 3x3 kernel (or 1x3x3 in 3-D)"
+    if spec.kernel_size[0] != 1:
+        return f"it needs a 3-D kernel of depth 1, got depth {spec.kernel_size[0]}"
+    if spec.stride[1:] != (1, 1):
+        return f"it needs stride 1 along height and width, got {spec.stride[3 - spec.ndim:]}"
+    if spec.dilation[1:] != (1, 1):
+        return f"it needs dilation 1, got {spec.dilation[3 - spec.ndim:]}"
+    if spec.groups != 1:
+        return f"it needs groups=1, got groups={spec.groups}"
+    return None
+
+
+class _Plan:
+    """Planes, tiling, scratch, parts and thread count of one problem and operation."""
+
+    def __init__(self, spec, op):
+        self.op = op
+        itemsize = spec.dtype.itemsize
+        lanes = _winograd.lanes(itemsize)
+        (_, ih, iw), (_, oh, ow) = spec.input_size, spec.output_size
+        (_, ph, pw) = spec.pad_low
+        if op == "grad_input":
+            cin, cout, read, written, off = spec.out_channels, spec.in_channels, (oh, ow), (ih, iw), (2 - ph, 2 - pw)
+        else:
+            cin, cout, read, written, off = spec.in_channels, spec.out_channels, (ih, iw), (oh, ow), (ph, pw)
+        self.cin, self.cout = cin, cout
+        CP, KP = _pad(cin, lanes), _pad(cout, lanes)
+        self.KP = KP
+        th, tw = -(-written[0] // 4), -(-written[1] // 4)
+        per_tile = POSITIONS * (CP + 2 * KP if op == "grad_kernel" else CP + KP) * itemsize
+        self.u_elements = POSITIONS * cin * KP
+        self.planes = spec.batch * (spec.input_size[0] if op == "grad_input" else spec.output_size[0])
+        limit = _config.get_workspace_limit() // itemsize
+        target = max(MIN_TILES, min(MAX_TILES, BLOCK_BYTES // per_tile))
+        while True:
+            Cw = min(tw, target)
+            Cw = -(-tw // -(-tw // Cw))
+            R = max(1, min(th, target // Cw))
+            R = -(-th // -(-th // R))
+            size1 = max((4 * R + 2) * (4 * Cw + 2) * CP, 16 * R * Cw * KP,
+                        0 if op == "grad_kernel" else POSITIONS * R * Cw * KP)
+            size2 = max(POSITIONS * R * Cw * CP, 16 * R * Cw * KP)
+            size3 = POSITIONS * R * Cw * KP if op == "grad_kernel" else 0
+            per_thread = size1 + size2 + size3
+            self.items = self.planes * -(-th // R) * -(-tw // Cw)
+            self.parts = 0
+            fixed = self.u_elements
+            if op == "grad_kernel":
+                self.parts = max(1, min(MAX_PARTS, self.items,
+                                        (limit - fixed - per_thread) // self.u_elements - 1))
+                fixed += (self.parts + 1) * self.u_elements
+            if fixed + per_thread <= limit or (R == 1 and Cw == 1):
+                break
+            target = max(1, min(target, R * Cw) // 2)
+        self.tiling = (cin, cout, CP, KP, read[0], read[1], written[0], written[1], off[0], off[1],
+                       math.prod(spec.input_size if op != "grad_input" else spec.output_size),
+                       math.prod(spec.output_size if op != "grad_input" else spec.input_size),
+                       R, Cw, size1, size2, size3)
+        self.per_thread = per_thread
+        self.fixed = fixed
+        room = limit - fixed
+        self.threads = max(1, min(_config.get_num_threads(), room // per_thread if room > 0 else 1))
+
+    @property
+    def workspace_elements(self):
+        return self.fixed + self.threads * self.per_thread
+
+    def fits_one_thread(self, spec):
+        return (self.fixed + self.per_thread) * spec.dtype.itemsize <= _config.get_workspace_limit()
+
+    def work(self, dtype):
+        return np.empty(self.threads * self.per_thread, dtype)
+
+
+def supports(spec, op):
+    reason = _geometry_reason(spec)
+    if reason is not None:
+        return False, reason
+    plan = _Plan(spec, op)
+    if not plan.fits_one_thread(spec):
+        return False, (f"the transformed kernel and one block of one tile need "
+                       f"{(plan.fixed + plan.per_thread) * spec.dtype.itemsize} bytes, above the "
+                       f"workspace limit of {_config.get_workspace_limit()} bytes")
+    if max(plan.cin, plan.KP) > BLAS_INT_MAX:
+        return False, "a matrix dimension exceeds the 32-bit BLAS integer range"
+    return True, ""
+
+
+def workspace(spec, op):
+    return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
+
+
+def cost(spec, op):
+    plan = _Plan(spec, op)
+    _, written_h, written_w = spec.input_size if op == "grad_input" else spec.output_size
+    tiles = plan.planes * -(-written_h // 4) * -(-written_w // 4)
+    efficiency = min(1.0, plan.cin / 64) * min(1.0, plan.cout / 32)
+    gemm = 2 * POSITIONS * tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[spec.dtype.name]
+                                                         * max(efficiency, 0.02))
+    lanes = _winograd.lanes(spec.dtype.itemsize)
+    channels = _pad(plan.cin, lanes) + plan.KP * (2 if op == "grad_kernel" else 1)
+    transforms = tiles * channels * TRANSFORM_S[spec.dtype.name]
+    threads = _config.planning_threads()
+    speedup = 1 + (min(threads, plan.items) - 1) * PARALLEL_EFFICIENCY
+    return CALL_OVERHEAD_S + (gemm + transforms) / speedup
+
+
+def _exact(op, spec, a, b):
+    """The op by an algorithm whose NaN/Inf pattern is arithmetic's: im2col where it fits."""
+    ok, _ = im2col.supports(spec, op)
+    fits = ok and im2col.workspace(spec, op) <= _config.get_workspace_limit()
+    return getattr(im2col if fits else reference, op)(spec, a, b)
+
+
+def _planes(spec, op):
+    """Element offsets of each written plane and of the plane it reads (-1: all padding)."""
+    N, C, K = spec.batch, spec.in_channels, spec.out_channels
+    D, Do = spec.input_size[0], spec.output_size[0]
+    x_plane, y_plane = math.prod(spec.input_size[1:]), math.prod(spec.output_size[1:])
+    s, p = spec.stride[0], spec.pad_low[0]
+    n = np.arange(N)[:, None]
+    if op == "grad_input":         # gx plane (n, d) reads gy plane (d + p) / s, if there is one
+        d = np.arange(D)[None, :]
+        t = d + p
+        o = t // s
+        valid = (t % s == 0) & (o < Do)
+        src = np.where(valid, n * K * Do * y_plane + o * y_plane, -1)
+        dst = n * C * D * x_plane + d * x_plane
+    else:                          # y (or gy) plane (n, o) reads x plane o * s - p, if inside
+        o = np.arange(Do)[None, :]
+        d = o * s - p
+        src = np.where((d >= 0) & (d < D), n * C * D * x_plane + d * x_plane, -1)
+        dst = n * K * Do * y_plane + o * y_plane
+    return (np.ascontiguousarray(np.broadcast_to(src, (N, src.shape[1])).ravel(), np.intp),
+            np.ascontiguousarray(np.broadcast_to(dst, (N, dst.shape[1])).ravel(), np.intp))
+
+
+def _transformed_kernel(w, flipped, KP, dtype):
+    """U[xi][cin][KP] = G g G^T, computed in float64; flipped: the input gradient's kernel."""
+    g = w[:, :, 0].astype(np.float64)
+    if flipped:      # rotate by 180 degrees and swap the channels: (C, K, 3, 3) -> U[xi][K][C]
+        U = np.einsum("ia,kcab,jb->ijkc", G, g[:, :, ::-1, ::-1], G)
+    else:
+        U = np.einsum("ia,kcab,jb->ijck", G, g, G)
+    U = U.reshape(POSITIONS, U.shape[2], U.shape[3])
+    out = np.zeros((POSITIONS, U.shape[1], KP), dtype)
+    out[:, :, :U.shape[2]] = U
+    return out
+
+
+def _run_pass(spec, op, a, w):
+    """forward (a = x) or grad_input (a = gy); None if a block was not finite."""
+    plan = _Plan(spec, op)
+    shape = spec.x_shape if op == "grad_input" else spec.y_shape
+    out = np.empty(shape, spec.dtype)
+    u = _transformed_kernel(w, op == "grad_input", plan.KP, spec.dtype)
+    src, dst = _planes(spec, op)
+    flags = np.zeros(plan.items, np.uint8)
+    with _config.blas_single_threaded():
+        _winograd.forward(plan.tiling, a.reshape(-1), u.reshape(-1), out.reshape(-1), src, dst,
+                          plan.work(spec.dtype), flags, plan.threads)
+    return None if flags.any() else out
+
+
+def forward(spec, x, w):
+    if spec.batch == 0 or spec.out_channels == 0:
+        return np.zeros(spec.y_shape, spec.dtype)
+    y = _run_pass(spec, "forward", x, w) if np.isfinite(w).all() else None
+    return _exact("forward", spec, x, w) if y is None else y
+
+
+def grad_input(spec, gy, w):
+    if spec.batch == 0 or spec.in_channels == 0:
+        return np.zeros(spec.x_shape, spec.dtype)
+    gx = _run_pass(spec, "grad_input", gy, w) if np.isfinite(w).all() else None
+    return _exact("grad_input", spec, gy, w) if gx is None else gx
+
+
+def grad_kernel(spec, x, gy):
+    if spec.batch == 0:
+        return np.zeros(spec.w_shape, spec.dtype)
+    plan = _Plan(spec, "grad_kernel")
+    src, gsrc = _planes(spec, "grad_kernel")
+    du = np.empty(plan.u_elements, spec.dtype)
+    with _config.blas_single_threaded():
+        _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
+                              plan.work(spec.dtype), np.empty(plan.parts * plan.u_elements, spec.dtype),
+                              plan.parts, plan.threads)
+    du = du.reshape(6, 6, plan.cin, plan.KP)[..., :plan.cout].astype(np.float64)
+    gw = np.einsum("ia,ijck,jb->kcab", G, du, G)[:, :, None].astype(spec.dtype)
+    skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
+        :, :, (src.reshape(spec.batch, -1) < 0)[0]]
+    if not (np.isfinite(gw).all() and np.isfinite(skipped).all()):
+        return _exact("grad_kernel", spec, x, gy)
+    return gw

@@ -1,0 +1,238 @@
+"""Winograd convolution F(4x4, 3x3): forward (also the stride-1 input gradient) and kernel gradient.
+
+A "plane" is one 2-D image of every channel: (sample, depth) of the lifted arrays, so the 3x3
+kernels of 2-D problems and the 1x3x3 kernels of 3-D ones run the same code. Python maps each
+plane of the result to the plane it reads (`src`, element offsets; -1: none, the depth is all
+padding) and gives the plane's geometry in a Tiling. Output tiles are 4x4; tile (r, q) reads the
+6x6 input window at rows 4r - off_h, columns 4q - off_w (zeros outside the input plane).
+
+Work is cut into blocks of R x Cw tiles of one plane, a number fixed by the problem (never by the
+thread count). Each OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
+  stage      the input window, channel-last (wg_stage)           buf1 = X
+  transform  V[xi] = B^T d B                                      buf2 = V  (36 x tiles x CP)
+  GEMM       M[xi] = V[xi] @ U[xi] for the 36 positions xi        buf1 = M  (36 x tiles x KP)
+             (single-threaded BLAS; the caller holds it at one thread)
+  transform  Y = A^T M A, back to NCHW (wg_output, wg_unstage)    buf2 = Y
+The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accumulates
+dU[xi] += V[xi]^T Mg[xi] (C x KP); blocks are split into `parts` (fixed by the problem), each
+summed into its own partial dU, and the partials are added in order; Python applies G^T dU G.
+Nothing depends on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from _blas cimport gemm
+from _openmp cimport omp_get_thread_num
+
+cdef extern from "_winograd_kernels.h":
+    Py_ssize_t wg_vector_bytes() noexcept nogil
+    int wg_level() noexcept nogil
+    int wg_stage_float(const float* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+                       Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+                       Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
+    int wg_stage_double(const double* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+                        Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+                        Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
+    int wg_unstage_float(const float* Y, Py_ssize_t ycols, Py_ssize_t KP, float* dst,
+                         Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+                         Py_ssize_t ncols) noexcept nogil
+    int wg_unstage_double(const double* Y, Py_ssize_t ycols, Py_ssize_t KP, double* dst,
+                          Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+                          Py_ssize_t ncols) noexcept nogil
+    int wg_input_float(const float* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
+                       Py_ssize_t Cw, float* V) noexcept nogil
+    int wg_input_double(const double* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
+                        Py_ssize_t Cw, double* V) noexcept nogil
+    int wg_output_float(const float* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, float* Y,
+                        Py_ssize_t ycols) noexcept nogil
+    int wg_output_double(const double* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, double* Y,
+                         Py_ssize_t ycols) noexcept nogil
+    int wg_gy_float(const float* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,
+                    float* Mg) noexcept nogil
+    int wg_gy_double(const double* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R,
+                     Py_ssize_t Cw, double* Mg) noexcept nogil
+
+cdef enum:
+    POSITIONS = 36          # 6 x 6 transformed values per tile
+
+
+cdef struct Tiling:
+    Py_ssize_t cin, cout, CP, KP        # channels read and written; both padded to the vector
+    Py_ssize_t ih, iw, oh, ow           # plane sizes read and written
+    Py_ssize_t off_h, off_w             # tile (r, q) reads from row 4r - off_h, col 4q - off_w
+    Py_ssize_t in_cs, out_cs            # channel strides of the planes read and written
+    Py_ssize_t th, tw, R, Cw            # tiles of the written plane; a block is R x Cw tiles
+    Py_ssize_t rblocks, cblocks         # blocks per plane
+    Py_ssize_t size1, size2, size3      # per-thread scratch buffers (elements)
+
+
+cdef Tiling make_tiling(tuple t) except *:
+    cdef Tiling tl
+    (tl.cin, tl.cout, tl.CP, tl.KP, tl.ih, tl.iw, tl.oh, tl.ow, tl.off_h, tl.off_w, tl.in_cs,
+     tl.out_cs, tl.R, tl.Cw, tl.size1, tl.size2, tl.size3) = t
+    tl.th = (tl.oh + 3) // 4
+    tl.tw = (tl.ow + 3) // 4
+    tl.rblocks = (tl.th + tl.R - 1) // tl.R
+    tl.cblocks = (tl.tw + tl.Cw - 1) // tl.Cw
+    return tl
+
+
+cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t cstride,
+                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+                       Py_ssize_t nrows, Py_ssize_t ncols, floating* dst,
+                       Py_ssize_t CP) noexcept nogil:
+    if floating is float:
+        wg_stage_float(src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)
+    else:
+        wg_stage_double(src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)
+
+
+cdef inline void input_tf(const floating* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
+                          Py_ssize_t Cw, floating* V) noexcept nogil:
+    if floating is float:
+        wg_input_float(X, xcols, CP, R, Cw, V)
+    else:
+        wg_input_double(X, xcols, CP, R, Cw, V)
+
+
+cdef inline void block_of(const Tiling* tl, Py_ssize_t b, Py_ssize_t* tr0, Py_ssize_t* tc0,
+                          Py_ssize_t* nr, Py_ssize_t* nc) noexcept nogil:
+    """Block b of a plane: first tile row and column, and its size in tiles."""
+    tr0[0] = (b // tl.cblocks) * tl.R
+    tc0[0] = (b % tl.cblocks) * tl.Cw
+    nr[0] = min(tl.R, tl.th - tr0[0])
+    nc[0] = min(tl.Cw, tl.tw - tc0[0])
+
+
+cdef int forward_block(const Tiling* tl, const floating* xp, const floating* u, floating* yp,
+                       Py_ssize_t b, floating* buf1, floating* buf2) noexcept nogil:
+    """One block of the written plane yp from the plane xp; 1 if a value was not finite."""
+    cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi, k, r, r1, q1, bad
+    block_of(tl, b, &tr0, &tc0, &nr, &nc)
+    tn = nr * nc
+    if xp == NULL:          # the plane read is all padding: zeros
+        r1 = min(4 * (tr0 + nr), tl.oh)
+        q1 = min(4 * (tc0 + nc), tl.ow)
+        for k in range(tl.cout):
+            for r in range(4 * tr0, r1):
+                memset(yp + k * tl.out_cs + r * tl.ow + 4 * tc0, 0,
+                       (q1 - 4 * tc0) * sizeof(floating))
+        return 0
+    stage(xp, tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * tr0 - tl.off_h, 4 * tc0 - tl.off_w,
+          4 * nr + 2, 4 * nc + 2, buf1, tl.CP)
+    input_tf(buf1, 4 * nc + 2, tl.CP, nr, nc, buf2)
+    for xi in range(POSITIONS):
+        gemm(False, False, tn, tl.KP, tl.cin, <floating>1, buf2 + xi * tn * tl.CP, tl.CP,
+             u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * tn * tl.KP, tl.KP)
+    if floating is float:
+        bad = wg_output_float(buf1, tl.KP, nr, nc, buf2, 4 * nc)
+        wg_unstage_float(buf2, 4 * nc, tl.KP, yp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0,
+                         4 * tc0, 4 * nr, 4 * nc)
+    else:
+        bad = wg_output_double(buf1, tl.KP, nr, nc, buf2, 4 * nc)
+        wg_unstage_double(buf2, 4 * nc, tl.KP, yp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0,
+                          4 * tc0, 4 * nr, 4 * nc)
+    return bad
+
+
+cdef void forward_items(const Tiling* tl, const floating* x, const floating* u, floating* y,
+                        const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
+                        floating* work, unsigned char* flags, int num_threads) noexcept nogil:
+    cdef Py_ssize_t per_plane = tl.rblocks * tl.cblocks, item, p
+    cdef floating* buf1
+    for item in prange(planes * per_plane, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        p = item // per_plane
+        buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2)
+        flags[item] = forward_block(tl, x + src[p] if src[p] >= 0 else NULL, u, y + dst[p],
+                                    item - p * per_plane, buf1, buf1 + tl.size1)
+
+
+cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating* gp,
+                            floating* part, Py_ssize_t b, floating* buf1, floating* buf2,
+                            floating* buf3) noexcept nogil:
+    """part[xi] += V[xi]^T Mg[xi] for one block of tiles of the gy plane gp."""
+    cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi
+    block_of(tl, b, &tr0, &tc0, &nr, &nc)
+    tn = nr * nc
+    stage(xp, tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * tr0 - tl.off_h, 4 * tc0 - tl.off_w,
+          4 * nr + 2, 4 * nc + 2, buf1, tl.CP)
+    input_tf(buf1, 4 * nc + 2, tl.CP, nr, nc, buf2)
+    stage(gp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0, 4 * tc0, 4 * nr, 4 * nc, buf1, tl.KP)
+    if floating is float:
+        wg_gy_float(buf1, 4 * nc, tl.KP, nr, nc, buf3)
+    else:
+        wg_gy_double(buf1, 4 * nc, tl.KP, nr, nc, buf3)
+    for xi in range(POSITIONS):
+        gemm(True, False, tl.cin, tl.KP, tn, <floating>1, buf2 + xi * tn * tl.CP, tl.CP,
+             buf3 + xi * tn * tl.KP, tl.KP, <floating>1, part + xi * tl.cin * tl.KP, tl.KP)
+
+
+cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating* gy,
+                            floating* du, const Py_ssize_t* src, const Py_ssize_t* gsrc,
+                            Py_ssize_t planes, floating* work, floating* partials,
+                            Py_ssize_t parts, int num_threads) noexcept nogil:
+    """Part q sums blocks [q * items / parts, (q + 1) * items / parts) into partials[q]."""
+    cdef Py_ssize_t per_plane = tl.rblocks * tl.cblocks, items = planes * per_plane
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, p, e
+    cdef floating* buf1
+    cdef floating* part
+    cdef floating total
+    for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
+        buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2 + tl.size3)
+        part = partials + q * size
+        memset(part, 0, size * sizeof(floating))
+        for i in range(q * items // parts, (q + 1) * items // parts):
+            p = i // per_plane
+            if src[p] >= 0:
+                grad_kernel_block(tl, x + src[p], gy + gsrc[p], part, i - p * per_plane, buf1,
+                                  buf1 + tl.size1, buf1 + tl.size1 + tl.size2)
+    for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
+        total = 0
+        for q in range(parts):
+            total = total + partials[q * size + e]
+        du[e] = total
+
+
+def forward(tuple tiling, const floating[::1] x, const floating[::1] u, floating[::1] y,
+            const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst, floating[::1] work,
+            unsigned char[::1] flags, int num_threads):
+    """y's planes dst[p] = Winograd(x's plane src[p] (or zeros), u); u is U[36][cin][KP].
+
+    `work` holds num_threads * (size1 + size2) values, `flags` one byte per block: set where
+    the block computed a value that is not finite."""
+    cdef Tiling tl = make_tiling(tiling)
+    with nogil:
+        forward_items(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], src.shape[0], &work[0],
+                      &flags[0], num_threads)
+
+
+def grad_kernel(tuple tiling, const floating[::1] x, const floating[::1] gy, floating[::1] du,
+                const Py_ssize_t[::1] src, const Py_ssize_t[::1] gsrc, floating[::1] work,
+                floating[::1] partials, Py_ssize_t parts, int num_threads):
+    """du[36][cin][KP] = sum over the blocks of V^T Mg, in `parts` partial sums added in order.
+
+    Plane p pairs x's plane src[p] (-1: padding, skipped) with gy's plane gsrc[p]."""
+    cdef Tiling tl = make_tiling(tiling)
+    with nogil:
+        grad_kernel_parts(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], src.shape[0],
+                          &work[0], &partials[0], parts, num_threads)
+
+
+def blocks(tuple tiling):
+    """The number of blocks of one plane."""
+    cdef Tiling tl = make_tiling(tiling)
+    return tl.rblocks * tl.cblocks
+
+
+def kernel_level():
+    """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
+    return wg_level()
+
+
+def lanes(itemsize):
+    """Values of one vector of the kernels this machine runs; channels are padded to it."""
+    return wg_vector_bytes() // itemsize

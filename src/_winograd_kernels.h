@@ -1,0 +1,353 @@
+/* Micro-kernels of fastconv's Winograd convolution F(4x4, 3x3) (src/_winograd.pyx).
+ *
+ * Every kernel works on channel-last scratch: a tile position holds the values of all channels
+ * (padded to CP, a multiple of the vector length) contiguously, so the transforms run on whole
+ * vectors of channels and never gather. `wg_stage` copies a window of an NCHW plane into that
+ * layout (zeros outside the plane: the implicit padding), `wg_unstage` copies it back.
+ *
+ * Transforms (Lavin & Gray 2015), on 6x6 input tiles d, 3x3 kernels g and 4x4 output tiles:
+ *   input   V = B^T d B           output  y = A^T M A
+ *   kernel  U = G g G^T (NumPy)   gy      Mg = A gy A^T  (the kernel gradient's transform)
+ * Transformed tiles are stored position-major: X[xi][t][c] for the 36 positions xi, so that
+ * for each position the (tiles x channels) matrix is one GEMM operand.
+ *
+ * Following BLIS (and src/_direct_kernels.h), only these kernels depend on the instruction set:
+ * each is compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the build's own target,
+ * and the entry points pick one at run time (fixed for the life of the process;
+ * FASTCONV_WINOGRAD_LEVEL=0 or 1 asks for a lower one, to test every set). The vector length
+ * decides only the channel padding, never the order of any sum, so results are the same on
+ * every kernel set up to the FMA contraction the compiler chooses for it.
+ *
+ * The file includes itself once per (type, instruction set) with WG_BODY defined.
+ */
+#if defined(WG_BODY)
+
+#define WG_CAT_(a, b) a##_##b
+#define WG_CAT(a, b) WG_CAT_(a, b)
+#define WG_FN(name) WG_CAT(name, WG_SUF)
+#define VT WG_CAT(wg_vec, WG_SUF)
+#define VU WG_CAT(wg_vecu, WG_SUF)
+
+typedef WG_T VT __attribute__((vector_size(WG_VB)));
+typedef WG_T VU __attribute__((vector_size(WG_VB), aligned(sizeof(WG_T))));
+
+/* Copy rows [row0, row0 + nrows) x columns [col0, col0 + ncols) of a C-channel plane (channel
+   stride cstride, H x W) into dst[r][q][c] (CP channels, the padded ones zero); zeros outside. */
+WG_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssize_t cstride,
+        Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+        Py_ssize_t ncols, WG_T* restrict dst, Py_ssize_t CP) {
+    enum { L = WG_VB / sizeof(WG_T), B = 8 };
+    Py_ssize_t qlo = col0 < 0 ? -col0 : 0;
+    Py_ssize_t qhi = W - col0 < ncols ? W - col0 : ncols;
+    if (qhi < qlo) qhi = qlo;
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        WG_T* restrict drow = dst + r * ncols * CP;
+        const Py_ssize_t ih = row0 + r;
+        if (ih < 0 || ih >= H || qhi == qlo) {
+            memset(drow, 0, (size_t)(ncols * CP) * sizeof(WG_T));
+            continue;
+        }
+        memset(drow, 0, (size_t)(qlo * CP) * sizeof(WG_T));
+        memset(drow + qhi * CP, 0, (size_t)((ncols - qhi) * CP) * sizeof(WG_T));
+        const WG_T* srow = src + ih * W + col0;
+        /* blocks of B channels x B columns, so each source and destination line is reused */
+        for (Py_ssize_t c0 = 0; c0 < CP; c0 += B) {
+            const Py_ssize_t c1 = c0 + B < channels ? c0 + B : channels;
+            for (Py_ssize_t q0 = qlo; q0 < qhi; q0 += B) {
+                const Py_ssize_t q1 = q0 + B < qhi ? q0 + B : qhi;
+                for (Py_ssize_t q = q0; q < q1; q++) {
+                    WG_T* restrict d = drow + q * CP;
+                    Py_ssize_t c = c0;
+                    for (; c < c1; c++) d[c] = srow[c * cstride + q];
+                    for (; c < c0 + B && c < CP; c++) d[c] = 0;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* dst[k][row0 + r][col0 + q] = Y[r][q][k] for the rows and columns inside the H x W plane. */
+WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t KP,
+        WG_T* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
+        Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols) {
+    enum { B = 8 };
+    const Py_ssize_t r1 = H - row0 < nrows ? H - row0 : nrows;
+    const Py_ssize_t q1 = W - col0 < ncols ? W - col0 : ncols;
+    for (Py_ssize_t r = 0; r < r1; r++) {
+        const WG_T* restrict yrow = Y + r * ycols * KP;
+        WG_T* drow = dst + (row0 + r) * W + col0;
+        for (Py_ssize_t k0 = 0; k0 < channels; k0 += B) {
+            const Py_ssize_t k1 = k0 + B < channels ? k0 + B : channels;
+            for (Py_ssize_t k = k0; k < k1; k++) {
+                WG_T* restrict d = drow + k * cstride;
+                for (Py_ssize_t q = 0; q < q1; q++) d[q] = yrow[q * KP + k];
+            }
+        }
+    }
+    return 0;
+}
+
+/* B^T applied to 6 values (in place order: out[i] from in[0..5]). */
+#define WG_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5) do {                                \
+        const VT a_ = d4 - 4 * d2, b_ = d3 - 4 * d1, c_ = d4 - d2, e_ = 2 * (d3 - d1);             \
+        o0 = 4 * d0 - 5 * d2 + d4;                                                                 \
+        o1 = a_ + b_;                                                                              \
+        o2 = a_ - b_;                                                                              \
+        o3 = c_ + e_;                                                                              \
+        o4 = c_ - e_;                                                                              \
+        o5 = 4 * d1 - 5 * d3 + d5;                                                                 \
+    } while (0)
+
+/* A^T applied to 6 values, giving 4. */
+#define WG_AT(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3) do {                                        \
+        const VT p_ = m1 + m2, q_ = m1 - m2, r_ = m3 + m4, s_ = m3 - m4;                           \
+        o0 = m0 + p_ + r_;                                                                         \
+        o1 = q_ + 2 * s_;                                                                          \
+        o2 = p_ + 4 * r_;                                                                          \
+        o3 = q_ + 8 * s_ + m5;                                                                     \
+    } while (0)
+
+/* A applied to 4 values, giving 6 (the transform of an output-gradient tile). */
+#define WG_A(g0, g1, g2, g3, o0, o1, o2, o3, o4, o5) do {                                         \
+        const VT p_ = g0 + g2, q_ = g1 + g3, r_ = g0 + 4 * g2, s_ = 2 * g1 + 8 * g3;               \
+        o0 = g0;                                                                                   \
+        o1 = p_ + q_;                                                                              \
+        o2 = p_ - q_;                                                                              \
+        o3 = r_ + s_;                                                                              \
+        o4 = r_ - s_;                                                                              \
+        o5 = g3;                                                                                   \
+    } while (0)
+
+/* V[xi][t][c] = (B^T d B)[xi] for the R x Cw tiles of X (tile (tr, tc) reads rows 4tr..4tr+5
+   and columns 4tc..4tc+5 of X, which has xcols columns); t = tr * Cw + tc, Tn = R * Cw. */
+WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
+        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V) {
+    enum { L = WG_VB / sizeof(WG_T) };
+    const Py_ssize_t Tn = R * Cw, plane = Tn * CP;
+    for (Py_ssize_t tr = 0; tr < R; tr++)
+        for (Py_ssize_t tc = 0; tc < Cw; tc++) {
+            const Py_ssize_t t = tr * Cw + tc;
+            for (Py_ssize_t c = 0; c < CP; c += L) {
+                const WG_T* base = X + (4 * tr * xcols + 4 * tc) * CP + c;
+                VT u[6][6];
+                for (int j = 0; j < 6; j++) {
+#define LD(i) (*(const VU*)(base + ((i) * xcols + j) * CP))
+                    WG_BT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5),
+                          u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
+#undef LD
+                }
+                WG_T* out = V + t * CP + c;
+                for (int i = 0; i < 6; i++) {
+                    VT o0, o1, o2, o3, o4, o5;
+                    WG_BT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5],
+                          o0, o1, o2, o3, o4, o5);
+                    *(VU*)(out + (6 * i + 0) * plane) = o0;
+                    *(VU*)(out + (6 * i + 1) * plane) = o1;
+                    *(VU*)(out + (6 * i + 2) * plane) = o2;
+                    *(VU*)(out + (6 * i + 3) * plane) = o3;
+                    *(VU*)(out + (6 * i + 4) * plane) = o4;
+                    *(VU*)(out + (6 * i + 5) * plane) = o5;
+                }
+            }
+        }
+    return 0;
+}
+
+/* Y[4tr + i][4tc + j][k] = (A^T M A)[i][j] of tile t = tr * Cw + tc, from M[xi][t][k] (KP
+   channels); Y has ycols columns. Returns 1 if any value computed is not finite. */
+WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
+        Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols) {
+    enum { L = WG_VB / sizeof(WG_T) };
+    const Py_ssize_t Tn = R * Cw, plane = Tn * KP;
+    VT bad = (VT){0};
+    for (Py_ssize_t tr = 0; tr < R; tr++)
+        for (Py_ssize_t tc = 0; tc < Cw; tc++) {
+            const Py_ssize_t t = tr * Cw + tc;
+            for (Py_ssize_t k = 0; k < KP; k += L) {
+                const WG_T* base = M + t * KP + k;
+                VT s[4][6];
+                for (int j = 0; j < 6; j++) {
+#define LD(i) (*(const VU*)(base + (6 * (i) + j) * plane))
+                    WG_AT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), s[0][j], s[1][j], s[2][j], s[3][j]);
+#undef LD
+                }
+                WG_T* out = Y + (4 * tr * ycols + 4 * tc) * KP + k;
+                for (int i = 0; i < 4; i++) {
+                    VT o0, o1, o2, o3;
+                    WG_AT(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], o0, o1, o2, o3);
+                    bad += o0 * 0 + o1 * 0 + o2 * 0 + o3 * 0;
+                    *(VU*)(out + (i * ycols + 0) * KP) = o0;
+                    *(VU*)(out + (i * ycols + 1) * KP) = o1;
+                    *(VU*)(out + (i * ycols + 2) * KP) = o2;
+                    *(VU*)(out + (i * ycols + 3) * KP) = o3;
+                }
+            }
+        }
+    for (int l = 0; l < L; l++)
+        if (bad[l] != 0 || bad[l] != bad[l]) return 1;
+    return 0;
+}
+
+/* Mg[xi][t][k] = (A g A^T)[xi] of the 4x4 output-gradient tile of G at (4tr, 4tc). */
+WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssize_t KP,
+        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Mg) {
+    enum { L = WG_VB / sizeof(WG_T) };
+    const Py_ssize_t Tn = R * Cw, plane = Tn * KP;
+    for (Py_ssize_t tr = 0; tr < R; tr++)
+        for (Py_ssize_t tc = 0; tc < Cw; tc++) {
+            const Py_ssize_t t = tr * Cw + tc;
+            for (Py_ssize_t k = 0; k < KP; k += L) {
+                const WG_T* base = G + (4 * tr * gcols + 4 * tc) * KP + k;
+                VT u[6][4];
+                for (int j = 0; j < 4; j++) {
+#define LD(i) (*(const VU*)(base + ((i) * gcols + j) * KP))
+                    WG_A(LD(0), LD(1), LD(2), LD(3), u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
+#undef LD
+                }
+                WG_T* out = Mg + t * KP + k;
+                for (int i = 0; i < 6; i++) {
+                    VT o0, o1, o2, o3, o4, o5;
+                    WG_A(u[i][0], u[i][1], u[i][2], u[i][3], o0, o1, o2, o3, o4, o5);
+                    *(VU*)(out + (6 * i + 0) * plane) = o0;
+                    *(VU*)(out + (6 * i + 1) * plane) = o1;
+                    *(VU*)(out + (6 * i + 2) * plane) = o2;
+                    *(VU*)(out + (6 * i + 3) * plane) = o3;
+                    *(VU*)(out + (6 * i + 4) * plane) = o4;
+                    *(VU*)(out + (6 * i + 5) * plane) = o5;
+                }
+            }
+        }
+    return 0;
+}
+
+#undef VT
+#undef VU
+
+#elif !defined(FASTCONV_WINOGRAD_KERNELS_H)
+#define FASTCONV_WINOGRAD_KERNELS_H
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Vectors never cross a non-inlined call, so the ABI note about wide vector arguments in the
+   baseline set does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__)
+#  define WG_DISPATCH 1
+#else
+#  define WG_DISPATCH 0
+#endif
+#if defined(__AVX512F__)
+#  define WG_BASE_BYTES 64
+#elif defined(__AVX__)
+#  define WG_BASE_BYTES 32
+#else
+#  define WG_BASE_BYTES 16
+#endif
+
+#define WG_BODY
+#if WG_DISPATCH
+#  define WG_ATTR __attribute__((target("arch=x86-64-v4")))
+#  define WG_VB 64
+#  define WG_T float
+#  define WG_SUF float_v4
+#  include "_winograd_kernels.h"
+#  undef WG_T
+#  undef WG_SUF
+#  define WG_T double
+#  define WG_SUF double_v4
+#  include "_winograd_kernels.h"
+#  undef WG_T
+#  undef WG_SUF
+#  undef WG_ATTR
+#  undef WG_VB
+#  define WG_ATTR __attribute__((target("arch=x86-64-v3")))
+#  define WG_VB 32
+#  define WG_T float
+#  define WG_SUF float_v3
+#  include "_winograd_kernels.h"
+#  undef WG_T
+#  undef WG_SUF
+#  define WG_T double
+#  define WG_SUF double_v3
+#  include "_winograd_kernels.h"
+#  undef WG_T
+#  undef WG_SUF
+#  undef WG_ATTR
+#  undef WG_VB
+#endif
+#define WG_ATTR
+#define WG_VB WG_BASE_BYTES
+#define WG_T float
+#define WG_SUF float_base
+#include "_winograd_kernels.h"
+#undef WG_T
+#undef WG_SUF
+#define WG_T double
+#define WG_SUF double_base
+#include "_winograd_kernels.h"
+#undef WG_T
+#undef WG_SUF
+#undef WG_ATTR
+#undef WG_VB
+#undef WG_BODY
+
+/* 2: x86-64-v4, 1: x86-64-v3, 0: the build's own target. */
+static int wg_level(void) {
+#if WG_DISPATCH
+    static int level = -1;
+    if (level < 0) {
+        const char* lower = getenv("FASTCONV_WINOGRAD_LEVEL");
+        int found;
+        __builtin_cpu_init();
+        found = __builtin_cpu_supports("x86-64-v4") ? 2
+                : __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
+        if (lower && (lower[0] == '0' || lower[0] == '1') && lower[0] - '0' < found)
+            found = lower[0] - '0';
+        level = found;
+    }
+    return level;
+#else
+    return 0;
+#endif
+}
+
+/* Bytes of one vector of the kernels this machine runs: channels are padded to it. */
+static Py_ssize_t wg_vector_bytes(void) {
+    const int level = wg_level();
+    return level == 2 ? 64 : level == 1 ? 32 : WG_BASE_BYTES;
+}
+
+#if WG_DISPATCH
+#  define WG_PICK(NAME, T, ARGS) const int level_ = wg_level();                                    \
+       if (level_ == 2) return NAME##_##T##_v4 ARGS;                                               \
+       if (level_ == 1) return NAME##_##T##_v3 ARGS;                                               \
+       return NAME##_##T##_base ARGS;
+#else
+#  define WG_PICK(NAME, T, ARGS) return NAME##_##T##_base ARGS;
+#endif
+
+#define WG_ENTRY(T)                                                                                \
+static int wg_stage_##T(const T* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,      \
+        Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols,        \
+        T* dst, Py_ssize_t CP)                                                                     \
+    { WG_PICK(wg_stage, T, (src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)) }    \
+static int wg_unstage_##T(const T* Y, Py_ssize_t ycols, Py_ssize_t KP, T* dst,                    \
+        Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0,      \
+        Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols)                                       \
+    { WG_PICK(wg_unstage, T, (Y, ycols, KP, dst, channels, cstride, H, W, row0, col0, nrows, ncols)) } \
+static int wg_input_##T(const T* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,                \
+        Py_ssize_t Cw, T* V)                                                                       \
+    { WG_PICK(wg_input, T, (X, xcols, CP, R, Cw, V)) }                                             \
+static int wg_output_##T(const T* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, T* Y,             \
+        Py_ssize_t ycols)                                                                          \
+    { WG_PICK(wg_output, T, (M, KP, R, Cw, Y, ycols)) }                                            \
+static int wg_gy_##T(const T* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,    \
+        T* Mg)                                                                                     \
+    { WG_PICK(wg_gy, T, (G, gcols, KP, R, Cw, Mg)) }
+WG_ENTRY(float)
+WG_ENTRY(double)
+
+#endif
