@@ -62,7 +62,7 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx,
         idx[ow] = best_i
 
 
-def max_forward(floating[::1] x, floating[::1] y, long long[::1] idx, Py_ssize_t planes,
+def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, Py_ssize_t planes,
                 Py_ssize_t[:, ::1] in_size, tables, Py_ssize_t[::1] steps, int num_threads):
     """y, idx (planes, OD, OH, OW) from x (planes, D, H, W); `tables` = (lo_d, cnt_d, lo_h,
     cnt_h, lo_w, cnt_w), `steps` the tap spacing per axis, in_size[0] = (D, H, W)."""
