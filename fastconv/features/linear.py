@@ -37,7 +37,7 @@ class SoftmaxRegression:
     deterministic (L-BFGS from zero weights).
     """
 
-    def __init__(self, l2=1e-3, max_iter=300, standardize=True, tol=1e-6):
+    def __init__(self, l2=1e-2, max_iter=200, standardize=True, tol=1e-6):
         self.l2 = real_number(l2, "l2", non_negative=True)
         self.max_iter = positive_int(max_iter, "max_iter")
         self.standardize = bool(standardize)
