@@ -118,6 +118,9 @@ class _Plan:
         room = _config.get_workspace_limit() // spec.dtype.itemsize - self.block_elements
         self.threads = max(1, min(_config.get_num_threads(), room // per_thread))
         self.work_elements = self.threads * per_thread
+        k_vol = math.prod(spec.kernel_size)
+        self.offsets = np.empty((self.block if op == "grad_input" else self.threads) * k_vol,
+                                np.intp)
 
 
 def _lc_forward(spec, x5, w3):
@@ -125,7 +128,8 @@ def _lc_forward(spec, x5, w3):
     y = np.empty(spec.y_shape, spec.dtype)
     with _config.blas_single_threaded():
         _local.forward(spec, x5.reshape(-1), w3.reshape(-1), y.reshape(-1),
-                       np.empty(plan.work_elements, spec.dtype), plan.nb, plan.threads)
+                       np.empty(plan.work_elements, spec.dtype), plan.offsets, plan.nb,
+                       plan.threads)
     return y
 
 
@@ -135,8 +139,8 @@ def _lc_grad_input(spec, gy5, w3):
     with _config.blas_single_threaded():
         _local.grad_input(spec, gy5.reshape(-1), w3.reshape(-1), gx.reshape(-1),
                           np.empty(plan.work_elements, spec.dtype),
-                          np.empty(plan.block_elements, spec.dtype), plan.nb, plan.block,
-                          plan.threads)
+                          np.empty(plan.block_elements, spec.dtype), plan.offsets, plan.nb,
+                          plan.block, plan.threads)
     return gx
 
 
@@ -145,7 +149,8 @@ def _lc_grad_kernel(spec, x5, gy5):
     gw = np.empty(math.prod(spec.output_size) * math.prod(spec.w_shape), spec.dtype)
     with _config.blas_single_threaded():
         _local.grad_kernel(spec, x5.reshape(-1), gy5.reshape(-1), gw,
-                           np.empty(plan.work_elements, spec.dtype), plan.nb, plan.threads)
+                           np.empty(plan.work_elements, spec.dtype), plan.offsets, plan.nb,
+                           plan.threads)
     return gw
 
 
