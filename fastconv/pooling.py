@@ -257,15 +257,20 @@ def _separable(a, mats, dtype, work, transpose=False):
     return cur.copy() if src_is_input else cur
 
 
-def _run_max(x4, dtype, tables, steps, out3, work):
-    """y and indices (planes, *out3) of the max driver over x4 (planes, D, H, W)."""
+def _run_max(x4, dtype, tables, steps, out3, work, with_idx):
+    """y and indices (planes, *out3) of the max driver over x4 (planes, D, H, W); the indices
+    are None unless ``with_idx`` (the values alone are computed faster)."""
     planes = x4.shape[0]
     y = np.empty((planes,) + tuple(out3), dtype=dtype)
-    idx = np.empty((planes,) + tuple(out3), dtype=np.int64)
+    idx = np.empty((planes,) + tuple(out3) if with_idx else 1, dtype=np.int64)
     in_size = np.array([x4.shape[1:]], dtype=_INDEX)
-    _pooling.max_forward(x4.reshape(-1), y.reshape(-1), idx.reshape(-1), planes, in_size, tables,
-                         np.asarray(steps, dtype=_INDEX), _threads(work))
-    return y, idx
+    _pooling.max_forward(x4.reshape(-1), y.reshape(-1), idx.reshape(-1), with_idx, planes,
+                         in_size, tables, np.asarray(steps, dtype=_INDEX), _threads(work))
+    return y, (idx if with_idx else None)
+
+
+def _shaped(y, idx, shape):
+    return y.reshape(shape), (None if idx is None else idx.reshape(shape))
 
 
 def _max_backward(gy, idx, in_shape, dtype, planes):
@@ -303,12 +308,12 @@ def _max_tables(in_sizes, k, s, p, d, out):
     return tables, steps
 
 
-def _max_pool(x, k, s, p, d, out, dtype):
+def _max_pool(x, k, s, p, d, out, dtype, with_idx=True):
     N, C = x.shape[:2]
     x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
     tables, steps = _max_tables(x.shape[2:], k, s, p, d, out)
-    y, idx = _run_max(x4, dtype, tables, steps, _lift(out), x.size * int(np.prod(k)))
-    return y.reshape((N, C) + out), idx.reshape((N, C) + out)
+    y, idx = _run_max(x4, dtype, tables, steps, _lift(out), x.size * int(np.prod(k)), with_idx)
+    return _shaped(y, idx, (N, C) + out)
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -320,7 +325,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     x = _spatial_input(x)
     return_indices = _bool(return_indices, "return_indices")
     k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    y, idx = _max_pool(x, k, s, p, d, out, _dtype(x))
+    y, idx = _max_pool(x, k, s, p, d, out, _dtype(x), return_indices)
     return (y, idx) if return_indices else y
 
 
@@ -415,14 +420,14 @@ def global_avg_pool_grad_input(gy, input_shape):
                         transpose=True)
 
 
-def _global_max(x, dtype):
+def _global_max(x, dtype, with_idx=True):
     N, C = x.shape[:2]
     x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
     tables = []
     for n in x4.shape[1:]:
         tables.extend((np.zeros(1, dtype=_INDEX), np.full(1, n, dtype=_INDEX)))
-    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), (1, 1, 1), x.size)
-    return y.reshape(N, C), idx.reshape(N, C)
+    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), (1, 1, 1), x.size, with_idx)
+    return _shaped(y, idx, (N, C))
 
 
 def global_max_pool(x):
@@ -430,7 +435,7 @@ def global_max_pool(x):
     x = _spatial_input(x)
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
-    return _global_max(x, _dtype(x))[0]
+    return _global_max(x, _dtype(x), with_idx=False)[0]
 
 
 def global_max_pool_grad_input(gy, x):
@@ -566,14 +571,14 @@ def _output_size(output_size, in_sizes):
     return out
 
 
-def _adaptive_max(x, out, dtype):
+def _adaptive_max(x, out, dtype, with_idx=True):
     N, C = x.shape[:2]
     x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + _lift(x.shape[2:]))
     tables = []
     for n, o in zip(x4.shape[1:], _lift(out)):
         tables.extend(np.ascontiguousarray(t, dtype=_INDEX) for t in _bins(n, o))
-    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), _lift(out), x.size * 2)
-    return y.reshape((N, C) + out), idx.reshape((N, C) + out)
+    y, idx = _run_max(x4, dtype, tables, (1, 1, 1), _lift(out), x.size * 2, with_idx)
+    return _shaped(y, idx, (N, C) + out)
 
 
 def adaptive_max_pool(x, output_size, return_indices=False):
@@ -582,8 +587,9 @@ def adaptive_max_pool(x, output_size, return_indices=False):
     the input size (figure 9.11, centre). Ties and indices as in :func:`max_pool`."""
     x = _spatial_input(x)
     out = _output_size(output_size, x.shape[2:])
-    y, idx = _adaptive_max(x, out, _dtype(x))
-    return (y, idx) if _bool(return_indices, "return_indices") else y
+    return_indices = _bool(return_indices, "return_indices")
+    y, idx = _adaptive_max(x, out, _dtype(x), return_indices)
+    return (y, idx) if return_indices else y
 
 
 def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
@@ -651,13 +657,13 @@ def _channel_view(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape[0], 1, a.shape[1], S)
 
 
-def _channel_max(x, g, dtype):
+def _channel_max(x, g, dtype, with_idx=True):
     x4 = _channel_view(x, dtype)
     G, S = x.shape[1] // g, x4.shape[3]
     tables = [np.zeros(1, dtype=_INDEX), np.ones(1, dtype=_INDEX),
               np.arange(G, dtype=_INDEX) * g, np.full(G, g, dtype=_INDEX),
               np.arange(S, dtype=_INDEX), np.ones(S, dtype=_INDEX)]
-    return _run_max(x4, dtype, tables, (1, 1, 1), (1, G, S), x.size)
+    return _run_max(x4, dtype, tables, (1, 1, 1), (1, G, S), x.size, with_idx)
 
 
 def _channel_avg_mat(C, g):
@@ -675,7 +681,7 @@ def channel_pool(x, group_size, mode="max"):
     dtype = _dtype(x)
     out_shape = (x.shape[0], x.shape[1] // g) + x.shape[2:]
     if mode == "max":
-        return _channel_max(x, g, dtype)[0].reshape(out_shape)
+        return _channel_max(x, g, dtype, with_idx=False)[0].reshape(out_shape)
     return _separable(_channel_view(x, dtype), _channel_avg_mat(x.shape[1], g), dtype,
                       x.size).reshape(out_shape)
 

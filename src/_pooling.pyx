@@ -32,7 +32,7 @@ from libc.string cimport memset
 import numpy as np
 
 
-cdef void max_plane_rows(const floating* x, floating* y, long long* idx,
+cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint with_idx,
                          Py_ssize_t od_, Py_ssize_t oh_,
                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OW,
                          const Py_ssize_t* lo_d, const Py_ssize_t* cnt_d, Py_ssize_t st_d,
@@ -41,31 +41,57 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx,
                          Py_ssize_t st_w) noexcept nogil:
     """One output row (od_, oh_, :) of one plane: the first maximum of each window in row-major
     order (a later element wins only if strictly larger); a NaN wins over any number and the
-    first NaN is kept. A window with no element gives -inf and index -1."""
-    cdef Py_ssize_t ow, a, b, c, z, r, pos
-    cdef Py_ssize_t best_i
+    first NaN is kept. A window with no element gives -inf and index -1.
+
+    The window's input rows are visited in order, each sweeping the whole output row, so the
+    loops over the depth and height taps run once per output row, not once per output."""
+    cdef Py_ssize_t ow, a, b, c, z, r, pos, n_w
+    cdef const floating* row
     cdef floating best, v
+    cdef bint first = True
     for ow in range(OW):
-        best = -INFINITY
-        best_i = -1
-        for a in range(cnt_d[od_]):
-            z = lo_d[od_] + a * st_d
-            for b in range(cnt_h[oh_]):
-                r = (z * H + lo_h[oh_] + b * st_h) * W
-                for c in range(cnt_w[ow]):
-                    pos = r + lo_w[ow] + c * st_w
-                    v = x[pos]
-                    if v > best or best_i < 0 or (isnan(v) and not isnan(best)):
-                        best = v
-                        best_i = pos
-        y[ow] = best
-        idx[ow] = best_i
+        y[ow] = -INFINITY
+        if with_idx:
+            idx[ow] = -1
+    for a in range(cnt_d[od_]):
+        z = lo_d[od_] + a * st_d
+        for b in range(cnt_h[oh_]):
+            r = (z * H + lo_h[oh_] + b * st_h) * W
+            row = x + r
+            for ow in range(OW):
+                n_w = cnt_w[ow]
+                if n_w == 0:
+                    continue
+                pos = lo_w[ow]
+                best = y[ow]
+                if with_idx:
+                    if first:            # the window's first element, whatever its value
+                        best = row[pos]
+                        idx[ow] = r + pos
+                        c = 1
+                    else:
+                        c = 0
+                    while c < n_w:
+                        v = row[pos + c * st_w]
+                        if v > best or (v != v and best == best):
+                            best = v
+                            idx[ow] = r + pos + c * st_w
+                        c += 1
+                else:
+                    for c in range(n_w):
+                        v = row[pos + c * st_w]
+                        if v > best or v != v:
+                            best = v
+                y[ow] = best
+            first = False
 
 
-def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, Py_ssize_t planes,
-                Py_ssize_t[:, ::1] in_size, tables, Py_ssize_t[::1] steps, int num_threads):
+def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint with_idx,
+                Py_ssize_t planes, Py_ssize_t[:, ::1] in_size, tables, Py_ssize_t[::1] steps,
+                int num_threads):
     """y, idx (planes, OD, OH, OW) from x (planes, D, H, W); `tables` = (lo_d, cnt_d, lo_h,
-    cnt_h, lo_w, cnt_w), `steps` the tap spacing per axis, in_size[0] = (D, H, W)."""
+    cnt_h, lo_w, cnt_w), `steps` the tap spacing per axis, in_size[0] = (D, H, W). Without
+    `with_idx` the indices are not written (idx may then be any one-element array)."""
     cdef Py_ssize_t[::1] lo_d = tables[0], cnt_d = tables[1]
     cdef Py_ssize_t[::1] lo_h = tables[2], cnt_h = tables[3]
     cdef Py_ssize_t[::1] lo_w = tables[4], cnt_w = tables[5]
@@ -80,7 +106,8 @@ def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, Py_s
             p = item // rows
             rr = item % rows
             off = item * OW
-            max_plane_rows(&x[p * in_vol], &y[off], &idx[off], rr // OH, rr % OH, H, W, OW,
+            max_plane_rows(&x[p * in_vol], &y[off], &idx[off if with_idx else 0], with_idx,
+                           rr // OH, rr % OH, H, W, OW,
                            &lo_d[0], &cnt_d[0], steps[0], &lo_h[0], &cnt_h[0], steps[1],
                            &lo_w[0], &cnt_w[0], steps[2])
 
