@@ -1,0 +1,113 @@
+"""What the demos share: argument parsing, output folders, PNG writing, per-epoch lines."""
+import argparse
+import os
+import time
+
+import numpy as np
+
+import fastconv
+
+
+def parser(prog, description, epochs, batch_size, lr):
+    p = argparse.ArgumentParser(prog=f"fastconv demo {prog}", description=description)
+    p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default {epochs})")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default {lr})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and shuffling")
+    p.add_argument("--quick", action="store_true", help="a few-second run (smaller, fewer epochs)")
+    p.add_argument("--out", default=".", help="folder for the PNG files (default: here)")
+    p.add_argument("--no-png", action="store_true", help="do not write PNG files")
+    p.add_argument("--threads", type=int, default=None, help="fastconv's thread count")
+    p.add_argument("--progress", action="store_true", help="show a tqdm bar per epoch")
+    return p
+
+
+def setup(args):
+    if args.threads is not None:
+        fastconv.set_num_threads(args.threads)
+    fastconv.nn.manual_seed(args.seed)
+
+
+def epoch_printer(extra=None):
+    """A fit callback printing one line per epoch (the bars of progress=True go to stderr)."""
+    def callback(epoch, history):
+        line = f"  epoch {epoch + 1:3d}  loss {history['loss'][-1]:.4f}"
+        if history["accuracy"][-1] is not None:
+            line += f"  train acc {history['accuracy'][-1]:.3f}"
+        if history["val_loss"]:
+            line += f"  test loss {history['val_loss'][-1]:.4f}"
+            if history["val_accuracy"][-1] is not None:
+                line += f"  test acc {history['val_accuracy'][-1]:.3f}"
+        line += f"  {history['examples_per_second'][-1]:7.0f} ex/s"
+        if extra is not None:
+            line += extra(epoch)
+        print(line, flush=True)
+        return False
+    return callback
+
+
+def tile_images(images, columns, scale=8, pad=1):
+    """A grid of 2-D arrays, each normalised to [0, 1] and enlarged `scale` times, as uint8."""
+    images = [np.asarray(im, np.float64) for im in images]
+    h, w = images[0].shape
+    rows = -(-len(images) // columns)
+    cell_h, cell_w = h * scale + pad, w * scale + pad
+    grid = np.ones((rows * cell_h + pad, columns * cell_w + pad))
+    for i, im in enumerate(images):
+        lo, hi = im.min(), im.max()
+        im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        big = np.kron(im, np.ones((scale, scale)))
+        r, c = divmod(i, columns)
+        grid[pad + r * cell_h: pad + r * cell_h + h * scale, pad + c * cell_w: pad + c * cell_w + w * scale] = big
+    return (grid * 255).round().astype(np.uint8)
+
+
+def write_png(args, name, image):
+    """Write a uint8 grey image to --out/name; say so, or say why not."""
+    if args.no_png:
+        return None
+    path = os.path.join(args.out, name)
+    try:
+        from PIL import Image
+    except ImportError:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print(f"  (not writing {path}: needs Pillow or matplotlib, pip install \"fastconv[demo]\")")
+            return None
+        os.makedirs(args.out, exist_ok=True)
+        plt.imsave(path, image, cmap="gray", vmin=0, vmax=255)
+    else:
+        os.makedirs(args.out, exist_ok=True)
+        Image.fromarray(image).save(path)
+    print(f"  wrote {path}")
+    return path
+
+
+def need_sklearn(demo):
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"the {demo} demo needs scikit-learn (its bundled digits data set): "
+                         "pip install \"fastconv[demo]\"")
+
+
+def load_digits(seed, test_size=0.25):
+    """scikit-learn's 1797 real 8x8 scans in [0, 1], split stratified with `seed`."""
+    from sklearn.datasets import load_digits as load
+    from sklearn.model_selection import train_test_split
+    digits = load()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    return train_test_split(x, digits.target, test_size=test_size, stratify=digits.target,
+                            random_state=seed)
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

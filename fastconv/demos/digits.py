@@ -1,0 +1,77 @@
+"""``fastconv demo digits``: a LeNet-style network trained on scikit-learn's real 8x8 digit scans.
+
+The scans are upsampled to 16x16 (each pixel repeated 2x2), split 75/25 stratified, and learned by
+two 5x5 convolution + ReLU + 2x2 max-pool stages and two fully connected layers, with Adam and a
+cosine learning-rate schedule. The demo prints the algorithm fastconv picks for each convolution
+and the time of each layer, one line per epoch, the test accuracy, and writes the learned
+first-layer filters as a PNG.
+"""
+import time
+
+import numpy as np
+
+import fastconv
+from fastconv import nn
+from . import _common
+
+
+def build_model(channels=(16, 32), hidden=128, seed=None):
+    c1, c2 = channels
+    rng = np.random.default_rng(seed) if seed is not None else None
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 5, padding=2, seed=rng), nn.ReLU(), nn.MaxPool2d(2),      # 16 -> 8
+        nn.Conv2d(c1, c2, 5, padding=2, seed=rng), nn.ReLU(), nn.MaxPool2d(2),     # 8 -> 4
+        nn.Flatten(),
+        nn.Linear(c2 * 4 * 4, hidden, seed=rng), nn.ReLU(),
+        nn.Linear(hidden, 10, seed=rng),
+    )
+
+
+def upsample(x):
+    """8x8 -> 16x16 by repeating each pixel 2x2 (the network sees a LeNet-sized input)."""
+    return np.ascontiguousarray(x.repeat(2, axis=2).repeat(2, axis=3))
+
+
+def main(argv=None):
+    p = _common.parser("digits", __doc__.splitlines()[0], epochs=12, batch_size=32, lr=3e-3)
+    args = p.parse_args(argv)
+    _common.need_sklearn("digits")
+    _common.setup(args)
+    start = time.perf_counter()
+    x_train, x_test, y_train, y_test = _common.load_digits(args.seed)
+    x_train, x_test = upsample(x_train), upsample(x_test)
+    epochs = min(args.epochs, 2) if args.quick else args.epochs
+    print(f"digits: {len(x_train) + len(x_test)} real 8x8 scans (scikit-learn), upsampled to 16x16; "
+          f"train {len(x_train)}, test {len(x_test)} (stratified, seed {args.seed})")
+    model = build_model(seed=args.seed)
+    print(f"network: {model.num_parameters():,} parameters, float32, "
+          f"{fastconv.get_num_threads()} thread(s)")
+
+    print(f"\nper layer, one batch of {args.batch_size} (forward / backward, best of 5):")
+    rows = nn.layer_report(model, x_train[:args.batch_size], repeat=5)
+    print(nn.format_layer_report(rows))
+
+    print(f"\ntraining: Adam lr {args.lr}, cosine schedule, batch {args.batch_size}, {epochs} epochs")
+    optimizer = nn.Adam(model, lr=args.lr)
+    history = nn.fit(model, (x_train, y_train), epochs=epochs, batch_size=args.batch_size,
+                     optimizer=optimizer, validation=(x_test, y_test), seed=args.seed,
+                     progress=args.progress, schedule="cosine", callback=_common.epoch_printer())
+    train_seconds = sum(history["seconds"])
+
+    predictions = nn.predict(model, x_test).argmax(axis=1)
+    acc = float((predictions == y_test).mean())
+    wrong = int((predictions != y_test).sum())
+    print(f"\ntest accuracy {acc:.4f} ({len(y_test) - wrong}/{len(y_test)} right), "
+          f"training {train_seconds:.1f} s ({len(x_train) * len(history['loss']) / train_seconds:,.0f} "
+          f"examples/s)")
+    if wrong:
+        pairs = {}
+        for t, q in zip(y_test[predictions != y_test], predictions[predictions != y_test]):
+            pairs[(int(t), int(q))] = pairs.get((int(t), int(q)), 0) + 1
+        worst = sorted(pairs.items(), key=lambda kv: -kv[1])[:3]
+        print("most frequent mistakes: " + ", ".join(f"{t} read as {q} ({n}x)" for (t, q), n in worst))
+
+    filters = model[0].weight[:, 0]
+    _common.write_png(args, "digits_filters.png", _common.tile_images(filters, columns=8, scale=10))
+    print(f"total {time.perf_counter() - start:.1f} s")
+    return 0

@@ -1,0 +1,87 @@
+"""Initial weights and the small argument checks the layers share."""
+import math
+import numbers
+
+import numpy as np
+
+from .module import float_dtype, make_rng
+
+INITS = ("default", "he", "glorot")
+
+
+def init_weight(rng, shape, fan_in, fan_out, dtype, init="default"):
+    """PyTorch's default (kaiming_uniform with a = sqrt(5): U(+-1/sqrt(fan_in))), He normal
+    (std sqrt(2 / fan_in), for ReLU) or Glorot uniform (U(+-sqrt(6 / (fan_in + fan_out))))."""
+    if init == "default":
+        bound = 1.0 / math.sqrt(max(fan_in, 1))
+        w = rng.uniform(-bound, bound, size=shape)
+    elif init == "he":
+        w = rng.standard_normal(size=shape) * math.sqrt(2.0 / max(fan_in, 1))
+    elif init == "glorot":
+        bound = math.sqrt(6.0 / max(fan_in + fan_out, 1))
+        w = rng.uniform(-bound, bound, size=shape)
+    else:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return w.astype(dtype)
+
+
+def init_bias(rng, shape, fan_in, dtype, init="default"):
+    """PyTorch's default U(+-1/sqrt(fan_in)); zeros for He and Glorot."""
+    if init == "default":
+        bound = 1.0 / math.sqrt(max(fan_in, 1))
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+def positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def tuple_of(value, ndim, name, minimum=1):
+    """An int or `ndim` ints, as a tuple of ints >= minimum."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != ndim:
+            raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
+        values = tuple(value)
+    else:
+        values = (value,) * ndim
+    out = []
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or {ndim} ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def as_input(x, ndim, channels, layer):
+    """x as an array of shape (N, channels, *spatial) with `ndim` spatial axes, or a clear error."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}: x must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim != ndim + 2:
+        raise ValueError(f"{layer}: x must have {ndim + 2} dimensions (N, C, {'*spatial' if ndim else ''}) "
+                         f"for a {ndim}-D layer, got shape {x.shape}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{layer}: x must have {channels} channels (axis 1), got shape {x.shape}")
+    return x
+
+
+def bias_kind(bias, allowed, name="bias"):
+    """Normalise bias= : True -> 'channel', False/None -> None, else one of `allowed`."""
+    if bias is True:
+        return "channel"
+    if bias is None or bias is False:
+        return None
+    if bias not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, True, False or None, got {bias!r}")
+    return bias
+
+
+__all__ = ["init_weight", "init_bias", "positive_int", "tuple_of", "as_input", "bias_kind",
+           "float_dtype", "make_rng", "INITS"]

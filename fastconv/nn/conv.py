@@ -1,0 +1,219 @@
+"""Convolution layers: the three operations of section 9.5 as one layer each way.
+
+``ConvNd``: forward ``fastconv.conv`` (eq. 9.7/9.8), backward ``conv_grad_input`` (eq. 9.13) and
+``conv_grad_kernel`` (eq. 9.11). ``ConvTransposeNd``: forward ``fastconv.conv_transpose``
+(eq. 9.14), backward the forward convolution and the kernel gradient with the roles swapped.
+"""
+import math
+
+import numpy as np
+
+import fastconv
+from .._geometry import make_spec, transpose_input_sizes
+from ._init import (as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng,
+                    positive_int, tuple_of)
+from .module import Module
+
+
+class _ConvNd(Module):
+    ndim = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias="channel", flip=False, padding_mode="zeros", algorithm="auto",
+                 input_size=None, init="default", seed=None, dtype=np.float32):
+        super().__init__()
+        d = self.ndim
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.groups = positive_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
+                             f"out_channels ({out_channels})")
+        self.kernel_size = tuple_of(kernel_size, d, "kernel_size")
+        self.stride = tuple_of(stride, d, "stride")
+        self.dilation = tuple_of(dilation, d, "dilation")
+        self.padding = padding if isinstance(padding, str) else _padding_value(padding)
+        self.flip = bool(flip)
+        self.padding_mode = padding_mode
+        self.algorithm = algorithm
+        self.bias_kind = bias_kind(bias, ("channel", "location"))
+        self.dtype = float_dtype(dtype)
+        self.input_size = None if input_size is None else tuple_of(input_size, d, "input_size")
+        rng = make_rng(seed)
+        w_shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        fan_in = w_shape[1] * math.prod(self.kernel_size)
+        fan_out = self.out_channels // self.groups * math.prod(self.kernel_size)
+        self.add_parameter("weight", init_weight(rng, w_shape, fan_in, fan_out, self.dtype, init))
+        if self.bias_kind == "location":
+            if self.input_size is None:
+                raise ValueError("bias='location' (one bias per output unit) needs input_size= "
+                                 "(the spatial size of the input) at construction")
+            shape = (self.out_channels,) + self.output_size(self.input_size)
+            self.add_parameter("bias", init_bias(rng, shape, fan_in, self.dtype, init))
+        elif self.bias_kind == "channel":
+            self.add_parameter("bias", init_bias(rng, (self.out_channels,), fan_in, self.dtype, init))
+        # fail now, not at the first batch, on a bad padding or padding_mode
+        if self.input_size is not None:
+            self.output_size(self.input_size)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+    def output_size(self, input_size):
+        """The spatial output size for a spatial input size."""
+        spec = make_spec((1, self.in_channels) + tuple(input_size), self.weight.shape,
+                         **self._geometry())
+        return spec.output_size[3 - self.ndim:]
+
+    def algorithms(self, x_shape):
+        """The algorithm ``"auto"`` picks for each of the three operations on this input shape."""
+        if self.algorithm != "auto":
+            return {op: self.algorithm for op in ("forward", "grad_input", "grad_kernel")}
+        return {op: fastconv.choose(x_shape, self.weight.shape, dtype=self.dtype, op=op,
+                                    **self._geometry())
+                for op in ("forward", "grad_input", "grad_kernel")}
+
+    def _check_size(self, x):
+        if self.bias_kind == "location" and tuple(x.shape[2:]) != self.input_size:
+            raise ValueError(f"{type(self).__name__} with bias='location' was built for inputs of "
+                             f"spatial size {self.input_size}, got x of shape {x.shape}")
+
+    def forward(self, x):
+        x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
+        self._check_size(x)
+        b = self.bias if self.bias_kind == "channel" else None
+        y = fastconv.conv(x, self.weight, b, flip=self.flip, padding_mode=self.padding_mode,
+                          algorithm=self.algorithm, **self._geometry())
+        if self.bias_kind == "location":
+            y += self.bias.astype(y.dtype, copy=False)
+        self._push(x)
+        return y
+
+    def backward(self, gy):
+        (x,) = self._pop()
+        g = dict(flip=self.flip, padding_mode=self.padding_mode, algorithm=self.algorithm,
+                 **self._geometry())
+        gy = np.asarray(gy)
+        self.grads["weight"] += fastconv.conv_grad_kernel(x, gy, self.weight.shape, **g)
+        if self.bias_kind == "channel":
+            self.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+        elif self.bias_kind == "location":
+            self.grads["bias"] += gy.sum(axis=0)
+        return fastconv.conv_grad_input(gy, self.weight, x.shape, **g)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding!r}")
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias_kind != "channel":
+            s += f", bias={self.bias_kind!r}"
+        return s
+
+
+def _padding_value(padding):
+    """Padding as an int or nested tuples (lists from JSON become tuples)."""
+    if isinstance(padding, (list, tuple)):
+        return tuple(_padding_value(p) for p in padding)
+    return padding
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer (audio, sequences): x (N, C, L) -> (N, K, L')."""
+    ndim = 1
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer (images): x (N, C, H, W) -> (N, K, H', W')."""
+    ndim = 2
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution layer (volumes, video): x (N, C, D, H, W) -> (N, K, D', H', W')."""
+    ndim = 3
+
+
+class _ConvTransposeNd(Module):
+    ndim = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias="channel", dilation=1, algorithm="auto",
+                 init="default", seed=None, dtype=np.float32):
+        super().__init__()
+        d = self.ndim
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.groups = positive_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
+                             f"out_channels ({out_channels})")
+        self.kernel_size = tuple_of(kernel_size, d, "kernel_size")
+        self.stride = tuple_of(stride, d, "stride")
+        self.dilation = tuple_of(dilation, d, "dilation")
+        self.output_padding = tuple_of(output_padding, d, "output_padding", minimum=0)
+        if any(p >= max(s, dl) for p, s, dl in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"output_padding must be smaller than stride or dilation, got "
+                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+        self.padding = padding if isinstance(padding, str) else _padding_value(padding)
+        self.algorithm = algorithm
+        self.bias_kind = bias_kind(bias, ("channel",))
+        self.dtype = float_dtype(dtype)
+        rng = make_rng(seed)
+        # the forward convolution's kernel: (K, C/groups, *k) with K = in_channels here
+        w_shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        fan_in = w_shape[1] * math.prod(self.kernel_size)      # as PyTorch computes it
+        fan_out = self.in_channels // self.groups * math.prod(self.kernel_size)
+        self.add_parameter("weight", init_weight(rng, w_shape, fan_in, fan_out, self.dtype, init))
+        if self.bias_kind == "channel":
+            self.add_parameter("bias", init_bias(rng, (self.out_channels,), fan_in, self.dtype, init))
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+    def output_size(self, input_size):
+        """The spatial output size: the smallest possible plus output_padding."""
+        ranges = transpose_input_sizes(tuple(input_size), self.weight.shape, stride=self.stride,
+                                       padding=self.padding, dilation=self.dilation)
+        return tuple(lo + p for (lo, _), p in zip(ranges, self.output_padding))
+
+    def forward(self, x, output_size=None):
+        x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
+        size = self.output_size(x.shape[2:]) if output_size is None else tuple(output_size)
+        b = self.bias if self.bias_kind == "channel" else None
+        y = fastconv.conv_transpose(x, self.weight, b, output_shape=size, algorithm=self.algorithm,
+                                    **self._geometry())
+        self._push(x)
+        return y
+
+    def backward(self, gy):
+        (x,) = self._pop()
+        gy = np.asarray(gy)
+        g = dict(algorithm=self.algorithm, **self._geometry())
+        # y = A^T x, with A the convolution by weight: dL/dx = A gy, dL/dw = kernel grad of (gy, x)
+        self.grads["weight"] += fastconv.conv_grad_kernel(gy, x, self.weight.shape, **g)
+        if self.bias_kind == "channel":
+            self.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+        return fastconv.conv(gy, self.weight, **g)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}")
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """The decoder of eq. 9.14 in 1-D: (N, C_in, m) -> (N, C_out, n)."""
+    ndim = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """The decoder of eq. 9.14 in 2-D."""
+    ndim = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """The decoder of eq. 9.14 in 3-D."""
+    ndim = 3

@@ -1,0 +1,106 @@
+"""Optimizers with PyTorch's update rules, updating the parameters in place.
+
+``params`` is a Module (its ``param_groups()``) or a list of (parameter, gradient) pairs of
+arrays; the gradients are read where backward accumulated them.
+"""
+import numpy as np
+
+from .module import Module
+
+
+def _pairs(params):
+    if isinstance(params, Module):
+        return params.param_groups()
+    pairs = list(params)
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(a, np.ndarray) for a in pair)
+                and pair[0].shape == pair[1].shape):
+            raise TypeError(f"params must be a Module or (parameter, gradient) array pairs of equal "
+                            f"shape; item {i} is {type(pair).__name__}")
+    return pairs
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.pairs = _pairs(params)
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.lr = float(lr)
+        self.state = [{} for _ in self.pairs]
+
+    def zero_grad(self):
+        for _, g in self.pairs:
+            g.fill(0)
+
+    def step(self):
+        for (p, g), state in zip(self.pairs, self.state):
+            self._update(p, g, state)
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: g += wd p; buf = momentum buf + (1 - dampening) g (buf = g at first);
+    g = g + momentum buf (Nesterov) or buf; p -= lr g."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov needs momentum > 0 and dampening 0")
+        self.momentum, self.dampening = float(momentum), float(dampening)
+        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
+
+    def _update(self, p, g, state):
+        d = g + self.weight_decay * p if self.weight_decay else g.copy()
+        if self.momentum:
+            buf = state.get("momentum")
+            if buf is None:
+                buf = state["momentum"] = d.copy()
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * d
+            d = d + self.momentum * buf if self.nesterov else buf
+        p -= (self.lr * d).astype(p.dtype, copy=False)
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (weight decay added to the gradient; ``AdamW`` decouples it)."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
+
+    def _update(self, p, g, state):
+        b1, b2 = self.betas
+        if self.weight_decay and self.decoupled:
+            p *= 1 - self.lr * self.weight_decay
+            d = g
+        else:
+            d = g + self.weight_decay * p if self.weight_decay else g
+        if not state:
+            state.update(step=0, m=np.zeros_like(p), v=np.zeros_like(p))
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1 - b1) * d
+        v *= b2
+        v += (1 - b2) * d * d
+        step_size = self.lr / (1 - b1 ** t)
+        denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + self.eps
+        p -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: p *= 1 - lr * wd before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)

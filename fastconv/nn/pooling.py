@@ -1,0 +1,290 @@
+"""Pooling layers (section 9.3) over ``fastconv.pooling``: max, average, Lp, distance-weighted,
+adaptive (figure 9.11), global and across channels (maxout)."""
+import numpy as np
+
+import fastconv.pooling as P
+from ._init import as_input, positive_int
+from .module import Module
+
+
+def _spatial(value):
+    """Ints, or lists from JSON, as they go to the pooling functions (tuples)."""
+    if isinstance(value, list):
+        return tuple(_spatial(v) for v in value)
+    return value
+
+
+class _Pool(Module):
+    ndim = None
+
+    def _input(self, x):
+        return as_input(x, self.ndim, None, type(self).__name__)
+
+
+class _MaxPoolNd(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride = _spatial(kernel_size), _spatial(stride)
+        self.padding, self.dilation = _spatial(padding), _spatial(dilation)
+        self.ceil_mode = bool(ceil_mode)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    ceil_mode=self.ceil_mode)
+
+    def forward(self, x):
+        x = self._input(x)
+        if not self.training:
+            return P.max_pool(x, self.kernel_size, **self._geometry())
+        y, indices = P.max_pool(x, self.kernel_size, return_indices=True, **self._geometry())
+        self._push(x, indices)
+        return y
+
+    def backward(self, gy):
+        x, indices = self._pop()
+        return P.max_pool_grad_input(gy, x, self.kernel_size, indices=indices, **self._geometry())
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(_MaxPoolNd):
+    ndim = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    ndim = 2
+
+
+class MaxPool3d(_MaxPoolNd):
+    ndim = 3
+
+
+class _AvgPoolNd(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
+                                                       _spatial(padding))
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
+                    count_include_pad=self.count_include_pad)
+
+    def forward(self, x):
+        x = self._input(x)
+        self._push(x.shape)
+        return P.avg_pool(x, self.kernel_size, **self._geometry())
+
+    def backward(self, gy):
+        (shape,) = self._pop()
+        return P.avg_pool_grad_input(gy, shape, self.kernel_size, **self._geometry())
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
+    ndim = 1
+
+
+class AvgPool2d(_AvgPoolNd):
+    ndim = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    ndim = 3
+
+
+class _LPPoolNd(_Pool):
+    """(sum over the window of |x|^p)^(1/p): p = 1 is sum pooling, p -> inf max pooling."""
+
+    def __init__(self, p, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        self.p = float(p)
+        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
+                                                       _spatial(padding))
+        self.ceil_mode = bool(ceil_mode)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode)
+
+    def forward(self, x):
+        x = self._input(x)
+        self._push(x)
+        return P.lp_pool(x, self.p, self.kernel_size, **self._geometry())
+
+    def backward(self, gy):
+        (x,) = self._pop()
+        return P.lp_pool_grad_input(gy, x, self.p, self.kernel_size, **self._geometry())
+
+    def extra_repr(self):
+        return f"p={self.p}, kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class LPPool1d(_LPPoolNd):
+    ndim = 1
+
+
+class LPPool2d(_LPPoolNd):
+    ndim = 2
+
+
+class LPPool3d(_LPPoolNd):
+    ndim = 3
+
+
+class _WeightedAvgPoolNd(_Pool):
+    """Average weighted by a Gaussian of the distance from the window's centre."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
+                                                       _spatial(padding))
+        self.ceil_mode, self.sigma = bool(ceil_mode), _spatial(sigma)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
+                    sigma=self.sigma)
+
+    def forward(self, x):
+        x = self._input(x)
+        self._push(x.shape)
+        return P.weighted_avg_pool(x, self.kernel_size, **self._geometry())
+
+    def backward(self, gy):
+        (shape,) = self._pop()
+        return P.weighted_avg_pool_grad_input(gy, shape, self.kernel_size, **self._geometry())
+
+
+class WeightedAvgPool1d(_WeightedAvgPoolNd):
+    ndim = 1
+
+
+class WeightedAvgPool2d(_WeightedAvgPoolNd):
+    ndim = 2
+
+
+class WeightedAvgPool3d(_WeightedAvgPoolNd):
+    ndim = 3
+
+
+class _AdaptiveMaxPoolNd(_Pool):
+    """Max over output_size regions whatever the input size (figure 9.11)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _spatial(output_size)
+
+    def forward(self, x):
+        x = self._input(x)
+        if not self.training:
+            return P.adaptive_max_pool(x, self.output_size)
+        y, indices = P.adaptive_max_pool(x, self.output_size, return_indices=True)
+        self._push(x, indices)
+        return y
+
+    def backward(self, gy):
+        x, indices = self._pop()
+        return P.adaptive_max_pool_grad_input(gy, x, self.output_size, indices=indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    ndim = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    ndim = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    ndim = 3
+
+
+class _AdaptiveAvgPoolNd(_Pool):
+    """Average over output_size regions whatever the input size (figure 9.11)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _spatial(output_size)
+
+    def forward(self, x):
+        x = self._input(x)
+        self._push(x.shape)
+        return P.adaptive_avg_pool(x, self.output_size)
+
+    def backward(self, gy):
+        (shape,) = self._pop()
+        return P.adaptive_avg_pool_grad_input(gy, shape, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    ndim = 1
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    ndim = 2
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    ndim = 3
+
+
+class GlobalAvgPool(Module):
+    """(N, C, *spatial) -> (N, C): the mean of each channel, any number of spatial axes."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._push(x.shape)
+        return P.global_avg_pool(x)
+
+    def backward(self, gy):
+        (shape,) = self._pop()
+        return P.global_avg_pool_grad_input(gy, shape)
+
+
+class GlobalMaxPool(Module):
+    """(N, C, *spatial) -> (N, C): the maximum of each channel."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._push(x)
+        return P.global_max_pool(x)
+
+    def backward(self, gy):
+        (x,) = self._pop()
+        return P.global_max_pool_grad_input(gy, x)
+
+
+class ChannelPool(Module):
+    """Pooling across groups of group_size consecutive channels: (N, C, ...) -> (N, C/g, ...)."""
+
+    def __init__(self, group_size, mode="max"):
+        super().__init__()
+        self.group_size = positive_int(group_size, "group_size")
+        self.mode = mode
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._push(x)
+        return P.channel_pool(x, self.group_size, mode=self.mode)
+
+    def backward(self, gy):
+        (x,) = self._pop()
+        return P.channel_pool_grad_input(gy, x, self.group_size, mode=self.mode)
+
+    def extra_repr(self):
+        return f"group_size={self.group_size}, mode={self.mode!r}"
+
+
+class Maxout(ChannelPool):
+    """Maxout units (section 9.3): the maximum over groups of group_size channels."""
+
+    def __init__(self, group_size):
+        super().__init__(group_size, mode="max")
