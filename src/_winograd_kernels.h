@@ -25,18 +25,49 @@
 #define WG_CAT_(a, b) a##_##b
 #define WG_CAT(a, b) WG_CAT_(a, b)
 #define WG_FN(name) WG_CAT(name, WG_SUF)
+#define WG_PASTE_(a, b) a##b
+#define WG_PASTE(a, b) WG_PASTE_(a, b)
 #define VT WG_CAT(wg_vec, WG_SUF)
 #define VU WG_CAT(wg_vecu, WG_SUF)
+#define VI WG_CAT(wg_veci, WG_SUF)
 
 typedef WG_T VT __attribute__((vector_size(WG_VB)));
 typedef WG_T VU __attribute__((vector_size(WG_VB), aligned(sizeof(WG_T))));
+typedef WG_IT VI __attribute__((vector_size(WG_VB)));
+
+/* Transpose the L x L block v (row i = v[i]) in place: log2(L) rounds that swap the off-diagonal
+   halves of every 2b x 2b block, two two-source shuffles (constant masks) per pair of rows. */
+#define WG_LO(b, j) (((j) & (b)) ? WG_L + (j) - (b) : (j))
+#define WG_HI(b, j) (((j) & (b)) ? WG_L + (j) : (j) + (b))
+#define WG_ROUND(b)                                                                                \
+    if (WG_L > (b)) {                                                                              \
+        const VI lo = {WG_PASTE(WG_SEQ, WG_L)(WG_LO, b)}, hi = {WG_PASTE(WG_SEQ, WG_L)(WG_HI, b)}; \
+        _Pragma("GCC unroll 16")                                                                   \
+        for (int i = 0; i < WG_L; i++) {                                                           \
+            if (i & (b)) continue;                                                                 \
+            const VT a = v[i], c = v[i + (b)];                                                     \
+            v[i] = __builtin_shuffle(a, c, lo);                                                    \
+            v[i + (b)] = __builtin_shuffle(a, c, hi);                                              \
+        }                                                                                          \
+    }
+WG_ATTR static inline void WG_FN(wg_transpose)(VT* v) {
+    WG_ROUND(8)
+    WG_ROUND(4)
+    WG_ROUND(2)
+    WG_ROUND(1)
+}
+#undef WG_LO
+#undef WG_HI
+#undef WG_ROUND
 
 /* Copy rows [row0, row0 + nrows) x columns [col0, col0 + ncols) of a C-channel plane (channel
-   stride cstride, H x W) into dst[r][q][c] (CP channels, the padded ones zero); zeros outside. */
+   stride cstride, H x W) into dst[r][q][c] (CP channels, the padded ones zero); zeros outside.
+   Blocks of L channels x L columns go through a register transpose; a row shorter than L goes
+   one value at a time, and the last block of a longer one overlaps the one before. */
 WG_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssize_t cstride,
         Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
         Py_ssize_t ncols, WG_T* restrict dst, Py_ssize_t CP) {
-    enum { L = WG_VB / sizeof(WG_T), B = 8 };
+    enum { L = WG_VB / sizeof(WG_T) };
     Py_ssize_t qlo = col0 < 0 ? -col0 : 0;
     Py_ssize_t qhi = W - col0 < ncols ? W - col0 : ncols;
     if (qhi < qlo) qhi = qlo;
@@ -50,38 +81,54 @@ WG_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssiz
         memset(drow, 0, (size_t)(qlo * CP) * sizeof(WG_T));
         memset(drow + qhi * CP, 0, (size_t)((ncols - qhi) * CP) * sizeof(WG_T));
         const WG_T* srow = src + ih * W + col0;
-        /* blocks of B channels x B columns, so each source and destination line is reused */
-        for (Py_ssize_t c0 = 0; c0 < CP; c0 += B) {
-            const Py_ssize_t c1 = c0 + B < channels ? c0 + B : channels;
-            for (Py_ssize_t q0 = qlo; q0 < qhi; q0 += B) {
-                const Py_ssize_t q1 = q0 + B < qhi ? q0 + B : qhi;
-                for (Py_ssize_t q = q0; q < q1; q++) {
-                    WG_T* restrict d = drow + q * CP;
-                    Py_ssize_t c = c0;
-                    for (; c < c1; c++) d[c] = srow[c * cstride + q];
-                    for (; c < c0 + B && c < CP; c++) d[c] = 0;
-                }
+        for (Py_ssize_t c0 = 0; c0 < CP; c0 += L) {
+            const Py_ssize_t nch = channels - c0 < L ? channels - c0 : L;
+            if (qhi - qlo < L) {
+                for (Py_ssize_t q = qlo; q < qhi; q++)
+                    for (Py_ssize_t c = 0; c < L; c++)
+                        drow[q * CP + c0 + c] = c < nch ? srow[(c0 + c) * cstride + q] : 0;
+                continue;
+            }
+            for (Py_ssize_t q = qlo; ; q += L) {
+                if (q > qhi - L) q = qhi - L;
+                VT v[L];
+                for (int i = 0; i < L; i++)
+                    v[i] = i < nch ? *(const VU*)(srow + (c0 + i) * cstride + q) : (VT){0};
+                WG_FN(wg_transpose)(v);
+                for (int j = 0; j < L; j++) *(VU*)(drow + (q + j) * CP + c0) = v[j];
+                if (q + L >= qhi) break;
             }
         }
     }
     return 0;
 }
 
-/* dst[k][row0 + r][col0 + q] = Y[r][q][k] for the rows and columns inside the H x W plane. */
+/* dst[k][row0 + r][col0 + q] = Y[r][q][k] for the rows and columns inside the H x W plane, by
+   L x L register transposes as wg_stage. */
 WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t KP,
         WG_T* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
         Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols) {
-    enum { B = 8 };
+    enum { L = WG_VB / sizeof(WG_T) };
     const Py_ssize_t r1 = H - row0 < nrows ? H - row0 : nrows;
     const Py_ssize_t q1 = W - col0 < ncols ? W - col0 : ncols;
     for (Py_ssize_t r = 0; r < r1; r++) {
         const WG_T* restrict yrow = Y + r * ycols * KP;
         WG_T* drow = dst + (row0 + r) * W + col0;
-        for (Py_ssize_t k0 = 0; k0 < channels; k0 += B) {
-            const Py_ssize_t k1 = k0 + B < channels ? k0 + B : channels;
-            for (Py_ssize_t k = k0; k < k1; k++) {
-                WG_T* restrict d = drow + k * cstride;
-                for (Py_ssize_t q = 0; q < q1; q++) d[q] = yrow[q * KP + k];
+        for (Py_ssize_t k0 = 0; k0 < channels; k0 += L) {
+            const Py_ssize_t nch = channels - k0 < L ? channels - k0 : L;
+            if (q1 < L) {
+                for (Py_ssize_t k = 0; k < nch; k++)
+                    for (Py_ssize_t q = 0; q < q1; q++)
+                        drow[(k0 + k) * cstride + q] = yrow[q * KP + k0 + k];
+                continue;
+            }
+            for (Py_ssize_t q = 0; ; q += L) {
+                if (q > q1 - L) q = q1 - L;
+                VT v[L];
+                for (int j = 0; j < L; j++) v[j] = *(const VU*)(yrow + (q + j) * KP + k0);
+                WG_FN(wg_transpose)(v);
+                for (int i = 0; i < nch; i++) *(VU*)(drow + (k0 + i) * cstride + q) = v[i];
+                if (q + L >= q1) break;
             }
         }
     }
@@ -223,6 +270,7 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 
 #undef VT
 #undef VU
+#undef VI
 
 #elif !defined(FASTCONV_WINOGRAD_KERNELS_H)
 #define FASTCONV_WINOGRAD_KERNELS_H
@@ -241,39 +289,68 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 #endif
 #if defined(__AVX512F__)
 #  define WG_BASE_BYTES 64
+#  define WG_BASE_LANES_F 16
+#  define WG_BASE_LANES_D 8
 #elif defined(__AVX__)
 #  define WG_BASE_BYTES 32
+#  define WG_BASE_LANES_F 8
+#  define WG_BASE_LANES_D 4
 #else
 #  define WG_BASE_BYTES 16
+#  define WG_BASE_LANES_F 4
+#  define WG_BASE_LANES_D 2
 #endif
+
+/* F(b, 0), ..., F(b, n - 1): the initialiser of an n-lane mask. */
+#define WG_SEQ2(F, b) F(b, 0), F(b, 1)
+#define WG_SEQ4(F, b) WG_SEQ2(F, b), F(b, 2), F(b, 3)
+#define WG_SEQ8(F, b) WG_SEQ4(F, b), F(b, 4), F(b, 5), F(b, 6), F(b, 7)
+#define WG_SEQ16(F, b) WG_SEQ8(F, b), F(b, 8), F(b, 9), F(b, 10), F(b, 11), F(b, 12), F(b, 13),    \
+                       F(b, 14), F(b, 15)
 
 #define WG_BODY
 #if WG_DISPATCH
 #  define WG_ATTR __attribute__((target("arch=x86-64-v4")))
 #  define WG_VB 64
 #  define WG_T float
+#  define WG_IT int
+#  define WG_L 16
 #  define WG_SUF float_v4
 #  include "_winograd_kernels.h"
 #  undef WG_T
+#  undef WG_IT
+#  undef WG_L
 #  undef WG_SUF
 #  define WG_T double
+#  define WG_IT long long
+#  define WG_L 8
 #  define WG_SUF double_v4
 #  include "_winograd_kernels.h"
 #  undef WG_T
+#  undef WG_IT
+#  undef WG_L
 #  undef WG_SUF
 #  undef WG_ATTR
 #  undef WG_VB
 #  define WG_ATTR __attribute__((target("arch=x86-64-v3")))
 #  define WG_VB 32
 #  define WG_T float
+#  define WG_IT int
+#  define WG_L 8
 #  define WG_SUF float_v3
 #  include "_winograd_kernels.h"
 #  undef WG_T
+#  undef WG_IT
+#  undef WG_L
 #  undef WG_SUF
 #  define WG_T double
+#  define WG_IT long long
+#  define WG_L 4
 #  define WG_SUF double_v3
 #  include "_winograd_kernels.h"
 #  undef WG_T
+#  undef WG_IT
+#  undef WG_L
 #  undef WG_SUF
 #  undef WG_ATTR
 #  undef WG_VB
@@ -281,14 +358,22 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 #define WG_ATTR
 #define WG_VB WG_BASE_BYTES
 #define WG_T float
+#define WG_IT int
+#define WG_L WG_BASE_LANES_F
 #define WG_SUF float_base
 #include "_winograd_kernels.h"
 #undef WG_T
+#undef WG_IT
+#undef WG_L
 #undef WG_SUF
 #define WG_T double
+#define WG_IT long long
+#define WG_L WG_BASE_LANES_D
 #define WG_SUF double_base
 #include "_winograd_kernels.h"
 #undef WG_T
+#undef WG_IT
+#undef WG_L
 #undef WG_SUF
 #undef WG_ATTR
 #undef WG_VB

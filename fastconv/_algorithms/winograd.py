@@ -190,9 +190,8 @@ def _transformed_kernel(w, flipped, KP, dtype):
     """U[xi][cin][KP] = G g G^T, computed in float64; flipped: the input gradient's kernel."""
     g = w[:, :, 0].astype(np.float64)
     if flipped:      # rotate by 180 degrees and swap the channels: (C, K, 3, 3) -> U[xi][K][C]
-        U = np.einsum("ia,kcab,jb->ijkc", G, g[:, :, ::-1, ::-1], G)
-    else:
-        U = np.einsum("ia,kcab,jb->ijck", G, g, G)
+        g = g[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    U = (G @ g @ G.T).transpose(2, 3, 1, 0)           # (6, 6, cin, cout)
     U = U.reshape(POSITIONS, U.shape[2], U.shape[3])
     out = np.zeros((POSITIONS, U.shape[1], KP), dtype)
     out[:, :, :U.shape[2]] = U
@@ -238,7 +237,7 @@ def grad_kernel(spec, x, gy):
                               plan.work(spec.dtype), np.empty(plan.parts * plan.u_elements, spec.dtype),
                               plan.parts, plan.threads)
     du = du.reshape(6, 6, plan.cin, plan.KP)[..., :plan.cout].astype(np.float64)
-    gw = np.einsum("ia,ijck,jb->kcab", G, du, G)[:, :, None].astype(spec.dtype)
+    gw = (G.T @ du.transpose(3, 2, 0, 1) @ G)[:, :, None].astype(spec.dtype)
     skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
         :, :, (src.reshape(spec.batch, -1) < 0)[0]]
     if not (np.isfinite(gw).all() and np.isfinite(skipped).all()):
