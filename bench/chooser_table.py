@@ -74,7 +74,12 @@ def main(argv=None):
             if tune:
                 winner = fastconv.explain(case.x_shape, case.w_shape,
                                           **case.geometry).tuned_choice[op]
-                tuned = min(best["tune"], best.get(winner, float("inf"))) / t_best
+                best[winner] = min(best["tune"], best[winner])
+                t_best = min(best[a] for a in algorithms if a in best)
+                tuned = best[winner] / t_best
+                ratios[-1] = best[chosen] / t_best
+                cells[-1] = f"{ratios[-1]:.2f}"
+                cells[3] = min(algorithms, key=lambda a: best.get(a, float("inf")))
                 tuned_ratios.append(tuned)
                 cells += [winner, f"{tuned:.2f}"]
             print("| " + " | ".join(cells) + " |", flush=True)

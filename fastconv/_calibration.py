@@ -6,12 +6,12 @@ machine the algorithms' speeds relative to one another shift: BLAS is faster or 
 hand-written kernels, memory bandwidth differs, there is no AVX-512. ``calibrate()`` measures that:
 it runs every registered algorithm (but the oracle) on a fixed set of small problems that cover the
 kinds the suite has (dense 3x3, strided, pointwise, depthwise, few-channel, large kernel, 1-D,
-3-D), for each operation and dtype, and keeps per (algorithm, operation, dtype) the factor
-``measured / predicted`` (the median over the problems where the algorithm is within
-COMPETITIVE of the fastest, since those are where its prediction decides anything), clamped to
-[1/MAX_FACTOR, MAX_FACTOR]. It also records the machine's GEMM rate and copy bandwidth, for the
-report. The chooser multiplies each prediction by its factor (1 where none was measured, e.g.
-for an algorithm registered after calibrating).
+3-D), for each operation and dtype, and fits per (algorithm, operation, dtype) a scale and a fixed
+overhead: ``measured = scale * predicted + overhead``, on the problems where the algorithm is
+within COMPETITIVE of the fastest (those are where its prediction decides anything), the scale
+clamped to [1/MAX_FACTOR, MAX_FACTOR]. It also records the machine's GEMM rate and copy
+bandwidth, for the report. The chooser's prediction is the model's cost through that line
+((1, 0) where none was measured, e.g. for an algorithm registered after calibrating).
 
 The measurements run at the current thread budget, recorded in the file: calibrate with the thread
 count you compute with. The cost models themselves keep predicting for the machine's cores
@@ -35,19 +35,31 @@ FILE_NAME = "calibration.json"
 COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
 MAX_FACTOR = 8.0
 SKIP = ("reference",)
+ONE_D = "/1d"
 
-# (x shape, w shape, geometry): small instances of the suite's kinds, each a few milliseconds.
+# (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
+# 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
+# 3-D), single-channel images with kernels 5 to 41, and two tiny problems that show the fixed
+# costs of a call; each takes milliseconds.
 PROBLEMS = (
-    ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
-    ((2, 16, 28, 28), (32, 16, 3, 3), dict(stride=2, padding=1)),
-    ((2, 64, 14, 14), (32, 64, 1, 1), {}),
-    ((2, 32, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=32)),
-    ((8, 1, 28, 28), (16, 1, 5, 5), {}),
-    ((1, 1, 128, 128), (1, 1, 7, 7), {}),
-    ((1, 1, 192, 192), (1, 1, 21, 21), {}),
-    ((2, 4, 64, 64), (4, 4, 11, 11), dict(padding=5)),
-    ((2, 1, 4000), (8, 1, 32), {}),
-    ((1, 4, 16, 16, 16), (4, 4, 3, 3, 3), dict(padding=1)),
+    ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
+    ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),
+    ((4, 128, 14, 14), (32, 128, 1, 1), {}),
+    ((4, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 64, 64), (4, 4, 15, 15), dict(padding=7)),
+    ((4, 64, 28, 28), (64, 1, 3, 3), dict(padding=1, groups=64)),
+    ((16, 1, 28, 28), (32, 1, 5, 5), {}),
+    ((4, 1, 8000), (32, 1, 64), {}),
+    ((8, 16, 2000), (16, 16, 9), dict(padding=4)),
+    ((2, 1, 16000), (8, 1, 15), {}),
+    ((4, 8, 4000), (16, 8, 31), {}),
+    ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), dict(padding=1)),
+    ((1, 1, 256, 256), (1, 1, 5, 5), {}),
+    ((1, 1, 256, 256), (1, 1, 11, 11), {}),
+    ((1, 1, 256, 256), (1, 1, 21, 21), {}),
+    ((1, 1, 256, 256), (1, 1, 41, 41), {}),
+    ((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),
+    ((2, 8, 16, 16), (8, 8, 3, 3), dict(padding=1)),
 )
 QUICK_PROBLEMS = (((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),)
 
@@ -90,15 +102,21 @@ def current():
     return _data
 
 
-def factor(name, op, dtype_name):
-    """Calibrated measured/predicted ratio of an algorithm's cost model (1 without one)."""
+def factor(name, op, dtype_name, ndim=None):
+    """Calibrated (scale, overhead seconds) of an algorithm's cost model: its prediction on this
+    machine is scale * cost + overhead ((1, 0) without a calibration). 1-D problems use the 1-D
+    line where there is one."""
     data = current()
     if data is None:
-        return 1.0
-    try:
-        return float(data["factors"][name][op][dtype_name])
-    except (KeyError, TypeError, ValueError):
-        return 1.0
+        return 1.0, 0.0
+    keys = ([dtype_name + ONE_D] if ndim == 1 else []) + [dtype_name]
+    for key in keys:
+        try:
+            scale, overhead = data["factors"][name][op][key]
+            return float(scale), float(overhead)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return 1.0, 0.0
 
 
 def reset():
@@ -153,7 +171,7 @@ def _copy_rate(nbytes=64 * 2**20):
 
 
 def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0.05):
-    """[(algorithm, op, dtype, predicted s, measured s, fastest measured s)] on `problems`."""
+    """[(algorithm, op, dtype, ndim, predicted s, measured s, fastest measured s)]."""
     from . import _functional, _registry
     rng = np.random.default_rng(1)
     rows = []
@@ -164,6 +182,7 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0
             spec = _functional._spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
                                                  1, kw.get("groups", 1), dtype)
             gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(dtype)
+            w5 = w.reshape(spec.w_shape)
             calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
                      "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
                      "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
@@ -173,28 +192,53 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0
                     if name in SKIP or not impl.supports(spec, op)[0]:
                         continue
                     if hasattr(impl, "supports_weights") and (
-                            op == "grad_kernel" or not impl.supports_weights(spec, op, w)[0]):
+                            op == "grad_kernel" or not impl.supports_weights(spec, op, w5)[0]):
                         continue
                     seconds = _best(lambda: call(name), repeat, budget)
                     found.append((name, impl.cost(spec, op), seconds))
                 fastest = min((s for _, _, s in found), default=math.inf)
-                rows += [(name, op, dtype, p, s, fastest) for name, p, s in found]
+                rows += [(name, op, dtype, spec.ndim, p, s, fastest) for name, p, s in found]
     return rows
 
 
+OVERHEADS_S = (0.0,) + tuple(1e-6 * 10 ** (i / 8) for i in range(33))   # 1 us to 10 ms
+
+
+def _fit_one(points):
+    """(scale, overhead) minimising sum (log(scale * predicted + overhead) - log(measured))^2."""
+    best = None
+    for b in OVERHEADS_S:
+        if b >= min(m for _, m in points):
+            break
+        a = math.exp(statistics.median(math.log((m - b) / p) for p, m in points))
+        a = min(MAX_FACTOR, max(1.0 / MAX_FACTOR, a))
+        loss = sum((math.log(a * p + b) - math.log(m)) ** 2 for p, m in points)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, a, b)
+    return best[1], best[2]
+
+
 def fit(rows):
-    """{algorithm: {op: {dtype: factor}}} from measure()'s rows."""
-    logs = {}
-    for name, op, dtype, predicted, seconds, fastest in rows:
+    """{algorithm: {op: {dtype: [scale, overhead seconds]}}} from measure()'s rows: the
+    measured time is modelled as scale * predicted + overhead, fitted (on the log) over the
+    problems where the algorithm is within COMPETITIVE of the fastest (all of them if it never
+    is). The overhead is the fixed cost of a call on this machine that the models leave out.
+    1-D problems also get their own line (key dtype + "/1d") where two or more were measured:
+    long 1-D rows and transforms run at other rates than images."""
+    points = {}
+    for name, op, dtype, ndim, predicted, seconds, fastest in rows:
         if predicted > 0 and seconds > 0:
-            logs.setdefault((name, op, dtype), []).append(
-                (seconds <= COMPETITIVE * fastest, math.log(seconds / predicted)))
+            point = (seconds <= COMPETITIVE * fastest, predicted, seconds)
+            points.setdefault((name, op, dtype), []).append(point)
+            if ndim == 1:
+                points.setdefault((name, op, dtype + ONE_D), []).append(point)
     factors = {}
-    for (name, op, dtype), values in logs.items():
-        chosen = [v for competitive, v in values if competitive] or [v for _, v in values]
-        f = math.exp(statistics.median(chosen))
-        f = min(MAX_FACTOR, max(1.0 / MAX_FACTOR, f))
-        factors.setdefault(name, {}).setdefault(op, {})[dtype] = round(f, 4)
+    for (name, op, dtype), values in points.items():
+        chosen = [(p, m) for c, p, m in values if c] or [(p, m) for _, p, m in values]
+        if dtype.endswith(ONE_D) and len(chosen) < 2:
+            continue
+        a, b = _fit_one(chosen)
+        factors.setdefault(name, {}).setdefault(op, {})[dtype] = [round(a, 4), float(f"{b:.3g}")]
     return factors
 
 

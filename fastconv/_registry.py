@@ -15,8 +15,9 @@ Choosing, per operation (the three are chosen separately):
 
 * ``"auto"`` picks the algorithm with the lowest predicted time among those that support the call
   within the workspace limit. A prediction is the algorithm's own cost model (operation counts and
-  memory traffic weighed by constants fitted on the development machine) times its calibration
-  factor for this machine (`_calibration`: 1 until ``fastconv.calibrate()`` has run). The models
+  memory traffic weighed by constants fitted on the development machine) through its calibration
+  for this machine (`_calibration`: scale * cost + overhead, (1, 0) until ``fastconv.calibrate()``
+  has run). The models
   predict for the machine's cores (`_config.planning_threads()`), never the thread setting, so the
   pick -- and so the result's rounding -- does not change with ``set_num_threads``.
 * ``"tune"`` (and ``"auto"`` under ``set_autotune(True)``) times the applicable algorithms on the
@@ -84,8 +85,10 @@ def _supports(impl, spec, op, w):
 
 
 def predicted(name, spec, op):
-    """Predicted seconds of algorithm `name` for `op` on `spec`: its model x its calibration."""
-    return _ALGORITHMS[name].cost(spec, op) * _calibration.factor(name, op, spec.dtype.name)
+    """Predicted seconds of algorithm `name` for `op` on `spec`: its model through its
+    calibration (scale * cost + overhead)."""
+    scale, overhead = _calibration.factor(name, op, spec.dtype.name, spec.ndim)
+    return _ALGORITHMS[name].cost(spec, op) * scale + overhead
 
 
 def assess(spec, op, w=None):

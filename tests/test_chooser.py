@@ -108,3 +108,91 @@ def test_every_algorithm_computes_some_problem(algorithm_names, assert_close_to_
             computed[algorithm].append(name)
     never = [a for a, names in computed.items() if not names]
     assert not never, f"algorithms that computed none of the showcase problems: {never}"
+
+
+# --- every operation: the pick computes the call, alone -------------------------------------
+
+OPS = ("forward", "grad_input", "grad_kernel")
+
+
+def _op_call(op, x, w, kw, algorithm):
+    gy = np.random.default_rng(3).standard_normal(fastconv.conv(x, w, **kw).shape).astype(x.dtype)
+    if op == "forward":
+        return lambda: fastconv.conv(x, w, algorithm=algorithm, **kw)
+    if op == "grad_input":
+        return lambda: fastconv.conv_grad_input(gy, w, x.shape, algorithm=algorithm, **kw)
+    return lambda: fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=algorithm, **kw)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_the_choice_supports_the_call_and_nothing_falls_back(name, op, monkeypatch):
+    """Every algorithm but the chosen one raises: "auto" must still compute the call, and give
+    exactly the forced choice's result."""
+    x, w, kw = _arrays(name, "float32")
+    chosen = fastconv.choose(x.shape, w.shape, op=op, **kw)
+    expected = _op_call(op, x, w, kw, chosen)()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an algorithm other than the chosen one ran")
+    for other, impl in fastconv._registry.registered().items():
+        if other != chosen:
+            monkeypatch.setattr(impl, op, refuse)
+    assert np.array_equal(_op_call(op, x, w, kw, "auto")(), expected)
+
+
+def test_the_three_operations_are_chosen_separately():
+    """The same problem can have a different best algorithm per operation (choose(op=...))."""
+    for xs, ws, kw in [((1, 1, 512, 512), (1, 1, 15, 15), {}), ((16, 1, 16000), (32, 1, 64), {}),
+                       ((8, 3, 224, 224), (64, 3, 3, 3), dict(padding=1))]:
+        picks = {op: fastconv.choose(xs, ws, op=op, **kw) for op in OPS}
+        table = fastconv.explain(xs, ws, **kw)
+        assert table.choice == picks
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_explain_covers_the_three_operations(name):
+    xs, ws, kw = PROBLEMS[name]
+    explanation = fastconv.explain(xs, ws, **kw)
+    table = str(explanation)
+    for op in OPS:
+        rows = [line for line in table.splitlines() if line.startswith(op)]
+        assert len(rows) == len(fastconv.algorithms()), f"{op}: {rows}"
+        chosen = [line for line in rows if "<- chosen" in line]
+        assert len(chosen) == 1 and explanation.choice[op] in chosen[0]
+        assert explanation.choice[op] == fastconv.choose(xs, ws, op=op, **kw)
+    assert "predicted" in table and "measured" in table and "workspace" in table
+
+
+def test_the_choice_does_not_depend_on_the_thread_setting(restore_settings):
+    picks = {}
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        fastconv._registry.clear_caches()
+        picks[threads] = [fastconv.choose(xs, ws, op=op, **kw)
+                          for xs, ws, kw in PROBLEMS.values() for op in OPS]
+    assert picks[1] == picks[2]
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_the_workspace_limit_is_honoured_by_tiling(op, restore_settings, assert_close_to_reference):
+    """Under a small limit nothing above it is chosen, and the problem is still computed (the
+    algorithms tile rather than refuse)."""
+    x, w, kw = _arrays("2d-large-kernel", "float64")
+    kw = dict(kw)
+    full_columns = x.shape[0] * w.shape[1] * 81 * 24 * 24 * 8     # im2col without chunks: 1.3 MiB
+    limit = 64 * 2**10
+    assert full_columns > limit
+    fastconv.set_workspace_limit(limit)
+    explanation = fastconv.explain(x.shape, w.shape, dtype="float64", **kw)
+    for row_op, rows in explanation.rows.items():
+        for algorithm, ok, reason, cost, workspace in rows:
+            if ok:
+                assert workspace <= limit, (algorithm, workspace)
+            elif workspace is not None:
+                assert "limit" in reason
+        chosen = explanation.choice[row_op]
+        assert dict((r[0], r[4]) for r in rows)[chosen] <= limit
+    expected = _op_call(op, x, w, kw, "reference")()
+    for algorithm in ("auto", "im2col"):
+        assert_close_to_reference(_op_call(op, x, w, kw, algorithm)(), expected, np.float64)

@@ -39,7 +39,13 @@ SECONDS = {
     "dot_call": 2.3e-08,    # one (tap, row group, column tile) of the kernel gradient
     "scatter": 4.5e-10,     # one multiply-add of grad_input's scatter at stride > 1
     "item": 1.9e-07,        # one work item
+    "stream": 6e-11,        # one byte a kernel-gradient item streams from memory (see below)
 }
+# A kernel-gradient work item (4 output channels x 1 input channel) reads its input channel and its
+# output-gradient channels whole; when they do not fit in a core's L2 (STREAM_BYTES), every item
+# streams them from memory: vgg_first's 8 x 64 x 224 x 224 gradient made that 1.9x slower than the
+# counted arithmetic (fitted on it, one thread).
+STREAM_BYTES = 2 * 2**20
 CALL_OVERHEAD_S = 9e-6
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds 90% of one (shared caches, AVX-512 clocks)
 # The prediction is for the machine's cores (`_config.planning_threads()`) whatever the current
@@ -167,6 +173,10 @@ def _operations(spec, op):
         tiles = -(-width // (32 * lanes_full))
         count["dot_call"] = spec.groups * blocks * group_in * row_groups * tiles * k_vol
         count["item"] = spec.groups * blocks * group_in * plan.parts
+        item_bytes = itemsize * spec.batch * (math.prod(spec.input_size)
+                                              + min(STREAMS, group_out) * math.prod(spec.output_size))
+        if item_bytes > STREAM_BYTES:
+            count["stream"] = spec.groups * blocks * group_in * item_bytes
         return count, count["item"]
     if op == "grad_input":      # the forward pass of the transposed geometry
         group_in, group_out = group_out, group_in

@@ -18,9 +18,18 @@ CHUNK_COLUMNS = 256     # output positions per chunk: R x 256 values stay in a c
 BLOCK_ROWS = 576        # input-gradient rows (channels x taps) per work item
 MAX_PARTS = 16          # partial sums of the kernel gradient
 BLAS_INT_MAX = 2**31 - 1
-# Shipped cost constants (issue 4 calibrates them on the user's machine).
-GEMM_FLOPS_PER_S = {"float32": 250e9, "float64": 120e9}
-BYTES_PER_S = 20e9
+# Cost model (shipped defaults; fastconv.calibrate() fits a scale and an overhead on top): the
+# GEMMs at GEMM_FLOPS_PER_S per thread, the packing (or scattering) of the column matrix at
+# BYTES_PER_S, and a fixed cost per call (the BLAS thread switch of blas_single_threaded).
+# Least-squares fit on the log of the time of 18 shapes x 3 operations in float32 on the
+# development machine (2-core AVX-512 Xeon, one thread; single-channel images to 256 channels,
+# kernels 1 to 64, 1-D and 2-D): rms log error 0.35 (the previous rate-by-thinness model: 0.68);
+# worst are thin GEMMs under a large kernel (largek15-like: 2-4x slower than predicted, where fft
+# wins anyway) and single-channel images (1.7-2x). float64 runs the GEMM at half the rate.
+GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
+BYTES_PER_S = 25e9
+CALL_OVERHEAD_S = 40e-6
+PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
 
 
 def _pointwise(spec):
@@ -75,13 +84,15 @@ def workspace(spec, op):
 
 
 def cost(spec, op):
-    """GEMM time at a rate that falls with thin matrices, plus the traffic of packing."""
+    """GEMM time plus the traffic of packing the columns, shared among the planned threads
+    (the machine's cores, `_config.planning_threads()`, or one for a small problem), plus a
+    fixed cost per call."""
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
-    k_g = spec.out_channels // spec.groups
-    efficiency = min(1.0, rows_g / 64) * min(1.0, k_g / 32)
-    gemm = spec.flops / (GEMM_FLOPS_PER_S[spec.dtype.name] * max(efficiency, 0.02))
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
-    return gemm + copies * spec.dtype.itemsize / BYTES_PER_S
+    work = (spec.flops / GEMM_FLOPS_PER_S[spec.dtype.name]
+            + copies * spec.dtype.itemsize / BYTES_PER_S)
+    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
+    return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
 def forward(spec, x, w):

@@ -1,0 +1,136 @@
+"""Calibration: fastconv.calibrate() measures per-algorithm factors on this machine, stores them
+in the cache directory, and a later process's first choice loads them; a corrupt or stale file is
+ignored with a warning and the shipped defaults apply. Everything runs in a temporary
+FASTCONV_CACHE_DIR with the tiny calibration mode."""
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import fastconv
+from fastconv import _cachefiles, _calibration, _registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private cache directory; the calibration in memory is forgotten before and after."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    _calibration.reset()
+    yield tmp_path
+    _calibration.reset()
+
+
+def _spec(x_shape=(1, 1, 64, 64), w_shape=(1, 1, 9, 9)):
+    from fastconv._functional import _spec_from_shapes
+    return _spec_from_shapes(x_shape, w_shape, 1, 0, 1, 1, "float32")
+
+
+def _write(cache, **changes):
+    data = {"format": _cachefiles.FORMAT, "cpu": _cachefiles.cpu_model(),
+            "fastconv": fastconv.__version__, "threads": 1, "constants": {},
+            "factors": {"direct": {"forward": {"float32": [1000.0, 0.0]}}}}
+    data.update(changes)
+    (cache / _calibration.FILE_NAME).write_text(json.dumps(data))
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path / "a"))
+    assert _cachefiles.cache_dir() == str(tmp_path / "a")
+    monkeypatch.delenv("FASTCONV_CACHE_DIR")
+    if sys.platform not in ("win32", "darwin"):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert _cachefiles.cache_dir() == str(tmp_path / "xdg" / "fastconv")
+        monkeypatch.delenv("XDG_CACHE_HOME")
+        assert _cachefiles.cache_dir() == os.path.expanduser("~/.cache/fastconv")
+
+
+def test_without_calibration_the_shipped_defaults_apply(cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _calibration.current() is None
+        assert _calibration.factor("direct", "forward", "float32") == (1.0, 0.0)
+    spec = _spec()
+    assert _registry.predicted("direct", spec, "forward") == fastconv._algorithms.direct.cost(spec, "forward")
+
+
+def test_calibration_round_trip(cache):
+    data = fastconv.calibrate(quick=True)
+    stored = json.loads((cache / _calibration.FILE_NAME).read_text())
+    assert stored["factors"] == data["factors"] and stored["factors"], stored
+    assert stored["cpu"] == _cachefiles.cpu_model() and stored["fastconv"] == fastconv.__version__
+    for name, per_op in stored["factors"].items():
+        assert name in fastconv.algorithms() and name != "reference"
+        for op, per_dtype in per_op.items():
+            assert op in _registry.OPERATIONS
+            for scale, overhead in per_dtype.values():
+                assert 1 / _calibration.MAX_FACTOR <= scale <= _calibration.MAX_FACTOR
+                assert 0 <= overhead < 0.1
+    _calibration.reset()                # as a new process: loaded lazily at the first use
+    name, op = "im2col", "forward"
+    scale, overhead = stored["factors"][name][op]["float32"]
+    assert _calibration.factor(name, op, "float32") == (scale, overhead)
+    spec = _spec((1, 2, 12, 12), (2, 2, 3, 3))
+    expected = fastconv._algorithms.im2col.cost(spec, op) * scale + overhead
+    assert _registry.predicted(name, spec, op) == pytest.approx(expected)
+
+
+def test_a_later_process_loads_the_calibration(cache):
+    _write(cache)
+    code = ("import fastconv; from fastconv import _calibration; "
+            "print(_calibration.factor('direct', 'forward', 'float32')[0])")
+    env = dict(os.environ, PYTHONPATH=ROOT, FASTCONV_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert float(out.stdout) == 1000.0
+
+
+def test_calibration_changes_the_choice(cache):
+    """A factor that makes the model's pick expensive moves "auto" to another algorithm."""
+    spec = _spec()
+    before = _registry.choose_name(spec, "forward")
+    _write(cache, factors={before: {"forward": {"float32": [8.0, 1e-3]}}})
+    _calibration.reset()
+    costs = {name: _registry.predicted(name, spec, "forward")
+             for name, ok, *_ in _registry.assess(spec, "forward") if ok}
+    after = _registry.choose_name(spec, "forward")
+    assert after == min(costs, key=costs.get)
+    raw = fastconv._algorithms.__dict__[before].cost(spec, "forward")
+    assert costs[before] == pytest.approx(8.0 * raw + 1e-3)
+    assert after != before
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"format": 999, "factors": {}}'])
+def test_a_corrupt_calibration_file_is_ignored_with_a_warning(cache, content):
+    (cache / _calibration.FILE_NAME).write_text(content)
+    with pytest.warns(_cachefiles.CacheWarning, match="ignoring"):
+        assert _calibration.current() is None
+    assert _calibration.factor("direct", "forward", "float32") == (1.0, 0.0)
+    assert fastconv.choose((1, 1, 64, 64), (1, 1, 9, 9)) in fastconv.algorithms()
+
+
+@pytest.mark.parametrize("field, value", [("cpu", "another processor"), ("fastconv", "0.0.1")])
+def test_a_stale_calibration_file_is_ignored_with_a_warning(cache, field, value):
+    _write(cache, **{field: value})
+    with pytest.warns(_cachefiles.CacheWarning, match="calibrate"):
+        assert _calibration.current() is None
+    assert _calibration.factor("direct", "forward", "float32") == (1.0, 0.0)
+
+
+def test_fit_recovers_a_scale_and_an_overhead_from_competitive_problems():
+    line = [("a", "forward", "float32", 2, p, 2.0 * p + 1e-4, 2.0 * p + 1e-4)
+            for p in (1e-5, 1e-4, 1e-3, 1e-2)]
+    slow = [("a", "forward", "float32", 2, 1.0, 100.0, 1.0)]        # far from the fastest
+    hopeless = [("b", "forward", "float32", 2, 1.0, 1000.0, 1000.0)]
+    one_d = [("a", "forward", "float32", 1, p, 3.0 * p, 3.0 * p) for p in (1e-3, 1e-2)]
+    factors = _calibration.fit(line + slow + hopeless)
+    scale, overhead = factors["a"]["forward"]["float32"]
+    assert scale == pytest.approx(2.0, rel=0.1) and overhead == pytest.approx(1e-4, rel=0.4)
+    assert "float32/1d" not in factors["a"]["forward"]
+    assert factors["b"]["forward"]["float32"][0] == _calibration.MAX_FACTOR
+    factors = _calibration.fit(line + one_d)
+    assert factors["a"]["forward"]["float32/1d"] == [3.0, 0.0]
