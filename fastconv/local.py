@@ -104,21 +104,24 @@ class _Plan:
     """Samples per GEMM (nb), positions per grad_input block, threads and scratch of a call.
 
     nb and the block depend on the problem only (they fix the rounding); the workspace limit is
-    kept by running fewer threads, down to one.
+    kept by running fewer threads, down to one. Scratch: the input (or its gradient) batch-last,
+    per-thread patch matrices, and for grad_input a block of per-position GEMM results.
     """
 
     def __init__(self, spec, op):
         rows = spec.in_channels * math.prod(spec.kernel_size)
         channels = spec.out_channels
         positions = math.prod(spec.output_size)
+        k_vol = math.prod(spec.kernel_size)
         self.nb = max(1, min(spec.batch, SCRATCH_ELEMENTS // (rows + channels)))
         per_thread = self.nb * (channels if op == "grad_input" else rows + channels)
         self.block = max(1, min(positions, BLOCK_ELEMENTS // (self.nb * rows)))
         self.block_elements = self.block * self.nb * rows if op == "grad_input" else 0
-        room = _config.get_workspace_limit() // spec.dtype.itemsize - self.block_elements
+        self.batch_last = spec.batch * spec.in_channels * math.prod(spec.input_size)
+        room = (_config.get_workspace_limit() // spec.dtype.itemsize - self.block_elements
+                - self.batch_last)
         self.threads = max(1, min(_config.get_num_threads(), room // per_thread))
         self.work_elements = self.threads * per_thread
-        k_vol = math.prod(spec.kernel_size)
         self.offsets = np.empty((self.block if op == "grad_input" else self.threads) * k_vol,
                                 np.intp)
 
@@ -128,6 +131,7 @@ def _lc_forward(spec, x5, w3):
     y = np.empty(spec.y_shape, spec.dtype)
     with _config.blas_single_threaded():
         _local.forward(spec, x5.reshape(-1), w3.reshape(-1), y.reshape(-1),
+                       np.empty(plan.batch_last, spec.dtype),
                        np.empty(plan.work_elements, spec.dtype), plan.offsets, plan.nb,
                        plan.threads)
     return y
@@ -135,9 +139,10 @@ def _lc_forward(spec, x5, w3):
 
 def _lc_grad_input(spec, gy5, w3):
     plan = _Plan(spec, "grad_input")
-    gx = np.zeros(spec.x_shape, spec.dtype)
+    gx = np.empty(spec.x_shape, spec.dtype)
     with _config.blas_single_threaded():
         _local.grad_input(spec, gy5.reshape(-1), w3.reshape(-1), gx.reshape(-1),
+                          np.zeros(plan.batch_last, spec.dtype),
                           np.empty(plan.work_elements, spec.dtype),
                           np.empty(plan.block_elements, spec.dtype), plan.offsets, plan.nb,
                           plan.block, plan.threads)
@@ -149,6 +154,7 @@ def _lc_grad_kernel(spec, x5, gy5):
     gw = np.empty(math.prod(spec.output_size) * math.prod(spec.w_shape), spec.dtype)
     with _config.blas_single_threaded():
         _local.grad_kernel(spec, x5.reshape(-1), gy5.reshape(-1), gw,
+                           np.empty(plan.batch_last, spec.dtype),
                            np.empty(plan.work_elements, spec.dtype), plan.offsets, plan.nb,
                            plan.threads)
     return gw

@@ -4,24 +4,54 @@ Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened: x 
 w (P, K, R) -- P output positions, each with its own K x R kernel, R = C * k_vol --, and
 y / gy (N, K, P). The geometry is the one Geom of _geometry.pxd (groups is always 1).
 
-Per output position p and chunk of nb samples, with X_p (nb x R) the patch matrix -- row n holds
-the input values that position p's taps read, zero in the padding -- and G_p (nb x K) the output
-gradient at p:
-  forward      Y_p  = X_p W_p^T      work items (position, chunk), one GEMM each;
-  grad_kernel  GW_p = G_p^T X_p      work items positions, the chunks added in order;
-  grad_input   GX_p = G_p W_p        a block of positions at a time, then a scatter-add onto gx
-                                     parallel over (sample, channel): each thread owns whole
-                                     gx[n, c] slices and adds the positions in order.
+The input (or its gradient) is kept batch-last, xt (C, D*H*W, N): then row (c, tap) of a
+position's patch matrix is N contiguous values, copied (or added back) as one vector. Per output
+position p and chunk of m samples, with X_p (R x m) the patch -- row (c, t) the values tap t of
+channel c reads, zero in the padding -- and G_p (K x m) the output gradient at p:
+  forward      Y_p  = W_p X_p          work items (position, chunk), one GEMM each;
+  grad_kernel  GW_p = G_p X_p^T        work items positions, the chunks added in order;
+  grad_input   GX_p = W_p^T G_p        a block of positions at a time into a buffer, then added
+                                       onto gxt in position order, parallel over (channel,
+                                       sample range): each thread owns whole rows of gxt.
 Each thread packs into its own scratch and calls the single-threaded BLAS (the caller holds the
 BLAS at one thread). Chunk and block sizes come from the problem alone, so no result depends on
 the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec
 from _openmp cimport omp_get_thread_num
+
+cdef enum:
+    TRANSPOSE_BLOCK = 64    # rows (channel, position) per work item of the batch-last transposes
+    SCATTER_LANES = 16      # samples per work item of the grad_input scatter
+
+
+cdef void to_batch_last(const floating* x, floating* xt, Py_ssize_t N, Py_ssize_t rows,
+                        int num_threads) noexcept nogil:
+    """xt[j, n] = x[n, j] for j < rows = C * in_vol: (N, C, S) -> (C, S, N)."""
+    cdef Py_ssize_t blocks = (rows + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK, item, j0, j1, j, n
+    for item in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
+        j0 = item * TRANSPOSE_BLOCK
+        j1 = min(j0 + TRANSPOSE_BLOCK, rows)
+        for n in range(N):
+            for j in range(j0, j1):
+                xt[j * N + n] = x[n * rows + j]
+
+
+cdef void from_batch_last(const floating* xt, floating* x, Py_ssize_t N, Py_ssize_t rows,
+                          int num_threads) noexcept nogil:
+    """x[n, j] = xt[j, n]: (C, S, N) -> (N, C, S)."""
+    cdef Py_ssize_t blocks = (rows + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK, item, j0, j1, j, n
+    for item in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
+        j0 = item * TRANSPOSE_BLOCK
+        j1 = min(j0 + TRANSPOSE_BLOCK, rows)
+        for n in range(N):
+            for j in range(j0, j1):
+                x[n * rows + j] = xt[j * N + n]
 
 
 cdef void tap_offsets(const Geom* g, Py_ssize_t p, Py_ssize_t* off) noexcept nogil:
@@ -43,44 +73,36 @@ cdef void tap_offsets(const Geom* g, Py_ssize_t p, Py_ssize_t* off) noexcept nog
                 t = t + 1
 
 
-cdef void pack_patch(const floating* x, floating* patch, const Geom* g, const Py_ssize_t* off,
+cdef void pack_patch(const floating* xt, floating* patch, const Geom* g, const Py_ssize_t* off,
                      Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
-    """patch[n - n0, c * k_vol + t] = x[n, c, off[t]] (0 where off[t] < 0), samples n0..n1."""
-    cdef Py_ssize_t n, c, t, o
+    """patch[c * k_vol + t, n - n0] = xt[c, off[t], n] (0 where off[t] < 0), samples n0..n1."""
+    cdef Py_ssize_t m = n1 - n0, c, t
     cdef const floating* xc
     cdef floating* row = patch
-    for n in range(n0, n1):
-        for c in range(g.C):
-            xc = x + (n * g.C + c) * g.in_vol
-            for t in range(g.k_vol):
-                o = off[t]
-                row[t] = xc[o] if o >= 0 else 0
-            row = row + g.k_vol
-
-
-cdef inline void scatter_row(floating* gxc, const floating* row, const Py_ssize_t* off,
-                             Py_ssize_t k_vol) noexcept nogil:
-    """gxc[off[t]] += row[t] for the taps inside the input: the adjoint of one row of pack_patch."""
-    cdef Py_ssize_t t
-    for t in range(k_vol):
-        if off[t] >= 0:
-            gxc[off[t]] += row[t]
+    for c in range(g.C):
+        xc = xt + c * g.in_vol * g.N + n0
+        for t in range(g.k_vol):
+            if off[t] >= 0:
+                memcpy(row, xc + off[t] * g.N, m * sizeof(floating))
+            else:
+                memset(row, 0, m * sizeof(floating))
+            row = row + m
 
 
 cdef inline void gather_gy(const floating* gy, floating* G, const Geom* g, Py_ssize_t p,
                            Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
-    """G[n - n0, k] = gy[n, k, p]: the output gradient at one position as an nb x K matrix."""
-    cdef Py_ssize_t n, k
+    """G[k, n - n0] = gy[n, k, p]: the output gradient at one position as a K x m matrix."""
+    cdef Py_ssize_t m = n1 - n0, n, k
     for n in range(n0, n1):
         for k in range(g.K):
-            G[(n - n0) * g.K + k] = gy[(n * g.K + k) * g.P + p]
+            G[k * m + n - n0] = gy[(n * g.K + k) * g.P + p]
 
 
-cdef void forward_items(const Geom* g, const floating* x, const floating* w, floating* y,
+cdef void forward_items(const Geom* g, const floating* xt, const floating* w, floating* y,
                         floating* work, Py_ssize_t* offsets, Py_ssize_t nb,
                         int num_threads) noexcept nogil:
     cdef Py_ssize_t R = g.C * g.k_vol, chunks = (g.N + nb - 1) // nb
-    cdef Py_ssize_t per_thread = nb * (R + g.K), item, p, n0, n1, n, k
+    cdef Py_ssize_t per_thread = nb * (R + g.K), item, p, n0, n1, m, n, k
     cdef floating* patch
     cdef floating* out
     cdef Py_ssize_t* off
@@ -88,19 +110,20 @@ cdef void forward_items(const Geom* g, const floating* x, const floating* w, flo
         p = item // chunks
         n0 = (item - p * chunks) * nb
         n1 = min(n0 + nb, g.N)
+        m = n1 - n0
         patch = work + omp_get_thread_num() * per_thread
         out = patch + nb * R
         off = offsets + omp_get_thread_num() * g.k_vol
         tap_offsets(g, p, off)
-        pack_patch(x, patch, g, off, n0, n1)
-        gemm(False, True, n1 - n0, g.K, R, <floating>1, patch, R, w + p * g.K * R, R,
-             <floating>0, out, g.K)
+        pack_patch(xt, patch, g, off, n0, n1)
+        gemm(False, False, g.K, m, R, <floating>1, w + p * g.K * R, R, patch, m,
+             <floating>0, out, m)
         for n in range(n0, n1):
             for k in range(g.K):
-                y[(n * g.K + k) * g.P + p] = out[(n - n0) * g.K + k]
+                y[(n * g.K + k) * g.P + p] = out[k * m + n - n0]
 
 
-cdef void grad_kernel_positions(const Geom* g, const floating* x, const floating* gy,
+cdef void grad_kernel_positions(const Geom* g, const floating* xt, const floating* gy,
                                 floating* gw, floating* work, Py_ssize_t* offsets, Py_ssize_t nb,
                                 int num_threads) noexcept nogil:
     cdef Py_ssize_t R = g.C * g.k_vol, per_thread = nb * (R + g.K), p, n0, n1
@@ -115,25 +138,28 @@ cdef void grad_kernel_positions(const Geom* g, const floating* x, const floating
         n0 = 0
         while n0 < g.N:
             n1 = min(n0 + nb, g.N)
-            pack_patch(x, patch, g, off, n0, n1)
+            pack_patch(xt, patch, g, off, n0, n1)
             gather_gy(gy, G, g, p, n0, n1)
-            gemm(True, False, g.K, R, n1 - n0, <floating>1, G, g.K, patch, R,
+            gemm(False, True, g.K, R, n1 - n0, <floating>1, G, n1 - n0, patch, n1 - n0,
                  <floating>(0 if n0 == 0 else 1), gw + p * g.K * R, R)
             n0 = n1
 
 
-cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
+cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gxt,
                             floating* work, floating* block_buf, Py_ssize_t* offsets,
                             Py_ssize_t nb, Py_ssize_t block, int num_threads) noexcept nogil:
-    """gx (zeroed) += the adjoint of the patches; positions p0..p1 of one chunk at a time.
-
-    The first loop also leaves each position's tap offsets in offsets[(p - p0) * k_vol], which
-    the scatter then reads."""
-    cdef Py_ssize_t R = g.C * g.k_vol, n0 = 0, n1, m, p0, p1, p, q, item, n, c
+    """gxt (zeroed, batch-last) += the adjoint of the patches, positions p0..p1 of a chunk at a
+    time. The GEMM loop leaves each position's tap offsets in offsets[(p - p0) * k_vol] for the
+    scatter."""
+    cdef Py_ssize_t R = g.C * g.k_vol, n0 = 0, n1, m, lanes, p0, p1, p, q, item, c, t, i, a, b
     cdef floating* G
+    cdef floating* dst
+    cdef const floating* src
+    cdef const Py_ssize_t* off
     while n0 < g.N:
         n1 = min(n0 + nb, g.N)
         m = n1 - n0
+        lanes = (m + SCATTER_LANES - 1) // SCATTER_LANES
         p0 = 0
         while p0 < g.P:
             p1 = min(p0 + block, g.P)
@@ -141,15 +167,21 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                 G = work + omp_get_thread_num() * nb * g.K
                 tap_offsets(g, p, offsets + (p - p0) * g.k_vol)
                 gather_gy(gy, G, g, p, n0, n1)
-                gemm(False, False, m, R, g.K, <floating>1, G, g.K, w + p * g.K * R, R,
-                     <floating>0, block_buf + (p - p0) * m * R, R)
-            for item in prange(m * g.C, nogil=True, schedule="static", num_threads=num_threads):
-                n = n0 + item // g.C
-                c = item - (n - n0) * g.C
+                gemm(True, False, R, m, g.K, <floating>1, w + p * g.K * R, R, G, m,
+                     <floating>0, block_buf + (p - p0) * R * m, m)
+            for item in prange(g.C * lanes, nogil=True, schedule="static",
+                               num_threads=num_threads):
+                c = item // lanes
+                a = (item - c * lanes) * SCATTER_LANES
+                b = min(a + SCATTER_LANES, m)
                 for q in range(p0, p1):
-                    scatter_row(gx + (n * g.C + c) * g.in_vol,
-                                block_buf + ((q - p0) * m + n - n0) * R + c * g.k_vol,
-                                offsets + (q - p0) * g.k_vol, g.k_vol)
+                    off = offsets + (q - p0) * g.k_vol
+                    for t in range(g.k_vol):
+                        if off[t] >= 0:
+                            dst = gxt + (c * g.in_vol + off[t]) * g.N + n0
+                            src = block_buf + ((q - p0) * R + c * g.k_vol + t) * m
+                            for i in range(a, b):
+                                dst[i] += src[i]
             p0 = p1
         n0 = n1
 
@@ -159,35 +191,38 @@ cdef inline floating* data(floating[::1] a) noexcept:
 
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
-            floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb, int num_threads):
-    """y = locally_connected(x, w); `work` holds num_threads * nb * (R + K) values, `offsets`
-    num_threads * k_vol."""
+            floating[::1] xt, floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb,
+            int num_threads):
+    """y = locally_connected(x, w). `xt` holds x's N * C * in_vol values batch-last, `work`
+    num_threads * nb * (R + K) values, `offsets` num_threads * k_vol."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     with nogil:
-        forward_items(&g, &x[0], &w[0], &y[0], workp, &offsets[0], nb, num_threads)
+        to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
+        forward_items(&g, &xt[0], &w[0], &y[0], workp, &offsets[0], nb, num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb, int num_threads):
-    """gw[p] = sum over the batch of G_p^T X_p; `work` holds num_threads * nb * (R + K) values,
-    `offsets` num_threads * k_vol."""
+                floating[::1] xt, floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb,
+                int num_threads):
+    """gw[p] = sum over the batch of G_p X_p^T. Scratch as for `forward`."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     with nogil:
-        grad_kernel_positions(&g, &x[0], &gy[0], &gw[0], workp, &offsets[0], nb, num_threads)
+        to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
+        grad_kernel_positions(&g, &xt[0], &gy[0], &gw[0], workp, &offsets[0], nb, num_threads)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-               floating[::1] work, floating[::1] block_buf, Py_ssize_t[::1] offsets,
-               Py_ssize_t nb, Py_ssize_t block, int num_threads):
-    """gx (zeroed by the caller) = the adjoint of forward applied to gy.
-
+               floating[::1] gxt, floating[::1] work, floating[::1] block_buf,
+               Py_ssize_t[::1] offsets, Py_ssize_t nb, Py_ssize_t block, int num_threads):
+    """gx = the adjoint of forward applied to gy. `gxt` (N * C * in_vol values) must be zero;
     `work` holds num_threads * nb * K values, `block_buf` block * nb * R, `offsets` block * k_vol.
     """
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     cdef floating* blockp = data(block_buf)
     with nogil:
-        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, blockp, &offsets[0], nb, block,
+        grad_input_blocks(&g, &gy[0], &w[0], &gxt[0], workp, blockp, &offsets[0], nb, block,
                           num_threads)
+        from_batch_last(&gxt[0], &gx[0], g.N, g.C * g.in_vol, num_threads)
