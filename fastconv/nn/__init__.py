@@ -23,6 +23,7 @@ from .optim import SGD, Adam, AdamW, Optimizer
 from .train import (History, accuracy, evaluate, fit, format_layer_report, layer_report, predict,
                     train_step)
 from .serialize import architecture, build, load, save
+from .gradcheck import gradcheck
 
 __all__ = [
     "Module", "manual_seed",
@@ -39,5 +40,5 @@ __all__ = [
     "Sequential", "Parallel", "Residual",
     "Loss", "CrossEntropyLoss", "MSELoss", "Optimizer", "SGD", "Adam", "AdamW",
     "fit", "evaluate", "predict", "accuracy", "train_step", "History", "layer_report",
-    "format_layer_report", "save", "load", "architecture", "build",
+    "format_layer_report", "save", "load", "architecture", "build", "gradcheck",
 ]

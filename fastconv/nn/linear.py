@@ -52,7 +52,7 @@ class Flatten(Module):
     def forward(self, x):
         x = np.asarray(x)
         self._push(x.shape)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, gy):
         (shape,) = self._pop()

@@ -107,7 +107,7 @@ class Module:
     # --- registration ------------------------------------------------------------------
     def add_parameter(self, name, value):
         """Register a trainable array; its gradient lives in ``self.grads[name]``."""
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")
         self._params[name] = value
         self.grads[name] = np.zeros_like(value)
         object.__setattr__(self, name, value)
@@ -115,7 +115,7 @@ class Module:
 
     def add_buffer(self, name, value):
         """Register a saved, non-trainable array (running statistics)."""
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")
         self._buffers[name] = value
         object.__setattr__(self, name, value)
         return value
@@ -176,26 +176,39 @@ class Module:
         return list(self._children.items())
 
     def modules(self):
-        """This module and every module inside it, depth first."""
-        out = [self]
-        for child in self._children.values():
-            out.extend(child.modules())
+        """This module and every module inside it, depth first, each once (a layer shared by
+        several places, as in a recurrent network, is listed once)."""
+        out, seen = [], set()
+
+        def visit(m):
+            if id(m) in seen:
+                return
+            seen.add(id(m))
+            out.append(m)
+            for child in m._children.values():
+                visit(child)
+        visit(self)
         return out
 
-    def named_parameters(self, prefix=""):
-        out = [(prefix + name, p) for name, p in self._params.items()]
+    def _named(self, table, prefix="", seen=None):
+        seen = set() if seen is None else seen
+        if id(self) in seen:
+            return []
+        seen.add(id(self))
+        out = [(prefix + name, value) for name, value in table(self).items()]
         for cname, child in self._children.items():
-            out.extend(child.named_parameters(f"{prefix}{cname}."))
+            out.extend(child._named(table, f"{prefix}{cname}.", seen))
         return out
+
+    def named_parameters(self):
+        """(dotted name, array) for every parameter, each once."""
+        return self._named(lambda m: m._params)
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def named_gradients(self, prefix=""):
-        out = [(prefix + name, self.grads[name]) for name in self._params]
-        for cname, child in self._children.items():
-            out.extend(child.named_gradients(f"{prefix}{cname}."))
-        return out
+    def named_gradients(self):
+        return self._named(lambda m: {name: m.grads[name] for name in m._params})
 
     def gradients(self):
         """The gradient arrays, in the order of ``parameters()``."""
@@ -205,11 +218,8 @@ class Module:
         """(parameter, gradient) pairs: what the optimizers update in place."""
         return list(zip(self.parameters(), self.gradients()))
 
-    def named_buffers(self, prefix=""):
-        out = [(prefix + name, b) for name, b in self._buffers.items()]
-        for cname, child in self._children.items():
-            out.extend(child.named_buffers(f"{prefix}{cname}."))
-        return out
+    def named_buffers(self):
+        return self._named(lambda m: m._buffers)
 
     def num_parameters(self):
         return int(sum(p.size for p in self.parameters()))
