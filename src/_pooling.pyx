@@ -26,7 +26,7 @@ scatters each plane's gradient from one thread (planes in parallel), in output o
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, isnan
+from libc.math cimport INFINITY, NAN
 from libc.string cimport memset
 
 import numpy as np
@@ -45,10 +45,10 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
 
     The window's input rows are visited in order, each sweeping the whole output row, so the
     loops over the depth and height taps run once per output row, not once per output."""
-    cdef Py_ssize_t ow, a, b, c, z, r, pos, n_w
+    cdef Py_ssize_t ow, a, b, c, z, r, pos, n_w, bi
     cdef const floating* row
     cdef floating best, v
-    cdef bint first = True
+    cdef bint first = True, take, nan = False
     for ow in range(OW):
         y[ow] = -INFINITY
         if with_idx:
@@ -65,23 +65,27 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
                 pos = lo_w[ow]
                 best = y[ow]
                 if with_idx:
+                    bi = idx[ow]
+                    c = 0
                     if first:            # the window's first element, whatever its value
                         best = row[pos]
-                        idx[ow] = r + pos
+                        bi = r + pos
                         c = 1
-                    else:
-                        c = 0
-                    while c < n_w:
+                    while c < n_w:       # branch-free selects: random data defeats prediction
                         v = row[pos + c * st_w]
-                        if v > best or (v != v and best == best):
-                            best = v
-                            idx[ow] = r + pos + c * st_w
+                        take = (v > best) | ((v != v) & (best == best))
+                        best = v if take else best
+                        bi = r + pos + c * st_w if take else bi
                         c += 1
-                else:
+                    idx[ow] = bi
+                else:                    # max ignoring NaN, then NaN if the row had one
+                    nan = False
                     for c in range(n_w):
                         v = row[pos + c * st_w]
-                        if v > best or v != v:
-                            best = v
+                        nan = nan | (v != v)
+                        best = v if v > best else best
+                    if nan:
+                        best = NAN
                 y[ow] = best
             first = False
 
