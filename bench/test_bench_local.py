@@ -2,7 +2,7 @@
 
 One case, x (32, 16, 28, 28), K = 16, 3x3 kernels, padding 1, float32: locally connected (one
 kernel per output position, w (28, 28, 16, 16, 3, 3)), tiled with t = 2 per axis
-(w (2, 2, 16, 16, 3, 3)), and for scale ordinary convolution of the same shape (fastconv "auto")
+(w (2, 2, 16, 16, 3, 3); the chooser's pick for each tile, and im2col forced), and for scale ordinary convolution of the same shape (fastconv "auto")
 and, when PyTorch is importable, locally connected as PyTorch users write it (unfold + batched
 matmul). All three operations each; every one does 2 * N * K * C * 9 * 28 * 28 FLOPs, recorded as
 GFLOP/s in extra_info. Each benchmark first calls its function once, untimed, to warm up and to
@@ -56,9 +56,12 @@ def fastconv_call(impl, op):
         name = "locally_connected" if impl == "locally_connected" else "tiled_conv"
         forward, grad_input, grad_kernel = (getattr(local, name + suffix) for suffix in
                                             ("", "_grad_input", "_grad_kernel"))
-        fns = (lambda: forward(x, w, padding=PAD),
-               lambda: grad_input(gy, w, x.shape, padding=PAD),
-               lambda: grad_kernel(x, gy, w.shape, padding=PAD))
+        g = dict(padding=PAD)
+        if impl.startswith("tiled_t2_"):
+            g["algorithm"] = impl[len("tiled_t2_"):]
+        fns = (lambda: forward(x, w, **g),
+               lambda: grad_input(gy, w, x.shape, **g),
+               lambda: grad_kernel(x, gy, w.shape, **g))
     return fns[OPERATIONS.index(op)]
 
 
@@ -121,7 +124,8 @@ def expected(impl, op):
 
 PARAMS = [pytest.param(impl, op, id=f"{impl}-{op}")
           for op in OPERATIONS
-          for impl in ("locally_connected", "tiled_t2", "conv") + (("torch_unfold",) if torch else ())]
+          for impl in ("locally_connected", "tiled_t2", "tiled_t2_im2col", "conv")
+          + (("torch_unfold",) if torch else ())]
 
 
 @pytest.mark.parametrize(("impl", "op"), PARAMS)

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from . import _config, _local
+from . import _config, _local, _registry
 from ._functional import (_as_array, _full_shape, _result_dtype, _shape, conv, conv_grad_input,
                           conv_grad_kernel)
 from ._geometry import effective_kernel, make_spec
@@ -302,15 +302,17 @@ def _dilation(spec, d):
     return spec.dilation[3 - d:]
 
 
-def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1):
+def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, algorithm="auto"):
     """Tiled convolution, eq. 9.10: output position p uses kernel w[p_1 % t_1, ..., p_d % t_d].
 
     ``x`` is (N, C, *in_spatial); ``w`` is (*tiles, K, C, *kernel) with tiles = (t_1, ..., t_d):
     a set of t_i kernels along axis i, cycled through as one moves through the output. t = 1 is
     `fastconv.conv`; t = the output size is `locally_connected`. Geometry as `fastconv.conv`;
     there are no groups. ``bias`` is None, (K,) shared, or (K, *tiles): the tiled bias, one per
-    tile kernel and output channel, cycled like the kernels. Returns (N, K, *out_spatial).
+    tile kernel and output channel, cycled like the kernels. ``algorithm`` is passed on to each
+    tile's `fastconv.conv` ("auto": the chooser's pick). Returns (N, K, *out_spatial).
     """
+    _registry.check_algorithm(algorithm)
     x, w = _as_array(x, "x"), _as_array(w, "w")
     b = None if bias is None else _as_array(bias, "bias")
     d = _spatial_dims(w.shape, "w", "*tiles")
@@ -323,7 +325,7 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1):
         x, w = np.asarray(x, spec.dtype), np.asarray(w, spec.dtype)
         for tile in _tiles(spec, tiles, d):
             if not tile.empty:
-                tile.y_view(y)[...] = conv(tile.x_view(x), w[tile.index],
+                tile.y_view(y)[...] = conv(tile.x_view(x), w[tile.index], algorithm=algorithm,
                                            **tile.geometry(_dilation(spec, d)))
     if b is not None:
         b = b.astype(spec.dtype, copy=False)
@@ -335,12 +337,14 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1):
     return y
 
 
-def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1):
+def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1,
+                          algorithm="auto"):
     """The input gradient of `tiled_conv`: the sum over tiles of their convolutions' gradients.
 
     ``gy`` is (N, K, *out_spatial), ``w`` the forward weights (*tiles, K, C, *kernel),
     ``input_shape`` x's shape or its spatial sizes alone. The tiles are added in a fixed order.
     """
+    _registry.check_algorithm(algorithm)
     gy, w = _as_array(gy, "gy"), _as_array(w, "w")
     d = _spatial_dims(w.shape, "w", "*tiles")
     if gy.ndim != d + 2:
@@ -359,16 +363,18 @@ def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1
         if not tile.empty:
             region = tile.x_view(gx)
             region += conv_grad_input(tile.y_view(gy), w[tile.index], region.shape,
-                                      **tile.geometry(_dilation(spec, d)))
+                                      algorithm=algorithm, **tile.geometry(_dilation(spec, d)))
     return gx
 
 
-def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1):
+def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1,
+                           algorithm="auto"):
     """The weight gradient of `tiled_conv`, summed over the batch and over each tile's positions.
 
     ``kernel_shape`` is w's full shape (*tiles, K, C, *kernel). A tile kernel that no output
     position uses (t larger than the output) gets a zero gradient.
     """
+    _registry.check_algorithm(algorithm)
     x, gy = _as_array(x, "x"), _as_array(gy, "gy")
     if x.ndim not in (3, 4, 5):
         raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
@@ -391,5 +397,6 @@ def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation
     for tile in _tiles(spec, shape[:d], d):
         if not tile.empty:
             gw[tile.index] = conv_grad_kernel(tile.x_view(x), tile.y_view(gy), shape[d:],
+                                              algorithm=algorithm,
                                               **tile.geometry(_dilation(spec, d)))
     return gw

@@ -270,6 +270,28 @@ def test_hypothesis_shapes(case, kind, dtype, assert_close_to_reference, one_thr
                                   call(REF[kind], op, x, w, gy, **geometry), dtype)
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_tiled_forced_algorithm(op, algorithm, forced, rng, assert_close_to_reference):
+    """``algorithm`` goes to every tile's convolution; a forced algorithm that cannot compute a
+    tile raises NotSupportedError (the conftest's `forced` skips those)."""
+    d, n, k, geometry = 2, (8, 7), (3, 2), dict(stride=(2, 1), padding="same")
+    x, w, gy = problem(rng, "tiled", d, n, k, geometry, np.float64)
+    fn = FAST["tiled"][OPS.index(op)]
+    args = {"forward": (x, w), "grad_input": (gy, w, x.shape), "grad_kernel": (x, gy, w.shape)}
+    got = forced(fn, *args[op], algorithm=algorithm, **geometry)
+    assert_close_to_reference(got, call(REF["tiled"], op, x, w, gy, **geometry))
+
+
+@pytest.mark.parametrize("fn", FAST["tiled"], ids=OPS)
+def test_tiled_bad_algorithm(fn):
+    x, w, gy = np.zeros((1, 2, 5)), np.zeros((2, 3, 2, 3)), np.zeros((1, 3, 3))
+    args = {0: (x, w), 1: (gy, w, x.shape), 2: (x, gy, w.shape)}[FAST["tiled"].index(fn)]
+    with pytest.raises(ValueError, match="algorithm.*'fastest'"):
+        fn(*args, algorithm="fastest")
+    with pytest.raises(TypeError, match="algorithm"):
+        fn(*args, algorithm=3)
+
+
 # --- the Cython driver's chunks and blocks ----------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
