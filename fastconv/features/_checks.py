@@ -75,3 +75,10 @@ def labels(y, n, name="y"):
 
 def rng(seed):
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def one_blas_thread():
+    """A context that holds BLAS at one thread: the matrices of this package's small solvers are
+    too small to share, and a multi-threaded BLAS on a busy machine runs them up to 30x slower."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")

@@ -11,7 +11,8 @@ import numpy as np
 
 import fastconv
 
-from ._checks import images as as_images, labels, positive_int, real_number, rng as make_rng
+from ._checks import images as as_images, labels, one_blas_thread, positive_int, real_number
+from ._checks import rng as make_rng
 from .linear import SoftmaxRegression, softmax_loss
 
 __all__ = ["Stage", "ConvNet", "avg_pool", "avg_pool_grad"]
@@ -86,7 +87,7 @@ class ConvNet:
             if keep:
                 cache.append((x, z, a.shape))
             x = y
-        return x.reshape(x.shape[0], -1), cache
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), cache
 
     def features(self, images, batch_size=512):
         """The flattened last stage for every image (the input of the softmax layer)."""
@@ -124,6 +125,10 @@ class ConvNet:
             seed=0):
         """Adam on the mean cross-entropy (+ l2/2 ||head||^2) over minibatches: every layer when
         `train_stages`, else the head only. Returns the list of per-epoch mean losses."""
+        with one_blas_thread():
+            return self._fit(images, y, epochs, lr, batch_size, l2, train_stages, seed)
+
+    def _fit(self, images, y, epochs, lr, batch_size, l2, train_stages, seed):
         x = as_images(images)
         y = labels(y, x.shape[0])
         epochs = positive_int(epochs, "epochs")

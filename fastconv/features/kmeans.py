@@ -18,7 +18,8 @@ import numpy as np
 
 import fastconv
 
-from ._checks import float_array, images as as_images, kernel_size, positive_int, real_number
+from ._checks import float_array, images as as_images, kernel_size, one_blas_thread, positive_int
+from ._checks import real_number
 from ._checks import rng as make_rng
 from .pipeline import grid_pool, rectify
 
@@ -112,7 +113,14 @@ def spherical_kmeans(X, k, iters=10, *, seed=None, return_history=False):
     D = gen.standard_normal((k, d))
     D /= np.linalg.norm(D, axis=1, keepdims=True)
     sq = np.einsum("ij,ij->i", X, X)
-    history = [_objective(X, D, sq)]
+    with one_blas_thread():
+        history = [_objective(X, D, sq)]
+        D = _iterate(X, D, sq, iters, gen, history)
+    return (D, history) if return_history else D
+
+
+def _iterate(X, D, sq, iters, gen, history):
+    n, k = X.shape[0], D.shape[0]
     rows = np.arange(n)
     for _ in range(iters):
         S = X @ D.T                                   # (n, k) codes
@@ -127,7 +135,7 @@ def spherical_kmeans(X, k, iters=10, *, seed=None, return_history=False):
         norms = np.linalg.norm(D, axis=1, keepdims=True)
         D /= np.where(norms > 0, norms, 1.0)
         history.append(_objective(X, D, sq))
-    return (D, history) if return_history else D
+    return D
 
 
 class KMeansFeatures:
@@ -203,5 +211,5 @@ class KMeansFeatures:
         for start in range(0, max(x.shape[0], 1), batch_size):
             maps = self.transform(x[start:start + batch_size], dtype=np.float32)
             pooled = grid_pool(rectify(maps, "split", self.threshold), self.regions, "avg")
-            parts.append(pooled.reshape(pooled.shape[0], -1))
+            parts.append(pooled.reshape(pooled.shape[0], int(np.prod(pooled.shape[1:]))))
         return np.concatenate(parts).astype(np.float64)

@@ -7,7 +7,7 @@ local minimum the optimiser finds is the global one (section 9.9).
 import numpy as np
 from scipy.optimize import minimize
 
-from ._checks import float_array, labels, positive_int, real_number
+from ._checks import float_array, labels, one_blas_thread, positive_int, real_number
 
 __all__ = ["SoftmaxRegression", "softmax_loss"]
 
@@ -70,8 +70,9 @@ class SoftmaxRegression:
             loss, gW, gb, _ = softmax_loss(W, b, Xs, yi, self.l2)
             return loss, np.concatenate([gW.ravel(), gb])
 
-        result = minimize(objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                          options={"maxiter": self.max_iter, "gtol": self.tol})
+        with one_blas_thread():
+            result = minimize(objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                              options={"maxiter": self.max_iter, "gtol": self.tol})
         self.coef_ = result.x[:d * k].reshape(d, k)
         self.intercept_ = result.x[d * k:]
         self.loss_ = float(result.fun)

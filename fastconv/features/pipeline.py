@@ -94,11 +94,9 @@ def conv_features(images, bank, *, padding=0, rectify_mode="split", threshold=0.
                          f"{x.shape[1]} channels, got {bank.shape}")
     batch_size = positive_int(batch_size, "batch_size")
     parts = []
-    for start in range(0, x.shape[0], batch_size):
+    for start in range(0, max(x.shape[0], 1), batch_size):
         chunk = x[start:start + batch_size].astype(dtype, copy=False)
         maps = fastconv.conv(chunk, bank.astype(dtype, copy=False), padding=padding)
         pooled = grid_pool(rectify(maps, rectify_mode, threshold), regions, pool_mode)
-        parts.append(pooled.reshape(pooled.shape[0], -1))
-    if not parts:
-        return np.zeros((0, 0), dtype)
+        parts.append(pooled.reshape(pooled.shape[0], int(np.prod(pooled.shape[1:]))))
     return np.concatenate(parts).astype(np.float64)
