@@ -136,20 +136,26 @@ cdef void apply_line(const floating* src, floating* out, Py_ssize_t R, const Py_
                      const floating* val, Py_ssize_t nnz) noexcept nogil:
     """out[:R] = sum_j val[j] * src[ind[j] * R :][:R], in the order of j."""
     cdef Py_ssize_t j, r
-    cdef floating c, acc
+    cdef floating c
     cdef const floating* row
-    if R == 1:
-        acc = 0
-        for j in range(nnz):
-            acc = acc + val[j] * src[ind[j]]
-        out[0] = acc
-        return
     memset(out, 0, R * sizeof(floating))
     for j in range(nnz):
         c = val[j]
         row = src + ind[j] * R
         for r in range(R):
             out[r] += c * row[r]
+
+
+cdef void apply_rows(const floating* src, floating* out, Py_ssize_t m, const Py_ssize_t* indptr,
+                     const Py_ssize_t* ind, const floating* val) noexcept nogil:
+    """out[o] = sum_j val[j] * src[ind[j]] for j in indptr[o] .. indptr[o + 1], every o < m."""
+    cdef Py_ssize_t o, j
+    cdef floating acc
+    for o in range(m):
+        acc = 0
+        for j in range(indptr[o], indptr[o + 1]):
+            acc = acc + val[j] * src[ind[j]]
+        out[o] = acc
 
 
 def axis_apply(const floating[::1] src, floating[::1] dst, Py_ssize_t outer, Py_ssize_t n,
@@ -168,9 +174,13 @@ def axis_apply(const floating[::1] src, floating[::1] dst, Py_ssize_t outer, Py_
             memset(&dst[0], 0, n_items * R * sizeof(floating))
         return
     with nogil:
-        for item in prange(n_items, schedule="static", num_threads=num_threads):
-            q = item // m
-            o = item % m
-            j0 = indptr[o]
-            apply_line(&src[q * n * R], &dst[item * R], R, &indices[0] + j0, &values[0] + j0,
-                       indptr[o + 1] - j0)
+        if R == 1:                      # a line per item: the matrix applied along the line
+            for q in prange(outer, schedule="static", num_threads=num_threads):
+                apply_rows(&src[q * n], &dst[q * m], m, &indptr[0], &indices[0], &values[0])
+        else:
+            for item in prange(n_items, schedule="static", num_threads=num_threads):
+                q = item // m
+                o = item % m
+                j0 = indptr[o]
+                apply_line(&src[q * n * R], &dst[item * R], R, &indices[0] + j0,
+                           &values[0] + j0, indptr[o + 1] - j0)
