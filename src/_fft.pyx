@@ -331,3 +331,119 @@ def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out
                 fc_matrix_f32(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
             else:
                 fc_matrix_f64(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
+
+
+cdef extern from "_fft_columns.h":
+    const int MAX_RADIX "FCC_MAXP"
+    int fcc_columns_f32(float* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
+                        const float* tw, const float* roots, float scale, ptrdiff_t first,
+                        ptrdiff_t last) noexcept nogil
+    int fcc_columns_f64(double* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,
+                        const int* radix, const double* tw, const double* roots, double scale,
+                        ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_rows_r2c_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
+                         ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
+                         const Py_ssize_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                         const int* radix, const float* tw, const float* roots, ptrdiff_t first,
+                         ptrdiff_t last) noexcept nogil
+    int fcc_rows_r2c_f64(const double* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
+                         ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, double* dst,
+                         const Py_ssize_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                         const int* radix, const double* tw, const double* roots,
+                         ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_rows_c2r_f32(const float* src, const Py_ssize_t* src_off, float* dst,
+                         const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
+                         ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
+                         int nstages, const int* radix, const float* tw, const float* roots,
+                         float scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_rows_c2r_f64(const double* src, const Py_ssize_t* src_off, double* dst,
+                         const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
+                         ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
+                         int nstages, const int* radix, const double* tw, const double* roots,
+                         double scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+
+
+def max_radix():
+    """The largest prime factor `columns` takes in a transform length."""
+    return MAX_RADIX
+
+
+def column_items(Py_ssize_t batch, Py_ssize_t ncols, Py_ssize_t itemsize):
+    """Work items of `columns` on (batch, L, ncols) complex spectra of real `itemsize` bytes."""
+    cdef Py_ssize_t per = 64 // (2 * itemsize)
+    return batch * ((ncols + per - 1) // per)
+
+
+def columns(floating[::1] data, Py_ssize_t L, Py_ssize_t ncols, const int[::1] radix,
+            const floating[::1] tw, const floating[::1] roots, double scale, Py_ssize_t first,
+            Py_ssize_t last):
+    """The complex FFT along the middle axis of (batch, L, ncols) interleaved complex `data`
+    (viewed as a flat real array), in place and times `scale`, for the items first..last-1 (see
+    `column_items` and _fft_columns.h); `radix`, `tw` and `roots` are the plan of
+    fastconv/_algorithms/fft.py's _column_plan. Runs without the GIL."""
+    cdef int rc = 0
+    if last <= first or L == 0 or ncols == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fcc_columns_f32(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
+                                 &roots[0], <float>scale, first, last)
+        else:
+            rc = fcc_columns_f64(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
+                                 &roots[0], scale, first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the column FFT")
+
+
+def row_items(Py_ssize_t nlines, Py_ssize_t itemsize):
+    """Work items of `rows_r2c` / `rows_c2r` on `nlines` lines of real `itemsize` bytes."""
+    cdef Py_ssize_t per = 64 // itemsize
+    return (nlines + per - 1) // per
+
+
+def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_ssize_t count,
+             Py_ssize_t start, Py_ssize_t step, floating[::1] dst, const Py_ssize_t[::1] dst_off,
+             Py_ssize_t L, const int[::1] radix, const floating[::1] tw,
+             const floating[::1] roots, Py_ssize_t first, Py_ssize_t last):
+    """Half spectra (L // 2 + 1 complex at dst[dst_off[l]:]) of real lines of the dst's type:
+    line l's `count` values at element offsets src_off[l] + i * src_step from the address `src`
+    (an array's first element, which the caller keeps alive), placed at (start + i * step) mod
+    L. Items as `row_items`; the plan as `columns`' (forward); without the GIL."""
+    cdef int rc = 0
+    if last <= first or src_off.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fcc_rows_r2c_f32(<const float*>src, &src_off[0], src_step, count, start, step,
+                                  &dst[0], &dst_off[0], src_off.shape[0], L, radix.shape[0],
+                                  &radix[0], &tw[0], &roots[0], first, last)
+        else:
+            rc = fcc_rows_r2c_f64(<const double*>src, &src_off[0], src_step, count, start, step,
+                                  &dst[0], &dst_off[0], src_off.shape[0], L, radix.shape[0],
+                                  &radix[0], &tw[0], &roots[0], first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the row FFT")
+
+
+def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, size_t dst,
+             const Py_ssize_t[::1] dst_off, Py_ssize_t dst_step, Py_ssize_t count,
+             Py_ssize_t start, Py_ssize_t step, Py_ssize_t L, const int[::1] radix,
+             const floating[::1] tw, const floating[::1] roots, double scale, Py_ssize_t first,
+             Py_ssize_t last):
+    """The inverse of `rows_r2c` (the plan inverse), times `scale`: line l's half spectrum at
+    src[src_off[l]:], its positions (start + i * step) mod L, i < count, written at element
+    offsets dst_off[l] + i * dst_step from the address `dst` (of src's real type)."""
+    cdef int rc = 0
+    if last <= first or src_off.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fcc_rows_c2r_f32(&src[0], &src_off[0], <float*>dst, &dst_off[0], dst_step,
+                                  count, start, step, src_off.shape[0], L, radix.shape[0],
+                                  &radix[0], &tw[0], &roots[0], <float>scale, first, last)
+        else:
+            rc = fcc_rows_c2r_f64(&src[0], &src_off[0], <double*>dst, &dst_off[0], dst_step,
+                                  count, start, step, src_off.shape[0], L, radix.shape[0],
+                                  &radix[0], &tw[0], &roots[0], scale, first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the row FFT")

@@ -300,7 +300,67 @@ def _r2c(a, axes, out, workers):
     return out
 
 
+def _radices(L):
+    """L's factors for the column FFT, fours first, or None if one exceeds its largest radix."""
+    out = []
+    while L % 4 == 0 and L > 4:
+        out.append(4)
+        L //= 4
+    p = 2
+    while L > 1:
+        while L % p:
+            p += 1
+        if p > _fft.max_radix():
+            return None
+        out.append(p)
+        L //= p
+    return out or [1]
+
+
+@lru_cache(maxsize=64)
+def _column_plan(L, forward, dtype):
+    """(radices, twiddles, roots) of the column FFT of length L (see src/_fft_columns.h), or
+    None. Angles are reduced modulo the length in integers, so they are exact before rounding."""
+    radix = _radices(L)
+    if radix is None or radix == [1]:
+        return None
+    sign = -1.0 if forward else 1.0
+    tw, roots, Lp = [], [], 1
+    for p in radix:
+        Lq = Lp * p
+        s, j = np.meshgrid(np.arange(1, p), np.arange(Lp), indexing="ij")
+        tw.append(np.exp(sign * 2j * np.pi * ((s * j) % Lq) / Lq).reshape(-1))
+        roots.append(np.exp(sign * 2j * np.pi * np.arange(p) / p))
+        Lp = Lq
+    real = np.dtype(dtype)
+    flat = [np.ascontiguousarray(np.concatenate(t).astype(np.complex128).view(np.float64),
+                                 real) for t in (tw, roots)]
+    return np.array(radix, np.intc), flat[0], flat[1]
+
+
+def _columns(a, axis, forward, workers):
+    """The complex FFT of `a` along `axis` in place (scaled 1/L when inverse), by the Cython core
+    when `a` is C-contiguous, else None. Items (sample, block of columns) are split over the
+    threads as in _product; each is computed alike whatever the split."""
+    L = a.shape[axis]
+    plan = _column_plan(L, forward, a.real.dtype) if a.flags.c_contiguous else None
+    if plan is None or a.size == 0:
+        return None
+    batch, ncols = math.prod(a.shape[:axis]), math.prod(a.shape[axis + 1:])
+    items = _fft.column_items(batch, ncols, a.real.dtype.itemsize)
+    threads = workers if a.size * 2 >= MIN_PARALLEL_POINTS else 1
+    flat = a.view(a.real.dtype).reshape(-1)
+    scale = 1.0 if forward else 1.0 / L
+    _parallel(lambda lo, hi: _fft.columns(flat, L, ncols, *plan, scale, lo, hi),
+              _split(items, threads))
+    return a
+
+
 def _c2c(a, axes, forward, out, workers):
+    if len(axes) == 1 and out is a and axes[0] < a.ndim - 1:
+        done = _columns(a, axes[0], forward, workers)
+        if done is not None:
+            return done
     workers = _workers(a, workers)
     if _pocketfft is not None:
         return _pocketfft.c2c(a, tuple(axes), forward, 0 if forward else 2, out, workers)
@@ -373,6 +433,8 @@ def _spectra(src, places, plan, name, workers):
     only the lines that hold data; the rest go in one pocketfft call on a zero-padded copy.
     """
     taxes, L = plan.taxes, plan.L
+    if _own_transforms(plan, src.dtype):
+        return _spectra_own(src, places, plan, name, workers)
     pruned = [ax for ax in taxes[:-1] if src.shape[2 + ax] < PRUNE_BELOW * L[ax]]
     bulk = [ax for ax in taxes if ax not in pruned]
     real_shape = src.shape[:2] + tuple(src.shape[2 + i] if i in pruned else L[i]
@@ -393,9 +455,13 @@ def _spectra(src, places, plan, name, workers):
     return cur
 
 
-def _signals(spectra, places, plan, workers):
-    """The real signals at `places` of `spectra` (overwritten): a view into a buffer."""
+def _signals(spectra, places, plan, workers, dest=None):
+    """The real signals at `places` of `spectra` (overwritten): written into `dest` (any
+    strides) and returned when given and the Cython core does the transforms, else a view into
+    a buffer."""
     taxes, L = plan.taxes, plan.L
+    if _own_transforms(plan, spectra.real.dtype):
+        return _signals_own(spectra, places, plan, workers, dest)
     last = taxes[-1]
     a = spectra
     for ax in taxes[:-1]:
@@ -408,6 +474,96 @@ def _signals(spectra, places, plan, workers):
         if ax == last or ax not in taxes:
             a = _take(a, 2 + ax, places[ax], L[ax])
     return a
+
+
+def _own_transforms(plan, dtype):
+    """Whether every transform of the plan runs on the Cython core (`columns`, `rows_*`)."""
+    return all(_column_plan(plan.L[ax], True, dtype) is not None for ax in plan.taxes)
+
+
+def _grid(indices, strides):
+    """Element offsets sum_i indices[i] * strides[i] over the grid of the index arrays, in C
+    order (flat, intp)."""
+    off = np.zeros((), np.intp)
+    for i, (idx, st) in enumerate(zip(indices, strides)):
+        shape = [1] * len(indices)
+        shape[i] = len(idx)
+        off = off + (np.asarray(idx, np.intp) * st).reshape(shape)
+    return np.ascontiguousarray(np.broadcast_to(off, tuple(len(i) for i in indices)).reshape(-1))
+
+
+def _positions(place, L):
+    start, count, step = place
+    return (start + step * np.arange(count)) % L
+
+
+def _elements(a):
+    return [st // a.itemsize for st in a.strides]
+
+
+def _spectra_own(src, places, plan, name, workers):
+    """_spectra by the Cython core: the real transform along the last transformed axis of only
+    the lines holding data, written at their places in the spectra buffer (zero elsewhere), then
+    the column transforms along the other axes in place."""
+    taxes, L, last = plan.taxes, plan.L, plan.taxes[-1]
+    shape = src.shape[:2] + tuple(plan.F[i] if i == last else L[i] for i in range(SPATIAL))
+    out = _buffers.get(name, shape, _complex(src.dtype))
+    lines = [ax for ax in range(2 + SPATIAL) if ax != 2 + last]
+    pos = [np.arange(src.shape[ax]) if ax < 2 else _positions(places[ax - 2], L[ax - 2])
+           for ax in lines]
+    for ax, p in zip(lines[2:], pos[2:]):
+        if len(p) < shape[ax]:
+            free = np.ones(shape[ax], bool)
+            free[p] = False
+            out[_at(out.ndim, ax, np.flatnonzero(free))] = 0
+    if src.size:
+        st, ost = _elements(src), [2 * e for e in _elements(out)]
+        src_off = _grid([np.arange(src.shape[ax]) for ax in lines], [st[ax] for ax in lines])
+        dst_off = _grid(pos, [ost[ax] for ax in lines])
+        plan_f = _column_plan(L[last], True, src.dtype)
+        flat = out.view(src.dtype).reshape(-1)
+        items = _fft.row_items(len(src_off), src.itemsize)
+        threads = workers if out.size * 2 >= MIN_PARALLEL_POINTS else 1
+        start, count, step = places[last]
+        _parallel(lambda lo, hi: _fft.rows_r2c(src.ctypes.data, src_off, st[2 + last], count,
+                                               start, step, flat, dst_off, L[last], *plan_f,
+                                               lo, hi),
+                  _split(items, threads))
+    else:
+        out.fill(0)
+    for ax in taxes[:-1]:
+        _columns(out, 2 + ax, True, workers)
+    return out
+
+
+def _signals_own(spectra, places, plan, workers, dest):
+    """_signals by the Cython core: the inverse column transforms in place, then the inverse
+    real transforms of only the lines at `places`, written at their positions into `dest`."""
+    taxes, L, last = plan.taxes, plan.L, plan.taxes[-1]
+    for ax in taxes[:-1]:
+        _columns(spectra, 2 + ax, False, workers)
+    counts = spectra.shape[:2] + tuple(p[1] for p in places)
+    real = spectra.real.dtype
+    if dest is None:
+        dest = _buffers.get("signal_out", counts, real)
+    if dest.size == 0:
+        return dest
+    lines = [ax for ax in range(2 + SPATIAL) if ax != 2 + last]
+    pos = [np.arange(counts[ax]) if ax < 2 else _positions(places[ax - 2], L[ax - 2])
+           for ax in lines]
+    sst, dst = [2 * e for e in _elements(spectra)], _elements(dest)
+    src_off = _grid(pos, [sst[ax] for ax in lines])
+    dst_off = _grid([np.arange(counts[ax]) for ax in lines], [dst[ax] for ax in lines])
+    plan_i = _column_plan(L[last], False, real)
+    flat = spectra.view(real).reshape(-1)
+    items = _fft.row_items(len(src_off), dest.itemsize)
+    threads = workers if spectra.size * 2 >= MIN_PARALLEL_POINTS else 1
+    start, count, step = places[last]
+    _parallel(lambda lo, hi: _fft.rows_c2r(flat, src_off, dest.ctypes.data, dst_off, dst[2 + last],
+                                           count, start, step, L[last], *plan_i, 1.0 / L[last],
+                                           lo, hi),
+              _split(items, threads))
+    return dest
 
 
 @lru_cache(maxsize=64)

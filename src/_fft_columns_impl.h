@@ -1,0 +1,337 @@
+/* The column FFT for one precision: included by _fft_columns.h with FCC_T (the scalar), FCC_V
+   (64-byte vector), FCC_VU (its unaligned twin), FCC_SUF (name suffix), FCC_SWAP (exchange the
+   real and imaginary lanes) and FCC_SIGN (-1 on real lanes, +1 on imaginary ones). */
+#define FCC_CAT2(a, b) a##_##b
+#define FCC_CAT(a, b) FCC_CAT2(a, b)
+#define FCC_NAME(name) FCC_CAT(name, FCC_SUF)
+
+/* v * (cr + i ci) in every lane pair; i v is swap(v) * sign. */
+FCC_INLINE FCC_V FCC_NAME(fcc_cmul)(FCC_V v, FCC_T cr, FCC_T ci)
+{
+    return v * cr + FCC_SWAP(v) * (FCC_SIGN * ci);
+}
+
+FCC_INLINE FCC_V FCC_NAME(fcc_times_i)(FCC_V v, FCC_T s)     /* i s v */
+{
+    return FCC_SWAP(v) * (FCC_SIGN * s);
+}
+
+/* out[t * Lp] = sum_s root^(s t) z[s]; roots holds root^m (cos, sin pairs) for m < p. */
+FCC_INLINE void FCC_NAME(fcc_butterfly)(const int p, FCC_V* z, FCC_V* out, ptrdiff_t Lp,
+                                        const FCC_T* roots)
+{
+    if (p == 2) {
+        out[0] = z[0] + z[1];
+        out[Lp] = z[0] - z[1];
+    } else if (p == 3) {
+        FCC_V t1 = z[1] + z[2], t2 = FCC_NAME(fcc_times_i)(z[1] - z[2], roots[3]);
+        FCC_V m = z[0] + t1 * roots[2];
+        out[0] = z[0] + t1;
+        out[Lp] = m + t2;
+        out[2 * Lp] = m - t2;
+    } else if (p == 4) {
+        FCC_V a = z[0] + z[2], b = z[0] - z[2], c = z[1] + z[3];
+        FCC_V d = FCC_NAME(fcc_times_i)(z[1] - z[3], roots[3]);
+        out[0] = a + c;
+        out[Lp] = b + d;
+        out[2 * Lp] = a - c;
+        out[3 * Lp] = b - d;
+    } else if (p == 5) {
+        FCC_V a1 = z[1] + z[4], b1 = z[1] - z[4], a2 = z[2] + z[3], b2 = z[2] - z[3];
+        FCC_V m1 = z[0] + a1 * roots[2] + a2 * roots[4];
+        FCC_V m2 = z[0] + a1 * roots[4] + a2 * roots[2];
+        FCC_V n1 = FCC_NAME(fcc_times_i)(b1, roots[3]) + FCC_NAME(fcc_times_i)(b2, roots[5]);
+        FCC_V n2 = FCC_NAME(fcc_times_i)(b1, roots[5]) - FCC_NAME(fcc_times_i)(b2, roots[3]);
+        out[0] = z[0] + a1 + a2;
+        out[Lp] = m1 + n1;
+        out[2 * Lp] = m2 + n2;
+        out[3 * Lp] = m2 - n2;
+        out[4 * Lp] = m1 - n1;
+    } else {
+        for (int t = 0; t < p; t++) {
+            FCC_V acc = z[0];
+            for (int s = 1; s < p; s++) {
+                int m = (s * t) % p;
+                acc += FCC_NAME(fcc_cmul)(z[s], roots[2 * m], roots[2 * m + 1]);
+            }
+            out[t * Lp] = acc;
+        }
+    }
+}
+
+/* One Stockham stage of radix p (see _fft_columns.h): in (r p, Lp) to out (r, p Lp). */
+FCC_INLINE void FCC_NAME(fcc_stage)(const int p, ptrdiff_t Lp, ptrdiff_t r, const FCC_V* in,
+                                    FCC_V* out, const FCC_T* tw, const FCC_T* roots)
+{
+    FCC_V z[FCC_MAXP];
+    for (ptrdiff_t k = 0; k < r; k++) {
+        for (ptrdiff_t j = 0; j < Lp; j++) {
+            z[0] = in[k * Lp + j];
+            if (j == 0) {
+                for (int s = 1; s < p; s++) z[s] = in[(k + r * s) * Lp];
+            } else {
+                for (int s = 1; s < p; s++) {
+                    const FCC_T* w = tw + 2 * ((s - 1) * Lp + j);
+                    z[s] = FCC_NAME(fcc_cmul)(in[(k + r * s) * Lp + j], w[0], w[1]);
+                }
+            }
+            FCC_NAME(fcc_butterfly)(p, z, out + k * Lp * p + j, Lp, roots);
+        }
+    }
+}
+
+/* The FFT of the L vectors at a, with b as scratch: the buffer holding the result. */
+FCC_INLINE FCC_V* FCC_NAME(fcc_fft)(FCC_V* a, FCC_V* b, ptrdiff_t L, int nstages,
+                                    const int* radix, const FCC_T* tw, const FCC_T* roots)
+{
+    ptrdiff_t Lp = 1, t_off = 0, r_off = 0;
+    for (int q = 0; q < nstages; q++) {
+        const int p = radix[q];
+        const ptrdiff_t r = L / (Lp * p);
+        const FCC_T* t = tw + 2 * t_off;
+        const FCC_T* o = roots + 2 * r_off;
+        switch (p) {
+        case 2: FCC_NAME(fcc_stage)(2, Lp, r, a, b, t, o); break;
+        case 3: FCC_NAME(fcc_stage)(3, Lp, r, a, b, t, o); break;
+        case 4: FCC_NAME(fcc_stage)(4, Lp, r, a, b, t, o); break;
+        case 5: FCC_NAME(fcc_stage)(5, Lp, r, a, b, t, o); break;
+        default: FCC_NAME(fcc_stage)(p, Lp, r, a, b, t, o); break;
+        }
+        t_off += (p - 1) * Lp;
+        r_off += p;
+        Lp *= p;
+        FCC_V* swap = a;
+        a = b;
+        b = swap;
+    }
+    return a;
+}
+
+/* Items first..last-1 of the (batch, L, ncols) complex array `data`, in place: item i is batch
+   entry i / blocks and the columns of block i % blocks. `radix` (nstages entries, product L),
+   `tw` and `roots` are the stages' twiddles and roots of unity, one stage after the other
+   (tw: (p - 1) Lp pairs, roots: p pairs). Returns -1 if the scratch cannot be allocated. */
+FCC_CLONES static int
+FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
+                      const FCC_T* tw, const FCC_T* roots, FCC_T scale, ptrdiff_t first,
+                      ptrdiff_t last)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };      /* complex values per vector */
+    const ptrdiff_t blocks = (ncols + VL - 1) / VL, row = 2 * ncols;
+    FCC_V* buf = (FCC_V*)aligned_alloc(64, 2 * (size_t)L * sizeof(FCC_V));
+    if (buf == NULL) return -1;
+    for (ptrdiff_t item = first; item < last; item++) {
+        const ptrdiff_t c0 = (item % blocks) * VL;
+        const ptrdiff_t nc = ncols - c0 < VL ? ncols - c0 : VL;
+        FCC_T* base = data + (item / blocks) * L * row + 2 * c0;
+        FCC_V* a = buf;
+        if (nc == VL) {
+            for (ptrdiff_t i = 0; i < L; i++) a[i] = *(const FCC_VU*)(base + i * row);
+        } else {
+            for (ptrdiff_t i = 0; i < L; i++) {
+                FCC_V v = (FCC_V){0};
+                memcpy(&v, base + i * row, 2 * (size_t)nc * sizeof(FCC_T));
+                a[i] = v;
+            }
+        }
+        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+        if (nc == VL) {
+            for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(base + i * row) = a[i] * scale;
+        } else {
+            for (ptrdiff_t i = 0; i < L; i++) {
+                FCC_V v = a[i] * scale;
+                memcpy(base + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+#define FCC_TRANSPOSE FCC_NAME(fcc_transpose)
+
+/* Real-to-complex transforms of lines, 2 VL per item: lines 2m and 2m + 1 of the item are the
+   real and imaginary lanes m of one complex FFT of length L, separated afterwards into their
+   half spectra (F = L / 2 + 1 values):
+       X_2m[k] = (Z[k] + conj Z[L - k]) / 2,   X_2m+1[k] = (Z[k] - conj Z[L - k]) / 2i.
+   Line l's count values src[src_off[l] + i * src_step] sit at positions (start + i step) mod L,
+   zeros elsewhere; its spectrum goes to dst + dst_off[l] (contiguous). Lines go in and out of
+   the lanes by in-register transposes of blocks of 2 VL values (VL complex on the way out). */
+FCC_CLONES static int
+FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,
+                       ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, FCC_T* dst,
+                       const ptrdiff_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                       const int* radix, const FCC_T* tw, const FCC_T* roots, ptrdiff_t first,
+                       ptrdiff_t last)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)), NL = 2 * VL };
+    const ptrdiff_t F = L / 2 + 1;
+    const FCC_V half = (FCC_V){0} + (FCC_T)0.5, conj = -FCC_SIGN;
+    FCC_V* buf = (FCC_V*)aligned_alloc(64, (2 * (size_t)L + NL) * sizeof(FCC_V));
+    if (buf == NULL) return -1;
+    FCC_V* tv = buf + 2 * L;
+    for (ptrdiff_t item = first; item < last; item++) {
+        const ptrdiff_t l0 = item * NL, nl = nlines - l0 < NL ? nlines - l0 : NL;
+        FCC_V* a = buf;
+        for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
+        if (src_step == 1 && step == 1) {
+            for (ptrdiff_t i = 0; i < count;) {
+                const ptrdiff_t pos = (start + i) % L;
+                const ptrdiff_t seg = count - i < L - pos ? count - i : L - pos;
+                ptrdiff_t j = 0;
+                for (; j + NL <= seg; j += NL) {
+                    for (ptrdiff_t l = 0; l < NL; l++)
+                        tv[l] = l < nl ? *(const FCC_VU*)(src + src_off[l0 + l] + i + j)
+                                       : (FCC_V){0};
+                    FCC_TRANSPOSE(tv, 1);
+                    for (ptrdiff_t q = 0; q < NL; q++) a[pos + j + q] = tv[q];
+                }
+                for (; j < seg; j++)
+                    for (ptrdiff_t l = 0; l < nl; l++)
+                        ((FCC_T*)(a + pos + j))[l] = src[src_off[l0 + l] + i + j];
+                i += seg;
+            }
+        } else {
+            for (ptrdiff_t l = 0; l < nl; l++) {
+                const FCC_T* s = src + src_off[l0 + l];
+                FCC_T* lane = (FCC_T*)a + l;
+                ptrdiff_t pos = start;
+                for (ptrdiff_t i = 0; i < count; i++) {
+                    lane[2 * VL * pos] = s[i * src_step];
+                    pos += step;
+                    while (pos >= L) pos -= L;
+                }
+            }
+        }
+        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+        ptrdiff_t k = 0;
+        for (; k + VL <= F; k += VL) {
+            FCC_V x0[VL], x1[VL];
+            for (ptrdiff_t q = 0; q < VL; q++) {
+                FCC_V z = a[k + q], zc = a[k + q == 0 ? 0 : L - k - q] * conj;
+                x0[q] = (z + zc) * half;
+                x1[q] = FCC_SWAP(z - zc) * (-FCC_SIGN * half);
+            }
+            FCC_TRANSPOSE(x0, 2);
+            FCC_TRANSPOSE(x1, 2);
+            for (ptrdiff_t m = 0; 2 * m < nl; m++) {
+                *(FCC_VU*)(dst + dst_off[l0 + 2 * m] + 2 * k) = x0[m];
+                if (2 * m + 1 < nl) *(FCC_VU*)(dst + dst_off[l0 + 2 * m + 1] + 2 * k) = x1[m];
+            }
+        }
+        for (; k < F; k++) {
+            FCC_V z = a[k], zc = a[k == 0 ? 0 : L - k] * conj;
+            FCC_V x0 = (z + zc) * half, x1 = FCC_SWAP(z - zc) * (-FCC_SIGN * half);
+            FCC_T t0[2 * VL], t1[2 * VL];
+            memcpy(t0, &x0, sizeof(t0));
+            memcpy(t1, &x1, sizeof(t1));
+            for (ptrdiff_t l = 0; l < nl; l++) {
+                const FCC_T* t = (l & 1) ? t1 : t0;
+                FCC_T* d = dst + dst_off[l0 + l] + 2 * k;
+                d[0] = t[l & ~(ptrdiff_t)1];
+                d[1] = t[(l & ~(ptrdiff_t)1) + 1];
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* Z[k] and Z[L - k] of the inverse below from the half spectra x0 (lines 2m) and x1 (2m + 1). */
+FCC_INLINE void FCC_NAME(fcc_hermitian)(FCC_V* a, ptrdiff_t L, ptrdiff_t k, FCC_V x0, FCC_V x1)
+{
+    const FCC_V conj = -FCC_SIGN, real = (FCC_V){0} + (1 - FCC_SIGN) * (FCC_T)0.5;
+    if (k == 0 || 2 * k == L) {
+        x0 *= real;
+        x1 *= real;
+    }
+    a[k] = x0 + FCC_NAME(fcc_times_i)(x1, 1);
+    if (k > 0 && 2 * k != L)
+        a[L - k] = x0 * conj + FCC_NAME(fcc_times_i)(x1 * conj, 1);
+}
+
+/* The inverse: complex-to-real transforms of half spectra (F = L / 2 + 1 contiguous values at
+   src + src_off[l]), two lines per complex FFT (Z = X_2m + i X_2m+1 extended by Hermitian
+   symmetry; the imaginary parts at frequency 0 and L / 2 are ignored, as a real transform
+   does), times `scale`; line l's values at positions (start + i step) mod L, i < count, go to
+   dst[dst_off[l] + i * dst_step]. */
+FCC_CLONES static int
+FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, FCC_T* dst,
+                       const ptrdiff_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
+                       ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
+                       int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
+                       FCC_T scale, ptrdiff_t first, ptrdiff_t last)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)), NL = 2 * VL };
+    const ptrdiff_t F = L / 2 + 1;
+    FCC_V* buf = (FCC_V*)aligned_alloc(64, (2 * (size_t)L + NL) * sizeof(FCC_V));
+    if (buf == NULL) return -1;
+    FCC_V* tv = buf + 2 * L;
+    for (ptrdiff_t item = first; item < last; item++) {
+        const ptrdiff_t l0 = item * NL, nl = nlines - l0 < NL ? nlines - l0 : NL;
+        FCC_V* a = buf;
+        ptrdiff_t k = 0;
+        for (; k + VL <= F; k += VL) {
+            FCC_V x0[VL], x1[VL];
+            for (ptrdiff_t m = 0; m < VL; m++) {
+                x0[m] = 2 * m < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m] + 2 * k)
+                                   : (FCC_V){0};
+                x1[m] = 2 * m + 1 < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m + 1] + 2 * k)
+                                       : (FCC_V){0};
+            }
+            FCC_TRANSPOSE(x0, 2);
+            FCC_TRANSPOSE(x1, 2);
+            for (ptrdiff_t q = 0; q < VL; q++)
+                FCC_NAME(fcc_hermitian)(a, L, k + q, x0[q], x1[q]);
+        }
+        for (; k < F; k++) {
+            FCC_T t0[2 * VL] = {0}, t1[2 * VL] = {0};
+            for (ptrdiff_t l = 0; l < nl; l++) {
+                FCC_T* t = (l & 1) ? t1 : t0;
+                const FCC_T* s = src + src_off[l0 + l] + 2 * k;
+                t[l & ~(ptrdiff_t)1] = s[0];
+                t[(l & ~(ptrdiff_t)1) + 1] = s[1];
+            }
+            FCC_V x0, x1;
+            memcpy(&x0, t0, sizeof(t0));
+            memcpy(&x1, t1, sizeof(t1));
+            FCC_NAME(fcc_hermitian)(a, L, k, x0, x1);
+        }
+        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+        if (dst_step == 1 && step == 1) {
+            for (ptrdiff_t i = 0; i < count;) {
+                const ptrdiff_t pos = (start + i) % L;
+                const ptrdiff_t seg = count - i < L - pos ? count - i : L - pos;
+                ptrdiff_t j = 0;
+                for (; j + NL <= seg; j += NL) {
+                    for (ptrdiff_t q = 0; q < NL; q++) tv[q] = a[pos + j + q] * scale;
+                    FCC_TRANSPOSE(tv, 1);
+                    for (ptrdiff_t l = 0; l < nl; l++)
+                        *(FCC_VU*)(dst + dst_off[l0 + l] + i + j) = tv[l];
+                }
+                for (; j < seg; j++)
+                    for (ptrdiff_t l = 0; l < nl; l++)
+                        dst[dst_off[l0 + l] + i + j] = ((const FCC_T*)(a + pos + j))[l] * scale;
+                i += seg;
+            }
+        } else {
+            for (ptrdiff_t l = 0; l < nl; l++) {
+                const FCC_T* lane = (const FCC_T*)a + l;
+                FCC_T* d = dst + dst_off[l0 + l];
+                ptrdiff_t pos = start;
+                for (ptrdiff_t i = 0; i < count; i++) {
+                    d[i * dst_step] = lane[2 * VL * pos] * scale;
+                    pos += step;
+                    while (pos >= L) pos -= L;
+                }
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+#undef FCC_TRANSPOSE
+#undef FCC_NAME
+#undef FCC_CAT
+#undef FCC_CAT2
