@@ -1,11 +1,12 @@
 """Benchmarks of locally connected (eq. 9.9) and tiled (eq. 9.10) convolution, section 9.5.
 
 One case, x (32, 16, 28, 28), K = 16, 3x3 kernels, padding 1, float32: locally connected (one
-kernel per output position, w (28, 28, 16, 16, 3, 3)), tiled with t = 2 per axis
-(w (2, 2, 16, 16, 3, 3); the chooser's pick for each tile, and im2col forced), and for scale ordinary convolution of the same shape (fastconv "auto")
-and, when PyTorch is importable, locally connected as PyTorch users write it (unfold + batched
-matmul). All three operations each; every one does 2 * N * K * C * 9 * 28 * 28 FLOPs, recorded as
-GFLOP/s in extra_info. Each benchmark first calls its function once, untimed, to warm up and to
+kernel per output position, w (28, 28, 16, 16, 3, 3)); tiled with t = 2 per axis
+(w (2, 2, 16, 16, 3, 3)), "auto" (which runs it position by position at this batch size) and
+with im2col forced for each tile's convolution; for scale, ordinary convolution of the same
+shape (fastconv "auto"); and, when PyTorch is importable, locally connected as PyTorch users
+write it (unfold + batched matmul). All three operations each; every one does
+2 * N * K * C * 9 * 28 * 28 FLOPs, recorded as GFLOP/s in extra_info. Each benchmark first calls its function once, untimed, to warm up and to
 check the result against an independent computation.
 
 Run: python -m pytest bench/test_bench_local.py --benchmark-only -p no:randomly

@@ -59,7 +59,8 @@ def _pads(padding, n, k, s, d):
         raise ValueError(f"padding: expected {nd} entries, got {padding!r}")
     pairs = [(p, p) if np.ndim(p) == 0 else tuple(p) for p in padding]
     if any(len(p) != 2 or min(p) < 0 for p in pairs):
-        raise ValueError(f"padding: expected non-negative ints or (low, high) pairs, got {padding!r}")
+        raise ValueError(f"padding: expected non-negative ints or (low, high) pairs, "
+                         f"got {padding!r}")
     return [(int(lo), int(hi)) for lo, hi in pairs]
 
 

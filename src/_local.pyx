@@ -13,6 +13,9 @@ channel c reads, zero in the padding -- and G_p (K x m) the output gradient at p
   grad_input   GX_p = W_p^T G_p        a block of positions at a time into a buffer, then added
                                        onto gxt in position order, parallel over (channel,
                                        sample range): each thread owns whole rows of gxt.
+With a map kernel_of (position -> kernel) several positions share a kernel -- tiled convolution,
+eq. 9.10 --; the kernel gradient's work items are then the kernels, each summing its positions
+in order.
 Each thread packs into its own scratch and calls the single-threaded BLAS (the caller holds the
 BLAS at one thread). Chunk and block sizes come from the problem alone, so no result depends on
 the thread count.
@@ -98,9 +101,9 @@ cdef inline void gather_gy(const floating* gy, floating* G, const Geom* g, Py_ss
             G[k * m + n - n0] = gy[(n * g.K + k) * g.P + p]
 
 
-cdef void forward_items(const Geom* g, const floating* xt, const floating* w, floating* y,
-                        floating* work, Py_ssize_t* offsets, Py_ssize_t nb,
-                        int num_threads) noexcept nogil:
+cdef void forward_items(const Geom* g, const floating* xt, const floating* w,
+                        const Py_ssize_t* kernel_of, floating* y, floating* work,
+                        Py_ssize_t* offsets, Py_ssize_t nb, int num_threads) noexcept nogil:
     cdef Py_ssize_t R = g.C * g.k_vol, chunks = (g.N + nb - 1) // nb
     cdef Py_ssize_t per_thread = nb * (R + g.K), item, p, n0, n1, m, n, k
     cdef floating* patch
@@ -116,37 +119,45 @@ cdef void forward_items(const Geom* g, const floating* xt, const floating* w, fl
         off = offsets + omp_get_thread_num() * g.k_vol
         tap_offsets(g, p, off)
         pack_patch(xt, patch, g, off, n0, n1)
-        gemm(False, False, g.K, m, R, <floating>1, w + p * g.K * R, R, patch, m,
+        gemm(False, False, g.K, m, R, <floating>1, w + kernel_of[p] * g.K * R, R, patch, m,
              <floating>0, out, m)
         for n in range(n0, n1):
             for k in range(g.K):
                 y[(n * g.K + k) * g.P + p] = out[k * m + n - n0]
 
 
-cdef void grad_kernel_positions(const Geom* g, const floating* xt, const floating* gy,
-                                floating* gw, floating* work, Py_ssize_t* offsets, Py_ssize_t nb,
-                                int num_threads) noexcept nogil:
-    cdef Py_ssize_t R = g.C * g.k_vol, per_thread = nb * (R + g.K), p, n0, n1
+cdef void grad_kernel_sets(const Geom* g, const floating* xt, const floating* gy, floating* gw,
+                           const Py_ssize_t* order, const Py_ssize_t* starts, Py_ssize_t kernels,
+                           floating* work, Py_ssize_t* offsets, Py_ssize_t nb,
+                           int num_threads) noexcept nogil:
+    """gw[j] = sum of G_p X_p^T over the positions order[starts[j]:starts[j + 1]] that use
+    kernel j, in that order, each over the chunks of the batch in order."""
+    cdef Py_ssize_t R = g.C * g.k_vol, per_thread = nb * (R + g.K), j, i, p, n0, n1
     cdef floating* patch
     cdef floating* G
     cdef Py_ssize_t* off
-    for p in prange(g.P, nogil=True, schedule="static", num_threads=num_threads):
+    for j in prange(kernels, nogil=True, schedule="static", num_threads=num_threads):
         patch = work + omp_get_thread_num() * per_thread
         G = patch + nb * R
         off = offsets + omp_get_thread_num() * g.k_vol
-        tap_offsets(g, p, off)
-        n0 = 0
-        while n0 < g.N:
-            n1 = min(n0 + nb, g.N)
-            pack_patch(xt, patch, g, off, n0, n1)
-            gather_gy(gy, G, g, p, n0, n1)
-            gemm(False, True, g.K, R, n1 - n0, <floating>1, G, n1 - n0, patch, n1 - n0,
-                 <floating>(0 if n0 == 0 else 1), gw + p * g.K * R, R)
-            n0 = n1
+        if starts[j] == starts[j + 1]:
+            memset(gw + j * g.K * R, 0, g.K * R * sizeof(floating))
+        for i in range(starts[j], starts[j + 1]):
+            p = order[i]
+            tap_offsets(g, p, off)
+            n0 = 0
+            while n0 < g.N:
+                n1 = min(n0 + nb, g.N)
+                pack_patch(xt, patch, g, off, n0, n1)
+                gather_gy(gy, G, g, p, n0, n1)
+                gemm(False, True, g.K, R, n1 - n0, <floating>1, G, n1 - n0, patch, n1 - n0,
+                     <floating>(0 if i == starts[j] and n0 == 0 else 1), gw + j * g.K * R, R)
+                n0 = n1
 
 
-cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gxt,
-                            floating* work, floating* block_buf, Py_ssize_t* offsets,
+cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w,
+                            const Py_ssize_t* kernel_of, floating* gxt, floating* work,
+                            floating* block_buf, Py_ssize_t* offsets,
                             Py_ssize_t nb, Py_ssize_t block, int num_threads) noexcept nogil:
     """gxt (zeroed, batch-last) += the adjoint of the patches, positions p0..p1 of a chunk at a
     time. The GEMM loop leaves each position's tap offsets in offsets[(p - p0) * k_vol] for the
@@ -167,7 +178,7 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                 G = work + omp_get_thread_num() * nb * g.K
                 tap_offsets(g, p, offsets + (p - p0) * g.k_vol)
                 gather_gy(gy, G, g, p, n0, n1)
-                gemm(True, False, R, m, g.K, <floating>1, w + p * g.K * R, R, G, m,
+                gemm(True, False, R, m, g.K, <floating>1, w + kernel_of[p] * g.K * R, R, G, m,
                      <floating>0, block_buf + (p - p0) * R * m, m)
             for item in prange(g.C * lanes, nogil=True, schedule="static",
                                num_threads=num_threads):
@@ -190,32 +201,37 @@ cdef inline floating* data(floating[::1] a) noexcept:
     return &a[0] if a.shape[0] > 0 else NULL
 
 
-def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
-            floating[::1] xt, floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb,
-            int num_threads):
-    """y = locally_connected(x, w). `xt` holds x's N * C * in_vol values batch-last, `work`
-    num_threads * nb * (R + K) values, `offsets` num_threads * k_vol."""
+def forward(spec, const floating[::1] x, const floating[::1] w,
+            const Py_ssize_t[::1] kernel_of, floating[::1] y, floating[::1] xt,
+            floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb, int num_threads):
+    """y = locally_connected(x, w), position p using kernel w[kernel_of[p]]. `xt` holds x's
+    N * C * in_vol values batch-last, `work` num_threads * nb * (R + K), `offsets`
+    num_threads * k_vol."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     with nogil:
         to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
-        forward_items(&g, &xt[0], &w[0], &y[0], workp, &offsets[0], nb, num_threads)
+        forward_items(&g, &xt[0], &w[0], &kernel_of[0], &y[0], workp, &offsets[0], nb,
+                      num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                floating[::1] xt, floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb,
-                int num_threads):
-    """gw[p] = sum over the batch of G_p X_p^T. Scratch as for `forward`."""
+                const Py_ssize_t[::1] order, const Py_ssize_t[::1] starts, floating[::1] xt,
+                floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb, int num_threads):
+    """gw[j] = sum over the batch and the positions order[starts[j]:starts[j + 1]] of
+    G_p X_p^T. Scratch as for `forward`."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     with nogil:
         to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
-        grad_kernel_positions(&g, &xt[0], &gy[0], &gw[0], workp, &offsets[0], nb, num_threads)
+        grad_kernel_sets(&g, &xt[0], &gy[0], &gw[0], &order[0], &starts[0], starts.shape[0] - 1,
+                         workp, &offsets[0], nb, num_threads)
 
 
-def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-               floating[::1] gxt, floating[::1] work, floating[::1] block_buf,
-               Py_ssize_t[::1] offsets, Py_ssize_t nb, Py_ssize_t block, int num_threads):
+def grad_input(spec, const floating[::1] gy, const floating[::1] w,
+               const Py_ssize_t[::1] kernel_of, floating[::1] gx, floating[::1] gxt,
+               floating[::1] work, floating[::1] block_buf, Py_ssize_t[::1] offsets,
+               Py_ssize_t nb, Py_ssize_t block, int num_threads):
     """gx = the adjoint of forward applied to gy. `gxt` (N * C * in_vol values) must be zero;
     `work` holds num_threads * nb * K values, `block_buf` block * nb * R, `offsets` block * k_vol.
     """
@@ -223,6 +239,6 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
     cdef floating* workp = data(work)
     cdef floating* blockp = data(block_buf)
     with nogil:
-        grad_input_blocks(&g, &gy[0], &w[0], &gxt[0], workp, blockp, &offsets[0], nb, block,
-                          num_threads)
+        grad_input_blocks(&g, &gy[0], &w[0], &kernel_of[0], &gxt[0], workp, blockp,
+                          &offsets[0], nb, block, num_threads)
         from_batch_last(&gxt[0], &gx[0], g.N, g.C * g.in_vol, num_threads)

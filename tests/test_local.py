@@ -19,6 +19,7 @@ from fastconv import local, reference as ref
 DTYPES = (np.float32, np.float64)
 OPS = ("forward", "grad_input", "grad_kernel")
 KINDS = ("local", "tiled")
+PATHS = ("by-tile", "by-position")
 
 FAST = {
     "local": (local.locally_connected, local.locally_connected_grad_input,
@@ -47,6 +48,27 @@ GEOMETRIES = {
 }
 CASES = [(d, *g) for d, gs in GEOMETRIES.items() for g in gs]
 CASE_IDS = [f"{d}d-{n}-{k}-{g}" for d, n, k, g in CASES]
+
+
+def _set_path(monkeypatch, path):
+    """Tiled convolution has two implementations (one conv per tile, or position by position):
+    pin the one under test."""
+    by_position = path == "by-position"
+    monkeypatch.setattr(local, "_by_position", lambda *args: by_position)
+
+
+@pytest.fixture(params=["local", "tiled-by-tile", "tiled-by-position"])
+def kind(request, monkeypatch):
+    if request.param == "local":
+        return "local"
+    _set_path(monkeypatch, request.param[len("tiled-"):])
+    return "tiled"
+
+
+@pytest.fixture(params=PATHS)
+def tiled_path(request, monkeypatch):
+    _set_path(monkeypatch, request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -102,7 +124,6 @@ def call(fns, op, x, w, gy, bias=None, **geometry):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("d,n,k,geometry", CASES, ids=CASE_IDS)
 def test_matches_reference(d, n, k, geometry, kind, op, dtype, rng, assert_close_to_reference):
     x, w, gy = problem(rng, kind, d, n, k, geometry, dtype)
@@ -111,7 +132,6 @@ def test_matches_reference(d, n, k, geometry, kind, op, dtype, rng, assert_close
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("per", [False, True], ids=["shared", "per-position"])
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_bias(d, per, kind, dtype, rng, assert_close_to_reference):
@@ -132,7 +152,7 @@ def test_bias(d, per, kind, dtype, rng, assert_close_to_reference):
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_reference_by_hand():
+def test_reference_by_hand(tiled_path):
     """eq. 9.9 on numbers small enough to check by hand: 1-D, one channel, kernel 2, stride 1."""
     x = np.array([[[1.0, 2.0, 3.0]]])
     w = np.array([[[[10.0, 1.0]]], [[[100.0, -1.0]]]])           # (2 positions, K=1, C=1, 2)
@@ -149,7 +169,8 @@ def test_reference_by_hand():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d,n,k,geometry", CASES, ids=CASE_IDS)
-def test_tiled_with_one_tile_is_conv(d, n, k, geometry, dtype, rng, assert_close_to_reference):
+def test_tiled_with_one_tile_is_conv(d, n, k, geometry, dtype, rng, tiled_path,
+                                     assert_close_to_reference):
     x, w, gy = problem(rng, "tiled", d, n, k, geometry, dtype, tiles=(1,) * d)
     w0 = w[(0,) * d]
     b = rng.standard_normal(w.shape[d]).astype(dtype)
@@ -164,7 +185,8 @@ def test_tiled_with_one_tile_is_conv(d, n, k, geometry, dtype, rng, assert_close
 @pytest.mark.parametrize("extra", [0, 2], ids=["t=out", "t>out"])
 @pytest.mark.parametrize("d,n,k,geometry", CASES, ids=CASE_IDS)
 def test_tiled_with_output_size_tiles_is_locally_connected(d, n, k, geometry, extra, rng,
-                                                           one_thread, assert_close_to_reference):
+                                                           one_thread, tiled_path,
+                                                           assert_close_to_reference):
     out = out_size(n, k, geometry)
     x, w, gy = problem(rng, "tiled", d, n, k, geometry, np.float64,
                        tiles=tuple(o + extra for o in out))
@@ -202,7 +224,6 @@ def test_locally_connected_with_equal_kernels_is_conv(d, n, k, geometry, dtype, 
 
 # --- linear algebra: adjoints and finite differences ----------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("d,n,k,geometry", CASES, ids=CASE_IDS)
 def test_adjoint_identities(d, n, k, geometry, kind, rng, one_thread):
     """<f(x, w), g> = <x, grad_input(g, w)> = <w, grad_kernel(x, g)> (the map is bilinear)."""
@@ -216,7 +237,6 @@ def test_adjoint_identities(d, n, k, geometry, kind, rng, one_thread):
     assert abs(lhs - via_w) <= 1e-12 * scale
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_finite_differences(d, kind, rng, one_thread):
     """Central differences of L = <f(x, w), g> at random entries match both gradients."""
@@ -260,14 +280,17 @@ def shapes(draw):
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])   # one_thread: set once
-@given(case=shapes(), kind=st.sampled_from(KINDS), dtype=st.sampled_from(DTYPES))
-def test_hypothesis_shapes(case, kind, dtype, assert_close_to_reference, one_thread):
+@given(case=shapes(), kind=st.sampled_from(KINDS), path=st.sampled_from(PATHS),
+       dtype=st.sampled_from(DTYPES))
+def test_hypothesis_shapes(case, kind, path, dtype, assert_close_to_reference, one_thread):
     d, n, k, geometry, tiles, (N, C, K) = case
     rng = np.random.default_rng(hash((n, k, tiles)) % 2**32)
     x, w, gy = problem(rng, kind, d, n, k, geometry, dtype, N=N, C=C, K=K, tiles=tiles)
-    for op in OPS:
-        assert_close_to_reference(call(FAST[kind], op, x, w, gy, **geometry),
-                                  call(REF[kind], op, x, w, gy, **geometry), dtype)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _set_path(monkeypatch, path)
+        for op in OPS:
+            assert_close_to_reference(call(FAST[kind], op, x, w, gy, **geometry),
+                                      call(REF[kind], op, x, w, gy, **geometry), dtype)
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -280,6 +303,21 @@ def test_tiled_forced_algorithm(op, algorithm, forced, rng, assert_close_to_refe
     args = {"forward": (x, w), "grad_input": (gy, w, x.shape), "grad_kernel": (x, gy, w.shape)}
     got = forced(fn, *args[op], algorithm=algorithm, **geometry)
     assert_close_to_reference(got, call(REF["tiled"], op, x, w, gy, **geometry))
+
+
+def test_tiled_path_rule(monkeypatch):
+    """Position by position from batch 8 or 16 tile kernels on, never with a forced algorithm,
+    and for the kernel gradient only with a work item (tile kernel) per core."""
+    spec = lambda N: fastconv._geometry.make_spec((N, 3, 9, 9), (4, 3, 3, 3))  # noqa: E731
+    rule = local._by_position
+    monkeypatch.setattr(fastconv._config, "planning_threads", lambda: 2)
+    assert rule(spec(8), (2, 2), "auto", "forward")
+    assert not rule(spec(7), (2, 2), "auto", "forward")
+    assert rule(spec(1), (4, 4), "auto", "grad_input")
+    assert not rule(spec(8), (2, 2), "im2col", "forward")
+    assert rule(spec(8), (2, 1), "auto", "grad_kernel")
+    assert not rule(spec(8), (1, 1), "auto", "grad_kernel")
+    assert rule(spec(8), (1, 1), "auto", "grad_input")
 
 
 @pytest.mark.parametrize("fn", FAST["tiled"], ids=OPS)
@@ -327,7 +365,6 @@ def test_tiny_workspace_limit_runs_on_fewer_threads(rng, restore_settings,
 
 # --- thread-count invariance --------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("op", OPS)
 def test_thread_count_invariance(op, kind, rng, restore_settings):
     d, n, k, geometry = 2, (13, 11), (3, 3), dict(padding=1, stride=(1, 2))
@@ -342,7 +379,6 @@ def test_thread_count_invariance(op, kind, rng, restore_settings):
 
 # --- dtypes, layouts, NaN, edge cases ---------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_dtype_rules(kind, rng):
     x, w, gy = problem(rng, kind, 1, (8,), (3,), dict(), np.float32)
     forward, grad_input, grad_kernel = FAST[kind]
@@ -365,7 +401,6 @@ def test_dtype_rules(kind, rng):
         grad_kernel(x, gy.astype(np.complex128), w.shape)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_strided_inputs_and_nan(kind, rng, assert_close_to_reference):
     """Non-contiguous views give the reference's result; a NaN reaches exactly the outputs whose
     windows read it."""
@@ -379,7 +414,6 @@ def test_strided_inputs_and_nan(kind, rng, assert_close_to_reference):
     assert_close_to_reference(y, REF[kind][0](x, w, padding=1))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("op", OPS)
 def test_inputs_are_never_written(op, kind, rng):
     x, w, gy = problem(rng, kind, 2, (7, 6), (3, 2), dict(padding=1), np.float64)
@@ -394,7 +428,6 @@ def test_inputs_are_never_written(op, kind, rng):
         assert not np.shares_memory(result, a)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("empty", ["batch", "in_channels", "out_channels"])
 def test_empty_gives_empty_or_zero(empty, kind, rng):
     N, C, K = {"batch": (0, 3, 4), "in_channels": (2, 0, 4), "out_channels": (2, 3, 0)}[empty]
@@ -409,7 +442,6 @@ def test_empty_gives_empty_or_zero(empty, kind, rng):
     assert gw.shape == w.shape and not gw.any()
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_spatial_only_shapes(kind, rng):
     """input_shape may be spatial sizes only; for locally connected kernel_shape too."""
     x, w, gy = problem(rng, kind, 2, (7, 6), (3, 2), dict(stride=2), np.float64)
@@ -421,7 +453,7 @@ def test_spatial_only_shapes(kind, rng):
                                       grad_kernel(x, gy, w.shape, stride=2))
 
 
-def test_tile_windows_entirely_in_the_padding(rng, assert_close_to_reference):
+def test_tile_windows_entirely_in_the_padding(rng, assert_close_to_reference, tiled_path):
     """Large high padding: some tiles read only zeros (and must give bias only)."""
     geometry = dict(padding=[(0, 6)], stride=2)
     x, w, gy = problem(rng, "tiled", 1, (3,), (2,), geometry, np.float64, tiles=(3,))
@@ -440,7 +472,6 @@ W_T = _rng.standard_normal((2, 2, 4, 3, 3, 3))
 GY = _rng.standard_normal((2, 4, 5, 4))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("args,kwargs,exc,pattern", [
     ((X[0], "W"), {}, ValueError, r"x must have 4 dimensions"),
     ((X, "W5"), {}, ValueError, r"w must have 4, 6 or 8 dimensions"),
@@ -472,7 +503,6 @@ def test_bad_positions_names_both_sizes():
         local.tiled_conv(X, np.zeros((0, 2, 4, 3, 3, 3)))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_bad_gradients(kind):
     w = W_LC if kind == "local" else W_T
     _, grad_input, grad_kernel = FAST[kind]
