@@ -8,10 +8,12 @@ and 3 spatial dimensions, batches and several channels; there are no groups (eve
 channel reads every input channel). The three operations of each -- forward, ``grad_input``,
 ``grad_kernel`` -- are the adjoint family of section 9.5, as for ordinary convolution.
 
-Locally connected runs on `src/_local.pyx` (one GEMM per output position over OpenMP threads);
-tiled convolution runs as prod(t) ordinary convolutions (`fastconv.conv` and its gradients, so the
-chooser's fastest algorithm) on strided slices: the outputs whose index is a (mod t) along each
-axis are a convolution with stride s * t of the input shifted by a * s.
+Locally connected runs on `src/_local.pyx`: one GEMM per output position (its patch matrix
+times its own kernel) over OpenMP threads. Tiled convolution has two implementations, picked from
+the shapes (`_by_position`): the same core with a map from positions to tile kernels, or
+prod(t) ordinary convolutions (`fastconv.conv` and its gradients, so the chooser's algorithm) on
+strided slices -- the outputs whose index is a (mod t) along each axis are a convolution with
+stride s * t of the input shifted by a * s. Every path is bitwise independent of the thread count.
 """
 import itertools
 import math
@@ -349,8 +351,9 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, algorithm="a
     a set of t_i kernels along axis i, cycled through as one moves through the output. t = 1 is
     `fastconv.conv`; t = the output size is `locally_connected`. Geometry as `fastconv.conv`;
     there are no groups. ``bias`` is None, (K,) shared, or (K, *tiles): the tiled bias, one per
-    tile kernel and output channel, cycled like the kernels. ``algorithm`` is passed on to each
-    tile's `fastconv.conv` ("auto": the chooser's pick). Returns (N, K, *out_spatial).
+    tile kernel and output channel, cycled like the kernels. ``algorithm="auto"`` runs
+    position by position or as one `fastconv.conv` per tile, whichever suits the shapes; a named
+    algorithm forces one convolution per tile with that algorithm. Returns (N, K, *out_spatial).
     """
     _registry.check_algorithm(algorithm)
     x, w = _as_array(x, "x"), _as_array(w, "w")
