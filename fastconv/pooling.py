@@ -293,7 +293,8 @@ def _check_indices(indices, expected_shape, in_vol):
                          f"got {indices.shape}")
     if indices.size and (indices.min() < -1 or indices.max() >= in_vol):
         raise ValueError(f"indices must lie in [0, {in_vol}) (flat positions in one input "
-                         f"plane), got values in [{indices.min()}, {indices.max()}]")
+                         f"plane; -1 for a window with no element), got values in "
+                         f"[{indices.min()}, {indices.max()}]")
     return indices
 
 
@@ -321,7 +322,8 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     """Max pooling: each output is the largest element of its window (padding is -inf, never
     chosen). Ties go to the first position of the window in row-major order; a NaN wins over
     numbers. With ``return_indices`` also the int64 flat index of each maximum in its (n, c)
-    input plane (PyTorch's convention)."""
+    input plane (PyTorch's convention). A dilated window can fall entirely on padding (e.g.
+    n=1, kernel 2, padding 1, dilation 2): it gives -inf and index -1, and routes no gradient."""
     x = _spatial_input(x)
     return_indices = _bool(return_indices, "return_indices")
     k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
