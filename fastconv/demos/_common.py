@@ -111,3 +111,20 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def shape_masks(kind, size, cy, cx, extent, angle=0.0):
+    """A boolean mask of one shape on a size x size grid, in coordinates relative to the image
+    (centre cy, cx and half-extent in [0, 1]), so the same scene renders at any resolution.
+    kind 0: an axis-aligned rectangle (aspect 0.6-1), 1: a disc, 2: a triangle."""
+    c = (np.arange(size) + 0.5) / size
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    dy, dx = yy - cy, xx - cx
+    if kind == 0:
+        return (np.abs(dy) <= extent) & (np.abs(dx) <= extent * (0.6 + 0.4 * abs(np.cos(angle))))
+    if kind == 1:
+        return dy * dy + dx * dx <= extent * extent
+    # an upward triangle: below the top vertex, inside both slanted edges
+    top, bottom = cy - extent, cy + extent
+    half_width = (yy - top) / (bottom - top) * extent
+    return (yy >= top) & (yy <= bottom) & (np.abs(dx) <= half_width)

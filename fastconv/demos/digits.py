@@ -40,7 +40,10 @@ def main(argv=None):
     start = time.perf_counter()
     x_train, x_test, y_train, y_test = _common.load_digits(args.seed)
     x_train, x_test = upsample(x_train), upsample(x_test)
-    epochs = min(args.epochs, 2) if args.quick else args.epochs
+    epochs = args.epochs
+    if args.quick:
+        x_train, y_train, x_test, y_test = x_train[:400], y_train[:400], x_test[:150], y_test[:150]
+        epochs = min(args.epochs, 2)
     print(f"digits: {len(x_train) + len(x_test)} real 8x8 scans (scikit-learn), upsampled to 16x16; "
           f"train {len(x_train)}, test {len(x_test)} (stratified, seed {args.seed})")
     model = build_model(seed=args.seed)

@@ -1,0 +1,66 @@
+"""Each demo runs end to end in its --quick mode and prints what it promises."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import demos
+
+
+@pytest.fixture(autouse=True)
+def one_thread(restore_settings):
+    """Quick runs of many small steps; the demos' arithmetic does not depend on the threads."""
+    fastconv.set_num_threads(1)
+
+
+def _run(name, tmp_path, capsys, *extra):
+    assert demos.run(name, ["--quick", "--out", str(tmp_path), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def test_digits(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = _run("digits", tmp_path, capsys)
+    assert "test accuracy" in out and ("direct" in out or "im2col" in out)
+    assert "Conv2d" in out and "fwd ms" in out and "epoch   2" in out
+    assert (tmp_path / "digits_filters.png").stat().st_size > 100
+
+
+def test_segment_reports_every_step(tmp_path, capsys):
+    out = _run("segment", tmp_path, capsys, "--steps", "3")
+    assert "step 1:" in out and "step 3:" in out
+    assert (tmp_path / "segment_steps.png").exists()
+
+
+def test_variable_size_reports_every_size(tmp_path, capsys):
+    out = _run("variable-size", tmp_path, capsys, "--sizes", "12,16,24")
+    for size in ("12x12", "16x16", "24x24"):
+        assert size in out
+
+
+def test_autoencoder(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = _run("autoencoder", tmp_path, capsys)
+    assert "mean image (baseline)" in out and "autoencoder" in out
+
+
+def test_audio_one_and_three_dimensions(tmp_path, capsys):
+    out = _run("audio", tmp_path, capsys, "--no-png")
+    assert "1-D test accuracy" in out and "3-D test accuracy" in out
+
+
+def test_segment_network_gradients():
+    """The recurrent network's hand-written backward through its shared U, V, W."""
+    from fastconv import nn
+    from fastconv.demos.segment import RecurrentSegmenter
+    model = RecurrentSegmenter(hidden=3, steps=3, kernel_size=3, seed=0).to(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 4))
+    assert nn.gradcheck(model, x, n_coords=6) > 0
+
+
+def test_data_generators_are_seeded():
+    from fastconv.demos import audio, segment, variable_size
+    for make in (lambda s: segment.make_images(4, 12, s), lambda s: variable_size.make_images(4, 10, s),
+                 lambda s: audio.make_signals(4, s), lambda s: audio.make_volumes(4, s)):
+        a, b, c = make(1), make(1), make(2)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert not np.array_equal(a[0], c[0])
