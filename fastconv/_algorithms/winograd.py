@@ -27,13 +27,11 @@ from . import im2col, reference
 
 NAME = "winograd"
 
-# Kernel transform G (6 x 3) of F(4x4, 3x3): U = G g G^T.
-G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-              [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
 POSITIONS = 36
 BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
 MIN_TILES, MAX_TILES = 4, 196
-MAX_PARTS = 16              # partial sums of the kernel gradient
+MIN_PARTS, MAX_PARTS = 4, 16    # partial sums of the kernel gradient (powers of two)
+FLOPS_PER_PART_ELEMENT = 250    # GEMM work per element of a partial sum, at the least
 BLAS_INT_MAX = 2**31 - 1
 # Cost model (seconds on one thread; divided among planning_threads() at PARALLEL_EFFICIENCY):
 # GEMM flops at a rate that falls with few channels, plus the transforms per tile and channel.
@@ -61,6 +59,15 @@ def _geometry_reason(spec):
     return None
 
 
+def _parts(gemm_flops, u_elements):
+    """Partial sums of the kernel gradient: a power of two (so 1, 2, 4 ... threads share them
+    evenly), more for more work per element of a partial sum (each costs a clear and an add)."""
+    parts = MIN_PARTS
+    while parts < MAX_PARTS and gemm_flops >= 2 * parts * u_elements * FLOPS_PER_PART_ELEMENT:
+        parts *= 2
+    return parts
+
+
 class _Plan:
     """Planes, tiling, scratch, parts and thread count of one problem and operation."""
 
@@ -78,9 +85,11 @@ class _Plan:
         CP, KP = _pad(cin, lanes), _pad(cout, lanes)
         self.KP = KP
         th, tw = -(-written[0] // 4), -(-written[1] // 4)
+        self.planes = spec.batch * (spec.input_size[0] if op == "grad_input" else spec.output_size[0])
+        self.tiles = self.planes * th * tw
+        gemm_flops = 2 * POSITIONS * self.tiles * cin * KP
         per_tile = POSITIONS * (CP + 2 * KP if op == "grad_kernel" else CP + KP) * itemsize
         self.u_elements = POSITIONS * cin * KP
-        self.planes = spec.batch * (spec.input_size[0] if op == "grad_input" else spec.output_size[0])
         limit = _config.get_workspace_limit() // itemsize
         target = max(MIN_TILES, min(MAX_TILES, BLOCK_BYTES // per_tile))
         while True:
@@ -97,8 +106,8 @@ class _Plan:
             self.parts = 0
             fixed = self.u_elements
             if op == "grad_kernel":
-                self.parts = max(1, min(MAX_PARTS, self.items,
-                                        (limit - fixed - per_thread) // self.u_elements - 1))
+                self.parts = min(_parts(gemm_flops, self.u_elements), self.items,
+                                 max(1, (limit - fixed - per_thread) // self.u_elements - 1))
                 fixed += (self.parts + 1) * self.u_elements
             if fixed + per_thread <= limit or (R == 1 and Cw == 1):
                 break
@@ -186,16 +195,13 @@ def _planes(spec, op):
             np.ascontiguousarray(np.broadcast_to(dst, (N, dst.shape[1])).ravel(), np.intp))
 
 
-def _transformed_kernel(w, flipped, KP, dtype):
-    """U[xi][cin][KP] = G g G^T, computed in float64; flipped: the input gradient's kernel."""
-    g = w[:, :, 0].astype(np.float64)
-    if flipped:      # rotate by 180 degrees and swap the channels: (C, K, 3, 3) -> U[xi][K][C]
-        g = g[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    U = (G @ g @ G.T).transpose(2, 3, 1, 0)           # (6, 6, cin, cout)
-    U = U.reshape(POSITIONS, U.shape[2], U.shape[3])
-    out = np.zeros((POSITIONS, U.shape[1], KP), dtype)
-    out[:, :, :U.shape[2]] = U
-    return out
+def _transformed_kernel(w, flipped, KP, threads):
+    """U[xi][KP][cin] = G g G^T (computed in double); flipped: the input gradient's kernel,
+    rotated by 180 degrees with the channels swapped. Rows past the output channels are zero."""
+    K, C = w.shape[:2]
+    u = np.zeros(POSITIONS * KP * (K if flipped else C), w.dtype)
+    _winograd.kernel_transform(w.reshape(-1), u, K, C, KP, flipped, threads)
+    return u
 
 
 def _run_pass(spec, op, a, w):
@@ -203,11 +209,11 @@ def _run_pass(spec, op, a, w):
     plan = _Plan(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
     out = np.empty(shape, spec.dtype)
-    u = _transformed_kernel(w, op == "grad_input", plan.KP, spec.dtype)
+    u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
     src, dst = _planes(spec, op)
     flags = np.zeros(plan.items, np.uint8)
     with _config.blas_single_threaded():
-        _winograd.forward(plan.tiling, a.reshape(-1), u.reshape(-1), out.reshape(-1), src, dst,
+        _winograd.forward(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst,
                           plan.work(spec.dtype), flags, plan.threads)
     return None if flags.any() else out
 
@@ -236,8 +242,8 @@ def grad_kernel(spec, x, gy):
         _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
                               plan.work(spec.dtype), np.empty(plan.parts * plan.u_elements, spec.dtype),
                               plan.parts, plan.threads)
-    du = du.reshape(6, 6, plan.cin, plan.KP)[..., :plan.cout].astype(np.float64)
-    gw = (G.T @ du.transpose(3, 2, 0, 1) @ G)[:, :, None].astype(spec.dtype)
+    gw = np.empty(spec.w_shape, spec.dtype)
+    _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
     skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
         :, :, (src.reshape(spec.batch, -1) < 0)[0]]
     if not (np.isfinite(gw).all() and np.isfinite(skipped).all()):

@@ -1,0 +1,277 @@
+"""Winograd F(4x4, 3x3) (src/_winograd.pyx, src/_winograd_kernels.h) against the reference.
+
+The general suites run "winograd" over the geometry matrix wherever it applies; these cases aim at
+what is particular to it: output sizes that are not multiples of the 4x4 tile, channel counts
+that are not multiples of the vector (the padded lanes of the channel-last staging and of the
+register transposes, rows shorter than a vector), padding of every kind (0, 1, 2, wider than the
+kernel, (low, high), "same", "full"; the input gradient's "padding" 2 - p is then negative), 3-D
+problems with a depth-1 kernel (planes that read only padding, depth stride), blocks of tiles
+split over rows and columns, the kernel gradient's partial sums, the fallback for non-finite
+values, the workspace limit, and float32 accuracy at realistic magnitudes and channel counts.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference
+from fastconv._algorithms import winograd
+from fastconv._geometry import make_spec
+
+DTYPES = (np.float32, np.float64)
+OPS = ("forward", "grad_input", "grad_kernel")
+
+# name -> (x shape, w shape, keyword arguments)
+CASES = {
+    "tiny-1x1-channels": ((1, 1, 5, 5), (1, 1, 3, 3), {}),
+    "odd-sizes": ((2, 3, 9, 11), (4, 3, 3, 3), dict(padding=1)),
+    "one-output-row": ((1, 2, 3, 17), (3, 2, 3, 3), {}),
+    "lo-hi-padding": ((2, 5, 13, 7), (3, 5, 3, 3), dict(padding=((2, 0), (1, 2)))),
+    "padding-2": ((1, 4, 10, 6), (2, 4, 3, 3), dict(padding=2)),
+    "full": ((1, 3, 6, 9), (5, 3, 3, 3), dict(padding="full")),
+    "wide-padding": ((1, 2, 6, 20), (3, 2, 3, 3), dict(padding=((0, 4), (5, 9)))),
+    "same-37-channels": ((2, 37, 23, 19), (20, 37, 3, 3), dict(padding="same")),
+    "channels-17-to-1": ((1, 17, 12, 12), (1, 17, 3, 3), dict(padding=1)),
+    "rows-shorter-than-a-vector": ((2, 20, 9, 6), (18, 20, 3, 3), dict(padding=1)),
+    "3d-depth-1": ((2, 3, 4, 6, 7), (5, 3, 1, 3, 3), dict(padding=1)),
+    "3d-depth-stride-padding": ((2, 3, 5, 6, 7), (5, 3, 1, 3, 3),
+                                dict(padding=((2, 1), (0, 1), (1, 1)), stride=(2, 1, 1))),
+    "resnet-like": ((2, 64, 30, 30), (64, 64, 3, 3), dict(padding=1)),
+}
+
+
+def _arrays(name, dtype, seed=0):
+    xs, ws, kw = CASES[name]
+    spec = make_spec(xs, ws, **kw)
+    ys = (xs[0], ws[0]) + tuple(spec.output_size[3 - (len(ws) - 2):])
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype),
+            rng.standard_normal(ys).astype(dtype), kw)
+
+
+def _three(x, w, gy, kw, algorithm="winograd"):
+    return (fastconv.conv(x, w, algorithm=algorithm, **kw),
+            fastconv.conv_grad_input(gy, w, x.shape, algorithm=algorithm, **kw),
+            fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=algorithm, **kw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference(name, dtype, assert_close_to_reference):
+    x, w, gy, kw = _arrays(name, dtype)
+    for got, expected in zip(_three(x, w, gy, kw), _three(x, w, gy, kw, "reference")):
+        assert_close_to_reference(got, expected, dtype)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_float32_accuracy_at_realistic_magnitudes(op):
+    """ReLU-like activations (non-negative, mean far from zero) and He-scaled kernels over 256
+    channels: the transforms' rounding stays well inside the contract's 2e-4."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((1, 256, 14, 14)), 0) * 3 + 1
+    w = rng.standard_normal((32, 256, 3, 3)) * np.sqrt(2 / (9 * 256))
+    gy = rng.standard_normal((1, 32, 14, 14)) * 1e-3
+    args = {"forward": (x, w), "grad_input": (gy, w, x.shape), "grad_kernel": (x, gy, w.shape)}[op]
+    fn = {"forward": "conv", "grad_input": "conv_grad_input", "grad_kernel": "conv_grad_kernel"}[op]
+    expected = getattr(reference, fn)(*args, padding=1)
+    got = getattr(fastconv, fn)(*[a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                                  for a in args], padding=1, algorithm="winograd")
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert error < 2e-5, error
+
+
+def test_adjoint_identities():
+    """<conv(x, w), gy> = <x, grad_input(gy, w)> = <w, grad_kernel(x, gy)> in float64."""
+    x, w, gy, kw = _arrays("lo-hi-padding", np.float64, seed=3)
+    y, gx, gw = _three(x, w, gy, kw)
+    assert np.isclose(np.vdot(y, gy), np.vdot(x, gx), rtol=1e-12)
+    assert np.isclose(np.vdot(y, gy), np.vdot(w, gw), rtol=1e-12)
+
+
+def test_kernel_gradient_by_finite_differences():
+    x, w, gy, kw = _arrays("odd-sizes", np.float64, seed=4)
+    gw = fastconv.conv_grad_kernel(x, gy, w.shape, algorithm="winograd", **kw)
+    eps = 1e-6
+    for index in [(0, 0, 0, 0), (3, 2, 1, 2), (1, 1, 2, 0)]:
+        step = np.zeros_like(w)
+        step[index] = eps
+        loss = [np.vdot(fastconv.conv(x, w + s, algorithm="winograd", **kw), gy) for s in (step, -step)]
+        assert np.isclose((loss[0] - loss[1]) / (2 * eps), gw[index], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels"])
+def test_bitwise_identical_for_any_thread_count(name, restore_settings):
+    x, w, gy, kw = _arrays(name, np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(_three(x, w, gy, kw))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+def test_blocks_and_parts_are_fixed_by_the_problem(restore_settings):
+    x, w, gy, kw = _arrays("resnet-like", np.float32)
+    spec = make_spec(x.shape, w.shape, dtype=np.float32, **kw)
+    plans = []
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        plans.append(winograd._Plan(spec, "grad_kernel"))
+    assert plans[0].tiling == plans[1].tiling and plans[0].parts == plans[1].parts > 1
+
+
+def test_blocks_split_long_rows_into_columns(assert_close_to_reference, restore_settings):
+    """A row of more tiles than a block holds: blocks of columns, the last one narrower."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((1, 16, 5, 1203)), rng.standard_normal((8, 16, 3, 3))
+    spec = make_spec(x.shape, w.shape, padding=1, dtype=np.float64)
+    tiling = winograd._Plan(spec, "forward").tiling
+    assert tiling[13] < -(-1203 // 4)          # Cw: fewer tile columns than the row has
+    gy = rng.standard_normal((1, 8, 5, 1203))
+    for got, expected in zip(_three(x, w, gy, dict(padding=1)),
+                             _three(x, w, gy, dict(padding=1), "reference")):
+        assert_close_to_reference(got, expected, np.float64)
+
+
+@pytest.mark.parametrize("name", ["odd-sizes", "3d-depth-stride-padding", "wide-padding"])
+def test_nan_and_inf_propagate_like_the_reference(name):
+    """A transform spreads a NaN over its tile: a non-finite block or kernel sends the call to an
+    algorithm whose pattern is arithmetic's."""
+    x, w, gy, kw = _arrays(name, np.float64)
+    x[(0, 1 % x.shape[1]) + (0,) * (x.ndim - 2)] = np.nan
+    x[(0, 2 % x.shape[1]) + tuple(n - 1 for n in x.shape[2:])] = np.inf
+    gy[(0, 1) + (0,) * (gy.ndim - 2)] = -np.inf
+    x_finite, gy_finite = (np.where(np.isfinite(a), a, 0) for a in (x, gy))
+    w_inf = w.copy()
+    w_inf[(1, 0) + (0,) * (w.ndim - 2)] = np.inf
+    cases = [(x, w, gy), (x_finite, w, gy), (x, w, gy_finite), (x_finite, w_inf, gy_finite)]
+    for args in cases:
+        with np.errstate(invalid="ignore", over="ignore"):
+            pairs = list(zip(_three(*args, kw), _three(*args, kw, "reference")))
+        for got, expected in pairs:
+            assert np.array_equal(np.isnan(got), np.isnan(expected))
+            assert np.array_equal(np.isinf(got), np.isinf(expected))
+            finite = np.isfinite(expected)
+            np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-9)
+
+
+def test_float32_overflow_in_a_transform_falls_back():
+    """x near the float32 maximum: B^T d B overflows where the textbook sum does not."""
+    signs = np.random.default_rng(7).choice([-1.0, 1.0], (1, 2, 8, 8))
+    x = (signs * 1e38).astype(np.float32)
+    w = np.full((1, 2, 3, 3), 1e-38, np.float32)
+    expected = reference.conv(x, w, padding=1)
+    assert np.isfinite(expected).all()
+    got = fastconv.conv(x, w, padding=1, algorithm="winograd")
+    assert np.isfinite(got).all()
+    assert np.abs(got - expected).max() <= 2e-4 * np.abs(expected).max()
+
+
+def test_inputs_are_not_written():
+    x, w, gy, kw = _arrays("odd-sizes", np.float32)
+    copies = [a.copy() for a in (x, w, gy)]
+    _three(x, w, gy, kw)
+    for a, b in zip((x, w, gy), copies):
+        assert np.array_equal(a, b)
+
+
+def test_empty_batch():
+    x, w = np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    gy = np.zeros((0, 4, 8, 8))
+    y, gx, gw = _three(x, w, gy, dict(padding=1))
+    assert y.shape == (0, 4, 8, 8) and gx.shape == x.shape
+    assert gw.shape == w.shape and not gw.any()
+
+
+@pytest.mark.parametrize("xs,ws,kw,why", [
+    ((1, 2, 9, 9), (3, 2, 3, 3), dict(stride=2), "stride"),
+    ((1, 2, 9, 9), (3, 2, 3, 3), dict(dilation=2), "dilation"),
+    ((1, 4, 9, 9), (4, 2, 3, 3), dict(groups=2), "groups"),
+    ((1, 2, 9, 9), (3, 2, 5, 5), {}, "3x3"),
+    ((1, 2, 9, 9), (3, 2, 3, 1), {}, "3x3"),
+    ((1, 2, 30), (3, 2, 3), {}, "3x3"),
+    ((1, 2, 6, 9, 9), (3, 2, 3, 3, 3), {}, "depth 1"),
+])
+def test_refuses_other_geometries_with_a_reason(xs, ws, kw, why):
+    x, w = np.ones(xs), np.ones(ws)
+    with pytest.raises(fastconv.NotSupportedError, match="does not support") as info:
+        fastconv.conv(x, w, algorithm="winograd", **kw)
+    assert why in str(info.value)
+    spec = make_spec(xs, ws, dtype=np.float64, **kw)
+    for op in OPS:
+        ok, reason = winograd.supports(spec, op)
+        assert not ok and why in reason
+
+
+def test_refuses_when_one_block_does_not_fit_the_workspace(restore_settings):
+    fastconv.set_workspace_limit(4096)
+    x, w, gy, kw = _arrays("odd-sizes", np.float64)
+    with pytest.raises(fastconv.NotSupportedError, match="workspace limit"):
+        fastconv.conv(x, w, algorithm="winograd", **kw)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_workspace_limit_shrinks_blocks_and_threads(op, restore_settings, assert_close_to_reference):
+    x, w, gy, kw = _arrays("resnet-like", np.float64)
+    spec = make_spec(x.shape, w.shape, dtype=np.float64, **kw)
+    fastconv.set_num_threads(2)
+    full = winograd._Plan(spec, op)
+    limit = (full.fixed + full.per_thread // 2) * 8
+    fastconv.set_workspace_limit(limit)
+    small = winograd._Plan(spec, op)
+    assert (small.tiling[12] * small.tiling[13] < full.tiling[12] * full.tiling[13]
+            or small.parts < full.parts or small.threads < full.threads)
+    assert winograd.workspace(spec, op) <= limit
+    args = {"forward": (x, w), "grad_input": (gy, w, x.shape), "grad_kernel": (x, gy, w.shape)}[op]
+    fn = {"forward": "conv", "grad_input": "conv_grad_input", "grad_kernel": "conv_grad_kernel"}[op]
+    assert_close_to_reference(getattr(fastconv, fn)(*args, algorithm="winograd", **kw),
+                              getattr(reference, fn)(*args, **kw), np.float64)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_cost_and_workspace_are_positive_and_grow(op):
+    small = make_spec((2, 16, 28, 28), (16, 16, 3, 3), padding=1, dtype=np.float32)
+    large = make_spec((8, 64, 56, 56), (64, 64, 3, 3), padding=1, dtype=np.float32)
+    assert 0 < winograd.cost(small, op) < winograd.cost(large, op)
+    assert 0 < winograd.workspace(small, op) <= fastconv.get_workspace_limit()
+    assert winograd.supports(large, op) == (True, "")
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_every_kernel_set_matches_the_reference(level):
+    """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not
+    pick, run in a fresh interpreter with FASTCONV_WINOGRAD_LEVEL lowered."""
+    from fastconv import _winograd
+    if _winograd.kernel_level() <= level:
+        pytest.skip("this machine runs that kernel set already")
+    code = f"""
+import numpy as np, fastconv
+from fastconv import _winograd, reference
+assert _winograd.kernel_level() == {level}, _winograd.kernel_level()
+rng = np.random.default_rng(0)
+for xs, ws, kw in {[CASES[n] for n in ("odd-sizes", "same-37-channels", "rows-shorter-than-a-vector",
+                                       "3d-depth-stride-padding", "wide-padding")]!r}:
+    for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        y = reference.conv(x, w, **kw)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        pairs = [(fastconv.conv(x, w, algorithm="winograd", **kw), y),
+                 (fastconv.conv_grad_input(gy, w, xs, algorithm="winograd", **kw),
+                  reference.conv_grad_input(gy, w, xs, **kw)),
+                 (fastconv.conv_grad_kernel(x, gy, ws, algorithm="winograd", **kw),
+                  reference.conv_grad_kernel(x, gy, ws, **kw))]
+        for got, want in pairs:
+            assert np.abs(got - want).max() <= tol * np.abs(want).max(), (xs, ws, kw, dtype)
+print("ok")
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, FASTCONV_WINOGRAD_LEVEL=str(level),
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
