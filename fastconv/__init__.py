@@ -22,7 +22,7 @@ from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input,
                           conv_transpose, explain)
 from . import _algorithms  # noqa: F401  (registers the algorithms)
 from . import reference
-from . import local, nn, pooling
+from . import features, local, nn, pooling
 from .separable import (low_rank_conv, separable_conv, separable_conv_grad_factors,
                         separable_conv_grad_input)
 
