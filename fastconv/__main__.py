@@ -83,9 +83,14 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     p_tour = sub.add_parser("tour", help="figure 9.6 on a photograph and a timed ResNet layer")
     p_tour.add_argument("--out", help="write the edge image to this PNG file")
-    p_explain = sub.add_parser("explain", help="what the chooser sees for one problem")
-    p_explain.add_argument("--x", required=True, type=_shape, help="input shape, e.g. 8,64,56,56")
-    p_explain.add_argument("--w", required=True, type=_shape, help="kernel shape, e.g. 64,64,3,3")
+    p_explain = sub.add_parser("explain", help="what the chooser sees for one problem",
+                               description="Every algorithm for forward, grad_input and "
+                               "grad_kernel: applicable or why not, predicted time, measured time "
+                               "if tuned, workspace, and the choice.")
+    p_explain.add_argument("--shape", nargs=2, type=_shape, metavar=("X", "W"),
+                           help="input and kernel shapes, e.g. --shape 8,64,56,56 64,64,3,3")
+    p_explain.add_argument("--x", type=_shape, help="input shape, e.g. 8,64,56,56")
+    p_explain.add_argument("--w", type=_shape, help="kernel shape, e.g. 64,64,3,3")
     p_explain.add_argument("--stride", type=int, default=1)
     p_explain.add_argument("--padding", default="0")
     p_explain.add_argument("--dilation", type=int, default=1)
@@ -104,8 +109,11 @@ def main(argv=None):
         from . import benchmark
         return benchmark.main(args.bench_args)
     if args.command == "explain":
+        x_shape, w_shape = args.shape if args.shape else (args.x, args.w)
+        if x_shape is None or w_shape is None:
+            parser.error("explain needs --shape X W (or --x X --w W)")
         padding = args.padding if args.padding in ("valid", "same", "full") else int(args.padding)
-        print(fastconv.explain(args.x, args.w, stride=args.stride, padding=padding,
+        print(fastconv.explain(x_shape, w_shape, stride=args.stride, padding=padding,
                                dilation=args.dilation, groups=args.groups, dtype=args.dtype))
     else:
         tour(getattr(args, "out", None))

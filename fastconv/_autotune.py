@@ -29,8 +29,8 @@ from . import _cachefiles, _config
 
 FILE_NAME = "autotune.json"
 PRUNE = 10.0            # not timed when predicted this many times slower than the best prediction
-ROUNDS = 3
-BUDGET_S = 0.05         # timing per algorithm beyond the warm-up, at least one repeat a round
+ROUNDS = 5
+BUDGET_S = 0.1          # timing per algorithm beyond the warm-up, at least one repeat a round
 
 _enabled = False
 _lock = threading.RLock()

@@ -170,10 +170,33 @@ def _copy_rate(nbytes=64 * 2**20):
     return 2.0 * nbytes / _best(lambda: np.copyto(b, a), 3, 1.0)
 
 
-def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0.05):
-    """[(algorithm, op, dtype, ndim, predicted s, measured s, fastest measured s)]."""
+def _interleaved(fns, rounds, budget, deadline):
+    """Best seconds of each callable: one untimed call each, then `rounds` rounds that run every
+    callable in turn (a passing load hits them all alike), fewer once `deadline` has passed."""
+    best, reps = {}, {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        best[name] = time.perf_counter() - start
+        reps[name] = max(1, min(5, int(budget / rounds / max(best[name], 1e-6))))
+    for r in range(rounds):
+        if r and time.perf_counter() > deadline:
+            break
+        for name, fn in fns.items():
+            for _ in range(reps[name]):
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0.03,
+            seconds=20.0):
+    """[(algorithm, op, dtype, ndim, predicted s, measured s, fastest measured s)]; after
+    `seconds`, every remaining measurement is cut to one round."""
     from . import _functional, _registry
     rng = np.random.default_rng(1)
+    deadline = time.perf_counter() + seconds
     rows = []
     for dtype in dtypes:
         for xs, ws, kw in problems:
@@ -187,27 +210,29 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), repeat=5, budget=0
                      "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
                      "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
             for op, call in calls.items():
-                found = []
+                fns = {}
                 for name, impl in _registry.registered().items():
                     if name in SKIP or not impl.supports(spec, op)[0]:
                         continue
                     if hasattr(impl, "supports_weights") and (
                             op == "grad_kernel" or not impl.supports_weights(spec, op, w5)[0]):
                         continue
-                    seconds = _best(lambda: call(name), repeat, budget)
-                    found.append((name, impl.cost(spec, op), seconds))
-                fastest = min((s for _, _, s in found), default=math.inf)
-                rows += [(name, op, dtype, spec.ndim, p, s, fastest) for name, p, s in found]
+                    fns[name] = (lambda name=name: call(name))
+                best = _interleaved(fns, rounds, budget, deadline)
+                fastest = min(best.values(), default=math.inf)
+                impls = _registry.registered()
+                rows += [(name, op, dtype, spec.ndim, impls[name].cost(spec, op), t, fastest)
+                         for name, t in best.items()]
     return rows
 
 
 OVERHEADS_S = (0.0,) + tuple(1e-6 * 10 ** (i / 8) for i in range(33))   # 1 us to 10 ms
 
 
-def _fit_one(points):
+def _fit_one(points, overheads=OVERHEADS_S):
     """(scale, overhead) minimising sum (log(scale * predicted + overhead) - log(measured))^2."""
     best = None
-    for b in OVERHEADS_S:
+    for b in overheads:
         if b >= min(m for _, m in points):
             break
         a = math.exp(statistics.median(math.log((m - b) / p) for p, m in points))
@@ -223,8 +248,8 @@ def fit(rows):
     measured time is modelled as scale * predicted + overhead, fitted (on the log) over the
     problems where the algorithm is within COMPETITIVE of the fastest (all of them if it never
     is). The overhead is the fixed cost of a call on this machine that the models leave out.
-    1-D problems also get their own line (key dtype + "/1d") where two or more were measured:
-    long 1-D rows and transforms run at other rates than images."""
+    1-D problems also get their own scale (key dtype + "/1d", with the pooled overhead) where two
+    or more were measured: long 1-D rows and transforms run at other rates than images."""
     points = {}
     for name, op, dtype, ndim, predicted, seconds, fastest in rows:
         if predicted > 0 and seconds > 0:
@@ -233,11 +258,14 @@ def fit(rows):
             if ndim == 1:
                 points.setdefault((name, op, dtype + ONE_D), []).append(point)
     factors = {}
-    for (name, op, dtype), values in points.items():
+    for (name, op, dtype), values in sorted(points.items()):     # "float32" before "float32/1d"
         chosen = [(p, m) for c, p, m in values if c] or [(p, m) for _, p, m in values]
-        if dtype.endswith(ONE_D) and len(chosen) < 2:
-            continue
-        a, b = _fit_one(chosen)
+        overheads = OVERHEADS_S
+        if dtype.endswith(ONE_D):       # few points: their own scale, the pooled overhead
+            if len(chosen) < 2:
+                continue
+            overheads = (factors[name][op][dtype[:-len(ONE_D)]][1],)
+        a, b = _fit_one(chosen, overheads)
         factors.setdefault(name, {}).setdefault(op, {})[dtype] = [round(a, 4), float(f"{b:.3g}")]
     return factors
 
@@ -255,7 +283,7 @@ def calibrate(*, quick=False, save=True):
     global _loaded, _data
     start = time.perf_counter()
     if quick:
-        rows = measure(QUICK_PROBLEMS, ("float32",), repeat=1, budget=0.01)
+        rows = measure(QUICK_PROBLEMS, ("float32",), rounds=1, budget=0.001)
         constants = {}
     else:
         rows = measure()

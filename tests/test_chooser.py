@@ -141,8 +141,8 @@ def test_the_choice_supports_the_call_and_nothing_falls_back(name, op, monkeypat
     assert np.array_equal(_op_call(op, x, w, kw, "auto")(), expected)
 
 
-def test_the_three_operations_are_chosen_separately():
-    """The same problem can have a different best algorithm per operation (choose(op=...))."""
+def test_explain_reports_the_choice_of_each_operation():
+    """explain's per-operation choice is choose(op=...)'s (the three are chosen separately)."""
     for xs, ws, kw in [((1, 1, 512, 512), (1, 1, 15, 15), {}), ((16, 1, 16000), (32, 1, 64), {}),
                        ((8, 3, 224, 224), (64, 3, 3, 3), dict(padding=1))]:
         picks = {op: fastconv.choose(xs, ws, op=op, **kw) for op in OPS}
@@ -196,3 +196,17 @@ def test_the_workspace_limit_is_honoured_by_tiling(op, restore_settings, assert_
     expected = _op_call(op, x, w, kw, "reference")()
     for algorithm in ("auto", "im2col"):
         assert_close_to_reference(_op_call(op, x, w, kw, algorithm)(), expected, np.float64)
+
+
+def test_fastconv_bench_prints_a_table(monkeypatch, capsys):
+    from fastconv import benchmark
+    monkeypatch.setattr(benchmark, "torch_runner", lambda *args: None)     # keep it fast
+    assert benchmark.main(["--quick", "--cases", "image512_k7", "--ops", "forward,grad_kernel",
+                           "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| image512_k7")]
+    assert len(rows) == 2 and "sgemm peak" in out and "scipy/auto" in out
+    cells = rows[0].strip("|").split("|")
+    assert cells[-1].strip() != "-", "scipy.signal's ratio is missing on a single-channel case"
+    with pytest.raises(SystemExit):
+        benchmark.main(["--cases", "nonexistent"])
