@@ -25,6 +25,8 @@ X_SHAPE, W_SHAPE = (2, 3, 10, 9), (4, 3, 3, 3)
 def cache(tmp_path, monkeypatch):
     """A private cache directory; autotuning off and its memory empty before and after."""
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_autotune, "ROUNDS", 2)         # tiny problems: a short timing will do
+    monkeypatch.setattr(_autotune, "BUDGET_S", 0.002)
     _autotune.clear_autotune_cache()
     fastconv.set_autotune(False)
     yield tmp_path
@@ -194,7 +196,7 @@ def test_concurrent_writers_leave_a_valid_file_with_every_key(cache):
     """)
     env = dict(os.environ, PYTHONPATH=ROOT, FASTCONV_CACHE_DIR=str(cache))
     import time
-    start = time.time() + 3
+    start = time.time() + 2
     procs = [subprocess.Popen([sys.executable, "-c", writer, f"p{n}", str(start)], env=env,
                               stderr=subprocess.PIPE, text=True) for n in range(4)]
     for p in procs:

@@ -201,6 +201,7 @@ def test_the_workspace_limit_is_honoured_by_tiling(op, restore_settings, assert_
 def test_fastconv_bench_prints_a_table(monkeypatch, capsys):
     from fastconv import benchmark
     monkeypatch.setattr(benchmark, "torch_runner", lambda *args: None)     # keep it fast
+    monkeypatch.setattr(benchmark, "sgemm_peak", lambda: 100e9)
     assert benchmark.main(["--quick", "--cases", "image512_k7", "--ops", "forward,grad_kernel",
                            "--rounds", "1"]) == 0
     out = capsys.readouterr().out
