@@ -128,3 +128,34 @@ def shape_masks(kind, size, cy, cx, extent, angle=0.0):
     top, bottom = cy - extent, cy + extent
     half_width = (yy - top) / (bottom - top) * extent
     return (yy >= top) & (yy <= bottom) & (np.abs(dx) <= half_width)
+
+
+def pick_threads(args, model_factory, x, y, loss=None, repeats=5):
+    """Unless --threads was given: time a few training steps of a scratch copy of the network at
+    one thread and at fastconv's full budget (interleaved, median), and keep the faster.
+
+    A demo's layers are small; on a machine whose other core is busy, every parallel region
+    waits for a second thread the scheduler has not run yet, and one thread can be many times
+    faster. Measuring is cheaper than guessing."""
+    full = fastconv.get_num_threads()
+    if args.threads is not None or full == 1:
+        return full
+    from fastconv import nn
+    loss = nn.CrossEntropyLoss() if loss is None else loss
+    model = model_factory()
+    optimizer = nn.SGD(model, lr=1e-3)
+    times = {1: [], full: []}
+    nn.train_step(model, x, y, loss, optimizer)                 # warm up
+    for _ in range(repeats):
+        for n in (1, full):
+            fastconv.set_num_threads(n)
+            t0 = time.perf_counter()
+            nn.train_step(model, x, y, loss, optimizer)
+            times[n].append(time.perf_counter() - t0)
+    median = {n: float(np.median(t)) for n, t in times.items()}
+    chosen = min(median, key=median.get)
+    fastconv.set_num_threads(chosen)
+    print(f"threads: a training step takes {median[1] * 1e3:.1f} ms on 1 thread, "
+          f"{median[full] * 1e3:.1f} ms on {full} (median of {repeats}); using {chosen} "
+          f"(--threads N to force)")
+    return chosen

@@ -98,6 +98,7 @@ def main(argv=None):
         n_train, n_test = (256, 128) if args.quick else (4000, 1000)
         train, test = make_signals(n_train, args.seed), make_signals(n_test, args.seed + 1)
         model = net_1d(seed=args.seed)
+        _common.pick_threads(args, net_1d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"1-D: {n_train} training and {n_test} test signals of 64 samples, 10 classes "
               f"(templates stretched, scaled, shifted, noised); {model.num_parameters():,} parameters")
         print(f"  conv layers: {model[0]!r}, ... chosen algorithms "
@@ -110,6 +111,7 @@ def main(argv=None):
         n_train, n_test = (96, 64) if args.quick else (400, 200)
         train, test = make_volumes(n_train, args.seed), make_volumes(n_test, args.seed + 1)
         model = net_3d(seed=args.seed)
+        _common.pick_threads(args, net_3d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"3-D: {n_train} training and {n_test} test volumes of 12x12x12, ball vs cube of "
               f"equal volume; {model.num_parameters():,} parameters")
         print(f"  conv layers: {model[0]!r}, ... chosen algorithm "

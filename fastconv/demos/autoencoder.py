@@ -41,6 +41,8 @@ def main(argv=None):
           f"code 8x2x2 = 32 numbers per 64-pixel image; {model.num_parameters():,} parameters")
     print(f"decoder: {model[4]!r} and {model[6]!r} (eq. 9.14)")
     mse = nn.MSELoss()
+    _common.pick_threads(args, build_model, x_train[:args.batch_size], x_train[:args.batch_size],
+                         loss=mse)
     history = nn.fit(model, (x_train, x_train), epochs=epochs, batch_size=args.batch_size, loss=mse,
                      optimizer=nn.Adam(model, lr=args.lr), validation=(x_test, x_test),
                      seed=args.seed, progress=args.progress, schedule="cosine",

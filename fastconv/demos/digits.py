@@ -47,8 +47,8 @@ def main(argv=None):
     print(f"digits: {len(x_train) + len(x_test)} real 8x8 scans (scikit-learn), upsampled to 16x16; "
           f"train {len(x_train)}, test {len(x_test)} (stratified, seed {args.seed})")
     model = build_model(seed=args.seed)
-    print(f"network: {model.num_parameters():,} parameters, float32, "
-          f"{fastconv.get_num_threads()} thread(s)")
+    print(f"network: {model.num_parameters():,} parameters, float32")
+    _common.pick_threads(args, build_model, x_train[:args.batch_size], y_train[:args.batch_size])
 
     print(f"\nper layer, one batch of {args.batch_size} (forward / backward, best of 5):")
     rows = nn.layer_report(model, x_train[:args.batch_size], repeat=5)

@@ -70,6 +70,23 @@ class RecurrentSegmenter(nn.Module):
         return self.U.backward(g_ux)
 
 
+class StepwiseCrossEntropy(nn.Loss):
+    """The mean over the refinement steps of the per-pixel cross-entropy: every step is supervised."""
+
+    def __init__(self):
+        self.pixel = nn.CrossEntropyLoss()
+        self._saved = None
+
+    def forward(self, logits, labels):
+        steps = len(logits)
+        total, grads = 0.0, []
+        for z in logits:
+            total += self.pixel(z, labels) / steps
+            grads.append(self.pixel.backward() / steps)
+        self._saved = np.stack(grads)
+        return total
+
+
 def step_accuracy(model, x, labels, batch_size=128):
     """Per step: (accuracy over all pixels, accuracy over the shapes' pixels)."""
     z = np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)], axis=1)
@@ -95,8 +112,10 @@ def main(argv=None):
     model = RecurrentSegmenter(steps=args.steps, seed=args.seed)
     print(f"recurrent network (figure 9.17): U {model.U.weight.shape}, V {model.V.weight.shape}, "
           f"W {model.W.weight.shape} shared over {args.steps} steps, {model.num_parameters():,} parameters")
+    loss = StepwiseCrossEntropy()
+    _common.pick_threads(args, lambda: RecurrentSegmenter(steps=args.steps, seed=args.seed),
+                         x_train[:args.batch_size], y_train[:args.batch_size], loss=loss)
     optimizer = nn.Adam(model, lr=args.lr)
-    loss = nn.CrossEntropyLoss()
     rng = np.random.default_rng(args.seed)
     for epoch in range(epochs):
         optimizer.lr = args.lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))     # cosine schedule
@@ -105,14 +124,8 @@ def main(argv=None):
         total, t0 = 0.0, time.perf_counter()
         for i in range(0, n_train, args.batch_size):
             index = order[i:i + args.batch_size]
-            optimizer.zero_grad()
-            z = model(x_train[index])
-            grads = []
-            for t in range(args.steps):          # every step is supervised, the mean of their losses
-                total += loss(z[t], y_train[index]) * len(index) / args.steps
-                grads.append(loss.backward() / args.steps)
-            model.backward(np.stack(grads))
-            optimizer.step()
+            value, _ = nn.train_step(model, x_train[index], y_train[index], loss, optimizer)
+            total += value * len(index)
         model.eval()
         acc = step_accuracy(model, x_test, y_test)
         print(f"  epoch {epoch + 1:3d}  loss {total / n_train:.4f}  test pixel accuracy by step: "

@@ -56,6 +56,7 @@ def main(argv=None):
     model = build_model(seed=args.seed)
     print(f"fully convolutional network + AdaptiveMaxPool2d(2) + Linear: "
           f"{model.num_parameters():,} parameters")
+    _common.pick_threads(args, build_model, x_train[:args.batch_size], y_train[:args.batch_size])
     x_val, y_val = make_images(n_test, args.train_size, args.seed + 1000)
     nn.fit(model, (x_train, y_train), epochs=epochs, batch_size=args.batch_size,
            optimizer=nn.Adam(model, lr=args.lr), validation=(x_val, y_val), seed=args.seed,
