@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 
-import fastconv
 from fastconv import nn
 from . import _common
 
