@@ -1,6 +1,7 @@
 """fastconv.nn layers: forward against plain references, backward against finite differences."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import fastconv
 from fastconv import nn
@@ -341,3 +342,30 @@ def test_conv_layer_reports_its_algorithms():
     assert all(name in fastconv.algorithms() for name in chosen.values())
     forced = nn.Conv2d(16, 32, 3, algorithm="direct")
     assert forced.algorithms((8, 16, 12, 12))["grad_kernel"] == "direct"
+
+
+
+@settings(max_examples=25, deadline=None)
+@given(ndim=st.integers(1, 3), n=st.integers(0, 3), c=st.integers(1, 3), k=st.integers(1, 3),
+       kernel=st.integers(1, 3), stride=st.integers(1, 2), dilation=st.integers(1, 2),
+       pad=st.integers(0, 2), extra=st.lists(st.integers(0, 4), min_size=3, max_size=3),
+       seed=st.integers(0, 2**16))
+def test_conv_layer_forward_and_backward_any_geometry(ndim, n, c, k, kernel, stride, dilation, pad,
+                                                      extra, seed):
+    """Random shapes and geometry: forward and both gradients equal the reference's."""
+    cls = [nn.Conv1d, nn.Conv2d, nn.Conv3d][ndim - 1]
+    eff = dilation * (kernel - 1) + 1
+    size = tuple(max(eff - 2 * pad, 1) + e for e in extra[:ndim])
+    layer = cls(c, k, kernel, stride=stride, padding=pad, dilation=dilation, seed=seed, dtype=F64)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + size)
+    g = dict(stride=stride, padding=pad, dilation=dilation)
+    y = layer(x)
+    expected = ref.conv(x, layer.weight, layer.bias, **g)
+    np.testing.assert_allclose(y, expected, rtol=1e-9, atol=1e-9 * (np.abs(expected).max(initial=0) + 1))
+    gy = rng.standard_normal(y.shape)
+    gx = layer.backward(gy)
+    np.testing.assert_allclose(gx, ref.conv_grad_input(gy, layer.weight, x.shape, **g), atol=1e-9 * (
+        np.abs(gx).max(initial=0) + 1))
+    np.testing.assert_allclose(layer.grads["weight"], ref.conv_grad_kernel(x, gy, layer.weight.shape, **g),
+                               atol=1e-9 * (np.abs(layer.grads["weight"]).max(initial=0) + 1))
