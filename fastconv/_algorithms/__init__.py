@@ -4,9 +4,11 @@ from . import im2col, reference
 from . import separable
 from . import fft
 from . import direct
+from . import winograd
 
 register(im2col)
 register(reference)
 register(separable)
 register(fft)
 register(direct)
+register(winograd)

@@ -33,11 +33,19 @@ MIN_TILES, MAX_TILES = 4, 196
 MIN_PARTS, MAX_PARTS = 4, 16    # partial sums of the kernel gradient (powers of two)
 FLOPS_PER_PART_ELEMENT = 250    # GEMM work per element of a partial sum, at the least
 BLAS_INT_MAX = 2**31 - 1
-# Cost model (seconds on one thread; divided among planning_threads() at PARALLEL_EFFICIENCY):
-# GEMM flops at a rate that falls with few channels, plus the transforms per tile and channel.
-GEMM_FLOPS_PER_S = {"float32": 120e9, "float64": 60e9}
-TRANSFORM_S = {"float32": 1.0e-9, "float64": 2.0e-9}    # per (tile, channel) of each transform
-CALL_OVERHEAD_S = 30e-6
+# Cost model: seconds on one thread, shared by the threads the blocks can keep busy (the machine's
+# cores, `_config.planning_threads()`, never the thread setting, so the choice does not change
+# with it; one thread below SMALL_PROBLEM_FLOPS), plus a fixed cost per call. Terms: the 36 GEMMs
+# per block at a rate that falls for few input channels (thin GEMMs); the transforms and the
+# channel-last copies at a time per (tile, channel) they touch (memory traffic, mostly); the
+# kernel transform per transformed value; the kernel gradient's partial sums (a clear and an add
+# per element). Fitted on the development machine (Xeon, AVX-512, one thread) on 8 shapes from
+# 3 to 512 channels and 7x7 to 224x224 images: within ~30% on the shapes with 16-128 channels.
+GEMM_FLOPS_PER_S = {"float32": 130e9, "float64": 65e9}
+TILE_CHANNEL_S = {"float32": 13e-9, "float64": 26e-9}
+KERNEL_VALUE_S = 3e-9
+PARTIAL_VALUE_S = 1e-9
+CALL_OVERHEAD_S = 40e-6
 PARALLEL_EFFICIENCY = 0.9
 
 
@@ -152,17 +160,16 @@ def workspace(spec, op):
 
 def cost(spec, op):
     plan = _Plan(spec, op)
-    _, written_h, written_w = spec.input_size if op == "grad_input" else spec.output_size
-    tiles = plan.planes * -(-written_h // 4) * -(-written_w // 4)
-    efficiency = min(1.0, plan.cin / 64) * min(1.0, plan.cout / 32)
-    gemm = 2 * POSITIONS * tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[spec.dtype.name]
-                                                         * max(efficiency, 0.02))
+    name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
+    efficiency = min(1.0, math.sqrt(plan.cin / 32))
+    gemm = 2 * POSITIONS * plan.tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[name] * efficiency)
     channels = _pad(plan.cin, lanes) + plan.KP * (2 if op == "grad_kernel" else 1)
-    transforms = tiles * channels * TRANSFORM_S[spec.dtype.name]
-    threads = _config.planning_threads()
+    transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
+    kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
+    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
     speedup = 1 + (min(threads, plan.items) - 1) * PARALLEL_EFFICIENCY
-    return CALL_OVERHEAD_S + (gemm + transforms) / speedup
+    return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
 
 def _exact(op, spec, a, b):
