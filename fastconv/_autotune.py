@@ -12,9 +12,10 @@ What is timed: the same entry points the call uses, on random arrays of the call
 dtype and on a copy of the call's kernel (its values decide whether weight-dependent algorithms
 such as separable apply); the caller's arrays are never passed to anything but the call itself,
 so tuning cannot write into them. Each algorithm runs once untimed, then in interleaved rounds,
-best of its repeats. Algorithms the cost model predicts PRUNE times slower than the best
-prediction are not timed (recorded as null): the oracle would take minutes on a layer and cannot
-win. An algorithm that becomes applicable later (a separable kernel under a key first tuned with
+best of its repeats; those within CLOSE of the fastest then run as many rounds again among
+themselves (a shared machine's noise otherwise decides near-ties). Algorithms the cost model
+predicts PRUNE times slower than the best prediction are not timed (recorded as null): the
+oracle would take minutes on a layer and cannot win. An algorithm that becomes applicable later (a separable kernel under a key first tuned with
 a general one; a larger workspace limit) is timed when it first applies, and added.
 """
 import json
@@ -30,6 +31,7 @@ from . import _cachefiles, _config
 FILE_NAME = "autotune.json"
 PRUNE = 10.0            # not timed when predicted this many times slower than the best prediction
 ROUNDS = 5
+CLOSE = 1.15            # algorithms within this of the fastest are timed again, among themselves
 BUDGET_S = 0.1          # timing per algorithm beyond the warm-up, at least one repeat a round
 
 _enabled = False
@@ -148,18 +150,24 @@ def time_algorithms(spec, op, impls, w=None):
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
     best, reps = {}, {}
+
+    def rounds(names, count):
+        for _ in range(count):
+            for name in names:
+                for _ in range(reps[name]):
+                    start = time.perf_counter()
+                    fns[name]()
+                    best[name] = min(best[name], time.perf_counter() - start)
     with _config.threads_for(spec.flops):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             best[name] = time.perf_counter() - start
             reps[name] = max(1, min(10, int(BUDGET_S / ROUNDS / max(best[name], 1e-6))))
-        for _ in range(ROUNDS):
-            for name, fn in fns.items():
-                for _ in range(reps[name]):
-                    start = time.perf_counter()
-                    fn()
-                    best[name] = min(best[name], time.perf_counter() - start)
+        rounds(list(fns), ROUNDS)
+        if best:        # near-ties get more rounds among themselves: noise decides them otherwise
+            floor = min(best.values())
+            rounds([n for n, t in best.items() if t <= CLOSE * floor], ROUNDS if len(best) > 1 else 0)
     return best
 
 

@@ -295,8 +295,13 @@ def calibrate(*, quick=False, save=True):
             "seconds": round(time.perf_counter() - start, 2), "constants": constants,
             "factors": fit(rows)}
     if save:
-        with _cachefiles.locked(path()):
-            _cachefiles.write_atomic(path(), data)
+        try:
+            with _cachefiles.locked(path()):
+                _cachefiles.write_atomic(path(), data)
+        except OSError as exc:      # still used by this process
+            import warnings
+            warnings.warn(f"fastconv: could not write the calibration to {path()} ({exc})",
+                          _cachefiles.CacheWarning, stacklevel=2)
     with _lock:
         _data, _loaded = data, True
     _clear_choices()

@@ -317,8 +317,10 @@ def cost(spec, op, terms=1):
     if op == "grad_kernel":
         return math.inf
     plan = _Plan(spec, op, terms)
-    threads = 1 + PARALLEL_EFFICIENCY * (min(_config.get_num_threads(), plan.threads,
-                                             plan.items) - 1)
+    # For the machine's cores (as the other models), not the thread setting: the choice must not
+    # change with set_num_threads; only the workspace limit and the work items bound the threads.
+    fitting = max(1, _config.get_workspace_limit() // spec.dtype.itemsize // plan.stride)
+    threads = 1 + PARALLEL_EFFICIENCY * (min(_config.planning_threads(), fitting, plan.items) - 1)
     madds, rows = _work(spec, op, terms)
     if max(spec.stride) > 1:
         madds *= STRIDED_SLOWDOWN[op]
