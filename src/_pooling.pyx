@@ -31,6 +31,23 @@ from libc.string cimport memset
 
 import numpy as np
 
+cdef extern from *:
+    """
+    /* A C conditional expression compiles to a conditional move; Cython's `a if c else b`
+       becomes an if/else that the compiler leaves as a branch (mispredicted on random data). */
+    #define FASTCONV_SELECT(c, a, b) ((c) ? (a) : (b))
+    """
+    float select_f "FASTCONV_SELECT"(bint c, float a, float b) noexcept nogil
+    double select_d "FASTCONV_SELECT"(bint c, double a, double b) noexcept nogil
+    Py_ssize_t select_i "FASTCONV_SELECT"(bint c, Py_ssize_t a, Py_ssize_t b) noexcept nogil
+
+
+cdef inline floating select(bint c, floating a, floating b) noexcept nogil:
+    if floating is float:
+        return select_f(c, a, b)
+    else:
+        return select_d(c, a, b)
+
 
 cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint with_idx,
                          Py_ssize_t od_, Py_ssize_t oh_,
@@ -39,55 +56,48 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
                          const Py_ssize_t* lo_h, const Py_ssize_t* cnt_h, Py_ssize_t st_h,
                          const Py_ssize_t* lo_w, const Py_ssize_t* cnt_w,
                          Py_ssize_t st_w) noexcept nogil:
-    """One output row (od_, oh_, :) of one plane: the first maximum of each window in row-major
-    order (a later element wins only if strictly larger); a NaN wins over any number and the
-    first NaN is kept. A window with no element gives -inf and index -1.
+    """One output row (od_, oh_, :) of one plane: the maximum of each window (NaN if the window
+    holds one; -inf for a window with no element) and, with `with_idx`, the flat index of its
+    first occurrence in row-major order (-1 for an empty window).
 
     The window's input rows are visited in order, each sweeping the whole output row, so the
-    loops over the depth and height taps run once per output row, not once per output."""
-    cdef Py_ssize_t ow, a, b, c, z, r, pos, n_w, bi
+    loops over the depth and height taps run once per output row, not once per output. The
+    values come first, with branch-free selects (random data defeats a branch predictor); the
+    indices in a second sweep that keeps the first element equal to the maximum."""
+    cdef Py_ssize_t ow, a, b, c, r, pos, bi
     cdef const floating* row
     cdef floating best, v
-    cdef bint first = True, take, nan = False
+    cdef bint nan, hit
     for ow in range(OW):
         y[ow] = -INFINITY
-        if with_idx:
-            idx[ow] = -1
     for a in range(cnt_d[od_]):
-        z = lo_d[od_] + a * st_d
         for b in range(cnt_h[oh_]):
-            r = (z * H + lo_h[oh_] + b * st_h) * W
-            row = x + r
+            row = x + ((lo_d[od_] + a * st_d) * H + lo_h[oh_] + b * st_h) * W
             for ow in range(OW):
-                n_w = cnt_w[ow]
-                if n_w == 0:
-                    continue
                 pos = lo_w[ow]
                 best = y[ow]
-                if with_idx:
-                    bi = idx[ow]
-                    c = 0
-                    if first:            # the window's first element, whatever its value
-                        best = row[pos]
-                        bi = r + pos
-                        c = 1
-                    while c < n_w:       # branch-free selects: random data defeats prediction
-                        v = row[pos + c * st_w]
-                        take = (v > best) | ((v != v) & (best == best))
-                        best = v if take else best
-                        bi = r + pos + c * st_w if take else bi
-                        c += 1
-                    idx[ow] = bi
-                else:                    # max ignoring NaN, then NaN if the row had one
-                    nan = False
-                    for c in range(n_w):
-                        v = row[pos + c * st_w]
-                        nan = nan | (v != v)
-                        best = v if v > best else best
-                    if nan:
-                        best = NAN
-                y[ow] = best
-            first = False
+                nan = False
+                for c in range(cnt_w[ow]):
+                    v = row[pos + c * st_w]
+                    nan = nan | (v != v)
+                    best = select(v > best, v, best)
+                y[ow] = NAN if nan else best
+    if not with_idx:
+        return
+    for ow in range(OW):
+        idx[ow] = -1
+    for a in range(cnt_d[od_]):
+        for b in range(cnt_h[oh_]):
+            r = ((lo_d[od_] + a * st_d) * H + lo_h[oh_] + b * st_h) * W
+            for ow in range(OW):
+                best = y[ow]
+                pos = r + lo_w[ow]
+                bi = idx[ow]
+                for c in range(cnt_w[ow]):
+                    v = x[pos + c * st_w]
+                    hit = ((v == best) | ((v != v) & (best != best))) & (bi < 0)
+                    bi = select_i(hit, pos + c * st_w, bi)
+                idx[ow] = bi
 
 
 def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint with_idx,
