@@ -103,3 +103,33 @@ def test_training_step(benchmark, num_threads, batch, impl):
         if other is not None:
             fc, th = (_timings[(batch, "fastconv")], _timings[(batch, "torch")])
             benchmark.extra_info["torch_over_fastconv"] = th / fc
+
+
+def interleaved(batch, threads, repeats=30):
+    """Best step times (fastconv, torch) over `repeats` alternating rounds at `threads` threads."""
+    import fastconv
+    fastconv.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    _, ours = fastconv_step(batch)
+    _, theirs = torch_step(batch)
+    best = {"fastconv": np.inf, "torch": np.inf}
+    for _ in range(3):
+        ours(), theirs()
+    for _ in range(repeats):
+        for name, step in (("fastconv", ours), ("torch", theirs)):
+            t0 = time.perf_counter()
+            step()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best["fastconv"], best["torch"]
+
+
+if __name__ == "__main__":
+    # python bench/test_bench_training.py: the ratio at one and two threads, rounds interleaved
+    if torch is None:
+        raise SystemExit("the comparison needs PyTorch")
+    _check_against_torch(64)
+    print(f"{'batch':>5} {'threads':>7} {'fastconv ms':>11} {'torch ms':>9} {'torch/fastconv':>14}")
+    for batch in BATCHES:
+        for threads in (1, 2):
+            ours, theirs = interleaved(batch, threads)
+            print(f"{batch:5d} {threads:7d} {ours * 1e3:11.2f} {theirs * 1e3:9.2f} {theirs / ours:14.2f}")

@@ -19,12 +19,17 @@ def parser(prog, description, epochs, batch_size, lr):
     p.add_argument("--no-png", action="store_true", help="do not write PNG files")
     p.add_argument("--threads", type=int, default=None, help="fastconv's thread count")
     p.add_argument("--progress", action="store_true", help="show a tqdm bar per epoch")
+    p.add_argument("--tune", action="store_true",
+                   help="time the algorithms on each layer's first call and keep the fastest "
+                        "(fastconv.set_autotune) instead of the cost model's pick")
     return p
 
 
 def setup(args):
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
+    if getattr(args, "tune", False):
+        fastconv.set_autotune(True)
     fastconv.nn.manual_seed(args.seed)
 
 

@@ -68,7 +68,7 @@ class _ConvNd(Module):
 
     def algorithms(self, x_shape):
         """The algorithm ``"auto"`` picks for each of the three operations on this input shape."""
-        if self.algorithm != "auto":
+        if self.algorithm not in ("auto", "tune"):
             return {op: self.algorithm for op in ("forward", "grad_input", "grad_kernel")}
         return {op: fastconv.choose(x_shape, self.weight.shape, dtype=self.dtype, op=op,
                                     **self._geometry())
