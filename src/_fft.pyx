@@ -122,15 +122,17 @@ cdef extern from *:
     }                                                                                          \\
                                                                                                \\
     /* One item: nf frequencies from the given pointers, every a (rows a_row apart) and b,    \\
-       four b at a time, reused from cache for every a. Strides are in scalars. */            \\
+       MB = four b at a time (eight measured slower), reused from cache for every a. Strides   \\
+       are in scalars. */                                                                     \\
     FC_CLONES static void                                                                      \\
     fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,                     \\
                   const T* a, ptrdiff_t a_row, ptrdiff_t a_j,                                 \\
                   const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                                 \\
                   T* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b, int acc)      \\
     {                                                                                          \\
-        for (ptrdiff_t ib = 0; ib < nb; ib += 4) {                                           \\
-            ptrdiff_t bb = nb - ib < 4 ? nb - ib : 4;                                        \\
+        enum { MB = 4 };                                                                     \\
+        for (ptrdiff_t ib = 0; ib < nb; ib += MB) {                                          \\
+            ptrdiff_t bb = nb - ib < MB ? nb - ib : MB;                                      \\
             for (ptrdiff_t ia = 0; ia < na; ia++) {                                          \\
                 for (ptrdiff_t f = 0; f < nf; f += FC_BLOCK) {                               \\
                     const T* ap = a + ia * a_row + 2 * f;                                    \\
@@ -335,6 +337,7 @@ def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out
 
 cdef extern from "_fft_columns.h":
     const int MAX_RADIX "FCC_MAXP"
+    const int FREQ_BLOCK "FCC_FB"
     int fcc_columns_f32(float* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
                         const float* tw, const float* roots, float scale, ptrdiff_t first,
                         ptrdiff_t last) noexcept nogil
@@ -343,24 +346,92 @@ cdef extern from "_fft_columns.h":
                         ptrdiff_t first, ptrdiff_t last) noexcept nogil
     int fcc_rows_r2c_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
                          ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                         const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
+                         ptrdiff_t L, int nstages,
                          const int* radix, const float* tw, const float* roots, ptrdiff_t first,
                          ptrdiff_t last) noexcept nogil
     int fcc_rows_r2c_f64(const double* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
                          ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, double* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                         const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
+                         ptrdiff_t L, int nstages,
                          const int* radix, const double* tw, const double* roots,
                          ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f32(const float* src, const Py_ssize_t* src_off, float* dst,
+    int fcc_rows_c2r_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t bstride,
+                         float* dst,
                          const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
                          ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
                          int nstages, const int* radix, const float* tw, const float* roots,
                          float scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f64(const double* src, const Py_ssize_t* src_off, double* dst,
+    int fcc_rows_c2r_f64(const double* src, const Py_ssize_t* src_off, ptrdiff_t bstride,
+                         double* dst,
                          const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
                          ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
                          int nstages, const int* radix, const double* tw, const double* roots,
                          double scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+
+
+
+cdef extern from *:
+    """
+    /* The column transforms, channel product and inverse column transforms of a 2-D pass fused
+       per item: one block of FCC_FB spectrum columns of one sample (its a spectra transformed
+       along the columns, the product for that sample's a row over those frequencies, its out
+       spectra transformed back), so that the blocks stay in cache between the three steps.
+       Strides (in spectra) and conjugates as channel_product's; a and out are blocked spectra
+       (planes, blocks, L, FCC_FB): a block of a plane is L * FCC_FB contiguous values. */
+    #define FF_DEFINE(T, SUF, V)                                                               \\
+    static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,         \\
+            ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,                       \\
+            int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \\
+            int ns_i, const int* rad_i, const T* tw_i, const T* ro_i, T scale,                \\
+            ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,                                          \\
+            ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \\
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \\
+            ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \\
+    {                                                                                          \\
+        const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \\
+        V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \\
+        if (buf == NULL) return -1;                                                          \\
+        for (ptrdiff_t item = first; item < last; item++) {                                  \\
+            const ptrdiff_t off = (item / nsamples) * 2 * nf, n = item % nsamples;          \\
+            fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, a_planes, F2, L, FCC_FB, 0, \\
+                                    FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);                \\
+            for (ptrdiff_t g = 0; g < G; g++)                                                \\
+                fc_item_##SUF(1, nb, nj, nf, a + (g * sa_g + n * sa_r) * F2 + off, 0,        \\
+                              sa_j * F2, b + g * sb_g * F2 + off, sb_r * F2, sb_j * F2,      \\
+                              out + (g * so_g + n * so_r) * F2 + off, 0, so_j * F2,          \\
+                              conj_a, conj_b, 0);                                            \\
+            fcc_column_blocks_##SUF(out + n * o_planes * F2 + off, o_planes, F2, L, FCC_FB,  \\
+                                    0, FCC_FB, buf, ns_i, rad_i, tw_i, ro_i, scale);         \\
+        }                                                                                    \\
+        free(buf);                                                                           \\
+        return 0;                                                                            \\
+    }
+    FF_DEFINE(float, f32, fcc_vf)
+    FF_DEFINE(double, f64, fcc_vd)
+    """
+    int ff_fused_f32(float* a, const float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
+                     ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,
+                     int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
+                     int ns_i, const int* rad_i, const float* tw_i, const float* ro_i,
+                     float scale, ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,
+                     ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+                     ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
+                     ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
+                     ptrdiff_t last) noexcept nogil
+    int ff_fused_f64(double* a, const double* b, double* out, ptrdiff_t L, ptrdiff_t blocks,
+                     ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,
+                     int ns_f, const int* rad_f, const double* tw_f, const double* ro_f,
+                     int ns_i, const int* rad_i, const double* tw_i, const double* ro_i,
+                     double scale, ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,
+                     ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+                     ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
+                     ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
+                     ptrdiff_t last) noexcept nogil
+
+def freq_block():
+    """Frequencies per block of the blocked spectra that `rows_r2c` writes."""
+    return FREQ_BLOCK
 
 
 def max_radix():
@@ -403,9 +474,11 @@ def row_items(Py_ssize_t nlines, Py_ssize_t itemsize):
 
 def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_ssize_t count,
              Py_ssize_t start, Py_ssize_t step, floating[::1] dst, const Py_ssize_t[::1] dst_off,
-             Py_ssize_t L, const int[::1] radix, const floating[::1] tw,
+             Py_ssize_t bstride, Py_ssize_t L, const int[::1] radix, const floating[::1] tw,
              const floating[::1] roots, Py_ssize_t first, Py_ssize_t last):
-    """Half spectra (L // 2 + 1 complex at dst[dst_off[l]:]) of real lines of the dst's type:
+    """Half spectra of real lines of the dst's type, blocked: frequency k of line l at
+    dst[dst_off[l] + (k // FREQ_BLOCK) * bstride + 2 * (k % FREQ_BLOCK)] for k < L // 2 + 1, and
+    zeros up to the end of the last block;
     line l's `count` values at element offsets src_off[l] + i * src_step from the address `src`
     (an array's first element, which the caller keeps alive), placed at (start + i * step) mod
     L. Items as `row_items`; the plan as `columns`' (forward); without the GIL."""
@@ -415,35 +488,82 @@ def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_
     with nogil:
         if floating is float:
             rc = fcc_rows_r2c_f32(<const float*>src, &src_off[0], src_step, count, start, step,
-                                  &dst[0], &dst_off[0], src_off.shape[0], L, radix.shape[0],
+                                  &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
+                                  radix.shape[0],
                                   &radix[0], &tw[0], &roots[0], first, last)
         else:
             rc = fcc_rows_r2c_f64(<const double*>src, &src_off[0], src_step, count, start, step,
-                                  &dst[0], &dst_off[0], src_off.shape[0], L, radix.shape[0],
+                                  &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
+                                  radix.shape[0],
                                   &radix[0], &tw[0], &roots[0], first, last)
     if rc != 0:
         raise MemoryError("no scratch for the row FFT")
 
 
-def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, size_t dst,
+def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t bstride,
+             size_t dst,
              const Py_ssize_t[::1] dst_off, Py_ssize_t dst_step, Py_ssize_t count,
              Py_ssize_t start, Py_ssize_t step, Py_ssize_t L, const int[::1] radix,
              const floating[::1] tw, const floating[::1] roots, double scale, Py_ssize_t first,
              Py_ssize_t last):
     """The inverse of `rows_r2c` (the plan inverse), times `scale`: line l's half spectrum at
-    src[src_off[l]:], its positions (start + i * step) mod L, i < count, written at element
+    src[src_off[l]:] blocked as rows_r2c writes it, its positions (start + i * step) mod L, i < count, written at element
     offsets dst_off[l] + i * dst_step from the address `dst` (of src's real type)."""
     cdef int rc = 0
     if last <= first or src_off.shape[0] == 0:
         return
     with nogil:
         if floating is float:
-            rc = fcc_rows_c2r_f32(&src[0], &src_off[0], <float*>dst, &dst_off[0], dst_step,
+            rc = fcc_rows_c2r_f32(&src[0], &src_off[0], bstride, <float*>dst, &dst_off[0], dst_step,
                                   count, start, step, src_off.shape[0], L, radix.shape[0],
                                   &radix[0], &tw[0], &roots[0], <float>scale, first, last)
         else:
-            rc = fcc_rows_c2r_f64(&src[0], &src_off[0], <double*>dst, &dst_off[0], dst_step,
+            rc = fcc_rows_c2r_f64(&src[0], &src_off[0], bstride, <double*>dst, &dst_off[0], dst_step,
                                   count, start, step, src_off.shape[0], L, radix.shape[0],
                                   &radix[0], &tw[0], &roots[0], scale, first, last)
     if rc != 0:
         raise MemoryError("no scratch for the row FFT")
+
+
+def fused_items(Py_ssize_t nsamples, Py_ssize_t blocks):
+    """Work items of `fused`: blocks of columns times samples."""
+    return nsamples * blocks
+
+
+def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t L,
+          Py_ssize_t blocks, Py_ssize_t nsamples, Py_ssize_t a_planes, Py_ssize_t o_planes,
+          tuple forward_plan, tuple inverse_plan, double scale, Py_ssize_t G, Py_ssize_t nb,
+          Py_ssize_t nj, tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
+          tuple out_strides, Py_ssize_t first, Py_ssize_t last):
+    """For the items first..last-1 (see `fused_items`): the column FFT (forward plan) of a's
+    spectra (nsamples * a_planes blocked planes of (blocks, L, FREQ_BLOCK)), the channel product into out as
+    `channel_product` (one a row per sample; not accumulated), and the inverse column FFT of
+    out's spectra times `scale`, block of columns by block; a is overwritten. Without the GIL."""
+    cdef const int[::1] rad_f = forward_plan[0]
+    cdef const floating[::1] tw_f = forward_plan[1]
+    cdef const floating[::1] ro_f = forward_plan[2]
+    cdef const int[::1] rad_i = inverse_plan[0]
+    cdef const floating[::1] tw_i = inverse_plan[1]
+    cdef const floating[::1] ro_i = inverse_plan[2]
+    cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
+    cdef int rc = 0
+    sa_g, sa_r, sa_j = a_strides
+    sb_g, sb_r, sb_j = b_strides
+    so_g, so_r, so_j = out_strides
+    if last <= first:
+        return
+    with nogil:
+        if floating is float:
+            rc = ff_fused_f32(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
+                              rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
+                              rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], <float>scale,
+                              G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
+                              so_g, so_r, so_j, first, last)
+        else:
+            rc = ff_fused_f64(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
+                              rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
+                              rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], scale,
+                              G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
+                              so_g, so_r, so_j, first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the fused column FFT")

@@ -25,6 +25,7 @@
 #endif
 #define FCC_INLINE static inline __attribute__((always_inline))
 #define FCC_MAXP 16        /* the largest radix (the caller checks) */
+#define FCC_FB 8           /* frequencies per block of the blocked spectra (see below) */
 /* The vector helpers are always inlined: no vector crosses a call boundary. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 

@@ -107,6 +107,52 @@ FCC_INLINE FCC_V* FCC_NAME(fcc_fft)(FCC_V* a, FCC_V* b, ptrdiff_t L, int nstages
     return a;
 }
 
+/* The columns c0..c0+nc-1 (nc <= VL) of one (L, ncols) complex plane, in place, times scale;
+   buf is scratch of 2 L vectors. */
+FCC_INLINE void FCC_NAME(fcc_block)(FCC_T* plane, ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t c0,
+                                    ptrdiff_t nc, FCC_V* buf, int nstages, const int* radix,
+                                    const FCC_T* tw, const FCC_T* roots, FCC_T scale)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    const ptrdiff_t row = 2 * ncols;
+    FCC_T* base = plane + 2 * c0;
+    FCC_V* a = buf;
+    if (nc == VL) {
+        for (ptrdiff_t i = 0; i < L; i++) a[i] = *(const FCC_VU*)(base + i * row);
+    } else {
+        for (ptrdiff_t i = 0; i < L; i++) {
+            FCC_V v = (FCC_V){0};
+            memcpy(&v, base + i * row, 2 * (size_t)nc * sizeof(FCC_T));
+            a[i] = v;
+        }
+    }
+    a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+    if (nc == VL) {
+        for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(base + i * row) = a[i] * scale;
+    } else {
+        for (ptrdiff_t i = 0; i < L; i++) {
+            FCC_V v = a[i] * scale;
+            memcpy(base + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+        }
+    }
+}
+
+/* The columns c0..c0+width-1 of each of `planes` (L, ncols) planes `stride` scalars apart, in
+   place (one block of VL columns after another); buf as above. */
+FCC_CLONES static void
+FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptrdiff_t L,
+                            ptrdiff_t ncols, ptrdiff_t c0, ptrdiff_t width, FCC_V* buf,
+                            int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
+                            FCC_T scale)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    for (ptrdiff_t p = 0; p < planes; p++)
+        for (ptrdiff_t c = c0; c < c0 + width; c += VL)
+            FCC_NAME(fcc_block)(data + p * stride, L, ncols, c,
+                                c0 + width - c < VL ? c0 + width - c : VL, buf, nstages, radix,
+                                tw, roots, scale);
+}
+
 /* Items first..last-1 of the (batch, L, ncols) complex array `data`, in place: item i is batch
    entry i / blocks and the columns of block i % blocks. `radix` (nstages entries, product L),
    `tw` and `roots` are the stages' twiddles and roots of unity, one stage after the other
@@ -116,33 +162,15 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
                       const FCC_T* tw, const FCC_T* roots, FCC_T scale, ptrdiff_t first,
                       ptrdiff_t last)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };      /* complex values per vector */
-    const ptrdiff_t blocks = (ncols + VL - 1) / VL, row = 2 * ncols;
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    const ptrdiff_t blocks = (ncols + VL - 1) / VL;
     FCC_V* buf = (FCC_V*)aligned_alloc(64, 2 * (size_t)L * sizeof(FCC_V));
     if (buf == NULL) return -1;
     for (ptrdiff_t item = first; item < last; item++) {
         const ptrdiff_t c0 = (item % blocks) * VL;
-        const ptrdiff_t nc = ncols - c0 < VL ? ncols - c0 : VL;
-        FCC_T* base = data + (item / blocks) * L * row + 2 * c0;
-        FCC_V* a = buf;
-        if (nc == VL) {
-            for (ptrdiff_t i = 0; i < L; i++) a[i] = *(const FCC_VU*)(base + i * row);
-        } else {
-            for (ptrdiff_t i = 0; i < L; i++) {
-                FCC_V v = (FCC_V){0};
-                memcpy(&v, base + i * row, 2 * (size_t)nc * sizeof(FCC_T));
-                a[i] = v;
-            }
-        }
-        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
-        if (nc == VL) {
-            for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(base + i * row) = a[i] * scale;
-        } else {
-            for (ptrdiff_t i = 0; i < L; i++) {
-                FCC_V v = a[i] * scale;
-                memcpy(base + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
-            }
-        }
+        FCC_NAME(fcc_block)(data + (item / blocks) * L * 2 * ncols, L, ncols, c0,
+                            ncols - c0 < VL ? ncols - c0 : VL, buf, nstages, radix, tw, roots,
+                            scale);
     }
     free(buf);
     return 0;
@@ -160,7 +188,8 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
 FCC_CLONES static int
 FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,
                        ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, FCC_T* dst,
-                       const ptrdiff_t* dst_off, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+                       const ptrdiff_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
+                       ptrdiff_t L, int nstages,
                        const int* radix, const FCC_T* tw, const FCC_T* roots, ptrdiff_t first,
                        ptrdiff_t last)
 {
@@ -214,9 +243,10 @@ FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src
             }
             FCC_TRANSPOSE(x0, 2);
             FCC_TRANSPOSE(x1, 2);
+            const ptrdiff_t at = (k / FCC_FB) * bstride + 2 * (k % FCC_FB);
             for (ptrdiff_t m = 0; 2 * m < nl; m++) {
-                *(FCC_VU*)(dst + dst_off[l0 + 2 * m] + 2 * k) = x0[m];
-                if (2 * m + 1 < nl) *(FCC_VU*)(dst + dst_off[l0 + 2 * m + 1] + 2 * k) = x1[m];
+                *(FCC_VU*)(dst + dst_off[l0 + 2 * m] + at) = x0[m];
+                if (2 * m + 1 < nl) *(FCC_VU*)(dst + dst_off[l0 + 2 * m + 1] + at) = x1[m];
             }
         }
         for (; k < F; k++) {
@@ -227,11 +257,16 @@ FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src
             memcpy(t1, &x1, sizeof(t1));
             for (ptrdiff_t l = 0; l < nl; l++) {
                 const FCC_T* t = (l & 1) ? t1 : t0;
-                FCC_T* d = dst + dst_off[l0 + l] + 2 * k;
+                FCC_T* d = dst + dst_off[l0 + l] + (k / FCC_FB) * bstride + 2 * (k % FCC_FB);
                 d[0] = t[l & ~(ptrdiff_t)1];
                 d[1] = t[(l & ~(ptrdiff_t)1) + 1];
             }
         }
+        for (; k % FCC_FB; k++)             /* the last block's padding: zeros */
+            for (ptrdiff_t l = 0; l < nl; l++) {
+                FCC_T* d = dst + dst_off[l0 + l] + (k / FCC_FB) * bstride + 2 * (k % FCC_FB);
+                d[0] = d[1] = 0;
+            }
     }
     free(buf);
     return 0;
@@ -256,7 +291,7 @@ FCC_INLINE void FCC_NAME(fcc_hermitian)(FCC_V* a, ptrdiff_t L, ptrdiff_t k, FCC_
    does), times `scale`; line l's values at positions (start + i step) mod L, i < count, go to
    dst[dst_off[l] + i * dst_step]. */
 FCC_CLONES static int
-FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, FCC_T* dst,
+FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bstride, FCC_T* dst,
                        const ptrdiff_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
                        ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
                        int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
@@ -273,10 +308,11 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, FCC_T* dst,
         ptrdiff_t k = 0;
         for (; k + VL <= F; k += VL) {
             FCC_V x0[VL], x1[VL];
+            const ptrdiff_t at = (k / FCC_FB) * bstride + 2 * (k % FCC_FB);
             for (ptrdiff_t m = 0; m < VL; m++) {
-                x0[m] = 2 * m < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m] + 2 * k)
+                x0[m] = 2 * m < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m] + at)
                                    : (FCC_V){0};
-                x1[m] = 2 * m + 1 < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m + 1] + 2 * k)
+                x1[m] = 2 * m + 1 < nl ? *(const FCC_VU*)(src + src_off[l0 + 2 * m + 1] + at)
                                        : (FCC_V){0};
             }
             FCC_TRANSPOSE(x0, 2);
@@ -288,7 +324,8 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, FCC_T* dst,
             FCC_T t0[2 * VL] = {0}, t1[2 * VL] = {0};
             for (ptrdiff_t l = 0; l < nl; l++) {
                 FCC_T* t = (l & 1) ? t1 : t0;
-                const FCC_T* s = src + src_off[l0 + l] + 2 * k;
+                const FCC_T* s = src + src_off[l0 + l] + (k / FCC_FB) * bstride
+                                 + 2 * (k % FCC_FB);
                 t[l & ~(ptrdiff_t)1] = s[0];
                 t[(l & ~(ptrdiff_t)1) + 1] = s[1];
             }

@@ -267,6 +267,7 @@ class _Buffers(threading.local):
 
     def __init__(self):
         self.store = {}
+        self.kernel = None      # (key, kernel, spectra) of _kernel_spectra
 
     def get(self, name, shape, dtype):
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
@@ -278,6 +279,7 @@ class _Buffers(threading.local):
     def trim(self):
         if sum(raw.nbytes for raw in self.store.values()) > RETAIN_BYTES:
             self.store.clear()
+            self.kernel = None
 
 
 _buffers = _Buffers()
@@ -426,7 +428,7 @@ def _complex(dtype):
     return np.result_type(dtype, np.complex64)
 
 
-def _spectra(src, places, plan, name, workers):
+def _spectra(src, places, plan, name, workers, columns=True):
     """Spectra (B, Cx, *F) of the real `src` (B, Cx, *extents) placed per axis, in buffer `name`.
 
     Axes whose data fills less than PRUNE_BELOW of L are transformed last, after the others, on
@@ -434,7 +436,7 @@ def _spectra(src, places, plan, name, workers):
     """
     taxes, L = plan.taxes, plan.L
     if _own_transforms(plan, src.dtype):
-        return _spectra_own(src, places, plan, name, workers)
+        return _spectra_own(src, places, plan, name, workers, columns)
     pruned = [ax for ax in taxes[:-1] if src.shape[2 + ax] < PRUNE_BELOW * L[ax]]
     bulk = [ax for ax in taxes if ax not in pruned]
     real_shape = src.shape[:2] + tuple(src.shape[2 + i] if i in pruned else L[i]
@@ -455,13 +457,13 @@ def _spectra(src, places, plan, name, workers):
     return cur
 
 
-def _signals(spectra, places, plan, workers, dest=None):
+def _signals(spectra, places, plan, workers, dest=None, columns=True):
     """The real signals at `places` of `spectra` (overwritten): written into `dest` (any
     strides) and returned when given and the Cython core does the transforms, else a view into
     a buffer."""
     taxes, L = plan.taxes, plan.L
     if _own_transforms(plan, spectra.real.dtype):
-        return _signals_own(spectra, places, plan, workers, dest)
+        return _signals_own(spectra, places, plan, workers, dest, columns)
     last = taxes[-1]
     a = spectra
     for ax in taxes[:-1]:
@@ -501,67 +503,83 @@ def _elements(a):
     return [st // a.itemsize for st in a.strides]
 
 
-def _spectra_own(src, places, plan, name, workers):
-    """_spectra by the Cython core: the real transform along the last transformed axis of only
-    the lines holding data, written at their places in the spectra buffer (zero elsewhere), then
-    the column transforms along the other axes in place."""
+def _spectrum_shape(plan, dtype):
+    """The shape of one spectrum: blocked on the Cython core's transforms, (blocks, *L with the
+    last transformed axis 1, FREQ_BLOCK), the half axis cut into blocks of FREQ_BLOCK
+    frequencies stored one after the other, so that a block of columns of a plane is contiguous
+    for the column transforms and the channel product; plan.F on pocketfft's."""
+    if not _own_transforms(plan, dtype):
+        return plan.F
+    fb, last = _fft.freq_block(), plan.taxes[-1]
+    return ((-(-plan.F[last] // fb),) + tuple(1 if i == last else plan.L[i] for i in range(SPATIAL))
+            + (fb,))
+
+
+def _spectra_own(src, places, plan, name, workers, columns=True):
+    """_spectra by the Cython core, blocked (see _spectrum_shape): the real transform along the
+    last transformed axis of only the lines holding data, written at their places (zero
+    elsewhere), then the column transforms along the other axes in place (unless `columns` is
+    false: _fused does them)."""
     taxes, L, last = plan.taxes, plan.L, plan.taxes[-1]
-    shape = src.shape[:2] + tuple(plan.F[i] if i == last else L[i] for i in range(SPATIAL))
-    out = _buffers.get(name, shape, _complex(src.dtype))
-    lines = [ax for ax in range(2 + SPATIAL) if ax != 2 + last]
-    pos = [np.arange(src.shape[ax]) if ax < 2 else _positions(places[ax - 2], L[ax - 2])
-           for ax in lines]
-    for ax, p in zip(lines[2:], pos[2:]):
-        if len(p) < shape[ax]:
-            free = np.ones(shape[ax], bool)
+    out = _buffers.get(name, src.shape[:2] + _spectrum_shape(plan, src.dtype), _complex(src.dtype))
+    other = [i for i in range(SPATIAL) if i != last]
+    pos = [_positions(places[i], L[i]) for i in other]
+    for i, p in zip(other, pos):
+        if len(p) < L[i]:
+            free = np.ones(L[i], bool)
             free[p] = False
-            out[_at(out.ndim, ax, np.flatnonzero(free))] = 0
+            out[_at(out.ndim, 3 + i, np.flatnonzero(free))] = 0
     if src.size:
         st, ost = _elements(src), [2 * e for e in _elements(out)]
-        src_off = _grid([np.arange(src.shape[ax]) for ax in lines], [st[ax] for ax in lines])
-        dst_off = _grid(pos, [ost[ax] for ax in lines])
-        plan_f = _column_plan(L[last], True, src.dtype)
+        src_off = _grid([np.arange(n) for n in src.shape[:2]] + [np.arange(src.shape[2 + i])
+                                                                  for i in other],
+                        [st[0], st[1]] + [st[2 + i] for i in other])
+        dst_off = _grid([np.arange(n) for n in src.shape[:2]] + pos,
+                        [ost[0], ost[1]] + [ost[3 + i] for i in other])
+        forward = _column_plan(L[last], True, src.dtype)
         flat = out.view(src.dtype).reshape(-1)
         items = _fft.row_items(len(src_off), src.itemsize)
         threads = workers if out.size * 2 >= MIN_PARALLEL_POINTS else 1
         start, count, step = places[last]
         _parallel(lambda lo, hi: _fft.rows_r2c(src.ctypes.data, src_off, st[2 + last], count,
-                                               start, step, flat, dst_off, L[last], *plan_f,
-                                               lo, hi),
+                                               start, step, flat, dst_off, ost[2], L[last],
+                                               *forward, lo, hi),
                   _split(items, threads))
     else:
         out.fill(0)
-    for ax in taxes[:-1]:
-        _columns(out, 2 + ax, True, workers)
+    for ax in taxes[:-1] if columns else ():
+        _columns(out, 3 + ax, True, workers)
     return out
 
 
-def _signals_own(spectra, places, plan, workers, dest):
-    """_signals by the Cython core: the inverse column transforms in place, then the inverse
-    real transforms of only the lines at `places`, written at their positions into `dest`."""
+def _signals_own(spectra, places, plan, workers, dest=None, columns=True):
+    """_signals by the Cython core on blocked spectra: the inverse column transforms in place
+    (unless `columns` is false: _fused did them), then the inverse real transforms of only the
+    lines at `places`, written at their positions into `dest` (else a buffer)."""
     taxes, L, last = plan.taxes, plan.L, plan.taxes[-1]
-    for ax in taxes[:-1]:
-        _columns(spectra, 2 + ax, False, workers)
+    for ax in taxes[:-1] if columns else ():
+        _columns(spectra, 3 + ax, False, workers)
     counts = spectra.shape[:2] + tuple(p[1] for p in places)
     real = spectra.real.dtype
     if dest is None:
         dest = _buffers.get("signal_out", counts, real)
     if dest.size == 0:
         return dest
-    lines = [ax for ax in range(2 + SPATIAL) if ax != 2 + last]
-    pos = [np.arange(counts[ax]) if ax < 2 else _positions(places[ax - 2], L[ax - 2])
-           for ax in lines]
+    other = [i for i in range(SPATIAL) if i != last]
     sst, dst = [2 * e for e in _elements(spectra)], _elements(dest)
-    src_off = _grid(pos, [sst[ax] for ax in lines])
-    dst_off = _grid([np.arange(counts[ax]) for ax in lines], [dst[ax] for ax in lines])
-    plan_i = _column_plan(L[last], False, real)
+    batch = [np.arange(n) for n in counts[:2]]
+    src_off = _grid(batch + [_positions(places[i], L[i]) for i in other],
+                    [sst[0], sst[1]] + [sst[3 + i] for i in other])
+    dst_off = _grid(batch + [np.arange(counts[2 + i]) for i in other],
+                    [dst[0], dst[1]] + [dst[2 + i] for i in other])
+    inverse = _column_plan(L[last], False, real)
     flat = spectra.view(real).reshape(-1)
     items = _fft.row_items(len(src_off), dest.itemsize)
     threads = workers if spectra.size * 2 >= MIN_PARALLEL_POINTS else 1
     start, count, step = places[last]
-    _parallel(lambda lo, hi: _fft.rows_c2r(flat, src_off, dest.ctypes.data, dst_off, dst[2 + last],
-                                           count, start, step, L[last], *plan_i, 1.0 / L[last],
-                                           lo, hi),
+    _parallel(lambda lo, hi: _fft.rows_c2r(flat, src_off, sst[2], dest.ctypes.data, dst_off,
+                                           dst[2 + last], count, start, step, L[last], *inverse,
+                                           1.0 / L[last], lo, hi),
               _split(items, threads))
     return dest
 
@@ -619,14 +637,32 @@ def _along(a, ax, M, out, threads):
 
 
 def _kernel_spectra(plan, w, workers):
-    """Spectra (K, Cg, *F) of the kernel, tap t at (t*d - pad_low) mod L, in buffer "kernel":
-    axis by axis from the few taps to all frequencies, by GEMM where that beats the FFT."""
+    """Spectra (K, Cg, *F) of the kernel, tap t at (t*d - pad_low) mod L, in buffer
+    "kernel_spectra": axis by axis from the few taps to all frequencies, by GEMM where that beats
+    the FFT. The last ones computed on this thread are kept with a copy of their kernel: a call
+    with equal kernel values and the same transform geometry (a layer's forward and then its
+    input gradient, or inference with fixed weights) reuses them."""
+    key = (plan.L, tuple(plan.taxes), tuple((a.k, a.d, a.lo) for a in plan.axes), w.shape,
+           w.dtype.str)
+    kept = _buffers.kernel
+    if kept is not None and kept[0] == key and np.array_equal(kept[1], w):
+        return kept[2]
+    _buffers.kernel = None
+    a = _kernel_transform(plan, w, workers)
+    _buffers.kernel = (key, w.copy(), a)
+    return a
+
+
+def _kernel_transform(plan, w, workers):
+    if _own_transforms(plan, w.dtype):
+        return _spectra_own(w, [a.kernel_place() for a in plan.axes], plan, "kernel_spectra",
+                            workers)
     a = w
     for i, ax in enumerate(reversed(plan.taxes)):
         axis, real = plan.axes[ax], ax == plan.taxes[-1]
         shape = list(a.shape)
         shape[2 + ax] = plan.F[ax]
-        out = _buffers.get("kernel" if i == len(plan.taxes) - 1 else f"kernel{i % 2}",
+        out = _buffers.get("kernel_spectra" if i == len(plan.taxes) - 1 else f"kernel{i % 2}",
                            tuple(shape), _complex(w.dtype))
         if _by_gemm(axis.k, axis.L):
             a = _along(a, ax, _tap_dft(axis.L, axis.k, axis.d, axis.lo, real, False, w.dtype), out,
@@ -642,6 +678,9 @@ def _kernel_spectra(plan, w, workers):
 
 def _kernel_signals(plan, spectra, workers):
     """The kernel taps of `spectra` (K, Cg, *F), overwritten: the inverse of _kernel_spectra."""
+    if _own_transforms(plan, spectra.real.dtype):
+        return np.array(_signals_own(spectra, [a.kernel_place() for a in plan.axes], plan,
+                                     workers))
     a = spectra
     for ax in plan.taxes:
         axis, real = plan.axes[ax], ax == plan.taxes[-1]
@@ -695,6 +734,47 @@ def _parallel(fn, ranges):
             job.result()
 
 
+def _contraction(plan, a, b):
+    """(rows of a, rows of b, j), then (strides, conjugate) of a and of b, and out's strides,
+    in spectra, of the plan's channel product on spectra `a` and `b`."""
+    spec = plan.spec
+    G, K, C = spec.groups, spec.out_channels, spec.in_channels
+    Kg, Cg = K // G, C // G
+    if plan.op == "forward":         # a = X (nb, C), b = W (K, Cg), out = Y (nb, K)
+        nb = a.shape[0]
+        return (nb, Kg, Cg), (Cg, C, 1), False, (Kg * Cg, Cg, 1), True, (Kg, K, 1)
+    if plan.op == "grad_input":      # a = GY (nb, K), b = W (K, Cg), out = GX (nb, C)
+        nb = a.shape[0]
+        return (nb, Cg, Kg), (Kg, K, 1), False, (Kg * Cg, 1, Cg), False, (Cg, C, 1)
+    nb = b.shape[0]                  # a = GY (nb, K), b = X (nb, C), out = GW (K, Cg)
+    return (Kg, Cg, nb), (Kg, 1, K), True, (Cg, 1, C), False, (Kg * Cg, Cg, 1)
+
+
+def _fusable(plan):
+    """Whether the plan's forward or input gradient runs fused (`_fused`): two transformed
+    axes, all on the Cython core."""
+    return len(plan.taxes) == 2 and _own_transforms(plan, plan.spec.dtype)
+
+
+def _fused(plan, a, b, out, workers):
+    """`a`'s column transforms, the channel product into `out` and out's inverse column
+    transforms, block of columns by block (see _fft.pyx's `fused`); `a` is overwritten. Items
+    (block of columns, sample) are split over the threads as in _product."""
+    spec = plan.spec
+    (na, nb, nj), sa, ca, sb, cb, so = _contraction(plan, a, b)
+    L = plan.L[plan.taxes[0]]
+    blocks = a.shape[2]
+    real = spec.dtype
+    geometry = (L, blocks, na, a.shape[1], out.shape[1], _column_plan(L, True, real),
+                _column_plan(L, False, real), 1.0 / L, spec.groups, nb, nj, sa, ca, sb, cb, so)
+    arrays = (a.view(real).reshape(-1), b.view(real).reshape(-1), out.view(real).reshape(-1))
+    threads = workers
+    if na * nb * nj * spec.groups * plan.freqs < MIN_PARALLEL_MACS:
+        threads = 1
+    _parallel(lambda first, last: _fft.fused(*arrays, *geometry, first, last),
+              _split(_fft.fused_items(na, blocks), threads))
+
+
 def _product(plan, a, b, out, accumulate, threads):
     """`out` (+)= the channel contraction of the plan's op on spectra `a` and `b` (see _fft.pyx).
 
@@ -706,27 +786,15 @@ def _product(plan, a, b, out, accumulate, threads):
     buffer of its own.
     """
     spec = plan.spec
-    G, K, C = spec.groups, spec.out_channels, spec.in_channels
-    Kg, Cg = K // G, C // G
-    # (rows of a, rows of b, j), then (strides, conjugate) of a and of b, and out's strides
-    if plan.op == "forward":         # a = X (nb, C), b = W (K, Cg), out = Y (nb, K)
-        nb = a.shape[0]
-        dims, sa, ca, sb, cb = (nb, Kg, Cg), (Cg, C, 1), False, (Kg * Cg, Cg, 1), True
-        so = (Kg, K, 1)
-    elif plan.op == "grad_input":    # a = GY (nb, K), b = W (K, Cg), out = GX (nb, C)
-        nb = a.shape[0]
-        dims, sa, ca, sb, cb = (nb, Cg, Kg), (Kg, K, 1), False, (Kg * Cg, 1, Cg), False
-        so = (Cg, C, 1)
-    else:                            # a = GY (nb, K), b = X (nb, C), out = GW (K, Cg)
-        nb = b.shape[0]
-        dims, sa, ca, sb, cb = (Kg, Cg, nb), (Kg, 1, K), True, (Cg, 1, C), False
-        so = (Kg * Cg, Cg, 1)
+    G = spec.groups
+    dims, sa, ca, sb, cb, so = _contraction(plan, a, b)
     real = spec.dtype
-    items = _fft.items(plan.freqs)
-    if math.prod(dims) * G * plan.freqs < MIN_PARALLEL_MACS:
+    freqs = math.prod(a.shape[2:])
+    items = _fft.items(freqs)
+    if math.prod(dims) * G * freqs < MIN_PARALLEL_MACS:
         threads = 1
     arrays = (a.view(real).reshape(-1), b.view(real).reshape(-1), out.view(real).reshape(-1))
-    geometry = (plan.freqs, G, *dims, sa, ca, sb, cb, so, accumulate)
+    geometry = (freqs, G, *dims, sa, ca, sb, cb, so, accumulate)
     _parallel(lambda first, last: _fft.channel_product(*arrays, *geometry, first, last),
               _split(items, threads))
 
@@ -775,6 +843,7 @@ def forward(spec, x, w):
     if plan.zero:
         return np.zeros(spec.y_shape, spec.dtype)
     workers = threads = _config.get_num_threads()
+    fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
     y = np.empty(spec.y_shape, spec.dtype)
     probes = []
@@ -784,10 +853,18 @@ def forward(spec, x, w):
         if xs.size == 0:
             y[out] = 0
             continue
-        X = _spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in", workers)
-        Y = _buffers.get("out", (xs.shape[0], spec.out_channels) + plan.F, X.dtype)
-        _product(plan, X, W, Y, False, threads)
-        y[out] = _signals(Y, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, workers)
+        X = _spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in", workers,
+                     not fused)
+        Y = _buffers.get("out", X.shape[:1] + (spec.out_channels,) + X.shape[2:], X.dtype)
+        if fused:
+            _fused(plan, X, W, Y, workers)
+        else:
+            _product(plan, X, W, Y, False, threads)
+        dest = y[out]
+        part = _signals(Y, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, workers,
+                        dest, not fused)
+        if part is not dest:
+            dest[...] = part
         probes.append(y[_corner(batch, out[2:])])
     _buffers.trim()
     return _finite_or_exact(y, probes, spec, "forward", x, w)
@@ -798,6 +875,7 @@ def grad_input(spec, gy, w):
     if plan.zero:
         return np.zeros(spec.x_shape, spec.dtype)
     workers = threads = _config.get_num_threads()
+    fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
     read = [a.window(0) for a in plan.axes]
     whole = plan.tiles == 1 and all(w == (0, a.n) for w, a in zip(read, plan.axes))
@@ -809,14 +887,19 @@ def grad_input(spec, gy, w):
             continue
         gys = gy[(batch, slice(None)) + _outputs(plan, tile)]
         GY = _spectra(gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, "in",
-                      workers)
-        GX = _buffers.get("out", (gys.shape[0], spec.in_channels) + plan.F, GY.dtype)
-        _product(plan, GY, W, GX, False, threads)
-        part = _signals(GX, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, workers)
-        if plan.tiles == 1:
-            gx[target] = part
+                      workers, not fused)
+        GX = _buffers.get("out", GY.shape[:1] + (spec.in_channels,) + GY.shape[2:], GY.dtype)
+        if fused:
+            _fused(plan, GY, W, GX, workers)
         else:
+            _product(plan, GY, W, GX, False, threads)
+        dest = gx[target] if plan.tiles == 1 else None
+        part = _signals(GX, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, workers,
+                        dest, not fused)
+        if dest is None:
             gx[target] += part
+        elif part is not dest:
+            dest[...] = part
         probes.append(gx[_corner(batch, target[2:])])
     _buffers.trim()
     return _finite_or_exact(gx, probes, spec, "grad_input", gy, w)
@@ -827,7 +910,8 @@ def grad_kernel(spec, x, gy):
     if plan.zero:
         return np.zeros(spec.w_shape, spec.dtype)
     workers = threads = _config.get_num_threads()
-    GW = _buffers.get("kernel", spec.w_shape[:2] + plan.F, _complex(spec.dtype))
+    GW = _buffers.get("kernel", spec.w_shape[:2] + _spectrum_shape(plan, spec.dtype),
+                      _complex(spec.dtype))
     GW.fill(0)
     for batch, tile in _passes(plan):
         xs = x[(batch, slice(None)) + _window(plan, tile)]
