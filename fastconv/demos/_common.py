@@ -9,7 +9,7 @@ import fastconv
 
 
 def parser(prog, description, epochs, batch_size, lr):
-    p = argparse.ArgumentParser(prog=f"fastconv demo {prog}", description=description)
+    p = argparse.ArgumentParser(prog=f"fastconv demo {prog}", description=description.split(": ", 1)[-1])
     p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default {epochs})")
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
     p.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default {lr})")
