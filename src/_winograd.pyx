@@ -10,7 +10,7 @@ Work is cut into blocks of R x Cw tiles of one plane, a number fixed by the prob
 thread count). Each OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
   stage      the input window, channel-last (wg_stage)           buf1 = X
   transform  V[xi] = B^T d B                                      buf2 = V  (36 x tiles x CP)
-  GEMM       M[xi] = V[xi] @ U[xi]^T for the 36 positions xi      buf1 = M  (36 x tiles x KP)
+  GEMM       M[xi] = V[xi] @ U[xi] for the 36 positions xi        buf1 = M  (36 x tiles x KP)
              (single-threaded BLAS; the caller holds it at one thread)
   transform  Y = A^T M A, back to NCHW (wg_output, wg_unstage)    buf2 = Y
 The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accumulates
@@ -111,6 +111,7 @@ cdef int forward_block(const Tiling* tl, const floating* xp, const floating* u, 
                        Py_ssize_t b, floating* buf1, floating* buf2) noexcept nogil:
     """One block of the written plane yp from the plane xp; 1 if a value was not finite."""
     cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi, k, r, r1, q1, bad
+    cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     block_of(tl, b, &tr0, &tc0, &nr, &nc)
     tn = nr * nc
     if xp == NULL:          # the plane read is all padding: zeros
@@ -125,8 +126,8 @@ cdef int forward_block(const Tiling* tl, const floating* xp, const floating* u, 
           4 * nr + 2, 4 * nc + 2, buf1, tl.CP)
     input_tf(buf1, 4 * nc + 2, tl.CP, nr, nc, buf2)
     for xi in range(POSITIONS):
-        gemm(False, True, tn, tl.KP, tl.cin, <floating>1, buf2 + xi * tn * tl.CP, tl.CP,
-             u + xi * tl.KP * tl.cin, tl.cin, <floating>0, buf1 + xi * tn * tl.KP, tl.KP)
+        gemm(False, False, tn, tl.KP, tl.cin, <floating>1, buf2 + xi * (tn * tl.CP + pad), tl.CP,
+             u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * (tn * tl.KP + pad), tl.KP)
     if floating is float:
         bad = wg_output_float(buf1, tl.KP, nr, nc, buf2, 4 * nc)
         wg_unstage_float(buf2, 4 * nc, tl.KP, yp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0,
@@ -156,6 +157,7 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating
                             floating* buf3) noexcept nogil:
     """part[xi] += Mg[xi]^T V[xi] for one block of tiles of the gy plane gp."""
     cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi
+    cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     block_of(tl, b, &tr0, &tc0, &nr, &nc)
     tn = nr * nc
     stage(xp, tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * tr0 - tl.off_h, 4 * tc0 - tl.off_w,
@@ -167,8 +169,9 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating
     else:
         wg_gy_double(buf1, 4 * nc, tl.KP, nr, nc, buf3)
     for xi in range(POSITIONS):
-        gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * tn * tl.KP, tl.KP,
-             buf2 + xi * tn * tl.CP, tl.CP, <floating>1, part + xi * tl.KP * tl.cin, tl.cin)
+        gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * (tn * tl.KP + pad), tl.KP,
+             buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>1, part + xi * tl.KP * tl.cin,
+             tl.cin)
 
 
 cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating* gy,
@@ -197,32 +200,36 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
         du[e] = total
 
 
+cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
+
+
 cdef inline void g_apply(double v0, double v1, double v2, double* o, Py_ssize_t step) noexcept nogil:
     """o[0, step, ..., 5 step] = G v for the kernel transform's G (6 x 3)."""
-    o[0] = v0 / 4
-    o[step] = -(v0 + v1 + v2) / 6
-    o[2 * step] = -(v0 - v1 + v2) / 6
-    o[3 * step] = v0 / 24 + v1 / 12 + v2 / 6
-    o[4 * step] = v0 / 24 - v1 / 12 + v2 / 6
+    o[0] = 0.25 * v0
+    o[step] = -SIXTH * (v0 + v1 + v2)
+    o[2 * step] = -SIXTH * (v0 - v1 + v2)
+    o[3 * step] = TWENTYFOURTH * v0 + TWELFTH * v1 + SIXTH * v2
+    o[4 * step] = TWENTYFOURTH * v0 - TWELFTH * v1 + SIXTH * v2
     o[5 * step] = v2
 
 
 cdef inline void gt_apply(const double* u, Py_ssize_t step, double* o,
                           Py_ssize_t ostep) noexcept nogil:
     """o[0, ostep, 2 ostep] = G^T u for u[0, step, ..., 5 step]."""
-    o[0] = u[0] / 4 - (u[step] + u[2 * step]) / 6 + (u[3 * step] + u[4 * step]) / 24
-    o[ostep] = (u[2 * step] - u[step]) / 6 + (u[3 * step] - u[4 * step]) / 12
-    o[2 * ostep] = (u[3 * step] + u[4 * step] - u[step] - u[2 * step]) / 6 + u[5 * step]
+    o[0] = 0.25 * u[0] - SIXTH * (u[step] + u[2 * step]) + TWENTYFOURTH * (u[3 * step] + u[4 * step])
+    o[ostep] = SIXTH * (u[2 * step] - u[step]) + TWELFTH * (u[3 * step] - u[4 * step])
+    o[2 * ostep] = SIXTH * (u[3 * step] + u[4 * step] - u[step] - u[2 * step]) + u[5 * step]
 
 
-cdef void transform_row(const floating* w, floating* u, Py_ssize_t r, Py_ssize_t C,
-                        Py_ssize_t KP, Py_ssize_t cols, bint flipped) noexcept nogil:
-    """u[xi][r][col] for every col: see transform_kernels. (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t col, a, i
+cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ssize_t C,
+                           Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
+                           bint flipped) noexcept nogil:
+    """u[xi][col][r] for every r: see transform_kernels. (Local scratch: one call per thread.)"""
+    cdef Py_ssize_t r, a, i
     cdef const floating* g
     cdef double t[18]
     cdef double v[36]
-    for col in range(cols):
+    for r in range(rows):
         g = w + ((col * C + r) if flipped else (r * C + col)) * 9
         for a in range(3):          # t[i][b] = (G g)[i][b], columns b of g (rotated if flipped)
             if flipped:
@@ -232,17 +239,17 @@ cdef void transform_row(const floating* w, floating* u, Py_ssize_t r, Py_ssize_t
         for i in range(6):          # v[i][j] = (t G^T)[i][j]
             g_apply(t[3 * i], t[3 * i + 1], t[3 * i + 2], &v[6 * i], 1)
         for i in range(36):
-            u[(i * KP + r) * cols + col] = <floating>v[i]
+            u[(i * cols + col) * KP + r] = <floating>v[i]
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,
                             Py_ssize_t KP, bint flipped, int num_threads) noexcept nogil:
-    """u[xi][r][col] = (G g G^T)[xi] in double: forward r = k, col = c, g = w[k, c]; flipped
-    (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees. Rows r >= K (or C)
-    up to KP are left as they are (zeros)."""
-    cdef Py_ssize_t rows = C if flipped else K, r
-    for r in prange(rows, nogil=True, schedule="static", num_threads=num_threads):
-        transform_row(w, u, r, C, KP, K if flipped else C, flipped)
+    """u[xi][col][r] = (G g G^T)[xi] in double: forward r = k, col = c, g = w[k, c]; flipped
+    (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees. Entries r >= K
+    (or C) up to KP are left as they are (zeros)."""
+    cdef Py_ssize_t cols = K if flipped else C, col
+    for col in prange(cols, nogil=True, schedule="static", num_threads=num_threads):
+        transform_column(w, u, col, C, KP, C if flipped else K, cols, flipped)
 
 
 cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssize_t C,
@@ -273,7 +280,7 @@ cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py
 
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
                      Py_ssize_t KP, bint flipped, int num_threads):
-    """u (36 x KP x cols, zeros) = the transformed kernels w (K x C x 3 x 3); see above."""
+    """u (36 x cols x KP, zeros) = the transformed kernels w (K x C x 3 x 3); see above."""
     with nogil:
         transform_kernels(&w[0], &u[0], K, C, KP, flipped, num_threads)
 
@@ -288,7 +295,7 @@ def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, P
 def forward(tuple tiling, const floating[::1] x, const floating[::1] u, floating[::1] y,
             const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst, floating[::1] work,
             unsigned char[::1] flags, int num_threads):
-    """y's planes dst[p] = Winograd(x's plane src[p] (or zeros), u); u is U[36][KP][cin].
+    """y's planes dst[p] = Winograd(x's plane src[p] (or zeros), u); u is U[36][cin][KP].
 
     `work` holds num_threads * (size1 + size2) values, `flags` one byte per block: set where
     the block computed a value that is not finite."""

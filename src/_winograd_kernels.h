@@ -9,7 +9,8 @@
  *   input   V = B^T d B           output  y = A^T M A
  *   kernel  U = G g G^T (NumPy)   gy      Mg = A gy A^T  (the kernel gradient's transform)
  * Transformed tiles are stored position-major: X[xi][t][c] for the 36 positions xi, so that
- * for each position the (tiles x channels) matrix is one GEMM operand.
+ * for each position the (tiles x channels) matrix is one GEMM operand; the planes are WG_PLANE
+ * elements apart (see there).
  *
  * Following BLIS (and src/_direct_kernels.h), only these kernels depend on the instruction set:
  * each is compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the build's own target,
@@ -30,6 +31,9 @@
 #define VT WG_CAT(wg_vec, WG_SUF)
 #define VU WG_CAT(wg_vecu, WG_SUF)
 #define VI WG_CAT(wg_veci, WG_SUF)
+/* Elements between two of the 36 position planes of a block: n and one cache line more, so that
+   the planes, a multiple of 4 KiB apart otherwise, do not all fall into the same L1 sets. */
+#define WG_PLANE(n) ((n) + 64 / (Py_ssize_t)sizeof(WG_T))
 
 typedef WG_T VT __attribute__((vector_size(WG_VB)));
 typedef WG_T VU __attribute__((vector_size(WG_VB), aligned(sizeof(WG_T))));
@@ -111,6 +115,23 @@ WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, P
     enum { L = WG_VB / sizeof(WG_T) };
     const Py_ssize_t r1 = H - row0 < nrows ? H - row0 : nrows;
     const Py_ssize_t q1 = W - col0 < ncols ? W - col0 : ncols;
+    if (col0 == 0 && ycols == W && r1 * W >= L) {
+        /* whole rows: each channel's block is one contiguous run of r1 * W values */
+        const Py_ssize_t n = r1 * W;
+        WG_T* base = dst + row0 * W;
+        for (Py_ssize_t k0 = 0; k0 < channels; k0 += L) {
+            const Py_ssize_t nch = channels - k0 < L ? channels - k0 : L;
+            for (Py_ssize_t p = 0; ; p += L) {
+                if (p > n - L) p = n - L;
+                VT v[L];
+                for (int j = 0; j < L; j++) v[j] = *(const VU*)(Y + (p + j) * KP + k0);
+                WG_FN(wg_transpose)(v);
+                for (int i = 0; i < nch; i++) *(VU*)(base + (k0 + i) * cstride + p) = v[i];
+                if (p + L >= n) break;
+            }
+        }
+        return 0;
+    }
     for (Py_ssize_t r = 0; r < r1; r++) {
         const WG_T* restrict yrow = Y + r * ycols * KP;
         WG_T* drow = dst + (row0 + r) * W + col0;
@@ -171,7 +192,7 @@ WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, P
 WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
         Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = Tn * CP;
+    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * CP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = tr * Cw + tc;
@@ -206,7 +227,7 @@ WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_
 WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
         Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = Tn * KP;
+    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * KP);
     VT bad = (VT){0};
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
@@ -240,7 +261,7 @@ WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ss
 WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssize_t KP,
         Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Mg) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = Tn * KP;
+    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * KP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = tr * Cw + tc;
@@ -271,6 +292,7 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 #undef VT
 #undef VU
 #undef VI
+#undef WG_PLANE
 
 #elif !defined(FASTCONV_WINOGRAD_KERNELS_H)
 #define FASTCONV_WINOGRAD_KERNELS_H

@@ -105,10 +105,11 @@ class _Plan:
             Cw = -(-tw // -(-tw // Cw))
             R = max(1, min(th, target // Cw))
             R = -(-th // -(-th // R))
+            pad = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
             size1 = max((4 * R + 2) * (4 * Cw + 2) * CP, 16 * R * Cw * KP,
-                        0 if op == "grad_kernel" else POSITIONS * R * Cw * KP)
-            size2 = max(POSITIONS * R * Cw * CP, 16 * R * Cw * KP)
-            size3 = POSITIONS * R * Cw * KP if op == "grad_kernel" else 0
+                        0 if op == "grad_kernel" else POSITIONS * R * Cw * KP + pad)
+            size2 = max(POSITIONS * R * Cw * CP + pad, 16 * R * Cw * KP)
+            size3 = POSITIONS * R * Cw * KP + pad if op == "grad_kernel" else 0
             per_thread = size1 + size2 + size3
             self.items = self.planes * -(-th // R) * -(-tw // Cw)
             self.parts = 0
@@ -203,8 +204,8 @@ def _planes(spec, op):
 
 
 def _transformed_kernel(w, flipped, KP, threads):
-    """U[xi][KP][cin] = G g G^T (computed in double); flipped: the input gradient's kernel,
-    rotated by 180 degrees with the channels swapped. Rows past the output channels are zero."""
+    """U[xi][cin][KP] = G g G^T (computed in double); flipped: the input gradient's kernel,
+    rotated by 180 degrees with the channels swapped. Columns past the output channels are 0."""
     K, C = w.shape[:2]
     u = np.zeros(POSITIONS * KP * (K if flipped else C), w.dtype)
     _winograd.kernel_transform(w.reshape(-1), u, K, C, KP, flipped, threads)
