@@ -30,6 +30,8 @@ GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
 BYTES_PER_S = 25e9
 CALL_OVERHEAD_S = 40e-6
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
+KERNEL_GRADIENT_ROWS = 40   # the kernel gradient's GEMM runs at rows/40 of the rate below 40 rows
+                            # (C x taps): 1.4-1.6x slower on vgg_first- and mnist-like problems
 
 
 def _pointwise(spec):
@@ -89,8 +91,10 @@ def cost(spec, op):
     fixed cost per call."""
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
-    work = (spec.flops / GEMM_FLOPS_PER_S[spec.dtype.name]
-            + copies * spec.dtype.itemsize / BYTES_PER_S)
+    rate = GEMM_FLOPS_PER_S[spec.dtype.name]
+    if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
+        rate *= min(1.0, rows_g / KERNEL_GRADIENT_ROWS)
+    work = spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
