@@ -63,11 +63,12 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
     The window's input rows are visited in order, each sweeping the whole output row, so the
     loops over the depth and height taps run once per output row, not once per output. The
     values come first, with branch-free selects (random data defeats a branch predictor); the
-    indices in a second sweep that keeps the first element equal to the maximum."""
+    indices in a second sweep, backwards, where every element equal to the maximum overwrites
+    the index (so the first one in row-major order stays), again without branches."""
     cdef Py_ssize_t ow, a, b, c, r, pos, bi
     cdef const floating* row
     cdef floating best, v
-    cdef bint nan, hit
+    cdef bint nan
     for ow in range(OW):
         y[ow] = -INFINITY
     for a in range(cnt_d[od_]):
@@ -86,17 +87,21 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
         return
     for ow in range(OW):
         idx[ow] = -1
-    for a in range(cnt_d[od_]):
-        for b in range(cnt_h[oh_]):
+    for a in range(cnt_d[od_] - 1, -1, -1):          # backwards: the last hit is the first one
+        for b in range(cnt_h[oh_] - 1, -1, -1):
             r = ((lo_d[od_] + a * st_d) * H + lo_h[oh_] + b * st_h) * W
             for ow in range(OW):
                 best = y[ow]
                 pos = r + lo_w[ow]
                 bi = idx[ow]
-                for c in range(cnt_w[ow]):
-                    v = x[pos + c * st_w]
-                    hit = ((v == best) | ((v != v) & (best != best))) & (bi < 0)
-                    bi = select_i(hit, pos + c * st_w, bi)
+                if best != best:                      # rare: the window holds a NaN
+                    for c in range(cnt_w[ow] - 1, -1, -1):
+                        v = x[pos + c * st_w]
+                        if v != v:
+                            bi = pos + c * st_w
+                else:
+                    for c in range(cnt_w[ow] - 1, -1, -1):
+                        bi = select_i(x[pos + c * st_w] == best, pos + c * st_w, bi)
                 idx[ow] = bi
 
 
