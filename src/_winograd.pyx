@@ -20,7 +20,7 @@ Nothing depends on the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _openmp cimport omp_get_thread_num
@@ -57,6 +57,7 @@ cdef extern from "_winograd_kernels.h":
 
 cdef enum:
     POSITIONS = 36          # 6 x 6 transformed values per tile
+    SUM_CHUNK = 4096        # values of the kernel gradient's final sum per work item
 
 
 cdef struct Tiling:
@@ -153,9 +154,9 @@ cdef void forward_items(const Tiling* tl, const floating* x, const floating* u, 
 
 
 cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating* gp,
-                            floating* part, Py_ssize_t b, floating* buf1, floating* buf2,
-                            floating* buf3) noexcept nogil:
-    """part[xi] += Mg[xi]^T V[xi] for one block of tiles of the gy plane gp."""
+                            floating* part, bint first, Py_ssize_t b, floating* buf1,
+                            floating* buf2, floating* buf3) noexcept nogil:
+    """part[xi] (+)= Mg[xi]^T V[xi] for one block of tiles of the gy plane gp (= if first)."""
     cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     block_of(tl, b, &tr0, &tc0, &nr, &nc)
@@ -170,8 +171,18 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating
         wg_gy_double(buf1, 4 * nc, tl.KP, nr, nc, buf3)
     for xi in range(POSITIONS):
         gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * (tn * tl.KP + pad), tl.KP,
-             buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>1, part + xi * tl.KP * tl.cin,
-             tl.cin)
+             buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
+             part + xi * tl.KP * tl.cin, tl.cin)
+
+
+cdef void sum_parts(const floating* partials, floating* du, Py_ssize_t size, Py_ssize_t parts,
+                    Py_ssize_t e0, Py_ssize_t e1) noexcept nogil:
+    """du[e] = partials[0][e] + partials[1][e] + ... in that order, for e in [e0, e1)."""
+    cdef Py_ssize_t q, e
+    memcpy(du + e0, partials + e0, (e1 - e0) * sizeof(floating))
+    for q in range(1, parts):
+        for e in range(e0, e1):
+            du[e] += partials[q * size + e]
 
 
 cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating* gy,
@@ -180,24 +191,25 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
                             Py_ssize_t parts, int num_threads) noexcept nogil:
     """Part q sums blocks [q * items / parts, (q + 1) * items / parts) into partials[q]."""
     cdef Py_ssize_t per_plane = tl.rblocks * tl.cblocks, items = planes * per_plane
-    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, p, e
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, p, c
+    cdef Py_ssize_t chunks = (size + SUM_CHUNK - 1) // SUM_CHUNK
     cdef floating* buf1
     cdef floating* part
-    cdef floating total
+    cdef bint first
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
         buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2 + tl.size3)
         part = partials + q * size
-        memset(part, 0, size * sizeof(floating))
+        first = True
         for i in range(q * items // parts, (q + 1) * items // parts):
             p = i // per_plane
             if src[p] >= 0:
-                grad_kernel_block(tl, x + src[p], gy + gsrc[p], part, i - p * per_plane, buf1,
-                                  buf1 + tl.size1, buf1 + tl.size1 + tl.size2)
-    for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
-        total = 0
-        for q in range(parts):
-            total = total + partials[q * size + e]
-        du[e] = total
+                grad_kernel_block(tl, x + src[p], gy + gsrc[p], part, first, i - p * per_plane,
+                                  buf1, buf1 + tl.size1, buf1 + tl.size1 + tl.size2)
+                first = False
+        if first:
+            memset(part, 0, size * sizeof(floating))
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
+        sum_parts(partials, du, size, parts, c * SUM_CHUNK, min(size, (c + 1) * SUM_CHUNK))
 
 
 cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
@@ -224,22 +236,26 @@ cdef inline void gt_apply(const double* u, Py_ssize_t step, double* o,
 cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ssize_t C,
                            Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
                            bint flipped) noexcept nogil:
-    """u[xi][col][r] for every r: see transform_kernels. (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t r, a, i
+    """u[xi][col][r] for every r: see transform_kernels. Runs of 16 r are written together, one
+    cache line per position. (Local scratch: one call per thread.)"""
+    cdef Py_ssize_t r0, r, n, a, i
     cdef const floating* g
     cdef double t[18]
-    cdef double v[36]
-    for r in range(rows):
-        g = w + ((col * C + r) if flipped else (r * C + col)) * 9
-        for a in range(3):          # t[i][b] = (G g)[i][b], columns b of g (rotated if flipped)
-            if flipped:
-                g_apply(g[8 - a], g[5 - a], g[2 - a], &t[a], 3)
-            else:
-                g_apply(g[a], g[3 + a], g[6 + a], &t[a], 3)
-        for i in range(6):          # v[i][j] = (t G^T)[i][j]
-            g_apply(t[3 * i], t[3 * i + 1], t[3 * i + 2], &v[6 * i], 1)
+    cdef double v[36][16]
+    for r0 in range(0, rows, 16):
+        n = min(16, rows - r0)
+        for r in range(n):
+            g = w + ((col * C + r0 + r) if flipped else ((r0 + r) * C + col)) * 9
+            for a in range(3):      # t[i][b] = (G g)[i][b], columns b of g (rotated if flipped)
+                if flipped:
+                    g_apply(g[8 - a], g[5 - a], g[2 - a], &t[a], 3)
+                else:
+                    g_apply(g[a], g[3 + a], g[6 + a], &t[a], 3)
+            for i in range(6):      # v[i][j] = (t G^T)[i][j]
+                g_apply(t[3 * i], t[3 * i + 1], t[3 * i + 2], &v[6 * i][r], 16)
         for i in range(36):
-            u[(i * cols + col) * KP + r] = <floating>v[i]
+            for r in range(n):
+                u[(i * cols + col) * KP + r0 + r] = <floating>v[i][r]
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,
