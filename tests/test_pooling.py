@@ -348,6 +348,42 @@ def test_max_pool_propagates_nan_and_pads_with_minus_inf():
     assert np.isnan(P.global_max_pool(x)[0, 0])
 
 
+@pytest.mark.parametrize("nd", (1, 2, 3))
+def test_max_pools_with_nan_match_reference(rng, nd):
+    """NaN wins, and the first NaN of the window (row-major) is the index, in every max pool."""
+    x = _data(rng, (2, 3) + (7, 6, 5)[:nd], np.float64)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    for fast, ref in (
+            (P.max_pool(x, 3, 2, 1, 1, True, True), R.max_pool(x, 3, 2, 1, 1, True, True)),
+            (P.max_pool(x, 2, 1, 1, 2, False, True), R.max_pool(x, 2, 1, 1, 2, False, True)),
+            (P.adaptive_max_pool(x, 3, True), R.adaptive_max_pool(x, 3, True))):
+        np.testing.assert_array_equal(fast[0], ref[0])
+        np.testing.assert_array_equal(fast[1], ref[1])
+    np.testing.assert_array_equal(P.global_max_pool(x), R.global_max_pool(x))
+    two_nans = np.array([[[1.0, np.nan, 3.0, np.nan, 2.0]]])
+    assert P.max_pool(two_nans, 5, return_indices=True)[1][0, 0, 0] == 1
+
+
+def test_reference_matches_torch(rng):
+    """The oracle itself against PyTorch: max values and indices, both average divisors."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = _distinct(rng, (2, 3, 9, 8))
+    xt = torch.from_numpy(x)
+    y, idx = F.max_pool2d(xt, 3, 2, 1, 2, True, return_indices=True)
+    ry, ridx = R.max_pool(x, 3, 2, 1, 2, True, return_indices=True)
+    np.testing.assert_array_equal(ry, y.numpy())
+    np.testing.assert_array_equal(ridx, idx.numpy())
+    for cip in (True, False):
+        np.testing.assert_allclose(R.avg_pool(x, 3, 2, 1, True, cip),
+                                   F.avg_pool2d(xt, 3, 2, 1, True, cip).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(R.adaptive_avg_pool(x, (4, 3)),
+                               F.adaptive_avg_pool2d(xt, (4, 3)).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(R.lp_pool(np.abs(x), 2, 3, 2), F.lp_pool2d(xt.abs(), 2, 3, 2).numpy(),
+                               rtol=1e-12)
+
+
 def test_ceil_mode_keeps_the_partial_window():
     """Figure 9.10: 5 inputs, kernel 2, stride 2 -> 2 windows, or 3 with the partial last one."""
     x = np.arange(5.0).reshape(1, 1, 5)
