@@ -273,11 +273,11 @@ def _shaped(y, idx, shape):
     return y.reshape(shape), (None if idx is None else idx.reshape(shape))
 
 
-def _max_backward(gy, idx, in_shape, dtype, planes):
+def _max_grad_input(gy, idx, in_shape, dtype, planes):
     gx = np.zeros(in_shape, dtype=dtype)
     out_vol = int(np.prod(gy.shape)) // max(planes, 1)
     in_vol = int(np.prod(in_shape)) // max(planes, 1)
-    _pooling.max_backward(np.ascontiguousarray(gy, dtype=dtype).reshape(-1),
+    _pooling.max_grad_input(np.ascontiguousarray(gy, dtype=dtype).reshape(-1),
                           np.ascontiguousarray(idx, dtype=np.int64).reshape(-1), gx.reshape(-1),
                           planes, out_vol, in_vol, _threads(gx.size))
     return gx
@@ -344,7 +344,7 @@ def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, 
         _, indices = _max_pool(x, k, s, p, d, out, dtype)
     else:
         indices = _check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
-    return _max_backward(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+    return _max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 # --- average pooling -----------------------------------------------------------------------------
@@ -449,7 +449,7 @@ def global_max_pool_grad_input(gy, x):
     _check_gy(gy, x.shape[:2], "global_max_pool of x")
     dtype = _dtype(gy, x)
     _, idx = _global_max(x, dtype)
-    return _max_backward(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
+    return _max_grad_input(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 # --- Lp pooling ------------------------------------------------------------------------------
@@ -605,7 +605,7 @@ def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
         _, indices = _adaptive_max(x, out, dtype)
     else:
         indices = _check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
-    return _max_backward(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+    return _max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 def _adaptive_mats(in_sizes, out):
@@ -698,7 +698,7 @@ def channel_pool_grad_input(gy, x, group_size, mode="max"):
     dtype = _dtype(gy, x)
     if mode == "max":
         _, idx = _channel_max(x, g, dtype)
-        return _max_backward(gy, idx, x.shape, dtype, x.shape[0])
+        return _max_grad_input(gy, idx, x.shape, dtype, x.shape[0])
     gy4 = _channel_view(gy, dtype)
     return _separable(gy4, _channel_avg_mat(x.shape[1], g), dtype, x.size,
                       transpose=True).reshape(x.shape)

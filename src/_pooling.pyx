@@ -1,4 +1,4 @@
-"""Pooling kernels (section 9.3): two drivers that every pool of fastconv.pooling is built from.
+"""Pooling kernels (section 9.3): the two drivers that every pool of fastconv.pooling is built on.
 
 Arrays arrive C-contiguous, lifted to three spatial axes: a stack of P planes (N * C, or N for
 cross-channel pooling) of shape (D, H, W). Each driver is written once, for three axes.
@@ -21,15 +21,13 @@ Linear pools as three 1-D passes (axis_apply)
     values) from the Python side.
 
 Every output element is computed by the same operations in the same order whatever the thread
-count, so all results are bitwise identical for any number of threads. The max backward
-scatters each plane's gradient from one thread (planes in parallel), in output order.
+count, so all results are bitwise identical for any number of threads. The max gradient
+(max_grad_input) scatters each plane's gradient from one thread (planes in parallel), in output order.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN
 from libc.string cimport memset
-
-import numpy as np
 
 cdef extern from *:
     """
@@ -131,7 +129,7 @@ def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint
                            &lo_w[0], &cnt_w[0], steps[2])
 
 
-def max_backward(const floating[::1] gy, const long long[::1] idx, floating[::1] gx,
+def max_grad_input(const floating[::1] gy, const long long[::1] idx, floating[::1] gx,
                  Py_ssize_t planes, Py_ssize_t out_vol, Py_ssize_t in_vol, int num_threads):
     """gx (zeroed, planes * in_vol) += gy routed to idx, plane by plane; within a plane one
     thread adds in output order (overlapping windows accumulate deterministically). An index

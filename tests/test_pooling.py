@@ -480,6 +480,20 @@ def test_identity_pool_returns_a_new_array():
         assert not np.shares_memory(y, x)
 
 
+def test_strided_and_list_inputs(rng):
+    base = _data(rng, (3, 8, 10, 9), np.float64)
+    x = base[::2, ::3, ::-1, 1::2]                 # a view with odd strides
+    xc = np.ascontiguousarray(x)
+    gy = _data(rng, P.max_pool(xc, 2).shape, np.float64)
+    np.testing.assert_array_equal(P.max_pool(x, 2), P.max_pool(xc, 2))
+    np.testing.assert_array_equal(P.avg_pool(x, 3, 1, 1), P.avg_pool(xc, 3, 1, 1))
+    np.testing.assert_array_equal(P.max_pool_grad_input(gy[..., ::1], x, 2),
+                                  P.max_pool_grad_input(gy, xc, 2))
+    np.testing.assert_array_equal(P.channel_pool(x.transpose(0, 1, 3, 2), 3),
+                                  P.channel_pool(np.ascontiguousarray(xc.transpose(0, 1, 3, 2)), 3))
+    np.testing.assert_array_equal(P.global_avg_pool(xc.tolist()), P.global_avg_pool(xc))
+
+
 def test_dtypes():
     xi = np.arange(2 * 2 * 16).reshape(2, 2, 16)
     assert P.max_pool(xi, 2).dtype == np.float64
