@@ -135,10 +135,12 @@ def test_refuses_with_a_reason_when_no_tile_fits(restore_settings):
                                   "3d-width-1"])
 def test_kernel_dft_and_pruned_transforms(name, op, gemm, prune, monkeypatch,
                                           assert_close_to_reference):
-    """Both ways to the kernel's frequencies (GEMM with the DFT matrix, FFT of the placed taps)
-    and both ways to the input's (one padded transform, or axis by axis on the data lines)."""
+    """On pocketfft's path (lengths with a prime factor beyond the Cython core's radices): both
+    ways to the kernel's frequencies (GEMM with the DFT matrix, FFT of the placed taps) and both
+    ways to the input's (one padded transform, or axis by axis on the data lines)."""
     monkeypatch.setattr(fft, "_by_gemm", lambda k, L: gemm)
     monkeypatch.setattr(fft, "PRUNE_BELOW", prune)
+    monkeypatch.setattr(fft, "_own_transforms", lambda plan, dtype: False)   # pocketfft's path
     for dtype in DTYPES:
         x, w, gy, kw = _problem(name, dtype)
         assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"),
@@ -428,3 +430,148 @@ def test_concurrent_calls_from_python_threads(restore_settings):
     for e, g in zip(expected, got):
         for a, b in zip(e, g):
             assert np.array_equal(a, b)
+
+
+# --- the Cython core's own transforms (src/_fft_columns.h) ---------------------------------
+
+def test_radices():
+    assert fft._radices(135) == [3, 3, 3, 5]
+    assert fft._radices(512) == [4, 4, 4, 4, 2]
+    assert fft._radices(4) == [2, 2] and fft._radices(8) == [4, 2]
+    assert fft._radices(7 * 11 * 13) == [7, 11, 13]
+    assert fft._radices(2 * 17) is None                 # beyond the largest radix: pocketfft
+    assert fft._column_plan(34, True, np.dtype(np.float32)) is None
+    assert fft._column_plan(1, True, np.dtype(np.float32)) is None
+
+
+def _complex_array(rng, shape, dtype):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("L", [2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 27, 135, 144, 270])
+@pytest.mark.parametrize("ncols", [1, 5, 8, 13])
+def test_column_fft_matches_numpy(L, ncols, dtype):
+    """Every butterfly (2, 3, 4, 5 and the generic one), full and partial blocks of columns,
+    forward and inverse (scaled 1/L), the same whatever the split of the items."""
+    rng = np.random.default_rng(L * ncols)
+    a = _complex_array(rng, (3, L, ncols), dtype)
+    tol = 2e-6 if dtype == np.complex64 else 1e-13
+    for forward, reference_fft in ((True, np.fft.fft), (False, np.fft.ifft)):
+        expected = reference_fft(a.astype(np.complex128), axis=1)
+        got = a.copy()
+        assert fft._columns(got, 1, forward, 1) is got
+        assert np.max(np.abs(got - expected)) <= tol * np.max(np.abs(expected))
+        split = a.copy()
+        fft._columns(split, 1, forward, 3)
+        assert np.array_equal(got, split)
+
+
+def _rows_case(rng, nlines, L, count, start, step, src_step, dtype):
+    """Lines of `count` values `src_step` apart, placed at (start + i step) mod L."""
+    real = np.dtype(dtype)
+    src = rng.standard_normal((nlines, count * src_step)).astype(real)
+    placed = np.zeros((nlines, L))
+    placed[:, (start + step * np.arange(count)) % L] = src[:, ::src_step]
+    return src, placed
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nlines", [1, 3, 16, 17, 40])
+@pytest.mark.parametrize("L,count,start,step,src_step", [
+    (135, 128, 0, 1, 1),            # the largek15 rows: vector path and its tail
+    (135, 128, 130, 1, 1),          # wrapping around the end of the buffer
+    (64, 20, 50, 3, 1),             # strided placement (scalar path)
+    (30, 9, 4, 1, 2),               # strided source (scalar path)
+    (7, 7, 0, 1, 1), (8, 5, 6, 1, 1), (1024, 1000, 3, 1, 1),
+])
+def test_row_transforms_match_numpy(nlines, L, count, start, step, src_step, dtype):
+    """rows_r2c: real lines, two per complex transform, into blocked half spectra (zeros up to
+    the end of the last block); rows_c2r back to the placed positions."""
+    rng = np.random.default_rng(nlines * L + count)
+    src, placed = _rows_case(rng, nlines, L, count, start, step, src_step, dtype)
+    fb = _fft.freq_block()
+    F = L // 2 + 1
+    blocks = -(-F // fb)
+    out = np.full((nlines, blocks, fb), np.nan, fft._complex(src.dtype))
+    flat = out.view(src.dtype).reshape(-1)
+    src_off = (np.arange(nlines) * src.shape[1]).astype(np.intp)
+    dst_off = (np.arange(nlines) * 2 * blocks * fb).astype(np.intp)
+    forward = fft._column_plan(L, True, src.dtype)
+    items = _fft.row_items(nlines, src.itemsize)
+    _fft.rows_r2c(src.ctypes.data, src_off, src_step, count, start, step, flat, dst_off,
+                  2 * fb, L, *forward, 0, 1)
+    _fft.rows_r2c(src.ctypes.data, src_off, src_step, count, start, step, flat, dst_off,
+                  2 * fb, L, *forward, 1, items)
+    half = out.reshape(nlines, blocks * fb)
+    expected = np.fft.rfft(placed, axis=1)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    assert np.max(np.abs(half[:, :F] - expected)) <= tol * np.max(np.abs(expected))
+    assert not np.any(half[:, F:])
+    back = np.full((nlines, count), np.nan, src.dtype)
+    inverse = fft._column_plan(L, False, src.dtype)
+    back_off = (np.arange(nlines) * count).astype(np.intp)
+    _fft.rows_c2r(flat, dst_off, 2 * fb, back.ctypes.data, back_off, 1, count, start, step, L,
+                  *inverse, 1.0 / L, 0, items)
+    np.testing.assert_allclose(back, src[:, ::src_step], atol=tol * np.max(np.abs(src)) * 10)
+
+
+def test_inverse_rows_ignore_the_imaginary_parts_a_real_signal_cannot_have():
+    """Frequency 0 (and L/2 for even L) of a real line is real; rows_c2r drops an imaginary
+    part there, as a real inverse transform does, so that it does not leak into the line it is
+    paired with."""
+    rng = np.random.default_rng(5)
+    for L in (12, 13):
+        F = L // 2 + 1
+        spectra = np.fft.rfft(rng.standard_normal((2, L)), axis=1)
+        spectra[:, 0] += 3j
+        if L % 2 == 0:
+            spectra[:, -1] -= 2j
+        fb = _fft.freq_block()
+        blocks = -(-F // fb)
+        buf = np.zeros((2, blocks * fb), np.complex128)
+        buf[:, :F] = spectra
+        out = np.empty((2, L))
+        _fft.rows_c2r(buf.view(np.float64).reshape(-1), np.array([0, 2 * blocks * fb], np.intp),
+                      2 * fb, out.ctypes.data, np.array([0, L], np.intp), 1, L, 0, 1, L,
+                      *fft._column_plan(L, False, np.dtype(np.float64)), 1.0 / L, 0, 1)
+        np.testing.assert_allclose(out, np.fft.irfft(spectra, n=L, axis=1), atol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["forward", "grad_input"])
+@pytest.mark.parametrize("name", ["2d-largek", "2d-groups", "2d-strided-unused-tail", "2d-full"])
+def test_fused_pass_matches_the_separate_steps(name, op, monkeypatch):
+    """The 2-D pass fused per block of columns (column FFTs, channel product, inverse column
+    FFTs) against the same steps one after the other."""
+    for dtype in DTYPES:
+        x, w, gy, kw = _problem(name, dtype)
+        assert fft._fusable(fft._current_plan(_spec(name, dtype), op))
+        fused = _run(op, x, w, gy, kw)
+        with monkeypatch.context() as m:
+            m.setattr(fft, "_fusable", lambda plan: False)
+            separate = _run(op, x, w, gy, kw)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert np.max(np.abs(fused - separate)) <= tol * np.max(np.abs(separate))
+
+
+def test_kernel_spectra_are_reused_only_for_an_equal_kernel(assert_close_to_reference):
+    """The last kernel spectra of a thread serve a call with equal kernel values and geometry;
+    a kernel changed in place, or another geometry, is transformed again."""
+    x, w, gy, kw = _problem("2d-largek", np.float64)
+    spec = _spec("2d-largek", np.float64)
+    w5 = np.ascontiguousarray(w.reshape(spec.w_shape))
+    plan = fft._current_plan(spec, "forward")
+    first = fft._kernel_spectra(plan, w5, 1)
+    assert fft._kernel_spectra(plan, w5.copy(), 1) is first          # equal values: reused
+    w = w.copy()
+    for step in range(2):
+        expected = _run("forward", x, w, gy, kw, algorithm="reference")
+        assert_close_to_reference(_run("forward", x, w, gy, kw), expected, np.float64)
+        assert_close_to_reference(_run("grad_input", x, w, gy, kw),
+                                  _run("grad_input", x, w, gy, kw, algorithm="reference"),
+                                  np.float64)
+        w[0, 0, 1, 1] += 1.0                                          # changed in place
+    other = make_spec(x.shape, w.shape, dtype=np.float64, padding=1)
+    assert_close_to_reference(fastconv.conv(x, w, padding=1, algorithm="fft"),
+                              reference.conv(x, w, padding=1), np.float64)
+    assert fft._current_plan(other, "forward").L != plan.L
