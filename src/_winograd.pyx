@@ -215,7 +215,8 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
 cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
 
 
-cdef inline void g_apply(double v0, double v1, double v2, double* o, Py_ssize_t step) noexcept nogil:
+cdef inline void g_apply(double v0, double v1, double v2, double* o,
+                         Py_ssize_t step) noexcept nogil:
     """o[0, step, ..., 5 step] = G v for the kernel transform's G (6 x 3)."""
     o[0] = 0.25 * v0
     o[step] = -SIXTH * (v0 + v1 + v2)
@@ -228,7 +229,8 @@ cdef inline void g_apply(double v0, double v1, double v2, double* o, Py_ssize_t 
 cdef inline void gt_apply(const double* u, Py_ssize_t step, double* o,
                           Py_ssize_t ostep) noexcept nogil:
     """o[0, ostep, 2 ostep] = G^T u for u[0, step, ..., 5 step]."""
-    o[0] = 0.25 * u[0] - SIXTH * (u[step] + u[2 * step]) + TWENTYFOURTH * (u[3 * step] + u[4 * step])
+    o[0] = (0.25 * u[0] - SIXTH * (u[step] + u[2 * step])
+            + TWENTYFOURTH * (u[3 * step] + u[4 * step]))
     o[ostep] = SIXTH * (u[2 * step] - u[step]) + TWELFTH * (u[3 * step] - u[4 * step])
     o[2 * ostep] = SIXTH * (u[3 * step] + u[4 * step] - u[step] - u[2 * step]) + u[5 * step]
 

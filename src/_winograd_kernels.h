@@ -237,7 +237,8 @@ WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ss
                 VT s[4][6];
                 for (int j = 0; j < 6; j++) {
 #define LD(i) (*(const VU*)(base + (6 * (i) + j) * plane))
-                    WG_AT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), s[0][j], s[1][j], s[2][j], s[3][j]);
+                    WG_AT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5),
+                          s[0][j], s[1][j], s[2][j], s[3][j]);
 #undef LD
                 }
                 WG_T* out = Y + (4 * tr * ycols + 4 * tc) * KP + k;
@@ -270,7 +271,8 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
                 VT u[6][4];
                 for (int j = 0; j < 4; j++) {
 #define LD(i) (*(const VU*)(base + ((i) * gcols + j) * KP))
-                    WG_A(LD(0), LD(1), LD(2), LD(3), u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
+                    WG_A(LD(0), LD(1), LD(2), LD(3),
+                         u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
 #undef LD
                 }
                 WG_T* out = Mg + t * KP + k;
@@ -444,7 +446,8 @@ static int wg_stage_##T(const T* src, Py_ssize_t channels, Py_ssize_t cstride, P
 static int wg_unstage_##T(const T* Y, Py_ssize_t ycols, Py_ssize_t KP, T* dst,                    \
         Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0,      \
         Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols)                                       \
-    { WG_PICK(wg_unstage, T, (Y, ycols, KP, dst, channels, cstride, H, W, row0, col0, nrows, ncols)) } \
+    { WG_PICK(wg_unstage, T, (Y, ycols, KP, dst, channels, cstride, H, W, row0, col0,          \
+                              nrows, ncols)) }                                                     \
 static int wg_input_##T(const T* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,                \
         Py_ssize_t Cw, T* V)                                                                       \
     { WG_PICK(wg_input, T, (X, xcols, CP, R, Cw, V)) }                                             \

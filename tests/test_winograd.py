@@ -98,7 +98,8 @@ def test_kernel_gradient_by_finite_differences():
     for index in [(0, 0, 0, 0), (3, 2, 1, 2), (1, 1, 2, 0)]:
         step = np.zeros_like(w)
         step[index] = eps
-        loss = [np.vdot(fastconv.conv(x, w + s, algorithm="winograd", **kw), gy) for s in (step, -step)]
+        loss = [np.vdot(fastconv.conv(x, w + s, algorithm="winograd", **kw), gy)
+                for s in (step, -step)]
         assert np.isclose((loss[0] - loss[1]) / (2 * eps), gw[index], rtol=1e-6, atol=1e-8)
 
 
@@ -215,7 +216,8 @@ def test_refuses_when_one_block_does_not_fit_the_workspace(restore_settings):
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_workspace_limit_shrinks_blocks_and_threads(op, restore_settings, assert_close_to_reference):
+def test_workspace_limit_shrinks_blocks_and_threads(op, restore_settings,
+                                                    assert_close_to_reference):
     x, w, gy, kw = _arrays("resnet-like", np.float64)
     spec = make_spec(x.shape, w.shape, dtype=np.float64, **kw)
     fastconv.set_num_threads(2)
@@ -253,8 +255,9 @@ import numpy as np, fastconv
 from fastconv import _winograd, reference
 assert _winograd.kernel_level() == {level}, _winograd.kernel_level()
 rng = np.random.default_rng(0)
-for xs, ws, kw in {[CASES[n] for n in ("odd-sizes", "same-37-channels", "rows-shorter-than-a-vector",
-                                       "3d-depth-stride-padding", "wide-padding")]!r}:
+for xs, ws, kw in {[CASES[n] for n in ("odd-sizes", "same-37-channels",
+                                       "rows-shorter-than-a-vector", "3d-depth-stride-padding",
+                                       "wide-padding")]!r}:
     for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)

@@ -38,7 +38,7 @@ BLAS_INT_MAX = 2**31 - 1
 # with it; one thread below SMALL_PROBLEM_FLOPS), plus a fixed cost per call. Terms: the 36 GEMMs
 # per block at a rate that falls for few input channels (thin GEMMs); the transforms and the
 # channel-last copies at a time per (tile, channel) they touch (memory traffic, mostly); the
-# kernel transform per transformed value; the kernel gradient's partial sums (a clear and an add
+# kernel transform per transformed value; the kernel gradient's partial sums (a store and an add
 # per element). Fitted on the development machine (Xeon, AVX-512, one thread) on 8 shapes from
 # 3 to 512 channels and 7x7 to 224x224 images: within ~30% on the shapes with 16-128 channels.
 GEMM_FLOPS_PER_S = {"float32": 130e9, "float64": 65e9}
@@ -69,7 +69,7 @@ def _geometry_reason(spec):
 
 def _parts(gemm_flops, u_elements):
     """Partial sums of the kernel gradient: a power of two (so 1, 2, 4 ... threads share them
-    evenly), more for more work per element of a partial sum (each costs a clear and an add)."""
+    evenly), more for more work per element of a partial sum (each costs a store and an add)."""
     parts = MIN_PARTS
     while parts < MAX_PARTS and gemm_flops >= 2 * parts * u_elements * FLOPS_PER_PART_ELEMENT:
         parts *= 2
@@ -85,15 +85,18 @@ class _Plan:
         lanes = _winograd.lanes(itemsize)
         (_, ih, iw), (_, oh, ow) = spec.input_size, spec.output_size
         (_, ph, pw) = spec.pad_low
-        if op == "grad_input":
-            cin, cout, read, written, off = spec.out_channels, spec.in_channels, (oh, ow), (ih, iw), (2 - ph, 2 - pw)
+        if op == "grad_input":      # the forward pass from gy to gx, "padding" 2 - p
+            cin, cout, read, written = spec.out_channels, spec.in_channels, (oh, ow), (ih, iw)
+            off = (2 - ph, 2 - pw)
         else:
-            cin, cout, read, written, off = spec.in_channels, spec.out_channels, (ih, iw), (oh, ow), (ph, pw)
+            cin, cout, read, written = spec.in_channels, spec.out_channels, (ih, iw), (oh, ow)
+            off = (ph, pw)
         self.cin, self.cout = cin, cout
         CP, KP = _pad(cin, lanes), _pad(cout, lanes)
         self.KP = KP
         th, tw = -(-written[0] // 4), -(-written[1] // 4)
-        self.planes = spec.batch * (spec.input_size[0] if op == "grad_input" else spec.output_size[0])
+        depth = spec.input_size[0] if op == "grad_input" else spec.output_size[0]
+        self.planes = spec.batch * depth
         self.tiles = self.planes * th * tw
         gemm_flops = 2 * POSITIONS * self.tiles * cin * KP
         per_tile = POSITIONS * (CP + 2 * KP if op == "grad_kernel" else CP + KP) * itemsize
@@ -112,12 +115,13 @@ class _Plan:
             size3 = POSITIONS * R * Cw * KP + pad if op == "grad_kernel" else 0
             per_thread = size1 + size2 + size3
             self.items = self.planes * -(-th // R) * -(-tw // Cw)
-            self.parts = 0
-            fixed = self.u_elements
-            if op == "grad_kernel":
+            if op == "grad_kernel":     # the sum dU and its partial sums
                 self.parts = min(_parts(gemm_flops, self.u_elements), self.items,
-                                 max(1, (limit - fixed - per_thread) // self.u_elements - 1))
-                fixed += (self.parts + 1) * self.u_elements
+                                 max(1, (limit - per_thread) // self.u_elements - 1))
+                fixed = (self.parts + 1) * self.u_elements
+            else:                       # the transformed kernel U
+                self.parts = 0
+                fixed = self.u_elements
             if fixed + per_thread <= limit or (R == 1 and Cw == 1):
                 break
             target = max(1, min(target, R * Cw) // 2)
@@ -248,7 +252,8 @@ def grad_kernel(spec, x, gy):
     du = np.empty(plan.u_elements, spec.dtype)
     with _config.blas_single_threaded():
         _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
-                              plan.work(spec.dtype), np.empty(plan.parts * plan.u_elements, spec.dtype),
+                              plan.work(spec.dtype),
+                              np.empty(plan.parts * plan.u_elements, spec.dtype),
                               plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
     _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
