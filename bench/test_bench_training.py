@@ -76,9 +76,19 @@ def _check_against_torch(n):
         assert err < 1e-4, f"fastconv's updated weights differ from PyTorch's by {err:.1e}"
 
 
-@pytest.mark.parametrize("impl", ["fastconv", "torch"])
+@pytest.fixture
+def autotune(request):
+    import fastconv
+    before = fastconv.get_autotune()
+    yield fastconv.set_autotune
+    fastconv.set_autotune(before)
+
+
+@pytest.mark.parametrize("impl", ["fastconv", "fastconv-tune", "torch"])
 @pytest.mark.parametrize("batch", BATCHES)
-def test_training_step(benchmark, num_threads, batch, impl):
+def test_training_step(benchmark, num_threads, autotune, batch, impl):
+    """fastconv-tune: fastconv.set_autotune(True), each layer's algorithms timed on first use."""
+    autotune(impl == "fastconv-tune")
     if impl == "torch":
         if torch is None:
             pytest.skip("PyTorch is not installed")
@@ -99,28 +109,36 @@ def test_training_step(benchmark, num_threads, batch, impl):
         best = benchmark.stats.stats.min
         benchmark.extra_info["examples_per_second"] = batch / best
         _timings[(batch, impl)] = best
-        other = _timings.get((batch, "fastconv" if impl == "torch" else "torch"))
-        if other is not None:
-            fc, th = (_timings[(batch, "fastconv")], _timings[(batch, "torch")])
-            benchmark.extra_info["torch_over_fastconv"] = th / fc
+        if impl != "torch" and (batch, "torch") in _timings:
+            benchmark.extra_info["torch_over_fastconv"] = _timings[(batch, "torch")] / best
 
 
 def interleaved(batch, threads, repeats=30):
-    """Best step times (fastconv, torch) over `repeats` alternating rounds at `threads` threads."""
+    """Best step times (fastconv, fastconv autotuned, torch) over `repeats` alternating rounds."""
     import fastconv
     fastconv.set_num_threads(threads)
     torch.set_num_threads(threads)
     _, ours = fastconv_step(batch)
+    _, tuned = fastconv_step(batch)
     _, theirs = torch_step(batch)
-    best = {"fastconv": np.inf, "torch": np.inf}
+
+    def tuned_step():
+        fastconv.set_autotune(True)
+        try:
+            tuned()
+        finally:
+            fastconv.set_autotune(False)
+    steps = {"fastconv": ours, "tune": tuned_step, "torch": theirs}
+    best = dict.fromkeys(steps, np.inf)
     for _ in range(3):
-        ours(), theirs()
+        for step in steps.values():
+            step()
     for _ in range(repeats):
-        for name, step in (("fastconv", ours), ("torch", theirs)):
+        for name, step in steps.items():
             t0 = time.perf_counter()
             step()
             best[name] = min(best[name], time.perf_counter() - t0)
-    return best["fastconv"], best["torch"]
+    return best["fastconv"], best["tune"], best["torch"]
 
 
 if __name__ == "__main__":
@@ -128,8 +146,10 @@ if __name__ == "__main__":
     if torch is None:
         raise SystemExit("the comparison needs PyTorch")
     _check_against_torch(64)
-    print(f"{'batch':>5} {'threads':>7} {'fastconv ms':>11} {'torch ms':>9} {'torch/fastconv':>14}")
+    print(f"{'batch':>5} {'threads':>7} {'fastconv ms':>11} {'tuned ms':>9} {'torch ms':>9} "
+          f"{'torch/fastconv':>14} {'torch/tuned':>11}")
     for batch in BATCHES:
         for threads in (1, 2):
-            ours, theirs = interleaved(batch, threads)
-            print(f"{batch:5d} {threads:7d} {ours * 1e3:11.2f} {theirs * 1e3:9.2f} {theirs / ours:14.2f}")
+            ours, tuned, theirs = interleaved(batch, threads)
+            print(f"{batch:5d} {threads:7d} {ours * 1e3:11.2f} {tuned * 1e3:9.2f} {theirs * 1e3:9.2f} "
+                  f"{theirs / ours:14.2f} {theirs / tuned:11.2f}")
