@@ -1,8 +1,21 @@
 """Fully connected layers, reshaping and dropout."""
+import contextlib
+
 import numpy as np
 
+from .. import _config
 from ._init import float_dtype, init_bias, init_weight, make_rng, positive_int
 from .module import Module
+
+
+# Below this many FLOPs a matrix product runs with the BLAS held at one thread: a second BLAS
+# thread pool beside fastconv's OpenMP threads, spinning after its work, slowed a training step
+# of the digits network by 1.7x (median) on a busy 2-core machine.
+SMALL_MATMUL_FLOPS = 2**24
+
+
+def _blas_for(flops):
+    return _config.blas_single_threaded() if flops < SMALL_MATMUL_FLOPS else contextlib.nullcontext()
 
 
 class Linear(Module):
@@ -27,7 +40,8 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: x must have {self.in_features} features on its last axis, "
                              f"got shape {x.shape}")
-        y = x @ self.weight.T
+        with _blas_for(2 * x.size * self.out_features):
+            y = x @ self.weight.T
         if self.has_bias:
             y = y + self.bias
         self._push(x)
@@ -37,10 +51,12 @@ class Linear(Module):
         (x,) = self._pop()
         gy = np.asarray(gy)
         g2 = gy.reshape(-1, self.out_features)
-        self.grads["weight"] += g2.T @ x.reshape(-1, self.in_features)
+        with _blas_for(2 * x.size * self.out_features):
+            self.grads["weight"] += g2.T @ x.reshape(-1, self.in_features)
+            gx = gy @ self.weight
         if self.has_bias:
             self.grads["bias"] += g2.sum(axis=0)
-        return gy @ self.weight
+        return gx
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.has_bias}"
