@@ -64,3 +64,21 @@ def test_data_generators_are_seeded():
         a, b, c = make(1), make(1), make(2)
         np.testing.assert_array_equal(a[0], b[0])
         assert not np.array_equal(a[0], c[0])
+
+
+def test_a_custom_module_saves_and_loads(tmp_path):
+    """The demo's own Module subclass is registered like the library's layers."""
+    from fastconv import nn
+    from fastconv.demos.segment import RecurrentSegmenter
+    model = RecurrentSegmenter(hidden=4, steps=2, seed=3)
+    nn.save(model, tmp_path / "segmenter.npz")
+    loaded = nn.load(tmp_path / "segmenter.npz")
+    assert loaded.steps == 2
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.eval()(x), model.eval()(x))
+
+
+def test_through_the_command_line(tmp_path, capsys):
+    from fastconv.__main__ import main
+    assert main(["demo", "variable-size", "--quick", "--no-png", "--sizes", "16,20"]) == 0
+    assert "20x20" in capsys.readouterr().out
