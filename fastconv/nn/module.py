@@ -135,7 +135,7 @@ class Module:
             if value.shape != old.shape:
                 raise ValueError(f"{type(self).__name__}.{name} must have shape {old.shape}, got "
                                  f"{value.shape}")
-            self.add_parameter(name, value.astype(old.dtype, copy=False))
+            old[...] = value           # in place: optimizers hold this very array
         elif name in d.get("_buffers", ()):
             self.add_buffer(name, value)
         elif isinstance(value, Module) and "_children" in d:
