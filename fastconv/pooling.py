@@ -540,7 +540,8 @@ def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, s
     (``(kernel_size - 1) / 2``), per axis and multiplied, normalised to sum to 1 over the
     elements of the window that lie in the input (padding and the ceil-mode overhang carry no
     weight). ``sigma``: a number or one per axis; default ``kernel_size / 4`` per axis, so the
-    window spans about +-2 sigma and its corners weigh e^-2 ~ 0.14 of the centre per axis."""
+    window spans about +-2 sigma: an edge tap weighs exp(-2 (k - 1)^2 / k^2) of the centre per
+    axis (0.61 for k = 2, 0.41 for k = 3, tending to e^-2 ~ 0.14 for large k)."""
     x = _spatial_input(x)
     mats, _, taps = _weighted_mats(x.shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
     return _linear_pool(x, mats, _dtype(x), x.size * taps)
