@@ -344,6 +344,14 @@ cdef extern from "_fft_columns.h":
     int fcc_columns_f64(double* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,
                         const int* radix, const double* tw, const double* roots, double scale,
                         ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_columns_placed_f32(const float* src, float* dst, ptrdiff_t L, ptrdiff_t ncols,
+                               ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
+                               const int* radix, const float* tw, const float* roots,
+                               float scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_columns_placed_f64(const double* src, double* dst, ptrdiff_t L, ptrdiff_t ncols,
+                               ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
+                               const int* radix, const double* tw, const double* roots,
+                               double scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
     int fcc_rows_r2c_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
                          ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
                          const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
@@ -409,7 +417,56 @@ cdef extern from *:
     }
     FF_DEFINE(float, f32, fcc_vf)
     FF_DEFINE(double, f64, fcc_vd)
+
+    /* The kernel gradient's 2-D pass fused per block of columns: the column transforms of
+       that block of every a and b spectrum (na_planes and nb_planes of them), then the channel
+       product accumulated into out over it (all rows: every a, b and j). */
+    #define FG_DEFINE(T, SUF, V)                                                               \
+    static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,           \
+            ptrdiff_t na_planes, ptrdiff_t nb_planes,                                         \
+            int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
+            ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,                            \
+            ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
+            ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
+    {                                                                                          \
+        const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
+        V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
+        if (buf == NULL) return -1;                                                          \
+        for (ptrdiff_t item = first; item < last; item++) {                                  \
+            const ptrdiff_t off = item * 2 * nf;                                             \
+            fcc_column_blocks_##SUF(a + off, na_planes, F2, L, FCC_FB, 0, FCC_FB, buf, ns_f, \
+                                    rad_f, tw_f, ro_f, 1);                                   \
+            fcc_column_blocks_##SUF(b + off, nb_planes, F2, L, FCC_FB, 0, FCC_FB, buf, ns_f, \
+                                    rad_f, tw_f, ro_f, 1);                                   \
+            for (ptrdiff_t g = 0; g < G; g++)                                                \
+                fc_item_##SUF(na, nb, nj, nf, a + g * sa_g * F2 + off, sa_r * F2, sa_j * F2, \
+                              b + g * sb_g * F2 + off, sb_r * F2, sb_j * F2,                 \
+                              out + g * so_g * F2 + off, so_r * F2, so_j * F2,               \
+                              conj_a, conj_b, 1);                                            \
+        }                                                                                    \
+        free(buf);                                                                           \
+        return 0;                                                                            \
+    }
+    FG_DEFINE(float, f32, fcc_vf)
+    FG_DEFINE(double, f64, fcc_vd)
     """
+    int ff_fused_sum_f32(float* a, float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
+                         ptrdiff_t na_planes, ptrdiff_t nb_planes,
+                         int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
+                         ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
+                         ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+                         ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
+                         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
+                         ptrdiff_t last) noexcept nogil
+    int ff_fused_sum_f64(double* a, double* b, double* out, ptrdiff_t L, ptrdiff_t blocks,
+                         ptrdiff_t na_planes, ptrdiff_t nb_planes,
+                         int ns_f, const int* rad_f, const double* tw_f, const double* ro_f,
+                         ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
+                         ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+                         ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
+                         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
+                         ptrdiff_t last) noexcept nogil
     int ff_fused_f32(float* a, const float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
                      ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,
                      int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
@@ -565,5 +622,60 @@ def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t 
                               rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], scale,
                               G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
                               so_g, so_r, so_j, first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the fused column FFT")
+
+
+def columns_placed(const floating[::1] src, floating[::1] dst, Py_ssize_t L, Py_ssize_t ncols,
+                   const Py_ssize_t[::1] pos, const int[::1] radix, const floating[::1] tw,
+                   const floating[::1] roots, double scale, Py_ssize_t first, Py_ssize_t last):
+    """`columns` from compact planes: src is (batch, len(pos), ncols) complex holding the only
+    nonzero rows, at rows `pos` of dst's (batch, L, ncols) planes, which get the transform;
+    items as `column_items`. Without the GIL."""
+    cdef int rc = 0
+    if last <= first or L == 0 or ncols == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fcc_columns_placed_f32(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
+                                        radix.shape[0], &radix[0], &tw[0], &roots[0],
+                                        <float>scale, first, last)
+        else:
+            rc = fcc_columns_placed_f64(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
+                                        radix.shape[0], &radix[0], &tw[0], &roots[0], scale,
+                                        first, last)
+    if rc != 0:
+        raise MemoryError("no scratch for the column FFT")
+
+
+def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
+              Py_ssize_t blocks, Py_ssize_t na_planes, Py_ssize_t nb_planes, tuple forward_plan,
+              Py_ssize_t G, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nj, tuple a_strides,
+              bint conj_a, tuple b_strides, bint conj_b, tuple out_strides, Py_ssize_t first,
+              Py_ssize_t last):
+    """For the blocks of columns first..last-1: the column FFTs of that block of a's and b's
+    blocked spectra (overwritten), then out += their channel product as `channel_product`'s
+    (the kernel gradient's). Without the GIL."""
+    cdef const int[::1] rad_f = forward_plan[0]
+    cdef const floating[::1] tw_f = forward_plan[1]
+    cdef const floating[::1] ro_f = forward_plan[2]
+    cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
+    cdef int rc = 0
+    sa_g, sa_r, sa_j = a_strides
+    sb_g, sb_r, sb_j = b_strides
+    so_g, so_r, so_j = out_strides
+    if last <= first:
+        return
+    with nogil:
+        if floating is float:
+            rc = ff_fused_sum_f32(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
+                                  rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
+                                  sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
+                                  so_g, so_r, so_j, first, last)
+        else:
+            rc = ff_fused_sum_f64(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
+                                  rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
+                                  sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
+                                  so_g, so_r, so_j, first, last)
     if rc != 0:
         raise MemoryError("no scratch for the fused column FFT")

@@ -176,6 +176,50 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
     return 0;
 }
 
+/* The column FFTs of planes whose only nonzero rows are given: plane b's nsrc rows at src +
+   b * nsrc * 2 ncols sit at rows pos[r] of the L rows of plane b of dst (the others zero), which
+   get the transform times scale; items as fcc_columns'. Nothing is read or written for the
+   zero rows but their transforms' output. */
+FCC_CLONES static int
+FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_t ncols,
+                             ptrdiff_t nsrc, const ptrdiff_t* pos, int nstages,
+                             const int* radix, const FCC_T* tw, const FCC_T* roots,
+                             FCC_T scale, ptrdiff_t first, ptrdiff_t last)
+{
+    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    const ptrdiff_t blocks = (ncols + VL - 1) / VL, row = 2 * ncols;
+    FCC_V* buf = (FCC_V*)aligned_alloc(64, 2 * (size_t)L * sizeof(FCC_V));
+    if (buf == NULL) return -1;
+    for (ptrdiff_t item = first; item < last; item++) {
+        const ptrdiff_t b = item / blocks, c0 = (item % blocks) * VL;
+        const ptrdiff_t nc = ncols - c0 < VL ? ncols - c0 : VL;
+        const FCC_T* in = src + b * nsrc * row + 2 * c0;
+        FCC_T* out = dst + b * L * row + 2 * c0;
+        FCC_V* a = buf;
+        for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
+        for (ptrdiff_t r = 0; r < nsrc; r++) {
+            if (nc == VL) {
+                a[pos[r]] = *(const FCC_VU*)(in + r * row);
+            } else {
+                FCC_V v = (FCC_V){0};
+                memcpy(&v, in + r * row, 2 * (size_t)nc * sizeof(FCC_T));
+                a[pos[r]] = v;
+            }
+        }
+        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+        if (nc == VL) {
+            for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(out + i * row) = a[i] * scale;
+        } else {
+            for (ptrdiff_t i = 0; i < L; i++) {
+                FCC_V v = a[i] * scale;
+                memcpy(out + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
 #define FCC_TRANSPOSE FCC_NAME(fcc_transpose)
 
 /* Real-to-complex transforms of lines, 2 VL per item: lines 2m and 2m + 1 of the item are the

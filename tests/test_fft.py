@@ -538,11 +538,12 @@ def test_inverse_rows_ignore_the_imaginary_parts_a_real_signal_cannot_have():
         np.testing.assert_allclose(out, np.fft.irfft(spectra, n=L, axis=1), atol=1e-12)
 
 
-@pytest.mark.parametrize("op", ["forward", "grad_input"])
+@pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("name", ["2d-largek", "2d-groups", "2d-strided-unused-tail", "2d-full"])
 def test_fused_pass_matches_the_separate_steps(name, op, monkeypatch):
-    """The 2-D pass fused per block of columns (column FFTs, channel product, inverse column
-    FFTs) against the same steps one after the other."""
+    """The 2-D pass fused per block of columns (column FFTs, channel product, and for the
+    forward and input gradient the inverse column FFTs) against the same steps one after the
+    other."""
     for dtype in DTYPES:
         x, w, gy, kw = _problem(name, dtype)
         assert fft._fusable(fft._current_plan(_spec(name, dtype), op))

@@ -524,32 +524,60 @@ def _spectra_own(src, places, plan, name, workers, columns=True):
     out = _buffers.get(name, src.shape[:2] + _spectrum_shape(plan, src.dtype), _complex(src.dtype))
     other = [i for i in range(SPATIAL) if i != last]
     pos = [_positions(places[i], L[i]) for i in other]
+    compact = taxes[-2] if columns and len(taxes) > 1 and src.size else None
+    target = out
+    if compact is not None:      # the rows with data only; columns_placed spreads them
+        shape = list(out.shape)
+        shape[3 + compact] = src.shape[2 + compact]
+        target = _buffers.get(name + "_rows", tuple(shape), out.dtype)
+        placed = pos[other.index(compact)]
+        pos[other.index(compact)] = np.arange(len(placed))
     for i, p in zip(other, pos):
-        if len(p) < L[i]:
-            free = np.ones(L[i], bool)
+        if len(p) < target.shape[3 + i]:
+            free = np.ones(target.shape[3 + i], bool)
             free[p] = False
-            out[_at(out.ndim, 3 + i, np.flatnonzero(free))] = 0
+            target[_at(out.ndim, 3 + i, np.flatnonzero(free))] = 0
     if src.size:
-        st, ost = _elements(src), [2 * e for e in _elements(out)]
+        st = _elements(src)
         src_off = _grid([np.arange(n) for n in src.shape[:2]] + [np.arange(src.shape[2 + i])
                                                                   for i in other],
                         [st[0], st[1]] + [st[2 + i] for i in other])
+        tst = [2 * e for e in _elements(target)]
         dst_off = _grid([np.arange(n) for n in src.shape[:2]] + pos,
-                        [ost[0], ost[1]] + [ost[3 + i] for i in other])
+                        [tst[0], tst[1]] + [tst[3 + i] for i in other])
         forward = _column_plan(L[last], True, src.dtype)
-        flat = out.view(src.dtype).reshape(-1)
+        flat = target.view(src.dtype).reshape(-1)
         items = _fft.row_items(len(src_off), src.itemsize)
         threads = workers if out.size * 2 >= MIN_PARALLEL_POINTS else 1
         start, count, step = places[last]
         _parallel(lambda lo, hi: _fft.rows_r2c(src.ctypes.data, src_off, st[2 + last], count,
-                                               start, step, flat, dst_off, ost[2], L[last],
+                                               start, step, flat, dst_off, tst[2], L[last],
                                                *forward, lo, hi),
                   _split(items, threads))
     else:
         out.fill(0)
+    if compact is not None:
+        _columns_placed(target, out, 3 + compact, placed, workers)
     for ax in taxes[:-1] if columns else ():
-        _columns(out, 3 + ax, True, workers)
+        if ax != compact:
+            _columns(out, 3 + ax, True, workers)
     return out
+
+
+def _columns_placed(src, out, axis, positions, workers):
+    """The forward column transform along `axis` of `out`, whose only nonzero rows along it
+    are src's, at `positions` (see _fft.pyx's columns_placed); items split as _columns'."""
+    L = out.shape[axis]
+    batch, ncols = math.prod(out.shape[:axis]), math.prod(out.shape[axis + 1:])
+    real = out.real.dtype
+    items = _fft.column_items(batch, ncols, real.itemsize)
+    threads = workers if out.size * 2 >= MIN_PARALLEL_POINTS else 1
+    flat_src, flat_out = src.view(real).reshape(-1), out.view(real).reshape(-1)
+    pos = np.ascontiguousarray(positions, np.intp)
+    plan = _column_plan(L, True, real)
+    _parallel(lambda lo, hi: _fft.columns_placed(flat_src, flat_out, L, ncols, pos, *plan, 1.0,
+                                                 lo, hi),
+              _split(items, threads))
 
 
 def _signals_own(spectra, places, plan, workers, dest=None, columns=True):
@@ -775,6 +803,25 @@ def _fused(plan, a, b, out, workers):
               _split(_fft.fused_items(na, blocks), threads))
 
 
+def _fused_sum(plan, a, b, out, workers):
+    """The kernel gradient's 2-D pass: a's and b's column transforms and out += their channel
+    product, block of columns by block (see _fft.pyx's `fused_sum`); a and b are overwritten.
+    The blocks are split over the threads; each is computed alike whatever the split."""
+    spec = plan.spec
+    (na, nb, nj), sa, ca, sb, cb, so = _contraction(plan, a, b)
+    L = plan.L[plan.taxes[0]]
+    blocks = a.shape[2]
+    real = spec.dtype
+    geometry = (L, blocks, a.shape[0] * a.shape[1], b.shape[0] * b.shape[1],
+                _column_plan(L, True, real), spec.groups, na, nb, nj, sa, ca, sb, cb, so)
+    arrays = (a.view(real).reshape(-1), b.view(real).reshape(-1), out.view(real).reshape(-1))
+    threads = workers
+    if na * nb * nj * spec.groups * plan.freqs < MIN_PARALLEL_MACS:
+        threads = 1
+    _parallel(lambda first, last: _fft.fused_sum(*arrays, *geometry, first, last),
+              _split(blocks, threads))
+
+
 def _product(plan, a, b, out, accumulate, threads):
     """`out` (+)= the channel contraction of the plan's op on spectra `a` and `b` (see _fft.pyx).
 
@@ -910,6 +957,7 @@ def grad_kernel(spec, x, gy):
     if plan.zero:
         return np.zeros(spec.w_shape, spec.dtype)
     workers = threads = _config.get_num_threads()
+    fused = _fusable(plan)
     GW = _buffers.get("kernel", spec.w_shape[:2] + _spectrum_shape(plan, spec.dtype),
                       _complex(spec.dtype))
     GW.fill(0)
@@ -917,11 +965,15 @@ def grad_kernel(spec, x, gy):
         xs = x[(batch, slice(None)) + _window(plan, tile)]
         if xs.size == 0:
             continue
-        X = _spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in", workers)
+        X = _spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in", workers,
+                     not fused)
         gys = gy[(batch, slice(None)) + _outputs(plan, tile)]
         GY = _spectra(gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, "out",
-                      workers)
-        _product(plan, GY, X, GW, True, threads)
+                      workers, not fused)
+        if fused:
+            _fused_sum(plan, GY, X, GW, workers)
+        else:
+            _product(plan, GY, X, GW, True, threads)
     gw = _kernel_signals(plan, GW, workers).astype(spec.dtype, copy=False)
     _buffers.trim()
     return _finite_or_exact(gw, [gw], spec, "grad_kernel", x, gy)
