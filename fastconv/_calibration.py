@@ -32,14 +32,17 @@ import numpy as np
 from . import _cachefiles, _config
 
 FILE_NAME = "calibration.json"
+PRUNE = 10.0                # not timed when predicted this many times slower than the best
 COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
 MAX_FACTOR = 8.0
 SKIP = ("reference",)
 ONE_D = "/1d"
+SINGLE = "/single"
 
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
 # 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
-# 3-D), single-channel images with kernels 5 to 41, and two tiny problems that show the fixed
+# 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
+# kernels 5 to 41, and two tiny problems that show the fixed
 # costs of a call; each takes milliseconds.
 PROBLEMS = (
     ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
@@ -55,9 +58,9 @@ PROBLEMS = (
     ((4, 8, 4000), (16, 8, 31), {}),
     ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), dict(padding=1)),
     ((1, 1, 256, 256), (1, 1, 5, 5), {}),
-    ((1, 1, 256, 256), (1, 1, 11, 11), {}),
-    ((1, 1, 256, 256), (1, 1, 21, 21), {}),
-    ((1, 1, 256, 256), (1, 1, 41, 41), {}),
+    ((1, 1, 512, 512), (1, 1, 11, 11), {}),
+    ((1, 1, 512, 512), (1, 1, 21, 21), {}),
+    ((1, 1, 512, 512), (1, 1, 41, 41), {}),
     ((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),
     ((2, 8, 16, 16), (8, 8, 3, 3), dict(padding=1)),
 )
@@ -102,14 +105,24 @@ def current():
     return _data
 
 
-def factor(name, op, dtype_name, ndim=None):
+def kind(spec):
+    """The calibration's kind of a problem: "/1d", "/single" (one input and one output channel
+    per group) or "" (the pooled fit only)."""
+    if spec.ndim == 1:
+        return ONE_D
+    if spec.in_channels == spec.groups and spec.out_channels == spec.groups:
+        return SINGLE
+    return ""
+
+
+def factor(name, op, dtype_name, problem_kind=""):
     """Calibrated (scale, overhead seconds) of an algorithm's cost model: its prediction on this
-    machine is scale * cost + overhead ((1, 0) without a calibration). 1-D problems use the 1-D
-    line where there is one."""
+    machine is scale * cost + overhead ((1, 0) without a calibration). A problem of a kind (see
+    kind()) uses that kind's line where there is one."""
     data = current()
     if data is None:
         return 1.0, 0.0
-    keys = ([dtype_name + ONE_D] if ndim == 1 else []) + [dtype_name]
+    keys = ([dtype_name + problem_kind] if problem_kind else []) + [dtype_name]
     for key in keys:
         try:
             scale, overhead = data["factors"][name][op][key]
@@ -192,7 +205,7 @@ def _interleaved(fns, rounds, budget, deadline):
 
 def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0.03,
             seconds=20.0):
-    """[(algorithm, op, dtype, ndim, predicted s, measured s, fastest measured s)]; after
+    """[(algorithm, op, dtype, kind, predicted s, measured s, fastest measured s)]; after
     `seconds`, every remaining measurement is cut to one round."""
     from . import _functional, _registry
     rng = np.random.default_rng(1)
@@ -209,6 +222,7 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0
             calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
                      "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
                      "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
+            impls = _registry.registered()
             for op, call in calls.items():
                 fns = {}
                 for name, impl in _registry.registered().items():
@@ -218,10 +232,12 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0
                             op == "grad_kernel" or not impl.supports_weights(spec, op, w5)[0]):
                         continue
                     fns[name] = (lambda name=name: call(name))
+                costs = {name: impls[name].cost(spec, op) for name in fns}
+                floor = min(costs.values(), default=0.0)    # hopeless ones are not timed
+                fns = {n: fn for n, fn in fns.items() if costs[n] <= PRUNE * floor}
                 best = _interleaved(fns, rounds, budget, deadline)
                 fastest = min(best.values(), default=math.inf)
-                impls = _registry.registered()
-                rows += [(name, op, dtype, spec.ndim, impls[name].cost(spec, op), t, fastest)
+                rows += [(name, op, dtype, kind(spec), costs[name], t, fastest)
                          for name, t in best.items()]
     return rows
 
@@ -248,23 +264,25 @@ def fit(rows):
     measured time is modelled as scale * predicted + overhead, fitted (on the log) over the
     problems where the algorithm is within COMPETITIVE of the fastest (all of them if it never
     is). The overhead is the fixed cost of a call on this machine that the models leave out.
-    1-D problems also get their own scale (key dtype + "/1d", with the pooled overhead) where two
-    or more were measured: long 1-D rows and transforms run at other rates than images."""
+    Two kinds of problem (see kind()) also get their own scale (key dtype + kind, with the pooled
+    overhead) where two or more were measured: 1-D problems (long rows and 1-D transforms) and
+    problems with one input and one output channel per group (single-channel images, depthwise),
+    whose loops run at other rates than the channel sums of ordinary layers."""
     points = {}
-    for name, op, dtype, ndim, predicted, seconds, fastest in rows:
+    for name, op, dtype, problem_kind, predicted, seconds, fastest in rows:
         if predicted > 0 and seconds > 0:
             point = (seconds <= COMPETITIVE * fastest, predicted, seconds)
             points.setdefault((name, op, dtype), []).append(point)
-            if ndim == 1:
-                points.setdefault((name, op, dtype + ONE_D), []).append(point)
+            if problem_kind:
+                points.setdefault((name, op, dtype + problem_kind), []).append(point)
     factors = {}
     for (name, op, dtype), values in sorted(points.items()):     # "float32" before "float32/1d"
         chosen = [(p, m) for c, p, m in values if c] or [(p, m) for _, p, m in values]
         overheads = OVERHEADS_S
-        if dtype.endswith(ONE_D):       # few points: their own scale, the pooled overhead
+        if "/" in dtype:                # few points: their own scale, the pooled overhead
             if len(chosen) < 2:
                 continue
-            overheads = (factors[name][op][dtype[:-len(ONE_D)]][1],)
+            overheads = (factors[name][op][dtype.split("/")[0]][1],)
         a, b = _fit_one(chosen, overheads)
         factors.setdefault(name, {}).setdefault(op, {})[dtype] = [round(a, 4), float(f"{b:.3g}")]
     return factors

@@ -87,7 +87,7 @@ def _supports(impl, spec, op, w):
 def predicted(name, spec, op):
     """Predicted seconds of algorithm `name` for `op` on `spec`: its model through its
     calibration (scale * cost + overhead)."""
-    scale, overhead = _calibration.factor(name, op, spec.dtype.name, spec.ndim)
+    scale, overhead = _calibration.factor(name, op, spec.dtype.name, _calibration.kind(spec))
     return _ALGORITHMS[name].cost(spec, op) * scale + overhead
 
 

@@ -122,11 +122,11 @@ def test_a_stale_calibration_file_is_ignored_with_a_warning(cache, field, value)
 
 
 def test_fit_recovers_a_scale_and_an_overhead_from_competitive_problems():
-    line = [("a", "forward", "float32", 2, p, 2.0 * p + 1e-4, 2.0 * p + 1e-4)
+    line = [("a", "forward", "float32", "", p, 2.0 * p + 1e-4, 2.0 * p + 1e-4)
             for p in (1e-5, 1e-4, 1e-3, 1e-2)]
-    slow = [("a", "forward", "float32", 2, 1.0, 100.0, 1.0)]        # far from the fastest
-    hopeless = [("b", "forward", "float32", 2, 1.0, 1000.0, 1000.0)]
-    one_d = [("a", "forward", "float32", 1, p, 3.0 * p, 3.0 * p) for p in (1e-3, 1e-2)]
+    slow = [("a", "forward", "float32", "", 1.0, 100.0, 1.0)]        # far from the fastest
+    hopeless = [("b", "forward", "float32", "", 1.0, 1000.0, 1000.0)]
+    one_d = [("a", "forward", "float32", "/1d", p, 3.0 * p, 3.0 * p) for p in (1e-3, 1e-2)]
     factors = _calibration.fit(line + slow + hopeless)
     scale, overhead = factors["a"]["forward"]["float32"]
     assert scale == pytest.approx(2.0, rel=0.1) and overhead == pytest.approx(1e-4, rel=0.4)
