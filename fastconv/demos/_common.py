@@ -51,16 +51,19 @@ def epoch_printer(extra=None):
     return callback
 
 
-def tile_images(images, columns, scale=8, pad=1):
-    """A grid of 2-D arrays, each normalised to [0, 1] and enlarged `scale` times, as uint8."""
+def tile_images(images, columns, scale=8, pad=1, normalize=True):
+    """A grid of 2-D arrays, each enlarged `scale` times, as uint8: each normalised to [0, 1]
+    (``normalize=True``), or taken as already in [0, 1] (label maps, which must not be)."""
     images = [np.asarray(im, np.float64) for im in images]
     h, w = images[0].shape
     rows = -(-len(images) // columns)
     cell_h, cell_w = h * scale + pad, w * scale + pad
     grid = np.ones((rows * cell_h + pad, columns * cell_w + pad))
     for i, im in enumerate(images):
-        lo, hi = im.min(), im.max()
-        im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        if normalize:
+            lo, hi = im.min(), im.max()
+            im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        im = np.clip(im, 0, 1)
         big = np.kron(im, np.ones((scale, scale)))
         r, c = divmod(i, columns)
         grid[pad + r * cell_h: pad + r * cell_h + h * scale, pad + c * cell_w: pad + c * cell_w + w * scale] = big

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+import fastconv
 from fastconv import nn
 from . import _common
 
@@ -92,15 +93,16 @@ def main(argv=None):
     p.add_argument("--only", choices=("1d", "3d"), help="run one half only")
     args = p.parse_args(argv)
     _common.setup(args)
+    budget = fastconv.get_num_threads()
     start = time.perf_counter()
     epochs = min(args.epochs, 2) if args.quick else args.epochs
     if args.only != "3d":
         n_train, n_test = (256, 128) if args.quick else (4000, 1000)
         train, test = make_signals(n_train, args.seed), make_signals(n_test, args.seed + 1)
         model = net_1d(seed=args.seed)
-        _common.pick_threads(args, net_1d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"1-D: {n_train} training and {n_test} test signals of 64 samples, 10 classes "
               f"(templates stretched, scaled, shifted, noised); {model.num_parameters():,} parameters")
+        _common.pick_threads(args, net_1d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"  conv layers: {model[0]!r}, ... chosen algorithms "
               f"{model[0].algorithms((args.batch_size, 1, 64))['forward']}/"
               f"{model[3].algorithms((args.batch_size, 32, 32))['forward']}")
@@ -111,9 +113,11 @@ def main(argv=None):
         n_train, n_test = (96, 64) if args.quick else (400, 200)
         train, test = make_volumes(n_train, args.seed), make_volumes(n_test, args.seed + 1)
         model = net_3d(seed=args.seed)
-        _common.pick_threads(args, net_3d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"3-D: {n_train} training and {n_test} test volumes of 12x12x12, ball vs cube of "
               f"equal volume; {model.num_parameters():,} parameters")
+        if args.threads is None:
+            fastconv.set_num_threads(budget)         # measure again for this network
+        _common.pick_threads(args, net_3d, train[0][:args.batch_size], train[1][:args.batch_size])
         print(f"  conv layers: {model[0]!r}, ... chosen algorithm "
               f"{model[0].algorithms((args.batch_size, 1, 12, 12, 12))['forward']}")
         acc, seconds = _train(model, train, test, args, epochs)

@@ -140,9 +140,11 @@ def main(argv=None):
     z = model(x_test[:6])
     rows = []
     for i in range(6):
-        rows += [x_test[i, 0], y_test[i] / 2.0] + [z[t, i].argmax(0) / 2.0 for t in range(args.steps)]
+        image = x_test[i, 0]
+        image = (image - image.min()) / max(float(np.ptp(image)), 1e-9)
+        rows += [image, y_test[i] / 2.0] + [z[t, i].argmax(0) / 2.0 for t in range(args.steps)]
     _common.write_png(args, "segment_steps.png",
-                      _common.tile_images(rows, columns=2 + args.steps, scale=6))
-    print(f"  (each row: image, truth, step 1..{args.steps})")
+                      _common.tile_images(rows, columns=2 + args.steps, scale=6, normalize=False))
+    print(f"  (each row: image, truth, step 1..{args.steps}; rectangles grey, discs white)")
     print(f"total {time.perf_counter() - start:.1f} s")
     return 0
