@@ -40,7 +40,7 @@ def make_signals(n, seed, length=64, template_seed=1234):
         signal[start:start + m] = pattern
         correlated = np.convolve(rng.standard_normal(length + 8), np.ones(9) / 3, mode="valid")
         trend = rng.uniform(-0.3, 0.3) * np.linspace(-1, 1, length)
-        x[i, 0] = signal + 0.15 * rng.standard_normal(length) + 0.12 * correlated + trend
+        x[i, 0] = signal + 0.1 * rng.standard_normal(length) + 0.08 * correlated + trend
     return x, y
 
 
