@@ -27,6 +27,11 @@ depend on the thread count.
 the kernel's few taps, to all frequencies or back), four rows at a time with each vector of
 the input loaded once for them.
 
+The transforms themselves are in _fft_columns.h: `columns` (complex FFTs along a strided axis,
+vectorised over blocks of columns), `columns_placed` (the same from the only nonzero rows),
+`rows_r2c` / `rows_c2r` (real transforms of lines into / out of blocked half spectra); `fused`
+and `fused_sum` run a 2-D pass's column transforms and channel product per block of columns.
+
 The micro-kernels are the only code that depends on the instruction set: with GCC on x86-64 they
 are compiled for AVX-512, AVX2+FMA and the baseline, and the loader picks one per machine.
 """
@@ -121,6 +126,41 @@ cdef extern from *:
         }                                                                                    \\
     }                                                                                          \\
                                                                                                \\
+    /* Two a rows (a and a + a_row, outputs o_a apart) at once for bb (1..4) b rows: each b   \\
+       vector and its swap are loaded and shuffled once for both, halving the loads and the   \\
+       shuffles per multiply-add. One vector per block (float) only: 16 accumulators. */      \\
+    FC_INLINE void fc_rows2_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t a_row,     \\
+                                  ptrdiff_t a_j, const T* b, ptrdiff_t b_row, ptrdiff_t b_j,  \\
+                                  T* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a,           \\
+                                  int conj_b, int acc)                                        \\
+    {                                                                                          \\
+        V p[2][4], q[2][4];                                                                  \\
+        for (int r = 0; r < 2; r++)                                                          \\
+            for (int i = 0; i < bb; i++) { p[r][i] = (V){0}; q[r][i] = (V){0}; }             \\
+        for (ptrdiff_t j = 0; j < nj; j++) {                                                 \\
+            V x0 = *(const VU*)(a + j * a_j), x1 = *(const VU*)(a + a_row + j * a_j);        \\
+            for (int i = 0; i < bb; i++) {                                                   \\
+                V y = *(const VU*)(b + i * b_row + j * b_j);                                 \\
+                V ys = __builtin_shuffle(y, FC_SWAP_##S);                                    \\
+                p[0][i] += x0 * y;                                                           \\
+                q[0][i] += x0 * ys;                                                          \\
+                p[1][i] += x1 * y;                                                           \\
+                q[1][i] += x1 * ys;                                                          \\
+            }                                                                                \\
+        }                                                                                    \\
+        for (int r = 0; r < 2; r++) {                                                        \\
+            for (int i = 0; i < bb; i++) {                                                   \\
+                V ps = __builtin_shuffle(p[r][i], FC_SWAP_##S);                              \\
+                V qs = __builtin_shuffle(q[r][i], FC_SWAP_##S);                              \\
+                V re = (conj_a || conj_b) ? p[r][i] + ps : p[r][i] - ps;                     \\
+                V im = conj_b ? q[r][i] - qs : (conj_a ? qs - q[r][i] : q[r][i] + qs);       \\
+                V res = __builtin_shuffle(re, im, FC_EVEN_ODD_##S);                          \\
+                VU* o = (VU*)(out + r * o_a + i * o_b);                                      \\
+                if (acc) *o += res; else *o = res;                                           \\
+            }                                                                                \\
+        }                                                                                    \\
+    }                                                                                          \\
+                                                                                               \\
     /* One item: nf frequencies from the given pointers, every a (rows a_row apart) and b,    \\
        MB = four b at a time (eight measured slower), reused from cache for every a. Strides   \\
        are in scalars. */                                                                     \\
@@ -133,7 +173,33 @@ cdef extern from *:
         enum { MB = 4 };                                                                     \\
         for (ptrdiff_t ib = 0; ib < nb; ib += MB) {                                          \\
             ptrdiff_t bb = nb - ib < MB ? nb - ib : MB;                                      \\
-            for (ptrdiff_t ia = 0; ia < na; ia++) {                                          \\
+            ptrdiff_t ia = 0;                                                                \\
+            if (2 * FC_BLOCK * sizeof(T) == 64)      /* one vector per block: float */      \\
+                for (; ia + 2 <= na; ia += 2) {                                              \\
+                    ptrdiff_t f = 0;                                                         \\
+                    for (; f + FC_BLOCK <= nf; f += FC_BLOCK) {                              \\
+                        const T* ap = a + ia * a_row + 2 * f;                                \\
+                        const T* bp = b + ib * b_row + 2 * f;                                \\
+                        T* op = out + ia * o_a + ib * o_b + 2 * f;                           \\
+                        switch (bb) {                                                        \\
+                        case 4: fc_rows2_##SUF(4, nj, ap, a_row, a_j, bp, b_row, b_j, op,    \\
+                                               o_a, o_b, conj_a, conj_b, acc); break;        \\
+                        case 3: fc_rows2_##SUF(3, nj, ap, a_row, a_j, bp, b_row, b_j, op,    \\
+                                               o_a, o_b, conj_a, conj_b, acc); break;        \\
+                        case 2: fc_rows2_##SUF(2, nj, ap, a_row, a_j, bp, b_row, b_j, op,    \\
+                                               o_a, o_b, conj_a, conj_b, acc); break;        \\
+                        default: fc_rows2_##SUF(1, nj, ap, a_row, a_j, bp, b_row, b_j, op,   \\
+                                                o_a, o_b, conj_a, conj_b, acc); break;       \\
+                        }                                                                    \\
+                    }                                                                        \\
+                    for (ptrdiff_t r = 0; r < 2 && f < nf; r++)                              \\
+                        for (ptrdiff_t i = 0; i < bb; i++)                                   \\
+                            fc_tail_##SUF(nf - f, nj, a + (ia + r) * a_row + 2 * f, a_j,     \\
+                                          b + (ib + i) * b_row + 2 * f, b_j,                 \\
+                                          out + (ia + r) * o_a + (ib + i) * o_b + 2 * f,     \\
+                                          conj_a, conj_b, acc);                              \\
+                }                                                                            \\
+            for (; ia < na; ia++) {                                                          \\
                 for (ptrdiff_t f = 0; f < nf; f += FC_BLOCK) {                               \\
                     const T* ap = a + ia * a_row + 2 * f;                                    \\
                     const T* bp = b + ib * b_row + 2 * f;                                    \\
@@ -382,9 +448,10 @@ cdef extern from "_fft_columns.h":
 cdef extern from *:
     """
     /* The column transforms, channel product and inverse column transforms of a 2-D pass fused
-       per item: one block of FCC_FB spectrum columns of one sample (its a spectra transformed
-       along the columns, the product for that sample's a row over those frequencies, its out
-       spectra transformed back), so that the blocks stay in cache between the three steps.
+       per item: one block of FCC_FB spectrum columns of two samples (their a spectra
+       transformed along the columns, the product for their a rows over those frequencies,
+       their out spectra transformed back), so that the blocks stay in cache between the three
+       steps, and the product takes two a rows at a time (fc_rows2).
        Strides (in spectra) and conjugates as channel_product's; a and out are blocked spectra
        (planes, blocks, L, FCC_FB): a block of a plane is L * FCC_FB contiguous values. */
     #define FF_DEFINE(T, SUF, V)                                                               \\
@@ -400,17 +467,19 @@ cdef extern from *:
         const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \\
         V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \\
         if (buf == NULL) return -1;                                                          \\
+        const ptrdiff_t pairs = (nsamples + 1) / 2;                                          \\
         for (ptrdiff_t item = first; item < last; item++) {                                  \\
-            const ptrdiff_t off = (item / nsamples) * 2 * nf, n = item % nsamples;          \\
-            fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, a_planes, F2, L, FCC_FB, 0, \\
-                                    FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);                \\
+            const ptrdiff_t off = (item / pairs) * 2 * nf, n = (item % pairs) * 2;           \\
+            const ptrdiff_t cnt = nsamples - n < 2 ? nsamples - n : 2;                       \\
+            fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, cnt * a_planes, F2, L,      \\
+                                    FCC_FB, 0, FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);     \\
             for (ptrdiff_t g = 0; g < G; g++)                                                \\
-                fc_item_##SUF(1, nb, nj, nf, a + (g * sa_g + n * sa_r) * F2 + off, 0,        \\
-                              sa_j * F2, b + g * sb_g * F2 + off, sb_r * F2, sb_j * F2,      \\
-                              out + (g * so_g + n * so_r) * F2 + off, 0, so_j * F2,          \\
-                              conj_a, conj_b, 0);                                            \\
-            fcc_column_blocks_##SUF(out + n * o_planes * F2 + off, o_planes, F2, L, FCC_FB,  \\
-                                    0, FCC_FB, buf, ns_i, rad_i, tw_i, ro_i, scale);         \\
+                fc_item_##SUF(cnt, nb, nj, nf, a + (g * sa_g + n * sa_r) * F2 + off,         \\
+                              sa_r * F2, sa_j * F2, b + g * sb_g * F2 + off, sb_r * F2,      \\
+                              sb_j * F2, out + (g * so_g + n * so_r) * F2 + off, so_r * F2,  \\
+                              so_j * F2, conj_a, conj_b, 0);                                 \\
+            fcc_column_blocks_##SUF(out + n * o_planes * F2 + off, cnt * o_planes, F2, L,    \\
+                                    FCC_FB, 0, FCC_FB, buf, ns_i, rad_i, tw_i, ro_i, scale); \\
         }                                                                                    \\
         free(buf);                                                                           \\
         return 0;                                                                            \\
@@ -583,8 +652,8 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
 
 
 def fused_items(Py_ssize_t nsamples, Py_ssize_t blocks):
-    """Work items of `fused`: blocks of columns times samples."""
-    return nsamples * blocks
+    """Work items of `fused`: blocks of columns times pairs of samples."""
+    return (nsamples + 1) // 2 * blocks
 
 
 def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t L,
