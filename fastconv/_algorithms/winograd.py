@@ -39,12 +39,16 @@ BLAS_INT_MAX = 2**31 - 1
 # per block at a rate that falls for few input channels (thin GEMMs); the transforms and the
 # channel-last copies at a time per (tile, channel) they touch (memory traffic, mostly); the
 # kernel transform per transformed value; the kernel gradient's partial sums (a store and an add
-# per element). Fitted on the development machine (Xeon, AVX-512, one thread) on 8 shapes from
-# 3 to 512 channels and 7x7 to 224x224 images: within ~30% on the shapes with 16-128 channels.
+# per element); the transformed kernel read again by every block once it no longer fits in L2
+# (blocks never span two images, so 7x7 images with 512 channels read 36 MiB per 4 tiles).
+# Fitted on the development machine (Xeon, AVX-512, one thread) on 12 shapes from 3 to 512
+# channels and 7x7 to 224x224 images: within ~30% on most, 50% pessimistic at worst.
 GEMM_FLOPS_PER_S = {"float32": 130e9, "float64": 65e9}
 TILE_CHANNEL_S = {"float32": 13e-9, "float64": 26e-9}
 KERNEL_VALUE_S = 3e-9
 PARTIAL_VALUE_S = 1e-9
+L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams in for every block
+U_BYTES_PER_S = 25e9
 CALL_OVERHEAD_S = 40e-6
 PARALLEL_EFFICIENCY = 0.9
 
@@ -172,6 +176,9 @@ def cost(spec, op):
     channels = _pad(plan.cin, lanes) + plan.KP * (2 if op == "grad_kernel" else 1)
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
+    u_bytes = plan.u_elements * spec.dtype.itemsize
+    if u_bytes > L2_BYTES:
+        kernel += plan.items * u_bytes / U_BYTES_PER_S
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
     speedup = 1 + (min(threads, plan.items) - 1) * PARALLEL_EFFICIENCY
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
