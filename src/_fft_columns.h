@@ -11,7 +11,14 @@
 
    (r = L / L_q, k < r, j < L_{q-1}; A_0 is the input, A_T the transform). Radices 2, 3, 4, 5
    have their own butterflies, the others a generic O(p^2) one. Nothing depends on how the items
-   are split between threads. The body is _fft_columns_impl.h, included once per precision. */
+   are split between threads. The body is _fft_columns_impl.h, included once per precision.
+
+   The real transforms along the contiguous last axis (fcc_rows_r2c / fcc_rows_c2r) pair two
+   real lines as the real and imaginary parts of one complex FFT, 2 VL lines per vector, moved
+   in and out of the lanes by in-register transposes (fcc_transpose_*). Their half spectra are
+   blocked: frequency k of a line at block k / FCC_FB, offset k % FCC_FB, blocks `bstride`
+   scalars apart, so that a block of columns of a (L, blocks * FCC_FB) plane is L * FCC_FB
+   contiguous values (the column FFT's and the channel product's unit of work). */
 #ifndef FASTCONV_FFT_COLUMNS_H
 #define FASTCONV_FFT_COLUMNS_H
 #include <stddef.h>

@@ -17,13 +17,24 @@ zeros: L >= n' + max(pad_low', pad_high') suffices, n' being the part of the inp
 overlap-add for the input gradient and summed spectra for the kernel gradient, always in the same
 order, so nothing but the problem and the workspace limit changes a rounding.
 
-Transforms are pocketfft's (SciPy's) real-to-complex ones in the input's precision, called with
-output buffers that are kept between calls (fresh arrays cost a page fault per 4 KiB, which
-measured as a third of the time), pruned to the lines that hold data on the way in and to the
-positions needed on the way out. The kernel's few taps go to (and come back from) the frequencies
-by products with the DFT matrix where that is cheaper than an FFT. The channel contraction and
-those products are the Cython core `fastconv._fft`; they and the transforms share the thread
-budget (`fastconv.get_num_threads()`) one after the other, never at once.
+Transforms are the Cython core's own where every transform length factors into radices up to
+16 (always, for the lengths `next_fast_len` gives): a complex FFT along the strided axes,
+vectorised over blocks of adjacent columns (src/_fft_columns.h), and real transforms along the
+last axis that pair two lines as one complex FFT and move lines in and out of the vector lanes
+by in-register transposes, reading only the lines that hold data and writing only the positions
+needed (straight into the result). Their spectra are blocked: the half axis is cut into blocks
+of FREQ_BLOCK frequencies stored one after the other, so that a block of columns of a plane is
+contiguous, and a 2-D pass runs fused per block (column transforms, channel product, inverse
+column transforms) while the block is in cache. The kernel's spectra are kept per thread and
+reused for a kernel of equal values (a layer's forward and input gradient, inference).
+Elsewhere the transforms are pocketfft's (SciPy's) real-to-complex ones in the input's
+precision, called with output buffers that are kept between calls (fresh arrays cost a page
+fault per 4 KiB, which measured as a third of the time), pruned to the lines that hold data on
+the way in and to the positions needed on the way out, and the kernel's few taps go to (and
+come back from) the frequencies by products with the DFT matrix where that is cheaper than an
+FFT. The channel contraction, the transforms and those products are the Cython core
+`fastconv._fft`; they share the thread budget (`fastconv.get_num_threads()`) one after the
+other, never at once, on Python threads over work items computed alike whatever the split.
 """
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
