@@ -6,8 +6,8 @@ plane of the result to the plane it reads (`src`, element offsets; -1: none, the
 padding) and gives the plane's geometry in a Tiling. Output tiles are 4x4; tile (r, q) reads the
 6x6 input window at rows 4r - off_h, columns 4q - off_w (zeros outside the input plane).
 
-Work is cut into blocks of R x Cw tiles of one plane, a number fixed by the problem (never by the
-thread count). Each OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
+Work is cut into blocks of R x Cw tiles of one plane, or of P whole planes where a plane has
+few tiles (small images), a number fixed by the problem (never by the thread count). Each OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
   stage      the input window, channel-last (wg_stage)           buf1 = X
   transform  V[xi] = B^T d B                                      buf2 = V  (36 x tiles x CP)
   GEMM       M[xi] = V[xi] @ U[xi] for the 36 positions xi        buf1 = M  (36 x tiles x KP)
@@ -45,17 +45,17 @@ cdef extern from "_winograd_kernels.h":
                           Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
                           Py_ssize_t ncols) noexcept nogil
     int wg_input_float(const float* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                       Py_ssize_t Cw, float* V) noexcept nogil
+                       Py_ssize_t Cw, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_input_double(const double* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                        Py_ssize_t Cw, double* V) noexcept nogil
+                        Py_ssize_t Cw, double* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_output_float(const float* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, float* Y,
-                        Py_ssize_t ycols) noexcept nogil
+                        Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_output_double(const double* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, double* Y,
-                         Py_ssize_t ycols) noexcept nogil
+                         Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_gy_float(const float* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,
-                    float* Mg) noexcept nogil
+                    float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_gy_double(const double* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R,
-                     Py_ssize_t Cw, double* Mg) noexcept nogil
+                     Py_ssize_t Cw, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
 
 cdef enum:
     POSITIONS = 36          # 6 x 6 transformed values per tile
@@ -68,6 +68,7 @@ cdef struct Tiling:
     Py_ssize_t off_h, off_w             # tile (r, q) reads from row 4r - off_h, col 4q - off_w
     Py_ssize_t in_cs, out_cs            # channel strides of the planes read and written
     Py_ssize_t th, tw, R, Cw            # tiles of the written plane; a block is R x Cw tiles
+    Py_ssize_t P                        # of P planes (P > 1: whole planes, R = th, Cw = tw)
     Py_ssize_t rblocks, cblocks         # blocks per plane
     Py_ssize_t size1, size2, size3      # per-thread scratch buffers (elements)
 
@@ -75,7 +76,7 @@ cdef struct Tiling:
 cdef Tiling make_tiling(tuple t) except *:
     cdef Tiling tl
     (tl.cin, tl.cout, tl.CP, tl.KP, tl.ih, tl.iw, tl.oh, tl.ow, tl.off_h, tl.off_w, tl.in_cs,
-     tl.out_cs, tl.R, tl.Cw, tl.size1, tl.size2, tl.size3) = t
+     tl.out_cs, tl.R, tl.Cw, tl.P, tl.size1, tl.size2, tl.size3) = t
     tl.th = (tl.oh + 3) // 4
     tl.tw = (tl.ow + 3) // 4
     tl.rblocks = (tl.th + tl.R - 1) // tl.R
@@ -87,6 +88,9 @@ cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t cstr
                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
                        Py_ssize_t nrows, Py_ssize_t ncols, floating* dst,
                        Py_ssize_t CP) noexcept nogil:
+    """Channel-last copy of a window of a plane (wg_stage); src NULL: a plane of zeros."""
+    if src == NULL:         # every row outside a plane of height 0
+        H = 0
     if floating is float:
         wg_stage_float(src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)
     else:
@@ -94,83 +98,100 @@ cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t cstr
 
 
 cdef inline void input_tf(const floating* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                          Py_ssize_t Cw, floating* V) noexcept nogil:
+                          Py_ssize_t Cw, floating* V, Py_ssize_t t0, Py_ssize_t tn) noexcept nogil:
     if floating is float:
-        wg_input_float(X, xcols, CP, R, Cw, V)
+        wg_input_float(X, xcols, CP, R, Cw, V, t0, tn)
     else:
-        wg_input_double(X, xcols, CP, R, Cw, V)
+        wg_input_double(X, xcols, CP, R, Cw, V, t0, tn)
 
 
-cdef inline void block_of(const Tiling* tl, Py_ssize_t b, Py_ssize_t* tr0, Py_ssize_t* tc0,
-                          Py_ssize_t* nr, Py_ssize_t* nc) noexcept nogil:
-    """Block b of a plane: first tile row and column, and its size in tiles."""
-    tr0[0] = (b // tl.cblocks) * tl.R
-    tc0[0] = (b % tl.cblocks) * tl.Cw
-    nr[0] = min(tl.R, tl.th - tr0[0])
-    nc[0] = min(tl.Cw, tl.tw - tc0[0])
+cdef struct Block:
+    Py_ssize_t p0, p1                   # planes
+    Py_ssize_t tr0, tc0, nr, nc         # first tile row and column, size in tiles (each plane)
 
 
-cdef int forward_block(const Tiling* tl, const floating* xp, const floating* u, floating* yp,
-                       Py_ssize_t b, floating* buf1, floating* buf2) noexcept nogil:
-    """One block of the written plane yp from the plane xp; 1 if a value was not finite."""
-    cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi, k, r, r1, q1, bad
+cdef inline Block block_of(const Tiling* tl, Py_ssize_t item, Py_ssize_t planes) noexcept nogil:
+    """Work item `item`: P planes, or a block of R x Cw tiles of one plane."""
+    cdef Py_ssize_t per_group = tl.rblocks * tl.cblocks, b = item % per_group
+    cdef Block bl
+    bl.p0 = (item // per_group) * tl.P
+    bl.p1 = min(bl.p0 + tl.P, planes)
+    bl.tr0 = (b // tl.cblocks) * tl.R
+    bl.tc0 = (b % tl.cblocks) * tl.Cw
+    bl.nr = min(tl.R, tl.th - bl.tr0)
+    bl.nc = min(tl.Cw, tl.tw - bl.tc0)
+    return bl
+
+
+cdef inline const floating* plane_or_null(const floating* a, Py_ssize_t offset) noexcept nogil:
+    return a + offset if offset >= 0 else NULL
+
+
+cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, floating* y,
+                       const Py_ssize_t* src, const Py_ssize_t* dst, Block bl, floating* buf1,
+                       floating* buf2) noexcept nogil:
+    """One block of the written planes; 1 if a value was not finite. A plane that reads only
+    padding (src -1) is computed from zeros, so it comes out zero."""
+    cdef Py_ssize_t per = bl.nr * bl.nc, tn = (bl.p1 - bl.p0) * per, xi, p, t0
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
-    block_of(tl, b, &tr0, &tc0, &nr, &nc)
-    tn = nr * nc
-    if xp == NULL:          # the plane read is all padding: zeros
-        r1 = min(4 * (tr0 + nr), tl.oh)
-        q1 = min(4 * (tc0 + nc), tl.ow)
-        for k in range(tl.cout):
-            for r in range(4 * tr0, r1):
-                memset(yp + k * tl.out_cs + r * tl.ow + 4 * tc0, 0,
-                       (q1 - 4 * tc0) * sizeof(floating))
-        return 0
-    stage(xp, tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * tr0 - tl.off_h, 4 * tc0 - tl.off_w,
-          4 * nr + 2, 4 * nc + 2, buf1, tl.CP)
-    input_tf(buf1, 4 * nc + 2, tl.CP, nr, nc, buf2)
+    cdef int bad = 0
+    for p in range(bl.p0, bl.p1):
+        stage(plane_or_null(x, src[p]), tl.cin, tl.in_cs, tl.ih, tl.iw,
+              4 * bl.tr0 - tl.off_h, 4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf1,
+              tl.CP)
+        input_tf(buf1, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, buf2, (p - bl.p0) * per, tn)
     for xi in range(POSITIONS):
         gemm(False, False, tn, tl.KP, tl.cin, <floating>1, buf2 + xi * (tn * tl.CP + pad), tl.CP,
              u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * (tn * tl.KP + pad), tl.KP)
-    if floating is float:
-        bad = wg_output_float(buf1, tl.KP, nr, nc, buf2, 4 * nc)
-        wg_unstage_float(buf2, 4 * nc, tl.KP, yp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0,
-                         4 * tc0, 4 * nr, 4 * nc)
-    else:
-        bad = wg_output_double(buf1, tl.KP, nr, nc, buf2, 4 * nc)
-        wg_unstage_double(buf2, 4 * nc, tl.KP, yp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0,
-                          4 * tc0, 4 * nr, 4 * nc)
+    for p in range(bl.p0, bl.p1):
+        t0 = (p - bl.p0) * per
+        if floating is float:
+            bad |= wg_output_float(buf1, tl.KP, bl.nr, bl.nc, buf2, 4 * bl.nc, t0, tn)
+            wg_unstage_float(buf2, 4 * bl.nc, tl.KP, y + dst[p], tl.cout, tl.out_cs, tl.oh,
+                             tl.ow, 4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
+        else:
+            bad |= wg_output_double(buf1, tl.KP, bl.nr, bl.nc, buf2, 4 * bl.nc, t0, tn)
+            wg_unstage_double(buf2, 4 * bl.nc, tl.KP, y + dst[p], tl.cout, tl.out_cs, tl.oh,
+                              tl.ow, 4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
     return bad
+
+
+cdef inline Py_ssize_t item_count(const Tiling* tl, Py_ssize_t planes) noexcept nogil:
+    return (planes + tl.P - 1) // tl.P * tl.rblocks * tl.cblocks
 
 
 cdef void forward_items(const Tiling* tl, const floating* x, const floating* u, floating* y,
                         const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
                         floating* work, unsigned char* flags, int num_threads) noexcept nogil:
-    cdef Py_ssize_t per_plane = tl.rblocks * tl.cblocks, item, p
+    cdef Py_ssize_t item
     cdef floating* buf1
-    for item in prange(planes * per_plane, nogil=True, schedule="static",
+    for item in prange(item_count(tl, planes), nogil=True, schedule="static",
                        num_threads=num_threads):
-        p = item // per_plane
         buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2)
-        flags[item] = forward_block(tl, x + src[p] if src[p] >= 0 else NULL, u, y + dst[p],
-                                    item - p * per_plane, buf1, buf1 + tl.size1)
+        flags[item] = forward_block(tl, x, u, y, src, dst, block_of(tl, item, planes), buf1,
+                                    buf1 + tl.size1)
 
 
-cdef void grad_kernel_block(const Tiling* tl, const floating* xp, const floating* gp,
-                            floating* part, bint first, Py_ssize_t b, floating* buf1,
-                            floating* buf2, floating* buf3) noexcept nogil:
-    """part[xi] (+)= Mg[xi]^T V[xi] for one block of tiles of the gy plane gp (= if first)."""
-    cdef Py_ssize_t tr0, tc0, nr, nc, tn, xi
+cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating* gy,
+                            const Py_ssize_t* src, const Py_ssize_t* gsrc, Block bl,
+                            floating* part, bint first, floating* buf1, floating* buf2,
+                            floating* buf3) noexcept nogil:
+    """part[xi] (+)= Mg[xi]^T V[xi] for one block (= if first). A plane whose x is all padding
+    (src -1) is transformed from zeros and adds zero."""
+    cdef Py_ssize_t per = bl.nr * bl.nc, tn = (bl.p1 - bl.p0) * per, xi, p, t0
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
-    block_of(tl, b, &tr0, &tc0, &nr, &nc)
-    tn = nr * nc
-    stage(xp, tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * tr0 - tl.off_h, 4 * tc0 - tl.off_w,
-          4 * nr + 2, 4 * nc + 2, buf1, tl.CP)
-    input_tf(buf1, 4 * nc + 2, tl.CP, nr, nc, buf2)
-    stage(gp, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * tr0, 4 * tc0, 4 * nr, 4 * nc, buf1, tl.KP)
-    if floating is float:
-        wg_gy_float(buf1, 4 * nc, tl.KP, nr, nc, buf3)
-    else:
-        wg_gy_double(buf1, 4 * nc, tl.KP, nr, nc, buf3)
+    for p in range(bl.p0, bl.p1):
+        t0 = (p - bl.p0) * per
+        stage(plane_or_null(x, src[p]), tl.cin, tl.in_cs, tl.ih, tl.iw,
+              4 * bl.tr0 - tl.off_h, 4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf1,
+              tl.CP)
+        input_tf(buf1, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, buf2, t0, tn)
+        stage(gy + gsrc[p], tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * bl.tr0, 4 * bl.tc0,
+              4 * bl.nr, 4 * bl.nc, buf1, tl.KP)
+        if floating is float:
+            wg_gy_float(buf1, 4 * bl.nc, tl.KP, bl.nr, bl.nc, buf3, t0, tn)
+        else:
+            wg_gy_double(buf1, 4 * bl.nc, tl.KP, bl.nr, bl.nc, buf3, t0, tn)
     for xi in range(POSITIONS):
         gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * (tn * tl.KP + pad), tl.KP,
              buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
@@ -192,24 +213,20 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
                             Py_ssize_t planes, floating* work, floating* partials,
                             Py_ssize_t parts, int num_threads) noexcept nogil:
     """Part q sums blocks [q * items / parts, (q + 1) * items / parts) into partials[q]."""
-    cdef Py_ssize_t per_plane = tl.rblocks * tl.cblocks, items = planes * per_plane
-    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, p, c
+    cdef Py_ssize_t items = item_count(tl, planes)
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, c
     cdef Py_ssize_t chunks = (size + SUM_CHUNK - 1) // SUM_CHUNK
     cdef floating* buf1
     cdef floating* part
-    cdef bint first
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
         buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2 + tl.size3)
         part = partials + q * size
-        first = True
-        for i in range(q * items // parts, (q + 1) * items // parts):
-            p = i // per_plane
-            if src[p] >= 0:
-                grad_kernel_block(tl, x + src[p], gy + gsrc[p], part, first, i - p * per_plane,
-                                  buf1, buf1 + tl.size1, buf1 + tl.size1 + tl.size2)
-                first = False
-        if first:
+        if q * items // parts == (q + 1) * items // parts:
             memset(part, 0, size * sizeof(floating))
+        for i in range(q * items // parts, (q + 1) * items // parts):
+            grad_kernel_block(tl, x, gy, src, gsrc, block_of(tl, i, planes), part,
+                              i == q * items // parts, buf1, buf1 + tl.size1,
+                              buf1 + tl.size1 + tl.size2)
     for c in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
         sum_parts(partials, du, size, parts, c * SUM_CHUNK, min(size, (c + 1) * SUM_CHUNK))
 
@@ -337,10 +354,10 @@ def grad_kernel(tuple tiling, const floating[::1] x, const floating[::1] gy, flo
                           &work[0], &partials[0], parts, num_threads)
 
 
-def blocks(tuple tiling):
-    """The number of blocks of one plane."""
+def items(tuple tiling, Py_ssize_t planes):
+    """The number of work items (blocks) of `planes` planes."""
     cdef Tiling tl = make_tiling(tiling)
-    return tl.rblocks * tl.cblocks
+    return item_count(&tl, planes)
 
 
 def kernel_level():

@@ -188,14 +188,15 @@ WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, P
     } while (0)
 
 /* V[xi][t][c] = (B^T d B)[xi] for the R x Cw tiles of X (tile (tr, tc) reads rows 4tr..4tr+5
-   and columns 4tc..4tc+5 of X, which has xcols columns); t = tr * Cw + tc, Tn = R * Cw. */
+   and columns 4tc..4tc+5 of X, which has xcols columns); t = t0 + tr * Cw + tc of a block of
+   Tn tiles (the planes of V are WG_PLANE(Tn * CP) apart). */
 WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
-        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V) {
+        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * CP);
+    const Py_ssize_t plane = WG_PLANE(Tn * CP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
-            const Py_ssize_t t = tr * Cw + tc;
+            const Py_ssize_t t = t0 + tr * Cw + tc;
             for (Py_ssize_t c = 0; c < CP; c += L) {
                 const WG_T* base = X + (4 * tr * xcols + 4 * tc) * CP + c;
                 VT u[6][6];
@@ -222,16 +223,16 @@ WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_
     return 0;
 }
 
-/* Y[4tr + i][4tc + j][k] = (A^T M A)[i][j] of tile t = tr * Cw + tc, from M[xi][t][k] (KP
-   channels); Y has ycols columns. Returns 1 if any value computed is not finite. */
+/* Y[4tr + i][4tc + j][k] = (A^T M A)[i][j] of tile t = t0 + tr * Cw + tc, from M[xi][t][k] (KP
+   channels, a block of Tn tiles); Y has ycols columns. Returns 1 if a value is not finite. */
 WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
-        Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols) {
+        Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * KP);
+    const Py_ssize_t plane = WG_PLANE(Tn * KP);
     VT bad = (VT){0};
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
-            const Py_ssize_t t = tr * Cw + tc;
+            const Py_ssize_t t = t0 + tr * Cw + tc;
             for (Py_ssize_t k = 0; k < KP; k += L) {
                 const WG_T* base = M + t * KP + k;
                 VT s[4][6];
@@ -258,14 +259,15 @@ WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ss
     return 0;
 }
 
-/* Mg[xi][t][k] = (A g A^T)[xi] of the 4x4 output-gradient tile of G at (4tr, 4tc). */
+/* Mg[xi][t][k] = (A g A^T)[xi] of the 4x4 output-gradient tile of G at (4tr, 4tc), t as in
+   wg_input. */
 WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssize_t KP,
-        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Mg) {
+        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Mg, Py_ssize_t t0, Py_ssize_t Tn) {
     enum { L = WG_VB / sizeof(WG_T) };
-    const Py_ssize_t Tn = R * Cw, plane = WG_PLANE(Tn * KP);
+    const Py_ssize_t plane = WG_PLANE(Tn * KP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
-            const Py_ssize_t t = tr * Cw + tc;
+            const Py_ssize_t t = t0 + tr * Cw + tc;
             for (Py_ssize_t k = 0; k < KP; k += L) {
                 const WG_T* base = G + (4 * tr * gcols + 4 * tc) * KP + k;
                 VT u[6][4];
@@ -449,14 +451,14 @@ static int wg_unstage_##T(const T* Y, Py_ssize_t ycols, Py_ssize_t KP, T* dst,  
     { WG_PICK(wg_unstage, T, (Y, ycols, KP, dst, channels, cstride, H, W, row0, col0,          \
                               nrows, ncols)) }                                                     \
 static int wg_input_##T(const T* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,                \
-        Py_ssize_t Cw, T* V)                                                                       \
-    { WG_PICK(wg_input, T, (X, xcols, CP, R, Cw, V)) }                                             \
+        Py_ssize_t Cw, T* V, Py_ssize_t t0, Py_ssize_t Tn)                                         \
+    { WG_PICK(wg_input, T, (X, xcols, CP, R, Cw, V, t0, Tn)) }                                     \
 static int wg_output_##T(const T* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, T* Y,             \
-        Py_ssize_t ycols)                                                                          \
-    { WG_PICK(wg_output, T, (M, KP, R, Cw, Y, ycols)) }                                            \
+        Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn)                                            \
+    { WG_PICK(wg_output, T, (M, KP, R, Cw, Y, ycols, t0, Tn)) }                                    \
 static int wg_gy_##T(const T* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,    \
-        T* Mg)                                                                                     \
-    { WG_PICK(wg_gy, T, (G, gcols, KP, R, Cw, Mg)) }
+        T* Mg, Py_ssize_t t0, Py_ssize_t Tn)                                                       \
+    { WG_PICK(wg_gy, T, (G, gcols, KP, R, Cw, Mg, t0, Tn)) }
 WG_ENTRY(float)
 WG_ENTRY(double)
 

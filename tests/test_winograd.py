@@ -6,9 +6,11 @@ that are not multiples of the vector (the padded lanes of the channel-last stagi
 register transposes, rows shorter than a vector), padding of every kind (0, 1, 2, wider than the
 kernel, (low, high), "same", "full"; the input gradient's "padding" 2 - p is then negative), 3-D
 problems with a depth-1 kernel (planes that read only padding, depth stride), blocks of tiles
-split over rows and columns, the kernel gradient's partial sums, the fallback for non-finite
-values, the workspace limit, and float32 accuracy at realistic magnitudes and channel counts.
+split over rows and columns or made of several small planes, the kernel gradient's partial sums,
+the fallback for non-finite values, the workspace limit, and float32 accuracy at realistic
+magnitudes and channel counts.
 """
+import math
 import os
 import subprocess
 import sys
@@ -138,6 +140,22 @@ def test_blocks_split_long_rows_into_columns(assert_close_to_reference, restore_
         assert_close_to_reference(got, expected, np.float64)
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_blocks_of_whole_small_planes(op, assert_close_to_reference):
+    """7x7 images hold 4 tiles: a block takes several whole planes (samples and depths, some
+    of them all padding) so that its GEMMs are not 4 rows tall; in grad_input (21 planes of
+    11) and grad_kernel (42 of 9) the last block has fewer."""
+    rng = np.random.default_rng(8)
+    kw = dict(padding=((1, 2), (1, 1), (1, 1)))
+    x, w = rng.standard_normal((7, 24, 3, 7, 7)), rng.standard_normal((40, 24, 1, 3, 3))
+    spec = make_spec(x.shape, w.shape, dtype=np.float64, **kw)
+    plan = winograd._Plan(spec, op)
+    assert plan.tiling[14] > 1
+    gy = rng.standard_normal(spec.y_shape)
+    got = _three(x, w, gy, kw)[OPS.index(op)]
+    assert_close_to_reference(got, _three(x, w, gy, kw, "reference")[OPS.index(op)], np.float64)
+
+
 @pytest.mark.parametrize("name", ["odd-sizes", "3d-depth-stride-padding", "wide-padding"])
 def test_nan_and_inf_propagate_like_the_reference(name):
     """A transform spreads a NaN over its tile: a non-finite block or kernel sends the call to an
@@ -225,8 +243,8 @@ def test_workspace_limit_shrinks_blocks_and_threads(op, restore_settings,
     limit = (full.fixed + full.per_thread // 2) * 8
     fastconv.set_workspace_limit(limit)
     small = winograd._Plan(spec, op)
-    assert (small.tiling[12] * small.tiling[13] < full.tiling[12] * full.tiling[13]
-            or small.parts < full.parts or small.threads < full.threads)
+    tiles = [math.prod(plan.tiling[12:15]) for plan in (small, full)]     # P x R x Cw
+    assert tiles[0] < tiles[1] or small.parts < full.parts or small.threads < full.threads
     assert winograd.workspace(spec, op) <= limit
     args = {"forward": (x, w), "grad_input": (gy, w, x.shape), "grad_kernel": (x, gy, w.shape)}[op]
     fn = {"forward": "conv", "grad_input": "conv_grad_input", "grad_kernel": "conv_grad_kernel"}[op]

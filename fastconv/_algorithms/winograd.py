@@ -30,6 +30,7 @@ NAME = "winograd"
 POSITIONS = 36
 BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
 MIN_TILES, MAX_TILES = 4, 196
+MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
 MIN_PARTS, MAX_PARTS = 4, 16    # partial sums of the kernel gradient (powers of two)
 FLOPS_PER_PART_ELEMENT = 250    # GEMM work per element of a partial sum, at the least
 BLAS_INT_MAX = 2**31 - 1
@@ -107,18 +108,26 @@ class _Plan:
         self.u_elements = POSITIONS * cin * KP
         limit = _config.get_workspace_limit() // itemsize
         target = max(MIN_TILES, min(MAX_TILES, BLOCK_BYTES // per_tile))
+        if self.u_elements * itemsize > L2_BYTES:   # U streams in per block: amortise it
+            target = max(target, min(MAX_TILES, cin))
+        target = max(1, min(target, -(-self.tiles // MIN_ITEMS)))   # work for a few threads
         while True:
             Cw = min(tw, target)
             Cw = -(-tw // -(-tw // Cw))
             R = max(1, min(th, target // Cw))
             R = -(-th // -(-th // R))
+            P = 1                                   # small planes: blocks of whole planes
+            if R == th and Cw == tw and th * tw < target and self.planes > 1:
+                P = min(self.planes, target // (th * tw))
+                P = -(-self.planes // -(-self.planes // P))
+            tn = P * R * Cw
             pad = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
             size1 = max((4 * R + 2) * (4 * Cw + 2) * CP, 16 * R * Cw * KP,
-                        0 if op == "grad_kernel" else POSITIONS * R * Cw * KP + pad)
-            size2 = max(POSITIONS * R * Cw * CP + pad, 16 * R * Cw * KP)
-            size3 = POSITIONS * R * Cw * KP + pad if op == "grad_kernel" else 0
+                        0 if op == "grad_kernel" else POSITIONS * tn * KP + pad)
+            size2 = max(POSITIONS * tn * CP + pad, 16 * R * Cw * KP)
+            size3 = POSITIONS * tn * KP + pad if op == "grad_kernel" else 0
             per_thread = size1 + size2 + size3
-            self.items = self.planes * -(-th // R) * -(-tw // Cw)
+            self.items = -(-self.planes // P) * -(-th // R) * -(-tw // Cw)
             if op == "grad_kernel":     # the sum dU and its partial sums
                 self.parts = min(_parts(gemm_flops, self.u_elements), self.items,
                                  max(1, (limit - per_thread) // self.u_elements - 1))
@@ -126,13 +135,13 @@ class _Plan:
             else:                       # the transformed kernel U
                 self.parts = 0
                 fixed = self.u_elements
-            if fixed + per_thread <= limit or (R == 1 and Cw == 1):
+            if fixed + per_thread <= limit or tn == 1:
                 break
-            target = max(1, min(target, R * Cw) // 2)
+            target = max(1, min(target, tn) // 2)
         self.tiling = (cin, cout, CP, KP, read[0], read[1], written[0], written[1], off[0], off[1],
                        math.prod(spec.input_size if op != "grad_input" else spec.output_size),
                        math.prod(spec.output_size if op != "grad_input" else spec.input_size),
-                       R, Cw, size1, size2, size3)
+                       R, Cw, P, size1, size2, size3)
         self.per_thread = per_thread
         self.fixed = fixed
         room = limit - fixed
