@@ -101,6 +101,10 @@ def main(argv=None):
     p_demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="the demo's own options")
     p_bench = sub.add_parser("bench", help="time every algorithm and the chooser on the suite")
     p_bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:       # argparse's REMAINDER drops options that come first
+        from . import benchmark
+        return benchmark.main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
         from . import demos
