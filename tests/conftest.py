@@ -9,12 +9,17 @@ Tolerance (CONTRACT.md): ``max|fast - ref| <= tol * max|ref|`` with tol 2e-4 in 
 """
 import math
 import os
+import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
-import fastconv
+# The suite must not see (or write) the user's calibration and autotuning files: "auto" would
+# then depend on what this machine's user ran before. Set before fastconv reads it (lazily).
+os.environ["FASTCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastconv-tests-cache-")
+
+import fastconv  # noqa: E402
 
 settings.register_profile("ci", max_examples=25, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
