@@ -1,0 +1,81 @@
+/* The fused 2-D passes of the FFT algorithm: _fft_columns.h's column FFTs and
+   _fft_product.h's channel product per block of columns (src/_fft.pyx). */
+#ifndef FASTCONV_FFT_FUSED_H
+#define FASTCONV_FFT_FUSED_H
+#include "_fft_product.h"
+#include "_fft_columns.h"
+
+/* The column transforms, channel product and inverse column transforms of a 2-D pass fused
+   per item: one block of FCC_FB spectrum columns of two samples (their a spectra
+   transformed along the columns, the product for their a rows over those frequencies,
+   their out spectra transformed back), so that the blocks stay in cache between the three
+   steps, and the product takes two a rows at a time (fc_rows2).
+   Strides (in spectra) and conjugates as channel_product's; a and out are blocked spectra
+   (planes, blocks, L, FCC_FB): a block of a plane is L * FCC_FB contiguous values. */
+#define FF_DEFINE(T, SUF, V)                                                               \
+static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,         \
+        ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,                       \
+        int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
+        int ns_i, const int* rad_i, const T* tw_i, const T* ro_i, T scale,                \
+        ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,                                          \
+        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
+        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
+        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
+{                                                                                          \
+    const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
+    V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
+    if (buf == NULL) return -1;                                                          \
+    const ptrdiff_t pairs = (nsamples + 1) / 2;                                          \
+    for (ptrdiff_t item = first; item < last; item++) {                                  \
+        const ptrdiff_t off = (item / pairs) * 2 * nf, n = (item % pairs) * 2;           \
+        const ptrdiff_t cnt = nsamples - n < 2 ? nsamples - n : 2;                       \
+        fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, cnt * a_planes, F2, L,      \
+                                FCC_FB, 0, FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);     \
+        for (ptrdiff_t g = 0; g < G; g++)                                                \
+            fc_item_##SUF(cnt, nb, nj, nf, a + (g * sa_g + n * sa_r) * F2 + off,         \
+                          sa_r * F2, sa_j * F2, b + g * sb_g * F2 + off, sb_r * F2,      \
+                          sb_j * F2, out + (g * so_g + n * so_r) * F2 + off, so_r * F2,  \
+                          so_j * F2, conj_a, conj_b, 0);                                 \
+        fcc_column_blocks_##SUF(out + n * o_planes * F2 + off, cnt * o_planes, F2, L,    \
+                                FCC_FB, 0, FCC_FB, buf, ns_i, rad_i, tw_i, ro_i, scale); \
+    }                                                                                    \
+    free(buf);                                                                           \
+    return 0;                                                                            \
+}
+FF_DEFINE(float, f32, fcc_vf)
+FF_DEFINE(double, f64, fcc_vd)
+
+/* The kernel gradient's 2-D pass fused per block of columns: the column transforms of
+   that block of every a and b spectrum (na_planes and nb_planes of them), then the channel
+   product accumulated into out over it (all rows: every a, b and j). */
+#define FG_DEFINE(T, SUF, V)                                                               \
+static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,           \
+        ptrdiff_t na_planes, ptrdiff_t nb_planes,                                         \
+        int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
+        ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,                            \
+        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
+        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
+        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
+{                                                                                          \
+    const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
+    V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
+    if (buf == NULL) return -1;                                                          \
+    for (ptrdiff_t item = first; item < last; item++) {                                  \
+        const ptrdiff_t off = item * 2 * nf;                                             \
+        fcc_column_blocks_##SUF(a + off, na_planes, F2, L, FCC_FB, 0, FCC_FB, buf, ns_f, \
+                                rad_f, tw_f, ro_f, 1);                                   \
+        fcc_column_blocks_##SUF(b + off, nb_planes, F2, L, FCC_FB, 0, FCC_FB, buf, ns_f, \
+                                rad_f, tw_f, ro_f, 1);                                   \
+        for (ptrdiff_t g = 0; g < G; g++)                                                \
+            fc_item_##SUF(na, nb, nj, nf, a + g * sa_g * F2 + off, sa_r * F2, sa_j * F2, \
+                          b + g * sb_g * F2 + off, sb_r * F2, sb_j * F2,                 \
+                          out + g * so_g * F2 + off, so_r * F2, so_j * F2,               \
+                          conj_a, conj_b, 1);                                            \
+    }                                                                                    \
+    free(buf);                                                                           \
+    return 0;                                                                            \
+}
+FG_DEFINE(float, f32, fcc_vf)
+FG_DEFINE(double, f64, fcc_vd)
+
+#endif
