@@ -76,6 +76,10 @@ def _flags():
     return compile_args, link_args
 
 
+# The C headers and Cython declarations the modules include: a change to any of them rebuilds.
+DEPENDS = sorted(glob.glob(os.path.join("src", "*.h")) + glob.glob(os.path.join("src", "*.pxd")))
+
+
 def extensions():
     compile_args, link_args = _flags()
     exts = [
@@ -86,6 +90,7 @@ def extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
+            depends=DEPENDS,
         )
         for name in MODULES
     ]
