@@ -182,7 +182,7 @@ def cost(spec, op):
     lanes = _winograd.lanes(spec.dtype.itemsize)
     efficiency = min(1.0, math.sqrt(plan.cin / 32))
     gemm = 2 * POSITIONS * plan.tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[name] * efficiency)
-    channels = _pad(plan.cin, lanes) + plan.KP * (2 if op == "grad_kernel" else 1)
+    channels = _pad(plan.cin, lanes) + plan.KP       # the x (or gy) side and the output side
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
     u_bytes = plan.u_elements * spec.dtype.itemsize
