@@ -1,5 +1,6 @@
 """fastconv.features: Gabor functions, hand-made and random kernels, ZCA, spherical k-means,
-simple and complex cells, gradients of the small trainers, bad input, pictures."""
+simple and complex cells, the convex last layer, networks built on fastconv.nn, bad input,
+pictures."""
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 import fastconv
 import fastconv.features as F
-from fastconv.features.convnet import avg_pool, avg_pool_grad
+from fastconv import nn
 from fastconv.features.linear import softmax_loss
 
 
@@ -199,26 +200,24 @@ def test_kmeans_transform_is_the_patch_pipeline(rng):
     assert km.features(imgs).shape == (4, 6 * 2 * 4)
 
 
-# --- the convex last layer, the network, the autoencoder: gradients ------------------------
-
-def finite_difference(f, arr, idx, eps=1e-6):
-    old = arr[idx]
-    arr[idx] = old + eps
-    plus = f()
-    arr[idx] = old - eps
-    minus = f()
-    arr[idx] = old
-    return (plus - minus) / (2 * eps)
-
+# --- the convex last layer; networks and autoencoders built on fastconv.nn ------------------
 
 def test_softmax_loss_gradients(rng):
+    optimize = pytest.importorskip("scipy.optimize")
     X, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 3)), rng.standard_normal(3)
     y = rng.integers(0, 3, 7)
     _, gW, gb, gX = softmax_loss(W, b, X, y, 0.1)
-    for arr, g in ((W, gW), (b, gb), (X, gX)):
-        for idx in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(3)]:
-            fd = finite_difference(lambda: softmax_loss(W, b, X, y, 0.1)[0], arr, idx)
-            assert fd == pytest.approx(g[idx], rel=1e-6, abs=1e-9)
+    # the mean cross-entropy written from its definition, independent of nn.CrossEntropyLoss
+    z = X @ W + b
+    expected = np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(7), y]) + 0.05 * np.sum(W * W)
+    assert softmax_loss(W, b, X, y, 0.1)[0] == pytest.approx(expected, rel=1e-12)
+    for i, (arr, g) in enumerate(((W, gW), (b, gb), (X, gX))):
+        def f(flat):
+            args = [W, b, X]
+            args[i] = flat.reshape(arr.shape)
+            return softmax_loss(*args, y, 0.1)[0]
+        fd = optimize.approx_fprime(arr.ravel(), f, 1e-7)
+        np.testing.assert_allclose(fd, g.ravel(), rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_regression_separable():
@@ -229,38 +228,58 @@ def test_softmax_regression_separable():
     np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1)
 
 
-@pytest.mark.parametrize("activation", ["relu", "abs"])
-def test_convnet_gradients(rng, activation):
-    net = F.ConvNet([F.Stage(3, 3, 2, activation), F.Stage(4, 3, 1, "abs")], 2, 5, seed=1)
-    x, y = rng.standard_normal((4, 2, 7, 6)), np.array([0, 1, 2, 4])
-    net.head = (rng.standard_normal((36, 5)), rng.standard_normal(5))
-
-    def loss():
-        return softmax_loss(net.head[0], net.head[1], net._forward(x)[0], y)[0]
-
-    flat, cache = net._forward(x, keep=True)
-    grads = net._backward(softmax_loss(net.head[0], net.head[1], flat, y)[3], cache)
-    for i in range(2):
-        for arr, g in ((net.kernels[i], grads[i][0]), (net.biases[i], grads[i][1])):
-            for idx in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(3)]:
-                assert finite_difference(loss, arr, idx) == pytest.approx(g[idx], rel=1e-5, abs=1e-8)
+def test_abs_gradient():
+    assert nn.gradcheck(F.Abs(), np.random.default_rng(3).standard_normal((2, 3, 4, 5))) > 0
 
 
-def test_avg_pool_adjoint(rng):
-    x, g = rng.standard_normal((2, 3, 7, 5)), rng.standard_normal((2, 3, 3, 2))
-    assert np.sum(avg_pool(x, 2) * g) == pytest.approx(np.sum(x * avg_pool_grad(g, 2, x.shape)))
+def test_convnet_layers_kernels_and_freezing(rng):
+    archs = [F.Architecture(3, 4, 2, "abs"), F.Architecture(5, 6, 1, "relu")]
+    bank = F.random_filters(4, 2, 3, seed=0)
+    net = F.convnet(archs, 2, 5, (9, 7), kernels=[bank, None], biases=[np.ones(4), None],
+                    freeze=True, dtype=np.float64)
+    assert [type(m).__name__ for m in net] == ["Conv2d", "Abs", "AvgPool2d", "Conv2d", "ReLU",
+                                               "Flatten", "Linear"]
+    np.testing.assert_array_equal(net[0].weight, bank)
+    np.testing.assert_array_equal(net[0].bias, 1)
+    x = rng.standard_normal((3, 2, 9, 7))
+    # the stages by hand: conv ('same'), |.|, 2x2 average pooling, conv, relu
+    h = np.abs(fastconv.conv(x, bank, np.ones(4), padding=1))[:, :, :8, :6]
+    h = h.reshape(3, 4, 4, 2, 3, 2).mean(axis=(3, 5))
+    h = np.maximum(fastconv.conv(h, net[3].weight, net[3].bias, padding=2), 0)
+    np.testing.assert_allclose(F.head_features(net, x), h.reshape(3, -1), rtol=1e-12, atol=1e-12)
+    assert net[-1].in_features == 6 * 4 * 3
+    # frozen convs: the optimizer sees only the head, and training leaves the kernels alone
+    assert [p.shape for p, _ in F.trainable(net)] == [(5, 72), (5,)]
+    before = [net[0].weight.copy(), net[3].weight.copy(), net[-1].weight.copy()]
+    F.train_convnet(net, x, np.array([0, 1, 4]), epochs=2, batch_size=2)
+    np.testing.assert_array_equal(net[0].weight, before[0])
+    np.testing.assert_array_equal(net[3].weight, before[1])
+    assert not np.allclose(net[-1].weight, before[2])
 
 
-@pytest.mark.parametrize("activation", ["relu", "abs"])
-def test_autoencoder_gradients(rng, activation):
-    ae = F.ConvAutoencoder(F.Stage(3, 3, 1, activation), 2, seed=0)
+def test_fit_head_is_the_convex_solution(rng):
+    x, y = rng.standard_normal((30, 1, 6, 6)), rng.integers(0, 3, 30)
+    y[y == 1] = 0                                        # class 1 absent: never predicted
+    net = F.convnet(F.Architecture(3, 3, 2), 1, 3, (6, 6), seed=1)
+    clf = F.fit_head(net, x, y, l2=0.1)
+    logits = nn.predict(net, x.astype(np.float32))
+    np.testing.assert_allclose(logits[:, [0, 2]], clf.decision_function(F.head_features(net, x)),
+                               rtol=1e-4, atol=1e-4)
+    assert not np.any(logits.argmax(1) == 1)
+    assert F.score(net, x, y) == pytest.approx(clf.score(F.head_features(net, x), y))
+
+
+def test_autoencoder_is_conv_then_transpose(rng):
+    ae = F.ConvAutoencoder(F.Architecture(3, 3, 1, "relu"), 2, dtype=np.float64)
+    assert isinstance(ae.encoder, nn.Conv2d) and isinstance(ae.decoder, nn.ConvTranspose2d)
     x = rng.standard_normal((3, 2, 6, 5))
-    xc = x * (rng.random(x.shape) > 0.3)
-    _, grads = ae.loss_and_grads(x, xc)
-    for arr, g in zip((ae.W, ae.b, ae.V, ae.c), grads):
-        for idx in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(3)]:
-            fd = finite_difference(lambda: ae.loss_and_grads(x, xc)[0], arr, idx)
-            assert fd == pytest.approx(g[idx], rel=1e-5, abs=1e-8)
+    h = np.maximum(fastconv.conv(x, ae.encoder.weight, ae.encoder.bias, padding=1), 0)
+    np.testing.assert_allclose(ae.encode(x), h, rtol=1e-12)
+    xhat = fastconv.conv_transpose(h, ae.decoder.weight, ae.decoder.bias, padding=1)
+    np.testing.assert_allclose(nn.predict(ae, x), xhat, rtol=1e-12)
+    assert ae.reconstruction_error(x) == pytest.approx(np.mean((xhat - x) ** 2))
+    history = ae.fit(x, epochs=3, batch_size=3)
+    assert len(history) == 3 and ae.reconstruction_error(x) < np.mean((xhat - x) ** 2)
 
 
 def test_spearman_matches_scipy(rng):
@@ -323,7 +342,12 @@ def test_cells_compute_eq_9_15(rng):
     (lambda: F.rectify(np.ones((1, 1, 2, 2)), "sigmoid"), ValueError, "rectify"),
     (lambda: F.grid_pool(np.ones((1, 1, 2, 2)), 3), ValueError, "regions"),
     (lambda: F.conv_features(np.ones((2, 3, 8, 8)), F.sobel()), ValueError, "bank"),
-    (lambda: F.Stage(4, 4), ValueError, "odd"),
+    (lambda: F.Architecture(4, 4), ValueError, "odd"),
+    (lambda: F.Architecture(3, 4, activation="tanh"), ValueError, "activation"),
+    (lambda: F.convnet([], 1, 2, (8, 8)), TypeError, "architecture"),
+    (lambda: F.convnet(F.Architecture(3, 2, 4), 1, 2, (3, 8)), ValueError, "too small"),
+    (lambda: F.convnet(F.Architecture(3, 2), 1, 2, (8, 8), kernels=[np.ones((2, 1, 5, 5))]),
+     ValueError, "shape"),
     (lambda: F.SoftmaxRegression().fit(np.ones((3, 2)), [0.5, 1, 2]), TypeError, "labels"),
     (lambda: F.shift_response(stimulus="bar"), ValueError, "stimulus"),
     (lambda: F.simple_cell(np.ones((5, 5)), np.ones((3, 3))), ValueError, "receptive"),
@@ -352,7 +376,9 @@ def test_pictures_write_readable_pngs(tmp_path):
     paths = [F.pictures.save_filter_grid(tmp_path / "g.png", F.gabor_bank(7, 4), title="bank"),
              F.pictures.save_feature_maps(tmp_path / "m.png", np.random.default_rng(0).random((3, 9, 9))),
              F.pictures.save_gabor_banks(tmp_path / "b.png", F.figure_9_18(9, grid=3)),
-             F.pictures.save_image(tmp_path / "i.png", np.eye(20))]
+             F.pictures.save_image(tmp_path / "i.png", np.eye(20)),
+             F.pictures.save_filter_grid(tmp_path / "c.png", F.random_filters(4, 3, 5, seed=0),
+                                         channel="rgb")]
     for p in paths:
         with open(p, "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"

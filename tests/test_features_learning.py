@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastconv.features as F
+from fastconv import nn
 
 datasets = pytest.importorskip("sklearn.datasets")
 
@@ -64,12 +65,14 @@ def test_architecture_search_ranks_and_trains_the_best(digits):
 
 def test_pretraining_beats_random_initialisation_on_a_short_run(digits):
     xtr, ytr, xte, yte = digits
-    stages = [F.Stage(8, 3, 2, "relu")]
+    stages = [F.Architecture(3, 8, 2, "relu")]
     net, layers, acc = F.pretrained_convnet(stages, xtr[:400], ytr[:400], 10, epochs=2,
                                             fine_tune_epochs=1, seed=0)
-    pretrained = net.score(xte, yte)
-    scratch = F.ConvNet(stages, 1, 10, seed=0)
-    scratch.fit(xtr[:400], ytr[:400], epochs=1, seed=0)
-    assert pretrained > 0.85 and pretrained > scratch.score(xte, yte) + 0.05
+    pretrained = F.score(net, xte, yte)
+    scratch = F.convnet(stages, 1, 10, (8, 8), seed=0)
+    F.train_convnet(scratch, xtr[:400], ytr[:400], epochs=1, seed=0)
+    assert pretrained > 0.85 and pretrained > F.score(scratch, xte, yte) + 0.05
+    assert isinstance(net[0], nn.Conv2d)
+    np.testing.assert_array_equal(layers[0].encoder.weight.shape, net[0].weight.shape)
     untrained = F.ConvAutoencoder(stages[0], 1, seed=0)
     assert layers[0].reconstruction_error(xtr[:100]) < untrained.reconstruction_error(xtr[:100])

@@ -108,9 +108,9 @@ def digits(datasets, out, quick):
     rows.append(("k-means kernels, last layer only", clf.score(km.features(xte), yte),
                  time.perf_counter() - start))
     start = time.perf_counter()
-    net = F.ConvNet([F.Stage(16, 3, 2, "abs")], 1, 10, seed=0)
-    net.fit(xtr, ytr, epochs=5 if quick else 15, seed=0)
-    rows.append(("every layer trained (back-propagation)", net.score(xte, yte),
+    net = F.convnet(F.Architecture(3, 16, 2, "abs"), 1, 10, xtr.shape[1:], seed=0)
+    F.train_convnet(net, xtr, ytr, epochs=5 if quick else 15, seed=0)
+    rows.append(("every layer trained (back-propagation)", F.score(net, xte, yte),
                  time.perf_counter() - start))
     rows.append(("raw pixels, softmax only",
                  F.SoftmaxRegression().fit(xtr.reshape(n_train, -1), ytr)
@@ -133,14 +133,14 @@ def search_and_pretraining(data, quick):
     print("  " + result.table().replace("\n", "\n  "))
     print(f"  Spearman correlation, random-kernel score vs fully trained score: "
           f"{result.correlation():.2f}")
-    stages = [F.Stage(8, 3, 2, "relu"), F.Stage(16, 3, 2, "relu")]
+    stages = [F.Architecture(3, 8, 2, "relu"), F.Architecture(3, 16, 2, "relu")]
     start = time.perf_counter()
     net, _, _ = F.pretrained_convnet(stages, xtr, ytr, 10, epochs=2, fine_tune_epochs=2, seed=0)
-    scratch = F.ConvNet(stages, 1, 10, seed=0)
-    scratch.fit(xtr, ytr, epochs=2, seed=0)
+    scratch = F.convnet(stages, 1, 10, xtr.shape[1:], seed=0)
+    F.train_convnet(scratch, xtr, ytr, epochs=2, seed=0)
     print(f"greedy layer-wise pretraining (two conv autoencoders, then 2 epochs of fine-tuning): "
-          f"test accuracy {net.score(xte, yte):.1%}; the same 2 epochs from a random start: "
-          f"{scratch.score(xte, yte):.1%} ({time.perf_counter() - start:.1f} s)")
+          f"test accuracy {F.score(net, xte, yte):.1%}; the same 2 epochs from a random start: "
+          f"{F.score(scratch, xte, yte):.1%} ({time.perf_counter() - start:.1f} s)")
 
 
 def main(argv=None):

@@ -6,8 +6,9 @@
 - `random`: random kernels (gaussian, uniform, ternary, sparse, random Gabor).
 - `kmeans`: patches, contrast normalisation, ZCA, spherical k-means, Coates et al.'s features.
 - `pipeline`, `linear`: frozen conv + rectification + pooling, and the convex softmax last layer.
-- `convnet`, `search`, `pretrain`: a small network trained with the functional API's gradients,
-  the random-feature architecture search of Saxe et al., greedy layer-wise pretraining.
+- `convnet`, `search`, `pretrain`: small `fastconv.nn.Sequential` networks whose first layers
+  take given kernels (frozen or not), trained with `nn.fit`; the random-feature architecture
+  search of Saxe et al.; greedy layer-wise pretraining with conv autoencoders.
 - `cells`: simple and complex cells (section 9.10, eq. 9.15).
 - `pictures`: PNG writers (matplotlib, optional).
 """
@@ -18,8 +19,9 @@ from .random import DISTRIBUTIONS, random_filters
 from .kmeans import ZCA, KMeansFeatures, extract_patches, normalize_patches, spherical_kmeans
 from .pipeline import conv_features, grid_pool, pool, rectify
 from .linear import SoftmaxRegression
-from .convnet import ConvNet, Stage
-from .search import Architecture, architecture_grid, architecture_search, random_feature_score
+from .convnet import (Abs, Architecture, convnet, fit_head, head_features, score, train_convnet,
+                      trainable)
+from .search import architecture_grid, architecture_search, random_feature_score
 from .pretrain import ConvAutoencoder, pretrain_stack, pretrained_convnet
 from .cells import (complex_cell, complex_cell_map, grating, phase_response, quadrature_pair,
                     shift_response, simple_cell, simple_cell_map)
@@ -32,7 +34,8 @@ __all__ = [
     "random_filters", "DISTRIBUTIONS",
     "extract_patches", "normalize_patches", "ZCA", "spherical_kmeans", "KMeansFeatures",
     "conv_features", "rectify", "grid_pool", "pool", "SoftmaxRegression",
-    "ConvNet", "Stage", "Architecture", "architecture_grid", "architecture_search",
+    "Architecture", "Abs", "convnet", "trainable", "head_features", "fit_head",
+    "train_convnet", "score", "architecture_grid", "architecture_search",
     "random_feature_score", "ConvAutoencoder", "pretrain_stack", "pretrained_convnet",
     "grating", "quadrature_pair", "simple_cell", "complex_cell", "phase_response",
     "shift_response", "simple_cell_map", "complex_cell_map", "pictures",

@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from ..nn._init import positive_int  # noqa: F401  (one check for the whole library)
+
 
 def kernel_size(size, name="size"):
     """An int or an (h, w) pair of positive ints -> (h, w)."""
@@ -22,14 +24,6 @@ def kernel_size(size, name="size"):
     if min(pair) < 1:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return pair
-
-
-def positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def real_number(value, name, positive=False, non_negative=False):

@@ -7,25 +7,19 @@ local minimum the optimiser finds is the global one (section 9.9).
 import numpy as np
 from scipy.optimize import minimize
 
+from ..nn.activation import log_softmax
+from ..nn.loss import CrossEntropyLoss
 from ._checks import float_array, labels, one_blas_thread, positive_int, real_number
 
 __all__ = ["SoftmaxRegression", "softmax_loss"]
 
 
-def _log_softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
 def softmax_loss(W, b, X, y, l2=0.0):
-    """Mean cross-entropy of softmax(X W + b) against labels y, plus l2 / 2 * ||W||^2.
-    Returns (loss, grad_W, grad_b, grad_X)."""
-    n = X.shape[0]
-    logp = _log_softmax(X @ W + b)
-    loss = -logp[np.arange(n), y].mean() + 0.5 * l2 * float(np.sum(W * W))
-    g = np.exp(logp)
-    g[np.arange(n), y] -= 1.0
-    g /= n
+    """Mean cross-entropy of softmax(X W + b) against labels y (`nn.CrossEntropyLoss`), plus
+    l2 / 2 * ||W||^2. Returns (loss, grad_W, grad_b, grad_X)."""
+    ce = CrossEntropyLoss()
+    loss = ce(X @ W + b, y) + 0.5 * l2 * float(np.sum(W * W))
+    g = ce.backward()
     return loss, X.T @ g + l2 * W, g.sum(axis=0), g @ W.T
 
 
@@ -83,7 +77,7 @@ class SoftmaxRegression:
         return self._scaled(X) @ self.coef_ + self.intercept_
 
     def predict_proba(self, X):
-        return np.exp(_log_softmax(self.decision_function(X)))
+        return np.exp(log_softmax(self.decision_function(X)))
 
     def predict(self, X):
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]

@@ -15,27 +15,39 @@ def _figure(rows, cols, tile=1.0):
     return fig
 
 
-def _tiles(arrays, path, cols, title, tile, cmap, symmetric):
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    if not arrays:
-        raise ValueError("nothing to draw: got an empty set of images")
-    if any(a.ndim != 2 for a in arrays):
-        raise ValueError(f"each tile must be 2-D, got shapes {sorted({a.shape for a in arrays})}")
-    cols = min(cols or int(np.ceil(np.sqrt(len(arrays)))), len(arrays))
-    rows = int(np.ceil(len(arrays) / cols))
-    fig = _figure(rows, cols, tile)
-    for i, a in enumerate(arrays):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        if symmetric:
-            m = float(np.max(np.abs(a))) or 1.0
-            ax.imshow(a, cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
-        else:
-            ax.imshow(a, cmap=cmap, interpolation="nearest")
-        ax.set_axis_off()
+def _show(ax, a, cmap="gray", symmetric=False):
+    """One tile: grey, symmetric about 0 when `symmetric`; an (h, w, 3) array in colour."""
+    if a.ndim == 3:
+        ax.imshow(a, interpolation="nearest")
+    elif symmetric:
+        m = float(np.max(np.abs(a))) or 1.0
+        ax.imshow(a, cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
+    else:
+        ax.imshow(a, cmap=cmap, interpolation="nearest")
+    ax.set_axis_off()
+    return ax
+
+
+def _finish(fig, path, title=None):
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=80)
     return str(path)
+
+
+def _tiles(arrays, path, cols, title, tile, cmap="gray", symmetric=False):
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if not arrays:
+        raise ValueError("nothing to draw: got an empty set of images")
+    if any(a.ndim != 2 and a.shape[2:] != (3,) for a in arrays):
+        shapes = sorted({a.shape for a in arrays})
+        raise ValueError(f"each tile must be 2-D (or h x w x 3 in colour), got shapes {shapes}")
+    cols = min(cols or int(np.ceil(np.sqrt(len(arrays)))), len(arrays))
+    rows = int(np.ceil(len(arrays) / cols))
+    fig = _figure(rows, cols, tile)
+    for i, a in enumerate(arrays):
+        _show(fig.add_subplot(rows, cols, i + 1), a, cmap, symmetric)
+    return _finish(fig, path, title)
 
 
 def save_filter_grid(path, kernels, *, cols=None, title=None, channel=None):
@@ -45,25 +57,10 @@ def save_filter_grid(path, kernels, *, cols=None, title=None, channel=None):
     if k.ndim != 4:
         raise ValueError(f"kernels must have shape (K, C, h, w), got {k.shape}")
     if channel == "rgb" and k.shape[1] == 3:
-        fig_k = [np.moveaxis(x, 0, -1) for x in k]
-        fig_k = [(x - x.min()) / (np.ptp(x) or 1.0) for x in fig_k]
-        return _tiles_rgb(fig_k, path, cols, title)
+        rgb = [np.moveaxis(x, 0, -1) for x in k]
+        return _tiles([(x - x.min()) / (np.ptp(x) or 1.0) for x in rgb], path, cols, title, 0.8)
     tiles = [x[channel] if isinstance(channel, int) else x.mean(axis=0) for x in k]
     return _tiles(tiles, path, cols, title, 0.8, "gray", True)
-
-
-def _tiles_rgb(images, path, cols, title):
-    cols = min(cols or int(np.ceil(np.sqrt(len(images)))), len(images))
-    rows = int(np.ceil(len(images) / cols))
-    fig = _figure(rows, cols, 0.8)
-    for i, a in enumerate(images):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(a, interpolation="nearest")
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=80)
-    return str(path)
 
 
 def save_feature_maps(path, maps, *, cols=None, title=None):
@@ -73,7 +70,7 @@ def save_feature_maps(path, maps, *, cols=None, title=None):
         m = m[0]
     if m.ndim != 3:
         raise ValueError(f"maps must have shape (C, H, W) or (1, C, H, W), got {m.shape}")
-    return _tiles(list(m), path, cols, title, 2.0, "gray", False)
+    return _tiles(list(m), path, cols, title, 2.0)
 
 
 def save_gabor_banks(path, banks, *, grid=None):
@@ -86,14 +83,11 @@ def save_gabor_banks(path, banks, *, grid=None):
     for b, name in enumerate(names):
         for i, k in enumerate(np.asarray(banks[name])):
             r, c = divmod(i, grid)
-            ax = fig.add_subplot(grid, width, r * width + b * (grid + 1) + c + 1)
-            m = float(np.max(np.abs(k))) or 1.0
-            ax.imshow(k[0], cmap="gray", vmin=-m, vmax=m, interpolation="nearest")
-            ax.set_axis_off()
+            ax = _show(fig.add_subplot(grid, width, r * width + b * (grid + 1) + c + 1), k[0],
+                       symmetric=True)
             if i == grid // 2:
                 ax.set_title(name, fontsize=8)
-    fig.savefig(path, dpi=80)
-    return str(path)
+    return _finish(fig, path)
 
 
 def save_image(path, image, *, title=None, cmap="gray"):
@@ -104,10 +98,7 @@ def save_image(path, image, *, title=None, cmap="gray"):
     h, w = a.shape
     fig = _figure(1, 1, 1.0)
     fig.set_size_inches(max(w / 80, 1.0), max(h / 80, 1.0))
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(a, cmap=cmap, interpolation="nearest")
-    ax.set_axis_off()
+    ax = _show(fig.add_axes([0, 0, 1, 1]), a, cmap)
     if title:
         ax.set_title(title)
-    fig.savefig(path, dpi=80)
-    return str(path)
+    return _finish(fig, path)

@@ -10,26 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import images as as_images, labels, positive_int
-from .convnet import ConvNet, Stage
+from .convnet import Architecture, convnet, fit_head, score, train_convnet
 from .random import random_filters
 
 __all__ = ["Architecture", "SearchResult", "architecture_grid", "random_feature_score",
            "architecture_search", "spearman"]
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """One stage: n_filters kernels of kernel_size x kernel_size, a detector, pool x pool pooling."""
-    kernel_size: int
-    n_filters: int
-    pool: int
-    activation: str = "abs"
-
-    def stage(self):
-        return Stage(self.n_filters, self.kernel_size, self.pool, self.activation)
-
-    def __str__(self):
-        return f"{self.n_filters:>3} filters {self.kernel_size}x{self.kernel_size}, pool {self.pool}"
 
 
 def architecture_grid(kernel_sizes=(3, 5), n_filters=(4, 16), pools=(1, 2, 4), activation="abs"):
@@ -38,19 +23,16 @@ def architecture_grid(kernel_sizes=(3, 5), n_filters=(4, 16), pools=(1, 2, 4), a
             for k, f, p in itertools.product(kernel_sizes, n_filters, pools)]
 
 
-def _net(arch, in_channels, n_classes, seed, distribution):
-    net = ConvNet([arch.stage()], in_channels, n_classes, seed=seed)
-    net.kernels[0] = random_filters(arch.n_filters, in_channels, arch.kernel_size, distribution,
-                                    seed=seed)               # zero mean, unit norm
-    return net
-
-
 def random_feature_score(arch, x_train, y_train, x_val, y_val, *, seed=0, distribution="gaussian"):
-    """Validation accuracy with random frozen kernels and a trained (convex) softmax layer."""
+    """Validation accuracy with random kernels (zero mean, unit norm) and a trained (convex)
+    softmax head; returns (accuracy, the `nn.Sequential`)."""
     x_train = as_images(x_train)
-    net = _net(arch, x_train.shape[1], int(np.max(y_train)) + 1, seed, distribution)
-    net.fit_head(x_train, y_train, l2=1e-2)
-    return net.score(x_val, y_val), net
+    kernels = [random_filters(arch.n_filters, x_train.shape[1], arch.kernel_size, distribution,
+                              seed=seed)]
+    net = convnet(arch, x_train.shape[1], int(np.max(y_train)) + 1, x_train.shape[2:],
+                  kernels=kernels, seed=seed)
+    fit_head(net, x_train, y_train, l2=1e-2)
+    return score(net, x_val, y_val), net
 
 
 @dataclass
@@ -106,7 +88,7 @@ def architecture_search(architectures, x_train, y_train, x_val, y_val, *, train_
                         epochs=8, seed=0, distribution="gaussian"):
     """Rank `architectures` by random-feature score, then fully train the best one (every
     architecture when `train_all`, which gives `SearchResult.correlation`). Full training starts
-    from the same random kernels and the fitted last layer, then learns every layer with Adam."""
+    from the same random kernels and the fitted last layer, then learns every layer with Adam (`train_convnet`)."""
     architectures = list(architectures)
     if not architectures:
         raise ValueError("architectures must not be empty")
@@ -116,13 +98,13 @@ def architecture_search(architectures, x_train, y_train, x_val, y_val, *, train_
     epochs = positive_int(epochs, "epochs")
     scores, nets = [], []
     for arch in architectures:
-        score, net = random_feature_score(arch, x_train, y_train, x_val, y_val, seed=seed,
+        accuracy, net = random_feature_score(arch, x_train, y_train, x_val, y_val, seed=seed,
                                           distribution=distribution)
-        scores.append(score)
+        scores.append(accuracy)
         nets.append(net)
     result = SearchResult(architectures, scores, best=int(np.argmax(scores)))
     for i in (range(len(architectures)) if train_all else [result.best]):
-        nets[i].fit(x_train, y_train, epochs=epochs, seed=seed)
-        result.trained_scores[i] = nets[i].score(x_val, y_val)
+        train_convnet(nets[i], x_train, y_train, epochs=epochs, seed=seed)
+        result.trained_scores[i] = score(nets[i], x_val, y_val)
     result.best_net = nets[result.best]
     return result
