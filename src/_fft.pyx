@@ -179,6 +179,7 @@ cdef extern from "_fft_columns.h":
 
 
 cdef extern from "_fft_fused.h":
+    enum: FF_GROUP
     int ff_fused_sum_f32(float* a, float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
                          ptrdiff_t na_planes, ptrdiff_t nb_planes,
                          int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
@@ -311,8 +312,8 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
 
 
 def fused_items(Py_ssize_t nsamples, Py_ssize_t blocks):
-    """Work items of `fused`: blocks of columns times pairs of samples."""
-    return (nsamples + 1) // 2 * blocks
+    """Work items of `fused`: blocks of columns times groups of FF_GROUP samples."""
+    return (nsamples + FF_GROUP - 1) // FF_GROUP * blocks
 
 
 def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t L,

@@ -5,8 +5,12 @@
 #include "_fft_product.h"
 #include "_fft_columns.h"
 
+/* Samples per item of ff_fused: the kernel spectra of a block of columns are read once per
+   item, so the more samples share them the less they are read from beyond L2. */
+#define FF_GROUP 4
+
 /* The column transforms, channel product and inverse column transforms of a 2-D pass fused
-   per item: one block of FCC_FB spectrum columns of two samples (their a spectra
+   per item: one block of FCC_FB spectrum columns of FF_GROUP samples (their a spectra
    transformed along the columns, the product for their a rows over those frequencies,
    their out spectra transformed back), so that the blocks stay in cache between the three
    steps, and the product takes two a rows at a time (fc_rows2).
@@ -25,10 +29,10 @@ static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t block
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
     V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
     if (buf == NULL) return -1;                                                          \
-    const ptrdiff_t pairs = (nsamples + 1) / 2;                                          \
+    const ptrdiff_t groups = (nsamples + FF_GROUP - 1) / FF_GROUP;                      \
     for (ptrdiff_t item = first; item < last; item++) {                                  \
-        const ptrdiff_t off = (item / pairs) * 2 * nf, n = (item % pairs) * 2;           \
-        const ptrdiff_t cnt = nsamples - n < 2 ? nsamples - n : 2;                       \
+        const ptrdiff_t off = (item / groups) * 2 * nf, n = (item % groups) * FF_GROUP;  \
+        const ptrdiff_t cnt = nsamples - n < FF_GROUP ? nsamples - n : FF_GROUP;         \
         fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, cnt * a_planes, F2, L,      \
                                 FCC_FB, 0, FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);     \
         for (ptrdiff_t g = 0; g < G; g++)                                                \

@@ -137,10 +137,13 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
     for (ptrdiff_t ib = 0; ib < nb; ib += MB) {                                          \
         ptrdiff_t bb = nb - ib < MB ? nb - ib : MB;                                      \
         ptrdiff_t ia = 0;                                                                \
-        if (2 * FC_BLOCK * sizeof(T) == 64)      /* one vector per block: float */      \
-            for (; ia + 2 <= na; ia += 2) {                                              \
-                ptrdiff_t f = 0;                                                         \
-                for (; f + FC_BLOCK <= nf; f += FC_BLOCK) {                              \
+        if (2 * FC_BLOCK * sizeof(T) == 64) {    /* one vector per block: float */      \
+            /* frequencies outside, pairs of a rows inside: the b block of a frequency    \
+               block stays in L1 while every a row uses it */                             \
+            const ptrdiff_t na2 = na & ~(ptrdiff_t)1;                                    \
+            ptrdiff_t f = 0;                                                             \
+            for (; f + FC_BLOCK <= nf; f += FC_BLOCK)                                    \
+                for (ia = 0; ia < na2; ia += 2) {                                        \
                     const T* ap = a + ia * a_row + 2 * f;                                \
                     const T* bp = b + ib * b_row + 2 * f;                                \
                     T* op = out + ia * o_a + ib * o_b + 2 * f;                           \
@@ -155,13 +158,14 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
                                             o_a, o_b, conj_a, conj_b, acc); break;       \
                     }                                                                    \
                 }                                                                        \
-                for (ptrdiff_t r = 0; r < 2 && f < nf; r++)                              \
-                    for (ptrdiff_t i = 0; i < bb; i++)                                   \
-                        fc_tail_##SUF(nf - f, nj, a + (ia + r) * a_row + 2 * f, a_j,     \
-                                      b + (ib + i) * b_row + 2 * f, b_j,                 \
-                                      out + (ia + r) * o_a + (ib + i) * o_b + 2 * f,     \
-                                      conj_a, conj_b, acc);                              \
-            }                                                                            \
+            for (ia = 0; ia < na2 && f < nf; ia++)                                       \
+                for (ptrdiff_t i = 0; i < bb; i++)                                       \
+                    fc_tail_##SUF(nf - f, nj, a + ia * a_row + 2 * f, a_j,               \
+                                  b + (ib + i) * b_row + 2 * f, b_j,                     \
+                                  out + ia * o_a + (ib + i) * o_b + 2 * f,               \
+                                  conj_a, conj_b, acc);                                  \
+            ia = na2;                                                                    \
+        }                                                                                \
         for (; ia < na; ia++) {                                                          \
             for (ptrdiff_t f = 0; f < nf; f += FC_BLOCK) {                               \
                 const T* ap = a + ia * a_row + 2 * f;                                    \
