@@ -24,18 +24,58 @@ from _geometry cimport Geom, geom_from_spec, valid_range
 from _openmp cimport omp_get_thread_num
 
 
+cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noexcept nogil:
+    """Where phase q starts in a row of n values stored by phase (see phase_rows)."""
+    return q * (n // s) + (q if q < n % s else n % s)
+
+
+cdef void phase_rows(const floating* src, floating* dst, Py_ssize_t rows, Py_ssize_t n,
+                     Py_ssize_t s) noexcept nogil:
+    """Store each row of n values by phase: dst row = src[0], src[s], ..., src[1], src[1 + s], ...
+
+    With the rows of x stored so, the values a stride-s tap reads along a row are contiguous."""
+    cdef Py_ssize_t r, q, j, k
+    cdef const floating* row
+    cdef floating* out
+    for r in range(rows):
+        row = src + r * n
+        for q in range(s):
+            out = dst + r * n + phase_start(n, s, q)
+            k = phase_start(n, s, q + 1) - phase_start(n, s, q)
+            for j in range(k):
+                out[j] = row[q + j * s]
+
+
+cdef void unphase_rows(floating* a, floating* tmp, Py_ssize_t rows, Py_ssize_t n,
+                       Py_ssize_t s) noexcept nogil:
+    """The inverse of phase_rows, in place (`tmp` holds one row)."""
+    cdef Py_ssize_t r, q, i, k
+    for r in range(rows):
+        memcpy(tmp, a + r * n, n * sizeof(floating))
+        k = 0
+        for q in range(s):
+            i = q
+            while i < n:
+                a[r * n + i] = tmp[k]
+                k = k + 1
+                i = i + s
+
+
 cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
                           Py_ssize_t a, Py_ssize_t b, Py_ssize_t e,
-                          Py_ssize_t p0, Py_ssize_t p1, bint scatter) noexcept nogil:
+                          Py_ssize_t p0, Py_ssize_t p1, bint scatter, bint phased) noexcept nogil:
     """Move one column-matrix row between the input channel `xc` and `colrow`.
 
     The row belongs to kernel tap (a, b, e) and covers output positions [p0, p1).
     pack (scatter=False):  colrow[p - p0] = x[input position of p], 0 in the padding;
     scatter (True):        x[input position of p] += colrow[p - p0] (the adjoint, col2im).
+    phased: the rows of `xc` are stored by phase of the width stride (phase_rows), so the
+    values of one output row are contiguous: a copy (or a vector add) instead of a gather.
     """
     cdef Py_ssize_t ohw = g.oh * g.ow
-    cdef Py_ssize_t p = p0, o_d, o_h, o_w, o_end, zi, yi, xoff, lo, hi, o, base
+    cdef Py_ssize_t p = p0, o_d, o_h, o_w, o_end, zi, yi, xoff, lo, hi, o, base, q, j0
     cdef floating* xrow
+    cdef floating* xph
     while p < p1:
         o_d = p // ohw
         o_h = (p - o_d * ohw) // g.ow
@@ -52,13 +92,26 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
             xrow = xc + (zi * g.ih + yi) * g.iw
             xoff = e * g.dw - g.pw
             valid_range(o_w, o_end, g.sw, xoff, g.iw, &lo, &hi)
+            if phased:          # input column o * sw + xoff is entry j0 + o of phase q
+                q = xoff % g.sw
+                if q < 0:
+                    q = q + g.sw
+                j0 = (xoff - q) // g.sw
+                xph = xrow + phase_start(g.iw, g.sw, q) + j0
             if scatter:
-                for o in range(lo, hi):
-                    xrow[o * g.sw + xoff] += colrow[base + o]
+                if phased:
+                    for o in range(lo, hi):
+                        xph[o] += colrow[base + o]
+                else:
+                    for o in range(lo, hi):
+                        xrow[o * g.sw + xoff] += colrow[base + o]
             else:
                 for o in range(o_w, lo):
                     colrow[base + o] = 0
-                if g.sw == 1:
+                if phased:
+                    if hi > lo:
+                        memcpy(&colrow[base + lo], &xph[lo], (hi - lo) * sizeof(floating))
+                elif g.sw == 1:
                     if hi > lo:
                         memcpy(&colrow[base + lo], &xrow[lo + xoff], (hi - lo) * sizeof(floating))
                 else:
@@ -70,24 +123,99 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
 
 
 cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t n,
-                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
+                     bint phased) noexcept nogil:
     """col[r - r0, p - p0] = x[n] at row r's tap and output position p (rows r0..r1)."""
-    cdef Py_ssize_t width = p1 - p0, r, c, t
+    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, q, k, o, zi, yi
+    cdef floating* colrow
+    cdef const floating* xc
+    cdef const floating* src
+    if p0 % g.ow == 0 and (p1 % g.ow == 0 or p1 == g.P):
+        # Whole output rows: a tap's valid columns are the same in every row; fixed-length
+        # loops instead of walk_row's per-segment bookkeeping.
+        for r in range(r0, r1):
+            c = r // g.k_vol
+            t = r - c * g.k_vol
+            a = t // (g.kh * g.kw)
+            b = (t // g.kw) % g.kh
+            e = t % g.kw
+            xc = x + (n * g.C + c) * g.in_vol
+            xoff = e * g.dw - g.pw
+            valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
+            if phased:
+                q = xoff % g.sw
+                if q < 0:
+                    q = q + g.sw
+                xoff = phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
+            colrow = col + (r - r0) * width
+            for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
+                zi = (k // g.oh) * g.sd - g.pd + a * g.dd
+                yi = (k % g.oh) * g.sh - g.ph + b * g.dh
+                if zi < 0 or zi >= g.id or yi < 0 or yi >= g.ih:
+                    for o in range(g.ow):
+                        colrow[o] = 0
+                else:
+                    src = xc + (zi * g.ih + yi) * g.iw + xoff
+                    for o in range(lo):
+                        colrow[o] = 0
+                    if phased or g.sw == 1:
+                        for o in range(lo, hi):
+                            colrow[o] = src[o]
+                    else:
+                        for o in range(lo, hi):
+                            colrow[o] = src[o * g.sw]
+                    for o in range(hi, g.ow):
+                        colrow[o] = 0
+                colrow = colrow + g.ow
+        return
     for r in range(r0, r1):
         c = r // g.k_vol
         t = r - c * g.k_vol
         walk_row(<floating*>x + (n * g.C + c) * g.in_vol, col + (r - r0) * width, g,
-                 t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, False)
+                 t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, False, phased)
 
 
 cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssize_t n,
-                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1,
+                        bint phased) noexcept nogil:
     """col2im: gx[n, c] += the rows of channels c0..c1 at their taps (the adjoint of pack_chunk)."""
-    cdef Py_ssize_t width = p1 - p0, c, t
+    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, q, k, o, zi, yi
+    cdef const floating* colrow
+    cdef floating* xc
+    cdef floating* dst
+    if p0 % g.ow == 0 and (p1 % g.ow == 0 or p1 == g.P):
+        # Whole output rows, as in pack_chunk's fast path; same order of the sums as walk_row.
+        for c in range(c0, c1):
+            xc = gx + (n * g.C + c) * g.in_vol
+            for t in range(g.k_vol):
+                a = t // (g.kh * g.kw)
+                b = (t // g.kw) % g.kh
+                e = t % g.kw
+                xoff = e * g.dw - g.pw
+                valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
+                if phased:
+                    q = xoff % g.sw
+                    if q < 0:
+                        q = q + g.sw
+                    xoff = phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
+                colrow = col + ((c - c0) * g.k_vol + t) * width
+                for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
+                    zi = (k // g.oh) * g.sd - g.pd + a * g.dd
+                    yi = (k % g.oh) * g.sh - g.ph + b * g.dh
+                    if zi >= 0 and zi < g.id and yi >= 0 and yi < g.ih:
+                        dst = xc + (zi * g.ih + yi) * g.iw + xoff
+                        if phased or g.sw == 1:
+                            for o in range(lo, hi):
+                                dst[o] += colrow[o]
+                        else:
+                            for o in range(lo, hi):
+                                dst[o * g.sw] += colrow[o]
+                    colrow = colrow + g.ow
+        return
     for c in range(c0, c1):
         for t in range(g.k_vol):
             walk_row(gx + (n * g.C + c) * g.in_vol, <floating*>col + ((c - c0) * g.k_vol + t) * width,
-                     g, t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, True)
+                     g, t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, True, phased)
 
 
 cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
@@ -100,13 +228,26 @@ cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
             and g.od == g.id and g.oh == g.ih and g.ow == g.iw)
 
 
+cdef const floating* phased_input(const Geom* g, const floating* x, floating* xp,
+                                  int num_threads) noexcept nogil:
+    """x with its rows stored by phase of the width stride, in `xp` (x itself when xp is NULL)."""
+    cdef Py_ssize_t item
+    if xp == NULL:
+        return x
+    for item in prange(g.N * g.C, nogil=True, schedule="static", num_threads=num_threads):
+        phase_rows(x + item * g.in_vol, xp + item * g.in_vol, g.id * g.ih, g.iw, g.sw)
+    return xp
+
+
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
-                         floating* work, Py_ssize_t width, int num_threads) noexcept nogil:
+                         floating* work, floating* xp, Py_ssize_t width,
+                         int num_threads) noexcept nogil:
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, R = g.C * g.k_vol
     cdef Py_ssize_t Rg = g.Cg * g.k_vol, item, n, p0, p1, gi, ld
     cdef floating* col
     cdef const floating* b
-    cdef bint pointwise = is_pointwise(g)
+    cdef bint pointwise = is_pointwise(g), phased = xp != NULL
+    x = phased_input(g, x, xp, num_threads)
     for item in prange(g.N * per_sample, nogil=True, schedule="static", num_threads=num_threads):
         n = item // per_sample
         p0 = (item - n * per_sample) * width
@@ -116,7 +257,7 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
             b = x + n * g.C * g.P + p0
             ld = g.P
         else:
-            pack_chunk(x, col, g, n, 0, R, p0, p1)
+            pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
             b = col
             ld = p1 - p0
         for gi in range(g.G):
@@ -125,13 +266,17 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
 
 
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
-                            floating* work, Py_ssize_t width, Py_ssize_t block,
+                            floating* work, floating* rowtmp, Py_ssize_t width, Py_ssize_t block,
                             int num_threads) noexcept nogil:
-    """Items are (sample, group, block of `block` input channels); positions in chunks of `width`."""
+    """Items are (sample, group, block of `block` input channels); positions in chunks of `width`.
+
+    With `rowtmp` (one row of the input per thread) the block is summed with its rows stored by
+    phase of the width stride (contiguous adds), then put back in order."""
     cdef Py_ssize_t per_group = (g.Cg + block - 1) // block, Rg = g.Cg * g.k_vol
     cdef Py_ssize_t item, n, gi, c0, c1, p0, p1, ld
     cdef floating* col
-    cdef bint pointwise = is_pointwise(g)
+    cdef floating* tmp
+    cdef bint pointwise = is_pointwise(g), phased = rowtmp != NULL
     for item in prange(g.N * g.G * per_group, nogil=True, schedule="static",
                        num_threads=num_threads):
         n = item // (g.G * per_group)
@@ -152,12 +297,15 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                 gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
                      w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
                      gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
-                scatter_chunk(gx, col, g, n, c0, c1, p0, p1)
+                scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
             p0 = p1
+        if phased:
+            tmp = rowtmp + omp_get_thread_num() * g.iw
+            unphase_rows(gx + (n * g.C + c0) * g.in_vol, tmp, (c1 - c0) * g.id * g.ih, g.iw, g.sw)
 
 
 cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
-                            floating* work, floating* partials, Py_ssize_t width,
+                            floating* work, floating* partials, floating* xp, Py_ssize_t width,
                             Py_ssize_t parts, int num_threads) noexcept nogil:
     """Part q sums chunks [q * chunks / parts, (q + 1) * chunks / parts) into partials[q]."""
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
@@ -167,7 +315,8 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
     cdef floating* part
     cdef const floating* b
     cdef floating total
-    cdef bint pointwise = is_pointwise(g)
+    cdef bint pointwise = is_pointwise(g), phased = xp != NULL
+    x = phased_input(g, x, xp, num_threads)
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
         col = work + omp_get_thread_num() * R * width
         part = partials + q * size
@@ -180,7 +329,7 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
                 b = x + n * g.C * g.P + p0
                 ld = g.P
             else:
-                pack_chunk(x, col, g, n, 0, R, p0, p1)
+                pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
                 b = col
                 ld = p1 - p0
             for gi in range(g.G):
@@ -199,29 +348,39 @@ cdef inline floating* data(floating[::1] a) noexcept:
 
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
-            floating[::1] work, Py_ssize_t width, int num_threads):
-    """y = conv(x, w) for the lifted problem `spec`; `work` holds num_threads * R * width values."""
+            floating[::1] work, floating[::1] phased, Py_ssize_t width, int num_threads):
+    """y = conv(x, w) for the lifted problem `spec`; `work` holds num_threads * R * width values.
+
+    `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
+    cdef floating* xp = data(phased)
     with nogil:
-        forward_chunks(&g, &x[0], &w[0], &y[0], workp, width, num_threads)
+        forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, num_threads)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-               floating[::1] work, Py_ssize_t width, Py_ssize_t block, int num_threads):
-    """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im into gx (zeroed)."""
+               floating[::1] work, floating[::1] rowtmp, Py_ssize_t width, Py_ssize_t block,
+               int num_threads):
+    """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im into gx (zeroed).
+
+    `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
+    cdef floating* tmp = data(rowtmp)
     with nogil:
-        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, width, block, num_threads)
+        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                floating[::1] work, floating[::1] partials, Py_ssize_t width, Py_ssize_t parts,
-                int num_threads):
-    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gy col^T summed over every chunk, in fixed order."""
+                floating[::1] work, floating[::1] partials, floating[::1] phased,
+                Py_ssize_t width, Py_ssize_t parts, int num_threads):
+    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gy col^T summed over every chunk, in fixed order.
+
+    `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
+    cdef floating* xp = data(phased)
     with nogil:
-        grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, &partials[0], width, parts,
+        grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, &partials[0], xp, width, parts,
                           num_threads)

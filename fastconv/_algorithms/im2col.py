@@ -53,21 +53,35 @@ class _Plan:
                 "grad_input": self.block * k_vol}[op]
         self.rows = 0 if _pointwise(spec) else rows
         width = min(positions, CHUNK_COLUMNS)
+        row = spec.output_size[2]
+        if width < positions and row <= width:  # whole output rows: packing's fast path
+            width -= width % row
         self.parts = self.partial_elements = 0
         if op == "grad_kernel":
             kernel_size = spec.out_channels * group_channels * k_vol
             chunks = spec.batch * -(-positions // width)
             self.parts = max(1, min(MAX_PARTS, chunks, limit // (2 * kernel_size)))
             self.partial_elements = self.parts * kernel_size
-        room = limit - self.partial_elements
+        # A stride along the width: the input's rows stored by phase of the stride make a tap's
+        # values contiguous (copies, not gathers). forward/grad_kernel keep a phased copy of x;
+        # grad_input sums by phase in gx itself and needs one row per thread to put it back.
+        self.phased_elements = self.row_elements = 0
+        self.phased = spec.stride[2] > 1 and not _pointwise(spec)
+        if self.phased and op != "grad_input":
+            self.phased_elements = spec.batch * spec.in_channels * math.prod(spec.input_size)
+            if self.partial_elements + self.phased_elements + self.rows > limit:
+                self.phased, self.phased_elements = False, 0
+        room = limit - self.partial_elements - self.phased_elements
         self.width = max(1, min(width, room // max(self.rows, 1)))
         per_thread = self.rows * self.width
         self.threads = max(1, min(_config.get_num_threads(), room // per_thread if per_thread else 1 << 30))
+        if self.phased and op == "grad_input":
+            self.row_elements = self.threads * spec.input_size[2]
         self.work_elements = self.threads * per_thread
 
     @property
     def workspace_elements(self):
-        return self.work_elements + self.partial_elements
+        return self.work_elements + self.partial_elements + self.phased_elements + self.row_elements
 
 
 def supports(spec, op):
@@ -104,7 +118,8 @@ def forward(spec, x, w):
     y = np.empty(spec.y_shape, spec.dtype)
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
-                        np.empty(plan.work_elements, spec.dtype), plan.width, plan.threads)
+                        np.empty(plan.work_elements, spec.dtype),
+                        np.empty(plan.phased_elements, spec.dtype), plan.width, plan.threads)
     return y
 
 
@@ -113,7 +128,8 @@ def grad_input(spec, gy, w):
     gx = np.zeros(spec.x_shape, spec.dtype)
     with _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
-                           np.empty(plan.work_elements, spec.dtype), plan.width, plan.block,
+                           np.empty(plan.work_elements, spec.dtype),
+                           np.empty(plan.row_elements, spec.dtype), plan.width, plan.block,
                            plan.threads)
     return gx
 
@@ -124,6 +140,7 @@ def grad_kernel(spec, x, gy):
     with _config.blas_single_threaded():
         _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
                             np.empty(plan.work_elements, spec.dtype),
-                            np.empty(plan.partial_elements, spec.dtype), plan.width, plan.parts,
+                            np.empty(plan.partial_elements, spec.dtype),
+                            np.empty(plan.phased_elements, spec.dtype), plan.width, plan.parts,
                             plan.threads)
     return gw
