@@ -15,6 +15,8 @@ from .. import _config, _im2col
 NAME = "im2col"
 
 CHUNK_COLUMNS = 256     # output positions per chunk: R x 256 values stay in a core's L2
+CHUNK_BYTES = 1 << 20   # ... or more positions, up to MAX_CHUNK_COLUMNS, while R x width fits in
+MAX_CHUNK_COLUMNS = 1024  # 1 MiB: wider GEMMs run faster (strided 64->128 3x3: -5% per op)
 BLOCK_ROWS = 576        # input-gradient rows (channels x taps) per work item
 MAX_PARTS = 16          # partial sums of the kernel gradient
 BLAS_INT_MAX = 2**31 - 1
@@ -52,10 +54,16 @@ class _Plan:
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
                 "grad_input": self.block * k_vol}[op]
         self.rows = 0 if _pointwise(spec) else rows
-        width = min(positions, CHUNK_COLUMNS)
+        columns = CHUNK_COLUMNS
+        if self.rows:
+            columns = max(columns, min(MAX_CHUNK_COLUMNS,
+                                       CHUNK_BYTES // (self.rows * spec.dtype.itemsize)))
+        width = min(positions, columns)
         row = spec.output_size[2]
-        if width < positions and row <= width:  # whole output rows: packing's fast path
-            width -= width % row
+        if self.rows and width < positions and row <= width:
+            # whole output rows (packing's fast path), in chunks of a sample as equal as can be
+            chunks = -(-positions // (width - width % row))
+            width = -(-positions // row // chunks) * row
         self.parts = self.partial_elements = 0
         if op == "grad_kernel":
             kernel_size = spec.out_channels * group_channels * k_vol
