@@ -137,9 +137,45 @@ def check_groups(groups):
     return groups
 
 
+_SPEC_CACHE = {}
+_SPEC_CACHE_SIZE = 512
+
+
+def _plain(value):
+    """`value` itself when it is an int, a str or (nested) tuples of ints -- types whose equal
+    values validate alike -- else None. (True == 1 but must be refused: bools are not plain.)"""
+    if type(value) is int or type(value) is str:
+        return value
+    if type(value) is tuple and all(type(v) is int or (type(v) is tuple and
+                                                         all(type(u) is int for u in v))
+                                    for v in value):
+        return value
+    return None
+
+
 def make_spec(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
               dtype=np.float64, x_name="x", w_name="w"):
-    """Validate a problem given by the shapes of x (N, C, *spatial) and w (K, C/groups, *kernel)."""
+    """Validate a problem given by the shapes of x (N, C, *spatial) and w (K, C/groups, *kernel).
+
+    Specs are immutable, so a problem seen before (same shapes, geometry and dtype, all given as
+    plain ints/tuples) returns the spec built then: a training loop pays the validation once."""
+    key = None
+    if type(x_shape) is tuple and type(w_shape) is tuple and isinstance(dtype, np.dtype):
+        parts = (_plain(stride), _plain(padding), _plain(dilation), _plain(groups))
+        if None not in parts and _plain(x_shape) is not None and _plain(w_shape) is not None:
+            key = (x_shape, w_shape, parts, dtype, x_name, w_name)
+            spec = _SPEC_CACHE.get(key)
+            if spec is not None:
+                return spec
+    spec = _make_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype, x_name, w_name)
+    if key is not None:
+        if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.clear()
+        _SPEC_CACHE[key] = spec
+    return spec
+
+
+def _make_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype, x_name, w_name):
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
     if len(w_shape) not in (3, 4, 5):
         raise ValueError(f"{w_name} must have 3, 4 or 5 dimensions (K, C/groups, *kernel) for 1-, "
