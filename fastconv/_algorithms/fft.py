@@ -510,6 +510,30 @@ def _positions(place, L):
     return (start + step * np.arange(count)) % L
 
 
+def _index(desc):
+    """("r", n): range(n); ("p", start, count, step, L): the positions of that placement."""
+    return np.arange(desc[1]) if desc[0] == "r" else _positions(desc[1:4], desc[4])
+
+
+@lru_cache(maxsize=256)
+def _offsets(descs, strides):
+    """_grid of the index arrays `descs` describe (see _index), kept between calls (read-only):
+    building the row transforms' line offsets took about a sixth of a largek15 forward."""
+    off = _grid([_index(d) for d in descs], strides)
+    off.flags.writeable = False
+    return off
+
+
+@lru_cache(maxsize=256)
+def _free_rows(desc, n):
+    """The rows of range(n) that the placement `desc` (see _index) does not cover."""
+    free = np.ones(n, bool)
+    free[_index(desc)] = False
+    free = np.flatnonzero(free)
+    free.flags.writeable = False
+    return free
+
+
 def _elements(a):
     return [st // a.itemsize for st in a.strides]
 
@@ -534,28 +558,26 @@ def _spectra_own(src, places, plan, name, workers, columns=True):
     taxes, L, last = plan.taxes, plan.L, plan.taxes[-1]
     out = _buffers.get(name, src.shape[:2] + _spectrum_shape(plan, src.dtype), _complex(src.dtype))
     other = [i for i in range(SPATIAL) if i != last]
-    pos = [_positions(places[i], L[i]) for i in other]
+    pos = [("p",) + tuple(places[i]) + (L[i],) for i in other]
     compact = taxes[-2] if columns and len(taxes) > 1 and src.size else None
     target = out
     if compact is not None:      # the rows with data only; columns_placed spreads them
         shape = list(out.shape)
         shape[3 + compact] = src.shape[2 + compact]
         target = _buffers.get(name + "_rows", tuple(shape), out.dtype)
-        placed = pos[other.index(compact)]
-        pos[other.index(compact)] = np.arange(len(placed))
+        placed = _index(pos[other.index(compact)])
+        pos[other.index(compact)] = ("r", len(placed))
     for i, p in zip(other, pos):
-        if len(p) < target.shape[3 + i]:
-            free = np.ones(target.shape[3 + i], bool)
-            free[p] = False
-            target[_at(out.ndim, 3 + i, np.flatnonzero(free))] = 0
+        if p[0] == "p" and p[2] < target.shape[3 + i]:
+            target[_at(out.ndim, 3 + i, _free_rows(p, target.shape[3 + i]))] = 0
     if src.size:
         st = _elements(src)
-        src_off = _grid([np.arange(n) for n in src.shape[:2]] + [np.arange(src.shape[2 + i])
-                                                                  for i in other],
-                        [st[0], st[1]] + [st[2 + i] for i in other])
+        batch = tuple(("r", n) for n in src.shape[:2])
+        src_off = _offsets(batch + tuple(("r", src.shape[2 + i]) for i in other),
+                           tuple([st[0], st[1]] + [st[2 + i] for i in other]))
         tst = [2 * e for e in _elements(target)]
-        dst_off = _grid([np.arange(n) for n in src.shape[:2]] + pos,
-                        [tst[0], tst[1]] + [tst[3 + i] for i in other])
+        dst_off = _offsets(batch + tuple(pos),
+                           tuple([tst[0], tst[1]] + [tst[3 + i] for i in other]))
         forward = _column_plan(L[last], True, src.dtype)
         flat = target.view(src.dtype).reshape(-1)
         items = _fft.row_items(len(src_off), src.itemsize)
@@ -606,11 +628,11 @@ def _signals_own(spectra, places, plan, workers, dest=None, columns=True):
         return dest
     other = [i for i in range(SPATIAL) if i != last]
     sst, dst = [2 * e for e in _elements(spectra)], _elements(dest)
-    batch = [np.arange(n) for n in counts[:2]]
-    src_off = _grid(batch + [_positions(places[i], L[i]) for i in other],
-                    [sst[0], sst[1]] + [sst[3 + i] for i in other])
-    dst_off = _grid(batch + [np.arange(counts[2 + i]) for i in other],
-                    [dst[0], dst[1]] + [dst[2 + i] for i in other])
+    batch = tuple(("r", n) for n in counts[:2])
+    src_off = _offsets(batch + tuple(("p",) + tuple(places[i]) + (L[i],) for i in other),
+                       tuple([sst[0], sst[1]] + [sst[3 + i] for i in other]))
+    dst_off = _offsets(batch + tuple(("r", counts[2 + i]) for i in other),
+                       tuple([dst[0], dst[1]] + [dst[2 + i] for i in other]))
     inverse = _column_plan(L[last], False, real)
     flat = spectra.view(real).reshape(-1)
     items = _fft.row_items(len(src_off), dest.itemsize)
