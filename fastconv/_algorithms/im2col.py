@@ -79,12 +79,13 @@ class _Plan:
             self.phased_elements = spec.batch * spec.in_channels * math.prod(spec.input_size)
             if self.partial_elements + self.phased_elements + self.rows > limit:
                 self.phased, self.phased_elements = False, 0
+        row_tmp = spec.input_size[2] if self.phased and op == "grad_input" else 0
         room = limit - self.partial_elements - self.phased_elements
-        self.width = max(1, min(width, room // max(self.rows, 1)))
+        self.width = max(1, min(width, (room - row_tmp) // max(self.rows, 1)))
         per_thread = self.rows * self.width
-        self.threads = max(1, min(_config.get_num_threads(), room // per_thread if per_thread else 1 << 30))
-        if self.phased and op == "grad_input":
-            self.row_elements = self.threads * spec.input_size[2]
+        self.threads = max(1, min(_config.get_num_threads(),
+                                  room // (per_thread + row_tmp) if per_thread else 1 << 30))
+        self.row_elements = self.threads * row_tmp
         self.work_elements = self.threads * per_thread
 
     @property
