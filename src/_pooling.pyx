@@ -65,13 +65,26 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
     the index (so the first one in row-major order stays), again without branches."""
     cdef Py_ssize_t ow, a, b, c, r, pos, bi
     cdef const floating* row
-    cdef floating best, v
+    cdef floating best, v, v2
     cdef bint nan
+    cdef bint pairs = st_w == 1 and OW > 0
+    for ow in range(OW):
+        pairs = pairs and cnt_w[ow] == 2
     for ow in range(OW):
         y[ow] = -INFINITY
     for a in range(cnt_d[od_]):
         for b in range(cnt_h[oh_]):
             row = x + ((lo_d[od_] + a * st_d) * H + lo_h[oh_] + b * st_h) * W
+            if pairs:                                   # 2-wide windows, stride 2
+                for ow in range(OW):
+                    pos = lo_w[ow]
+                    v = row[pos]
+                    v2 = row[pos + 1]
+                    best = y[ow]
+                    best = select(v > best, v, best)
+                    best = select(v2 > best, v2, best)
+                    y[ow] = NAN if (v != v) | (v2 != v2) else best
+                continue
             for ow in range(OW):
                 pos = lo_w[ow]
                 best = y[ow]
