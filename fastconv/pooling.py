@@ -21,6 +21,7 @@ tables (the taps of each window that lie in the input); every linear pool (avera
 adaptive and global average) is a product of per-axis banded matrices and runs as one 1-D pass
 per axis, its gradient as the transposed passes. Results do not depend on the thread count.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -301,12 +302,19 @@ def _check_indices(indices, expected_shape, in_vol):
 # --- max pooling ---------------------------------------------------------------------------------
 
 def _max_tables(in_sizes, k, s, p, d, out):
+    """The window tables and tap spacings, built once per geometry (a training loop pools the
+    same shapes every step; building them costs ~40 us of NumPy calls, more than a small pool)."""
+    return _max_tables_cached(tuple(in_sizes), tuple(k), tuple(s), tuple(p), tuple(d), tuple(out))
+
+
+@functools.lru_cache(maxsize=256)
+def _max_tables_cached(in_sizes, k, s, p, d, out):
     tables, steps = [], []
     for n, kk, ss, pp, dd, o in zip(_lift(in_sizes), _lift(k), _lift(s), _lift(p, 0),
                                     _lift(d), _lift(out)):
         tables.extend(_taps(n, kk, ss, pp, dd, o))
         steps.append(dd)
-    return tables, steps
+    return tuple(tables), tuple(steps)
 
 
 def _max_pool(x, k, s, p, d, out, dtype, with_idx=True):
