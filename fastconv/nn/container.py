@@ -33,6 +33,13 @@ class Sequential(Module):
             gy = layer.backward(gy)
         return gy
 
+    def backward_parameters(self, gy):
+        layers = list(self._children.values())
+        for layer in reversed(layers[1:]):
+            gy = layer.backward(gy)
+        if layers:
+            layers[0].backward_parameters(gy)
+
 
 class Parallel(Module):
     """The same input through several branches, then concatenated on the channel axis

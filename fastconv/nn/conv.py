@@ -91,6 +91,12 @@ class _ConvNd(Module):
         return y
 
     def backward(self, gy):
+        return self._backward(gy, True)
+
+    def backward_parameters(self, gy):
+        self._backward(gy, False)
+
+    def _backward(self, gy, input_grad):
         (x,) = self._pop()
         g = dict(flip=self.flip, padding_mode=self.padding_mode, algorithm=self.algorithm,
                  **self._geometry())
@@ -100,6 +106,8 @@ class _ConvNd(Module):
             self.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
         elif self.bias_kind == "location":
             self.grads["bias"] += gy.sum(axis=0)
+        if not input_grad:
+            return None
         return fastconv.conv_grad_input(gy, self.weight, x.shape, **g)
 
     def extra_repr(self):

@@ -150,6 +150,12 @@ class Module:
     def backward(self, gy):
         raise NotImplementedError
 
+    def backward_parameters(self, gy):
+        """`backward` for when the gradient with respect to the input is not wanted (the first
+        layer of a network): the parameter gradients are accumulated alike, and layers that can
+        skip computing the input gradient (a convolution's eq. 9.13) do. Returns None."""
+        self.backward(gy)
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 

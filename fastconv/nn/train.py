@@ -39,7 +39,9 @@ def train_step(model, x, y, loss, optimizer):
     optimizer.zero_grad()
     out = model(x)
     value = loss(out, y)
-    model.backward(loss.backward())
+    gy = loss.backward()
+    backward = getattr(model, "backward_parameters", None)    # the input's gradient is not needed
+    (backward or model.backward)(gy)
     optimizer.step()
     return value, out
 
