@@ -174,6 +174,9 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
                     if phased or g.sw == 1:
                         for o in range(lo, hi):
                             colrow[o] = src[o]
+                    elif g.sw == 2:     # a constant step: vectorized (no phased copy needed)
+                        for o in range(lo, hi):
+                            colrow[o] = src[2 * o]
                     else:
                         for o in range(lo, hi):
                             colrow[o] = src[o * g.sw]
@@ -220,6 +223,9 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                         if phased or g.sw == 1:
                             for o in range(lo, hi):
                                 dst[o] += colrow[o]
+                        elif g.sw == 2:
+                            for o in range(lo, hi):
+                                dst[2 * o] += colrow[o]
                         else:
                             for o in range(lo, hi):
                                 dst[o * g.sw] += colrow[o]

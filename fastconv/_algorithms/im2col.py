@@ -74,7 +74,11 @@ class _Plan:
         # values contiguous (copies, not gathers). forward/grad_kernel keep a phased copy of x;
         # grad_input sums by phase in gx itself and needs one row per thread to put it back.
         self.phased_elements = self.row_elements = 0
+        # Chunks of whole rows move a stride of 2 fast enough (a constant step the compiler
+        # vectorizes): no phasing then (strided forward: packing 1.7 -> 1.3 ms, col2im 3.0 -> 2.4).
         self.phased = spec.stride[2] > 1 and not _pointwise(spec)
+        if spec.stride[2] == 2 and (width == positions or width % row == 0):
+            self.phased = False
         if self.phased and op != "grad_input":
             self.phased_elements = spec.batch * spec.in_channels * math.prod(spec.input_size)
             if self.partial_elements + self.phased_elements + self.rows > limit:
