@@ -3,6 +3,8 @@
 ``params`` is a Module (its ``param_groups()``) or a list of (parameter, gradient) pairs of
 arrays; the gradients are read where backward accumulated them.
 """
+import math
+
 import numpy as np
 
 from .module import Module
@@ -75,8 +77,19 @@ class Adam(Optimizer):
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
+        self._scratch = []
 
-    def _update(self, p, g, state):
+    def step(self):
+        if len(self._scratch) != len(self.pairs):
+            self._scratch = [None] * len(self.pairs)
+        for i, ((p, g), state) in enumerate(zip(self.pairs, self.state)):
+            if self._scratch[i] is None or self._scratch[i][0].shape != p.shape:
+                self._scratch[i] = (np.empty_like(p), np.empty_like(p))
+            self._update(p, g, state, self._scratch[i])
+
+    def _update(self, p, g, state, scratch=None):
+        """In place, in the parameter's precision (as torch.optim.Adam), with the same order of
+        operations as m / (1 - b1^t) / (sqrt(v) / sqrt(1 - b2^t) + eps): no temporaries."""
         b1, b2 = self.betas
         if self.weight_decay and self.decoupled:
             p *= 1 - self.lr * self.weight_decay
@@ -88,13 +101,17 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["m"], state["v"]
+        tmp, upd = scratch if scratch is not None else (np.empty_like(p), np.empty_like(p))
         m *= b1
-        m += (1 - b1) * d
+        m += np.multiply(d, 1 - b1, out=tmp)
         v *= b2
-        v += (1 - b2) * d * d
+        np.multiply(d, 1 - b2, out=tmp)
+        v += np.multiply(tmp, d, out=tmp)
         step_size = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + self.eps
-        p -= (step_size * m / denom).astype(p.dtype, copy=False)
+        denom = np.sqrt(v, out=tmp)
+        denom /= math.sqrt(1 - b2 ** t)
+        denom += self.eps
+        p -= np.divide(np.multiply(m, step_size, out=upd), denom, out=upd)
 
 
 class AdamW(Adam):
