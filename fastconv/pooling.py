@@ -27,6 +27,8 @@ import numbers
 import numpy as np
 
 from . import _config, _pooling
+from ._functional import _as_array, _result_dtype as _dtype
+from ._geometry import _int, per_dim as _per_dim
 
 __all__ = [
     "max_pool", "max_pool_grad_input", "avg_pool", "avg_pool_grad_input",
@@ -43,25 +45,6 @@ _INDEX = np.intp
 
 # --- arguments -------------------------------------------------------------------------------
 
-def _as_array(a, name):
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:   # ragged lists and the like
-        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}: "
-                        f"{exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array (float32/float64, or integer/bool "
-                        f"converted to float64), got dtype {arr.dtype}")
-    return arr
-
-
-def _dtype(*arrays):
-    """float32 when every array is a float of at most 32 bits, float64 otherwise."""
-    if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
 def _spatial_input(x, name="x", min_ndim=3, max_ndim=5):
     x = _as_array(x, name)
     if not min_ndim <= x.ndim <= max_ndim:
@@ -69,26 +52,6 @@ def _spatial_input(x, name="x", min_ndim=3, max_ndim=5):
                          f"spatial dimensions ({min_ndim} to {max_ndim} dimensions), got shape "
                          f"{x.shape}")
     return x
-
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r} "
-                        f"({type(value).__name__})")
-    return int(value)
-
-
-def _per_dim(value, nd, name, minimum):
-    if isinstance(value, (tuple, list)):
-        if len(value) != nd:
-            raise ValueError(f"{name} must be an int or {nd} ints (one per spatial dimension), "
-                             f"got {value!r}")
-        out = tuple(_int(v, name) for v in value)
-    else:
-        out = (_int(value, name),) * nd
-    if any(v < minimum for v in out):
-        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
-    return out
 
 
 def _bool(value, name):
