@@ -21,21 +21,9 @@
    the baseline clone does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-/* x86-64 with GCC: besides the build's own target, kernels for x86-64-v4 (AVX-512, 64-byte
-   vectors) and x86-64-v3 (AVX2 + FMA, 32-byte vectors), chosen at run time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__)
-#  define FC_DISPATCH 1
-#else
-#  define FC_DISPATCH 0
-#endif
-/* The build's own target: vectors of its native width. */
-#if defined(__AVX512F__)
-#  define FC_BASE_BYTES 64
-#elif defined(__AVX__)
-#  define FC_BASE_BYTES 32
-#else
-#  define FC_BASE_BYTES 16
-#endif
+#include "_cpu_level.h"
+#define FC_DISPATCH FASTCONV_DISPATCH
+#define FC_BASE_BYTES FASTCONV_BASE_BYTES
 #define FC_AI static inline __attribute__((always_inline))
 /* A half or quarter vector, never less than one element. */
 #define FC_PART(BYTES, N, T) ((BYTES) / (N) > sizeof(T) ? (BYTES) / (N) : sizeof(T))
@@ -688,31 +676,18 @@ FC_DEFINE(double, double_v3, long long, 32, FC_V3)
 FC_DEFINE(float, float_base, int, FC_BASE_BYTES, )
 FC_DEFINE(double, double_base, long long, FC_BASE_BYTES, )
 
-/* 2: x86-64-v4, 1: x86-64-v3, 0: the build's own target. Fixed for the life of the process;
-   FASTCONV_DIRECT_LEVEL=0 or 1 (read once) asks for a lower one, to test every kernel set. */
+/* The kernel set this process runs (_cpu_level.h); FASTCONV_DIRECT_LEVEL=0 or 1 asks for a
+   lower one. Fixed for the life of the process. */
 static int fc_level(void) {
-#if FC_DISPATCH
     static int level = -1;
-    if (level < 0) {
-        const char* lower = getenv("FASTCONV_DIRECT_LEVEL");
-        int found;
-        __builtin_cpu_init();
-        found = __builtin_cpu_supports("x86-64-v4") ? 2
-                : __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
-        if (lower && (lower[0] == '0' || lower[0] == '1') && lower[0] - '0' < found)
-            found = lower[0] - '0';
-        level = found;
-    }
+    if (level < 0)
+        level = fastconv_cpu_level("FASTCONV_DIRECT_LEVEL");
     return level;
-#else
-    return 0;
-#endif
 }
 
 /* Bytes of one accumulator vector of the kernels this machine runs. */
 static Py_ssize_t fc_vector_bytes(void) {
-    const int level = fc_level();
-    return level == 2 ? 64 : level == 1 ? 32 : FC_BASE_BYTES;
+    return fastconv_vector_bytes(fc_level());
 }
 
 #if FC_DISPATCH

@@ -308,21 +308,17 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
    baseline set does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__)
-#  define WG_DISPATCH 1
-#else
-#  define WG_DISPATCH 0
-#endif
-#if defined(__AVX512F__)
-#  define WG_BASE_BYTES 64
+#include "_cpu_level.h"
+#define WG_DISPATCH FASTCONV_DISPATCH
+#define WG_BASE_BYTES FASTCONV_BASE_BYTES
+/* Lanes of the build's own vectors, as literals: they are pasted into macro names. */
+#if FASTCONV_BASE_BYTES == 64
 #  define WG_BASE_LANES_F 16
 #  define WG_BASE_LANES_D 8
-#elif defined(__AVX__)
-#  define WG_BASE_BYTES 32
+#elif FASTCONV_BASE_BYTES == 32
 #  define WG_BASE_LANES_F 8
 #  define WG_BASE_LANES_D 4
 #else
-#  define WG_BASE_BYTES 16
 #  define WG_BASE_LANES_F 4
 #  define WG_BASE_LANES_D 2
 #endif
@@ -405,30 +401,18 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 #undef WG_VB
 #undef WG_BODY
 
-/* 2: x86-64-v4, 1: x86-64-v3, 0: the build's own target. */
+/* The kernel set this process runs (_cpu_level.h); FASTCONV_WINOGRAD_LEVEL=0 or 1 asks for a
+   lower one. Fixed for the life of the process. */
 static int wg_level(void) {
-#if WG_DISPATCH
     static int level = -1;
-    if (level < 0) {
-        const char* lower = getenv("FASTCONV_WINOGRAD_LEVEL");
-        int found;
-        __builtin_cpu_init();
-        found = __builtin_cpu_supports("x86-64-v4") ? 2
-                : __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
-        if (lower && (lower[0] == '0' || lower[0] == '1') && lower[0] - '0' < found)
-            found = lower[0] - '0';
-        level = found;
-    }
+    if (level < 0)
+        level = fastconv_cpu_level("FASTCONV_WINOGRAD_LEVEL");
     return level;
-#else
-    return 0;
-#endif
 }
 
 /* Bytes of one vector of the kernels this machine runs: channels are padded to it. */
 static Py_ssize_t wg_vector_bytes(void) {
-    const int level = wg_level();
-    return level == 2 ? 64 : level == 1 ? 32 : WG_BASE_BYTES;
+    return fastconv_vector_bytes(wg_level());
 }
 
 #if WG_DISPATCH
