@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 import fastconv
+from fastconv.features import edge_detector_cost
 
 
 def _best_time(fn, repeat=5):
@@ -37,12 +38,9 @@ def tour(out=None):
     edges = fastconv.conv2d(x, kernel)
     seconds = _best_time(lambda: fastconv.conv2d(x, kernel))
     algorithm = fastconv.choose(x.shape, kernel.shape)
-    conv_flops = 2 * edges.size                           # two taps: a multiply and an add each
-    dense_flops = 2 * edges.size * image.size             # the same map as a dense matrix
     print(f"figure 9.6: edges of a {h}x{w} photograph with the kernel [-1, 1]")
     print(f"  output {edges.shape[2]}x{edges.shape[3]}, {seconds * 1e3:.3f} ms, algorithm {algorithm!r}")
-    print(f"  {conv_flops:,} FLOPs as a convolution vs {dense_flops:.2e} as a dense matrix "
-          f"({dense_flops / conv_flops:,.0f}x more)")
+    print(f"  {edge_detector_cost(h, w)}")
     print(f"  strongest vertical edges: |y| max {np.abs(edges).max():.3f}, mean {np.abs(edges).mean():.4f}")
     if out:
         _save_png(out, np.abs(edges[0, 0]))
