@@ -19,7 +19,8 @@ count you compute with. The cost models themselves keep predicting for the machi
 
 The constants are stored in ``calibration.json`` in the cache directory (see _cachefiles) and
 loaded lazily at the first choice; a file from another fastconv version or CPU, or one that cannot
-be parsed, is ignored with a warning and the shipped defaults apply.
+be parsed, is ignored with a warning and the shipped defaults apply: the lines calibrated on the
+development machine (`_calibration_shipped.py`).
 """
 import math
 import os
@@ -29,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import _cachefiles, _config
+from . import _cachefiles, _calibration_shipped, _config
 
 FILE_NAME = "calibration.json"
 PRUNE = 10.0                # not timed when predicted this many times slower than the best
@@ -117,15 +118,15 @@ def kind(spec):
 
 def factor(name, op, dtype_name, problem_kind=""):
     """Calibrated (scale, overhead seconds) of an algorithm's cost model: its prediction on this
-    machine is scale * cost + overhead ((1, 0) without a calibration). A problem of a kind (see
-    kind()) uses that kind's line where there is one."""
+    machine is scale * cost + overhead; without a calibration of this machine, the line shipped
+    with fastconv (_calibration_shipped: the development machine's), and (1, 0) where neither has
+    one. A problem of a kind (see kind()) uses that kind's line where there is one."""
     data = current()
-    if data is None:
-        return 1.0, 0.0
+    factors = _calibration_shipped.FACTORS if data is None else data["factors"]
     keys = ([dtype_name + problem_kind] if problem_kind else []) + [dtype_name]
     for key in keys:
         try:
-            scale, overhead = data["factors"][name][op][key]
+            scale, overhead = factors[name][op][key]
             return float(scale), float(overhead)
         except (KeyError, TypeError, ValueError):
             continue
