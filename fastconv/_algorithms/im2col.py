@@ -32,7 +32,7 @@ GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
 BYTES_PER_S = 25e9
 CALL_OVERHEAD_S = 40e-6
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
-KERNEL_GRADIENT_ROWS = 40   # the kernel gradient's GEMM runs at rows/40 of the rate below 40 rows
+KERNEL_GRADIENT_ROWS = 64   # the kernel gradient's GEMM runs at rows/64 of the rate below 64 rows (vgg_first: 27)
                             # (C x taps): 1.4-1.6x slower on vgg_first- and mnist-like problems
 
 
