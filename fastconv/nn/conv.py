@@ -22,36 +22,23 @@ class _ConvNd(Module):
                  groups=1, bias="channel", flip=False, padding_mode="zeros", algorithm="auto",
                  input_size=None, init="default", seed=None, dtype=np.float32):
         super().__init__()
-        d = self.ndim
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.groups = positive_int(groups, "groups")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels})")
-        self.kernel_size = tuple_of(kernel_size, d, "kernel_size")
-        self.stride = tuple_of(stride, d, "stride")
-        self.dilation = tuple_of(dilation, d, "dilation")
-        self.padding = padding if isinstance(padding, str) else _padding_value(padding)
+        _geometry_args(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                       groups)
         self.flip = bool(flip)
         self.padding_mode = padding_mode
         self.algorithm = algorithm
         self.bias_kind = bias_kind(bias, ("channel", "location"))
         self.dtype = float_dtype(dtype)
-        self.input_size = None if input_size is None else tuple_of(input_size, d, "input_size")
-        rng = make_rng(seed)
+        self.input_size = (None if input_size is None
+                           else tuple_of(input_size, self.ndim, "input_size"))
+        if self.bias_kind == "location" and self.input_size is None:
+            raise ValueError("bias='location' (one bias per output unit) needs input_size= "
+                             "(the spatial size of the input) at construction")
         w_shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        fan_in = w_shape[1] * math.prod(self.kernel_size)
-        fan_out = self.out_channels // self.groups * math.prod(self.kernel_size)
-        self.add_parameter("weight", init_weight(rng, w_shape, fan_in, fan_out, self.dtype, init))
-        if self.bias_kind == "location":
-            if self.input_size is None:
-                raise ValueError("bias='location' (one bias per output unit) needs input_size= "
-                                 "(the spatial size of the input) at construction")
-            shape = (self.out_channels,) + self.output_size(self.input_size)
-            self.add_parameter("bias", init_bias(rng, shape, fan_in, self.dtype, init))
-        elif self.bias_kind == "channel":
-            self.add_parameter("bias", init_bias(rng, (self.out_channels,), fan_in, self.dtype, init))
+        k_vol = math.prod(self.kernel_size)
+        _weight_and_bias(self, seed, init, w_shape, fan_in=w_shape[1] * k_vol,
+                         fan_out=self.out_channels // self.groups * k_vol,
+                         per_unit=lambda: self.output_size(self.input_size))
         # fail now, not at the first batch, on a bad padding or padding_mode
         if self.input_size is not None:
             self.output_size(self.input_size)
@@ -102,10 +89,7 @@ class _ConvNd(Module):
                  **self._geometry())
         gy = np.asarray(gy)
         self.grads["weight"] += fastconv.conv_grad_kernel(x, gy, self.weight.shape, **g)
-        if self.bias_kind == "channel":
-            self.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
-        elif self.bias_kind == "location":
-            self.grads["bias"] += gy.sum(axis=0)
+        _add_bias_grad(self, gy)
         if not input_grad:
             return None
         return fastconv.conv_grad_input(gy, self.weight, x.shape, **g)
@@ -127,6 +111,46 @@ def _padding_value(padding):
     if isinstance(padding, (list, tuple)):
         return tuple(_padding_value(p) for p in padding)
     return padding
+
+
+# --- what the convolution-like layers (here and in nn/local.py) share ---------------------------
+
+def _geometry_args(layer, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                   groups=None):
+    """Check and set the channel counts, groups (unless None), kernel_size, stride, dilation and
+    padding of a layer with `layer.ndim` spatial axes."""
+    d = layer.ndim
+    layer.in_channels = positive_int(in_channels, "in_channels")
+    layer.out_channels = positive_int(out_channels, "out_channels")
+    if groups is not None:
+        layer.groups = positive_int(groups, "groups")
+        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
+            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
+                             f"out_channels ({out_channels})")
+    layer.kernel_size = tuple_of(kernel_size, d, "kernel_size")
+    layer.stride = tuple_of(stride, d, "stride")
+    layer.dilation = tuple_of(dilation, d, "dilation")
+    layer.padding = padding if isinstance(padding, str) else _padding_value(padding)
+
+
+def _weight_and_bias(layer, seed, init, w_shape, fan_in, fan_out, per_unit=None):
+    """Add `weight` of w_shape and, unless layer.bias_kind is None, `bias`: (out_channels,) for
+    "channel", else (out_channels, *per_unit()) -- one per output location or tile kernel
+    (per_unit is called once the weight exists). One generator from `seed` draws both."""
+    rng = make_rng(seed)
+    layer.add_parameter("weight", init_weight(rng, w_shape, fan_in, fan_out, layer.dtype, init))
+    if layer.bias_kind is not None:
+        shape = (layer.out_channels,) + (() if layer.bias_kind == "channel" else per_unit())
+        layer.add_parameter("bias", init_bias(rng, shape, fan_in, layer.dtype, init))
+
+
+def _add_bias_grad(layer, gy):
+    """Add gy's bias gradient: summed over the batch and space ("channel") or over the batch
+    ("location"); any other kind is the layer's to handle."""
+    if layer.bias_kind == "channel":
+        layer.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+    elif layer.bias_kind == "location":
+        layer.grads["bias"] += gy.sum(axis=0)
 
 
 class Conv1d(_ConvNd):
@@ -151,32 +175,20 @@ class _ConvTransposeNd(Module):
                  output_padding=0, groups=1, bias="channel", dilation=1, algorithm="auto",
                  init="default", seed=None, dtype=np.float32):
         super().__init__()
-        d = self.ndim
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.groups = positive_int(groups, "groups")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels})")
-        self.kernel_size = tuple_of(kernel_size, d, "kernel_size")
-        self.stride = tuple_of(stride, d, "stride")
-        self.dilation = tuple_of(dilation, d, "dilation")
-        self.output_padding = tuple_of(output_padding, d, "output_padding", minimum=0)
+        _geometry_args(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                       groups)
+        self.output_padding = tuple_of(output_padding, self.ndim, "output_padding", minimum=0)
         if any(p >= max(s, dl) for p, s, dl in zip(self.output_padding, self.stride, self.dilation)):
             raise ValueError(f"output_padding must be smaller than stride or dilation, got "
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
-        self.padding = padding if isinstance(padding, str) else _padding_value(padding)
         self.algorithm = algorithm
         self.bias_kind = bias_kind(bias, ("channel",))
         self.dtype = float_dtype(dtype)
-        rng = make_rng(seed)
         # the forward convolution's kernel: (K, C/groups, *k) with K = in_channels here
         w_shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        fan_in = w_shape[1] * math.prod(self.kernel_size)      # as PyTorch computes it
-        fan_out = self.in_channels // self.groups * math.prod(self.kernel_size)
-        self.add_parameter("weight", init_weight(rng, w_shape, fan_in, fan_out, self.dtype, init))
-        if self.bias_kind == "channel":
-            self.add_parameter("bias", init_bias(rng, (self.out_channels,), fan_in, self.dtype, init))
+        k_vol = math.prod(self.kernel_size)
+        _weight_and_bias(self, seed, init, w_shape, fan_in=w_shape[1] * k_vol,  # as PyTorch does
+                         fan_out=self.in_channels // self.groups * k_vol)
 
     def _geometry(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
@@ -203,8 +215,7 @@ class _ConvTransposeNd(Module):
         g = dict(algorithm=self.algorithm, **self._geometry())
         # y = A^T x, with A the convolution by weight: dL/dx = A gy, dL/dw = kernel grad of (gy, x)
         self.grads["weight"] += fastconv.conv_grad_kernel(gy, x, self.weight.shape, **g)
-        if self.bias_kind == "channel":
-            self.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+        _add_bias_grad(self, gy)
         return fastconv.conv(gy, self.weight, **g)
 
     def extra_repr(self):
