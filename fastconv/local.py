@@ -99,6 +99,39 @@ def _check_gy(gy, expected, name="gy"):
                          f"geometry), got {gy.shape}")
 
 
+def _forward_args(x, w, bias, leading, stride, padding, dilation):
+    """x, w, bias as arrays, d and the spec of a forward call; w is (leading, K, C, *kernel)."""
+    x, w = _as_array(x, "x"), _as_array(w, "w")
+    b = None if bias is None else _as_array(bias, "bias")
+    d = _spatial_dims(w.shape, "w", leading)
+    return x, w, b, d, _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+
+
+def _grad_input_args(gy, w, input_shape, leading, stride, padding, dilation):
+    """gy, w as arrays, d and the spec of a grad_input call (input_shape full or spatial)."""
+    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
+    d = _spatial_dims(w.shape, "w", leading)
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
+                         f"w of shape {w.shape}, got shape {gy.shape}")
+    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
+    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
+                 x_name="input_shape")
+    return gy, w, d, spec
+
+
+def _grad_kernel_args(x, gy, kernel_shape):
+    """x, gy as arrays, d and kernel_shape as a tuple (its length is the caller's to check)."""
+    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
+    d = x.ndim - 2
+    if gy.ndim != d + 2:
+        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
+                         f"{gy.shape}")
+    return x, gy, d, _shape(kernel_shape, "kernel_shape")
+
+
 def _empty(spec):
     return 0 in (spec.batch, spec.out_channels, spec.in_channels)
 
@@ -189,10 +222,7 @@ def locally_connected(x, w, bias=None, *, stride=1, padding=0, dilation=1):
     ``bias`` is None, (K,) shared over positions, or (K, *out_spatial), one per output location
     (section 9.5). Returns (N, K, *out_spatial) in the inputs' precision.
     """
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    b = None if bias is None else _as_array(bias, "bias")
-    d = _spatial_dims(w.shape, "w", "*out_spatial")
-    spec = _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+    x, w, b, d, spec = _forward_args(x, w, bias, "*out_spatial", stride, padding, dilation)
     _check_positions(spec, w.shape, d, "w")
     out = _out_spatial(spec)
     _check_bias(b, spec.out_channels, out, "output position")
@@ -217,14 +247,7 @@ def locally_connected_grad_input(gy, w, input_shape, *, stride=1, padding=0, dil
     ``input_shape`` is x's shape, (N, C, *in_spatial) or in_spatial alone (several input sizes give
     the same output size under a stride).
     """
-    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
-    d = _spatial_dims(w.shape, "w", "*out_spatial")
-    if gy.ndim != d + 2:
-        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
-                         f"w of shape {w.shape}, got shape {gy.shape}")
-    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
-    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
-                 x_name="input_shape")
+    gy, w, d, spec = _grad_input_args(gy, w, input_shape, "*out_spatial", stride, padding, dilation)
     _check_positions(spec, w.shape, d, "w")
     _check_gy(gy, spec.user_shape(spec.y_shape))
     if _empty(spec):
@@ -242,14 +265,7 @@ def locally_connected_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, d
     gw[p][k, c, t] = sum_n gy[n, k, p] x[n, c, p * stride + t * dilation]. ``kernel_shape`` is
     w's full shape (*out_spatial, K, C, *kernel), or the kernel's spatial sizes alone.
     """
-    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
-    if x.ndim not in (3, 4, 5):
-        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
-    d = x.ndim - 2
-    if gy.ndim != d + 2:
-        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
-                         f"{gy.shape}")
-    shape = _shape(kernel_shape, "kernel_shape")
+    x, gy, d, shape = _grad_kernel_args(x, gy, kernel_shape)
     dtype = _result_dtype(x, gy)
     if len(shape) == d:
         k_shape = (gy.shape[1], x.shape[1]) + shape
@@ -356,10 +372,7 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, algorithm="a
     algorithm forces one convolution per tile with that algorithm. Returns (N, K, *out_spatial).
     """
     _registry.check_algorithm(algorithm)
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    b = None if bias is None else _as_array(bias, "bias")
-    d = _spatial_dims(w.shape, "w", "*tiles")
-    spec = _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+    x, w, b, d, spec = _forward_args(x, w, bias, "*tiles", stride, padding, dilation)
     _check_tiles(w.shape, d, "w")
     tiles = tuple(w.shape[:d])
     _check_bias(b, spec.out_channels, tiles, "tile kernel")
@@ -394,14 +407,7 @@ def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1
     ``input_shape`` x's shape or its spatial sizes alone. The tiles are added in a fixed order.
     """
     _registry.check_algorithm(algorithm)
-    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
-    d = _spatial_dims(w.shape, "w", "*tiles")
-    if gy.ndim != d + 2:
-        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
-                         f"w of shape {w.shape}, got shape {gy.shape}")
-    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
-    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
-                 x_name="input_shape")
+    gy, w, d, spec = _grad_input_args(gy, w, input_shape, "*tiles", stride, padding, dilation)
     _check_tiles(w.shape, d, "w")
     _check_gy(gy, spec.user_shape(spec.y_shape))
     gx = np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
@@ -430,14 +436,7 @@ def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation
     position uses (t larger than the output) gets a zero gradient.
     """
     _registry.check_algorithm(algorithm)
-    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
-    if x.ndim not in (3, 4, 5):
-        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
-    d = x.ndim - 2
-    if gy.ndim != d + 2:
-        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
-                         f"{gy.shape}")
-    shape = _shape(kernel_shape, "kernel_shape")
+    x, gy, d, shape = _grad_kernel_args(x, gy, kernel_shape)
     if len(shape) != 2 * d + 2:
         raise ValueError(f"kernel_shape must have {2 * d + 2} entries (*tiles, K, C, *kernel) for "
                          f"a {d}-D x, got {shape}")
