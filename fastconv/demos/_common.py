@@ -25,6 +25,21 @@ def parser(prog, description, epochs, batch_size, lr):
     return p
 
 
+def start(p, argv, sklearn_demo=None):
+    """Parse argv with p, check for scikit-learn when `sklearn_demo` (its name) needs it, apply
+    the settings (`setup`); returns the arguments and the start time."""
+    args = p.parse_args(argv)
+    if sklearn_demo is not None:
+        need_sklearn(sklearn_demo)
+    setup(args)
+    return args, time.perf_counter()
+
+
+def epochs(args):
+    """--epochs, at most 2 under --quick."""
+    return min(args.epochs, 2) if args.quick else args.epochs
+
+
 def setup(args):
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
@@ -110,6 +125,18 @@ def load_digits(seed, test_size=0.25):
     x = (digits.images / 16.0).astype(np.float32)[:, None]
     return train_test_split(x, digits.target, test_size=test_size, stratify=digits.target,
                             random_state=seed)
+
+
+def digits_split(args, quick_train, quick_test, transform=None):
+    """`load_digits` with --seed, the images through `transform`, cut to the first quick_train
+    training and quick_test test scans under --quick: (x_train, x_test, y_train, y_test)."""
+    x_train, x_test, y_train, y_test = load_digits(args.seed)
+    if transform is not None:
+        x_train, x_test = transform(x_train), transform(x_test)
+    if args.quick:
+        x_train, y_train = x_train[:quick_train], y_train[:quick_train]
+        x_test, y_test = x_test[:quick_test], y_test[:quick_test]
+    return x_train, x_test, y_train, y_test
 
 
 class Timer:

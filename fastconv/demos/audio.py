@@ -81,6 +81,13 @@ def net_3d(seed=None):
         nn.GlobalMaxPool(), nn.Linear(16, 2, seed=rng))
 
 
+def _data(args, make, quick, full):
+    """The (n_train, n_test) sizes (`quick` under --quick, else `full`), and the training and
+    test sets `make` draws with seeds --seed and --seed + 1."""
+    n_train, n_test = quick if args.quick else full
+    return n_train, n_test, make(n_train, args.seed), make(n_test, args.seed + 1)
+
+
 def _train(model, train, test, args, epochs):
     history = nn.fit(model, train, epochs=epochs, batch_size=args.batch_size,
                      optimizer=nn.Adam(model, lr=args.lr), validation=test, seed=args.seed,
@@ -91,14 +98,11 @@ def _train(model, train, test, args, epochs):
 def main(argv=None):
     p = _common.parser("audio", __doc__.splitlines()[0], epochs=12, batch_size=32, lr=3e-3)
     p.add_argument("--only", choices=("1d", "3d"), help="run one half only")
-    args = p.parse_args(argv)
-    _common.setup(args)
+    args, start = _common.start(p, argv)
     budget = fastconv.get_num_threads()
-    start = time.perf_counter()
-    epochs = min(args.epochs, 2) if args.quick else args.epochs
+    epochs = _common.epochs(args)
     if args.only != "3d":
-        n_train, n_test = (256, 128) if args.quick else (4000, 1000)
-        train, test = make_signals(n_train, args.seed), make_signals(n_test, args.seed + 1)
+        n_train, n_test, train, test = _data(args, make_signals, (256, 128), (4000, 1000))
         model = net_1d(seed=args.seed)
         print(f"1-D: {n_train} training and {n_test} test signals of 64 samples, 10 classes "
               f"(templates stretched, scaled, shifted, noised); {model.num_parameters():,} parameters")
@@ -110,8 +114,7 @@ def main(argv=None):
         print(f"1-D test accuracy {acc:.3f} (chance 0.100), {seconds:.1f} s of training\n")
         _common.write_png(args, "audio_signals.png", _signals_image(train[0][:10, 0]))
     if args.only != "1d":
-        n_train, n_test = (96, 64) if args.quick else (400, 200)
-        train, test = make_volumes(n_train, args.seed), make_volumes(n_test, args.seed + 1)
+        n_train, n_test, train, test = _data(args, make_volumes, (96, 64), (400, 200))
         model = net_3d(seed=args.seed)
         print(f"3-D: {n_train} training and {n_test} test volumes of 12x12x12, ball vs cube of "
               f"equal volume; {model.num_parameters():,} parameters")

@@ -28,14 +28,9 @@ def build_model(code_channels=8, seed=None):
 
 def main(argv=None):
     p = _common.parser("autoencoder", __doc__.splitlines()[0], epochs=30, batch_size=32, lr=5e-3)
-    args = p.parse_args(argv)
-    _common.need_sklearn("autoencoder")
-    _common.setup(args)
-    start = time.perf_counter()
-    x_train, x_test, _, _ = _common.load_digits(args.seed)
-    epochs = args.epochs
-    if args.quick:
-        x_train, x_test, epochs = x_train[:256], x_test[:128], min(args.epochs, 2)
+    args, start = _common.start(p, argv, sklearn_demo="autoencoder")
+    x_train, x_test, _, _ = _common.digits_split(args, 256, 128)
+    epochs = _common.epochs(args)
     model = build_model(seed=args.seed)
     print(f"autoencoder: {len(x_train)} training and {len(x_test)} test digit scans (8x8, in [0, 1]); "
           f"code 8x2x2 = 32 numbers per 64-pixel image; {model.num_parameters():,} parameters")

@@ -33,16 +33,9 @@ def upsample(x):
 
 def main(argv=None):
     p = _common.parser("digits", __doc__.splitlines()[0], epochs=12, batch_size=32, lr=3e-3)
-    args = p.parse_args(argv)
-    _common.need_sklearn("digits")
-    _common.setup(args)
-    start = time.perf_counter()
-    x_train, x_test, y_train, y_test = _common.load_digits(args.seed)
-    x_train, x_test = upsample(x_train), upsample(x_test)
-    epochs = args.epochs
-    if args.quick:
-        x_train, y_train, x_test, y_test = x_train[:400], y_train[:400], x_test[:150], y_test[:150]
-        epochs = min(args.epochs, 2)
+    args, start = _common.start(p, argv, sklearn_demo="digits")
+    x_train, x_test, y_train, y_test = _common.digits_split(args, 400, 150, transform=upsample)
+    epochs = _common.epochs(args)
     print(f"digits: {len(x_train) + len(x_test)} real 8x8 scans (scikit-learn), upsampled to 16x16; "
           f"train {len(x_train)}, test {len(x_test)} (stratified, seed {args.seed})")
     model = build_model(seed=args.seed)

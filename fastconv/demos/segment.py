@@ -99,11 +99,9 @@ def main(argv=None):
     p = _common.parser("segment", __doc__.splitlines()[0], epochs=12, batch_size=16, lr=0.01)
     p.add_argument("--steps", type=int, default=3, help="refinement steps (default 3)")
     p.add_argument("--size", type=int, default=20, help="image side in pixels (default 20)")
-    args = p.parse_args(argv)
-    _common.setup(args)
-    start = time.perf_counter()
+    args, start = _common.start(p, argv)
     n_train, n_test = (96, 48) if args.quick else (640, 160)
-    epochs = min(args.epochs, 2) if args.quick else args.epochs
+    epochs = _common.epochs(args)
     x_train, y_train = make_images(n_train, args.size, args.seed)
     x_test, y_test = make_images(n_test, args.size, args.seed + 1)
     share = [(y_train == c).mean() for c in range(3)]

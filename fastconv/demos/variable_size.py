@@ -44,12 +44,10 @@ def main(argv=None):
     p = _common.parser("variable-size", __doc__.splitlines()[0], epochs=10, batch_size=32, lr=3e-3)
     p.add_argument("--train-size", type=int, default=16, help="training image side (default 16)")
     p.add_argument("--sizes", default="12,16,20,24,32,48", help="test image sides")
-    args = p.parse_args(argv)
-    _common.setup(args)
-    start = time.perf_counter()
+    args, start = _common.start(p, argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     n_train, n_test = (192, 60) if args.quick else (1500, 300)
-    epochs = min(args.epochs, 2) if args.quick else args.epochs
+    epochs = _common.epochs(args)
     x_train, y_train = make_images(n_train, args.train_size, args.seed)
     print(f"variable-size: {n_train} training images of {args.train_size}x{args.train_size} "
           f"({', '.join(CLASSES)}), tested on {n_test} new scenes at each of {sizes}")
