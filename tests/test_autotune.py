@@ -15,7 +15,10 @@ import fastconv
 from fastconv import _autotune, _cachefiles, _registry
 from fastconv._functional import _spec_from_shapes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder holding the fastconv under test (the installed package, or the source tree built
+# in place): fresh interpreters import it from there, run there so that the current directory
+# cannot shadow it with an unbuilt source folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
 OPS = ("forward", "grad_input", "grad_kernel")
 GEOMETRY = dict(padding=1)
 X_SHAPE, W_SHAPE = (2, 3, 10, 9), (4, 3, 3, 3)
@@ -157,14 +160,14 @@ def test_the_cache_round_trips_across_processes(cache, monkeypatch):
         fastconv.conv(x, w, padding=1)
         print(fastconv.explain(x.shape, w.shape, padding=1, dtype="float64").tuned_choice["forward"])
     """)
-    first = subprocess.run([sys.executable, "-c", tune], env=env, capture_output=True, text=True,
+    first = subprocess.run([sys.executable, "-c", tune], env=env, cwd=ROOT, capture_output=True, text=True,
                            timeout=120)
     assert first.returncode == 0, first.stderr
     reuse = tune.replace("import numpy as np, fastconv", "import numpy as np, fastconv\n"
                          "from fastconv import _autotune\n"
                          "def boom(*a, **k): raise SystemExit('timed again')\n"
                          "_autotune.time_algorithms = boom")
-    second = subprocess.run([sys.executable, "-c", reuse], env=env, capture_output=True,
+    second = subprocess.run([sys.executable, "-c", reuse], env=env, cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout and first.stdout.strip() in fastconv.algorithms()
@@ -197,7 +200,7 @@ def test_concurrent_writers_leave_a_valid_file_with_every_key(cache):
     env = dict(os.environ, PYTHONPATH=ROOT, FASTCONV_CACHE_DIR=str(cache))
     import time
     start = time.time() + 2
-    procs = [subprocess.Popen([sys.executable, "-c", writer, f"p{n}", str(start)], env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", writer, f"p{n}", str(start)], env=env, cwd=ROOT,
                               stderr=subprocess.PIPE, text=True) for n in range(4)]
     for p in procs:
         _, err = p.communicate(timeout=120)

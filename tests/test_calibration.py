@@ -13,7 +13,10 @@ import pytest
 import fastconv
 from fastconv import _cachefiles, _calibration, _registry
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder holding the fastconv under test (the installed package, or the source tree built
+# in place): fresh interpreters import it from there, run there so that the current directory
+# cannot shadow it with an unbuilt source folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
 # The line shipped for direct's float32 forward (the development machine's calibration), read
 # from the shipped table itself: what applies when this machine has no calibration of its own.
 SHIPPED_DIRECT = tuple(float(v) for v in _calibration._calibration_shipped.FACTORS["direct"]["forward"]["float32"])
@@ -89,7 +92,7 @@ def test_a_later_process_loads_the_calibration(cache):
     code = ("import fastconv; from fastconv import _calibration; "
             "print(_calibration.factor('direct', 'forward', 'float32')[0])")
     env = dict(os.environ, PYTHONPATH=ROOT, FASTCONV_CACHE_DIR=str(cache))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True, timeout=60)
     assert float(out.stdout) == 1000.0
 

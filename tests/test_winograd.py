@@ -293,6 +293,6 @@ print("ok")
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     env = dict(os.environ, FASTCONV_WINOGRAD_LEVEL=str(level),
                PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
