@@ -36,14 +36,8 @@ def num_threads():
 
 
 def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from fastconv._cachefiles import cpu_model   # the name fastconv's own caches key on
+    return cpu_model()
 
 
 def _version(module_name):
