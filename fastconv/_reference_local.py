@@ -16,21 +16,10 @@ import itertools
 
 import numpy as np
 
+from ._reference_common import real_array, result_dtype
+
 __all__ = ["locally_connected", "locally_connected_grad_input", "locally_connected_grad_kernel",
            "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_kernel"]
-
-
-def _array(a, name):
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    return a
-
-
-def _dtype(*arrays):
-    """float32 when every array is a float of at most 32 bits, float64 otherwise."""
-    single = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays if a is not None)
-    return np.float32 if single else np.float64
 
 
 def _ints(value, nd, name, minimum):
@@ -120,9 +109,9 @@ def _split(w_shape, x_ndim, name):
 
 
 def _forward(x, w, bias, stride, padding, dilation, select):
-    x, w = _array(x, "x"), _array(w, "w")
-    b = None if bias is None else _array(bias, "bias")
-    dtype = _dtype(x, w, b)
+    x, w = real_array(x, "x"), real_array(w, "w")
+    b = None if bias is None else real_array(bias, "bias")
+    dtype = result_dtype(x, w, b)
     nd, k = _split(w.shape, x.ndim, "w")
     if x.shape[1] != w.shape[nd + 1]:
         raise ValueError(f"x: expected {w.shape[nd + 1]} channels, got shape {x.shape}")
@@ -145,7 +134,7 @@ def _forward(x, w, bias, stride, padding, dilation, select):
 
 
 def _grad_input(gy, w, input_shape, stride, padding, dilation, select):
-    gy, w = _array(gy, "gy"), _array(w, "w")
+    gy, w = real_array(gy, "gy"), real_array(w, "w")
     nd, k = _split(w.shape, gy.ndim, "w")
     n = tuple(input_shape)[-nd:]
     s, d, pads, out = _geometry(n, k, stride, padding, dilation)
@@ -158,11 +147,11 @@ def _grad_input(gy, w, input_shape, stride, padding, dilation, select):
     for o in itertools.product(*map(range, out)):
         g = gy[(slice(None), slice(None)) + o].astype(np.float64)      # (N, K)
         gxp[_window(o, k, s, d)] += np.tensordot(g, w64[kernel_of(o)], (1, 0))
-    return _crop(gxp, pads).astype(_dtype(gy, w))
+    return _crop(gxp, pads).astype(result_dtype(gy, w))
 
 
 def _grad_kernel(x, gy, kernel_shape, stride, padding, dilation, select):
-    x, gy = _array(x, "x"), _array(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     nd, k = _split(kernel_shape, x.ndim, "kernel_shape")
     s, d, pads, out = _geometry(x.shape[2:], k, stride, padding, dilation)
     kernel_of = select(kernel_shape, out)
@@ -174,7 +163,7 @@ def _grad_kernel(x, gy, kernel_shape, stride, padding, dilation, select):
     for o in itertools.product(*map(range, out)):
         g = gy[(slice(None), slice(None)) + o].astype(np.float64)      # (N, K)
         gw[kernel_of(o)] += np.tensordot(g, xp[_window(o, k, s, d)], (0, 0))
-    return gw.astype(_dtype(x, gy))
+    return gw.astype(result_dtype(x, gy))
 
 
 def locally_connected(x, w, bias=None, *, stride=1, padding=0, dilation=1):

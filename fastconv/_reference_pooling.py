@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from ._reference_common import real_array, result_dtype
+
 __all__ = [
     "max_pool", "max_pool_grad_input", "avg_pool", "avg_pool_grad_input",
     "lp_pool", "lp_pool_grad_input", "weighted_avg_pool", "weighted_avg_pool_grad_input",
@@ -20,18 +22,6 @@ __all__ = [
     "global_avg_pool", "global_avg_pool_grad_input", "global_max_pool", "global_max_pool_grad_input",
     "channel_pool", "channel_pool_grad_input",
 ]
-
-
-def _real(a, name):
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    return a
-
-
-def _out_dtype(*arrays):
-    single = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays)
-    return np.dtype(np.float32 if single else np.float64)
 
 
 def _each(value, nd):
@@ -125,20 +115,20 @@ def _sliding_windows(spatial, k, s, p, d, out):
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
              return_indices=False):
     """y[o] = max over the taps o*s - p + t*d inside the input; first maximum in row-major order."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     k, s, p, d, out = _geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     y, idx = _max_over(x.astype(np.float64), _sliding_windows(x.shape[2:], k, s, p, d, out),
                        x.shape[:2] + out)
-    y = y.astype(_out_dtype(x))
+    y = y.astype(result_dtype(x))
     return (y, idx) if return_indices else y
 
 
 def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                         indices=None):
-    x, gy = _real(x, "x"), _real(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     if indices is None:
         _, indices = max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, True)
-    return _route(gy.astype(np.float64), np.asarray(indices), x.shape).astype(_out_dtype(gy, x))
+    return _route(gy.astype(np.float64), np.asarray(indices), x.shape).astype(result_dtype(gy, x))
 
 
 def _avg_windows(spatial, kernel_size, stride, padding, ceil_mode, count_include_pad):
@@ -183,23 +173,23 @@ def _avg_pairs(spatial, kernel_size, stride, padding, ceil_mode, count_include_p
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    x = _real(x, "x")
+    x = real_array(x, "x")
     pairs, out = _avg_pairs(x.shape[2:], kernel_size, stride, padding, ceil_mode,
                             count_include_pad)
-    return _linear(x.astype(np.float64), pairs, out).astype(_out_dtype(x))
+    return _linear(x.astype(np.float64), pairs, out).astype(result_dtype(x))
 
 
 def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
-    gy = _real(gy, "gy")
+    gy = real_array(gy, "gy")
     shape = tuple(gy.shape[:2]) + tuple(input_shape)[-(gy.ndim - 2):]
     pairs, _ = _avg_pairs(shape[2:], kernel_size, stride, padding, ceil_mode, count_include_pad)
-    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(_out_dtype(gy))
+    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(result_dtype(gy))
 
 
 def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     """y[o] = (sum over the window's elements of |x|^p)^(1/p)."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     k, s, pad, d, out = _geometry(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
     windows = _sliding_windows(x.shape[2:], k, s, pad, d, out)
     ax = np.abs(x.astype(np.float64))
@@ -207,12 +197,12 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     for j, positions in enumerate(windows):
         for pos in positions:
             total[:, :, j] += ax[_at(pos)] ** p
-    return (total ** (1.0 / p)).reshape(x.shape[:2] + out).astype(_out_dtype(x))
+    return (total ** (1.0 / p)).reshape(x.shape[:2] + out).astype(result_dtype(x))
 
 
 def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     """dy/dx = sign(x) |x|^(p-1) / y^(p-1) per window; 0 where y == 0 or x == 0."""
-    x, gy = _real(x, "x"), _real(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     k, s, pad, d, out = _geometry(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
     windows = _sliding_windows(x.shape[2:], k, s, pad, d, out)
     xf = x.astype(np.float64)
@@ -226,7 +216,7 @@ def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=
             with np.errstate(divide="ignore", invalid="ignore"):
                 slope = np.sign(v) * np.abs(v) ** (p - 1) / y[:, :, j] ** (p - 1)
             gx[_at(pos)] += np.where(live & (v != 0), slope * g[:, :, j], 0.0)
-    return gx.astype(_out_dtype(gy, x))
+    return gx.astype(result_dtype(gy, x))
 
 
 def _gauss_pairs(spatial, kernel_size, stride, padding, ceil_mode, sigma):
@@ -248,17 +238,17 @@ def _gauss_pairs(spatial, kernel_size, stride, padding, ceil_mode, sigma):
 def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
     """Gaussian weights of the distance from the window's centre, normalised over the window's
     elements inside the input."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     pairs, out = _gauss_pairs(x.shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
-    return _linear(x.astype(np.float64), pairs, out).astype(_out_dtype(x))
+    return _linear(x.astype(np.float64), pairs, out).astype(result_dtype(x))
 
 
 def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0,
                                  ceil_mode=False, sigma=None):
-    gy = _real(gy, "gy")
+    gy = real_array(gy, "gy")
     shape = tuple(gy.shape[:2]) + tuple(input_shape)[-(gy.ndim - 2):]
     pairs, _ = _gauss_pairs(shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
-    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(_out_dtype(gy))
+    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(result_dtype(gy))
 
 
 def _adaptive_windows(spatial, output_size):
@@ -270,18 +260,18 @@ def _adaptive_windows(spatial, output_size):
 
 def adaptive_max_pool(x, output_size, return_indices=False):
     """Max over bins [floor(i n / out), ceil((i + 1) n / out)) along every axis."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     windows, out = _adaptive_windows(x.shape[2:], output_size)
     y, idx = _max_over(x.astype(np.float64), windows, x.shape[:2] + out)
-    y = y.astype(_out_dtype(x))
+    y = y.astype(result_dtype(x))
     return (y, idx) if return_indices else y
 
 
 def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
-    x, gy = _real(x, "x"), _real(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     if indices is None:
         _, indices = adaptive_max_pool(x, output_size, True)
-    return _route(gy.astype(np.float64), np.asarray(indices), x.shape).astype(_out_dtype(gy, x))
+    return _route(gy.astype(np.float64), np.asarray(indices), x.shape).astype(result_dtype(gy, x))
 
 
 def _adaptive_pairs(spatial, output_size):
@@ -290,48 +280,48 @@ def _adaptive_pairs(spatial, output_size):
 
 
 def adaptive_avg_pool(x, output_size):
-    x = _real(x, "x")
+    x = real_array(x, "x")
     pairs, out = _adaptive_pairs(x.shape[2:], output_size)
-    return _linear(x.astype(np.float64), pairs, out).astype(_out_dtype(x))
+    return _linear(x.astype(np.float64), pairs, out).astype(result_dtype(x))
 
 
 def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
-    gy = _real(gy, "gy")
+    gy = real_array(gy, "gy")
     shape = tuple(gy.shape[:2]) + tuple(input_shape)[-(gy.ndim - 2):]
     pairs, _ = _adaptive_pairs(shape[2:], output_size)
-    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(_out_dtype(gy))
+    return _linear_transpose(gy.astype(np.float64), pairs, shape).astype(result_dtype(gy))
 
 
 def global_avg_pool(x):
     """Mean over every spatial position: (N, C)."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     planes = x.astype(np.float64).reshape(x.shape[:2] + (-1,))
     total = np.zeros(x.shape[:2])
     for j in range(planes.shape[2]):
         total += planes[:, :, j]
-    return (total / planes.shape[2]).astype(_out_dtype(x))
+    return (total / planes.shape[2]).astype(result_dtype(x))
 
 
 def global_avg_pool_grad_input(gy, input_shape):
-    gy = _real(gy, "gy")
+    gy = real_array(gy, "gy")
     shape = tuple(input_shape)
     size = int(np.prod(shape[2:]))
     gx = np.repeat(gy.astype(np.float64)[:, :, None] / size, size, axis=2)
-    return gx.reshape(shape).astype(_out_dtype(gy))
+    return gx.reshape(shape).astype(result_dtype(gy))
 
 
 def global_max_pool(x):
-    x = _real(x, "x")
+    x = real_array(x, "x")
     windows = [list(itertools.product(*(range(n) for n in x.shape[2:])))]
     y, _ = _max_over(x.astype(np.float64), windows, x.shape[:2])
-    return y.astype(_out_dtype(x))
+    return y.astype(result_dtype(x))
 
 
 def global_max_pool_grad_input(gy, x):
-    x, gy = _real(x, "x"), _real(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     windows = [list(itertools.product(*(range(n) for n in x.shape[2:])))]
     _, idx = _max_over(x.astype(np.float64), windows, x.shape[:2])
-    return _route(gy.astype(np.float64), idx, x.shape).astype(_out_dtype(gy, x))
+    return _route(gy.astype(np.float64), idx, x.shape).astype(result_dtype(gy, x))
 
 
 def _channel_groups(x, group_size, mode):
@@ -344,7 +334,7 @@ def _channel_groups(x, group_size, mode):
 
 def channel_pool(x, group_size, mode="max"):
     """Output channel j pools input channels j*g .. j*g + g - 1 (max: the first maximum)."""
-    x = _real(x, "x")
+    x = real_array(x, "x")
     groups = _channel_groups(x, group_size, mode)
     xf = x.astype(np.float64)
     y = np.zeros((x.shape[0], groups) + x.shape[2:])
@@ -354,11 +344,11 @@ def channel_pool(x, group_size, mode="max"):
             y[:, j] = np.take_along_axis(block, _first_max(block)[..., None], -1)[..., 0]
         else:
             y[:, j] = block.sum(-1) / group_size
-    return y.astype(_out_dtype(x))
+    return y.astype(result_dtype(x))
 
 
 def channel_pool_grad_input(gy, x, group_size, mode="max"):
-    x, gy = _real(x, "x"), _real(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     groups = _channel_groups(x, group_size, mode)
     xf, g = x.astype(np.float64), gy.astype(np.float64)
     gx = np.zeros(x.shape)
@@ -370,4 +360,4 @@ def channel_pool_grad_input(gy, x, group_size, mode="max"):
             else:
                 block = np.moveaxis(xf[:, j * group_size:(j + 1) * group_size], 1, -1)
                 gx[:, c] = np.where(_first_max(block) == m, g[:, j], 0.0)
-    return gx.astype(_out_dtype(gy, x))
+    return gx.astype(result_dtype(gy, x))

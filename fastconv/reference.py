@@ -25,6 +25,8 @@ import operator
 
 import numpy as np
 
+from ._reference_common import real_array, result_dtype
+
 __all__ = ["conv", "conv_grad_input", "conv_grad_kernel", "conv_transpose", "output_size"]
 
 # padding_mode name -> np.pad mode
@@ -44,20 +46,6 @@ def output_size(n, k, stride, pad_low, pad_high, dilation):
 # ---------------------------------------------------------------------------------------------
 # Argument normalisation (independent of fastconv's own geometry module on purpose)
 # ---------------------------------------------------------------------------------------------
-
-def _real_array(a, name):
-    """``np.asarray(a)``, refusing anything that is not bool, integer or real floating point."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    return a
-
-
-def _result_dtype(*arrays):
-    """float32 if every array is a float of at most 32 bits, else float64 (the contract's rule)."""
-    single = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays)
-    return np.dtype(np.float32 if single else np.float64)
-
 
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -160,7 +148,7 @@ def _check_padding_mode(padding_mode):
 
 
 def _check_bias(bias, channels):
-    b = _real_array(bias, "bias")
+    b = real_array(bias, "bias")
     if b.shape != (channels,):
         raise ValueError(f"bias: expected shape ({channels},), got {b.shape}")
     return b
@@ -285,12 +273,12 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, flip=Fal
     result is ``(N, K, *out)`` with ``out`` given by :func:`output_size`. Output channel ``i``
     of group ``g`` reads only the input channels of group ``g``.
     """
-    x, w = _real_array(x, "x"), _real_array(w, "w")
+    x, w = real_array(x, "x"), real_array(w, "w")
     nd = _spatial_dims(w)
     arrays = [x, w]
     if bias is not None:
         arrays.append(_check_bias(bias, w.shape[0]))
-    dtype = _result_dtype(*arrays)
+    dtype = result_dtype(*arrays)
     if x.ndim != nd + 2:
         raise ValueError(f"x: expected {nd + 2} dimensions (N, C, *spatial) to match w, "
                          f"got shape {x.shape}")
@@ -316,9 +304,9 @@ def conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
     N comes from ``gy`` and C is ``w.shape[1] * groups``). With a padding mode other than zeros
     the gradient of every padded element is folded back onto the element it was copied from.
     """
-    gy, w = _real_array(gy, "gy"), _real_array(w, "w")
+    gy, w = real_array(gy, "gy"), real_array(w, "w")
     nd = _spatial_dims(w)
-    dtype = _result_dtype(gy, w)
+    dtype = result_dtype(gy, w)
     if gy.ndim != nd + 2:
         raise ValueError(f"gy: expected {nd + 2} dimensions (N, K, *out), got shape {gy.shape}")
     if not _is_int(groups) or groups < 1:
@@ -350,8 +338,8 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
     spatial sizes (then K comes from ``gy`` and C // groups from ``x``). With ``flip`` the
     gradient is with respect to the unflipped kernel the caller passed.
     """
-    x, gy = _real_array(x, "x"), _real_array(gy, "gy")
-    dtype = _result_dtype(x, gy)
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
+    dtype = result_dtype(x, gy)
     if x.ndim < 3:
         raise ValueError(f"x: expected (N, C, *spatial) with at least one spatial dimension, "
                          f"got shape {x.shape}")
@@ -401,7 +389,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     is ``(N, C, *n)`` where ``n`` is a size whose forward output size is ``m``: ``output_shape``
     (spatial sizes or the full shape) picks it, by default the smallest one.
     """
-    x, w = _real_array(x, "x"), _real_array(w, "w")
+    x, w = real_array(x, "x"), real_array(w, "w")
     nd = _spatial_dims(w)
     if not _is_int(groups) or groups < 1:
         raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
@@ -409,7 +397,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     arrays = [x, w]
     if bias is not None:
         arrays.append(_check_bias(bias, channels))
-    dtype = _result_dtype(*arrays)
+    dtype = result_dtype(*arrays)
     if x.ndim != nd + 2:
         raise ValueError(f"x: expected {nd + 2} dimensions (N, K, *spatial) to match w, "
                          f"got shape {x.shape}")
