@@ -263,15 +263,18 @@ def _restore_padding_nans(spec, op, result, data):
         result.reshape(K, -1, T).transpose(0, 2, 1)[hit] = np.nan
 
 
-def _empty_result(shape, dtype):
-    return np.zeros(shape, dtype) if math.prod(shape) == 0 else None
+def _nothing_to_sum(shape, dtype, *operands):
+    """The result (zeros) when it or an operand is empty, else None: the kernels need neither."""
+    if math.prod(shape) == 0 or any(a.size == 0 for a in operands):
+        return np.zeros(shape, dtype)
+    return None
 
 
 def forward(spec, x, w):
+    zeros = _nothing_to_sum(spec.y_shape, spec.dtype, x, w)
+    if zeros is not None:
+        return zeros
     y = np.empty(spec.y_shape, spec.dtype)
-    if y.size == 0 or x.size == 0 or w.size == 0:
-        y[...] = 0
-        return y
     plan = _Plan(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
@@ -282,10 +285,10 @@ def forward(spec, x, w):
 
 
 def grad_input(spec, gy, w):
+    zeros = _nothing_to_sum(spec.x_shape, spec.dtype, gy, w)
+    if zeros is not None:
+        return zeros
     gx = np.empty(spec.x_shape, spec.dtype)
-    if gx.size == 0 or gy.size == 0 or w.size == 0:
-        gx[...] = 0
-        return gx
     # The stride-1 pass's edge tiles multiply weights by the zeros around gy; a non-finite weight
     # would make NaN there that the textbook sum (over the input only) does not have.
     transposed = _stride_one(spec) and np.isfinite(w).all()
@@ -301,10 +304,10 @@ def grad_input(spec, gy, w):
 
 
 def grad_kernel(spec, x, gy):
+    zeros = _nothing_to_sum(spec.w_shape, spec.dtype, gy, x)
+    if zeros is not None:
+        return zeros
     gw = np.empty(spec.w_shape, spec.dtype)
-    if gw.size == 0 or gy.size == 0 or x.size == 0:
-        gw[...] = 0
-        return gw
     plan = _Plan(spec, "grad_kernel")
     tables, lists, accs, partials = plan.arrays(spec.dtype)
     _direct.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), partials, accs,
