@@ -918,11 +918,23 @@ def _corner(batch, region):
     return (batch, slice(None)) + tuple(slice(r.start, r.start + 1) for r in region)
 
 
+def _through_kernel(plan, src, src_places, W, channels, dest_places, dest, fused, workers):
+    """Spectra of src, their product with the kernel spectra W into `channels` channels, and back
+    to signals (into dest where the layout allows; the returned array is the result)."""
+    S = _spectra(src, src_places, plan, "in", workers, not fused)
+    O = _buffers.get("out", S.shape[:1] + (channels,) + S.shape[2:], S.dtype)
+    if fused:
+        _fused(plan, S, W, O, workers)
+    else:
+        _product(plan, S, W, O, False, workers)
+    return _signals(O, dest_places, plan, workers, dest, not fused)
+
+
 def forward(spec, x, w):
     plan = _current_plan(spec, "forward")
     if plan.zero:
         return np.zeros(spec.y_shape, spec.dtype)
-    workers = threads = _config.get_num_threads()
+    workers = _config.get_num_threads()
     fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
     y = np.empty(spec.y_shape, spec.dtype)
@@ -933,16 +945,11 @@ def forward(spec, x, w):
         if xs.size == 0:
             y[out] = 0
             continue
-        X = _spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in", workers,
-                     not fused)
-        Y = _buffers.get("out", X.shape[:1] + (spec.out_channels,) + X.shape[2:], X.dtype)
-        if fused:
-            _fused(plan, X, W, Y, workers)
-        else:
-            _product(plan, X, W, Y, False, threads)
         dest = y[out]
-        part = _signals(Y, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, workers,
-                        dest, not fused)
+        part = _through_kernel(plan, xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], W,
+                               spec.out_channels,
+                               [a.output_place(t) for a, t in zip(plan.axes, tile)], dest, fused,
+                               workers)
         if part is not dest:
             dest[...] = part
         probes.append(y[_corner(batch, out[2:])])
@@ -954,7 +961,7 @@ def grad_input(spec, gy, w):
     plan = _current_plan(spec, "grad_input")
     if plan.zero:
         return np.zeros(spec.x_shape, spec.dtype)
-    workers = threads = _config.get_num_threads()
+    workers = _config.get_num_threads()
     fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
     read = [a.window(0) for a in plan.axes]
@@ -966,16 +973,11 @@ def grad_input(spec, gy, w):
         if gx[target].size == 0:
             continue
         gys = gy[(batch, slice(None)) + _outputs(plan, tile)]
-        GY = _spectra(gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan, "in",
-                      workers, not fused)
-        GX = _buffers.get("out", GY.shape[:1] + (spec.in_channels,) + GY.shape[2:], GY.dtype)
-        if fused:
-            _fused(plan, GY, W, GX, workers)
-        else:
-            _product(plan, GY, W, GX, False, threads)
         dest = gx[target] if plan.tiles == 1 else None
-        part = _signals(GX, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, workers,
-                        dest, not fused)
+        part = _through_kernel(plan, gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], W,
+                               spec.in_channels,
+                               [a.input_place(t) for a, t in zip(plan.axes, tile)], dest, fused,
+                               workers)
         if dest is None:
             gx[target] += part
         elif part is not dest:
