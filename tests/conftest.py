@@ -9,6 +9,8 @@ Tolerance (CONTRACT.md): ``max|fast - ref| <= tol * max|ref|`` with tol 2e-4 in 
 """
 import math
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -115,6 +117,42 @@ def _forced_or_none(fn, *args, algorithm, **kwargs):
         return None
 
 
+_KERNEL_SET_SCRIPT = """
+import numpy as np, fastconv
+from fastconv import {module}, reference
+assert {module}.kernel_level() == {level}, {module}.kernel_level()
+rng = np.random.default_rng(0)
+for xs, ws, kw in {cases!r}:
+    for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        y = reference.conv(x, w, **kw)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        pairs = [(fastconv.conv(x, w, algorithm="{algorithm}", **kw), y),
+                 (fastconv.conv_grad_input(gy, w, xs, algorithm="{algorithm}", **kw),
+                  reference.conv_grad_input(gy, w, xs, **kw)),
+                 (fastconv.conv_grad_kernel(x, gy, ws, algorithm="{algorithm}", **kw),
+                  reference.conv_grad_kernel(x, gy, ws, **kw))]
+        for got, want in pairs:
+            assert np.abs(got - want).max() <= tol * np.abs(want).max(), (xs, ws, kw, dtype)
+print("ok")
+"""
+
+
+def _check_kernel_set(algorithm, env_var, level, cases):
+    """Run an algorithm's three operations on `cases` ((x shape, w shape, geometry) triples) in a
+    fresh interpreter whose `env_var` lowers its instruction-set level to `level`, against the
+    reference. Run from the folder of the fastconv under test, so that nothing shadows it."""
+    code = _KERNEL_SET_SCRIPT.format(module=f"_{algorithm}", algorithm=algorithm, level=level,
+                                     cases=list(cases))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, **{env_var: str(level)},
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def _resolve_padding(padding, n, k, stride, dilation):
     """Per-dimension (low, high) pairs from a CONTRACT padding spec (independent of the library)."""
     d = len(n)
@@ -188,6 +226,13 @@ class _Helpers:
 @pytest.fixture(scope="session")
 def helpers():
     return _Helpers
+
+
+@pytest.fixture(scope="session")
+def check_kernel_set():
+    """``check_kernel_set(algorithm, env_var, level, cases)``: that kernel set against the
+    reference, in a fresh interpreter (see _check_kernel_set)."""
+    return _check_kernel_set
 
 
 @pytest.fixture(scope="session")

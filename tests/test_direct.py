@@ -8,9 +8,6 @@ loads instead of padding, the overlapping last block of a row, the strided (gath
 transposed forward pass of grad_input at stride 1 and its scatter at stride > 1, and the kernel
 gradient's dot products (tap pairs, masked tails, narrow rows, long rows, row groups, parts).
 """
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -183,38 +180,12 @@ def test_cost_and_workspace_are_positive(op):
 
 
 @pytest.mark.parametrize("level", [0, 1])
-def test_every_kernel_set_matches_the_reference(level):
+def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not
     pick, run in a fresh interpreter with FASTCONV_DIRECT_LEVEL lowered."""
     from fastconv import _direct
     if _direct.kernel_level() < level:
         pytest.skip("this machine runs a lower kernel set already")
-    code = f"""
-import numpy as np, fastconv
-from fastconv import _direct, reference
-assert _direct.kernel_level() == {level}, _direct.kernel_level()
-rng = np.random.default_rng(0)
-for xs, ws, kw in {[CASES[n] for n in ("channels-6-padded", "depthwise-28", "depthwise-5x5",
-                                       "narrow-7", "audio-channels", "strided-2", "3d",
-                                       "kernel-nearly-input")]!r}:
-    for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
-        x = rng.standard_normal(xs).astype(dtype)
-        w = rng.standard_normal(ws).astype(dtype)
-        y = reference.conv(x, w, **kw)
-        gy = rng.standard_normal(y.shape).astype(dtype)
-        pairs = [(fastconv.conv(x, w, algorithm="direct", **kw), y),
-                 (fastconv.conv_grad_input(gy, w, xs, algorithm="direct", **kw),
-                  reference.conv_grad_input(gy, w, xs, **kw)),
-                 (fastconv.conv_grad_kernel(x, gy, ws, algorithm="direct", **kw),
-                  reference.conv_grad_kernel(x, gy, ws, **kw))]
-        for got, want in pairs:
-            assert np.abs(got - want).max() <= tol * np.abs(want).max(), (xs, ws, kw, dtype)
-print("ok")
-"""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    env = dict(os.environ, FASTCONV_DIRECT_LEVEL=str(level),
-               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    names = ("channels-6-padded", "depthwise-28", "depthwise-5x5", "narrow-7", "audio-channels",
+             "strided-2", "3d", "kernel-nearly-input")
+    check_kernel_set("direct", "FASTCONV_DIRECT_LEVEL", level, [CASES[n] for n in names])
