@@ -29,6 +29,15 @@ cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noe
     return q * (n // s) + (q if q < n % s else n % s)
 
 
+cdef inline Py_ssize_t phased_offset(const Geom* g, Py_ssize_t xoff) noexcept nogil:
+    """In an input row stored by phase, where input column o * sw + xoff lives, less o: column
+    o * sw + xoff is entry (xoff - q) / sw + o of phase q = xoff mod sw."""
+    cdef Py_ssize_t q = xoff % g.sw
+    if q < 0:
+        q = q + g.sw
+    return phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
+
+
 cdef void phase_rows(const floating* src, floating* dst, Py_ssize_t rows, Py_ssize_t n,
                      Py_ssize_t s) noexcept nogil:
     """Store each row of n values by phase: dst row = src[0], src[s], ..., src[1], src[1 + s], ...
@@ -86,7 +95,7 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
     values of one output row are contiguous: a copy (or a vector add) instead of a gather.
     """
     cdef Py_ssize_t ohw = g.oh * g.ow
-    cdef Py_ssize_t p = p0, o_d, o_h, o_w, o_end, zi, yi, xoff, lo, hi, o, base, q, j0
+    cdef Py_ssize_t p = p0, o_d, o_h, o_w, o_end, zi, yi, xoff, lo, hi, o, base
     cdef floating* xrow
     cdef floating* xph
     while p < p1:
@@ -105,12 +114,8 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
             xrow = xc + (zi * g.ih + yi) * g.iw
             xoff = e * g.dw - g.pw
             valid_range(o_w, o_end, g.sw, xoff, g.iw, &lo, &hi)
-            if phased:          # input column o * sw + xoff is entry j0 + o of phase q
-                q = xoff % g.sw
-                if q < 0:
-                    q = q + g.sw
-                j0 = (xoff - q) // g.sw
-                xph = xrow + phase_start(g.iw, g.sw, q) + j0
+            if phased:
+                xph = xrow + phased_offset(g, xoff)
             if scatter:
                 if phased:
                     for o in range(lo, hi):
@@ -139,7 +144,7 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
                      bint phased) noexcept nogil:
     """col[r - r0, p - p0] = x[n] at row r's tap and output position p (rows r0..r1)."""
-    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, q, k, o, zi, yi
+    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi
     cdef floating* colrow
     cdef const floating* xc
     cdef const floating* src
@@ -156,10 +161,7 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
             xoff = e * g.dw - g.pw
             valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
             if phased:
-                q = xoff % g.sw
-                if q < 0:
-                    q = q + g.sw
-                xoff = phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
+                xoff = phased_offset(g, xoff)
             colrow = col + (r - r0) * width
             for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
                 zi = (k // g.oh) * g.sd - g.pd + a * g.dd
@@ -195,7 +197,7 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                         Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1,
                         bint phased) noexcept nogil:
     """col2im: gx[n, c] += the rows of channels c0..c1 at their taps (the adjoint of pack_chunk)."""
-    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, q, k, o, zi, yi
+    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi
     cdef const floating* colrow
     cdef floating* xc
     cdef floating* dst
@@ -210,10 +212,7 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                 xoff = e * g.dw - g.pw
                 valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
                 if phased:
-                    q = xoff % g.sw
-                    if q < 0:
-                        q = q + g.sw
-                    xoff = phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
+                    xoff = phased_offset(g, xoff)
                 colrow = col + ((c - c0) * g.k_vol + t) * width
                 for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
                     zi = (k // g.oh) * g.sd - g.pd + a * g.dd
