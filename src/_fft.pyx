@@ -18,10 +18,9 @@ frequencies of one a and four b it accumulates over j the products a*b and a*swa
 (swap exchanges real and imaginary parts), in registers, and combines them into the real and
 imaginary parts at the end, where the conjugates only change signs. An item is SUPER blocks
 (every a and b), so the rows it reads stay in cache and the TLB while they are reused; a call
-computes a range of items without the GIL, and the caller runs disjoint ranges on its threads
-(fastconv/_algorithms/fft.py explains why those are Python threads rather than OpenMP's). Every
-output element is computed by one item with j summed in increasing order, so results do not
-depend on the thread count.
+computes the items first..last-1 without the GIL, cut into `threads` contiguous ranges run on
+OpenMP's threads (every entry point below takes `threads`). Every output element is computed
+by one item with j summed in increasing order, so results do not depend on the thread count.
 
 `matrix_along` applies a small complex matrix along one axis of a stack of spectra (the DFT of
 the kernel's few taps, to all frequencies or back), four rows at a time with each vector of
@@ -38,7 +37,9 @@ the fused passes in _fft_fused.h.
 The micro-kernels are the only code that depends on the instruction set: with GCC on x86-64 they
 are compiled for AVX-512, AVX2+FMA and the baseline, and the loader picks one per machine.
 """
+cimport cython
 from cython cimport floating
+from cython.parallel cimport prange
 
 cdef extern from "_fft_product.h":
     void fc_matrix_f32(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const float* m, const float* a,
@@ -57,6 +58,13 @@ cdef extern from "_fft_product.h":
                      const double* b, ptrdiff_t b_row, ptrdiff_t b_j,
                      double* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,
                      int acc) noexcept nogil
+
+
+@cython.cdivision(True)
+cdef inline Py_ssize_t part(Py_ssize_t first, Py_ssize_t last, Py_ssize_t t,
+                            Py_ssize_t parts) noexcept nogil:
+    """The first item of range t of `parts` contiguous ranges covering first..last-1."""
+    return first + (last - first) * t // parts
 
 
 cdef struct Operand:
@@ -94,13 +102,16 @@ def items(Py_ssize_t F):
 def channel_product(const floating[::1] a, const floating[::1] b, floating[::1] out,
                     Py_ssize_t F, Py_ssize_t G, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nj,
                     tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
-                    tuple out_strides, bint accumulate, Py_ssize_t first, Py_ssize_t last):
-    """out (+)= sum_j op(a) op(b) per group, for the items first..last-1 (see `items`).
+                    tuple out_strides, bint accumulate, Py_ssize_t first, Py_ssize_t last,
+                    int threads=1):
+    """out (+)= sum_j op(a) op(b) per group, for the items first..last-1 (see `items`), on
+    `threads` OpenMP threads.
 
     `a`, `b`, `out` are complex spectra of F values each viewed as flat real arrays; the strides
     are (per group, per row, per j) for a and b and (per group, per a, per b) for out, counted in
-    spectra. Runs without the GIL: callers may run disjoint item ranges on several threads.
+    spectra. Runs without the GIL.
     """
+    cdef Py_ssize_t t
     cdef Operand opa, opb, opo
     opa.g, opa.r, opa.j = a_strides
     opa.conj = conj_a
@@ -110,24 +121,26 @@ def channel_product(const floating[::1] a, const floating[::1] b, floating[::1] 
     opo.conj = False
     if F == 0 or G == 0 or na == 0 or nb == 0 or last <= first:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, opa, opb, opo, accumulate,
-                      first, last)
+                      part(first, last, t, threads), part(first, last, t + 1, threads))
 
 
 def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out,
-                 Py_ssize_t ni, Py_ssize_t nt, Py_ssize_t nw, Py_ssize_t first, Py_ssize_t last):
+                 Py_ssize_t ni, Py_ssize_t nt, Py_ssize_t nw, Py_ssize_t first, Py_ssize_t last,
+                 int threads=1):
     """out[s] = m @ a[s] for the stacks s = first..last-1: m is (ni, nt), a[s] (nt, nw) and
     out[s] (ni, nw), all complex, C-contiguous and viewed as flat real arrays. This applies the
-    kernel taps' DFT along one axis (fastconv/_algorithms/fft.py); without the GIL."""
-    cdef Py_ssize_t s
+    kernel taps' DFT along one axis (fastconv/_algorithms/fft.py); on `threads` OpenMP threads,
+    without the GIL."""
+    cdef Py_ssize_t s, t
     if ni == 0 or nw == 0 or last <= first:
         return
     cdef const floating* mp = &m[0]
     cdef const floating* ap = &a[0]
     cdef floating* op = &out[0]
-    with nogil:
-        for s in range(first, last):
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        for s in range(part(first, last, t, threads), part(first, last, t + 1, threads)):
             if floating is float:
                 fc_matrix_f32(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
             else:
@@ -233,21 +246,24 @@ def column_items(Py_ssize_t batch, Py_ssize_t ncols, Py_ssize_t itemsize):
 
 def columns(floating[::1] data, Py_ssize_t L, Py_ssize_t ncols, const int[::1] radix,
             const floating[::1] tw, const floating[::1] roots, double scale, Py_ssize_t first,
-            Py_ssize_t last):
+            Py_ssize_t last, int threads=1):
     """The complex FFT along the middle axis of (batch, L, ncols) interleaved complex `data`
     (viewed as a flat real array), in place and times `scale`, for the items first..last-1 (see
     `column_items` and _fft_columns.h); `radix`, `tw` and `roots` are the plan of
     fastconv/_algorithms/fft.py's _column_plan. Runs without the GIL."""
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     if last <= first or L == 0 or ncols == 0:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = fcc_columns_f32(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
-                                 &roots[0], <float>scale, first, last)
+            rc += fcc_columns_f32(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
+                                 &roots[0], <float>scale, lo, hi)
         else:
-            rc = fcc_columns_f64(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
-                                 &roots[0], scale, first, last)
+            rc += fcc_columns_f64(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
+                                 &roots[0], scale, lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the column FFT")
 
@@ -261,7 +277,7 @@ def row_items(Py_ssize_t nlines, Py_ssize_t itemsize):
 def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_ssize_t count,
              Py_ssize_t start, Py_ssize_t step, floating[::1] dst, const Py_ssize_t[::1] dst_off,
              Py_ssize_t bstride, Py_ssize_t L, const int[::1] radix, const floating[::1] tw,
-             const floating[::1] roots, Py_ssize_t first, Py_ssize_t last):
+             const floating[::1] roots, Py_ssize_t first, Py_ssize_t last, int threads=1):
     """Half spectra of real lines of the dst's type, blocked: frequency k of line l at
     dst[dst_off[l] + (k // FREQ_BLOCK) * bstride + 2 * (k % FREQ_BLOCK)] for k < L // 2 + 1, and
     zeros up to the end of the last block;
@@ -269,19 +285,22 @@ def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_
     (an array's first element, which the caller keeps alive), placed at (start + i * step) mod
     L. Items as `row_items`; the plan as `columns`' (forward); without the GIL."""
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     if last <= first or src_off.shape[0] == 0:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = fcc_rows_r2c_f32(<const float*>src, &src_off[0], src_step, count, start, step,
+            rc += fcc_rows_r2c_f32(<const float*>src, &src_off[0], src_step, count, start, step,
                                   &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
                                   radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], first, last)
+                                  &radix[0], &tw[0], &roots[0], lo, hi)
         else:
-            rc = fcc_rows_r2c_f64(<const double*>src, &src_off[0], src_step, count, start, step,
+            rc += fcc_rows_r2c_f64(<const double*>src, &src_off[0], src_step, count, start, step,
                                   &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
                                   radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], first, last)
+                                  &radix[0], &tw[0], &roots[0], lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the row FFT")
 
@@ -291,22 +310,25 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
              const Py_ssize_t[::1] dst_off, Py_ssize_t dst_step, Py_ssize_t count,
              Py_ssize_t start, Py_ssize_t step, Py_ssize_t L, const int[::1] radix,
              const floating[::1] tw, const floating[::1] roots, double scale, Py_ssize_t first,
-             Py_ssize_t last):
+             Py_ssize_t last, int threads=1):
     """The inverse of `rows_r2c` (the plan inverse), times `scale`: line l's half spectrum at
     src[src_off[l]:] blocked as rows_r2c writes it, its positions (start + i * step) mod L, i < count, written at element
     offsets dst_off[l] + i * dst_step from the address `dst` (of src's real type)."""
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     if last <= first or src_off.shape[0] == 0:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = fcc_rows_c2r_f32(&src[0], &src_off[0], bstride, <float*>dst, &dst_off[0], dst_step,
+            rc += fcc_rows_c2r_f32(&src[0], &src_off[0], bstride, <float*>dst, &dst_off[0], dst_step,
                                   count, start, step, src_off.shape[0], L, radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], <float>scale, first, last)
+                                  &radix[0], &tw[0], &roots[0], <float>scale, lo, hi)
         else:
-            rc = fcc_rows_c2r_f64(&src[0], &src_off[0], bstride, <double*>dst, &dst_off[0], dst_step,
+            rc += fcc_rows_c2r_f64(&src[0], &src_off[0], bstride, <double*>dst, &dst_off[0], dst_step,
                                   count, start, step, src_off.shape[0], L, radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], scale, first, last)
+                                  &radix[0], &tw[0], &roots[0], scale, lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the row FFT")
 
@@ -320,7 +342,7 @@ def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t 
           Py_ssize_t blocks, Py_ssize_t nsamples, Py_ssize_t a_planes, Py_ssize_t o_planes,
           tuple forward_plan, tuple inverse_plan, double scale, Py_ssize_t G, Py_ssize_t nb,
           Py_ssize_t nj, tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
-          tuple out_strides, Py_ssize_t first, Py_ssize_t last):
+          tuple out_strides, Py_ssize_t first, Py_ssize_t last, int threads=1):
     """For the items first..last-1 (see `fused_items`): the column FFT (forward plan) of a's
     spectra (nsamples * a_planes blocked planes of (blocks, L, FREQ_BLOCK)), the channel product into out as
     `channel_product` (one a row per sample; not accumulated), and the inverse column FFT of
@@ -333,46 +355,53 @@ def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t 
     cdef const floating[::1] ro_i = inverse_plan[2]
     cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     sa_g, sa_r, sa_j = a_strides
     sb_g, sb_r, sb_j = b_strides
     so_g, so_r, so_j = out_strides
     if last <= first:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = ff_fused_f32(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
+            rc += ff_fused_f32(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
                               rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
                               rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], <float>scale,
                               G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                              so_g, so_r, so_j, first, last)
+                              so_g, so_r, so_j, lo, hi)
         else:
-            rc = ff_fused_f64(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
+            rc += ff_fused_f64(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
                               rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
                               rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], scale,
                               G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                              so_g, so_r, so_j, first, last)
+                              so_g, so_r, so_j, lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the fused column FFT")
 
 
 def columns_placed(const floating[::1] src, floating[::1] dst, Py_ssize_t L, Py_ssize_t ncols,
                    const Py_ssize_t[::1] pos, const int[::1] radix, const floating[::1] tw,
-                   const floating[::1] roots, double scale, Py_ssize_t first, Py_ssize_t last):
+                   const floating[::1] roots, double scale, Py_ssize_t first, Py_ssize_t last,
+                   int threads=1):
     """`columns` from compact planes: src is (batch, len(pos), ncols) complex holding the only
     nonzero rows, at rows `pos` of dst's (batch, L, ncols) planes, which get the transform;
     items as `column_items`. Without the GIL."""
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     if last <= first or L == 0 or ncols == 0:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = fcc_columns_placed_f32(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
+            rc += fcc_columns_placed_f32(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
                                         radix.shape[0], &radix[0], &tw[0], &roots[0],
-                                        <float>scale, first, last)
+                                        <float>scale, lo, hi)
         else:
-            rc = fcc_columns_placed_f64(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
+            rc += fcc_columns_placed_f64(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
                                         radix.shape[0], &radix[0], &tw[0], &roots[0], scale,
-                                        first, last)
+                                        lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the column FFT")
 
@@ -381,7 +410,7 @@ def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
               Py_ssize_t blocks, Py_ssize_t na_planes, Py_ssize_t nb_planes, tuple forward_plan,
               Py_ssize_t G, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nj, tuple a_strides,
               bint conj_a, tuple b_strides, bint conj_b, tuple out_strides, Py_ssize_t first,
-              Py_ssize_t last):
+              Py_ssize_t last, int threads=1):
     """For the blocks of columns first..last-1: the column FFTs of that block of a's and b's
     blocked spectra (overwritten), then out += their channel product as `channel_product`'s
     (the kernel gradient's). Without the GIL."""
@@ -390,21 +419,24 @@ def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
     cdef const floating[::1] ro_f = forward_plan[2]
     cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
     cdef int rc = 0
+    cdef Py_ssize_t t, lo, hi
     sa_g, sa_r, sa_j = a_strides
     sb_g, sb_r, sb_j = b_strides
     so_g, so_r, so_j = out_strides
     if last <= first:
         return
-    with nogil:
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
+        lo = part(first, last, t, threads)
+        hi = part(first, last, t + 1, threads)
         if floating is float:
-            rc = ff_fused_sum_f32(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
+            rc += ff_fused_sum_f32(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
                                   rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
                                   sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                                  so_g, so_r, so_j, first, last)
+                                  so_g, so_r, so_j, lo, hi)
         else:
-            rc = ff_fused_sum_f64(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
+            rc += ff_fused_sum_f64(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
                                   rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
                                   sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                                  so_g, so_r, so_j, first, last)
+                                  so_g, so_r, so_j, lo, hi)
     if rc != 0:
         raise MemoryError("no scratch for the fused column FFT")

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #define FC_BLOCK 8     /* complex frequencies per micro-kernel call */
 #define FC_SUPER 8     /* blocks per item */
+/* Blocks of frequencies ahead that the float product prefetches its b rows: in a fused pass
+   the kernel's spectra are 64 or more planes read side by side, more streams than the
+   hardware prefetchers follow (the product measured 1.2x faster with it). */
+#define FC_AHEAD 4
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define FC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -142,7 +146,12 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
                block stays in L1 while every a row uses it */                             \
             const ptrdiff_t na2 = na & ~(ptrdiff_t)1;                                    \
             ptrdiff_t f = 0;                                                             \
-            for (; f + FC_BLOCK <= nf; f += FC_BLOCK)                                    \
+            for (; f + FC_BLOCK <= nf; f += FC_BLOCK) {                                  \
+                if (f + (FC_AHEAD + 1) * FC_BLOCK <= nf)                                 \
+                    for (ptrdiff_t i = 0; i < bb; i++)                                   \
+                        for (ptrdiff_t j = 0; j < nj; j++)                               \
+                            __builtin_prefetch(b + (ib + i) * b_row + j * b_j            \
+                                               + 2 * (f + FC_AHEAD * FC_BLOCK));         \
                 for (ia = 0; ia < na2; ia += 2) {                                        \
                     const T* ap = a + ia * a_row + 2 * f;                                \
                     const T* bp = b + ib * b_row + 2 * f;                                \
@@ -158,6 +167,7 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
                                             o_a, o_b, conj_a, conj_b, acc); break;       \
                     }                                                                    \
                 }                                                                        \
+            }                                                                            \
             for (ia = 0; ia < na2 && f < nf; ia++)                                       \
                 for (ptrdiff_t i = 0; i < bb; i++)                                       \
                     fc_tail_##SUF(nf - f, nj, a + ia * a_row + 2 * f, a_j,               \

@@ -34,7 +34,9 @@ the way in and to the positions needed on the way out, and the kernel's few taps
 come back from) the frequencies by products with the DFT matrix where that is cheaper than an
 FFT. The channel contraction, the transforms and those products are the Cython core
 `fastconv._fft`; they share the thread budget (`fastconv.get_num_threads()`) one after the
-other, never at once, on Python threads over work items computed alike whatever the split.
+other, never at once, each on OpenMP threads over work items computed alike whatever the split
+(Python threads woke in 50-80 us, three times a call: a 2-thread largek15 forward measured
+1.47 ms on them and 1.12 ms on OpenMP's).
 """
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -364,8 +366,7 @@ def _columns(a, axis, forward, workers):
     threads = workers if a.size * 2 >= MIN_PARALLEL_POINTS else 1
     flat = a.view(a.real.dtype).reshape(-1)
     scale = 1.0 if forward else 1.0 / L
-    _parallel(lambda lo, hi: _fft.columns(flat, L, ncols, *plan, scale, lo, hi),
-              _split(items, threads))
+    _fft.columns(flat, L, ncols, *plan, scale, 0, items, _threads(threads, items))
     return a
 
 
@@ -583,10 +584,8 @@ def _spectra_own(src, places, plan, name, workers, columns=True):
         items = _fft.row_items(len(src_off), src.itemsize)
         threads = workers if out.size * 2 >= MIN_PARALLEL_POINTS else 1
         start, count, step = places[last]
-        _parallel(lambda lo, hi: _fft.rows_r2c(src.ctypes.data, src_off, st[2 + last], count,
-                                               start, step, flat, dst_off, tst[2], L[last],
-                                               *forward, lo, hi),
-                  _split(items, threads))
+        _fft.rows_r2c(src.ctypes.data, src_off, st[2 + last], count, start, step, flat, dst_off,
+                      tst[2], L[last], *forward, 0, items, _threads(threads, items))
     else:
         out.fill(0)
     if compact is not None:
@@ -608,9 +607,8 @@ def _columns_placed(src, out, axis, positions, workers):
     flat_src, flat_out = src.view(real).reshape(-1), out.view(real).reshape(-1)
     pos = np.ascontiguousarray(positions, np.intp)
     plan = _column_plan(L, True, real)
-    _parallel(lambda lo, hi: _fft.columns_placed(flat_src, flat_out, L, ncols, pos, *plan, 1.0,
-                                                 lo, hi),
-              _split(items, threads))
+    _fft.columns_placed(flat_src, flat_out, L, ncols, pos, *plan, 1.0, 0, items,
+                        _threads(threads, items))
 
 
 def _signals_own(spectra, places, plan, workers, dest=None, columns=True):
@@ -638,10 +636,8 @@ def _signals_own(spectra, places, plan, workers, dest=None, columns=True):
     items = _fft.row_items(len(src_off), dest.itemsize)
     threads = workers if spectra.size * 2 >= MIN_PARALLEL_POINTS else 1
     start, count, step = places[last]
-    _parallel(lambda lo, hi: _fft.rows_c2r(flat, src_off, sst[2], dest.ctypes.data, dst_off,
-                                           dst[2 + last], count, start, step, L[last], *inverse,
-                                           1.0 / L[last], lo, hi),
-              _split(items, threads))
+    _fft.rows_c2r(flat, src_off, sst[2], dest.ctypes.data, dst_off, dst[2 + last], count, start,
+                  step, L[last], *inverse, 1.0 / L[last], 0, items, _threads(threads, items))
     return dest
 
 
@@ -684,8 +680,8 @@ def _along(a, ax, M, out, threads):
         real = a.real.dtype
         flat = [np.ascontiguousarray(M, a.dtype).view(real).reshape(-1),
                 a.view(real).reshape(-1), out.view(real).reshape(-1)]
-        _parallel(lambda lo, hi: _fft.matrix_along(*flat, M.shape[0], M.shape[1], nw, lo, hi),
-                  _split(stacks, threads))
+        _fft.matrix_along(*flat, M.shape[0], M.shape[1], nw, 0, stacks,
+                          _threads(threads, stacks))
         return out
 
     def part(lo, hi):
@@ -780,8 +776,13 @@ def _executor():
 
 def _split(count, parts):
     """`parts` (at most `count`) contiguous ranges covering range(count)."""
-    parts = max(1, min(parts, count))
+    parts = _threads(parts, count)
     return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
+
+
+def _threads(threads, items):
+    """Threads for `items` work items: at most one each, at least one."""
+    return max(1, min(threads, items))
 
 
 def _parallel(fn, ranges):
@@ -832,8 +833,8 @@ def _fused(plan, a, b, out, workers):
     threads = workers
     if na * nb * nj * spec.groups * plan.freqs < MIN_PARALLEL_MACS:
         threads = 1
-    _parallel(lambda first, last: _fft.fused(*arrays, *geometry, first, last),
-              _split(_fft.fused_items(na, blocks), threads))
+    items = _fft.fused_items(na, blocks)
+    _fft.fused(*arrays, *geometry, 0, items, _threads(threads, items))
 
 
 def _fused_sum(plan, a, b, out, workers):
@@ -851,19 +852,17 @@ def _fused_sum(plan, a, b, out, workers):
     threads = workers
     if na * nb * nj * spec.groups * plan.freqs < MIN_PARALLEL_MACS:
         threads = 1
-    _parallel(lambda first, last: _fft.fused_sum(*arrays, *geometry, first, last),
-              _split(blocks, threads))
+    _fft.fused_sum(*arrays, *geometry, 0, blocks, _threads(threads, blocks))
 
 
 def _product(plan, a, b, out, accumulate, threads):
     """`out` (+)= the channel contraction of the plan's op on spectra `a` and `b` (see _fft.pyx).
 
-    The work items are split into `threads` contiguous ranges run on Python threads (the
-    Cython core drops the GIL), not on OpenMP's: libgomp's idle threads spin for milliseconds
-    after a parallel region, on the very cores pocketfft's workers need for the inverse transform
-    that follows, which measured 1.8x slower end to end on two cores. Each block is computed by
-    one thread whatever the split, so the split never changes a result. The product needs no
-    buffer of its own.
+    The work items are split into `threads` contiguous ranges run on OpenMP's threads. Each
+    block is computed by one thread whatever the split, so the split never changes a result.
+    The product needs no buffer of its own. (With pocketfft's transforms, only a fallback here,
+    libgomp's threads spinning after the product slowed its workers; that path is tested, not
+    timed.)
     """
     spec = plan.spec
     G = spec.groups
@@ -875,8 +874,7 @@ def _product(plan, a, b, out, accumulate, threads):
         threads = 1
     arrays = (a.view(real).reshape(-1), b.view(real).reshape(-1), out.view(real).reshape(-1))
     geometry = (freqs, G, *dims, sa, ca, sb, cb, so, accumulate)
-    _parallel(lambda first, last: _fft.channel_product(*arrays, *geometry, first, last),
-              _split(items, threads))
+    _fft.channel_product(*arrays, *geometry, 0, items, _threads(threads, items))
 
 
 # --- the three operations ----------------------------------------------------------------
