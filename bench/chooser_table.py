@@ -11,8 +11,9 @@ worse than 1.5x; tuned: within 1.05x everywhere). Run from the repository root a
     PYTHONPATH=. python bench/chooser_table.py [--threads 1] [--rounds 5] [--cases a,b]
         [--ops forward] [--no-calibrate] [--no-tune] [--quick]
 
-By default it calibrates first (fastconv.calibrate(), kept in the cache directory) and tunes into
-a temporary cache directory, so the user's autotune cache is not touched.
+By default it calibrates first (fastconv.calibrate()) and tunes, both into a temporary cache
+directory (FASTCONV_CACHE_DIR), so neither the user's calibration nor their autotune cache is
+read or touched.
 """
 import argparse
 import os
@@ -37,14 +38,12 @@ def main(argv=None):
     parser.add_argument("--no-tune", action="store_true")
     args = parser.parse_args(argv)
     fastconv.set_num_threads(args.threads)
+    os.environ["FASTCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastconv-chooser-")
     calibrated = False
     if not args.no_calibrate and hasattr(fastconv, "calibrate"):
         fastconv.calibrate()
         calibrated = True
     tune = not args.no_tune and hasattr(fastconv, "set_autotune")
-    if tune:    # tune into a scratch cache: the user's cache stays as it was
-        scratch = tempfile.mkdtemp(prefix="fastconv-chooser-")
-        os.environ["FASTCONV_TUNE_CACHE_FILE"] = os.path.join(scratch, "autotune.json")
     every = {c.name: c for c in _suite.all_cases(args.quick)}
     cases = [every[n] for n in _names(args.cases, every, "case")]
     ops = _names(args.ops, _suite.OPERATIONS, "operation")
