@@ -14,10 +14,14 @@ except ImportError as exc:  # pragma: no cover - only the unbuilt source tree ge
         "(`python setup.py build_ext --inplace`)."
     ) from exc
 
+from . import _kernel_level
+_kernel_level.apply_override()      # before any kernel runs: FASTCONV_KERNEL_LEVEL
+
 from ._config import get_num_threads, get_workspace_limit, set_num_threads, set_workspace_limit
 from ._registry import NotSupportedError, algorithms
 from ._calibration import calibrate
 from ._autotune import clear_autotune_cache, get_autotune, set_autotune
+from ._safety_net import get_strict_choice, set_strict_choice
 from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input, conv_grad_kernel,
                           conv_transpose, explain)
 from . import _algorithms  # noqa: F401  (registers the algorithms)
@@ -32,6 +36,7 @@ __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_grad_input", "conv_grad_kernel", "conv_transpose",
     "algorithms", "choose", "explain", "NotSupportedError", "reference",
     "calibrate", "set_autotune", "get_autotune", "clear_autotune_cache",
+    "set_strict_choice", "get_strict_choice",
     "set_num_threads", "get_num_threads", "set_workspace_limit", "get_workspace_limit",
     "separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors", "low_rank_conv",
 ]

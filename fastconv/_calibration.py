@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import _cachefiles, _calibration_shipped, _config
+from . import _cachefiles, _calibration_shipped, _config, _kernel_level
 
 FILE_NAME = "calibration.json"
 PRUNE = 10.0                # not timed when predicted this many times slower than the best
@@ -77,22 +77,48 @@ def path():
 
 
 def _machine():
-    return {"cpu": _cachefiles.cpu_model(), "fastconv": _cachefiles.fastconv_version()}
+    return {"cpu": _cachefiles.cpu_model(), "fastconv": _cachefiles.fastconv_version(),
+            "kernel_level": _kernel_level.current()}
+
+
+def valid_line(line):
+    """A (scale, overhead) line is usable: scale finite and > 0, overhead finite and >= 0."""
+    return (isinstance(line, (list, tuple)) and len(line) == 2
+            and _cachefiles.valid_seconds(line[0]) and _cachefiles.valid_seconds(line[1], zero=True))
+
+
+def _valid_factors(factors):
+    """{algorithm: {op: {key: line}}} keeping only well-formed entries with valid lines."""
+    if not isinstance(factors, dict):
+        return None
+    good = {}
+    for name, ops in factors.items():
+        for op, lines in (ops.items() if isinstance(ops, dict) else ()):
+            for key, line in (lines.items() if isinstance(lines, dict) else ()):
+                if isinstance(key, str) and valid_line(line):
+                    good.setdefault(name, {}).setdefault(op, {})[key] = [float(v) for v in line]
+    return good
 
 
 def _load():
+    import warnings
     data = _cachefiles.read(path(), "calibration")
     if data is None:
         return None
     machine = _machine()
-    if any(data.get(k) != v for k, v in machine.items()) or not isinstance(data.get("factors"), dict):
-        import warnings
+    factors = _valid_factors(data.get("factors"))
+    if any(data.get(k) != v for k, v in machine.items()) or factors is None:
         warnings.warn(f"fastconv: ignoring the calibration file {path()}: it was made for "
-                      f"{data.get('cpu')!r}, fastconv {data.get('fastconv')!r} (this is "
-                      f"{machine['cpu']!r}, fastconv {machine['fastconv']!r}); run "
+                      f"{data.get('cpu')!r} at kernel level {data.get('kernel_level')!r}, fastconv "
+                      f"{data.get('fastconv')!r} (this is {machine['cpu']!r} at "
+                      f"{machine['kernel_level']!r}, fastconv {machine['fastconv']!r}); run "
                       f"fastconv.calibrate() again", _cachefiles.CacheWarning, stacklevel=3)
         return None
-    return data
+    if factors != data["factors"]:
+        warnings.warn(f"fastconv: the calibration file {path()} has malformed or out-of-range "
+                      f"entries (a scale must be finite and > 0, an overhead finite and >= 0); "
+                      f"they are ignored", _cachefiles.CacheWarning, stacklevel=3)
+    return {**data, "factors": factors}
 
 
 def current():
@@ -118,19 +144,27 @@ def kind(spec):
 
 def factor(name, op, dtype_name, problem_kind=""):
     """Calibrated (scale, overhead seconds) of an algorithm's cost model: its prediction on this
-    machine is scale * cost + overhead; without a calibration of this machine, the line shipped
-    with fastconv (_calibration_shipped: the development machine's), and (1, 0) where neither has
-    one. A problem of a kind (see kind()) uses that kind's line where there is one."""
+    machine is scale * cost + overhead; where this machine's calibration has no (valid) line,
+    the line shipped with fastconv for this kernel level (_calibration_shipped), and (1, 0) where
+    neither has one. A problem of a kind (see kind()) uses that kind's line where there is one."""
     data = current()
-    factors = _calibration_shipped.FACTORS if data is None else data["factors"]
+    tables = ([] if data is None else [data["factors"]]) + [shipped()]
     keys = ([dtype_name + problem_kind] if problem_kind else []) + [dtype_name]
-    for key in keys:
-        try:
-            scale, overhead = factors[name][op][key]
-            return float(scale), float(overhead)
-        except (KeyError, TypeError, ValueError):
-            continue
+    for factors in tables:
+        for key in keys:
+            line = factors.get(name, {}).get(op, {}).get(key)
+            if line is not None:
+                return float(line[0]), float(line[1])
     return 1.0, 0.0
+
+
+def shipped():
+    """The shipped lines for this process's kernel level (those of the nearest level measured)."""
+    table = _calibration_shipped.FACTORS
+    level = _kernel_level.current()
+    if level not in table:
+        level = next(name for name in ("avx2", "avx512", "baseline") if name in table)
+    return table[level]
 
 
 def reset():
@@ -142,8 +176,9 @@ def reset():
 
 
 def _clear_choices():
-    from . import _registry
+    from . import _registry, _safety_net
     _registry.clear_caches()
+    _safety_net.reset()
 
 
 def _best(fn, repeat, budget):

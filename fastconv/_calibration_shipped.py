@@ -5,7 +5,7 @@ own machine, the chooser applies these (scale, overhead seconds) lines to the co
 models are fitted there too, and this line is what the same machine measured at its default
 thread count, so "auto" out of the box chooses as a calibrated run does there.
 """
-FACTORS = {'direct': {'forward': {'float32': [1.0282, 1.33e-05],
+FACTORS = {'avx512': {'direct': {'forward': {'float32': [1.0282, 1.33e-05],
                         'float32/1d': [0.8271, 1.33e-05],
                         'float32/single': [1.2107, 1.33e-05],
                         'float64': [1.0421, 1.78e-05],
@@ -65,4 +65,4 @@ FACTORS = {'direct': {'forward': {'float32': [1.0282, 1.33e-05],
                               'float64/single': [1.1092, 0.0]}},
  'winograd': {'forward': {'float32': [0.5652, 4.22e-05], 'float64': [0.6391, 4.22e-05]},
               'grad_input': {'float32': [0.686, 4.22e-05], 'float64': [0.7798, 4.22e-05]},
-              'grad_kernel': {'float32': [0.6528, 4.22e-05], 'float64': [0.7887, 4.22e-05]}}}
+              'grad_kernel': {'float32': [0.6528, 4.22e-05], 'float64': [0.7887, 4.22e-05]}}}}

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import _config, _registry
+from . import _registry
 from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
                         transpose_input_sizes, with_explicit_padding)
 
@@ -119,9 +119,7 @@ def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, 
         y5 = np.zeros(spec.y_shape, spec.dtype)
     else:
         w5 = _kernel(w, spec, flip)
-        impl = _registry.select(spec, "forward", algorithm, w5)
-        with _config.threads_for(spec.flops):
-            y5 = impl.forward(spec, x5, w5)
+        y5 = _registry.run(spec, "forward", algorithm, x5, w5, w5)
     return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
 
 
@@ -222,9 +220,7 @@ def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, pad
     gy5 = _lifted(gy, spec, spec.y_shape, dtype)
     w5 = _kernel(w, spec, flip)
     padded = spec if padding_mode == "zeros" else with_explicit_padding(spec)
-    impl = _registry.select(padded, "grad_input", algorithm, w5)
-    with _config.threads_for(spec.flops):
-        gx5 = impl.grad_input(padded, gy5, w5)
+    gx5 = _registry.run(padded, "grad_input", algorithm, gy5, w5, w5)
     if padding_mode != "zeros":
         gx5 = _fold_padding(gx5, spec, padding_mode)
     return gx5.reshape(spec.user_shape(spec.x_shape))
@@ -271,9 +267,7 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
     gy5 = _lifted(gy, spec, spec.y_shape, dtype)
     if padding_mode != "zeros":
         x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
-    impl = _registry.select(spec, "grad_kernel", algorithm)
-    with _config.threads_for(spec.flops):
-        gw5 = impl.grad_kernel(spec, x5, gy5)
+    gw5 = _registry.run(spec, "grad_kernel", algorithm, x5, gy5)
     if flip:        # d/dw of conv with flip(w) is the flip of d/dw'
         gw5 = np.ascontiguousarray(gw5[..., ::-1, ::-1, ::-1])
     return gw5.reshape(spec.user_shape(spec.w_shape))

@@ -32,8 +32,9 @@ separable processes fewer rows per block, direct needs only index tables; an alg
 (``supports`` is false) only when even its smallest tile does not fit.
 """
 import functools
+import time
 
-from . import _calibration, _config
+from . import _autotune, _calibration, _config, _safety_net
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
 CHOICES = ("auto", "tune")
@@ -135,18 +136,26 @@ def _none_supports(spec, op, w):
     return NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
 
 
+def _model_pick(spec, op, w=None):
+    """(predicted seconds, name) of the cheapest applicable algorithm by the models."""
+    for cost, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
+        if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]):
+            return cost, name
+    raise _none_supports(spec, op, w)
+
+
 def choose_name(spec, op, w=None):
     """The cheapest applicable algorithm for `op` on `spec` (and kernel `w`, where known)."""
-    for _, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
-        if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]):
-            return name
-    raise _none_supports(spec, op, w)
+    return _model_pick(spec, op, w)[1]
 
 
 def shape_choice(spec, op):
     """What "auto" picks on shapes alone: the tuned winner under set_autotune(True) where this
-    problem has been timed, else the models' choice."""
-    from . import _autotune
+    problem has been timed, the safety net's measured winner where it measured the problem,
+    else the models' choice."""
+    net = None if _safety_net.get_strict_choice() else _safety_net.winner(spec, op)
+    if net is not None:
+        return net
     if _autotune.get_autotune():
         record = _autotune.lookup(spec, op)
         winner = _autotune.fastest(record, [name for _, name in _candidates(spec, op, None)])
@@ -157,7 +166,6 @@ def shape_choice(spec, op):
 
 def tuned_name(spec, op, w=None):
     """The fastest applicable algorithm by measurement (timing the untimed ones now)."""
-    from . import _autotune
     candidates = [(cost, name, _ALGORITHMS[name]) for cost, name in _candidates(spec, op, w)]
     if not candidates:
         raise _none_supports(spec, op, w)
@@ -166,13 +174,57 @@ def tuned_name(spec, op, w=None):
     return _autotune.tune(spec, op, candidates, w)[0]
 
 
+def _watched_pick(spec, op, w):
+    """(predicted seconds or None, name) of "auto" with the safety net: its measured winner
+    where it has one (and the winner computes this call), else the models' pick."""
+    name = _safety_net.winner(spec, op)
+    if name is not None and _supports(_ALGORITHMS[name], spec, op, w)[0]:
+        return None, name
+    return _model_pick(spec, op, w)
+
+
+def run(spec, op, algorithm, a, b, w=None):
+    """Compute `op` (forward(x, w), grad_input(gy, w) or grad_kernel(x, gy)) on `spec` with
+    `algorithm`, on the call's thread budget. An "auto" call under the safety net (_safety_net)
+    is timed; when the net asks, the problem is measured once and its winner kept."""
+    check_algorithm(algorithm)
+    watched = (algorithm == "auto" and not _autotune.get_autotune()
+               and not _safety_net.get_strict_choice())
+    if not watched:
+        impl = select(spec, op, algorithm, w)
+        with _config.threads_for(spec.flops):
+            return getattr(impl, op)(spec, a, b)
+    predicted_s, name = _watched_pick(spec, op, w)
+    with _config.threads_for(spec.flops):
+        start = time.perf_counter()
+        result = getattr(_ALGORITHMS[name], op)(spec, a, b)
+        seconds = time.perf_counter() - start
+    if predicted_s is not None and _safety_net.observe(spec, op, predicted_s, seconds):
+        _measure(spec, op, w, name, seconds)
+    return result
+
+
+def _measure(spec, op, w, picked, seconds):
+    """The safety net's one measurement of a problem: time the candidates the models do not
+    rule out against what the pick (`picked`) really took, and keep the fastest."""
+    candidates = [(cost, name, _ALGORITHMS[name]) for cost, name in _candidates(spec, op, w)
+                  if name != "reference"]
+    winner = picked
+    if len(candidates) > 1:
+        floor = seconds * _safety_net.CONSIDER / _autotune.PRUNE
+        winner, _ = _autotune.tune(spec, op, candidates, w, floor=floor,
+                                   give_up=_safety_net.GIVE_UP, persist=False)
+    _safety_net.settle(spec, op, winner)
+
+
 def select(spec, op, algorithm, w=None):
     """The implementation that computes `op` on `spec`, honouring a forced `algorithm`."""
     check_algorithm(algorithm)
     if algorithm == "auto":
-        from . import _autotune
         algorithm = "tune" if _autotune.get_autotune() else "auto"
     if algorithm == "auto":
+        if not _safety_net.get_strict_choice():
+            return _ALGORITHMS[_watched_pick(spec, op, w)[1]]
         return _ALGORITHMS[choose_name(spec, op, w)]
     if algorithm == "tune":
         return _ALGORITHMS[tuned_name(spec, op, w)]
@@ -195,7 +247,6 @@ class Explanation:
     """
 
     def __init__(self, spec):
-        from . import _autotune
         self.spec = spec
         self.calibration = _calibration.current()
         self.rows = {op: assess(spec, op) for op in OPERATIONS}

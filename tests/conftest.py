@@ -20,6 +20,10 @@ from hypothesis import settings
 # The suite must not see (or write) the user's calibration and autotuning files: "auto" would
 # then depend on what this machine's user ran before. Set before fastconv reads it (lazily).
 os.environ["FASTCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastconv-tests-cache-")
+# "auto" is a pure function of the shapes here: tests compare it bitwise with the forced choice,
+# and on a loaded machine the safety net would re-rank by measurement. tests/test_safety_net.py
+# turns the net on where it tests it.
+os.environ["FASTCONV_STRICT_CHOICE"] = "1"
 
 import fastconv  # noqa: E402
 

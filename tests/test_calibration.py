@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 import fastconv
-from fastconv import _cachefiles, _calibration, _registry
+from fastconv import _cachefiles, _calibration, _kernel_level, _registry
 
 # The folder holding the fastconv under test (the installed package, or the source tree built
 # in place): fresh interpreters import it from there, run there so that the current directory
@@ -19,7 +19,7 @@ from fastconv import _cachefiles, _calibration, _registry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
 # The line shipped for direct's float32 forward (the development machine's calibration), read
 # from the shipped table itself: what applies when this machine has no calibration of its own.
-SHIPPED_DIRECT = tuple(float(v) for v in _calibration._calibration_shipped.FACTORS["direct"]["forward"]["float32"])
+SHIPPED_DIRECT = tuple(float(v) for v in _calibration.shipped()["direct"]["forward"]["float32"])
 
 
 @pytest.fixture
@@ -38,7 +38,8 @@ def _spec(x_shape=(1, 1, 64, 64), w_shape=(1, 1, 9, 9)):
 
 def _write(cache, **changes):
     data = {"format": _cachefiles.FORMAT, "cpu": _cachefiles.cpu_model(),
-            "fastconv": fastconv.__version__, "threads": 1, "constants": {},
+            "fastconv": fastconv.__version__, "kernel_level": _kernel_level.current(),
+            "threads": 1, "constants": {},
             "factors": {"direct": {"forward": {"float32": [1000.0, 0.0]}}}}
     data.update(changes)
     (cache / _calibration.FILE_NAME).write_text(json.dumps(data))
@@ -121,7 +122,8 @@ def test_a_corrupt_calibration_file_is_ignored_with_a_warning(cache, content):
     assert fastconv.choose((1, 1, 64, 64), (1, 1, 9, 9)) in fastconv.algorithms()
 
 
-@pytest.mark.parametrize("field, value", [("cpu", "another processor"), ("fastconv", "0.0.1")])
+@pytest.mark.parametrize("field, value", [("cpu", "another processor"), ("fastconv", "0.0.1"),
+                                          ("kernel_level", "another level")])
 def test_a_stale_calibration_file_is_ignored_with_a_warning(cache, field, value):
     _write(cache, **{field: value})
     with pytest.warns(_cachefiles.CacheWarning, match="calibrate"):
@@ -144,3 +146,30 @@ def test_fit_recovers_a_scale_and_an_overhead_from_competitive_problems():
     scale_1d, overhead_1d = factors["a"]["forward"]["float32/1d"]
     assert scale_1d == pytest.approx(3.0, rel=0.05)
     assert overhead_1d == factors["a"]["forward"]["float32"][1], "1-D keeps the pooled overhead"
+
+
+@pytest.mark.parametrize("line", [[0.0, 0.0], [-1.0, 0.0], [float("nan"), 0.0], [float("inf"), 0.0],
+                                  [1.0, -1e-3], [1.0, float("nan")], [1.0, float("-inf")],
+                                  ["1", 0.0], [True, 0.0], [1.0], "fast", None])
+def test_a_forged_calibration_line_is_never_used(cache, line):
+    """Scales <= 0 or non-finite, negative or NaN overheads (issue 17, item 8): the shipped line
+    applies instead, and the choice of a ResNet layer is not the oracle."""
+    _write(cache, factors={"direct": {"forward": {"float32": line}},
+                           "reference": {"forward": {"float32": line}}})
+    with pytest.warns(_cachefiles.CacheWarning, match="out-of-range"):
+        _calibration.current()
+    assert _calibration.factor("direct", "forward", "float32") == SHIPPED_DIRECT
+    assert fastconv.choose((8, 64, 56, 56), (64, 64, 3, 3), padding=1) != "reference"
+
+
+def test_the_shipped_lines_cover_every_kernel_level_this_build_can_run():
+    """Every level of the table has a line for each algorithm but the oracle and each operation,
+    and every line is valid; this process's level has its own table (or the nearest)."""
+    table = _calibration._calibration_shipped.FACTORS
+    for level, factors in table.items():
+        assert level in _kernel_level.NAMES
+        for name in set(fastconv.algorithms()) - {"reference"}:
+            assert name in factors, (level, name)
+            for op, lines in factors[name].items():
+                assert all(_calibration.valid_line(v) for v in lines.values()), (level, name, op)
+    assert _calibration.shipped() is table.get(_kernel_level.current(), _calibration.shipped())

@@ -1,0 +1,90 @@
+"""The safety net under "auto": a model error may cost a few calls, never a whole run.
+
+The chooser picks by predicted time (cost models x calibration). A model can be wrong on a
+machine or a layer it was not fitted on, and then "auto" runs an algorithm many times slower than
+the best one fastconv has. The net watches the calls "auto" makes (a clock read before and after
+the kernel: tens of nanoseconds) and measures the problem once, by timing the applicable
+algorithms as autotuning does, when either
+
+* **slow**: each of STRIKES calls after the first (which pays page faults and cold caches) took
+  SLOW_FACTOR times its prediction or more, and at least SLOW_MIN_S (the fastest of them counts,
+  so one call slowed by a passing load does not): the model is wrong about its pick; or
+* **hot**: the problem's "auto" calls have taken HOT_S seconds in all (the measurement then costs
+  a small fraction of the time the problem takes anyway); this catches the other kind of error,
+  an algorithm predicted slow that is fast.
+
+From then on "auto" runs the measured winner for that problem (and operation) in this process.
+The timings join the autotune records, so ``explain`` shows them, and are written to the cache
+file when autotuning is on (``set_autotune(True)``, which measures every problem at its first call
+and so needs no net).
+
+Reproducibility: the choice, and so the rounding of the result, of a problem can change once in a
+process, after a few calls; which way depends on measured times. ``set_strict_choice(True)`` (or
+``FASTCONV_STRICT_CHOICE=1``) turns the net off: "auto" is then a pure function of the shapes,
+the calibration and the workspace limit, as before. Forced algorithms are never watched.
+"""
+import math
+import os
+import threading
+
+SLOW_FACTOR = 3.0       # calls this many times their prediction are slow
+SLOW_MIN_S = 2e-4       # ... unless it took less than this (overheads the models leave out)
+STRIKES = 2             # slow calls (after the first) before the net measures
+HOT_S = 2.0             # measure a problem once its auto calls have taken this long in all
+GIVE_UP = 4.0           # a candidate whose first timed call is this many times the best is dropped
+CONSIDER = 30.0         # candidates predicted this many times slower than the pick took are not timed
+
+_lock = threading.Lock()
+_strict = os.environ.get("FASTCONV_STRICT_CHOICE", "") not in ("", "0")
+_watch = {}             # (spec, op) -> (calls, seconds in all, fastest call after the first)
+_winner = {}            # (spec, op) -> the measured winner
+
+
+def set_strict_choice(strict=True):
+    """With ``strict=True`` "auto" never re-ranks a problem from the times it observes: the
+    choice depends on the shapes, the calibration and the workspace limit alone."""
+    global _strict
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {strict!r} ({type(strict).__name__})")
+    _strict = strict
+
+
+def get_strict_choice():
+    return _strict
+
+
+def reset():
+    """Forget every observation and measured winner (after calibrating, in tests)."""
+    with _lock:
+        _watch.clear()
+        _winner.clear()
+
+
+def winner(spec, op):
+    """The measured winner of this problem, or None."""
+    return _winner.get((spec, op))
+
+
+def observe(spec, op, predicted, seconds):
+    """Record one "auto" call; True when the problem should now be measured (once)."""
+    key = (spec, op)
+    with _lock:
+        if key in _winner:
+            return False
+        calls, total, best = _watch.get(key, (0, 0.0, math.inf))
+        if calls:                       # the first call pays page faults and cold caches
+            best = min(best, seconds)
+        calls, total = calls + 1, total + seconds
+        _watch[key] = (calls, total, best)
+        slow = calls > STRIKES and best >= max(SLOW_FACTOR * predicted, SLOW_MIN_S)
+        if slow or total >= HOT_S:
+            _winner[key] = None         # measuring: no other call starts it again
+            return True
+        return False
+
+
+def settle(spec, op, name):
+    """Make `name` the winner of this problem from now on."""
+    with _lock:
+        _winner[(spec, op)] = name
+        _watch.pop((spec, op), None)

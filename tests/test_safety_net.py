@@ -1,0 +1,137 @@
+"""The safety net under "auto" (fastconv/_safety_net.py): a model that lies costs a few calls.
+
+A fake algorithm is registered whose cost model predicts it far cheaper than anything else while
+it really runs slowly (it computes the right result through im2col, then waits). "auto" picks it
+first; the net must notice within a few calls, measure, and move to a faster algorithm for good.
+In strict mode it must never move.
+"""
+import time
+import types
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _autotune, _registry, _safety_net
+from fastconv._algorithms import im2col
+from fastconv._functional import _spec_from_shapes
+
+X_SHAPE, W_SHAPE, GEOMETRY = (2, 4, 20, 20), (6, 4, 3, 3), dict(padding=1)
+DELAY_S = 0.004
+
+
+def _liar(predicted_s=1e-9, delay_s=DELAY_S):
+    calls = []
+
+    def run(op):
+        def call(spec, a, b):
+            calls.append(op)
+            result = getattr(im2col, op)(spec, a, b)
+            end = time.perf_counter() + delay_s
+            while time.perf_counter() < end:
+                pass
+            return result
+        return call
+    fake = types.SimpleNamespace(
+        NAME="liar", supports=lambda spec, op: (True, ""), cost=lambda spec, op: predicted_s,
+        workspace=lambda spec, op: 0, forward=run("forward"), grad_input=run("grad_input"),
+        grad_kernel=run("grad_kernel"))
+    return fake, calls
+
+
+@pytest.fixture
+def net(monkeypatch, tmp_path):
+    """The net on, its memory and the autotune records empty, a private cache directory."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_autotune, "ROUNDS", 2)
+    monkeypatch.setattr(_autotune, "BUDGET_S", 0.002)
+    fastconv.set_autotune(False)
+    fastconv.set_strict_choice(False)
+    _autotune.clear_autotune_cache()
+    _safety_net.reset()
+    yield
+    fastconv.set_strict_choice(True)
+    _autotune.clear_autotune_cache()
+    _safety_net.reset()
+
+
+@pytest.fixture
+def liar(net):
+    fake, calls = _liar()
+    _registry.register(fake)
+    yield calls
+    del _registry._ALGORITHMS["liar"]
+    _registry.clear_caches()
+
+
+def _arrays(dtype="float64"):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(X_SHAPE).astype(dtype)
+    w = rng.standard_normal(W_SHAPE).astype(dtype)
+    return x, w
+
+
+def test_the_net_recovers_from_a_lying_model_within_a_few_calls(liar):
+    x, w = _arrays()
+    assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY) == "liar"
+    expected = fastconv.reference.conv(x, w, **GEOMETRY)
+    for _ in range(_safety_net.STRIKES + 1):
+        np.testing.assert_allclose(fastconv.conv(x, w, **GEOMETRY), expected, rtol=1e-9, atol=1e-9)
+    runs = liar.count("forward")
+    assert runs <= _safety_net.STRIKES + 2, "the net measured late (or the liar was timed often)"
+    picked = fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
+    assert picked not in ("liar", "reference")
+    for _ in range(5):
+        np.testing.assert_allclose(fastconv.conv(x, w, **GEOMETRY), expected, rtol=1e-9, atol=1e-9)
+    assert liar.count("forward") == runs, "the liar ran again after the net moved away from it"
+    spec = _spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
+    record = _autotune.lookup(spec, "forward")
+    assert record and record["liar"] >= DELAY_S, "explain has no measured times to show"
+    assert "fastest measured" in str(fastconv.explain(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY))
+
+
+def test_strict_mode_never_switches(liar):
+    fastconv.set_strict_choice(True)
+    assert fastconv.get_strict_choice() is True
+    x, w = _arrays()
+    for _ in range(8):
+        fastconv.conv(x, w, **GEOMETRY)
+    assert liar.count("forward") == 8
+    assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY) == "liar"
+
+
+def test_each_operation_is_watched_on_its_own(liar):
+    x, w = _arrays()
+    gy = np.ones(fastconv.conv(x, w, algorithm="im2col", **GEOMETRY).shape)
+    for _ in range(_safety_net.STRIKES + 1):
+        fastconv.conv_grad_kernel(x, gy, w.shape, **GEOMETRY)
+    assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", op="grad_kernel",
+                           **GEOMETRY) != "liar"
+    assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", op="forward", **GEOMETRY) == "liar"
+
+
+def test_a_forced_algorithm_is_never_watched(liar):
+    x, w = _arrays()
+    for _ in range(6):
+        fastconv.conv(x, w, algorithm="liar", **GEOMETRY)
+    assert liar.count("forward") == 6
+    assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY) == "liar"
+
+
+def test_a_hot_problem_is_measured_once(net, monkeypatch):
+    """An accurate model is measured once the problem's calls add up to HOT_S, and never again."""
+    monkeypatch.setattr(_safety_net, "HOT_S", 0.0)
+    measured = []
+    original = _autotune.time_algorithms
+    monkeypatch.setattr(_autotune, "time_algorithms",
+                        lambda *a, **k: measured.append(1) or original(*a, **k))
+    x, w = _arrays()
+    for _ in range(4):
+        fastconv.conv(x, w, **GEOMETRY)
+    assert len(measured) == 1
+
+
+def test_set_strict_choice_checks_its_argument(net):
+    with pytest.raises(TypeError, match="strict must be a bool"):
+        fastconv.set_strict_choice("yes")
+    assert fastconv.get_strict_choice() is False
