@@ -66,11 +66,15 @@ def clear_autotune_cache(*, disk=False):
         _memory.clear()
         _disk_loaded = None
         if disk:
-            with _cachefiles.locked(path()):
-                try:
+            try:
+                with _cachefiles.locked(path()):
                     os.unlink(path())
-                except FileNotFoundError:
-                    pass
+            except FileNotFoundError:
+                pass
+            except OSError as exc:      # the directory is a file, or cannot be created
+                import warnings
+                warnings.warn(f"fastconv: could not delete the autotune cache {path()} ({exc})",
+                              _cachefiles.CacheWarning, stacklevel=2)
 
 
 def call_threads(spec):
@@ -92,9 +96,9 @@ def _valid_entries(data):
         return {}
     good = {}
     for k, record in entries.items():
-        if isinstance(record, dict) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
-                for v in record.values()):
+        if isinstance(k, str) and isinstance(record, dict) and all(
+                isinstance(name, str) and (v is None or _cachefiles.valid_seconds(v))
+                for name, v in record.items()):
             good[k] = {name: (None if v is None else float(v)) for name, v in record.items()}
     return good
 
@@ -145,8 +149,10 @@ def _inputs(spec, op, w):
     return random(spec.x_shape), random(spec.y_shape)
 
 
-def time_algorithms(spec, op, impls, w=None):
-    """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved."""
+def time_algorithms(spec, op, impls, w=None, give_up=None):
+    """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved.
+    With `give_up`, an algorithm whose first call took that many times the fastest first call
+    is not run again (its first time is its record)."""
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
     best, reps = {}, {}
@@ -164,34 +170,40 @@ def time_algorithms(spec, op, impls, w=None):
             fn()
             best[name] = time.perf_counter() - start
             reps[name] = max(1, min(10, int(BUDGET_S / ROUNDS / max(best[name], 1e-6))))
-        rounds(list(fns), ROUNDS)
+        first = min(best.values(), default=0.0)
+        rounds([n for n in fns if give_up is None or best[n] <= give_up * first], ROUNDS)
         if best:        # near-ties get more rounds among themselves: noise decides them otherwise
             floor = min(best.values())
             rounds([n for n, t in best.items() if t <= CLOSE * floor], ROUNDS if len(best) > 1 else 0)
     return best
 
 
-def tune(spec, op, candidates, w=None):
+def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, persist=True):
     """The fastest of `candidates` [(predicted seconds, name, impl)], timing those not yet timed
-    for this problem (and recording them); returns (name, {name: seconds or None})."""
+    for this problem (and recording them, in the cache file too with `persist`); returns
+    (name, {name: seconds or None}). Candidates predicted above PRUNE x `floor` (default: the
+    best prediction) are not timed; `give_up` is time_algorithms'."""
     k = key(spec, op)
     with _lock:
         _load_disk()
         record = dict(_memory.get(k, {}))
     missing = [(p, name, impl) for p, name, impl in candidates if name not in record]
     if missing:
-        floor = min(p for p, _, _ in candidates)
+        floor = min(p for p, _, _ in candidates) if floor is None else floor
         timed = {name: impl for p, name, impl in missing if p <= PRUNE * floor}
         new = {name: None for _, name, _ in missing}
-        new.update(time_algorithms(spec, op, timed, w))
+        new.update(time_algorithms(spec, op, timed, w, give_up))
         with _lock:
             _memory.setdefault(k, {}).update(new)
             record = dict(_memory[k])
-        save({k: new})
-    timed = [(record[name], name) for _, name, _ in candidates if record.get(name) is not None]
-    if not timed:       # only pruned ones were recorded, and the best prediction is gone
-        return tune(spec, op, candidates, w) if _forget(k, candidates) else (candidates[0][1], record)
-    return min(timed)[1], record
+        if persist:
+            save({k: new})
+    winner = fastest(record, [name for _, name, _ in candidates])
+    if winner is None:       # only pruned ones were recorded, and the best prediction is gone
+        if _forget(k, candidates):
+            return tune(spec, op, candidates, w, floor=floor, give_up=give_up, persist=persist)
+        return candidates[0][1], record
+    return winner, record
 
 
 def _forget(k, candidates):

@@ -75,6 +75,16 @@ def read(path, what):
     return data
 
 
+def valid_seconds(value, *, zero=False):
+    """A time read from a cache file is usable: a real number, finite, positive (or zero where
+    `zero`). The one check every reader applies: a forged or corrupt value (negative, zero, NaN,
+    infinite, a string, a bool) must never steer the chooser."""
+    import math
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and (value >= 0 if zero else value > 0)
+
+
 @contextlib.contextmanager
 def locked(path):
     """An exclusive lock on `path` + ".lock" between processes (best effort without fcntl)."""

@@ -244,3 +244,34 @@ def test_an_unwritable_cache_directory_warns_but_computes(cache, monkeypatch, tm
     messages = " ".join(str(w.message) for w in caught)     # (reading it may warn as well)
     assert "memory only" in messages, messages
     assert np.array_equal(y, _call("forward", x, w, gy, "tune"))
+
+
+@pytest.mark.parametrize("forged", [-1.0, 0.0, float("-inf"), float("nan"), "0.1", True, [1.0]])
+def test_a_forged_time_in_the_cache_file_is_never_trusted(cache, forged, monkeypatch):
+    """A well-formed file with an impossible time (issue 17, item 8): the record is dropped, the
+    problem is timed afresh, and choose() names the algorithm the call then runs."""
+    k = _autotune.key(_spec(), "forward")
+    (cache / _autotune.FILE_NAME).write_text(json.dumps(
+        {"format": _cachefiles.FORMAT, "entries": {k: {"reference": forged, "im2col": 1.0}}}))
+    assert _autotune.lookup(_spec(), "forward") is None
+    fastconv.set_autotune(True)
+    x, w, gy = _arrays()
+    _call("forward", x, w, gy, "auto")
+    chosen = fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
+    ran = []
+    for name, impl in _registry.registered().items():
+        monkeypatch.setattr(impl, "forward", (lambda *a, name=name, original=impl.forward:
+                                              ran.append(name) or original(*a)))
+    _call("forward", x, w, gy, "auto")
+    assert ran == [chosen] and chosen != "reference"
+
+
+def test_clearing_a_cache_that_cannot_exist_warns(cache, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(blocker))      # the cache "directory" is a file
+    with pytest.warns(_cachefiles.CacheWarning, match="could not delete"):
+        fastconv.clear_autotune_cache(disk=True)
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(blocker / "sub"))
+    with pytest.warns(_cachefiles.CacheWarning, match="could not delete"):
+        fastconv.clear_autotune_cache(disk=True)

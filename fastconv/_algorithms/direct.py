@@ -30,6 +30,9 @@ MAX_PARTS = 16              # partial sums of the kernel gradient
 SECONDS = {
     "vector": 3.1e-10,      # one vector multiply-add of a register tile
     "vector_row": 4.0e-10,  # the same in a one-channel tile along a row (a load per multiply-add)
+    "scalar": 9e-10,        # one multiply-add of the scalar path: output rows narrower than a
+                            # vector at stride > 1 (measured 0.8-1.3 ns on 4 strided ResNet-like
+                            # layers, AMD EPYC Zen 4, one thread)
     "tile": 1.7e-08,        # one register tile (a call of the micro-kernel)
     "edge": 4.4e-10,        # one vector multiply-add in an edge tile (shifted load)
     "gather": 4.6e-09,      # one vector multiply-add with gathered (strided) input columns
@@ -194,8 +197,9 @@ def _operations(spec, op):
                   if width >= n and (stride == 1 or n == lanes_full)), 1)
     outputs = spec.batch * spec.groups * streams * rows
     span = (min(rows, STREAMS) - 1 + spec.kernel_size[1]) * spec.kernel_size[0]
-    if lanes == 1:              # one column of 4 streams a tile, scalar
+    if lanes == 1:              # one column of 4 streams a tile, scalar, every tap
         count["tile"] = outputs * width / STREAMS
+        count["scalar"] = outputs * width * taps
     else:
         vectors = -(-width // lanes)
         fmas = outputs * vectors * taps
