@@ -32,14 +32,16 @@ separable processes fewer rows per block, direct needs only index tables; an alg
 (``supports`` is false) only when even its smallest tile does not fit.
 """
 import functools
+import threading
 import time
 
-from . import _autotune, _calibration, _config, _safety_net
+from . import _autotune, _calibration, _config, _kernel_level, _safety_net
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
 CHOICES = ("auto", "tune")
 
 _ALGORITHMS = {}
+_last = threading.local()       # the algorithm the last run() of this thread used (benchmarks)
 
 
 class NotSupportedError(ValueError):
@@ -192,9 +194,11 @@ def run(spec, op, algorithm, a, b, w=None):
                and not _safety_net.get_strict_choice())
     if not watched:
         impl = select(spec, op, algorithm, w)
+        _last.used = impl.NAME, spec
         with _config.threads_for(spec.flops):
             return getattr(impl, op)(spec, a, b)
     predicted_s, name = _watched_pick(spec, op, w)
+    _last.used = name, spec
     with _config.threads_for(spec.flops):
         start = time.perf_counter()
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
@@ -202,6 +206,11 @@ def run(spec, op, algorithm, a, b, w=None):
     if predicted_s is not None and _safety_net.observe(spec, op, predicted_s, seconds):
         _measure(spec, op, w, name, seconds)
     return result
+
+
+def last_used():
+    """(algorithm, spec) of the last convolution this thread ran (None before the first)."""
+    return getattr(_last, "used", None)
 
 
 def _measure(spec, op, w, picked, seconds):
@@ -259,11 +268,18 @@ class Explanation:
 
     def _header(self):
         s = self.spec
+        level = _kernel_level.current()
         if self.calibration is None:
-            model = "cost models: shipped defaults (run fastconv.calibrate() to fit this machine)"
+            model = (f"kernel level {level}; cost models: shipped defaults for {level} (run "
+                     f"fastconv.calibrate() to fit this machine)")
         else:
-            model = (f"cost models: calibrated {self.calibration.get('created', '?')} at "
+            model = (f"kernel level {level}; cost models: calibrated "
+                     f"{self.calibration.get('created', '?')} at "
                      f"{self.calibration.get('threads', '?')} thread(s)")
+        net = ("off (strict choice)" if _safety_net.get_strict_choice() else
+               "on" + "".join(f", {op} re-ranked by measurement"
+                              for op in OPERATIONS if _safety_net.winner(self.spec, op)))
+        model += f"; safety net {net}"
         return [f"x {s.user_shape(s.x_shape)}  w {s.user_shape(s.w_shape)}  "
                 f"y {s.user_shape(s.y_shape)}  {s.dtype.name}  stride {s.stride[3 - s.ndim:]}  "
                 f"dilation {s.dilation[3 - s.ndim:]}  groups {s.groups}  "
@@ -277,6 +293,8 @@ class Explanation:
                      f"{'measured':>10} {'workspace':>10}  note")
         for op in OPERATIONS:
             pick = self.tuned_choice[op] if self.autotune and self.tuned_choice[op] else self.choice[op]
+            if not _safety_net.get_strict_choice() and _safety_net.winner(self.spec, op):
+                pick = _safety_net.winner(self.spec, op)
             for name, ok, reason, cost, workspace in self.rows[op]:
                 predicted_ms = f"{cost * 1e3:.3f} ms" if cost is not None else "-"
                 seconds = self.measured[op].get(name)

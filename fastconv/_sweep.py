@@ -1,0 +1,168 @@
+"""The chooser sweep: "auto" against every applicable algorithm on real layers (issue 11).
+
+For each problem of `_sweep_problems` and each operation and dtype, every registered algorithm
+(but the oracle) runs forced, in interleaved rounds, best of its repeats; one whose first call
+takes GIVE_UP times the fastest first call is not repeated (it cannot be the best). Then:
+
+* **model**: the algorithm "auto" runs in strict mode (``set_strict_choice(True)``: the cost
+  models through the calibration in use, shipped or calibrated) and its time over the fastest;
+* **net**: the algorithm "auto" runs after NET_CALLS calls with the safety net on (the default),
+  and its time over the fastest;
+* the models' predicted time of every algorithm, for the prediction-error table.
+
+    python bench/sweep.py [--quick] [--dtypes float32] [--threads 2] [--json rows.json]
+    fastconv bench --sweep ...      (the same)
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastconv
+from . import _registry, _safety_net
+from ._sweep_problems import all_problems
+
+OPERATIONS = ("forward", "grad_input", "grad_kernel")
+GIVE_UP = 8.0
+NET_CALLS = _safety_net.STRIKES + 3
+
+
+def _calls(problem, dtype, seed=0):
+    """{op: f(algorithm)} computing each operation of `problem` on fixed random arrays."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(problem.x_shape).astype(dtype)
+    w = rng.standard_normal(problem.w_shape).astype(dtype)
+    g = problem.geometry
+    gy = rng.standard_normal(fastconv.conv(x, w, algorithm="im2col", **g).shape).astype(dtype)
+    return {"forward": lambda a: fastconv.conv(x, w, algorithm=a, **g),
+            "grad_input": lambda a: fastconv.conv_grad_input(gy, w, x.shape, algorithm=a, **g),
+            "grad_kernel": lambda a: fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=a, **g)}
+
+
+def best_times(fns, rounds=3, budget=0.05, give_up=GIVE_UP, always=()):
+    """Best seconds of each callable: a first call each (NotSupportedError: left out), then
+    interleaved rounds of those within `give_up` of the fastest first call, and of `always`."""
+    best, reps = {}, {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        try:
+            fn()
+        except fastconv.NotSupportedError:
+            continue
+        best[name] = time.perf_counter() - start
+    floor = min(best.values(), default=0.0)
+    for name, first in best.items():
+        if first <= give_up * floor or name in always:
+            reps[name] = max(1, min(10, int(budget / rounds / max(first, 1e-6))))
+    for _ in range(rounds):
+        for name, count in reps.items():
+            for _ in range(count):
+                start = time.perf_counter()
+                fns[name]()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _pick(call):
+    """(algorithm, spec) of what "auto" ran for `call`."""
+    call("auto")
+    return _registry.last_used()
+
+
+def measure(problem, op, dtype, rounds=3, budget=0.05):
+    """One row: pick and time of "auto" (model, net), the fastest, every time and prediction."""
+    call = _calls(problem, dtype)[op]
+    names = [a for a in fastconv.algorithms() if a != "reference"]
+    strict = _safety_net.get_strict_choice()
+    try:
+        _safety_net.set_strict_choice(True)
+        model, spec = _pick(call)
+        _safety_net.set_strict_choice(False)
+        _safety_net.reset()
+        for _ in range(NET_CALLS):
+            net, _ = _pick(call)
+    finally:
+        _safety_net.set_strict_choice(strict)
+        _safety_net.reset()
+    times = best_times({a: (lambda a=a: call(a)) for a in names}, rounds, budget,
+                       always=(model, net))
+    predicted = {a: _registry.predicted(a, spec, op) for a in times}
+    fastest = min(times, key=times.get)
+    return {"network": problem.network, "problem": problem.name, "op": op, "dtype": dtype,
+            "model": model, "net": net, "fastest": fastest, "times": times,
+            "predicted": predicted, "model_ratio": times[model] / times[fastest],
+            "net_ratio": times[net] / times[fastest]}
+
+
+def summary(rows, key):
+    ratios = [r[key] for r in rows]
+    n = len(ratios)
+    return (f"{key.split('_')[0]:>5}: within 1.15x on {sum(x <= 1.15 for x in ratios)}/{n} "
+            f"({sum(x <= 1.15 for x in ratios) / n:.0%}), within 1.5x on "
+            f"{sum(x <= 1.5 for x in ratios)}/{n} ({sum(x <= 1.5 for x in ratios) / n:.0%}), "
+            f"above 2x on {sum(x > 2 for x in ratios)}, worst {max(ratios):.2f}x")
+
+
+def prediction_errors(rows):
+    """{(algorithm, op): (count, median, 90th percentile of |log2(predicted / measured)|)}."""
+    errors = {}
+    for r in rows:
+        for name, p in r["predicted"].items():
+            t = r["times"][name]
+            if p > 0 and t > 0 and t <= GIVE_UP * r["times"][r["fastest"]]:
+                errors.setdefault((name, r["op"]), []).append(abs(math.log2(p / t)))
+    return {k: (len(v), statistics.median(v), sorted(v)[int(0.9 * (len(v) - 1))])
+            for k, v in sorted(errors.items())}
+
+
+def main(argv=None, out=print):
+    parser = argparse.ArgumentParser(prog="fastconv bench --sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small subset (a smoke run)")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--ops", default=",".join(OPERATIONS))
+    parser.add_argument("--networks", help="only these networks (comma-separated)")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=0.05, help="seconds per algorithm")
+    parser.add_argument("--calibrate", action="store_true", help="run fastconv.calibrate() first")
+    parser.add_argument("--json", help="write every row (times, predictions) to this file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        fastconv.set_num_threads(args.threads)
+    if args.calibrate:
+        fastconv.calibrate(save=False)
+    from . import _kernel_level
+    problems = all_problems(args.quick)
+    if args.networks:
+        problems = [p for p in problems if p.network in args.networks.split(",")]
+    out(f"fastconv {fastconv.__version__}, kernel level {_kernel_level.current()}, "
+        f"{fastconv.get_num_threads()} thread(s), calibration: "
+        f"{'this machine' if args.calibrate else 'shipped'}, {len(problems)} problems")
+    out("| network | problem | op | dtype | model pick | x best | net pick | x best | fastest |")
+    out("|---|---|---|---|---|---|---|---|---|")
+    rows, start = [], time.perf_counter()
+    for dtype in args.dtypes.split(","):
+        for problem in problems:
+            for op in args.ops.split(","):
+                r = measure(problem, op, dtype, args.rounds, args.budget)
+                rows.append(r)
+                out(f"| {r['network']} | {r['problem']} | {op} | {dtype} | {r['model']} | "
+                    f"{r['model_ratio']:.2f} | {r['net']} | {r['net_ratio']:.2f} | {r['fastest']} |")
+                sys.stdout.flush()
+    out("")
+    out(summary(rows, "model_ratio"))
+    out(summary(rows, "net_ratio"))
+    out("\nprediction error |log2(predicted / measured)| of the algorithms within "
+        f"{GIVE_UP:g}x of the fastest:")
+    for (name, op), (n, median, p90) in prediction_errors(rows).items():
+        out(f"  {name:<10} {op:<12} n={n:<4} median {2 ** median:.2f}x  90th percentile {2 ** p90:.2f}x")
+    out(f"\n{time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f)
+    return 0
