@@ -87,7 +87,10 @@ def test_the_net_recovers_from_a_lying_model_within_a_few_calls(liar):
     spec = _spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
     record = _autotune.lookup(spec, "forward")
     assert record and record["liar"] >= DELAY_S, "explain has no measured times to show"
-    assert "fastest measured" in str(fastconv.explain(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY))
+    table = str(fastconv.explain(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY))
+    assert "forward re-ranked by measurement" in table
+    assert f"forward      {picked:<10}" in table and "<- chosen" in table.split(
+        f"forward      {picked:<10}")[1].splitlines()[0]
 
 
 def test_strict_mode_never_switches(liar):
