@@ -6,17 +6,29 @@ fastconv as on any OpenMP library. Setting the budget also limits the BLAS that 
 run on (SciPy's OpenBLAS), so the kernels' threads and BLAS's threads never add up beyond it: the
 kernels split their GEMMs over their own OpenMP threads and hold the BLAS at one thread while they
 run (`blas_single_threaded`), so only one thread pool is ever busy.
+
+The budget is at most `MAX_THREADS`; a larger count from any source (the call, the environment
+variable, OpenMP's own setting) is refused or capped, because the OpenMP runtime ends the process
+when it cannot create a thread. fastconv is fork-safe: before a ``fork`` it ends the forking
+thread's OpenMP workers (`_openmp_info.release_threads`), so a child made by ``multiprocessing``
+or ``os.fork`` starts its own instead of waiting forever for its parent's.
 """
 import contextlib
 import numbers
 import os
 import threading
+import warnings
 
 from . import _openmp_info
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
 
+# More threads than four per core only adds switching; 64 keeps small machines free to test
+# thread counts above their core count.
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
 _num_threads = None
+_forked_single = False     # a forked child whose parent's workers could not be ended: one thread
 _workspace_limit = DEFAULT_WORKSPACE_LIMIT
 _blas_limiter = None
 
@@ -29,10 +41,27 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _thread_count(value, name):
+    n = _positive_int(value, name)
+    if n > MAX_THREADS:
+        raise ValueError(f"{name} must be between 1 and {MAX_THREADS} (four threads per core, at "
+                         f"least 64), got {n}")
+    return n
+
+
 def set_num_threads(n):
-    """Use at most `n` threads in fastconv's kernels and in the BLAS they call."""
+    """Use at most `n` threads in fastconv's kernels and in the BLAS they call.
+
+    `n` is an int from 1 to ``MAX_THREADS`` (four times ``os.cpu_count()``, at least 64); anything
+    else raises TypeError or ValueError and changes nothing.
+    """
     global _num_threads, _blas_limiter
-    n = _positive_int(n, "n")
+    n = _thread_count(n, "n")
+    if _forked_single and n > 1:
+        warnings.warn("this process was forked while OpenMP threads that could not be ended were "
+                      "running, so its OpenMP runtime cannot start threads: fastconv stays on one "
+                      "thread here (use the 'spawn' or 'forkserver' start method)", RuntimeWarning,
+                      stacklevel=2)
     _num_threads = n
     _openmp_info.set_max_threads(n)
     from threadpoolctl import threadpool_limits
@@ -89,9 +118,10 @@ _call = threading.local()
 
 
 def get_num_threads():
-    """The thread budget the next call will use."""
+    """The thread budget the next call will use (at most ``MAX_THREADS``)."""
     n = _num_threads if _num_threads is not None else _openmp_info.max_threads()
-    return min(n, getattr(_call, "cap", n))
+    n = min(n, MAX_THREADS, getattr(_call, "cap", n))
+    return 1 if _forked_single else n
 
 
 @contextlib.contextmanager
@@ -131,14 +161,38 @@ def get_workspace_limit():
 
 
 def _from_environment():
+    """FASTCONV_NUM_THREADS, if set: a bad value is reported and ignored, not fatal to the import."""
     value = os.environ.get("FASTCONV_NUM_THREADS")
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return
     try:
-        n = int(value)
+        n = _thread_count(int(value), "FASTCONV_NUM_THREADS")
     except ValueError:
-        raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {value!r}") from None
+        warnings.warn(f"FASTCONV_NUM_THREADS must be an integer from 1 to {MAX_THREADS} (four "
+                      f"threads per core, at least 64), got {value!r}; ignored, fastconv uses "
+                      "OpenMP's thread count", RuntimeWarning, stacklevel=2)
+        return
     set_num_threads(n)
 
 
+def _before_fork():
+    global _released
+    _released = _openmp_info.release_threads()
+
+
+def _after_fork_in_child():
+    """The child owns no other thread: no lock may stay held, no count of kernels inside the BLAS
+    section stay raised (a Python thread may have been in one when its parent forked)."""
+    global _blas_lock, _blas_users, _forked_single
+    _forked_single = _forked_single or not _released
+    _blas_lock = threading.Lock()
+    if _blas_users:
+        _blas_users = 0
+        for c, n in _blas_saved:
+            c.set_num_threads(n)
+
+
+_released = True
 _from_environment()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
