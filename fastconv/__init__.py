@@ -1,7 +1,7 @@
 """fastconv: fast CPU convolution and its gradients for NumPy users.
 
 Chapter 9 of *Deep Learning* (Goodfellow, Bengio, Courville) as software. The functional API is
-in CONTRACT.md: ``conv`` (eq. 9.7/9.8), ``conv_grad_kernel`` (eq. 9.11), ``conv_grad_input``
+in docs/CONTRACT.md: ``conv`` (eq. 9.7/9.8), ``conv_grad_kernel`` (eq. 9.11), ``conv_grad_input``
 (eq. 9.13), ``conv_transpose`` (eq. 9.14), the chooser (``algorithms``, ``choose``, ``explain``)
 and the thread and workspace settings.
 """

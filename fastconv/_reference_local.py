@@ -9,7 +9,7 @@ Straight from section 9.5 of the chapter, in 0-based indices, with the input alr
 are ``(*out, K, C, *kernel)``, tiled weights ``(*t, K, C, *kernel)``. Every function loops over
 the output positions, one window of the padded input at a time, in float64; the two gradients
 walk the same windows. Nothing is shared with the fast code, nor with the convolution reference:
-the arguments are parsed here from the text of CONTRACT.md.
+the arguments are parsed here from the text of docs/CONTRACT.md.
 """
 
 import itertools

@@ -2,7 +2,7 @@
 
 Every fast algorithm in fastconv is checked against this module, so it is written for clarity,
 straight from the equations of chapter 9 (Goodfellow, Bengio and Courville), and shares nothing
-with the rest of the package: it parses its own arguments from the text of CONTRACT.md and
+with the rest of the package: it parses its own arguments from the text of docs/CONTRACT.md and
 imports only NumPy.
 
 Layout is channels-first: ``x`` is ``(N, C, *spatial)``, ``w`` is ``(K, C // groups, *kernel)``
