@@ -258,8 +258,13 @@ def padding_index(n, low, high, mode):
 def check_padding_mode(padding_mode, spec):
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    if padding_mode == "reflect":
-        for n, lo, hi in zip(spec.input_size, spec.pad_low, spec.pad_high):
-            if max(lo, hi) >= n and (lo or hi):
-                raise ValueError(f"padding_mode='reflect' needs padding < input size, got padding "
-                                 f"({lo}, {hi}) on an axis of size {n}")
+    first = LIFTED_DIMS - spec.ndim
+    for axis, (n, lo, hi) in enumerate(zip(spec.input_size[first:], spec.pad_low[first:],
+                                           spec.pad_high[first:])):
+        if padding_mode == "reflect" and max(lo, hi) >= n and (lo or hi):
+            raise ValueError(f"padding_mode='reflect' needs padding < input size, got padding "
+                             f"({lo}, {hi}) on spatial axis {axis} of size {n}")
+        if padding_mode in ("replicate", "circular") and n == 0 and (lo or hi):
+            raise ValueError(f"padding_mode={padding_mode!r} copies the input into the padding, "
+                             f"but spatial axis {axis} is empty (size 0, padding ({lo}, {hi})); "
+                             "expected a non-empty axis or padding_mode='zeros'")

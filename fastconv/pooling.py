@@ -184,11 +184,17 @@ def _sum_matrix(n, k, s, p, out):
 
 def _gaussian_matrix(n, k, s, p, out, sigma):
     """Weights exp(-t^2 / (2 sigma^2)) of the distance t from the window centre, normalised
-    over the elements of each window that lie inside the input."""
+    over the elements of each window that lie inside the input. Each window's nearest element
+    weighs exp(0) = 1 before normalising (its t^2 is subtracted, and t^2 / sigma^2 is never
+    formed), so no window's weights all underflow however small sigma: the limit is the nearest
+    element(s) to the centre."""
     indptr, indices = _band(*_taps(n, k, s, p, 1, out))
     rows = _rows(indptr)
-    offset = indices - (rows * s - p) - (k - 1) / 2.0
-    g = np.exp(-offset**2 / (2.0 * sigma**2))
+    t2 = (indices - (rows * s - p) - (k - 1) / 2.0) ** 2
+    nearest = np.full(out, np.inf)
+    np.minimum.at(nearest, rows, t2)
+    with np.errstate(over="ignore", under="ignore"):
+        g = np.exp(-((t2 - nearest[rows]) / sigma) / sigma / 2.0)
     norm = np.bincount(rows, weights=g, minlength=out)
     return indptr, indices, g / norm[rows]
 
