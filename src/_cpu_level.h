@@ -1,4 +1,4 @@
-/* Which instruction set fastconv's hand-vectorised kernels run at (direct and Winograd).
+/* Which instruction set fastconv's hand-vectorised kernels run at (direct, Winograd, FFT).
  *
  * Each kernel set is compiled once per level; the process picks one at first use and keeps it,
  * so results never change from call to call. Levels: 2 x86-64-v4 (AVX-512, 64-byte vectors),
@@ -43,8 +43,31 @@ static int fastconv_cpu_level(const char* lower_env) {
 #endif
 }
 
+/* The targets of the per-level copies of a kernel set (used where FASTCONV_DISPATCH is 1). */
+#define FASTCONV_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define FASTCONV_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+
+/* `static int NAME(void)`: the level a kernel set runs at, fastconv_cpu_level(ENV) asked at its
+   first use and kept for the life of the process. */
+#define FASTCONV_LEVEL_FUNCTION(NAME, ENV)                                                         \
+static int NAME(void) {                                                                            \
+    static int level = -1;                                                                         \
+    if (level < 0)                                                                                 \
+        level = fastconv_cpu_level(ENV);                                                           \
+    return level;                                                                                  \
+}
+
+/* The call of F##_v4, F##_v3 or F##_base with ARGS (a parenthesised list) that LEVEL picks, as
+   an expression (void or not); only F##_base where there is one copy. */
+#if FASTCONV_DISPATCH
+#  define FASTCONV_PICK(LEVEL, F, ARGS)                                                            \
+       ((LEVEL) == 2 ? F##_v4 ARGS : (LEVEL) == 1 ? F##_v3 ARGS : F##_base ARGS)
+#else
+#  define FASTCONV_PICK(LEVEL, F, ARGS) (F##_base ARGS)
+#endif
+
 /* Bytes of one vector at a level. */
-static Py_ssize_t fastconv_vector_bytes(int level) {
+static inline Py_ssize_t fastconv_vector_bytes(int level) {
     return level == 2 ? 64 : level == 1 ? 32 : FASTCONV_BASE_BYTES;
 }
 
