@@ -11,7 +11,8 @@
 
    (r = L / L_q, k < r, j < L_{q-1}; A_0 is the input, A_T the transform). Radices 2, 3, 4, 5
    have their own butterflies, the others a generic O(p^2) one. Nothing depends on how the items
-   are split between threads. The body is _fft_columns_impl.h, included once per precision.
+   are split between threads. The body is _fft_columns_impl.h, included once per instruction
+   set (each a copy of every function for both precisions, see the end of this file).
 
    The real transforms along the contiguous last axis (fcc_rows_r2c / fcc_rows_c2r) pair two
    real lines as the real and imaginary parts of one complex FFT, 2 VL lines per vector, moved
@@ -25,11 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FCC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FCC_CLONES
-#endif
+#include "_cpu_level.h"
+
 #define FCC_INLINE static inline __attribute__((always_inline))
 #define FCC_MAXP 16        /* the largest radix (the caller checks) */
 #define FCC_FB 8           /* frequencies per block of the blocked spectra (see below) */
@@ -81,33 +79,75 @@ FCC_INLINE void fcc_transpose_f64(fcc_vd* v, const int u)
              ((fcc_id){1, 9, 3, 11, 5, 13, 7, 15}));
 }
 
-#define FCC_T float
-#define FCC_V fcc_vf
-#define FCC_VU fcc_vf_u
-#define FCC_SUF f32
-#define FCC_SWAP(v) __builtin_shuffle((v), \
-    ((fcc_if){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}))
-#define FCC_SIGN ((fcc_vf){-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1})
+/* Every function of _fft_columns_impl.h compiled once per instruction set (_cpu_level.h):
+   x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the build's own target, named with the
+   suffixes _v4, _v3 and _base (fcc_columns_f32_v4, ...). The vectors are 64 bytes in every
+   copy (two AVX2 or four SSE registers below AVX-512), so the order of every sum is the same
+   in each; only the FMA contraction the compiler chooses for a target can differ. */
+#if FASTCONV_DISPATCH
+#define FCC_LV v4
+#define FCC_ATTR FASTCONV_TARGET_V4
 #include "_fft_columns_impl.h"
-#undef FCC_T
-#undef FCC_V
-#undef FCC_VU
-#undef FCC_SUF
-#undef FCC_SWAP
-#undef FCC_SIGN
+#undef FCC_LV
+#undef FCC_ATTR
+#define FCC_LV v3
+#define FCC_ATTR FASTCONV_TARGET_V3
+#include "_fft_columns_impl.h"
+#undef FCC_LV
+#undef FCC_ATTR
+#endif
+#define FCC_LV base
+#define FCC_ATTR
+#include "_fft_columns_impl.h"
+#undef FCC_LV
+#undef FCC_ATTR
 
-#define FCC_T double
-#define FCC_V fcc_vd
-#define FCC_VU fcc_vd_u
-#define FCC_SUF f64
-#define FCC_SWAP(v) __builtin_shuffle((v), ((fcc_id){1, 0, 3, 2, 5, 4, 7, 6}))
-#define FCC_SIGN ((fcc_vd){-1, 1, -1, 1, -1, 1, -1, 1})
-#include "_fft_columns_impl.h"
-#undef FCC_T
-#undef FCC_V
-#undef FCC_VU
-#undef FCC_SUF
-#undef FCC_SWAP
-#undef FCC_SIGN
+#ifndef FF_LEVEL_DEFINED       /* shared with _fft_product.h */
+#define FF_LEVEL_DEFINED
+/* The FFT's kernel set; FASTCONV_FFT_LEVEL=0 or 1 asks for a lower one. */
+FASTCONV_LEVEL_FUNCTION(ff_level, "FASTCONV_FFT_LEVEL")
+#endif
+
+/* The entry points: the copy of this process's kernel set. */
+#define FCC_ENTRY(T, P)                                                                    \
+static int fcc_columns_##P(T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,             \
+                           const int* radix, const T* tw, const T* roots, T scale,         \
+                           ptrdiff_t first, ptrdiff_t last)                                \
+{                                                                                          \
+    return FASTCONV_PICK(ff_level(), fcc_columns_##P, (data, L, ncols, nstages, radix, tw, \
+                                                       roots, scale, first, last));        \
+}                                                                                          \
+static int fcc_columns_placed_##P(const T* src, T* dst, ptrdiff_t L, ptrdiff_t ncols,      \
+                                  ptrdiff_t nsrc, const ptrdiff_t* pos, int nstages,       \
+                                  const int* radix, const T* tw, const T* roots, T scale,  \
+                                  ptrdiff_t first, ptrdiff_t last)                         \
+{                                                                                          \
+    return FASTCONV_PICK(ff_level(), fcc_columns_placed_##P,                               \
+                         (src, dst, L, ncols, nsrc, pos, nstages, radix, tw, roots, scale, \
+                          first, last));                                                   \
+}                                                                                          \
+static int fcc_rows_r2c_##P(const T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,    \
+                            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, T* dst,      \
+                            const ptrdiff_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, \
+                            ptrdiff_t L, int nstages, const int* radix, const T* tw,       \
+                            const T* roots, ptrdiff_t first, ptrdiff_t last)               \
+{                                                                                          \
+    return FASTCONV_PICK(ff_level(), fcc_rows_r2c_##P,                                     \
+                         (src, src_off, src_step, count, start, step, dst, dst_off, bstride, \
+                          nlines, L, nstages, radix, tw, roots, first, last));             \
+}                                                                                          \
+static int fcc_rows_c2r_##P(const T* src, const ptrdiff_t* src_off, ptrdiff_t bstride,     \
+                            T* dst, const ptrdiff_t* dst_off, ptrdiff_t dst_step,          \
+                            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step,              \
+                            ptrdiff_t nlines, ptrdiff_t L, int nstages, const int* radix,  \
+                            const T* tw, const T* roots, T scale, ptrdiff_t first,         \
+                            ptrdiff_t last)                                                \
+{                                                                                          \
+    return FASTCONV_PICK(ff_level(), fcc_rows_c2r_##P,                                     \
+                         (src, src_off, bstride, dst, dst_off, dst_step, count, start, step, \
+                          nlines, L, nstages, radix, tw, roots, scale, first, last));      \
+}
+FCC_ENTRY(float, f32)
+FCC_ENTRY(double, f64)
 
 #endif

@@ -1,9 +1,48 @@
-/* The column FFT for one precision: included by _fft_columns.h with FCC_T (the scalar), FCC_V
-   (64-byte vector), FCC_VU (its unaligned twin), FCC_SUF (name suffix), FCC_SWAP (exchange the
-   real and imaginary lanes) and FCC_SIGN (-1 on real lanes, +1 on imaginary ones). */
-#define FCC_CAT2(a, b) a##_##b
-#define FCC_CAT(a, b) FCC_CAT2(a, b)
-#define FCC_NAME(name) FCC_CAT(name, FCC_SUF)
+/* The column FFT for one instruction set. _fft_columns.h includes this file once per level with
+   FCC_LV (the level's name suffix: v4, v3, base) and FCC_ATTR (its target attribute, on every
+   function that is not inlined); the file includes itself once per precision with FCC_T (the
+   scalar), FCC_V (64-byte vector), FCC_VU (its unaligned twin), FCC_P (f32, f64), FCC_SWAP
+   (exchange the real and imaginary lanes), FCC_SIGN (-1 on real lanes, +1 on imaginary ones)
+   and FCC_TRANSPOSE (_fft_columns.h's in-register transpose), so that every name is
+   name_P_LV (fcc_columns_f32_v4). */
+#ifndef FCC_T
+#define FCC_T float
+#define FCC_V fcc_vf
+#define FCC_VU fcc_vf_u
+#define FCC_P f32
+#define FCC_SWAP(v) __builtin_shuffle((v), \
+    ((fcc_if){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}))
+#define FCC_SIGN ((fcc_vf){-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1})
+#define FCC_TRANSPOSE fcc_transpose_f32
+#include "_fft_columns_impl.h"
+#undef FCC_T
+#undef FCC_V
+#undef FCC_VU
+#undef FCC_P
+#undef FCC_SWAP
+#undef FCC_SIGN
+#undef FCC_TRANSPOSE
+
+#define FCC_T double
+#define FCC_V fcc_vd
+#define FCC_VU fcc_vd_u
+#define FCC_P f64
+#define FCC_SWAP(v) __builtin_shuffle((v), ((fcc_id){1, 0, 3, 2, 5, 4, 7, 6}))
+#define FCC_SIGN ((fcc_vd){-1, 1, -1, 1, -1, 1, -1, 1})
+#define FCC_TRANSPOSE fcc_transpose_f64
+#include "_fft_columns_impl.h"
+#undef FCC_T
+#undef FCC_V
+#undef FCC_VU
+#undef FCC_P
+#undef FCC_SWAP
+#undef FCC_SIGN
+#undef FCC_TRANSPOSE
+#else
+
+#define FCC_CAT2(a, b, c) a##_##b##_##c
+#define FCC_CAT(a, b, c) FCC_CAT2(a, b, c)
+#define FCC_NAME(name) FCC_CAT(name, FCC_P, FCC_LV)
 
 /* v * (cr + i ci) in every lane pair; i v is swap(v) * sign. */
 FCC_INLINE FCC_V FCC_NAME(fcc_cmul)(FCC_V v, FCC_T cr, FCC_T ci)
@@ -139,7 +178,7 @@ FCC_INLINE void FCC_NAME(fcc_block)(FCC_T* plane, ptrdiff_t L, ptrdiff_t ncols, 
 
 /* The columns c0..c0+width-1 of each of `planes` (L, ncols) planes `stride` scalars apart, in
    place (one block of VL columns after another); buf as above. */
-FCC_CLONES static void
+FCC_ATTR static void
 FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptrdiff_t L,
                             ptrdiff_t ncols, ptrdiff_t c0, ptrdiff_t width, FCC_V* buf,
                             int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
@@ -157,7 +196,7 @@ FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptr
    entry i / blocks and the columns of block i % blocks. `radix` (nstages entries, product L),
    `tw` and `roots` are the stages' twiddles and roots of unity, one stage after the other
    (tw: (p - 1) Lp pairs, roots: p pairs). Returns -1 if the scratch cannot be allocated. */
-FCC_CLONES static int
+FCC_ATTR static int
 FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
                       const FCC_T* tw, const FCC_T* roots, FCC_T scale, ptrdiff_t first,
                       ptrdiff_t last)
@@ -180,7 +219,7 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
    b * nsrc * 2 ncols sit at rows pos[r] of the L rows of plane b of dst (the others zero), which
    get the transform times scale; items as fcc_columns'. Nothing is read or written for the
    zero rows but their transforms' output. */
-FCC_CLONES static int
+FCC_ATTR static int
 FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_t ncols,
                              ptrdiff_t nsrc, const ptrdiff_t* pos, int nstages,
                              const int* radix, const FCC_T* tw, const FCC_T* roots,
@@ -220,8 +259,6 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
     return 0;
 }
 
-#define FCC_TRANSPOSE FCC_NAME(fcc_transpose)
-
 /* Real-to-complex transforms of lines, 2 VL per item: lines 2m and 2m + 1 of the item are the
    real and imaginary lanes m of one complex FFT of length L, separated afterwards into their
    half spectra (F = L / 2 + 1 values):
@@ -229,7 +266,7 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
    Line l's count values src[src_off[l] + i * src_step] sit at positions (start + i step) mod L,
    zeros elsewhere; its spectrum goes to dst + dst_off[l] (contiguous). Lines go in and out of
    the lanes by in-register transposes of blocks of 2 VL values (VL complex on the way out). */
-FCC_CLONES static int
+FCC_ATTR static int
 FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,
                        ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, FCC_T* dst,
                        const ptrdiff_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
@@ -334,7 +371,7 @@ FCC_INLINE void FCC_NAME(fcc_hermitian)(FCC_V* a, ptrdiff_t L, ptrdiff_t k, FCC_
    symmetry; the imaginary parts at frequency 0 and L / 2 are ignored, as a real transform
    does), times `scale`; line l's values at positions (start + i step) mod L, i < count, go to
    dst[dst_off[l] + i * dst_step]. */
-FCC_CLONES static int
+FCC_ATTR static int
 FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bstride, FCC_T* dst,
                        const ptrdiff_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
                        ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
@@ -412,7 +449,7 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bst
     return 0;
 }
 
-#undef FCC_TRANSPOSE
 #undef FCC_NAME
 #undef FCC_CAT
 #undef FCC_CAT2
+#endif

@@ -3,17 +3,13 @@
 #ifndef FASTCONV_FFT_PRODUCT_H
 #define FASTCONV_FFT_PRODUCT_H
 #include <stddef.h>
+#include "_cpu_level.h"
 #define FC_BLOCK 8     /* complex frequencies per micro-kernel call */
 #define FC_SUPER 8     /* blocks per item */
 /* Blocks of frequencies ahead that the float product prefetches its b rows: in a fused pass
    the kernel's spectra are 64 or more planes read side by side, more streams than the
    hardware prefetchers follow (the product measured 1.2x faster with it). */
 #define FC_AHEAD 4
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FC_CLONES
-#endif
 #define FC_INLINE static inline __attribute__((always_inline))
 /* GCC 12 SLP-vectorises the scalar tails below with a dead load from row j + 1, which reads
    past the last row (a segfault seen in tests); the tails are a few values: keep them
@@ -25,7 +21,7 @@
 #endif
 
 /* GCC vector extensions of 64 bytes: one AVX-512 register, two AVX2 or four SSE ones in
-   the respective clones. A block of FC_BLOCK complex values is NV vectors. */
+   the respective copies (FC_LEVEL below). A block of FC_BLOCK complex values is NV vectors. */
 typedef float fc_vf __attribute__((vector_size(64)));
 typedef float fc_vf_u __attribute__((vector_size(64), aligned(4)));
 typedef int fc_if __attribute__((vector_size(64)));
@@ -41,7 +37,7 @@ typedef long long fc_id __attribute__((vector_size(64)));
 
 /* Partial block (nf < FC_BLOCK complex): the same sums, one scalar at a time. p holds
    ar*br, ai*bi and q ar*bi, ai*br per frequency; out = sum_j op(a) op(b). */
-#define FC_DEFINE(T, SUF, V, VU, S)                                                        \
+#define FC_TAILS(T, SUF)                                                                   \
 FC_SCALAR static void fc_tail_##SUF(ptrdiff_t nf, ptrdiff_t nj, const T* a, ptrdiff_t a_j,          \
                           const T* b, ptrdiff_t b_j, T* o, int conj_a, int conj_b, int acc) \
 {                                                                                          \
@@ -59,6 +55,31 @@ FC_SCALAR static void fc_tail_##SUF(ptrdiff_t nf, ptrdiff_t nj, const T* a, ptrd
     }                                                                                    \
 }                                                                                          \
                                                                                            \
+/* The columns w0.. of the tap DFT below, one value at a time (scalar, see FC_SCALAR). */  \
+FC_SCALAR static void fc_mtail_##SUF(int bb, ptrdiff_t nt, ptrdiff_t nw, ptrdiff_t w0,      \
+                                     const T* m, const T* a, T* out)                      \
+{                                                                                          \
+    for (ptrdiff_t w = w0; w < nw; w++) {                                                \
+        for (int i = 0; i < bb; i++) {                                                   \
+            T re = 0, im = 0;                                                            \
+            for (ptrdiff_t t = 0; t < nt; t++) {                                         \
+                const T* mi = m + 2 * (i * nt + t);                                      \
+                const T* y = a + 2 * (t * nw + w);                                       \
+                re += mi[0] * y[0] - mi[1] * y[1];                                       \
+                im += mi[0] * y[1] + mi[1] * y[0];                                       \
+            }                                                                            \
+            out[2 * (i * nw + w)] = re;                                                  \
+            out[2 * (i * nw + w) + 1] = im;                                              \
+        }                                                                                \
+    }                                                                                    \
+}
+
+FC_TAILS(float, f32)
+FC_TAILS(double, f64)
+
+/* The vector kernels of one precision for one instruction set (FC_LEVEL below): SUF is the
+   precision's (P, f32 or f64) and the level's suffix (f32_v4), ATTR the level's target. */
+#define FC_DEFINE(T, P, SUF, V, VU, S, ATTR)                                               \
 /* A full block for bb (1..4, a constant after inlining) outputs b_i = b + i * b_row:     \
    p += a * b and q += a * swap(b) lane by lane in registers, then the real parts (even   \
    lanes) from p -+ swap(p) and the imaginary parts (odd lanes) from q +- swap(q). */      \
@@ -131,7 +152,7 @@ FC_INLINE void fc_rows2_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t 
 /* One item: nf frequencies from the given pointers, every a (rows a_row apart) and b,    \
    MB = four b at a time (eight measured slower), reused from cache for every a. Strides   \
    are in scalars. */                                                                     \
-FC_CLONES static void                                                                      \
+ATTR static void                                                                           \
 fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,                     \
               const T* a, ptrdiff_t a_row, ptrdiff_t a_j,                                 \
               const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                                 \
@@ -170,10 +191,10 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
             }                                                                            \
             for (ia = 0; ia < na2 && f < nf; ia++)                                       \
                 for (ptrdiff_t i = 0; i < bb; i++)                                       \
-                    fc_tail_##SUF(nf - f, nj, a + ia * a_row + 2 * f, a_j,               \
-                                  b + (ib + i) * b_row + 2 * f, b_j,                     \
-                                  out + ia * o_a + (ib + i) * o_b + 2 * f,               \
-                                  conj_a, conj_b, acc);                                  \
+                    fc_tail_##P(nf - f, nj, a + ia * a_row + 2 * f, a_j,                 \
+                                b + (ib + i) * b_row + 2 * f, b_j,                       \
+                                out + ia * o_a + (ib + i) * o_b + 2 * f,                 \
+                                conj_a, conj_b, acc);                                    \
             ia = na2;                                                                    \
         }                                                                                \
         for (; ia < na; ia++) {                                                          \
@@ -183,8 +204,8 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
                 T* op = out + ia * o_a + ib * o_b + 2 * f;                               \
                 if (nf - f < FC_BLOCK) {                                                 \
                     for (ptrdiff_t i = 0; i < bb; i++)                                   \
-                        fc_tail_##SUF(nf - f, nj, ap, a_j, bp + i * b_row, b_j,          \
-                                      op + i * o_b, conj_a, conj_b, acc);                \
+                        fc_tail_##P(nf - f, nj, ap, a_j, bp + i * b_row, b_j,            \
+                                    op + i * o_b, conj_a, conj_b, acc);                  \
                     continue;                                                            \
                 }                                                                        \
                 switch (bb) {                                                            \
@@ -198,25 +219,6 @@ fc_item_##SUF(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           
                                        conj_a, conj_b, acc); break;                      \
                 }                                                                        \
             }                                                                            \
-        }                                                                                \
-    }                                                                                    \
-}                                                                                          \
-                                                                                           \
-/* The columns w0.. of the tap DFT below, one value at a time (scalar, see FC_SCALAR). */  \
-FC_SCALAR static void fc_mtail_##SUF(int bb, ptrdiff_t nt, ptrdiff_t nw, ptrdiff_t w0,      \
-                                     const T* m, const T* a, T* out)                      \
-{                                                                                          \
-    for (ptrdiff_t w = w0; w < nw; w++) {                                                \
-        for (int i = 0; i < bb; i++) {                                                   \
-            T re = 0, im = 0;                                                            \
-            for (ptrdiff_t t = 0; t < nt; t++) {                                         \
-                const T* mi = m + 2 * (i * nt + t);                                      \
-                const T* y = a + 2 * (t * nw + w);                                       \
-                re += mi[0] * y[0] - mi[1] * y[1];                                       \
-                im += mi[0] * y[1] + mi[1] * y[0];                                       \
-            }                                                                            \
-            out[2 * (i * nw + w)] = re;                                                  \
-            out[2 * (i * nw + w) + 1] = im;                                              \
         }                                                                                \
     }                                                                                    \
 }                                                                                          \
@@ -264,10 +266,10 @@ FC_INLINE void fc_mblock_##SUF(const int bb, ptrdiff_t nt, ptrdiff_t nw, const T
     if (w < nw && nw >= per)     /* the last vector overlaps the one before: same values */ \
         fc_mrows_##SUF(bb, 1, nt, nw, nw - per, m, a, out);                              \
     else if (w < nw)                                                                     \
-        fc_mtail_##SUF(bb, nt, nw, w, m, a, out);                                        \
+        fc_mtail_##P(bb, nt, nw, w, m, a, out);                                          \
 }                                                                                          \
                                                                                            \
-FC_CLONES static void                                                                      \
+ATTR static void                                                                           \
 fc_matrix_##SUF(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a, T* out) \
 {                                                                                          \
     for (ptrdiff_t i = 0; i < ni; i += 4) {                                              \
@@ -282,7 +284,41 @@ fc_matrix_##SUF(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a
     }                                                                                    \
 }
 
-FC_DEFINE(float, f32, fc_vf, fc_vf_u, f)
-FC_DEFINE(double, f64, fc_vd, fc_vd_u, d)
+/* Both precisions for one instruction set (_cpu_level.h): x86-64-v4 (AVX-512), x86-64-v3
+   (AVX2 + FMA) and the build's own target, with the name suffixes _v4, _v3 and _base
+   (fc_item_f32_v4, ...). The scalar tails are shared. */
+#define FC_LEVEL(LV, ATTR)                                                                 \
+FC_DEFINE(float, f32, f32_##LV, fc_vf, fc_vf_u, f, ATTR)                                   \
+FC_DEFINE(double, f64, f64_##LV, fc_vd, fc_vd_u, d, ATTR)
+#if FASTCONV_DISPATCH
+FC_LEVEL(v4, FASTCONV_TARGET_V4)
+FC_LEVEL(v3, FASTCONV_TARGET_V3)
+#endif
+FC_LEVEL(base, )
+
+#ifndef FF_LEVEL_DEFINED       /* shared with _fft_columns.h */
+#define FF_LEVEL_DEFINED
+/* The FFT's kernel set; FASTCONV_FFT_LEVEL=0 or 1 asks for a lower one. */
+FASTCONV_LEVEL_FUNCTION(ff_level, "FASTCONV_FFT_LEVEL")
+#endif
+
+/* The entry points: the copy of this process's kernel set. */
+#define FC_ENTRY(T, P)                                                                     \
+static void fc_item_##P(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           \
+                        const T* a, ptrdiff_t a_row, ptrdiff_t a_j,                       \
+                        const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                       \
+                        T* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,     \
+                        int acc)                                                          \
+{                                                                                          \
+    FASTCONV_PICK(ff_level(), fc_item_##P, (na, nb, nj, nf, a, a_row, a_j, b, b_row, b_j, \
+                                            out, o_a, o_b, conj_a, conj_b, acc));         \
+}                                                                                          \
+static void fc_matrix_##P(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a, \
+                          T* out)                                                         \
+{                                                                                          \
+    FASTCONV_PICK(ff_level(), fc_matrix_##P, (ni, nt, nw, m, a, out));                    \
+}
+FC_ENTRY(float, f32)
+FC_ENTRY(double, f64)
 
 #endif
