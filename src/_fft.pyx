@@ -35,13 +35,16 @@ the product and matrix_along micro-kernels in _fft_product.h, the transforms in 
 the fused passes in _fft_fused.h.
 
 The micro-kernels are the only code that depends on the instruction set: with GCC on x86-64 they
-are compiled for AVX-512, AVX2+FMA and the baseline, and the loader picks one per machine.
+are compiled for AVX-512, AVX2+FMA and the build's own target (src/_cpu_level.h), and the best
+the machine has is picked at the first call and kept; FASTCONV_FFT_LEVEL=0 or 1 asks for a lower
+one (`kernel_level` says which runs).
 """
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 
 cdef extern from "_fft_product.h":
+    int ff_level() noexcept nogil
     void fc_matrix_f32(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const float* m, const float* a,
                        float* out) noexcept nogil
     void fc_matrix_f64(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const double* m,
@@ -227,6 +230,11 @@ cdef extern from "_fft_fused.h":
                      ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
                      ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
                      ptrdiff_t last) noexcept nogil
+
+def kernel_level():
+    """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
+    return ff_level()
+
 
 def freq_block():
     """Frequencies per block of the blocked spectra that `rows_r2c` writes."""
