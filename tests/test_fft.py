@@ -7,9 +7,13 @@ chooser may pick (overlap-save forward, overlap-add input gradient, summed kerne
 spectra) including tiles whose input window wraps around the buffer, batch chunks, the pruned
 transforms of inputs that fill little of their buffer, the kernel's DFT by GEMM and by FFT, the
 channel product's partial frequency blocks, groups and conjugates, the NaN/Inf fallback (also when
-a float32 transform overflows on finite inputs), the buffers kept between calls, and the cost
-model's choices.
+a float32 transform overflows on finite inputs), the buffers kept between calls, the cost
+model's choices, and every instruction-set level of the C kernels.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -576,3 +580,34 @@ def test_kernel_spectra_are_reused_only_for_an_equal_kernel(assert_close_to_refe
     assert_close_to_reference(fastconv.conv(x, w, padding=1, algorithm="fft"),
                               reference.conv(x, w, padding=1), np.float64)
     assert fft._current_plan(other, "forward").L != plan.L
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
+    """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not
+    pick, run in a fresh interpreter with FASTCONV_FFT_LEVEL lowered: 1-D (row transforms and
+    the channel product), 2-D (the fused passes, groups, strides) and 3-D (column FFTs, pruned
+    ones and the product)."""
+    if _fft.kernel_level() < level:
+        pytest.skip("this machine cannot run that kernel set")
+    names = ("1d-asymmetric", "2d-largek", "2d-groups", "2d-strided-unused-tail", "2d-width-1",
+             "3d", "3d-strided-dilated")
+    check_kernel_set("fft", "FASTCONV_FFT_LEVEL", level, [CASES[n] for n in names])
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_every_kernel_set_passes_the_kernel_tests(level):
+    """This file's tests of the C kernels themselves (partial blocks and tails, every radix,
+    matrix_along, which the algorithm reaches only for lengths next_fast_len never gives) and
+    of thread-count invariance, in a fresh pytest with FASTCONV_FFT_LEVEL lowered."""
+    if _fft.kernel_level() < level:
+        pytest.skip("this machine cannot run that kernel set")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, FASTCONV_FFT_LEVEL=str(level),
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    tests = ("channel_product_blocks or matrix_along or column_fft or row_transforms "
+             "or inverse_rows or fused_pass or bitwise_identical")
+    done = subprocess.run([sys.executable, "-m", "pytest", os.path.abspath(__file__), "-q",
+                           "-p", "no:cacheprovider", "-k", tests], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
