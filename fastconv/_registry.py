@@ -1,6 +1,6 @@
 """The algorithm registry and the chooser.
 
-An algorithm is a module (or object) with a ``NAME`` and the interface of STYLE.md:
+An algorithm is a module (or object) with a ``NAME`` and the interface of docs/STYLE.md:
 
     supports(spec, op) -> (bool, reason)      cost(spec, op) -> predicted seconds
     workspace(spec, op) -> bytes              forward(spec, x, w) -> y
