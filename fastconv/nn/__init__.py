@@ -22,7 +22,7 @@ from .loss import CrossEntropyLoss, Loss, MSELoss
 from .optim import SGD, Adam, AdamW, Optimizer
 from .train import (History, accuracy, evaluate, fit, format_layer_report, layer_report, predict,
                     train_step)
-from .serialize import architecture, build, load, save
+from .serialize import LoadError, architecture, build, load, save
 from .gradcheck import gradcheck
 
 __all__ = [
@@ -40,5 +40,5 @@ __all__ = [
     "Sequential", "Parallel", "Residual",
     "Loss", "CrossEntropyLoss", "MSELoss", "Optimizer", "SGD", "Adam", "AdamW",
     "fit", "evaluate", "predict", "accuracy", "train_step", "History", "layer_report",
-    "format_layer_report", "save", "load", "architecture", "build", "gradcheck",
+    "format_layer_report", "save", "load", "LoadError", "architecture", "build", "gradcheck",
 ]

@@ -1,4 +1,6 @@
 """Initial weights and the small argument checks the layers share."""
+import contextlib
+import contextvars
 import math
 import numbers
 
@@ -8,10 +10,39 @@ from .module import float_dtype, make_rng
 
 INITS = ("default", "he", "glorot")
 
+# While `fastconv.nn.load` rebuilds a model, how many parameter and buffer values its layers may
+# still create: the values the file really holds. A forged architecture (Linear(100000, 100000)
+# beside tiny arrays) is then refused before its arrays exist. None: no limit.
+_allowance = contextvars.ContextVar("fastconv_nn_allowance", default=None)
+
+
+@contextlib.contextmanager
+def allowance(values):
+    """Within the block, layers may create at most `values` parameter and buffer values in all."""
+    token = _allowance.set([int(values)])
+    try:
+        yield
+    finally:
+        _allowance.reset(token)
+
+
+def reserve(shape, what):
+    """Count an array of `shape` against the allowance, if one is set, before creating it: every
+    layer creates its parameters and buffers through this module's functions or calls this."""
+    left = _allowance.get()
+    if left is None:
+        return
+    n = math.prod(max(int(s), 0) for s in shape)
+    if n > left[0]:
+        raise ValueError(f"{what} would hold {n} values, more than the {left[0]} that the file "
+                         "being loaded still holds")
+    left[0] -= n
+
 
 def init_weight(rng, shape, fan_in, fan_out, dtype, init="default"):
     """PyTorch's default (kaiming_uniform with a = sqrt(5): U(+-1/sqrt(fan_in))), He normal
     (std sqrt(2 / fan_in), for ReLU) or Glorot uniform (U(+-sqrt(6 / (fan_in + fan_out))))."""
+    reserve(shape, f"a weight of shape {tuple(shape)}")
     if init == "default":
         bound = 1.0 / math.sqrt(max(fan_in, 1))
         w = rng.uniform(-bound, bound, size=shape)
@@ -27,6 +58,7 @@ def init_weight(rng, shape, fan_in, fan_out, dtype, init="default"):
 
 def init_bias(rng, shape, fan_in, dtype, init="default"):
     """PyTorch's default U(+-1/sqrt(fan_in)); zeros for He and Glorot."""
+    reserve(shape, f"a bias of shape {tuple(shape)}")
     if init == "default":
         bound = 1.0 / math.sqrt(max(fan_in, 1))
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
@@ -83,5 +115,5 @@ def bias_kind(bias, allowed, name="bias"):
     return bias
 
 
-__all__ = ["init_weight", "init_bias", "positive_int", "tuple_of", "as_input", "bias_kind",
+__all__ = ["allowance", "reserve", "init_weight", "init_bias", "positive_int", "tuple_of", "as_input", "bias_kind",
            "float_dtype", "make_rng", "INITS"]

@@ -1,7 +1,7 @@
 """Batch normalisation over the batch and spatial axes, per channel."""
 import numpy as np
 
-from ._init import float_dtype, positive_int
+from ._init import float_dtype, positive_int, reserve
 from .module import Module
 
 
@@ -15,6 +15,8 @@ class _BatchNorm(Module):
         self.momentum = float(momentum)
         self.affine = bool(affine)
         self.dtype = float_dtype(dtype)
+        reserve(((4 if self.affine else 2) * self.num_features + 1,),
+                f"{type(self).__name__}({self.num_features})'s parameters and statistics")
         if self.affine:
             self.add_parameter("weight", np.ones(self.num_features, self.dtype))
             self.add_parameter("bias", np.zeros(self.num_features, self.dtype))
