@@ -1,5 +1,11 @@
-"""The ``fastconv`` command: ``fastconv tour`` (the default), ``demo``, ``bench`` and ``explain``."""
+"""The ``fastconv`` command: ``fastconv tour`` (the default), ``demo``, ``bench`` and ``explain``.
+
+A user's mistake (a shape that does not fit, a bad option value) prints one line
+``fastconv: error: ...`` and exits with status 2, argparse's convention; a reader that goes away
+(``fastconv explain ... | head``) ends the command quietly.
+"""
 import argparse
+import os
 import sys
 import time
 
@@ -69,15 +75,64 @@ def _save_png(path, image):
     except ImportError:
         raise SystemExit("writing a PNG needs Pillow (the demo extra): pip install \"fastconv[demo]\"")
     scaled = (255 * image / max(float(image.max()), 1e-12)).astype(np.uint8)
-    Image.fromarray(scaled).save(path)
+    try:
+        Image.fromarray(scaled).save(path)
+    except (OSError, ValueError) as exc:          # unwritable, or not an image file name
+        raise SystemExit(f"fastconv: error: cannot write {path!r}: {exc}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's exit status 2 for a usage error, with its message on one line."""
+
+    def error(self, message):
+        self.exit(2, f"fastconv: error: {message} (see '{self.prog} --help')\n")
 
 
 def _shape(text):
-    return tuple(int(v) for v in text.replace("x", ",").split(",") if v)
+    try:
+        sizes = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 0:
+        raise argparse.ArgumentTypeError(f"expected sizes >= 0 separated by commas, such as "
+                                         f"8,64,56,56, got {text!r}")
+    return sizes
+
+
+def _int_or_ints(text):
+    """An int, or one int per spatial dimension separated by commas."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or one int per spatial dimension "
+                                         f"such as 2,1, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _padding(text):
+    if text in ("valid", "same", "full"):
+        return text
+    try:
+        return _int_or_ints(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected valid, same, full, an int or one int per "
+                                         f"spatial dimension such as 1,1, got {text!r}") from None
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
+    try:
+        status = _main(argv)
+        sys.stdout.flush()              # here, where a closed pipe can still be answered
+        return status
+    except BrokenPipeError:
+        # The reader went away: stop quietly. Python would report the failed flush of stdout at
+        # exit, so stdout goes to /dev/null first (the recipe of Python's signal documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv):
+    parser = _Parser(prog="fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     p_tour = sub.add_parser("tour", help="figure 9.6 on a photograph and a timed ResNet layer")
     p_tour.add_argument("--out", help="write the edge image to this PNG file")
@@ -89,11 +144,12 @@ def main(argv=None):
                            help="input and kernel shapes, e.g. --shape 8,64,56,56 64,64,3,3")
     p_explain.add_argument("--x", type=_shape, help="input shape, e.g. 8,64,56,56")
     p_explain.add_argument("--w", type=_shape, help="kernel shape, e.g. 64,64,3,3")
-    p_explain.add_argument("--stride", type=int, default=1)
-    p_explain.add_argument("--padding", default="0")
-    p_explain.add_argument("--dilation", type=int, default=1)
+    p_explain.add_argument("--stride", type=_int_or_ints, default=1)
+    p_explain.add_argument("--padding", type=_padding, default=0,
+                           help="valid, same, full, an int, or one int per dimension (1,1)")
+    p_explain.add_argument("--dilation", type=_int_or_ints, default=1)
     p_explain.add_argument("--groups", type=int, default=1)
-    p_explain.add_argument("--dtype", default="float32")
+    p_explain.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p_demo = sub.add_parser("demo", help="run an example: digits, segment, variable-size, ...")
     p_demo.add_argument("name", help="which demo")
     p_demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="the demo's own options")
@@ -106,6 +162,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "demo":
         from . import demos
+        if args.name not in demos.available():
+            p_demo.error(f"unknown demo {args.name!r}; expected one of: "
+                         f"{', '.join(demos.available())}")
         return demos.run(args.name, args.demo_args)
     if args.command == "bench":
         from . import benchmark
@@ -113,12 +172,19 @@ def main(argv=None):
     if args.command == "explain":
         x_shape, w_shape = args.shape if args.shape else (args.x, args.w)
         if x_shape is None or w_shape is None:
-            parser.error("explain needs --shape X W (or --x X --w W)")
-        padding = args.padding if args.padding in ("valid", "same", "full") else int(args.padding)
-        print(fastconv.explain(x_shape, w_shape, stride=args.stride, padding=padding,
-                               dilation=args.dilation, groups=args.groups, dtype=args.dtype))
+            p_explain.error("explain needs --shape X W (or --x X --w W)")
+        try:
+            table = fastconv.explain(x_shape, w_shape, stride=args.stride, padding=args.padding,
+                                     dilation=args.dilation, groups=args.groups, dtype=args.dtype)
+        except (ValueError, TypeError, OverflowError) as exc:
+            p_explain.error(str(exc))
+        print(table)
     else:
-        tour(getattr(args, "out", None))
+        out = getattr(args, "out", None)
+        if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            p_tour.error(f"--out {out!r}: the folder {os.path.dirname(os.path.abspath(out))!r} "
+                         "does not exist")
+        tour(out)
     return 0
 
 
