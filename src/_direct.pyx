@@ -26,7 +26,8 @@ The three operations:
                on the transposed geometry (input and output channels swapped), reading the kernel
                through a strided, flipped view; items partition the input channels. Stride > 1:
                items (sample, input channel), each zeroes its own plane and scatters every tap
-               into its strided positions.
+               into its strided positions (more than FC_TAP_BLOCK (channel, tap) pairs: block by
+               block through a scratch plane, as the forward tiles sum their taps in blocks).
   grad_kernel  items (group, block of output channels, input channel, part of the rows and
                columns), each summing into its own per-thread V-lane accumulators, reduced in a
                fixed order at the end of the item; the parts (a number fixed by the problem) are
@@ -41,6 +42,7 @@ from _geometry cimport Geom, geom_from_spec, valid_range
 from _openmp cimport omp_get_thread_num
 
 cdef extern from "_direct_kernels.h":
+    enum: FC_TAP_BLOCK
     Py_ssize_t fc_vector_bytes() noexcept nogil
     int fc_level() noexcept nogil
     void fc_fwd_rows_float(int channels, const float* x, Py_ssize_t base, Py_ssize_t xrs,
@@ -274,30 +276,56 @@ cdef Geom transposed(const Geom* g) noexcept nogil:
 
 # --- grad_input at stride > 1: scatter within each input plane ------------------------------------
 
-cdef void scatter_plane(const Geom* g, const Tables* tb, const floating* gy, const floating* w,
-                        floating* gx, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+cdef void scatter_taps(const Geom* g, const Tables* tb, const floating* gy, const floating* w,
+                       floating* plane, Py_ssize_t n, Py_ssize_t c, Py_ssize_t j0,
+                       Py_ssize_t j1) noexcept nogil:
+    """plane += what the pairs j = (output channel of the group) * k_vol + tap, j0 <= j < j1,
+    scatter into gx plane (n, c), in the order of j then output position."""
     cdef Py_ssize_t gi = c // g.Cg, cl = c - gi * g.Cg, kk, k, zo, yo, a, b, e, o, off
-    cdef floating* plane = gx + (n * g.C + c) * g.in_vol
+    cdef Py_ssize_t t0, t1, row, e0, e1
     cdef floating* xrow
     cdef const floating* grow
     cdef const floating* wk
     cdef floating wv
-    memset(plane, 0, g.in_vol * sizeof(floating))
-    for kk in range(g.Kg):
+    for kk in range(j0 // g.k_vol, (j1 - 1) // g.k_vol + 1):
         k = gi * g.Kg + kk
+        t0 = max(j0 - kk * g.k_vol, 0)
+        t1 = min(j1 - kk * g.k_vol, g.k_vol)
         wk = w + (k * g.Cg + cl) * g.k_vol
         for zo in range(g.od):
             for yo in range(g.oh):
                 grow = gy + (n * g.K + k) * g.P + (zo * g.oh + yo) * g.ow
                 for a in range(tb.alo[zo], tb.ahi[zo]):
                     for b in range(tb.blo[yo], tb.bhi[yo]):
+                        row = (a * g.kh + b) * g.kw
+                        e0 = max(t0 - row, 0)
+                        e1 = min(t1 - row, g.kw)
                         xrow = plane + ((zo * g.sd - g.pd + a * g.dd) * g.ih
                                         + yo * g.sh - g.ph + b * g.dh) * g.iw
-                        for e in range(g.kw):
-                            wv = wk[(a * g.kh + b) * g.kw + e]
+                        for e in range(e0, e1):
+                            wv = wk[row + e]
                             off = e * g.dw - g.pw
                             for o in range(tb.clo[e], tb.chi[e]):
                                 xrow[o * g.sw + off] += wv * grow[o]
+
+
+cdef void scatter_plane(const Geom* g, const Tables* tb, const floating* gy, const floating* w,
+                        floating* gx, floating* scratch, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    """gx plane (n, c). More than FC_TAP_BLOCK (channel, tap) pairs (a long reduction) go in
+    blocks, each summed in `scratch` (a plane) and added to gx, as the forward tiles do."""
+    cdef Py_ssize_t total = g.Kg * g.k_vol, j0, i
+    cdef floating* plane = gx + (n * g.C + c) * g.in_vol
+    memset(plane, 0, g.in_vol * sizeof(floating))
+    if scratch == NULL or total <= FC_TAP_BLOCK:
+        scatter_taps(g, tb, gy, w, plane, n, c, 0, total)
+        return
+    j0 = 0
+    while j0 < total:
+        memset(scratch, 0, g.in_vol * sizeof(floating))
+        scatter_taps(g, tb, gy, w, scratch, n, c, j0, min(j0 + FC_TAP_BLOCK, total))
+        for i in range(g.in_vol):
+            plane[i] += scratch[i]
+        j0 += FC_TAP_BLOCK
 
 
 # --- grad_kernel -------------------------------------------------------------------------------
@@ -428,15 +456,20 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
 
 
 def grad_input_scatter(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-                       Py_ssize_t[::1] tables, int num_threads):
-    """gx = conv_grad_input(gy, w) at any stride: each (sample, channel) plane scatters its taps."""
+                       Py_ssize_t[::1] tables, floating[::1] scratch, int num_threads):
+    """gx = conv_grad_input(gy, w) at any stride: each (sample, channel) plane scatters its taps.
+    `scratch` holds num_threads * scratch_entries(in_vol) values where (K/G) * k_vol exceeds
+    tap_block() (else it may be empty)."""
     cdef Geom g = geom_from_spec(spec)
     cdef Tables tb
-    cdef Py_ssize_t item
+    cdef Py_ssize_t item, spacing = per_thread(g.in_vol)
+    cdef floating* work = &scratch[0] if scratch.shape[0] > 0 else NULL
     with nogil:
         fill_tables(&g, &tables[0], &tb)
         for item in prange(g.N * g.C, schedule="static", num_threads=num_threads):
-            scatter_plane(&g, &tb, &gy[0], &w[0], &gx[0], item // g.C, item % g.C)
+            scatter_plane(&g, &tb, &gy[0], &w[0], &gx[0],
+                          work + omp_get_thread_num() * spacing if work != NULL else NULL,
+                          item // g.C, item % g.C)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
@@ -450,6 +483,12 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
     with nogil:
         grad_kernel_items(&g, &x[0], &gy[0], &gw[0], part, &accs[0], &tables[0], &lists[0],
                           rparts, cparts, num_threads)
+
+
+def tap_block():
+    """(channel, tap) pairs a sum takes at once before it starts a fresh block (see
+    _direct_kernels.h's FC_TAP_BLOCK)."""
+    return FC_TAP_BLOCK
 
 
 def kernel_level():

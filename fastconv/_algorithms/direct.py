@@ -93,6 +93,8 @@ class _Plan:
                 self.cparts = min(-(-TARGET_ITEMS // items), cols // COLUMN_PART)
         elif op in ("grad_input", "grad_input_scatter"):
             self.tables = _direct.tables_size(spec)
+            if group_out * k_vol > _direct.tap_block():    # a scratch plane to sum blocks in
+                self.accs = _direct.scratch_entries(math.prod(spec.input_size))
         else:
             self.tables = _direct.tables_size(spec)
             self.lists = _direct.scratch_entries(3 * k_vol)
@@ -297,13 +299,13 @@ def grad_input(spec, gy, w):
     # would make NaN there that the textbook sum (over the input only) does not have.
     transposed = _stride_one(spec) and np.isfinite(w).all()
     plan = _Plan(spec, "grad_input" if transposed else "grad_input_scatter")
-    tables, lists, _, _ = plan.arrays(spec.dtype)
+    tables, lists, accs, _ = plan.arrays(spec.dtype)
     if transposed:
         _direct.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1), tables, lists,
                            plan.rparts, plan.cparts, plan.threads)
     else:
         _direct.grad_input_scatter(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1), tables,
-                                   plan.threads)
+                                   accs[:plan.threads * plan.accs], plan.threads)
     return gx
 
 
