@@ -48,7 +48,7 @@ import numpy as np
 import scipy.fft
 
 from .. import _config, _fft
-from . import im2col, reference
+from . import _finite
 
 try:        # pocketfft itself: the same transforms as scipy.fft, but writing into given buffers
     from scipy.fft._pocketfft import pypocketfft as _pocketfft
@@ -687,7 +687,7 @@ def _along(a, ax, M, out, threads):
         return out
 
     def part(lo, hi):
-        with np.errstate(all="ignore"):                     # NaN: see _finite_or_exact
+        with np.errstate(all="ignore"):                     # NaN: see _finite.py
             np.matmul(a[lo:hi], M.T, out=out[lo:hi])
 
     with _config.blas_single_threaded():
@@ -897,27 +897,6 @@ def _window(plan, tile):
     return tuple(slice(*a.window(t)) for a, t in zip(plan.axes, tile))
 
 
-def _finite_or_exact(result, probes, spec, op, a, b):
-    """`result`, unless a probe is not finite: then the op computed by summation instead.
-
-    A transform spreads one NaN or Inf over every frequency of its line, so a non-finite input
-    (or a float32 transform overflowing) leaves no output of its (sample, channel) finite, and
-    one probe per tile and channel finds it. Arithmetic's own NaN/Inf pattern (CONTRACT.md) then
-    comes from im2col, or from the reference where im2col's workspace does not fit.
-    """
-    if all(np.isfinite(p).all() for p in probes):
-        return result
-    ok, _ = im2col.supports(spec, op)
-    fits = ok and im2col.workspace(spec, op) <= _config.get_workspace_limit()
-    exact = im2col if fits else reference
-    return getattr(exact, op)(spec, a, b)
-
-
-def _corner(batch, region):
-    """The first element of a spatial region: one probe per (sample, channel)."""
-    return (batch, slice(None)) + tuple(slice(r.start, r.start + 1) for r in region)
-
-
 def _through_kernel(plan, src, src_places, W, channels, dest_places, dest, fused, workers):
     """Spectra of src, their product with the kernel spectra W into `channels` channels, and back
     to signals (into dest where the layout allows; the returned array is the result)."""
@@ -938,7 +917,6 @@ def forward(spec, x, w):
     fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
     y = np.empty(spec.y_shape, spec.dtype)
-    probes = []
     for batch, tile in _passes(plan):
         out = (batch, slice(None)) + _outputs(plan, tile)
         xs = x[(batch, slice(None)) + _window(plan, tile)]
@@ -952,9 +930,8 @@ def forward(spec, x, w):
                                workers)
         if part is not dest:
             dest[...] = part
-        probes.append(y[_corner(batch, out[2:])])
     _buffers.trim()
-    return _finite_or_exact(y, probes, spec, "forward", x, w)
+    return _finite.finite_or_exact(y, spec, "forward", x, w)
 
 
 def grad_input(spec, gy, w):
@@ -967,7 +944,6 @@ def grad_input(spec, gy, w):
     read = [a.window(0) for a in plan.axes]
     whole = plan.tiles == 1 and all(w == (0, a.n) for w, a in zip(read, plan.axes))
     gx = np.empty(spec.x_shape, spec.dtype) if whole else np.zeros(spec.x_shape, spec.dtype)
-    probes = []
     for batch, tile in _passes(plan):
         target = (batch, slice(None)) + _window(plan, tile)
         if gx[target].size == 0:
@@ -982,9 +958,8 @@ def grad_input(spec, gy, w):
             gx[target] += part
         elif part is not dest:
             dest[...] = part
-        probes.append(gx[_corner(batch, target[2:])])
     _buffers.trim()
-    return _finite_or_exact(gx, probes, spec, "grad_input", gy, w)
+    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w)
 
 
 def grad_kernel(spec, x, gy):
@@ -1011,4 +986,4 @@ def grad_kernel(spec, x, gy):
             _product(plan, GY, X, GW, True, threads)
     gw = _kernel_signals(plan, GW, workers).astype(spec.dtype, copy=False)
     _buffers.trim()
-    return _finite_or_exact(gw, [gw], spec, "grad_kernel", x, gy)
+    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy)

@@ -11,9 +11,10 @@ See src/_winograd.pyx for the blocking and src/_winograd_kernels.h for the trans
 
 Accuracy: the transforms add rounding, F(4x4, 3x3) about 1e-5 of the result's largest magnitude in
 float32 (measured up to 512 channels; the contract allows 2e-4) and ~1e-15 in float64, so both
-dtypes use the same tile. A non-finite value would spread over a tile (a transform mixes 36 values)
-where the textbook sum confines it, so a non-finite kernel, or a block whose result is not
-finite, sends the call to im2col, whose NaN/Inf pattern is arithmetic's (CONTRACT.md).
+dtypes use the same tile. A transform mixes 36 values, so it can overflow on finite data the
+textbook sum handles, and it spreads a non-finite value over a tile where the textbook sum confines
+it: a non-finite kernel, or a block whose result is not finite (every output value is checked as
+it is written), sends the call to summation (`_finite`, the policy shared with fft).
 
 Work is cut into blocks of tiles fixed by the problem and the workspace limit, never by the
 thread count; the limit is kept by running fewer threads.
@@ -23,7 +24,7 @@ import math
 import numpy as np
 
 from .. import _config, _winograd
-from . import im2col, reference
+from . import _finite
 
 NAME = "winograd"
 
@@ -193,13 +194,6 @@ def cost(spec, op):
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
 
-def _exact(op, spec, a, b):
-    """The op by an algorithm whose NaN/Inf pattern is arithmetic's: im2col where it fits."""
-    ok, _ = im2col.supports(spec, op)
-    fits = ok and im2col.workspace(spec, op) <= _config.get_workspace_limit()
-    return getattr(im2col if fits else reference, op)(spec, a, b)
-
-
 def _planes(spec, op):
     """Element offsets of each written plane and of the plane it reads (-1: all padding)."""
     N, C, K = spec.batch, spec.in_channels, spec.out_channels
@@ -233,7 +227,7 @@ def _transformed_kernel(w, flipped, KP, threads):
 
 
 def _run_pass(spec, op, a, w):
-    """forward (a = x) or grad_input (a = gy); None if a block was not finite."""
+    """forward (a = x) or grad_input (a = gy); None if a value written was not finite."""
     plan = _Plan(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
     out = np.empty(shape, spec.dtype)
@@ -250,14 +244,14 @@ def forward(spec, x, w):
     if spec.batch == 0 or spec.out_channels == 0:
         return np.zeros(spec.y_shape, spec.dtype)
     y = _run_pass(spec, "forward", x, w) if np.isfinite(w).all() else None
-    return _exact("forward", spec, x, w) if y is None else y
+    return _finite.finite_or_exact(y, spec, "forward", x, w, checked=True)
 
 
 def grad_input(spec, gy, w):
     if spec.batch == 0 or spec.in_channels == 0:
         return np.zeros(spec.x_shape, spec.dtype)
     gx = _run_pass(spec, "grad_input", gy, w) if np.isfinite(w).all() else None
-    return _exact("grad_input", spec, gy, w) if gx is None else gx
+    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w, checked=True)
 
 
 def grad_kernel(spec, x, gy):
@@ -275,6 +269,4 @@ def grad_kernel(spec, x, gy):
     _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
     skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
         :, :, (src.reshape(spec.batch, -1) < 0)[0]]
-    if not (np.isfinite(gw).all() and np.isfinite(skipped).all()):
-        return _exact("grad_kernel", spec, x, gy)
-    return gw
+    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy, skipped)
