@@ -161,7 +161,7 @@ def get_workspace_limit():
 
 
 def _from_environment():
-    """FASTCONV_NUM_THREADS, if set: a bad value is reported and ignored, not fatal to the import."""
+    """FASTCONV_NUM_THREADS, if set; a bad value is reported and ignored, not fatal to import."""
     value = os.environ.get("FASTCONV_NUM_THREADS")
     if value is None or value.strip() == "":
         return

@@ -59,8 +59,8 @@ def test_load_error_is_a_value_error_and_exported():
 
 
 def test_every_sampled_single_bit_flip_loads_or_raises_load_error(saved, tmp_path):
-    """About one bit in twenty of the file's bits, spread over the zip structure, the JSON header and the
-    arrays (a fixed hash picks them): each flipped file gives a model or LoadError, nothing else."""
+    """About one bit in twenty, spread over the zip structure, the JSON header and the arrays (a
+    fixed hash picks them): each flipped file gives a model or LoadError, nothing else."""
     data = saved.read_bytes()
     bits = [b for b in range(8 * len(data)) if (b * 2654435761) % 97 < 5]
     assert len(bits) > 1500
@@ -118,10 +118,10 @@ def test_a_missing_file_is_an_os_error(tmp_path):
     lambda h: h["architecture"]["args"].__setitem__("layers", {"__module__": 3}),
     lambda h: h["architecture"]["args"].__setitem__("layers", [{"__module__": {}}]),
     lambda h: h["architecture"]["args"].__setitem__("layers", [{"__dict__": []}]),
-    lambda h: h["architecture"]["args"].__setitem__("layers", [{"__module__": {"type": "Linear",
-                                                                    "args": {"self": 1}}}]),
-    lambda h: h["architecture"]["args"].__setitem__("layers", [{"__module__": {"type": "Conv2d",
-                                                                    "args": {"in_channels": 1e400}}}]),
+    lambda h: h["architecture"]["args"].__setitem__(
+        "layers", [{"__module__": {"type": "Linear", "args": {"self": 1}}}]),
+    lambda h: h["architecture"]["args"].__setitem__(
+        "layers", [{"__module__": {"type": "Conv2d", "args": {"in_channels": 1e400}}}]),
     lambda h: h["architecture"]["args"]["layers"][0]["__module__"]["args"].__setitem__(
         "kernel_size", {"__dict__": {"a": 1}}),
     lambda h: h["architecture"]["args"]["layers"][0]["__module__"]["args"].__setitem__(

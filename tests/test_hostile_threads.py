@@ -77,12 +77,19 @@ if __name__ == "__main__":
 '''
 
 
+def _env(updates):
+    """This environment without thread settings, plus `updates`, on the fastconv under test."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS")}
+    env.update(updates)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
 def _run_script(tmp_path, *args, env_updates=None):
     script = tmp_path / "fork_scenario.py"      # a file: forkserver children import __main__
     script.write_text(_FORK_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k not in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS")}
-    env.update(env_updates or {})
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env = _env(env_updates or {})
     # Its own session, so that a hang is cleaned up with every child it forked.
     proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -123,7 +130,8 @@ def test_the_fork_fallback_warns_when_asked_for_more_threads(restore_settings):
 
 
 @pytest.mark.parametrize("value", [100000, 2**31, 2**63, 2**100, _config.MAX_THREADS + 1])
-def test_set_num_threads_refuses_counts_above_the_bound_and_changes_nothing(value, restore_settings):
+def test_set_num_threads_refuses_counts_above_the_bound_and_changes_nothing(value,
+                                                                           restore_settings):
     fastconv.set_num_threads(2)
     with pytest.raises(ValueError) as info:
         fastconv.set_num_threads(value)
@@ -142,12 +150,9 @@ def test_the_bound_is_at_least_64_and_four_per_core(restore_settings):
 
 
 def _fresh(env_updates, code):
-    env = {k: v for k, v in os.environ.items() if k not in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS")}
-    env.update(env_updates)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     try:
-        return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run([sys.executable, "-c", code], env=_env(env_updates), cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{env_updates}: no answer in 120 s")
 

@@ -115,5 +115,6 @@ def bias_kind(bias, allowed, name="bias"):
     return bias
 
 
-__all__ = ["allowance", "reserve", "init_weight", "init_bias", "positive_int", "tuple_of", "as_input", "bias_kind",
+__all__ = ["allowance", "reserve", "init_weight", "init_bias", "positive_int", "tuple_of",
+           "as_input", "bias_kind",
            "float_dtype", "make_rng", "INITS"]
