@@ -153,10 +153,14 @@ def _main(argv):
     p_demo = sub.add_parser("demo", help="run an example: digits, segment, variable-size, ...")
     p_demo.add_argument("name", help="which demo")
     p_demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="the demo's own options")
-    p_bench = sub.add_parser("bench", help="time every algorithm and the chooser on the suite")
+    p_bench = sub.add_parser("bench", help="time every algorithm and the chooser on the suite "
+                             "(--sweep: the chooser on real network layers)")
     p_bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:       # argparse's REMAINDER drops options that come first
+        if "--sweep" in argv[1:]:   # the chooser sweep over real network layers (_sweep)
+            from . import _sweep
+            return _sweep.main([a for a in argv[1:] if a != "--sweep"])
         from . import benchmark
         return benchmark.main(argv[1:])
     args = parser.parse_args(argv)

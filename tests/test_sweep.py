@@ -1,0 +1,40 @@
+"""The chooser sweep (bench/sweep.py, fastconv/_sweep.py): its problems are valid and a run
+reports a pick, the fastest algorithm and the summary for every pair."""
+import numpy as np
+
+import fastconv
+from fastconv import _sweep, _sweep_problems
+
+
+def test_every_problem_is_a_valid_call():
+    problems = _sweep_problems.all_problems()
+    assert len(problems) >= 100
+    assert {p.network for p in problems} >= {"resnet18", "mobilenetv2", "c3d", "tcn", "wav2vec",
+                                             "unet", "lenet", "image", "random"}
+    assert {p.ndim for p in problems} == {1, 2, 3}
+    for p in problems:
+        g = {k: v for k, v in p.geometry.items() if k != "padding_mode"}
+        assert fastconv.choose(p.x_shape, p.w_shape, **g) in fastconv.algorithms(), p
+
+
+def test_a_small_sweep_reports_every_pair():
+    lines = []
+    assert _sweep.main(["--networks", "tcn", "--quick", "--dtypes", "float32", "--rounds", "1",
+                        "--budget", "0.001"], out=lines.append) == 0
+    rows = [line for line in lines if line.startswith("| tcn")]
+    assert len(rows) == 3, lines
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[4] in fastconv.algorithms() and cells[6] in fastconv.algorithms()
+        assert float(cells[5]) >= 1.0 and float(cells[7]) >= 1.0
+    assert any(line.startswith("model: within 1.15x on") for line in lines)
+    assert any(line.strip().startswith("net: within 1.15x on") for line in lines)
+
+
+def test_the_sweep_leaves_the_choice_strict_as_it_found_it():
+    problem = _sweep_problems.network_problems(quick=True)[0]
+    before = fastconv.get_strict_choice()
+    row = _sweep.measure(problem, "forward", "float32", rounds=1, budget=0.001)
+    assert fastconv.get_strict_choice() == before
+    assert row["model_ratio"] >= 1.0 and np.isfinite(row["net_ratio"])
+    assert set(row["predicted"]) == set(row["times"])
