@@ -1,48 +1,63 @@
 /* The column FFT for one instruction set. _fft_columns.h includes this file once per level with
-   FCC_LV (the level's name suffix: v4, v3, base) and FCC_ATTR (its target attribute, on every
-   function that is not inlined); the file includes itself once per precision with FCC_T (the
-   scalar), FCC_V (64-byte vector), FCC_VU (its unaligned twin), FCC_P (f32, f64), FCC_SWAP
-   (exchange the real and imaginary lanes), FCC_SIGN (-1 on real lanes, +1 on imaginary ones)
-   and FCC_TRANSPOSE (_fft_columns.h's in-register transpose), so that every name is
-   name_P_LV (fcc_columns_f32_v4). */
+   FCC_LV (the level's name suffix: v4, v3, base), FCC_ATTR (its target attribute, on every
+   function that is not inlined), FCC_VB (its vector bytes) and FCC_NF, FCC_ND (its float and
+   double lanes, literals); the file includes itself once per precision with FCC_T (the
+   scalar), FCC_P (f32, f64) and FCC_N (lanes), so that every name is name_P_LV
+   (fcc_columns_f32_v4) and the vector types are fcc_v_P_LV (aligned) and fcc_vu_P_LV. */
 #ifndef FCC_T
 #define FCC_T float
-#define FCC_V fcc_vf
-#define FCC_VU fcc_vf_u
 #define FCC_P f32
-#define FCC_SWAP(v) __builtin_shuffle((v), \
-    ((fcc_if){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}))
-#define FCC_SIGN ((fcc_vf){-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1})
-#define FCC_TRANSPOSE fcc_transpose_f32
+#define FCC_N FCC_NF
 #include "_fft_columns_impl.h"
 #undef FCC_T
-#undef FCC_V
-#undef FCC_VU
 #undef FCC_P
-#undef FCC_SWAP
-#undef FCC_SIGN
-#undef FCC_TRANSPOSE
+#undef FCC_N
 
 #define FCC_T double
-#define FCC_V fcc_vd
-#define FCC_VU fcc_vd_u
 #define FCC_P f64
-#define FCC_SWAP(v) __builtin_shuffle((v), ((fcc_id){1, 0, 3, 2, 5, 4, 7, 6}))
-#define FCC_SIGN ((fcc_vd){-1, 1, -1, 1, -1, 1, -1, 1})
-#define FCC_TRANSPOSE fcc_transpose_f64
+#define FCC_N FCC_ND
 #include "_fft_columns_impl.h"
 #undef FCC_T
-#undef FCC_V
-#undef FCC_VU
 #undef FCC_P
-#undef FCC_SWAP
-#undef FCC_SIGN
-#undef FCC_TRANSPOSE
+#undef FCC_N
 #else
 
 #define FCC_CAT2(a, b, c) a##_##b##_##c
 #define FCC_CAT(a, b, c) FCC_CAT2(a, b, c)
 #define FCC_NAME(name) FCC_CAT(name, FCC_P, FCC_LV)
+#define FCC_V FCC_NAME(fcc_v)
+#define FCC_VU FCC_NAME(fcc_vu)
+typedef FCC_T FCC_V __attribute__((vector_size(FCC_VB)));
+typedef FCC_T FCC_VU __attribute__((vector_size(FCC_VB), aligned(sizeof(FCC_T))));
+#define FCC_SWAP(v) FF_SWAP(FCC_N, v)
+#define FCC_SIGN ((FCC_V){FF_SIGN(FCC_N)})
+
+/* In-register transpose of a square of units of u lanes (u = 1: scalars, u = 2: complex) in
+   n = FCC_N / u vectors: stages that exchange the off-diagonal blocks of d lanes, d = FCC_N / 2
+   down to u, each two two-source shuffles per pair of vectors (lanes in 128-bit groups move
+   as one from d = 4 floats up). Row r of the result holds unit r of every input vector. The
+   index lists wrap modulo 2 FCC_N so that those of the stages a width has not stay valid. */
+#define FCC_LO(d, j) (((j) & (d)) ? FCC_N + (j) - (d) : (j))
+#define FCC_HI(d, j) (((j) & (d)) ? FCC_N + (j) : ((j) + (d)) % (2 * FCC_N))
+#define FCC_PASS(v, d, u)                                                                  \
+    if ((d) >= (u) && (d) < FCC_N)                                                         \
+        for (int r_ = 0; r_ < FCC_N / (u); r_++)                                           \
+            if (!(r_ & ((d) / (u)))) {                                                     \
+                const FCC_V a_ = v[r_], b_ = v[r_ + (d) / (u)];                            \
+                v[r_] = __builtin_shufflevector(a_, b_, FF_SEQ(FCC_N, FCC_LO, d));         \
+                v[r_ + (d) / (u)] = __builtin_shufflevector(a_, b_, FF_SEQ(FCC_N, FCC_HI, d)); \
+            }
+FCC_INLINE void FCC_NAME(fcc_transpose)(FCC_V* v, const int u)
+{
+    FCC_PASS(v, 8, u)
+    FCC_PASS(v, 4, u)
+    FCC_PASS(v, 2, u)
+    FCC_PASS(v, 1, u)
+}
+#undef FCC_PASS
+#undef FCC_LO
+#undef FCC_HI
+#define FCC_TRANSPOSE FCC_NAME(fcc_transpose)
 
 /* v * (cr + i ci) in every lane pair; i v is swap(v) * sign. */
 FCC_INLINE FCC_V FCC_NAME(fcc_cmul)(FCC_V v, FCC_T cr, FCC_T ci)
@@ -152,7 +167,7 @@ FCC_INLINE void FCC_NAME(fcc_block)(FCC_T* plane, ptrdiff_t L, ptrdiff_t ncols, 
                                     ptrdiff_t nc, FCC_V* buf, int nstages, const int* radix,
                                     const FCC_T* tw, const FCC_T* roots, FCC_T scale)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    enum { VL = FCC_N / 2 };
     const ptrdiff_t row = 2 * ncols;
     FCC_T* base = plane + 2 * c0;
     FCC_V* a = buf;
@@ -184,7 +199,7 @@ FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptr
                             int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
                             FCC_T scale)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
+    enum { VL = FCC_N / 2 };
     for (ptrdiff_t p = 0; p < planes; p++)
         for (ptrdiff_t c = c0; c < c0 + width; c += VL)
             FCC_NAME(fcc_block)(data + p * stride, L, ncols, c,
@@ -195,21 +210,23 @@ FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptr
 /* Items first..last-1 of the (batch, L, ncols) complex array `data`, in place: item i is batch
    entry i / blocks and the columns of block i % blocks. `radix` (nstages entries, product L),
    `tw` and `roots` are the stages' twiddles and roots of unity, one stage after the other
-   (tw: (p - 1) Lp pairs, roots: p pairs). Returns -1 if the scratch cannot be allocated. */
+   (tw: (p - 1) Lp pairs, roots: p pairs); a block is IL columns (64 bytes), run VL at a time.
+   Returns -1 if the scratch cannot be allocated. */
 FCC_ATTR static int
 FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
                       const FCC_T* tw, const FCC_T* roots, FCC_T scale, ptrdiff_t first,
                       ptrdiff_t last)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
-    const ptrdiff_t blocks = (ncols + VL - 1) / VL;
-    FCC_V* buf = (FCC_V*)aligned_alloc(64, 2 * (size_t)L * sizeof(FCC_V));
+    enum { VL = FCC_N / 2, IL = 64 / (2 * (int)sizeof(FCC_T)) };
+    const ptrdiff_t blocks = (ncols + IL - 1) / IL;
+    FCC_V* buf = (FCC_V*)ff_alloc(2 * (size_t)L * sizeof(FCC_V));
     if (buf == NULL) return -1;
     for (ptrdiff_t item = first; item < last; item++) {
-        const ptrdiff_t c0 = (item % blocks) * VL;
-        FCC_NAME(fcc_block)(data + (item / blocks) * L * 2 * ncols, L, ncols, c0,
-                            ncols - c0 < VL ? ncols - c0 : VL, buf, nstages, radix, tw, roots,
-                            scale);
+        const ptrdiff_t c0 = (item % blocks) * IL;
+        for (ptrdiff_t c = c0; c < c0 + IL && c < ncols; c += VL)
+            FCC_NAME(fcc_block)(data + (item / blocks) * L * 2 * ncols, L, ncols, c,
+                                ncols - c < VL ? ncols - c : VL, buf, nstages, radix, tw,
+                                roots, scale);
     }
     free(buf);
     return 0;
@@ -225,33 +242,35 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
                              const int* radix, const FCC_T* tw, const FCC_T* roots,
                              FCC_T scale, ptrdiff_t first, ptrdiff_t last)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)) };
-    const ptrdiff_t blocks = (ncols + VL - 1) / VL, row = 2 * ncols;
-    FCC_V* buf = (FCC_V*)aligned_alloc(64, 2 * (size_t)L * sizeof(FCC_V));
+    enum { VL = FCC_N / 2, IL = 64 / (2 * (int)sizeof(FCC_T)) };
+    const ptrdiff_t blocks = (ncols + IL - 1) / IL, row = 2 * ncols;
+    FCC_V* buf = (FCC_V*)ff_alloc(2 * (size_t)L * sizeof(FCC_V));
     if (buf == NULL) return -1;
     for (ptrdiff_t item = first; item < last; item++) {
-        const ptrdiff_t b = item / blocks, c0 = (item % blocks) * VL;
-        const ptrdiff_t nc = ncols - c0 < VL ? ncols - c0 : VL;
-        const FCC_T* in = src + b * nsrc * row + 2 * c0;
-        FCC_T* out = dst + b * L * row + 2 * c0;
-        FCC_V* a = buf;
-        for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
-        for (ptrdiff_t r = 0; r < nsrc; r++) {
-            if (nc == VL) {
-                a[pos[r]] = *(const FCC_VU*)(in + r * row);
-            } else {
-                FCC_V v = (FCC_V){0};
-                memcpy(&v, in + r * row, 2 * (size_t)nc * sizeof(FCC_T));
-                a[pos[r]] = v;
+        const ptrdiff_t b = item / blocks, c1 = (item % blocks) * IL;
+        for (ptrdiff_t c0 = c1; c0 < c1 + IL && c0 < ncols; c0 += VL) {
+            const ptrdiff_t nc = ncols - c0 < VL ? ncols - c0 : VL;
+            const FCC_T* in = src + b * nsrc * row + 2 * c0;
+            FCC_T* out = dst + b * L * row + 2 * c0;
+            FCC_V* a = buf;
+            for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
+            for (ptrdiff_t r = 0; r < nsrc; r++) {
+                if (nc == VL) {
+                    a[pos[r]] = *(const FCC_VU*)(in + r * row);
+                } else {
+                    FCC_V v = (FCC_V){0};
+                    memcpy(&v, in + r * row, 2 * (size_t)nc * sizeof(FCC_T));
+                    a[pos[r]] = v;
+                }
             }
-        }
-        a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
-        if (nc == VL) {
-            for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(out + i * row) = a[i] * scale;
-        } else {
-            for (ptrdiff_t i = 0; i < L; i++) {
-                FCC_V v = a[i] * scale;
-                memcpy(out + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+            a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
+            if (nc == VL) {
+                for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(out + i * row) = a[i] * scale;
+            } else {
+                for (ptrdiff_t i = 0; i < L; i++) {
+                    FCC_V v = a[i] * scale;
+                    memcpy(out + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+                }
             }
         }
     }
@@ -259,9 +278,9 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
     return 0;
 }
 
-/* Real-to-complex transforms of lines, 2 VL per item: lines 2m and 2m + 1 of the item are the
-   real and imaginary lanes m of one complex FFT of length L, separated afterwards into their
-   half spectra (F = L / 2 + 1 values):
+/* Real-to-complex transforms of lines, IL (64 bytes' worth) per item, run 2 VL at a time:
+   lines 2m and 2m + 1 of a run are the real and imaginary lanes m of one complex FFT of
+   length L, separated afterwards into their half spectra (F = L / 2 + 1 values):
        X_2m[k] = (Z[k] + conj Z[L - k]) / 2,   X_2m+1[k] = (Z[k] - conj Z[L - k]) / 2i.
    Line l's count values src[src_off[l] + i * src_step] sit at positions (start + i step) mod L,
    zeros elsewhere; its spectrum goes to dst + dst_off[l] (contiguous). Lines go in and out of
@@ -274,14 +293,15 @@ FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src
                        const int* radix, const FCC_T* tw, const FCC_T* roots, ptrdiff_t first,
                        ptrdiff_t last)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)), NL = 2 * VL };
+    enum { VL = FCC_N / 2, NL = FCC_N, IL = 64 / (int)sizeof(FCC_T) };
     const ptrdiff_t F = L / 2 + 1;
     const FCC_V half = (FCC_V){0} + (FCC_T)0.5, conj = -FCC_SIGN;
-    FCC_V* buf = (FCC_V*)aligned_alloc(64, (2 * (size_t)L + NL) * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)ff_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
     if (buf == NULL) return -1;
     FCC_V* tv = buf + 2 * L;
-    for (ptrdiff_t item = first; item < last; item++) {
-        const ptrdiff_t l0 = item * NL, nl = nlines - l0 < NL ? nlines - l0 : NL;
+    const ptrdiff_t end = last * IL < nlines ? last * IL : nlines;
+    for (ptrdiff_t l0 = first * IL; l0 < end; l0 += NL) {     /* IL lines per item, NL a time */
+        const ptrdiff_t nl = end - l0 < NL ? end - l0 : NL;
         FCC_V* a = buf;
         for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
         if (src_step == 1 && step == 1) {
@@ -378,13 +398,14 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bst
                        int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
                        FCC_T scale, ptrdiff_t first, ptrdiff_t last)
 {
-    enum { VL = 64 / (2 * (int)sizeof(FCC_T)), NL = 2 * VL };
+    enum { VL = FCC_N / 2, NL = FCC_N, IL = 64 / (int)sizeof(FCC_T) };
     const ptrdiff_t F = L / 2 + 1;
-    FCC_V* buf = (FCC_V*)aligned_alloc(64, (2 * (size_t)L + NL) * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)ff_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
     if (buf == NULL) return -1;
     FCC_V* tv = buf + 2 * L;
-    for (ptrdiff_t item = first; item < last; item++) {
-        const ptrdiff_t l0 = item * NL, nl = nlines - l0 < NL ? nlines - l0 : NL;
+    const ptrdiff_t end = last * IL < nlines ? last * IL : nlines;
+    for (ptrdiff_t l0 = first * IL; l0 < end; l0 += NL) {     /* IL lines per item, NL a time */
+        const ptrdiff_t nl = end - l0 < NL ? end - l0 : NL;
         FCC_V* a = buf;
         ptrdiff_t k = 0;
         for (; k + VL <= F; k += VL) {
@@ -449,6 +470,11 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bst
     return 0;
 }
 
+#undef FCC_TRANSPOSE
+#undef FCC_SWAP
+#undef FCC_SIGN
+#undef FCC_V
+#undef FCC_VU
 #undef FCC_NAME
 #undef FCC_CAT
 #undef FCC_CAT2

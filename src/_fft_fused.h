@@ -27,7 +27,7 @@ ATTR static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t 
         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
-    V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
+    V* buf = (V*)ff_alloc(2 * (size_t)L * sizeof(V));                                    \
     if (buf == NULL) return -1;                                                          \
     const ptrdiff_t groups = (nsamples + FF_GROUP - 1) / FF_GROUP;                      \
     for (ptrdiff_t item = first; item < last; item++) {                                  \
@@ -60,7 +60,7 @@ ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t bl
         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
-    V* buf = (V*)aligned_alloc(64, 2 * (size_t)L * sizeof(V));                           \
+    V* buf = (V*)ff_alloc(2 * (size_t)L * sizeof(V));                                    \
     if (buf == NULL) return -1;                                                          \
     for (ptrdiff_t item = first; item < last; item++) {                                  \
         const ptrdiff_t off = item * 2 * nf;                                             \
@@ -81,10 +81,10 @@ ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t bl
 /* Both passes in both precisions for each instruction set (_cpu_level.h), each calling that
    set's column FFTs and product (suffixes as theirs: ff_fused_f32_v4, ...). */
 #define FF_LEVEL(LV, ATTR)                                                                 \
-FF_DEFINE(float, f32_##LV, fcc_vf, ATTR)                                                   \
-FF_DEFINE(double, f64_##LV, fcc_vd, ATTR)                                                  \
-FG_DEFINE(float, f32_##LV, fcc_vf, ATTR)                                                   \
-FG_DEFINE(double, f64_##LV, fcc_vd, ATTR)
+FF_DEFINE(float, f32_##LV, fcc_v_f32_##LV, ATTR)                                           \
+FF_DEFINE(double, f64_##LV, fcc_v_f64_##LV, ATTR)                                          \
+FG_DEFINE(float, f32_##LV, fcc_v_f32_##LV, ATTR)                                           \
+FG_DEFINE(double, f64_##LV, fcc_v_f64_##LV, ATTR)
 #if FASTCONV_DISPATCH
 FF_LEVEL(v4, FASTCONV_TARGET_V4)
 FF_LEVEL(v3, FASTCONV_TARGET_V3)
