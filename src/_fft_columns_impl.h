@@ -2,22 +2,27 @@
    FCC_LV (the level's name suffix: v4, v3, base), FCC_ATTR (its target attribute, on every
    function that is not inlined), FCC_VB (its vector bytes) and FCC_NF, FCC_ND (its float and
    double lanes, literals); the file includes itself once per precision with FCC_T (the
-   scalar), FCC_P (f32, f64) and FCC_N (lanes), so that every name is name_P_LV
-   (fcc_columns_f32_v4) and the vector types are fcc_v_P_LV (aligned) and fcc_vu_P_LV. */
+   scalar), FCC_IT (the integer of its size), FCC_P (f32, f64) and FCC_N (lanes), so that
+   every name is name_P_LV (fcc_columns_f32_v4) and the vector types are fcc_v_P_LV
+   (aligned) and fcc_vu_P_LV. */
 #ifndef FCC_T
 #define FCC_T float
+#define FCC_IT int
 #define FCC_P f32
 #define FCC_N FCC_NF
 #include "_fft_columns_impl.h"
 #undef FCC_T
+#undef FCC_IT
 #undef FCC_P
 #undef FCC_N
 
 #define FCC_T double
+#define FCC_IT long long
 #define FCC_P f64
 #define FCC_N FCC_ND
 #include "_fft_columns_impl.h"
 #undef FCC_T
+#undef FCC_IT
 #undef FCC_P
 #undef FCC_N
 #else
@@ -29,7 +34,7 @@
 #define FCC_VU FCC_NAME(fcc_vu)
 typedef FCC_T FCC_V __attribute__((vector_size(FCC_VB)));
 typedef FCC_T FCC_VU __attribute__((vector_size(FCC_VB), aligned(sizeof(FCC_T))));
-#define FCC_SWAP(v) FF_SWAP(FCC_N, v)
+#define FCC_SWAP(v) FF_SWAP(FCC_IT, FCC_N, v)
 #define FCC_SIGN ((FCC_V){FF_SIGN(FCC_N)})
 
 /* In-register transpose of a square of units of u lanes (u = 1: scalars, u = 2: complex) in
@@ -44,8 +49,8 @@ typedef FCC_T FCC_VU __attribute__((vector_size(FCC_VB), aligned(sizeof(FCC_T)))
         for (int r_ = 0; r_ < FCC_N / (u); r_++)                                           \
             if (!(r_ & ((d) / (u)))) {                                                     \
                 const FCC_V a_ = v[r_], b_ = v[r_ + (d) / (u)];                            \
-                v[r_] = __builtin_shufflevector(a_, b_, FF_SEQ(FCC_N, FCC_LO, d));         \
-                v[r_ + (d) / (u)] = __builtin_shufflevector(a_, b_, FF_SEQ(FCC_N, FCC_HI, d)); \
+                v[r_] = FF_SHUFFLE(FCC_IT, a_, b_, FF_SEQ(FCC_N, FCC_LO, d));              \
+                v[r_ + (d) / (u)] = FF_SHUFFLE(FCC_IT, a_, b_, FF_SEQ(FCC_N, FCC_HI, d));  \
             }
 FCC_INLINE void FCC_NAME(fcc_transpose)(FCC_V* v, const int u)
 {

@@ -69,9 +69,10 @@ FC_TAILS(double, f64)
 
 /* The vector kernels of one precision for one instruction set (FC_LEVEL below): SUF is the
    precision's (P, f32 or f64) and the level's suffix (f32_v4), ATTR the level's target, VB
-   its vector bytes and N the lanes of T (a literal). A block of FC_BLOCK complex values is
-   NV vectors; below AVX-512 (16 vector registers, not 32) fewer outputs are held at once. */
-#define FC_DEFINE(T, P, SUF, VB, N, ATTR)                                                  \
+   its vector bytes, N the lanes of T (a literal) and IT the integer of T's size. A block of
+   FC_BLOCK complex values is NV vectors; below AVX-512 (16 vector registers, not 32) fewer
+   outputs are held at once. */
+#define FC_DEFINE(T, IT, P, SUF, VB, N, ATTR)                                              \
 typedef T fc_v_##SUF __attribute__((vector_size(VB)));                                     \
 typedef T fc_vu_##SUF __attribute__((vector_size(VB), aligned(sizeof(T))));                \
 /* A full block for bb (1..4, a constant after inlining) outputs b_i = b + i * b_row:     \
@@ -95,17 +96,17 @@ FC_INLINE void fc_rows_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t a
                 for (int i = 0; i < bb; i++) {                                           \
                     V y = *(const VU*)(b + i * b_row + j * b_j + (v0 + v) * N);          \
                     p[i][v] += x * y;                                                    \
-                    q[i][v] += x * FF_SWAP(N, y);                                        \
+                    q[i][v] += x * FF_SWAP(IT, N, y);                                      \
                 }                                                                        \
             }                                                                            \
         }                                                                                \
         for (int i = 0; i < bb; i++) {                                                   \
             for (int v = 0; v < NR; v++) {                                               \
-                V ps = FF_SWAP(N, p[i][v]);                                              \
-                V qs = FF_SWAP(N, q[i][v]);                                              \
+                V ps = FF_SWAP(IT, N, p[i][v]);                                            \
+                V qs = FF_SWAP(IT, N, q[i][v]);                                            \
                 V re = (conj_a || conj_b) ? p[i][v] + ps : p[i][v] - ps;                 \
                 V im = conj_b ? q[i][v] - qs : (conj_a ? qs - q[i][v] : q[i][v] + qs);   \
-                V r = FF_EVEN_ODD(N, re, im);                                            \
+                V r = FF_EVEN_ODD(IT, N, re, im);                                          \
                 VU* o = (VU*)(out + i * o_b + (v0 + v) * N);                             \
                 if (acc) *o += r; else *o = r;                                           \
             }                                                                            \
@@ -130,7 +131,7 @@ FC_INLINE void fc_rows2_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t 
         V x0 = *(const VU*)(a + j * a_j), x1 = *(const VU*)(a + a_row + j * a_j);        \
         for (int i = 0; i < bb; i++) {                                                   \
             V y = *(const VU*)(b + i * b_row + j * b_j);                                 \
-            V ys = FF_SWAP(N, y);                                                        \
+            V ys = FF_SWAP(IT, N, y);                                                      \
             p[0][i] += x0 * y;                                                           \
             q[0][i] += x0 * ys;                                                          \
             p[1][i] += x1 * y;                                                           \
@@ -139,11 +140,11 @@ FC_INLINE void fc_rows2_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t 
     }                                                                                    \
     for (int r = 0; r < 2; r++) {                                                        \
         for (int i = 0; i < bb; i++) {                                                   \
-            V ps = FF_SWAP(N, p[r][i]);                                                  \
-            V qs = FF_SWAP(N, q[r][i]);                                                  \
+            V ps = FF_SWAP(IT, N, p[r][i]);                                                \
+            V qs = FF_SWAP(IT, N, q[r][i]);                                                \
             V re = (conj_a || conj_b) ? p[r][i] + ps : p[r][i] - ps;                     \
             V im = conj_b ? q[r][i] - qs : (conj_a ? qs - q[r][i] : q[r][i] + qs);       \
-            V res = FF_EVEN_ODD(N, re, im);                                              \
+            V res = FF_EVEN_ODD(IT, N, re, im);                                            \
             VU* o = (VU*)(out + r * o_a + i * o_b);                                      \
             if (acc) *o += res; else *o = res;                                           \
         }                                                                                \
@@ -240,7 +241,7 @@ FC_INLINE void fc_mrows_##SUF(const int bb, const int nv, ptrdiff_t nt, ptrdiff_
         V y[4], ys[4];                                                                   \
         for (int v = 0; v < nv; v++) {                                                   \
             y[v] = *(const VU*)(a + 2 * (t * nw + w) + v * N);                          \
-            ys[v] = FF_SWAP(N, y[v]);                                                    \
+            ys[v] = FF_SWAP(IT, N, y[v]);                                                  \
         }                                                                                \
         for (int i = 0; i < bb; i++) {                                                   \
             const T* mi = m + 2 * (i * nt + t);                                          \
@@ -294,8 +295,8 @@ fc_matrix_##SUF(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a
    (fc_item_f32_v4, ...) and their own vector widths (_fft_vectors.h). The scalar tails are
    shared. */
 #define FC_LEVEL(LV, ATTR, VB, NF, ND)                                                     \
-FC_DEFINE(float, f32, f32_##LV, VB, NF, ATTR)                                              \
-FC_DEFINE(double, f64, f64_##LV, VB, ND, ATTR)
+FC_DEFINE(float, int, f32, f32_##LV, VB, NF, ATTR)                                         \
+FC_DEFINE(double, long long, f64, f64_##LV, VB, ND, ATTR)
 #if FASTCONV_DISPATCH
 FC_LEVEL(v4, FASTCONV_TARGET_V4, 64, 16, 8)
 FC_LEVEL(v3, FASTCONV_TARGET_V3, 32, 8, 4)

@@ -10,8 +10,9 @@
    The units of work the caller (src/_fft.pyx) counts stay 64 bytes wide at every level; a
    narrower set runs one in 64 / width pieces.
 
-   The shuffles are __builtin_shufflevector (GCC 12 and clang) with index lists built by
-   FF_SEQ, so that they are constant and take the lane count as a literal. */
+   The shuffles are __builtin_shufflevector (GCC 12 and clang; __builtin_shuffle with the same
+   indices as a mask before GCC 12) with index lists built by FF_SEQ, so that they are
+   constant and take the lane count as a literal. */
 #ifndef FASTCONV_FFT_VECTORS_H
 #define FASTCONV_FFT_VECTORS_H
 #include <stddef.h>
@@ -48,13 +49,22 @@ FASTCONV_LEVEL_FUNCTION(ff_level, "FASTCONV_FFT_LEVEL")
 #define FF_SEQ16(F, b) FF_SEQ8(F, b), F(b, 8), F(b, 9), F(b, 10), F(b, 11), F(b, 12), F(b, 13), \
                        F(b, 14), F(b, 15)
 
+/* The lanes of a (0..N-1) and b (N..2N-1) the indices (constants) pick; IT is the integer
+   type of the lanes' size (int for float, long long for double), for the mask of GCC < 12. */
+#if defined(__clang__) || __GNUC__ >= 12
+#  define FF_SHUFFLE(IT, a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+#  define FF_SHUFFLE(IT, a, b, ...)                                                        \
+       __builtin_shuffle((a), (b), (IT __attribute__((vector_size(sizeof(a))))){__VA_ARGS__})
+#endif
+
 #define FF_SWAP_AT(b, j) ((j) ^ 1)
 #define FF_EVEN_ODD_AT(n, j) ((j) & 1 ? (n) + (j) : (j))
 #define FF_SIGN_AT(b, j) ((j) & 1 ? 1 : -1)
 /* The real and imaginary lanes of v (N lanes) exchanged: an in-lane permute at every width. */
-#define FF_SWAP(N, v) __builtin_shufflevector((v), (v), FF_SEQ(N, FF_SWAP_AT, 0))
+#define FF_SWAP(IT, N, v) FF_SHUFFLE(IT, (v), (v), FF_SEQ(N, FF_SWAP_AT, 0))
 /* The even lanes of a and the odd ones of b: a blend. */
-#define FF_EVEN_ODD(N, a, b) __builtin_shufflevector((a), (b), FF_SEQ(N, FF_EVEN_ODD_AT, N))
+#define FF_EVEN_ODD(IT, N, a, b) FF_SHUFFLE(IT, (a), (b), FF_SEQ(N, FF_EVEN_ODD_AT, N))
 /* -1 on the real lanes, +1 on the imaginary ones, as an initialiser list. */
 #define FF_SIGN(N) FF_SEQ(N, FF_SIGN_AT, 0)
 
