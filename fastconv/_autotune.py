@@ -149,10 +149,10 @@ def _inputs(spec, op, w):
     return random(spec.x_shape), random(spec.y_shape)
 
 
-def time_algorithms(spec, op, impls, w=None, give_up=None):
+def time_algorithms(spec, op, impls, w=None, give_up=None, keep=()):
     """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved.
-    With `give_up`, an algorithm whose first call took that many times the fastest first call
-    is not run again (its first time is its record)."""
+    With `give_up`, an algorithm (but those in `keep`) whose first call took that many times the
+    fastest first call is not run again (its first time is its record)."""
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
     best, reps = {}, {}
@@ -171,18 +171,19 @@ def time_algorithms(spec, op, impls, w=None, give_up=None):
             best[name] = time.perf_counter() - start
             reps[name] = max(1, min(10, int(BUDGET_S / ROUNDS / max(best[name], 1e-6))))
         first = min(best.values(), default=0.0)
-        rounds([n for n in fns if give_up is None or best[n] <= give_up * first], ROUNDS)
+        rounds([n for n in fns if give_up is None or n in keep or best[n] <= give_up * first],
+               ROUNDS)
         if best:        # near-ties get more rounds among themselves: noise decides them otherwise
             floor = min(best.values())
             rounds([n for n, t in best.items() if t <= CLOSE * floor], ROUNDS if len(best) > 1 else 0)
     return best
 
 
-def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, persist=True):
+def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), persist=True):
     """The fastest of `candidates` [(predicted seconds, name, impl)], timing those not yet timed
     for this problem (and recording them, in the cache file too with `persist`); returns
     (name, {name: seconds or None}). Candidates predicted above PRUNE x `floor` (default: the
-    best prediction) are not timed; `give_up` is time_algorithms'."""
+    best prediction) are not timed, but those in `keep`; `give_up` is time_algorithms'."""
     k = key(spec, op)
     with _lock:
         _load_disk()
@@ -190,9 +191,9 @@ def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, persist=True
     missing = [(p, name, impl) for p, name, impl in candidates if name not in record]
     if missing:
         floor = min(p for p, _, _ in candidates) if floor is None else floor
-        timed = {name: impl for p, name, impl in missing if p <= PRUNE * floor}
+        timed = {name: impl for p, name, impl in missing if p <= PRUNE * floor or name in keep}
         new = {name: None for _, name, _ in missing}
-        new.update(time_algorithms(spec, op, timed, w, give_up))
+        new.update(time_algorithms(spec, op, timed, w, give_up, keep))
         with _lock:
             _memory.setdefault(k, {}).update(new)
             record = dict(_memory[k])
@@ -201,7 +202,8 @@ def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, persist=True
     winner = fastest(record, [name for _, name, _ in candidates])
     if winner is None:       # only pruned ones were recorded, and the best prediction is gone
         if _forget(k, candidates):
-            return tune(spec, op, candidates, w, floor=floor, give_up=give_up, persist=persist)
+            return tune(spec, op, candidates, w, floor=floor, give_up=give_up, keep=keep,
+                        persist=persist)
         return candidates[0][1], record
     return winner, record
 

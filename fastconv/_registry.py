@@ -221,8 +221,11 @@ def _measure(spec, op, w, picked, seconds):
     winner = picked
     if len(candidates) > 1:
         floor = seconds * _safety_net.CONSIDER / _autotune.PRUNE
-        winner, _ = _autotune.tune(spec, op, candidates, w, floor=floor,
-                                   give_up=_safety_net.GIVE_UP, persist=False)
+        fastest, record = _autotune.tune(spec, op, candidates, w, floor=floor,
+                                         give_up=_safety_net.GIVE_UP, keep=(picked,),
+                                         persist=False)
+        if _safety_net.switches(record.get(picked), record.get(fastest)):
+            winner = fastest
     _safety_net.settle(spec, op, winner)
 
 

@@ -13,7 +13,8 @@ algorithms as autotuning does, when either
   a small fraction of the time the problem takes anyway); this catches the other kind of error,
   an algorithm predicted slow that is fast.
 
-From then on "auto" runs the measured winner for that problem (and operation) in this process.
+From then on "auto" runs the measured winner for that problem (and operation) in this process,
+if it was measured clearly faster than the models' pick (SWITCH), else keeps the pick.
 The timings join the autotune records, so ``explain`` shows them, and are written to the cache
 file when autotuning is on (``set_autotune(True)``, which measures every problem at its first call
 and so needs no net).
@@ -32,6 +33,7 @@ SLOW_MIN_S = 2e-4       # ... unless it took less than this (overheads the model
 STRIKES = 2             # slow calls (after the first) before the net measures
 HOT_S = 2.0             # measure a problem once its auto calls have taken this long in all
 GIVE_UP = 4.0           # a candidate whose first timed call is this many times the best is dropped
+SWITCH = 0.8            # the net leaves the models' pick only for one measured this much faster
 CONSIDER = 30.0         # candidates predicted this many times slower than the pick took are not timed
 
 _lock = threading.Lock()
@@ -81,6 +83,14 @@ def observe(spec, op, predicted, seconds):
             _winner[key] = None         # measuring: no other call starts it again
             return True
         return False
+
+
+def switches(picked_s, fastest_s):
+    """Whether a measurement (seconds of the models' pick and of the fastest) is reason to leave
+    the pick: a clear win only, so that noise on a shared machine does not move the choice."""
+    if picked_s is None or fastest_s is None:
+        return fastest_s is not None
+    return fastest_s <= SWITCH * picked_s
 
 
 def settle(spec, op, name):
