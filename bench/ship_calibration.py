@@ -1,0 +1,76 @@
+"""Regenerate fastconv/_calibration_shipped.py: fastconv.calibrate() at every kernel level.
+
+Each level runs in a fresh interpreter (the level is fixed at a process's first kernel call):
+the machine's own level, then each lower one forced with FASTCONV_KERNEL_LEVEL, the BLAS held
+to the matching OpenBLAS kernels (OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline)
+so that the lines describe what such a machine runs. Run on a quiet machine, from the
+repository root after building in place:
+
+    PYTHONPATH=. python bench/ship_calibration.py [--threads 2] [--levels avx512,avx2,baseline]
+"""
+import argparse
+import json
+import os
+import pprint
+import subprocess
+import sys
+import time
+
+CORETYPE = {"avx2": "Haswell", "baseline": "Prescott"}
+TARGET = os.path.join(os.path.dirname(__file__), "..", "fastconv", "_calibration_shipped.py")
+CHILD = """
+import json, fastconv
+from fastconv import _kernel_level, _cachefiles
+fastconv.set_num_threads({threads})
+data = fastconv.calibrate(save=False)
+print(json.dumps({{"level": _kernel_level.current(), "levels": _kernel_level.levels(),
+                  "cpu": _cachefiles.cpu_model(), "factors": data["factors"]}}))
+"""
+
+
+def calibrate_at(level, threads):
+    env = dict(os.environ, FASTCONV_KERNEL_LEVEL=level)
+    env.pop("OPENBLAS_CORETYPE", None)
+    if level in CORETYPE:
+        env["OPENBLAS_CORETYPE"] = CORETYPE[level]
+    out = subprocess.run([sys.executable, "-c", CHILD.format(threads=threads)], env=env,
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["level"] != level or set(result["levels"].values()) != {level}:
+        raise SystemExit(f"asked for {level}, the kernels ran {result['levels']}")
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--levels", default="avx512,avx2,baseline")
+    args = parser.parse_args(argv)
+    tables, cpu = {}, None
+    for level in args.levels.split(","):
+        start = time.perf_counter()
+        try:
+            result = calibrate_at(level, args.threads)
+        except subprocess.CalledProcessError as exc:
+            print(f"{level}: not measured ({exc.stderr.strip().splitlines()[-1:]})")
+            continue
+        tables[level], cpu = result["factors"], result["cpu"]
+        print(f"{level}: calibrated in {time.perf_counter() - start:.0f} s", flush=True)
+    header = f'''"""The calibration shipped with fastconv: `fastconv.calibrate()` at each kernel level.
+
+Made by `python bench/ship_calibration.py --threads {args.threads}` on {cpu!r},
+{time.strftime("%Y-%m-%d")}: each level in its own process with FASTCONV_KERNEL_LEVEL forcing it
+(and OpenBLAS's kernels of such a machine: OPENBLAS_CORETYPE=Haswell for avx2, Prescott for
+baseline). Without a calibration of the user's own machine, the chooser applies the lines of the
+level the process runs (`_calibration.shipped`) to the cost models: scale * cost + overhead.
+"""
+'''
+    with open(TARGET, "w") as f:
+        f.write(header + "FACTORS = " + pprint.pformat(tables, width=100, sort_dicts=True) + "\n")
+    print(f"wrote {os.path.normpath(TARGET)} with levels {sorted(tables)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
