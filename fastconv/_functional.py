@@ -8,8 +8,8 @@ import numbers
 import numpy as np
 
 from . import _registry
-from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
-                        transpose_input_sizes, with_explicit_padding)
+from ._geometry import (check_groups, check_index, check_padding_mode, make_spec,
+                        padding_index, transpose_input_sizes, with_explicit_padding)
 
 
 # --- arrays and dtypes --------------------------------------------------------------------
@@ -47,7 +47,7 @@ def _shape(value, name):
             raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
         if v < 0:
             raise ValueError(f"{name} must have non-negative sizes, got {tuple(value)}")
-        out.append(int(v))
+        out.append(check_index(int(v), name, f"got {tuple(value)}"))
     return tuple(out)
 
 

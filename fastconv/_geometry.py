@@ -12,13 +12,26 @@ import numpy as np
 PADDING_STRINGS = ("valid", "same", "full")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 LIFTED_DIMS = 3
+# The largest size, index or count the kernels can hold (Py_ssize_t, int64): every value given and
+# every size derived from them (padded extents, element and byte counts) is checked against it.
+INDEX_MAX = 2**63 - 1
+
+
+def check_index(value, name, detail=None):
+    """`value` (an int), or ValueError naming `name` when it exceeds INDEX_MAX (`detail`: what
+    was derived from `name`, for the message)."""
+    if value > INDEX_MAX:
+        what = f"got {value}" if detail is None else detail
+        raise ValueError(f"{name} must give sizes of at most 2**63 - 1 (the largest fastconv can "
+                         f"index): {what}")
+    return value
 
 
 def _int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r} "
                         f"({type(value).__name__})")
-    return int(value)
+    return check_index(int(value), name)
 
 
 def per_dim(value, ndim, name, minimum):
@@ -198,20 +211,36 @@ def _make_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype, x_nam
     stride = per_dim(stride, ndim, "stride", 1)
     dilation = per_dim(dilation, ndim, "dilation", 1)
     pads = resolve_padding(padding, input_size, kernel_size, stride, dilation)
-    out = []
+    out, strides, dilations = [], [], []
     for axis, (n, k, s, d, (lo, hi)) in enumerate(zip(input_size, kernel_size, stride, dilation, pads)):
         eff = effective_kernel(k, d)
         if n + lo + hi < eff:
             raise ValueError(f"the kernel ({eff} with dilation {d}) is larger than the padded input "
                              f"({n} + {lo} + {hi} = {n + lo + hi}) along spatial axis {axis} of "
                              f"{x_name}; expected padded input >= kernel")
+        check_index(n + lo + hi, "padding", f"padding {(lo, hi)} along spatial axis {axis} of "
+                                            f"{x_name} gives a padded input of {n + lo + hi}")
         out.append(output_size(n, k, s, lo, hi, d))
+        # Normalised to the values of the same problem that keep every loop small: a stride along
+        # an axis with one output only says that output 0 is the only one (the smallest stride
+        # that says so, padded extent - kernel + 1, is used), a dilation of a one-tap kernel means
+        # nothing. Output sizes, paddings and results are unchanged.
+        strides.append(min(s, n + lo + hi - eff + 1) if out[-1] == 1 else s)
+        dilations.append(1 if k == 1 else d)
+    dtype = np.dtype(dtype)
+    padded = [n + lo + hi for n, (lo, hi) in zip(input_size, pads)]
+    for what, name, count in ((x_name, x_name, math.prod(x_shape)),
+                              (w_name, w_name, math.prod(w_shape)),
+                              ("the output", "padding", batch * out_channels * math.prod(out)),
+                              ("the padded input", "padding", batch * channels * math.prod(padded))):
+        check_index(count * dtype.itemsize, name, f"{what} would hold {count} {dtype.name} values "
+                                                  f"({count * dtype.itemsize} bytes)")
     return ConvSpec(
         ndim=ndim, batch=batch, in_channels=channels, out_channels=out_channels, groups=groups,
         input_size=_lift(input_size, 1), kernel_size=_lift(kernel_size, 1),
-        output_size=_lift(out, 1), stride=_lift(stride, 1), dilation=_lift(dilation, 1),
+        output_size=_lift(out, 1), stride=_lift(strides, 1), dilation=_lift(dilations, 1),
         pad_low=_lift([lo for lo, _ in pads], 0), pad_high=_lift([hi for _, hi in pads], 0),
-        dtype=np.dtype(dtype))
+        dtype=dtype)
 
 
 def transpose_input_sizes(out_sizes, w_shape, *, stride=1, padding=0, dilation=1):

@@ -296,6 +296,7 @@ def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_
     cdef Py_ssize_t t, lo, hi
     if last <= first or src_off.shape[0] == 0:
         return
+    step, start = step % L, start % L       # the same positions; the cores step once per value
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         lo = part(first, last, t, threads)
         hi = part(first, last, t + 1, threads)
@@ -326,6 +327,7 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
     cdef Py_ssize_t t, lo, hi
     if last <= first or src_off.shape[0] == 0:
         return
+    step, start = step % L, start % L       # the same positions; the cores step once per value
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         lo = part(first, last, t, threads)
         hi = part(first, last, t + 1, threads)

@@ -35,9 +35,10 @@ cdef inline Geom geom_from_spec(object spec) except *:
 
 
 cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """ceil(a / b) for b > 0 and any sign of a."""
+    """ceil(a / b) for b > 0 and any sign of a (|a| <= 2**63 - 1), without an intermediate that
+    could overflow (a + b - 1 does for a stride near 2**63)."""
     if a >= 0:
-        return (a + b - 1) // b
+        return a // b + (1 if a % b else 0)
     return -((-a) // b)
 
 

@@ -61,7 +61,7 @@ cdef void phase_rows(const floating* src, floating* dst, Py_ssize_t rows, Py_ssi
         return
     for r in range(rows):
         row = src + r * n
-        for q in range(s):
+        for q in range(min(s, n)):          # phases q >= n are empty: no loop over the stride
             out = dst + r * n + phase_start(n, s, q)
             k = phase_start(n, s, q + 1) - phase_start(n, s, q)
             for j in range(k):
@@ -75,7 +75,7 @@ cdef void unphase_rows(floating* a, floating* tmp, Py_ssize_t rows, Py_ssize_t n
     for r in range(rows):
         memcpy(tmp, a + r * n, n * sizeof(floating))
         k = 0
-        for q in range(s):
+        for q in range(min(s, n)):
             i = q
             while i < n:
                 a[r * n + i] = tmp[k]
