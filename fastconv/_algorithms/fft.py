@@ -48,6 +48,7 @@ import numpy as np
 import scipy.fft
 
 from .. import _config, _fft
+from .._geometry import reads_input
 from . import _finite
 
 try:        # pocketfft itself: the same transforms as scipy.fft, but writing into given buffers
@@ -68,6 +69,8 @@ COST = {
                 "bytes": 0.1e-9, "passes": 40e-6, "call": 50e-6},
 }
 PARALLEL_TERMS = ("fft", "points", "gemm", "product", "bytes")
+ITEM_FREQS = 64                   # complex frequencies of one product item (FC_BLOCK x FC_SUPER)
+CACHE_BYTES = 2 * 2**20           # the kernel spectra one item reads stay in a core's cache below
 THREAD_GAIN = 0.75                # speed-up of each extra thread (memory-bound work)
 GEMM_FLOPS_PER_S = 100e9          # the kernel taps' DFT by matrix product (matrix_along)...
 KERNEL_FFT_S_PER_LOG = 0.3e-9     # ... or by FFT, per frequency and log2(L), with its copies
@@ -110,11 +113,7 @@ class _Axis:
     def reads_input(self):
         """Whether some output reads some input element (not only padding): where none does,
         the exact result is zero, which transforms would only approximate."""
-        for t in range(self.k):
-            first = max(0, -(-(self.lo - t * self.d) // self.s))
-            if first < self.o and first * self.s + t * self.d - self.lo < self.n:
-                return True
-        return False
+        return reads_input(self.n, self.k, self.s, self.d, self.lo, self.o)
 
     def outputs(self, t):
         """(first output, number of outputs) of tile t."""
@@ -218,11 +217,17 @@ class _Plan:
                 fft += n * math.log2(a.L)
                 points += n
             sizes[ax] = self.F[ax]
+        spectra = self.freqs * c_kernel * 2 * self.item     # the kernel's spectra, bytes
+        # A product item (one sample, a block of frequencies) reads the kernel's spectra of its
+        # block; past a core's cache every sample streams them from memory again (and the kernel
+        # gradient writes them back): ResNet's 512-channel layers ran 3x over the model without it.
+        streamed = (self.tiles * N * spectra * (2 if self.op == "grad_kernel" else 1)
+                    if c_kernel * ITEM_FREQS * 2 * self.item > CACHE_BYTES else 0)
         return {"fft": self.tiles * (t_in[0] + t_out[0]) + fft,
                 "points": self.tiles * (t_in[1] + t_out[1]) + points,
                 "gemm": gemm,
                 "product": 8.0 * self.freqs * self.tiles * N * c_kernel,
-                "bytes": self.freqs * (self.tiles * N * (C + K) + c_kernel) * 2 * self.item,
+                "bytes": self.freqs * self.tiles * N * (C + K) * 2 * self.item + spectra + streamed,
                 "passes": self.tiles * -(-N // max(self.chunk, 1)),
                 "call": 1.0}
 
