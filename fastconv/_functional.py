@@ -293,9 +293,14 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     channels = w.shape[1] * groups
     _check_bias(b, channels)
     ranges = transpose_input_sizes(x.shape[2:], w.shape, stride=stride, padding=padding,
-                                   dilation=dilation)
-    if output_shape is None:
-        sizes = tuple(lo for lo, _ in ranges)
+                                   dilation=dilation, lowest=True)
+    for axis, (lo, hi) in enumerate(ranges):
+        if hi < lo:
+            raise ValueError(f"x has {x.shape[2 + axis]} positions along spatial axis {axis}, "
+                             f"which no output size gives with this geometry (the padding "
+                             f"alone makes more); expected more positions or less padding")
+    if output_shape is None:        # the smallest, non-empty where one is
+        sizes = tuple(max(lo, 1) if max(lo, 1) <= hi else lo for lo, hi in ranges)
     else:
         full = _full_shape(output_shape, "output_shape", ndim, (x.shape[0], channels))
         if full[:2] != (x.shape[0], channels):

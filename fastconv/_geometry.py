@@ -58,6 +58,42 @@ def output_size(n, k, stride, pad_low, pad_high, dilation):
     return (n + pad_low + pad_high - effective_kernel(k, dilation)) // stride + 1
 
 
+def _least_multiple_in(a, m, lo, hi):
+    """The least x >= 0 with lo <= (a * x) mod m <= hi (0 <= lo <= hi < m), or None: a Euclid-like
+    recursion on (a, m), O(log m) steps."""
+    a %= m
+    if lo == 0:
+        return 0
+    if a == 0:
+        return None
+    x = -(-lo // a)
+    if a * x <= hi:             # a multiple of a lands in [lo, hi] before wrapping
+        return x
+    y = _least_multiple_in(m % a, a, (-hi) % a, (-lo) % a)     # wraps y times first
+    return None if y is None else -(-(lo + m * y) // a)
+
+
+def reads_input(n, k, stride, dilation, pad_low, out):
+    """Whether some output o < out reads an input element along an axis of n (not only padding):
+    0 <= o * stride + t * dilation - pad_low < n for some tap t < k. In closed form: a kernel or
+    an output of 2**31 entries (shapes given to explain) is answered at once."""
+    if n <= 0 or out <= 0 or k <= 0:
+        return False
+    s, d = stride, dilation
+    t_lo = max(0, -(-(pad_low - (out - 1) * s) // d))    # taps whose outputs span [0, n)
+    t_hi = min(k - 1, (pad_low + n - 1) // d)
+    if t_lo > t_hi:
+        return False
+    if s <= n:                  # the outputs of such a tap step over no stretch of n
+        return True
+    # tap t reads the input iff (t*d - pad_low) mod s < n: t = t_lo + x, x <= t_hi - t_lo
+    b = (d * t_lo - pad_low) % s
+    first, last = (-b) % s, (n - 1 - b) % s
+    pieces = [(first, last)] if first <= last else [(first, s - 1), (0, last)]
+    hits = [x for x in (_least_multiple_in(d, s, a, z) for a, z in pieces) if x is not None]
+    return bool(hits) and min(hits) <= t_hi - t_lo
+
+
 def same_padding(n, k, stride, dilation):
     """'same': output ceil(n / stride); the odd extra padding goes on the high side."""
     out = -(-n // stride)
@@ -243,20 +279,26 @@ def _make_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype, x_nam
         dtype=dtype)
 
 
-def transpose_input_sizes(out_sizes, w_shape, *, stride=1, padding=0, dilation=1):
-    """For conv_transpose: per axis, the (smallest, largest) input size whose output size is m."""
+def transpose_input_sizes(out_sizes, w_shape, *, stride=1, padding=0, dilation=1, lowest=False):
+    """For conv_transpose: per axis, the (smallest, largest) input size whose output size is m.
+
+    The smallest is the smallest non-empty size where there is one; `lowest`: every size, an
+    empty input included (where the padding exceeds the kernel, 0 may be the only one; where
+    largest < smallest, none gives m)."""
     ndim = len(w_shape) - 2
     kernel_size = w_shape[2:]
     stride = per_dim(stride, ndim, "stride", 1)
     dilation = per_dim(dilation, ndim, "dilation", 1)
     if isinstance(padding, str) and padding == "same":      # ceil(n / s) == m
-        return [((m - 1) * s + 1, m * s) for m, s in zip(out_sizes, stride)]
+        return [(max((m - 1) * s + 1, 0), m * s) for m, s in zip(out_sizes, stride)]
     # every other form of padding is independent of the input size
     pads = resolve_padding(padding, [0] * ndim, kernel_size, stride, dilation)
     ranges = []
     for m, k, s, d, (lo, hi) in zip(out_sizes, kernel_size, stride, dilation, pads):
         smallest = (m - 1) * s + effective_kernel(k, d) - lo - hi
-        ranges.append((max(smallest, 1), smallest + s - 1))
+        largest = smallest + s - 1
+        first = max(smallest, 0 if lowest or max(smallest, 1) > largest else 1)
+        ranges.append((first, largest))
     return ranges
 
 

@@ -45,10 +45,15 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 cdef inline void valid_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t stride,
                              Py_ssize_t offset, Py_ssize_t n,
                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Clip [start, stop) to the output indices o with 0 <= o * stride + offset < n."""
+    """Clip [start, stop) to the output indices o with 0 <= o * stride + offset < n; always
+    start <= lo <= hi <= stop (callers fill [start, lo) and [hi, stop) with zeros: a tap whose
+    first valid output lies past `stop`, as a padding far beyond the kernel makes it, must not
+    push lo past stop)."""
     cdef Py_ssize_t a = ceil_div(-offset, stride)
     cdef Py_ssize_t b = ceil_div(n - offset, stride)
     lo[0] = start if start > a else a
+    if lo[0] > stop:
+        lo[0] = stop
     hi[0] = stop if stop < b else b
     if hi[0] < lo[0]:
         hi[0] = lo[0]
