@@ -94,6 +94,19 @@ for name in fast:
     except fastconv.NotSupportedError:
         continue
     assert y.tolist() == [[[5.0]]], (name, y)
+x2, w3 = np.ones((1, 2, 2)), np.ones((2, 2, 3))
+for name in fast:
+    # tap 0's first valid output lies 2**30 outputs past the only one: im2col zero-filled the
+    # row up to it (past the buffer: a segmentation fault)
+    try:
+        y = fastconv.conv(x2, w3, stride=2**31, padding=2**31, dilation=2**31, algorithm=name)
+    except fastconv.NotSupportedError:
+        continue
+    assert y.tolist() == [[[2.0], [2.0]]], (name, y)
+    gy = np.ones((1, 2, 1))
+    gw = fastconv.conv_grad_kernel(x2, gy, w3.shape, stride=2**31, padding=2**31,
+                                   dilation=2**31, algorithm=name)
+    assert gw[:, :, 1].tolist() == [[1.0, 1.0]] * 2 and not gw[:, :, ::2].any(), (name, gw)
 print("ok")
 """
 
@@ -157,6 +170,30 @@ def test_shapes_beyond_int64_raise_value_error(value):
     for name, call in cases:
         with pytest.raises(ValueError, match=name):
             call()
+
+
+@pytest.mark.parametrize("xs,ws", [((0, 1, 5), (1, 1, 3)), ((0, 2, 6, 6), (4, 2, 3, 3)),
+                                   ((1, 1, 1), (1, 1, 1))])
+def test_choose_and_explain_on_empty_problems(xs, ws):
+    """An empty batch is a valid problem: the plans divided by its zero work items."""
+    for dtype in ("float32", "float64"):
+        name = fastconv.choose(xs, ws, padding=1, dtype=dtype)
+        assert name in fastconv.algorithms()
+        assert name in str(fastconv.explain(xs, ws, padding=1, dtype=dtype))
+
+
+def test_conv_transpose_reaches_an_empty_output_where_only_that_fits(assert_close_to_reference):
+    """Padding beyond the kernel: x of 2 positions comes only from an empty input (the range
+    was (1, 0), refused with a self-contradicting message); none fits 1 position."""
+    w = np.ones((1, 1, 1))
+    out = fastconv.conv_transpose(np.ones((1, 1, 2)), w, padding=1)
+    assert out.shape == (1, 1, 0)
+    assert fastconv.conv(np.ones((1, 1, 0)), w, padding=1).shape == (1, 1, 2)
+    with pytest.raises(ValueError, match="no output size gives"):
+        fastconv.conv_transpose(np.ones((1, 1, 1)), w, padding=1)
+    x = np.arange(6.0).reshape(1, 1, 6)             # the usual range is unchanged
+    assert_close_to_reference(fastconv.conv_transpose(x, np.ones((1, 1, 3)), stride=2),
+                              reference.conv_transpose(x, np.ones((1, 1, 3)), stride=2))
 
 
 def test_derived_sizes_beyond_int64_raise_value_error():

@@ -116,6 +116,23 @@ def test_nonfinite_inputs_still_propagate_as_arithmetic_says(assert_close_to_ref
         assert_close_to_reference(fastconv.conv(x, w, algorithm=algorithm), reference.conv(x, w))
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "im2col", "fft", "auto"])
+def test_outputs_of_padding_alone_multiply_nonfinite_values(algorithm):
+    """An empty input with padding: every output is a sum of zeros times the weights (forward)
+    or gy times zeros (grad_kernel): NaN where the other factor is Inf or NaN, by arithmetic.
+    direct and fft returned zeros without looking. (Not the reference: its tensordot goes
+    through BLAS gemv, which skips a zero operand, and gave 0 for the kernel gradient.)"""
+    x = np.ones((1, 1, 0))
+    w = np.array([[[np.nan, 1.0]], [[1.0, 2.0]]])
+    y = fastconv.conv(x, w, padding=1, algorithm=algorithm)
+    assert y.shape == (1, 2, 1) and np.isnan(y[0, 0, 0]) and y[0, 1, 0] == 0
+    gy = np.array([[[np.inf], [3.0]]])
+    gw = fastconv.conv_grad_kernel(x, gy, (2, 1, 2), padding=1, algorithm=algorithm)
+    assert np.isnan(gw[0]).all() and not gw[1].any()
+    finite = fastconv.conv(x, np.ones((2, 1, 2)), padding=1, algorithm=algorithm)
+    assert finite.tolist() == [[[0.0], [0.0]]]
+
+
 def test_all_finite_looks_at_every_value():
     a = np.zeros(3 * _finite.CHUNK + 5)
     assert _finite.all_finite(a)

@@ -10,7 +10,8 @@ Either way some value of the result is not finite. So these algorithms check the
 a value is not finite, compute the operation again by summation -- im2col, or the reference where
 im2col's workspace does not fit -- whose overflow and NaN/Inf pattern are arithmetic's
 (CONTRACT.md). A result that is all finite is exact up to rounding: an overflow never comes back
-to a finite value (Inf - Inf and 0 * Inf are NaN).
+to a finite value (Inf - Inf and 0 * Inf are NaN). Where every output reads only padding, the
+result is zeros -- or NaN where a weight (or gy) is not finite (`padding_only`).
 """
 import numpy as np
 
@@ -47,4 +48,13 @@ def finite_or_exact(result, spec, op, a, b, *also, checked=False):
     if (result is not None and (checked or all_finite(result))
             and all(all_finite(v) for v in also)):
         return result
+    return exact(op, spec, a, b)
+
+
+def padding_only(spec, op, a, b, multiplied):
+    """The result of forward or grad_kernel where every output reads only padding: zeros, unless
+    `multiplied` (the weights, or gy) holds an Inf or NaN, whose product with the padding's
+    zeros is NaN in the textbook sum: then the op by summation."""
+    if all_finite(multiplied):
+        return np.zeros(spec.y_shape if op == "forward" else spec.w_shape, spec.dtype)
     return exact(op, spec, a, b)

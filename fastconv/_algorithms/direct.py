@@ -86,10 +86,10 @@ class _Plan:
             self.lists = _direct.scratch_entries(3 * group_in * k_vol)
             blocks = -(-group_out // STREAMS) if group_out >= STREAMS else group_out
             items = spec.batch * spec.groups * blocks
-            if items < TARGET_ITEMS:
+            if 0 < items < TARGET_ITEMS:            # (no items: an empty problem, for explain)
                 self.rparts = max(1, min(-(-TARGET_ITEMS // items), -(-rows // 4)))
                 items *= self.rparts
-            if items < TARGET_ITEMS and cols >= 2 * COLUMN_PART:
+            if 0 < items < TARGET_ITEMS and cols >= 2 * COLUMN_PART:
                 self.cparts = min(-(-TARGET_ITEMS // items), cols // COLUMN_PART)
         elif op in ("grad_input", "grad_input_scatter"):
             self.tables = _direct.tables_size(spec)
@@ -103,8 +103,8 @@ class _Plan:
             items = spec.groups * blocks * group_in
             rows = spec.batch * math.prod(spec.output_size[:2])
             cols = spec.output_size[2]
-            want = max(1, min(MAX_PARTS, -(-TARGET_ITEMS // items)))
-            self.rparts = min(want, rows)
+            want = max(1, min(MAX_PARTS, -(-TARGET_ITEMS // max(items, 1))))
+            self.rparts = max(1, min(want, rows))
             if self.rparts < want and cols >= 2 * COLUMN_PART:
                 self.cparts = min(-(-want // self.rparts), cols // COLUMN_PART)
             size = spec.out_channels * group_in * k_vol
@@ -278,7 +278,9 @@ def _nothing_to_sum(shape, dtype, *operands):
 
 def forward(spec, x, w):
     zeros = _nothing_to_sum(spec.y_shape, spec.dtype, x, w)
-    if zeros is not None:
+    if zeros is not None:           # (an empty input: outputs of padding times the weights)
+        if zeros.size and not np.isfinite(w).all():
+            _restore_padding_nans(spec, "forward", zeros, w)
         return zeros
     y = np.empty(spec.y_shape, spec.dtype)
     plan = _Plan(spec, "forward")
@@ -311,7 +313,9 @@ def grad_input(spec, gy, w):
 
 def grad_kernel(spec, x, gy):
     zeros = _nothing_to_sum(spec.w_shape, spec.dtype, gy, x)
-    if zeros is not None:
+    if zeros is not None:           # (an empty input: gy times the padding)
+        if zeros.size and gy.size and not np.isfinite(gy).all():
+            _restore_padding_nans(spec, "grad_kernel", zeros, gy)
         return zeros
     gw = np.empty(spec.w_shape, spec.dtype)
     plan = _Plan(spec, "grad_kernel")

@@ -917,7 +917,7 @@ def _through_kernel(plan, src, src_places, W, channels, dest_places, dest, fused
 def forward(spec, x, w):
     plan = _current_plan(spec, "forward")
     if plan.zero:
-        return np.zeros(spec.y_shape, spec.dtype)
+        return _finite.padding_only(spec, "forward", x, w, w)
     workers = _config.get_num_threads()
     fused = _fusable(plan)
     W = _kernel_spectra(plan, w, workers)
@@ -970,7 +970,7 @@ def grad_input(spec, gy, w):
 def grad_kernel(spec, x, gy):
     plan = _current_plan(spec, "grad_kernel")
     if plan.zero:
-        return np.zeros(spec.w_shape, spec.dtype)
+        return _finite.padding_only(spec, "grad_kernel", x, gy, gy)
     workers = threads = _config.get_num_threads()
     fused = _fusable(plan)
     GW = _buffers.get("kernel", spec.w_shape[:2] + _spectrum_shape(plan, spec.dtype),

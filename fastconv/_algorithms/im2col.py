@@ -49,7 +49,7 @@ class _Plan:
         positions = math.prod(spec.output_size)
         group_channels = spec.in_channels // spec.groups
         limit = _config.get_workspace_limit() // spec.dtype.itemsize
-        blocks = -(-group_channels * k_vol // BLOCK_ROWS)
+        blocks = max(1, -(-group_channels * k_vol // BLOCK_ROWS))     # 0 channels: one
         self.block = -(-group_channels // blocks)
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
                 "grad_input": self.block * k_vol}[op]
@@ -68,7 +68,7 @@ class _Plan:
         if op == "grad_kernel":
             kernel_size = spec.out_channels * group_channels * k_vol
             chunks = spec.batch * -(-positions // width)
-            self.parts = max(1, min(MAX_PARTS, chunks, limit // (2 * kernel_size)))
+            self.parts = max(1, min(MAX_PARTS, chunks, limit // (2 * max(kernel_size, 1))))
             self.partial_elements = self.parts * kernel_size
         # A stride along the width: the input's rows stored by phase of the stride make a tap's
         # values contiguous (copies, not gathers). forward/grad_kernel keep a phased copy of x;
@@ -120,7 +120,7 @@ def cost(spec, op):
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
     rate = GEMM_FLOPS_PER_S[spec.dtype.name]
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
-        rate *= min(1.0, rows_g / KERNEL_GRADIENT_ROWS)
+        rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS)    # (0 rows: explain's empty)
     work = spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S

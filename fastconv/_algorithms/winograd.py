@@ -98,7 +98,7 @@ class _Plan:
             cin, cout, read, written = spec.in_channels, spec.out_channels, (ih, iw), (oh, ow)
             off = (ph, pw)
         self.cin, self.cout = cin, cout
-        CP, KP = _pad(cin, lanes), _pad(cout, lanes)
+        CP, KP = _pad(max(cin, 1), lanes), _pad(max(cout, 1), lanes)   # 0 channels: explain
         self.KP = KP
         th, tw = -(-written[0] // 4), -(-written[1] // 4)
         depth = spec.input_size[0] if op == "grad_input" else spec.output_size[0]
@@ -106,7 +106,7 @@ class _Plan:
         self.tiles = self.planes * th * tw
         gemm_flops = 2 * POSITIONS * self.tiles * cin * KP
         per_tile = POSITIONS * (CP + 2 * KP if op == "grad_kernel" else CP + KP) * itemsize
-        self.u_elements = POSITIONS * cin * KP
+        self.u_elements = POSITIONS * max(cin, 1) * KP
         limit = _config.get_workspace_limit() // itemsize
         target = max(MIN_TILES, min(MAX_TILES, BLOCK_BYTES // per_tile))
         if self.u_elements * itemsize > L2_BYTES:   # U streams in per block: amortise it
@@ -181,7 +181,7 @@ def cost(spec, op):
     plan = _Plan(spec, op)
     name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
-    efficiency = min(1.0, math.sqrt(plan.cin / 32))
+    efficiency = min(1.0, math.sqrt(max(plan.cin, 1) / 32))
     gemm = 2 * POSITIONS * plan.tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[name] * efficiency)
     channels = _pad(plan.cin, lanes) + plan.KP       # the x (or gy) side and the output side
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
