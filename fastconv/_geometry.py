@@ -268,7 +268,8 @@ def _make_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype, x_nam
     for what, name, count in ((x_name, x_name, math.prod(x_shape)),
                               (w_name, w_name, math.prod(w_shape)),
                               ("the output", "padding", batch * out_channels * math.prod(out)),
-                              ("the padded input", "padding", batch * channels * math.prod(padded))):
+                              ("the padded input", "padding",
+                               batch * channels * math.prod(padded))):
         check_index(count * dtype.itemsize, name, f"{what} would hold {count} {dtype.name} values "
                                                   f"({count * dtype.itemsize} bytes)")
     return ConvSpec(
