@@ -651,26 +651,31 @@ ATTR static void fc_gw_rows_##NAME(int channels, const T* restrict g, Py_ssize_t
         }                                                                                          \
     }                                                                                              \
 }                                                                                                  \
-/* fc_fwd_rows for more than FC_TAP_BLOCK taps: row by row, FC_LONG_CHUNK columns at a time,       \
-   the tiles sum each block of taps into `part` (a row of 4 streams, offset so that column o       \
-   lands at o - c0), the block sums are added in `sum` and stored once (an overlapping tile         \
-   elsewhere stores the same values, as it always does). A kernel row longer than a block is cut    \
-   into blocks that stay within it, and each block sees only its own kernel columns (ecol, clo,     \
-   chi shifted to its first one), so no call looks at all kw columns (fc_fwd_row's minr would). */ \
+/* fc_fwd_rows for more than FC_TAP_BLOCK taps, with the same tiles (4 channels a row, or 4 rows  \
+   -- the last block overlapping, kh > 0 reusing input rows -- or single rows), FC_LONG_CHUNK      \
+   columns at a time: the tiles sum each block of taps into `part` (4 streams, offset so that      \
+   column o lands at o - c0), the block sums are added in `sum` and stored once (an overlapping    \
+   tile stores the same values, as it always does). Blocks hold whole groups of kh x kw taps for   \
+   the row-reusing tiles; a kernel row longer than a block is cut within the row, each block       \
+   seeing only its own kernel columns (ecol, clo, chi shifted to its first), so no call looks at   \
+   all kw columns (fc_fwd_row's minr would). */                                                    \
 ATTR __attribute__((noinline)) static void fc_fwd_long_##NAME(int channels, const T* x,            \
         Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw, const Py_ssize_t* xoff,                    \
         const Py_ssize_t* widx, const Py_ssize_t* ecol, Py_ssize_t ntaps, const T* w,              \
         Py_ssize_t wm, T* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows, Py_ssize_t o0,       \
-        Py_ssize_t o1, const Py_ssize_t* clo, const Py_ssize_t* chi, Py_ssize_t kw) {              \
+        Py_ssize_t o1, const Py_ssize_t* clo, const Py_ssize_t* chi, Py_ssize_t kw,               \
+        Py_ssize_t kh) {                                                                           \
     enum { C = FC_LONG_CHUNK };                                                                    \
-    const int S = channels ? 4 : 1;                                                                \
+    const int rows = !channels && nrows >= 4, S = channels || rows ? 4 : 1;                        \
+    const Py_ssize_t reuse = rows && kh > 0 && kh * kw <= FC_TAP_BLOCK ? kh : 0;                   \
+    const Py_ssize_t block = reuse ? FC_TAP_BLOCK / (kh * kw) * (kh * kw) : FC_TAP_BLOCK;          \
     T part[4 * C], sum[4 * C];                                                                     \
     Py_ssize_t cols[FC_TAP_BLOCK];                                                                 \
-    for (Py_ssize_t r = 0; r < nrows; r++)                                                         \
+    for (Py_ssize_t q = 0; ; q = rows ? (q + 8 <= nrows ? q + 4 : nrows - 4) : q + 1) {           \
         for (Py_ssize_t c0 = o0; c0 < o1; c0 += C) {                                               \
             const Py_ssize_t c1 = o1 - c0 > C ? c0 + C : o1;                                       \
             for (Py_ssize_t t0 = 0, t1; t0 < ntaps; t0 = t1) {                                     \
-                t1 = ntaps - t0 > FC_TAP_BLOCK ? t0 + FC_TAP_BLOCK : ntaps;                        \
+                t1 = ntaps - t0 > block ? t0 + block : ntaps;                                      \
                 const Py_ssize_t* ec = ecol + t0;                                                  \
                 Py_ssize_t e0 = 0, bw = kw;                                                        \
                 if (kw > FC_TAP_BLOCK) {    /* within one kernel row, its own columns */           \
@@ -681,17 +686,19 @@ ATTR __attribute__((noinline)) static void fc_fwd_long_##NAME(int channels, cons
                     for (Py_ssize_t t = t0; t < t1; t++) cols[t - t0] = ecol[t] - e0;              \
                     ec = cols;                                                                     \
                 }                                                                                  \
-                fc_fwd_row_##NAME(S, 1, x, base + r * xrs, 0, sw, xoff + t0, widx + t0, ec,        \
-                                  t1 - t0, w, wm, part - c0, C, c0, c1, clo + e0, chi + e0, bw,   \
-                                  0);                                                              \
+                fc_fwd_row_##NAME(S, !rows, x, base + q * xrs, rows ? xrs : 0, sw, xoff + t0,      \
+                                  widx + t0, ec, t1 - t0, w, rows ? 0 : wm, part - c0, C, c0, c1,  \
+                                  clo + e0, chi + e0, bw, reuse);                                  \
                 for (int m = 0; m < S; m++)                                                        \
                     for (Py_ssize_t i = m * C; i < m * C + c1 - c0; i++)                           \
                         sum[i] = t0 == 0 ? part[i] : sum[i] + part[i];                             \
             }                                                                                      \
             for (int m = 0; m < S; m++)                                                            \
                 for (Py_ssize_t i = 0; i < c1 - c0; i++)                                           \
-                    y[r * yrs + m * ys + c0 + i] = sum[m * C + i];                                 \
+                    y[(q + (rows ? m : 0)) * yrs + (rows ? 0 : m * ys) + c0 + i] = sum[m * C + i];  \
         }                                                                                          \
+        if (q + (rows ? 4 : 1) >= nrows) break;                                                    \
+    }                                                                                              \
 }                                                                                                  \
 /* A run of nrows output rows with the same valid taps: 4 channels a row, or blocks of 4           \
    rows (the last overlapping; kh > 0: row tiles that reuse input rows, see FC_RTILE), or          \
@@ -703,7 +710,7 @@ ATTR static void fc_fwd_rows_##NAME(int channels, const T* x, Py_ssize_t base, P
         const Py_ssize_t* clo, const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) {              \
     if (ntaps > FC_TAP_BLOCK) {                                                                    \
         fc_fwd_long_##NAME(channels, x, base, xrs, sw, xoff, widx, ecol, ntaps, w, wm, y, yrs,     \
-                           ys, nrows, o0, o1, clo, chi, kw);                                       \
+                           ys, nrows, o0, o1, clo, chi, kw, kh);                                   \
         return;                                                                                    \
     }                                                                                              \
     if (channels || nrows < 4) {                                                                   \

@@ -198,6 +198,8 @@ BLOCKED_CASES = [   # (x shape, w shape, geometry): sums longer than a block, ev
     ((1, 2, 3, 2600), (1, 2, 2, 2500), dict(padding=((0, 0), (3, 3)), stride=(1, 2))),  # strided
     ((1, 1, 1, 2070), (2, 1, 1, 2050), dict(stride=(1, 3))),                   # narrow: scalar
     ((1, 2, 5, 300), (2, 2, 3, 400), dict(padding=((1, 1), (60, 60)))),        # rows, edges
+    ((1, 3, 12, 40), (1, 3, 3, 300), dict(padding=((0, 0), (150, 150)))),      # 4 rows, kh 3
+    ((2, 2, 9, 30), (2, 2, 5, 250), dict(padding=((0, 0), (125, 125)))),       # 4 rows, kh 5
     ((1, 3, 4, 20, 9), (1, 3, 4, 9, 9), dict(padding=2, dilation=(1, 2, 1))),  # 3-D, 3 x 324
 ]
 
