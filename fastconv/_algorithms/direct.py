@@ -223,6 +223,8 @@ def _operations(spec, op):
 
 def cost(spec, op):
     """Counted operations x fitted seconds, shared among the (model's) threads the items occupy."""
+    if 0 in (spec.batch, spec.in_channels, spec.out_channels):
+        return CALL_OVERHEAD_S      # nothing to sum: the call returns zeros
     count, items = _operations(spec, op)
     threads = max(1, min(_config.planning_threads(), items))
     speedup = 1 + PARALLEL_EFFICIENCY * (threads - 1)

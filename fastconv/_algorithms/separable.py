@@ -243,7 +243,7 @@ class _Plan:
                 else (lambda r: 0)
         rows = lines
         if accumulated > 1:
-            rows = min(rows, max(1, BLOCK_BYTES // (out_len * item)))
+            rows = min(rows, max(1, BLOCK_BYTES // (max(out_len, 1) * item)))
         while rows > 1 and self.slab_rows(rows) * row_len * item > SLAB_BYTES:
             rows = -(-rows // 2)
         threads = _config.get_num_threads()
@@ -255,7 +255,7 @@ class _Plan:
             rows = -(-rows // 2)
         self.rows = rows
         self.stride = row_len * (1 + self.slab_rows(rows)) + phases
-        self.threads = max(1, min(threads, limit // self.stride))
+        self.threads = max(1, min(threads, limit // max(self.stride, 1)))   # empty rows: 0
         self.fits = self.stride <= limit
         self.work_elements = self.threads * self.stride
         self.blocks = -(-lines // rows)
@@ -319,7 +319,7 @@ def cost(spec, op, terms=1):
     plan = _Plan(spec, op, terms)
     # For the machine's cores (as the other models), not the thread setting: the choice must not
     # change with set_num_threads; only the workspace limit and the work items bound the threads.
-    fitting = max(1, _config.get_workspace_limit() // spec.dtype.itemsize // plan.stride)
+    fitting = max(1, _config.get_workspace_limit() // spec.dtype.itemsize // max(plan.stride, 1))
     threads = 1 + PARALLEL_EFFICIENCY * (min(_config.planning_threads(), fitting, plan.items) - 1)
     madds, rows = _work(spec, op, terms)
     if max(spec.stride) > 1:
