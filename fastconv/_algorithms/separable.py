@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from .. import _config, _separable
+from . import _finite
 from .._registry import NotSupportedError
 
 NAME = "separable"
@@ -358,11 +359,16 @@ def _checked_factors(spec, w):
 
 
 def forward(spec, x, w):
-    return run_forward(spec, x, _checked_factors(spec, w), 1)
+    # The passes multiply by one factor at a time: near the dtype's maximum the first pass can
+    # overflow where the textbook sum does not, and they skip the padding, whose zeros times an
+    # Inf or NaN weight are NaN in the textbook sum. _finite's policy covers both.
+    y = run_forward(spec, x, _checked_factors(spec, w), 1)
+    return _finite.finite_or_exact(y, spec, "forward", x, w, w)
 
 
 def grad_input(spec, gy, w):
-    return run_grad_input(spec, gy, _checked_factors(spec, w), 1)
+    gx = run_grad_input(spec, gy, _checked_factors(spec, w), 1)
+    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w, w)
 
 
 def grad_kernel(spec, x, gy):
