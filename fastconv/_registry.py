@@ -204,7 +204,10 @@ def run(spec, op, algorithm, a, b, w=None):
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
         seconds = time.perf_counter() - start
     if predicted_s is not None and _safety_net.observe(spec, op, predicted_s, seconds):
-        _measure(spec, op, w, name, seconds)
+        try:
+            _measure(spec, op, w, name, seconds)
+        except (MemoryError, NotSupportedError):    # the call's result stands; keep the pick
+            _safety_net.settle(spec, op, name)
     return result
 
 
