@@ -192,12 +192,8 @@ def run(spec, op, algorithm, a, b, w=None):
     check_algorithm(algorithm)
     watched = (algorithm == "auto" and not _autotune.get_autotune()
                and not _safety_net.get_strict_choice())
-    if not watched:
-        impl = select(spec, op, algorithm, w)
-        _last.used = impl.NAME, spec
-        with _config.threads_for(spec.flops):
-            return getattr(impl, op)(spec, a, b)
-    predicted_s, name = _watched_pick(spec, op, w)
+    predicted_s, name = (_watched_pick(spec, op, w) if watched
+                         else (None, select(spec, op, algorithm, w).NAME))
     _last.used = name, spec
     with _config.threads_for(spec.flops):
         start = time.perf_counter()
@@ -237,9 +233,7 @@ def select(spec, op, algorithm, w=None):
     check_algorithm(algorithm)
     if algorithm == "auto":
         algorithm = "tune" if _autotune.get_autotune() else "auto"
-    if algorithm == "auto":
-        if not _safety_net.get_strict_choice():
-            return _ALGORITHMS[_watched_pick(spec, op, w)[1]]
+    if algorithm == "auto":     # strict: the models' pick (run() watches the others)
         return _ALGORITHMS[choose_name(spec, op, w)]
     if algorithm == "tune":
         return _ALGORITHMS[tuned_name(spec, op, w)]
