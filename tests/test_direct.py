@@ -163,10 +163,11 @@ def test_workspace_limit_lowers_the_threads_not_the_result(restore_settings):
 
 @pytest.mark.parametrize("op", ["forward", "grad_input", "grad_kernel"])
 def test_chooser_takes_direct_for_depthwise_and_im2col_for_dense(op, restore_settings):
-    """The depthwise suite case goes to direct; a ResNet-like dense layer does not."""
+    """The depthwise suite case goes to a summing algorithm; a ResNet-like dense layer does not
+    go to direct."""
     fastconv.set_num_threads(2)
     depthwise = fastconv.explain((8, 128, 28, 28), (128, 1, 3, 3), padding=1, groups=128)
-    assert depthwise.choice[op] == "direct"
+    assert depthwise.choice[op] in ("direct", "depthwise")
     dense = fastconv.explain((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
     assert dense.choice[op] != "direct"
 

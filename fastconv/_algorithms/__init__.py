@@ -5,6 +5,7 @@ from . import separable
 from . import fft
 from . import direct
 from . import winograd
+from . import depthwise
 
 register(im2col)
 register(reference)
@@ -12,3 +13,4 @@ register(separable)
 register(fft)
 register(direct)
 register(winograd)
+register(depthwise)

@@ -1,0 +1,180 @@
+"""Depthwise convolution along flattened planes: MobileNet's and ConvNeXt's layers, filter banks.
+
+For problems with one input channel per group (groups == in_channels: depthwise layers with any
+channel multiplier, single-channel images and filter banks on them). Each (sample, channel) plane
+is copied once, zero-padded and split by phase of the stride, into a flat buffer in which every
+kernel tap is one constant offset; the outputs are then one long run of positions that a
+vectorised loop of multiply-adds sweeps tap by tap (src/_depthwise_kernels.h). Rows narrower than
+a vector (7x7 and 14x14 planes, stride 2) therefore fill whole vectors: the run holds the rows
+with the padding columns between them, which are computed and dropped (a 7x7 plane with padding
+1: 63 positions for 49 outputs).
+
+grad_input is the same loop, per phase of the input, over gy zero-padded (the correlation with
+the flipped kernel, split by the stride); grad_kernel takes the dot products of gy's run with the
+input's run at each tap's offset. Work items are planes (grad_kernel: input channels, samples
+summed in order), so no result depends on the thread count.
+
+Values that are not finite: forward multiplies exactly the textbook's products (the padding's
+zeros included; the dropped columns are dropped). grad_input also multiplies each weight by the
+zeros around gy, which is 0 unless a weight is Inf or NaN: such a kernel goes to summation
+(`_finite`). grad_kernel also multiplies input values by the zeros of gy's dropped columns, which
+is 0 unless an input value is not finite, and then the (small) kernel gradient is not finite
+either: a kernel gradient with an Inf or NaN is computed again by summation.
+"""
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from .. import _config, _depthwise
+from . import _finite
+
+NAME = "depthwise"
+
+# Cost model: per vector multiply-add of the taps loop (a load and an FMA), of the dot products
+# (two loads), per byte packed and unpacked, per work item, and per call; divided among the
+# threads the items keep busy. Measured on a 2-core AMD EPYC (Zen 4, AVX-512), one thread,
+# MobileNetV2 and ConvNeXt depthwise layers (fastconv.calibrate() scales it per machine).
+MAX_TAPS = 1 << 16      # larger kernels (above 256 x 256) are the FFT's: their tap lists are not built
+SECONDS = {"fma": 0.35e-9, "dot": 0.5e-9, "byte": 0.05e-9, "item": 0.15e-6}
+CALL_OVERHEAD_S = 8e-6
+PARALLEL_EFFICIENCY = 0.9
+
+
+def _lanes(itemsize):
+    level = _depthwise.kernel_level()
+    return (64 if level == 2 else 32 if level == 1 else 16) // itemsize
+
+
+class _Plan:
+    """Phase grids, tap offsets and runs of one problem (see the module docstring)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        k, s, d, p, o = (spec.kernel_size, spec.stride, spec.dilation, spec.pad_low,
+                         spec.output_size)
+        extent = [(o[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 if o[i] else 0 for i in range(3)]
+        self.Lq = tuple(max(1, -(-extent[i] // s[i])) for i in range(3))
+        self.phases = s[0] * s[1] * s[2]
+        phase = math.prod(self.Lq)
+        taps = [(a, b, c) for a in range(k[0]) for b in range(k[1]) for c in range(k[2])]
+        shift = [[(t[i] * d[i]) // s[i] for i in range(3)] for t in taps]
+        which = [((t[0] * d[0]) % s[0] * s[1] + (t[1] * d[1]) % s[1]) * s[2]
+                 + (t[2] * d[2]) % s[2] for t in taps]
+        Lq = self.Lq
+        self.off = np.array([w * phase + (c[0] * Lq[1] + c[1]) * Lq[2] + c[2]
+                             for w, c in zip(which, shift)], np.intp)
+        self.nq = ((o[0] - 1) * Lq[1] + (o[1] - 1)) * Lq[2] + o[2] if all(o) else 0
+        self.packed = self.phases * phase
+        # grad_input: the taps by phase, over gy zero-padded by the largest shift (grid Lg)
+        cmax = [max(c[i] for c in shift) for i in range(3)]
+        self.Lg = tuple(Lq[i] + cmax[i] for i in range(3))
+        self.gy_pad = tuple(cmax)
+        order = sorted(range(len(taps)), key=lambda t: which[t])
+        self.order = np.array(order, np.intp)
+        Lg = self.Lg
+        self.off_gi = np.array([((cmax[0] - shift[t][0]) * Lg[1] + cmax[1] - shift[t][1]) * Lg[2]
+                                + cmax[2] - shift[t][2] for t in order], np.intp)
+        used = sorted(set(which))       # the phases that have taps (a stride past the kernel
+        self.phase_ids = np.array(used, np.intp)    # leaves phases that only hold zeros)
+        ends = used + [used[-1] + 1] if used else [0]
+        self.starts = np.searchsorted([which[t] for t in order], ends).astype(np.intp)
+        self.nq_gi = ((Lq[0] - 1) * Lg[1] + (Lq[1] - 1)) * Lg[2] + Lq[2]
+        self.multiplier = spec.out_channels // max(spec.in_channels, 1)
+        slack = _depthwise.slack()
+        self.per_thread = {
+            "forward": self.packed + self.nq + 2 * slack,
+            "grad_input": self.multiplier * math.prod(Lg) + self.nq_gi + 2 * slack,
+            "grad_kernel": self.packed + self.nq + len(taps)}
+        self.items = {"forward": spec.batch * spec.in_channels,
+                      "grad_input": spec.batch * spec.in_channels,
+                      "grad_kernel": spec.in_channels}
+
+    def threads(self, op):
+        budget = _config.get_num_threads()
+        room = _config.get_workspace_limit() // (self.per_thread[op] * self.spec.dtype.itemsize)
+        return max(1, min(budget, self.items[op], room))
+
+
+@lru_cache(maxsize=256)
+def _plan(spec):
+    return _Plan(spec)
+
+
+def supports(spec, op):
+    if spec.groups != spec.in_channels or spec.in_channels == 0:
+        return False, "only problems with one input channel per group (depthwise)"
+    if math.prod(spec.kernel_size) > MAX_TAPS:
+        return False, f"kernels of more than {MAX_TAPS} taps"
+    plan = _plan(spec)
+    need = plan.per_thread[op] * spec.dtype.itemsize
+    if need > _config.get_workspace_limit():
+        return False, (f"one plane's buffers ({need} bytes) exceed the workspace limit of "
+                       f"{_config.get_workspace_limit()} bytes")
+    return True, ""
+
+
+def workspace(spec, op):
+    plan = _plan(spec)
+    return plan.threads(op) * plan.per_thread[op] * spec.dtype.itemsize
+
+
+def cost(spec, op):
+    """Counted vector multiply-adds (the dropped columns included), bytes packed and unpacked,
+    work items; shared among the threads the items keep busy; plus a call overhead."""
+    plan = _plan(spec)
+    lanes = _lanes(spec.dtype.itemsize)
+    item = spec.dtype.itemsize
+    T = len(plan.off)
+    planes = spec.batch * spec.in_channels
+    outputs = spec.batch * spec.out_channels
+    if op == "forward":
+        work = SECONDS["fma"] * outputs * T * -(-plan.nq // lanes)
+    elif op == "grad_input":
+        work = SECONDS["fma"] * outputs * T * -(-plan.nq_gi // lanes)
+    else:
+        work = SECONDS["dot"] * outputs * T * -(-plan.nq // lanes)
+    moved = planes * (plan.packed + math.prod(spec.input_size)) + outputs * (plan.nq + math.prod(spec.output_size))
+    work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
+    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
+        _config.planning_threads(), plan.items[op])
+    return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
+
+
+def _scratch(plan, op):
+    threads = plan.threads(op)
+    return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
+
+
+def forward(spec, x, w):
+    plan = _plan(spec)
+    y = np.empty(spec.y_shape, spec.dtype)
+    scratch, threads = _scratch(plan, "forward")
+    _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, plan.off,
+                       spec.batch, spec.in_channels, plan.multiplier, spec.input_size,
+                       spec.stride, spec.pad_low, plan.Lq, spec.output_size, plan.nq, threads)
+    return y
+
+
+def grad_input(spec, gy, w):
+    if not _finite.all_finite(w):
+        return _finite.exact("grad_input", spec, gy, w)
+    plan = _plan(spec)
+    gx = np.empty(spec.x_shape, spec.dtype)
+    wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
+    scratch, threads = _scratch(plan, "grad_input")
+    _depthwise.grad_input(gy.reshape(-1), wt.reshape(-1), gx.reshape(-1), scratch, plan.off_gi,
+                          plan.phase_ids, plan.starts, spec.batch, spec.in_channels, plan.multiplier,
+                          spec.input_size, spec.stride, spec.pad_low, plan.Lq, spec.output_size,
+                          plan.gy_pad, plan.Lg, plan.nq_gi, threads)
+    return gx
+
+
+def grad_kernel(spec, x, gy):
+    plan = _plan(spec)
+    gw = np.empty(spec.w_shape, spec.dtype)
+    scratch, threads = _scratch(plan, "grad_kernel")
+    _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, plan.off,
+                           spec.batch, spec.in_channels, plan.multiplier, spec.input_size,
+                           spec.stride, spec.pad_low, plan.Lq, spec.output_size, plan.nq, threads)
+    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy)

@@ -1,0 +1,270 @@
+"""Depthwise convolution (one input channel per group) along flattened planes.
+
+Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened: x (N, C, D, H, W),
+w (K, D', H', W') with K = C * m (m outputs per input channel), y / gy (N, K, ...). The plan
+(fastconv/_algorithms/depthwise.py) gives, per axis, the phase grid: a stride s splits the zero-
+padded input into s phases (every s-th position), each a grid of L positions, so that tap t of
+output o reads phase a_t at o + c_t. Laid out flat (phases, then depth, height, width of the
+grid), each tap is one offset off[t] into the buffer and the outputs one run of positions
+q = (o_d * L_h + o_h) * L_w + o_w; the columns past the output's width are computed and dropped.
+
+  forward      item (n, c): pack x[n, c] into phases; per output k of c: taps; unpack the run.
+  grad_input   item (n, c): per phase of gx, the taps of that phase over gy zero-padded (the
+               full correlation by the flipped kernel), summed over the m outputs of c; the
+               phases are interleaved back into gx[n, c].
+  grad_kernel  item c: per sample n in order, pack x[n, c] and gy[n, k] (zeros in the dropped
+               columns) and add the dot products of every tap.
+Items run in parallel on OpenMP threads, each with its own scratch; every sum's order depends on
+the problem alone, never on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from _geometry cimport ceil_div
+from _openmp cimport omp_get_thread_num
+
+
+cdef extern from "_depthwise_kernels.h":
+    int dw_level() noexcept nogil
+    const int DW_SLACK
+    void dw_taps_f32(const float* src, const Py_ssize_t* off, const float* w, Py_ssize_t taps,
+                     float* y, Py_ssize_t nq, int accumulate) noexcept nogil
+    void dw_taps_f64(const double* src, const Py_ssize_t* off, const double* w, Py_ssize_t taps,
+                     double* y, Py_ssize_t nq, int accumulate) noexcept nogil
+    void dw_dots_f32(const float* gy, const float* src, const Py_ssize_t* off, Py_ssize_t taps,
+                     Py_ssize_t nq, float* g) noexcept nogil
+    void dw_dots_f64(const double* gy, const double* src, const Py_ssize_t* off,
+                     Py_ssize_t taps, Py_ssize_t nq, double* g) noexcept nogil
+
+
+cdef struct Grid:
+    Py_ssize_t n[3]     # the plane's size (input, or gy for grad_input's padded copy)
+    Py_ssize_t s[3]     # phases (the stride), 1 for a plain zero-padded copy
+    Py_ssize_t p[3]     # zeros before the first element (position e holds element e - p)
+    Py_ssize_t L[3]     # positions of each phase
+    Py_ssize_t phase    # elements of one phase: L[0] * L[1] * L[2]
+
+
+cdef Grid make_grid(object n, object s, object p, object L):
+    cdef Grid g
+    cdef int i
+    for i in range(3):
+        g.n[i], g.s[i], g.p[i], g.L[i] = n[i], s[i], p[i], L[i]
+    g.phase = g.L[0] * g.L[1] * g.L[2]
+    return g
+
+
+cdef inline Py_ssize_t clip(Py_ssize_t v, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    return lo if v < lo else (hi if v > hi else v)
+
+
+cdef inline void row_range(const Grid* g, Py_ssize_t a, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """The positions j of phase a along the width whose element j * s + a - p lies in the plane."""
+    lo[0] = clip(ceil_div(g.p[2] - a, g.s[2]), 0, g.L[2])
+    hi[0] = clip(ceil_div(g.n[2] + g.p[2] - a, g.s[2]), lo[0], g.L[2])
+
+
+cdef void pack(const floating* src, floating* dst, const Grid* g) noexcept nogil:
+    """dst (phases, L0, L1, L2) from one plane src (n0, n1, n2), zeros outside it."""
+    cdef Py_ssize_t a0, a1, a2, j0, j1, j, i0, i1, lo, hi, s2 = g.s[2]
+    cdef floating* row
+    cdef const floating* srow
+    for a0 in range(g.s[0]):
+        for a1 in range(g.s[1]):
+            for a2 in range(s2):
+                row_range(g, a2, &lo, &hi)
+                for j0 in range(g.L[0]):
+                    i0 = j0 * g.s[0] + a0 - g.p[0]
+                    for j1 in range(g.L[1]):
+                        i1 = j1 * g.s[1] + a1 - g.p[1]
+                        row = dst + (((a0 * g.s[1] + a1) * s2 + a2) * g.L[0] + j0) * g.L[1] * g.L[2] \
+                            + j1 * g.L[2]
+                        if i0 < 0 or i0 >= g.n[0] or i1 < 0 or i1 >= g.n[1] or hi == lo:
+                            for j in range(g.L[2]):
+                                row[j] = 0
+                            continue
+                        srow = src + (i0 * g.n[1] + i1) * g.n[2] + a2 - g.p[2]
+                        for j in range(lo):
+                            row[j] = 0
+                        if s2 == 1:
+                            for j in range(lo, hi):
+                                row[j] = srow[j]
+                        else:
+                            for j in range(lo, hi):
+                                row[j] = srow[j * s2]
+                        for j in range(hi, g.L[2]):
+                            row[j] = 0
+
+
+cdef void unpack(const floating* run, floating* dst, const Py_ssize_t* o, const Py_ssize_t* L) noexcept nogil:
+    """dst (o0, o1, o2) from the run of positions (o0, o1) * L[1:] + o2 of a grid L."""
+    cdef Py_ssize_t r0, r1, j
+    cdef floating* drow
+    cdef const floating* rrow
+    for r0 in range(o[0]):
+        for r1 in range(o[1]):
+            drow = dst + (r0 * o[1] + r1) * o[2]
+            rrow = run + (r0 * L[1] + r1) * L[2]
+            for j in range(o[2]):
+                drow[j] = rrow[j]
+
+
+cdef void spread(const floating* run, floating* gx, const Grid* g, const Py_ssize_t* a,
+                 const Py_ssize_t* L) noexcept nogil:
+    """gx[j * s + a - p] = run[j] for the positions j of phase a (a grid of pitch L) that fall in
+    the plane gx (n0, n1, n2)."""
+    cdef Py_ssize_t j0, j1, j, i0, i1, lo, hi
+    cdef floating* grow
+    cdef const floating* rrow
+    row_range(g, a[2], &lo, &hi)
+    for j0 in range(g.L[0]):
+        i0 = j0 * g.s[0] + a[0] - g.p[0]
+        if i0 < 0 or i0 >= g.n[0]:
+            continue
+        for j1 in range(g.L[1]):
+            i1 = j1 * g.s[1] + a[1] - g.p[1]
+            if i1 < 0 or i1 >= g.n[1]:
+                continue
+            grow = gx + (i0 * g.n[1] + i1) * g.n[2] + a[2] - g.p[2]
+            rrow = run + (j0 * L[1] + j1) * L[2]
+            for j in range(lo, hi):
+                grow[j * g.s[2]] = rrow[j]
+
+
+cdef inline void taps(const floating* src, const Py_ssize_t* off, const floating* w, Py_ssize_t n,
+                      floating* y, Py_ssize_t nq, int accumulate) noexcept nogil:
+    if floating is float:
+        dw_taps_f32(src, off, w, n, y, nq, accumulate)
+    else:
+        dw_taps_f64(src, off, w, n, y, nq, accumulate)
+
+
+cdef inline void dots(const floating* gy, const floating* src, const Py_ssize_t* off,
+                      Py_ssize_t n, Py_ssize_t nq, floating* g) noexcept nogil:
+    if floating is float:
+        dw_dots_f32(gy, src, off, n, nq, g)
+    else:
+        dw_dots_f64(gy, src, off, n, nq, g)
+
+
+def slack():
+    """Elements of slack the kernels read and write past a run."""
+    return DW_SLACK
+
+
+def kernel_level():
+    """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
+    return dw_level()
+
+
+def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, floating[::1] scratch,
+            const Py_ssize_t[::1] off, Py_ssize_t N, Py_ssize_t C, Py_ssize_t m, in_size,
+            stride, pad, L, out_size, Py_ssize_t nq, int threads):
+    """y = x * w (see the module docstring); scratch holds `threads` x (packed input + run)."""
+    cdef Grid g = make_grid(in_size, stride, pad, L)
+    cdef Py_ssize_t o[3]
+    o[0], o[1], o[2] = out_size
+    cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
+    cdef Py_ssize_t out_vol = o[0] * o[1] * o[2], packed = g.s[0] * g.s[1] * g.s[2] * g.phase
+    cdef Py_ssize_t per_thread = packed + nq + 2 * DW_SLACK, item, n, c, j, k
+    cdef floating* buf
+    cdef floating* run
+    if N * C == 0 or T == 0 or out_vol == 0:
+        return
+    for j in range(threads):        # what the last block reads past the packed planes
+        memset(&scratch[0] + j * per_thread + packed, 0, DW_SLACK * sizeof(floating))
+    for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
+        n = item // C
+        c = item % C
+        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        run = buf + packed + DW_SLACK
+        pack(&x[0] + item * in_vol, buf, &g)
+        for j in range(m):
+            k = c * m + j
+            taps(buf, &off[0], &w[0] + k * T, T, run, nq, 0)
+            unpack(run, &y[0] + (n * C * m + k) * out_vol, o, g.L)
+
+
+def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
+               floating[::1] scratch, const Py_ssize_t[::1] off, const Py_ssize_t[::1] phase_ids,
+               const Py_ssize_t[::1] starts,
+               Py_ssize_t N, Py_ssize_t C, Py_ssize_t m, in_size, stride, pad, Lq, out_size,
+               gy_pad, Lg, Py_ssize_t nq, int threads):
+    """gx = the adjoint of forward for gy (see the module docstring). wt (K, T) and off hold the
+    taps by phase: those of phase phase_ids[i] are starts[i]..starts[i+1]-1; off indexes gy's padded copy (grid
+    Lg, gy_pad zeros before it); the runs are on the grid Lg and hold phase positions j < Lq."""
+    cdef Grid g = make_grid(in_size, stride, pad, Lq)      # gx and its phases
+    cdef Grid h = make_grid(out_size, (1, 1, 1), gy_pad, Lg)  # gy's zero-padded copy
+    cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
+    cdef Py_ssize_t out_vol = h.n[0] * h.n[1] * h.n[2], phases = phase_ids.shape[0], i
+    cdef Py_ssize_t per_thread = m * h.phase + DW_SLACK + nq + DW_SLACK, item, n, c, j, k, ph
+    cdef Py_ssize_t a[3]
+    cdef floating* buf
+    cdef floating* run
+    if N * C == 0 or in_vol == 0:
+        return
+    for j in range(threads):        # what the last block reads past the packed planes
+        memset(&scratch[0] + j * per_thread + m * h.phase, 0, DW_SLACK * sizeof(floating))
+    for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
+        n = item // C
+        c = item % C
+        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        run = buf + m * h.phase + DW_SLACK
+        memset(&gx[0] + item * in_vol, 0, in_vol * sizeof(floating))
+        if out_vol == 0:
+            continue
+        for j in range(m):
+            pack(&gy[0] + (n * C * m + c * m + j) * out_vol, buf + j * h.phase, &h)
+        for i in range(phases):
+            ph = phase_ids[i]
+            for j in range(m):
+                k = c * m + j
+                taps(buf + j * h.phase, &off[0] + starts[i], &wt[0] + k * T + starts[i],
+                     starts[i + 1] - starts[i], run, nq, j > 0)
+            a[0] = ph // (g.s[1] * g.s[2])
+            a[1] = ph // g.s[2] % g.s[1]
+            a[2] = ph % g.s[2]
+            spread(run, &gx[0] + item * in_vol, &g, a, h.L)
+
+
+def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                floating[::1] scratch, const Py_ssize_t[::1] off, Py_ssize_t N, Py_ssize_t C,
+                Py_ssize_t m, in_size, stride, pad, L, out_size, Py_ssize_t nq, int threads):
+    """gw = sum over samples of x (packed as forward packs it) against gy (a run on the same
+    grid, zeros in the dropped columns): per input channel, the samples in order."""
+    cdef Grid g = make_grid(in_size, stride, pad, L)
+    cdef Py_ssize_t o[3]
+    o[0], o[1], o[2] = out_size
+    cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
+    cdef Py_ssize_t out_vol = o[0] * o[1] * o[2], packed = g.s[0] * g.s[1] * g.s[2] * g.phase
+    cdef Py_ssize_t per_thread = packed + nq + T, c, n, j, k, t, r0, r1
+    cdef floating* buf
+    cdef floating* run
+    cdef floating* part
+    cdef floating* dst
+    cdef const floating* grow
+    if C * m * T == 0:
+        return
+    for c in prange(C, nogil=True, schedule="static", num_threads=threads):
+        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        run = buf + packed
+        part = run + nq
+        for j in range(m):
+            memset(&gw[0] + (c * m + j) * T, 0, T * sizeof(floating))
+        if out_vol == 0:
+            continue
+        memset(run, 0, nq * sizeof(floating))      # the dropped columns stay zero
+        for n in range(N):
+            pack(&x[0] + (n * C + c) * in_vol, buf, &g)
+            for j in range(m):
+                k = c * m + j
+                grow = &gy[0] + (n * C * m + k) * out_vol
+                for r0 in range(o[0]):
+                    for r1 in range(o[1]):
+                        for t in range(o[2]):
+                            run[(r0 * g.L[1] + r1) * g.L[2] + t] = grow[(r0 * o[1] + r1) * o[2] + t]
+                dots(run, buf, &off[0], T, nq, part)
+                dst = &gw[0] + k * T
+                for t in range(T):
+                    dst[t] = dst[t] + part[t]

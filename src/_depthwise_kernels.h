@@ -1,0 +1,135 @@
+/* The two inner loops of the depthwise algorithm (src/_depthwise.pyx), vectorised along a
+   flattened plane.
+
+   The caller lays one channel's (padded, phase-split) input plane out flat, so that every tap of
+   the kernel is one constant offset into it and the outputs are one run of positions q (see
+   fastconv/_algorithms/depthwise.py). Then
+     dw_taps:  y[q] (+)= sum_t w[t] * src[off[t] + q]           forward, and grad_input per phase
+     dw_dots:  g[t]   = sum_q gy[q] * src[off[t] + q]            grad_kernel
+   A 7x7 plane is one run of 63 positions (its rows with the padding columns between them), not
+   seven rows of 7, so short rows waste no vector lanes.
+
+   dw_taps computes whole blocks of TAPS_BLOCK vectors of q (TAPS_SMALL where the run is short),
+   reading and writing past `nq` up to a block: callers keep DW_SLACK elements of slack after
+   src's and y's runs. dw_dots reads exactly nq values of each. Each sum runs in an order fixed by
+   the problem and the instruction set (lanes, then the lanes added in order), never by threads.
+
+   Each is compiled per level of _cpu_level.h (x86-64-v4, x86-64-v3 and the build's own target),
+   with vectors of that level's width; dw_level() picks one per process (FASTCONV_DEPTHWISE_LEVEL
+   = 0 or 1 asks for a lower one). */
+#ifndef FASTCONV_DEPTHWISE_KERNELS_H
+#define FASTCONV_DEPTHWISE_KERNELS_H
+#include <stddef.h>
+#include <string.h>
+
+#include "_cpu_level.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+FASTCONV_LEVEL_FUNCTION(dw_level, "FASTCONV_DEPTHWISE_LEVEL")
+
+#define DW_TAPS_BLOCK 8     /* vectors of q per block: 8 accumulators hide the FMA latency */
+#define DW_TAPS_SMALL 4     /* ... or 4 for a run of 4 vectors or fewer */
+#define DW_DOTS_TAPS 4      /* taps per pass of dw_dots: gy is loaded once for 4 products */
+/* Elements of slack after a run: a block of the widest vectors (16 floats x 8). */
+#define DW_SLACK (DW_TAPS_BLOCK * 16)
+
+#define DW_LEVEL(SUF, ATTR, BYTES)                                                               \
+DW_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
+DW_TYPE(SUF, ATTR, BYTES, double, f64)
+
+#define DW_TYPE(SUF, ATTR, BYTES, T, P)                                                          \
+typedef T dw_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
+                                                                                                 \
+ATTR static inline dw_vec_##P##_##SUF dw_load_##P##_##SUF(const T* p) {                          \
+    dw_vec_##P##_##SUF v;                                                                        \
+    memcpy(&v, p, sizeof v);                                                                     \
+    return v;                                                                                    \
+}                                                                                                \
+                                                                                                 \
+ATTR static inline void dw_store_##P##_##SUF(T* p, dw_vec_##P##_##SUF v) {                       \
+    memcpy(p, &v, sizeof v);                                                                     \
+}                                                                                                \
+                                                                                                 \
+/* One block of B vectors at q0 over every tap. */                                               \
+ATTR static inline __attribute__((always_inline))                                               \
+void dw_block_##P##_##SUF(const T* src, const ptrdiff_t* off, const T* w, ptrdiff_t taps, T* y,  \
+                          ptrdiff_t q0, int B, int accumulate) {                                   \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    dw_vec_##P##_##SUF acc[DW_TAPS_BLOCK];                                                       \
+    for (int j = 0; j < B; j++)                                                                  \
+        acc[j] = accumulate ? dw_load_##P##_##SUF(y + q0 + j * N) : (dw_vec_##P##_##SUF){0};    \
+    for (ptrdiff_t t = 0; t < taps; t++) {                                                       \
+        const T* s = src + off[t] + q0;                                                          \
+        dw_vec_##P##_##SUF wv = (dw_vec_##P##_##SUF){0} + w[t];                                  \
+        for (int j = 0; j < B; j++)                                                              \
+            acc[j] += dw_load_##P##_##SUF(s + j * N) * wv;                                       \
+    }                                                                                            \
+    for (int j = 0; j < B; j++)                                                                  \
+        dw_store_##P##_##SUF(y + q0 + j * N, acc[j]);                                            \
+}                                                                                                \
+                                                                                                 \
+ATTR static void dw_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const T* w,             \
+                                     ptrdiff_t taps, T* y, ptrdiff_t nq, int accumulate) {       \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    ptrdiff_t q = 0;                                                                             \
+    for (; q + (DW_TAPS_BLOCK - DW_TAPS_SMALL) * N < nq; q += DW_TAPS_BLOCK * N) {              \
+        if (accumulate)                                                                          \
+            dw_block_##P##_##SUF(src, off, w, taps, y, q, DW_TAPS_BLOCK, 1);                     \
+        else                                                                                     \
+            dw_block_##P##_##SUF(src, off, w, taps, y, q, DW_TAPS_BLOCK, 0);                     \
+    }                                                                                            \
+    if (q < nq)                                                                                  \
+        dw_block_##P##_##SUF(src, off, w, taps, y, q, DW_TAPS_SMALL, accumulate);                \
+}                                                                                                \
+                                                                                                 \
+ATTR static void dw_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t* off,            \
+                                     ptrdiff_t taps, ptrdiff_t nq, T* g) {                       \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    ptrdiff_t body = nq - nq % N;                                                                \
+    for (ptrdiff_t t0 = 0; t0 < taps; t0 += DW_DOTS_TAPS) {                                      \
+        int nt = taps - t0 < DW_DOTS_TAPS ? (int)(taps - t0) : DW_DOTS_TAPS;                     \
+        dw_vec_##P##_##SUF acc[DW_DOTS_TAPS] = {{0}};                                            \
+        const T* s[DW_DOTS_TAPS];                                                                \
+        for (int j = 0; j < DW_DOTS_TAPS; j++)                                                   \
+            s[j] = src + off[t0 + (j < nt ? j : 0)];                                             \
+        for (ptrdiff_t q = 0; q < body; q += N) {                                                \
+            dw_vec_##P##_##SUF v = dw_load_##P##_##SUF(gy + q);                                  \
+            for (int j = 0; j < DW_DOTS_TAPS; j++)                                               \
+                acc[j] += v * dw_load_##P##_##SUF(s[j] + q);                                     \
+        }                                                                                        \
+        for (int j = 0; j < nt; j++) {                                                           \
+            T sum = 0;                                                                           \
+            for (int l = 0; l < N; l++)                                                          \
+                sum += acc[j][l];                                                                \
+            for (ptrdiff_t q = body; q < nq; q++)                                                \
+                sum += gy[q] * s[j][q];                                                          \
+            g[t0 + j] = sum;                                                                     \
+        }                                                                                        \
+    }                                                                                            \
+}
+
+#if FASTCONV_DISPATCH
+DW_LEVEL(v4, FASTCONV_TARGET_V4, 64)
+DW_LEVEL(v3, FASTCONV_TARGET_V3, 32)
+#endif
+DW_LEVEL(base, , FASTCONV_BASE_BYTES)
+
+static void dw_taps_f32(const float* src, const ptrdiff_t* off, const float* w, ptrdiff_t taps,
+                        float* y, ptrdiff_t nq, int accumulate) {
+    FASTCONV_PICK(dw_level(), dw_taps_f32, (src, off, w, taps, y, nq, accumulate));
+}
+static void dw_taps_f64(const double* src, const ptrdiff_t* off, const double* w, ptrdiff_t taps,
+                        double* y, ptrdiff_t nq, int accumulate) {
+    FASTCONV_PICK(dw_level(), dw_taps_f64, (src, off, w, taps, y, nq, accumulate));
+}
+static void dw_dots_f32(const float* gy, const float* src, const ptrdiff_t* off, ptrdiff_t taps,
+                        ptrdiff_t nq, float* g) {
+    FASTCONV_PICK(dw_level(), dw_dots_f32, (gy, src, off, taps, nq, g));
+}
+static void dw_dots_f64(const double* gy, const double* src, const ptrdiff_t* off,
+                        ptrdiff_t taps, ptrdiff_t nq, double* g) {
+    FASTCONV_PICK(dw_level(), dw_dots_f64, (gy, src, off, taps, nq, g));
+}
+
+#endif
