@@ -322,7 +322,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
 
 # --- the chooser ---------------------------------------------------------------------------
 
-def _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype):
+def spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -341,7 +341,7 @@ def choose(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype
     """
     if op not in _registry.OPERATIONS:
         raise ValueError(f"op must be one of {_registry.OPERATIONS}, got {op!r}")
-    spec = _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
+    spec = spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
     return _registry.shape_choice(spec, op)
 
 
@@ -349,5 +349,5 @@ def explain(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtyp
     """For forward, grad_input and grad_kernel: every algorithm, applicable or why not, its
     predicted time, its measured time if the problem was autotuned, its workspace, and the choice.
     str() of the result is the table; ``.choice`` and ``.tuned_choice`` map op -> name."""
-    return _registry.Explanation(_spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
+    return _registry.Explanation(spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
                                                    groups, dtype))
