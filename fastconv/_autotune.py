@@ -17,9 +17,8 @@ import math
 import os
 import threading
 
-import numpy as np
-
 from . import _cachefiles, _config
+from ._validate import check_bool
 
 FILE_NAME = "autotune.json"
 
@@ -33,9 +32,7 @@ def set_autotune(enabled=True):
     """Make ``algorithm="auto"`` time the applicable algorithms on the first call of each problem
     and use the fastest from then on (results kept in memory and in the cache directory)."""
     global _enabled
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"enabled must be a bool, got {enabled!r} ({type(enabled).__name__})")
-    _enabled = bool(enabled)
+    _enabled = check_bool(enabled, "enabled")
 
 
 def get_autotune():

@@ -27,8 +27,8 @@ import numbers
 import numpy as np
 
 from . import _config, _pooling
-from ._functional import _as_array, _result_dtype as _dtype
 from ._geometry import _int, per_dim as _per_dim
+from ._validate import check_bool, real_array, result_dtype
 
 __all__ = [
     "max_pool", "max_pool_grad_input", "avg_pool", "avg_pool_grad_input",
@@ -46,18 +46,12 @@ _INDEX = np.intp
 # --- arguments -------------------------------------------------------------------------------
 
 def _spatial_input(x, name="x", min_ndim=3, max_ndim=5):
-    x = _as_array(x, name)
+    x = real_array(x, name)
     if not min_ndim <= x.ndim <= max_ndim:
         raise ValueError(f"{name} must have shape (N, C, *spatial) with {min_ndim - 2} to 3 "
                          f"spatial dimensions ({min_ndim} to {max_ndim} dimensions), got shape "
                          f"{x.shape}")
     return x
-
-
-def _bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
-    return bool(value)
 
 
 def _window(in_sizes, kernel_size, stride, padding, dilation, ceil_mode):
@@ -67,7 +61,7 @@ def _window(in_sizes, kernel_size, stride, padding, dilation, ceil_mode):
     s = k if stride is None else _per_dim(stride, nd, "stride", 1)
     p = _per_dim(padding, nd, "padding", 0)
     d = _per_dim(dilation, nd, "dilation", 1)
-    ceil_mode = _bool(ceil_mode, "ceil_mode")
+    ceil_mode = check_bool(ceil_mode, "ceil_mode")
     out = []
     for axis, (n, kk, ss, pp, dd) in enumerate(zip(in_sizes, k, s, p, d)):
         if pp > kk // 2:
@@ -302,9 +296,9 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     input plane (PyTorch's convention). A dilated window can fall entirely on padding (e.g.
     n=1, kernel 2, padding 1, dilation 2): it gives -inf and index -1, and routes no gradient."""
     x = _spatial_input(x)
-    return_indices = _bool(return_indices, "return_indices")
+    return_indices = check_bool(return_indices, "return_indices")
     k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    y, idx = _max_pool(x, k, s, p, d, out, _dtype(x), return_indices)
+    y, idx = _max_pool(x, k, s, p, d, out, result_dtype(x), return_indices)
     return (y, idx) if return_indices else y
 
 
@@ -316,7 +310,7 @@ def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, 
     gy = _spatial_input(gy, "gy")
     k, s, p, d, out = _window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     _check_gy(gy, x.shape[:2] + out, "max_pool of x with this geometry")
-    dtype = _dtype(gy, x)
+    dtype = result_dtype(gy, x)
     if indices is None:
         _, indices = _max_pool(x, k, s, p, d, out, dtype)
     else:
@@ -346,8 +340,8 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     elements in the window."""
     x = _spatial_input(x)
     k, s, p, _, out = _window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
-    mats = _avg_mats(x.shape[2:], k, s, p, out, _bool(count_include_pad, "count_include_pad"))
-    return _linear_pool(x, mats, _dtype(x), x.size * sum(k))
+    mats = _avg_mats(x.shape[2:], k, s, p, out, check_bool(count_include_pad, "count_include_pad"))
+    return _linear_pool(x, mats, result_dtype(x), x.size * sum(k))
 
 
 def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -357,8 +351,8 @@ def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ce
     shape = _input_shape(input_shape, gy, gy.ndim - 2)
     k, s, p, _, out = _window(shape[2:], kernel_size, stride, padding, 1, ceil_mode)
     _check_gy(gy, shape[:2] + out, "avg_pool of input_shape with this geometry")
-    mats = _avg_mats(shape[2:], k, s, p, out, _bool(count_include_pad, "count_include_pad"))
-    return _linear_pool(gy, mats, _dtype(gy), int(np.prod(shape)) * sum(k), transpose=True)
+    mats = _avg_mats(shape[2:], k, s, p, out, check_bool(count_include_pad, "count_include_pad"))
+    return _linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * sum(k), transpose=True)
 
 
 # --- global pooling ------------------------------------------------------------------------------
@@ -386,16 +380,16 @@ def global_avg_pool(x):
     x = _spatial_input(x)
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
-    return _linear_pool(x, _global_mats(x.shape[2:]), _dtype(x), x.size).reshape(x.shape[:2])
+    return _linear_pool(x, _global_mats(x.shape[2:]), result_dtype(x), x.size).reshape(x.shape[:2])
 
 
 def global_avg_pool_grad_input(gy, input_shape):
     """Gradient of :func:`global_avg_pool`: gy / (number of spatial positions), broadcast."""
-    gy = _as_array(gy, "gy")
+    gy = real_array(gy, "gy")
     shape = _global_input_shape(input_shape, gy)
     nd = len(shape) - 2
     g = gy.reshape(gy.shape + (1,) * nd)
-    return _linear_pool(g, _global_mats(shape[2:]), _dtype(gy), int(np.prod(shape)),
+    return _linear_pool(g, _global_mats(shape[2:]), result_dtype(gy), int(np.prod(shape)),
                         transpose=True)
 
 
@@ -414,17 +408,17 @@ def global_max_pool(x):
     x = _spatial_input(x)
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
-    return _global_max(x, _dtype(x), with_idx=False)[0]
+    return _global_max(x, result_dtype(x), with_idx=False)[0]
 
 
 def global_max_pool_grad_input(gy, x):
     """Gradient of :func:`global_max_pool`: gy goes to the (first) maximum of each plane."""
     x = _spatial_input(x)
-    gy = _as_array(gy, "gy")
+    gy = real_array(gy, "gy")
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
     _check_gy(gy, x.shape[:2], "global_max_pool of x")
-    dtype = _dtype(gy, x)
+    dtype = result_dtype(gy, x)
     _, idx = _global_max(x, dtype)
     return _max_grad_input(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
 
@@ -461,7 +455,7 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     x = _spatial_input(x)
     p = _check_p(p)
     mats, _, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
-    return _lp_forward(np.asarray(x, dtype=_dtype(x)), p, mats, work)
+    return _lp_forward(np.asarray(x, dtype=result_dtype(x)), p, mats, work)
 
 
 def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -474,7 +468,7 @@ def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=
     p = _check_p(p)
     mats, out, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
     _check_gy(gy, x.shape[:2] + out, "lp_pool of x with this geometry")
-    dtype = _dtype(gy, x)
+    dtype = result_dtype(gy, x)
     xc = np.asarray(x, dtype=dtype)
     y = _lp_forward(xc, p, mats, work)
     gyc = np.asarray(gy, dtype=dtype)
@@ -521,7 +515,7 @@ def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, s
     axis (0.61 for k = 2, 0.41 for k = 3, tending to e^-2 ~ 0.14 for large k)."""
     x = _spatial_input(x)
     mats, _, taps = _weighted_mats(x.shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
-    return _linear_pool(x, mats, _dtype(x), x.size * taps)
+    return _linear_pool(x, mats, result_dtype(x), x.size * taps)
 
 
 def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0,
@@ -531,7 +525,7 @@ def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padd
     shape = _input_shape(input_shape, gy, gy.ndim - 2)
     mats, out, taps = _weighted_mats(shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
     _check_gy(gy, shape[:2] + out, "weighted_avg_pool of input_shape with this geometry")
-    return _linear_pool(gy, mats, _dtype(gy), int(np.prod(shape)) * taps, transpose=True)
+    return _linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * taps, transpose=True)
 
 
 # --- adaptive pooling (a fixed number of pools whatever the input size) --------------------------
@@ -567,8 +561,8 @@ def adaptive_max_pool(x, output_size, return_indices=False):
     the input size (figure 9.11, centre). Ties and indices as in :func:`max_pool`."""
     x = _spatial_input(x)
     out = _output_size(output_size, x.shape[2:])
-    return_indices = _bool(return_indices, "return_indices")
-    y, idx = _adaptive_max(x, out, _dtype(x), return_indices)
+    return_indices = check_bool(return_indices, "return_indices")
+    y, idx = _adaptive_max(x, out, result_dtype(x), return_indices)
     return (y, idx) if return_indices else y
 
 
@@ -578,7 +572,7 @@ def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
     gy = _spatial_input(gy, "gy")
     out = _output_size(output_size, x.shape[2:])
     _check_gy(gy, x.shape[:2] + out, "adaptive_max_pool of x")
-    dtype = _dtype(gy, x)
+    dtype = result_dtype(gy, x)
     if indices is None:
         _, indices = _adaptive_max(x, out, dtype)
     else:
@@ -599,7 +593,7 @@ def adaptive_avg_pool(x, output_size):
     """Mean over PyTorch's adaptive bins (see :func:`adaptive_max_pool`)."""
     x = _spatial_input(x)
     out = _output_size(output_size, x.shape[2:])
-    return _linear_pool(x, _adaptive_mats(x.shape[2:], out), _dtype(x), x.size * 2)
+    return _linear_pool(x, _adaptive_mats(x.shape[2:], out), result_dtype(x), x.size * 2)
 
 
 def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
@@ -608,7 +602,7 @@ def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
     shape = _input_shape(input_shape, gy, gy.ndim - 2)
     out = _output_size(output_size, shape[2:])
     _check_gy(gy, shape[:2] + out, "adaptive_avg_pool of input_shape")
-    return _linear_pool(gy, _adaptive_mats(shape[2:], out), _dtype(gy), int(np.prod(shape)) * 2,
+    return _linear_pool(gy, _adaptive_mats(shape[2:], out), result_dtype(gy), int(np.prod(shape)) * 2,
                         transpose=True)
 
 
@@ -658,7 +652,7 @@ def channel_pool(x, group_size, mode="max"):
     group), ``"avg"`` the mean. Any number of spatial dimensions, none included."""
     x = _spatial_input(x, min_ndim=2)
     g = _channel_setup(x, group_size, mode)
-    dtype = _dtype(x)
+    dtype = result_dtype(x)
     out_shape = (x.shape[0], x.shape[1] // g) + x.shape[2:]
     if mode == "max":
         return _channel_max(x, g, dtype, with_idx=False)[0].reshape(out_shape)
@@ -673,7 +667,7 @@ def channel_pool_grad_input(gy, x, group_size, mode="max"):
     gy = _spatial_input(gy, "gy", min_ndim=2)
     g = _channel_setup(x, group_size, mode)
     _check_gy(gy, (x.shape[0], x.shape[1] // g) + x.shape[2:], "channel_pool of x")
-    dtype = _dtype(gy, x)
+    dtype = result_dtype(gy, x)
     if mode == "max":
         _, idx = _channel_max(x, g, dtype)
         return _max_grad_input(gy, idx, x.shape, dtype, x.shape[0])

@@ -13,7 +13,8 @@ import numpy as np
 
 import fastconv
 
-from ._checks import float_array, kernel_size, positive_int, real_number
+from .._validate import float_array, positive_int, real_number
+from ._checks import kernel_size
 from .gabor import default_parameters, gabor
 
 __all__ = ["grating", "quadrature_pair", "simple_cell", "complex_cell", "phase_response",

@@ -18,8 +18,8 @@ import numpy as np
 
 import fastconv
 
-from ._checks import float_array, images as as_images, kernel_size, one_blas_thread, positive_int
-from ._checks import real_number
+from .._validate import float_array, positive_int, real_number
+from ._checks import images as as_images, kernel_size, one_blas_thread
 from ._checks import rng as make_rng
 from .pipeline import grid_pool, rectify
 

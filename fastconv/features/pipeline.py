@@ -8,7 +8,8 @@ import numpy as np
 
 import fastconv
 
-from ._checks import images as as_images, positive_int, real_number
+from .._validate import positive_int, real_number
+from ._checks import images as as_images
 
 __all__ = ["RECTIFIERS", "rectify", "grid_pool", "pool", "conv_features"]
 

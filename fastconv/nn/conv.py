@@ -10,8 +10,8 @@ import numpy as np
 
 import fastconv
 from .._geometry import make_spec, transpose_input_sizes
-from ._init import (as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng,
-                    positive_int, tuple_of)
+from .._validate import positive_int
+from ._init import as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
 from .module import Module
 
 
