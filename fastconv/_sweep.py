@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 import fastconv
-from . import _registry, _safety_net, _timing
+from . import _kernel_level, _registry, _safety_net, _timing
 from ._sweep_problems import all_problems
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
@@ -118,7 +118,6 @@ def main(argv=None, out=print):
         fastconv.set_num_threads(args.threads)
     if args.calibrate:
         fastconv.calibrate(save=False)
-    from . import _kernel_level
     problems = all_problems(args.quick)
     if args.networks:
         problems = [p for p in problems if p.network in args.networks.split(",")]
