@@ -19,7 +19,6 @@ figure is the best of all repeats, in milliseconds.
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import scipy.fft
@@ -27,26 +26,15 @@ import scipy.signal
 import torch
 
 import fastconv
+from fastconv import _timing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import CASES, make_arrays  # noqa: E402
 
 
 def _best(fns, rounds, budget=0.25):
     """Best time (s) of each callable, interleaved rounds of ~budget seconds per callable."""
-    reps = {}
-    for name, fn in fns.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        reps[name] = max(1, min(50, int(budget / max(time.perf_counter() - t0, 1e-5))))
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(reps[name]):
-                t0 = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+    return _timing.interleaved(fns, rounds, budget * rounds, warmup=1, count_first=False,
+                               max_reps=50, shortest=1e-5)
 
 
 def _multichannel(x, w, padding, rounds):

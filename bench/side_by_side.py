@@ -8,12 +8,12 @@ PyTorch's time over auto's (above 1: fastconv faster), then every implementation
 """
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 import fastconv
+from fastconv import _timing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import CASES, flops, make_arrays
 torch.set_num_threads(fastconv.get_num_threads())
@@ -40,19 +40,10 @@ with torch.no_grad():
         gy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
         fl = flops(case)
         for op in ops:
-            fns = {}
-            for alg in algs + ["torch"]:
-                fn = runner(case, op, alg, x, w, gy)
-                try:
-                    t0 = time.perf_counter(); fn(); first = time.perf_counter() - t0
-                except fastconv.NotSupportedError:
-                    continue
-                fns[alg] = (fn, max(2, min(15, int(1.0 / max(first, 1e-4)))))
-            best = {a: float("inf") for a in fns}
-            for _ in range(3):                                  # interleave rounds
-                for alg, (fn, reps) in fns.items():
-                    for _ in range(reps):
-                        t0 = time.perf_counter(); fn(); best[alg] = min(best[alg], time.perf_counter() - t0)
+            fns = {alg: runner(case, op, alg, x, w, gy) for alg in algs + ["torch"]}
+            # 3 interleaved rounds of about 1 s per implementation; the first call is not counted
+            best = _timing.interleaved(fns, 3, 3.0, count_first=False, min_reps=2, max_reps=15,
+                                       shortest=1e-4, skip=fastconv.NotSupportedError)
             chosen = fastconv.choose(case.x_shape, case.w_shape, op=op, **case.geometry)
             pt = best.get("torch")
             cells = "  ".join(f"{a}={fl / t / 1e9:.0f}" for a, t in best.items())

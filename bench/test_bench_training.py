@@ -20,7 +20,7 @@ try:
 except ImportError:
     torch = None
 
-from fastconv import nn
+from fastconv import _timing, nn
 from fastconv.demos.digits import build_model
 
 BATCHES = (32, 64)
@@ -129,15 +129,8 @@ def interleaved(batch, threads, repeats=30):
         finally:
             fastconv.set_autotune(False)
     steps = {"fastconv": ours, "tune": tuned_step, "torch": theirs}
-    best = dict.fromkeys(steps, np.inf)
-    for _ in range(3):
-        for step in steps.values():
-            step()
-    for _ in range(repeats):
-        for name, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            best[name] = min(best[name], time.perf_counter() - t0)
+    # three warm-up steps each, then `repeats` interleaved rounds of one timed step each
+    best = _timing.interleaved(steps, repeats, 0.0, warmup=3, count_first=False, max_reps=1)
     return best["fastconv"], best["tune"], best["torch"]
 
 

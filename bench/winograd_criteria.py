@@ -11,12 +11,12 @@ building in place:
 """
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 import fastconv
+from fastconv import _timing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import CASES, flops, make_arrays  # noqa: E402
 
@@ -42,18 +42,6 @@ def runner(case, op, impl, x, w, gy):
     return lambda: fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=impl, **geometry)
 
 
-def best_times(fns, rounds):
-    """Interleaved best-of: each round runs every implementation `reps` times in turn."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, (fn, reps) in fns.items():
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
-
-
 def measure(case, forced, rounds):
     arrays = make_arrays(case)
     x, w = arrays["x"], arrays["w"]
@@ -62,14 +50,10 @@ def measure(case, forced, rounds):
     rows = {}
     with torch.no_grad():
         for op in OPS:
-            fns = {}
-            for impl in (forced, "auto", "torch"):
-                fn = runner(case, op, impl, x, w, gy)
-                t0 = time.perf_counter()
-                fn()
-                first = time.perf_counter() - t0
-                fns[impl] = (fn, max(1, min(10, int(0.5 / max(first, 1e-4)))))
-            rows[op] = best_times(fns, rounds)
+            fns = {impl: runner(case, op, impl, x, w, gy) for impl in (forced, "auto", "torch")}
+            # about 0.5 s per implementation a round; the first (sizing) call is not counted
+            rows[op] = _timing.interleaved(fns, rounds, 0.5 * rounds, count_first=False,
+                                           shortest=1e-4)
             rows[op]["pick"] = fastconv.choose(case.x_shape, case.w_shape, op=op, **case.geometry)
     return rows
 

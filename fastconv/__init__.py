@@ -19,12 +19,13 @@ _kernel_level.apply_override()      # before any kernel runs: FASTCONV_KERNEL_LE
 
 from ._config import get_num_threads, get_workspace_limit, set_num_threads, set_workspace_limit
 from ._registry import NotSupportedError, algorithms
-from ._calibration import calibrate
 from ._autotune import clear_autotune_cache, get_autotune, set_autotune
 from ._safety_net import get_strict_choice, set_strict_choice
 from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input, conv_grad_kernel,
                           conv_transpose, explain)
 from . import _algorithms  # noqa: F401  (registers the algorithms)
+from . import _measure  # noqa: F401  (the measuring floor: registers itself with the registry)
+from ._calibrate import calibrate
 from . import reference
 from . import features, local, nn, pooling
 from .separable import (low_rank_conv, separable_conv, separable_conv_grad_factors,

@@ -7,22 +7,12 @@ A user's mistake (a shape that does not fit, a bad option value) prints one line
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 import fastconv
+from fastconv import _timing
 from fastconv.features import edge_detector_cost
-
-
-def _best_time(fn, repeat=5):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _photo():
@@ -42,7 +32,7 @@ def tour(out=None):
     kernel = np.array([[[[-1.0, 1.0]]]], np.float32)      # figure 9.6: right minus left
     x = image[None, None]
     edges = fastconv.conv2d(x, kernel)
-    seconds = _best_time(lambda: fastconv.conv2d(x, kernel))
+    seconds = _timing.best_of(lambda: fastconv.conv2d(x, kernel), 5)
     algorithm = fastconv.choose(x.shape, kernel.shape)
     print(f"figure 9.6: edges of a {h}x{w} photograph with the kernel [-1, 1]")
     print(f"  output {edges.shape[2]}x{edges.shape[3]}, {seconds * 1e3:.3f} ms, algorithm {algorithm!r}")
@@ -63,7 +53,7 @@ def tour(out=None):
     for name, fn in [("forward", lambda: fastconv.conv2d(x, w, padding=1)),
                      ("grad_input", lambda: fastconv.conv_grad_input(gy, w, x.shape, padding=1)),
                      ("grad_kernel", lambda: fastconv.conv_grad_kernel(x, gy, w.shape, padding=1))]:
-        t = _best_time(fn, repeat=3)
+        t = _timing.best_of(fn, 3)
         print(f"  {name:<12} {t * 1e3:7.2f} ms  {flops / t / 1e9:6.1f} GFLOP/s")
     print()
     print(fastconv.explain(x.shape, w.shape, padding=1))

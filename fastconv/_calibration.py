@@ -2,81 +2,41 @@
 
 Each algorithm's ``cost(spec, op)`` counts its operations and memory traffic and weighs them with
 constants fitted on the development machine (a 2-core AVX-512 Xeon, see each module). On another
-machine the algorithms' speeds relative to one another shift: BLAS is faster or slower than the
-hand-written kernels, memory bandwidth differs, there is no AVX-512. ``calibrate()`` measures that:
-it runs every registered algorithm (but the oracle) on a fixed set of small problems that cover the
-kinds the suite has (dense 3x3, strided, pointwise, depthwise, few-channel, large kernel, 1-D,
-3-D), for each operation and dtype, and fits per (algorithm, operation, dtype) a scale and a fixed
-overhead: ``measured = scale * predicted + overhead``, on the problems where the algorithm is
-within COMPETITIVE of the fastest (those are where its prediction decides anything), the scale
-clamped to [1/MAX_FACTOR, MAX_FACTOR]. It also records the machine's GEMM rate and copy
-bandwidth, for the report. The chooser's prediction is the model's cost through that line
-((1, 0) where none was measured, e.g. for an algorithm registered after calibrating).
+machine the algorithms' speeds relative to one another shift, and ``fastconv.calibrate()``
+(`_calibrate`, the measuring floor) fits per (algorithm, operation, dtype) a line through which
+the chooser reads each model: ``predicted = scale * cost + overhead`` (`factor`).
 
-The measurements run at the current thread budget, recorded in the file: calibrate with the thread
-count you compute with. The cost models themselves keep predicting for the machine's cores
-(`_config.planning_threads()`), so the choice does not change with `set_num_threads`.
+This module is the data only, below the registry: the calibration in use, the shipped lines, and
+the kind of a problem that selects a line. It measures nothing and imports nothing that computes.
 
 The constants are stored in ``calibration.json`` in the cache directory (see _cachefiles) and
 loaded lazily at the first choice; a file from another fastconv version or CPU, or one that cannot
 be parsed, is ignored with a warning and the shipped defaults apply: the lines calibrated on the
-development machine (`_calibration_shipped.py`).
+development machine (`_calibration_shipped.py`). Whoever keeps choices derived from the
+calibration (the registry's rankings, the safety net's winners) registers with `on_change` and is
+told when it changes (`reset`, `use`).
 """
-import math
 import os
-import statistics
 import threading
-import time
 
-import numpy as np
-
-from . import _cachefiles, _calibration_shipped, _config, _kernel_level
+from . import _cachefiles, _calibration_shipped, _kernel_level
 
 FILE_NAME = "calibration.json"
-PRUNE = 10.0                # not timed when predicted this many times slower than the best
-COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
-MAX_FACTOR = 8.0
-SKIP = ("reference",)
 ONE_D = "/1d"
 SINGLE = "/single"
-
-# (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
-# 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
-# 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
-# kernels 5 to 41, and two tiny problems that show the fixed
-# costs of a call; each takes milliseconds.
-PROBLEMS = (
-    ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
-    ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),
-    ((4, 128, 14, 14), (32, 128, 1, 1), {}),
-    ((4, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1)),
-    ((2, 4, 64, 64), (4, 4, 15, 15), dict(padding=7)),
-    ((4, 64, 28, 28), (64, 1, 3, 3), dict(padding=1, groups=64)),
-    ((16, 1, 28, 28), (32, 1, 5, 5), {}),
-    ((4, 1, 8000), (32, 1, 64), {}),
-    ((8, 16, 2000), (16, 16, 9), dict(padding=4)),
-    ((2, 1, 16000), (8, 1, 15), {}),
-    ((4, 8, 4000), (16, 8, 31), {}),
-    ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), dict(padding=1)),
-    ((1, 1, 256, 256), (1, 1, 5, 5), {}),
-    ((1, 1, 512, 512), (1, 1, 11, 11), {}),
-    ((1, 1, 512, 512), (1, 1, 21, 21), {}),
-    ((1, 1, 512, 512), (1, 1, 41, 41), {}),
-    ((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),
-    ((2, 8, 16, 16), (8, 8, 3, 3), dict(padding=1)),
-)
-QUICK_PROBLEMS = (((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),)
 
 _lock = threading.Lock()
 _loaded = False
 _data = None            # the calibration in use (a dict as stored), or None: shipped defaults
+_listeners = []         # called with no argument when the calibration in use changes
 
 
 def path():
     return os.path.join(_cachefiles.cache_dir(), FILE_NAME)
 
 
-def _machine():
+def machine():
+    """What a calibration file must have been made on to be used here."""
     return {"cpu": _cachefiles.cpu_model(), "fastconv": _cachefiles.fastconv_version(),
             "kernel_level": _kernel_level.current()}
 
@@ -105,13 +65,13 @@ def _load():
     data = _cachefiles.read(path(), "calibration")
     if data is None:
         return None
-    machine = _machine()
+    here = machine()
     factors = _valid_factors(data.get("factors"))
-    if any(data.get(k) != v for k, v in machine.items()) or factors is None:
+    if any(data.get(k) != v for k, v in here.items()) or factors is None:
         warnings.warn(f"fastconv: ignoring the calibration file {path()}: it was made for "
                       f"{data.get('cpu')!r} at kernel level {data.get('kernel_level')!r}, fastconv "
-                      f"{data.get('fastconv')!r} (this is {machine['cpu']!r} at "
-                      f"{machine['kernel_level']!r}, fastconv {machine['fastconv']!r}); run "
+                      f"{data.get('fastconv')!r} (this is {here['cpu']!r} at "
+                      f"{here['kernel_level']!r}, fastconv {here['fastconv']!r}); run "
                       f"fastconv.calibrate() again", _cachefiles.CacheWarning, stacklevel=3)
         return None
     if factors != data["factors"]:
@@ -167,196 +127,27 @@ def shipped():
     return table[level]
 
 
+def on_change(callback):
+    """Call `callback()` whenever the calibration in use changes (choices made from it go stale)."""
+    _listeners.append(callback)
+
+
+def _changed():
+    for callback in _listeners:
+        callback()
+
+
 def reset():
     """Forget the loaded calibration: the next choice reads the cache directory again."""
     global _loaded, _data
     with _lock:
         _loaded, _data = False, None
-    _clear_choices()
+    _changed()
 
 
-def _clear_choices():
-    from . import _registry, _safety_net
-    _registry.clear_caches()
-    _safety_net.reset()
-
-
-def _best(fn, repeat, budget):
-    fn()
-    best, spent = math.inf, 0.0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent > budget:
-            break
-    return best
-
-
-def _rank_one_kernel(rng, shape, dtype):
-    """A random kernel whose every (k, c) slice is an outer product, so that weight-dependent
-    algorithms (separable) are measured too; the others do not look at the values."""
-    w = np.ones(shape)
-    spatial = shape[2:]
-    for axis, size in enumerate(spatial):
-        factor_shape = shape[:2] + tuple(size if a == axis else 1 for a in range(len(spatial)))
-        w = w * rng.standard_normal(factor_shape)
-    return w.astype(dtype)
-
-
-def _gemm_rate(dtype, n=512, repeat=3):
-    from scipy.linalg import blas
-    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
-    rng = np.random.default_rng(0)
-    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
-    return 2.0 * n**3 / _best(lambda: gemm(1.0, a, a), repeat, 1.0)
-
-
-def _copy_rate(nbytes=64 * 2**20):
-    a = np.ones(nbytes // 8)
-    b = np.empty_like(a)
-    return 2.0 * nbytes / _best(lambda: np.copyto(b, a), 3, 1.0)
-
-
-def _interleaved(fns, rounds, budget, deadline):
-    """Best seconds of each callable: one untimed call each, then `rounds` rounds that run every
-    callable in turn (a passing load hits them all alike), fewer once `deadline` has passed."""
-    best, reps = {}, {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        best[name] = time.perf_counter() - start
-        reps[name] = max(1, min(5, int(budget / rounds / max(best[name], 1e-6))))
-    for r in range(rounds):
-        if r and time.perf_counter() > deadline:
-            break
-        for name, fn in fns.items():
-            for _ in range(reps[name]):
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0.03,
-            seconds=20.0):
-    """[(algorithm, op, dtype, kind, predicted s, measured s, fastest measured s)]; after
-    `seconds`, every remaining measurement is cut to one round."""
-    from . import _functional, _registry
-    rng = np.random.default_rng(1)
-    deadline = time.perf_counter() + seconds
-    rows = []
-    for dtype in dtypes:
-        for xs, ws, kw in problems:
-            x = rng.standard_normal(xs).astype(dtype)
-            w = _rank_one_kernel(rng, ws, dtype)
-            spec = _functional._spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
-                                                 1, kw.get("groups", 1), dtype)
-            gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(dtype)
-            w5 = w.reshape(spec.w_shape)
-            calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
-                     "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
-                     "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
-            impls = _registry.registered()
-            for op, call in calls.items():
-                fns = {}
-                for name, impl in _registry.registered().items():
-                    if name in SKIP or not impl.supports(spec, op)[0]:
-                        continue
-                    if hasattr(impl, "supports_weights") and (
-                            op == "grad_kernel" or not impl.supports_weights(spec, op, w5)[0]):
-                        continue
-                    fns[name] = (lambda name=name: call(name))
-                costs = {name: impls[name].cost(spec, op) for name in fns}
-                floor = min(costs.values(), default=0.0)    # hopeless ones are not timed
-                fns = {n: fn for n, fn in fns.items() if costs[n] <= PRUNE * floor}
-                best = _interleaved(fns, rounds, budget, deadline)
-                fastest = min(best.values(), default=math.inf)
-                rows += [(name, op, dtype, kind(spec), costs[name], t, fastest)
-                         for name, t in best.items()]
-    return rows
-
-
-OVERHEADS_S = (0.0,) + tuple(1e-6 * 10 ** (i / 8) for i in range(33))   # 1 us to 10 ms
-
-
-def _fit_one(points, overheads=OVERHEADS_S):
-    """(scale, overhead) minimising sum (log(scale * predicted + overhead) - log(measured))^2."""
-    best = None
-    for b in overheads:
-        if b >= min(m for _, m in points):
-            break
-        a = math.exp(statistics.median(math.log((m - b) / p) for p, m in points))
-        a = min(MAX_FACTOR, max(1.0 / MAX_FACTOR, a))
-        loss = sum((math.log(a * p + b) - math.log(m)) ** 2 for p, m in points)
-        if best is None or loss < best[0] - 1e-12:
-            best = (loss, a, b)
-    return best[1], best[2]
-
-
-def fit(rows):
-    """{algorithm: {op: {dtype: [scale, overhead seconds]}}} from measure()'s rows: the
-    measured time is modelled as scale * predicted + overhead, fitted (on the log) over the
-    problems where the algorithm is within COMPETITIVE of the fastest (all of them if it never
-    is). The overhead is the fixed cost of a call on this machine that the models leave out.
-    Two kinds of problem (see kind()) also get their own scale (key dtype + kind, with the pooled
-    overhead) where two or more were measured: 1-D problems (long rows and 1-D transforms) and
-    problems with one input and one output channel per group (single-channel images, depthwise),
-    whose loops run at other rates than the channel sums of ordinary layers."""
-    points = {}
-    for name, op, dtype, problem_kind, predicted, seconds, fastest in rows:
-        if predicted > 0 and seconds > 0:
-            point = (seconds <= COMPETITIVE * fastest, predicted, seconds)
-            points.setdefault((name, op, dtype), []).append(point)
-            if problem_kind:
-                points.setdefault((name, op, dtype + problem_kind), []).append(point)
-    factors = {}
-    for (name, op, dtype), values in sorted(points.items()):     # "float32" before "float32/1d"
-        chosen = [(p, m) for c, p, m in values if c] or [(p, m) for _, p, m in values]
-        overheads = OVERHEADS_S
-        if "/" in dtype:                # few points: their own scale, the pooled overhead
-            if len(chosen) < 2:
-                continue
-            overheads = (factors[name][op][dtype.split("/")[0]][1],)
-        a, b = _fit_one(chosen, overheads)
-        factors.setdefault(name, {}).setdefault(op, {})[dtype] = [round(a, 4), float(f"{b:.3g}")]
-    return factors
-
-
-def calibrate(*, quick=False, save=True):
-    """Measure this machine's constants for the chooser (< 30 s) and use them from now on.
-
-    Times every registered algorithm on a fixed set of small problems for the three operations in
-    float32 and float64 and fits one factor per (algorithm, operation, dtype) on top of the shipped
-    cost models. With ``save`` (the default) the result is written to ``calibration.json`` in the
-    cache directory (``FASTCONV_CACHE_DIR``, else the platform's user cache directory) and later
-    processes load it at their first choice. ``quick=True`` runs one tiny problem (for tests).
-    Returns the stored dict (``factors``, ``constants``, ``threads``, ``cpu``, ``fastconv``).
-    """
+def use(data):
+    """Use `data` (a calibration as `fastconv.calibrate()` stores it) from now on."""
     global _loaded, _data
-    start = time.perf_counter()
-    if quick:
-        rows = measure(QUICK_PROBLEMS, ("float32",), rounds=1, budget=0.001)
-        constants = {}
-    else:
-        rows = measure()
-        constants = {"sgemm_flops_per_s": _gemm_rate("float32"),
-                     "dgemm_flops_per_s": _gemm_rate("float64"),
-                     "copy_bytes_per_s": _copy_rate()}
-    data = {"format": _cachefiles.FORMAT, **_machine(), "threads": _config.get_num_threads(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": quick,
-            "seconds": round(time.perf_counter() - start, 2), "constants": constants,
-            "factors": fit(rows)}
-    if save:
-        try:
-            with _cachefiles.locked(path()):
-                _cachefiles.write_atomic(path(), data)
-        except OSError as exc:      # still used by this process
-            import warnings
-            warnings.warn(f"fastconv: could not write the calibration to {path()} ({exc})",
-                          _cachefiles.CacheWarning, stacklevel=2)
     with _lock:
         _data, _loaded = data, True
-    _clear_choices()
-    return data
+    _changed()

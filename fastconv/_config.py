@@ -14,12 +14,12 @@ thread's OpenMP workers (`_openmp_info.release_threads`), so a child made by ``m
 or ``os.fork`` starts its own instead of waiting forever for its parent's.
 """
 import contextlib
-import numbers
 import os
 import threading
 import warnings
 
 from . import _openmp_info
+from ._validate import positive_int
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
 
@@ -33,16 +33,8 @@ _workspace_limit = DEFAULT_WORKSPACE_LIMIT
 _blas_limiter = None
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _thread_count(value, name):
-    n = _positive_int(value, name)
+    n = positive_int(value, name)
     if n > MAX_THREADS:
         raise ValueError(f"{name} must be between 1 and {MAX_THREADS} (four threads per core, at "
                          f"least 64), got {n}")
@@ -153,7 +145,7 @@ def planning_threads():
 def set_workspace_limit(nbytes):
     """Bound the extra memory (column buffers, transforms) one call may allocate, in bytes."""
     global _workspace_limit
-    _workspace_limit = _positive_int(nbytes, "nbytes")
+    _workspace_limit = positive_int(nbytes, "nbytes")
 
 
 def get_workspace_limit():

@@ -3,71 +3,24 @@
 Everything here is thin: dtype rules, the explicit copy for non-zero padding modes (and its adjoint
 for the gradients), the kernel flip, the bias. The arithmetic is in the algorithms.
 """
-import numbers
-
 import numpy as np
 
 from . import _registry
-from ._geometry import (check_groups, check_index, check_padding_mode, make_spec,
-                        padding_index, transpose_input_sizes, with_explicit_padding)
+from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
+                        transpose_input_sizes, with_explicit_padding)
+from ._validate import (check_bias, check_bool, check_output_grad, full_shape, lifted, real_array,
+                        result_dtype, shape_tuple, spatial_dims)
 
 
-# --- arrays and dtypes --------------------------------------------------------------------
-
-def _as_array(a, name):
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:   # ragged lists and the like
-        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array (float32/float64, or integer/bool "
-                        f"converted to float64), got dtype {arr.dtype}")
-    return arr
-
-
-def _result_dtype(*arrays):
-    """float32 only when every float input is float32 (or float16); anything else is float64."""
-    kinds = [a.dtype for a in arrays if a is not None]
-    if all(d.kind == "f" and d.itemsize <= 4 for d in kinds):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
-def _check_flip(flip):
-    if not isinstance(flip, (bool, np.bool_)):
-        raise TypeError(f"flip must be a bool, got {flip!r} ({type(flip).__name__})")
-
-
-def _shape(value, name):
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
-        if v < 0:
-            raise ValueError(f"{name} must have non-negative sizes, got {tuple(value)}")
-        out.append(check_index(int(v), name, f"got {tuple(value)}"))
-    return tuple(out)
-
-
-def _lifted(a, spec, shape, dtype):
-    """C-contiguous copy (only when needed) of `a` in `dtype`, viewed with 3 spatial axes."""
-    return np.ascontiguousarray(a, dtype=dtype).reshape(shape)
-
+# --- arrays -------------------------------------------------------------------------------
 
 def _kernel(w, spec, flip):
-    w5 = _lifted(w, spec, spec.w_shape, spec.dtype)
+    w5 = lifted(w, spec.w_shape, spec.dtype)
     return np.ascontiguousarray(w5[..., ::-1, ::-1, ::-1]) if flip else w5
 
 
-def _check_bias(bias, channels, name="bias"):
-    if bias is not None and bias.shape != (channels,):
-        raise ValueError(f"{name} must have shape ({channels},) (one value per output channel), "
-                         f"got {bias.shape}")
-
-
-def _add_bias(y, bias):
+def add_bias(y, bias):
+    """y (N, K, ...) plus the bias (K,) of each output channel, in place."""
     if bias is not None:
         y += bias.astype(y.dtype, copy=False).reshape((1, -1) + (1,) * (y.ndim - 2))
     return y
@@ -80,14 +33,15 @@ def _padded_axes(spec):
             in enumerate(zip(spec.input_size, spec.pad_low, spec.pad_high)) if lo or hi]
 
 
-def _pad(x5, spec, mode):
+def pad(x5, spec, mode):
+    """x5 with the padding of `spec` made explicit, filled by `mode` (reflect, replicate, ...)."""
     for axis, n, lo, hi in _padded_axes(spec):
         x5 = np.take(x5, padding_index(n, lo, hi, mode), axis=axis)
     return np.ascontiguousarray(x5)
 
 
-def _fold_padding(gxp, spec, mode):
-    """The adjoint of _pad: each padded position's gradient goes back to the element it copied."""
+def fold_padding(gxp, spec, mode):
+    """The adjoint of pad: each padded position's gradient goes back to the element it copied."""
     for axis, n, lo, hi in reversed(_padded_axes(spec)):
         index = padding_index(n, lo, hi, mode)
         moved = np.moveaxis(gxp, axis, 0)
@@ -100,6 +54,26 @@ def _fold_padding(gxp, spec, mode):
 
 # --- the three operations ----------------------------------------------------------------
 
+KERNEL = "K, C/groups, *kernel"
+
+
+def _opening(arrays, flip=False, algorithm=None, lead=None, other=None):
+    """The checks every operation opens with, in one order, before any geometry: each array of
+    `arrays` [(value or None, name)] real numeric, `flip` a bool, `algorithm` known (None: not
+    checked). With `lead` = (index, layout) and `other` = (index, layout, relation), the array
+    at `lead` sets the number of spatial dimensions (it has 3, 4 or 5) and the one at `other`
+    must have as many. Returns (the arrays, the number of spatial dimensions or None)."""
+    out = [None if a is None else real_array(a, name) for a, name in arrays]
+    check_bool(flip, "flip")
+    if algorithm is not None:
+        _registry.check_algorithm(algorithm)
+    if lead is None:
+        return out, None
+    (i, layout), (j, other_layout, relation) = lead, other
+    return out, spatial_dims(out[i], arrays[i][1], layout, out[j], arrays[j][1], other_layout,
+                             relation)
+
+
 def _check_ndim(w, ndim, fname):
     if ndim is not None and w.ndim != ndim + 2:
         raise ValueError(f"{fname} needs a {ndim}-D kernel w of shape (K, C/groups, "
@@ -108,19 +82,16 @@ def _check_ndim(w, ndim, fname):
 
 def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm,
              ndim=None, fname="conv"):
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    b = None if bias is None else _as_array(bias, "bias")
+    (x, w, b), _ = _opening([(x, "x"), (w, "w"), (bias, "bias")], flip, algorithm)
     _check_ndim(w, ndim, fname)
-    _check_flip(flip)
-    _registry.check_algorithm(algorithm)
-    spec, x5 = forward_problem(x, w.shape, b, _result_dtype(x, w, b), stride, padding, dilation,
+    spec, x5 = forward_problem(x, w.shape, b, result_dtype(x, w, b), stride, padding, dilation,
                                groups, padding_mode)
     if x5 is None:
         y5 = np.zeros(spec.y_shape, spec.dtype)
     else:
         w5 = _kernel(w, spec, flip)
         y5 = _registry.run(spec, "forward", algorithm, x5, w5, w5)
-    return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
+    return add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
 
 
 def forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups, padding_mode,
@@ -131,12 +102,12 @@ def forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups, pad
     spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, w_name=w_name)
     check_padding_mode(padding_mode, spec)
-    _check_bias(b, spec.out_channels)
+    check_bias(b, spec.out_channels)
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         return spec, None
-    x5 = _lifted(x, spec, spec.x_shape, dtype)
+    x5 = lifted(x, spec.x_shape, dtype)
     if padding_mode != "zeros":
-        x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+        x5, spec = pad(x5, spec, padding_mode), with_explicit_padding(spec)
     return spec, x5
 
 
@@ -179,50 +150,25 @@ def _defaults(kwargs):
     return {**_CONV_DEFAULTS, **kwargs}
 
 
-def _full_shape(shape, name, ndim, leading):
-    """`shape` given in full or as spatial sizes only; `leading` fills the first two axes."""
-    shape = _shape(shape, name)
-    if len(shape) == ndim:
-        return tuple(leading) + shape
-    if len(shape) != ndim + 2:
-        raise ValueError(f"{name} must have {ndim} (spatial) or {ndim + 2} (full) entries for a "
-                         f"{ndim}-D problem, got {shape}")
-    return shape
-
-
-def _check_output_grad(gy, spec, name):
-    expected = spec.user_shape(spec.y_shape)
-    if gy.shape != expected:
-        raise ValueError(f"{name} must have shape {expected} (the output shape of this geometry), "
-                         f"got {gy.shape}")
-
-
 def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
                 algorithm, gy_name="gy", shape_name="input_shape"):
-    gy, w = _as_array(gy, gy_name), _as_array(w, "w")
-    _check_flip(flip)
-    _registry.check_algorithm(algorithm)
-    if w.ndim not in (3, 4, 5):
-        raise ValueError(f"w must have 3, 4 or 5 dimensions (K, C/groups, *kernel), got shape {w.shape}")
-    ndim = w.ndim - 2
-    if gy.ndim != ndim + 2:
-        raise ValueError(f"{gy_name} must have {ndim + 2} dimensions (N, K, *output) for a {ndim}-D "
-                         f"kernel, got shape {gy.shape}")
+    (gy, w), ndim = _opening([(gy, gy_name), (w, "w")], flip, algorithm, lead=(1, KERNEL),
+                             other=(0, "N, K, *output", "for a {ndim}-D kernel"))
     groups = check_groups(groups)
-    x_shape = _full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups))
-    dtype = _result_dtype(gy, w)
+    x_shape = full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups))
+    dtype = result_dtype(gy, w)
     spec = make_spec(x_shape, w.shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, x_name=shape_name)
     check_padding_mode(padding_mode, spec)
-    _check_output_grad(gy, spec, gy_name)
+    check_output_grad(gy, spec.user_shape(spec.y_shape), gy_name)
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         return np.zeros(spec.user_shape(spec.x_shape), dtype)
-    gy5 = _lifted(gy, spec, spec.y_shape, dtype)
+    gy5 = lifted(gy, spec.y_shape, dtype)
     w5 = _kernel(w, spec, flip)
     padded = spec if padding_mode == "zeros" else with_explicit_padding(spec)
     gx5 = _registry.run(padded, "grad_input", algorithm, gy5, w5, w5)
     if padding_mode != "zeros":
-        gx5 = _fold_padding(gx5, spec, padding_mode)
+        gx5 = fold_padding(gx5, spec, padding_mode)
     return gx5.reshape(spec.user_shape(spec.x_shape))
 
 
@@ -243,30 +189,23 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
 
     ``kernel_shape`` is (K, C/groups, *kernel) or the kernel's spatial sizes alone.
     """
-    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
-    _check_flip(flip)
-    _registry.check_algorithm(algorithm)
-    if x.ndim not in (3, 4, 5):
-        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
-    ndim = x.ndim - 2
-    if gy.ndim != ndim + 2:
-        raise ValueError(f"gy must have {ndim + 2} dimensions (N, K, *output) like x, got shape "
-                         f"{gy.shape}")
+    (x, gy), ndim = _opening([(x, "x"), (gy, "gy")], flip, algorithm, lead=(0, "N, C, *spatial"),
+                             other=(1, "N, K, *output", "like x"))
     groups = check_groups(groups)
-    w_shape = _full_shape(kernel_shape, "kernel_shape", ndim, (gy.shape[1], x.shape[1] // groups))
-    dtype = _result_dtype(x, gy)
+    w_shape = full_shape(kernel_shape, "kernel_shape", ndim, (gy.shape[1], x.shape[1] // groups))
+    dtype = result_dtype(x, gy)
     spec = make_spec(x.shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, w_name="kernel_shape")
     check_padding_mode(padding_mode, spec)
     if gy.shape[0] != x.shape[0]:
         raise ValueError(f"gy must have the batch size of x ({x.shape[0]}), got shape {gy.shape}")
-    _check_output_grad(gy, spec, "gy")
+    check_output_grad(gy, spec.user_shape(spec.y_shape), "gy")
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         return np.zeros(spec.user_shape(spec.w_shape), dtype)
-    x5 = _lifted(x, spec, spec.x_shape, dtype)
-    gy5 = _lifted(gy, spec, spec.y_shape, dtype)
+    x5 = lifted(x, spec.x_shape, dtype)
+    gy5 = lifted(gy, spec.y_shape, dtype)
     if padding_mode != "zeros":
-        x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+        x5, spec = pad(x5, spec, padding_mode), with_explicit_padding(spec)
     gw5 = _registry.run(spec, "grad_kernel", algorithm, x5, gy5)
     if flip:        # d/dw of conv with flip(w) is the flip of d/dw'
         gw5 = np.ascontiguousarray(gw5[..., ::-1, ::-1, ::-1])
@@ -281,17 +220,12 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     the same m under a stride: ``output_shape`` (spatial sizes, or full) picks one; the default is
     the smallest.
     """
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    if w.ndim not in (3, 4, 5):
-        raise ValueError(f"w must have 3, 4 or 5 dimensions (K, C/groups, *kernel), got shape {w.shape}")
-    ndim = w.ndim - 2
-    if x.ndim != ndim + 2:
-        raise ValueError(f"x must have {ndim + 2} dimensions (N, K, *spatial) for a {ndim}-D kernel, "
-                         f"got shape {x.shape}")
-    b = None if bias is None else _as_array(bias, "bias")
+    (x, w, b), ndim = _opening([(x, "x"), (w, "w"), (bias, "bias")], algorithm=algorithm,
+                               lead=(1, KERNEL),
+                               other=(0, "N, K, *spatial", "for a {ndim}-D kernel"))
     groups = check_groups(groups)
     channels = w.shape[1] * groups
-    _check_bias(b, channels)
+    check_bias(b, channels)
     ranges = transpose_input_sizes(x.shape[2:], w.shape, stride=stride, padding=padding,
                                    dilation=dilation, lowest=True)
     for axis, (lo, hi) in enumerate(ranges):
@@ -302,7 +236,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     if output_shape is None:        # the smallest, non-empty where one is
         sizes = tuple(max(lo, 1) if max(lo, 1) <= hi else lo for lo, hi in ranges)
     else:
-        full = _full_shape(output_shape, "output_shape", ndim, (x.shape[0], channels))
+        full = full_shape(output_shape, "output_shape", ndim, (x.shape[0], channels))
         if full[:2] != (x.shape[0], channels):
             raise ValueError(f"output_shape {full} must start with the batch size and the output "
                              f"channels (C/groups * groups) ({x.shape[0]}, {channels})")
@@ -316,17 +250,17 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
     y = _grad_input(x, w, input_shape, stride, padding, dilation, groups, False, "zeros", algorithm,
                     gy_name="x", shape_name="output_shape")
     if b is not None:
-        y = _add_bias(y.astype(_result_dtype(x, w, b), copy=False), b)
+        y = add_bias(y.astype(result_dtype(x, w, b), copy=False), b)
     return y
 
 
 # --- the chooser ---------------------------------------------------------------------------
 
-def _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype):
+def spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return make_spec(_shape(x_shape, "x_shape"), _shape(w_shape, "w_shape"), stride=stride,
+    return make_spec(shape_tuple(x_shape, "x_shape"), shape_tuple(w_shape, "w_shape"), stride=stride,
                      padding=padding, dilation=dilation, groups=groups, dtype=dtype,
                      x_name="x_shape", w_name="w_shape")
 
@@ -341,7 +275,7 @@ def choose(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype
     """
     if op not in _registry.OPERATIONS:
         raise ValueError(f"op must be one of {_registry.OPERATIONS}, got {op!r}")
-    spec = _spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
+    spec = spec_from_shapes(x_shape, w_shape, stride, padding, dilation, groups, dtype)
     return _registry.shape_choice(spec, op)
 
 
@@ -349,5 +283,5 @@ def explain(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtyp
     """For forward, grad_input and grad_kernel: every algorithm, applicable or why not, its
     predicted time, its measured time if the problem was autotuned, its workspace, and the choice.
     str() of the result is the table; ``.choice`` and ``.tuned_choice`` map op -> name."""
-    return _registry.Explanation(_spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
+    return _registry.Explanation(spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
                                                    groups, dtype))

@@ -21,7 +21,8 @@ Choosing, per operation (the three are chosen separately):
   predict for the machine's cores (`_config.planning_threads()`), never the thread setting, so the
   pick -- and so the result's rounding -- does not change with ``set_num_threads``.
 * ``"tune"`` (and ``"auto"`` under ``set_autotune(True)``) times the applicable algorithms on the
-  first call of a problem and runs the fastest from then on (`_autotune`).
+  first call of a problem and runs the fastest from then on (records: `_autotune`; timing:
+  `_measure`).
 * A name forces that algorithm; if it cannot compute the problem, NotSupportedError says why.
 
 Memory: every algorithm reports ``workspace(spec, op)``, the bytes it will allocate for the call
@@ -33,15 +34,34 @@ separable processes fewer rows per block, direct needs only index tables; an alg
 """
 import functools
 import threading
-import time
 
-from . import _autotune, _calibration, _config, _kernel_level, _safety_net
+from . import _autotune, _calibration, _config, _kernel_level, _safety_net, _timing
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
 CHOICES = ("auto", "tune")
 
 _ALGORITHMS = {}
 _last = threading.local()       # the algorithm the last run() of this thread used (benchmarks)
+
+
+def _unmeasured(*args, **kwargs):
+    raise RuntimeError("fastconv's measuring floor (fastconv._measure) is not loaded; import "
+                       "fastconv, which loads it")
+
+
+_measurer = {"tune": _unmeasured, "net_measure": _unmeasured}
+
+
+def set_measurer(*, tune, net_measure):
+    """Where the registry's measurements go: the measuring floor (`_measure`) registers itself here
+    at import, so that the registry, below it, never imports what runs algorithms to time them.
+
+    ``tune(spec, op, candidates, w)`` -> (fastest name, {name: seconds or None}) times
+    `candidates` [(predicted seconds, name, impl)] for ``"tune"``; ``net_measure(spec, op, w,
+    picked, seconds)`` is the safety net's one measurement of a problem, which settles its winner
+    (`_safety_net.settle`).
+    """
+    _measurer.update(tune=tune, net_measure=net_measure)
 
 
 class NotSupportedError(ValueError):
@@ -62,6 +82,11 @@ def registered():
 def clear_caches():
     """Forget cached rankings (after registering an algorithm or calibrating)."""
     _ranking.cache_clear()
+
+
+def _calibration_changed():
+    clear_caches()
+    _safety_net.reset()
 
 
 def algorithms():
@@ -126,9 +151,9 @@ def _ranking(spec, op, limit):
     return tuple(sorted(ranked))
 
 
-def _candidates(spec, op, w):
-    """[(predicted seconds, name)] of the algorithms that compute this call, cheapest first."""
-    return [(cost, name) for cost, name, needs_weights
+def candidates(spec, op, w):
+    """[(predicted seconds, name, impl)] of the algorithms that compute this call, cheapest first."""
+    return [(cost, name, _ALGORITHMS[name]) for cost, name, needs_weights
             in _ranking(spec, op, _config.get_workspace_limit())
             if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0])]
 
@@ -160,7 +185,7 @@ def shape_choice(spec, op):
         return net
     if _autotune.get_autotune():
         record = _autotune.lookup(spec, op)
-        winner = _autotune.fastest(record, [name for _, name in _candidates(spec, op, None)])
+        winner = _autotune.fastest(record, [name for _, name, _ in candidates(spec, op, None)])
         if winner is not None:
             return winner
     return choose_name(spec, op)
@@ -168,12 +193,12 @@ def shape_choice(spec, op):
 
 def tuned_name(spec, op, w=None):
     """The fastest applicable algorithm by measurement (timing the untimed ones now)."""
-    candidates = [(cost, name, _ALGORITHMS[name]) for cost, name in _candidates(spec, op, w)]
-    if not candidates:
+    found = candidates(spec, op, w)
+    if not found:
         raise _none_supports(spec, op, w)
-    if len(candidates) == 1:
-        return candidates[0][1]
-    return _autotune.tune(spec, op, candidates, w)[0]
+    if len(found) == 1:
+        return found[0][1]
+    return _measurer["tune"](spec, op, found, w)[0]
 
 
 def _watched_pick(spec, op, w):
@@ -196,36 +221,17 @@ def run(spec, op, algorithm, a, b, w=None):
                          else (None, select(spec, op, algorithm, w).NAME))
     _last.used = name, spec
     with _config.threads_for(spec.flops):
-        start = time.perf_counter()
+        start = _timing.clock()
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
-        seconds = time.perf_counter() - start
+        seconds = _timing.clock() - start
     if predicted_s is not None and _safety_net.observe(spec, op, predicted_s, seconds):
-        try:
-            _measure(spec, op, w, name, seconds)
-        except (MemoryError, NotSupportedError):    # the call's result stands; keep the pick
-            _safety_net.settle(spec, op, name)
+        _measurer["net_measure"](spec, op, w, name, seconds)
     return result
 
 
 def last_used():
     """(algorithm, spec) of the last convolution this thread ran (None before the first)."""
     return getattr(_last, "used", None)
-
-
-def _measure(spec, op, w, picked, seconds):
-    """The safety net's one measurement of a problem: time the candidates the models do not
-    rule out against what the pick (`picked`) really took, and keep the fastest."""
-    candidates = [(cost, name, _ALGORITHMS[name]) for cost, name in _candidates(spec, op, w)
-                  if name != "reference"]
-    winner = picked
-    if len(candidates) > 1:
-        floor = seconds * _safety_net.CONSIDER / _autotune.PRUNE
-        fastest, record = _autotune.tune(spec, op, candidates, w, floor=floor,
-                                         give_up=_safety_net.GIVE_UP, keep=(picked,),
-                                         persist=False)
-        if _safety_net.switches(record.get(picked), record.get(fastest)):
-            winner = fastest
-    _safety_net.settle(spec, op, winner)
 
 
 def select(spec, op, algorithm, w=None):
@@ -311,3 +317,6 @@ class Explanation:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+_calibration.on_change(_calibration_changed)

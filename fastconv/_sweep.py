@@ -18,12 +18,11 @@ import json
 import math
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import fastconv
-from . import _registry, _safety_net
+from . import _kernel_level, _registry, _safety_net, _timing
 from ._sweep_problems import all_problems
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
@@ -46,25 +45,8 @@ def _calls(problem, dtype, seed=0):
 def best_times(fns, rounds=3, budget=0.05, give_up=GIVE_UP, always=()):
     """Best seconds of each callable: a first call each (NotSupportedError: left out), then
     interleaved rounds of those within `give_up` of the fastest first call, and of `always`."""
-    best, reps = {}, {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        try:
-            fn()
-        except fastconv.NotSupportedError:
-            continue
-        best[name] = time.perf_counter() - start
-    floor = min(best.values(), default=0.0)
-    for name, first in best.items():
-        if first <= give_up * floor or name in always:
-            reps[name] = max(1, min(10, int(budget / rounds / max(first, 1e-6))))
-    for _ in range(rounds):
-        for name, count in reps.items():
-            for _ in range(count):
-                start = time.perf_counter()
-                fns[name]()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    return _timing.interleaved(fns, rounds, budget, skip=fastconv.NotSupportedError,
+                               give_up=give_up, keep=always)
 
 
 def _pick(call):
@@ -136,7 +118,6 @@ def main(argv=None, out=print):
         fastconv.set_num_threads(args.threads)
     if args.calibrate:
         fastconv.calibrate(save=False)
-    from . import _kernel_level
     problems = all_problems(args.quick)
     if args.networks:
         problems = [p for p in problems if p.network in args.networks.split(",")]
@@ -145,7 +126,7 @@ def main(argv=None, out=print):
         f"{'this machine' if args.calibrate else 'shipped'}, {len(problems)} problems")
     out("| network | problem | op | dtype | model pick | x best | net pick | x best | fastest |")
     out("|---|---|---|---|---|---|---|---|---|")
-    rows, start = [], time.perf_counter()
+    rows, start = [], _timing.clock()
     for dtype in args.dtypes.split(","):
         for problem in problems:
             for op in args.ops.split(","):
@@ -161,7 +142,7 @@ def main(argv=None, out=print):
         f"{GIVE_UP:g}x of the fastest:")
     for (name, op), (n, median, p90) in prediction_errors(rows).items():
         out(f"  {name:<10} {op:<12} n={n:<4} median {2 ** median:.2f}x  90th percentile {2 ** p90:.2f}x")
-    out(f"\n{time.perf_counter() - start:.0f} s")
+    out(f"\n{_timing.clock() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f)

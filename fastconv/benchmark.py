@@ -9,13 +9,11 @@ interleaved rounds, each figure the best of its repeats, so a passing load hits 
     python -m fastconv bench [--quick] [--cases a,b] [--ops forward,grad_input] [--threads 1]
 """
 import argparse
-import math
-import time
 
 import numpy as np
 
 import fastconv
-from . import _suite
+from . import _suite, _timing
 
 SKIP = ("reference",)          # the oracle: far too slow for these shapes, never the choice
 
@@ -69,23 +67,8 @@ def scipy_runner(case, op, arrays):
 def best_times(fns, rounds=3, budget=0.3):
     """Best seconds of each callable over interleaved rounds; a callable that raises
     fastconv.NotSupportedError on its first (untimed) call is left out."""
-    reps, best = {}, {}
-    for name, fn in fns.items():
-        try:
-            start = time.perf_counter()
-            fn()
-            first = time.perf_counter() - start
-        except fastconv.NotSupportedError:
-            continue
-        reps[name] = max(1, min(10, int(budget / rounds / max(first, 1e-5))))
-        best[name] = first
-    for _ in range(rounds):
-        for name in reps:
-            for _ in range(reps[name]):
-                start = time.perf_counter()
-                fns[name]()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    return _timing.interleaved(fns, rounds, budget, shortest=1e-5,
+                               skip=fastconv.NotSupportedError)
 
 
 def sgemm_peak(n=1024, repeat=5):
@@ -94,13 +77,7 @@ def sgemm_peak(n=1024, repeat=5):
     rng = np.random.default_rng(0)
     a = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
     b = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
-    sgemm(1.0, a, b)
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        sgemm(1.0, a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 / _timing.best_of(lambda: sgemm(1.0, a, b), repeat)
 
 
 def _names(text, allowed, what):

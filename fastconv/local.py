@@ -21,9 +21,10 @@ import math
 import numpy as np
 
 from . import _config, _local, _registry
-from ._functional import (_as_array, _full_shape, _result_dtype, _shape, conv, conv_grad_input,
-                          conv_grad_kernel)
+from ._functional import conv, conv_grad_input, conv_grad_kernel
 from ._geometry import effective_kernel, make_spec
+from ._validate import (check_output_grad, full_shape, lifted, real_array, result_dtype,
+                        shape_tuple, spatial_dims)
 
 __all__ = ["locally_connected", "locally_connected_grad_input", "locally_connected_grad_kernel",
            "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_kernel"]
@@ -93,52 +94,36 @@ def _check_bias(b, channels, per, what):
                          f"{b.shape}")
 
 
-def _check_gy(gy, expected, name="gy"):
-    if gy.shape != tuple(expected):
-        raise ValueError(f"{name} must have shape {tuple(expected)} (the output shape of this "
-                         f"geometry), got {gy.shape}")
-
-
 def _forward_args(x, w, bias, leading, stride, padding, dilation):
     """x, w, bias as arrays, d and the spec of a forward call; w is (leading, K, C, *kernel)."""
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    b = None if bias is None else _as_array(bias, "bias")
+    x, w = real_array(x, "x"), real_array(w, "w")
+    b = None if bias is None else real_array(bias, "bias")
     d = _spatial_dims(w.shape, "w", leading)
-    return x, w, b, d, _spec(x.shape, w.shape, d, stride, padding, dilation, _result_dtype(x, w, b))
+    return x, w, b, d, _spec(x.shape, w.shape, d, stride, padding, dilation, result_dtype(x, w, b))
 
 
 def _grad_input_args(gy, w, input_shape, leading, stride, padding, dilation):
     """gy, w as arrays, d and the spec of a grad_input call (input_shape full or spatial)."""
-    gy, w = _as_array(gy, "gy"), _as_array(w, "w")
+    gy, w = real_array(gy, "gy"), real_array(w, "w")
     d = _spatial_dims(w.shape, "w", leading)
     if gy.ndim != d + 2:
         raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) for {d}-D weights "
                          f"w of shape {w.shape}, got shape {gy.shape}")
-    x_shape = _full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
-    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, _result_dtype(gy, w),
+    x_shape = full_shape(input_shape, "input_shape", d, (gy.shape[0], w.shape[d + 1]))
+    spec = _spec(x_shape, w.shape, d, stride, padding, dilation, result_dtype(gy, w),
                  x_name="input_shape")
     return gy, w, d, spec
 
 
 def _grad_kernel_args(x, gy, kernel_shape):
     """x, gy as arrays, d and kernel_shape as a tuple (its length is the caller's to check)."""
-    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
-    if x.ndim not in (3, 4, 5):
-        raise ValueError(f"x must have 3, 4 or 5 dimensions (N, C, *spatial), got shape {x.shape}")
-    d = x.ndim - 2
-    if gy.ndim != d + 2:
-        raise ValueError(f"gy must have {d + 2} dimensions (N, K, *out_spatial) like x, got shape "
-                         f"{gy.shape}")
-    return x, gy, d, _shape(kernel_shape, "kernel_shape")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
+    d = spatial_dims(x, "x", "N, C, *spatial", gy, "gy", "N, K, *out_spatial", "like x")
+    return x, gy, d, shape_tuple(kernel_shape, "kernel_shape")
 
 
 def _empty(spec):
     return 0 in (spec.batch, spec.out_channels, spec.in_channels)
-
-
-def _lifted(a, shape, dtype):
-    """C-contiguous (a copy only when needed) in `dtype`, with the given (lifted) shape."""
-    return np.ascontiguousarray(a, dtype=dtype).reshape(shape)
 
 
 # --- locally connected (eq. 9.9) --------------------------------------------------------------
@@ -229,8 +214,8 @@ def locally_connected(x, w, bias=None, *, stride=1, padding=0, dilation=1):
     if _empty(spec):
         y = np.zeros(spec.user_shape(spec.y_shape), spec.dtype)
     else:
-        x5 = _lifted(x, spec.x_shape, spec.dtype)
-        w3 = _lifted(w, -1, spec.dtype)
+        x5 = lifted(x, spec.x_shape, spec.dtype)
+        w3 = lifted(w, -1, spec.dtype)
         with _config.threads_for(spec.flops):
             y = _lc_forward(spec, x5, w3, _positions(spec)).reshape(
                 spec.user_shape(spec.y_shape))
@@ -249,11 +234,11 @@ def locally_connected_grad_input(gy, w, input_shape, *, stride=1, padding=0, dil
     """
     gy, w, d, spec = _grad_input_args(gy, w, input_shape, "*out_spatial", stride, padding, dilation)
     _check_positions(spec, w.shape, d, "w")
-    _check_gy(gy, spec.user_shape(spec.y_shape))
+    check_output_grad(gy, spec.user_shape(spec.y_shape), "gy")
     if _empty(spec):
         return np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
-    gy5 = _lifted(gy, spec.y_shape, spec.dtype)
-    w3 = _lifted(w, -1, spec.dtype)
+    gy5 = lifted(gy, spec.y_shape, spec.dtype)
+    w3 = lifted(w, -1, spec.dtype)
     with _config.threads_for(spec.flops):
         gx = _lc_grad_input(spec, gy5, w3, _positions(spec))
     return gx.reshape(spec.user_shape(spec.x_shape))
@@ -266,7 +251,7 @@ def locally_connected_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, d
     w's full shape (*out_spatial, K, C, *kernel), or the kernel's spatial sizes alone.
     """
     x, gy, d, shape = _grad_kernel_args(x, gy, kernel_shape)
-    dtype = _result_dtype(x, gy)
+    dtype = result_dtype(x, gy)
     if len(shape) == d:
         k_shape = (gy.shape[1], x.shape[1]) + shape
         spec = make_spec(x.shape, k_shape, stride=stride, padding=padding, dilation=dilation,
@@ -278,11 +263,11 @@ def locally_connected_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, d
                          f"or {d} (the kernel's spatial sizes) for a {d}-D x, got {shape}")
     spec = _spec(x.shape, shape, d, stride, padding, dilation, dtype, w_name="kernel_shape")
     _check_positions(spec, shape, d, "kernel_shape")
-    _check_gy(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
+    check_output_grad(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
     if _empty(spec):
         return np.zeros(shape, spec.dtype)
-    x5 = _lifted(x, spec.x_shape, spec.dtype)
-    gy5 = _lifted(gy, spec.y_shape, spec.dtype)
+    x5 = lifted(x, spec.x_shape, spec.dtype)
+    gy5 = lifted(gy, spec.y_shape, spec.dtype)
     with _config.threads_for(spec.flops):
         kernel_of = _positions(spec)
         gw = _lc_grad_kernel(spec, x5, gy5, kernel_of, kernel_of.size)
@@ -381,7 +366,7 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, algorithm="a
         pass
     elif _by_position(spec, tiles, algorithm, "forward"):
         with _config.threads_for(spec.flops):
-            y = _lc_forward(spec, _lifted(x, spec.x_shape, spec.dtype), _lifted(w, -1, spec.dtype),
+            y = _lc_forward(spec, lifted(x, spec.x_shape, spec.dtype), lifted(w, -1, spec.dtype),
                             _tile_map(spec, tiles)).reshape(y.shape)
     else:
         x, w = np.asarray(x, spec.dtype), np.asarray(w, spec.dtype)
@@ -409,15 +394,15 @@ def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1
     _registry.check_algorithm(algorithm)
     gy, w, d, spec = _grad_input_args(gy, w, input_shape, "*tiles", stride, padding, dilation)
     _check_tiles(w.shape, d, "w")
-    _check_gy(gy, spec.user_shape(spec.y_shape))
+    check_output_grad(gy, spec.user_shape(spec.y_shape), "gy")
     gx = np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
     tiles = tuple(w.shape[:d])
     if _empty(spec):
         return gx
     if _by_position(spec, tiles, algorithm, "grad_input"):
         with _config.threads_for(spec.flops):
-            return _lc_grad_input(spec, _lifted(gy, spec.y_shape, spec.dtype),
-                                  _lifted(w, -1, spec.dtype),
+            return _lc_grad_input(spec, lifted(gy, spec.y_shape, spec.dtype),
+                                  lifted(w, -1, spec.dtype),
                                   _tile_map(spec, tiles)).reshape(gx.shape)
     gy, w = np.asarray(gy, spec.dtype), np.asarray(w, spec.dtype)
     for tile in _tiles(spec, tiles, d):
@@ -440,18 +425,18 @@ def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation
     if len(shape) != 2 * d + 2:
         raise ValueError(f"kernel_shape must have {2 * d + 2} entries (*tiles, K, C, *kernel) for "
                          f"a {d}-D x, got {shape}")
-    spec = _spec(x.shape, shape, d, stride, padding, dilation, _result_dtype(x, gy),
+    spec = _spec(x.shape, shape, d, stride, padding, dilation, result_dtype(x, gy),
                  w_name="kernel_shape")
     _check_tiles(shape, d, "kernel_shape")
-    _check_gy(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
+    check_output_grad(gy, (x.shape[0], shape[d]) + _out_spatial(spec))
     gw = np.zeros(shape, spec.dtype)
     tiles = shape[:d]
     if _empty(spec):
         return gw
     if _by_position(spec, tiles, algorithm, "grad_kernel"):
         with _config.threads_for(spec.flops):
-            return _lc_grad_kernel(spec, _lifted(x, spec.x_shape, spec.dtype),
-                                   _lifted(gy, spec.y_shape, spec.dtype), _tile_map(spec, tiles),
+            return _lc_grad_kernel(spec, lifted(x, spec.x_shape, spec.dtype),
+                                   lifted(gy, spec.y_shape, spec.dtype), _tile_map(spec, tiles),
                                    math.prod(tiles)).reshape(shape)
     x, gy = np.asarray(x, spec.dtype), np.asarray(gy, spec.dtype)
     for tile in _tiles(spec, tiles, d):

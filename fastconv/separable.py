@@ -10,10 +10,11 @@ and approximate a general kernel by a few separable terms (`low_rank_conv`).
 import numpy as np
 
 from ._algorithms import separable as _impl
-from ._functional import (_add_bias, _as_array, _check_bias, _check_flip, _check_output_grad,
-                          _fold_padding, _full_shape, _lifted, _pad, _result_dtype, conv,
-                          conv_grad_kernel, forward_problem)
+from ._functional import (add_bias, conv, conv_grad_input, conv_grad_kernel, fold_padding,
+                          forward_problem, pad)
 from ._geometry import LIFTED_DIMS, check_padding_mode, make_spec, with_explicit_padding
+from ._validate import (check_bias, check_bool, check_output_grad, full_shape, lifted, real_array,
+                        result_dtype)
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "low_rank_conv"]
@@ -28,7 +29,7 @@ def _as_factors(factors):
     if not 1 <= len(factors) <= LIFTED_DIMS:
         raise ValueError(f"factors must hold 1 to {LIFTED_DIMS} arrays (one per spatial axis), got "
                          f"{len(factors)}")
-    arrays = [_as_array(f, f"factors[{i}]") for i, f in enumerate(factors)]
+    arrays = [real_array(f, f"factors[{i}]") for i, f in enumerate(factors)]
     for i, f in enumerate(arrays):
         if f.ndim != 3:
             raise ValueError(f"factors[{i}] must have 3 dimensions (K, C/groups, k), got shape "
@@ -43,14 +44,14 @@ def _lifted_factors(arrays, spec, flip):
     """Three flat arrays (K, C/groups, 1, k_axis) for the lifted axes in spec.dtype, the scalars of
     length-1 depth/height factors folded into the width factor (the passes skip those axes)."""
     K, Cg = arrays[0].shape[:2]
-    lifted = [np.ones((K, Cg, 1))] * (LIFTED_DIMS - len(arrays))
-    lifted += [np.asarray(f, dtype=np.float64)[..., ::-1] if flip else np.asarray(f, np.float64)
-               for f in arrays]
+    axes = [np.ones((K, Cg, 1))] * (LIFTED_DIMS - len(arrays))
+    axes += [np.asarray(f, dtype=np.float64)[..., ::-1] if flip else np.asarray(f, np.float64)
+            for f in arrays]
     for axis in range(LIFTED_DIMS - 1):
-        if lifted[axis].shape[2] == 1:
-            lifted[2] = lifted[2] * lifted[axis]
-            lifted[axis] = np.ones((K, Cg, 1))
-    return [np.ascontiguousarray(f, dtype=spec.dtype).reshape(-1) for f in lifted]
+        if axes[axis].shape[2] == 1:
+            axes[2] = axes[2] * axes[axis]
+            axes[axis] = np.ones((K, Cg, 1))
+    return [np.ascontiguousarray(f, dtype=spec.dtype).reshape(-1) for f in axes]
 
 
 def _outer(arrays):
@@ -74,11 +75,11 @@ def separable_conv(x, factors, bias=None, *, stride=1, padding=0, dilation=1, gr
     result are those of `fastconv.conv`; ``flip=True`` flips every factor (true convolution). Each
     output costs sum(k_i) multiply-adds per (k, c) pair instead of prod(k_i).
     """
-    x = _as_array(x, "x")
+    x = real_array(x, "x")
     arrays, w_shape = _as_factors(factors)
-    b = None if bias is None else _as_array(bias, "bias")
-    _check_flip(flip)
-    dtype = _result_dtype(x, *arrays, b)
+    b = None if bias is None else real_array(bias, "bias")
+    check_bool(flip, "flip")
+    dtype = result_dtype(x, *arrays, b)
     spec, x5 = forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups,
                                padding_mode, w_name="factors")
     if x5 is None:
@@ -90,7 +91,7 @@ def separable_conv(x, factors, bias=None, *, stride=1, padding=0, dilation=1, gr
             y5 = conv(x5, _outer(arrays).reshape(spec.w_shape).astype(dtype), stride=spec.stride,
                       padding=tuple(zip(spec.pad_low, spec.pad_high)), dilation=spec.dilation,
                       groups=spec.groups, flip=flip).astype(dtype, copy=False)
-    return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
+    return add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
 
 
 def separable_conv_grad_input(gy, factors, input_shape, *, stride=1, padding=0, dilation=1,
@@ -99,34 +100,33 @@ def separable_conv_grad_input(gy, factors, input_shape, *, stride=1, padding=0, 
 
     The adjoint of `separable_conv`: one transposed 1-D pass per axis.
     """
-    gy = _as_array(gy, "gy")
+    gy = real_array(gy, "gy")
     arrays, w_shape = _as_factors(factors)
-    _check_flip(flip)
+    check_bool(flip, "flip")
     ndim = len(arrays)
     if gy.ndim != ndim + 2:
         raise ValueError(f"gy must have {ndim + 2} dimensions (N, K, *output) for {ndim} factors, "
                          f"got shape {gy.shape}")
     channels = w_shape[1] * groups if isinstance(groups, int) else 0
-    x_shape = _full_shape(input_shape, "input_shape", ndim, (gy.shape[0], channels))
-    dtype = _result_dtype(gy, *arrays)
+    x_shape = full_shape(input_shape, "input_shape", ndim, (gy.shape[0], channels))
+    dtype = result_dtype(gy, *arrays)
     spec = make_spec(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype, x_name="input_shape", w_name="factors")
     check_padding_mode(padding_mode, spec)
-    _check_output_grad(gy, spec, "gy")
+    check_output_grad(gy, spec.user_shape(spec.y_shape), "gy")
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         return np.zeros(spec.user_shape(spec.x_shape), dtype)
-    gy5 = _lifted(gy, spec, spec.y_shape, dtype)
+    gy5 = lifted(gy, spec.y_shape, dtype)
     run = with_explicit_padding(spec) if padding_mode != "zeros" else spec
     if _fits(run, "grad_input", 1):
         gx5 = _impl.run_grad_input(run, gy5, _lifted_factors(arrays, run, flip), 1)
     else:
-        from ._functional import conv_grad_input
         gx5 = conv_grad_input(gy5, _outer(arrays).reshape(spec.w_shape).astype(dtype), run.x_shape,
                               stride=run.stride, padding=tuple(zip(run.pad_low, run.pad_high)),
                               dilation=run.dilation, groups=run.groups,
                               flip=flip).astype(dtype, copy=False)
     if padding_mode != "zeros":
-        gx5 = _fold_padding(gx5, spec, padding_mode)
+        gx5 = fold_padding(gx5, spec, padding_mode)
     return gx5.reshape(spec.user_shape(spec.x_shape))
 
 
@@ -138,10 +138,10 @@ def separable_conv_grad_factors(x, gy, factors, *, stride=1, padding=0, dilation
     dL/df0[k, c, a] = sum_{b, ...} gw[k, c, a, b, ...] * f1[k, c, b] * ... and likewise for the
     others. Returns a tuple with one array per factor, of the factors' shapes.
     """
-    x, gy = _as_array(x, "x"), _as_array(gy, "gy")
+    x, gy = real_array(x, "x"), real_array(gy, "gy")
     arrays, w_shape = _as_factors(factors)
-    _check_flip(flip)
-    dtype = _result_dtype(x, gy, *arrays)
+    check_bool(flip, "flip")
+    dtype = result_dtype(x, gy, *arrays)
     if x.ndim != len(arrays) + 2:
         raise ValueError(f"x must have {len(arrays) + 2} dimensions (N, C, *spatial) for "
                          f"{len(arrays)} factors, got shape {x.shape}")
@@ -177,18 +177,18 @@ def low_rank_conv(x, w, bias=None, *, rank=1, stride=1, padding=0, dilation=1, g
     ||y - conv(x, w)||_F <= bound * ||w||_F * sqrt(prod(k_i)) * ||x (padded)||_F. Rounding of
     the computation itself comes on top (as for any algorithm).
     """
-    x, w = _as_array(x, "x"), _as_array(w, "w")
-    b = None if bias is None else _as_array(bias, "bias")
-    _check_flip(flip)
+    x, w = real_array(x, "x"), real_array(w, "w")
+    b = None if bias is None else real_array(bias, "bias")
+    check_bool(flip, "flip")
     if isinstance(rank, (bool, np.bool_)) or not isinstance(rank, (int, np.integer)):
         raise TypeError(f"rank must be an int, got {rank!r} ({type(rank).__name__})")
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
-    dtype = _result_dtype(x, w, b)
+    dtype = result_dtype(x, w, b)
     spec = make_spec(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
                      groups=groups, dtype=dtype)
     check_padding_mode(padding_mode, spec)
-    _check_bias(b, spec.out_channels)
+    check_bias(b, spec.out_channels)
     if not np.all(np.isfinite(w)):
         raise ValueError("w must be finite to be approximated by separable terms (it has NaN or "
                          "Inf values)")
@@ -203,9 +203,9 @@ def low_rank_conv(x, w, bias=None, *, rank=1, stride=1, padding=0, dilation=1, g
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         y5 = np.zeros(spec.y_shape, dtype)
     else:
-        x5 = _lifted(x, spec, spec.x_shape, dtype)
+        x5 = lifted(x, spec.x_shape, dtype)
         if padding_mode != "zeros":
-            x5, spec = _pad(x5, spec, padding_mode), with_explicit_padding(spec)
+            x5, spec = pad(x5, spec, padding_mode), with_explicit_padding(spec)
         if _fits(spec, "forward", dec.terms):
             y5 = _impl.run_forward(spec, x5, dec.factors_as(dtype), dec.terms)
         else:
@@ -215,4 +215,4 @@ def low_rank_conv(x, w, bias=None, *, rank=1, stride=1, padding=0, dilation=1, g
             y5 = conv(x5, approx.astype(dtype), stride=spec.stride,
                       padding=tuple(zip(spec.pad_low, spec.pad_high)), dilation=spec.dilation,
                       groups=spec.groups)
-    return _add_bias(y5, b).reshape(spec.user_shape(spec.y_shape)), bound
+    return add_bias(y5, b).reshape(spec.user_shape(spec.y_shape)), bound

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _autotune, _cachefiles, _registry
-from fastconv._functional import _spec_from_shapes
+from fastconv import _autotune, _cachefiles, _measure, _registry
+from fastconv._functional import spec_from_shapes
 
 # The folder holding the fastconv under test (the installed package, or the source tree built
 # in place): fresh interpreters import it from there, run there so that the current directory
@@ -28,8 +28,8 @@ X_SHAPE, W_SHAPE = (2, 3, 10, 9), (4, 3, 3, 3)
 def cache(tmp_path, monkeypatch):
     """A private cache directory; autotuning off and its memory empty before and after."""
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_autotune, "ROUNDS", 2)         # tiny problems: a short timing will do
-    monkeypatch.setattr(_autotune, "BUDGET_S", 0.002)
+    monkeypatch.setattr(_measure, "ROUNDS", 2)         # tiny problems: a short timing will do
+    monkeypatch.setattr(_measure, "BUDGET_S", 0.002)
     _autotune.clear_autotune_cache()
     fastconv.set_autotune(False)
     yield tmp_path
@@ -54,7 +54,7 @@ def _call(op, x, w, gy, algorithm):
 
 
 def _spec(dtype="float64"):
-    return _spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, dtype)
+    return spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, dtype)
 
 
 def _entries(cache):
@@ -91,13 +91,13 @@ class _Fake:
 def test_tune_times_the_plausible_candidates_and_prunes_the_hopeless(cache):
     fast, slow, hopeless = _Fake("fast", 0.0), _Fake("slow", 0.002), _Fake("hopeless", 0.0)
     candidates = [(1e-3, "slow", slow), (2e-3, "fast", fast),
-                  (1e-3 * _autotune.PRUNE * 1.01, "hopeless", hopeless)]
-    name, record = _autotune.tune(_spec(), "forward", candidates)
+                  (1e-3 * _measure.PRUNE * 1.01, "hopeless", hopeless)]
+    name, record = _measure.tune(_spec(), "forward", candidates)
     assert name == "fast"
     assert record["hopeless"] is None and hopeless.calls == 0
     assert record["slow"] >= 0.002 > record["fast"]
     calls = fast.calls
-    assert _autotune.tune(_spec(), "forward", candidates)[0] == "fast" and fast.calls == calls
+    assert _measure.tune(_spec(), "forward", candidates)[0] == "fast" and fast.calls == calls
 
 
 def test_tuned_calls_reuse_the_winner_and_nothing_falls_back(cache, monkeypatch):
@@ -111,7 +111,7 @@ def test_tuned_calls_reuse_the_winner_and_nothing_falls_back(cache, monkeypatch)
     for name, impl in _registry.registered().items():
         if name != winner:
             monkeypatch.setattr(impl, "forward", boom)
-    monkeypatch.setattr(_autotune, "time_algorithms", boom)
+    monkeypatch.setattr(_measure, "time_algorithms", boom)
     assert np.array_equal(_call("forward", x, w, gy, "tune"), first)
     fastconv.set_autotune(True)
     assert fastconv.get_autotune() is True
@@ -164,9 +164,9 @@ def test_the_cache_round_trips_across_processes(cache, monkeypatch):
                            timeout=120)
     assert first.returncode == 0, first.stderr
     reuse = tune.replace("import numpy as np, fastconv", "import numpy as np, fastconv\n"
-                         "from fastconv import _autotune\n"
+                         "from fastconv import _measure\n"
                          "def boom(*a, **k): raise SystemExit('timed again')\n"
-                         "_autotune.time_algorithms = boom")
+                         "_measure.time_algorithms = boom")
     second = subprocess.run([sys.executable, "-c", reuse], env=env, cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert second.returncode == 0, second.stderr

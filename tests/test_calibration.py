@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 import fastconv
-from fastconv import _cachefiles, _calibration, _kernel_level, _registry
+from fastconv import _cachefiles, _calibrate, _calibration, _kernel_level, _registry
 
 # The folder holding the fastconv under test (the installed package, or the source tree built
 # in place): fresh interpreters import it from there, run there so that the current directory
@@ -32,8 +32,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def _spec(x_shape=(1, 1, 64, 64), w_shape=(1, 1, 9, 9)):
-    from fastconv._functional import _spec_from_shapes
-    return _spec_from_shapes(x_shape, w_shape, 1, 0, 1, 1, "float32")
+    from fastconv._functional import spec_from_shapes
+    return spec_from_shapes(x_shape, w_shape, 1, 0, 1, 1, "float32")
 
 
 def _write(cache, **changes):
@@ -77,7 +77,7 @@ def test_calibration_round_trip(cache):
         for op, per_dtype in per_op.items():
             assert op in _registry.OPERATIONS
             for scale, overhead in per_dtype.values():
-                assert 1 / _calibration.MAX_FACTOR <= scale <= _calibration.MAX_FACTOR
+                assert 1 / _calibrate.MAX_FACTOR <= scale <= _calibrate.MAX_FACTOR
                 assert 0 <= overhead < 0.1
     _calibration.reset()                # as a new process: loaded lazily at the first use
     name, op = "im2col", "forward"
@@ -137,12 +137,12 @@ def test_fit_recovers_a_scale_and_an_overhead_from_competitive_problems():
     slow = [("a", "forward", "float32", "", 1.0, 100.0, 1.0)]        # far from the fastest
     hopeless = [("b", "forward", "float32", "", 1.0, 1000.0, 1000.0)]
     one_d = [("a", "forward", "float32", "/1d", p, 3.0 * p, 3.0 * p) for p in (1e-3, 1e-2)]
-    factors = _calibration.fit(line + slow + hopeless)
+    factors = _calibrate.fit(line + slow + hopeless)
     scale, overhead = factors["a"]["forward"]["float32"]
     assert scale == pytest.approx(2.0, rel=0.1) and overhead == pytest.approx(1e-4, rel=0.4)
     assert "float32/1d" not in factors["a"]["forward"]
-    assert factors["b"]["forward"]["float32"][0] == _calibration.MAX_FACTOR
-    factors = _calibration.fit(line + one_d)
+    assert factors["b"]["forward"]["float32"][0] == _calibrate.MAX_FACTOR
+    factors = _calibrate.fit(line + one_d)
     scale_1d, overhead_1d = factors["a"]["forward"]["float32/1d"]
     assert scale_1d == pytest.approx(3.0, rel=0.05)
     assert overhead_1d == factors["a"]["forward"]["float32"][1], "1-D keeps the pooled overhead"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _autotune, _registry, _safety_net
+from fastconv import _autotune, _measure, _registry, _safety_net
 from fastconv._algorithms import im2col
-from fastconv._functional import _spec_from_shapes
+from fastconv._functional import spec_from_shapes
 
 X_SHAPE, W_SHAPE, GEOMETRY = (2, 4, 20, 20), (6, 4, 3, 3), dict(padding=1)
 DELAY_S = 0.004
@@ -43,8 +43,8 @@ def _liar(predicted_s=1e-9, delay_s=DELAY_S):
 def net(monkeypatch, tmp_path):
     """The net on, its memory and the autotune records empty, a private cache directory."""
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_autotune, "ROUNDS", 2)
-    monkeypatch.setattr(_autotune, "BUDGET_S", 0.002)
+    monkeypatch.setattr(_measure, "ROUNDS", 2)
+    monkeypatch.setattr(_measure, "BUDGET_S", 0.002)
     fastconv.set_autotune(False)
     fastconv.set_strict_choice(False)
     _autotune.clear_autotune_cache()
@@ -78,14 +78,14 @@ def test_the_net_recovers_from_a_lying_model_within_a_few_calls(liar):
     for _ in range(_safety_net.STRIKES + 1):
         np.testing.assert_allclose(fastconv.conv(x, w, **GEOMETRY), expected, rtol=1e-9, atol=1e-9)
     runs = liar.count("forward")
-    timing = 1 + _autotune.ROUNDS      # the measurement keeps the pick: a first call and rounds
+    timing = 1 + _measure.ROUNDS      # the measurement keeps the pick: a first call and rounds
     assert runs <= _safety_net.STRIKES + 1 + timing, "the net measured late or timed too much"
     picked = fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
     assert picked not in ("liar", "reference")
     for _ in range(5):
         np.testing.assert_allclose(fastconv.conv(x, w, **GEOMETRY), expected, rtol=1e-9, atol=1e-9)
     assert liar.count("forward") == runs, "the liar ran again after the net moved away from it"
-    spec = _spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
+    spec = spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
     record = _autotune.lookup(spec, "forward")
     assert record and record["liar"] >= DELAY_S, "explain has no measured times to show"
     table = str(fastconv.explain(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY))
@@ -126,8 +126,8 @@ def test_a_hot_problem_is_measured_once(net, monkeypatch):
     """An accurate model is measured once the problem's calls add up to HOT_S, and never again."""
     monkeypatch.setattr(_safety_net, "HOT_S", 0.0)
     measured = []
-    original = _autotune.time_algorithms
-    monkeypatch.setattr(_autotune, "time_algorithms",
+    original = _measure.time_algorithms
+    monkeypatch.setattr(_measure, "time_algorithms",
                         lambda *a, **k: measured.append(1) or original(*a, **k))
     x, w = _arrays()
     for _ in range(4):

@@ -1,9 +1,10 @@
-"""Argument checks shared by the feature modules: each names the argument, what it got, what it wants."""
+"""Argument checks of the feature modules' own kinds (kernel sizes, images, labels, seeds); each
+names the argument, what it got, what it wants. Arrays and numbers are checked by _validate."""
 import numbers
 
 import numpy as np
 
-from ..nn._init import positive_int  # noqa: F401  (one check for the whole library)
+from .._validate import float_array
 
 
 def kernel_size(size, name="size"):
@@ -24,32 +25,6 @@ def kernel_size(size, name="size"):
     if min(pair) < 1:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return pair
-
-
-def real_number(value, name, positive=False, non_negative=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    if non_negative and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def float_array(a, name, ndim=None):
-    """A float64 copy-free view (or converted copy) of a real array with the given dimensions."""
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like of numbers, got {type(a).__name__}: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if ndim is not None and arr.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
-        raise ValueError(f"{name} must have {ndim} dimensions, got {arr.ndim} (shape {arr.shape})")
-    return arr.astype(np.float64, copy=False)
 
 
 def images(x, name="images"):

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-import fastconv
-
-from ._checks import float_array, kernel_size, positive_int, real_number
+from .. import _functional
+from .._validate import float_array, positive_int, real_number
+from ._checks import kernel_size
 from .gabor import default_parameters, gabor
 
 __all__ = ["grating", "quadrature_pair", "simple_cell", "complex_cell", "phase_response",
@@ -127,7 +127,7 @@ def shift_response(size=21, shifts=(0, 1, 2, 3), stimulus="grating", **params):
 
 def simple_cell_map(images, bank, rectify=False, padding="same"):
     """A population of simple cells tiling the image: conv with the Gabor `bank` (K, C, h, w)."""
-    s = fastconv.conv(images, bank, padding=padding)
+    s = _functional.conv(images, bank, padding=padding)
     return np.maximum(s, 0) if rectify else s
 
 
@@ -139,5 +139,5 @@ def complex_cell_map(images, bank0, bank1, padding="same"):
     if bank0.shape != bank1.shape:
         raise ValueError(f"bank0 and bank1 must have the same shape, got {bank0.shape} and "
                          f"{bank1.shape}")
-    return np.hypot(fastconv.conv(images, bank0, padding=padding),
-                    fastconv.conv(images, bank1, padding=padding))
+    return np.hypot(_functional.conv(images, bank0, padding=padding),
+                    _functional.conv(images, bank1, padding=padding))

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
-from ._checks import images as as_images, labels, positive_int, real_number
+from .._validate import positive_int, real_number
+from ._checks import images as as_images, labels
 from ._checks import rng as make_rng
 from .linear import SoftmaxRegression
 

@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from ._checks import kernel_size, positive_int, real_number
+from .._validate import positive_int, real_number
+from ._checks import kernel_size
 
 __all__ = ["gabor", "gabor_bank", "figure_9_18", "default_parameters", "normalize_kernels",
            "fit_gabor"]

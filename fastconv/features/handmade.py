@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import kernel_size, positive_int, real_number
+from .._validate import positive_int, real_number
+from ._checks import kernel_size
 
 __all__ = ["edge_kernel", "EdgeDetectorCost", "edge_detector_cost", "sobel", "prewitt",
            "difference_of_gaussians", "oriented_edges", "expand_channels"]

@@ -16,10 +16,9 @@ per-patch mean and variance): no patch is ever materialised for the whole data s
 """
 import numpy as np
 
-import fastconv
-
-from ._checks import float_array, images as as_images, kernel_size, one_blas_thread, positive_int
-from ._checks import real_number
+from .. import _functional
+from .._validate import float_array, positive_int, real_number
+from ._checks import images as as_images, kernel_size, one_blas_thread
 from ._checks import rng as make_rng
 from .pipeline import grid_pool, rectify
 
@@ -194,9 +193,9 @@ class KMeansFeatures:
                              f"got {x.shape[1]}")
         size = self.kernels[0].size
         box = np.ones((1,) + self.kernels.shape[1:], dtype)
-        raw = fastconv.conv(x, self.kernels.astype(dtype))
-        mean = fastconv.conv(x, box) / size
-        var = np.maximum(fastconv.conv(x * x, box) / size - mean * mean, 0.0)
+        raw = _functional.conv(x, self.kernels.astype(dtype))
+        mean = _functional.conv(x, box) / size
+        var = np.maximum(_functional.conv(x * x, box) / size - mean * mean, 0.0)
         scale = np.sqrt(var + self.contrast_eps_)
         sums = self._sums.astype(dtype)[None, :, None, None]
         offsets = self._offsets.astype(dtype)[None, :, None, None]

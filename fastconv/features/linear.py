@@ -9,7 +9,8 @@ from scipy.optimize import minimize
 
 from ..nn.activation import log_softmax
 from ..nn.loss import CrossEntropyLoss
-from ._checks import float_array, labels, one_blas_thread, positive_int, real_number
+from .._validate import float_array, positive_int, real_number
+from ._checks import labels, one_blas_thread
 
 __all__ = ["SoftmaxRegression", "softmax_loss"]
 

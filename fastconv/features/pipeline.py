@@ -6,9 +6,9 @@ convex last layer (`fastconv.features.linear.SoftmaxRegression`).
 """
 import numpy as np
 
-import fastconv
-
-from ._checks import images as as_images, positive_int, real_number
+from .. import _functional, pooling
+from .._validate import positive_int, real_number
+from ._checks import images as as_images
 
 __all__ = ["RECTIFIERS", "rectify", "grid_pool", "pool", "conv_features"]
 
@@ -68,19 +68,16 @@ def _numpy_pool(maps, size, mode):
 
 def pool(maps, size=2, mode="max"):
     """Non-overlapping size x size pooling (stride = size, the remainder dropped), with
-    `fastconv.pooling` when it is there and NumPy otherwise (the same numbers)."""
+    `fastconv.pooling`, and NumPy where it raises (the same numbers)."""
     size = positive_int(size, "size")
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     if size > min(maps.shape[2:]):
         raise ValueError(f"size must be at most the map size {min(maps.shape[2:])}, got {size}")
-    fn = getattr(getattr(fastconv, "pooling", None), f"{mode}_pool", None)
-    if fn is not None:
-        try:
-            return np.asarray(fn(maps, size, stride=size))
-        except Exception:     # a pooling module still being written: fall back on NumPy
-            pass
-    return _numpy_pool(maps, size, mode)
+    try:
+        return np.asarray(getattr(pooling, f"{mode}_pool")(maps, size, stride=size))
+    except Exception:
+        return _numpy_pool(maps, size, mode)
 
 
 def conv_features(images, bank, *, padding=0, rectify_mode="split", threshold=0.0, regions=2,
@@ -96,7 +93,7 @@ def conv_features(images, bank, *, padding=0, rectify_mode="split", threshold=0.
     parts = []
     for start in range(0, max(x.shape[0], 1), batch_size):
         chunk = x[start:start + batch_size].astype(dtype, copy=False)
-        maps = fastconv.conv(chunk, bank.astype(dtype, copy=False), padding=padding)
+        maps = _functional.conv(chunk, bank.astype(dtype, copy=False), padding=padding)
         pooled = grid_pool(rectify(maps, rectify_mode, threshold), regions, pool_mode)
         parts.append(pooled.reshape(pooled.shape[0], int(np.prod(pooled.shape[1:]))))
     return np.concatenate(parts).astype(np.float64)

@@ -11,7 +11,8 @@ fine-tuned with back-propagation.
 import numpy as np
 
 from .. import nn
-from ._checks import images as as_images, positive_int, real_number
+from .._validate import positive_int, real_number
+from ._checks import images as as_images
 from ._checks import rng as make_rng
 from .convnet import (architectures, conv_layer, convnet, fit_head, score, stage_layers,
                       train_convnet)

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from ._checks import kernel_size, positive_int, real_number, rng as make_rng
+from .._validate import positive_int, real_number
+from ._checks import kernel_size, rng as make_rng
 from .gabor import _evaluate, _grid, normalize_kernels
 
 __all__ = ["DISTRIBUTIONS", "random_filters"]

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import images as as_images, labels, positive_int
+from .._validate import positive_int
+from ._checks import images as as_images, labels
 from .convnet import Architecture, convnet, fit_head, score, train_convnet
 from .random import random_filters
 

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .._validate import real_array
 from .module import float_dtype, make_rng
 
 INITS = ("default", "he", "glorot")
@@ -65,14 +66,6 @@ def init_bias(rng, shape, fan_in, dtype, init="default"):
     return np.zeros(shape, dtype)
 
 
-def positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def tuple_of(value, ndim, name, minimum=1):
     """An int or `ndim` ints, as a tuple of ints >= minimum."""
     if isinstance(value, (tuple, list)):
@@ -93,9 +86,7 @@ def tuple_of(value, ndim, name, minimum=1):
 
 def as_input(x, ndim, channels, layer):
     """x as an array of shape (N, channels, *spatial) with `ndim` spatial axes, or a clear error."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{layer}: x must be a real numeric array, got dtype {x.dtype}")
+    x = real_array(x, f"{layer}: x", "a real numeric array")
     if x.ndim != ndim + 2:
         raise ValueError(f"{layer}: x must have {ndim + 2} dimensions (N, C, {'*spatial' if ndim else ''}) "
                          f"for a {ndim}-D layer, got shape {x.shape}")
@@ -115,6 +106,6 @@ def bias_kind(bias, allowed, name="bias"):
     return bias
 
 
-__all__ = ["allowance", "reserve", "init_weight", "init_bias", "positive_int", "tuple_of",
+__all__ = ["allowance", "reserve", "init_weight", "init_bias", "tuple_of",
            "as_input", "bias_kind",
            "float_dtype", "make_rng", "INITS"]

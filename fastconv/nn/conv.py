@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-import fastconv
+from .. import _functional
 from .._geometry import make_spec, transpose_input_sizes
-from ._init import (as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng,
-                    positive_int, tuple_of)
+from .._validate import positive_int
+from ._init import as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
 from .module import Module
 
 
@@ -57,7 +57,7 @@ class _ConvNd(Module):
         """The algorithm ``"auto"`` picks for each of the three operations on this input shape."""
         if self.algorithm not in ("auto", "tune"):
             return {op: self.algorithm for op in ("forward", "grad_input", "grad_kernel")}
-        return {op: fastconv.choose(x_shape, self.weight.shape, dtype=self.dtype, op=op,
+        return {op: _functional.choose(x_shape, self.weight.shape, dtype=self.dtype, op=op,
                                     **self._geometry())
                 for op in ("forward", "grad_input", "grad_kernel")}
 
@@ -70,7 +70,7 @@ class _ConvNd(Module):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
         self._check_size(x)
         b = self.bias if self.bias_kind == "channel" else None
-        y = fastconv.conv(x, self.weight, b, flip=self.flip, padding_mode=self.padding_mode,
+        y = _functional.conv(x, self.weight, b, flip=self.flip, padding_mode=self.padding_mode,
                           algorithm=self.algorithm, **self._geometry())
         if self.bias_kind == "location":
             y += self.bias.astype(y.dtype, copy=False)
@@ -88,11 +88,11 @@ class _ConvNd(Module):
         g = dict(flip=self.flip, padding_mode=self.padding_mode, algorithm=self.algorithm,
                  **self._geometry())
         gy = np.asarray(gy)
-        self.grads["weight"] += fastconv.conv_grad_kernel(x, gy, self.weight.shape, **g)
+        self.grads["weight"] += _functional.conv_grad_kernel(x, gy, self.weight.shape, **g)
         _add_bias_grad(self, gy)
         if not input_grad:
             return None
-        return fastconv.conv_grad_input(gy, self.weight, x.shape, **g)
+        return _functional.conv_grad_input(gy, self.weight, x.shape, **g)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -204,8 +204,8 @@ class _ConvTransposeNd(Module):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
         size = self.output_size(x.shape[2:]) if output_size is None else tuple(output_size)
         b = self.bias if self.bias_kind == "channel" else None
-        y = fastconv.conv_transpose(x, self.weight, b, output_shape=size, algorithm=self.algorithm,
-                                    **self._geometry())
+        y = _functional.conv_transpose(x, self.weight, b, output_shape=size,
+                                       algorithm=self.algorithm, **self._geometry())
         self._push(x)
         return y
 
@@ -214,9 +214,9 @@ class _ConvTransposeNd(Module):
         gy = np.asarray(gy)
         g = dict(algorithm=self.algorithm, **self._geometry())
         # y = A^T x, with A the convolution by weight: dL/dx = A gy, dL/dw = kernel grad of (gy, x)
-        self.grads["weight"] += fastconv.conv_grad_kernel(gy, x, self.weight.shape, **g)
+        self.grads["weight"] += _functional.conv_grad_kernel(gy, x, self.weight.shape, **g)
         _add_bias_grad(self, gy)
-        return fastconv.conv(gy, self.weight, **g)
+        return _functional.conv(gy, self.weight, **g)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -4,7 +4,8 @@ import contextlib
 import numpy as np
 
 from .. import _config
-from ._init import float_dtype, init_bias, init_weight, make_rng, positive_int
+from .._validate import positive_int
+from ._init import float_dtype, init_bias, init_weight, make_rng
 from .module import Module
 
 

@@ -1,7 +1,8 @@
 """Batch normalisation over the batch and spatial axes, per channel."""
 import numpy as np
 
-from ._init import float_dtype, positive_int, reserve
+from .._validate import positive_int
+from ._init import float_dtype, reserve
 from .module import Module
 
 

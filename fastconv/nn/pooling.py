@@ -3,7 +3,8 @@ adaptive (figure 9.11), global and across channels (maxout)."""
 import numpy as np
 
 import fastconv.pooling as P
-from ._init import as_input, positive_int
+from .._validate import positive_int
+from ._init import as_input
 from .module import Module
 
 

@@ -1,0 +1,202 @@
+"""``fastconv.calibrate()``: measure this machine's constants for the chooser (the measuring floor).
+
+It runs every registered algorithm (but the oracle) on a fixed set of small problems that cover
+the kinds the suite has (dense 3x3, strided, pointwise, depthwise, few-channel, large kernel, 1-D,
+3-D), for each operation and dtype, and fits per (algorithm, operation, dtype) a scale and a fixed
+overhead: ``measured = scale * predicted + overhead``, on the problems where the algorithm is
+within COMPETITIVE of the fastest (those are where its prediction decides anything), the scale
+clamped to [1/MAX_FACTOR, MAX_FACTOR]. It also records the machine's GEMM rate and copy
+bandwidth, for the report. The chooser's prediction is the model's cost through that line
+((1, 0) where none was measured, e.g. for an algorithm registered after calibrating); the lines
+themselves, the file they are kept in and the shipped defaults are `_calibration`, the data floor
+below the registry, which this module hands its result to (`_calibration.use`).
+
+The measurements run at the current thread budget, recorded in the file: calibrate with the thread
+count you compute with. The cost models themselves keep predicting for the machine's cores
+(`_config.planning_threads()`), so the choice does not change with `set_num_threads`.
+"""
+import math
+import statistics
+import time
+
+import numpy as np
+
+from . import _cachefiles, _calibration, _config, _functional, _registry, _timing
+
+PRUNE = 10.0                # not timed when predicted this many times slower than the best
+COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
+MAX_FACTOR = 8.0
+SKIP = ("reference",)
+
+# (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
+# 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
+# 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
+# kernels 5 to 41, and two tiny problems that show the fixed
+# costs of a call; each takes milliseconds.
+PROBLEMS = (
+    ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
+    ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),
+    ((4, 128, 14, 14), (32, 128, 1, 1), {}),
+    ((4, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 64, 64), (4, 4, 15, 15), dict(padding=7)),
+    ((4, 64, 28, 28), (64, 1, 3, 3), dict(padding=1, groups=64)),
+    ((16, 1, 28, 28), (32, 1, 5, 5), {}),
+    ((4, 1, 8000), (32, 1, 64), {}),
+    ((8, 16, 2000), (16, 16, 9), dict(padding=4)),
+    ((2, 1, 16000), (8, 1, 15), {}),
+    ((4, 8, 4000), (16, 8, 31), {}),
+    ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), dict(padding=1)),
+    ((1, 1, 256, 256), (1, 1, 5, 5), {}),
+    ((1, 1, 512, 512), (1, 1, 11, 11), {}),
+    ((1, 1, 512, 512), (1, 1, 21, 21), {}),
+    ((1, 1, 512, 512), (1, 1, 41, 41), {}),
+    ((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),
+    ((2, 8, 16, 16), (8, 8, 3, 3), dict(padding=1)),
+)
+QUICK_PROBLEMS = (((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),)
+
+
+def _rank_one_kernel(rng, shape, dtype):
+    """A random kernel whose every (k, c) slice is an outer product, so that weight-dependent
+    algorithms (separable) are measured too; the others do not look at the values."""
+    w = np.ones(shape)
+    spatial = shape[2:]
+    for axis, size in enumerate(spatial):
+        factor_shape = shape[:2] + tuple(size if a == axis else 1 for a in range(len(spatial)))
+        w = w * rng.standard_normal(factor_shape)
+    return w.astype(dtype)
+
+
+def _gemm_rate(dtype, n=512, repeat=3):
+    from scipy.linalg import blas
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    return 2.0 * n**3 / _timing.best_of(lambda: gemm(1.0, a, a), repeat, budget=1.0)
+
+
+def _copy_rate(nbytes=64 * 2**20):
+    a = np.ones(nbytes // 8)
+    b = np.empty_like(a)
+    return 2.0 * nbytes / _timing.best_of(lambda: np.copyto(b, a), 3, budget=1.0)
+
+
+def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0.03,
+            seconds=20.0):
+    """[(algorithm, op, dtype, kind, predicted s, measured s, fastest measured s)]; after
+    `seconds`, every remaining measurement is cut to one round."""
+    rng = np.random.default_rng(1)
+    deadline = _timing.clock() + seconds
+    rows = []
+    for dtype in dtypes:
+        for xs, ws, kw in problems:
+            x = rng.standard_normal(xs).astype(dtype)
+            w = _rank_one_kernel(rng, ws, dtype)
+            spec = _functional.spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
+                                                1, kw.get("groups", 1), dtype)
+            gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(dtype)
+            w5 = w.reshape(spec.w_shape)
+            calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
+                     "grad_input": lambda a: _functional.conv_grad_input(gy, w, xs, algorithm=a, **kw),
+                     "grad_kernel": lambda a: _functional.conv_grad_kernel(x, gy, ws, algorithm=a, **kw)}
+            impls = _registry.registered()
+            for op, call in calls.items():
+                fns = {}
+                for name, impl in _registry.registered().items():
+                    if name in SKIP or not impl.supports(spec, op)[0]:
+                        continue
+                    if hasattr(impl, "supports_weights") and (
+                            op == "grad_kernel" or not impl.supports_weights(spec, op, w5)[0]):
+                        continue
+                    fns[name] = (lambda name=name: call(name))
+                costs = {name: impls[name].cost(spec, op) for name in fns}
+                floor = min(costs.values(), default=0.0)    # hopeless ones are not timed
+                fns = {n: fn for n, fn in fns.items() if costs[n] <= PRUNE * floor}
+                best = _timing.interleaved(fns, rounds, budget, max_reps=5, deadline=deadline)
+                fastest = min(best.values(), default=math.inf)
+                rows += [(name, op, dtype, _calibration.kind(spec), costs[name], t, fastest)
+                         for name, t in best.items()]
+    return rows
+
+
+OVERHEADS_S = (0.0,) + tuple(1e-6 * 10 ** (i / 8) for i in range(33))   # 1 us to 10 ms
+
+
+def _fit_one(points, overheads=OVERHEADS_S):
+    """(scale, overhead) minimising sum (log(scale * predicted + overhead) - log(measured))^2."""
+    best = None
+    for b in overheads:
+        if b >= min(m for _, m in points):
+            break
+        a = math.exp(statistics.median(math.log((m - b) / p) for p, m in points))
+        a = min(MAX_FACTOR, max(1.0 / MAX_FACTOR, a))
+        loss = sum((math.log(a * p + b) - math.log(m)) ** 2 for p, m in points)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, a, b)
+    return best[1], best[2]
+
+
+def fit(rows):
+    """{algorithm: {op: {dtype: [scale, overhead seconds]}}} from measure()'s rows: the
+    measured time is modelled as scale * predicted + overhead, fitted (on the log) over the
+    problems where the algorithm is within COMPETITIVE of the fastest (all of them if it never
+    is). The overhead is the fixed cost of a call on this machine that the models leave out.
+    Two kinds of problem (see _calibration.kind) also get their own scale (key dtype + kind, with the pooled
+    overhead) where two or more were measured: 1-D problems (long rows and 1-D transforms) and
+    problems with one input and one output channel per group (single-channel images, depthwise),
+    whose loops run at other rates than the channel sums of ordinary layers."""
+    points = {}
+    for name, op, dtype, problem_kind, predicted, seconds, fastest in rows:
+        if predicted > 0 and seconds > 0:
+            point = (seconds <= COMPETITIVE * fastest, predicted, seconds)
+            points.setdefault((name, op, dtype), []).append(point)
+            if problem_kind:
+                points.setdefault((name, op, dtype + problem_kind), []).append(point)
+    factors = {}
+    for (name, op, dtype), values in sorted(points.items()):     # "float32" before "float32/1d"
+        chosen = [(p, m) for c, p, m in values if c] or [(p, m) for _, p, m in values]
+        overheads = OVERHEADS_S
+        if "/" in dtype:                # few points: their own scale, the pooled overhead
+            if len(chosen) < 2:
+                continue
+            overheads = (factors[name][op][dtype.split("/")[0]][1],)
+        a, b = _fit_one(chosen, overheads)
+        factors.setdefault(name, {}).setdefault(op, {})[dtype] = [round(a, 4), float(f"{b:.3g}")]
+    return factors
+
+
+def calibrate(*, quick=False, save=True):
+    """Measure this machine's constants for the chooser (< 30 s) and use them from now on.
+
+    Times every registered algorithm on a fixed set of small problems for the three operations in
+    float32 and float64 and fits one factor per (algorithm, operation, dtype) on top of the shipped
+    cost models. With ``save`` (the default) the result is written to ``calibration.json`` in the
+    cache directory (``FASTCONV_CACHE_DIR``, else the platform's user cache directory) and later
+    processes load it at their first choice. ``quick=True`` runs one tiny problem (for tests).
+    Returns the stored dict (``factors``, ``constants``, ``threads``, ``cpu``, ``fastconv``).
+    """
+    start = _timing.clock()
+    if quick:
+        rows = measure(QUICK_PROBLEMS, ("float32",), rounds=1, budget=0.001)
+        constants = {}
+    else:
+        rows = measure()
+        constants = {"sgemm_flops_per_s": _gemm_rate("float32"),
+                     "dgemm_flops_per_s": _gemm_rate("float64"),
+                     "copy_bytes_per_s": _copy_rate()}
+    data = {"format": _cachefiles.FORMAT, **_calibration.machine(),
+            "threads": _config.get_num_threads(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": quick,
+            "seconds": round(_timing.clock() - start, 2), "constants": constants,
+            "factors": fit(rows)}
+    if save:
+        path = _calibration.path()
+        try:
+            with _cachefiles.locked(path):
+                _cachefiles.write_atomic(path, data)
+        except OSError as exc:      # still used by this process
+            import warnings
+            warnings.warn(f"fastconv: could not write the calibration to {path} ({exc})",
+                          _cachefiles.CacheWarning, stacklevel=2)
+    _calibration.use(data)
+    return data
