@@ -136,6 +136,22 @@ def test_batch_chunks_under_a_small_workspace_limit(op, dtype, restore_settings,
                               dtype)
 
 
+def test_workspace_counts_the_cores_scratch_on_every_thread(restore_settings):
+    """The column, row and fused passes of src/_fft_columns_impl.h and src/_fft_fused.h take
+    (2 L + lanes) vectors of scratch per thread: workspace() counts them for 64-byte vectors on
+    the call's threads, and a call runs fewer threads where theirs would pass the limit."""
+    spec = make_spec((16, 1, 16000), (32, 1, 64), dtype=np.float32)
+    fastconv.set_num_threads(2)
+    plan = fft.current_plan(spec, "forward")
+    assert plan.scratch == (2 * max(plan.L) + 64 // 4) * 64
+    buffers_only = plan.workspace(plan.chunk, threads=0)
+    assert fft.workspace(spec, "forward") == buffers_only + 2 * plan.scratch
+    tight = fft.Plan(spec, "forward", plan.factor, plan.workspace(plan.chunk) + plan.scratch - 1)
+    assert tight.chunk == plan.chunk and tight.threads(2) == 1 and tight.threads(1) == 1
+    fastconv.set_workspace_limit(tight.limit)
+    assert fft.workspace(spec, "forward") <= tight.limit
+
+
 def test_refuses_with_a_reason_when_no_tile_fits(restore_settings):
     spec = _spec("2d-largek", np.float64)
     fastconv.set_workspace_limit(1024)
@@ -456,6 +472,8 @@ def test_radices():
     assert _own.radices(2 * 17) is None                 # beyond the largest radix: pocketfft
     assert _own.column_plan(34, True, np.dtype(np.float32)) is None
     assert _own.column_plan(1, True, np.dtype(np.float32)) is None
+    assert _own.takes(135) and not _own.takes(34) and not _own.takes(1)
+    assert not _own.takes(3 * 2**60 + 17 * 2**40)        # decided without building tables
 
 
 def _complex_array(rng, shape, dtype):

@@ -77,6 +77,18 @@ def cost(spec, op):
 
 # --- the three operations ----------------------------------------------------------------
 
+def _begin(spec, op, plan):
+    """The call's plan (current_plan unless given) and its threads."""
+    plan = current_plan(spec, op) if plan is None else plan
+    return plan, plan.threads(_config.get_num_threads())
+
+
+def _end(plan, result, spec, op, a, b):
+    """The call's result, through the non-finite policy; the kept buffers trimmed."""
+    buffers.trim(plan.retain_bytes)
+    return _finite.finite_or_exact(result, spec, op, a, b)
+
+
 def _passes(plan):
     """(sample slice, tile) of every pass, in a fixed order."""
     for n0 in range(0, plan.spec.batch, plan.chunk):
@@ -91,6 +103,14 @@ def _outputs(plan, tile):
 
 def _window(plan, tile):
     return tuple(slice(*a.window(t)) for a, t in zip(plan.axes, tile))
+
+
+def _input_places(plan, tile):
+    return [a.input_place(t) for a, t in zip(plan.axes, tile)]
+
+
+def _output_places(plan, tile):
+    return [a.output_place(t) for a, t in zip(plan.axes, tile)]
 
 
 def _through_kernel(plan, src, src_places, W, channels, dest_places, dest, workers):
@@ -108,10 +128,9 @@ def _through_kernel(plan, src, src_places, W, channels, dest_places, dest, worke
 
 def forward(spec, x, w, plan=None):
     """y = x (*) w; `plan` (default: current_plan) says how."""
-    plan = current_plan(spec, "forward") if plan is None else plan
+    plan, workers = _begin(spec, "forward", plan)
     if plan.zero:
         return _finite.padding_only(spec, "forward", x, w, w)
-    workers = plan.threads(_config.get_num_threads())
     W = _kernel.spectra(plan, w, workers, BACKENDS[plan.backend])
     y = np.empty(spec.y_shape, spec.dtype)
     for batch, tile in _passes(plan):
@@ -121,22 +140,18 @@ def forward(spec, x, w, plan=None):
             y[out] = 0
             continue
         dest = y[out]
-        part = _through_kernel(plan, xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], W,
-                               spec.out_channels,
-                               [a.output_place(t) for a, t in zip(plan.axes, tile)], dest,
-                               workers)
+        part = _through_kernel(plan, xs, _input_places(plan, tile), W, spec.out_channels,
+                               _output_places(plan, tile), dest, workers)
         if part is not dest:
             dest[...] = part
-    buffers.trim(plan.retain_bytes)
-    return _finite.finite_or_exact(y, spec, "forward", x, w)
+    return _end(plan, y, spec, "forward", x, w)
 
 
 def grad_input(spec, gy, w, plan=None):
     """gx, the transpose of forward applied to gy; `plan` (default: current_plan) says how."""
-    plan = current_plan(spec, "grad_input") if plan is None else plan
+    plan, workers = _begin(spec, "grad_input", plan)
     if plan.zero:
         return np.zeros(spec.x_shape, spec.dtype)
-    workers = plan.threads(_config.get_num_threads())
     W = _kernel.spectra(plan, w, workers, BACKENDS[plan.backend])
     read = [a.window(0) for a in plan.axes]
     whole = plan.tiles == 1 and all(w == (0, a.n) for w, a in zip(read, plan.axes))
@@ -147,23 +162,20 @@ def grad_input(spec, gy, w, plan=None):
             continue
         gys = gy[(batch, slice(None)) + _outputs(plan, tile)]
         dest = gx[target] if plan.tiles == 1 else None
-        part = _through_kernel(plan, gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], W,
-                               spec.in_channels,
-                               [a.input_place(t) for a, t in zip(plan.axes, tile)], dest, workers)
+        part = _through_kernel(plan, gys, _output_places(plan, tile), W, spec.in_channels,
+                               _input_places(plan, tile), dest, workers)
         if dest is None:
             gx[target] += part
         elif part is not dest:
             dest[...] = part
-    buffers.trim(plan.retain_bytes)
-    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w)
+    return _end(plan, gx, spec, "grad_input", gy, w)
 
 
 def grad_kernel(spec, x, gy, plan=None):
     """gw, summed over the batch; `plan` (default: current_plan) says how."""
-    plan = current_plan(spec, "grad_kernel") if plan is None else plan
+    plan, workers = _begin(spec, "grad_kernel", plan)
     if plan.zero:
         return _finite.padding_only(spec, "grad_kernel", x, gy, gy)
-    workers = plan.threads(_config.get_num_threads())
     backend = BACKENDS[plan.backend]
     GW = buffers.get("kernel", spec.w_shape[:2] + backend.spectrum_shape(plan),
                      complex_dtype(spec.dtype))
@@ -172,18 +184,16 @@ def grad_kernel(spec, x, gy, plan=None):
         xs = x[(batch, slice(None)) + _window(plan, tile)]
         if xs.size == 0:
             continue
-        X = backend.spectra(xs, [a.input_place(t) for a, t in zip(plan.axes, tile)], plan, "in",
-                            workers, not plan.fused)
+        X = backend.spectra(xs, _input_places(plan, tile), plan, "in", workers, not plan.fused)
         gys = gy[(batch, slice(None)) + _outputs(plan, tile)]
-        GY = backend.spectra(gys, [a.output_place(t) for a, t in zip(plan.axes, tile)], plan,
-                             "out", workers, not plan.fused)
+        GY = backend.spectra(gys, _output_places(plan, tile), plan, "out", workers,
+                             not plan.fused)
         if plan.fused:
             _product.fused_sum(plan, GY, X, GW, workers)
         else:
             _product.product(plan, GY, X, GW, True, workers)
     gw = backend.kernel_signals(plan, GW, workers).astype(spec.dtype, copy=False)
-    buffers.trim(plan.retain_bytes)
-    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy)
+    return _end(plan, gw, spec, "grad_kernel", x, gy)
 
 
 __all__ = ["NAME", "Plan", "current_plan", "supports", "workspace", "cost", "forward",

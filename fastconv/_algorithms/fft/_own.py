@@ -32,7 +32,7 @@ def radices(L):
         L //= 4
     p = 2
     while L > 1:
-        while L % p:
+        while L % p and p <= _fft.max_radix():
             p += 1
         if p > _fft.max_radix():
             return None
@@ -41,13 +41,19 @@ def radices(L):
     return out or [1]
 
 
+def takes(L):
+    """Whether the core transforms length L (column_plan(L, ...) is not None), without
+    building the plan's tables."""
+    return radices(L) not in (None, [1])
+
+
 @lru_cache(maxsize=64)
 def column_plan(L, forward, dtype):
     """(radices, twiddles, roots) of the column FFT of length L (see src/_fft_columns.h), or
     None. Angles are reduced modulo the length in integers, so they are exact before rounding."""
-    radix = radices(L)
-    if radix is None or radix == [1]:
+    if not takes(L):
         return None
+    radix = radices(L)
     sign = -1.0 if forward else 1.0
     tw, roots, Lp = [], [], 1
     for p in radix:

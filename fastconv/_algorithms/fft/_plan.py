@@ -87,7 +87,7 @@ class Plan:
 
     def __init__(self, spec, op, factor, limit, *, backend=None, by_gemm=None,
                  prune_below=PRUNE_BELOW, fuse=None, retain_bytes=RETAIN_BYTES):
-        self.spec, self.op, self.limit = spec, op, limit
+        self.spec, self.op, self.factor, self.limit = spec, op, factor, limit
         used = [i for i in range(SPATIAL) if spec.input_size[i] > 1 or spec.kernel_size[i] > 1
                 or spec.output_size[i] > 1]
         self.axes = []
@@ -104,8 +104,8 @@ class Plan:
         self.tiles = math.prod(a.tiles for a in self.axes)
         self.zero = not all(a.reads_input() for a in self.axes)
         self.item = spec.dtype.itemsize
-        own = all(_own.column_plan(self.L[ax], True, spec.dtype) is not None for ax in self.taxes)
-        self.backend = backend or ("own" if own else "pocketfft")
+        self.backend = backend or ("own" if all(_own.takes(self.L[ax]) for ax in self.taxes)
+                                   else "pocketfft")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         self.gemm = tuple(_cost.by_gemm(a.k, a.L) if by_gemm is None else bool(by_gemm)
