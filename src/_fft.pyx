@@ -134,8 +134,8 @@ def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out
                  int threads=1):
     """out[s] = m @ a[s] for the stacks s = first..last-1: m is (ni, nt), a[s] (nt, nw) and
     out[s] (ni, nw), all complex, C-contiguous and viewed as flat real arrays. This applies the
-    kernel taps' DFT along one axis (fastconv/_algorithms/fft.py); on `threads` OpenMP threads,
-    without the GIL."""
+    kernel taps' DFT along one axis (fastconv/_algorithms/fft/_taps.py); on `threads` OpenMP
+    threads, without the GIL."""
     cdef Py_ssize_t s, t
     if ni == 0 or nw == 0 or last <= first:
         return
@@ -258,7 +258,7 @@ def columns(floating[::1] data, Py_ssize_t L, Py_ssize_t ncols, const int[::1] r
     """The complex FFT along the middle axis of (batch, L, ncols) interleaved complex `data`
     (viewed as a flat real array), in place and times `scale`, for the items first..last-1 (see
     `column_items` and _fft_columns.h); `radix`, `tw` and `roots` are the plan of
-    fastconv/_algorithms/fft.py's _column_plan. Runs without the GIL."""
+    fastconv/_algorithms/fft/_own.py's column_plan. Runs without the GIL."""
     cdef int rc = 0
     cdef Py_ssize_t t, lo, hi
     if last <= first or L == 0 or ncols == 0:

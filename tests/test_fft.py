@@ -1,7 +1,7 @@
 """The FFT algorithm's own paths, each against the reference and across thread counts.
 
 The general suites already run "fft" over the geometry matrix; these cases aim at what is
-particular to it (fastconv/_algorithms/fft.py, src/_fft.pyx): the circular wrap-around that must
+particular to it (fastconv/_algorithms/fft/, src/_fft.pyx): the circular wrap-around that must
 fall on padding (asymmetric, wider than the kernel, input parts no output reads), every tiling the
 chooser may pick (overlap-save forward, overlap-add input gradient, summed kernel-gradient
 spectra) including tiles whose input window wraps around the buffer, batch chunks, the pruned
@@ -20,6 +20,7 @@ import pytest
 import fastconv
 from fastconv import _fft, reference
 from fastconv._algorithms import fft
+from fastconv._algorithms.fft import _buffers, _kernel, _own, _places, _plan, _product, _taps
 from fastconv._geometry import make_spec
 
 DTYPES = (np.float32, np.float64)
@@ -66,60 +67,89 @@ def _spec(name, dtype):
     return make_spec(xs, ws, dtype=dtype, **kw)
 
 
-@pytest.fixture
-def force_plan(monkeypatch):
-    """force_plan(factor): every call uses the tiling of that factor (None: one tile)."""
-    def force(factor, limit=2**28):
-        monkeypatch.setattr(fft, "_current_plan",
-                            lambda spec, op: fft._Plan(spec, op, factor, limit))
-    return force
+def _run_plan(op, plan, x, w, gy):
+    """`op` by fft under `plan` (the algorithm's functions, on the lifted arrays), user-shaped."""
+    spec = plan.spec
+    x5, w5, gy5 = (np.ascontiguousarray(a, spec.dtype).reshape(shape)
+                   for a, shape in ((x, spec.x_shape), (w, spec.w_shape), (gy, spec.y_shape)))
+    if op == "forward":
+        out, shape = fft.forward(spec, x5, w5, plan=plan), spec.y_shape
+    elif op == "grad_input":
+        out, shape = fft.grad_input(spec, gy5, w5, plan=plan), spec.x_shape
+    else:
+        out, shape = fft.grad_kernel(spec, x5, gy5, plan=plan), spec.w_shape
+    return out.reshape(spec.user_shape(shape))
+
+
+def _tiled(op, factor, x, w, gy, kw, limit=2**28):
+    """`op` by fft on the tiling of `factor` (None: one tile) under the workspace `limit`."""
+    spec = make_spec(x.shape, w.shape, dtype=x.dtype, **kw)
+    return _run_plan(op, fft.Plan(spec, op, factor, limit), x, w, gy)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_reference_at_every_tiling(name, op, dtype, force_plan, assert_close_to_reference):
+def test_matches_reference_at_every_tiling(name, op, dtype, assert_close_to_reference):
     x, w, gy, kw = _problem(name, dtype)
     expected = _run(op, x, w, gy, kw, algorithm="reference")
     spec = _spec(name, dtype)
     seen = set()
-    for factor in (None,) + fft.TILE_FACTORS:
-        plan = fft._Plan(spec, op, factor, 2**28)
+    for factor in (None,) + _plan.TILE_FACTORS:
+        plan = fft.Plan(spec, op, factor, 2**28)
         key = (plan.L, plan.tiles)
         if key in seen:
             continue
         seen.add(key)
-        force_plan(factor)
-        assert_close_to_reference(_run(op, x, w, gy, kw), expected, dtype)
+        assert_close_to_reference(_run_plan(op, plan, x, w, gy), expected, dtype)
     assert len(seen) >= 2, "the case should have at least one tiled plan"
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_tiles_whose_window_wraps_around(op, force_plan, assert_close_to_reference):
+def test_tiles_whose_window_wraps_around(op, assert_close_to_reference):
     """pad_low > 0 puts every later tile's first inputs at the end of its buffer."""
     x, w, gy, kw = _problem("2d-largek", np.float64)
     spec = _spec("2d-largek", np.float64)
-    plan = fft._Plan(spec, op, 2, 2**28)
+    plan = fft.Plan(spec, op, 2, 2**28)
     assert plan.tiles > 4
     assert any(a.input_place(1)[0] + a.input_place(1)[1] > a.L for a in plan.axes if a.tiles > 1)
-    force_plan(2)
-    assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"),
+    assert_close_to_reference(_run_plan(op, plan, x, w, gy), _run(op, x, w, gy, kw, "reference"),
                               np.float64)
 
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batch_chunks_under_a_small_workspace_limit(op, dtype, force_plan, restore_settings,
+def test_batch_chunks_under_a_small_workspace_limit(op, dtype, restore_settings,
                                                     assert_close_to_reference):
     x, w, gy, kw = _problem("2d-groups", dtype)
     x, gy = np.concatenate([x] * 3), np.concatenate([gy] * 3)        # a batch of 6
     spec = make_spec(x.shape, w.shape, dtype=dtype, **kw)
-    limit = fft._Plan(spec, op, None, 2**28).workspace(2) + 1
+    limit = fft.Plan(spec, op, None, 2**28).workspace(2) + 1
     fastconv.set_workspace_limit(limit)
     assert fft.workspace(spec, op) <= limit              # whatever tiling the chooser takes
-    force_plan(None, limit)
-    assert 1 <= fft._current_plan(spec, op).chunk < 6
-    assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"), dtype)
+    for threads in (1, 2, 3):                            # the core's scratch on every thread too
+        fastconv.set_num_threads(threads)
+        assert fft.workspace(spec, op) <= limit
+    plan = fft.Plan(spec, op, None, limit)
+    assert 1 <= plan.chunk < 6
+    assert_close_to_reference(_run_plan(op, plan, x, w, gy), _run(op, x, w, gy, kw, "reference"),
+                              dtype)
+
+
+def test_workspace_counts_the_cores_scratch_on_every_thread(restore_settings):
+    """The column, row and fused passes of src/_fft_columns_impl.h and src/_fft_fused.h take
+    (2 L + lanes) vectors of scratch per thread: workspace() counts them for 64-byte vectors on
+    the call's threads, and a call runs fewer threads where theirs would pass the limit."""
+    spec = make_spec((16, 1, 16000), (32, 1, 64), dtype=np.float32)
+    fastconv.set_num_threads(2)
+    plan = fft.current_plan(spec, "forward")
+    assert plan.scratch == (2 * max(plan.L) + 64 // 4) * 64
+    buffers_only = plan.workspace(plan.chunk, threads=0)
+    assert fft.workspace(spec, "forward") == buffers_only + 2 * plan.scratch
+    tight = fft.Plan(spec, "forward", plan.factor, plan.workspace(plan.chunk) + plan.scratch - 1)
+    assert tight.chunk == plan.chunk and tight.threads(2) == 1 and tight.threads(1) == 1
+    fastconv.set_workspace_limit(tight.limit)
+    assert fft.workspace(spec, "forward") <= tight.limit
 
 
 def test_refuses_with_a_reason_when_no_tile_fits(restore_settings):
@@ -137,23 +167,22 @@ def test_refuses_with_a_reason_when_no_tile_fits(restore_settings):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("name", ["2d-full", "3d", "1d-padding-wider-than-kernel", "2d-dilated",
                                   "3d-width-1"])
-def test_kernel_dft_and_pruned_transforms(name, op, gemm, prune, monkeypatch,
-                                          assert_close_to_reference):
+def test_kernel_dft_and_pruned_transforms(name, op, gemm, prune, assert_close_to_reference):
     """On pocketfft's path (lengths with a prime factor beyond the Cython core's radices): both
     ways to the kernel's frequencies (GEMM with the DFT matrix, FFT of the placed taps) and both
     ways to the input's (one padded transform, or axis by axis on the data lines)."""
-    monkeypatch.setattr(fft, "_by_gemm", lambda k, L: gemm)
-    monkeypatch.setattr(fft, "PRUNE_BELOW", prune)
-    monkeypatch.setattr(fft, "_own_transforms", lambda plan, dtype: False)   # pocketfft's path
     for dtype in DTYPES:
         x, w, gy, kw = _problem(name, dtype)
-        assert_close_to_reference(_run(op, x, w, gy, kw), _run(op, x, w, gy, kw, "reference"),
-                                  dtype)
+        plan = _plan.best(_spec(name, dtype), op, 2**28, backend="pocketfft", by_gemm=gemm,
+                          prune_below=prune)                                # pocketfft's path
+        assert plan.backend == "pocketfft" and not plan.fused
+        assert_close_to_reference(_run_plan(op, plan, x, w, gy),
+                                  _run(op, x, w, gy, kw, "reference"), dtype)
 
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("name", ["2d-largek", "2d-groups", "3d-strided-dilated"])
-def test_bitwise_identical_for_1_2_and_3_threads(name, op, force_plan, restore_settings):
+def test_bitwise_identical_for_1_2_and_3_threads(name, op, restore_settings):
     """Also where the channel product and the kernel GEMMs are split over threads."""
     rng = np.random.default_rng(3)
     xs, ws, kw = CASES[name]
@@ -165,11 +194,10 @@ def test_bitwise_identical_for_1_2_and_3_threads(name, op, force_plan, restore_s
     spec = make_spec(xs, ws, dtype=np.float32, **kw)
     gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(np.float32)
     for factor in (None, 4):
-        force_plan(factor)
         results = []
         for threads in (1, 2, 3, 1):
             fastconv.set_num_threads(threads)
-            results.append(_run(op, x, w, gy, kw))
+            results.append(_tiled(op, factor, x, w, gy, kw))
         for r in results[1:]:
             assert np.array_equal(results[0], r)
 
@@ -209,7 +237,7 @@ def test_channel_product_blocks_and_tails(op, F, dtype):
     X, GY, W = spectra(N, C, F), spectra(N, K, F), spectra(K, C // G, F)
     spec = make_spec((N, C, F), (K, C // G, 1), groups=G,
                      dtype=np.float32 if dtype == np.complex64 else np.float64)
-    plan = fft._Plan(spec, op, None, 2**28)
+    plan = fft.Plan(spec, op, None, 2**28)
     plan.freqs = F
     a, b = {"forward": (X, W), "grad_input": (GY, W), "grad_kernel": (GY, X)}[op]
     expected = _product_reference(op, a, b, G)
@@ -219,7 +247,7 @@ def test_channel_product_blocks_and_tails(op, F, dtype):
         expected = expected + (1 + 1j)
     for threads in (1, 3):
         got = out.copy()
-        fft._product(plan, a, b, got, op == "grad_kernel", threads)
+        _product.product(plan, a, b, got, op == "grad_kernel", threads)
         tol = 1e-5 if dtype == np.complex64 else 1e-12
         assert np.max(np.abs(got - expected)) <= tol * np.max(np.abs(expected))
         if threads == 1:
@@ -235,8 +263,7 @@ def test_channel_product_item_count():
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("where", ["x", "w"])
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_non_finite_inputs_give_arithmetic_pattern(op, where, value, force_plan,
-                                                   assert_close_to_reference):
+def test_non_finite_inputs_give_arithmetic_pattern(op, where, value, assert_close_to_reference):
     """A transform smears a NaN over its whole line; the fallback restores the exact pattern,
     also on tiled plans (one probe per tile)."""
     x, w, gy, kw = _problem("2d-largek", np.float64)
@@ -254,8 +281,7 @@ def test_non_finite_inputs_give_arithmetic_pattern(op, where, value, force_plan,
         w[1, 0, 2, 2] = value
     expected = _run(op, x, w, gy, kw, algorithm="reference")
     for factor in (None, 3):
-        force_plan(factor)
-        assert_close_to_reference(_run(op, x, w, gy, kw), expected, np.float64)
+        assert_close_to_reference(_tiled(op, factor, x, w, gy, kw), expected, np.float64)
 
 
 def test_float32_transform_overflow_falls_back():
@@ -276,25 +302,25 @@ def test_results_do_not_alias_the_kept_buffers():
     for r, s in zip(first, saved):
         assert np.array_equal(r, s)
         assert r.flags.c_contiguous
-        assert not any(np.shares_memory(r, raw) for raw in fft._buffers.store.values())
+        assert not any(np.shares_memory(r, raw) for raw in _buffers.buffers.store.values())
 
 
-def test_buffers_are_dropped_past_the_retention_size(monkeypatch):
-    monkeypatch.setattr(fft, "RETAIN_BYTES", 1)
+def test_buffers_are_dropped_past_the_retention_size():
     x, w, gy, kw = _problem("2d-largek", np.float32)
-    fastconv.conv(x, w, algorithm="fft", **kw)
-    assert fft._buffers.store == {}
+    plan = _plan.best(_spec("2d-largek", np.float32), "forward", 2**28, retain_bytes=1)
+    _run_plan("forward", plan, x, w, gy)
+    assert _buffers.buffers.store == {} and _buffers.buffers.kernel is None
 
 
 def test_segments_and_take_wrap_around():
     L = 10
-    assert fft._segments((7, 5, 1), L) == [(0, slice(7, 10, 1)), (3, slice(0, 2, 1))]
-    assert fft._segments((0, 4, 3), L) == [(0, slice(0, 10, 3))]
-    assert fft._segments((8, 3, 2), L) == [(0, slice(8, 9, 2)), (1, slice(0, 3, 2))]
-    assert fft._segments((3, 0, 1), L) == []
+    assert _places.segments((7, 5, 1), L) == [(0, slice(7, 10, 1)), (3, slice(0, 2, 1))]
+    assert _places.segments((0, 4, 3), L) == [(0, slice(0, 10, 3))]
+    assert _places.segments((8, 3, 2), L) == [(0, slice(8, 9, 2)), (1, slice(0, 3, 2))]
+    assert _places.segments((3, 0, 1), L) == []
     a = np.arange(L)[None, None]
-    np.testing.assert_array_equal(fft._take(a, 2, (8, 3, 2), L)[0, 0], [8, 0, 2])
-    np.testing.assert_array_equal(fft._take(a, 2, (2, 4, 1), L)[0, 0], [2, 3, 4, 5])
+    np.testing.assert_array_equal(_places.take(a, 2, (8, 3, 2), L)[0, 0], [8, 0, 2])
+    np.testing.assert_array_equal(_places.take(a, 2, (2, 4, 1), L)[0, 0], [2, 3, 4, 5])
 
 
 @pytest.mark.parametrize("n,k,lo,hi,d", [(128, 15, 7, 7, 1), (512, 63, 0, 0, 1), (20, 5, 9, 0, 1),
@@ -304,10 +330,10 @@ def test_transform_length_lets_the_wrap_around_fall_on_padding(n, k, lo, hi, d):
     length: 'valid' keeps L = n (up to a fast size)."""
     e = d * (k - 1) + 1
     o = n + lo + hi - e + 1
-    axis = fft._Axis(n, k, 1, d, lo, o, o, True)
+    axis = _plan.Axis(n, k, 1, d, lo, o, o, True)
     assert axis.tiles == 1
     need = max(n + max(lo, hi), e, o)
-    assert need <= axis.L == fft._fast_len(need, True)
+    assert need <= axis.L == _plan.fast_len(need, True)
 
 
 def test_tap_dft_matches_the_fft_of_the_placed_kernel():
@@ -316,14 +342,14 @@ def test_tap_dft_matches_the_fft_of_the_placed_kernel():
     taps = rng.standard_normal(k)
     placed = np.zeros(L)
     placed[(np.arange(k) * d - lo) % L] = taps
-    D = fft._tap_dft(L, k, d, lo, False, False, np.dtype(np.float64))
+    D = _taps.tap_dft(L, k, d, lo, False, False, np.dtype(np.float64))
     np.testing.assert_allclose(D @ taps, np.fft.fft(placed), atol=1e-12)
-    Dh = fft._tap_dft(L, k, d, lo, True, False, np.dtype(np.float64))
+    Dh = _taps.tap_dft(L, k, d, lo, True, False, np.dtype(np.float64))
     np.testing.assert_allclose(Dh @ taps, np.fft.rfft(placed), atol=1e-12)
     for half, spectrum in ((False, np.fft.fft(placed)), (True, np.fft.rfft(placed))):
-        inverse = fft._tap_dft(L, k, d, lo, half, True, np.dtype(np.float64))
+        inverse = _taps.tap_dft(L, k, d, lo, half, True, np.dtype(np.float64))
         np.testing.assert_allclose((inverse @ spectrum).real, taps, atol=1e-12)
-    even = fft._tap_dft(28, k, d, lo, True, True, np.dtype(np.float64))
+    even = _taps.tap_dft(28, k, d, lo, True, True, np.dtype(np.float64))
     placed28 = np.zeros(28)
     placed28[(np.arange(k) * d - lo) % 28] = taps
     np.testing.assert_allclose((even @ np.fft.rfft(placed28)).real, taps, atol=1e-12)
@@ -357,7 +383,7 @@ def test_cost_grows_with_the_problem_and_the_thread_count_helps():
     small = make_spec((1, 4, 64, 64), (4, 4, 9, 9), padding=4, dtype=np.float32)
     big = make_spec((4, 4, 256, 256), (4, 4, 9, 9), padding=4, dtype=np.float32)
     assert 0 < fft.cost(small, "forward") < fft.cost(big, "forward")
-    plan = fft._current_plan(big, "forward")
+    plan = fft.current_plan(big, "forward")
     assert plan.seconds(2) < plan.seconds(1)
     big64 = make_spec((4, 4, 256, 256), (4, 4, 9, 9), padding=4, dtype=np.float64)
     assert fft.cost(big, "forward") < fft.cost(big64, "forward")
@@ -368,7 +394,7 @@ def test_the_tiling_does_not_depend_on_the_thread_count(restore_settings):
     plans = []
     for threads in (1, 2, 4):
         fastconv.set_num_threads(threads)
-        plan = fft._current_plan(spec, "forward")
+        plan = fft.current_plan(spec, "forward")
         plans.append((plan.L, plan.tiles, plan.chunk))
     assert plans[0] == plans[1] == plans[2]
 
@@ -399,7 +425,7 @@ def test_tap_dft_inverse_weights_for_tiny_lengths(L):
     taps = rng.standard_normal(1)
     placed = np.zeros(L)
     placed[0] = taps[0]
-    inverse = fft._tap_dft(L, 1, 1, 0, True, True, np.dtype(np.float64))
+    inverse = _taps.tap_dft(L, 1, 1, 0, True, True, np.dtype(np.float64))
     np.testing.assert_allclose((inverse @ np.fft.rfft(placed)).real, taps, atol=1e-12)
 
 
@@ -423,7 +449,7 @@ def test_matrix_along(ni, nt, nw, dtype):
 
 
 def test_concurrent_calls_from_python_threads(restore_settings):
-    """Each Python thread has its own kept buffers; the helper pool is shared."""
+    """Each Python thread has its own kept buffers."""
     from concurrent.futures import ThreadPoolExecutor
     fastconv.set_num_threads(2)
     x, w, gy, kw = _problem("2d-largek", np.float32)
@@ -439,13 +465,15 @@ def test_concurrent_calls_from_python_threads(restore_settings):
 # --- the Cython core's own transforms (src/_fft_columns.h) ---------------------------------
 
 def test_radices():
-    assert fft._radices(135) == [3, 3, 3, 5]
-    assert fft._radices(512) == [4, 4, 4, 4, 2]
-    assert fft._radices(4) == [2, 2] and fft._radices(8) == [4, 2]
-    assert fft._radices(7 * 11 * 13) == [7, 11, 13]
-    assert fft._radices(2 * 17) is None                 # beyond the largest radix: pocketfft
-    assert fft._column_plan(34, True, np.dtype(np.float32)) is None
-    assert fft._column_plan(1, True, np.dtype(np.float32)) is None
+    assert _own.radices(135) == [3, 3, 3, 5]
+    assert _own.radices(512) == [4, 4, 4, 4, 2]
+    assert _own.radices(4) == [2, 2] and _own.radices(8) == [4, 2]
+    assert _own.radices(7 * 11 * 13) == [7, 11, 13]
+    assert _own.radices(2 * 17) is None                 # beyond the largest radix: pocketfft
+    assert _own.column_plan(34, True, np.dtype(np.float32)) is None
+    assert _own.column_plan(1, True, np.dtype(np.float32)) is None
+    assert _own.takes(135) and not _own.takes(34) and not _own.takes(1)
+    assert not _own.takes(3 * 2**60 + 17 * 2**40)        # decided without building tables
 
 
 def _complex_array(rng, shape, dtype):
@@ -464,10 +492,10 @@ def test_column_fft_matches_numpy(L, ncols, dtype):
     for forward, reference_fft in ((True, np.fft.fft), (False, np.fft.ifft)):
         expected = reference_fft(a.astype(np.complex128), axis=1)
         got = a.copy()
-        assert fft._columns(got, 1, forward, 1) is got
+        assert _own.columns(got, 1, forward, 1) is got
         assert np.max(np.abs(got - expected)) <= tol * np.max(np.abs(expected))
         split = a.copy()
-        fft._columns(split, 1, forward, 3)
+        _own.columns(split, 1, forward, 3)
         assert np.array_equal(got, split)
 
 
@@ -497,11 +525,11 @@ def test_row_transforms_match_numpy(nlines, L, count, start, step, src_step, dty
     fb = _fft.freq_block()
     F = L // 2 + 1
     blocks = -(-F // fb)
-    out = np.full((nlines, blocks, fb), np.nan, fft._complex(src.dtype))
+    out = np.full((nlines, blocks, fb), np.nan, _places.complex_dtype(src.dtype))
     flat = out.view(src.dtype).reshape(-1)
     src_off = (np.arange(nlines) * src.shape[1]).astype(np.intp)
     dst_off = (np.arange(nlines) * 2 * blocks * fb).astype(np.intp)
-    forward = fft._column_plan(L, True, src.dtype)
+    forward = _own.column_plan(L, True, src.dtype)
     items = _fft.row_items(nlines, src.itemsize)
     _fft.rows_r2c(src.ctypes.data, src_off, src_step, count, start, step, flat, dst_off,
                   2 * fb, L, *forward, 0, 1)
@@ -513,7 +541,7 @@ def test_row_transforms_match_numpy(nlines, L, count, start, step, src_step, dty
     assert np.max(np.abs(half[:, :F] - expected)) <= tol * np.max(np.abs(expected))
     assert not np.any(half[:, F:])
     back = np.full((nlines, count), np.nan, src.dtype)
-    inverse = fft._column_plan(L, False, src.dtype)
+    inverse = _own.column_plan(L, False, src.dtype)
     back_off = (np.arange(nlines) * count).astype(np.intp)
     _fft.rows_c2r(flat, dst_off, 2 * fb, back.ctypes.data, back_off, 1, count, start, step, L,
                   *inverse, 1.0 / L, 0, items)
@@ -538,23 +566,26 @@ def test_inverse_rows_ignore_the_imaginary_parts_a_real_signal_cannot_have():
         out = np.empty((2, L))
         _fft.rows_c2r(buf.view(np.float64).reshape(-1), np.array([0, 2 * blocks * fb], np.intp),
                       2 * fb, out.ctypes.data, np.array([0, L], np.intp), 1, L, 0, 1, L,
-                      *fft._column_plan(L, False, np.dtype(np.float64)), 1.0 / L, 0, 1)
+                      *_own.column_plan(L, False, np.dtype(np.float64)), 1.0 / L, 0, 1)
         np.testing.assert_allclose(out, np.fft.irfft(spectra, n=L, axis=1), atol=1e-12)
 
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("name", ["2d-largek", "2d-groups", "2d-strided-unused-tail", "2d-full"])
-def test_fused_pass_matches_the_separate_steps(name, op, monkeypatch):
+def test_fused_pass_matches_the_separate_steps(name, op):
     """The 2-D pass fused per block of columns (column FFTs, channel product, and for the
     forward and input gradient the inverse column FFTs) against the same steps one after the
     other."""
     for dtype in DTYPES:
         x, w, gy, kw = _problem(name, dtype)
-        assert fft._fusable(fft._current_plan(_spec(name, dtype), op))
+        spec = _spec(name, dtype)
+        plan = fft.current_plan(spec, op)
+        assert plan.fused
         fused = _run(op, x, w, gy, kw)
-        with monkeypatch.context() as m:
-            m.setattr(fft, "_fusable", lambda plan: False)
-            separate = _run(op, x, w, gy, kw)
+        steps = _plan.best(spec, op, plan.limit, fuse=False)
+        assert not steps.fused and (steps.L, steps.tiles, steps.chunk) == (plan.L, plan.tiles,
+                                                                           plan.chunk)
+        separate = _run_plan(op, steps, x, w, gy)
         tol = 1e-5 if dtype == np.float32 else 1e-12
         assert np.max(np.abs(fused - separate)) <= tol * np.max(np.abs(separate))
 
@@ -565,9 +596,9 @@ def test_kernel_spectra_are_reused_only_for_an_equal_kernel(assert_close_to_refe
     x, w, gy, kw = _problem("2d-largek", np.float64)
     spec = _spec("2d-largek", np.float64)
     w5 = np.ascontiguousarray(w.reshape(spec.w_shape))
-    plan = fft._current_plan(spec, "forward")
-    first = fft._kernel_spectra(plan, w5, 1)
-    assert fft._kernel_spectra(plan, w5.copy(), 1) is first          # equal values: reused
+    plan = fft.current_plan(spec, "forward")
+    first = _kernel.spectra(plan, w5, 1, _own)
+    assert _kernel.spectra(plan, w5.copy(), 1, _own) is first          # equal values: reused
     w = w.copy()
     for step in range(2):
         expected = _run("forward", x, w, gy, kw, algorithm="reference")
@@ -579,7 +610,7 @@ def test_kernel_spectra_are_reused_only_for_an_equal_kernel(assert_close_to_refe
     other = make_spec(x.shape, w.shape, dtype=np.float64, padding=1)
     assert_close_to_reference(fastconv.conv(x, w, padding=1, algorithm="fft"),
                               reference.conv(x, w, padding=1), np.float64)
-    assert fft._current_plan(other, "forward").L != plan.L
+    assert fft.current_plan(other, "forward").L != plan.L
 
 
 @pytest.mark.parametrize("level", [0, 1])
