@@ -163,12 +163,23 @@ def _none_supports(spec, op, w):
     return NotSupportedError(f"no algorithm supports this problem ({op}): {reasons}")
 
 
-def _model_pick(spec, op, w=None):
-    """(predicted seconds, name) of the cheapest applicable algorithm by the models."""
+def _model_ranked(spec, op, w=None, count=1):
+    """[(predicted seconds, name)] of the `count` cheapest applicable algorithms by the models
+    (at least one: else NotSupportedError)."""
+    found = []
     for cost, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
         if not needs_weights or (w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]):
-            return cost, name
-    raise _none_supports(spec, op, w)
+            found.append((cost, name))
+            if len(found) == count:
+                break
+    if not found:
+        raise _none_supports(spec, op, w)
+    return found
+
+
+def _model_pick(spec, op, w=None):
+    """(predicted seconds, name) of the cheapest applicable algorithm by the models."""
+    return _model_ranked(spec, op, w)[0]
 
 
 def choose_name(spec, op, w=None):
@@ -202,12 +213,15 @@ def tuned_name(spec, op, w=None):
 
 
 def _watched_pick(spec, op, w):
-    """(predicted seconds or None, name) of "auto" with the safety net: its measured winner
-    where it has one (and the winner computes this call), else the models' pick."""
+    """(the net's bar in seconds or None, name) of "auto" with the safety net: its measured
+    winner where it has one (and the winner computes this call), else the models' pick, with
+    the time from which its calls count as slow (_safety_net.bar)."""
     name = _safety_net.winner(spec, op)
     if name is not None and _supports(_ALGORITHMS[name], spec, op, w)[0]:
         return None, name
-    return _model_pick(spec, op, w)
+    ranked = _model_ranked(spec, op, w, count=2)
+    rival = ranked[1][0] if len(ranked) > 1 else float("inf")
+    return _safety_net.bar(ranked[0][0], rival), ranked[0][1]
 
 
 def run(spec, op, algorithm, a, b, w=None):
@@ -217,14 +231,14 @@ def run(spec, op, algorithm, a, b, w=None):
     check_algorithm(algorithm)
     watched = (algorithm == "auto" and not _autotune.get_autotune()
                and not _safety_net.get_strict_choice())
-    predicted_s, name = (_watched_pick(spec, op, w) if watched
-                         else (None, select(spec, op, algorithm, w).NAME))
+    slow_s, name = (_watched_pick(spec, op, w) if watched
+                    else (None, select(spec, op, algorithm, w).NAME))
     _last.used = name, spec
     with _config.threads_for(spec.flops):
         start = _timing.clock()
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
         seconds = _timing.clock() - start
-    if predicted_s is not None and _safety_net.observe(spec, op, predicted_s, seconds):
+    if slow_s is not None and _safety_net.observe(spec, op, slow_s, seconds):
         _measurer["net_measure"](spec, op, w, name, seconds)
     return result
 

@@ -7,8 +7,11 @@ the kernel: tens of nanoseconds) and measures the problem once, by timing the ap
 algorithms as autotuning does, when either
 
 * **slow**: each of STRIKES calls after the first (which pays page faults and cold caches) took
-  SLOW_FACTOR times its prediction or more, and at least SLOW_MIN_S (the fastest of them counts,
-  so one call slowed by a passing load does not): the model is wrong about its pick; or
+  at least the problem's bar (the fastest of them counts, so one call slowed by a passing load
+  does not): SLOW_FACTOR times the pick's prediction, or RIVAL_FACTOR times the prediction of the
+  next-best algorithm if that is lower (by the models' own numbers another algorithm would then
+  be clearly faster than what the pick does), and never under SLOW_MIN_S (overheads the models
+  leave out); or
 * **hot**: the problem's "auto" calls have taken HOT_S seconds in all (the measurement then costs
   a small fraction of the time the problem takes anyway); this catches the other kind of error,
   an algorithm predicted slow that is fast.
@@ -28,8 +31,9 @@ import math
 import os
 import threading
 
-SLOW_FACTOR = 3.0       # calls this many times their prediction are slow
-SLOW_MIN_S = 2e-4       # ... unless it took less than this (overheads the models leave out)
+SLOW_FACTOR = 2.0       # calls this many times their prediction are slow,
+RIVAL_FACTOR = 1.25     # ... or this many times the next-best algorithm's prediction,
+SLOW_MIN_S = 5e-5       # ... unless they took less than this (overheads the models leave out)
 STRIKES = 2             # slow calls (after the first) before the net measures
 HOT_S = 2.0             # measure a problem once its auto calls have taken this long in all
 GIVE_UP = 4.0           # a candidate whose first timed call is this many times the best is dropped
@@ -67,8 +71,15 @@ def winner(spec, op):
     return _winner.get((spec, op))
 
 
-def observe(spec, op, predicted, seconds):
-    """Record one "auto" call; True when the problem should now be measured (once)."""
+def bar(predicted, rival):
+    """Seconds from which a call of the pick (`predicted` seconds; the next-best algorithm
+    `rival`, inf where there is none) counts as slow."""
+    return max(min(SLOW_FACTOR * predicted, RIVAL_FACTOR * rival), SLOW_MIN_S)
+
+
+def observe(spec, op, slow_s, seconds):
+    """Record one "auto" call of `seconds` (slow from `slow_s`, see bar()); True when the
+    problem should now be measured (once)."""
     key = (spec, op)
     with _lock:
         if key in _winner:
@@ -78,7 +89,7 @@ def observe(spec, op, predicted, seconds):
             best = min(best, seconds)
         calls, total = calls + 1, total + seconds
         _watch[key] = (calls, total, best)
-        slow = calls > STRIKES and best >= max(SLOW_FACTOR * predicted, SLOW_MIN_S)
+        slow = calls > STRIKES and best >= slow_s
         if slow or total >= HOT_S:
             _winner[key] = None         # measuring: no other call starts it again
             return True

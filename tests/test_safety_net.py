@@ -144,3 +144,45 @@ def test_set_strict_choice_checks_its_argument(net):
 def test_the_net_keeps_the_pick_unless_another_is_clearly_faster():
     assert _safety_net.switches(1.0, 0.5) and _safety_net.switches(None, 0.5)
     assert not _safety_net.switches(1.0, 0.9) and not _safety_net.switches(1.0, None)
+
+
+def test_a_pick_slower_than_a_close_rival_is_measured(net, monkeypatch):
+    """The liar runs 1.5x its prediction, under SLOW_FACTOR: alone that is a model error the net
+    tolerates. But another algorithm is predicted only 10% slower than the liar, so by the models'
+    own numbers that one would be clearly faster than what the liar does: the net measures
+    (RIVAL_FACTOR) and moves to it."""
+    x, w = _arrays()
+    expected = fastconv.reference.conv(x, w, **GEOMETRY)
+    calls = []
+
+    def fake(name, predicted_s, delay_s):
+        def forward(spec, a, b):
+            calls.append(name)
+            end = time.perf_counter() + delay_s
+            while time.perf_counter() < end:
+                pass
+            return expected.copy()
+        return types.SimpleNamespace(
+            NAME=name, supports=lambda spec, op: (True, ""), cost=lambda spec, op: predicted_s,
+            workspace=lambda spec, op: 0, forward=forward, grad_input=None, grad_kernel=None)
+
+    predicted = 2e-3
+    assert 1.5 < _safety_net.SLOW_FACTOR and 1.5 > 1.1 * _safety_net.RIVAL_FACTOR
+    monkeypatch.setattr(_registry, "_ALGORITHMS", {})
+    _registry.register(fake("liar", predicted, 1.5 * predicted))
+    _registry.register(fake("rival", 1.1 * predicted, 0.0))
+    try:
+        for _ in range(_safety_net.STRIKES + 1):
+            np.testing.assert_array_equal(fastconv.conv(x, w, **GEOMETRY), expected)
+        assert fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY) == "rival"
+        before = calls.count("liar")
+        for _ in range(3):
+            fastconv.conv(x, w, **GEOMETRY)
+        assert calls.count("liar") == before
+    finally:
+        _registry.clear_caches()
+
+
+def test_the_bar_of_a_pick_without_rival_is_its_own_prediction():
+    assert _safety_net.bar(1e-3, float("inf")) == pytest.approx(_safety_net.SLOW_FACTOR * 1e-3)
+    assert _safety_net.bar(1e-9, 1e-9) == _safety_net.SLOW_MIN_S
