@@ -66,20 +66,27 @@ class _Plan:
                              for w, c in zip(which, shift)], np.intp)
         self.nq = ((o[0] - 1) * Lq[1] + (o[1] - 1)) * Lq[2] + o[2] if all(o) else 0
         self.packed = self.phases * phase
-        # grad_input: the taps by phase, over gy zero-padded by the largest shift (grid Lg)
+        # grad_input: the taps by phase, over gy zero-padded by the largest shift. The runs
+        # hold the phase positions jlo..jhi-1 that fall in the input (one range for every phase;
+        # they differ by one at most), on a grid Lg of gy's rows with that padding.
+        n = spec.input_size
         cmax = [max(c[i] for c in shift) for i in range(3)]
-        self.Lg = tuple(Lq[i] + cmax[i] for i in range(3))
-        self.gy_pad = tuple(cmax)
+        jlo = [max(0, -(-(p[i] - s[i] + 1) // s[i])) for i in range(3)]   # phase s - 1's first
+        jhi = [min(Lq[i], -(-(n[i] + p[i]) // s[i])) for i in range(3)]    # phase 0's end
+        self.Lo = tuple(max(1, jhi[i] - jlo[i]) for i in range(3))
+        self.gx_pad = tuple(p[i] - jlo[i] * s[i] for i in range(3))
+        self.Lg = tuple(self.Lo[i] + cmax[i] for i in range(3))
+        self.gy_pad = tuple(cmax[i] - jlo[i] for i in range(3))
         order = sorted(range(len(taps)), key=lambda t: which[t])
         self.order = np.array(order, np.intp)
-        Lg = self.Lg
+        Lg, Lo = self.Lg, self.Lo
         self.off_gi = np.array([((cmax[0] - shift[t][0]) * Lg[1] + cmax[1] - shift[t][1]) * Lg[2]
                                 + cmax[2] - shift[t][2] for t in order], np.intp)
         used = sorted(set(which))       # the phases that have taps (a stride past the kernel
         self.phase_ids = np.array(used, np.intp)    # leaves phases that only hold zeros)
         ends = used + [used[-1] + 1] if used else [0]
         self.starts = np.searchsorted([which[t] for t in order], ends).astype(np.intp)
-        self.nq_gi = ((Lq[0] - 1) * Lg[1] + (Lq[1] - 1)) * Lg[2] + Lq[2]
+        self.nq_gi = ((Lo[0] - 1) * Lg[1] + (Lo[1] - 1)) * Lg[2] + Lo[2]
         self.multiplier = spec.out_channels // max(spec.in_channels, 1)
         slack = _depthwise.slack()
         self.per_thread = {
@@ -165,7 +172,7 @@ def grad_input(spec, gy, w):
     scratch, threads = _scratch(plan, "grad_input")
     _depthwise.grad_input(gy.reshape(-1), wt.reshape(-1), gx.reshape(-1), scratch, plan.off_gi,
                           plan.phase_ids, plan.starts, spec.batch, spec.in_channels, plan.multiplier,
-                          spec.input_size, spec.stride, spec.pad_low, plan.Lq, spec.output_size,
+                          spec.input_size, spec.stride, plan.gx_pad, plan.Lo, spec.output_size,
                           plan.gy_pad, plan.Lg, plan.nq_gi, threads)
     return gx
 
