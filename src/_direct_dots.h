@@ -11,14 +11,14 @@
    select, so a NaN or Inf already counted is not touched). Long rows go two (channels) or
    four vectors at a time into partial sums added at the end of the row. Every lane and
    partial sum is fixed by the positions, never by the caller's blocking or threads. */
-#define FC_DOT(T, VT, VU, VI, IT, P, AL)                                                           \
-FC_AI VT P##_load(int strided, const T* p, Py_ssize_t sw) {                                        \
+#define FC_DOT(T, VT, VU, VI, IT, P, AL, ATTR)                                                     \
+FC_AI ATTR VT P##_load(int strided, const T* p, Py_ssize_t sw) {                                   \
     VT v;                                                                                          \
     if (strided) { for (int j = 0; j < (int)(sizeof(VT) / sizeof(T)); j++) v[j] = p[j * sw]; }     \
     else v = *(const VU*)p;                                                                        \
     return v;                                                                                      \
 }                                                                                                  \
-FC_AI VT P##_row(int strided, VT s, const T* restrict g, const T* restrict x,                      \
+FC_AI ATTR VT P##_row(int strided, VT s, const T* restrict g, const T* restrict x,                 \
         Py_ssize_t sw, Py_ssize_t len, VI keep) {                                                  \
     enum { L = (int)(sizeof(VT) / sizeof(T)) };                                                    \
     Py_ssize_t o = 0;                                                                              \
@@ -43,7 +43,7 @@ FC_AI VT P##_row(int strided, VT s, const T* restrict g, const T* restrict x,   
     }                                                                                              \
     return s;                                                                                      \
 }                                                                                                  \
-FC_AI void P(int channels, int strided, const T* restrict g, Py_ssize_t gs, Py_ssize_t grs,        \
+FC_AI ATTR void P(int channels, int strided, const T* restrict g, Py_ssize_t gs, Py_ssize_t grs,   \
         const T* restrict x, Py_ssize_t xrs, Py_ssize_t sw, Py_ssize_t nrows,                      \
         Py_ssize_t len, T* restrict acc) {                                                         \
     enum { L = (int)(sizeof(VT) / sizeof(T)) };                                                    \
@@ -147,8 +147,8 @@ FC_AI void P(int channels, int strided, const T* restrict g, Py_ssize_t gs, Py_s
 /* The kh taps of one kernel column at once, rows at stride 1 (row r of tap b reads input row
    r + b): per 4 rows, 4 gy vectors and 3 + kh input vectors feed 4 * kh multiply-adds. Tap b's
    sums go to accp[b] (4 vectors: row r into vector r mod 4, as in the one-tap kernel). */
-#define FC_DOTB(T, VT, VU, VI, IT, P, AL)                                                          \
-FC_AI void P(int KH, const T* restrict g, Py_ssize_t grs, const T* restrict x,                     \
+#define FC_DOTB(T, VT, VU, VI, IT, P, AL, ATTR)                                                    \
+FC_AI ATTR void P(int KH, const T* restrict g, Py_ssize_t grs, const T* restrict x,                \
         Py_ssize_t xrs, Py_ssize_t nrows, Py_ssize_t len, T* const* accp) {                        \
     enum { L = (int)(sizeof(VT) / sizeof(T)) };                                                    \
     VT a[FC_KH_REUSE][4];                                                                          \
@@ -210,8 +210,8 @@ FC_AI void P(int KH, const T* restrict g, Py_ssize_t grs, const T* restrict x,  
 
 /* Two taps with the same columns at once, 4 output channels: each loaded gy vector feeds
    both taps (acc0 += g * x0, acc1 += g * x1). */
-#define FC_DOT2(T, VT, VU, VI, IT, P, LOAD)                                                        \
-FC_AI void P(int strided, const T* restrict g, Py_ssize_t gs, Py_ssize_t grs,                      \
+#define FC_DOT2(T, VT, VU, VI, IT, P, LOAD, ATTR)                                                  \
+FC_AI ATTR void P(int strided, const T* restrict g, Py_ssize_t gs, Py_ssize_t grs,                 \
         const T* restrict x0, const T* restrict x1, Py_ssize_t xrs, Py_ssize_t sw,                 \
         Py_ssize_t nrows, Py_ssize_t len, T* restrict acc0, T* restrict acc1) {                    \
     enum { L = (int)(sizeof(VT) / sizeof(T)) };                                                    \

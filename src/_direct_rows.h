@@ -93,21 +93,21 @@ typedef T NAME##_q __attribute__((vector_size(FC_PART(BYTES, 4, T))));          
 typedef T NAME##_qu __attribute__((vector_size(FC_PART(BYTES, 4, T)), aligned(sizeof(T)),          \
                                     may_alias));                                                   \
 typedef IT NAME##_qi __attribute__((vector_size(FC_PART(BYTES, 4, T))));                           \
-FC_TILE(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_tile)                                         \
-FC_TILE(T, NAME##_h, NAME##_hu, NAME##_hi, IT, NAME##_tile_half)                                   \
-FC_TILE(T, NAME##_q, NAME##_qu, NAME##_qi, IT, NAME##_tile_quarter)                                \
-FC_RTILE(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_tile_rows, NAME##_tile_edge)                 \
-FC_TILE_STRIDED(T, NAME##_v, NAME##_tile_strided)                                                  \
+FC_TILE(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_tile, ATTR)                                   \
+FC_TILE(T, NAME##_h, NAME##_hu, NAME##_hi, IT, NAME##_tile_half, ATTR)                             \
+FC_TILE(T, NAME##_q, NAME##_qu, NAME##_qi, IT, NAME##_tile_quarter, ATTR)                          \
+FC_RTILE(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_tile_rows, NAME##_tile_edge, ATTR)           \
+FC_TILE_STRIDED(T, NAME##_v, NAME##_tile_strided, ATTR)                                            \
 FC_BLOCKS(T, NAME##_v, NAME##_tile, NAME##_blocks, FC_TILE_DISPATCH_ROWS, 1, ATTR)                 \
 FC_BLOCKS(T, NAME##_h, NAME##_tile_half, NAME##_blocks_half, FC_TILE_DISPATCH_NARROW, 0,           \
           ATTR)                                                                                    \
 FC_BLOCKS(T, NAME##_q, NAME##_tile_quarter, NAME##_blocks_quarter,                                 \
           FC_TILE_DISPATCH_NARROW, 0, ATTR)                                                        \
-FC_DOT(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dot, BYTES / sizeof(T))                        \
-FC_DOT(T, NAME##_h, NAME##_hu, NAME##_hi, IT, NAME##_dot_half, BYTES / sizeof(T))                  \
-FC_DOT(T, NAME##_q, NAME##_qu, NAME##_qi, IT, NAME##_dot_quarter, BYTES / sizeof(T))               \
-FC_DOT2(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dot2, NAME##_dot_load)                        \
-FC_DOTB(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dotb, BYTES / sizeof(T))                      \
+FC_DOT(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dot, BYTES / sizeof(T), ATTR)                  \
+FC_DOT(T, NAME##_h, NAME##_hu, NAME##_hi, IT, NAME##_dot_half, BYTES / sizeof(T), ATTR)            \
+FC_DOT(T, NAME##_q, NAME##_qu, NAME##_qi, IT, NAME##_dot_quarter, BYTES / sizeof(T), ATTR)         \
+FC_DOT2(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dot2, NAME##_dot_load, ATTR)                  \
+FC_DOTB(T, NAME##_v, NAME##_vu, NAME##_i, IT, NAME##_dotb, BYTES / sizeof(T), ATTR)                \
 /* One output row (S streams), columns o0..o1: vector tiles where the row is wide enough,          \
    else one column at a time with the taps that fall inside. */                                    \
 ATTR static void fc_fwd_row_##NAME(int S, int channels, const T* restrict x, Py_ssize_t base,      \

@@ -14,8 +14,8 @@
    zeros, so nothing outside the input is read and no padded copy is made (those lanes add the
    weight times zero, as the textbook sum does; elsewhere the padding is skipped, and the caller
    puts back the NaN of 0 * Inf there, see fastconv/_algorithms/direct.py). */
-#define FC_TILE(T, VT, VU, VI, IT, P)                                                              \
-FC_AI int P##_edge(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* d) {                                  \
+#define FC_TILE(T, VT, VU, VI, IT, P, ATTR)                                                        \
+FC_AI ATTR int P##_edge(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* d) {                             \
     enum { L = (int)(sizeof(VT) / sizeof(T)) };                                                    \
     *d = 0;                                                                                        \
     if (lo >= L || hi <= 0 || hi <= lo) return 0;     /* no lane inside: skip the tap */           \
@@ -23,7 +23,7 @@ FC_AI int P##_edge(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* d) {               
     *d = lo > 0 ? lo : hi - L;                        /* load shifted by d, move back */           \
     return 2;                                                                                      \
 }                                                                                                  \
-FC_AI void P(int S, int NV, int masked, int channels, const T* restrict x, Py_ssize_t base,        \
+FC_AI ATTR void P(int S, int NV, int masked, int channels, const T* restrict x, Py_ssize_t base,   \
         Py_ssize_t xs, const Py_ssize_t* restrict xoff, const Py_ssize_t* restrict widx,           \
         const Py_ssize_t* restrict ecol, Py_ssize_t ntaps, const T* restrict w,                    \
         Py_ssize_t wm, T* restrict y, Py_ssize_t ys, Py_ssize_t o, const Py_ssize_t* voff,         \
@@ -73,8 +73,8 @@ FC_AI void P(int S, int NV, int masked, int channels, const T* restrict x, Py_ss
 /* The tile of 4 consecutive output rows (row stride 1, dilation 1, every kernel row inside the
    input): an input row vector feeds each of the (up to kh) output rows it belongs to, so a
    kernel column costs 3 + kh loads instead of 4 * kh. Sums go (channel, depth, column, row). */
-#define FC_RTILE(T, VT, VU, VI, IT, P, EDGE)                                                       \
-FC_AI void P(int NV, int masked, const T* restrict x, Py_ssize_t base, Py_ssize_t xs,              \
+#define FC_RTILE(T, VT, VU, VI, IT, P, EDGE, ATTR)                                                 \
+FC_AI ATTR void P(int NV, int masked, const T* restrict x, Py_ssize_t base, Py_ssize_t xs,         \
         const Py_ssize_t* restrict xoff, const Py_ssize_t* restrict widx, Py_ssize_t ntaps,        \
         const T* restrict w, T* restrict y, Py_ssize_t ys, Py_ssize_t o,                           \
         const Py_ssize_t* voff, const Py_ssize_t* restrict clo,                                    \
@@ -124,8 +124,8 @@ FC_AI void P(int NV, int masked, const T* restrict x, Py_ssize_t base, Py_ssize_
 }
 
 /* The same at a column stride sw > 1: one vector, lanes gathered (only those inside). */
-#define FC_TILE_STRIDED(T, VT, P)                                                                  \
-FC_AI void P(int S, int channels, const T* restrict x, Py_ssize_t base, Py_ssize_t xs,             \
+#define FC_TILE_STRIDED(T, VT, P, ATTR)                                                            \
+FC_AI ATTR void P(int S, int channels, const T* restrict x, Py_ssize_t base, Py_ssize_t xs,        \
         Py_ssize_t sw, const Py_ssize_t* restrict xoff, const Py_ssize_t* restrict widx,           \
         const Py_ssize_t* restrict ecol, Py_ssize_t ntaps, const T* restrict w,                    \
         Py_ssize_t wm, T* restrict y, Py_ssize_t ys, Py_ssize_t o,                                 \

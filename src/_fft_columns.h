@@ -30,7 +30,9 @@
 
 #include "_fft_vectors.h"
 
-#define FCC_INLINE static inline __attribute__((always_inline))
+/* Inlined helpers carry their level's target too: clang refuses a wide vector argument of a
+   function compiled without it, inlined or not. */
+#define FCC_INLINE static inline __attribute__((always_inline)) FASTCONV_ATTR
 #define FCC_MAXP 16        /* the largest radix (the caller checks) */
 #define FCC_FB 8           /* frequencies per block of the blocked spectra (see below) */
 
