@@ -1,7 +1,9 @@
 """Build the Cython core of fastconv.
 
 Portable by default: ``-O3`` and OpenMP when the compiler has it (a serial build otherwise, with a
-warning). Opt-in switches, read from the environment:
+warning). GCC and clang (``CC=clang``; Apple's clang with libomp installed) both build it; on
+x86-64 the hand-vectorised kernels are compiled for AVX-512, AVX2 and the build's own target and
+picked at run time (src/_cpu_level.h). Opt-in switches, read from the environment:
 
 * ``FASTCONV_NATIVE=1``  adds ``-march=native`` (binaries then only run on this kind of CPU);
 * ``FASTCONV_DEBUG=1``   turns Cython's bounds/wraparound checks back on and builds with ``-O0 -g``;
@@ -13,6 +15,7 @@ The extensions compile in parallel (one job per core; ``build_ext -j N`` sets an
 """
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,12 +46,26 @@ if os.environ.get("FASTCONV_ONLY"):
     MODULES = [m for m in MODULES if m in os.environ["FASTCONV_ONLY"].split(",")]
 
 
-def _compiler_has_openmp():
-    """Compile and link a tiny OpenMP program with the compiler setuptools will use."""
+def _compiler_command():
+    """The compiler command setuptools will run, as a list: CC may carry a launcher or flags
+    (``ccache gcc``, ``gcc -m64``), so it is split as the shell would split it."""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    cc = cc.split()[0]
-    if shutil.which(cc) is None:
-        return False
+    return shlex.split(cc)
+
+
+# The ways a compiler may take OpenMP, tried in order: GCC and LLVM clang take -fopenmp; Apple's
+# clang only passes it to the preprocessor and needs libomp (Homebrew's or MacPorts') linked.
+OPENMP_FLAGS = [(["-fopenmp"], ["-fopenmp"])]
+if sys.platform == "darwin":
+    OPENMP_FLAGS.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
+
+
+def _openmp_flags():
+    """(compile flags, link flags) that build a tiny OpenMP program with the compiler
+    setuptools will use, or None if none does (the build is then serial)."""
+    cc = _compiler_command()
+    if not cc or shutil.which(cc[0]) is None:
+        return None
     src = textwrap.dedent("""
         #include <omp.h>
         int main(void) { int n = 0;
@@ -60,8 +77,11 @@ def _compiler_has_openmp():
         path = os.path.join(tmp, "probe.c")
         with open(path, "w") as f:
             f.write(src)
-        cmd = [cc, "-fopenmp", path, "-o", os.path.join(tmp, "probe")]
-        return subprocess.run(cmd, capture_output=True).returncode == 0
+        for compile_flags, link_flags in OPENMP_FLAGS:
+            cmd = cc + compile_flags + [path, "-o", os.path.join(tmp, "probe")] + link_flags
+            if subprocess.run(cmd, capture_output=True).returncode == 0:
+                return compile_flags, link_flags
+    return None
 
 
 def _flags():
@@ -71,9 +91,10 @@ def _flags():
     link_args = []
     if NATIVE:
         compile_args.append("-march=native")
-    if _compiler_has_openmp():
-        compile_args.append("-fopenmp")
-        link_args.append("-fopenmp")
+    openmp = _openmp_flags()
+    if openmp is not None:
+        compile_args += openmp[0]
+        link_args += openmp[1]
     else:
         sys.stderr.write("fastconv: the compiler has no OpenMP; building the kernels serial.\n")
     return compile_args, link_args

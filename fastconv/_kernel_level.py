@@ -1,10 +1,11 @@
 """The instruction-set level fastconv's hand-vectorised kernels run at, and its one override.
 
 Each hand-vectorised kernel set (direct, Winograd, and the FFT's transforms and products) is
-compiled for three levels on x86-64 with GCC: ``"avx512"`` (x86-64-v4), ``"avx2"`` (x86-64-v3:
-AVX2 + FMA) and ``"baseline"`` (the build's own target); elsewhere (clang, ARM) only the build's
-own target, reported as ``"baseline"``. Each process picks the best level its CPU has at the
-first call and keeps it.
+compiled for three levels on x86-64 with GCC (11 or later) or clang (12 or later): ``"avx512"``
+(x86-64-v4), ``"avx2"`` (x86-64-v3: AVX2 + FMA) and ``"baseline"`` (the build's own target);
+elsewhere (ARM, older compilers) only the build's own target, reported as ``"baseline"``. One
+dispatch serves every set (src/_cpu_level.h): each module fills its kernel table at import with
+the best level its CPU has and keeps it.
 
 ``FASTCONV_KERNEL_LEVEL=avx2`` (or ``baseline``; also ``1``/``0``), set before fastconv is
 imported, asks every kernel set for that lower level: an AVX-512 machine then runs the kernels

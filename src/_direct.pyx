@@ -45,30 +45,33 @@ cdef extern from "_direct_kernels.h":
     enum: FC_TAP_BLOCK
     Py_ssize_t fc_vector_bytes() noexcept nogil
     int fc_level() noexcept nogil
-    void fc_fwd_rows_float(int channels, const float* x, Py_ssize_t base, Py_ssize_t xrs,
-                           Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
-                           const Py_ssize_t* ecol, Py_ssize_t ntaps, const float* w, Py_ssize_t wm,
-                           float* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows,
-                           Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
-                           const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) noexcept nogil
-    void fc_fwd_rows_double(int channels, const double* x, Py_ssize_t base, Py_ssize_t xrs,
-                            Py_ssize_t sw, const Py_ssize_t* xoff, const Py_ssize_t* widx,
-                            const Py_ssize_t* ecol, Py_ssize_t ntaps, const double* w,
-                            Py_ssize_t wm, double* y, Py_ssize_t yrs, Py_ssize_t ys,
-                            Py_ssize_t nrows, Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo,
-                            const Py_ssize_t* chi, Py_ssize_t kw, Py_ssize_t kh) noexcept nogil
-    void fc_gw_rows_float(int channels, const float* g, Py_ssize_t gs, Py_ssize_t grs,
-                          const float* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
-                          Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
-                          const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo,
-                          const Py_ssize_t* chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,
-                          float* acc) noexcept nogil
-    void fc_gw_rows_double(int channels, const double* g, Py_ssize_t gs, Py_ssize_t grs,
-                           const double* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
-                           Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
-                           const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo,
-                           const Py_ssize_t* chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,
-                           double* acc) noexcept nogil
+    void fc_init() noexcept nogil
+    void fc_fwd_rows_float "fc_kernels.fc_fwd_rows_float"(int channels, const float* x,
+            Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw, const Py_ssize_t* xoff,
+            const Py_ssize_t* widx, const Py_ssize_t* ecol, Py_ssize_t ntaps, const float* w,
+            Py_ssize_t wm, float* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows, Py_ssize_t o0,
+            Py_ssize_t o1, const Py_ssize_t* clo, const Py_ssize_t* chi, Py_ssize_t kw,
+            Py_ssize_t kh) noexcept nogil
+    void fc_fwd_rows_double "fc_kernels.fc_fwd_rows_double"(int channels, const double* x,
+            Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw, const Py_ssize_t* xoff,
+            const Py_ssize_t* widx, const Py_ssize_t* ecol, Py_ssize_t ntaps, const double* w,
+            Py_ssize_t wm, double* y, Py_ssize_t yrs, Py_ssize_t ys, Py_ssize_t nrows,
+            Py_ssize_t o0, Py_ssize_t o1, const Py_ssize_t* clo, const Py_ssize_t* chi,
+            Py_ssize_t kw, Py_ssize_t kh) noexcept nogil
+    void fc_gw_rows_float "fc_kernels.fc_gw_rows_float"(int channels, const float* g, Py_ssize_t gs,
+            Py_ssize_t grs, const float* x, Py_ssize_t base, Py_ssize_t xrs, Py_ssize_t sw,
+            Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap, const Py_ssize_t* ecol,
+            Py_ssize_t ntaps, const Py_ssize_t* clo, const Py_ssize_t* chi, Py_ssize_t o0,
+            Py_ssize_t o1, Py_ssize_t kh, float* acc) noexcept nogil
+    void fc_gw_rows_double "fc_kernels.fc_gw_rows_double"(int channels, const double* g,
+            Py_ssize_t gs, Py_ssize_t grs, const double* x, Py_ssize_t base, Py_ssize_t xrs,
+            Py_ssize_t sw, Py_ssize_t nrows, const Py_ssize_t* xoff, const Py_ssize_t* tap,
+            const Py_ssize_t* ecol, Py_ssize_t ntaps, const Py_ssize_t* clo, const Py_ssize_t* chi,
+            Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh, double* acc) noexcept nogil
+
+# Calls reach the kernels of this process's instruction-set level through the table that this
+# fills, once, before any kernel runs (src/_cpu_level.h).
+fc_init()
 
 cdef enum:
     STREAMS = 4             # streams of the micro-kernel tiles: output channels or output rows

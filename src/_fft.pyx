@@ -32,35 +32,38 @@ of columns), `columns_placed` (the same from the only nonzero rows), `rows_r2c` 
 (real transforms of lines into / out of blocked half spectra); `fused` and `fused_sum` run a
 2-D pass's column transforms and channel product per block of columns. The C lives in headers:
 the product and matrix_along micro-kernels in _fft_product.h, the transforms in _fft_columns.h,
-the fused passes in _fft_fused.h.
+the fused passes in _fft_fused.h, their table in _fft_kernels.h.
 
-The micro-kernels are the only code that depends on the instruction set: with GCC on x86-64 they
-are compiled for AVX-512, AVX2+FMA and the build's own target (src/_cpu_level.h), and the best
-the machine has is picked at the first call and kept; FASTCONV_FFT_LEVEL=0 or 1 asks for a lower
-one (`kernel_level` says which runs).
+The micro-kernels are the only code that depends on the instruction set: on x86-64 with GCC or
+clang they are compiled for AVX-512, AVX2+FMA and the build's own target (src/_cpu_level.h), and
+the best the machine has is put in the kernel set's table at import; FASTCONV_FFT_LEVEL=0 or 1
+asks for a lower one (`kernel_level` says which runs).
 """
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 
-cdef extern from "_fft_product.h":
+cdef extern from "_fft_kernels.h":
     int ff_level() noexcept nogil
-    void fc_matrix_f32(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const float* m, const float* a,
-                       float* out) noexcept nogil
-    void fc_matrix_f64(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const double* m,
-                       const double* a, double* out) noexcept nogil
+    void ff_init() noexcept nogil
+    void fc_matrix_f32 "ff_kernels.fc_matrix_f32"(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw,
+            const float* m, const float* a, float* out) noexcept nogil
+    void fc_matrix_f64 "ff_kernels.fc_matrix_f64"(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw,
+            const double* m, const double* a, double* out) noexcept nogil
     const int BLOCK "FC_BLOCK"
     const int SUPER "FC_SUPER"
-    void fc_item_f32(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,
-                     const float* a, ptrdiff_t a_row, ptrdiff_t a_j,
-                     const float* b, ptrdiff_t b_row, ptrdiff_t b_j,
-                     float* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,
-                     int acc) noexcept nogil
-    void fc_item_f64(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,
-                     const double* a, ptrdiff_t a_row, ptrdiff_t a_j,
-                     const double* b, ptrdiff_t b_row, ptrdiff_t b_j,
-                     double* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,
-                     int acc) noexcept nogil
+    void fc_item_f32 "ff_kernels.fc_item_f32"(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
+            ptrdiff_t nf, const float* a, ptrdiff_t a_row, ptrdiff_t a_j, const float* b,
+            ptrdiff_t b_row, ptrdiff_t b_j, float* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a,
+            int conj_b, int acc) noexcept nogil
+    void fc_item_f64 "ff_kernels.fc_item_f64"(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
+            ptrdiff_t nf, const double* a, ptrdiff_t a_row, ptrdiff_t a_j, const double* b,
+            ptrdiff_t b_row, ptrdiff_t b_j, double* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a,
+            int conj_b, int acc) noexcept nogil
+
+# Calls reach the kernels of this process's instruction-set level through the table that this
+# fills, once, before any kernel runs (src/_cpu_level.h).
+ff_init()
 
 
 @cython.cdivision(True)
@@ -150,86 +153,74 @@ def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out
                 fc_matrix_f64(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
 
 
-cdef extern from "_fft_columns.h":
+cdef extern from "_fft_kernels.h":
     const int MAX_RADIX "FCC_MAXP"
     const int FREQ_BLOCK "FCC_FB"
-    int fcc_columns_f32(float* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
-                        const float* tw, const float* roots, float scale, ptrdiff_t first,
-                        ptrdiff_t last) noexcept nogil
-    int fcc_columns_f64(double* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,
-                        const int* radix, const double* tw, const double* roots, double scale,
-                        ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_columns_placed_f32(const float* src, float* dst, ptrdiff_t L, ptrdiff_t ncols,
-                               ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
-                               const int* radix, const float* tw, const float* roots,
-                               float scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_columns_placed_f64(const double* src, double* dst, ptrdiff_t L, ptrdiff_t ncols,
-                               ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
-                               const int* radix, const double* tw, const double* roots,
-                               double scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_r2c_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
-                         ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
-                         ptrdiff_t L, int nstages,
-                         const int* radix, const float* tw, const float* roots, ptrdiff_t first,
-                         ptrdiff_t last) noexcept nogil
-    int fcc_rows_r2c_f64(const double* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
-                         ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, double* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
-                         ptrdiff_t L, int nstages,
-                         const int* radix, const double* tw, const double* roots,
-                         ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f32(const float* src, const Py_ssize_t* src_off, ptrdiff_t bstride,
-                         float* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
-                         ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
-                         int nstages, const int* radix, const float* tw, const float* roots,
-                         float scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f64(const double* src, const Py_ssize_t* src_off, ptrdiff_t bstride,
-                         double* dst,
-                         const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
-                         ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
-                         int nstages, const int* radix, const double* tw, const double* roots,
-                         double scale, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_columns_f32 "ff_kernels.fcc_columns_f32"(float* data, ptrdiff_t L, ptrdiff_t ncols,
+            int nstages, const int* radix, const float* tw, const float* roots, float scale,
+            ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_columns_f64 "ff_kernels.fcc_columns_f64"(double* data, ptrdiff_t L, ptrdiff_t ncols,
+            int nstages, const int* radix, const double* tw, const double* roots, double scale,
+            ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_columns_placed_f32 "ff_kernels.fcc_columns_placed_f32"(const float* src, float* dst,
+            ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
+            const int* radix, const float* tw, const float* roots, float scale, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_columns_placed_f64 "ff_kernels.fcc_columns_placed_f64"(const double* src, double* dst,
+            ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
+            const int* radix, const double* tw, const double* roots, double scale, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_rows_r2c_f32 "ff_kernels.fcc_rows_r2c_f32"(const float* src, const Py_ssize_t* src_off,
+            ptrdiff_t src_step, ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
+            const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, ptrdiff_t L,
+            int nstages, const int* radix, const float* tw, const float* roots, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_rows_r2c_f64 "ff_kernels.fcc_rows_r2c_f64"(const double* src, const Py_ssize_t* src_off,
+            ptrdiff_t src_step, ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, double* dst,
+            const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, ptrdiff_t L,
+            int nstages, const int* radix, const double* tw, const double* roots, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_rows_c2r_f32 "ff_kernels.fcc_rows_c2r_f32"(const float* src, const Py_ssize_t* src_off,
+            ptrdiff_t bstride, float* dst, const Py_ssize_t* dst_off, ptrdiff_t dst_step,
+            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
+            int nstages, const int* radix, const float* tw, const float* roots, float scale,
+            ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_rows_c2r_f64 "ff_kernels.fcc_rows_c2r_f64"(const double* src, const Py_ssize_t* src_off,
+            ptrdiff_t bstride, double* dst, const Py_ssize_t* dst_off, ptrdiff_t dst_step,
+            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
+            int nstages, const int* radix, const double* tw, const double* roots, double scale,
+            ptrdiff_t first, ptrdiff_t last) noexcept nogil
 
 
 
-cdef extern from "_fft_fused.h":
+cdef extern from "_fft_kernels.h":
     enum: FF_GROUP
-    int ff_fused_sum_f32(float* a, float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
-                         ptrdiff_t na_planes, ptrdiff_t nb_planes,
-                         int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
-                         ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
-                         ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-                         ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
-                         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
-                         ptrdiff_t last) noexcept nogil
-    int ff_fused_sum_f64(double* a, double* b, double* out, ptrdiff_t L, ptrdiff_t blocks,
-                         ptrdiff_t na_planes, ptrdiff_t nb_planes,
-                         int ns_f, const int* rad_f, const double* tw_f, const double* ro_f,
-                         ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
-                         ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-                         ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
-                         ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
-                         ptrdiff_t last) noexcept nogil
-    int ff_fused_f32(float* a, const float* b, float* out, ptrdiff_t L, ptrdiff_t blocks,
-                     ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,
-                     int ns_f, const int* rad_f, const float* tw_f, const float* ro_f,
-                     int ns_i, const int* rad_i, const float* tw_i, const float* ro_i,
-                     float scale, ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,
-                     ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-                     ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
-                     ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
-                     ptrdiff_t last) noexcept nogil
-    int ff_fused_f64(double* a, const double* b, double* out, ptrdiff_t L, ptrdiff_t blocks,
-                     ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,
-                     int ns_f, const int* rad_f, const double* tw_f, const double* ro_f,
-                     int ns_i, const int* rad_i, const double* tw_i, const double* ro_i,
-                     double scale, ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,
-                     ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-                     ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,
-                     ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first,
-                     ptrdiff_t last) noexcept nogil
+    int ff_fused_sum_f32 "ff_kernels.ff_fused_sum_f32"(float* a, float* b, float* out, ptrdiff_t L,
+            ptrdiff_t blocks, ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f, const int* rad_f,
+            const float* tw_f, const float* ro_f, ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb,
+            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
+            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int ff_fused_sum_f64 "ff_kernels.ff_fused_sum_f64"(double* a, double* b, double* out,
+            ptrdiff_t L, ptrdiff_t blocks, ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f,
+            const int* rad_f, const double* tw_f, const double* ro_f, ptrdiff_t G, ptrdiff_t na,
+            ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
+            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int ff_fused_f32 "ff_kernels.ff_fused_f32"(float* a, const float* b, float* out, ptrdiff_t L,
+            ptrdiff_t blocks, ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes, int ns_f,
+            const int* rad_f, const float* tw_f, const float* ro_f, int ns_i, const int* rad_i,
+            const float* tw_i, const float* ro_i, float scale, ptrdiff_t G, ptrdiff_t nb,
+            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
+            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int ff_fused_f64 "ff_kernels.ff_fused_f64"(double* a, const double* b, double* out, ptrdiff_t L,
+            ptrdiff_t blocks, ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes, int ns_f,
+            const int* rad_f, const double* tw_f, const double* ro_f, int ns_i, const int* rad_i,
+            const double* tw_i, const double* ro_i, double scale, ptrdiff_t G, ptrdiff_t nb,
+            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
+            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
+            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
 
 def kernel_level():
     """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""

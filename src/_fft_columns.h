@@ -30,90 +30,17 @@
 
 #include "_fft_vectors.h"
 
-#define FCC_INLINE static inline __attribute__((always_inline))
+/* Inlined helpers carry their level's target too: clang refuses a wide vector argument of a
+   function compiled without it, inlined or not. */
+#define FCC_INLINE static inline __attribute__((always_inline)) FASTCONV_ATTR
 #define FCC_MAXP 16        /* the largest radix (the caller checks) */
 #define FCC_FB 8           /* frequencies per block of the blocked spectra (see below) */
 
-/* Every function of _fft_columns_impl.h compiled once per instruction set (_cpu_level.h):
-   x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the build's own target, named with the
-   suffixes _v4, _v3 and _base (fcc_columns_f32_v4, ...), each with vectors of its own width:
-   FCC_VB bytes, FCC_NF float or FCC_ND double lanes (literals). */
-#if FASTCONV_DISPATCH
-#define FCC_LV v4
-#define FCC_ATTR FASTCONV_TARGET_V4
-#define FCC_VB 64
-#define FCC_NF 16
-#define FCC_ND 8
-#include "_fft_columns_impl.h"
-#undef FCC_LV
-#undef FCC_ATTR
-#undef FCC_VB
-#undef FCC_NF
-#undef FCC_ND
-#define FCC_LV v3
-#define FCC_ATTR FASTCONV_TARGET_V3
-#define FCC_VB 32
-#define FCC_NF 8
-#define FCC_ND 4
-#include "_fft_columns_impl.h"
-#undef FCC_LV
-#undef FCC_ATTR
-#undef FCC_VB
-#undef FCC_NF
-#undef FCC_ND
-#endif
-#define FCC_LV base
-#define FCC_ATTR
-#define FCC_VB FASTCONV_BASE_BYTES
-#define FCC_NF FF_BASE_LANES_F
-#define FCC_ND FF_BASE_LANES_D
-#include "_fft_columns_impl.h"
-#undef FCC_LV
-#undef FCC_ATTR
-#undef FCC_VB
-#undef FCC_NF
-#undef FCC_ND
-
-/* The entry points: the copy of this process's kernel set. */
-#define FCC_ENTRY(T, P)                                                                    \
-static int fcc_columns_##P(T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,             \
-                           const int* radix, const T* tw, const T* roots, T scale,         \
-                           ptrdiff_t first, ptrdiff_t last)                                \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), fcc_columns_##P, (data, L, ncols, nstages, radix, tw, \
-                                                       roots, scale, first, last));        \
-}                                                                                          \
-static int fcc_columns_placed_##P(const T* src, T* dst, ptrdiff_t L, ptrdiff_t ncols,      \
-                                  ptrdiff_t nsrc, const ptrdiff_t* pos, int nstages,       \
-                                  const int* radix, const T* tw, const T* roots, T scale,  \
-                                  ptrdiff_t first, ptrdiff_t last)                         \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), fcc_columns_placed_##P,                               \
-                         (src, dst, L, ncols, nsrc, pos, nstages, radix, tw, roots, scale, \
-                          first, last));                                                   \
-}                                                                                          \
-static int fcc_rows_r2c_##P(const T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,    \
-                            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, T* dst,      \
-                            const ptrdiff_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, \
-                            ptrdiff_t L, int nstages, const int* radix, const T* tw,       \
-                            const T* roots, ptrdiff_t first, ptrdiff_t last)               \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), fcc_rows_r2c_##P,                                     \
-                         (src, src_off, src_step, count, start, step, dst, dst_off, bstride, \
-                          nlines, L, nstages, radix, tw, roots, first, last));             \
-}                                                                                          \
-static int fcc_rows_c2r_##P(const T* src, const ptrdiff_t* src_off, ptrdiff_t bstride,     \
-                            T* dst, const ptrdiff_t* dst_off, ptrdiff_t dst_step,          \
-                            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step,              \
-                            ptrdiff_t nlines, ptrdiff_t L, int nstages, const int* radix,  \
-                            const T* tw, const T* roots, T scale, ptrdiff_t first,         \
-                            ptrdiff_t last)                                                \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), fcc_rows_c2r_##P,                                     \
-                         (src, src_off, bstride, dst, dst_off, dst_step, count, start, step, \
-                          nlines, L, nstages, radix, tw, roots, scale, first, last));      \
-}
-FCC_ENTRY(float, f32)
-FCC_ENTRY(double, f64)
+/* Every function of _fft_columns_impl.h compiled once per instruction set (_cpu_level.h), named
+   with the level's suffix (fcc_columns_f32_v4, ...), each with vectors of its own width.
+   _fft_kernels.h holds the entry points. */
+#define FASTCONV_LEVEL_BODY "_fft_columns_impl.h"
+#include "_cpu_each_level.h"
+#undef FASTCONV_LEVEL_BODY
 
 #endif

@@ -1,7 +1,7 @@
-/* The column FFT for one instruction set. _fft_columns.h includes this file once per level with
-   FCC_LV (the level's name suffix: v4, v3, base), FCC_ATTR (its target attribute, on every
-   function that is not inlined), FCC_VB (its vector bytes) and FCC_NF, FCC_ND (its float and
-   double lanes, literals); the file includes itself once per precision with FCC_T (the
+/* The column FFT for one instruction set. _fft_columns.h includes this file once per level
+   (_cpu_each_level.h: FASTCONV_LV the level's suffix, FASTCONV_ATTR its target attribute, on
+   every function that is not inlined, FASTCONV_VB its vector bytes, FASTCONV_NF and FASTCONV_ND
+   its float and double lanes); the file includes itself once per precision with FCC_T (the
    scalar), FCC_IT (the integer of its size), FCC_P (f32, f64) and FCC_N (lanes), so that
    every name is name_P_LV (fcc_columns_f32_v4) and the vector types are fcc_v_P_LV
    (aligned) and fcc_vu_P_LV. */
@@ -9,7 +9,7 @@
 #define FCC_T float
 #define FCC_IT int
 #define FCC_P f32
-#define FCC_N FCC_NF
+#define FCC_N FASTCONV_NF
 #include "_fft_columns_impl.h"
 #undef FCC_T
 #undef FCC_IT
@@ -19,7 +19,7 @@
 #define FCC_T double
 #define FCC_IT long long
 #define FCC_P f64
-#define FCC_N FCC_ND
+#define FCC_N FASTCONV_ND
 #include "_fft_columns_impl.h"
 #undef FCC_T
 #undef FCC_IT
@@ -29,11 +29,11 @@
 
 #define FCC_CAT2(a, b, c) a##_##b##_##c
 #define FCC_CAT(a, b, c) FCC_CAT2(a, b, c)
-#define FCC_NAME(name) FCC_CAT(name, FCC_P, FCC_LV)
+#define FCC_NAME(name) FCC_CAT(name, FCC_P, FASTCONV_LV)
 #define FCC_V FCC_NAME(fcc_v)
 #define FCC_VU FCC_NAME(fcc_vu)
-typedef FCC_T FCC_V __attribute__((vector_size(FCC_VB)));
-typedef FCC_T FCC_VU __attribute__((vector_size(FCC_VB), aligned(sizeof(FCC_T))));
+typedef FCC_T FCC_V __attribute__((vector_size(FASTCONV_VB)));
+typedef FCC_T FCC_VU __attribute__((vector_size(FASTCONV_VB), aligned(sizeof(FCC_T))));
 #define FCC_SWAP(v) FF_SWAP(FCC_IT, FCC_N, v)
 #define FCC_SIGN ((FCC_V){FF_SIGN(FCC_N)})
 
@@ -49,8 +49,9 @@ typedef FCC_T FCC_VU __attribute__((vector_size(FCC_VB), aligned(sizeof(FCC_T)))
         for (int r_ = 0; r_ < FCC_N / (u); r_++)                                           \
             if (!(r_ & ((d) / (u)))) {                                                     \
                 const FCC_V a_ = v[r_], b_ = v[r_ + (d) / (u)];                            \
-                v[r_] = FF_SHUFFLE(FCC_IT, a_, b_, FF_SEQ(FCC_N, FCC_LO, d));              \
-                v[r_ + (d) / (u)] = FF_SHUFFLE(FCC_IT, a_, b_, FF_SEQ(FCC_N, FCC_HI, d));  \
+                v[r_] = FASTCONV_SHUFFLE(FCC_IT, a_, b_, FASTCONV_SEQ(FCC_N, FCC_LO, d));  \
+                v[r_ + (d) / (u)] =                                                        \
+                    FASTCONV_SHUFFLE(FCC_IT, a_, b_, FASTCONV_SEQ(FCC_N, FCC_HI, d));      \
             }
 FCC_INLINE void FCC_NAME(fcc_transpose)(FCC_V* v, const int u)
 {
@@ -198,7 +199,7 @@ FCC_INLINE void FCC_NAME(fcc_block)(FCC_T* plane, ptrdiff_t L, ptrdiff_t ncols, 
 
 /* The columns c0..c0+width-1 of each of `planes` (L, ncols) planes `stride` scalars apart, in
    place (one block of VL columns after another); buf as above. */
-FCC_ATTR static void
+FASTCONV_ATTR static void
 FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptrdiff_t L,
                             ptrdiff_t ncols, ptrdiff_t c0, ptrdiff_t width, FCC_V* buf,
                             int nstages, const int* radix, const FCC_T* tw, const FCC_T* roots,
@@ -217,7 +218,7 @@ FCC_NAME(fcc_column_blocks)(FCC_T* data, ptrdiff_t planes, ptrdiff_t stride, ptr
    `tw` and `roots` are the stages' twiddles and roots of unity, one stage after the other
    (tw: (p - 1) Lp pairs, roots: p pairs); a block is IL columns (64 bytes), run VL at a time.
    Returns -1 if the scratch cannot be allocated. */
-FCC_ATTR static int
+FASTCONV_ATTR static int
 FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, const int* radix,
                       const FCC_T* tw, const FCC_T* roots, FCC_T scale, ptrdiff_t first,
                       ptrdiff_t last)
@@ -241,7 +242,7 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
    b * nsrc * 2 ncols sit at rows pos[r] of the L rows of plane b of dst (the others zero), which
    get the transform times scale; items as fcc_columns'. Nothing is read or written for the
    zero rows but their transforms' output. */
-FCC_ATTR static int
+FASTCONV_ATTR static int
 FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_t ncols,
                              ptrdiff_t nsrc, const ptrdiff_t* pos, int nstages,
                              const int* radix, const FCC_T* tw, const FCC_T* roots,
@@ -290,7 +291,7 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
    Line l's count values src[src_off[l] + i * src_step] sit at positions (start + i step) mod L,
    zeros elsewhere; its spectrum goes to dst + dst_off[l] (contiguous). Lines go in and out of
    the lanes by in-register transposes of blocks of 2 VL values (VL complex on the way out). */
-FCC_ATTR static int
+FASTCONV_ATTR static int
 FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src_step,
                        ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, FCC_T* dst,
                        const ptrdiff_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines,
@@ -396,7 +397,7 @@ FCC_INLINE void FCC_NAME(fcc_hermitian)(FCC_V* a, ptrdiff_t L, ptrdiff_t k, FCC_
    symmetry; the imaginary parts at frequency 0 and L / 2 are ignored, as a real transform
    does), times `scale`; line l's values at positions (start + i step) mod L, i < count, go to
    dst[dst_off[l] + i * dst_step]. */
-FCC_ATTR static int
+FASTCONV_ATTR static int
 FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bstride, FCC_T* dst,
                        const ptrdiff_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
                        ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,

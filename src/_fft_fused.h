@@ -80,47 +80,11 @@ ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t bl
 
 /* Both passes in both precisions for each instruction set (_cpu_level.h), each calling that
    set's column FFTs and product (suffixes as theirs: ff_fused_f32_v4, ...). */
-#define FF_LEVEL(LV, ATTR)                                                                 \
+#define FF_LEVEL(LV, ATTR, VB, NF, ND)                                                     \
 FF_DEFINE(float, f32_##LV, fcc_v_f32_##LV, ATTR)                                           \
 FF_DEFINE(double, f64_##LV, fcc_v_f64_##LV, ATTR)                                          \
 FG_DEFINE(float, f32_##LV, fcc_v_f32_##LV, ATTR)                                           \
 FG_DEFINE(double, f64_##LV, fcc_v_f64_##LV, ATTR)
-#if FASTCONV_DISPATCH
-FF_LEVEL(v4, FASTCONV_TARGET_V4)
-FF_LEVEL(v3, FASTCONV_TARGET_V3)
-#endif
-FF_LEVEL(base, )
-
-/* The entry points: the copy of this process's kernel set. */
-#define FF_ENTRY(T, P)                                                                     \
-static int ff_fused_##P(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,           \
-        ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,                       \
-        int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
-        int ns_i, const int* rad_i, const T* tw_i, const T* ro_i, T scale,                \
-        ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,                                          \
-        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
-        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
-        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), ff_fused_##P,                                        \
-        (a, b, out, L, blocks, nsamples, a_planes, o_planes, ns_f, rad_f, tw_f, ro_f,     \
-         ns_i, rad_i, tw_i, ro_i, scale, G, nb, nj, sa_g, sa_r, sa_j, conj_a,             \
-         sb_g, sb_r, sb_j, conj_b, so_g, so_r, so_j, first, last));                       \
-}                                                                                          \
-static int ff_fused_sum_##P(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,             \
-        ptrdiff_t na_planes, ptrdiff_t nb_planes,                                         \
-        int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
-        ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,                            \
-        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
-        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
-        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
-{                                                                                          \
-    return FASTCONV_PICK(ff_level(), ff_fused_sum_##P,                                    \
-        (a, b, out, L, blocks, na_planes, nb_planes, ns_f, rad_f, tw_f, ro_f, G, na, nb,  \
-         nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b, so_g, so_r, so_j,        \
-         first, last));                                                                   \
-}
-FF_ENTRY(float, f32)
-FF_ENTRY(double, f64)
+FASTCONV_EACH_LEVEL(FF_LEVEL)
 
 #endif

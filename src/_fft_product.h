@@ -297,29 +297,6 @@ fc_matrix_##SUF(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a
 #define FC_LEVEL(LV, ATTR, VB, NF, ND)                                                     \
 FC_DEFINE(float, int, f32, f32_##LV, VB, NF, ATTR)                                         \
 FC_DEFINE(double, long long, f64, f64_##LV, VB, ND, ATTR)
-#if FASTCONV_DISPATCH
-FC_LEVEL(v4, FASTCONV_TARGET_V4, 64, 16, 8)
-FC_LEVEL(v3, FASTCONV_TARGET_V3, 32, 8, 4)
-#endif
-FC_LEVEL(base, , FASTCONV_BASE_BYTES, FF_BASE_LANES_F, FF_BASE_LANES_D)
-
-/* The entry points: the copy of this process's kernel set. */
-#define FC_ENTRY(T, P)                                                                     \
-static void fc_item_##P(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf,           \
-                        const T* a, ptrdiff_t a_row, ptrdiff_t a_j,                       \
-                        const T* b, ptrdiff_t b_row, ptrdiff_t b_j,                       \
-                        T* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b,     \
-                        int acc)                                                          \
-{                                                                                          \
-    FASTCONV_PICK(ff_level(), fc_item_##P, (na, nb, nj, nf, a, a_row, a_j, b, b_row, b_j, \
-                                            out, o_a, o_b, conj_a, conj_b, acc));         \
-}                                                                                          \
-static void fc_matrix_##P(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const T* m, const T* a, \
-                          T* out)                                                         \
-{                                                                                          \
-    FASTCONV_PICK(ff_level(), fc_matrix_##P, (ni, nt, nw, m, a, out));                    \
-}
-FC_ENTRY(float, f32)
-FC_ENTRY(double, f64)
+FASTCONV_EACH_LEVEL(FC_LEVEL)
 
 #endif

@@ -30,32 +30,38 @@ from _openmp cimport omp_get_thread_num
 cdef extern from "_winograd_kernels.h":
     Py_ssize_t wg_vector_bytes() noexcept nogil
     int wg_level() noexcept nogil
-    int wg_stage_float(const float* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-                       Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-                       Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
-    int wg_stage_double(const double* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-                        Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-                        Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
-    int wg_unstage_float(const float* Y, Py_ssize_t ycols, Py_ssize_t KP, float* dst,
-                         Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-                         Py_ssize_t ncols) noexcept nogil
-    int wg_unstage_double(const double* Y, Py_ssize_t ycols, Py_ssize_t KP, double* dst,
-                          Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
-                          Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-                          Py_ssize_t ncols) noexcept nogil
-    int wg_input_float(const float* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                       Py_ssize_t Cw, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_input_double(const double* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                        Py_ssize_t Cw, double* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_output_float(const float* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, float* Y,
-                        Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_output_double(const double* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, double* Y,
-                         Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_gy_float(const float* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,
-                    float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_gy_double(const double* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R,
-                     Py_ssize_t Cw, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    void wg_init() noexcept nogil
+    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
+    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
+    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
+    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
+    int wg_input_float "wg_kernels.wg_input_float"(const float* X, Py_ssize_t xcols, Py_ssize_t CP,
+            Py_ssize_t R, Py_ssize_t Cw, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg_input_double "wg_kernels.wg_input_double"(const double* X, Py_ssize_t xcols,
+            Py_ssize_t CP, Py_ssize_t R, Py_ssize_t Cw, double* V, Py_ssize_t t0,
+            Py_ssize_t Tn) noexcept nogil
+    int wg_output_float "wg_kernels.wg_output_float"(const float* M, Py_ssize_t KP, Py_ssize_t R,
+            Py_ssize_t Cw, float* Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg_output_double "wg_kernels.wg_output_double"(const double* M, Py_ssize_t KP, Py_ssize_t R,
+            Py_ssize_t Cw, double* Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg_gy_float "wg_kernels.wg_gy_float"(const float* G, Py_ssize_t gcols, Py_ssize_t KP,
+            Py_ssize_t R, Py_ssize_t Cw, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg_gy_double "wg_kernels.wg_gy_double"(const double* G, Py_ssize_t gcols, Py_ssize_t KP,
+            Py_ssize_t R, Py_ssize_t Cw, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+
+# Calls reach the kernels of this process's instruction-set level through the table that this
+# fills, once, before any kernel runs (src/_cpu_level.h).
+wg_init()
 
 cdef enum:
     POSITIONS = 36          # 6 x 6 transformed values per tile

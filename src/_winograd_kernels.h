@@ -13,48 +13,45 @@
  * elements apart (see there).
  *
  * Following BLIS (and src/_direct_kernels.h), only these kernels depend on the instruction set:
- * each is compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the build's own target,
- * and the entry points pick one at run time (fixed for the life of the process;
- * FASTCONV_WINOGRAD_LEVEL=0 or 1 asks for a lower one, to test every set). The vector length
- * decides only the channel padding, never the order of any sum, so results are the same on
- * every kernel set up to the FMA contraction the compiler chooses for it.
+ * each is compiled once per level of src/_cpu_level.h (x86-64-v4, x86-64-v3, the build's own
+ * target) and reached through the table wg_init() fills at import (fixed for the life of the
+ * process; FASTCONV_WINOGRAD_LEVEL=0 or 1 asks for a lower one, to test every set). The vector
+ * length decides only the channel padding, never the order of any sum, so results are the same
+ * on every level up to the FMA contraction the compiler chooses for it.
  *
- * The file includes itself once per (type, instruction set) with WG_BODY defined.
+ * The file is its own body: _cpu_each_level.h includes it once per level (FASTCONV_LV defined),
+ * and that includes it once per precision (WG_T defined).
  */
-#if defined(WG_BODY)
+#if defined(WG_T)
 
 #define WG_CAT_(a, b) a##_##b
 #define WG_CAT(a, b) WG_CAT_(a, b)
+#define WG_SUF WG_CAT(WG_T, FASTCONV_LV)
 #define WG_FN(name) WG_CAT(name, WG_SUF)
-#define WG_PASTE_(a, b) a##b
-#define WG_PASTE(a, b) WG_PASTE_(a, b)
 #define VT WG_CAT(wg_vec, WG_SUF)
 #define VU WG_CAT(wg_vecu, WG_SUF)
-#define VI WG_CAT(wg_veci, WG_SUF)
 /* Elements between two of the 36 position planes of a block: n and one cache line more, so that
    the planes, a multiple of 4 KiB apart otherwise, do not all fall into the same L1 sets. */
 #define WG_PLANE(n) ((n) + 64 / (Py_ssize_t)sizeof(WG_T))
 
-typedef WG_T VT __attribute__((vector_size(WG_VB)));
-typedef WG_T VU __attribute__((vector_size(WG_VB), aligned(sizeof(WG_T))));
-typedef WG_IT VI __attribute__((vector_size(WG_VB)));
+typedef WG_T VT __attribute__((vector_size(FASTCONV_VB)));
+typedef WG_T VU __attribute__((vector_size(FASTCONV_VB), aligned(sizeof(WG_T))));
 
 /* Transpose the L x L block v (row i = v[i]) in place: log2(L) rounds that swap the off-diagonal
-   halves of every 2b x 2b block, two two-source shuffles (constant masks) per pair of rows. */
+   halves of every 2b x 2b block, two two-source shuffles (constant indices) per pair of rows. */
 #define WG_LO(b, j) (((j) & (b)) ? WG_L + (j) - (b) : (j))
-#define WG_HI(b, j) (((j) & (b)) ? WG_L + (j) : (j) + (b))
+#define WG_HI(b, j) (((j) & (b)) ? WG_L + (j) : ((j) + (b)) % (2 * WG_L))   /* in range when dead */
 #define WG_ROUND(b)                                                                                \
     if (WG_L > (b)) {                                                                              \
-        const VI lo = {WG_PASTE(WG_SEQ, WG_L)(WG_LO, b)}, hi = {WG_PASTE(WG_SEQ, WG_L)(WG_HI, b)}; \
         _Pragma("GCC unroll 16")                                                                   \
         for (int i = 0; i < WG_L; i++) {                                                           \
             if (i & (b)) continue;                                                                 \
             const VT a = v[i], c = v[i + (b)];                                                     \
-            v[i] = __builtin_shuffle(a, c, lo);                                                    \
-            v[i + (b)] = __builtin_shuffle(a, c, hi);                                              \
+            v[i] = FASTCONV_SHUFFLE(WG_IT, a, c, FASTCONV_SEQ(WG_L, WG_LO, b));                    \
+            v[i + (b)] = FASTCONV_SHUFFLE(WG_IT, a, c, FASTCONV_SEQ(WG_L, WG_HI, b));              \
         }                                                                                          \
     }
-WG_ATTR static inline void WG_FN(wg_transpose)(VT* v) {
+FASTCONV_ATTR static inline void WG_FN(wg_transpose)(VT* v) {
     WG_ROUND(8)
     WG_ROUND(4)
     WG_ROUND(2)
@@ -68,10 +65,10 @@ WG_ATTR static inline void WG_FN(wg_transpose)(VT* v) {
    stride cstride, H x W) into dst[r][q][c] (CP channels, the padded ones zero); zeros outside.
    Blocks of L channels x L columns go through a register transpose; a row shorter than L goes
    one value at a time, and the last block of a longer one overlaps the one before. */
-WG_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssize_t cstride,
+FASTCONV_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssize_t cstride,
         Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
         Py_ssize_t ncols, WG_T* restrict dst, Py_ssize_t CP) {
-    enum { L = WG_VB / sizeof(WG_T) };
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
     Py_ssize_t qlo = col0 < 0 ? -col0 : 0;
     Py_ssize_t qhi = W - col0 < ncols ? W - col0 : ncols;
     if (qhi < qlo) qhi = qlo;
@@ -109,10 +106,10 @@ WG_ATTR static int WG_FN(wg_stage)(const WG_T* src, Py_ssize_t channels, Py_ssiz
 
 /* dst[k][row0 + r][col0 + q] = Y[r][q][k] for the rows and columns inside the H x W plane, by
    L x L register transposes as wg_stage. */
-WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t KP,
+FASTCONV_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t KP,
         WG_T* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W,
         Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols) {
-    enum { L = WG_VB / sizeof(WG_T) };
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t r1 = H - row0 < nrows ? H - row0 : nrows;
     const Py_ssize_t q1 = W - col0 < ncols ? W - col0 : ncols;
     if (col0 == 0 && ycols == W && r1 * W >= L) {
@@ -190,9 +187,9 @@ WG_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t ycols, P
 /* V[xi][t][c] = (B^T d B)[xi] for the R x Cw tiles of X (tile (tr, tc) reads rows 4tr..4tr+5
    and columns 4tc..4tc+5 of X, which has xcols columns); t = t0 + tr * Cw + tc of a block of
    Tn tiles (the planes of V are WG_PLANE(Tn * CP) apart). */
-WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
+FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
         Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
-    enum { L = WG_VB / sizeof(WG_T) };
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * CP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
@@ -225,9 +222,9 @@ WG_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_
 
 /* Y[4tr + i][4tc + j][k] = (A^T M A)[i][j] of tile t = t0 + tr * Cw + tc, from M[xi][t][k] (KP
    channels, a block of Tn tiles); Y has ycols columns. Returns 1 if a value is not finite. */
-WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
+FASTCONV_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
         Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) {
-    enum { L = WG_VB / sizeof(WG_T) };
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * KP);
     VT bad = (VT){0};
     for (Py_ssize_t tr = 0; tr < R; tr++)
@@ -261,9 +258,9 @@ WG_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ss
 
 /* Mg[xi][t][k] = (A g A^T)[xi] of the 4x4 output-gradient tile of G at (4tr, 4tc), t as in
    wg_input. */
-WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssize_t KP,
+FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssize_t KP,
         Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Mg, Py_ssize_t t0, Py_ssize_t Tn) {
-    enum { L = WG_VB / sizeof(WG_T) };
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * KP);
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
@@ -295,8 +292,25 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 
 #undef VT
 #undef VU
-#undef VI
+#undef WG_SUF
 #undef WG_PLANE
+
+#elif defined(FASTCONV_LV)
+/* One level: both precisions (WG_L: the lanes, a literal). */
+#define WG_T float
+#define WG_IT int
+#define WG_L FASTCONV_NF
+#include "_winograd_kernels.h"
+#undef WG_T
+#undef WG_IT
+#undef WG_L
+#define WG_T double
+#define WG_IT long long
+#define WG_L FASTCONV_ND
+#include "_winograd_kernels.h"
+#undef WG_T
+#undef WG_IT
+#undef WG_L
 
 #elif !defined(FASTCONV_WINOGRAD_KERNELS_H)
 #define FASTCONV_WINOGRAD_KERNELS_H
@@ -304,146 +318,22 @@ WG_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, Py_ssi
 #include <stdlib.h>
 #include <string.h>
 
-/* Vectors never cross a non-inlined call, so the ABI note about wide vector arguments in the
-   baseline set does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 #include "_cpu_level.h"
-#define WG_DISPATCH FASTCONV_DISPATCH
-#define WG_BASE_BYTES FASTCONV_BASE_BYTES
-/* Lanes of the build's own vectors, as literals: they are pasted into macro names. */
-#if FASTCONV_BASE_BYTES == 64
-#  define WG_BASE_LANES_F 16
-#  define WG_BASE_LANES_D 8
-#elif FASTCONV_BASE_BYTES == 32
-#  define WG_BASE_LANES_F 8
-#  define WG_BASE_LANES_D 4
-#else
-#  define WG_BASE_LANES_F 4
-#  define WG_BASE_LANES_D 2
-#endif
+#include "_vectors.h"
 
-/* F(b, 0), ..., F(b, n - 1): the initialiser of an n-lane mask. */
-#define WG_SEQ2(F, b) F(b, 0), F(b, 1)
-#define WG_SEQ4(F, b) WG_SEQ2(F, b), F(b, 2), F(b, 3)
-#define WG_SEQ8(F, b) WG_SEQ4(F, b), F(b, 4), F(b, 5), F(b, 6), F(b, 7)
-#define WG_SEQ16(F, b) WG_SEQ8(F, b), F(b, 8), F(b, 9), F(b, 10), F(b, 11), F(b, 12), F(b, 13),    \
-                       F(b, 14), F(b, 15)
+#define FASTCONV_LEVEL_BODY "_winograd_kernels.h"
+#include "_cpu_each_level.h"
+#undef FASTCONV_LEVEL_BODY
 
-#define WG_BODY
-#if WG_DISPATCH
-#  define WG_ATTR __attribute__((target("arch=x86-64-v4")))
-#  define WG_VB 64
-#  define WG_T float
-#  define WG_IT int
-#  define WG_L 16
-#  define WG_SUF float_v4
-#  include "_winograd_kernels.h"
-#  undef WG_T
-#  undef WG_IT
-#  undef WG_L
-#  undef WG_SUF
-#  define WG_T double
-#  define WG_IT long long
-#  define WG_L 8
-#  define WG_SUF double_v4
-#  include "_winograd_kernels.h"
-#  undef WG_T
-#  undef WG_IT
-#  undef WG_L
-#  undef WG_SUF
-#  undef WG_ATTR
-#  undef WG_VB
-#  define WG_ATTR __attribute__((target("arch=x86-64-v3")))
-#  define WG_VB 32
-#  define WG_T float
-#  define WG_IT int
-#  define WG_L 8
-#  define WG_SUF float_v3
-#  include "_winograd_kernels.h"
-#  undef WG_T
-#  undef WG_IT
-#  undef WG_L
-#  undef WG_SUF
-#  define WG_T double
-#  define WG_IT long long
-#  define WG_L 4
-#  define WG_SUF double_v3
-#  include "_winograd_kernels.h"
-#  undef WG_T
-#  undef WG_IT
-#  undef WG_L
-#  undef WG_SUF
-#  undef WG_ATTR
-#  undef WG_VB
-#endif
-#define WG_ATTR
-#define WG_VB WG_BASE_BYTES
-#define WG_T float
-#define WG_IT int
-#define WG_L WG_BASE_LANES_F
-#define WG_SUF float_base
-#include "_winograd_kernels.h"
-#undef WG_T
-#undef WG_IT
-#undef WG_L
-#undef WG_SUF
-#define WG_T double
-#define WG_IT long long
-#define WG_L WG_BASE_LANES_D
-#define WG_SUF double_base
-#include "_winograd_kernels.h"
-#undef WG_T
-#undef WG_IT
-#undef WG_L
-#undef WG_SUF
-#undef WG_ATTR
-#undef WG_VB
-#undef WG_BODY
+#define WG_ENTRIES(X, LV)                                                                          \
+    X(wg_stage_float, LV) X(wg_stage_double, LV) X(wg_unstage_float, LV)                           \
+    X(wg_unstage_double, LV) X(wg_input_float, LV) X(wg_input_double, LV)                          \
+    X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)
+FASTCONV_KERNEL_TABLE(wg, WG_ENTRIES, "FASTCONV_WINOGRAD_LEVEL")
 
-/* The kernel set this process runs (_cpu_level.h); FASTCONV_WINOGRAD_LEVEL=0 or 1 asks for a
-   lower one. Fixed for the life of the process. */
-static int wg_level(void) {
-    static int level = -1;
-    if (level < 0)
-        level = fastconv_cpu_level("FASTCONV_WINOGRAD_LEVEL");
-    return level;
-}
-
-/* Bytes of one vector of the kernels this machine runs: channels are padded to it. */
+/* Bytes of one vector of the kernels this process runs: channels are padded to it. */
 static Py_ssize_t wg_vector_bytes(void) {
     return fastconv_vector_bytes(wg_level());
 }
-
-#if WG_DISPATCH
-#  define WG_PICK(NAME, T, ARGS) const int level_ = wg_level();                                    \
-       if (level_ == 2) return NAME##_##T##_v4 ARGS;                                               \
-       if (level_ == 1) return NAME##_##T##_v3 ARGS;                                               \
-       return NAME##_##T##_base ARGS;
-#else
-#  define WG_PICK(NAME, T, ARGS) return NAME##_##T##_base ARGS;
-#endif
-
-#define WG_ENTRY(T)                                                                                \
-static int wg_stage_##T(const T* src, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,      \
-        Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols,        \
-        T* dst, Py_ssize_t CP)                                                                     \
-    { WG_PICK(wg_stage, T, (src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)) }    \
-static int wg_unstage_##T(const T* Y, Py_ssize_t ycols, Py_ssize_t KP, T* dst,                    \
-        Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0,      \
-        Py_ssize_t col0, Py_ssize_t nrows, Py_ssize_t ncols)                                       \
-    { WG_PICK(wg_unstage, T, (Y, ycols, KP, dst, channels, cstride, H, W, row0, col0,          \
-                              nrows, ncols)) }                                                     \
-static int wg_input_##T(const T* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,                \
-        Py_ssize_t Cw, T* V, Py_ssize_t t0, Py_ssize_t Tn)                                         \
-    { WG_PICK(wg_input, T, (X, xcols, CP, R, Cw, V, t0, Tn)) }                                     \
-static int wg_output_##T(const T* M, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw, T* Y,             \
-        Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn)                                            \
-    { WG_PICK(wg_output, T, (M, KP, R, Cw, Y, ycols, t0, Tn)) }                                    \
-static int wg_gy_##T(const T* G, Py_ssize_t gcols, Py_ssize_t KP, Py_ssize_t R, Py_ssize_t Cw,    \
-        T* Mg, Py_ssize_t t0, Py_ssize_t Tn)                                                       \
-    { WG_PICK(wg_gy, T, (G, gcols, KP, R, Cw, Mg, t0, Tn)) }
-WG_ENTRY(float)
-WG_ENTRY(double)
 
 #endif

@@ -157,11 +157,16 @@ def _fresh(env_updates, code):
         pytest.fail(f"{env_updates}: no answer in 120 s")
 
 
+# OpenMP's own count (OMP_NUM_THREADS) only reaches a build that has OpenMP.
+needs_openmp = pytest.mark.skipif(not fastconv._openmp_info.openmp_enabled(),
+                                  reason="a serial build (no OpenMP) runs one thread")
+
 _CALL = ("import numpy as np, fastconv; x = np.ones((2, 8, 48, 48), np.float32); "
          "y = fastconv.conv(x, np.ones((8, 8, 3, 3), np.float32)); "
          "print(fastconv.get_num_threads(), float(y.sum()))")
 
 
+@needs_openmp
 @pytest.mark.parametrize("value", ["abc", "0", "-3", "1.5", "100000", "99999999999999999999"])
 def test_a_bad_environment_variable_is_reported_and_ignored(value):
     done = _fresh({"FASTCONV_NUM_THREADS": value, "OMP_NUM_THREADS": "2"}, _CALL)
@@ -173,6 +178,7 @@ def test_a_bad_environment_variable_is_reported_and_ignored(value):
     assert float(total) == 2 * 8 * 46 * 46 * 72
 
 
+@needs_openmp
 def test_an_openmp_count_above_the_bound_is_capped():
     """OMP_NUM_THREADS (or threadpoolctl's "openmp" limit) is OpenMP's own setting, not
     validated by fastconv: its kernels use at most MAX_THREADS of it."""

@@ -1,0 +1,90 @@
+"""Every instruction-set level of every hand-vectorised kernel set (direct, winograd, fft) that
+this machine can run, chosen by the one override (FASTCONV_KERNEL_LEVEL) in a fresh interpreter.
+
+The broad shape coverage of each set at each level is in its own file (test_direct.py,
+test_winograd.py, test_fft.py: ``test_every_kernel_set_matches_the_reference``, which lowers one
+set through its own variable); this file checks the dispatch they share (src/_cpu_level.h): one
+override moves every set, each reports the level forced and runs at that level's vector width,
+and the three operations of each set still match the reference there, in both precisions, on a
+few odd shapes with stride and dilation where the set takes them.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastconv
+from fastconv import _direct, _fft, _kernel_level, _winograd
+
+SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft}
+BEST = min(module.kernel_level() for module in SETS.values())
+
+# Odd sizes, asymmetric padding, stride and dilation where the set supports them.
+CASES = {
+    "direct": [((2, 3, 11, 13), (5, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1)),
+               ((1, 2, 37), (3, 2, 5), dict(padding="same"))],
+    "winograd": [((2, 3, 13, 11), (4, 3, 3, 3), dict(padding=((2, 0), (1, 1)))),
+                 ((1, 5, 6, 19), (2, 5, 3, 3), dict(padding=1))],
+    "fft": [((1, 2, 19, 23), (3, 2, 5, 4), dict(stride=2, dilation=(1, 2), padding=(2, 1))),
+            ((2, 3, 7, 9, 8), (2, 3, 3, 2, 3), dict(padding=1))],
+}
+
+_SCRIPT = """
+import numpy as np, fastconv
+from fastconv import _direct, _winograd, _fft, _kernel_level, reference
+level = {level}
+sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft}}
+for name, module in sets.items():
+    assert module.kernel_level() == level, (name, module.kernel_level(), level)
+assert _kernel_level.levels() == {{name: _kernel_level.NAMES[level] for name in sets}}
+width = {{2: 64, 1: 32}}.get(level)
+if width:                                     # level 0 is the build's own width
+    assert _direct.lanes(4) * 4 == width and _winograd.lanes(8) * 8 == width
+rng = np.random.default_rng(1)
+for name, cases in {cases!r}.items():
+    for xs, ws, kw in cases:
+        for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
+            x = rng.standard_normal(xs).astype(dtype)
+            w = rng.standard_normal(ws).astype(dtype)
+            y = reference.conv(x, w, **kw)
+            gy = rng.standard_normal(y.shape).astype(dtype)
+            pairs = [(fastconv.conv(x, w, algorithm=name, **kw), y),
+                     (fastconv.conv_grad_input(gy, w, xs, algorithm=name, **kw),
+                      reference.conv_grad_input(gy, w, xs, **kw)),
+                     (fastconv.conv_grad_kernel(x, gy, ws, algorithm=name, **kw),
+                      reference.conv_grad_kernel(x, gy, ws, **kw))]
+            for op, (got, want) in zip(("forward", "grad_input", "grad_kernel"), pairs):
+                assert got.dtype == dtype, (name, op, got.dtype)
+                err = np.abs(got - want).max()
+                assert err <= tol * np.abs(want).max(), (name, level, op, xs, ws, kw, dtype, err)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_one_override_runs_every_set_at_that_level(level):
+    """FASTCONV_KERNEL_LEVEL=<name> (read once, at import) puts every set at that level; the
+    per-set variables are cleared so that only the one override acts."""
+    if BEST < level:
+        pytest.skip(f"this machine runs level {BEST} at best")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in _kernel_level.PER_SET_ENV}
+    env.update({_kernel_level.ENV: _kernel_level.NAMES[level],
+                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    code = _SCRIPT.format(level=level, cases=CASES)
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_every_set_runs_the_level_of_this_process():
+    """Without an override the sets agree (one level query), and the name the cost models are
+    keyed by is that level's."""
+    levels = {name: module.kernel_level() for name, module in SETS.items()}
+    if any(os.environ.get(var) for var in (_kernel_level.ENV,) + _kernel_level.PER_SET_ENV):
+        pytest.skip("an override is set for this process")
+    assert len(set(levels.values())) == 1, levels
+    level = levels["direct"]
+    if level > 0:
+        assert _kernel_level.current() == _kernel_level.NAMES[level]
