@@ -27,15 +27,20 @@ from _openmp cimport omp_get_thread_num
 
 cdef extern from "_depthwise_kernels.h":
     int dw_level() noexcept nogil
+    void dw_init() noexcept nogil
     const int DW_SLACK
-    void dw_taps_f32(const float* src, const Py_ssize_t* off, const float* w, Py_ssize_t taps,
+    void dw_taps_f32 "dw_kernels.dw_taps_f32"(const float* src, const Py_ssize_t* off, const float* w, Py_ssize_t taps,
                      float* y, Py_ssize_t nq, int accumulate) noexcept nogil
-    void dw_taps_f64(const double* src, const Py_ssize_t* off, const double* w, Py_ssize_t taps,
+    void dw_taps_f64 "dw_kernels.dw_taps_f64"(const double* src, const Py_ssize_t* off, const double* w, Py_ssize_t taps,
                      double* y, Py_ssize_t nq, int accumulate) noexcept nogil
-    void dw_dots_f32(const float* gy, const float* src, const Py_ssize_t* off, Py_ssize_t taps,
+    void dw_dots_f32 "dw_kernels.dw_dots_f32"(const float* gy, const float* src, const Py_ssize_t* off, Py_ssize_t taps,
                      Py_ssize_t nq, float* g) noexcept nogil
-    void dw_dots_f64(const double* gy, const double* src, const Py_ssize_t* off,
+    void dw_dots_f64 "dw_kernels.dw_dots_f64"(const double* gy, const double* src, const Py_ssize_t* off,
                      Py_ssize_t taps, Py_ssize_t nq, double* g) noexcept nogil
+
+# Calls reach the kernels of this process's instruction-set level through the table that this
+# fills, once, before any kernel runs (src/_cpu_level.h).
+dw_init()
 
 
 cdef struct Grid:

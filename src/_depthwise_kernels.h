@@ -15,8 +15,8 @@
    the problem and the instruction set (lanes, then the lanes added in order), never by threads.
 
    Each is compiled per level of _cpu_level.h (x86-64-v4, x86-64-v3 and the build's own target),
-   with vectors of that level's width; dw_level() picks one per process (FASTCONV_DEPTHWISE_LEVEL
-   = 0 or 1 asks for a lower one). */
+   with vectors of that level's width, and reached through the table dw_init() fills at import
+   (FASTCONV_DEPTHWISE_LEVEL = 0 or 1 asks for a lower level). */
 #ifndef FASTCONV_DEPTHWISE_KERNELS_H
 #define FASTCONV_DEPTHWISE_KERNELS_H
 #include <stddef.h>
@@ -26,15 +26,13 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-FASTCONV_LEVEL_FUNCTION(dw_level, "FASTCONV_DEPTHWISE_LEVEL")
-
 #define DW_TAPS_BLOCK 8     /* vectors of q per block: 8 accumulators hide the FMA latency */
 #define DW_TAPS_SMALL 4     /* ... or 4 for a run of 4 vectors or fewer */
 #define DW_DOTS_TAPS 4      /* taps per pass of dw_dots: gy is loaded once for 4 products */
 /* Elements of slack after a run: a block of the widest vectors (16 floats x 8). */
 #define DW_SLACK (DW_TAPS_BLOCK * 16)
 
-#define DW_LEVEL(SUF, ATTR, BYTES)                                                               \
+#define DW_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 DW_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
 DW_TYPE(SUF, ATTR, BYTES, double, f64)
 
@@ -109,27 +107,10 @@ ATTR static void dw_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t*
     }                                                                                            \
 }
 
-#if FASTCONV_DISPATCH
-DW_LEVEL(v4, FASTCONV_TARGET_V4, 64)
-DW_LEVEL(v3, FASTCONV_TARGET_V3, 32)
-#endif
-DW_LEVEL(base, , FASTCONV_BASE_BYTES)
+FASTCONV_EACH_LEVEL(DW_LEVEL)
 
-static void dw_taps_f32(const float* src, const ptrdiff_t* off, const float* w, ptrdiff_t taps,
-                        float* y, ptrdiff_t nq, int accumulate) {
-    FASTCONV_PICK(dw_level(), dw_taps_f32, (src, off, w, taps, y, nq, accumulate));
-}
-static void dw_taps_f64(const double* src, const ptrdiff_t* off, const double* w, ptrdiff_t taps,
-                        double* y, ptrdiff_t nq, int accumulate) {
-    FASTCONV_PICK(dw_level(), dw_taps_f64, (src, off, w, taps, y, nq, accumulate));
-}
-static void dw_dots_f32(const float* gy, const float* src, const ptrdiff_t* off, ptrdiff_t taps,
-                        ptrdiff_t nq, float* g) {
-    FASTCONV_PICK(dw_level(), dw_dots_f32, (gy, src, off, taps, nq, g));
-}
-static void dw_dots_f64(const double* gy, const double* src, const ptrdiff_t* off,
-                        ptrdiff_t taps, ptrdiff_t nq, double* g) {
-    FASTCONV_PICK(dw_level(), dw_dots_f64, (gy, src, off, taps, nq, g));
-}
+#define DW_ENTRIES(X, LV)                                                                        \
+    X(dw_taps_f32, LV) X(dw_taps_f64, LV) X(dw_dots_f32, LV) X(dw_dots_f64, LV)
+FASTCONV_KERNEL_TABLE(dw, DW_ENTRIES, "FASTCONV_DEPTHWISE_LEVEL")
 
 #endif

@@ -15,9 +15,9 @@ import sys
 import pytest
 
 import fastconv
-from fastconv import _direct, _fft, _kernel_level, _winograd
+from fastconv import _depthwise, _direct, _fft, _kernel_level, _winograd
 
-SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft}
+SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise}
 BEST = min(module.kernel_level() for module in SETS.values())
 
 # Odd sizes, asymmetric padding, stride and dilation where the set supports them.
@@ -26,15 +26,18 @@ CASES = {
                ((1, 2, 37), (3, 2, 5), dict(padding="same"))],
     "winograd": [((2, 3, 13, 11), (4, 3, 3, 3), dict(padding=((2, 0), (1, 1)))),
                  ((1, 5, 6, 19), (2, 5, 3, 3), dict(padding=1))],
+    "depthwise": [((2, 3, 11, 13), (6, 1, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
+                                                        groups=3)),
+                  ((1, 4, 37), (4, 1, 5), dict(padding="same", groups=4))],
     "fft": [((1, 2, 19, 23), (3, 2, 5, 4), dict(stride=2, dilation=(1, 2), padding=(2, 1))),
             ((2, 3, 7, 9, 8), (2, 3, 3, 2, 3), dict(padding=1))],
 }
 
 _SCRIPT = """
 import numpy as np, fastconv
-from fastconv import _direct, _winograd, _fft, _kernel_level, reference
+from fastconv import _depthwise, _direct, _winograd, _fft, _kernel_level, reference
 level = {level}
-sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft}}
+sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise}}
 for name, module in sets.items():
     assert module.kernel_level() == level, (name, module.kernel_level(), level)
 assert _kernel_level.levels() == {{name: _kernel_level.NAMES[level] for name in sets}}
