@@ -33,11 +33,13 @@ NAME = "depthwise"
 
 # Cost model: per vector multiply-add of the taps loop (a load and an FMA), of the dot products
 # (two loads), per byte packed and unpacked, per work item, and per call; divided among the
-# threads the items keep busy. Measured on a 2-core AMD EPYC (Zen 4, AVX-512), one thread,
-# MobileNetV2 and ConvNeXt depthwise layers (fastconv.calibrate() scales it per machine).
+# threads the items keep busy. Least squares on the log of the time of the chooser sweep's 105
+# depthwise-eligible (layer, op) pairs per dtype (MobileNetV2, ConvNeXt, LeNet's first layers,
+# images, 1-D), 2-core AMD EPYC Zen 4 at its AVX-512 level: median error 1.2x, 90th percentile
+# 1.8x (the guesses it replaced: 1.4x and 2.6x). fastconv.calibrate() scales it per machine.
 MAX_TAPS = 1 << 16      # larger kernels (above 256 x 256) are the FFT's: their tap lists are not built
-SECONDS = {"fma": 0.35e-9, "dot": 0.5e-9, "byte": 0.05e-9, "item": 0.15e-6}
-CALL_OVERHEAD_S = 8e-6
+SECONDS = {"fma": 0.52e-9, "dot": 0.77e-9, "byte": 0.065e-9, "item": 0.1e-6}
+CALL_OVERHEAD_S = 25e-6
 PARALLEL_EFFICIENCY = 0.9
 
 

@@ -31,6 +31,10 @@ BLAS_INT_MAX = 2**31 - 1
 GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
 BYTES_PER_S = 25e9
 CALL_OVERHEAD_S = 40e-6
+GEMM_CALL_S = 0.6e-6        # one BLAS call on a chunk and group: a depthwise layer of 960 groups
+                            # makes thousands of tiny GEMMs (MobileNetV2, batch 8: 7,680 calls in
+                            # a 5 ms forward the rest of the model put at 1 ms; 0.3-1 us a call
+                            # on the chooser sweep's grouped layers, AMD EPYC Zen 4)
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
 KERNEL_GRADIENT_ROWS = 64   # the kernel gradient's GEMM runs at rows/64 of the rate below 64 rows (vgg_first: 27)
                             # (C x taps): 1.4-1.6x slower on vgg_first- and mnist-like problems
@@ -113,15 +117,20 @@ def workspace(spec, op):
 
 
 def cost(spec, op):
-    """GEMM time plus the traffic of packing the columns, shared among the planned threads
-    (the machine's cores, `_config.planning_threads()`, or one for a small problem), plus a
-    fixed cost per call."""
+    """GEMM time plus the traffic of packing the columns plus a fixed cost per GEMM call (one
+    per chunk, group and input-gradient channel block), shared among the planned threads (the
+    machine's cores, `_config.planning_threads()`, or one for a small problem), plus a fixed
+    cost per call."""
+    plan = _Plan(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
     rate = GEMM_FLOPS_PER_S[spec.dtype.name]
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS)    # (0 rows: explain's empty)
-    work = spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
+    chunks = spec.batch * -(-math.prod(spec.output_size) // plan.width)
+    blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
+    work = (spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
+            + GEMM_CALL_S * chunks * spec.groups * blocks)
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
