@@ -90,6 +90,9 @@ class _Plan:
         self.starts = np.searchsorted([which[t] for t in order], ends).astype(np.intp)
         self.nq_gi = ((Lo[0] - 1) * Lg[1] + (Lo[1] - 1)) * Lg[2] + Lo[2]
         self.multiplier = spec.out_channels // max(spec.in_channels, 1)
+        # the arguments forward and grad_kernel hand the kernels after their arrays
+        self.run = (self.off, spec.batch, spec.in_channels, self.multiplier, spec.input_size,
+                    spec.stride, spec.pad_low, self.Lq, spec.output_size, self.nq)
         slack = _depthwise.slack()
         self.per_thread = {
             "forward": self.packed + self.nq + 2 * slack,
@@ -159,9 +162,8 @@ def forward(spec, x, w):
     plan = _plan(spec)
     y = np.empty(spec.y_shape, spec.dtype)
     scratch, threads = _scratch(plan, "forward")
-    _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, plan.off,
-                       spec.batch, spec.in_channels, plan.multiplier, spec.input_size,
-                       spec.stride, spec.pad_low, plan.Lq, spec.output_size, plan.nq, threads)
+    _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, *plan.run,
+                       threads)
     return y
 
 
@@ -183,7 +185,6 @@ def grad_kernel(spec, x, gy):
     plan = _plan(spec)
     gw = np.empty(spec.w_shape, spec.dtype)
     scratch, threads = _scratch(plan, "grad_kernel")
-    _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, plan.off,
-                           spec.batch, spec.in_channels, plan.multiplier, spec.input_size,
-                           spec.stride, spec.pad_low, plan.Lq, spec.output_size, plan.nq, threads)
+    _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, *plan.run,
+                           threads)
     return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy)
