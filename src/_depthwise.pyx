@@ -237,13 +237,17 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 floating[::1] scratch, const Py_ssize_t[::1] off, Py_ssize_t N, Py_ssize_t C,
                 Py_ssize_t m, in_size, stride, pad, L, out_size, Py_ssize_t nq, int threads):
     """gw = sum over samples of x (packed as forward packs it) against gy (a run on the same
-    grid, zeros in the dropped columns): per input channel, the samples in order."""
+    grid, zeros in the dropped columns): per input channel, the samples in order. The run is
+    summed to a multiple of 16 positions, the widest vector (zeros past nq, against the packed
+    planes' zeroed slack), so that no scalar tail follows the vectors: a 7x7 plane's run of 61
+    had 13."""
     cdef Grid g = make_grid(in_size, stride, pad, L)
     cdef Py_ssize_t o[3]
     o[0], o[1], o[2] = out_size
     cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
     cdef Py_ssize_t out_vol = o[0] * o[1] * o[2], packed = g.s[0] * g.s[1] * g.s[2] * g.phase
-    cdef Py_ssize_t per_thread = packed + nq + T, c, n, j, k, t, r0, r1
+    cdef Py_ssize_t whole = (nq + 15) // 16 * 16
+    cdef Py_ssize_t per_thread = packed + DW_SLACK + whole + T, c, n, j, k, t, r0, r1
     cdef floating* buf
     cdef floating* run
     cdef floating* part
@@ -251,15 +255,17 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     cdef const floating* grow
     if C * m * T == 0:
         return
+    for j in range(threads):        # what the whole run reads past the packed planes
+        memset(&scratch[0] + j * per_thread + packed, 0, DW_SLACK * sizeof(floating))
     for c in prange(C, nogil=True, schedule="static", num_threads=threads):
         buf = &scratch[0] + omp_get_thread_num() * per_thread
-        run = buf + packed
-        part = run + nq
+        run = buf + packed + DW_SLACK
+        part = run + whole
         for j in range(m):
             memset(&gw[0] + (c * m + j) * T, 0, T * sizeof(floating))
         if out_vol == 0:
             continue
-        memset(run, 0, nq * sizeof(floating))      # the dropped columns stay zero
+        memset(run, 0, whole * sizeof(floating))   # the dropped columns and the tail stay zero
         for n in range(N):
             pack(&x[0] + (n * C + c) * in_vol, buf, &g)
             for j in range(m):
@@ -269,7 +275,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                     for r1 in range(o[1]):
                         for t in range(o[2]):
                             run[(r0 * g.L[1] + r1) * g.L[2] + t] = grow[(r0 * o[1] + r1) * o[2] + t]
-                dots(run, buf, &off[0], T, nq, part)
+                dots(run, buf, &off[0], T, whole, part)
                 dst = &gw[0] + k * T
                 for t in range(T):
                     dst[t] = dst[t] + part[t]

@@ -97,7 +97,7 @@ class _Plan:
         self.per_thread = {
             "forward": self.packed + self.nq + 2 * slack,
             "grad_input": self.multiplier * math.prod(Lg) + self.nq_gi + 2 * slack,
-            "grad_kernel": self.packed + self.nq + len(taps)}
+            "grad_kernel": self.packed + slack + -(-self.nq // 16) * 16 + len(taps)}
         self.items = {"forward": spec.batch * spec.in_channels,
                       "grad_input": spec.batch * spec.in_channels,
                       "grad_kernel": spec.in_channels}
