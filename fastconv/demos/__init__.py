@@ -28,8 +28,9 @@ DEFAULT_OUT = "fastconv-output"       # the demos' pictures go here, under the c
 
 
 def plain(text):
-    """A docstring for a terminal (a --help text): without reStructuredText's backticks."""
-    return text.replace("``", "").replace("`", "")
+    """A docstring for a terminal (a --help text): without reStructuredText's backticks and
+    bold marks."""
+    return text.replace("``", "").replace("`", "").replace("**", "")
 
 
 def summaries():
