@@ -266,7 +266,7 @@ def summary(data):
                     notes.append(f"noisy {noisy[(name, op, dtype)]}")
                 lines.append(f"  {name:<12} {op:<12} {dtype:<16} {scale:7.3f} "
                              f"{overhead * 1e6:7.1f} us  {', '.join(notes)}".rstrip())
-    busy = "the machine may be busy: rerun fastconv calibrate when it is quiet"
+    busy = "the machine may be busy; rerun fastconv calibrate when it is quiet"
     if capped:
         lines.append(f"WARNING: {capped} scale{'s' if capped > 1 else ''} hit the cap "
                      f"(x{MAX_FACTOR:g} or /{MAX_FACTOR:g}, marked cap): the models are that far "
