@@ -1,8 +1,10 @@
-"""The ``fastconv`` command: ``fastconv tour`` (the default), ``demo``, ``bench`` and ``explain``.
+"""The ``fastconv`` command: ``fastconv tour`` (the default), ``demo``, ``bench``, ``explain``,
+``calibrate`` and ``cache``.
 
 A user's mistake (a shape that does not fit, a bad option value) prints one line
 ``fastconv: error: ...`` and exits with status 2, argparse's convention; a reader that goes away
-(``fastconv explain ... | head``) ends the command quietly.
+(``fastconv explain ... | head``) ends the command quietly with status 141, as a shell reports a
+command that SIGPIPE ended.
 """
 import argparse
 import os
@@ -45,8 +47,9 @@ def tour(out=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 64, 56, 56), dtype=np.float32)
     w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32) / 24
+    threads = fastconv.get_num_threads()
     print("\na ResNet layer: x (8, 64, 56, 56), w (64, 64, 3, 3), padding 1, float32, "
-          f"{fastconv.get_num_threads()} threads")
+          f"{threads} thread{'' if threads == 1 else 's'}")
     y = fastconv.conv2d(x, w, padding=1)
     gy = np.ones_like(y)
     flops = 2 * y.size * 64 * 9
@@ -118,11 +121,55 @@ def main(argv=None):
         # The reader went away: stop quietly. Python would report the failed flush of stdout at
         # exit, so stdout goes to /dev/null first (the recipe of Python's signal documentation).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 128 + 13                 # 141: what a shell shows for a command ended by SIGPIPE
+
+
+def _size(nbytes):
+    for unit in ("bytes", "KiB", "MiB"):
+        if nbytes < 1024 or unit == "MiB":
+            return f"{nbytes} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def cache(clear=False):
+    """``fastconv cache``: the cache directory and fastconv's files in it; with `clear`, delete
+    them (nothing else in the directory)."""
+    from . import _cachefiles
+    directory = _cachefiles.cache_dir()
+    if clear:
+        removed = _cachefiles.clear()
+        print(f"removed {len(removed)} file{'' if len(removed) == 1 else 's'} from {directory}")
+        for path in removed:
+            print(f"  {os.path.basename(path)}")
+        return 0
+    found = _cachefiles.files()
+    state = "" if found else (" (empty)" if os.path.isdir(directory) else " (not created yet)")
+    print(f"cache directory: {directory}{state}")
+    for path, nbytes in found:
+        print(f"  {os.path.basename(path):<28} {_size(nbytes):>11}")
+    if found:
+        print("(fastconv cache --clear deletes them; FASTCONV_CACHE_DIR moves the directory)")
+    return 0
+
+
+def calibrate(quick=False, save=True):
+    """``fastconv calibrate``: fastconv.calibrate() with what it is timing on stderr, then the
+    summary of what it fitted (and warnings about a busy machine) on stdout."""
+    from . import _calibrate, _calibration
+
+    def progress(done, total, what):
+        print(f"[{done + 1}/{total}] timing {what}", file=sys.stderr, flush=True)
+
+    data = _calibrate.calibrate(quick=quick, save=save, progress=progress)
+    for line in _calibrate.summary(data):
+        print(line)
+    print(f"saved to {_calibration.path()}" if save else "not saved (--no-save)")
+    return 0
 
 
 def _main(argv):
-    parser = _Parser(prog="fastconv", description=__doc__)
+    from .demos import plain
+    parser = _Parser(prog="fastconv", description=plain(__doc__))
     sub = parser.add_subparsers(dest="command")
     p_tour = sub.add_parser("tour", help="figure 9.6 on a photograph and a timed ResNet layer")
     p_tour.add_argument("--out", help="write the edge image to this PNG file")
@@ -141,11 +188,24 @@ def _main(argv):
     p_explain.add_argument("--groups", type=int, default=1)
     p_explain.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p_demo = sub.add_parser("demo", help="run an example: digits, segment, variable-size, ...")
-    p_demo.add_argument("name", help="which demo")
+    p_demo.add_argument("name", nargs="?", help="which demo (without one: the list)")
     p_demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="the demo's own options")
     p_bench = sub.add_parser("bench", help="time every algorithm and the chooser on the suite "
                              "(--sweep: the chooser on real network layers)")
     p_bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+    p_cal = sub.add_parser("calibrate", help="fit the chooser's cost models to this machine "
+                           "(about 20 s; run it when the machine is quiet)",
+                           description="Time every algorithm on a fixed set of small problems, "
+                           "fit each model's scale and overhead, keep them in the cache directory "
+                           "and print what was fitted, with a warning where the measurements "
+                           "look like a busy machine.")
+    p_cal.add_argument("--quick", action="store_true", help="one tiny problem (a test run)")
+    p_cal.add_argument("--no-save", action="store_true", help="do not write the cache file")
+    p_cache = sub.add_parser("cache", help="show (or --clear) fastconv's cache directory",
+                             description="The directory fastconv keeps its calibration and "
+                             "autotuning results in, and its files with their sizes.")
+    p_cache.add_argument("--clear", action="store_true",
+                         help="delete fastconv's files there (nothing else)")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:       # argparse's REMAINDER drops options that come first
         if "--sweep" in argv[1:]:   # the chooser sweep over real network layers (_sweep)
@@ -156,6 +216,13 @@ def _main(argv):
     args = parser.parse_args(argv)
     if args.command == "demo":
         from . import demos
+        if args.name is None:
+            print("the demos (fastconv demo NAME [--quick] [--out DIR]; "
+                  "fastconv demo NAME --help for the options):")
+            for name, what in demos.summaries().items():
+                print(f"  {name:<14} {what}")
+            print(f"their pictures go to {demos.out_dir(None)} unless --out DIR says otherwise")
+            return 0
         if args.name not in demos.available():
             p_demo.error(f"unknown demo {args.name!r}; expected one of: "
                          f"{', '.join(demos.available())}")
@@ -163,6 +230,10 @@ def _main(argv):
     if args.command == "bench":
         from . import benchmark
         return benchmark.main(args.bench_args)
+    if args.command == "calibrate":
+        return calibrate(quick=args.quick, save=not args.no_save)
+    if args.command == "cache":
+        return cache(clear=args.clear)
     if args.command == "explain":
         x_shape, w_shape = args.shape if args.shape else (args.x, args.w)
         if x_shape is None or w_shape is None:

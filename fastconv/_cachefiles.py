@@ -19,6 +19,9 @@ import tempfile
 import warnings
 
 FORMAT = 1
+# the files fastconv keeps in the cache directory (_calibration.FILE_NAME, _autotune.FILE_NAME);
+# each may have a ".lock" sibling and, after an interrupted write, "<name>.<random>.tmp" leftovers
+FILE_NAMES = ("calibration.json", "autotune.json")
 
 
 class CacheWarning(UserWarning):
@@ -37,6 +40,42 @@ def cache_dir():
         return os.path.expanduser("~/Library/Caches/fastconv")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return os.path.join(base, "fastconv")
+
+
+def _own(name):
+    return any(name in (own, own + ".lock") or (name.startswith(own + ".") and name.endswith(".tmp"))
+               for own in FILE_NAMES)
+
+
+def files():
+    """[(path, bytes)] of fastconv's own files in the cache directory, sorted by name ([] when
+    the directory does not exist); anything else in it is not fastconv's and is left out."""
+    directory = cache_dir()
+    try:
+        names = sorted(n for n in os.listdir(directory) if _own(n))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            if os.path.isfile(path):
+                found.append((path, os.path.getsize(path)))
+    return found
+
+
+def clear():
+    """Delete fastconv's own files in the cache directory (`files`), nothing else; the directory
+    itself goes too when that leaves it empty. Returns the paths deleted. A process that has
+    already loaded a calibration or autotuning results keeps using them."""
+    removed = []
+    for path, _ in files():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(cache_dir())       # only succeeds when empty
+    return removed
 
 
 def cpu_model():

@@ -26,6 +26,8 @@ from . import _cachefiles, _calibration, _config, _functional, _registry, _timin
 PRUNE = 10.0                # not timed when predicted this many times slower than the best
 COMPETITIVE = 4.0           # problems where an algorithm is within this of the fastest count
 MAX_FACTOR = 8.0
+NOISY = 1.5                 # a measurement whose repeats' median is this far above their best
+NOISY_SHARE = 0.1           # summary() warns when more than this share of measurements is noisy
 SKIP = ("reference",)
 
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
@@ -81,15 +83,30 @@ def _copy_rate(nbytes=64 * 2**20):
     return 2.0 * nbytes / _timing.best_of(lambda: np.copyto(b, a), 3, budget=1.0)
 
 
+def describe(dtype, xs, ws, kw):
+    """One problem of PROBLEMS in words: ``float32 x (4, 32, 28, 28) w (32, 32, 3, 3) padding=1``."""
+    geometry = "".join(f" {k}={v}" for k, v in sorted(kw.items()))
+    return f"{dtype} x {tuple(xs)} w {tuple(ws)}{geometry}"
+
+
 def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0.03,
-            seconds=20.0):
+            seconds=20.0, *, progress=None, spread=None):
     """[(algorithm, op, dtype, kind, predicted s, measured s, fastest measured s)]; after
-    `seconds`, every remaining measurement is cut to one round."""
+    `seconds`, every remaining measurement is cut to one round.
+
+    `progress(done, total, what)` is called before each problem (`what`: `describe`'s words);
+    `spread`, a list, receives (algorithm, op, problem in words, median / best of the repeats)
+    for each measurement with two or more repeats: how much the machine's noise moved them."""
     rng = np.random.default_rng(1)
     deadline = _timing.clock() + seconds
     rows = []
+    total, done = len(dtypes) * len(problems), 0
     for dtype in dtypes:
         for xs, ws, kw in problems:
+            what = describe(dtype, xs, ws, kw)
+            if progress is not None:
+                progress(done, total, what)
+            done += 1
             x = rng.standard_normal(xs).astype(dtype)
             w = _rank_one_kernel(rng, ws, dtype)
             spec = _functional.spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
@@ -112,7 +129,12 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0
                 costs = {name: impls[name].cost(spec, op) for name in fns}
                 floor = min(costs.values(), default=0.0)    # hopeless ones are not timed
                 fns = {n: fn for n, fn in fns.items() if costs[n] <= PRUNE * floor}
-                best = _timing.interleaved(fns, rounds, budget, max_reps=5, deadline=deadline)
+                samples = {}
+                best = _timing.interleaved(fns, rounds, budget, max_reps=5, deadline=deadline,
+                                           samples=samples)
+                if spread is not None:
+                    spread += [(name, op, what, statistics.median(t) / min(t))
+                               for name, t in samples.items() if len(t) > 1 and min(t) > 0]
                 fastest = min(best.values(), default=math.inf)
                 rows += [(name, op, dtype, _calibration.kind(spec), costs[name], t, fastest)
                          for name, t in best.items()]
@@ -165,7 +187,7 @@ def fit(rows):
     return factors
 
 
-def calibrate(*, quick=False, save=True):
+def calibrate(*, quick=False, save=True, progress=None):
     """Measure this machine's constants for the chooser (< 30 s) and use them from now on.
 
     Times every registered algorithm on a fixed set of small problems for the three operations in
@@ -173,14 +195,24 @@ def calibrate(*, quick=False, save=True):
     cost models. With ``save`` (the default) the result is written to ``calibration.json`` in the
     cache directory (``FASTCONV_CACHE_DIR``, else the platform's user cache directory) and later
     processes load it at their first choice. ``quick=True`` runs one tiny problem (for tests).
-    Returns the stored dict (``factors``, ``constants``, ``threads``, ``cpu``, ``fastconv``).
+    ``progress``, a callable ``progress(done, total, what)``, is told before each step what is
+    being timed (``fastconv calibrate`` prints it); by default nothing is printed.
+    Returns the stored dict (``factors``, ``constants``, ``threads``, ``cpu``, ``fastconv``, and
+    ``noise``: how many measurements had repeats and those whose repeats differed by more than
+    NOISY, which `summary` reports).
     """
     start = _timing.clock()
+    spread = []
     if quick:
-        rows = measure(QUICK_PROBLEMS, ("float32",), rounds=1, budget=0.001)
+        rows = measure(QUICK_PROBLEMS, ("float32",), rounds=1, budget=0.001, progress=progress,
+                       spread=spread)
         constants = {}
     else:
-        rows = measure()
+        steps = 2 * len(PROBLEMS) + 1
+        rows = measure(progress=progress and (lambda done, _, what: progress(done, steps, what)),
+                       spread=spread)
+        if progress is not None:
+            progress(steps - 1, steps, "the GEMM rate and the copy bandwidth")
         constants = {"sgemm_flops_per_s": _gemm_rate("float32"),
                      "dgemm_flops_per_s": _gemm_rate("float64"),
                      "copy_bytes_per_s": _copy_rate()}
@@ -188,7 +220,10 @@ def calibrate(*, quick=False, save=True):
             "threads": _config.get_num_threads(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": quick,
             "seconds": round(_timing.clock() - start, 2), "constants": constants,
-            "factors": fit(rows)}
+            "factors": fit(rows),
+            "noise": {"measurements": len(spread),
+                      "noisy": [[name, op, what, round(ratio, 2)]
+                                for name, op, what, ratio in spread if ratio > NOISY]}}
     if save:
         path = _calibration.path()
         try:
@@ -200,3 +235,47 @@ def calibrate(*, quick=False, save=True):
                           _cachefiles.CacheWarning, stacklevel=2)
     _calibration.use(data)
     return data
+
+
+def _capped(scale):
+    return scale >= MAX_FACTOR or scale <= round(1.0 / MAX_FACTOR, 4)
+
+
+def summary(data):
+    """The lines ``fastconv calibrate`` ends with: per algorithm, operation and dtype (and kind of
+    problem) the scale and overhead fitted, marked ``cap`` where the scale hit MAX_FACTOR (or its
+    inverse) and with the count of noisy measurements; then a WARNING line for capped scales and
+    one when more than NOISY_SHARE of the measurements were noisy: a busy machine does both."""
+    noise = data.get("noise", {})
+    noisy = {}
+    for name, op, what, _ in noise.get("noisy", []):
+        key = (name, op, what.split(" ", 1)[0])
+        noisy[key] = noisy.get(key, 0) + 1
+    lines = [f"calibrated in {data.get('seconds', 0):.1f} s at {data.get('threads', '?')} "
+             f"thread{'' if data.get('threads') == 1 else 's'} on {data.get('cpu', '?')}",
+             f"  {'algorithm':<12} {'operation':<12} {'dtype':<16} {'scale':>7} {'overhead':>10}"]
+    capped = 0
+    for name, ops in sorted(data.get("factors", {}).items()):
+        for op, dtypes in ops.items():
+            for dtype, (scale, overhead) in sorted(dtypes.items()):
+                notes = []
+                if _capped(scale):
+                    capped += 1
+                    notes.append("cap")
+                if noisy.get((name, op, dtype)):
+                    notes.append(f"noisy {noisy[(name, op, dtype)]}")
+                lines.append(f"  {name:<12} {op:<12} {dtype:<16} {scale:7.3f} "
+                             f"{overhead * 1e6:7.1f} us  {', '.join(notes)}".rstrip())
+    busy = "the machine may be busy; rerun fastconv calibrate when it is quiet"
+    if capped:
+        lines.append(f"WARNING: {capped} scale{'s' if capped > 1 else ''} hit the cap "
+                     f"(x{MAX_FACTOR:g} or /{MAX_FACTOR:g}, marked cap): the models are that far "
+                     f"off, or {busy}")
+    total, count = noise.get("measurements", 0), len(noise.get("noisy", []))
+    if total and count > NOISY_SHARE * total:
+        lines.append(f"WARNING: {count} of {total} measurements varied more than {NOISY:g}x "
+                     f"between repeats (marked noisy): {busy}")
+    elif count:
+        lines.append(f"({count} of {total} measurements varied more than {NOISY:g}x between "
+                     "repeats)")
+    return lines

@@ -102,7 +102,8 @@ def prediction_errors(rows):
 
 
 def main(argv=None, out=print):
-    parser = argparse.ArgumentParser(prog="fastconv bench --sweep", description=__doc__,
+    from .demos import plain
+    parser = argparse.ArgumentParser(prog="fastconv bench --sweep", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small subset (a smoke run)")
     parser.add_argument("--dtypes", default="float32,float64")

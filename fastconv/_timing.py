@@ -40,7 +40,8 @@ def best_of(fn, repeat, *, warmup=1, budget=math.inf):
 
 
 def interleaved(fns, rounds, budget, *, warmup=0, count_first=True, min_reps=1, max_reps=10,
-                shortest=1e-6, skip=(), give_up=None, keep=(), close=None, deadline=None):
+                shortest=1e-6, skip=(), give_up=None, keep=(), close=None, deadline=None,
+                samples=None):
     """{name: best seconds} of each callable of `fns` ({name: callable}), in the order of `fns`.
 
     Each callable is called `warmup` times untimed, then once timed: its first time, which sizes
@@ -55,6 +56,8 @@ def interleaved(fns, rounds, budget, *, warmup=0, count_first=True, min_reps=1, 
     * `deadline`: a `clock()` time after which no further round starts (the first always runs).
     * `close`: afterwards, the callables within `close` times the fastest run `rounds` rounds more
       among themselves (when two or more were timed): noise would otherwise decide near-ties.
+    * `samples`: a dict that receives, per callable, the list of its timed calls in the rounds
+      (not the first call), so that a caller can see how much the repeats differ.
     """
     first = {}
     for name, fn in fns.items():
@@ -80,7 +83,10 @@ def interleaved(fns, rounds, budget, *, warmup=0, count_first=True, min_reps=1, 
             for name in names:
                 fn = fns[name]
                 for _ in range(reps[name]):
-                    best[name] = min(best[name], seconds(fn))
+                    elapsed = seconds(fn)
+                    best[name] = min(best[name], elapsed)
+                    if samples is not None:
+                        samples.setdefault(name, []).append(elapsed)
 
     run_rounds(list(reps), rounds)
     if close is not None and len(best) > 1:

@@ -127,7 +127,8 @@ def run(cases, ops, rounds=3, budget=0.3, out=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastconv bench", description=__doc__,
+    from .demos import plain
+    parser = argparse.ArgumentParser(prog="fastconv bench", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="shrunk cases (batch 1, spatial / 4): a smoke run in seconds")

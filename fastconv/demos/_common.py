@@ -9,13 +9,16 @@ import fastconv
 
 
 def parser(prog, description, epochs, batch_size, lr):
-    p = argparse.ArgumentParser(prog=f"fastconv demo {prog}", description=description.split(": ", 1)[-1])
+    from . import DEFAULT_OUT, plain
+    p = argparse.ArgumentParser(prog=f"fastconv demo {prog}",
+                                description=plain(description.split(": ", 1)[-1]))
     p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default {epochs})")
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
     p.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default {lr})")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and shuffling")
     p.add_argument("--quick", action="store_true", help="a few-second run (smaller, fewer epochs)")
-    p.add_argument("--out", default=".", help="folder for the PNG files (default: here)")
+    p.add_argument("--out", default=None, help=f"folder for the PNG files, created if needed "
+                   f"(default: {DEFAULT_OUT} in the current directory)")
     p.add_argument("--no-png", action="store_true", help="do not write PNG files")
     p.add_argument("--threads", type=int, default=None, help="fastconv's thread count")
     p.add_argument("--progress", action="store_true", help="show a tqdm bar per epoch")
@@ -86,10 +89,12 @@ def tile_images(images, columns, scale=8, pad=1, normalize=True):
 
 
 def write_png(args, name, image):
-    """Write a uint8 grey image to --out/name; say so, or say why not."""
+    """Write a uint8 grey image to --out/name; say so (with the absolute path), or say why not."""
     if args.no_png:
         return None
-    path = os.path.join(args.out, name)
+    from . import out_dir
+    folder = out_dir(args.out)
+    path = os.path.join(folder, name)
     try:
         from PIL import Image
     except ImportError:
@@ -100,10 +105,10 @@ def write_png(args, name, image):
         except ImportError:
             print(f"  (not writing {path}: needs Pillow or matplotlib, pip install \"fastconv[demo]\")")
             return None
-        os.makedirs(args.out, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         plt.imsave(path, image, cmap="gray", vmin=0, vmax=255)
     else:
-        os.makedirs(args.out, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         Image.fromarray(image).save(path)
     print(f"  wrote {path}")
     return path

@@ -144,18 +144,22 @@ def search_and_pretraining(data, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastconv demo features", description=__doc__)
-    parser.add_argument("--out", help="folder for the PNG pictures (created if needed)")
+    from . import DEFAULT_OUT, out_dir, plain
+    parser = argparse.ArgumentParser(prog="fastconv demo features", description=plain(__doc__))
+    parser.add_argument("--out", help=f"folder for the PNG pictures, created if needed (default: "
+                        f"{DEFAULT_OUT} in the current directory)")
+    parser.add_argument("--no-png", action="store_true", help="do not write PNG files")
     parser.add_argument("--quick", action="store_true", help="smaller problems, a few seconds")
     args = parser.parse_args(argv)
     datasets = _need_sklearn()
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
+    out = None if args.no_png else out_dir(args.out)
+    if out:
+        os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    edges(datasets, args.out)
-    gabors_and_cells(args.out)
-    kmeans_kernels(datasets, args.out, args.quick)
-    data = digits(datasets, args.out, args.quick)
+    edges(datasets, out)
+    gabors_and_cells(out)
+    kmeans_kernels(datasets, out, args.quick)
+    data = digits(datasets, out, args.quick)
     search_and_pretraining(data, args.quick)
     print(f"\ntotal {time.perf_counter() - start:.1f} s")
     return 0
