@@ -78,9 +78,10 @@ if __name__ == "__main__":
 
 
 def _env(updates):
-    """This environment without thread settings, plus `updates`, on the fastconv under test."""
+    """This environment without thread settings, plus `updates`, on the fastconv under test.
+    KMP_INIT_AT_FORK goes too: importing scikit-learn or joblib (other tests do) sets it."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS")}
+           if k not in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS", "KMP_INIT_AT_FORK")}
     env.update(updates)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -110,6 +111,16 @@ def test_children_run_threaded_after_a_threaded_call_in_the_parent(tmp_path, met
     """The children keep the budget of 2 threads (forkserver children import it afresh: the
     environment variable says 2) and compute what the parent computed."""
     _run_script(tmp_path, method, runner, 2, env_updates={"FASTCONV_NUM_THREADS": "2"})
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("runner", ["pool", "fork"])
+def test_children_run_threaded_when_llvm_openmp_has_no_fork_handlers(tmp_path, runner):
+    """joblib and scikit-learn set KMP_INIT_AT_FORK=FALSE when imported, which stops LLVM's
+    OpenMP runtime from resetting itself in a child: fastconv must end its workers itself
+    (GCC's runtime ignores the variable)."""
+    _run_script(tmp_path, "fork", runner, 2,
+                env_updates={"FASTCONV_NUM_THREADS": "2", "KMP_INIT_AT_FORK": "FALSE"})
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
