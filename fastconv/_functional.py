@@ -6,6 +6,7 @@ for the gradients), the kernel flip, the bias. The arithmetic is in the algorith
 import numpy as np
 
 from . import _registry
+from ._registry import NotSupportedError
 from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
                         transpose_input_sizes, with_explicit_padding)
 from ._validate import (check_bias, check_bool, check_output_grad, full_shape, lifted, real_array,
@@ -74,6 +75,32 @@ def _opening(arrays, flip=False, algorithm=None, lead=None, other=None):
                              relation)
 
 
+def _unbatched(a, name, ndim, layout, w_shape=None):
+    """Whether `a` is one unbatched example (C, *spatial) of a problem with `ndim` spatial axes,
+    as PyTorch accepts it: True for ndim + 1 dimensions, False for ndim + 2 (N, C, *spatial);
+    anything else is a ValueError naming `a`."""
+    if a.ndim == ndim + 2:
+        return False
+    if a.ndim == ndim + 1:
+        return True
+    kernel = f" to match the {ndim}-D kernel w of shape {w_shape}" if w_shape is not None else ""
+    raise ValueError(f"{name} must have {ndim + 2} dimensions ({layout}) or {ndim + 1} for one "
+                     f"unbatched example{kernel}, got shape {a.shape}")
+
+
+def _channels_last_hint(x, w, groups):
+    """A hint for an error about channels when x looks channels-last: (N, *spatial, C) with C
+    where w wants it at the last axis and not at axis 1."""
+    try:
+        channels = w.shape[1] * int(groups)
+    except (TypeError, ValueError, IndexError):
+        return ""
+    if x.ndim >= 3 and x.shape[1] != channels and x.shape[-1] == channels:
+        return (f"; x looks channels-last ({channels} channels on its last axis): fastconv is "
+                f"channels-first, pass np.moveaxis(x, -1, 1)")
+    return ""
+
+
 def _check_ndim(w, ndim, fname):
     if ndim is not None and w.ndim != ndim + 2:
         raise ValueError(f"{fname} needs a {ndim}-D kernel w of shape (K, C/groups, "
@@ -84,8 +111,17 @@ def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, 
              ndim=None, fname="conv"):
     (x, w, b), _ = _opening([(x, "x"), (w, "w"), (bias, "bias")], flip, algorithm)
     _check_ndim(w, ndim, fname)
-    spec, x5 = forward_problem(x, w.shape, b, result_dtype(x, w, b), stride, padding, dilation,
-                               groups, padding_mode)
+    if w.ndim in (3, 4, 5) and _unbatched(x, "x", w.ndim - 2, "N, C, *spatial", w.shape):
+        return _forward(x[None], w, b, stride, padding, dilation, groups, flip, padding_mode,
+                        algorithm, ndim, fname)[0]
+    try:
+        spec, x5 = forward_problem(x, w.shape, b, result_dtype(x, w, b), stride, padding,
+                                   dilation, groups, padding_mode)
+    except ValueError as exc:
+        hint = _channels_last_hint(x, w, groups) if w.ndim == x.ndim else ""
+        if not hint:
+            raise
+        raise ValueError(f"{exc}{hint}") from None
     if x5 is None:
         y5 = np.zeros(spec.y_shape, spec.dtype)
     else:
@@ -118,7 +154,10 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, flip=Fal
     Eq. 9.7/9.8 of the chapter: y[n, k, o] = sum_{c, t} x[n, c, o * stride + t * dilation] w[k, c, t]
     over the zero-padded input (or reflect/replicate/circular, `padding_mode`). ``flip=True`` flips
     the kernel first: true convolution, as ``scipy.signal.convolve``. The number of spatial
-    dimensions (1, 2 or 3) is ``w.ndim - 2``. Returns (N, K, *output) in the inputs' precision.
+    dimensions (1, 2 or 3) is ``w.ndim - 2``; an unbatched x (C, *spatial), with one axis
+    fewer, gives an unbatched result (K, *output), as in PyTorch. Returns (N, K, *output) in the
+    inputs' precision: float32 if every array is float32 or float16 (float16 is computed in
+    float32 and returned as float32), float64 otherwise (integers and bools become float64).
     """
     return _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm)
 
@@ -152,8 +191,16 @@ def _defaults(kwargs):
 
 def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
                 algorithm, gy_name="gy", shape_name="input_shape"):
-    (gy, w), ndim = _opening([(gy, gy_name), (w, "w")], flip, algorithm, lead=(1, KERNEL),
-                             other=(0, "N, K, *output", "for a {ndim}-D kernel"))
+    (gy, w), _ = _opening([(gy, gy_name), (w, "w")], flip, algorithm)
+    ndim = spatial_dims(w, "w", KERNEL, w, "w", KERNEL, "")
+    if _unbatched(gy, gy_name, ndim, "N, K, *output", w.shape):
+        shape = shape_tuple(input_shape, shape_name)
+        if len(shape) not in (ndim, ndim + 1):
+            raise ValueError(f"{shape_name} must have {ndim} (spatial) or {ndim + 1} (C, *spatial) "
+                             f"entries for an unbatched {gy_name} of shape {gy.shape}, got {shape}")
+        return _grad_input(gy[None], w, (1,) + shape if len(shape) == ndim + 1 else shape, stride,
+                           padding, dilation, groups, flip, padding_mode, algorithm, gy_name,
+                           shape_name)[0]
     groups = check_groups(groups)
     x_shape = full_shape(input_shape, shape_name, ndim, (gy.shape[0], w.shape[1] * groups))
     dtype = result_dtype(gy, w)
@@ -177,7 +224,9 @@ def conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1, grou
     """The input gradient h of eq. 9.13: multiplication of gy by the transposed convolution matrix.
 
     ``input_shape`` is the forward input's shape, (N, C, *spatial) or its spatial sizes alone: it is
-    needed because several input sizes give the same output size under a stride.
+    needed because several input sizes give the same output size under a stride. An unbatched
+    gy (K, *output) gives an unbatched result (C, *spatial); its ``input_shape`` is then
+    (C, *spatial) or the spatial sizes.
     """
     return _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
                        algorithm)
@@ -187,8 +236,28 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
                      padding_mode="zeros", algorithm="auto"):
     """The kernel gradient g of eq. 9.11, summed over the batch.
 
-    ``kernel_shape`` is (K, C/groups, *kernel) or the kernel's spatial sizes alone.
+    ``kernel_shape`` is (K, C/groups, *kernel) or the kernel's spatial sizes alone. x and gy may
+    both be unbatched, (C, *spatial) and (K, *output): ``kernel_shape`` says how many spatial
+    axes there are.
     """
+    (x, gy), _ = _opening([(x, "x"), (gy, "gy")], flip, algorithm)
+    if x.ndim != gy.ndim:
+        raise ValueError(f"x and gy must both be batched, (N, C, *spatial) and (N, K, *output), or "
+                         f"both unbatched, (C, *spatial) and (K, *output); got x of shape "
+                         f"{x.shape} and gy of shape {gy.shape}")
+    if isinstance(kernel_shape, (tuple, list)) and (x.ndim - len(kernel_shape)) % 2 and \
+            2 <= x.ndim <= 4:       # (C, *spatial) against (*kernel) or (K, C/groups, *kernel)
+        try:
+            return conv_grad_kernel(x[None], gy[None], kernel_shape, stride=stride,
+                                    padding=padding, dilation=dilation, groups=groups, flip=flip,
+                                    padding_mode=padding_mode, algorithm=algorithm)
+        except NotSupportedError:
+            raise
+        except ValueError as exc:
+            raise ValueError(
+                f"kernel_shape {tuple(kernel_shape)} makes x of shape {x.shape} one unbatched "
+                f"example (C, *spatial), which does not fit: {exc}. For a batch (N, C, *spatial) "
+                f"kernel_shape has {x.ndim - 2} (spatial) or {x.ndim} (full) entries") from None
     (x, gy), ndim = _opening([(x, "x"), (gy, "gy")], flip, algorithm, lead=(0, "N, C, *spatial"),
                              other=(1, "N, K, *output", "like x"))
     groups = check_groups(groups)
@@ -218,11 +287,21 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1
 
     w has the forward kernel's shape (K, C/groups, *kernel); the result is (N, C, *n). Several n give
     the same m under a stride: ``output_shape`` (spatial sizes, or full) picks one; the default is
-    the smallest.
+    the smallest. An unbatched x (K, *m) gives an unbatched result (C, *n); its ``output_shape``
+    is then (C, *n) or the spatial sizes.
     """
-    (x, w, b), ndim = _opening([(x, "x"), (w, "w"), (bias, "bias")], algorithm=algorithm,
-                               lead=(1, KERNEL),
-                               other=(0, "N, K, *spatial", "for a {ndim}-D kernel"))
+    (x, w, b), _ = _opening([(x, "x"), (w, "w"), (bias, "bias")], algorithm=algorithm)
+    ndim = spatial_dims(w, "w", KERNEL, w, "w", KERNEL, "")
+    if _unbatched(x, "x", ndim, "N, K, *spatial", w.shape):
+        if output_shape is not None:
+            shape = shape_tuple(output_shape, "output_shape")
+            if len(shape) not in (ndim, ndim + 1):
+                raise ValueError(f"output_shape must have {ndim} (spatial) or {ndim + 1} "
+                                 f"(C, *spatial) entries for an unbatched x of shape {x.shape}, "
+                                 f"got {shape}")
+            output_shape = (1,) + shape if len(shape) == ndim + 1 else shape
+        return conv_transpose(x[None], w, b, stride=stride, padding=padding, dilation=dilation,
+                              groups=groups, output_shape=output_shape, algorithm=algorithm)[0]
     groups = check_groups(groups)
     channels = w.shape[1] * groups
     check_bias(b, channels)

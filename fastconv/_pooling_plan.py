@@ -25,6 +25,40 @@ def spatial_input(x, name="x", min_ndim=3, max_ndim=5):
     return x
 
 
+def spatial_count(*values):
+    """The number of spatial axes that the first tuple among `values` (kernel_size, stride, ...)
+    gives, or None when all are ints."""
+    for v in values:
+        if isinstance(v, (tuple, list)):
+            return len(v)
+    return None
+
+
+def batched_input(x, nd, name, what, value):
+    """(x as (N, C, *spatial), whether it was one unbatched example (C, *spatial)). `nd`: the
+    number of spatial axes (from the tuple `what`), or None when `what` (= `value`) is an int:
+    then a 2-D x is unbatched 1-D, a 4-D or 5-D one batched 2-D or 3-D, and a 3-D one (a batch of
+    1-D signals or one 2-D example) is refused as ambiguous."""
+    x = real_array(x, name)
+    if nd is None:
+        if x.ndim == 3:
+            raise ValueError(
+                f"{name} of shape {x.shape} with an int {what}={value!r} is ambiguous: a batch of "
+                f"1-D signals (N, C, L) or one unbatched 2-D example (C, H, W); pass {what} as a "
+                f"tuple, ({value},) for 1-D or ({value}, {value}) for 2-D, or use a 1d/2d layer "
+                f"of fastconv.nn")
+        if x.ndim == 2:
+            return x[None], True
+        return spatial_input(x, name), False
+    if x.ndim == nd + 1 and 1 <= nd <= 3:
+        return x[None], True
+    if x.ndim != nd + 2 or not 1 <= nd <= 3:
+        raise ValueError(f"{name} must have shape (N, C, *spatial) or, unbatched, (C, *spatial) "
+                         f"with {nd} spatial dimensions (as {what}={value!r} has), got shape "
+                         f"{x.shape}")
+    return x, False
+
+
 def window(in_sizes, kernel_size, stride, padding, dilation, ceil_mode):
     """Validated (kernel, stride, padding, dilation, output sizes) of a sliding-window pool."""
     nd = len(in_sizes)

@@ -1,6 +1,11 @@
 """Pooling (section 9.3): max, average, Lp, distance-weighted, adaptive, global and cross-channel.
 
-Channels-first: ``x`` is ``(N, C, *spatial)`` with 1 to 3 spatial dimensions (``x.ndim - 2``).
+Channels-first: ``x`` is ``(N, C, *spatial)`` with 1 to 3 spatial dimensions, or one unbatched
+example ``(C, *spatial)`` (the result is then unbatched too, as in PyTorch). A tuple argument
+(``kernel_size``, ``stride``, ..., or ``output_size``) gives the number of spatial dimensions;
+when all are ints it is ``x.ndim - 2`` for 4-D and 5-D arrays, a 2-D array is one unbatched 1-D
+example, and a 3-D array (a batch of 1-D signals or one 2-D example) raises ``ValueError``.
+The global and cross-channel pools take batched arrays only.
 ``kernel_size``, ``stride`` (default: the kernel size), ``padding`` and ``dilation`` are an int
 for every spatial dimension or one int per dimension; padding is symmetric and at most
 ``kernel_size // 2`` (PyTorch's rule). Output size per axis::
@@ -10,7 +15,8 @@ for every spatial dimension or one int per dimension; padding is symmetric and a
 or, with ``ceil_mode=True``, the ceiling, minus one when the last window would start past the
 input and its low padding (PyTorch's rule). The ceil-mode window at the edge is partial
 (figure 9.10): it pools only the elements that exist. float32 and float64 are computed in their
-own precision; integers and bools become float64; complex and object arrays raise ``TypeError``.
+own precision (float16 in float32, returned as float32); integers and bools become float64;
+complex and object arrays raise ``TypeError``.
 
 Every function has its ``*_grad_input`` (the gradient with respect to ``x`` given the gradient
 ``gy`` of the output), so each pool is a layer's forward and backward. The reference versions,
@@ -21,6 +27,8 @@ tables (the taps of each window that lie in the input); every linear pool (avera
 adaptive and global average) is a product of per-axis banded matrices and runs as one 1-D pass
 per axis, its gradient as the transposed passes. Results do not depend on the thread count.
 """
+import functools
+import inspect
 import numbers
 
 import numpy as np
@@ -39,6 +47,39 @@ __all__ = [
 ]
 
 
+# --- unbatched inputs ------------------------------------------------------------------------------
+
+def _unbatched(first, spatial, shape=None, also=()):
+    """Let a pool take one unbatched example (C, *spatial), as PyTorch does: the array argument
+    `first` decides (with the number of spatial axes that a tuple among the arguments `spatial`
+    gives); an unbatched call runs as a batch of one, the arrays in `also` and the shape argument
+    `shape` ((C, *spatial) or spatial sizes) lifted alike, and returns unbatched results."""
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            values = [bound.arguments.get(n, signature.parameters[n].default) for n in spatial]
+            given = [(n, v) for n, v in zip(spatial, values) if isinstance(v, (tuple, list))]
+            what, value = given[0] if given else (spatial[0], values[0])
+            a, unbatched = plan.batched_input(bound.arguments[first], plan.spatial_count(value),
+                                              first, what, value)
+            if not unbatched:
+                return fn(*args, **kwargs)
+            bound.arguments[first] = a
+            for n in also:
+                if bound.arguments.get(n) is not None:
+                    bound.arguments[n] = real_array(bound.arguments[n], n)[None]
+            given = bound.arguments.get(shape)
+            if isinstance(given, (tuple, list)) and len(given) == a.ndim - 1:
+                bound.arguments[shape] = (1,) + tuple(given)     # (C, *spatial) -> (1, C, ...)
+            out = fn(*bound.args, **bound.kwargs)
+            return tuple(o[0] for o in out) if isinstance(out, tuple) else out[0]
+        return call
+    return wrap
+
+
 # --- max pooling ---------------------------------------------------------------------------------
 
 def _max_pool(x, k, s, p, d, out, dtype, with_idx=True):
@@ -49,6 +90,7 @@ def _max_pool(x, k, s, p, d, out, dtype, with_idx=True):
     return plan.shaped(y, idx, (N, C) + out)
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding", "dilation"))
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
              return_indices=False):
     """Max pooling: each output is the largest element of its window (padding is -inf, never
@@ -63,6 +105,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     return (y, idx) if return_indices else y
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding", "dilation"), also=("gy", "indices"))
 def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                         indices=None):
     """Gradient of :func:`max_pool`: each ``gy`` element goes to its window's maximum (from
@@ -86,6 +129,7 @@ def _avg_mats(in_sizes, k, s, p, out, count_include_pad):
             for n, kk, ss, pp, o in zip(in_sizes, k, s, p, out)]
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding"))
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Average pooling with PyTorch's divisor: the window size clipped to the padded input (so
     the ceil-mode overhang never counts) if ``count_include_pad``, else the number of input
@@ -96,6 +140,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     return plan.linear_pool(x, mats, result_dtype(x), x.size * sum(k))
 
 
+@_unbatched("gy", ("kernel_size", "stride", "padding"), shape="input_shape")
 def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     """Gradient of :func:`avg_pool` (its transpose), for an input of ``input_shape``."""
@@ -198,6 +243,7 @@ def _lp_forward(xc, p, mats, work):
     return np.sqrt(total) if p == 2 else total ** (1.0 / p)
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding"))
 def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Lp pooling, ``(sum over the window of |x|^p)^(1/p)``; p = 2 is the chapter's L2 norm
     pooling, p = 1 the sum of magnitudes, large p approaches max pooling of |x|. Padding adds
@@ -210,6 +256,7 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     return _lp_forward(np.asarray(x, dtype=result_dtype(x)), p, mats, work)
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding"), also=("gy",))
 def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Gradient of :func:`lp_pool`: ``gx = sign(x) |x|^(p-1) * sum over the windows of x of
     gy / y^(p-1)``. Where the norm ``y`` of a window is 0 that window passes no gradient (the
@@ -257,6 +304,7 @@ def _weighted_mats(in_sizes, kernel_size, stride, padding, ceil_mode, sigma):
     return mats, out, sum(k)
 
 
+@_unbatched("x", ("kernel_size", "stride", "padding", "sigma"))
 def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
     """The chapter's "weighted average based on the distance from the central pixel": weights
     ``exp(-t^2 / (2 sigma^2))`` of the offset t of each element from the window's centre
@@ -270,6 +318,7 @@ def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, s
     return plan.linear_pool(x, mats, result_dtype(x), x.size * taps)
 
 
+@_unbatched("gy", ("kernel_size", "stride", "padding", "sigma"), shape="input_shape")
 def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0,
                                  ceil_mode=False, sigma=None):
     """Gradient of :func:`weighted_avg_pool` (its transpose), for an input of ``input_shape``."""
@@ -307,6 +356,7 @@ def _adaptive_max(x, out, dtype, with_idx=True):
     return plan.shaped(y, idx, (N, C) + out)
 
 
+@_unbatched("x", ("output_size",))
 def adaptive_max_pool(x, output_size, return_indices=False):
     """Max over PyTorch's adaptive bins: along an axis of n elements, output i pools
     ``[floor(i n / out), ceil((i + 1) n / out))``, so the output has ``output_size`` whatever
@@ -318,6 +368,7 @@ def adaptive_max_pool(x, output_size, return_indices=False):
     return (y, idx) if return_indices else y
 
 
+@_unbatched("x", ("output_size",), also=("gy", "indices"))
 def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
     """Gradient of :func:`adaptive_max_pool` (``indices`` reused if given, else recomputed)."""
     x = plan.spatial_input(x)
@@ -341,6 +392,7 @@ def _adaptive_mats(in_sizes, out):
     return mats
 
 
+@_unbatched("x", ("output_size",))
 def adaptive_avg_pool(x, output_size):
     """Mean over PyTorch's adaptive bins (see :func:`adaptive_max_pool`)."""
     x = plan.spatial_input(x)
@@ -348,6 +400,7 @@ def adaptive_avg_pool(x, output_size):
     return plan.linear_pool(x, _adaptive_mats(x.shape[2:], out), result_dtype(x), x.size * 2)
 
 
+@_unbatched("gy", ("output_size",), shape="input_shape")
 def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
     """Gradient of :func:`adaptive_avg_pool` (its transpose), for an input of ``input_shape``."""
     gy = plan.spatial_input(gy, "gy")

@@ -169,7 +169,7 @@ def _k(*kernel):
 
 
 FORWARD_CASES = [
-    ("x_3d", dict(x=X[0]), ValueError, r"\bx\b"),
+    ("x_2d", dict(x=X[0, 0]), ValueError, r"\bx\b"),     # X[0] is one unbatched example
     ("x_5d", dict(x=X[..., None]), ValueError, r"\bx\b"),
     ("x_1d", dict(x=X[0, 0, 0]), ValueError, r"\bx\b"),
     ("x_scalar", dict(x=np.float64(1.0)), ValueError, r"\bx\b"),
@@ -263,7 +263,7 @@ def test_grad_kernel_arrays(case):
 GY_S2 = _rng.standard_normal((2, 6, 3, 3))
 
 TRANSPOSE_CASES = [
-    ("x_3d", dict(gy=GY[0]), ValueError, r"\bx\b"),
+    ("x_2d", dict(gy=GY[0, 0]), ValueError, r"\bx\b"),     # GY[0] is one unbatched example
     ("x_5d", dict(gy=GY[..., None]), ValueError, r"\bx\b"),
     ("x_channels", dict(gy=np.zeros((2, 5, 6, 5))), ValueError, r"\bx\b|\bw\b"),
     ("w_2d", dict(gy=GY, w=W[:, :, 0, 0]), ValueError, r"\bw\b"),

@@ -71,7 +71,7 @@ def test_a_tiny_sigma_picks_the_centre_of_each_window(sigma, dtype):
 
 def test_a_tiny_sigma_averages_the_two_centres_of_an_even_window():
     x = np.random.default_rng(6).standard_normal((1, 2, 8))
-    y = pooling.weighted_avg_pool(x, 4, sigma=1e-300)
+    y = pooling.weighted_avg_pool(x, (4,), sigma=1e-300)
     expected = (x[:, :, 1::4] + x[:, :, 2::4]) / 2
     np.testing.assert_allclose(y, expected, rtol=1e-15)
 
@@ -80,17 +80,17 @@ def test_a_tiny_sigma_takes_the_nearest_element_when_the_centre_is_padding():
     """Window 4, stride 4, padding 2 on 1..8: windows (-2..1), (2..5), (6..9), centres -0.5, 3.5
     and 7.5; the nearest elements inside the input are 0, (3, 4) and 7."""
     x = np.arange(1.0, 9.0)[None, None]
-    y = pooling.weighted_avg_pool(x, 4, 4, 2, sigma=1e-300)
+    y = pooling.weighted_avg_pool(x, (4,), 4, 2, sigma=1e-300)
     assert np.array_equal(y, [[[1.0, 4.5, 8.0]]])
 
 
 def test_a_huge_sigma_is_the_plain_average():
     x = np.random.default_rng(7).standard_normal((1, 1, 9))
-    np.testing.assert_allclose(pooling.weighted_avg_pool(x, 3, sigma=1e300),
+    np.testing.assert_allclose(pooling.weighted_avg_pool(x, (3,), sigma=1e300),
                                x.reshape(1, 1, 3, 3).mean(axis=-1), rtol=1e-14)
 
 
 @pytest.mark.parametrize("sigma", (0.0, -1.0, float("nan"), float("inf"), -0.0))
 def test_a_sigma_that_is_not_positive_and_finite_is_refused(sigma):
     with pytest.raises(ValueError, match="sigma"):
-        pooling.weighted_avg_pool(np.ones((1, 1, 6)), 3, sigma=sigma)
+        pooling.weighted_avg_pool(np.ones((1, 1, 6)), (3,), sigma=sigma)

@@ -437,7 +437,7 @@ def test_pooling(problem, kind, dilation, regime, seed):
     valid = _pool_valid(xs, kernel, stride, padding, dilation)
     small = max(kernel, stride or 0, padding, dilation) <= SMALL_GEOMETRY
     with guarded():
-        got, error = call_untouched(fn, x, kernel, **kw)
+        got, error = call_untouched(fn, x, (kernel,) * (len(xs) - 2), **kw)     # an int: ambiguous at 3-D
     if not valid:
         assert error is not None, (kind, xs, kernel, kw, "invalid, but computed")
         return

@@ -287,7 +287,7 @@ def test_bad_arguments_name_what_was_wrong(rng):
     with pytest.raises(ValueError, match="3 channels"):
         nn.Conv2d(3, 4, 3)(rng.standard_normal((1, 2, 5, 5)))
     with pytest.raises(ValueError, match="4 dimensions"):
-        nn.Conv2d(3, 4, 3)(rng.standard_normal((3, 5, 5)))
+        nn.Conv2d(3, 4, 3)(rng.standard_normal((5, 5)))
     with pytest.raises(ValueError, match="features"):
         nn.Linear(3, 2)(rng.standard_normal((2, 4)))
     with pytest.raises(TypeError, match="dtype"):

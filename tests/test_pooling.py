@@ -31,12 +31,21 @@ WINDOWS = [
 
 
 def _cut(value, nd):
-    return value[:nd] if isinstance(value, tuple) else value
+    """One value per axis; an int stays an int where it is not ambiguous (an int kernel_size on a
+    3-D array, a batch of 1-D signals or one 2-D example, is refused)."""
+    if isinstance(value, tuple):
+        return value[:nd]
+    return (value,) if nd == 1 and isinstance(value, int) else value
 
 
 def _case(window, nd):
     n, k, s, p, d, ceil = window
     return n[:nd], _cut(k, nd), _cut(s, nd), _cut(p, nd), _cut(d, nd), ceil
+
+
+def _k(x, value):
+    """`value` once per spatial axis of x (or of the shape x): an int is ambiguous for 3-D x."""
+    return (value,) * (len(x if isinstance(x, tuple) else np.shape(x)) - 2)
 
 
 def _data(rng, shape, dtype):
@@ -223,10 +232,10 @@ def test_lp_pool_matches_torch(rng, nd, p_norm):
     x = np.abs(_data(rng, (2, 3) + (7, 6, 5)[:nd], np.float64)) + 0.1
     xt = torch.from_numpy(x).requires_grad_()
     yt = getattr(torch.nn.functional, f"lp_pool{nd}d")(xt, p_norm, 2, 2)
-    np.testing.assert_allclose(P.lp_pool(x, p_norm, 2, 2), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(P.lp_pool(x, p_norm, _k(x, 2), 2), yt.detach().numpy(), rtol=1e-12)
     gy = _data(rng, tuple(yt.shape), np.float64)
     yt.backward(torch.from_numpy(gy))
-    np.testing.assert_allclose(P.lp_pool_grad_input(gy, x, p_norm, 2, 2), xt.grad.numpy(),
+    np.testing.assert_allclose(P.lp_pool_grad_input(gy, x, p_norm, _k(x, 2), 2), xt.grad.numpy(),
                                rtol=1e-10, atol=1e-12)
 
 
@@ -255,18 +264,18 @@ def _directional(f, x, v, h=1e-6):
 
 
 GRADIENTS = {
-    "max_pool": (lambda x: P.max_pool(x, 3, 2, 1, 1, True),
-                 lambda gy, x: P.max_pool_grad_input(gy, x, 3, 2, 1, 1, True)),
-    "max_pool_dilated": (lambda x: P.max_pool(x, 2, 1, 1, 2),
-                         lambda gy, x: P.max_pool_grad_input(gy, x, 2, 1, 1, 2)),
-    "lp_pool_2": (lambda x: P.lp_pool(x, 2, 3, 2, 1, True),
-                  lambda gy, x: P.lp_pool_grad_input(gy, x, 2, 3, 2, 1, True)),
-    "lp_pool_3": (lambda x: P.lp_pool(x, 3, 2, 1),
-                  lambda gy, x: P.lp_pool_grad_input(gy, x, 3, 2, 1)),
-    "lp_pool_0.8": (lambda x: P.lp_pool(x, 0.8, 3, 2),
-                    lambda gy, x: P.lp_pool_grad_input(gy, x, 0.8, 3, 2)),
-    "adaptive_max": (lambda x: P.adaptive_max_pool(x, 3),
-                     lambda gy, x: P.adaptive_max_pool_grad_input(gy, x, 3)),
+    "max_pool": (lambda x: P.max_pool(x, _k(x, 3), 2, 1, 1, True),
+                 lambda gy, x: P.max_pool_grad_input(gy, x, _k(x, 3), 2, 1, 1, True)),
+    "max_pool_dilated": (lambda x: P.max_pool(x, _k(x, 2), 1, 1, 2),
+                         lambda gy, x: P.max_pool_grad_input(gy, x, _k(x, 2), 1, 1, 2)),
+    "lp_pool_2": (lambda x: P.lp_pool(x, 2, _k(x, 3), 2, 1, True),
+                  lambda gy, x: P.lp_pool_grad_input(gy, x, 2, _k(x, 3), 2, 1, True)),
+    "lp_pool_3": (lambda x: P.lp_pool(x, 3, _k(x, 2), 1),
+                  lambda gy, x: P.lp_pool_grad_input(gy, x, 3, _k(x, 2), 1)),
+    "lp_pool_0.8": (lambda x: P.lp_pool(x, 0.8, _k(x, 3), 2),
+                    lambda gy, x: P.lp_pool_grad_input(gy, x, 0.8, _k(x, 3), 2)),
+    "adaptive_max": (lambda x: P.adaptive_max_pool(x, _k(x, 3)),
+                     lambda gy, x: P.adaptive_max_pool_grad_input(gy, x, _k(x, 3))),
     "global_max": (lambda x: P.global_max_pool(x),
                    lambda gy, x: P.global_max_pool_grad_input(gy, x)),
     "maxout": (lambda x: P.channel_pool(x, 2),
@@ -287,16 +296,16 @@ def test_gradient_matches_finite_differences(rng, name, nd):
 
 
 LINEAR = {
-    "avg": (lambda x: P.avg_pool(x, 3, 2, 1, True, True),
-            lambda g, s: P.avg_pool_grad_input(g, s, 3, 2, 1, True, True)),
-    "avg_exclude_pad": (lambda x: P.avg_pool(x, 3, 2, 1, True, False),
-                        lambda g, s: P.avg_pool_grad_input(g, s, 3, 2, 1, True, False)),
-    "avg_overlap": (lambda x: P.avg_pool(x, 3, 1, 1),
-                    lambda g, s: P.avg_pool_grad_input(g, s, 3, 1, 1)),
-    "weighted": (lambda x: P.weighted_avg_pool(x, 3, 2, 1, True),
-                 lambda g, s: P.weighted_avg_pool_grad_input(g, s, 3, 2, 1, True)),
-    "adaptive_avg": (lambda x: P.adaptive_avg_pool(x, 4),
-                     lambda g, s: P.adaptive_avg_pool_grad_input(g, s, 4)),
+    "avg": (lambda x: P.avg_pool(x, _k(x, 3), 2, 1, True, True),
+            lambda g, s: P.avg_pool_grad_input(g, s, _k(s, 3), 2, 1, True, True)),
+    "avg_exclude_pad": (lambda x: P.avg_pool(x, _k(x, 3), 2, 1, True, False),
+                        lambda g, s: P.avg_pool_grad_input(g, s, _k(s, 3), 2, 1, True, False)),
+    "avg_overlap": (lambda x: P.avg_pool(x, _k(x, 3), 1, 1),
+                    lambda g, s: P.avg_pool_grad_input(g, s, _k(s, 3), 1, 1)),
+    "weighted": (lambda x: P.weighted_avg_pool(x, _k(x, 3), 2, 1, True),
+                 lambda g, s: P.weighted_avg_pool_grad_input(g, s, _k(s, 3), 2, 1, True)),
+    "adaptive_avg": (lambda x: P.adaptive_avg_pool(x, _k(x, 4)),
+                     lambda g, s: P.adaptive_avg_pool_grad_input(g, s, _k(s, 4))),
     "global_avg": (P.global_avg_pool, P.global_avg_pool_grad_input),
     "channel_avg": (lambda x: P.channel_pool(x, 2, "avg"),
                     lambda g, s: P.channel_pool_grad_input(g, np.zeros(s), 2, "avg")),
@@ -342,7 +351,7 @@ def test_max_ties_go_to_the_first_position_in_row_major_order():
 def test_max_pool_propagates_nan_and_pads_with_minus_inf():
     x = np.full((1, 1, 5), -np.inf)
     x[0, 0, 2] = np.nan
-    y, idx = P.max_pool(x, 3, 2, 1, return_indices=True)
+    y, idx = P.max_pool(x, _k(x, 3), 2, 1, return_indices=True)
     assert np.isneginf(y[0, 0, 0]) and idx[0, 0, 0] == 0
     assert np.isnan(y[0, 0, 1]) and idx[0, 0, 1] == 2
     assert np.isnan(P.global_max_pool(x)[0, 0])
@@ -355,14 +364,14 @@ def test_max_pools_with_nan_match_reference(rng, nd):
     x[rng.random(x.shape) < 0.15] = np.nan
     x[rng.random(x.shape) < 0.1] = -np.inf
     for fast, ref in (
-            (P.max_pool(x, 3, 2, 1, 1, True, True), R.max_pool(x, 3, 2, 1, 1, True, True)),
-            (P.max_pool(x, 2, 1, 1, 2, False, True), R.max_pool(x, 2, 1, 1, 2, False, True)),
-            (P.adaptive_max_pool(x, 3, True), R.adaptive_max_pool(x, 3, True))):
+            (P.max_pool(x, _k(x, 3), 2, 1, 1, True, True), R.max_pool(x, 3, 2, 1, 1, True, True)),
+            (P.max_pool(x, _k(x, 2), 1, 1, 2, False, True), R.max_pool(x, 2, 1, 1, 2, False, True)),
+            (P.adaptive_max_pool(x, _k(x, 3), True), R.adaptive_max_pool(x, 3, True))):
         np.testing.assert_array_equal(fast[0], ref[0])
         np.testing.assert_array_equal(fast[1], ref[1])
     np.testing.assert_array_equal(P.global_max_pool(x), R.global_max_pool(x))
     two_nans = np.array([[[1.0, np.nan, 3.0, np.nan, 2.0]]])
-    assert P.max_pool(two_nans, 5, return_indices=True)[1][0, 0, 0] == 1
+    assert P.max_pool(two_nans, _k(two_nans, 5), return_indices=True)[1][0, 0, 0] == 1
 
 
 def test_reference_matches_torch(rng):
@@ -387,20 +396,20 @@ def test_reference_matches_torch(rng):
 def test_ceil_mode_keeps_the_partial_window():
     """Figure 9.10: 5 inputs, kernel 2, stride 2 -> 2 windows, or 3 with the partial last one."""
     x = np.arange(5.0).reshape(1, 1, 5)
-    np.testing.assert_array_equal(P.max_pool(x, 2), [[[1, 3]]])
-    np.testing.assert_array_equal(P.max_pool(x, 2, ceil_mode=True), [[[1, 3, 4]]])
-    np.testing.assert_array_equal(P.avg_pool(x, 2, ceil_mode=True), [[[0.5, 2.5, 4]]])
-    np.testing.assert_allclose(P.lp_pool(x, 2, 2, ceil_mode=True), [[[1, 13**0.5, 4]]])
+    np.testing.assert_array_equal(P.max_pool(x, (2,)), [[[1, 3]]])
+    np.testing.assert_array_equal(P.max_pool(x, (2,), ceil_mode=True), [[[1, 3, 4]]])
+    np.testing.assert_array_equal(P.avg_pool(x, (2,), ceil_mode=True), [[[0.5, 2.5, 4]]])
+    np.testing.assert_allclose(P.lp_pool(x, 2, (2,), ceil_mode=True), [[[1, 13**0.5, 4]]])
     # a window that would start in the high padding is dropped (PyTorch's rule)
-    assert P.max_pool(np.zeros((1, 1, 5)), 2, 2, 1, ceil_mode=True).shape == (1, 1, 3)
+    assert P.max_pool(np.zeros((1, 1, 5)), (2,), 2, 1, ceil_mode=True).shape == (1, 1, 3)
 
 
 def test_adaptive_pool_has_a_fixed_output_size_whatever_the_input():
     for n in (5, 8, 13):
         x = np.arange(float(n)).reshape(1, 1, n)
-        assert P.adaptive_max_pool(x, 3).shape == (1, 1, 3)
-        assert P.adaptive_max_pool(x, 3)[0, 0, -1] == n - 1
-        assert P.adaptive_avg_pool(x, 1)[0, 0, 0] == pytest.approx((n - 1) / 2)
+        assert P.adaptive_max_pool(x, (3,)).shape == (1, 1, 3)
+        assert P.adaptive_max_pool(x, (3,))[0, 0, -1] == n - 1
+        assert P.adaptive_avg_pool(x, (1,))[0, 0, 0] == pytest.approx((n - 1) / 2)
 
 
 def test_lp_pool_gradient_is_zero_where_the_norm_is_zero():
@@ -474,8 +483,8 @@ def test_inputs_are_never_written(rng, name):
 
 def test_identity_pool_returns_a_new_array():
     x = np.arange(6.0).reshape(1, 1, 6)
-    for y in (P.avg_pool(x, 1), P.channel_pool(x, 1, "avg"), P.adaptive_avg_pool(x, 6),
-              P.max_pool(x, 1)):
+    for y in (P.avg_pool(x, (1,)), P.channel_pool(x, 1, "avg"), P.adaptive_avg_pool(x, (6,)),
+              P.max_pool(x, (1,))):
         np.testing.assert_array_equal(y, x)
         assert not np.shares_memory(y, x)
 
@@ -495,7 +504,7 @@ def test_strided_and_list_inputs(rng):
 
 
 def test_dtypes():
-    xi = np.arange(2 * 2 * 16).reshape(2, 2, 16)
+    xi = np.arange(2 * 2 * 16).reshape(2, 2, 4, 4)
     assert P.max_pool(xi, 2).dtype == np.float64
     assert P.avg_pool(xi.astype(bool), 2).dtype == np.float64
     x32 = xi.astype(np.float32)
@@ -503,8 +512,8 @@ def test_dtypes():
               P.global_avg_pool, lambda a: P.channel_pool(a, 2, "avg")):
         assert f(x32).dtype == np.float32
         assert f(xi.astype(np.float64)).dtype == np.float64
-    assert P.max_pool_grad_input(np.ones((2, 2, 8)), x32, 2).dtype == np.float64
-    assert P.max_pool_grad_input(np.ones((2, 2, 8), np.float32), x32, 2).dtype == np.float32
+    assert P.max_pool_grad_input(np.ones((2, 2, 2, 2)), x32, 2).dtype == np.float64
+    assert P.max_pool_grad_input(np.ones((2, 2, 2, 2), np.float32), x32, 2).dtype == np.float32
     with pytest.raises(TypeError, match="x"):
         P.max_pool(xi.astype(complex), 2)
     with pytest.raises(TypeError, match="x"):
@@ -523,10 +532,10 @@ def test_empty_batch_gives_empty_result(rng, name):
 
 X = np.zeros((2, 4, 6, 6))
 BAD = [
-    (lambda: P.max_pool(np.zeros((4, 6)), 2), ValueError, "x must have shape"),
+    (lambda: P.max_pool(np.zeros(6), 2), ValueError, "x must have shape"),
     (lambda: P.max_pool(np.zeros((1, 1, 2, 2, 2, 2)), 2), ValueError, "x must have shape"),
     (lambda: P.max_pool(X, 0), ValueError, "kernel_size"),
-    (lambda: P.max_pool(X, (2, 2, 2)), ValueError, "kernel_size"),
+    (lambda: P.max_pool(X, (2, 2, 2, 2)), ValueError, "kernel_size"),
     (lambda: P.max_pool(X, 2.0), TypeError, "kernel_size"),
     (lambda: P.max_pool(X, 2, 0), ValueError, "stride"),
     (lambda: P.max_pool(X, 2, 1, -1), ValueError, "padding"),
@@ -557,10 +566,10 @@ BAD = [
     (lambda: P.lp_pool(X, "2", 2), TypeError, "p must be"),
     (lambda: P.lp_pool_grad_input(np.zeros((2, 4, 2, 2)), X, 2, 2), ValueError, "gy"),
     (lambda: P.weighted_avg_pool(X, 3, sigma=0), ValueError, "sigma"),
-    (lambda: P.weighted_avg_pool(X, 3, sigma=(1, 1, 1)), ValueError, "sigma"),
+    (lambda: P.weighted_avg_pool(X, (3, 3), sigma=(1, 1, 1)), ValueError, "sigma"),
     (lambda: P.weighted_avg_pool(X, 3, sigma="wide"), TypeError, "sigma"),
     (lambda: P.adaptive_max_pool(X, 0), ValueError, "output_size"),
-    (lambda: P.adaptive_avg_pool(X, (2, 2, 2)), ValueError, "output_size"),
+    (lambda: P.adaptive_avg_pool(X, (2, 2, 2, 2)), ValueError, "output_size"),
     (lambda: P.adaptive_avg_pool(X, 2.5), TypeError, "output_size"),
     (lambda: P.adaptive_max_pool_grad_input(np.zeros((2, 4, 3, 3)), X, 2), ValueError, "gy"),
     (lambda: P.adaptive_avg_pool_grad_input(np.zeros((2, 4, 3, 3)), X.shape, 2), ValueError,

@@ -75,7 +75,7 @@ def pool(maps, size=2, mode="max"):
     if size > min(maps.shape[2:]):
         raise ValueError(f"size must be at most the map size {min(maps.shape[2:])}, got {size}")
     try:
-        return np.asarray(getattr(pooling, f"{mode}_pool")(maps, size, stride=size))
+        return np.asarray(getattr(pooling, f"{mode}_pool")(maps, (size, size), stride=size))
     except Exception:
         return _numpy_pool(maps, size, mode)
 

@@ -1,6 +1,7 @@
 """Initial weights and the small argument checks the layers share."""
 import contextlib
 import contextvars
+import functools
 import math
 import numbers
 
@@ -85,14 +86,62 @@ def tuple_of(value, ndim, name, minimum=1):
 
 
 def as_input(x, ndim, channels, layer):
-    """x as an array of shape (N, channels, *spatial) with `ndim` spatial axes, or a clear error."""
+    """x as an array of shape (N, channels, *spatial) with `ndim` spatial axes, or a clear error.
+    (An unbatched x, one axis fewer, has been given a batch axis by AcceptsUnbatched.)"""
     x = real_array(x, f"{layer}: x", "a real numeric array")
     if x.ndim != ndim + 2:
-        raise ValueError(f"{layer}: x must have {ndim + 2} dimensions (N, C, {'*spatial' if ndim else ''}) "
-                         f"for a {ndim}-D layer, got shape {x.shape}")
+        raise ValueError(f"{layer}: x must have {ndim + 2} dimensions (N, C, *spatial) or, "
+                         f"unbatched, {ndim + 1} (C, *spatial) for a {ndim}-D layer, got shape "
+                         f"{x.shape}")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{layer}: x must have {channels} channels (axis 1), got shape {x.shape}")
+        hint = (f"; x looks channels-last ({channels} channels on its last axis): the layers are "
+                f"channels-first, pass np.moveaxis(x, -1, 1)" if x.shape[-1] == channels else "")
+        raise ValueError(f"{layer}: x must have {channels} channels (axis 1), got shape "
+                         f"{x.shape}{hint}")
     return x
+
+
+_UNBATCHED = object()       # tags a cache entry pushed by a forward call on an unbatched x
+
+
+def _forward_unbatched(forward):
+    @functools.wraps(forward)
+    def call(self, x, *args, **kwargs):
+        if np.ndim(x) != self.ndim + 1:
+            return forward(self, x, *args, **kwargs)
+        cache = self._cache
+        n = len(cache)
+        y = forward(self, np.asarray(x)[None], *args, **kwargs)
+        if len(cache) > n:
+            cache[n] = (_UNBATCHED, cache[n])
+        return y[0]
+    return call
+
+
+def _backward_unbatched(backward):
+    @functools.wraps(backward)
+    def call(self, gy, *args, **kwargs):
+        cache = self._cache
+        if not (cache and cache[-1] and cache[-1][0] is _UNBATCHED):
+            return backward(self, gy, *args, **kwargs)
+        cache[-1] = cache[-1][1]
+        gx = backward(self, np.asarray(gy)[None], *args, **kwargs)
+        return None if gx is None else gx[0]
+    return call
+
+
+class AcceptsUnbatched:
+    """Mixin of the layers with `ndim` spatial axes: like PyTorch's, they take one unbatched
+    example (C, *spatial) and return an unbatched result (an input with one axis fewer gives an
+    output with one axis fewer). forward runs it as a batch of one and tags what it cached, so
+    the matching backward takes an unbatched gy and returns an unbatched gradient."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, wrap in (("forward", _forward_unbatched), ("backward", _backward_unbatched),
+                           ("backward_parameters", _backward_unbatched)):
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
 
 
 def bias_kind(bias, allowed, name="bias"):
@@ -106,6 +155,6 @@ def bias_kind(bias, allowed, name="bias"):
     return bias
 
 
-__all__ = ["allowance", "reserve", "init_weight", "init_bias", "tuple_of",
+__all__ = ["AcceptsUnbatched", "allowance", "reserve", "init_weight", "init_bias", "tuple_of",
            "as_input", "bias_kind",
            "float_dtype", "make_rng", "INITS"]

@@ -11,11 +11,11 @@ import numpy as np
 from .. import _functional
 from .._geometry import make_spec, transpose_input_sizes
 from .._validate import positive_int
-from ._init import as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
+from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
 from .module import Module
 
 
-class _ConvNd(Module):
+class _ConvNd(AcceptsUnbatched, Module):
     ndim = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
@@ -168,7 +168,7 @@ class Conv3d(_ConvNd):
     ndim = 3
 
 
-class _ConvTransposeNd(Module):
+class _ConvTransposeNd(AcceptsUnbatched, Module):
     ndim = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,

@@ -7,7 +7,7 @@ import numpy as np
 
 import fastconv.local as L
 from .._geometry import make_spec
-from ._init import as_input, bias_kind, float_dtype, tuple_of
+from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, tuple_of
 from .conv import _add_bias_grad, _geometry_args, _weight_and_bias
 from .module import Module
 
@@ -18,7 +18,7 @@ def _out_size(in_channels, out_channels, kernel_size, input_size, stride, paddin
     return spec.output_size[3 - len(kernel_size):]
 
 
-class _UnsharedNd(Module):
+class _UnsharedNd(AcceptsUnbatched, Module):
     """What both layers share: the arguments, weights (*leading, K, C, *kernel) with `leading`
     set by the subclass before `_build`, and the forward/backward over the three functions of
     ``fastconv.local`` that `_ops` names."""

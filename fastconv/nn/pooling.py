@@ -4,7 +4,7 @@ import numpy as np
 
 import fastconv.pooling as P
 from .._validate import positive_int
-from ._init import as_input
+from ._init import AcceptsUnbatched, as_input
 from .module import Module
 
 
@@ -15,11 +15,16 @@ def _spatial(value):
     return value
 
 
-class _Pool(Module):
+class _Pool(AcceptsUnbatched, Module):
     ndim = None
 
     def _input(self, x):
         return as_input(x, self.ndim, None, type(self).__name__)
+
+    def _nd(self, value):
+        """An int argument as one per spatial axis: the pooling functions take a tuple as the
+        number of spatial axes, which an int leaves ambiguous for a 3-D array."""
+        return value if isinstance(value, tuple) else (value,) * self.ndim
 
 
 class _MaxPoolNd(_Pool):
@@ -36,14 +41,14 @@ class _MaxPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         if not self.training:
-            return P.max_pool(x, self.kernel_size, **self._geometry())
-        y, indices = P.max_pool(x, self.kernel_size, return_indices=True, **self._geometry())
+            return P.max_pool(x, self._nd(self.kernel_size), **self._geometry())
+        y, indices = P.max_pool(x, self._nd(self.kernel_size), return_indices=True, **self._geometry())
         self._push(x, indices)
         return y
 
     def backward(self, gy):
         x, indices = self._pop()
-        return P.max_pool_grad_input(gy, x, self.kernel_size, indices=indices, **self._geometry())
+        return P.max_pool_grad_input(gy, x, self._nd(self.kernel_size), indices=indices, **self._geometry())
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -75,11 +80,11 @@ class _AvgPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         self._push(x.shape)
-        return P.avg_pool(x, self.kernel_size, **self._geometry())
+        return P.avg_pool(x, self._nd(self.kernel_size), **self._geometry())
 
     def backward(self, gy):
         (shape,) = self._pop()
-        return P.avg_pool_grad_input(gy, shape, self.kernel_size, **self._geometry())
+        return P.avg_pool_grad_input(gy, shape, self._nd(self.kernel_size), **self._geometry())
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -113,11 +118,11 @@ class _LPPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         self._push(x)
-        return P.lp_pool(x, self.p, self.kernel_size, **self._geometry())
+        return P.lp_pool(x, self.p, self._nd(self.kernel_size), **self._geometry())
 
     def backward(self, gy):
         (x,) = self._pop()
-        return P.lp_pool_grad_input(gy, x, self.p, self.kernel_size, **self._geometry())
+        return P.lp_pool_grad_input(gy, x, self.p, self._nd(self.kernel_size), **self._geometry())
 
     def extra_repr(self):
         return f"p={self.p}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -151,11 +156,11 @@ class _WeightedAvgPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         self._push(x.shape)
-        return P.weighted_avg_pool(x, self.kernel_size, **self._geometry())
+        return P.weighted_avg_pool(x, self._nd(self.kernel_size), **self._geometry())
 
     def backward(self, gy):
         (shape,) = self._pop()
-        return P.weighted_avg_pool_grad_input(gy, shape, self.kernel_size, **self._geometry())
+        return P.weighted_avg_pool_grad_input(gy, shape, self._nd(self.kernel_size), **self._geometry())
 
 
 class WeightedAvgPool1d(_WeightedAvgPoolNd):
@@ -180,14 +185,14 @@ class _AdaptiveMaxPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         if not self.training:
-            return P.adaptive_max_pool(x, self.output_size)
-        y, indices = P.adaptive_max_pool(x, self.output_size, return_indices=True)
+            return P.adaptive_max_pool(x, self._nd(self.output_size))
+        y, indices = P.adaptive_max_pool(x, self._nd(self.output_size), return_indices=True)
         self._push(x, indices)
         return y
 
     def backward(self, gy):
         x, indices = self._pop()
-        return P.adaptive_max_pool_grad_input(gy, x, self.output_size, indices=indices)
+        return P.adaptive_max_pool_grad_input(gy, x, self._nd(self.output_size), indices=indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -215,11 +220,11 @@ class _AdaptiveAvgPoolNd(_Pool):
     def forward(self, x):
         x = self._input(x)
         self._push(x.shape)
-        return P.adaptive_avg_pool(x, self.output_size)
+        return P.adaptive_avg_pool(x, self._nd(self.output_size))
 
     def backward(self, gy):
         (shape,) = self._pop()
-        return P.adaptive_avg_pool_grad_input(gy, shape, self.output_size)
+        return P.adaptive_avg_pool_grad_input(gy, shape, self._nd(self.output_size))
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
