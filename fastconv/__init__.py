@@ -27,11 +27,26 @@ from . import _algorithms  # noqa: F401  (registers the algorithms)
 from . import _measure  # noqa: F401  (the measuring floor: registers itself with the registry)
 from ._calibrate import calibrate
 from . import reference
-from . import features, local, nn, pooling
+from . import local, pooling
 from .separable import (low_rank_conv, separable_conv, separable_conv_grad_factors,
                         separable_conv_grad_input)
 
 __version__ = "0.1.0"
+
+# fastconv.nn and fastconv.features (which brings in scipy.optimize) load when first used: an
+# `import fastconv` for a convolution does not pay for them.
+_LAZY = ("features", "nn")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_grad_input", "conv_grad_kernel", "conv_transpose",

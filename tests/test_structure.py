@@ -141,3 +141,24 @@ def test_no_source_file_is_too_long():
         if lines > MAX_LINES:
             long[name] = lines
     assert not long, f"files above {MAX_LINES} lines (split them): {long}"
+
+
+def test_import_fastconv_leaves_the_heavy_parts_unloaded():
+    """`import fastconv` for a convolution does not load fastconv.nn, fastconv.features or
+    scipy.optimize (issue 16, item 5); they load on first use (fastconv.nn, `from fastconv import
+    features`)."""
+    import subprocess
+    import sys
+    code = ("import sys, fastconv\n"
+            "heavy = sorted(m for m in sys.modules if m.startswith(('fastconv.nn', "
+            "'fastconv.features', 'scipy.optimize')))\n"
+            "assert not heavy, heavy\n"
+            "assert fastconv.nn.Conv2d and fastconv.features.gabor_bank\n"
+            "from fastconv import nn, features\n"
+            "print('ok')\n")
+    import fastconv
+    home = pathlib.Path(fastconv.__file__).resolve().parent.parent    # the fastconv under test
+    env = dict(__import__("os").environ, PYTHONPATH=str(home))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(home), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
