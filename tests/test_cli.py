@@ -191,5 +191,6 @@ def test_out_is_printed_as_an_absolute_path(tmp_path, monkeypatch, capsys):
 
 
 def test_gitignore_covers_the_default_folder():
-    lines = open(os.path.join(ROOT, ".gitignore"), encoding="utf-8").read().splitlines()
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # not the installed copy
+    lines = open(os.path.join(repository, ".gitignore"), encoding="utf-8").read().splitlines()
     assert f"{demos.DEFAULT_OUT}/" in lines
