@@ -27,6 +27,7 @@ from _openmp cimport omp_get_thread_num
 
 cdef extern from "_depthwise_kernels.h":
     int dw_level() noexcept nogil
+    Py_ssize_t fastconv_vector_bytes(int level) noexcept nogil
     void dw_init() noexcept nogil
     const int DW_SLACK
     void dw_taps_f32 "dw_kernels.dw_taps_f32"(const float* src, const Py_ssize_t* off, const float* w, Py_ssize_t taps,
@@ -161,6 +162,11 @@ def slack():
 def kernel_level():
     """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
     return dw_level()
+
+
+def vector_bytes():
+    """Bytes of one vector of the kernel set this process runs (the build's own width at 0)."""
+    return fastconv_vector_bytes(dw_level())
 
 
 def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, floating[::1] scratch,

@@ -44,8 +44,7 @@ PARALLEL_EFFICIENCY = 0.9
 
 
 def _lanes(itemsize):
-    level = _depthwise.kernel_level()
-    return (64 if level == 2 else 32 if level == 1 else 16) // itemsize
+    return _depthwise.vector_bytes() // itemsize
 
 
 class _Plan:
