@@ -154,9 +154,24 @@ cdef inline void dots(const floating* gy, const floating* src, const Py_ssize_t*
         dw_dots_f64(gy, src, off, n, nq, g)
 
 
-def slack():
-    """Elements of slack the kernels read and write past a run."""
-    return DW_SLACK
+cdef inline Py_ssize_t per_thread(Py_ssize_t planes, Py_ssize_t run,
+                                  Py_ssize_t tail) noexcept nogil:
+    """Elements of one thread's scratch: the packed planes, DW_SLACK zeros that the last block
+    reads past them, the run, and `tail` (the slack the last block writes past the run, or the
+    kernel gradient's partial sums)."""
+    return planes + DW_SLACK + run + tail
+
+
+cdef inline Py_ssize_t whole_run(Py_ssize_t nq) noexcept nogil:
+    """The kernel gradient's run: nq summed to a multiple of 16 positions, the widest vector."""
+    return (nq + 15) // 16 * 16
+
+
+def scratch_elements(str op, Py_ssize_t planes, Py_ssize_t nq, Py_ssize_t taps):
+    """Elements of one thread's scratch for `op`: `planes` packed elements, a run of nq."""
+    if op == "grad_kernel":
+        return per_thread(planes, whole_run(nq), taps)
+    return per_thread(planes, nq, DW_SLACK)
 
 
 def kernel_level():
@@ -178,17 +193,17 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
     o[0], o[1], o[2] = out_size
     cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
     cdef Py_ssize_t out_vol = o[0] * o[1] * o[2], packed = g.s[0] * g.s[1] * g.s[2] * g.phase
-    cdef Py_ssize_t per_thread = packed + nq + 2 * DW_SLACK, item, n, c, j, k
+    cdef Py_ssize_t step = per_thread(packed, nq, DW_SLACK), item, n, c, j, k
     cdef floating* buf
     cdef floating* run
     if N * C == 0 or T == 0 or out_vol == 0:
         return
     for j in range(threads):        # what the last block reads past the packed planes
-        memset(&scratch[0] + j * per_thread + packed, 0, DW_SLACK * sizeof(floating))
+        memset(&scratch[0] + j * step + packed, 0, DW_SLACK * sizeof(floating))
     for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
         n = item // C
         c = item % C
-        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        buf = &scratch[0] + omp_get_thread_num() * step
         run = buf + packed + DW_SLACK
         pack(&x[0] + item * in_vol, buf, &g)
         for j in range(m):
@@ -209,18 +224,18 @@ def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
     cdef Grid h = make_grid(out_size, (1, 1, 1), gy_pad, Lg)  # gy's zero-padded copy
     cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
     cdef Py_ssize_t out_vol = h.n[0] * h.n[1] * h.n[2], phases = phase_ids.shape[0], i
-    cdef Py_ssize_t per_thread = m * h.phase + DW_SLACK + nq + DW_SLACK, item, n, c, j, k, ph
+    cdef Py_ssize_t step = per_thread(m * h.phase, nq, DW_SLACK), item, n, c, j, k, ph
     cdef Py_ssize_t a[3]
     cdef floating* buf
     cdef floating* run
     if N * C == 0 or in_vol == 0:
         return
     for j in range(threads):        # what the last block reads past the packed planes
-        memset(&scratch[0] + j * per_thread + m * h.phase, 0, DW_SLACK * sizeof(floating))
+        memset(&scratch[0] + j * step + m * h.phase, 0, DW_SLACK * sizeof(floating))
     for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
         n = item // C
         c = item % C
-        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        buf = &scratch[0] + omp_get_thread_num() * step
         run = buf + m * h.phase + DW_SLACK
         memset(&gx[0] + item * in_vol, 0, in_vol * sizeof(floating))
         if out_vol == 0:
@@ -244,16 +259,15 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 Py_ssize_t m, in_size, stride, pad, L, out_size, Py_ssize_t nq, int threads):
     """gw = sum over samples of x (packed as forward packs it) against gy (a run on the same
     grid, zeros in the dropped columns): per input channel, the samples in order. The run is
-    summed to a multiple of 16 positions, the widest vector (zeros past nq, against the packed
-    planes' zeroed slack), so that no scalar tail follows the vectors: a 7x7 plane's run of 61
-    had 13."""
+    summed to whole_run(nq) positions (zeros past nq, against the packed planes' zeroed slack),
+    so that no scalar tail follows the vectors: a 7x7 plane's run of 61 had 13."""
     cdef Grid g = make_grid(in_size, stride, pad, L)
     cdef Py_ssize_t o[3]
     o[0], o[1], o[2] = out_size
     cdef Py_ssize_t T = off.shape[0], in_vol = g.n[0] * g.n[1] * g.n[2]
     cdef Py_ssize_t out_vol = o[0] * o[1] * o[2], packed = g.s[0] * g.s[1] * g.s[2] * g.phase
-    cdef Py_ssize_t whole = (nq + 15) // 16 * 16
-    cdef Py_ssize_t per_thread = packed + DW_SLACK + whole + T, c, n, j, k, t, r0, r1
+    cdef Py_ssize_t whole = whole_run(nq)
+    cdef Py_ssize_t step = per_thread(packed, whole, T), c, n, j, k, t, r0, r1
     cdef floating* buf
     cdef floating* run
     cdef floating* part
@@ -262,9 +276,9 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     if C * m * T == 0:
         return
     for j in range(threads):        # what the whole run reads past the packed planes
-        memset(&scratch[0] + j * per_thread + packed, 0, DW_SLACK * sizeof(floating))
+        memset(&scratch[0] + j * step + packed, 0, DW_SLACK * sizeof(floating))
     for c in prange(C, nogil=True, schedule="static", num_threads=threads):
-        buf = &scratch[0] + omp_get_thread_num() * per_thread
+        buf = &scratch[0] + omp_get_thread_num() * step
         run = buf + packed + DW_SLACK
         part = run + whole
         for j in range(m):

@@ -92,11 +92,11 @@ class _Plan:
         # the arguments forward and grad_kernel hand the kernels after their arrays
         self.run = (self.off, spec.batch, spec.in_channels, self.multiplier, spec.input_size,
                     spec.stride, spec.pad_low, self.Lq, spec.output_size, self.nq)
-        slack = _depthwise.slack()
-        self.per_thread = {
-            "forward": self.packed + self.nq + 2 * slack,
-            "grad_input": self.multiplier * math.prod(Lg) + self.nq_gi + 2 * slack,
-            "grad_kernel": self.packed + slack + -(-self.nq // 16) * 16 + len(taps)}
+        T, scratch = len(taps), _depthwise.scratch_elements
+        self.per_thread = {"forward": scratch("forward", self.packed, self.nq, T),
+                           "grad_input": scratch("grad_input", self.multiplier * math.prod(Lg),
+                                                 self.nq_gi, T),
+                           "grad_kernel": scratch("grad_kernel", self.packed, self.nq, T)}
         self.items = {"forward": spec.batch * spec.in_channels,
                       "grad_input": spec.batch * spec.in_channels,
                       "grad_kernel": spec.in_channels}
@@ -145,7 +145,8 @@ def cost(spec, op):
         work = SECONDS["fma"] * outputs * T * -(-plan.nq_gi // lanes)
     else:
         work = SECONDS["dot"] * outputs * T * -(-plan.nq // lanes)
-    moved = planes * (plan.packed + math.prod(spec.input_size)) + outputs * (plan.nq + math.prod(spec.output_size))
+    moved = (planes * (plan.packed + math.prod(spec.input_size))
+             + outputs * (plan.nq + math.prod(spec.output_size)))
     work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
         _config.planning_threads(), plan.items[op])
