@@ -20,11 +20,14 @@ import math
 
 import numpy as np
 
-from . import _config, _local, _registry
+from . import _config, _registry
+from ._lazy import LazyModule
 from ._functional import conv, conv_grad_input, conv_grad_kernel
 from ._geometry import effective_kernel, make_spec
 from ._validate import (check_output_grad, full_shape, lifted, real_array, result_dtype,
                         shape_tuple, spatial_dims)
+
+_local = LazyModule("fastconv._local")     # cimports SciPy's BLAS: loaded on first use
 
 __all__ = ["locally_connected", "locally_connected_grad_input", "locally_connected_grad_kernel",
            "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_kernel"]

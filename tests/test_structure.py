@@ -144,15 +144,22 @@ def test_no_source_file_is_too_long():
 
 
 def test_import_fastconv_leaves_the_heavy_parts_unloaded():
-    """`import fastconv` for a convolution does not load fastconv.nn, fastconv.features or
-    scipy.optimize (issue 16, item 5); they load on first use (fastconv.nn, `from fastconv import
-    features`)."""
+    """`import fastconv` does not load fastconv.nn, fastconv.features, SciPy's linalg, fft or
+    optimize, or the compiled modules that cimport SciPy's BLAS (issue 16, item 5); they load on
+    first use (fastconv.nn, `from fastconv import features`, the first im2col or FFT call)."""
     import subprocess
     import sys
     code = ("import sys, fastconv\n"
             "heavy = sorted(m for m in sys.modules if m.startswith(('fastconv.nn', "
-            "'fastconv.features', 'scipy.optimize')))\n"
+            "'fastconv.features', 'scipy.optimize', 'scipy.linalg', 'scipy.fft', "
+            "'fastconv._im2col', 'fastconv._winograd', 'fastconv._local')))\n"
             "assert not heavy, heavy\n"
+            "import numpy as np\n"
+            "x = np.random.rand(1, 2, 40, 40)\n"
+            "for name in ('im2col', 'fft', 'winograd'):\n"
+            "    fastconv.conv(x, np.random.rand(3, 2, 3, 3), algorithm=name)\n"
+            "fastconv.local.locally_connected(x[:, :, :4, :4], np.random.rand(3, 3, 3, 2, 2, 2))\n"
+            "assert 'scipy.linalg' in sys.modules and 'scipy.fft' in sys.modules\n"
             "assert fastconv.nn.Conv2d and fastconv.features.gabor_bank\n"
             "from fastconv import nn, features\n"
             "print('ok')\n")

@@ -10,7 +10,10 @@ import math
 
 import numpy as np
 
-from .. import _config, _im2col
+from .. import _config
+from .._lazy import LazyModule
+
+_im2col = LazyModule("fastconv._im2col")     # cimports SciPy's BLAS: loaded on first use
 
 NAME = "im2col"
 

@@ -23,8 +23,11 @@ import math
 
 import numpy as np
 
-from .. import _config, _winograd
+from .. import _config
+from .._lazy import LazyModule
 from . import _finite
+
+_winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
 
 NAME = "winograd"
 

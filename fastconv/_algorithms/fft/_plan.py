@@ -11,11 +11,13 @@ scratch, the Cython core's own included (`workspace`, `scratch`, `threads`).
 from functools import lru_cache
 import math
 
-import scipy.fft
+from ..._lazy import LazyModule
 
 from ..._geometry import reads_input
 from . import _cost, _own
 from ._buffers import RETAIN_BYTES
+
+scipy_fft = LazyModule("scipy.fft")     # a tenth of a second to import: loaded on first use
 
 SPATIAL = 3
 TILE_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)   # candidate tile transform lengths / kernel
@@ -25,7 +27,7 @@ BACKENDS = ("own", "pocketfft")
 
 
 def fast_len(n, real):
-    return scipy.fft.next_fast_len(max(int(n), 1), real=real)
+    return scipy_fft.next_fast_len(max(int(n), 1), real=real)
 
 
 class Axis:

@@ -8,18 +8,27 @@ the radices (`_own.columns`). The kernel's few taps go to (and come back from) t
 by products with the DFT matrix where that is cheaper than an FFT (`Plan.gemm`). Spectra are
 plain (B, C, *plan.F). pocketfft runs its own threads ("workers"), one for small transforms.
 """
+import functools
+
 import numpy as np
-import scipy.fft
+from ..._lazy import LazyModule
 
 from . import _own, _parallel
 from ._buffers import buffers
 from ._places import complex_dtype, place, take
 from ._taps import along, tap_dft
 
-try:        # pocketfft itself: the same transforms as scipy.fft, but writing into given buffers
-    from scipy.fft._pocketfft import pypocketfft as _pocketfft
-except ImportError:                                  # pragma: no cover - other SciPy layouts
-    _pocketfft = None
+scipy_fft = LazyModule("scipy.fft")     # a tenth of a second to import: loaded on first use
+
+
+@functools.cache
+def _pocketfft():
+    """pocketfft itself: the same transforms as scipy.fft, but writing into given buffers."""
+    try:
+        from scipy.fft._pocketfft import pypocketfft
+    except ImportError:                              # pragma: no cover - other SciPy layouts
+        return None
+    return pypocketfft
 
 SPATIAL = 3
 
@@ -32,9 +41,9 @@ def _workers(a, workers):
 
 def r2c(a, axes, out, workers):
     workers = _workers(a, workers)
-    if _pocketfft is not None:
-        return _pocketfft.r2c(a, tuple(axes), True, 0, out, workers)
-    out[...] = scipy.fft.rfftn(a, axes=axes, workers=workers)
+    if _pocketfft() is not None:
+        return _pocketfft().r2c(a, tuple(axes), True, 0, out, workers)
+    out[...] = scipy_fft.rfftn(a, axes=axes, workers=workers)
     return out
 
 
@@ -44,17 +53,17 @@ def c2c(a, axes, forward, out, workers):
         if done is not None:
             return done
     workers = _workers(a, workers)
-    if _pocketfft is not None:
-        return _pocketfft.c2c(a, tuple(axes), forward, 0 if forward else 2, out, workers)
-    out[...] = (scipy.fft.fftn if forward else scipy.fft.ifftn)(a, axes=axes, workers=workers)
+    if _pocketfft() is not None:
+        return _pocketfft().c2c(a, tuple(axes), forward, 0 if forward else 2, out, workers)
+    out[...] = (scipy_fft.fftn if forward else scipy_fft.ifftn)(a, axes=axes, workers=workers)
     return out
 
 
 def c2r(a, axis, n, out, workers):
     workers = _workers(out, workers)
-    if _pocketfft is not None:
-        return _pocketfft.c2r(a, (axis,), n, False, 2, out, workers)
-    out[...] = scipy.fft.irfft(a, n=n, axis=axis, workers=workers)
+    if _pocketfft() is not None:
+        return _pocketfft().c2r(a, (axis,), n, False, 2, out, workers)
+    out[...] = scipy_fft.irfft(a, n=n, axis=axis, workers=workers)
     return out
 
 
