@@ -18,7 +18,7 @@ import os
 import threading
 import warnings
 
-from . import _openmp_info
+from . import _load, _openmp_info
 from ._validate import positive_int
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
@@ -118,10 +118,11 @@ def get_num_threads():
 
 @contextlib.contextmanager
 def threads_for(flops):
-    """Inside one call: the budget, or one thread for a small problem. Results do not depend
-    on it (every algorithm is bitwise thread-count invariant), only the time does."""
+    """Inside one call: the budget, or one thread for a small problem, and no more threads than
+    other processes leave cores free (`_load`). Results do not depend on it (every algorithm is
+    bitwise thread-count invariant), only the time does."""
     previous = getattr(_call, "cap", None)
-    _call.cap = 1 if flops < SMALL_PROBLEM_FLOPS else get_num_threads()
+    _call.cap = 1 if flops < SMALL_PROBLEM_FLOPS else _load.thread_cap(get_num_threads())
     try:
         yield
     finally:

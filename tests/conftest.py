@@ -284,3 +284,6 @@ def parallel_even_when_small(monkeypatch):
     SMALL_PROBLEM_FLOPS on one thread, which would make the tests' small problems prove nothing
     about the parallel code (thread invariance above all)."""
     monkeypatch.setattr(fastconv._config, "SMALL_PROBLEM_FLOPS", 0)
+    # nor drop to one thread because the machine running the tests is busy (`_load`, tested
+    # on its own in test_load.py)
+    monkeypatch.setattr(fastconv._load, "enabled", False)
