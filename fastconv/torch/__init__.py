@@ -16,10 +16,11 @@ finds the real PyTorch, not this module.
   ValueError, other dtypes TypeError, each naming the argument.
 """
 try:
-    import torch  # noqa: F401  (absolute: the real PyTorch)
+    import torch    # absolute: the real PyTorch, never this package
 except ImportError as exc:
     raise ImportError('fastconv.torch needs PyTorch, which is not installed: '
                       'pip install "fastconv[torch]"') from exc
+del torch           # only checked for here; this package's namespace is fastconv's functions
 
 from fastconv.torch._tensors import as_array
 from fastconv.torch._functions import (conv, conv1d, conv2d, conv3d, conv_transpose,
