@@ -193,6 +193,16 @@ def test_contiguous_input_and_output_are_not_copied(monkeypatch):
     assert y.data_ptr() == seen["y"].ctypes.data
 
 
+def test_non_contiguous_input_gives_the_same_result():
+    torch.manual_seed(13)
+    layer = ft.Conv2d(3, 4, 3, padding=1, dtype=torch.float64)
+    x = torch.randn(2, 9, 7, 3, dtype=torch.float64).permute(0, 3, 1, 2)   # channels-last memory
+    assert not x.is_contiguous()
+    torch.testing.assert_close(layer(x), layer(x.contiguous()))
+    xs = torch.randn(2, 3, 14, 7, dtype=torch.float64)[:, :, ::2]
+    torch.testing.assert_close(layer(xs), layer(xs.contiguous()))
+
+
 # --- dtypes, devices, requires_grad ----------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.complex64, torch.bfloat16,

@@ -28,15 +28,17 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "
 
 
 def _geometry(layer, in_channels, out_channels, kernel_size, stride, padding, dilation, groups):
-    """Check and set the channels, groups, kernel_size, stride, dilation and padding of a layer
-    with `layer.ndim` spatial axes; a bad padding fails here, not at the first batch."""
+    """Check and set the channels, groups (unless None: a layer without groups), kernel_size,
+    stride, dilation and padding of a layer with `layer.ndim` spatial axes; a bad padding fails
+    here, not at the first batch."""
     d = layer.ndim
     layer.in_channels = positive_int(in_channels, "in_channels")
     layer.out_channels = positive_int(out_channels, "out_channels")
-    layer.groups = positive_int(groups, "groups")
-    if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
-        raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
-                         f"out_channels ({out_channels})")
+    if groups is not None:
+        layer.groups = positive_int(groups, "groups")
+        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
+            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
+                             f"out_channels ({out_channels})")
     layer.kernel_size = per_dim(kernel_size, d, "kernel_size", 1)
     layer.stride = per_dim(stride, d, "stride", 1)
     layer.dilation = per_dim(dilation, d, "dilation", 1)
@@ -205,8 +207,7 @@ class _UnsharedNd(torch.nn.Module):
 
     def _build(self, in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
                kinds, device, dtype):
-        _geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, 1)
-        del self.groups
+        _geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, None)
         self.bias_kind = bias_kind(bias, kinds)
         self._factory = dict(device=device, dtype=dtype)
 
