@@ -132,6 +132,23 @@ def threads_for(flops):
             _call.cap = previous
 
 
+@contextlib.contextmanager
+def thread_limit(n):
+    """Inside the block, calls made from this Python thread use at most `n` threads (kernels and
+    their BLAS); other threads and the process-wide setting are untouched. For task schedulers
+    (fastconv.dask) that run one task per pool thread and must not oversubscribe the cores."""
+    n = _thread_count(n, "n")
+    previous = getattr(_call, "cap", None)
+    _call.cap = n if previous is None else min(n, previous)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _call.cap
+        else:
+            _call.cap = previous
+
+
 def planning_threads():
     """The thread count the cost models assume: the cores this process may run on.
 

@@ -3,7 +3,8 @@
 Each block runs in a fresh namespace (a reader pastes one block at a time), in a temporary
 current directory (a block may write a file), with its output captured. A block that needs an
 optional package the test machine lacks (scikit-learn for the digits example, PyTorch for the
-fastconv.torch example) is skipped with the package's name; nothing else is skipped.
+fastconv.torch example, dask for fastconv.dask) is skipped with the package's name; nothing else
+is skipped.
 """
 import contextlib
 import io
@@ -24,7 +25,7 @@ def test_the_readme_has_python_examples():
 
 @pytest.mark.parametrize("line,code", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
 def test_readme_block_runs_as_printed(line, code, tmp_path, monkeypatch):
-    for package in ("sklearn", "torch"):
+    for package in ("sklearn", "torch", "dask"):
         if re.search(rf"^\s*(from|import) {package}\b", code, re.M):
             pytest.importorskip(package)
     monkeypatch.chdir(tmp_path)
