@@ -9,12 +9,12 @@ threads as there are cores the rest of the machine leaves free.
 
 "Free" is measured, not guessed: the busy time of the CPUs this process may run on, from
 ``/proc/stat`` (user, system, interrupts and a hypervisor's steal; not niced processes, which
-yield their core), minus this process's
-own CPU time (`time.process_time`, which counts its OpenMP workers), over the time since the
-last reading. Readings are taken at most every `REFRESH_S`, so a call pays for one only a few
-times a second (about 20 us). A window longer than `STALE_S` (the first call in a while) may
-average away a load that has just started, so then the kernel's count of runnable threads
-(``/proc/loadavg``) stands in as well, and the larger of the two wins.
+yield their core), minus this process's own CPU time (`time.process_time`, which counts its
+OpenMP workers), over the time since the last reading. Readings are taken at most every `REFRESH_S`, so a call pays for one only a few
+times a second (about 20 us). The first reading has nothing to compare with, and a window longer
+than `STALE_S` (the first call in a while) may average away a load that has just started: after
+either, the next reading comes after `FIRST_WINDOW_S` (five scheduler ticks per core), so a
+process starting on a busy machine runs its first 50 ms uncapped.
 
 Results do not depend on the thread count (every algorithm is bitwise thread-count invariant),
 so following the load changes only the time. Where ``/proc`` is absent (macOS, Windows) nothing
@@ -25,14 +25,15 @@ import threading
 import time
 
 REFRESH_S = 0.25
-_clock = time.monotonic
+FIRST_WINDOW_S = 0.05
 STALE_S = 2.0
+_clock = time.monotonic
 _STAT = "/proc/stat"
-_LOADAVG = "/proc/loadavg"
 
 _lock = threading.Lock()
 _last = None        # (monotonic seconds, busy CPU seconds of our CPUs, this process's CPU seconds)
 _others = 0.0       # cores the rest of the machine used over the last window
+_look_again_s = REFRESH_S
 enabled = os.environ.get("FASTCONV_ADAPT_THREADS", "1").strip() not in ("0", "false", "no", "off")
 
 
@@ -70,38 +71,37 @@ def _busy_seconds():
     return busy / _tick
 
 
-def _runnable_elsewhere():
-    """Threads the kernel has runnable right now, less the one reading (0 if unknown, or if
-    this process may not run on every CPU: the count is the whole machine's)."""
-    if _cpus is None or len(_cpus) != os.cpu_count():
-        return 0.0
-    try:
-        with open(_LOADAVG, "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return max(0.0, running - 1.0)
-
-
 def cores_used_elsewhere():
     """Cores the rest of the machine has been using lately (0.0 where that cannot be told)."""
-    global _last, _others
+    global _last, _others, _look_again_s
     now = _clock()
     with _lock:
-        if _last is not None and now - _last[0] < REFRESH_S:
+        if _last is not None and now - _last[0] < _look_again_s:
             return _others
         busy = _busy_seconds()
         if busy is None:
             return 0.0
         own = time.process_time()
-        if _last is None:
-            _others = _runnable_elsewhere()
+        if _last is None:           # nothing to compare with yet: free until a window says not
+            _others, _look_again_s = 0.0, FIRST_WINDOW_S
         else:
             wall = now - _last[0]
-            window = max(0.0, (busy - _last[1]) - (own - _last[2])) / wall
-            _others = max(window, _runnable_elsewhere()) if wall > STALE_S else window
+            _others = max(0.0, (busy - _last[1]) - (own - _last[2])) / wall
+            # a long window may average away a load that has just begun: look again soon
+            _look_again_s = FIRST_WINDOW_S if wall > STALE_S else REFRESH_S
         _last = (now, busy, own)
         return _others
+
+
+def settle(seconds=0.1):
+    """For a long command about to start (a benchmark): a fresh window of `seconds`, so that its
+    first calls see the load instead of assuming none. Returns `cores_used_elsewhere()`."""
+    global _last
+    with _lock:
+        _last = None
+    cores_used_elsewhere()                  # the first reading: the next is due FIRST_WINDOW_S on
+    time.sleep(max(seconds, FIRST_WINDOW_S))
+    return cores_used_elsewhere()
 
 
 def thread_cap(budget):
@@ -114,11 +114,62 @@ def thread_cap(budget):
     return max(1, min(budget, free))
 
 
+# --- trying the full budget on a busy machine ----------------------------------------------------
+# The cap is right for calls made of many short parallel regions (a small network's step: each
+# barrier waits out a time slice) and wrong for one long region: the scheduler shares two cores
+# among three busy threads, so two of them get 4/3 of a core, not one (a ResNet layer on
+# Winograd: 4.4 ms on two threads beside a spinning process, 7.8 ms on one). Which kind a call
+# is, only the clock knows; so a call that repeats (a training loop, a benchmark) is timed under
+# both counts, alternately, `TRIAL_CALLS` times each after an untimed first call, and its later
+# calls use the faster in total -- the full budget only if it is clearly faster
+# (`FULL_MUST_WIN`), since a busy machine's times scatter and its stalls are the cost. A call
+# under `TRIAL_MIN_S` on the capped count is not tried further: its stalls would cost more than
+# a second thread could win. A verdict holds for `TRIAL_S` seconds of the same load, then is
+# tried again.
+TRIAL_CALLS = 3
+TRIAL_MIN_S = 0.01     # a call shorter than this on the capped count is not tried on more
+FULL_MUST_WIN = 0.8
+TRIAL_S = 20.0
+_trials = {}        # (key, capped, budget) -> [expires, {threads: [seconds, ...]}]
+
+
+def trial_threads(key, capped, budget):
+    """(threads for this call of `key`, whether to `record` its time) when the machine is busy:
+    `capped` or `budget` while the trial runs, then the faster."""
+    now = _clock()
+    with _lock:
+        entry = _trials.get((key, capped, budget))
+        if entry is None or entry[0] < now:
+            if len(_trials) > 4096:
+                _trials.clear()
+            entry = _trials[(key, capped, budget)] = [now + TRIAL_S, {capped: [], budget: []}]
+            return capped, False        # the first call plans and warms caches: not timed
+        times = entry[1]
+        if times[capped] and min(times[capped]) < TRIAL_MIN_S:
+            return capped, False
+        for n in (capped, budget):
+            if len(times[n]) < TRIAL_CALLS and len(times[n]) <= len(times[budget if n == capped
+                                                                           else capped]):
+                return n, True
+        # sums, not minima: what a busy machine costs a parallel call is its stalls
+        full_wins = sum(times[budget]) < FULL_MUST_WIN * sum(times[capped])
+        return (budget if full_wins else capped), False
+
+
+def record(key, capped, budget, threads, seconds):
+    """A trial call's time."""
+    with _lock:
+        entry = _trials.get((key, capped, budget))
+        if entry is not None and len(entry[1][threads]) < TRIAL_CALLS:
+            entry[1][threads].append(seconds)
+
+
 def _after_fork_in_child():
     """A child's own CPU time starts at zero: its first window starts afresh."""
-    global _last, _lock
+    global _last, _lock, _look_again_s
     _lock = threading.Lock()
-    _last = None
+    _last, _look_again_s = None, REFRESH_S
+    _trials.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -234,7 +234,7 @@ def run(spec, op, algorithm, a, b, w=None):
     slow_s, name = (_watched_pick(spec, op, w) if watched
                     else (None, select(spec, op, algorithm, w).NAME))
     _last.used = name, spec
-    with _config.threads_for(spec.flops):
+    with _config.threads_for(spec.flops, key=(spec, op, name)):
         start = _timing.clock()
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
         seconds = _timing.clock() - start

@@ -126,6 +126,20 @@ def run(cases, ops, rounds=3, budget=0.3, out=print):
     return rows
 
 
+def busy_machine_note(out=print):
+    """Without --threads, on a machine other processes keep busy: time on the cores they leave
+    free (the anchors too), and say that these are not the machine's quiet figures."""
+    from . import _config, _load
+    budget = _config.get_num_threads()
+    _load.settle()
+    free = _load.thread_cap(budget)
+    if free < budget:
+        out(f"note: other processes are using {_load.cores_used_elsewhere():.1f} of this "
+            f"machine's cores; timing on {free} thread(s), and the figures are not its quiet "
+            f"speed (--threads N to force)")
+        fastconv.set_num_threads(free)
+
+
 def main(argv=None):
     from .demos import plain
     parser = argparse.ArgumentParser(prog="fastconv bench", description=plain(__doc__),
@@ -139,6 +153,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
+    else:
+        busy_machine_note()
     try:
         import torch
         torch.set_num_threads(fastconv.get_num_threads())

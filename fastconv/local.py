@@ -219,7 +219,7 @@ def locally_connected(x, w, bias=None, *, stride=1, padding=0, dilation=1):
     else:
         x5 = lifted(x, spec.x_shape, spec.dtype)
         w3 = lifted(w, -1, spec.dtype)
-        with _config.threads_for(spec.flops):
+        with _config.threads_for(spec.flops, key=(spec, "locally_connected")):
             y = _lc_forward(spec, x5, w3, _positions(spec)).reshape(
                 spec.user_shape(spec.y_shape))
     if b is not None:
@@ -242,7 +242,7 @@ def locally_connected_grad_input(gy, w, input_shape, *, stride=1, padding=0, dil
         return np.zeros(spec.user_shape(spec.x_shape), spec.dtype)
     gy5 = lifted(gy, spec.y_shape, spec.dtype)
     w3 = lifted(w, -1, spec.dtype)
-    with _config.threads_for(spec.flops):
+    with _config.threads_for(spec.flops, key=(spec, "locally_connected_grad_input")):
         gx = _lc_grad_input(spec, gy5, w3, _positions(spec))
     return gx.reshape(spec.user_shape(spec.x_shape))
 
@@ -271,7 +271,7 @@ def locally_connected_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, d
         return np.zeros(shape, spec.dtype)
     x5 = lifted(x, spec.x_shape, spec.dtype)
     gy5 = lifted(gy, spec.y_shape, spec.dtype)
-    with _config.threads_for(spec.flops):
+    with _config.threads_for(spec.flops, key=(spec, "locally_connected_grad_kernel")):
         kernel_of = _positions(spec)
         gw = _lc_grad_kernel(spec, x5, gy5, kernel_of, kernel_of.size)
     return gw.reshape(shape)
@@ -368,7 +368,7 @@ def tiled_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, algorithm="a
     if _empty(spec):
         pass
     elif _by_position(spec, tiles, algorithm, "forward"):
-        with _config.threads_for(spec.flops):
+        with _config.threads_for(spec.flops, key=(spec, "tiled_conv")):
             y = _lc_forward(spec, lifted(x, spec.x_shape, spec.dtype), lifted(w, -1, spec.dtype),
                             _tile_map(spec, tiles)).reshape(y.shape)
     else:
@@ -403,7 +403,7 @@ def tiled_conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1
     if _empty(spec):
         return gx
     if _by_position(spec, tiles, algorithm, "grad_input"):
-        with _config.threads_for(spec.flops):
+        with _config.threads_for(spec.flops, key=(spec, "tiled_conv_grad_input")):
             return _lc_grad_input(spec, lifted(gy, spec.y_shape, spec.dtype),
                                   lifted(w, -1, spec.dtype),
                                   _tile_map(spec, tiles)).reshape(gx.shape)
@@ -437,7 +437,7 @@ def tiled_conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation
     if _empty(spec):
         return gw
     if _by_position(spec, tiles, algorithm, "grad_kernel"):
-        with _config.threads_for(spec.flops):
+        with _config.threads_for(spec.flops, key=(spec, "tiled_conv_grad_kernel")):
             return _lc_grad_kernel(spec, lifted(x, spec.x_shape, spec.dtype),
                                    lifted(gy, spec.y_shape, spec.dtype), _tile_map(spec, tiles),
                                    math.prod(tiles)).reshape(shape)
