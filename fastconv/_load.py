@@ -44,6 +44,7 @@ def _our_cpus():
 
 
 _cpus = _our_cpus()
+_cores = len(_cpus) if _cpus else (os.cpu_count() or 1)
 _tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -75,6 +76,9 @@ def cores_used_elsewhere():
     """Cores the rest of the machine has been using lately (0.0 where that cannot be told)."""
     global _last, _others, _look_again_s
     now = _clock()
+    last = _last
+    if last is not None and now - last[0] < _look_again_s:
+        return _others              # the common case, without the lock
     with _lock:
         if _last is not None and now - _last[0] < _look_again_s:
             return _others
@@ -109,8 +113,7 @@ def thread_cap(budget):
     (at least one)."""
     if budget <= 1 or not enabled:
         return budget
-    cores = len(_cpus) if _cpus else (os.cpu_count() or 1)
-    free = int(cores - cores_used_elsewhere() + 0.5)
+    free = int(_cores - cores_used_elsewhere() + 0.5)
     return max(1, min(budget, free))
 
 
@@ -127,7 +130,7 @@ def thread_cap(budget):
 # a second thread could win. A verdict holds for `TRIAL_S` seconds of the same load, then is
 # tried again.
 TRIAL_CALLS = 3
-TRIAL_MIN_S = 0.01     # a call shorter than this on the capped count is not tried on more
+TRIAL_MIN_S = 0.0015   # a call shorter than this on the capped count is not tried on more
 FULL_MUST_WIN = 0.8
 TRIAL_S = 20.0
 _trials = {}        # (key, capped, budget) -> [expires, {threads: [seconds, ...]}]

@@ -27,6 +27,7 @@ def fake_proc(tmp_path, monkeypatch):
     monkeypatch.setattr(_load, "_STAT", str(stat))
     monkeypatch.setattr(_load, "_look_again_s", _load.REFRESH_S)
     monkeypatch.setattr(_load, "_cpus", frozenset({0, 1}))
+    monkeypatch.setattr(_load, "_cores", 2)
     monkeypatch.setattr(_load, "_last", None)
     monkeypatch.setattr(_load, "enabled", True)
     monkeypatch.setattr(_load, "_clock", _load._clock)     # restored after the test
@@ -114,6 +115,7 @@ def test_the_first_reading_assumes_free_and_a_short_window_follows(fake_proc):
 def test_a_cpu_outside_the_affinity_is_not_counted(fake_proc, monkeypatch):
     stat, _, _ = fake_proc
     monkeypatch.setattr(_load, "_cpus", frozenset({0}))
+    monkeypatch.setattr(_load, "_cores", 1)
     _reading(stat, 0, now=100.0, cpus=(0, 1))
     stat.write_text(f"cpu  {TICK} 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0\ncpu1 {TICK} 0 0 0 0 0 0 0\n")
     _load._clock = lambda: 101.0
