@@ -218,26 +218,33 @@ def test_threads_for_runs_the_trial_for_a_keyed_call(fake_proc, monkeypatch):
 
 def test_openmp_and_the_blas_follow_the_load_and_get_their_own_counts_back(fake_proc, monkeypatch):
     """NumPy's matmul in a layer runs on the BLAS's own threads: while the machine is busy they
-    are held to the free cores too, and given back when the load goes."""
+    are held to the free cores too, as is OpenMP's own count, and given back when the load goes."""
     stat, _, _ = fake_proc
     monkeypatch.setattr(_config, "_num_threads", 2)
+    monkeypatch.setattr(_config, "_following", None)
     import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS too)
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=2, user_api="blas"):
-        own = _blas_threads()
-        assert own and max(own) == 2
-        _reading(stat, 0, now=100.0)
-        _reading(stat, TICK // 2, now=101.0)                        # busy
-        with _config.threads_for(10):                               # a small call too
-            pass
-        assert max(_blas_threads()) == 1
-        assert fastconv._openmp_info.max_threads() == 1
-        assert fastconv.get_num_threads() == 2        # the budget is still the process's
-        _reading(stat, TICK // 2, now=102.0)                        # idle again
-        with _config.threads_for(10):
-            pass
-        assert _blas_threads() == own
-        assert fastconv._openmp_info.max_threads() == 2
+    omp = fastconv._openmp_info
+    previous = omp.max_threads()
+    omp.set_max_threads(2)                      # OpenMP's own count, whatever earlier tests left
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            own = _blas_threads()
+            assert own and max(own) == 2
+            _reading(stat, 0, now=100.0)
+            _reading(stat, TICK // 2, now=101.0)                    # busy
+            with _config.threads_for(10):                           # a small call too
+                pass
+            assert max(_blas_threads()) == 1
+            assert omp.max_threads() == 1
+            assert fastconv.get_num_threads() == 2      # the budget is still the process's
+            _reading(stat, TICK // 2, now=102.0)                    # idle again
+            with _config.threads_for(10):
+                pass
+            assert _blas_threads() == own
+            assert omp.max_threads() == 2
+    finally:
+        omp.set_max_threads(previous)
 
 
 def test_a_short_call_is_not_tried_on_the_full_budget(fake_proc, monkeypatch):
