@@ -7,6 +7,9 @@ run on (SciPy's OpenBLAS), so the kernels' threads and BLAS's threads never add 
 kernels split their GEMMs over their own OpenMP threads and hold the BLAS at one thread while they
 run (`blas_single_threaded`), so only one thread pool is ever busy.
 
+Each call runs on no more of the budget than other processes leave cores free (`_load`), and
+while they are busy OpenMP's own count and the BLAS follow (`_pools_follow_load`).
+
 The budget is at most `MAX_THREADS`; a larger count from any source (the call, the environment
 variable, OpenMP's own setting) is refused or capped, because the OpenMP runtime ends the process
 when it cannot create a thread. fastconv is fork-safe: before a ``fork`` it ends the forking
