@@ -129,9 +129,9 @@ def thread_cap(budget):
 # under `TRIAL_MIN_S` on the capped count is not tried further: its stalls would cost more than
 # a second thread could win. A verdict holds for `TRIAL_S` seconds of the same load, then is
 # tried again.
-TRIAL_CALLS = 3
+TRIAL_CALLS = 5
 TRIAL_MIN_S = 0.0015   # a call shorter than this on the capped count is not tried on more
-FULL_MUST_WIN = 0.8
+FULL_MUST_WIN = 0.85
 TRIAL_S = 20.0
 _trials = {}        # (key, capped, budget) -> [expires, {threads: [seconds, ...]}]
 
