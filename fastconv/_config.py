@@ -133,9 +133,7 @@ def _pools_follow_load(free, budget):
                 c.set_num_threads(min(free, n))
         else:
             _openmp_info.set_max_threads(_following[0])
-            for c, n in _following[1]:
-                c.set_num_threads(n)
-            _following = None
+            _give_back_blas()
 
 
 # Below this much arithmetic a call runs on one thread: a parallel region costs more than it
@@ -145,14 +143,19 @@ SMALL_PROBLEM_FLOPS = 2e6
 _call = threading.local()
 
 
+def _give_back_blas():
+    """The BLAS's own counts, and no longer following the load (under `_blas_lock`)."""
+    global _following
+    for c, n in _following[1]:
+        c.set_num_threads(n)
+    _following = None
+
+
 def _unfollow():
     """A new budget: the pools' counts are the user's now; the next call looks at the load."""
-    global _following
     with _blas_lock:
         if _following is not None:
-            for c, n in _following[1]:
-                c.set_num_threads(n)
-            _following = None
+            _give_back_blas()
 
 
 def _process_budget():
@@ -193,10 +196,7 @@ def threads_for(flops, key=None):
     finally:
         if trial:
             _load.record(key, capped, budget, threads, time.perf_counter() - start)
-        if previous is None:
-            del _call.cap
-        else:
-            _call.cap = previous
+        _restore_cap(previous)
 
 
 @contextlib.contextmanager
@@ -210,10 +210,15 @@ def thread_limit(n):
     try:
         yield
     finally:
-        if previous is None:
-            del _call.cap
-        else:
-            _call.cap = previous
+        _restore_cap(previous)
+
+
+def _restore_cap(previous):
+    """Leave a call's (or a block's) cap: the enclosing one's again, or none."""
+    if previous is None:
+        del _call.cap
+    else:
+        _call.cap = previous
 
 
 def planning_threads():

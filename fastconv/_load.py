@@ -150,10 +150,11 @@ def trial_threads(key, capped, budget):
         times = entry[1]
         if times[capped] and min(times[capped]) < TRIAL_MIN_S:
             return capped, False
-        for n in (capped, budget):
-            if len(times[n]) < TRIAL_CALLS and len(times[n]) <= len(times[budget if n == capped
-                                                                           else capped]):
-                return n, True
+        tried_capped, tried_full = len(times[capped]), len(times[budget])
+        if tried_capped <= tried_full and tried_capped < TRIAL_CALLS:     # in turns
+            return capped, True
+        if tried_full < TRIAL_CALLS:
+            return budget, True
         # sums, not minima: what a busy machine costs a parallel call is its stalls
         full_wins = sum(times[budget]) < FULL_MUST_WIN * sum(times[capped])
         return (budget if full_wins else capped), False

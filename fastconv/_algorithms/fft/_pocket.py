@@ -11,15 +11,12 @@ plain (B, C, *plan.F). pocketfft runs its own threads ("workers"), one for small
 import functools
 
 import numpy as np
-from ..._lazy import LazyModule
 
 from . import _own, _parallel
 from ._buffers import buffers
 from ._places import complex_dtype, place, take
+from ._plan import scipy_fft
 from ._taps import along, tap_dft
-
-scipy_fft = LazyModule("scipy.fft")     # a tenth of a second to import: loaded on first use
-
 
 @functools.cache
 def _pocketfft():
