@@ -23,6 +23,7 @@ from ._autotune import clear_autotune_cache, get_autotune, set_autotune
 from ._safety_net import get_strict_choice, set_strict_choice
 from ._functional import (choose, conv, conv1d, conv2d, conv3d, conv_grad_input, conv_grad_kernel,
                           conv_transpose, explain)
+from ._prepared import ConvPlan, plan
 from . import _algorithms  # noqa: F401  (registers the algorithms)
 from . import _measure  # noqa: F401  (the measuring floor: registers itself with the registry)
 from ._calibrate import calibrate
@@ -50,7 +51,7 @@ def __dir__():
 
 __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_grad_input", "conv_grad_kernel", "conv_transpose",
-    "algorithms", "choose", "explain", "NotSupportedError", "reference",
+    "algorithms", "choose", "explain", "plan", "ConvPlan", "NotSupportedError", "reference",
     "calibrate", "set_autotune", "get_autotune", "clear_autotune_cache",
     "set_strict_choice", "get_strict_choice",
     "set_num_threads", "get_num_threads", "set_workspace_limit", "get_workspace_limit",

@@ -358,9 +358,20 @@ def choose(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype
     return _registry.shape_choice(spec, op)
 
 
-def explain(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
+def explain(x_shape, w_shape=None, *, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
     """For forward, grad_input and grad_kernel: every algorithm, applicable or why not, its
     predicted time, its measured time if the problem was autotuned, its workspace, and the choice.
-    str() of the result is the table; ``.choice`` and ``.tuned_choice`` map op -> name."""
+    str() of the result is the table; ``.choice`` and ``.tuned_choice`` map op -> name.
+
+    ``explain(p)`` of a prepared convolution (`fastconv.plan`) explains its problem and adds
+    what the plan runs for each operation (``.planned``: op -> name)."""
+    planned = getattr(x_shape, "algorithm_for", None)
+    if planned is not None:
+        if w_shape is not None:
+            raise TypeError("explain(plan) takes no w_shape: the plan has its problem")
+        return _registry.Explanation(x_shape._run_spec,
+                                     {op: planned(op) for op in _registry.OPERATIONS})
+    if w_shape is None:
+        raise TypeError("explain() needs x_shape and w_shape, or a plan (fastconv.plan)")
     return _registry.Explanation(spec_from_shapes(x_shape, w_shape, stride, padding, dilation,
                                                    groups, dtype))

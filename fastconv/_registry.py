@@ -41,6 +41,7 @@ OPERATIONS = ("forward", "grad_input", "grad_kernel")
 CHOICES = ("auto", "tune")
 
 _ALGORITHMS = {}
+_generation = 0                 # bumped whenever what "auto" would pick may have changed
 _last = threading.local()       # the algorithm the last run() of this thread used (benchmarks)
 
 
@@ -81,7 +82,17 @@ def registered():
 
 def clear_caches():
     """Forget cached rankings (after registering an algorithm or calibrating)."""
+    global _generation
     _ranking.cache_clear()
+    _generation += 1
+
+
+def chooser_state():
+    """A token that changes whenever a choice made before may no longer be the chooser's: an
+    algorithm registered, a calibration, the workspace limit, autotuning, strict choice.
+    Prepared convolutions (`_prepared`) keep their choices while it holds."""
+    return (_generation, _config.get_workspace_limit(), _autotune.get_autotune(),
+            _safety_net.get_strict_choice())
 
 
 def _calibration_changed():
@@ -212,7 +223,14 @@ def tuned_name(spec, op, w=None):
     return _measurer["tune"](spec, op, found, w)[0]
 
 
-def _watched_pick(spec, op, w):
+def watched(algorithm):
+    """Whether calls with `algorithm` are timed by the safety net: "auto", unless autotuning
+    (which measures every problem itself) or strict choice is on."""
+    return (algorithm == "auto" and not _autotune.get_autotune()
+            and not _safety_net.get_strict_choice())
+
+
+def watched_pick(spec, op, w):
     """(the net's bar in seconds or None, name) of "auto" with the safety net: its measured
     winner where it has one (and the winner computes this call), else the models' pick, with
     the time from which its calls count as slow (_safety_net.bar)."""
@@ -229,9 +247,7 @@ def run(spec, op, algorithm, a, b, w=None):
     `algorithm`, on the call's thread budget. An "auto" call under the safety net (_safety_net)
     is timed; when the net asks, the problem is measured once and its winner kept."""
     check_algorithm(algorithm)
-    watched = (algorithm == "auto" and not _autotune.get_autotune()
-               and not _safety_net.get_strict_choice())
-    slow_s, name = (_watched_pick(spec, op, w) if watched
+    slow_s, name = (watched_pick(spec, op, w) if watched(algorithm)
                     else (None, select(spec, op, algorithm, w).NAME))
     _last.used = name, spec
     with _config.threads_for(spec.flops, key=(spec, op, name)):
@@ -239,8 +255,33 @@ def run(spec, op, algorithm, a, b, w=None):
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
         seconds = _timing.clock() - start
     if slow_s is not None and _safety_net.observe(spec, op, slow_s, seconds):
-        _measurer["net_measure"](spec, op, w, name, seconds)
+        measure_for_net(spec, op, w, name, seconds)
     return result
+
+
+def measure_for_net(spec, op, w, picked, seconds):
+    """The safety net's one measurement of a problem whose "auto" calls looked wrong."""
+    _measurer["net_measure"](spec, op, w, picked, seconds)
+
+
+def note_used(name, spec):
+    """Record the algorithm a call runs (`last_used`)."""
+    _last.used = name, spec
+
+
+def prepared(name, spec, op):
+    """``run(a, b, out)`` computing `op` on `spec` with algorithm `name`: the algorithm's own
+    ``prepare(spec, op)`` where it has one (its plan built once; it writes into `out`, the
+    lifted result buffer, when given), else a call of its operation (the caller copies into
+    `out`)."""
+    impl = _ALGORITHMS[name]
+    prepare = getattr(impl, "prepare", None)
+    if prepare is not None:
+        return prepare(spec, op)
+    operation = getattr(impl, op)
+    if getattr(impl, "WRITES_OUT", False):
+        return lambda a, b, out: operation(spec, a, b, out)
+    return lambda a, b, out: operation(spec, a, b)
 
 
 def last_used():
@@ -275,8 +316,9 @@ class Explanation:
     rows and ``measured`` op -> {algorithm: seconds}.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec, planned=None):
         self.spec = spec
+        self.planned = planned
         self.calibration = _calibration.current()
         self.rows = {op: assess(spec, op) for op in OPERATIONS}
         self.choice = {op: choose_name(spec, op) for op in OPERATIONS}
@@ -328,6 +370,9 @@ class Explanation:
                     note = reason
                 lines.append(f"{op:<12} {name:<10} {'yes' if ok else 'no':<7} {predicted_ms:>10} "
                              f"{measured:>10} {space:>10}  {note}")
+        if self.planned is not None:
+            lines.append("this plan runs: " + ", ".join(f"{op} {name}" for op, name
+                                                        in self.planned.items()))
         return "\n".join(lines)
 
     __repr__ = __str__

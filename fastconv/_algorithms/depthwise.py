@@ -30,6 +30,7 @@ from .. import _config, _depthwise
 from . import _finite
 
 NAME = "depthwise"
+WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
 
 # Cost model: per vector multiply-add of the taps loop (a load and an FMA), of the dot products
 # (two loads), per byte packed and unpacked, per work item, and per call; divided among the
@@ -158,20 +159,20 @@ def _scratch(plan, op):
     return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
 
 
-def forward(spec, x, w):
+def forward(spec, x, w, out=None):
     plan = _plan(spec)
-    y = np.empty(spec.y_shape, spec.dtype)
+    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     scratch, threads = _scratch(plan, "forward")
     _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, *plan.run,
                        threads)
     return y
 
 
-def grad_input(spec, gy, w):
+def grad_input(spec, gy, w, out=None):
     if not _finite.all_finite(w):
         return _finite.exact("grad_input", spec, gy, w)
     plan = _plan(spec)
-    gx = np.empty(spec.x_shape, spec.dtype)
+    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
     wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
     scratch, threads = _scratch(plan, "grad_input")
     _depthwise.grad_input(gy.reshape(-1), wt.reshape(-1), gx.reshape(-1), scratch, plan.off_gi,
@@ -181,9 +182,9 @@ def grad_input(spec, gy, w):
     return gx
 
 
-def grad_kernel(spec, x, gy):
+def grad_kernel(spec, x, gy, out=None):
     plan = _plan(spec)
-    gw = np.empty(spec.w_shape, spec.dtype)
+    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     scratch, threads = _scratch(plan, "grad_kernel")
     _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, *plan.run,
                            threads)

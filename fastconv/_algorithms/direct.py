@@ -14,6 +14,7 @@ import numpy as np
 from .. import _config, _direct
 
 NAME = "direct"
+WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
 
 STREAMS = 4                 # output channels (or rows) one micro-kernel call computes together
 TARGET_ITEMS = 32           # enough work items to balance a few threads
@@ -278,13 +279,13 @@ def _nothing_to_sum(shape, dtype, *operands):
     return None
 
 
-def forward(spec, x, w):
+def forward(spec, x, w, out=None):
     zeros = _nothing_to_sum(spec.y_shape, spec.dtype, x, w)
     if zeros is not None:           # (an empty input: outputs of padding times the weights)
         if zeros.size and not np.isfinite(w).all():
             _restore_padding_nans(spec, "forward", zeros, w)
         return zeros
-    y = np.empty(spec.y_shape, spec.dtype)
+    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     plan = _Plan(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
@@ -294,11 +295,11 @@ def forward(spec, x, w):
     return y
 
 
-def grad_input(spec, gy, w):
+def grad_input(spec, gy, w, out=None):
     zeros = _nothing_to_sum(spec.x_shape, spec.dtype, gy, w)
     if zeros is not None:
         return zeros
-    gx = np.empty(spec.x_shape, spec.dtype)
+    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
     # The stride-1 pass's edge tiles multiply weights by the zeros around gy; a non-finite weight
     # would make NaN there that the textbook sum (over the input only) does not have.
     transposed = _stride_one(spec) and np.isfinite(w).all()
@@ -313,13 +314,13 @@ def grad_input(spec, gy, w):
     return gx
 
 
-def grad_kernel(spec, x, gy):
+def grad_kernel(spec, x, gy, out=None):
     zeros = _nothing_to_sum(spec.w_shape, spec.dtype, gy, x)
     if zeros is not None:           # (an empty input: gy times the padding)
         if zeros.size and gy.size and not np.isfinite(gy).all():
             _restore_padding_nans(spec, "grad_kernel", zeros, gy)
         return zeros
-    gw = np.empty(spec.w_shape, spec.dtype)
+    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     plan = _Plan(spec, "grad_kernel")
     tables, lists, accs, partials = plan.arrays(spec.dtype)
     _direct.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), partials, accs,

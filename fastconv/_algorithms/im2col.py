@@ -16,6 +16,7 @@ from .._lazy import LazyModule
 _im2col = LazyModule("fastconv._im2col")     # cimports SciPy's BLAS: loaded on first use
 
 NAME = "im2col"
+WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
 
 CHUNK_COLUMNS = 256     # output positions per chunk: R x 256 values stay in a core's L2
 CHUNK_BYTES = 1 << 20   # ... or more positions, up to MAX_CHUNK_COLUMNS, while R x width fits in
@@ -138,9 +139,9 @@ def cost(spec, op):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def forward(spec, x, w):
+def forward(spec, x, w, out=None):
     plan = _Plan(spec, "forward")
-    y = np.empty(spec.y_shape, spec.dtype)
+    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
                         np.empty(plan.work_elements, spec.dtype),
@@ -148,9 +149,13 @@ def forward(spec, x, w):
     return y
 
 
-def grad_input(spec, gy, w):
+def grad_input(spec, gy, w, out=None):
     plan = _Plan(spec, "grad_input")
-    gx = np.zeros(spec.x_shape, spec.dtype)
+    if out is None:
+        gx = np.zeros(spec.x_shape, spec.dtype)
+    else:
+        gx = out
+        gx.fill(0)
     with _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
                            np.empty(plan.work_elements, spec.dtype),
@@ -159,9 +164,9 @@ def grad_input(spec, gy, w):
     return gx
 
 
-def grad_kernel(spec, x, gy):
+def grad_kernel(spec, x, gy, out=None):
     plan = _Plan(spec, "grad_kernel")
-    gw = np.empty(spec.w_shape, spec.dtype)
+    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
                             np.empty(plan.work_elements, spec.dtype),

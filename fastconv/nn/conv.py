@@ -8,11 +8,14 @@ import math
 
 import numpy as np
 
-from .. import _functional
+from .. import _functional, _prepared
 from .._geometry import make_spec, transpose_input_sizes
-from .._validate import positive_int
+from .._validate import positive_int, result_dtype
 from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
 from .module import Module
+
+
+MAX_PLANS = 8      # prepared convolutions a layer keeps (one per input shape and dtype)
 
 
 class _ConvNd(AcceptsUnbatched, Module):
@@ -66,12 +69,28 @@ class _ConvNd(AcceptsUnbatched, Module):
             raise ValueError(f"{type(self).__name__} with bias='location' was built for inputs of "
                              f"spatial size {self.input_size}, got x of shape {x.shape}")
 
+    def _plan(self, x_shape, dtype):
+        """The prepared convolution (fastconv.plan) of this layer for inputs of `x_shape` and
+        `dtype`: made at the first batch of a shape, reused by every later one. Keyed by
+        everything a plan fixes, so that changing a layer's algorithm or geometry attribute
+        makes a new one; it keeps nothing of the weights' values, which every call passes."""
+        key = (x_shape, dtype, self.algorithm, self.flip, self.padding_mode, self.stride,
+               self.padding, self.dilation, self.groups)
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) >= MAX_PLANS:         # variable-size inputs: keep the recent shapes
+                plans.pop(next(iter(plans)))
+            plan = plans[key] = _prepared.ConvPlan(
+                x_shape, self.weight.shape, dtype=dtype, flip=self.flip,
+                padding_mode=self.padding_mode, algorithm=self.algorithm, **self._geometry())
+        return plan
+
     def forward(self, x):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
         self._check_size(x)
         b = self.bias if self.bias_kind == "channel" else None
-        y = _functional.conv(x, self.weight, b, flip=self.flip, padding_mode=self.padding_mode,
-                          algorithm=self.algorithm, **self._geometry())
+        y = self._plan(x.shape, result_dtype(x, self.weight, b)).forward(x, self.weight, b)
         if self.bias_kind == "location":
             y += self.bias.astype(y.dtype, copy=False)
         self._push(x)
@@ -85,9 +104,18 @@ class _ConvNd(AcceptsUnbatched, Module):
 
     def _backward(self, gy, input_grad):
         (x,) = self._pop()
+        gy = np.asarray(gy)
+        dtype = result_dtype(x, gy)
+        if dtype != result_dtype(gy, self.weight) or gy.ndim != x.ndim:
+            return self._backward_unplanned(x, gy, input_grad)  # mixed precisions: as conv does
+        plan = self._plan(x.shape, dtype)
+        self.grads["weight"] += plan.grad_kernel(x, gy)
+        _add_bias_grad(self, gy)
+        return plan.grad_input(gy, self.weight) if input_grad else None
+
+    def _backward_unplanned(self, x, gy, input_grad):
         g = dict(flip=self.flip, padding_mode=self.padding_mode, algorithm=self.algorithm,
                  **self._geometry())
-        gy = np.asarray(gy)
         self.grads["weight"] += _functional.conv_grad_kernel(x, gy, self.weight.shape, **g)
         _add_bias_grad(self, gy)
         if not input_grad:
