@@ -26,6 +26,9 @@ PRUNE = 10.0            # not timed when predicted this many times slower than t
 ROUNDS = 5
 CLOSE = 1.15            # algorithms within this of the fastest are timed again, among themselves
 BUDGET_S = 0.1          # timing per algorithm beyond the warm-up, at least one repeat a round
+NET_BUDGET_CALLS = 20   # the safety net's measurement times each algorithm for about this many of
+                        # the pick's calls (at most BUDGET_S): a 0.3 ms layer is measured in tens
+                        # of milliseconds, not the second that autotuning's budget gives it
 
 
 def _inputs(spec, op, w):
@@ -41,18 +44,19 @@ def _inputs(spec, op, w):
     return random(spec.x_shape), random(spec.y_shape)
 
 
-def time_algorithms(spec, op, impls, w=None, give_up=None, keep=()):
+def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=BUDGET_S):
     """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved.
     With `give_up`, an algorithm (but those in `keep`) whose first call took that many times the
     fastest first call is not run again (its first time is its record)."""
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
     with _config.threads_for(spec.flops):
-        return _timing.interleaved(fns, ROUNDS, BUDGET_S, give_up=give_up, keep=keep,
+        return _timing.interleaved(fns, ROUNDS, budget, give_up=give_up, keep=keep,
                                    close=CLOSE)
 
 
-def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), persist=True):
+def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), persist=True,
+         budget=BUDGET_S):
     """The fastest of `candidates` [(predicted seconds, name, impl)], timing those not yet timed
     for this problem (and recording them, in the cache file too with `persist`); returns
     (name, {name: seconds or None}). Candidates predicted above PRUNE x `floor` (default: the
@@ -63,7 +67,7 @@ def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), per
         floor = min(p for p, _, _ in candidates) if floor is None else floor
         timed = {name: impl for p, name, impl in missing if p <= PRUNE * floor or name in keep}
         new = {name: None for _, name, _ in missing}
-        new.update(time_algorithms(spec, op, timed, w, give_up, keep))
+        new.update(time_algorithms(spec, op, timed, w, give_up, keep, budget))
         record = _autotune.add(spec, op, new)
         if persist:
             _autotune.save({_autotune.key(spec, op): new})
@@ -71,7 +75,7 @@ def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), per
     if winner is None:       # only pruned ones were recorded, and the best prediction is gone
         if _autotune.forget_untimed(spec, op, [name for _, name, _ in candidates]):
             return tune(spec, op, candidates, w, floor=floor, give_up=give_up, keep=keep,
-                        persist=persist)
+                        persist=persist, budget=budget)
         return candidates[0][1], record
     return winner, record
 
@@ -88,7 +92,8 @@ def net_measure(spec, op, w, picked, seconds):
         if len(candidates) > 1:
             floor = seconds * _safety_net.CONSIDER / PRUNE
             fastest, record = tune(spec, op, candidates, w, floor=floor,
-                                   give_up=_safety_net.GIVE_UP, keep=(picked,), persist=False)
+                                   give_up=_safety_net.GIVE_UP, keep=(picked,), persist=False,
+                                   budget=min(BUDGET_S, NET_BUDGET_CALLS * seconds))
             if _safety_net.switches(record.get(picked), record.get(fastest)):
                 winner = fastest
     except (MemoryError, _registry.NotSupportedError):

@@ -112,6 +112,7 @@ def settle(spec, op, name):
 
 
 REPORT_S = 0.05         # a tally hands its fast calls' time to the hot rule in steps of this much
+PLAN_HOT_S = 0.1        # a prepared convolution is measured once its own calls have taken this long
 
 
 class Tally:
@@ -119,17 +120,28 @@ class Tally:
     what can change the net's verdict -- each call until one after the first has been fast (under
     `slow_s`; from then on the slow rule cannot fire for the problem, as `observe` keeps the
     fastest call), every slow call, and the time of the others in steps of REPORT_S for the hot
-    rule. `observe` on every call costs a lock and a dict update (2 us); this costs an addition."""
+    rule. `observe` on every call costs a lock and a dict update (2 us); this costs an addition.
 
-    __slots__ = ("spec", "op", "slow_s", "calls", "fast_seen", "pending")
+    A plan is made to be called many times, so its hot rule is its own and shorter: once its
+    calls have taken PLAN_HOT_S in all, the problem is measured (the measurement times each
+    candidate for about NET_BUDGET_CALLS calls of the pick: a few percent of a run that calls it
+    that long, and a model's 2x miss on a small network's layer is then paid back within a few
+    dozen calls)."""
+
+    __slots__ = ("spec", "op", "slow_s", "calls", "fast_seen", "pending", "total")
 
     def __init__(self, spec, op, slow_s):
         self.spec, self.op, self.slow_s = spec, op, slow_s
-        self.calls, self.fast_seen, self.pending = 0, False, 0.0
+        self.calls, self.fast_seen, self.pending, self.total = 0, False, 0.0, 0.0
 
     def add(self, seconds):
         """Count one call; True when the problem should now be measured (once)."""
         self.calls += 1
+        self.total += seconds
+        if self.total >= PLAN_HOT_S and self.calls > 1:
+            self.total = -math.inf          # asks once
+            if _request((self.spec, self.op)):
+                return True
         fast = seconds < self.slow_s
         if self.fast_seen and fast:
             self.pending += seconds
@@ -140,6 +152,16 @@ class Tally:
         if fast and self.calls > 1:
             self.fast_seen = True
         return observe(self.spec, self.op, self.slow_s, seconds)
+
+
+def _request(key):
+    """Mark the problem `key` as being measured; False when it is or has been already."""
+    with _lock:
+        if key in _winner:
+            return False
+        _winner[key] = None
+        _watch.pop(key, None)
+        return True
 
 
 def _add_time(spec, op, seconds):

@@ -186,3 +186,40 @@ def test_a_pick_slower_than_a_close_rival_is_measured(net, monkeypatch):
 def test_the_bar_of_a_pick_without_rival_is_its_own_prediction():
     assert _safety_net.bar(1e-3, float("inf")) == pytest.approx(_safety_net.SLOW_FACTOR * 1e-3)
     assert _safety_net.bar(1e-9, 1e-9) == _safety_net.SLOW_MIN_S
+
+
+# --- prepared convolutions (fastconv.plan) are watched too ------------------------------------
+
+def test_a_plan_recovers_from_a_lying_model_within_a_few_calls(liar):
+    x, w = _arrays()
+    p = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
+    assert p.algorithm_for("forward") == "liar"
+    expected = fastconv.reference.conv(x, w, **GEOMETRY)
+    for _ in range(_safety_net.STRIKES + 2):
+        np.testing.assert_allclose(p.forward(x, w), expected, rtol=1e-9, atol=1e-9)
+    runs = liar.count("forward")
+    assert p.algorithm_for("forward") not in ("liar", "reference")
+    for _ in range(5):
+        np.testing.assert_allclose(p.forward(x, w), expected, rtol=1e-9, atol=1e-9)
+    assert liar.count("forward") == runs, "the plan ran the liar again after the net moved"
+
+
+def test_a_plan_is_measured_once_its_calls_add_up(net, monkeypatch):
+    """A plan's own hot rule (PLAN_HOT_S, shorter than HOT_S): measured once, then never again,
+    and the models' pick kept when nothing is clearly faster."""
+    monkeypatch.setattr(_safety_net, "PLAN_HOT_S", 0.0)
+    measured = []
+    original = _measure.time_algorithms
+    monkeypatch.setattr(_measure, "time_algorithms",
+                        lambda *a, **k: measured.append(a[1]) or original(*a, **k))
+    x, w = _arrays()
+    p = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
+    for _ in range(6):
+        np.testing.assert_array_equal(p.forward(x, w), fastconv.conv(x, w, **GEOMETRY))
+    assert measured == ["forward"]
+    assert p.algorithm_for("forward") == fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64",
+                                                         **GEOMETRY)
+    q = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)   # the same problem: known
+    for _ in range(4):
+        q.forward(x, w)
+    assert measured == ["forward"]
