@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: few rounds, calls and steps; its figures are not results")
     p.add_argument("--no-overhead", action="store_true", help="skip the tiny-convolution table")
+    p.add_argument("--warmup-seconds", type=float, default=1.0,
+                   help="seconds of steps each library runs before timing (default 1)")
     p.add_argument("--accuracy", action="store_true",
                    help="train each network in both libraries and compare held-out accuracy "
                         "(instead of timing)")
@@ -137,9 +139,20 @@ def step_pair(net, seed):
     return {"fastconv": lambda: ours(x, y), "torch": lambda: theirs(tx, ty)}
 
 
-def time_steps(nets, thread_counts, rounds, seed, warmup):
-    print(f"\none training step, best of {rounds} interleaved rounds after {warmup} warm-up "
-          f"step(s) (torch/fastconv above 1: fastconv faster; the median ratio beside it):")
+def settle(steps, seconds):
+    """Run each step for `seconds`: a training run's steady state. fastconv's layers prepare
+    their convolutions at the first step and measure a layer whose calls have taken 0.1 s
+    (the safety net's plan rule); torch warms its allocator and oneDNN's primitive cache."""
+    for step in steps.values():
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            step()
+
+
+def time_steps(nets, thread_counts, rounds, seed, warmup, warmup_s=0.0):
+    print(f"\none training step, best of {rounds} interleaved rounds after {warmup_s:g} s of steps "
+          f"and {warmup} warm-up step(s) (torch/fastconv above 1: fastconv faster; the median "
+          f"ratio beside it):")
     print(f"{'net':7s} {'batch':>5s} {'threads':>7s} {'fastconv ms':>11s} {'torch ms':>9s} "
           f"{'torch/fastconv':>14s} {'median ratio':>12s}")
     for threads in thread_counts:
@@ -147,7 +160,9 @@ def time_steps(nets, thread_counts, rounds, seed, warmup):
         ratios = []
         for net in nets:
             samples = {}
-            best = _timing.interleaved(step_pair(net, seed), rounds, 0.0, warmup=warmup,
+            steps = step_pair(net, seed)
+            settle(steps, warmup_s)
+            best = _timing.interleaved(steps, rounds, 0.0, warmup=warmup,
                                        count_first=False, max_reps=1, samples=samples)
             ratio = best["torch"] / best["fastconv"]
             median = float(np.median(samples["torch"]) / np.median(samples["fastconv"]))
@@ -257,7 +272,8 @@ def main(argv=None):
     if args.accuracy:
         compare_accuracy(args.nets, args.steps, max(args.threads), args.seed)
         return 0
-    time_steps(args.nets, args.threads, args.rounds, args.seed, warmup=1 if args.quick else 3)
+    time_steps(args.nets, args.threads, args.rounds, args.seed, warmup=1 if args.quick else 3,
+               warmup_s=args.warmup_seconds)
     if not args.no_overhead:
         time_overhead(calls_per_batch=100 if args.quick else 2000, batches=3 if args.quick else 7)
     return 0

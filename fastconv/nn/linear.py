@@ -1,22 +1,15 @@
-"""Fully connected layers, reshaping and dropout."""
-import contextlib
+"""Fully connected layers, reshaping and dropout.
 
+The matrix products run on fastconv's own thread pool (`_matmul`): NumPy's matmul would wake
+its BLAS's pool, whose workers then spin beside the convolutions' OpenMP threads (a CIFAR-sized
+training step: 182 ms on two threads against 73 ms on one pool; see src/_matmul.pyx).
+"""
 import numpy as np
 
-from .. import _config
 from .._validate import positive_int
 from ._init import float_dtype, init_bias, init_weight, make_rng
+from ._matmul import matmul
 from .module import Module
-
-
-# Below this many FLOPs a matrix product runs with the BLAS held at one thread: a second BLAS
-# thread pool beside fastconv's OpenMP threads, spinning after its work, slowed a training step
-# of the digits network by 1.7x (median) on a busy 2-core machine.
-SMALL_MATMUL_FLOPS = 2**24
-
-
-def _blas_for(flops):
-    return _config.blas_single_threaded() if flops < SMALL_MATMUL_FLOPS else contextlib.nullcontext()
 
 
 class Linear(Module):
@@ -41,10 +34,10 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: x must have {self.in_features} features on its last axis, "
                              f"got shape {x.shape}")
-        with _blas_for(2 * x.size * self.out_features):
-            y = x @ self.weight.T
+        x2 = x.reshape(-1, self.in_features)
+        y = matmul(x2, self.weight.T).reshape(x.shape[:-1] + (self.out_features,))
         if self.has_bias:
-            y = y + self.bias
+            y += self.bias          # (y is float64 whenever the bias is)
         self._push(x)
         return y
 
@@ -52,9 +45,13 @@ class Linear(Module):
         (x,) = self._pop()
         gy = np.asarray(gy)
         g2 = gy.reshape(-1, self.out_features)
-        with _blas_for(2 * x.size * self.out_features):
-            self.grads["weight"] += g2.T @ x.reshape(-1, self.in_features)
-            gx = gy @ self.weight
+        x2 = x.reshape(-1, self.in_features)
+        grad = self.grads["weight"]
+        if g2.dtype == grad.dtype:
+            matmul(g2.T, x2, out=grad, accumulate=True)
+        else:
+            grad += g2.T @ x2
+        gx = matmul(g2, self.weight).reshape(gy.shape[:-1] + (self.in_features,))
         if self.has_bias:
             self.grads["bias"] += g2.sum(axis=0)
         return gx
