@@ -92,7 +92,7 @@ def chooser_state():
     algorithm registered, a calibration, the workspace limit, autotuning, strict choice.
     Prepared convolutions (`_prepared`) keep their choices while it holds."""
     return (_generation, _config.get_workspace_limit(), _autotune.get_autotune(),
-            _safety_net.get_strict_choice())
+            _safety_net.get_strict_choice(), _safety_net.changes)
 
 
 def _calibration_changed():
@@ -242,19 +242,48 @@ def watched_pick(spec, op, w):
     return _safety_net.bar(ranked[0][0], rival), ranked[0][1]
 
 
+_auto = {}      # (spec, op) -> (chooser_state(), name, its Tally): "auto"'s pick under the net
+
+
+def _auto_pick(spec, op, w):
+    """(name, Tally) of "auto" under the net, remembered per problem while the chooser's state
+    holds -- unless an algorithm that depends on the kernel's values ranks among the first two,
+    when the pick is the kernel's to decide on every call."""
+    key = (spec, op)
+    state = chooser_state()
+    entry = _auto.get(key)
+    if entry is not None and entry[0] == state:
+        return entry[1], entry[2]
+    slow_s, name = watched_pick(spec, op, w)
+    tally = None if slow_s is None else _safety_net.Tally(spec, op, slow_s, prepared=False)
+    shape_only = 0
+    for _, ranked, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
+        if needs_weights:
+            return name, tally
+        shape_only += 1
+        if shape_only == 2:
+            break
+    if len(_auto) >= 4096:
+        _auto.clear()
+    _auto[key] = (state, name, tally)
+    return name, tally
+
+
 def run(spec, op, algorithm, a, b, w=None):
     """Compute `op` (forward(x, w), grad_input(gy, w) or grad_kernel(x, gy)) on `spec` with
     `algorithm`, on the call's thread budget. An "auto" call under the safety net (_safety_net)
     is timed; when the net asks, the problem is measured once and its winner kept."""
     check_algorithm(algorithm)
-    slow_s, name = (watched_pick(spec, op, w) if watched(algorithm)
-                    else (None, select(spec, op, algorithm, w).NAME))
+    if watched(algorithm):
+        name, tally = _auto_pick(spec, op, w)
+    else:
+        name, tally = select(spec, op, algorithm, w).NAME, None
     _last.used = name, spec
     with _config.threads_for(spec.flops, key=(spec, op, name)):
         start = _timing.clock()
         result = getattr(_ALGORITHMS[name], op)(spec, a, b)
         seconds = _timing.clock() - start
-    if slow_s is not None and _safety_net.observe(spec, op, slow_s, seconds):
+    if tally is not None and tally.add(seconds):
         measure_for_net(spec, op, w, name, seconds)
     return result
 

@@ -44,6 +44,8 @@ _lock = threading.Lock()
 _strict = os.environ.get("FASTCONV_STRICT_CHOICE", "") not in ("", "0")
 _watch = {}             # (spec, op) -> (calls, seconds in all, fastest call after the first)
 _winner = {}            # (spec, op) -> the measured winner
+changes = 0             # bumped whenever a winner is settled or forgotten (choices made before
+                        # may be stale: prepared convolutions and run()'s cache look at it)
 
 
 def set_strict_choice(strict=True):
@@ -61,9 +63,11 @@ def get_strict_choice():
 
 def reset():
     """Forget every observation and measured winner (after calibrating, in tests)."""
+    global changes
     with _lock:
         _watch.clear()
         _winner.clear()
+        changes += 1
 
 
 def winner(spec, op):
@@ -106,9 +110,11 @@ def switches(picked_s, fastest_s):
 
 def settle(spec, op, name):
     """Make `name` the winner of this problem from now on."""
+    global changes
     with _lock:
         _winner[(spec, op)] = name
         _watch.pop((spec, op), None)
+        changes += 1
 
 
 REPORT_S = 0.05         # a tally hands its fast calls' time to the hot rule in steps of this much
@@ -130,9 +136,12 @@ class Tally:
 
     __slots__ = ("spec", "op", "slow_s", "calls", "fast_seen", "pending", "total")
 
-    def __init__(self, spec, op, slow_s):
+    def __init__(self, spec, op, slow_s, prepared=True):
+        """`prepared`: a plan's tally, with its own hot rule; `conv`'s calls have only the
+        problem's (HOT_S)."""
         self.spec, self.op, self.slow_s = spec, op, slow_s
-        self.calls, self.fast_seen, self.pending, self.total = 0, False, 0.0, 0.0
+        self.calls, self.fast_seen, self.pending = 0, False, 0.0
+        self.total = 0.0 if prepared else -math.inf
 
     def add(self, seconds):
         """Count one call; True when the problem should now be measured (once)."""

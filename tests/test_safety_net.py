@@ -205,8 +205,8 @@ def test_a_plan_recovers_from_a_lying_model_within_a_few_calls(liar):
 
 
 def test_a_plan_is_measured_once_its_calls_add_up(net, monkeypatch):
-    """A plan's own hot rule (PLAN_HOT_S, shorter than HOT_S): measured once, then never again,
-    and the models' pick kept when nothing is clearly faster."""
+    """A plan's own hot rule (PLAN_HOT_S, shorter than HOT_S): measured once, then never again;
+    the plan then runs what the chooser now picks (the measured winner)."""
     monkeypatch.setattr(_safety_net, "PLAN_HOT_S", 0.0)
     measured = []
     original = _measure.time_algorithms
@@ -214,8 +214,9 @@ def test_a_plan_is_measured_once_its_calls_add_up(net, monkeypatch):
                         lambda *a, **k: measured.append(a[1]) or original(*a, **k))
     x, w = _arrays()
     p = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
+    expected = fastconv.reference.conv(x, w, **GEOMETRY)
     for _ in range(6):
-        np.testing.assert_array_equal(p.forward(x, w), fastconv.conv(x, w, **GEOMETRY))
+        np.testing.assert_allclose(p.forward(x, w), expected, rtol=1e-9, atol=1e-9)
     assert measured == ["forward"]
     assert p.algorithm_for("forward") == fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64",
                                                          **GEOMETRY)
@@ -223,3 +224,23 @@ def test_a_plan_is_measured_once_its_calls_add_up(net, monkeypatch):
     for _ in range(4):
         q.forward(x, w)
     assert measured == ["forward"]
+
+
+def test_autos_remembered_pick_never_outlives_the_kernel_it_depended_on(net, monkeypatch):
+    """run() remembers "auto"'s pick per problem, except where a kernel-dependent algorithm
+    (separable: rank one) ranks among the first two: then each kernel decides again."""
+    separable = _registry.registered()["separable"]
+    monkeypatch.setattr(separable, "cost", lambda spec, op: 1e-9)     # ranked first
+    _registry.clear_caches()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 1, 32, 32))
+    rank_one = np.outer(rng.standard_normal(5), rng.standard_normal(5))[None, None]
+    general = rng.standard_normal((1, 1, 5, 5))
+    used = []
+    for w in (rank_one, general, rank_one, general):
+        np.testing.assert_allclose(fastconv.conv(x, w, padding=2),
+                                   fastconv.reference.conv(x, w, padding=2), rtol=1e-9, atol=1e-9)
+        used.append(_registry.last_used()[0])
+    assert used == ["separable", used[1], "separable", used[1]] and used[1] != "separable"
+    monkeypatch.undo()
+    _registry.clear_caches()
