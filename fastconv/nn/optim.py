@@ -54,16 +54,31 @@ class SGD(Optimizer):
         self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
 
     def _update(self, p, g, state):
-        d = g + self.weight_decay * p if self.weight_decay else g.copy()
+        """In place, in the parameter's precision, with torch's order of operations; in the
+        steady state (momentum buffer made) nothing is allocated but one scratch array."""
+        tmp = state.get("scratch")
+        if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
+            tmp = state["scratch"] = np.empty_like(p)
+        if self.weight_decay:
+            d = np.multiply(p, self.weight_decay, out=tmp)
+            d += g
+        else:
+            d = g
         if self.momentum:
             buf = state.get("momentum")
             if buf is None:
-                buf = state["momentum"] = d.copy()
+                buf = state["momentum"] = np.array(d, p.dtype)
             else:
                 buf *= self.momentum
-                buf += (1 - self.dampening) * d
-            d = d + self.momentum * buf if self.nesterov else buf
-        p -= (self.lr * d).astype(p.dtype, copy=False)
+                if self.dampening:
+                    buf += (1 - self.dampening) * d
+                else:
+                    buf += d
+            if self.nesterov:
+                d = np.add(d, self.momentum * buf, out=tmp)
+            else:
+                d = buf
+        p -= np.multiply(d, self.lr, out=tmp)
 
 
 class Adam(Optimizer):
