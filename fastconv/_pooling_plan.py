@@ -242,17 +242,26 @@ def shaped(y, idx, shape):
     return y.reshape(shape), (None if idx is None else idx.reshape(shape))
 
 
-def max_grad_input(gy, idx, in_shape, dtype, planes):
-    gx = np.zeros(in_shape, dtype=dtype)
+def max_grad_input(gy, idx, in_shape, dtype, planes, out=None):
+    """gx of shape `in_shape` (written into `out` if given): gy routed to the int64 indices
+    `idx`, whose range the compiled scatter checks as it goes (ValueError from
+    `indices_range_error` on one outside [-1, plane size))."""
+    gx = np.empty(in_shape, dtype=dtype) if out is None else out
     out_vol = int(np.prod(gy.shape)) // max(planes, 1)
     in_vol = int(np.prod(in_shape)) // max(planes, 1)
-    _pooling.max_grad_input(np.ascontiguousarray(gy, dtype=dtype).reshape(-1),
-                          np.ascontiguousarray(idx, dtype=np.int64).reshape(-1), gx.reshape(-1),
-                          planes, out_vol, in_vol, _threads(gx.size))
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    in_range = _pooling.max_grad_input(np.ascontiguousarray(gy, dtype=dtype).reshape(-1),
+                                       idx.reshape(-1), gx.reshape(-1), planes, out_vol, in_vol,
+                                       _threads(gx.size))
+    if not in_range:
+        raise indices_range_error(idx, in_vol)
     return gx
 
 
 def check_indices(indices, expected_shape, in_vol):
+    """`indices` (as max_pool returns them) checked for kind and shape, as int64. Their range is
+    checked by the compiled scatter (max_grad_input), with no pass of its own, except for
+    unsigned 64-bit indices, which int64 cannot hold: those are checked here."""
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must be an integer array (as returned with "
@@ -260,12 +269,17 @@ def check_indices(indices, expected_shape, in_vol):
     if indices.shape != tuple(expected_shape):
         raise ValueError(f"indices must have the output's shape {tuple(expected_shape)}, "
                          f"got {indices.shape}")
-    if indices.size and (indices.min() < -1 or indices.max() >= in_vol):
-        raise ValueError(f"indices must lie in [0, {in_vol}) (flat positions in one input "
-                         f"plane; -1 for a window with no element), got values in "
-                         f"[{indices.min()}, {indices.max()}]")
+    if not np.can_cast(indices.dtype, np.int64) and indices.size and indices.max() >= in_vol:
+        raise indices_range_error(indices, in_vol)
     return indices
 
+
+def indices_range_error(indices, in_vol):
+    """The ValueError for indices of which some lie outside [-1, in_vol) (only formed once the
+    scatter has found one, so its full pass over the indices costs nothing on good input)."""
+    return ValueError(f"indices must lie in [0, {in_vol}) (flat positions in one input plane; "
+                      f"-1 for a window with no element), got values in "
+                      f"[{indices.min()}, {indices.max()}]")
 
 
 # --- max pooling's tables ------------------------------------------------------------------

@@ -26,6 +26,10 @@ How it is computed (``src/_pooling.pyx``): the max pools run one driver over per
 tables (the taps of each window that lie in the input); every linear pool (average, weighted,
 adaptive and global average) is a product of per-axis banded matrices and runs as one 1-D pass
 per axis, its gradient as the transposed passes. Results do not depend on the thread count.
+
+For a loop that pools one shape many times, ``plan("max" or "avg", x_shape, ...)`` does the
+checks, geometry and tables once and returns an object whose ``forward`` and ``grad_input``
+give these functions' results bitwise, into caller buffers if asked (``_pooling_prepared.py``).
 """
 import functools
 import inspect
@@ -33,7 +37,8 @@ import numbers
 
 import numpy as np
 
-from . import _pooling_plan as plan
+from . import _pooling_plan as compute
+from ._pooling_prepared import plan
 from ._geometry import _int
 from ._validate import check_bool, real_array, result_dtype
 
@@ -43,7 +48,7 @@ __all__ = [
     "adaptive_max_pool", "adaptive_max_pool_grad_input",
     "adaptive_avg_pool", "adaptive_avg_pool_grad_input",
     "global_avg_pool", "global_avg_pool_grad_input", "global_max_pool", "global_max_pool_grad_input",
-    "channel_pool", "channel_pool_grad_input",
+    "channel_pool", "channel_pool_grad_input", "plan",
 ]
 
 
@@ -63,7 +68,8 @@ def _unbatched(first, spatial, shape=None, also=()):
             values = [bound.arguments.get(n, signature.parameters[n].default) for n in spatial]
             given = [(n, v) for n, v in zip(spatial, values) if isinstance(v, (tuple, list))]
             what, value = given[0] if given else (spatial[0], values[0])
-            a, unbatched = plan.batched_input(bound.arguments[first], plan.spatial_count(value),
+            a, unbatched = compute.batched_input(bound.arguments[first],
+                                                 compute.spatial_count(value),
                                               first, what, value)
             if not unbatched:
                 return fn(*args, **kwargs)
@@ -84,10 +90,11 @@ def _unbatched(first, spatial, shape=None, also=()):
 
 def _max_pool(x, k, s, p, d, out, dtype, with_idx=True):
     N, C = x.shape[:2]
-    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + plan.lift(x.shape[2:]))
-    tables, steps = plan.max_tables(x.shape[2:], k, s, p, d, out)
-    y, idx = plan.run_max(x4, dtype, tables, steps, plan.lift(out), x.size * int(np.prod(k)), with_idx)
-    return plan.shaped(y, idx, (N, C) + out)
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + compute.lift(x.shape[2:]))
+    tables, steps = compute.max_tables(x.shape[2:], k, s, p, d, out)
+    y, idx = compute.run_max(x4, dtype, tables, steps, compute.lift(out),
+                             x.size * int(np.prod(k)), with_idx)
+    return compute.shaped(y, idx, (N, C) + out)
 
 
 @_unbatched("x", ("kernel_size", "stride", "padding", "dilation"))
@@ -98,9 +105,9 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     numbers. With ``return_indices`` also the int64 flat index of each maximum in its (n, c)
     input plane (PyTorch's convention). A dilated window can fall entirely on padding (e.g.
     n=1, kernel 2, padding 1, dilation 2): it gives -inf and index -1, and routes no gradient."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     return_indices = check_bool(return_indices, "return_indices")
-    k, s, p, d, out = plan.window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    k, s, p, d, out = compute.window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     y, idx = _max_pool(x, k, s, p, d, out, result_dtype(x), return_indices)
     return (y, idx) if return_indices else y
 
@@ -110,22 +117,22 @@ def max_pool_grad_input(gy, x, kernel_size, stride=None, padding=0, dilation=1, 
                         indices=None):
     """Gradient of :func:`max_pool`: each ``gy`` element goes to its window's maximum (from
     ``indices`` if given, else recomputed); overlapping windows add up in a fixed order."""
-    x = plan.spatial_input(x)
-    gy = plan.spatial_input(gy, "gy")
-    k, s, p, d, out = plan.window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    plan.check_gy(gy, x.shape[:2] + out, "max_pool of x with this geometry")
+    x = compute.spatial_input(x)
+    gy = compute.spatial_input(gy, "gy")
+    k, s, p, d, out = compute.window(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    compute.check_gy(gy, x.shape[:2] + out, "max_pool of x with this geometry")
     dtype = result_dtype(gy, x)
     if indices is None:
         _, indices = _max_pool(x, k, s, p, d, out, dtype)
     else:
-        indices = plan.check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
-    return plan.max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+        indices = compute.check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
+    return compute.max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 # --- average pooling -----------------------------------------------------------------------------
 
 def _avg_mats(in_sizes, k, s, p, out, count_include_pad):
-    return [(plan.avg_matrix(n, kk, ss, pp, o, count_include_pad), n)
+    return [(compute.avg_matrix(n, kk, ss, pp, o, count_include_pad), n)
             for n, kk, ss, pp, o in zip(in_sizes, k, s, p, out)]
 
 
@@ -134,22 +141,23 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     """Average pooling with PyTorch's divisor: the window size clipped to the padded input (so
     the ceil-mode overhang never counts) if ``count_include_pad``, else the number of input
     elements in the window."""
-    x = plan.spatial_input(x)
-    k, s, p, _, out = plan.window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    x = compute.spatial_input(x)
+    k, s, p, _, out = compute.window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
     mats = _avg_mats(x.shape[2:], k, s, p, out, check_bool(count_include_pad, "count_include_pad"))
-    return plan.linear_pool(x, mats, result_dtype(x), x.size * sum(k))
+    return compute.linear_pool(x, mats, result_dtype(x), x.size * sum(k))
 
 
 @_unbatched("gy", ("kernel_size", "stride", "padding"), shape="input_shape")
 def avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     """Gradient of :func:`avg_pool` (its transpose), for an input of ``input_shape``."""
-    gy = plan.spatial_input(gy, "gy")
-    shape = plan.input_shape(input_shape, gy, gy.ndim - 2)
-    k, s, p, _, out = plan.window(shape[2:], kernel_size, stride, padding, 1, ceil_mode)
-    plan.check_gy(gy, shape[:2] + out, "avg_pool of input_shape with this geometry")
+    gy = compute.spatial_input(gy, "gy")
+    shape = compute.input_shape(input_shape, gy, gy.ndim - 2)
+    k, s, p, _, out = compute.window(shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    compute.check_gy(gy, shape[:2] + out, "avg_pool of input_shape with this geometry")
     mats = _avg_mats(shape[2:], k, s, p, out, check_bool(count_include_pad, "count_include_pad"))
-    return plan.linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * sum(k), transpose=True)
+    return compute.linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * sum(k),
+                               transpose=True)
 
 
 # --- global pooling ------------------------------------------------------------------------------
@@ -169,15 +177,16 @@ def _global_input_shape(input_shape, gy):
 
 
 def _global_mats(in_sizes):
-    return [(plan.band([0], [n]) + (np.full(n, 1.0 / n),), n) for n in in_sizes]
+    return [(compute.band([0], [n]) + (np.full(n, 1.0 / n),), n) for n in in_sizes]
 
 
 def global_avg_pool(x):
     """Mean over all spatial positions: (N, C, *spatial) -> (N, C)."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
-    return plan.linear_pool(x, _global_mats(x.shape[2:]), result_dtype(x), x.size).reshape(x.shape[:2])
+    return compute.linear_pool(x, _global_mats(x.shape[2:]), result_dtype(x),
+                               x.size).reshape(x.shape[:2])
 
 
 def global_avg_pool_grad_input(gy, input_shape):
@@ -186,23 +195,23 @@ def global_avg_pool_grad_input(gy, input_shape):
     shape = _global_input_shape(input_shape, gy)
     nd = len(shape) - 2
     g = gy.reshape(gy.shape + (1,) * nd)
-    return plan.linear_pool(g, _global_mats(shape[2:]), result_dtype(gy), int(np.prod(shape)),
-                        transpose=True)
+    return compute.linear_pool(g, _global_mats(shape[2:]), result_dtype(gy), int(np.prod(shape)),
+                               transpose=True)
 
 
 def _global_max(x, dtype, with_idx=True):
     N, C = x.shape[:2]
-    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + plan.lift(x.shape[2:]))
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + compute.lift(x.shape[2:]))
     tables = []
     for n in x4.shape[1:]:
-        tables.extend((np.zeros(1, dtype=plan.INDEX), np.full(1, n, dtype=plan.INDEX)))
-    y, idx = plan.run_max(x4, dtype, tables, (1, 1, 1), (1, 1, 1), x.size, with_idx)
-    return plan.shaped(y, idx, (N, C))
+        tables.extend((np.zeros(1, dtype=compute.INDEX), np.full(1, n, dtype=compute.INDEX)))
+    y, idx = compute.run_max(x4, dtype, tables, (1, 1, 1), (1, 1, 1), x.size, with_idx)
+    return compute.shaped(y, idx, (N, C))
 
 
 def global_max_pool(x):
     """Maximum over all spatial positions: (N, C, *spatial) -> (N, C); ties as in max_pool."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
     return _global_max(x, result_dtype(x), with_idx=False)[0]
@@ -210,14 +219,14 @@ def global_max_pool(x):
 
 def global_max_pool_grad_input(gy, x):
     """Gradient of :func:`global_max_pool`: gy goes to the (first) maximum of each plane."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     gy = real_array(gy, "gy")
     if 0 in x.shape[2:]:
         raise ValueError(f"x: every spatial size must be >= 1, got shape {x.shape}")
-    plan.check_gy(gy, x.shape[:2], "global_max_pool of x")
+    compute.check_gy(gy, x.shape[:2], "global_max_pool of x")
     dtype = result_dtype(gy, x)
     _, idx = _global_max(x, dtype)
-    return plan.max_grad_input(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
+    return compute.max_grad_input(gy, idx, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 # --- Lp pooling ------------------------------------------------------------------------------
@@ -231,15 +240,15 @@ def _check_p(p):
 
 
 def _lp_setup(x, p, kernel_size, stride, padding, ceil_mode):
-    k, s, pad, _, out = plan.window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
-    mats = [(plan.sum_matrix(n, kk, ss, pp, o), n)
+    k, s, pad, _, out = compute.window(x.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    mats = [(compute.sum_matrix(n, kk, ss, pp, o), n)
             for n, kk, ss, pp, o in zip(x.shape[2:], k, s, pad, out)]
     return mats, out, x.size * sum(k)
 
 
 def _lp_forward(xc, p, mats, work):
     powered = xc * xc if p == 2 else np.abs(xc) ** p
-    total = plan.linear_pool(powered, mats, xc.dtype, work)
+    total = compute.linear_pool(powered, mats, xc.dtype, work)
     return np.sqrt(total) if p == 2 else total ** (1.0 / p)
 
 
@@ -250,7 +259,7 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, ceil_mode=False):
     nothing to the sum. (PyTorch's lp_pool raises x, not |x|, to the power p, and with
     ceil_mode it scales a partial window's sum up to the full window size; this is the norm.)
     |x|^p is formed in the input's precision, so float32 overflows for large |x| and p."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     p = _check_p(p)
     mats, _, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
     return _lp_forward(np.asarray(x, dtype=result_dtype(x)), p, mats, work)
@@ -262,18 +271,18 @@ def lp_pool_grad_input(gy, x, p, kernel_size, stride=None, padding=0, ceil_mode=
     gy / y^(p-1)``. Where the norm ``y`` of a window is 0 that window passes no gradient (the
     norm has no derivative there; 0 is its smallest subgradient), and an element ``x == 0``
     gets 0 (for p < 1 its derivative is infinite)."""
-    x = plan.spatial_input(x)
-    gy = plan.spatial_input(gy, "gy")
+    x = compute.spatial_input(x)
+    gy = compute.spatial_input(gy, "gy")
     p = _check_p(p)
     mats, out, work = _lp_setup(x, p, kernel_size, stride, padding, ceil_mode)
-    plan.check_gy(gy, x.shape[:2] + out, "lp_pool of x with this geometry")
+    compute.check_gy(gy, x.shape[:2] + out, "lp_pool of x with this geometry")
     dtype = result_dtype(gy, x)
     xc = np.asarray(x, dtype=dtype)
     y = _lp_forward(xc, p, mats, work)
     gyc = np.asarray(gy, dtype=dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(y == 0, 0, gyc if p == 1 else gyc / y ** (p - 1)).astype(dtype)
-        back = plan.linear_pool(scaled, mats, dtype, work, transpose=True)
+        back = compute.linear_pool(scaled, mats, dtype, work, transpose=True)
         ax = np.abs(xc)
         factor = np.sign(xc) if p == 1 else np.where(ax == 0, 0, np.sign(xc) * ax ** (p - 1))
     return (factor * back).astype(dtype, copy=False)
@@ -297,9 +306,9 @@ def _sigma(sigma, k):
 
 
 def _weighted_mats(in_sizes, kernel_size, stride, padding, ceil_mode, sigma):
-    k, s, p, _, out = plan.window(in_sizes, kernel_size, stride, padding, 1, ceil_mode)
+    k, s, p, _, out = compute.window(in_sizes, kernel_size, stride, padding, 1, ceil_mode)
     sig = _sigma(sigma, k)
-    mats = [(plan.gaussian_matrix(n, kk, ss, pp, o, sg), n)
+    mats = [(compute.gaussian_matrix(n, kk, ss, pp, o, sg), n)
             for n, kk, ss, pp, o, sg in zip(in_sizes, k, s, p, out, sig)]
     return mats, out, sum(k)
 
@@ -313,20 +322,21 @@ def weighted_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, s
     weight). ``sigma``: a number or one per axis; default ``kernel_size / 4`` per axis, so the
     window spans about +-2 sigma: an edge tap weighs exp(-2 (k - 1)^2 / k^2) of the centre per
     axis (0.61 for k = 2, 0.41 for k = 3, tending to e^-2 ~ 0.14 for large k)."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     mats, _, taps = _weighted_mats(x.shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
-    return plan.linear_pool(x, mats, result_dtype(x), x.size * taps)
+    return compute.linear_pool(x, mats, result_dtype(x), x.size * taps)
 
 
 @_unbatched("gy", ("kernel_size", "stride", "padding", "sigma"), shape="input_shape")
 def weighted_avg_pool_grad_input(gy, input_shape, kernel_size, stride=None, padding=0,
                                  ceil_mode=False, sigma=None):
     """Gradient of :func:`weighted_avg_pool` (its transpose), for an input of ``input_shape``."""
-    gy = plan.spatial_input(gy, "gy")
-    shape = plan.input_shape(input_shape, gy, gy.ndim - 2)
+    gy = compute.spatial_input(gy, "gy")
+    shape = compute.input_shape(input_shape, gy, gy.ndim - 2)
     mats, out, taps = _weighted_mats(shape[2:], kernel_size, stride, padding, ceil_mode, sigma)
-    plan.check_gy(gy, shape[:2] + out, "weighted_avg_pool of input_shape with this geometry")
-    return plan.linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * taps, transpose=True)
+    compute.check_gy(gy, shape[:2] + out, "weighted_avg_pool of input_shape with this geometry")
+    return compute.linear_pool(gy, mats, result_dtype(gy), int(np.prod(shape)) * taps,
+                               transpose=True)
 
 
 # --- adaptive pooling (a fixed number of pools whatever the input size) --------------------------
@@ -348,12 +358,12 @@ def _output_size(output_size, in_sizes):
 
 def _adaptive_max(x, out, dtype, with_idx=True):
     N, C = x.shape[:2]
-    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + plan.lift(x.shape[2:]))
+    x4 = np.ascontiguousarray(x, dtype=dtype).reshape((N * C,) + compute.lift(x.shape[2:]))
     tables = []
-    for n, o in zip(x4.shape[1:], plan.lift(out)):
-        tables.extend(np.ascontiguousarray(t, dtype=plan.INDEX) for t in plan.bins(n, o))
-    y, idx = plan.run_max(x4, dtype, tables, (1, 1, 1), plan.lift(out), x.size * 2, with_idx)
-    return plan.shaped(y, idx, (N, C) + out)
+    for n, o in zip(x4.shape[1:], compute.lift(out)):
+        tables.extend(np.ascontiguousarray(t, dtype=compute.INDEX) for t in compute.bins(n, o))
+    y, idx = compute.run_max(x4, dtype, tables, (1, 1, 1), compute.lift(out), x.size * 2, with_idx)
+    return compute.shaped(y, idx, (N, C) + out)
 
 
 @_unbatched("x", ("output_size",))
@@ -361,7 +371,7 @@ def adaptive_max_pool(x, output_size, return_indices=False):
     """Max over PyTorch's adaptive bins: along an axis of n elements, output i pools
     ``[floor(i n / out), ceil((i + 1) n / out))``, so the output has ``output_size`` whatever
     the input size (figure 9.11, centre). Ties and indices as in :func:`max_pool`."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     out = _output_size(output_size, x.shape[2:])
     return_indices = check_bool(return_indices, "return_indices")
     y, idx = _adaptive_max(x, out, result_dtype(x), return_indices)
@@ -371,23 +381,23 @@ def adaptive_max_pool(x, output_size, return_indices=False):
 @_unbatched("x", ("output_size",), also=("gy", "indices"))
 def adaptive_max_pool_grad_input(gy, x, output_size, indices=None):
     """Gradient of :func:`adaptive_max_pool` (``indices`` reused if given, else recomputed)."""
-    x = plan.spatial_input(x)
-    gy = plan.spatial_input(gy, "gy")
+    x = compute.spatial_input(x)
+    gy = compute.spatial_input(gy, "gy")
     out = _output_size(output_size, x.shape[2:])
-    plan.check_gy(gy, x.shape[:2] + out, "adaptive_max_pool of x")
+    compute.check_gy(gy, x.shape[:2] + out, "adaptive_max_pool of x")
     dtype = result_dtype(gy, x)
     if indices is None:
         _, indices = _adaptive_max(x, out, dtype)
     else:
-        indices = plan.check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
-    return plan.max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
+        indices = compute.check_indices(indices, gy.shape, int(np.prod(x.shape[2:])))
+    return compute.max_grad_input(gy, indices, x.shape, dtype, x.shape[0] * x.shape[1])
 
 
 def _adaptive_mats(in_sizes, out):
     mats = []
     for n, o in zip(in_sizes, out):
-        lo, cnt = plan.bins(n, o)
-        indptr, indices = plan.band(lo, cnt)
+        lo, cnt = compute.bins(n, o)
+        indptr, indices = compute.band(lo, cnt)
         mats.append(((indptr, indices, np.repeat(1.0 / cnt, cnt)), n))
     return mats
 
@@ -395,20 +405,20 @@ def _adaptive_mats(in_sizes, out):
 @_unbatched("x", ("output_size",))
 def adaptive_avg_pool(x, output_size):
     """Mean over PyTorch's adaptive bins (see :func:`adaptive_max_pool`)."""
-    x = plan.spatial_input(x)
+    x = compute.spatial_input(x)
     out = _output_size(output_size, x.shape[2:])
-    return plan.linear_pool(x, _adaptive_mats(x.shape[2:], out), result_dtype(x), x.size * 2)
+    return compute.linear_pool(x, _adaptive_mats(x.shape[2:], out), result_dtype(x), x.size * 2)
 
 
 @_unbatched("gy", ("output_size",), shape="input_shape")
 def adaptive_avg_pool_grad_input(gy, input_shape, output_size):
     """Gradient of :func:`adaptive_avg_pool` (its transpose), for an input of ``input_shape``."""
-    gy = plan.spatial_input(gy, "gy")
-    shape = plan.input_shape(input_shape, gy, gy.ndim - 2)
+    gy = compute.spatial_input(gy, "gy")
+    shape = compute.input_shape(input_shape, gy, gy.ndim - 2)
     out = _output_size(output_size, shape[2:])
-    plan.check_gy(gy, shape[:2] + out, "adaptive_avg_pool of input_shape")
-    return plan.linear_pool(gy, _adaptive_mats(shape[2:], out), result_dtype(gy), int(np.prod(shape)) * 2,
-                        transpose=True)
+    compute.check_gy(gy, shape[:2] + out, "adaptive_avg_pool of input_shape")
+    return compute.linear_pool(gy, _adaptive_mats(shape[2:], out), result_dtype(gy),
+                               int(np.prod(shape)) * 2, transpose=True)
 
 
 # --- cross-channel pooling (figure 9.9; maxout) --------------------------------------------------
@@ -439,15 +449,15 @@ def _channel_view(a, dtype):
 def _channel_max(x, g, dtype, with_idx=True):
     x4 = _channel_view(x, dtype)
     G, S = x.shape[1] // g, x4.shape[3]
-    tables = [np.zeros(1, dtype=plan.INDEX), np.ones(1, dtype=plan.INDEX),
-              np.arange(G, dtype=plan.INDEX) * g, np.full(G, g, dtype=plan.INDEX),
-              np.arange(S, dtype=plan.INDEX), np.ones(S, dtype=plan.INDEX)]
-    return plan.run_max(x4, dtype, tables, (1, 1, 1), (1, G, S), x.size, with_idx)
+    tables = [np.zeros(1, dtype=compute.INDEX), np.ones(1, dtype=compute.INDEX),
+              np.arange(G, dtype=compute.INDEX) * g, np.full(G, g, dtype=compute.INDEX),
+              np.arange(S, dtype=compute.INDEX), np.ones(S, dtype=compute.INDEX)]
+    return compute.run_max(x4, dtype, tables, (1, 1, 1), (1, G, S), x.size, with_idx)
 
 
 def _channel_avg_mat(C, g):
     G = C // g
-    indptr, indices = plan.band(np.arange(G) * g, np.full(G, g))
+    indptr, indices = compute.band(np.arange(G) * g, np.full(G, g))
     return [None, ((indptr, indices, np.full(C, 1.0 / g)), C), None]
 
 
@@ -455,27 +465,27 @@ def channel_pool(x, group_size, mode="max"):
     """Pool over groups of ``group_size`` consecutive channels (figure 9.9): (N, C, *spatial)
     -> (N, C // group_size, *spatial); ``mode="max"`` is maxout (ties: the first channel of the
     group), ``"avg"`` the mean. Any number of spatial dimensions, none included."""
-    x = plan.spatial_input(x, min_ndim=2)
+    x = compute.spatial_input(x, min_ndim=2)
     g = _channel_setup(x, group_size, mode)
     dtype = result_dtype(x)
     out_shape = (x.shape[0], x.shape[1] // g) + x.shape[2:]
     if mode == "max":
         return _channel_max(x, g, dtype, with_idx=False)[0].reshape(out_shape)
-    return plan.separable(_channel_view(x, dtype), _channel_avg_mat(x.shape[1], g), dtype,
+    return compute.separable(_channel_view(x, dtype), _channel_avg_mat(x.shape[1], g), dtype,
                       x.size).reshape(out_shape)
 
 
 def channel_pool_grad_input(gy, x, group_size, mode="max"):
     """Gradient of :func:`channel_pool`: to the group's (first) maximum, or gy / group_size
     to every channel of the group."""
-    x = plan.spatial_input(x, min_ndim=2)
-    gy = plan.spatial_input(gy, "gy", min_ndim=2)
+    x = compute.spatial_input(x, min_ndim=2)
+    gy = compute.spatial_input(gy, "gy", min_ndim=2)
     g = _channel_setup(x, group_size, mode)
-    plan.check_gy(gy, (x.shape[0], x.shape[1] // g) + x.shape[2:], "channel_pool of x")
+    compute.check_gy(gy, (x.shape[0], x.shape[1] // g) + x.shape[2:], "channel_pool of x")
     dtype = result_dtype(gy, x)
     if mode == "max":
         _, idx = _channel_max(x, g, dtype)
-        return plan.max_grad_input(gy, idx, x.shape, dtype, x.shape[0])
+        return compute.max_grad_input(gy, idx, x.shape, dtype, x.shape[0])
     gy4 = _channel_view(gy, dtype)
-    return plan.separable(gy4, _channel_avg_mat(x.shape[1], g), dtype, x.size,
-                      transpose=True).reshape(x.shape)
+    return compute.separable(gy4, _channel_avg_mat(x.shape[1], g), dtype, x.size,
+                         transpose=True).reshape(x.shape)

@@ -22,7 +22,8 @@ Linear pools as three 1-D passes (axis_apply)
 
 Every output element is computed by the same operations in the same order whatever the thread
 count, so all results are bitwise identical for any number of threads. The max gradient
-(max_grad_input) scatters each plane's gradient from one thread (planes in parallel), in output order.
+(max_grad_input) zeroes and scatters each plane's gradient from one thread (planes in parallel),
+in output order, checking each index's range as it goes.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -143,19 +144,35 @@ def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint
 
 
 def max_grad_input(const floating[::1] gy, const long long[::1] idx, floating[::1] gx,
-                 Py_ssize_t planes, Py_ssize_t out_vol, Py_ssize_t in_vol, int num_threads):
-    """gx (zeroed, planes * in_vol) += gy routed to idx, plane by plane; within a plane one
-    thread adds in output order (overlapping windows accumulate deterministically). An index
-    of -1 (a window with no element) routes nothing."""
+                   Py_ssize_t planes, Py_ssize_t out_vol, Py_ssize_t in_vol, int num_threads):
+    """gx (planes * in_vol, any contents) = gy routed to idx, plane by plane. Returns True when
+    every index lay in [-1, in_vol), False when one did not (gx is then not to be used).
+
+    Each plane is zeroed here, just before its scatter, so that gx is written while it is in
+    cache rather than in a separate pass (numpy.zeros) beforehand; within a plane one thread
+    adds in output order, so overlapping windows accumulate deterministically whatever the
+    thread count. An index of -1 (a window with no element) routes nothing. The range check
+    is part of the scatter (one predictable compare per index) instead of a separate pass over
+    the indices: at an index outside the range its plane stops, later planes are skipped, and
+    the caller reports the bad values."""
     cdef Py_ssize_t p, o, i
-    if planes * out_vol == 0:
-        return
+    cdef bint in_range = True
+    cdef bint* in_range_p = &in_range          # written through the pointer: shared, not private
+    if planes * in_vol == 0:
+        return True
     with nogil:
         for p in prange(planes, schedule="static", num_threads=num_threads):
+            memset(&gx[p * in_vol], 0, in_vol * sizeof(floating))
+            if not in_range_p[0]:
+                continue
             for o in range(p * out_vol, (p + 1) * out_vol):
                 i = idx[o]
-                if i >= 0:
+                if <size_t>i < <size_t>in_vol:
                     gx[p * in_vol + i] += gy[o]
+                elif i != -1:
+                    in_range_p[0] = False      # every writer writes the same value
+                    break
+    return in_range
 
 
 cdef void apply_line(const floating* src, floating* out, Py_ssize_t R, const Py_ssize_t* ind,

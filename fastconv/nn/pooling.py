@@ -3,7 +3,7 @@ adaptive (figure 9.11), global and across channels (maxout)."""
 import numpy as np
 
 import fastconv.pooling as P
-from .._validate import positive_int
+from .._validate import positive_int, real_array, result_dtype
 from ._init import AcceptsUnbatched, as_input
 from .module import Module
 
@@ -27,7 +27,41 @@ class _Pool(AcceptsUnbatched, Module):
         return value if isinstance(value, tuple) else (value,) * self.ndim
 
 
-class _MaxPoolNd(_Pool):
+class _PreparedPoolNd(_Pool):
+    """Max and average pooling run on prepared pools (fastconv.pooling.plan): the checks, window
+    geometry and tables are done once per input shape and dtype, and kept in the layer (a few,
+    for a layer that sees several shapes), so a training step's forward and backward only run
+    the kernels. The backward gets the plan from the forward's cache entry."""
+    kind = None
+    PLANS_KEPT = 8
+
+    def _plan(self, shape, dtype):
+        plans = self.__dict__.setdefault("_plans", {})
+        geometry = self._geometry()
+        key = (shape, dtype, self.kernel_size, *geometry.values())   # attributes may be reset
+        found = plans.get(key)
+        if found is None:
+            if len(plans) >= self.PLANS_KEPT:
+                del plans[next(iter(plans))]        # the oldest
+            found = plans[key] = P.plan(self.kind, shape, self._nd(self.kernel_size),
+                                        dtype=dtype, **geometry)
+        return found
+
+    def _forward_plan(self, x):
+        return self._plan(x.shape, result_dtype(x))
+
+    def _backward_plan(self, plan, gy):
+        """gy as an array, and the plan to run it on: the forward's, or, for a gy of a wider
+        dtype (float64 into a float32 layer), the same pool in that dtype, as the pooling
+        functions would compute it."""
+        gy = real_array(gy, "gy")
+        dtype = result_dtype(gy, plan)              # the plan's dtype stands for x's
+        return gy, (plan if dtype == plan.dtype else self._plan(plan.x_shape, dtype))
+
+
+class _MaxPoolNd(_PreparedPoolNd):
+    kind = "max"
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride = _spatial(kernel_size), _spatial(stride)
@@ -40,15 +74,19 @@ class _MaxPoolNd(_Pool):
 
     def forward(self, x):
         x = self._input(x)
+        plan = self._forward_plan(x)
         if not self.training:
-            return P.max_pool(x, self._nd(self.kernel_size), **self._geometry())
-        y, indices = P.max_pool(x, self._nd(self.kernel_size), return_indices=True, **self._geometry())
-        self._push(x, indices)
+            return plan.forward(x)
+        y, indices = plan.forward(x, return_indices=True)
+        self._push(plan, indices)
         return y
 
     def backward(self, gy):
-        x, indices = self._pop()
-        return P.max_pool_grad_input(gy, x, self._nd(self.kernel_size), indices=indices, **self._geometry())
+        """The forward's indices route gy: no maxima are searched again, and their range is
+        checked inside the scatter, not by a pass of its own."""
+        plan, indices = self._pop()
+        gy, plan = self._backward_plan(plan, gy)
+        return plan.grad_input(gy, indices=indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -66,7 +104,9 @@ class MaxPool3d(_MaxPoolNd):
     ndim = 3
 
 
-class _AvgPoolNd(_Pool):
+class _AvgPoolNd(_PreparedPoolNd):
+    kind = "avg"
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
         self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
@@ -79,12 +119,14 @@ class _AvgPoolNd(_Pool):
 
     def forward(self, x):
         x = self._input(x)
-        self._push(x.shape)
-        return P.avg_pool(x, self._nd(self.kernel_size), **self._geometry())
+        plan = self._forward_plan(x)
+        self._push(plan)
+        return plan.forward(x)
 
     def backward(self, gy):
-        (shape,) = self._pop()
-        return P.avg_pool_grad_input(gy, shape, self._nd(self.kernel_size), **self._geometry())
+        (plan,) = self._pop()
+        gy, plan = self._backward_plan(plan, gy)
+        return plan.grad_input(gy)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
