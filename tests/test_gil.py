@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import local, pooling as P
+from fastconv import local, nn, pooling as P
+from fastconv.nn import _matmul  # noqa: F401  (its LazyModule of fastconv._matmul is watched)
 from fastconv._lazy import LazyModule
 
 COMPILED = ("_direct", "_im2col", "_winograd", "_fft", "_separable", "_local", "_depthwise",
-            "_pooling")
+            "_pooling", "_matmul")
 ATTEMPTS = 50
 
 
@@ -255,6 +256,9 @@ def _other_calls():
     xs = rng.standard_normal((4, 8, 64, 64)).astype(np.float32)
     factors = [rng.standard_normal((8, 8, 5)).astype(np.float32) for _ in range(2)]
     gys = np.ones((4, 8, 64, 64), np.float32)
+    linear = nn.Linear(512, 256, seed=0)        # its products run on fastconv's pool (_matmul)
+    features = rng.standard_normal((256, 512)).astype(np.float32)
+    outputs = np.ones((256, 256), np.float32)
     return {
         "locally_connected": lambda: local.locally_connected(x, w_lc),
         "locally_connected_grad_input": lambda: local.locally_connected_grad_input(
@@ -270,6 +274,8 @@ def _other_calls():
             gys, factors, xs.shape, padding=2),
         "separable_conv_grad_factors": lambda: fastconv.separable_conv_grad_factors(
             xs, gys, factors, padding=2),
+        "nn.Linear forward": lambda: linear(features),
+        "nn.Linear backward": lambda: (linear(features), linear.backward(outputs)),
         "low_rank_conv": lambda: fastconv.low_rank_conv(xs, np.einsum(
             "kca,kcb->kcab", *factors), rank=1, padding=2),
     }
