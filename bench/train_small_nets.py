@@ -141,7 +141,7 @@ def step_pair(net, seed):
 
 def settle(steps, seconds):
     """Run each step for `seconds`: a training run's steady state. fastconv's layers prepare
-    their convolutions at the first step and measure a layer whose calls have taken 0.1 s
+    their convolutions at the first step and measure a layer whose calls have taken 0.03 s
     (the safety net's plan rule); torch warms its allocator and oneDNN's primitive cache."""
     for step in steps.values():
         end = time.perf_counter() + seconds

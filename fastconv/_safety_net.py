@@ -118,7 +118,7 @@ def settle(spec, op, name):
 
 
 REPORT_S = 0.05         # a tally hands its fast calls' time to the hot rule in steps of this much
-PLAN_HOT_S = 0.1        # a prepared convolution is measured once its own calls have taken this long
+PLAN_HOT_S = 0.03       # a prepared convolution is measured once its own calls have taken this long
 
 
 class Tally:
