@@ -136,7 +136,7 @@ class ConvPlan:
         if choice.weights:          # a forced kernel-dependent algorithm: this kernel must fit
             _registry.select(self._run_spec, op, choice.name, w)
         spec = self._run_spec
-        _registry.note_used(choice.name, spec)
+        _registry._last.used = choice.name, spec
         with _config.threads_for(spec.flops, choice.key):
             start = _timing.clock()
             result = choice.run(a, b, out5)
@@ -212,7 +212,7 @@ class ConvPlan:
         out5 = None if out is None else out.reshape(spec.y_shape)
         y5 = self._run("forward", x5, w5, w5, out5)
         y = out if out is not None else y5.reshape(self.y_shape)
-        return add_bias(y, bias)
+        return y if bias is None else add_bias(y, bias)
 
     def grad_input(self, gy, w, *, out=None):
         """`conv_grad_input(gy, w, x_shape, ...)` of the planned problem (into `out` if given)."""

@@ -91,8 +91,8 @@ def chooser_state():
     """A token that changes whenever a choice made before may no longer be the chooser's: an
     algorithm registered, a calibration, the workspace limit, autotuning, strict choice.
     Prepared convolutions (`_prepared`) keep their choices while it holds."""
-    return (_generation, _config.get_workspace_limit(), _autotune.get_autotune(),
-            _safety_net.get_strict_choice(), _safety_net.changes)
+    return (_generation, _config._workspace_limit, _autotune._enabled, _safety_net._strict,
+            _safety_net.changes)       # attributes, not getters: read on every prepared call
 
 
 def _calibration_changed():
