@@ -1,6 +1,7 @@
-"""Max pooling's two kernel paths agree bitwise: windows two elements wide (2x2 pools) take
-their values in a sweep of their own (two elements per window, no inner loop), other windows in
-the general loop; the indices follow in the same backward sweep.
+"""Max pooling's kernel paths agree bitwise: 2x2 windows at stride 2 inside the input take
+values and indices in one pass per output row (max_row_2x2); other windows two elements wide
+take their values in a sweep of their own (two elements per window, no inner loop), the rest in
+the general loop, the indices in a backward sweep.
 
 The same windows run through the general path when the problem gets one more axis of size 1
 with a 1-wide window: x (N, C, H, W) pooled with kernel (kh, 2) is x[..., None] pooled with
@@ -20,6 +21,9 @@ TRICKY = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -np.inf, np.inf, np.nan])
 PAIR_CASES = [
     ((9,), (2,), (2,), (0,), False),
     ((8, 10), (2, 2), (2, 2), (0, 0), False),
+    ((9, 11), (2, 2), (2, 2), (0, 0), False),     # 2x2 at stride 2: the one-pass row kernel
+    ((16, 24), (2, 2), (2, 2), (0, 0), False),
+    ((6, 7), (2, 2), (2, 2), (0, 0), True),       # a partial last window: the general path
     ((8, 10), (2, 2), (1, 1), (0, 0), False),
     ((7, 10), (3, 2), (2, 2), (1, 0), True),
     ((4, 6, 8), (2, 2, 2), (2, 2, 2), (0, 0, 0), False),
