@@ -256,3 +256,28 @@ def test_a_layer_with_a_plan_pickles_and_copies():
     y = layer(x)
     for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
         np.testing.assert_array_equal(clone(x), y)
+
+
+@pytest.mark.parametrize("layer_type, shape, kw", [
+    (nn.ConvTranspose2d, (2, 4, 5, 6), dict(stride=2, padding=1, output_padding=1)),
+    (nn.ConvTranspose1d, (3, 4, 9), dict(stride=3, groups=2, dilation=2)),
+])
+def test_a_transpose_layer_plans_its_later_calls_and_keeps_the_functions_numbers(
+        layer_type, shape, kw):
+    layer = layer_type(4, 6, 3, seed=0, **kw)
+    g = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+             groups=layer.groups)
+    rng = np.random.default_rng(10)
+    for _ in range(3):                  # the first call checks and plans, the others run the plan
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = layer(x)
+        expected = fastconv.conv_transpose(x, layer.weight, layer.bias,
+                                           output_shape=y.shape[2:], **g)
+        np.testing.assert_array_equal(y, expected)
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        layer.zero_grad()
+        gx = layer.backward(gy)
+        np.testing.assert_array_equal(gx, fastconv.conv(gy, layer.weight, **g))
+        np.testing.assert_array_equal(layer.grads["weight"],
+                                      fastconv.conv_grad_kernel(gy, x, layer.weight.shape, **g))
+    assert len(layer._plans) == 1

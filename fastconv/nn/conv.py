@@ -228,20 +228,47 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
                                        padding=self.padding, dilation=self.dilation)
         return tuple(lo + p for (lo, _), p in zip(ranges, self.output_padding))
 
+    def _plan(self, y_shape, dtype):
+        """The prepared convolution whose input gradient this layer's forward is: its input is
+        this layer's output, of `y_shape`. Made after the first call of a shape has passed
+        conv_transpose's checks, then reused (see _ConvNd._plan)."""
+        key = (y_shape, dtype, self.algorithm, self.stride, self.padding, self.dilation,
+               self.groups)
+        return self.__dict__.setdefault("_plans", {}).get(key), key
+
     def forward(self, x, output_size=None):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
         size = self.output_size(x.shape[2:]) if output_size is None else tuple(output_size)
         b = self.bias if self.bias_kind == "channel" else None
-        y = _functional.conv_transpose(x, self.weight, b, output_shape=size,
-                                       algorithm=self.algorithm, **self._geometry())
+        dtype = result_dtype(x, self.weight)
+        y_shape = (x.shape[0], self.out_channels) + tuple(size)
+        plan, key = self._plan(y_shape, dtype)
+        if plan is not None and plan.y_shape == x.shape:
+            y = plan.grad_input(x, self.weight)
+            if b is not None:
+                y = _functional.add_bias(y.astype(result_dtype(x, self.weight, b), copy=False), b)
+        else:
+            y = _functional.conv_transpose(x, self.weight, b, output_shape=size,
+                                           algorithm=self.algorithm, **self._geometry())
+            plans = self.__dict__["_plans"]
+            if len(plans) >= MAX_PLANS:
+                plans.pop(next(iter(plans)))
+            plans[key] = _prepared.ConvPlan(y_shape, self.weight.shape, dtype=dtype,
+                                            algorithm=self.algorithm, **self._geometry())
         self._push(x)
         return y
 
     def backward(self, gy):
         (x,) = self._pop()
         gy = np.asarray(gy)
-        g = dict(algorithm=self.algorithm, **self._geometry())
         # y = A^T x, with A the convolution by weight: dL/dx = A gy, dL/dw = kernel grad of (gy, x)
+        dtype = result_dtype(x, self.weight)
+        plan, _ = self._plan(gy.shape, dtype)
+        if plan is not None and result_dtype(gy, x) == dtype == result_dtype(gy, self.weight):
+            self.grads["weight"] += plan.grad_kernel(gy, x)
+            _add_bias_grad(self, gy)
+            return plan.forward(gy, self.weight)
+        g = dict(algorithm=self.algorithm, **self._geometry())
         self.grads["weight"] += _functional.conv_grad_kernel(gy, x, self.weight.shape, **g)
         _add_bias_grad(self, gy)
         return _functional.conv(gy, self.weight, **g)
