@@ -28,7 +28,7 @@ import numpy as np
 from . import _config, _registry, _safety_net, _timing
 from ._functional import add_bias, fold_padding, pad
 from ._geometry import check_padding_mode, make_spec, with_explicit_padding
-from ._validate import check_bool, shape_tuple
+from ._validate import check_bool, float_dtype, shape_tuple
 
 OPERATIONS = _registry.OPERATIONS
 
@@ -48,16 +48,6 @@ def plan(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="
                     algorithm=algorithm)
 
 
-def _plan_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
 class _Choice:
     """One operation's algorithm and how to run it, valid while the chooser's state is `state`."""
 
@@ -73,7 +63,7 @@ class ConvPlan:
 
     def __init__(self, x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
                  dtype="float32", flip=False, padding_mode="zeros", algorithm="auto"):
-        dtype = _plan_dtype(dtype)
+        dtype = float_dtype(dtype)
         self.flip = check_bool(flip, "flip")
         _registry.check_algorithm(algorithm)
         x_shape, w_shape = shape_tuple(x_shape, "x_shape"), shape_tuple(w_shape, "w_shape")

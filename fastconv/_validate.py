@@ -51,6 +51,17 @@ def result_dtype(*arrays):
     return np.dtype(np.float64)
 
 
+def float_dtype(dtype, name="dtype"):
+    """`dtype` as numpy.float32 or numpy.float64, the two precisions fastconv computes in."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
 def lifted(a, shape, dtype):
     """C-contiguous copy (only when needed) of `a` in `dtype`, viewed as `shape` (the problem
     lifted to three spatial axes)."""

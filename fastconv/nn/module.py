@@ -18,6 +18,8 @@ import numbers
 
 import numpy as np
 
+from .._validate import float_dtype  # noqa: F401  (the layers' dtype check, imported from here)
+
 _REGISTRY = {}
 
 _default_rng = np.random.default_rng(0)
@@ -42,16 +44,6 @@ def make_rng(seed):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {seed!r}")
     return np.random.default_rng(int(seed))
-
-
-def float_dtype(dtype, name="dtype"):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
 
 
 def registered(name):
