@@ -242,31 +242,48 @@ def watched_pick(spec, op, w):
     return _safety_net.bar(ranked[0][0], rival), ranked[0][1]
 
 
-_auto = {}      # (spec, op) -> (chooser_state(), name, its Tally): "auto"'s pick under the net
+_auto = {}      # (spec, op) -> (chooser_state(), deciders, {verdicts: (name, its Tally)})
+
+
+def _deciders(spec, op):
+    """The kernel-dependent algorithms (separable: rank one) whose verdict on a kernel can change
+    "auto"'s pick or its bar: those ranked before the second shape-only algorithm, and the
+    net's measured winner if it is one."""
+    names, shape_only = [], 0
+    for _, name, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
+        if needs_weights:
+            names.append(name)
+        else:
+            shape_only += 1
+            if shape_only == 2:
+                break
+    winner = _safety_net.winner(spec, op)
+    if winner is not None and hasattr(_ALGORITHMS[winner], "supports_weights") \
+            and winner not in names:
+        names.append(winner)
+    return tuple(names)
 
 
 def _auto_pick(spec, op, w):
-    """(name, Tally) of "auto" under the net, remembered per problem while the chooser's state
-    holds -- unless an algorithm that depends on the kernel's values ranks among the first two,
-    when the pick is the kernel's to decide on every call."""
+    """(name, Tally) of "auto" under the net, remembered per problem -- and per verdict of the
+    kernel-dependent algorithms that decide it on this kernel -- while the chooser's state
+    holds: a call then costs a lookup and those verdicts, not the ranking's walk."""
     key = (spec, op)
     state = chooser_state()
     entry = _auto.get(key)
-    if entry is not None and entry[0] == state:
-        return entry[1], entry[2]
-    slow_s, name = watched_pick(spec, op, w)
-    tally = None if slow_s is None else _safety_net.Tally(spec, op, slow_s, prepared=False)
-    shape_only = 0
-    for _, ranked, needs_weights in _ranking(spec, op, _config.get_workspace_limit()):
-        if needs_weights:
-            return name, tally
-        shape_only += 1
-        if shape_only == 2:
-            break
-    if len(_auto) >= 4096:
-        _auto.clear()
-    _auto[key] = (state, name, tally)
-    return name, tally
+    if entry is None or entry[0] != state:
+        if len(_auto) >= 4096:
+            _auto.clear()
+        entry = _auto[key] = (state, _deciders(spec, op), {})
+    _, deciders, picks = entry
+    verdicts = tuple(w is not None and _ALGORITHMS[name].supports_weights(spec, op, w)[0]
+                     for name in deciders)
+    pick = picks.get(verdicts)
+    if pick is None:
+        slow_s, name = watched_pick(spec, op, w)
+        tally = None if slow_s is None else _safety_net.Tally(spec, op, slow_s, prepared=False)
+        pick = picks[verdicts] = (name, tally)
+    return pick
 
 
 def run(spec, op, algorithm, a, b, w=None):

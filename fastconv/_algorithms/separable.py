@@ -186,12 +186,21 @@ def _rank_one(spec, w):
     global _memo
     last, answer = _memo
     if (last is not None and last.shape == w.shape and last.dtype == w.dtype
-            and np.array_equal(last, w)):
+            and _same_values(last, w)):
         return answer
     answer = _check_rank_one(spec, w)
     if w.size <= MEMO_ELEMENTS:
         _memo = (np.array(w, copy=True), answer)
     return answer
+
+
+def _same_values(last, w):
+    """The memo's kernel and `w` hold the same values. A small kernel is compared as bytes (0.3
+    against 4 us for np.array_equal on a 3x3 kernel: "auto" asks on every call); bytes are
+    stricter only on -0.0 against 0.0, which then decomposes again, to the same answer."""
+    if w.size <= 1024:
+        return last.tobytes() == np.ascontiguousarray(w).tobytes()
+    return np.array_equal(last, w)
 
 
 def _check_rank_one(spec, w):
