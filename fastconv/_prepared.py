@@ -114,6 +114,8 @@ class ConvPlan:
         """The algorithm this plan runs for `op` (choosing it now if no call has yet)."""
         if op not in OPERATIONS:
             raise ValueError(f"op must be one of {OPERATIONS}, got {op!r}")
+        if self.algorithm not in _registry.CHOICES:     # forced: checked against each call's kernel
+            return self.algorithm
         choice = self._choices.get(op)
         if choice is None or choice.state != _registry.chooser_state():
             choice = self._choose(op, None)
@@ -133,7 +135,7 @@ class ConvPlan:
             seconds = _timing.clock() - start
         if choice.tally is not None and choice.tally.add(seconds):
             _registry.measure_for_net(spec, op, w, choice.name, seconds)
-            del self._choices[op]   # the net's winner (or the pick again) from the next call
+            self._choices.pop(op, None)     # the net's winner (or the pick) from the next call
         if out5 is not None and result is not out5:
             out5[...] = result
             return out5

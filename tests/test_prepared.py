@@ -281,3 +281,8 @@ def test_a_transpose_layer_plans_its_later_calls_and_keeps_the_functions_numbers
         np.testing.assert_array_equal(layer.grads["weight"],
                                       fastconv.conv_grad_kernel(gy, x, layer.weight.shape, **g))
     assert len(layer._plans) == 1
+
+
+def test_explain_names_a_forced_kernel_dependent_algorithm():
+    p = fastconv.plan((1, 1, 16, 16), (1, 1, 3, 3), padding=1, algorithm="separable")
+    assert "this plan runs: forward separable" in str(fastconv.explain(p))
