@@ -122,7 +122,8 @@ PLAN_HOT_S = 0.03       # a prepared convolution is measured once its own calls 
 
 
 class Tally:
-    """One prepared convolution's watch of its calls (`_prepared`): it reports to the net only
+    """The watch of one problem's calls, kept by a prepared convolution (`_prepared`) or by
+    `conv`'s remembered pick (`_registry._auto_pick`): it reports to the net only
     what can change the net's verdict -- each call until one after the first has been fast (under
     `slow_s`; from then on the slow rule cannot fire for the problem, as `observe` keeps the
     fastest call), every slow call, and the time of the others in steps of REPORT_S for the hot
