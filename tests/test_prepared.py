@@ -286,3 +286,60 @@ def test_a_transpose_layer_plans_its_later_calls_and_keeps_the_functions_numbers
 def test_explain_names_a_forced_kernel_dependent_algorithm():
     p = fastconv.plan((1, 1, 16, 16), (1, 1, 3, 3), padding=1, algorithm="separable")
     assert "this plan runs: forward separable" in str(fastconv.explain(p))
+
+
+# --- property: any geometry, any values (extremes included), the functions' numbers ------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+VALUES = st.sampled_from([0.0, -0.0, 1.0, -2.5, 1e-38, 3e38, -3e38, np.inf, -np.inf, np.nan])
+
+
+@st.composite
+def _problems(draw):
+    nd = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from((1, 2)))
+    c, k = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    size = tuple(draw(st.integers((q - 1) * d + 1, 7)) for q, d in zip(kernel, dilation))
+    padding = draw(st.sampled_from((0, 1, "same")))
+    mode = draw(st.sampled_from(("zeros", "zeros", "reflect", "circular")))
+    if mode != "zeros" and padding != 0:
+        lo = max(1, (max(kernel) - 1) // 2)
+        if min(size) <= lo:
+            mode = "zeros"
+    x_shape = (draw(st.integers(1, 2)), c) + size
+    w_shape = (k, c // groups) + kernel
+    dtype = draw(st.sampled_from((np.float32, np.float64)))
+    extreme = draw(st.booleans())
+    return x_shape, w_shape, dict(stride=stride, dilation=dilation, groups=groups,
+                                  padding=padding, padding_mode=mode,
+                                  flip=draw(st.booleans())), dtype, extreme
+
+
+@settings(max_examples=40, deadline=None)
+@given(_problems(), st.data())
+def test_any_plan_computes_what_the_functions_compute(problem, data):
+    x_shape, w_shape, kw, dtype, extreme = problem
+    try:
+        p = fastconv.plan(x_shape, w_shape, dtype=dtype, **kw)
+    except ValueError:              # a geometry the functions refuse too (padding vs mode)
+        with pytest.raises(ValueError):
+            fastconv.conv(np.zeros(x_shape, dtype), np.zeros(w_shape, dtype), **kw)
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(p.y_shape).astype(dtype)
+    if extreme:                     # a few extreme values where the drawn positions fall
+        for a in (x, w, gy):
+            a.reshape(-1)[data.draw(st.integers(0, a.size - 1))] = data.draw(VALUES)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(p.forward(x, w), fastconv.conv(x, w, **kw))
+        np.testing.assert_array_equal(p.grad_input(gy, w),
+                                      fastconv.conv_grad_input(gy, w, x_shape, **kw))
+        np.testing.assert_array_equal(p.grad_kernel(x, gy),
+                                      fastconv.conv_grad_kernel(x, gy, w_shape, **kw))
