@@ -1,10 +1,12 @@
 """Prepared convolutions: decide once per shape, then run many times with nothing but arithmetic.
 
 The anchors are FFTW's ``fftw_plan``, oneDNN's primitives and cuDNN's descriptors: a training
-loop convolves the same shapes every step, so the geometry's validation, the choice of algorithm
-per operation and the algorithm's own plan (index tables, chunking, transform sizes) are made
-once, in `plan(...)`, and a call then checks only what can change between calls -- each array's
-shape, dtype and layout -- and runs. ``out=`` lets the loop reuse its result buffers: the
+loop convolves the same shapes every step, so the geometry's validation and the choice of
+algorithm per operation are made once, in `plan(...)`, and a call then checks only what can
+change between calls -- each array's shape, dtype and layout -- and runs. (The algorithms keep
+their own per-problem tables in caches keyed by the problem: fft's transform plans and
+depthwise's tap tables are built once; im2col's and direct's chunking is recomputed per call,
+a few microseconds.) ``out=`` lets the loop reuse its result buffers: the
 result is written into it, which is never read.
 
 What a plan keeps and when it looks again:
@@ -25,7 +27,7 @@ and algorithm, bit for bit (tests/test_prepared.py).
 """
 import numpy as np
 
-from . import _config, _registry, _safety_net, _timing
+from . import _config, _registry, _timing
 from ._functional import add_bias, fold_padding, pad
 from ._geometry import check_padding_mode, make_spec, with_explicit_padding
 from ._validate import check_bool, float_dtype, shape_tuple
@@ -46,6 +48,14 @@ def plan(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype="
     return ConvPlan(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, dtype=dtype, flip=flip, padding_mode=padding_mode,
                     algorithm=algorithm)
+
+
+def _written(result, out):
+    """`result` (made C-contiguous), or `out` holding it when given."""
+    if out is None:
+        return np.ascontiguousarray(result)
+    out[...] = result
+    return out
 
 
 class _Choice:
@@ -100,11 +110,10 @@ class ConvPlan:
         spec, algorithm = self._run_spec, self.algorithm
         state = _registry.chooser_state()
         if _registry.watched(algorithm):
-            slow_s, name = _registry.watched_pick(spec, op, None)
+            name, tally = _registry.watched_choice(spec, op, None, prepared=True)
         else:
-            slow_s, name = None, _registry.select(spec, op, algorithm, w).NAME
+            name, tally = _registry.select(spec, op, algorithm, w).NAME, None
         impl = _registry.registered()[name]
-        tally = None if slow_s is None else _safety_net.Tally(spec, op, slow_s)
         choice = _Choice(name, _registry.prepared(name, spec, op), tally, state,
                          (spec, op, name), hasattr(impl, "supports_weights"))
         self._choices[op] = choice
@@ -128,7 +137,7 @@ class ConvPlan:
         if choice.weights:          # a forced kernel-dependent algorithm: this kernel must fit
             _registry.select(self._run_spec, op, choice.name, w)
         spec = self._run_spec
-        _registry._last.used = choice.name, spec
+        _registry.note_used(choice.name, spec)
         with _config.threads_for(spec.flops, choice.key):
             start = _timing.clock()
             result = choice.run(a, b, out5)
@@ -160,7 +169,7 @@ class ConvPlan:
         return np.ascontiguousarray(a, dtype=self.dtype)
 
     def _out(self, out, shape, inputs):
-        """`out` checked as the result's buffer, as its lifted view; None when not given."""
+        """`out` checked as the result's buffer; None when not given."""
         if out is None:
             return None
         if type(out) is not np.ndarray:
@@ -218,10 +227,7 @@ class ConvPlan:
         if self.padding_mode != "zeros":    # the padded input's gradient, folded back
             gx5 = fold_padding(self._run("grad_input", gy.reshape(spec.y_shape), w5, w5, None),
                                spec, self.padding_mode)
-            if out is None:
-                return gx5.reshape(self.x_shape)
-            out[...] = gx5.reshape(self.x_shape)
-            return out
+            return _written(gx5.reshape(self.x_shape), out)
         out5 = None if out is None else out.reshape(spec.x_shape)
         gx5 = self._run("grad_input", gy.reshape(spec.y_shape), w5, w5, out5)
         return out if out is not None else gx5.reshape(self.x_shape)
@@ -240,11 +246,7 @@ class ConvPlan:
         gy5 = gy.reshape(spec.y_shape)
         if self.flip:               # d/dw of conv with flip(w) is the flip of d/dw'
             gw5 = self._run("grad_kernel", x5, gy5, None, None)
-            gw = gw5[..., ::-1, ::-1, ::-1].reshape(self.w_shape)
-            if out is None:
-                return np.ascontiguousarray(gw)
-            out[...] = gw
-            return out
+            return _written(gw5[..., ::-1, ::-1, ::-1].reshape(self.w_shape), out)
         out5 = None if out is None else out.reshape(spec.w_shape)
         gw5 = self._run("grad_kernel", x5, gy5, None, out5)
         return out if out is not None else gw5.reshape(self.w_shape)

@@ -230,6 +230,14 @@ def watched(algorithm):
             and not _safety_net.get_strict_choice())
 
 
+def watched_choice(spec, op, w, prepared):
+    """(name, its Tally or None) of "auto" under the net: watched_pick's name, and the tally
+    that counts its calls -- a prepared convolution's (`prepared`, with its own hot rule) or
+    run()'s remembered pick's."""
+    slow_s, name = watched_pick(spec, op, w)
+    return name, (None if slow_s is None else _safety_net.Tally(spec, op, slow_s, prepared))
+
+
 def watched_pick(spec, op, w):
     """(the net's bar in seconds or None, name) of "auto" with the safety net: its measured
     winner where it has one (and the winner computes this call), else the models' pick, with
@@ -280,9 +288,7 @@ def _auto_pick(spec, op, w):
                      for name in deciders)
     pick = picks.get(verdicts)
     if pick is None:
-        slow_s, name = watched_pick(spec, op, w)
-        tally = None if slow_s is None else _safety_net.Tally(spec, op, slow_s, prepared=False)
-        pick = picks[verdicts] = (name, tally)
+        pick = picks[verdicts] = watched_choice(spec, op, w, prepared=False)
     return pick
 
 
@@ -316,14 +322,10 @@ def note_used(name, spec):
 
 
 def prepared(name, spec, op):
-    """``run(a, b, out)`` computing `op` on `spec` with algorithm `name`: the algorithm's own
-    ``prepare(spec, op)`` where it has one (its plan built once; it writes into `out`, the
-    lifted result buffer, when given), else a call of its operation (the caller copies into
-    `out`)."""
+    """``run(a, b, out)`` computing `op` on `spec` with algorithm `name`: the algorithm writes
+    into `out`, the lifted result buffer, where it takes one (``WRITES_OUT``); otherwise the
+    caller copies its result into `out`."""
     impl = _ALGORITHMS[name]
-    prepare = getattr(impl, "prepare", None)
-    if prepare is not None:
-        return prepare(spec, op)
     operation = getattr(impl, op)
     if getattr(impl, "WRITES_OUT", False):
         return lambda a, b, out: operation(spec, a, b, out)

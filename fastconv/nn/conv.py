@@ -15,9 +15,6 @@ from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, init_bias
 from .module import Module
 
 
-MAX_PLANS = 8      # prepared convolutions a layer keeps (one per input shape and dtype)
-
-
 class _ConvNd(AcceptsUnbatched, Module):
     ndim = None
 
@@ -76,15 +73,9 @@ class _ConvNd(AcceptsUnbatched, Module):
         makes a new one; it keeps nothing of the weights' values, which every call passes."""
         key = (x_shape, dtype, self.algorithm, self.flip, self.padding_mode, self.stride,
                self.padding, self.dilation, self.groups)
-        plans = self.__dict__.setdefault("_plans", {})
-        plan = plans.get(key)
-        if plan is None:
-            if len(plans) >= MAX_PLANS:         # variable-size inputs: keep the recent shapes
-                plans.pop(next(iter(plans)))
-            plan = plans[key] = _prepared.ConvPlan(
-                x_shape, self.weight.shape, dtype=dtype, flip=self.flip,
-                padding_mode=self.padding_mode, algorithm=self.algorithm, **self._geometry())
-        return plan
+        return self._kept_plan(key, lambda: _prepared.ConvPlan(
+            x_shape, self.weight.shape, dtype=dtype, flip=self.flip,
+            padding_mode=self.padding_mode, algorithm=self.algorithm, **self._geometry()))
 
     def forward(self, x):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
@@ -228,13 +219,12 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
                                        padding=self.padding, dilation=self.dilation)
         return tuple(lo + p for (lo, _), p in zip(ranges, self.output_padding))
 
-    def _plan(self, y_shape, dtype):
-        """The prepared convolution whose input gradient this layer's forward is: its input is
-        this layer's output, of `y_shape`. Made after the first call of a shape has passed
-        conv_transpose's checks, then reused (see _ConvNd._plan)."""
-        key = (y_shape, dtype, self.algorithm, self.stride, self.padding, self.dilation,
-               self.groups)
-        return self.__dict__.setdefault("_plans", {}).get(key), key
+    def _plan_key(self, y_shape, dtype):
+        """The key of the prepared convolution whose input gradient this layer's forward is:
+        its input is this layer's output, of `y_shape`. The plan is made after the first call
+        of a shape has passed conv_transpose's checks, then reused (see _ConvNd._plan)."""
+        return (y_shape, dtype, self.algorithm, self.stride, self.padding, self.dilation,
+                self.groups)
 
     def forward(self, x, output_size=None):
         x = as_input(x, self.ndim, self.in_channels, type(self).__name__)
@@ -242,7 +232,8 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
         b = self.bias if self.bias_kind == "channel" else None
         dtype = result_dtype(x, self.weight)
         y_shape = (x.shape[0], self.out_channels) + tuple(size)
-        plan, key = self._plan(y_shape, dtype)
+        key = self._plan_key(y_shape, dtype)
+        plan = self._kept_plan(key)
         if plan is not None and plan.y_shape == x.shape:
             y = plan.grad_input(x, self.weight)
             if b is not None:
@@ -250,11 +241,9 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
         else:
             y = _functional.conv_transpose(x, self.weight, b, output_shape=size,
                                            algorithm=self.algorithm, **self._geometry())
-            plans = self.__dict__["_plans"]
-            if len(plans) >= MAX_PLANS:
-                plans.pop(next(iter(plans)))
-            plans[key] = _prepared.ConvPlan(y_shape, self.weight.shape, dtype=dtype,
-                                            algorithm=self.algorithm, **self._geometry())
+            self._kept_plan(key, lambda: _prepared.ConvPlan(
+                y_shape, self.weight.shape, dtype=dtype, algorithm=self.algorithm,
+                **self._geometry()))
         self._push(x)
         return y
 
@@ -263,7 +252,7 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
         gy = np.asarray(gy)
         # y = A^T x, with A the convolution by weight: dL/dx = A gy, dL/dw = kernel grad of (gy, x)
         dtype = result_dtype(x, self.weight)
-        plan, _ = self._plan(gy.shape, dtype)
+        plan = self._kept_plan(self._plan_key(gy.shape, dtype))
         if plan is not None and result_dtype(gy, x) == dtype == result_dtype(gy, self.weight):
             self.grads["weight"] += plan.grad_kernel(gy, x)
             _add_bias_grad(self, gy)

@@ -2,7 +2,7 @@
 
 The matrix products run on fastconv's own thread pool (`_matmul`): NumPy's matmul would wake
 its BLAS's pool, whose workers then spin beside the convolutions' OpenMP threads (a CIFAR-sized
-training step: 182 ms on two threads against 73 ms on one pool; see src/_matmul.pyx).
+training step on two threads: 182 ms against 58 ms on one pool; see src/_matmul.pyx).
 """
 import numpy as np
 

@@ -151,6 +151,20 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    PLANS_KEPT = 8      # prepared operations a layer keeps (one per input shape and dtype)
+
+    def _kept_plan(self, key, make=None):
+        """The prepared operation (fastconv.plan, fastconv.pooling.plan) this layer keeps under
+        `key`, or None; with `make` (a callable) it is made and kept when missing. A layer fed
+        inputs of many shapes keeps the PLANS_KEPT most recently made: the oldest goes."""
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(key)
+        if plan is None and make is not None:
+            if len(plans) >= self.PLANS_KEPT:
+                del plans[next(iter(plans))]
+            plan = plans[key] = make()
+        return plan
+
     def _push(self, *items):
         if self.training:
             self._cache.append(items)

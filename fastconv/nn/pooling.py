@@ -33,19 +33,12 @@ class _PreparedPoolNd(_Pool):
     for a layer that sees several shapes), so a training step's forward and backward only run
     the kernels. The backward gets the plan from the forward's cache entry."""
     kind = None
-    PLANS_KEPT = 8
 
     def _plan(self, shape, dtype):
-        plans = self.__dict__.setdefault("_plans", {})
         geometry = self._geometry()
         key = (shape, dtype, self.kernel_size, *geometry.values())   # attributes may be reset
-        found = plans.get(key)
-        if found is None:
-            if len(plans) >= self.PLANS_KEPT:
-                del plans[next(iter(plans))]        # the oldest
-            found = plans[key] = P.plan(self.kind, shape, self._nd(self.kernel_size),
-                                        dtype=dtype, **geometry)
-        return found
+        return self._kept_plan(key, lambda: P.plan(self.kind, shape, self._nd(self.kernel_size),
+                                                   dtype=dtype, **geometry))
 
     def _forward_plan(self, x):
         return self._plan(x.shape, result_dtype(x))
