@@ -44,10 +44,12 @@ def _inputs(spec, op, w):
     return random(spec.x_shape), random(spec.y_shape)
 
 
-def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=BUDGET_S):
-    """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved.
-    With `give_up`, an algorithm (but those in `keep`) whose first call took that many times the
-    fastest first call is not run again (its first time is its record)."""
+def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=None):
+    """{name: best seconds} of running each of `impls` ({name: impl}) on `spec`, interleaved,
+    each for about `budget` seconds (None: BUDGET_S, read at the call). With `give_up`, an
+    algorithm (but those in `keep`) whose first call took that many times the fastest first call
+    is not run again (its first time is its record)."""
+    budget = BUDGET_S if budget is None else budget
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
     with _config.threads_for(spec.flops):
@@ -56,7 +58,7 @@ def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=BUDGE
 
 
 def tune(spec, op, candidates, w=None, *, floor=None, give_up=None, keep=(), persist=True,
-         budget=BUDGET_S):
+         budget=None):
     """The fastest of `candidates` [(predicted seconds, name, impl)], timing those not yet timed
     for this problem (and recording them, in the cache file too with `persist`); returns
     (name, {name: seconds or None}). Candidates predicted above PRUNE x `floor` (default: the
