@@ -84,7 +84,8 @@ class ConvPlan:
         spec = make_spec(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, dtype=dtype, x_name="x_shape", w_name="w_shape")
         check_padding_mode(padding_mode, spec)
-        self.spec, self.padding_mode, self.algorithm, self.dtype = spec, padding_mode, algorithm, dtype
+        self.spec, self.padding_mode, self.algorithm = spec, padding_mode, algorithm
+        self.dtype = dtype
         self._run_spec = spec if padding_mode == "zeros" else with_explicit_padding(spec)
         self.x_shape = spec.user_shape(spec.x_shape)
         self.w_shape = spec.user_shape(spec.w_shape)
@@ -99,10 +100,10 @@ class ConvPlan:
         self.__dict__.update(state, _choices={})
 
     def __repr__(self):
-        s = self.spec
+        s, lift = self.spec, 3 - self.spec.ndim
         return (f"ConvPlan(x_shape={self.x_shape}, w_shape={self.w_shape}, "
-                f"stride={s.stride[3 - s.ndim:]}, padding={(s.pad_low[3 - s.ndim:], s.pad_high[3 - s.ndim:])}, "
-                f"dilation={s.dilation[3 - s.ndim:]}, groups={s.groups}, dtype={self.dtype.name}, "
+                f"stride={s.stride[lift:]}, padding={(s.pad_low[lift:], s.pad_high[lift:])}, "
+                f"dilation={s.dilation[lift:]}, groups={s.groups}, dtype={self.dtype.name}, "
                 f"algorithm={self.algorithm!r})")
 
     # --- the choice -------------------------------------------------------------------------

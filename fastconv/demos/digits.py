@@ -5,9 +5,9 @@ two 5x5 convolution + ReLU + 2x2 max-pool stages and two fully connected layers,
 cosine learning-rate schedule. From the second epoch on, each epoch sees every training scan
 shifted by a fresh random -1..1 pixels along each axis: the invariance to small translations that
 pooling (section 9.3) only approximates is taught by example, at no cost per epoch (98.4% test
-accuracy in 12 epochs without it, 98.9-99.1% in 10 with it, seeds 0-2). The demo prints the algorithm fastconv picks for each convolution
-and the time of each layer, one line per epoch, the test accuracy, and writes the learned
-first-layer filters as a PNG.
+accuracy in 12 epochs without it, 98.9-99.1% in 10 with it, seeds 0-2). The demo prints the
+algorithm fastconv picks for each convolution and the time of each layer, one line per epoch,
+the test accuracy, and writes the learned first-layer filters as a PNG.
 """
 import time
 
@@ -60,8 +60,8 @@ def main(argv=None):
     rows = nn.layer_report(model, x_train[:args.batch_size], repeat=5)
     print(nn.format_layer_report(rows))
 
-    print(f"\ntraining: Adam lr {args.lr}, cosine schedule, batch {args.batch_size}, {epochs} epochs, "
-          f"random 1-pixel shifts from epoch 2")
+    print(f"\ntraining: Adam lr {args.lr}, cosine schedule, batch {args.batch_size}, {epochs} "
+          f"epochs, random 1-pixel shifts from epoch 2")
     optimizer = nn.Adam(model, lr=args.lr)
     seen = x_train.copy()           # what fit reads: the scans, shifted afresh after each epoch
     rng = np.random.default_rng(args.seed)
