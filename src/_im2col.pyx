@@ -11,9 +11,9 @@ of the whole column matrix. Results do not depend on the thread count:
   forward      each chunk of y is written by one GEMM;
   grad_input   work items are (sample, block of input channels), so col2im never writes one
                element from two threads;
-  grad_kernel  the chunks are split into `parts` (a number fixed by the problem, not by the
-               threads), each summed into its own partial gradient, and the partials are added in
-               order.
+  grad_kernel  items are (part, group, slab of the column matrix's rows); the chunks are split
+               into `parts` (a number fixed by the problem, not by the threads), each summed
+               into its own partial gradient, and the partials are added in order.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -22,6 +22,9 @@ from libc.string cimport memcpy, memset
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec, valid_range
 from _openmp cimport omp_get_thread_num
+
+cdef enum:
+    PACK_SLABS = 8  # row slabs of a chunk packed in parallel when forward packs each chunk once
 
 
 cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noexcept nogil:
@@ -258,29 +261,65 @@ cdef const floating* phased_input(const Geom* g, const floating* x, floating* xp
 
 
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
-                         floating* work, floating* xp, Py_ssize_t width,
+                         floating* work, floating* xp, Py_ssize_t width, Py_ssize_t kblocks,
                          int num_threads) noexcept nogil:
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, R = g.C * g.k_vol
-    cdef Py_ssize_t Rg = g.Cg * g.k_vol, item, n, p0, p1, gi, ld
+    """Items are chunks: the thread that multiplies a chunk (one GEMM per group) packs it into its
+    own buffer. With `kblocks` > 1 (too few chunks to keep the threads busy) every chunk is
+    packed once, in row slabs, into a buffer of its own, and the items are (chunk, group, block
+    of output channels)."""
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, kb = (g.Kg + kblocks - 1) // kblocks
+    cdef Py_ssize_t item, i, n, p0, p1, gi, ld, k0, k1
     cdef floating* col
     cdef const floating* b
-    cdef bint pointwise = is_pointwise(g), phased = xp != NULL
+    cdef bint pointwise = is_pointwise(g), phased = xp != NULL, shared = kblocks > 1
     x = phased_input(g, x, xp, num_threads)
-    for item in prange(g.N * per_sample, nogil=True, schedule="static", num_threads=num_threads):
-        n = item // per_sample
-        p0 = (item - n * per_sample) * width
+    if not shared:
+        for i in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
+            n = i // per_sample
+            p0 = (i - n * per_sample) * width
+            p1 = min(p0 + width, g.P)
+            if pointwise:
+                b = x + n * g.C * g.P + p0
+                ld = g.P
+            else:
+                col = work + omp_get_thread_num() * R * width
+                pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
+                b = col
+                ld = p1 - p0
+            for gi in range(g.G):
+                gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
+                     b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
+        return
+    if not pointwise:
+        for item in prange(chunks * PACK_SLABS, nogil=True, schedule="static",
+                           num_threads=num_threads):
+            i = item // PACK_SLABS
+            n = i // per_sample
+            p0 = (i - n * per_sample) * width
+            p1 = min(p0 + width, g.P)
+            k0 = (item % PACK_SLABS) * R // PACK_SLABS
+            k1 = (item % PACK_SLABS + 1) * R // PACK_SLABS
+            pack_chunk(x, work + i * R * width + k0 * (p1 - p0), g, n, k0, k1, p0, p1, phased)
+    for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        i = item // (g.G * kblocks)
+        gi = (item // kblocks) % g.G
+        k0 = (item % kblocks) * kb
+        k1 = min(k0 + kb, g.Kg)
+        n = i // per_sample
+        p0 = (i - n * per_sample) * width
         p1 = min(p0 + width, g.P)
-        col = work + omp_get_thread_num() * R * width
         if pointwise:
             b = x + n * g.C * g.P + p0
             ld = g.P
         else:
-            pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
-            b = col
+            b = work + i * R * width
             ld = p1 - p0
-        for gi in range(g.G):
-            gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
-                 b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
+        if k0 < k1:
+            gemm(False, False, k1 - k0, p1 - p0, Rg, <floating>1, w + (gi * g.Kg + k0) * Rg, Rg,
+                 b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg + k0) * g.P + p0,
+                 g.P)
 
 
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
@@ -324,36 +363,46 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
 
 cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
                             floating* work, floating* partials, floating* xp, Py_ssize_t width,
-                            Py_ssize_t parts, int num_threads) noexcept nogil:
-    """Part q sums chunks [q * chunks / parts, (q + 1) * chunks / parts) into partials[q]."""
+                            Py_ssize_t parts, Py_ssize_t slabs, int num_threads) noexcept nogil:
+    """Item (q, group, slab) sums chunks [q * chunks / parts, (q + 1) * chunks / parts) into
+    partials[q] (into gw itself when there is one part), for the rows of one slab of its group's
+    column matrix: it packs only those rows and writes only their columns of the gradient, so
+    slabs need no partial sums, keep an item's block of the gradient in cache, and keep threads
+    busy when the chunks are few."""
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, size = g.K * Rg
-    cdef Py_ssize_t q, i, n, p0, p1, gi, ld, e
+    cdef Py_ssize_t item, q, i, k, n, p0, p1, gi, r0, r1, ld, e
     cdef floating* col
     cdef floating* part
     cdef const floating* b
     cdef floating total
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
-    for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
+    for item in prange(parts * g.G * slabs, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        q = item // (g.G * slabs)
+        gi = (item // slabs) % g.G
+        r0 = gi * Rg + (item % slabs) * Rg // slabs
+        r1 = gi * Rg + (item % slabs + 1) * Rg // slabs
         col = work + omp_get_thread_num() * R * width
-        part = partials + q * size
-        memset(part, 0, size * sizeof(floating))
+        part = (gw if parts == 1 else partials + q * size) + gi * g.Kg * Rg + r0 - gi * Rg
+        for k in range(g.Kg):
+            memset(part + k * Rg, 0, (r1 - r0) * sizeof(floating))
         for i in range(q * chunks // parts, (q + 1) * chunks // parts):
             n = i // per_sample
             p0 = (i - n * per_sample) * width
             p1 = min(p0 + width, g.P)
             if pointwise:
-                b = x + n * g.C * g.P + p0
+                b = x + (n * g.C + r0) * g.P + p0
                 ld = g.P
             else:
-                pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
+                pack_chunk(x, col, g, n, r0, r1, p0, p1, phased)
                 b = col
                 ld = p1 - p0
-            for gi in range(g.G):
-                gemm(False, True, g.Kg, Rg, p1 - p0, <floating>1,
-                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
-                     b + gi * Rg * ld, ld, <floating>1, part + gi * g.Kg * Rg, Rg)
+            gemm(False, True, g.Kg, r1 - r0, p1 - p0, <floating>1,
+                 gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, b, ld, <floating>1, part, Rg)
+    if parts == 1:
+        return
     for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
         total = 0
         for q in range(parts):
@@ -366,15 +415,17 @@ cdef inline floating* data(floating[::1] a) noexcept:
 
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
-            floating[::1] work, floating[::1] phased, Py_ssize_t width, int num_threads):
-    """y = conv(x, w) for the lifted problem `spec`; `work` holds num_threads * R * width values.
+            floating[::1] work, floating[::1] phased, Py_ssize_t width, Py_ssize_t kblocks,
+            int num_threads):
+    """y = conv(x, w) for the lifted problem `spec`; `work` holds num_threads * R * width values
+    (kblocks 1) or chunks * R * width (kblocks > 1: each chunk packed once, see forward_chunks).
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     cdef floating* xp = data(phased)
     with nogil:
-        forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, num_threads)
+        forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, kblocks, num_threads)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
@@ -392,13 +443,15 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 floating[::1] work, floating[::1] partials, floating[::1] phased,
-                Py_ssize_t width, Py_ssize_t parts, int num_threads):
-    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gy col^T summed over every chunk, in fixed order.
+                Py_ssize_t width, Py_ssize_t parts, Py_ssize_t slabs, int num_threads):
+    """gw = conv_grad_kernel(x, gy) (eq. 9.11): gy col^T summed over every chunk, in fixed order;
+    the column matrix's rows in `slabs` per group.
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data(work)
     cdef floating* xp = data(phased)
+    cdef floating* partialsp = data(partials)
     with nogil:
-        grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, &partials[0], xp, width, parts,
-                          num_threads)
+        grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, partialsp, xp, width, parts,
+                          slabs, num_threads)

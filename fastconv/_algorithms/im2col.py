@@ -23,6 +23,14 @@ CHUNK_BYTES = 1 << 20   # ... or more positions, up to MAX_CHUNK_COLUMNS, while 
 MAX_CHUNK_COLUMNS = 1024  # 1 MiB: wider GEMMs run faster (strided 64->128 3x3: -5% per op)
 BLOCK_ROWS = 576        # input-gradient rows (channels x taps) per work item
 MAX_PARTS = 16          # partial sums of the kernel gradient
+SPLIT_ITEMS = 8         # fewer work items than this (a small batch of small maps: ResNet's last
+                        # stage at batch 1 is one chunk): forward splits the output channels into
+KBLOCK_ROWS = 128       # blocks of at least this many rows, grad_kernel the column matrix's rows
+SLAB_ROWS = 64          # into slabs of at least this many. Both counts come from the problem,
+                        # never from the thread count, so results do not change with it.
+GRADIENT_BLOCK_BYTES = 1 << 19  # grad_kernel's slabs keep a block of the gradient this small:
+                        # its GEMMs add into it once per chunk (ResNet's 512-channel 3x3 at
+                        # batch 8: 49-position chunks into a 9 MB gradient ran at 47 GFLOP/s)
 BLAS_INT_MAX = 2**31 - 1
 # Cost model (shipped defaults; fastconv.calibrate() fits a scale and an overhead on top): the
 # GEMMs at GEMM_FLOPS_PER_S per thread, the packing (or scattering) of the column matrix at
@@ -73,11 +81,25 @@ class _Plan:
             chunks = -(-positions // (width - width % row))
             width = -(-positions // row // chunks) * row
         self.parts = self.partial_elements = 0
+        self.kblocks = self.slabs = 1
+        chunks = spec.batch * -(-positions // width)
+        rows_g = group_channels * k_vol
+        kg = spec.out_channels // spec.groups
+        if op == "forward" and chunks * spec.groups < SPLIT_ITEMS:
+            self.kblocks = max(1, min(-(-SPLIT_ITEMS // (chunks * spec.groups)), kg // KBLOCK_ROWS))
         if op == "grad_kernel":
-            kernel_size = spec.out_channels * group_channels * k_vol
-            chunks = spec.batch * -(-positions // width)
-            self.parts = max(1, min(MAX_PARTS, chunks, limit // (2 * max(kernel_size, 1))))
-            self.partial_elements = self.parts * kernel_size
+            # Slabs of the column matrix's rows keep each item's block of the gradient in cache
+            # and need no partial sums; parts (partial sums over the chunks) fill the items left.
+            most = max(1, rows_g // SLAB_ROWS)
+            self.slabs = min(most, -(-kg * rows_g * spec.dtype.itemsize // GRADIENT_BLOCK_BYTES))
+            kernel_size = spec.out_channels * rows_g
+            self.parts = max(1, min(MAX_PARTS, chunks,
+                                    -(-MAX_PARTS // (self.slabs * spec.groups)),
+                                    limit // (2 * max(kernel_size, 1))))
+            if self.parts * spec.groups * self.slabs < SPLIT_ITEMS:
+                self.slabs = max(self.slabs, min(most, -(-SPLIT_ITEMS // (self.parts * spec.groups))))
+            if self.parts > 1:      # one part sums straight into the gradient
+                self.partial_elements = self.parts * kernel_size
         # A stride along the width: the input's rows stored by phase of the stride make a tap's
         # values contiguous (copies, not gathers). forward/grad_kernel keep a phased copy of x;
         # grad_input sums by phase in gx itself and needs one row per thread to put it back.
@@ -93,9 +115,17 @@ class _Plan:
                 self.phased, self.phased_elements = False, 0
         row_tmp = spec.input_size[2] if self.phased and op == "grad_input" else 0
         room = limit - self.partial_elements - self.phased_elements
+        self.threads = _config.get_num_threads()
+        if self.kblocks > 1:        # every chunk packed once, into a buffer of its own
+            self.width = width
+            self.work_elements = chunks * self.rows * width
+            if self.work_elements <= room:
+                self.row_elements = 0
+                return
+            self.kblocks = 1
         self.width = max(1, min(width, (room - row_tmp) // max(self.rows, 1)))
         per_thread = self.rows * self.width
-        self.threads = max(1, min(_config.get_num_threads(),
+        self.threads = max(1, min(self.threads,
                                   room // (per_thread + row_tmp) if per_thread else 1 << 30))
         self.row_elements = self.threads * row_tmp
         self.work_elements = self.threads * per_thread
@@ -145,7 +175,8 @@ def forward(spec, x, w, out=None):
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
                         np.empty(plan.work_elements, spec.dtype),
-                        np.empty(plan.phased_elements, spec.dtype), plan.width, plan.threads)
+                        np.empty(plan.phased_elements, spec.dtype), plan.width, plan.kblocks,
+                        plan.threads)
     return y
 
 
@@ -172,5 +203,5 @@ def grad_kernel(spec, x, gy, out=None):
                             np.empty(plan.work_elements, spec.dtype),
                             np.empty(plan.partial_elements, spec.dtype),
                             np.empty(plan.phased_elements, spec.dtype), plan.width, plan.parts,
-                            plan.threads)
+                            plan.slabs, plan.threads)
     return gw

@@ -1,0 +1,103 @@
+"""im2col on problems with few chunks: forward's output-channel blocks, grad_kernel's row slabs.
+
+A small batch of small maps (ResNet's last stage at batch 1 is a single chunk) once ran on one
+thread. Now forward packs each chunk once and splits the GEMMs into blocks of output channels
+(`kblocks`), and grad_kernel splits the column matrix's rows into slabs, each with its own block
+of the gradient (`slabs`). Each case asserts that its split is in use (so the test cannot pass on
+the old path), then compares the three operations with fastconv.reference (eq. 9.8, 9.11, 9.13),
+checks 1 and 2 threads give identical bits (the split comes from the problem, never from the
+thread count), and that no input was written.
+"""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference
+from fastconv._algorithms import im2col
+from fastconv._geometry import make_spec
+
+OPS = ("forward", "grad_input", "grad_kernel")
+
+# (x shape, w shape, geometry, the split each op must use {op: (attribute, value)})
+CASES = [
+    ((1, 24, 5, 6), (320, 24, 3, 3), dict(padding=1), {"forward": ("kblocks", 2)}),
+    ((1, 16, 5, 5), (512, 8, 3, 3), dict(padding=1, groups=2), {"forward": ("kblocks", 2)}),
+    ((1, 16, 4, 5), (500, 16, 1, 1), {}, {"forward": ("kblocks", 3)}),
+    ((1, 8, 9, 13), (260, 8, 3, 3), dict(stride=2, padding=1), {"forward": ("kblocks", 2)}),
+    ((1, 16, 30), (300, 16, 3), dict(dilation=2), {"forward": ("kblocks", 2)}),
+    ((1, 4, 4, 5, 6), (256, 4, 3, 3, 3), dict(padding=1), {"forward": ("kblocks", 2)}),
+    ((1, 40, 6, 7), (16, 40, 3, 3), {}, {"grad_kernel": ("slabs", 5)}),
+    ((2, 40, 6, 7), (16, 40, 3, 3), dict(stride=(1, 2)), {"grad_kernel": ("slabs", 4)}),
+    ((3, 24, 5, 5), (600, 24, 3, 3), dict(padding=1), {"grad_kernel": ("slabs", 3)}),
+    ((1, 128, 5, 5), (64, 64, 3, 3), dict(padding=1, groups=2), {"grad_kernel": ("slabs", 4)}),
+    ((1, 200, 3, 3), (8, 200, 1, 1), {}, {"grad_kernel": ("slabs", 3)}),
+]
+
+
+def _arrays(rng, case, dtype):
+    x_shape, w_shape, geometry, _ = case
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(reference.conv(x, w, **geometry).shape).astype(dtype)
+    return x, w, gy
+
+
+def _run(op, impl, x, w, gy, geometry, **kw):
+    if op == "forward":
+        return impl.conv(x, w, **geometry, **kw)
+    if op == "grad_input":
+        return impl.conv_grad_input(gy, w, x.shape, **geometry, **kw)
+    return impl.conv_grad_kernel(x, gy, w.shape, **geometry, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}")
+@pytest.mark.parametrize("op", OPS)
+def test_split_im2col_matches_reference(op, case, dtype, rng, restore_settings,
+                                        assert_close_to_reference):
+    x_shape, w_shape, geometry, splits = case
+    spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        plan = im2col._Plan(spec, op)
+        if op in splits:
+            attribute, value = splits[op]
+            assert getattr(plan, attribute) == value, f"{attribute} {getattr(plan, attribute)}"
+    x, w, gy = _arrays(rng, case, dtype)
+    copies = [a.copy() for a in (x, w, gy)]
+    expected = _run(op, reference, x, w, gy, geometry)
+    results = []
+    for threads in (1, 2, 1):
+        fastconv.set_num_threads(threads)
+        results.append(_run(op, fastconv, x, w, gy, geometry, algorithm="im2col"))
+    assert_close_to_reference(results[0], expected)
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+    for a, a0 in zip((x, w, gy), copies):
+        assert np.array_equal(a, a0), "an input was written"
+
+
+def test_kblocks_fall_back_when_every_chunk_does_not_fit(rng, restore_settings,
+                                                         assert_close_to_reference):
+    """Packing every chunk once needs all their columns at once; under a workspace limit that
+    holds only one thread's chunk, forward runs one block per chunk again, with the same result
+    up to rounding and within the limit."""
+    case = ((2, 24, 5, 6),) + CASES[0][1:]        # two chunks, each 216 rows x 30 columns
+    x, w, gy = _arrays(rng, case, np.float64)
+    spec = make_spec(x.shape, w.shape, dtype=np.float64, **case[2])
+    assert im2col._Plan(spec, "forward").kblocks == 2
+    fastconv.set_workspace_limit(216 * 30 * 8)       # room for one chunk only
+    fastconv.set_num_threads(2)
+    plan = im2col._Plan(spec, "forward")
+    assert plan.kblocks == 1 and plan.workspace_elements * 8 <= fastconv.get_workspace_limit()
+    assert_close_to_reference(fastconv.conv(x, w, algorithm="im2col", **case[2]),
+                              reference.conv(x, w, **case[2]))
+
+
+def test_one_part_sums_straight_into_the_gradient(restore_settings):
+    """With one part, grad_kernel needs no partial sums buffer."""
+    spec = make_spec((1, 40, 6, 7), (16, 40, 3, 3), dtype=np.float32)
+    plan = im2col._Plan(spec, "grad_kernel")
+    assert plan.parts == 1 and plan.partial_elements == 0
+    spec = make_spec((4, 40, 6, 7), (16, 40, 3, 3), dtype=np.float32)
+    plan = im2col._Plan(spec, "grad_kernel")
+    assert plan.parts == 4 and plan.partial_elements == 4 * 16 * 360
