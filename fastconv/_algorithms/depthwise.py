@@ -160,13 +160,18 @@ def _scratch(plan, op):
     return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
 
 
-def forward(spec, x, w, out=None):
+def _along_run(spec, op, shape, a, b, out):
+    """forward or grad_kernel (`op`, of result `shape`): one sweep of the planes' runs."""
     plan = _plan(spec)
-    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, "forward")
-    _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, *plan.run,
-                       threads)
-    return y
+    result = np.empty(shape, spec.dtype) if out is None else out
+    scratch, threads = _scratch(plan, op)
+    getattr(_depthwise, op)(a.reshape(-1), b.reshape(-1), result.reshape(-1), scratch, *plan.run,
+                            threads)
+    return result
+
+
+def forward(spec, x, w, out=None):
+    return _along_run(spec, "forward", spec.y_shape, x, w, out)
 
 
 def grad_input(spec, gy, w, out=None):
@@ -184,9 +189,4 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
-    plan = _plan(spec)
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, "grad_kernel")
-    _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, *plan.run,
-                           threads)
-    return gw
+    return _along_run(spec, "grad_kernel", spec.w_shape, x, gy, out)

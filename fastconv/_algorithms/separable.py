@@ -347,21 +347,20 @@ def cost(spec, op, terms=1):
 def run_forward(spec, x, factors, terms):
     """y for lifted x and factors (three flat arrays of (K, C/groups, terms, k_axis), fd/fh == 1
     where kd/kh == 1)."""
-    plan = _Plan(spec, "forward", terms)
-    y = np.empty(spec.y_shape, spec.dtype)
-    _separable.forward(spec, x.reshape(-1), *factors, y.reshape(-1),
-                       np.empty(plan.work_elements, spec.dtype), terms, plan.rows, plan.stride,
-                       plan.threads)
-    return y
+    return _passes(spec, "forward", spec.y_shape, x, factors, terms)
 
 
 def run_grad_input(spec, gy, factors, terms):
-    plan = _Plan(spec, "grad_input", terms)
-    gx = np.empty(spec.x_shape, spec.dtype)
-    _separable.grad_input(spec, gy.reshape(-1), *factors, gx.reshape(-1),
-                          np.empty(plan.work_elements, spec.dtype), terms, plan.rows, plan.stride,
-                          plan.threads)
-    return gx
+    return _passes(spec, "grad_input", spec.x_shape, gy, factors, terms)
+
+
+def _passes(spec, op, shape, a, factors, terms):
+    plan = _Plan(spec, op, terms)
+    result = np.empty(shape, spec.dtype)
+    getattr(_separable, op)(spec, a.reshape(-1), *factors, result.reshape(-1),
+                            np.empty(plan.work_elements, spec.dtype), terms, plan.rows,
+                            plan.stride, plan.threads)
+    return result
 
 
 def _checked_factors(spec, w):
