@@ -51,7 +51,8 @@ def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=None)
     is not run again (its first time is its record)."""
     budget = BUDGET_S if budget is None else budget
     a, b = _inputs(spec, op, w)
-    fns = {name: (lambda impl=impl: getattr(impl, op)(spec, a, b)) for name, impl in impls.items()}
+    fns = {name: (lambda run=_registry.operation(impl, spec, op): run(a, b, None))
+           for name, impl in impls.items()}
     with _config.threads_for(spec.flops):
         return _timing.interleaved(fns, ROUNDS, budget, give_up=give_up, keep=keep,
                                    close=CLOSE)

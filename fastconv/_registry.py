@@ -10,6 +10,9 @@ where ``op`` is one of OPERATIONS and the arrays are lifted to three spatial dim
 C-contiguous, of ``spec.dtype``. An algorithm whose applicability depends on the kernel's values
 (separable: a rank-one kernel) also has ``supports_weights(spec, op, w) -> (bool, reason)``; where
 the kernel is not known (``choose``/``explain`` on shapes, the kernel gradient) it does not apply.
+An algorithm whose results can differ from the textbook sum's where values are not finite
+declares ``NONFINITE`` ({op: rule}); the registry applies that policy (`_finite`) to every call
+it runs, and an operation may then return None to have its call computed by summation.
 
 Choosing, per operation (the three are chosen separately):
 
@@ -35,12 +38,13 @@ separable processes fewer rows per block, direct needs only index tables; an alg
 import functools
 import threading
 
-from . import _autotune, _calibration, _config, _kernel_level, _safety_net, _timing
+from . import _autotune, _calibration, _config, _finite, _kernel_level, _safety_net, _timing
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
 CHOICES = ("auto", "tune")
 
 _ALGORITHMS = {}
+_NO_RULES = {}                  # NONFINITE of an algorithm that declares none
 _generation = 0                 # bumped whenever what "auto" would pick may have changed
 _last = threading.local()       # the algorithm the last run() of this thread used (benchmarks)
 
@@ -70,6 +74,10 @@ class NotSupportedError(ValueError):
 
 
 def register(impl):
+    for op, rule in getattr(impl, "NONFINITE", _NO_RULES).items():
+        if op not in OPERATIONS or rule not in _finite.RULES:
+            raise ValueError(f"algorithm {impl.NAME!r}: NONFINITE maps an operation of "
+                             f"{OPERATIONS} to one of {_finite.RULES}, got {op!r}: {rule!r}")
     _ALGORITHMS[impl.NAME] = impl
     clear_caches()
     return impl
@@ -302,9 +310,10 @@ def run(spec, op, algorithm, a, b, w=None):
     else:
         name, tally = select(spec, op, algorithm, w).NAME, None
     _last.used = name, spec
+    impl = _ALGORITHMS[name]
     with _config.threads_for(spec.flops, key=(spec, op, name)):
         start = _timing.clock()
-        result = getattr(_ALGORITHMS[name], op)(spec, a, b)
+        result = settled(impl, spec, op, getattr(impl, op)(spec, a, b), a, b)
         seconds = _timing.clock() - start
     if tally is not None and tally.add(seconds):
         measure_for_net(spec, op, w, name, seconds)
@@ -321,15 +330,52 @@ def note_used(name, spec):
     _last.used = name, spec
 
 
-def prepared(name, spec, op):
-    """``run(a, b, out)`` computing `op` on `spec` with algorithm `name`: the algorithm writes
-    into `out`, the lifted result buffer, where it takes one (``WRITES_OUT``); otherwise the
-    caller copies its result into `out`."""
-    impl = _ALGORITHMS[name]
-    operation = getattr(impl, op)
+def settled(impl, spec, op, result, a, b):
+    """`result` of algorithm `impl`'s `op` on (a, b) under the non-finite policy (_finite): as it
+    is, or -- where the algorithm gave up (None) or its rule finds a value that is not finite --
+    the operation computed again by summation."""
+    rule = getattr(impl, "NONFINITE", _NO_RULES).get(op)
+    return result if rule is None else _settle(rule, result, spec, op, a, b)
+
+
+def _settle(rule, result, spec, op, a, b):
+    if result is not None and (rule == _finite.GIVES_UP or _finite.all_finite(result)):
+        return result
+    return _summed(spec, op, a, b)
+
+
+def _summed(spec, op, a, b):
+    """`op` on `spec` by summation: im2col where its workspace fits, else the reference."""
+    im2col = _ALGORITHMS["im2col"]
+    ok, _ = im2col.supports(spec, op)
+    fits = ok and im2col.workspace(spec, op) <= _config.get_workspace_limit()
+    return getattr(im2col if fits else _ALGORITHMS["reference"], op)(spec, a, b)
+
+
+def operation(impl, spec, op):
+    """``run(a, b, out)`` computing `op` on `spec` with algorithm `impl`, under the non-finite
+    policy: the algorithm writes into `out` (the lifted result buffer, or None) where it takes
+    one (``WRITES_OUT``); otherwise the caller copies its result into `out`. An algorithm without
+    a rule for `op` runs with nothing added around it."""
+    call = getattr(impl, op)
     if getattr(impl, "WRITES_OUT", False):
-        return lambda a, b, out: operation(spec, a, b, out)
-    return lambda a, b, out: operation(spec, a, b)
+        def run(a, b, out):
+            return call(spec, a, b, out)
+    else:
+        def run(a, b, out):
+            return call(spec, a, b)
+    rule = getattr(impl, "NONFINITE", _NO_RULES).get(op)
+    if rule is None:
+        return run
+
+    def checked(a, b, out):
+        return _settle(rule, run(a, b, out), spec, op, a, b)
+    return checked
+
+
+def prepared(name, spec, op):
+    """`operation` of the registered algorithm `name`, for a prepared convolution."""
+    return operation(_ALGORITHMS[name], spec, op)
 
 
 def last_used():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _fft, reference
+from fastconv import _fft, _registry, reference
 from fastconv._algorithms import fft
 from fastconv._algorithms.fft import _buffers, _kernel, _own, _places, _plan, _product, _taps
 from fastconv._geometry import make_spec
@@ -68,16 +68,14 @@ def _spec(name, dtype):
 
 
 def _run_plan(op, plan, x, w, gy):
-    """`op` by fft under `plan` (the algorithm's functions, on the lifted arrays), user-shaped."""
+    """`op` by fft under `plan` (the algorithm's functions, on the lifted arrays, through the
+    registry's non-finite policy), user-shaped."""
     spec = plan.spec
     x5, w5, gy5 = (np.ascontiguousarray(a, spec.dtype).reshape(shape)
                    for a, shape in ((x, spec.x_shape), (w, spec.w_shape), (gy, spec.y_shape)))
-    if op == "forward":
-        out, shape = fft.forward(spec, x5, w5, plan=plan), spec.y_shape
-    elif op == "grad_input":
-        out, shape = fft.grad_input(spec, gy5, w5, plan=plan), spec.x_shape
-    else:
-        out, shape = fft.grad_kernel(spec, x5, gy5, plan=plan), spec.w_shape
+    a, b, shape = {"forward": (x5, w5, spec.y_shape), "grad_input": (gy5, w5, spec.x_shape),
+                   "grad_kernel": (x5, gy5, spec.w_shape)}[op]
+    out = _registry.settled(fft, spec, op, getattr(fft, op)(spec, a, b, plan=plan), a, b)
     return out.reshape(spec.user_shape(shape))
 
 

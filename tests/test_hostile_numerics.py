@@ -15,7 +15,7 @@ import pytest
 
 import fastconv
 from fastconv import reference
-from fastconv._algorithms import _finite
+from fastconv import _finite, _registry
 
 OPS = ("forward", "grad_input", "grad_kernel")
 SHAPES = {        # (x shape, w shape): 2-D with a Winograd-sized kernel, a larger one, and 1-D
@@ -142,6 +142,21 @@ def test_all_finite_looks_at_every_value():
         assert not _finite.all_finite(b)
         assert not _finite.all_finite(b.reshape(1, 1, -1)[..., ::1])
     assert _finite.all_finite(np.zeros((0, 3)))
+
+
+def test_the_registry_holds_the_one_non_finite_policy():
+    """Every algorithm's NONFINITE names operations and rules the registry knows; a declaration
+    it does not know is refused at registration, not ignored at the first Inf."""
+    for impl in _registry.registered().values():
+        for op, rule in getattr(impl, "NONFINITE", {}).items():
+            assert op in _registry.OPERATIONS and rule in _finite.RULES
+
+    class Bad:
+        NAME = "bad"
+        NONFINITE = {"forward": "check_results"}
+    with pytest.raises(ValueError, match="NONFINITE"):
+        _registry.register(Bad)
+    assert "bad" not in _registry.algorithms()
 
 
 # --- item 4: long reductions in float32 -------------------------------------------------------

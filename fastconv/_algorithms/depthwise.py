@@ -16,21 +16,22 @@ summed in order), so no result depends on the thread count.
 
 Values that are not finite: forward multiplies exactly the textbook's products (the padding's
 zeros included; the dropped columns are dropped). grad_input also multiplies each weight by the
-zeros around gy, which is 0 unless a weight is Inf or NaN: such a kernel goes to summation
-(`_finite`). grad_kernel also multiplies input values by the zeros of gy's dropped columns, which
-is 0 unless an input value is not finite, and then the (small) kernel gradient is not finite
-either: a kernel gradient with an Inf or NaN is computed again by summation.
+zeros around gy, which is 0 unless a weight is Inf or NaN: such a kernel goes to summation (the
+registry's policy, `_finite`). grad_kernel also multiplies input values by the zeros of gy's
+dropped columns, which is 0 unless an input value is not finite, and then the (small) kernel
+gradient is not finite either: a kernel gradient with an Inf or NaN is computed again by
+summation.
 """
 import math
 from functools import lru_cache
 
 import numpy as np
 
-from .. import _config, _depthwise
-from . import _finite
+from .. import _config, _depthwise, _finite
 
 NAME = "depthwise"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
+NONFINITE = {"grad_input": _finite.GIVES_UP, "grad_kernel": _finite.CHECK_RESULT}
 
 # Cost model: per vector multiply-add of the taps loop (a load and an FMA), of the dot products
 # (two loads), per byte packed and unpacked, per work item, and per call; divided among the
@@ -159,18 +160,23 @@ def _scratch(plan, op):
     return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
 
 
-def forward(spec, x, w, out=None):
+def _along_run(spec, op, shape, a, b, out):
+    """forward or grad_kernel (`op`, of result `shape`): one sweep of the planes' runs."""
     plan = _plan(spec)
-    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, "forward")
-    _depthwise.forward(x.reshape(-1), w.reshape(-1), y.reshape(-1), scratch, *plan.run,
-                       threads)
-    return y
+    result = np.empty(shape, spec.dtype) if out is None else out
+    scratch, threads = _scratch(plan, op)
+    getattr(_depthwise, op)(a.reshape(-1), b.reshape(-1), result.reshape(-1), scratch, *plan.run,
+                            threads)
+    return result
+
+
+def forward(spec, x, w, out=None):
+    return _along_run(spec, "forward", spec.y_shape, x, w, out)
 
 
 def grad_input(spec, gy, w, out=None):
     if not _finite.all_finite(w):
-        return _finite.exact("grad_input", spec, gy, w)
+        return None
     plan = _plan(spec)
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
     wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
@@ -183,9 +189,4 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
-    plan = _plan(spec)
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, "grad_kernel")
-    _depthwise.grad_kernel(x.reshape(-1), gy.reshape(-1), gw.reshape(-1), scratch, *plan.run,
-                           threads)
-    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy)
+    return _along_run(spec, "grad_kernel", spec.w_shape, x, gy, out)

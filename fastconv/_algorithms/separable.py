@@ -19,11 +19,15 @@ import math
 
 import numpy as np
 
-from .. import _config, _separable
-from . import _finite
+from .. import _config, _finite, _separable
 from .._registry import NotSupportedError
 
 NAME = "separable"
+# The passes multiply by one factor at a time: near the dtype's maximum the first pass can
+# overflow where the textbook sum does not; the registry checks every result (_finite). (They
+# also skip the padding, whose zeros times an Inf or NaN weight are NaN in the textbook sum; but
+# such a kernel is refused, `supports_weights`.)
+NONFINITE = {"forward": _finite.CHECK_RESULT, "grad_input": _finite.CHECK_RESULT}
 
 # Largest relative residual per (k, c) slice accepted as rank one; float64 is kept far below the
 # contract's 1e-9 so that the factorisation is never the visible error.
@@ -343,21 +347,20 @@ def cost(spec, op, terms=1):
 def run_forward(spec, x, factors, terms):
     """y for lifted x and factors (three flat arrays of (K, C/groups, terms, k_axis), fd/fh == 1
     where kd/kh == 1)."""
-    plan = _Plan(spec, "forward", terms)
-    y = np.empty(spec.y_shape, spec.dtype)
-    _separable.forward(spec, x.reshape(-1), *factors, y.reshape(-1),
-                       np.empty(plan.work_elements, spec.dtype), terms, plan.rows, plan.stride,
-                       plan.threads)
-    return y
+    return _passes(spec, "forward", spec.y_shape, x, factors, terms)
 
 
 def run_grad_input(spec, gy, factors, terms):
-    plan = _Plan(spec, "grad_input", terms)
-    gx = np.empty(spec.x_shape, spec.dtype)
-    _separable.grad_input(spec, gy.reshape(-1), *factors, gx.reshape(-1),
-                          np.empty(plan.work_elements, spec.dtype), terms, plan.rows, plan.stride,
-                          plan.threads)
-    return gx
+    return _passes(spec, "grad_input", spec.x_shape, gy, factors, terms)
+
+
+def _passes(spec, op, shape, a, factors, terms):
+    plan = _Plan(spec, op, terms)
+    result = np.empty(shape, spec.dtype)
+    getattr(_separable, op)(spec, a.reshape(-1), *factors, result.reshape(-1),
+                            np.empty(plan.work_elements, spec.dtype), terms, plan.rows,
+                            plan.stride, plan.threads)
+    return result
 
 
 def _checked_factors(spec, w):
@@ -368,16 +371,11 @@ def _checked_factors(spec, w):
 
 
 def forward(spec, x, w):
-    # The passes multiply by one factor at a time: near the dtype's maximum the first pass can
-    # overflow where the textbook sum does not, and they skip the padding, whose zeros times an
-    # Inf or NaN weight are NaN in the textbook sum. _finite's policy covers both.
-    y = run_forward(spec, x, _checked_factors(spec, w), 1)
-    return _finite.finite_or_exact(y, spec, "forward", x, w, w)
+    return run_forward(spec, x, _checked_factors(spec, w), 1)
 
 
 def grad_input(spec, gy, w):
-    gx = run_grad_input(spec, gy, _checked_factors(spec, w), 1)
-    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w, w)
+    return run_grad_input(spec, gy, _checked_factors(spec, w), 1)
 
 
 def grad_kernel(spec, x, gy):

@@ -14,7 +14,7 @@ float32 (measured up to 512 channels; the contract allows 2e-4) and ~1e-15 in fl
 dtypes use the same tile. A transform mixes 36 values, so it can overflow on finite data the
 textbook sum handles, and it spreads a non-finite value over a tile where the textbook sum confines
 it: a non-finite kernel, or a block whose result is not finite (every output value is checked as
-it is written), sends the call to summation (`_finite`, the policy shared with fft).
+it is written), sends the call to summation (the registry's policy, `_finite`, shared with fft).
 
 Work is cut into blocks of tiles fixed by the problem and the workspace limit, never by the
 thread count; the limit is kept by running fewer threads.
@@ -23,13 +23,16 @@ import math
 
 import numpy as np
 
-from .. import _config
+from .. import _config, _finite
 from .._lazy import LazyModule
-from . import _finite
 
 _winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
 
 NAME = "winograd"
+# forward and grad_input check each value as they write it (None where one was not finite);
+# the kernel gradient's sums are checked by the registry.
+NONFINITE = {"forward": _finite.GIVES_UP, "grad_input": _finite.GIVES_UP,
+             "grad_kernel": _finite.CHECK_RESULT}
 
 POSITIONS = 36
 BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
@@ -246,15 +249,13 @@ def _run_pass(spec, op, a, w):
 def forward(spec, x, w):
     if spec.batch == 0 or spec.out_channels == 0:
         return np.zeros(spec.y_shape, spec.dtype)
-    y = _run_pass(spec, "forward", x, w) if np.isfinite(w).all() else None
-    return _finite.finite_or_exact(y, spec, "forward", x, w, checked=True)
+    return _run_pass(spec, "forward", x, w) if _finite.all_finite(w) else None
 
 
 def grad_input(spec, gy, w):
     if spec.batch == 0 or spec.in_channels == 0:
         return np.zeros(spec.x_shape, spec.dtype)
-    gx = _run_pass(spec, "grad_input", gy, w) if np.isfinite(w).all() else None
-    return _finite.finite_or_exact(gx, spec, "grad_input", gy, w, checked=True)
+    return _run_pass(spec, "grad_input", gy, w) if _finite.all_finite(w) else None
 
 
 def grad_kernel(spec, x, gy):
@@ -262,6 +263,10 @@ def grad_kernel(spec, x, gy):
         return np.zeros(spec.w_shape, spec.dtype)
     plan = _Plan(spec, "grad_kernel")
     src, gsrc = _planes(spec, "grad_kernel")
+    skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
+        :, :, (src.reshape(spec.batch, -1) < 0)[0]]
+    if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
+        return None
     du = np.empty(plan.u_elements, spec.dtype)
     with _config.blas_single_threaded():
         _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
@@ -270,6 +275,4 @@ def grad_kernel(spec, x, gy):
                               plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
     _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
-    skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
-        :, :, (src.reshape(spec.batch, -1) < 0)[0]]
-    return _finite.finite_or_exact(gw, spec, "grad_kernel", x, gy, skipped)
+    return gw

@@ -7,7 +7,8 @@ import numbers
 
 import numpy as np
 
-from .._validate import real_array
+from .._geometry import transpose_input_sizes
+from .._validate import positive_int, real_array
 from .module import float_dtype, make_rng
 
 INITS = ("default", "he", "glorot")
@@ -155,6 +156,53 @@ def bias_kind(bias, allowed, name="bias"):
     return bias
 
 
+
+# --- what the convolution-like layers share, here and in fastconv.torch --------------------------
+
+def conv_arguments(layer, in_channels, out_channels, kernel_size, stride, dilation, groups,
+                   per_axis):
+    """Check and set the channel counts, groups (unless None: a layer without groups),
+    kernel_size, stride and dilation of a layer with `layer.ndim` spatial axes;
+    ``per_axis(value, ndim, name, minimum)`` reads a per-axis argument (the layer's own rules and
+    messages). The padding is each layer family's to store."""
+    layer.in_channels = positive_int(in_channels, "in_channels")
+    layer.out_channels = positive_int(out_channels, "out_channels")
+    if groups is not None:
+        layer.groups = positive_int(groups, "groups")
+        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
+            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
+                             f"out_channels ({out_channels})")
+    layer.kernel_size = per_axis(kernel_size, layer.ndim, "kernel_size", 1)
+    layer.stride = per_axis(stride, layer.ndim, "stride", 1)
+    layer.dilation = per_axis(dilation, layer.ndim, "dilation", 1)
+
+
+def transpose_arguments(layer, output_padding, stride, dilation, per_axis):
+    """Check and set a transposed convolution's output_padding (after conv_arguments): each
+    smaller than that axis's stride or dilation, as PyTorch asks."""
+    layer.output_padding = per_axis(output_padding, layer.ndim, "output_padding", 0)
+    if any(p >= max(s, d) for p, s, d in zip(layer.output_padding, layer.stride, layer.dilation)):
+        raise ValueError(f"output_padding must be smaller than stride or dilation, got "
+                         f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+
+
+def transpose_output_size(layer, input_size):
+    """A transposed convolution layer's spatial output size for a spatial input size: the
+    smallest its geometry allows, plus output_padding."""
+    ranges = transpose_input_sizes(tuple(input_size), tuple(layer.weight.shape),
+                                   stride=layer.stride, padding=layer.padding,
+                                   dilation=layer.dilation)
+    return tuple(lo + p for (lo, _), p in zip(ranges, layer.output_padding))
+
+
+def conv_repr(layer, *shown):
+    """extra_repr of a convolution-like layer: "in, out, kernel_size=k", then each
+    ``(name, value, show)`` of `shown` as "name=repr(value)" where `show` is true."""
+    return ", ".join([f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}"]
+                     + [f"{name}={value!r}" for name, value, show in shown if show])
+
+
 __all__ = ["AcceptsUnbatched", "allowance", "reserve", "init_weight", "init_bias", "tuple_of",
-           "as_input", "bias_kind",
+           "as_input", "bias_kind", "conv_arguments", "conv_repr",
+           "transpose_arguments", "transpose_output_size",
            "float_dtype", "make_rng", "INITS"]

@@ -9,9 +9,11 @@ import math
 import numpy as np
 
 from .. import _functional, _prepared
-from .._geometry import make_spec, transpose_input_sizes
-from .._validate import positive_int, result_dtype
-from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, init_bias, init_weight, make_rng, tuple_of
+from .._geometry import make_spec
+from .._validate import result_dtype
+from ._init import (AcceptsUnbatched, as_input, bias_kind, conv_arguments, conv_repr, float_dtype,
+                    init_bias, init_weight, make_rng, transpose_arguments, transpose_output_size,
+                    tuple_of)
 from .module import Module
 
 
@@ -114,15 +116,10 @@ class _ConvNd(AcceptsUnbatched, Module):
         return _functional.conv_grad_input(gy, self.weight, x.shape, **g)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, padding={self.padding!r}")
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias_kind != "channel":
-            s += f", bias={self.bias_kind!r}"
-        return s
+        return conv_repr(self, ("stride", self.stride, True), ("padding", self.padding, True),
+                         ("dilation", self.dilation, any(d != 1 for d in self.dilation)),
+                         ("groups", self.groups, self.groups != 1),
+                         ("bias", self.bias_kind, self.bias_kind != "channel"))
 
 
 def _padding_value(padding):
@@ -138,18 +135,9 @@ def _geometry_args(layer, in_channels, out_channels, kernel_size, stride, paddin
                    groups=None):
     """Check and set the channel counts, groups (unless None), kernel_size, stride, dilation and
     padding of a layer with `layer.ndim` spatial axes."""
-    d = layer.ndim
-    layer.in_channels = positive_int(in_channels, "in_channels")
-    layer.out_channels = positive_int(out_channels, "out_channels")
-    if groups is not None:
-        layer.groups = positive_int(groups, "groups")
-        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
-            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels})")
-    layer.kernel_size = tuple_of(kernel_size, d, "kernel_size")
-    layer.stride = tuple_of(stride, d, "stride")
-    layer.dilation = tuple_of(dilation, d, "dilation")
-    layer.padding = padding if isinstance(padding, str) else _padding_value(padding)
+    conv_arguments(layer, in_channels, out_channels, kernel_size, stride, dilation, groups,
+                   tuple_of)
+    layer.padding = _padding_value(padding)
 
 
 def _weight_and_bias(layer, seed, init, w_shape, fan_in, fan_out, per_unit=None):
@@ -196,10 +184,7 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
         super().__init__()
         _geometry_args(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                        groups)
-        self.output_padding = tuple_of(output_padding, self.ndim, "output_padding", minimum=0)
-        if any(p >= max(s, dl) for p, s, dl in zip(self.output_padding, self.stride, self.dilation)):
-            raise ValueError(f"output_padding must be smaller than stride or dilation, got "
-                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+        transpose_arguments(self, output_padding, stride, dilation, tuple_of)
         self.algorithm = algorithm
         self.bias_kind = bias_kind(bias, ("channel",))
         self.dtype = float_dtype(dtype)
@@ -215,9 +200,7 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
 
     def output_size(self, input_size):
         """The spatial output size: the smallest possible plus output_padding."""
-        ranges = transpose_input_sizes(tuple(input_size), self.weight.shape, stride=self.stride,
-                                       padding=self.padding, dilation=self.dilation)
-        return tuple(lo + p for (lo, _), p in zip(ranges, self.output_padding))
+        return transpose_output_size(self, input_size)
 
     def _plan_key(self, y_shape, dtype):
         """The key of the prepared convolution whose input gradient this layer's forward is:
@@ -263,8 +246,7 @@ class _ConvTransposeNd(AcceptsUnbatched, Module):
         return _functional.conv(gy, self.weight, **g)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}")
+        return conv_repr(self, ("stride", self.stride, True), ("padding", self.padding, True))
 
 
 class ConvTranspose1d(_ConvTransposeNd):

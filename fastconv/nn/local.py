@@ -7,7 +7,7 @@ import numpy as np
 
 import fastconv.local as L
 from .._geometry import make_spec
-from ._init import AcceptsUnbatched, as_input, bias_kind, float_dtype, tuple_of
+from ._init import AcceptsUnbatched, as_input, bias_kind, conv_repr, float_dtype, tuple_of
 from .conv import _add_bias_grad, _geometry_args, _weight_and_bias
 from .module import Module
 
@@ -83,8 +83,8 @@ class _LocallyConnectedNd(_UnsharedNd):
                              f"{self.input_size}, got x of shape {x.shape}")
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"input_size={self.input_size}, bias={self.bias_kind!r}")
+        return conv_repr(self, ("input_size", self.input_size, True),
+                         ("bias", self.bias_kind, True))
 
 
 class LocallyConnected1d(_LocallyConnectedNd):
@@ -122,8 +122,8 @@ class _TiledConvNd(_UnsharedNd):
             gb[(slice(None),) + tile] += view.sum(axis=(0,) + tuple(range(2, gy.ndim)))
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"tiles={self.tiles}, bias={self.bias_kind!r}")
+        return conv_repr(self, ("tiles", self.tiles, True),
+                         ("bias", self.bias_kind, True))
 
 
 class TiledConv1d(_TiledConvNd):

@@ -17,6 +17,17 @@ def _spatial(value):
 
 class _Pool(AcceptsUnbatched, Module):
     ndim = None
+    _GEOMETRY = ()      # the arguments that go to the pooling functions as keywords
+
+    def _arguments(self, **arguments):
+        """Keep the constructor's arguments: ceil_mode and count_include_pad as bools, the others
+        as the pooling functions take them."""
+        for name, value in arguments.items():
+            setattr(self, name, bool(value) if name in ("ceil_mode", "count_include_pad")
+                    else _spatial(value))
+
+    def _geometry(self):
+        return {name: getattr(self, name) for name in self._GEOMETRY}
 
     def _input(self, x):
         return as_input(x, self.ndim, None, type(self).__name__)
@@ -40,6 +51,9 @@ class _PreparedPoolNd(_Pool):
         return self._kept_plan(key, lambda: P.plan(self.kind, shape, self._nd(self.kernel_size),
                                                    dtype=dtype, **geometry))
 
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
     def _forward_plan(self, x):
         return self._plan(x.shape, result_dtype(x))
 
@@ -54,16 +68,12 @@ class _PreparedPoolNd(_Pool):
 
 class _MaxPoolNd(_PreparedPoolNd):
     kind = "max"
+    _GEOMETRY = ("stride", "padding", "dilation", "ceil_mode")
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
-        self.kernel_size, self.stride = _spatial(kernel_size), _spatial(stride)
-        self.padding, self.dilation = _spatial(padding), _spatial(dilation)
-        self.ceil_mode = bool(ceil_mode)
-
-    def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    ceil_mode=self.ceil_mode)
+        self._arguments(kernel_size=kernel_size, stride=stride, padding=padding,
+                        dilation=dilation, ceil_mode=ceil_mode)
 
     def forward(self, x):
         x = self._input(x)
@@ -81,9 +91,6 @@ class _MaxPoolNd(_PreparedPoolNd):
         gy, plan = self._backward_plan(plan, gy)
         return plan.grad_input(gy, indices=indices)
 
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
 
 class MaxPool1d(_MaxPoolNd):
     ndim = 1
@@ -99,16 +106,12 @@ class MaxPool3d(_MaxPoolNd):
 
 class _AvgPoolNd(_PreparedPoolNd):
     kind = "avg"
+    _GEOMETRY = ("stride", "padding", "ceil_mode", "count_include_pad")
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
-                                                       _spatial(padding))
-        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
-
-    def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
-                    count_include_pad=self.count_include_pad)
+        self._arguments(kernel_size=kernel_size, stride=stride, padding=padding,
+                        ceil_mode=ceil_mode, count_include_pad=count_include_pad)
 
     def forward(self, x):
         x = self._input(x)
@@ -120,9 +123,6 @@ class _AvgPoolNd(_PreparedPoolNd):
         (plan,) = self._pop()
         gy, plan = self._backward_plan(plan, gy)
         return plan.grad_input(gy)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -139,16 +139,13 @@ class AvgPool3d(_AvgPoolNd):
 
 class _LPPoolNd(_Pool):
     """(sum over the window of |x|^p)^(1/p): p = 1 is sum pooling, p -> inf max pooling."""
+    _GEOMETRY = ("stride", "padding", "ceil_mode")
 
     def __init__(self, p, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.p = float(p)
-        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
-                                                       _spatial(padding))
-        self.ceil_mode = bool(ceil_mode)
-
-    def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode)
+        self._arguments(kernel_size=kernel_size, stride=stride, padding=padding,
+                        ceil_mode=ceil_mode)
 
     def forward(self, x):
         x = self._input(x)
@@ -177,16 +174,12 @@ class LPPool3d(_LPPoolNd):
 
 class _WeightedAvgPoolNd(_Pool):
     """Average weighted by a Gaussian of the distance from the window's centre."""
+    _GEOMETRY = ("stride", "padding", "ceil_mode", "sigma")
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = (_spatial(kernel_size), _spatial(stride),
-                                                       _spatial(padding))
-        self.ceil_mode, self.sigma = bool(ceil_mode), _spatial(sigma)
-
-    def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
-                    sigma=self.sigma)
+        self._arguments(kernel_size=kernel_size, stride=stride, padding=padding,
+                        ceil_mode=ceil_mode, sigma=sigma)
 
     def forward(self, x):
         x = self._input(x)
@@ -210,12 +203,19 @@ class WeightedAvgPool3d(_WeightedAvgPoolNd):
     ndim = 3
 
 
-class _AdaptiveMaxPoolNd(_Pool):
-    """Max over output_size regions whatever the input size (figure 9.11)."""
+class _AdaptivePoolNd(_Pool):
+    """Pooling over output_size regions whatever the input size (figure 9.11)."""
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = _spatial(output_size)
+        self._arguments(output_size=output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
+    """Max over output_size regions whatever the input size (figure 9.11)."""
 
     def forward(self, x):
         x = self._input(x)
@@ -228,9 +228,6 @@ class _AdaptiveMaxPoolNd(_Pool):
     def backward(self, gy):
         x, indices = self._pop()
         return P.adaptive_max_pool_grad_input(gy, x, self._nd(self.output_size), indices=indices)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
@@ -245,12 +242,8 @@ class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     ndim = 3
 
 
-class _AdaptiveAvgPoolNd(_Pool):
+class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
     """Average over output_size regions whatever the input size (figure 9.11)."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = _spatial(output_size)
 
     def forward(self, x):
         x = self._input(x)
@@ -260,9 +253,6 @@ class _AdaptiveAvgPoolNd(_Pool):
     def backward(self, gy):
         (shape,) = self._pop()
         return P.adaptive_avg_pool_grad_input(gy, shape, self._nd(self.output_size))
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):

@@ -16,9 +16,9 @@ import math
 import torch
 from torch.nn import init
 
-from fastconv._geometry import PADDING_MODES, per_dim, resolve_padding, transpose_input_sizes
-from fastconv._validate import positive_int
-from fastconv.nn._init import bias_kind
+from fastconv._geometry import PADDING_MODES, per_dim, resolve_padding
+from fastconv.nn._init import (bias_kind, conv_arguments, conv_repr, transpose_arguments,
+                               transpose_output_size)
 from fastconv.torch import _functions as F
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
@@ -31,30 +31,33 @@ def _geometry(layer, in_channels, out_channels, kernel_size, stride, padding, di
     """Check and set the channels, groups (unless None: a layer without groups), kernel_size,
     stride, dilation and padding of a layer with `layer.ndim` spatial axes; a bad padding fails
     here, not at the first batch."""
-    d = layer.ndim
-    layer.in_channels = positive_int(in_channels, "in_channels")
-    layer.out_channels = positive_int(out_channels, "out_channels")
-    if groups is not None:
-        layer.groups = positive_int(groups, "groups")
-        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
-            raise ValueError(f"groups={groups} must divide in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels})")
-    layer.kernel_size = per_dim(kernel_size, d, "kernel_size", 1)
-    layer.stride = per_dim(stride, d, "stride", 1)
-    layer.dilation = per_dim(dilation, d, "dilation", 1)
+    conv_arguments(layer, in_channels, out_channels, kernel_size, stride, dilation, groups,
+                   per_dim)
     resolve_padding(padding, layer.kernel_size, layer.kernel_size, layer.stride, layer.dilation)
     if isinstance(padding, str):
         layer.padding = padding
     elif isinstance(padding, (tuple, list)):
         layer.padding = tuple(tuple(p) if isinstance(p, (tuple, list)) else p for p in padding)
     else:
-        layer.padding = (padding,) * d
+        layer.padding = (padding,) * layer.ndim
 
 
 def _check_padding_mode(padding_mode, allowed=PADDING_MODES):
     if padding_mode not in allowed:
         raise ValueError(f"padding_mode must be one of {allowed}, got {padding_mode!r}")
     return padding_mode
+
+
+def _parameters(layer, channels, bias, device, dtype):
+    """A convolution's weight (*channels, *kernel_size) and, with `bias`, its bias
+    (out_channels,), initialised as torch initialises them (`layer.reset_parameters`)."""
+    factory = dict(device=device, dtype=dtype)
+    layer.weight = torch.nn.Parameter(torch.empty(channels + layer.kernel_size, **factory))
+    if bias:
+        layer.bias = torch.nn.Parameter(torch.empty(layer.out_channels, **factory))
+    else:
+        layer.register_parameter("bias", None)
+    layer.reset_parameters()
 
 
 def _uniform(shape, bound, factory):
@@ -75,14 +78,7 @@ class _ConvNd(torch.nn.Module):
         self.padding_mode = _check_padding_mode(padding_mode)
         self.algorithm = algorithm
         self.flip = bool(flip)
-        factory = dict(device=device, dtype=dtype)
-        self.weight = torch.nn.Parameter(torch.empty(
-            (self.out_channels, self.in_channels // self.groups) + self.kernel_size, **factory))
-        if bias:
-            self.bias = torch.nn.Parameter(torch.empty(self.out_channels, **factory))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _parameters(self, (self.out_channels, self.in_channels // self.groups), bias, device, dtype)
 
     def reset_parameters(self):
         """torch.nn.Conv*d's initialisation, draw for draw."""
@@ -98,19 +94,12 @@ class _ConvNd(torch.nn.Module):
                       padding_mode=self.padding_mode, algorithm=self.algorithm)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, padding={self.padding!r}")
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode!r}"
-        if self.algorithm != "auto":
-            s += f", algorithm={self.algorithm!r}"
-        return s
+        return conv_repr(self, ("stride", self.stride, True), ("padding", self.padding, True),
+                         ("dilation", self.dilation, any(d != 1 for d in self.dilation)),
+                         ("groups", self.groups, self.groups != 1),
+                         ("bias", False, self.bias is None),
+                         ("padding_mode", self.padding_mode, self.padding_mode != "zeros"),
+                         ("algorithm", self.algorithm, self.algorithm != "auto"))
 
 
 class Conv1d(_ConvNd):
@@ -136,31 +125,17 @@ class _ConvTransposeNd(torch.nn.Module):
                  device=None, dtype=None, *, algorithm="auto"):
         super().__init__()
         _geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
-        self.output_padding = per_dim(output_padding, self.ndim, "output_padding", 0)
-        if any(p >= max(s, d) for p, s, d in zip(self.output_padding, self.stride, self.dilation)):
-            raise ValueError(f"output_padding must be smaller than stride or dilation, got "
-                             f"output_padding={output_padding}, stride={stride}, "
-                             f"dilation={dilation}")
+        transpose_arguments(self, output_padding, stride, dilation, per_dim)
         self.padding_mode = _check_padding_mode(padding_mode, ("zeros",))
         self.algorithm = algorithm
-        factory = dict(device=device, dtype=dtype)
         # the forward convolution's kernel, (in_channels, out_channels / groups, *kernel), as torch
-        self.weight = torch.nn.Parameter(torch.empty(
-            (self.in_channels, self.out_channels // self.groups) + self.kernel_size, **factory))
-        if bias:
-            self.bias = torch.nn.Parameter(torch.empty(self.out_channels, **factory))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _parameters(self, (self.in_channels, self.out_channels // self.groups), bias, device, dtype)
 
     reset_parameters = _ConvNd.reset_parameters
 
     def output_size(self, input_size):
         """The spatial output size: the smallest the geometry allows, plus output_padding."""
-        ranges = transpose_input_sizes(tuple(input_size), tuple(self.weight.shape),
-                                       stride=self.stride, padding=self.padding,
-                                       dilation=self.dilation)
-        return tuple(lo + p for (lo, _), p in zip(ranges, self.output_padding))
+        return transpose_output_size(self, input_size)
 
     def forward(self, x, output_size=None):
         spatial = tuple(x.shape[-self.ndim:])
@@ -171,15 +146,10 @@ class _ConvTransposeNd(torch.nn.Module):
                                 output_shape=size, algorithm=self.algorithm)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, padding={self.padding!r}")
-        if any(self.output_padding):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_repr(self, ("stride", self.stride, True), ("padding", self.padding, True),
+                         ("output_padding", self.output_padding, any(self.output_padding)),
+                         ("groups", self.groups, self.groups != 1),
+                         ("bias", False, self.bias is None))
 
 
 class ConvTranspose1d(_ConvTransposeNd):
@@ -254,8 +224,8 @@ class _LocallyConnectedNd(_UnsharedNd):
         return F.locally_connected(x, self.weight, self.bias, **self._geometry_kwargs())
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"input_size={self.input_size}, bias={self.bias_kind!r}")
+        return conv_repr(self, ("input_size", self.input_size, True),
+                         ("bias", self.bias_kind, True))
 
 
 class LocallyConnected1d(_LocallyConnectedNd):
@@ -289,8 +259,8 @@ class _TiledConvNd(_UnsharedNd):
                             **self._geometry_kwargs())
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"tiles={self.tiles}, bias={self.bias_kind!r}")
+        return conv_repr(self, ("tiles", self.tiles, True),
+                         ("bias", self.bias_kind, True))
 
 
 class TiledConv1d(_TiledConvNd):
@@ -347,8 +317,8 @@ class _SeparableConvNd(torch.nn.Module):
                                 flip=self.flip, padding_mode=self.padding_mode)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, bias={self.bias is not None}")
+        return conv_repr(self, ("stride", self.stride, True), ("padding", self.padding, True),
+                         ("bias", self.bias is not None, True))
 
 
 class SeparableConv1d(_SeparableConvNd):

@@ -40,14 +40,16 @@ import itertools
 
 import numpy as np
 
-from ... import _config
-from .. import _finite
+from ... import _config, _finite
 from . import _kernel, _own, _pocket, _product
 from ._buffers import buffers
 from ._places import complex_dtype
 from ._plan import Plan, best
 
 NAME = "fft"
+# A transform overflows on finite data near the dtype's maximum and smears a NaN or Inf over its
+# line: the registry checks every result (_finite).
+NONFINITE = dict.fromkeys(("forward", "grad_input", "grad_kernel"), _finite.CHECK_RESULT)
 BACKENDS = {"own": _own, "pocketfft": _pocket}
 
 
@@ -83,10 +85,17 @@ def _begin(spec, op, plan):
     return plan, plan.threads(_config.get_num_threads())
 
 
-def _end(plan, result, spec, op, a, b):
-    """The call's result, through the non-finite policy; the kept buffers trimmed."""
+def _end(plan, result):
+    """The call's result; the kept buffers trimmed."""
     buffers.trim(plan.retain_bytes)
-    return _finite.finite_or_exact(result, spec, op, a, b)
+    return result
+
+
+def _padding_only(shape, spec, multiplied):
+    """The result of forward or grad_kernel where every output reads only padding: zeros, unless
+    `multiplied` (the weights, or gy) holds an Inf or NaN, whose product with the padding's
+    zeros is NaN in the textbook sum: then None (the registry sums)."""
+    return np.zeros(shape, spec.dtype) if _finite.all_finite(multiplied) else None
 
 
 def _passes(plan):
@@ -130,7 +139,7 @@ def forward(spec, x, w, plan=None):
     """y = x (*) w; `plan` (default: current_plan) says how."""
     plan, workers = _begin(spec, "forward", plan)
     if plan.zero:
-        return _finite.padding_only(spec, "forward", x, w, w)
+        return _padding_only(spec.y_shape, spec, w)
     W = _kernel.spectra(plan, w, workers, BACKENDS[plan.backend])
     y = np.empty(spec.y_shape, spec.dtype)
     for batch, tile in _passes(plan):
@@ -144,7 +153,7 @@ def forward(spec, x, w, plan=None):
                                _output_places(plan, tile), dest, workers)
         if part is not dest:
             dest[...] = part
-    return _end(plan, y, spec, "forward", x, w)
+    return _end(plan, y)
 
 
 def grad_input(spec, gy, w, plan=None):
@@ -168,14 +177,14 @@ def grad_input(spec, gy, w, plan=None):
             gx[target] += part
         elif part is not dest:
             dest[...] = part
-    return _end(plan, gx, spec, "grad_input", gy, w)
+    return _end(plan, gx)
 
 
 def grad_kernel(spec, x, gy, plan=None):
     """gw, summed over the batch; `plan` (default: current_plan) says how."""
     plan, workers = _begin(spec, "grad_kernel", plan)
     if plan.zero:
-        return _finite.padding_only(spec, "grad_kernel", x, gy, gy)
+        return _padding_only(spec.w_shape, spec, gy)
     backend = BACKENDS[plan.backend]
     GW = buffers.get("kernel", spec.w_shape[:2] + backend.spectrum_shape(plan),
                      complex_dtype(spec.dtype))
@@ -193,7 +202,7 @@ def grad_kernel(spec, x, gy, plan=None):
         else:
             _product.product(plan, GY, X, GW, True, workers)
     gw = backend.kernel_signals(plan, GW, workers).astype(spec.dtype, copy=False)
-    return _end(plan, gw, spec, "grad_kernel", x, gy)
+    return _end(plan, gw)
 
 
 __all__ = ["NAME", "Plan", "current_plan", "supports", "workspace", "cost", "forward",
