@@ -85,13 +85,14 @@ class _Plan:
         chunks = spec.batch * -(-positions // width)
         rows_g = group_channels * k_vol
         kg = spec.out_channels // spec.groups
-        if op == "forward" and chunks * spec.groups < SPLIT_ITEMS:
+        if op == "forward" and 0 < chunks * spec.groups < SPLIT_ITEMS:
             self.kblocks = max(1, min(-(-SPLIT_ITEMS // (chunks * spec.groups)), kg // KBLOCK_ROWS))
         if op == "grad_kernel":
             # Slabs of the column matrix's rows keep each item's block of the gradient in cache
             # and need no partial sums; parts (partial sums over the chunks) fill the items left.
             most = max(1, rows_g // SLAB_ROWS)
-            self.slabs = min(most, -(-kg * rows_g * spec.dtype.itemsize // GRADIENT_BLOCK_BYTES))
+            self.slabs = max(1, min(most, -(-kg * rows_g * spec.dtype.itemsize
+                                            // GRADIENT_BLOCK_BYTES)))
             kernel_size = spec.out_channels * rows_g
             self.parts = max(1, min(MAX_PARTS, chunks,
                                     -(-MAX_PARTS // (self.slabs * spec.groups)),
