@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec, valid_range
-from _openmp cimport omp_get_thread_num
+from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
 
 cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noexcept nogil:
@@ -257,12 +257,22 @@ cdef const floating* phased_input(const Geom* g, const floating* x, floating* xp
     return xp
 
 
+cdef inline const floating* chunk_columns(const Geom* g, const floating* x, floating* col,
+                                          Py_ssize_t n, Py_ssize_t p0, Py_ssize_t p1,
+                                          bint pointwise, bint phased) noexcept nogil:
+    """The column matrix of positions p0..p1-1 of sample n: x itself for a pointwise kernel
+    (rows g.P apart), else packed into `col` (rows p1 - p0 apart)."""
+    if pointwise:
+        return x + n * g.C * g.P + p0
+    pack_chunk(x, col, g, n, 0, g.C * g.k_vol, p0, p1, phased)
+    return col
+
+
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* work, floating* xp, Py_ssize_t width,
                          int num_threads) noexcept nogil:
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, R = g.C * g.k_vol
     cdef Py_ssize_t Rg = g.Cg * g.k_vol, item, n, p0, p1, gi, ld
-    cdef floating* col
     cdef const floating* b
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
@@ -270,14 +280,8 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
         n = item // per_sample
         p0 = (item - n * per_sample) * width
         p1 = min(p0 + width, g.P)
-        col = work + omp_get_thread_num() * R * width
-        if pointwise:
-            b = x + n * g.C * g.P + p0
-            ld = g.P
-        else:
-            pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
-            b = col
-            ld = p1 - p0
+        b = chunk_columns(g, x, thread_slice(work, R * width), n, p0, p1, pointwise, phased)
+        ld = g.P if pointwise else p1 - p0
         for gi in range(g.G):
             gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
                  b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
@@ -301,7 +305,7 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
         gi = (item // per_group) % g.G
         c0 = gi * g.Cg + (item % per_group) * block
         c1 = min(c0 + block, (gi + 1) * g.Cg)
-        col = work + omp_get_thread_num() * block * g.k_vol * width
+        col = thread_slice(work, block * g.k_vol * width)
         p0 = 0
         while p0 < g.P:
             p1 = min(p0 + width, g.P)
@@ -318,51 +322,37 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                 scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
             p0 = p1
         if phased:
-            tmp = rowtmp + omp_get_thread_num() * g.iw
+            tmp = thread_slice(rowtmp, g.iw)
             unphase_rows(gx + (n * g.C + c0) * g.in_vol, tmp, (c1 - c0) * g.id * g.ih, g.iw, g.sw)
 
 
 cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
                             floating* work, floating* partials, floating* xp, Py_ssize_t width,
                             Py_ssize_t parts, int num_threads) noexcept nogil:
-    """Part q sums chunks [q * chunks / parts, (q + 1) * chunks / parts) into partials[q]."""
+    """Part q sums its chunks (see _parallel.pxd) into partials[q]; gw is their ordered sum."""
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, size = g.K * Rg
-    cdef Py_ssize_t q, i, n, p0, p1, gi, ld, e
+    cdef Py_ssize_t q, i, n, p0, p1, gi, ld
     cdef floating* col
     cdef floating* part
     cdef const floating* b
-    cdef floating total
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
-        col = work + omp_get_thread_num() * R * width
+        col = thread_slice(work, R * width)
         part = partials + q * size
         memset(part, 0, size * sizeof(floating))
-        for i in range(q * chunks // parts, (q + 1) * chunks // parts):
+        for i in range(part_start(0, chunks, q, parts), part_start(0, chunks, q + 1, parts)):
             n = i // per_sample
             p0 = (i - n * per_sample) * width
             p1 = min(p0 + width, g.P)
-            if pointwise:
-                b = x + n * g.C * g.P + p0
-                ld = g.P
-            else:
-                pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
-                b = col
-                ld = p1 - p0
+            b = chunk_columns(g, x, col, n, p0, p1, pointwise, phased)
+            ld = g.P if pointwise else p1 - p0
             for gi in range(g.G):
                 gemm(False, True, g.Kg, Rg, p1 - p0, <floating>1,
                      gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
                      b + gi * Rg * ld, ld, <floating>1, part + gi * g.Kg * Rg, Rg)
-    for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
-        total = 0
-        for q in range(parts):
-            total = total + partials[q * size + e]
-        gw[e] = total
-
-
-cdef inline floating* data(floating[::1] a) noexcept:
-    return &a[0] if a.shape[0] > 0 else NULL
+    sum_parts(partials, gw, size, parts, num_threads)
 
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
@@ -371,8 +361,8 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* xp = data(phased)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* xp = data_or_null(phased)
     with nogil:
         forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, num_threads)
 
@@ -384,8 +374,8 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
 
     `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* tmp = data(rowtmp)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* tmp = data_or_null(rowtmp)
     with nogil:
         grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, num_threads)
 
@@ -397,8 +387,8 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* xp = data(phased)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* xp = data_or_null(phased)
     with nogil:
         grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, &partials[0], xp, width, parts,
                           num_threads)
