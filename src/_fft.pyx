@@ -95,11 +95,22 @@ cdef extern from "_fft_kernels.h":
 ff_init()
 
 
-cdef Operand operand(tuple strides, bint conj):
-    cdef Operand o
-    o.g, o.r, o.j = strides
-    o.conj = conj
-    return o
+cdef struct Operands:
+    Operand a, b, out
+
+
+cdef Operands operands(tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
+                       tuple out_strides):
+    """The channel product's operands: the strides of a and b (per group, per row, per j) and
+    of out (per group, per a, per b), in spectra."""
+    cdef Operands op
+    op.a.g, op.a.r, op.a.j = a_strides
+    op.a.conj = conj_a
+    op.b.g, op.b.r, op.b.j = b_strides
+    op.b.conj = conj_b
+    op.out.g, op.out.r, op.out.j = out_strides
+    op.out.conj = False
+    return op
 
 
 cdef inline void no_scratch(int rc, str what):
@@ -140,13 +151,12 @@ def channel_product(const floating[::1] a, const floating[::1] b, floating[::1] 
     are (per group, per row, per j) for a and b and (per group, per a, per b) for out, counted in
     spectra. Runs without the GIL.
     """
-    cdef Py_ssize_t t
-    cdef Operand opa = operand(a_strides, conj_a), opb = operand(b_strides, conj_b)
-    cdef Operand opo = operand(out_strides, False)
+    cdef int t
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
     if F == 0 or G == 0 or na == 0 or nb == 0 or last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, opa, opb, opo, accumulate,
+        product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, op.a, op.b, op.out, accumulate,
                       part_start(first, last, t, threads), part_start(first, last, t + 1, threads))
 
 
@@ -197,8 +207,7 @@ def columns(floating[::1] data, Py_ssize_t L, Py_ssize_t ncols, const int[::1] r
     (viewed as a flat real array), in place and times `scale`, for the items first..last-1 (see
     `column_items` and _fft_columns.h); `radix`, `tw` and `roots` are the plan of
     fastconv/_algorithms/fft/_own.py's column_plan. Runs without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef int t, rc = 0
     if last <= first or L == 0 or ncols == 0:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
@@ -224,8 +233,7 @@ def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_
     line l's `count` values at element offsets src_off[l] + i * src_step from the address `src`
     (an array's first element, which the caller keeps alive), placed at (start + i * step) mod
     L. Items as `row_items`; the plan as `columns`' (forward); without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef int t, rc = 0
     if last <= first or src_off.shape[0] == 0:
         return
     step, start = step % L, start % L       # the same positions; the cores step once per value
@@ -246,8 +254,7 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
     """The inverse of `rows_r2c` (the plan inverse), times `scale`: line l's half spectrum at
     src[src_off[l]:] blocked as rows_r2c writes it, its positions (start + i * step) mod L, i < count, written at element
     offsets dst_off[l] + i * dst_step from the address `dst` (of src's real type)."""
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef int t, rc = 0
     if last <= first or src_off.shape[0] == 0:
         return
     step, start = step % L, start % L       # the same positions; the cores step once per value
@@ -276,16 +283,14 @@ def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t 
     cdef const int[::1] rad_f = forward_plan[0], rad_i = inverse_plan[0]
     cdef const floating[::1] tw_f = forward_plan[1], ro_f = forward_plan[2]
     cdef const floating[::1] tw_i = inverse_plan[1], ro_i = inverse_plan[2]
-    cdef Operand oa = operand(a_strides, conj_a), ob = operand(b_strides, conj_b)
-    cdef Operand oo = operand(out_strides, False)
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
+    cdef int t, rc = 0
     if last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         rc += ff_fused(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
                        rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], rad_i.shape[0], &rad_i[0],
-                       &tw_i[0], &ro_i[0], scale, G, nb, nj, oa, ob, oo,
+                       &tw_i[0], &ro_i[0], scale, G, nb, nj, op.a, op.b, op.out,
                        part_start(first, last, t, threads), part_start(first, last, t + 1, threads))
     no_scratch(rc, "fused column FFT")
 
@@ -297,8 +302,7 @@ def columns_placed(const floating[::1] src, floating[::1] dst, Py_ssize_t L, Py_
     """`columns` from compact planes: src is (batch, len(pos), ncols) complex holding the only
     nonzero rows, at rows `pos` of dst's (batch, L, ncols) planes, which get the transform;
     items as `column_items`. Without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef int t, rc = 0
     if last <= first or L == 0 or ncols == 0:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
@@ -319,15 +323,13 @@ def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
     (the kernel gradient's). Without the GIL."""
     cdef const int[::1] rad_f = forward_plan[0]
     cdef const floating[::1] tw_f = forward_plan[1], ro_f = forward_plan[2]
-    cdef Operand oa = operand(a_strides, conj_a), ob = operand(b_strides, conj_b)
-    cdef Operand oo = operand(out_strides, False)
-    cdef int rc = 0
-    cdef Py_ssize_t t
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
+    cdef int t, rc = 0
     if last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         rc += ff_fused_sum(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes, rad_f.shape[0],
-                           &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj, oa, ob, oo,
+                           &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj, op.a, op.b, op.out,
                            part_start(first, last, t, threads),
                            part_start(first, last, t + 1, threads))
     no_scratch(rc, "fused column FFT")
