@@ -11,6 +11,10 @@
 #   a sum over items kept as `parts` partial sums (a number fixed by the problem, not by the
 #   threads), part q summing the items part_start(0, n, q, parts)..part_start(0, n, q + 1, parts)
 #   - 1 into partials[q], then added in order by sum_parts.
+#
+# Cython makes a prange body's variables private only where the body assigns them: a helper
+# that fills a loop variable through a pointer (&n) writes a variable all threads share. Helpers
+# return their results (a struct for several, as _separable.pyx's item_of) instead.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy
