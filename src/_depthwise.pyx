@@ -22,7 +22,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from _geometry cimport ceil_div
-from _openmp cimport omp_get_thread_num
+from _parallel cimport thread_slice
 
 
 cdef extern from "_depthwise_kernels.h":
@@ -203,7 +203,7 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
     for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
         n = item // C
         c = item % C
-        buf = &scratch[0] + omp_get_thread_num() * step
+        buf = thread_slice(&scratch[0], step)
         run = buf + packed + DW_SLACK
         pack(&x[0] + item * in_vol, buf, &g)
         for j in range(m):
@@ -235,7 +235,7 @@ def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
     for item in prange(N * C, nogil=True, schedule="static", num_threads=threads):
         n = item // C
         c = item % C
-        buf = &scratch[0] + omp_get_thread_num() * step
+        buf = thread_slice(&scratch[0], step)
         run = buf + m * h.phase + DW_SLACK
         memset(&gx[0] + item * in_vol, 0, in_vol * sizeof(floating))
         if out_vol == 0:
@@ -278,7 +278,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     for j in range(threads):        # what the whole run reads past the packed planes
         memset(&scratch[0] + j * step + packed, 0, DW_SLACK * sizeof(floating))
     for c in prange(C, nogil=True, schedule="static", num_threads=threads):
-        buf = &scratch[0] + omp_get_thread_num() * step
+        buf = thread_slice(&scratch[0], step)
         run = buf + packed + DW_SLACK
         part = run + whole
         for j in range(m):

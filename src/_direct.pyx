@@ -39,7 +39,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from _geometry cimport Geom, geom_from_spec, valid_range
-from _openmp cimport omp_get_thread_num
+from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
 cdef extern from "_direct_kernels.h":
     enum: FC_TAP_BLOCK
@@ -260,7 +260,7 @@ cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const
         if rp * rstep < rows and cp * cstep < g.ow:
             fwd_item(g, &tb, wv, x, w, y, n, gi, kb, rp * rstep, min(rows, (rp + 1) * rstep),
                      cp * cstep, min(g.ow, (cp + 1) * cstep),
-                     lists + omp_get_thread_num() * per_list)
+                     thread_slice(lists, per_list))
 
 
 cdef Geom transposed(const Geom* g) noexcept nogil:
@@ -394,8 +394,7 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
     cdef Py_ssize_t rows = g.N * g.od * g.oh, size = g.K * g.Cg * g.k_vol, parts = rparts * cparts
     cdef Py_ssize_t nlanes = fc_vector_bytes() // sizeof(floating)
     cdef Py_ssize_t acc_size = per_thread(g.k_vol * STREAMS * nlanes)
-    cdef Py_ssize_t item, rest, p, rp, cp, c, kb, gi, e, thread
-    cdef floating total
+    cdef Py_ssize_t item, rest, p, rp, cp, c, kb, gi
     fill_tables(g, tables, &tb)
     for item in prange(g.G * nkb * g.Cg * parts, nogil=True, schedule="static",
                        num_threads=num_threads):
@@ -407,16 +406,12 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
         rest = rest // g.Cg
         kb = rest % nkb
         gi = rest // nkb
-        thread = omp_get_thread_num()
-        gw_item(g, &tb, x, gy, gw if parts == 1 else partials + p * size, accs + thread * acc_size,
-                lists + thread * per_thread(3 * g.k_vol), gi, kb, c, rp * rows // rparts,
-                (rp + 1) * rows // rparts, cp * g.ow // cparts, (cp + 1) * g.ow // cparts)
+        gw_item(g, &tb, x, gy, gw if parts == 1 else partials + p * size,
+                thread_slice(accs, acc_size), thread_slice(lists, per_thread(3 * g.k_vol)), gi,
+                kb, c, part_start(0, rows, rp, rparts), part_start(0, rows, rp + 1, rparts),
+                part_start(0, g.ow, cp, cparts), part_start(0, g.ow, cp + 1, cparts))
     if parts > 1:
-        for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
-            total = 0
-            for p in range(parts):
-                total = total + partials[p * size + e]
-            gw[e] = total
+        sum_parts(partials, gw, size, parts, num_threads)
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -471,7 +466,7 @@ def grad_input_scatter(spec, const floating[::1] gy, const floating[::1] w, floa
         fill_tables(&g, &tables[0], &tb)
         for item in prange(g.N * g.C, schedule="static", num_threads=num_threads):
             scatter_plane(&g, &tb, &gy[0], &w[0], &gx[0],
-                          work + omp_get_thread_num() * spacing if work != NULL else NULL,
+                          thread_slice(work, spacing) if work != NULL else NULL,
                           item // g.C, item % g.C)
 
 
@@ -482,7 +477,7 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
     `partials` holds parts * gw.size values when there are several parts, `accs`
     num_threads * k_vol * 4 * V values and `lists` num_threads * 3 * k_vol entries."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* part = &partials[0] if partials.shape[0] > 0 else NULL
+    cdef floating* part = data_or_null(partials)
     with nogil:
         grad_kernel_items(&g, &x[0], &gy[0], &gw[0], part, &accs[0], &tables[0], &lists[0],
                           rparts, cparts, num_threads)

@@ -37,45 +37,85 @@ the fused passes in _fft_fused.h, their table in _fft_kernels.h.
 The micro-kernels are the only code that depends on the instruction set: on x86-64 with GCC or
 clang they are compiled for AVX-512, AVX2+FMA and the build's own target (src/_cpu_level.h), and
 the best the machine has is put in the kernel set's table at import; FASTCONV_FFT_LEVEL=0 or 1
-asks for a lower one (`kernel_level` says which runs).
+asks for a lower one (`kernel_level` says which runs). Each entry point is declared once for both
+precisions (FF_ITEM, ...: _fft_kernels.h picks the float or double copy by the arrays' type).
 """
-cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 
+from _parallel cimport part_start
+
+# The kernels, one name for both precisions (the arrays are float or double, as `floating`).
 cdef extern from "_fft_kernels.h":
     int ff_level() noexcept nogil
     void ff_init() noexcept nogil
-    void fc_matrix_f32 "ff_kernels.fc_matrix_f32"(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw,
-            const float* m, const float* a, float* out) noexcept nogil
-    void fc_matrix_f64 "ff_kernels.fc_matrix_f64"(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw,
-            const double* m, const double* a, double* out) noexcept nogil
     const int BLOCK "FC_BLOCK"
     const int SUPER "FC_SUPER"
-    void fc_item_f32 "ff_kernels.fc_item_f32"(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
-            ptrdiff_t nf, const float* a, ptrdiff_t a_row, ptrdiff_t a_j, const float* b,
-            ptrdiff_t b_row, ptrdiff_t b_j, float* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a,
-            int conj_b, int acc) noexcept nogil
-    void fc_item_f64 "ff_kernels.fc_item_f64"(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,
-            ptrdiff_t nf, const double* a, ptrdiff_t a_row, ptrdiff_t a_j, const double* b,
-            ptrdiff_t b_row, ptrdiff_t b_j, double* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a,
-            int conj_b, int acc) noexcept nogil
+    const int MAX_RADIX "FCC_MAXP"
+    const int FREQ_BLOCK "FCC_FB"
+    enum: FF_GROUP
+    ctypedef struct Operand "ff_operand":   # strides per group, per row, per j (_fft_fused.h)
+        Py_ssize_t g, r, j
+        int conj
+    void fc_item "FF_ITEM"(ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t nf, const void* a,
+            ptrdiff_t a_row, ptrdiff_t a_j, const void* b, ptrdiff_t b_row, ptrdiff_t b_j,
+            void* out, ptrdiff_t o_a, ptrdiff_t o_b, int conj_a, int conj_b, int acc) noexcept nogil
+    void fc_matrix "FF_MATRIX"(ptrdiff_t ni, ptrdiff_t nt, ptrdiff_t nw, const void* m,
+            const void* a, void* out) noexcept nogil
+    int fcc_columns "FF_COLUMNS"(void* data, ptrdiff_t L, ptrdiff_t ncols, int nstages,
+            const int* radix, const void* tw, const void* roots, double scale, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_columns_placed "FF_COLUMNS_PLACED"(const void* src, void* dst, ptrdiff_t L,
+            ptrdiff_t ncols, ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages, const int* radix,
+            const void* tw, const void* roots, double scale, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int fcc_rows_r2c "FF_ROWS_R2C"(const void* src, const Py_ssize_t* src_off, ptrdiff_t src_step,
+            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, void* dst, const Py_ssize_t* dst_off,
+            ptrdiff_t bstride, ptrdiff_t nlines, ptrdiff_t L, int nstages, const int* radix,
+            const void* tw, const void* roots, ptrdiff_t first, ptrdiff_t last) noexcept nogil
+    int fcc_rows_c2r "FF_ROWS_C2R"(const void* src, const Py_ssize_t* src_off, ptrdiff_t bstride,
+            void* dst, const Py_ssize_t* dst_off, ptrdiff_t dst_step, ptrdiff_t count,
+            ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L, int nstages,
+            const int* radix, const void* tw, const void* roots, double scale, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int ff_fused "FF_FUSED"(void* a, const void* b, void* out, ptrdiff_t L, ptrdiff_t blocks,
+            ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes, int ns_f,
+            const int* rad_f, const void* tw_f, const void* ro_f, int ns_i, const int* rad_i,
+            const void* tw_i, const void* ro_i, double scale, ptrdiff_t G, ptrdiff_t nb,
+            ptrdiff_t nj, Operand oa, Operand ob, Operand oo, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
+    int ff_fused_sum "FF_FUSED_SUM"(void* a, void* b, void* out, ptrdiff_t L, ptrdiff_t blocks,
+            ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f, const int* rad_f,
+            const void* tw_f, const void* ro_f, ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb,
+            ptrdiff_t nj, Operand oa, Operand ob, Operand oo, ptrdiff_t first,
+            ptrdiff_t last) noexcept nogil
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
 ff_init()
 
 
-@cython.cdivision(True)
-cdef inline Py_ssize_t part(Py_ssize_t first, Py_ssize_t last, Py_ssize_t t,
-                            Py_ssize_t parts) noexcept nogil:
-    """The first item of range t of `parts` contiguous ranges covering first..last-1."""
-    return first + (last - first) * t // parts
+cdef struct Operands:
+    Operand a, b, out
 
 
-cdef struct Operand:
-    Py_ssize_t g, r, j      # spectrum-index strides per group, per row (a or b, or out's a), per j
-    bint conj
+cdef Operands operands(tuple a_strides, bint conj_a, tuple b_strides, bint conj_b,
+                       tuple out_strides):
+    """The channel product's operands: the strides of a and b (per group, per row, per j) and
+    of out (per group, per a, per b), in spectra."""
+    cdef Operands op
+    op.a.g, op.a.r, op.a.j = a_strides
+    op.a.conj = conj_a
+    op.b.g, op.b.r, op.b.j = b_strides
+    op.b.conj = conj_b
+    op.out.g, op.out.r, op.out.j = out_strides
+    op.out.conj = False
+    return op
+
+
+cdef inline void no_scratch(int rc, str what):
+    if rc != 0:
+        raise MemoryError(f"no scratch for the {what}")
 
 
 cdef void product_items(const floating* a, const floating* b, floating* out, Py_ssize_t F,
@@ -88,16 +128,10 @@ cdef void product_items(const floating* a, const floating* b, floating* out, Py_
         f0 = item * width
         nf = min(width, F - f0)
         for gi in range(G):
-            if floating is float:
-                fc_item_f32(na, nb, nj, nf, a + gi * opa.g * F2 + 2 * f0, opa.r * F2, opa.j * F2,
-                            b + gi * opb.g * F2 + 2 * f0, opb.r * F2, opb.j * F2,
-                            out + gi * opo.g * F2 + 2 * f0, opo.r * F2, opo.j * F2,
-                            opa.conj, opb.conj, accumulate)
-            else:
-                fc_item_f64(na, nb, nj, nf, a + gi * opa.g * F2 + 2 * f0, opa.r * F2, opa.j * F2,
-                            b + gi * opb.g * F2 + 2 * f0, opb.r * F2, opb.j * F2,
-                            out + gi * opo.g * F2 + 2 * f0, opo.r * F2, opo.j * F2,
-                            opa.conj, opb.conj, accumulate)
+            fc_item(na, nb, nj, nf, a + gi * opa.g * F2 + 2 * f0, opa.r * F2, opa.j * F2,
+                    b + gi * opb.g * F2 + 2 * f0, opb.r * F2, opb.j * F2,
+                    out + gi * opo.g * F2 + 2 * f0, opo.r * F2, opo.j * F2,
+                    opa.conj, opb.conj, accumulate)
 
 
 def items(Py_ssize_t F):
@@ -117,19 +151,13 @@ def channel_product(const floating[::1] a, const floating[::1] b, floating[::1] 
     are (per group, per row, per j) for a and b and (per group, per a, per b) for out, counted in
     spectra. Runs without the GIL.
     """
-    cdef Py_ssize_t t
-    cdef Operand opa, opb, opo
-    opa.g, opa.r, opa.j = a_strides
-    opa.conj = conj_a
-    opb.g, opb.r, opb.j = b_strides
-    opb.conj = conj_b
-    opo.g, opo.r, opo.j = out_strides
-    opo.conj = False
+    cdef int t
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
     if F == 0 or G == 0 or na == 0 or nb == 0 or last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, opa, opb, opo, accumulate,
-                      part(first, last, t, threads), part(first, last, t + 1, threads))
+        product_items(&a[0], &b[0], &out[0], F, G, na, nb, nj, op.a, op.b, op.out, accumulate,
+                      part_start(first, last, t, threads), part_start(first, last, t + 1, threads))
 
 
 def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out,
@@ -146,81 +174,10 @@ def matrix_along(const floating[::1] m, const floating[::1] a, floating[::1] out
     cdef const floating* ap = &a[0]
     cdef floating* op = &out[0]
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        for s in range(part(first, last, t, threads), part(first, last, t + 1, threads)):
-            if floating is float:
-                fc_matrix_f32(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
-            else:
-                fc_matrix_f64(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
+        for s in range(part_start(first, last, t, threads),
+                       part_start(first, last, t + 1, threads)):
+            fc_matrix(ni, nt, nw, mp, ap + 2 * s * nt * nw, op + 2 * s * ni * nw)
 
-
-cdef extern from "_fft_kernels.h":
-    const int MAX_RADIX "FCC_MAXP"
-    const int FREQ_BLOCK "FCC_FB"
-    int fcc_columns_f32 "ff_kernels.fcc_columns_f32"(float* data, ptrdiff_t L, ptrdiff_t ncols,
-            int nstages, const int* radix, const float* tw, const float* roots, float scale,
-            ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_columns_f64 "ff_kernels.fcc_columns_f64"(double* data, ptrdiff_t L, ptrdiff_t ncols,
-            int nstages, const int* radix, const double* tw, const double* roots, double scale,
-            ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_columns_placed_f32 "ff_kernels.fcc_columns_placed_f32"(const float* src, float* dst,
-            ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
-            const int* radix, const float* tw, const float* roots, float scale, ptrdiff_t first,
-            ptrdiff_t last) noexcept nogil
-    int fcc_columns_placed_f64 "ff_kernels.fcc_columns_placed_f64"(const double* src, double* dst,
-            ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t nsrc, const Py_ssize_t* pos, int nstages,
-            const int* radix, const double* tw, const double* roots, double scale, ptrdiff_t first,
-            ptrdiff_t last) noexcept nogil
-    int fcc_rows_r2c_f32 "ff_kernels.fcc_rows_r2c_f32"(const float* src, const Py_ssize_t* src_off,
-            ptrdiff_t src_step, ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, float* dst,
-            const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, ptrdiff_t L,
-            int nstages, const int* radix, const float* tw, const float* roots, ptrdiff_t first,
-            ptrdiff_t last) noexcept nogil
-    int fcc_rows_r2c_f64 "ff_kernels.fcc_rows_r2c_f64"(const double* src, const Py_ssize_t* src_off,
-            ptrdiff_t src_step, ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, double* dst,
-            const Py_ssize_t* dst_off, ptrdiff_t bstride, ptrdiff_t nlines, ptrdiff_t L,
-            int nstages, const int* radix, const double* tw, const double* roots, ptrdiff_t first,
-            ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f32 "ff_kernels.fcc_rows_c2r_f32"(const float* src, const Py_ssize_t* src_off,
-            ptrdiff_t bstride, float* dst, const Py_ssize_t* dst_off, ptrdiff_t dst_step,
-            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
-            int nstages, const int* radix, const float* tw, const float* roots, float scale,
-            ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int fcc_rows_c2r_f64 "ff_kernels.fcc_rows_c2r_f64"(const double* src, const Py_ssize_t* src_off,
-            ptrdiff_t bstride, double* dst, const Py_ssize_t* dst_off, ptrdiff_t dst_step,
-            ptrdiff_t count, ptrdiff_t start, ptrdiff_t step, ptrdiff_t nlines, ptrdiff_t L,
-            int nstages, const int* radix, const double* tw, const double* roots, double scale,
-            ptrdiff_t first, ptrdiff_t last) noexcept nogil
-
-
-
-cdef extern from "_fft_kernels.h":
-    enum: FF_GROUP
-    int ff_fused_sum_f32 "ff_kernels.ff_fused_sum_f32"(float* a, float* b, float* out, ptrdiff_t L,
-            ptrdiff_t blocks, ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f, const int* rad_f,
-            const float* tw_f, const float* ro_f, ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb,
-            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
-            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int ff_fused_sum_f64 "ff_kernels.ff_fused_sum_f64"(double* a, double* b, double* out,
-            ptrdiff_t L, ptrdiff_t blocks, ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f,
-            const int* rad_f, const double* tw_f, const double* ro_f, ptrdiff_t G, ptrdiff_t na,
-            ptrdiff_t nb, ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
-            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int ff_fused_f32 "ff_kernels.ff_fused_f32"(float* a, const float* b, float* out, ptrdiff_t L,
-            ptrdiff_t blocks, ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes, int ns_f,
-            const int* rad_f, const float* tw_f, const float* ro_f, int ns_i, const int* rad_i,
-            const float* tw_i, const float* ro_i, float scale, ptrdiff_t G, ptrdiff_t nb,
-            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
-            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
-    int ff_fused_f64 "ff_kernels.ff_fused_f64"(double* a, const double* b, double* out, ptrdiff_t L,
-            ptrdiff_t blocks, ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes, int ns_f,
-            const int* rad_f, const double* tw_f, const double* ro_f, int ns_i, const int* rad_i,
-            const double* tw_i, const double* ro_i, double scale, ptrdiff_t G, ptrdiff_t nb,
-            ptrdiff_t nj, ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,
-            ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b, ptrdiff_t so_g,
-            ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last) noexcept nogil
 
 def kernel_level():
     """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
@@ -250,21 +207,14 @@ def columns(floating[::1] data, Py_ssize_t L, Py_ssize_t ncols, const int[::1] r
     (viewed as a flat real array), in place and times `scale`, for the items first..last-1 (see
     `column_items` and _fft_columns.h); `radix`, `tw` and `roots` are the plan of
     fastconv/_algorithms/fft/_own.py's column_plan. Runs without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
+    cdef int t, rc = 0
     if last <= first or L == 0 or ncols == 0:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += fcc_columns_f32(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
-                                 &roots[0], <float>scale, lo, hi)
-        else:
-            rc += fcc_columns_f64(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0],
-                                 &roots[0], scale, lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the column FFT")
+        rc += fcc_columns(&data[0], L, ncols, radix.shape[0], &radix[0], &tw[0], &roots[0], scale,
+                          part_start(first, last, t, threads),
+                          part_start(first, last, t + 1, threads))
+    no_scratch(rc, "column FFT")
 
 
 def row_items(Py_ssize_t nlines, Py_ssize_t itemsize):
@@ -283,26 +233,16 @@ def rows_r2c(size_t src, const Py_ssize_t[::1] src_off, Py_ssize_t src_step, Py_
     line l's `count` values at element offsets src_off[l] + i * src_step from the address `src`
     (an array's first element, which the caller keeps alive), placed at (start + i * step) mod
     L. Items as `row_items`; the plan as `columns`' (forward); without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
+    cdef int t, rc = 0
     if last <= first or src_off.shape[0] == 0:
         return
     step, start = step % L, start % L       # the same positions; the cores step once per value
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += fcc_rows_r2c_f32(<const float*>src, &src_off[0], src_step, count, start, step,
-                                  &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
-                                  radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], lo, hi)
-        else:
-            rc += fcc_rows_r2c_f64(<const double*>src, &src_off[0], src_step, count, start, step,
-                                  &dst[0], &dst_off[0], bstride, src_off.shape[0], L,
-                                  radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the row FFT")
+        rc += fcc_rows_r2c(<const floating*>src, &src_off[0], src_step, count, start, step,
+                           &dst[0], &dst_off[0], bstride, src_off.shape[0], L, radix.shape[0],
+                           &radix[0], &tw[0], &roots[0], part_start(first, last, t, threads),
+                           part_start(first, last, t + 1, threads))
+    no_scratch(rc, "row FFT")
 
 
 def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t bstride,
@@ -314,24 +254,16 @@ def rows_c2r(const floating[::1] src, const Py_ssize_t[::1] src_off, Py_ssize_t 
     """The inverse of `rows_r2c` (the plan inverse), times `scale`: line l's half spectrum at
     src[src_off[l]:] blocked as rows_r2c writes it, its positions (start + i * step) mod L, i < count, written at element
     offsets dst_off[l] + i * dst_step from the address `dst` (of src's real type)."""
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
+    cdef int t, rc = 0
     if last <= first or src_off.shape[0] == 0:
         return
     step, start = step % L, start % L       # the same positions; the cores step once per value
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += fcc_rows_c2r_f32(&src[0], &src_off[0], bstride, <float*>dst, &dst_off[0], dst_step,
-                                  count, start, step, src_off.shape[0], L, radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], <float>scale, lo, hi)
-        else:
-            rc += fcc_rows_c2r_f64(&src[0], &src_off[0], bstride, <double*>dst, &dst_off[0], dst_step,
-                                  count, start, step, src_off.shape[0], L, radix.shape[0],
-                                  &radix[0], &tw[0], &roots[0], scale, lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the row FFT")
+        rc += fcc_rows_c2r(&src[0], &src_off[0], bstride, <floating*>dst, &dst_off[0], dst_step,
+                           count, start, step, src_off.shape[0], L, radix.shape[0], &radix[0],
+                           &tw[0], &roots[0], scale, part_start(first, last, t, threads),
+                           part_start(first, last, t + 1, threads))
+    no_scratch(rc, "row FFT")
 
 
 def fused_items(Py_ssize_t nsamples, Py_ssize_t blocks):
@@ -348,37 +280,19 @@ def fused(floating[::1] a, const floating[::1] b, floating[::1] out, Py_ssize_t 
     spectra (nsamples * a_planes blocked planes of (blocks, L, FREQ_BLOCK)), the channel product into out as
     `channel_product` (one a row per sample; not accumulated), and the inverse column FFT of
     out's spectra times `scale`, block of columns by block; a is overwritten. Without the GIL."""
-    cdef const int[::1] rad_f = forward_plan[0]
-    cdef const floating[::1] tw_f = forward_plan[1]
-    cdef const floating[::1] ro_f = forward_plan[2]
-    cdef const int[::1] rad_i = inverse_plan[0]
-    cdef const floating[::1] tw_i = inverse_plan[1]
-    cdef const floating[::1] ro_i = inverse_plan[2]
-    cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
-    sa_g, sa_r, sa_j = a_strides
-    sb_g, sb_r, sb_j = b_strides
-    so_g, so_r, so_j = out_strides
+    cdef const int[::1] rad_f = forward_plan[0], rad_i = inverse_plan[0]
+    cdef const floating[::1] tw_f = forward_plan[1], ro_f = forward_plan[2]
+    cdef const floating[::1] tw_i = inverse_plan[1], ro_i = inverse_plan[2]
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
+    cdef int t, rc = 0
     if last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += ff_fused_f32(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
-                              rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
-                              rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], <float>scale,
-                              G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                              so_g, so_r, so_j, lo, hi)
-        else:
-            rc += ff_fused_f64(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
-                              rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0],
-                              rad_i.shape[0], &rad_i[0], &tw_i[0], &ro_i[0], scale,
-                              G, nb, nj, sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                              so_g, so_r, so_j, lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the fused column FFT")
+        rc += ff_fused(&a[0], &b[0], &out[0], L, blocks, nsamples, a_planes, o_planes,
+                       rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], rad_i.shape[0], &rad_i[0],
+                       &tw_i[0], &ro_i[0], scale, G, nb, nj, op.a, op.b, op.out,
+                       part_start(first, last, t, threads), part_start(first, last, t + 1, threads))
+    no_scratch(rc, "fused column FFT")
 
 
 def columns_placed(const floating[::1] src, floating[::1] dst, Py_ssize_t L, Py_ssize_t ncols,
@@ -388,23 +302,15 @@ def columns_placed(const floating[::1] src, floating[::1] dst, Py_ssize_t L, Py_
     """`columns` from compact planes: src is (batch, len(pos), ncols) complex holding the only
     nonzero rows, at rows `pos` of dst's (batch, L, ncols) planes, which get the transform;
     items as `column_items`. Without the GIL."""
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
+    cdef int t, rc = 0
     if last <= first or L == 0 or ncols == 0:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += fcc_columns_placed_f32(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
-                                        radix.shape[0], &radix[0], &tw[0], &roots[0],
-                                        <float>scale, lo, hi)
-        else:
-            rc += fcc_columns_placed_f64(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
-                                        radix.shape[0], &radix[0], &tw[0], &roots[0], scale,
-                                        lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the column FFT")
+        rc += fcc_columns_placed(&src[0], &dst[0], L, ncols, pos.shape[0], &pos[0],
+                                 radix.shape[0], &radix[0], &tw[0], &roots[0], scale,
+                                 part_start(first, last, t, threads),
+                                 part_start(first, last, t + 1, threads))
+    no_scratch(rc, "column FFT")
 
 
 def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
@@ -416,28 +322,14 @@ def fused_sum(floating[::1] a, floating[::1] b, floating[::1] out, Py_ssize_t L,
     blocked spectra (overwritten), then out += their channel product as `channel_product`'s
     (the kernel gradient's). Without the GIL."""
     cdef const int[::1] rad_f = forward_plan[0]
-    cdef const floating[::1] tw_f = forward_plan[1]
-    cdef const floating[::1] ro_f = forward_plan[2]
-    cdef Py_ssize_t sa_g, sa_r, sa_j, sb_g, sb_r, sb_j, so_g, so_r, so_j
-    cdef int rc = 0
-    cdef Py_ssize_t t, lo, hi
-    sa_g, sa_r, sa_j = a_strides
-    sb_g, sb_r, sb_j = b_strides
-    so_g, so_r, so_j = out_strides
+    cdef const floating[::1] tw_f = forward_plan[1], ro_f = forward_plan[2]
+    cdef Operands op = operands(a_strides, conj_a, b_strides, conj_b, out_strides)
+    cdef int t, rc = 0
     if last <= first:
         return
     for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
-        lo = part(first, last, t, threads)
-        hi = part(first, last, t + 1, threads)
-        if floating is float:
-            rc += ff_fused_sum_f32(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
-                                  rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
-                                  sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                                  so_g, so_r, so_j, lo, hi)
-        else:
-            rc += ff_fused_sum_f64(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes,
-                                  rad_f.shape[0], &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj,
-                                  sa_g, sa_r, sa_j, conj_a, sb_g, sb_r, sb_j, conj_b,
-                                  so_g, so_r, so_j, lo, hi)
-    if rc != 0:
-        raise MemoryError("no scratch for the fused column FFT")
+        rc += ff_fused_sum(&a[0], &b[0], &out[0], L, blocks, na_planes, nb_planes, rad_f.shape[0],
+                           &rad_f[0], &tw_f[0], &ro_f[0], G, na, nb, nj, op.a, op.b, op.out,
+                           part_start(first, last, t, threads),
+                           part_start(first, last, t + 1, threads))
+    no_scratch(rc, "fused column FFT")

@@ -167,34 +167,44 @@ FCC_INLINE FCC_V* FCC_NAME(fcc_fft)(FCC_V* a, FCC_V* b, ptrdiff_t L, int nstages
     return a;
 }
 
+/* The nc (<= VL) complex values at p as one vector, zeros in the lanes past them. */
+FCC_INLINE FCC_V FCC_NAME(fcc_load)(const FCC_T* p, ptrdiff_t nc)
+{
+    enum { VL = FCC_N / 2 };
+    FCC_V v = (FCC_V){0};
+    if (nc == VL) return *(const FCC_VU*)p;
+    memcpy(&v, p, 2 * (size_t)nc * sizeof(FCC_T));
+    return v;
+}
+
+/* a[i] * scale into the first nc (<= VL) complex values of rows i < L of out, `row` scalars
+   apart. */
+FCC_INLINE void FCC_NAME(fcc_store)(FCC_T* out, ptrdiff_t row, const FCC_V* a, ptrdiff_t L,
+                                    ptrdiff_t nc, FCC_T scale)
+{
+    enum { VL = FCC_N / 2 };
+    if (nc == VL) {
+        for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(out + i * row) = a[i] * scale;
+    } else {
+        for (ptrdiff_t i = 0; i < L; i++) {
+            FCC_V v = a[i] * scale;
+            memcpy(out + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
+        }
+    }
+}
+
 /* The columns c0..c0+nc-1 (nc <= VL) of one (L, ncols) complex plane, in place, times scale;
    buf is scratch of 2 L vectors. */
 FCC_INLINE void FCC_NAME(fcc_block)(FCC_T* plane, ptrdiff_t L, ptrdiff_t ncols, ptrdiff_t c0,
                                     ptrdiff_t nc, FCC_V* buf, int nstages, const int* radix,
                                     const FCC_T* tw, const FCC_T* roots, FCC_T scale)
 {
-    enum { VL = FCC_N / 2 };
     const ptrdiff_t row = 2 * ncols;
     FCC_T* base = plane + 2 * c0;
     FCC_V* a = buf;
-    if (nc == VL) {
-        for (ptrdiff_t i = 0; i < L; i++) a[i] = *(const FCC_VU*)(base + i * row);
-    } else {
-        for (ptrdiff_t i = 0; i < L; i++) {
-            FCC_V v = (FCC_V){0};
-            memcpy(&v, base + i * row, 2 * (size_t)nc * sizeof(FCC_T));
-            a[i] = v;
-        }
-    }
+    for (ptrdiff_t i = 0; i < L; i++) a[i] = FCC_NAME(fcc_load)(base + i * row, nc);
     a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
-    if (nc == VL) {
-        for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(base + i * row) = a[i] * scale;
-    } else {
-        for (ptrdiff_t i = 0; i < L; i++) {
-            FCC_V v = a[i] * scale;
-            memcpy(base + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
-        }
-    }
+    FCC_NAME(fcc_store)(base, row, a, L, nc, scale);
 }
 
 /* The columns c0..c0+width-1 of each of `planes` (L, ncols) planes `stride` scalars apart, in
@@ -260,24 +270,9 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
             FCC_T* out = dst + b * L * row + 2 * c0;
             FCC_V* a = buf;
             for (ptrdiff_t i = 0; i < L; i++) a[i] = (FCC_V){0};
-            for (ptrdiff_t r = 0; r < nsrc; r++) {
-                if (nc == VL) {
-                    a[pos[r]] = *(const FCC_VU*)(in + r * row);
-                } else {
-                    FCC_V v = (FCC_V){0};
-                    memcpy(&v, in + r * row, 2 * (size_t)nc * sizeof(FCC_T));
-                    a[pos[r]] = v;
-                }
-            }
+            for (ptrdiff_t r = 0; r < nsrc; r++) a[pos[r]] = FCC_NAME(fcc_load)(in + r * row, nc);
             a = FCC_NAME(fcc_fft)(a, buf + L, L, nstages, radix, tw, roots);
-            if (nc == VL) {
-                for (ptrdiff_t i = 0; i < L; i++) *(FCC_VU*)(out + i * row) = a[i] * scale;
-            } else {
-                for (ptrdiff_t i = 0; i < L; i++) {
-                    FCC_V v = a[i] * scale;
-                    memcpy(out + i * row, &v, 2 * (size_t)nc * sizeof(FCC_T));
-                }
-            }
+            FCC_NAME(fcc_store)(out, row, a, L, nc, scale);
         }
     }
     free(buf);

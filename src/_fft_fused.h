@@ -9,22 +9,25 @@
    item, so the more samples share them the less they are read from beyond L2. */
 #define FF_GROUP 4
 
+/* A channel product operand: its spectrum-index strides (per group, per row -- a or b, or
+   out's a --, per j -- out's b) and whether it is conjugated (never for out). */
+typedef struct { ptrdiff_t g, r, j; int conj; } ff_operand;
+
 /* The column transforms, channel product and inverse column transforms of a 2-D pass fused
    per item: one block of FCC_FB spectrum columns of FF_GROUP samples (their a spectra
    transformed along the columns, the product for their a rows over those frequencies,
    their out spectra transformed back), so that the blocks stay in cache between the three
    steps, and the product takes two a rows at a time (fc_rows2).
-   Strides (in spectra) and conjugates as channel_product's; a and out are blocked spectra
-   (planes, blocks, L, FCC_FB): a block of a plane is L * FCC_FB contiguous values. */
+   Operands as channel_product's; a and out are blocked spectra (planes, blocks, L, FCC_FB):
+   a block of a plane is L * FCC_FB contiguous values. Returns -1 if the scratch cannot be
+   allocated. */
 #define FF_DEFINE(T, SUF, V, ATTR)                                                         \
 ATTR static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,    \
         ptrdiff_t nsamples, ptrdiff_t a_planes, ptrdiff_t o_planes,                       \
         int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
         int ns_i, const int* rad_i, const T* tw_i, const T* ro_i, T scale,                \
-        ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj,                                          \
-        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
-        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
-        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
+        ptrdiff_t G, ptrdiff_t nb, ptrdiff_t nj, ff_operand oa, ff_operand ob,            \
+        ff_operand oo, ptrdiff_t first, ptrdiff_t last)                                   \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
     V* buf = (V*)ff_alloc(2 * (size_t)L * sizeof(V));                                    \
@@ -36,10 +39,10 @@ ATTR static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t 
         fcc_column_blocks_##SUF(a + n * a_planes * F2 + off, cnt * a_planes, F2, L,      \
                                 FCC_FB, 0, FCC_FB, buf, ns_f, rad_f, tw_f, ro_f, 1);     \
         for (ptrdiff_t g = 0; g < G; g++)                                                \
-            fc_item_##SUF(cnt, nb, nj, nf, a + (g * sa_g + n * sa_r) * F2 + off,         \
-                          sa_r * F2, sa_j * F2, b + g * sb_g * F2 + off, sb_r * F2,      \
-                          sb_j * F2, out + (g * so_g + n * so_r) * F2 + off, so_r * F2,  \
-                          so_j * F2, conj_a, conj_b, 0);                                 \
+            fc_item_##SUF(cnt, nb, nj, nf, a + (g * oa.g + n * oa.r) * F2 + off,         \
+                          oa.r * F2, oa.j * F2, b + g * ob.g * F2 + off, ob.r * F2,      \
+                          ob.j * F2, out + (g * oo.g + n * oo.r) * F2 + off, oo.r * F2,  \
+                          oo.j * F2, oa.conj, ob.conj, 0);                               \
         fcc_column_blocks_##SUF(out + n * o_planes * F2 + off, cnt * o_planes, F2, L,    \
                                 FCC_FB, 0, FCC_FB, buf, ns_i, rad_i, tw_i, ro_i, scale); \
     }                                                                                    \
@@ -52,12 +55,10 @@ ATTR static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t 
    product accumulated into out over it (all rows: every a, b and j). */
 #define FG_DEFINE(T, SUF, V, ATTR)                                                         \
 ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t blocks,      \
-        ptrdiff_t na_planes, ptrdiff_t nb_planes,                                         \
-        int ns_f, const int* rad_f, const T* tw_f, const T* ro_f,                         \
-        ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t nj,                            \
-        ptrdiff_t sa_g, ptrdiff_t sa_r, ptrdiff_t sa_j, int conj_a,                       \
-        ptrdiff_t sb_g, ptrdiff_t sb_r, ptrdiff_t sb_j, int conj_b,                       \
-        ptrdiff_t so_g, ptrdiff_t so_r, ptrdiff_t so_j, ptrdiff_t first, ptrdiff_t last)  \
+        ptrdiff_t na_planes, ptrdiff_t nb_planes, int ns_f, const int* rad_f,             \
+        const T* tw_f, const T* ro_f, ptrdiff_t G, ptrdiff_t na, ptrdiff_t nb,            \
+        ptrdiff_t nj, ff_operand oa, ff_operand ob, ff_operand oo, ptrdiff_t first,       \
+        ptrdiff_t last)                                                                   \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
     V* buf = (V*)ff_alloc(2 * (size_t)L * sizeof(V));                                    \
@@ -69,10 +70,10 @@ ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t bl
         fcc_column_blocks_##SUF(b + off, nb_planes, F2, L, FCC_FB, 0, FCC_FB, buf, ns_f, \
                                 rad_f, tw_f, ro_f, 1);                                   \
         for (ptrdiff_t g = 0; g < G; g++)                                                \
-            fc_item_##SUF(na, nb, nj, nf, a + g * sa_g * F2 + off, sa_r * F2, sa_j * F2, \
-                          b + g * sb_g * F2 + off, sb_r * F2, sb_j * F2,                 \
-                          out + g * so_g * F2 + off, so_r * F2, so_j * F2,               \
-                          conj_a, conj_b, 1);                                            \
+            fc_item_##SUF(na, nb, nj, nf, a + g * oa.g * F2 + off, oa.r * F2, oa.j * F2, \
+                          b + g * ob.g * F2 + off, ob.r * F2, ob.j * F2,                 \
+                          out + g * oo.g * F2 + off, oo.r * F2, oo.j * F2,               \
+                          oa.conj, ob.conj, 1);                                          \
     }                                                                                    \
     free(buf);                                                                           \
     return 0;                                                                            \

@@ -15,4 +15,18 @@
     X(ff_fused_f32, LV) X(ff_fused_f64, LV) X(ff_fused_sum_f32, LV) X(ff_fused_sum_f64, LV)
 FASTCONV_KERNEL_TABLE(ff, FF_ENTRIES, "FASTCONV_FFT_LEVEL")
 
+/* Each entry point under one name for both precisions, so that src/_fft.pyx writes each call
+   once for its fused `floating`: the type of the array P picks the table's _f32 or _f64 copy
+   (C11 _Generic; with no default, a pointer of any other type does not compile). */
+#define FF_PICK(F, P) _Generic((P), float*: ff_kernels.F##_f32, const float*: ff_kernels.F##_f32, \
+                               double*: ff_kernels.F##_f64, const double*: ff_kernels.F##_f64)
+#define FF_ITEM(na, nb, nj, nf, a, ...) FF_PICK(fc_item, a)(na, nb, nj, nf, a, __VA_ARGS__)
+#define FF_MATRIX(ni, nt, nw, m, ...) FF_PICK(fc_matrix, m)(ni, nt, nw, m, __VA_ARGS__)
+#define FF_COLUMNS(data, ...) FF_PICK(fcc_columns, data)(data, __VA_ARGS__)
+#define FF_COLUMNS_PLACED(src, ...) FF_PICK(fcc_columns_placed, src)(src, __VA_ARGS__)
+#define FF_ROWS_R2C(src, ...) FF_PICK(fcc_rows_r2c, src)(src, __VA_ARGS__)
+#define FF_ROWS_C2R(src, ...) FF_PICK(fcc_rows_c2r, src)(src, __VA_ARGS__)
+#define FF_FUSED(a, ...) FF_PICK(ff_fused, a)(a, __VA_ARGS__)
+#define FF_FUSED_SUM(a, ...) FF_PICK(ff_fused_sum, a)(a, __VA_ARGS__)
+
 #endif

@@ -67,6 +67,19 @@ FC_SCALAR static void fc_mtail_##SUF(int bb, ptrdiff_t nt, ptrdiff_t nw, ptrdiff
 FC_TAILS(float, f32)
 FC_TAILS(double, f64)
 
+/* One output vector of the product kernels below (V, VU their vector types) from its sums p
+   (a * b) and q (a * swap(b)): the real parts (even lanes) from p -+ swap(p), the imaginary
+   parts (odd lanes) from q +- swap(q), the conjugates changing only signs; stored at out, or
+   added to it with acc. A macro, so that the vectors stay in the caller's registers. */
+#define FC_FINISH(IT, N, out, p, q, conj_a, conj_b, acc) do {                             \
+        V ps_ = FF_SWAP(IT, N, p), qs_ = FF_SWAP(IT, N, q);                              \
+        V re_ = (conj_a || conj_b) ? p + ps_ : p - ps_;                                  \
+        V im_ = conj_b ? q - qs_ : (conj_a ? qs_ - q : q + qs_);                         \
+        V r_ = FF_EVEN_ODD(IT, N, re_, im_);                                             \
+        VU* o_ = (VU*)(out);                                                             \
+        if (acc) *o_ += r_; else *o_ = r_;                                               \
+    } while (0)
+
 /* The vector kernels of one precision for one instruction set (FC_LEVEL below): SUF is the
    precision's (P, f32 or f64) and the level's suffix (f32_v4), ATTR the level's target, VB
    its vector bytes, N the lanes of T (a literal) and IT the integer of T's size. A block of
@@ -100,17 +113,10 @@ FC_INLINE void fc_rows_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t a
                 }                                                                        \
             }                                                                            \
         }                                                                                \
-        for (int i = 0; i < bb; i++) {                                                   \
-            for (int v = 0; v < NR; v++) {                                               \
-                V ps = FF_SWAP(IT, N, p[i][v]);                                            \
-                V qs = FF_SWAP(IT, N, q[i][v]);                                            \
-                V re = (conj_a || conj_b) ? p[i][v] + ps : p[i][v] - ps;                 \
-                V im = conj_b ? q[i][v] - qs : (conj_a ? qs - q[i][v] : q[i][v] + qs);   \
-                V r = FF_EVEN_ODD(IT, N, re, im);                                          \
-                VU* o = (VU*)(out + i * o_b + (v0 + v) * N);                             \
-                if (acc) *o += r; else *o = r;                                           \
-            }                                                                            \
-        }                                                                                \
+        for (int i = 0; i < bb; i++)                                                     \
+            for (int v = 0; v < NR; v++)                                                 \
+                FC_FINISH(IT, N, out + i * o_b + (v0 + v) * N, p[i][v], q[i][v], conj_a, \
+                          conj_b, acc);                                                  \
     }                                                                                    \
 }                                                                                          \
                                                                                            \
@@ -138,17 +144,10 @@ FC_INLINE void fc_rows2_##SUF(const int bb, ptrdiff_t nj, const T* a, ptrdiff_t 
             q[1][i] += x1 * ys;                                                          \
         }                                                                                \
     }                                                                                    \
-    for (int r = 0; r < 2; r++) {                                                        \
-        for (int i = 0; i < bb; i++) {                                                   \
-            V ps = FF_SWAP(IT, N, p[r][i]);                                                \
-            V qs = FF_SWAP(IT, N, q[r][i]);                                                \
-            V re = (conj_a || conj_b) ? p[r][i] + ps : p[r][i] - ps;                     \
-            V im = conj_b ? q[r][i] - qs : (conj_a ? qs - q[r][i] : q[r][i] + qs);       \
-            V res = FF_EVEN_ODD(IT, N, re, im);                                            \
-            VU* o = (VU*)(out + r * o_a + i * o_b);                                      \
-            if (acc) *o += res; else *o = res;                                           \
-        }                                                                                \
-    }                                                                                    \
+    for (int r = 0; r < 2; r++)                                                          \
+        for (int i = 0; i < bb; i++)                                                     \
+            FC_FINISH(IT, N, out + r * o_a + i * o_b, p[r][i], q[r][i], conj_a, conj_b,  \
+                      acc);                                                              \
 }                                                                                          \
                                                                                            \
 /* One item: nf frequencies from the given pointers, every a (rows a_row apart) and b,    \

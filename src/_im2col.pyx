@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec, valid_range
-from _openmp cimport omp_get_thread_num
+from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
 cdef enum:
     PACK_SLABS = 8  # row slabs of a chunk packed in parallel when forward packs each chunk once
@@ -260,6 +260,17 @@ cdef const floating* phased_input(const Geom* g, const floating* x, floating* xp
     return xp
 
 
+cdef inline const floating* chunk_columns(const Geom* g, const floating* x, floating* col,
+                                          Py_ssize_t n, Py_ssize_t p0, Py_ssize_t p1,
+                                          bint pointwise, bint phased) noexcept nogil:
+    """The column matrix of positions p0..p1-1 of sample n: x itself for a pointwise kernel
+    (rows g.P apart), else packed into `col` (rows p1 - p0 apart)."""
+    if pointwise:
+        return x + n * g.C * g.P + p0
+    pack_chunk(x, col, g, n, 0, g.C * g.k_vol, p0, p1, phased)
+    return col
+
+
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* work, floating* xp, Py_ssize_t width, Py_ssize_t kblocks,
                          int num_threads) noexcept nogil:
@@ -270,7 +281,6 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, kb = (g.Kg + kblocks - 1) // kblocks
     cdef Py_ssize_t item, i, n, p0, p1, gi, ld, k0, k1
-    cdef floating* col
     cdef const floating* b
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL, shared = kblocks > 1
     x = phased_input(g, x, xp, num_threads)
@@ -279,14 +289,8 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
             n = i // per_sample
             p0 = (i - n * per_sample) * width
             p1 = min(p0 + width, g.P)
-            if pointwise:
-                b = x + n * g.C * g.P + p0
-                ld = g.P
-            else:
-                col = work + omp_get_thread_num() * R * width
-                pack_chunk(x, col, g, n, 0, R, p0, p1, phased)
-                b = col
-                ld = p1 - p0
+            b = chunk_columns(g, x, thread_slice(work, R * width), n, p0, p1, pointwise, phased)
+            ld = g.P if pointwise else p1 - p0
             for gi in range(g.G):
                 gemm(False, False, g.Kg, p1 - p0, Rg, <floating>1, w + gi * g.Kg * Rg, Rg,
                      b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
@@ -340,7 +344,7 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
         gi = (item // per_group) % g.G
         c0 = gi * g.Cg + (item % per_group) * block
         c1 = min(c0 + block, (gi + 1) * g.Cg)
-        col = work + omp_get_thread_num() * block * g.k_vol * width
+        col = thread_slice(work, block * g.k_vol * width)
         p0 = 0
         while p0 < g.P:
             p1 = min(p0 + width, g.P)
@@ -357,7 +361,7 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                 scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
             p0 = p1
         if phased:
-            tmp = rowtmp + omp_get_thread_num() * g.iw
+            tmp = thread_slice(rowtmp, g.iw)
             unphase_rows(gx + (n * g.C + c0) * g.in_vol, tmp, (c1 - c0) * g.id * g.ih, g.iw, g.sw)
 
 
@@ -371,11 +375,10 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
     busy when the chunks are few."""
     cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, size = g.K * Rg
-    cdef Py_ssize_t item, q, i, k, n, p0, p1, gi, r0, r1, ld, e
+    cdef Py_ssize_t item, q, i, k, n, p0, p1, gi, r0, r1, ld
     cdef floating* col
     cdef floating* part
     cdef const floating* b
-    cdef floating total
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
     for item in prange(parts * g.G * slabs, nogil=True, schedule="static",
@@ -384,11 +387,11 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
         gi = (item // slabs) % g.G
         r0 = gi * Rg + (item % slabs) * Rg // slabs
         r1 = gi * Rg + (item % slabs + 1) * Rg // slabs
-        col = work + omp_get_thread_num() * R * width
+        col = thread_slice(work, R * width)
         part = (gw if parts == 1 else partials + q * size) + gi * g.Kg * Rg + r0 - gi * Rg
         for k in range(g.Kg):
             memset(part + k * Rg, 0, (r1 - r0) * sizeof(floating))
-        for i in range(q * chunks // parts, (q + 1) * chunks // parts):
+        for i in range(part_start(0, chunks, q, parts), part_start(0, chunks, q + 1, parts)):
             n = i // per_sample
             p0 = (i - n * per_sample) * width
             p1 = min(p0 + width, g.P)
@@ -401,17 +404,8 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
                 ld = p1 - p0
             gemm(False, True, g.Kg, r1 - r0, p1 - p0, <floating>1,
                  gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, b, ld, <floating>1, part, Rg)
-    if parts == 1:
-        return
-    for e in prange(size, nogil=True, schedule="static", num_threads=num_threads):
-        total = 0
-        for q in range(parts):
-            total = total + partials[q * size + e]
-        gw[e] = total
-
-
-cdef inline floating* data(floating[::1] a) noexcept:
-    return &a[0] if a.shape[0] > 0 else NULL
+    if parts > 1:
+        sum_parts(partials, gw, size, parts, num_threads)
 
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
@@ -422,8 +416,8 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* xp = data(phased)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* xp = data_or_null(phased)
     with nogil:
         forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, kblocks, num_threads)
 
@@ -435,8 +429,8 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
 
     `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* tmp = data(rowtmp)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* tmp = data_or_null(rowtmp)
     with nogil:
         grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, num_threads)
 
@@ -449,9 +443,9 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
 
     `phased` (as large as x, or empty) takes x's rows stored by phase of the width stride."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* xp = data(phased)
-    cdef floating* partialsp = data(partials)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* xp = data_or_null(phased)
+    cdef floating* partialsp = data_or_null(partials)
     with nogil:
         grad_kernel_parts(&g, &x[0], &gy[0], &gw[0], workp, partialsp, xp, width, parts,
                           slabs, num_threads)

@@ -26,35 +26,28 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _geometry cimport Geom, geom_from_spec
-from _openmp cimport omp_get_thread_num
+from _parallel cimport data_or_null, thread_slice
 
 cdef enum:
     TRANSPOSE_BLOCK = 64    # rows (channel, position) per work item of the batch-last transposes
     SCATTER_LANES = 16      # samples per work item of the grad_input scatter
 
 
-cdef void to_batch_last(const floating* x, floating* xt, Py_ssize_t N, Py_ssize_t rows,
-                        int num_threads) noexcept nogil:
-    """xt[j, n] = x[n, j] for j < rows = C * in_vol: (N, C, S) -> (C, S, N)."""
+cdef void batch_transpose(const floating* src, floating* dst, Py_ssize_t N, Py_ssize_t rows,
+                          bint to_batch_last, int num_threads) noexcept nogil:
+    """Between (N, C, S) and batch-last (C, S, N), rows = C * in_vol: to_batch_last, xt[j, n] =
+    x[n, j] (src x, dst xt); else x[n, j] = xt[j, n] (src xt, dst x)."""
     cdef Py_ssize_t blocks = (rows + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK, item, j0, j1, j, n
     for item in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
         j0 = item * TRANSPOSE_BLOCK
         j1 = min(j0 + TRANSPOSE_BLOCK, rows)
         for n in range(N):
-            for j in range(j0, j1):
-                xt[j * N + n] = x[n * rows + j]
-
-
-cdef void from_batch_last(const floating* xt, floating* x, Py_ssize_t N, Py_ssize_t rows,
-                          int num_threads) noexcept nogil:
-    """x[n, j] = xt[j, n]: (C, S, N) -> (N, C, S)."""
-    cdef Py_ssize_t blocks = (rows + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK, item, j0, j1, j, n
-    for item in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
-        j0 = item * TRANSPOSE_BLOCK
-        j1 = min(j0 + TRANSPOSE_BLOCK, rows)
-        for n in range(N):
-            for j in range(j0, j1):
-                x[n * rows + j] = xt[j * N + n]
+            if to_batch_last:
+                for j in range(j0, j1):
+                    dst[j * N + n] = src[n * rows + j]
+            else:
+                for j in range(j0, j1):
+                    dst[n * rows + j] = src[j * N + n]
 
 
 cdef void tap_offsets(const Geom* g, Py_ssize_t p, Py_ssize_t* off) noexcept nogil:
@@ -114,9 +107,9 @@ cdef void forward_items(const Geom* g, const floating* xt, const floating* w,
         n0 = (item - p * chunks) * nb
         n1 = min(n0 + nb, g.N)
         m = n1 - n0
-        patch = work + omp_get_thread_num() * per_thread
+        patch = thread_slice(work, per_thread)
         out = patch + nb * R
-        off = offsets + omp_get_thread_num() * g.k_vol
+        off = thread_slice(offsets, g.k_vol)
         tap_offsets(g, p, off)
         pack_patch(xt, patch, g, off, n0, n1)
         gemm(False, False, g.K, m, R, <floating>1, w + kernel_of[p] * g.K * R, R, patch, m,
@@ -137,9 +130,9 @@ cdef void grad_kernel_sets(const Geom* g, const floating* xt, const floating* gy
     cdef floating* G
     cdef Py_ssize_t* off
     for j in prange(kernels, nogil=True, schedule="static", num_threads=num_threads):
-        patch = work + omp_get_thread_num() * per_thread
+        patch = thread_slice(work, per_thread)
         G = patch + nb * R
-        off = offsets + omp_get_thread_num() * g.k_vol
+        off = thread_slice(offsets, g.k_vol)
         if starts[j] == starts[j + 1]:
             memset(gw + j * g.K * R, 0, g.K * R * sizeof(floating))
         for i in range(starts[j], starts[j + 1]):
@@ -175,7 +168,7 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
         while p0 < g.P:
             p1 = min(p0 + block, g.P)
             for p in prange(p0, p1, nogil=True, schedule="static", num_threads=num_threads):
-                G = work + omp_get_thread_num() * nb * g.K
+                G = thread_slice(work, nb * g.K)
                 tap_offsets(g, p, offsets + (p - p0) * g.k_vol)
                 gather_gy(gy, G, g, p, n0, n1)
                 gemm(True, False, R, m, g.K, <floating>1, w + kernel_of[p] * g.K * R, R, G, m,
@@ -197,10 +190,6 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
         n0 = n1
 
 
-cdef inline floating* data(floating[::1] a) noexcept:
-    return &a[0] if a.shape[0] > 0 else NULL
-
-
 def forward(spec, const floating[::1] x, const floating[::1] w,
             const Py_ssize_t[::1] kernel_of, floating[::1] y, floating[::1] xt,
             floating[::1] work, Py_ssize_t[::1] offsets, Py_ssize_t nb, int num_threads):
@@ -208,9 +197,9 @@ def forward(spec, const floating[::1] x, const floating[::1] w,
     N * C * in_vol values batch-last, `work` num_threads * nb * (R + K), `offsets`
     num_threads * k_vol."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
+    cdef floating* workp = data_or_null(work)
     with nogil:
-        to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
+        batch_transpose(&x[0], &xt[0], g.N, g.C * g.in_vol, True, num_threads)
         forward_items(&g, &xt[0], &w[0], &kernel_of[0], &y[0], workp, &offsets[0], nb,
                       num_threads)
 
@@ -221,9 +210,9 @@ def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::
     """gw[j] = sum over the batch and the positions order[starts[j]:starts[j + 1]] of
     G_p X_p^T. Scratch as for `forward`."""
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
+    cdef floating* workp = data_or_null(work)
     with nogil:
-        to_batch_last(&x[0], &xt[0], g.N, g.C * g.in_vol, num_threads)
+        batch_transpose(&x[0], &xt[0], g.N, g.C * g.in_vol, True, num_threads)
         grad_kernel_sets(&g, &xt[0], &gy[0], &gw[0], &order[0], &starts[0], starts.shape[0] - 1,
                          workp, &offsets[0], nb, num_threads)
 
@@ -236,9 +225,9 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w,
     `work` holds num_threads * nb * K values, `block_buf` block * nb * R, `offsets` block * k_vol.
     """
     cdef Geom g = geom_from_spec(spec)
-    cdef floating* workp = data(work)
-    cdef floating* blockp = data(block_buf)
+    cdef floating* workp = data_or_null(work)
+    cdef floating* blockp = data_or_null(block_buf)
     with nogil:
         grad_input_blocks(&g, &gy[0], &w[0], &kernel_of[0], &gxt[0], workp, blockp,
                           &offsets[0], nb, block, num_threads)
-        from_batch_last(&gxt[0], &gx[0], g.N, g.C * g.in_vol, num_threads)
+        batch_transpose(&gxt[0], &gx[0], g.N, g.C * g.in_vol, False, num_threads)

@@ -30,7 +30,7 @@ from libc.math cimport fabs, pow, sqrt
 from libc.string cimport memset
 
 from _geometry cimport Geom, geom_from_spec, valid_range
-from _openmp cimport omp_get_thread_num
+from _parallel cimport thread_slice
 
 
 cdef inline void scale_into(floating* out, const floating* a, floating c,
@@ -208,6 +208,30 @@ cdef void width_pass_adjoint(floating* gxrow, const floating* row, const floatin
             gxrow[j * g.sw + r] += phases[r * L + j]
 
 
+cdef struct Item:
+    Py_ssize_t n, ch, depth, r0, r1     # sample, channel, depth and rows r0..r1-1 of a work item
+
+
+cdef inline Item item_of(Py_ssize_t item, Py_ssize_t rows, Py_ssize_t nrows, Py_ssize_t channels,
+                         Py_ssize_t depths) noexcept nogil:
+    """Work item `item` of (n, channel, depth, block of `rows` of the nrows rows), the block
+    fastest."""
+    cdef Py_ssize_t blocks = (nrows + rows - 1) // rows, rest = item // blocks
+    cdef Item it
+    it.r0 = (item % blocks) * rows
+    it.r1 = min(it.r0 + rows, nrows)
+    it.depth = rest % depths
+    rest = rest // depths
+    it.ch = rest % channels
+    it.n = rest // channels
+    return it
+
+
+cdef inline Py_ssize_t phases_size(const Geom* g) noexcept nogil:
+    """The scratch a strided width pass splits a row into (none at stride 1)."""
+    return g.iw + g.sw if g.sw > 1 else 0
+
+
 cdef void forward_items(const Geom* g, const floating* x, const floating* fd,
                         const floating* fh, const floating* fw, floating* y, floating* work,
                         Py_ssize_t terms, Py_ssize_t rows, Py_ssize_t work_stride,
@@ -215,7 +239,8 @@ cdef void forward_items(const Geom* g, const floating* x, const floating* fd,
     """Items are (n, k, o_d, block of `rows` output rows); each writes only its own rows of y."""
     cdef Py_ssize_t blocks = (g.oh + rows - 1) // rows
     cdef Py_ssize_t plane_in = g.ih * g.iw, plane_out = g.oh * g.ow
-    cdef Py_ssize_t item, rest, blk, o_d, k, n, r0, r1, q, cl, fq, y0, y1, nrows, o, yi
+    cdef Py_ssize_t item, q, cl, fq, y0, y1, nrows, o, yi
+    cdef Item it
     cdef floating* tmp
     cdef floating* phases
     cdef floating* slab
@@ -227,35 +252,29 @@ cdef void forward_items(const Geom* g, const floating* x, const floating* fd,
     cdef bint ok
     for item in prange(g.N * g.K * g.od * blocks, nogil=True, schedule="dynamic",
                        num_threads=num_threads):
-        blk = item % blocks
-        rest = item // blocks
-        o_d = rest % g.od
-        rest = rest // g.od
-        k = rest % g.K
-        n = rest // g.K
-        r0 = blk * rows
-        r1 = min(r0 + rows, g.oh)
-        tmp = work + omp_get_thread_num() * work_stride
+        it = item_of(item, rows, g.oh, g.K, g.od)
+        tmp = thread_slice(work, work_stride)
         phases = tmp + g.iw
-        slab = phases + (g.iw + g.sw if g.sw > 1 else 0)
-        ybase = y + ((n * g.K + k) * g.od + o_d) * plane_out
+        slab = phases + phases_size(g)
+        ybase = y + ((it.n * g.K + it.ch) * g.od + it.depth) * plane_out
         for q in range(g.Cg * terms):
             cl = q // terms
-            fq = (k * g.Cg + cl) * terms + q % terms
-            xc = x + (n * g.C + (k // g.Kg) * g.Cg + cl) * g.in_vol
+            fq = (it.ch * g.Cg + cl) * terms + q % terms
+            xc = x + (it.n * g.C + (it.ch // g.Kg) * g.Cg + cl) * g.in_vol
             if g.kd == 1:               # fd == 1: the input plane itself
                 y0 = 0
                 nrows = g.ih
-                plane = xc + (o_d * g.sd - g.pd) * plane_in
-                ok = 0 <= o_d * g.sd - g.pd < g.id
+                plane = xc + (it.depth * g.sd - g.pd) * plane_in
+                ok = 0 <= it.depth * g.sd - g.pd < g.id
             else:                       # the rows this block reads, combined along depth
-                y0 = max(r0 * g.sh - g.ph, 0)
-                y1 = min((r1 - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1, g.ih)
+                y0 = max(it.r0 * g.sh - g.ph, 0)
+                y1 = min((it.r1 - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1, g.ih)
                 nrows = y1 - y0
                 plane = slab
                 ok = nrows > 0 and combine(slab, xc + y0 * g.iw, plane_in, nrows * g.iw,
-                                           fd + fq * g.kd, 1, g.kd, g.dd, o_d * g.sd - g.pd, g.id)
-            for o in range(r0, r1):
+                                           fd + fq * g.kd, 1, g.kd, g.dd,
+                                           it.depth * g.sd - g.pd, g.id)
+            for o in range(it.r0, it.r1):
                 yrow = ybase + o * g.ow
                 if q == 0:
                     memset(yrow, 0, g.ow * sizeof(floating))
@@ -282,7 +301,8 @@ cdef void grad_input_items(const Geom* g, const floating* gy, const floating* fd
     """Items are (n, c, input depth, block of `rows` input rows); each writes only its gx rows."""
     cdef Py_ssize_t blocks = (g.ih + rows - 1) // rows
     cdef Py_ssize_t plane_in = g.ih * g.iw, plane_out = g.oh * g.ow
-    cdef Py_ssize_t item, rest, blk, i_d, c, n, r0, r1, q, k, fq, num, g0, g1, nrows, i, oi
+    cdef Py_ssize_t item, q, k, fq, num, g0, g1, nrows, i, oi
+    cdef Item it
     cdef floating* tmp
     cdef floating* phases
     cdef floating* slab
@@ -294,37 +314,31 @@ cdef void grad_input_items(const Geom* g, const floating* gy, const floating* fd
     cdef bint ok
     for item in prange(g.N * g.C * g.id * blocks, nogil=True, schedule="dynamic",
                        num_threads=num_threads):
-        blk = item % blocks
-        rest = item // blocks
-        i_d = rest % g.id
-        rest = rest // g.id
-        c = rest % g.C
-        n = rest // g.C
-        r0 = blk * rows
-        r1 = min(r0 + rows, g.ih)
-        tmp = work + omp_get_thread_num() * work_stride
+        it = item_of(item, rows, g.ih, g.C, g.id)
+        tmp = thread_slice(work, work_stride)
         phases = tmp + g.ow
-        slab = phases + (g.iw + g.sw if g.sw > 1 else 0)
-        gxbase = gx + ((n * g.C + c) * g.id + i_d) * plane_in
+        slab = phases + phases_size(g)
+        gxbase = gx + ((it.n * g.C + it.ch) * g.id + it.depth) * plane_in
         for q in range(g.Kg * terms):
-            k = (c // g.Cg) * g.Kg + q // terms
-            fq = (k * g.Cg + c % g.Cg) * terms + q % terms
-            gyk = gy + (n * g.K + k) * g.P
+            k = (it.ch // g.Cg) * g.Kg + q // terms
+            fq = (k * g.Cg + it.ch % g.Cg) * terms + q % terms
+            gyk = gy + (it.n * g.K + k) * g.P
             if g.kd == 1:
                 g0 = 0
                 nrows = g.oh
-                num = i_d + g.pd
+                num = it.depth + g.pd
                 ok = num % g.sd == 0 and num // g.sd < g.od
                 plane = gyk + (num // g.sd) * plane_out
             else:                       # the rows of gy that reach this block
-                num = r0 + g.ph - (g.kh - 1) * g.dh
+                num = it.r0 + g.ph - (g.kh - 1) * g.dh
                 g0 = (num + g.sh - 1) // g.sh if num > 0 else 0
-                g1 = min((r1 - 1 + g.ph) // g.sh + 1, g.oh)
+                g1 = min((it.r1 - 1 + g.ph) // g.sh + 1, g.oh)
                 nrows = g1 - g0
                 plane = slab
                 ok = nrows > 0 and gather(slab, gyk + g0 * g.ow, plane_out, nrows * g.ow,
-                                          fd + fq * g.kd, g.kd, g.dd, g.sd, i_d + g.pd, 0, g.od)
-            for i in range(r0, r1):
+                                          fd + fq * g.kd, g.kd, g.dd, g.sd, it.depth + g.pd, 0,
+                                          g.od)
+            for i in range(it.r0, it.r1):
                 gxrow = gxbase + i * g.iw
                 if q == 0:
                     memset(gxrow, 0, g.iw * sizeof(floating))

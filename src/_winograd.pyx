@@ -22,10 +22,10 @@ longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from _blas cimport gemm
-from _openmp cimport omp_get_thread_num
+from _parallel cimport part_start, sum_parts, thread_slice
 
 cdef extern from "_winograd_kernels.h":
     Py_ssize_t wg_vector_bytes() noexcept nogil
@@ -65,7 +65,6 @@ wg_init()
 
 cdef enum:
     POSITIONS = 36          # 6 x 6 transformed values per tile
-    SUM_CHUNK = 4096        # values of the kernel gradient's final sum per work item
 
 
 cdef struct Tiling:
@@ -173,7 +172,7 @@ cdef void forward_items(const Tiling* tl, const floating* x, const floating* u, 
     cdef floating* buf1
     for item in prange(item_count(tl, planes), nogil=True, schedule="static",
                        num_threads=num_threads):
-        buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2)
+        buf1 = thread_slice(work, tl.size1 + tl.size2)
         flags[item] = forward_block(tl, x, u, y, src, dst, block_of(tl, item, planes), buf1,
                                     buf1 + tl.size1)
 
@@ -204,37 +203,26 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
              part + xi * tl.KP * tl.cin, tl.cin)
 
 
-cdef void sum_parts(const floating* partials, floating* du, Py_ssize_t size, Py_ssize_t parts,
-                    Py_ssize_t e0, Py_ssize_t e1) noexcept nogil:
-    """du[e] = partials[0][e] + partials[1][e] + ... in that order, for e in [e0, e1)."""
-    cdef Py_ssize_t q, e
-    memcpy(du + e0, partials + e0, (e1 - e0) * sizeof(floating))
-    for q in range(1, parts):
-        for e in range(e0, e1):
-            du[e] += partials[q * size + e]
-
-
 cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating* gy,
                             floating* du, const Py_ssize_t* src, const Py_ssize_t* gsrc,
                             Py_ssize_t planes, floating* work, floating* partials,
                             Py_ssize_t parts, int num_threads) noexcept nogil:
-    """Part q sums blocks [q * items / parts, (q + 1) * items / parts) into partials[q]."""
+    """Part q sums its blocks (see _parallel.pxd) into partials[q]; du is their ordered sum."""
     cdef Py_ssize_t items = item_count(tl, planes)
-    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, c
-    cdef Py_ssize_t chunks = (size + SUM_CHUNK - 1) // SUM_CHUNK
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
     cdef floating* buf1
     cdef floating* part
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
-        buf1 = work + omp_get_thread_num() * (tl.size1 + tl.size2 + tl.size3)
+        buf1 = thread_slice(work, tl.size1 + tl.size2 + tl.size3)
         part = partials + q * size
-        if q * items // parts == (q + 1) * items // parts:
+        i0 = part_start(0, items, q, parts)
+        i1 = part_start(0, items, q + 1, parts)
+        if i0 == i1:
             memset(part, 0, size * sizeof(floating))
-        for i in range(q * items // parts, (q + 1) * items // parts):
-            grad_kernel_block(tl, x, gy, src, gsrc, block_of(tl, i, planes), part,
-                              i == q * items // parts, buf1, buf1 + tl.size1,
-                              buf1 + tl.size1 + tl.size2)
-    for c in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
-        sum_parts(partials, du, size, parts, c * SUM_CHUNK, min(size, (c + 1) * SUM_CHUNK))
+        for i in range(i0, i1):
+            grad_kernel_block(tl, x, gy, src, gsrc, block_of(tl, i, planes), part, i == i0, buf1,
+                              buf1 + tl.size1, buf1 + tl.size1 + tl.size2)
+    sum_parts(partials, du, size, parts, num_threads)
 
 
 cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24

@@ -184,6 +184,12 @@ FASTCONV_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t yc
         o5 = g3;                                                                                   \
     } while (0)
 
+/* Row i of a transformed 6x6 tile, o[0..5], into its positions 6i..6i+5 (planes `plane` apart). */
+#define WG_PUT6(out, plane, i, o) do {                                                             \
+        _Pragma("GCC unroll 6")                                                                    \
+        for (int k_ = 0; k_ < 6; k_++) *(VU*)((out) + (6 * (i) + k_) * (plane)) = (o)[k_];         \
+    } while (0)
+
 /* V[xi][t][c] = (B^T d B)[xi] for the R x Cw tiles of X (tile (tr, tc) reads rows 4tr..4tr+5
    and columns 4tc..4tc+5 of X, which has xcols columns); t = t0 + tr * Cw + tc of a block of
    Tn tiles (the planes of V are WG_PLANE(Tn * CP) apart). */
@@ -205,15 +211,10 @@ FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcol
                 }
                 WG_T* out = V + t * CP + c;
                 for (int i = 0; i < 6; i++) {
-                    VT o0, o1, o2, o3, o4, o5;
+                    VT o[6];
                     WG_BT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5],
-                          o0, o1, o2, o3, o4, o5);
-                    *(VU*)(out + (6 * i + 0) * plane) = o0;
-                    *(VU*)(out + (6 * i + 1) * plane) = o1;
-                    *(VU*)(out + (6 * i + 2) * plane) = o2;
-                    *(VU*)(out + (6 * i + 3) * plane) = o3;
-                    *(VU*)(out + (6 * i + 4) * plane) = o4;
-                    *(VU*)(out + (6 * i + 5) * plane) = o5;
+                          o[0], o[1], o[2], o[3], o[4], o[5]);
+                    WG_PUT6(out, plane, i, o);
                 }
             }
         }
@@ -276,20 +277,16 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
                 }
                 WG_T* out = Mg + t * KP + k;
                 for (int i = 0; i < 6; i++) {
-                    VT o0, o1, o2, o3, o4, o5;
-                    WG_A(u[i][0], u[i][1], u[i][2], u[i][3], o0, o1, o2, o3, o4, o5);
-                    *(VU*)(out + (6 * i + 0) * plane) = o0;
-                    *(VU*)(out + (6 * i + 1) * plane) = o1;
-                    *(VU*)(out + (6 * i + 2) * plane) = o2;
-                    *(VU*)(out + (6 * i + 3) * plane) = o3;
-                    *(VU*)(out + (6 * i + 4) * plane) = o4;
-                    *(VU*)(out + (6 * i + 5) * plane) = o5;
+                    VT o[6];
+                    WG_A(u[i][0], u[i][1], u[i][2], u[i][3], o[0], o[1], o[2], o[3], o[4], o[5]);
+                    WG_PUT6(out, plane, i, o);
                 }
             }
         }
     return 0;
 }
 
+#undef WG_PUT6
 #undef VT
 #undef VU
 #undef WG_SUF
