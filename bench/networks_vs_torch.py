@@ -114,10 +114,12 @@ def main(argv=None):
                      for row in layer_rows for op in OPERATIONS))
         summary.append((name, fwd, both, worst[0]))
         print(f"{name:18s} {fwd:8.2f} {both:8.2f}   {worst[0]:5.2f} {worst[1]} {worst[2]}")
-    print(f"geomean over networks: forward {math.exp(np.mean([math.log(s[1]) for s in summary])):.2f}"
-          f", fwd+bwd {math.exp(np.mean([math.log(s[2]) for s in summary])):.2f}; "
-          f"layer ops below 0.9x: {sum(1 for row in rows for op in OPERATIONS if row[op]['torch'] / row[op]['fastconv'] < 0.9)}"
-          f" of {len(rows) * 3}")
+    def geomean(column):
+        return math.exp(np.mean([math.log(s[column]) for s in summary]))
+    below = sum(1 for row in rows for op in OPERATIONS
+                if row[op]["torch"] / row[op]["fastconv"] < 0.9)
+    print(f"geomean over networks: forward {geomean(1):.2f}, fwd+bwd {geomean(2):.2f}; "
+          f"layer ops below 0.9x: {below} of {len(rows) * 3}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
