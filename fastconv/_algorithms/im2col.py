@@ -48,8 +48,12 @@ GEMM_CALL_S = 0.6e-6        # one BLAS call on a chunk and group: a depthwise la
                             # a 5 ms forward the rest of the model put at 1 ms; 0.3-1 us a call
                             # on the chooser sweep's grouped layers, AMD EPYC Zen 4)
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
-KERNEL_GRADIENT_ROWS = 64   # the kernel gradient's GEMM runs at rows/64 of the rate below 64 rows (vgg_first: 27)
-                            # (C x taps): 1.4-1.6x slower on vgg_first- and mnist-like problems
+KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at rows/16 of the rate below 16 rows
+                            # (C x taps). It was 64, fitted on vgg_first (27 rows) and mnist5x5
+                            # (25); on the chooser sweep's 360 kernel gradients (AMD EPYC Zen 4,
+                            # AVX-512 and AVX2) 16 halves the model's picks above 1.5x (16 -> 6),
+                            # 90th percentile error 2.28x -> 2.00x; mnist5x5 now picks im2col
+                            # (1.5x faster than direct), vgg_first im2col for winograd (1.07x)
 
 
 def _pointwise(spec):
