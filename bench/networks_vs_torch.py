@@ -26,26 +26,10 @@ import fastconv
 from fastconv import _kernel_level, _registry, _timing
 from fastconv._sweep import NET_CALLS
 from fastconv._sweep_problems import network_problems
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cases import torch_operations  # noqa: E402
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
-
-
-def _torch_calls(problem, x, w, gy):
-    F, nd = torch.nn.functional, problem.ndim
-    g = dict(problem.geometry)
-    padding = g.pop("padding", 0)
-    if isinstance(padding, tuple) and padding and isinstance(padding[0], tuple):
-        # causal padding ((before, after),): PyTorch pads symmetrically, so pad the input first
-        x = np.ascontiguousarray(np.pad(x, [(0, 0), (0, 0)] + list(padding)))
-        padding = 0
-    tx, tw, tgy = map(torch.from_numpy, (x, w, gy))
-    conv = getattr(F, f"conv{nd}d")
-    grad_x = getattr(torch.nn.grad, f"conv{nd}d_input")
-    grad_w = getattr(torch.nn.grad, f"conv{nd}d_weight")
-    kw = dict(padding=padding, **g)
-    return {"forward": lambda: conv(tx, tw, **kw),
-            "grad_input": lambda: grad_x(tx.shape, tw, tgy, **kw),
-            "grad_kernel": lambda: grad_w(tx, tw.shape, tgy, **kw)}
 
 
 def _fastconv_calls(problem, x, w, gy):
@@ -62,7 +46,8 @@ def measure(problem, rounds=3, budget=0.06):
     w = rng.standard_normal(problem.w_shape).astype(np.float32)
     y = fastconv.conv(x, w, **problem.geometry)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    mine, theirs = _fastconv_calls(problem, x, w, gy), _torch_calls(problem, x, w, gy)
+    mine = _fastconv_calls(problem, x, w, gy)
+    theirs = torch_operations(x, w, gy, problem.geometry)
     out = {}
     for op in OPERATIONS:
         for _ in range(NET_CALLS):

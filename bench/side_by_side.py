@@ -15,7 +15,7 @@ import torch
 import fastconv
 from fastconv import _timing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import CASES, flops, make_arrays
+from cases import CASES, flops, make_arrays, torch_operations
 torch.set_num_threads(fastconv.get_num_threads())
 ops = ("forward", "grad_input", "grad_kernel")
 names = sys.argv[1].split(",") if len(sys.argv) > 1 else list(CASES)
@@ -23,12 +23,7 @@ algs = ["auto"] + [a for a in fastconv.algorithms() if a != "reference"]
 def runner(case, op, alg, x, w, gy):
     g = case.geometry
     if alg == "torch":
-        F = torch.nn.functional; nd = case.ndim
-        tx, tw, tgy = map(torch.from_numpy, (x, w, gy))
-        kw = dict(stride=g["stride"], padding=g["padding"], groups=g["groups"])
-        if op == "forward": return lambda: getattr(F, f"conv{nd}d")(tx, tw, **kw)
-        if op == "grad_input": return lambda: getattr(torch.nn.grad, f"conv{nd}d_input")(tx.shape, tw, tgy, **kw)
-        return lambda: getattr(torch.nn.grad, f"conv{nd}d_weight")(tx, tw.shape, tgy, **kw)
+        return torch_operations(x, w, gy, g)[op]
     if op == "forward": return lambda: fastconv.conv(x, w, algorithm=alg, **g)
     if op == "grad_input": return lambda: fastconv.conv_grad_input(gy, w, x.shape, algorithm=alg, **g)
     return lambda: fastconv.conv_grad_kernel(x, gy, w.shape, algorithm=alg, **g)

@@ -24,7 +24,8 @@ from math import prod
 import numpy as np
 import pytest
 
-from cases import CASES, OPERATIONS, QUICK, flops, make_arrays, output_spatial, result_shape
+from cases import (CASES, OPERATIONS, QUICK, flops, make_arrays, output_spatial, result_shape,
+                   torch_operations)
 
 try:
     import fastconv
@@ -89,18 +90,7 @@ def fastconv_call(case, op, algorithm, a):
 
 
 def torch_call(case, op, a):
-    x, w, gy = (torch.from_numpy(a[key]) for key in ("x", "w", "gy"))
-    g = case.geometry
-    d = case.ndim
-    if op == "forward":
-        f = getattr(torch.nn.functional, f"conv{d}d")
-        fn = lambda: f(x, w, **g)  # noqa: E731
-    elif op == "grad_input":
-        f = getattr(torch.nn.grad, f"conv{d}d_input")
-        fn = lambda: f(case.x_shape, w, gy, **g)  # noqa: E731
-    else:
-        f = getattr(torch.nn.grad, f"conv{d}d_weight")
-        fn = lambda: f(x, case.w_shape, gy, **g)  # noqa: E731
+    fn = torch_operations(a["x"], a["w"], a["gy"], case.geometry)[op]
 
     def run():
         with torch.no_grad():
