@@ -225,49 +225,143 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
     sum_parts(partials, du, size, parts, num_threads)
 
 
+# The staged schedule, for a transformed kernel larger than a core's L2 (many channels, small
+# images): instead of streaming U through every block, a wave of whole tile rows is transformed
+# into V (36 x T x CP) by all threads, the 36 GEMMs split over the threads (each one position,
+# reading its slice of U once per wave), and M transformed back by all threads. Items are R rows
+# of tiles of one plane (P = 1, Cw = tw), so a wave's tiles are one contiguous run; waves have a
+# number of items fixed by the problem, and each GEMM runs on one thread: nothing depends on the
+# thread count.
+
+cdef inline Py_ssize_t tile_start(const Tiling* tl, Py_ssize_t item) noexcept nogil:
+    """The first tile of staged item `item` (planes in order, R tile rows each)."""
+    return ((item // tl.rblocks) * tl.th * tl.tw
+            + min((item % tl.rblocks) * tl.R, tl.th) * tl.tw)
+
+
+cdef void staged_input(const Tiling* tl, const floating* x, const Py_ssize_t* src, Block bl,
+                       floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
+    stage(plane_or_null(x, src[bl.p0]), tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * bl.tr0 - tl.off_h,
+          -tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf, tl.CP)
+    input_tf(buf, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, V, t0, T)
+
+
+cdef int staged_output(const Tiling* tl, const floating* M, floating* y, Py_ssize_t offset,
+                       Block bl, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
+    cdef int bad
+    if floating is float:
+        bad = wg_output_float(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        wg_unstage_float(buf, 4 * bl.nc, tl.KP, y + offset, tl.cout, tl.out_cs, tl.oh, tl.ow,
+                         4 * bl.tr0, 0, 4 * bl.nr, 4 * bl.nc)
+    else:
+        bad = wg_output_double(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        wg_unstage_double(buf, 4 * bl.nc, tl.KP, y + offset, tl.cout, tl.out_cs, tl.oh, tl.ow,
+                          4 * bl.tr0, 0, 4 * bl.nr, 4 * bl.nc)
+    return bad
+
+
+cdef void staged_gy(const Tiling* tl, const floating* gy, const Py_ssize_t* gsrc, Block bl,
+                    floating* Mg, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
+    stage(gy + gsrc[bl.p0], tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * bl.tr0, 0, 4 * bl.nr,
+          4 * bl.nc, buf, tl.KP)
+    if floating is float:
+        wg_gy_float(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
+    else:
+        wg_gy_double(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
+
+
+cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u, floating* y,
+                         const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
+                         floating* V, floating* M, floating* work, unsigned char* flags,
+                         Py_ssize_t wave_items, int num_threads) noexcept nogil:
+    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi
+    cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
+    cdef floating* buf
+    for wave in range((items + wave_items - 1) // wave_items):
+        i0 = wave * wave_items
+        i1 = min(i0 + wave_items, items)
+        s0 = tile_start(tl, i0)
+        T = tile_start(tl, i1) - s0
+        for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+            buf = thread_slice(work, tl.size1)
+            staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0,
+                         T, buf)
+        for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
+            gemm(False, False, T, tl.KP, tl.cin, <floating>1, V + xi * (T * tl.CP + pad), tl.CP,
+                 u + xi * tl.cin * tl.KP, tl.KP, <floating>0, M + xi * (T * tl.KP + pad), tl.KP)
+        for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+            buf = thread_slice(work, tl.size1)
+            flags[item] = staged_output(tl, M, y, dst[item // tl.rblocks],
+                                        block_of(tl, item, planes), tile_start(tl, item) - s0,
+                                        T, buf)
+
+
+cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,
+                             floating* du, const Py_ssize_t* src, const Py_ssize_t* gsrc,
+                             Py_ssize_t planes, floating* V, floating* Mg, floating* work,
+                             Py_ssize_t wave_items, int num_threads) noexcept nogil:
+    """du[xi] = sum over the waves (in order) of Mg[xi]^T V[xi], one position per thread."""
+    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi
+    cdef Py_ssize_t pad = 64 // sizeof(floating)
+    cdef floating* buf
+    for wave in range((items + wave_items - 1) // wave_items):
+        i0 = wave * wave_items
+        i1 = min(i0 + wave_items, items)
+        s0 = tile_start(tl, i0)
+        T = tile_start(tl, i1) - s0
+        for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+            buf = thread_slice(work, tl.size1)
+            staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0,
+                         T, buf)
+            staged_gy(tl, gy, gsrc, block_of(tl, item, planes), Mg, tile_start(tl, item) - s0,
+                      T, buf)
+        for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
+            gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad), tl.KP,
+                 V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),
+                 du + xi * tl.KP * tl.cin, tl.cin)
+
+
 cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
-
-
-cdef inline void g_apply(double v0, double v1, double v2, double* o,
-                         Py_ssize_t step) noexcept nogil:
-    """o[0, step, ..., 5 step] = G v for the kernel transform's G (6 x 3)."""
-    o[0] = 0.25 * v0
-    o[step] = -SIXTH * (v0 + v1 + v2)
-    o[2 * step] = -SIXTH * (v0 - v1 + v2)
-    o[3 * step] = TWENTYFOURTH * v0 + TWELFTH * v1 + SIXTH * v2
-    o[4 * step] = TWENTYFOURTH * v0 - TWELFTH * v1 + SIXTH * v2
-    o[5 * step] = v2
-
-
-cdef inline void gt_apply(const double* u, Py_ssize_t step, double* o,
-                          Py_ssize_t ostep) noexcept nogil:
-    """o[0, ostep, 2 ostep] = G^T u for u[0, step, ..., 5 step]."""
-    o[0] = (0.25 * u[0] - SIXTH * (u[step] + u[2 * step])
-            + TWENTYFOURTH * (u[3 * step] + u[4 * step]))
-    o[ostep] = SIXTH * (u[2 * step] - u[step]) + TWELFTH * (u[3 * step] - u[4 * step])
-    o[2 * ostep] = SIXTH * (u[3 * step] + u[4 * step] - u[step] - u[2 * step]) + u[5 * step]
 
 
 cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ssize_t C,
                            Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
                            bint flipped) noexcept nogil:
-    """u[xi][col][r] for every r: see transform_kernels. Runs of 16 r are written together, one
-    cache line per position. (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t r0, r, n, a, i
+    """u[xi][col][r] for every r: see transform_kernels. 16 kernels r at a time, each step a
+    loop over the 16 (vectorised), written one cache line per position. (Local scratch: one call
+    per thread.)"""
+    cdef Py_ssize_t r0, r, n, a, b, i
     cdef const floating* g
-    cdef double t[18]
+    cdef double v0, v1, v2
+    cdef double d[9][16]
+    cdef double t[18][16]
     cdef double v[36][16]
+    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH     # constants, not globals
+    memset(d, 0, sizeof(d))
     for r0 in range(0, rows, 16):
         n = min(16, rows - r0)
-        for r in range(n):
+        for r in range(n):          # d[a][r] = g[a] (rotated by 180 degrees if flipped)
             g = w + ((col * C + r0 + r) if flipped else ((r0 + r) * C + col)) * 9
-            for a in range(3):      # t[i][b] = (G g)[i][b], columns b of g (rotated if flipped)
-                if flipped:
-                    g_apply(g[8 - a], g[5 - a], g[2 - a], &t[a], 3)
-                else:
-                    g_apply(g[a], g[3 + a], g[6 + a], &t[a], 3)
-            for i in range(6):      # v[i][j] = (t G^T)[i][j]
-                g_apply(t[3 * i], t[3 * i + 1], t[3 * i + 2], &v[6 * i][r], 16)
+            for a in range(9):
+                d[a][r] = g[8 - a] if flipped else g[a]
+        for b in range(3):          # t[3 i + b] = (G g)[i][b], column b of g
+            for r in range(16):
+                v0, v1, v2 = d[b][r], d[3 + b][r], d[6 + b][r]
+                t[b][r] = 0.25 * v0
+                t[3 + b][r] = -s6 * (v0 + v1 + v2)
+                t[6 + b][r] = -s6 * (v0 - v1 + v2)
+                t[9 + b][r] = s24 * v0 + s12 * v1 + s6 * v2
+                t[12 + b][r] = s24 * v0 - s12 * v1 + s6 * v2
+                t[15 + b][r] = v2
+        for i in range(6):          # v[6 i + j] = (t G^T)[i][j]
+            for r in range(16):
+                v0, v1, v2 = t[3 * i][r], t[3 * i + 1][r], t[3 * i + 2][r]
+                v[6 * i][r] = 0.25 * v0
+                v[6 * i + 1][r] = -s6 * (v0 + v1 + v2)
+                v[6 * i + 2][r] = -s6 * (v0 - v1 + v2)
+                v[6 * i + 3][r] = s24 * v0 + s12 * v1 + s6 * v2
+                v[6 * i + 4][r] = s24 * v0 - s12 * v1 + s6 * v2
+                v[6 * i + 5][r] = v2
         for i in range(36):
             for r in range(n):
                 u[(i * cols + col) * KP + r0 + r] = <floating>v[i][r]
@@ -285,20 +379,37 @@ cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssi
 
 cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssize_t C,
                           Py_ssize_t KP) noexcept nogil:
-    """gw[k][c] = G^T dU G for every c. (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t c, i, a
-    cdef double d[36]
-    cdef double t[18]
-    cdef double o[9]
-    for c in range(C):
+    """gw[k][c] = G^T dU G for every c, 16 c at a time, each step a loop over the 16
+    (vectorised). (Local scratch: one call per thread.)"""
+    cdef Py_ssize_t c0, c, n, i, a
+    cdef double u0, u1, u2, u3, u4, u5
+    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH     # constants, not globals
+    cdef double d[36][16]
+    cdef double t[18][16]
+    cdef double o[9][16]
+    memset(d, 0, sizeof(d))
+    for c0 in range(0, C, 16):
+        n = min(16, C - c0)
         for i in range(36):
-            d[i] = du[(i * KP + k) * C + c]
-        for i in range(6):          # t[a][j] = (G^T d)[a][j], column j of d
-            gt_apply(&d[i], 6, &t[i], 6)
-        for a in range(3):          # o[a][b] = (t G)[a][b]
-            gt_apply(&t[6 * a], 1, &o[3 * a], 1)
-        for a in range(9):
-            gw[(k * C + c) * 9 + a] = <floating>o[a]
+            for c in range(n):
+                d[i][c] = du[(i * KP + k) * C + c0 + c]
+        for i in range(6):          # t[6 a + i] = (G^T d)[a][i], column i of d
+            for c in range(16):
+                u0, u1, u2 = d[i][c], d[6 + i][c], d[12 + i][c]
+                u3, u4, u5 = d[18 + i][c], d[24 + i][c], d[30 + i][c]
+                t[i][c] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
+                t[6 + i][c] = s6 * (u2 - u1) + s12 * (u3 - u4)
+                t[12 + i][c] = s6 * (u3 + u4 - u1 - u2) + u5
+        for a in range(3):          # o[3 a + b] = (t G)[a][b]
+            for c in range(16):
+                u0, u1, u2 = t[6 * a][c], t[6 * a + 1][c], t[6 * a + 2][c]
+                u3, u4, u5 = t[6 * a + 3][c], t[6 * a + 4][c], t[6 * a + 5][c]
+                o[3 * a][c] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
+                o[3 * a + 1][c] = s6 * (u2 - u1) + s12 * (u3 - u4)
+                o[3 * a + 2][c] = s6 * (u3 + u4 - u1 - u2) + u5
+        for c in range(n):
+            for a in range(9):
+                gw[(k * C + c0 + c) * 9 + a] = <floating>o[a][c]
 
 
 cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py_ssize_t C,
@@ -346,6 +457,29 @@ def grad_kernel(tuple tiling, const floating[::1] x, const floating[::1] gy, flo
     with nogil:
         grad_kernel_parts(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], src.shape[0],
                           &work[0], &partials[0], parts, num_threads)
+
+
+def forward_waves(tuple tiling, const floating[::1] x, const floating[::1] u, floating[::1] y,
+                  const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst, floating[::1] vm,
+                  Py_ssize_t v_size, floating[::1] work, unsigned char[::1] flags,
+                  Py_ssize_t wave_items, int num_threads):
+    """`forward` in the staged schedule: vm holds V (v_size values) then M; `work` holds
+    num_threads * size1 values; items of whole tile rows (P = 1, Cw = tw)."""
+    cdef Tiling tl = make_tiling(tiling)
+    with nogil:
+        forward_staged(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], src.shape[0], &vm[0],
+                       &vm[v_size], &work[0], &flags[0], wave_items, num_threads)
+
+
+def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,
+                      floating[::1] du, const Py_ssize_t[::1] src, const Py_ssize_t[::1] gsrc,
+                      floating[::1] vm, Py_ssize_t v_size, floating[::1] work,
+                      Py_ssize_t wave_items, int num_threads):
+    """`grad_kernel` in the staged schedule (vm: V then Mg); the waves are summed in order."""
+    cdef Tiling tl = make_tiling(tiling)
+    with nogil:
+        grad_kernel_staged(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], src.shape[0],
+                           &vm[0], &vm[v_size], &work[0], wave_items, num_threads)
 
 
 def items(tuple tiling, Py_ssize_t planes):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import reference
+from fastconv import _scratch, reference
 from fastconv._algorithms import winograd
 from fastconv._geometry import make_spec
 
@@ -268,3 +268,106 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     names = ("odd-sizes", "same-37-channels", "rows-shorter-than-a-vector",
              "3d-depth-stride-padding", "wide-padding")
     check_kernel_set("winograd", "FASTCONV_WINOGRAD_LEVEL", level, [CASES[n] for n in names])
+
+
+# The staged schedule (src/_winograd.pyx): waves of whole tile rows, the 36 GEMMs split over the
+# threads, the transformed kernel read once per wave. "winograd" runs it where the transformed
+# kernel outgrows a core's L2 (many channels) and it moves fewer bytes than the blocks; the
+# `staged` fixture forces it on every case above, in one wave and in a wave per item
+# (WAVE_BYTES = 1: the kernel gradient then sums its waves in order).
+WAVES = {"one-wave": 2**40, "wave-per-item": 1}
+
+
+@pytest.fixture(params=list(WAVES))
+def staged(request, monkeypatch):
+    monkeypatch.setattr(winograd, "STAGED_ABOVE_U_BYTES", 0)
+    monkeypatch.setattr(winograd, "_staged_wins", lambda staged, blocks: True)
+    monkeypatch.setattr(winograd, "WAVE_BYTES", WAVES[request.param])
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_staged_matches_reference(name, dtype, staged, assert_close_to_reference):
+    x, w, gy, kw = _arrays(name, dtype)
+    spec = make_spec(x.shape, w.shape, dtype=dtype, **kw)
+    for op in OPS:
+        plan = winograd._Plan(spec, op)
+        assert plan.staged
+        if staged == "wave-per-item":
+            assert plan.waves == plan.items
+    for got, expected in zip(_three(x, w, gy, kw), _three(x, w, gy, kw, "reference")):
+        assert_close_to_reference(got, expected, dtype)
+
+
+@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels"])
+def test_staged_bitwise_identical_for_any_thread_count(name, staged, restore_settings):
+    x, w, gy, kw = _arrays(name, np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(_three(x, w, gy, kw))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+def test_staged_nan_and_inf_propagate_like_the_reference(staged):
+    x, w, gy, kw = _arrays("odd-sizes", np.float64)
+    x[0, 1, 0, 0] = np.nan
+    gy[0, 2, -1, -1] = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        pairs = list(zip(_three(x, w, gy, kw), _three(x, w, gy, kw, "reference")))
+    for got, expected in pairs:
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+        assert np.array_equal(np.isinf(got), np.isinf(expected))
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_many_channels_run_staged_by_default(op, assert_close_to_reference):
+    """256 channels on 14x14 (ResNet's layer3): a 9 MiB transformed kernel, so staged, in
+    waves that hold the whole batch."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 256, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((256, 256, 3, 3)) / 48).astype(np.float32)
+    gy = rng.standard_normal((2, 256, 14, 14)).astype(np.float32)
+    spec = make_spec(x.shape, w.shape, padding=1, dtype=np.float32)
+    plan = winograd._Plan(spec, op)
+    assert plan.staged and plan.waves == 1
+    i = OPS.index(op)
+    got = _three(x, w, gy, dict(padding=1))[i]
+    expected = _three(x, w, gy, dict(padding=1), "reference")[i]
+    assert_close_to_reference(got, expected, np.float32)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_wave_that_does_not_fit_gives_way_to_blocks(op, monkeypatch, restore_settings,
+                                                       assert_close_to_reference):
+    """Under a workspace limit that one wave of one item exceeds, the fused blocks run."""
+    monkeypatch.setattr(winograd, "STAGED_ABOVE_U_BYTES", 0)
+    monkeypatch.setattr(winograd, "_staged_wins", lambda staged, blocks: True)
+    x, w, gy, kw = _arrays("resnet-like", np.float64)
+    spec = make_spec(x.shape, w.shape, dtype=np.float64, **kw)
+    staged = winograd._Plan(spec, op)
+    assert staged.staged
+    fastconv.set_workspace_limit((staged.u_elements + 2 * 36 * 64) * 8 * 2)
+    fused = winograd._Plan(spec, op)
+    assert not fused.staged
+    assert winograd.workspace(spec, op) <= fastconv.get_workspace_limit()
+    i = OPS.index(op)
+    assert_close_to_reference(_three(x, w, gy, kw)[i], _three(x, w, gy, kw, "reference")[i],
+                              np.float64)
+
+
+def test_results_do_not_share_the_reused_scratch(staged):
+    """Scratch is reused from call to call; what a call returns is its own."""
+    x, w, gy, kw = _arrays("same-37-channels", np.float64)
+    first = _three(x, w, gy, kw)
+    kept = [a.copy() for a in first]
+    _three(x * 2, w[:, :, ::-1].copy(), gy * 3, kw)
+    for a, b in zip(first, kept):
+        assert np.array_equal(a, b)
+    for a in first:
+        assert a.base is None or not np.shares_memory(a, _scratch.empty("winograd.vm", 1, a.dtype))

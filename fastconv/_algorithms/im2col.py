@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .. import _config
+from .. import _config, _scratch
 from .._lazy import LazyModule
 
 _im2col = LazyModule("fastconv._im2col")     # cimports SciPy's BLAS: loaded on first use
@@ -174,13 +174,18 @@ def cost(spec, op):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
+def _work(plan, dtype, *names):
+    """This thread's reused scratch (fastconv._scratch) for the buffers `names` of the plan."""
+    return [_scratch.empty(f"im2col.{name}", getattr(plan, f"{name}_elements"), dtype)
+            for name in names]
+
+
 def forward(spec, x, w, out=None):
     plan = _Plan(spec, "forward")
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
-                        np.empty(plan.work_elements, spec.dtype),
-                        np.empty(plan.phased_elements, spec.dtype), plan.width, plan.kblocks,
+                        *_work(plan, spec.dtype, "work", "phased"), plan.width, plan.kblocks,
                         plan.threads)
     return y
 
@@ -194,8 +199,7 @@ def grad_input(spec, gy, w, out=None):
         gx.fill(0)
     with _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
-                           np.empty(plan.work_elements, spec.dtype),
-                           np.empty(plan.row_elements, spec.dtype), plan.width, plan.block,
+                           *_work(plan, spec.dtype, "work", "row"), plan.width, plan.block,
                            plan.threads)
     return gx
 
@@ -205,8 +209,6 @@ def grad_kernel(spec, x, gy, out=None):
     gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
-                            np.empty(plan.work_elements, spec.dtype),
-                            np.empty(plan.partial_elements, spec.dtype),
-                            np.empty(plan.phased_elements, spec.dtype), plan.width, plan.parts,
-                            plan.slabs, plan.threads)
+                            *_work(plan, spec.dtype, "work", "partial", "phased"), plan.width,
+                            plan.parts, plan.slabs, plan.threads)
     return gw

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _finite
+from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
 
 _winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
@@ -56,6 +56,8 @@ TILE_CHANNEL_S = {"float32": 13e-9, "float64": 26e-9}
 KERNEL_VALUE_S = 3e-9
 PARTIAL_VALUE_S = 1e-9
 L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams in for every block
+STAGED_ABOVE_U_BYTES = L2_BYTES  # ... so above it, the staged schedule may read it once per wave
+WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (within L3)
 U_BYTES_PER_S = 25e9
 CALL_OVERHEAD_S = 40e-6
 PARALLEL_EFFICIENCY = 0.9
@@ -77,6 +79,11 @@ def _geometry_reason(spec):
     if spec.groups != 1:
         return f"it needs groups=1, got groups={spec.groups}"
     return None
+
+
+def _staged_wins(staged_bytes, blocks_bytes):
+    """The staged schedule moves no more bytes than the blocks (a test forces it here)."""
+    return staged_bytes <= blocks_bytes
 
 
 def _parts(gemm_flops, u_elements):
@@ -151,8 +158,52 @@ class _Plan:
                        R, Cw, P, size1, size2, size3)
         self.per_thread = per_thread
         self.fixed = fixed
-        room = limit - fixed
-        self.threads = max(1, min(_config.get_num_threads(), room // per_thread if room > 0 else 1))
+        self.staged = False
+        u_bytes = self.u_elements * itemsize
+        self.traffic = u_bytes * (self.items if u_bytes > L2_BYTES else 1)     # U's reads
+        if u_bytes > STAGED_ABOVE_U_BYTES:
+            self._stage(spec, th, tw, limit)
+        room = limit - self.fixed
+        self.threads = max(1, min(_config.get_num_threads(),
+                                  room // self.per_thread if room > 0 else 1))
+
+    def _stage(self, spec, th, tw, limit):
+        """The staged schedule (src/_winograd.pyx): items of R whole tile rows of one plane,
+        waves of `wave_items` items whose V and M stay within WAVE_BYTES. Taken if one wave of
+        one item fits the workspace limit and it moves fewer bytes than the blocks: U once per
+        wave, V and M written and read once more each, against U once per block."""
+        itemsize = spec.dtype.itemsize
+        lanes = _winograd.lanes(itemsize)
+        CP, KP = _pad(max(self.cin, 1), lanes), self.KP
+        R = th
+        while R > 1 and ((4 * R + 2) * (4 * tw + 2) * CP * itemsize > BLOCK_BYTES
+                         or self.planes * -(-th // R) < MIN_ITEMS):
+            R = -(-R // 2)
+        R = -(-th // -(-th // R))
+        items = self.planes * -(-th // R)
+        per_tile = POSITIONS * (CP + KP)
+        wave_items = max(1, WAVE_BYTES // (itemsize * per_tile * R * tw))
+        pad = POSITIONS * 64 // itemsize
+        size1 = max((4 * R + 2) * (4 * tw + 2) * CP, 16 * R * tw * KP)
+        while True:
+            wave_items = -(-items // -(-items // min(wave_items, items)))     # even waves
+            tiles = wave_items * R * tw
+            v_size = POSITIONS * tiles * CP + pad
+            fixed = self.u_elements + v_size + POSITIONS * tiles * KP + pad
+            if fixed + size1 <= limit:
+                break
+            if wave_items == 1:
+                return                                  # the fused schedule's blocks are smaller
+            wave_items = -(-wave_items // 2)
+        waves = -(-items // wave_items)
+        traffic = (waves * self.u_elements + 2 * self.tiles * per_tile) * itemsize
+        if not _staged_wins(traffic, self.traffic):
+            return
+        self.staged, self.traffic = True, traffic
+        self.tiling = self.tiling[:12] + (R, tw, 1, size1, 0, 0)
+        self.items, self.wave_items, self.v_size, self.waves = items, wave_items, v_size, waves
+        self.parts = 0
+        self.per_thread, self.fixed = size1, fixed
 
     @property
     def workspace_elements(self):
@@ -162,7 +213,7 @@ class _Plan:
         return (self.fixed + self.per_thread) * spec.dtype.itemsize <= _config.get_workspace_limit()
 
     def work(self, dtype):
-        return np.empty(self.threads * self.per_thread, dtype)
+        return _scratch.empty("winograd.work", self.threads * self.per_thread, dtype)
 
 
 def supports(spec, op):
@@ -192,11 +243,11 @@ def cost(spec, op):
     channels = _pad(plan.cin, lanes) + plan.KP       # the x (or gy) side and the output side
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
-    u_bytes = plan.u_elements * spec.dtype.itemsize
-    if u_bytes > L2_BYTES:
-        kernel += plan.items * u_bytes / U_BYTES_PER_S
+    if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
+        kernel += plan.traffic / U_BYTES_PER_S
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
-    speedup = 1 + (min(threads, plan.items) - 1) * PARALLEL_EFFICIENCY
+    work_items = max(plan.items, POSITIONS) if plan.staged else plan.items   # staged: GEMMs
+    speedup = 1 + (min(threads, work_items) - 1) * PARALLEL_EFFICIENCY
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
 
@@ -227,7 +278,10 @@ def _transformed_kernel(w, flipped, KP, threads):
     """U[xi][cin][KP] = G g G^T (computed in double); flipped: the input gradient's kernel,
     rotated by 180 degrees with the channels swapped. Columns past the output channels are 0."""
     K, C = w.shape[:2]
-    u = np.zeros(POSITIONS * KP * (K if flipped else C), w.dtype)
+    rows = C if flipped else K
+    u = _scratch.empty("winograd.u", POSITIONS * KP * (K if flipped else C), w.dtype)
+    if KP > rows:
+        u.reshape(-1, KP)[:, rows:] = 0
     _winograd.kernel_transform(w.reshape(-1), u, K, C, KP, flipped, threads)
     return u
 
@@ -241,8 +295,14 @@ def _run_pass(spec, op, a, w):
     src, dst = _planes(spec, op)
     flags = np.zeros(plan.items, np.uint8)
     with _config.blas_single_threaded():
-        _winograd.forward(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst,
-                          plan.work(spec.dtype), flags, plan.threads)
+        if plan.staged:
+            vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
+            _winograd.forward_waves(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst, vm,
+                                    plan.v_size, plan.work(spec.dtype), flags, plan.wave_items,
+                                    plan.threads)
+        else:
+            _winograd.forward(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst,
+                              plan.work(spec.dtype), flags, plan.threads)
     return None if flags.any() else out
 
 
@@ -267,12 +327,19 @@ def grad_kernel(spec, x, gy):
         :, :, (src.reshape(spec.batch, -1) < 0)[0]]
     if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
         return None
-    du = np.empty(plan.u_elements, spec.dtype)
+    du = _scratch.empty("winograd.du", plan.u_elements, spec.dtype)
     with _config.blas_single_threaded():
-        _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
-                              plan.work(spec.dtype),
-                              np.empty(plan.parts * plan.u_elements, spec.dtype),
-                              plan.parts, plan.threads)
+        if plan.staged:
+            vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
+            _winograd.grad_kernel_waves(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src,
+                                        gsrc, vm, plan.v_size, plan.work(spec.dtype),
+                                        plan.wave_items, plan.threads)
+        else:
+            _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
+                                  plan.work(spec.dtype),
+                                  _scratch.empty("winograd.partials", plan.parts * plan.u_elements,
+                                                 spec.dtype),
+                                  plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
     _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
     return gw

@@ -1,0 +1,47 @@
+"""Scratch arrays reused from one call to the next, one set per Python thread.
+
+A large NumPy allocation is a fresh memory mapping: the operating system faults in and zeroes
+every page on first touch, which for the 10-40 MB that Winograd's transformed kernel and tiles
+take costs as much as the convolution's own arithmetic. Each thread keeps one buffer per named
+slot, grown to the largest size asked for, and hands out views of it. Every algorithm bounds its
+scratch by the workspace limit, so a buffer never outgrows it; one left larger than a lowered
+limit is dropped on its next use.
+
+A view is valid until the same thread asks for the same slot again. Algorithms take their slots
+once per call, never hand them to the caller, and never run another algorithm while they hold
+one; threads (Python's, Dask's) each have their own.
+"""
+import threading
+
+import numpy as np
+
+from . import _config
+
+_local = threading.local()
+
+
+def empty(slot, n, dtype):
+    """An uninitialised 1-D array of `n` values of `dtype` from this thread's buffer `slot`."""
+    dtype = np.dtype(dtype)
+    nbytes = max(int(n), 1) * dtype.itemsize
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buffer = buffers.get(slot)
+    if (buffer is None or buffer.nbytes < nbytes
+            or buffer.nbytes > max(nbytes, _config.get_workspace_limit())):
+        buffers.pop(slot, None)             # free the old one before the new one is mapped
+        buffer = buffers[slot] = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes].view(dtype)[:n]
+
+
+def zeros(slot, n, dtype):
+    """`empty`, set to zero."""
+    a = empty(slot, n, dtype)
+    a.fill(0)
+    return a
+
+
+def release():
+    """Drop this thread's buffers."""
+    _local.buffers = {}
