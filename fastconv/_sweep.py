@@ -8,21 +8,26 @@ takes GIVE_UP times the fastest first call is not repeated (it cannot be the bes
   models through the calibration in use, shipped or calibrated) and its time over the fastest;
 * **net**: the algorithm "auto" runs after NET_CALLS calls with the safety net on (the default),
   and its time over the fastest;
+* tuned (``--autotune``): the algorithm "auto" picks with autotuning on, after its first call
+  (which times the candidates, in a private cache directory), and its time over the fastest;
 * the models' predicted time of every algorithm, for the prediction-error table.
 
     python bench/sweep.py [--quick] [--dtypes float32] [--threads 2] [--json rows.json]
     fastconv bench --sweep ...      (the same)
 """
 import argparse
+import contextlib
 import json
 import math
+import os
 import statistics
 import sys
+import tempfile
 
 import numpy as np
 
 import fastconv
-from . import _kernel_level, _registry, _safety_net, _timing
+from . import _autotune, _kernel_level, _registry, _safety_net, _timing
 from ._sweep_problems import all_problems
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
@@ -55,8 +60,21 @@ def _pick(call):
     return _registry.last_used()
 
 
-def measure(problem, op, dtype, rounds=3, budget=0.05):
-    """One row: pick and time of "auto" (model, net), the fastest, every time and prediction."""
+def _tuned_pick(call):
+    """What "auto" runs with autotuning on, after the first call (which tunes)."""
+    _autotune.clear_autotune_cache()
+    enabled = _autotune.get_autotune()
+    _autotune.set_autotune(True)
+    try:
+        call("auto")
+        return _pick(call)[0]
+    finally:
+        _autotune.set_autotune(enabled)
+
+
+def measure(problem, op, dtype, rounds=3, budget=0.05, autotune=False):
+    """One row: pick and time of "auto" (model, net, and tuned with `autotune`), the fastest,
+    every time and prediction."""
     call = _calls(problem, dtype)[op]
     names = [a for a in fastconv.algorithms() if a != "reference"]
     strict = _safety_net.get_strict_choice()
@@ -70,14 +88,18 @@ def measure(problem, op, dtype, rounds=3, budget=0.05):
     finally:
         _safety_net.set_strict_choice(strict)
         _safety_net.reset()
+    tuned = _tuned_pick(call) if autotune else None
     times = best_times({a: (lambda a=a: call(a)) for a in names}, rounds, budget,
-                       always=(model, net))
+                       always=(model, net) + ((tuned,) if tuned else ()))
     predicted = {a: _registry.predicted(a, spec, op) for a in times}
     fastest = min(times, key=times.get)
-    return {"network": problem.network, "problem": problem.name, "op": op, "dtype": dtype,
-            "model": model, "net": net, "fastest": fastest, "times": times,
-            "predicted": predicted, "model_ratio": times[model] / times[fastest],
-            "net_ratio": times[net] / times[fastest]}
+    row = {"network": problem.network, "problem": problem.name, "op": op, "dtype": dtype,
+           "model": model, "net": net, "fastest": fastest, "times": times,
+           "predicted": predicted, "model_ratio": times[model] / times[fastest],
+           "net_ratio": times[net] / times[fastest]}
+    if tuned:
+        row.update(tuned=tuned, tuned_ratio=times[tuned] / times[fastest])
+    return row
 
 
 def summary(rows, key):
@@ -101,6 +123,25 @@ def prediction_errors(rows):
             for k, v in sorted(errors.items())}
 
 
+@contextlib.contextmanager
+def _private_cache(enabled):
+    """With `enabled`, autotuning's records go to a temporary directory, not the user's cache."""
+    if not enabled:
+        yield
+        return
+    before = os.environ.get("FASTCONV_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="fastconv-sweep-") as directory:
+        os.environ["FASTCONV_CACHE_DIR"] = directory
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ["FASTCONV_CACHE_DIR"]
+            else:
+                os.environ["FASTCONV_CACHE_DIR"] = before
+            _autotune.clear_autotune_cache()
+
+
 def main(argv=None, out=print):
     from .demos import plain
     parser = argparse.ArgumentParser(prog="fastconv bench --sweep", description=plain(__doc__),
@@ -113,6 +154,8 @@ def main(argv=None, out=print):
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--budget", type=float, default=0.03, help="seconds per algorithm")
     parser.add_argument("--calibrate", action="store_true", help="run fastconv.calibrate() first")
+    parser.add_argument("--autotune", action="store_true",
+                        help="add the pick of autotuning after its first call (tuned column)")
     parser.add_argument("--json", help="write every row (times, predictions) to this file")
     args = parser.parse_args(argv)
     if args.threads:
@@ -125,20 +168,28 @@ def main(argv=None, out=print):
     out(f"fastconv {fastconv.__version__}, kernel level {_kernel_level.current()}, "
         f"{fastconv.get_num_threads()} thread(s), calibration: "
         f"{'this machine' if args.calibrate else 'shipped'}, {len(problems)} problems")
-    out("| network | problem | op | dtype | model pick | x best | net pick | x best | fastest |")
-    out("|---|---|---|---|---|---|---|---|---|")
+    tuned = " tuned pick | x best |" if args.autotune else ""
+    out(f"| network | problem | op | dtype | model pick | x best | net pick | x best |{tuned} "
+        "fastest |")
+    out("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.autotune else ""))
     rows, start = [], _timing.clock()
-    for dtype in args.dtypes.split(","):
-        for problem in problems:
-            for op in args.ops.split(","):
-                r = measure(problem, op, dtype, args.rounds, args.budget)
-                rows.append(r)
-                out(f"| {r['network']} | {r['problem']} | {op} | {dtype} | {r['model']} | "
-                    f"{r['model_ratio']:.2f} | {r['net']} | {r['net_ratio']:.2f} | {r['fastest']} |")
-                sys.stdout.flush()
+    with _private_cache(args.autotune):
+        for dtype in args.dtypes.split(","):
+            for problem in problems:
+                for op in args.ops.split(","):
+                    r = measure(problem, op, dtype, args.rounds, args.budget, args.autotune)
+                    rows.append(r)
+                    tuned = f" {r['tuned']} | {r['tuned_ratio']:.2f} |" if args.autotune else ""
+                    out(f"| {r['network']} | {r['problem']} | {op} | {dtype} | {r['model']} | "
+                        f"{r['model_ratio']:.2f} | {r['net']} | {r['net_ratio']:.2f} |{tuned} "
+                        f"{r['fastest']} |")
+                    sys.stdout.flush()
     out("")
     out(summary(rows, "model_ratio"))
     out(summary(rows, "net_ratio"))
+    if args.autotune:
+        out(summary(rows, "tuned_ratio"))
+        out(f"tuned: within 1.05x on {sum(r['tuned_ratio'] <= 1.05 for r in rows)}/{len(rows)}")
     out("\nprediction error |log2(predicted / measured)| of the algorithms within "
         f"{GIVE_UP:g}x of the fastest:")
     for (name, op), (n, median, p90) in prediction_errors(rows).items():

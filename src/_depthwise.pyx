@@ -19,7 +19,7 @@ the problem alone, never on the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _geometry cimport ceil_div
 from _parallel cimport thread_slice
@@ -38,10 +38,42 @@ cdef extern from "_depthwise_kernels.h":
                      Py_ssize_t nq, float* g) noexcept nogil
     void dw_dots_f64 "dw_kernels.dw_dots_f64"(const double* gy, const double* src, const Py_ssize_t* off,
                      Py_ssize_t taps, Py_ssize_t nq, double* g) noexcept nogil
+    void dwb_taps_f32 "dw_kernels.dwb_taps_f32"(const float* src, const Py_ssize_t* off,
+                     const float* w, Py_ssize_t taps, float* y, Py_ssize_t n,
+                     Py_ssize_t step) noexcept nogil
+    void dwb_taps_f64 "dw_kernels.dwb_taps_f64"(const double* src, const Py_ssize_t* off,
+                     const double* w, Py_ssize_t taps, double* y, Py_ssize_t n,
+                     Py_ssize_t step) noexcept nogil
+    void dwb_dots_f32 "dw_kernels.dwb_dots_f32"(const float* gy, const float* src,
+                     const Py_ssize_t* off, Py_ssize_t taps, Py_ssize_t n, Py_ssize_t step,
+                     float* g) noexcept nogil
+    void dwb_dots_f64 "dw_kernels.dwb_dots_f64"(const double* gy, const double* src,
+                     const Py_ssize_t* off, Py_ssize_t taps, Py_ssize_t n, Py_ssize_t step,
+                     double* g) noexcept nogil
+
+# The channel-last staging of Winograd's kernels (register transposes), for the blocked layout,
+# at this set's level.
+cdef extern from "_depthwise_stage.h":
+    void wg_init() noexcept nogil
+    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
+    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
+    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
+    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
 dw_init()
+wg_init()
 
 
 cdef struct Grid:
@@ -103,23 +135,29 @@ cdef void pack(const floating* src, floating* dst, const Grid* g) noexcept nogil
                             row[j] = 0
 
 
-cdef void unpack(const floating* run, floating* dst, const Py_ssize_t* o, const Py_ssize_t* L) noexcept nogil:
-    """dst (o0, o1, o2) from the run of positions (o0, o1) * L[1:] + o2 of a grid L."""
+cdef void unpack(const floating* run, floating* dst, const Py_ssize_t* o, const Py_ssize_t* L,
+                 Py_ssize_t lanes) noexcept nogil:
+    """dst (o0, o1, o2) from the run of positions (o0, o1) * L[1:] + o2 of a grid L; a
+    channel-blocked run holds `lanes` channels per position, `run` points at this one's."""
     cdef Py_ssize_t r0, r1, j
     cdef floating* drow
     cdef const floating* rrow
     for r0 in range(o[0]):
         for r1 in range(o[1]):
             drow = dst + (r0 * o[1] + r1) * o[2]
-            rrow = run + (r0 * L[1] + r1) * L[2]
-            for j in range(o[2]):
-                drow[j] = rrow[j]
+            rrow = run + (r0 * L[1] + r1) * L[2] * lanes
+            if lanes == 1:
+                for j in range(o[2]):
+                    drow[j] = rrow[j]
+            else:
+                for j in range(o[2]):
+                    drow[j] = rrow[j * lanes]
 
 
 cdef void spread(const floating* run, floating* gx, const Grid* g, const Py_ssize_t* a,
-                 const Py_ssize_t* L) noexcept nogil:
+                 const Py_ssize_t* L, Py_ssize_t lanes) noexcept nogil:
     """gx[j * s + a - p] = run[j] for the positions j of phase a (a grid of pitch L) that fall in
-    the plane gx (n0, n1, n2)."""
+    the plane gx (n0, n1, n2); `lanes` as for unpack."""
     cdef Py_ssize_t j0, j1, j, i0, i1, lo, hi
     cdef floating* grow
     cdef const floating* rrow
@@ -133,9 +171,9 @@ cdef void spread(const floating* run, floating* gx, const Grid* g, const Py_ssiz
             if i1 < 0 or i1 >= g.n[1]:
                 continue
             grow = gx + (i0 * g.n[1] + i1) * g.n[2] + a[2] - g.p[2]
-            rrow = run + (j0 * L[1] + j1) * L[2]
+            rrow = run + (j0 * L[1] + j1) * L[2] * lanes
             for j in range(lo, hi):
-                grow[j * g.s[2]] = rrow[j]
+                grow[j * g.s[2]] = rrow[j * lanes]
 
 
 cdef inline void taps(const floating* src, const Py_ssize_t* off, const floating* w, Py_ssize_t n,
@@ -209,7 +247,7 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
         for j in range(m):
             k = c * m + j
             taps(buf, &off[0], &w[0] + k * T, T, run, nq, 0)
-            unpack(run, &y[0] + (n * C * m + k) * out_vol, o, g.L)
+            unpack(run, &y[0] + (n * C * m + k) * out_vol, o, g.L, 1)
 
 
 def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
@@ -251,7 +289,7 @@ def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
             a[0] = ph // (g.s[1] * g.s[2])
             a[1] = ph // g.s[2] % g.s[1]
             a[2] = ph % g.s[2]
-            spread(run, &gx[0] + item * in_vol, &g, a, h.L)
+            spread(run, &gx[0] + item * in_vol, &g, a, h.L, 1)
 
 
 def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
@@ -299,3 +337,161 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 dst = &gw[0] + k * T
                 for t in range(T):
                     dst[t] = dst[t] + part[t]
+
+
+# Channel-blocked, for 1-D and 2-D problems with a multiplier of 1: `lanes` channels (one vector
+# of the kernel set) side by side at every position, so that small planes (MobileNet's 14x14 and
+# 7x7) waste no lanes on short rows and pay the per-plane work once per `lanes` planes. Item
+# (sample, block of channels), or a block of channels summing the samples in order (grad_kernel):
+#   stage     the block's planes, flat, into channel-last scratch (wg_stage's register
+#             transposes), then row by row into a zero-padded grid (Hp x Wp x lanes)
+#   taps      per output row, dwb_taps over the grid (stride: the step, dilation: the offsets)
+#   unstage   the output rows back to the planes (wg_unstage)
+# grad_input at stride 1 is the same pass over gy with the kernel rotated by 180 degrees (the
+# caller's `flip`, padding (k - 1) * d - p); grad_kernel takes dwb_dots of gy's rows against the
+# grid. Lanes past the last channel hold zeros and are never stored.
+
+cdef struct Plane2:
+    Py_ssize_t h, w             # the plane staged (input, or gy for grad_input)
+    Py_ssize_t ph, pw           # zeros before it in the grid (negative: rows or columns cut)
+    Py_ssize_t gh, gw           # the grid
+
+
+cdef void stage_grid(const floating* src, Py_ssize_t count, Py_ssize_t cstride, const Plane2* p,
+                     floating* flat, floating* grid, Py_ssize_t lanes) noexcept nogil:
+    """grid[r][q][v] = plane v of src at (r - ph, q - pw), zeros outside it and past count."""
+    cdef Py_ssize_t r, i, q0, q1, vol = p.h * p.w
+    if floating is float:
+        wg_stage_float(src, count, cstride, 1, vol, 0, 0, 1, vol, flat, lanes)
+    else:
+        wg_stage_double(src, count, cstride, 1, vol, 0, 0, 1, vol, flat, lanes)
+    q0 = min(max(p.pw, 0), p.gw)
+    q1 = max(min(p.pw + p.w, p.gw), q0)
+    for r in range(p.gh):
+        i = r - p.ph
+        if i < 0 or i >= p.h or q1 == q0:
+            memset(grid + r * p.gw * lanes, 0, p.gw * lanes * sizeof(floating))
+            continue
+        memset(grid + r * p.gw * lanes, 0, q0 * lanes * sizeof(floating))
+        memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
+               (q1 - q0) * lanes * sizeof(floating))
+        memset(grid + (r * p.gw + q1) * lanes, 0, (p.gw - q1) * lanes * sizeof(floating))
+
+
+cdef void lane_weights(const floating* w, Py_ssize_t c0, Py_ssize_t count, Py_ssize_t T,
+                       bint flip, Py_ssize_t lanes, floating* wv) noexcept nogil:
+    """wv[t * lanes + v] = w[c0 + v][t] (or [T - 1 - t] with flip), zeros past count."""
+    cdef Py_ssize_t v, t
+    for t in range(T):
+        for v in range(lanes):
+            wv[t * lanes + v] = w[(c0 + v) * T + (T - 1 - t if flip else t)] if v < count else 0
+
+
+cdef void taps_rows(const floating* grid, const Py_ssize_t* off, const floating* wv, Py_ssize_t T,
+                    floating* run, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t sh, Py_ssize_t sw,
+                    Py_ssize_t gw, Py_ssize_t lanes) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(oh):
+        if floating is float:
+            dwb_taps_f32(grid + r * sh * gw * lanes, off, wv, T, run + r * ow * lanes, ow, sw)
+        else:
+            dwb_taps_f64(grid + r * sh * gw * lanes, off, wv, T, run + r * ow * lanes, ow, sw)
+
+
+cdef void unstage(const floating* run, floating* dst, Py_ssize_t count, Py_ssize_t cstride,
+                  Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t lanes) noexcept nogil:
+    if floating is float:
+        wg_unstage_float(run, ow, lanes, dst, count, cstride, oh, ow, 0, 0, oh, ow)
+    else:
+        wg_unstage_double(run, ow, lanes, dst, count, cstride, oh, ow, 0, 0, oh, ow)
+
+
+def blocked_scratch_elements(Py_ssize_t staged, Py_ssize_t grid, Py_ssize_t run,
+                             Py_ssize_t taps, Py_ssize_t lanes):
+    """One thread's scratch: the staged planes, the grid, the run (or gy's rows), the weights
+    (or the kernel gradient's sums), `lanes` values each."""
+    return lanes * (staged + grid + run + taps)
+
+
+def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out,
+                 floating[::1] scratch, const Py_ssize_t[::1] off, Py_ssize_t N, Py_ssize_t C,
+                 plane, grid, out_size, stride, bint flip, Py_ssize_t lanes, int threads):
+    """out = the taps of w (flipped with `flip`) over a's planes staged into the grid:
+    forward (a = x), or grad_input at stride 1 (a = gy, flip). plane = (h, w, ph, pw) of a's
+    planes in the grid (gh, gw); out_size = (oh, ow); stride = (sh, sw)."""
+    cdef Plane2 p
+    p.h, p.w, p.ph, p.pw = plane
+    p.gh, p.gw = grid
+    cdef Py_ssize_t oh, ow, sh, sw
+    oh, ow = out_size
+    sh, sw = stride
+    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
+    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
+    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), item, n, c0, count
+    cdef floating* flat
+    if N * C == 0 or out_vol == 0:
+        return
+    for item in prange(N * blocks, nogil=True, schedule="static", num_threads=threads):
+        n = item // blocks
+        c0 = item % blocks * lanes
+        count = min(lanes, C - c0)
+        flat = thread_slice(&scratch[0], step)
+        if T == 0 or in_vol == 0:
+            memset(&out[0] + (n * C + c0) * out_vol, 0, count * out_vol * sizeof(floating))
+            continue
+        stage_grid(&a[0] + (n * C + c0) * in_vol, count, in_vol, &p, flat,
+                   flat + lanes * in_vol, lanes)
+        lane_weights(&w[0], c0, count, T, flip, lanes,
+                     flat + lanes * (in_vol + gsize + out_vol))
+        taps_rows(flat + lanes * in_vol, &off[0], flat + lanes * (in_vol + gsize + out_vol), T,
+                  flat + lanes * (in_vol + gsize), oh, ow, sh, sw, p.gw, lanes)
+        unstage(flat + lanes * (in_vol + gsize), &out[0] + (n * C + c0) * out_vol, count,
+                out_vol, oh, ow, lanes)
+
+
+def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                        floating[::1] scratch, const Py_ssize_t[::1] off, Py_ssize_t N,
+                        Py_ssize_t C, plane, grid, out_size, stride, Py_ssize_t lanes,
+                        int threads):
+    """gw[c][t] = sum over samples (in order), output rows and columns of gy[c] times the grid
+    of x[c] at the tap: item = a block of channels."""
+    cdef Plane2 p
+    p.h, p.w, p.ph, p.pw = plane
+    p.gh, p.gw = grid
+    cdef Py_ssize_t oh, ow, sh, sw
+    oh, ow = out_size
+    sh, sw = stride
+    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
+    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
+    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), b, n, c0, count, v, t, r
+    cdef floating* flat
+    cdef floating* rows
+    cdef floating* acc
+    if C * T == 0:
+        return
+    for b in prange(blocks, nogil=True, schedule="static", num_threads=threads):
+        c0 = b * lanes
+        count = min(lanes, C - c0)
+        flat = thread_slice(&scratch[0], step)
+        rows = flat + lanes * (in_vol + gsize)
+        acc = rows + lanes * out_vol
+        memset(acc, 0, T * lanes * sizeof(floating))
+        for n in range(N if out_vol > 0 and in_vol > 0 else 0):
+            stage_grid(&x[0] + (n * C + c0) * in_vol, count, in_vol, &p, flat,
+                       flat + lanes * in_vol, lanes)
+            if floating is float:
+                wg_stage_float(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0, 0,
+                               1, out_vol, rows, lanes)
+            else:
+                wg_stage_double(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0,
+                                0, 1, out_vol, rows, lanes)
+            for r in range(oh):
+                if floating is float:
+                    dwb_dots_f32(rows + r * ow * lanes, flat + lanes * (in_vol + r * sh * p.gw),
+                                 &off[0], T, ow, sw, acc)
+                else:
+                    dwb_dots_f64(rows + r * ow * lanes, flat + lanes * (in_vol + r * sh * p.gw),
+                                 &off[0], T, ow, sw, acc)
+        for v in range(count):
+            for t in range(T):
+                gw[(c0 + v) * T + t] = acc[t * lanes + v]

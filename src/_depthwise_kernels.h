@@ -105,12 +105,64 @@ ATTR static void dw_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t*
             g[t0 + j] = sum;                                                                     \
         }                                                                                        \
     }                                                                                            \
+}                                                                                                \
+                                                                                                 \
+/* Channel-blocked (src/_depthwise.pyx): one vector holds the N channels of a position,        \
+   src[p * N + lane]; w[t * N + lane] holds tap t's weights of the N channels. Along one output  \
+   row of n positions q, input position q * step + off[t]: no horizontal sums, no lane wasted   \
+   on a short row.                                                                              \
+     dwb_taps:  y[q] = sum_t w[t] * src[q * step + off[t]]          (y: n vectors)             \
+     dwb_dots:  g[t] += sum_q gy[q] * src[q * step + off[t]]        (each lane in the order of q) */ \
+ATTR static void dwb_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const T* w,            \
+                                      ptrdiff_t taps, T* y, ptrdiff_t n, ptrdiff_t step) {        \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    ptrdiff_t q = 0;                                                                             \
+    for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK) {                                         \
+        dw_vec_##P##_##SUF acc[DW_TAPS_BLOCK] = {{0}};                                           \
+        for (ptrdiff_t t = 0; t < taps; t++) {                                                   \
+            const T* s = src + (q * step + off[t]) * N;                                          \
+            const dw_vec_##P##_##SUF wv = dw_load_##P##_##SUF(w + t * N);                        \
+            for (int j = 0; j < DW_TAPS_BLOCK; j++)                                              \
+                acc[j] += dw_load_##P##_##SUF(s + j * step * N) * wv;                            \
+        }                                                                                        \
+        for (int j = 0; j < DW_TAPS_BLOCK; j++)                                                  \
+            dw_store_##P##_##SUF(y + (q + j) * N, acc[j]);                                       \
+    }                                                                                            \
+    for (; q < n; q++) {                                                                         \
+        dw_vec_##P##_##SUF acc = {0};                                                            \
+        for (ptrdiff_t t = 0; t < taps; t++)                                                     \
+            acc += dw_load_##P##_##SUF(src + (q * step + off[t]) * N)                            \
+                   * dw_load_##P##_##SUF(w + t * N);                                             \
+        dw_store_##P##_##SUF(y + q * N, acc);                                                    \
+    }                                                                                            \
+}                                                                                                \
+                                                                                                 \
+ATTR static void dwb_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t* off,           \
+                                      ptrdiff_t taps, ptrdiff_t n, ptrdiff_t step, T* g) {        \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    for (ptrdiff_t t0 = 0; t0 < taps; t0 += DW_DOTS_TAPS) {                                      \
+        int nt = taps - t0 < DW_DOTS_TAPS ? (int)(taps - t0) : DW_DOTS_TAPS;                     \
+        dw_vec_##P##_##SUF acc[DW_DOTS_TAPS];                                                    \
+        const T* s[DW_DOTS_TAPS];                                                                \
+        for (int j = 0; j < DW_DOTS_TAPS; j++) {                                                 \
+            acc[j] = dw_load_##P##_##SUF(g + (t0 + (j < nt ? j : 0)) * N);                      \
+            s[j] = src + off[t0 + (j < nt ? j : 0)] * N;                                         \
+        }                                                                                        \
+        for (ptrdiff_t q = 0; q < n; q++) {                                                      \
+            dw_vec_##P##_##SUF v = dw_load_##P##_##SUF(gy + q * N);                              \
+            for (int j = 0; j < DW_DOTS_TAPS; j++)                                               \
+                acc[j] += v * dw_load_##P##_##SUF(s[j] + q * step * N);                          \
+        }                                                                                        \
+        for (int j = 0; j < nt; j++)                                                             \
+            dw_store_##P##_##SUF(g + (t0 + j) * N, acc[j]);                                      \
+    }                                                                                            \
 }
 
 FASTCONV_EACH_LEVEL(DW_LEVEL)
 
 #define DW_ENTRIES(X, LV)                                                                        \
-    X(dw_taps_f32, LV) X(dw_taps_f64, LV) X(dw_dots_f32, LV) X(dw_dots_f64, LV)
+    X(dw_taps_f32, LV) X(dw_taps_f64, LV) X(dw_dots_f32, LV) X(dw_dots_f64, LV)                 \
+    X(dwb_taps_f32, LV) X(dwb_taps_f64, LV) X(dwb_dots_f32, LV) X(dwb_dots_f64, LV)
 FASTCONV_KERNEL_TABLE(dw, DW_ENTRIES, "FASTCONV_DEPTHWISE_LEVEL")
 
 #endif

@@ -16,7 +16,8 @@ few tiles (small images), a number fixed by the problem (never by the thread cou
 The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accumulates
 dU[xi] += Mg[xi]^T V[xi] (KP x C); blocks are split into `parts` (fixed by the problem), each
 summed into its own partial dU, and the partials are added in order. Nothing depends on the
-thread count. The kernel transforms U = G g G^T and gw = G^T dU G (kernel_transform,
+thread count. Where U outgrows L2 (many channels, few tiles), every block would stream it in
+again: the staged schedule below does each step for a whole wave of tiles instead. The kernel transforms U = G g G^T and gw = G^T dU G (kernel_transform,
 kernel_untransform) run in double here: in NumPy, products with an inner dimension of 9 took
 longer than the convolution itself.
 """

@@ -326,7 +326,12 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
     X(wg_stage_float, LV) X(wg_stage_double, LV) X(wg_unstage_float, LV)                           \
     X(wg_unstage_double, LV) X(wg_input_float, LV) X(wg_input_double, LV)                          \
     X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)
-FASTCONV_KERNEL_TABLE(wg, WG_ENTRIES, "FASTCONV_WINOGRAD_LEVEL")
+/* The variable that asks for a lower level: the depthwise module compiles its own copy of these
+   kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
+#ifndef WG_LEVEL_ENV
+#define WG_LEVEL_ENV "FASTCONV_WINOGRAD_LEVEL"
+#endif
+FASTCONV_KERNEL_TABLE(wg, WG_ENTRIES, WG_LEVEL_ENV)
 
 /* Bytes of one vector of the kernels this process runs: channels are padded to it. */
 static Py_ssize_t wg_vector_bytes(void) {

@@ -1,5 +1,6 @@
 """The depthwise algorithm (flattened planes) against the reference: every geometry it takes,
-non-finite values, thread-count invariance, the workspace limit and each kernel set."""
+non-finite values, thread-count invariance, the workspace limit and each kernel set, in both of
+its layouts (one plane at a time, and channel-blocked: `layout`)."""
 import numpy as np
 import pytest
 
@@ -27,7 +28,21 @@ CASES = {
     "kernel-as-large-as-input": ((1, 2, 6, 6), (2, 1, 6, 6), dict(groups=2)),
     "padding-beyond-kernel": ((1, 2, 4, 4), (2, 1, 2, 2), dict(padding=5, groups=2)),
     "same": ((2, 4, 10, 9), (4, 1, 4, 3), dict(padding="same", groups=4)),
+    "channels-past-a-vector": ((2, 37, 7, 7), (37, 1, 3, 3), dict(padding=1, groups=37)),
+    "channels-past-a-vector-stride-2": ((3, 21, 9, 8), (21, 1, 3, 3),
+                                        dict(stride=2, padding=1, groups=21)),
 }
+
+
+@pytest.fixture(params=["blocked", "planes"])
+def layout(request, monkeypatch):
+    """Channel-blocked wherever it applies (1-D and 2-D, a multiplier of 1; grad_input at
+    stride 1), or one plane at a time everywhere."""
+    monkeypatch.setattr(depthwise, "BLOCKED_MAX_OUTPUTS",
+                        2**40 if request.param == "blocked" else -1)
+    depthwise._plan.cache_clear()
+    yield request.param
+    depthwise._plan.cache_clear()
 
 
 def _arrays(rng, xs, ws, kw, dtype):
@@ -45,9 +60,11 @@ def _three(x, w, gy, kw, algorithm):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_the_reference(name, dtype, rng, assert_close_to_reference):
+def test_matches_the_reference(name, dtype, layout, rng, assert_close_to_reference):
     xs, ws, kw = CASES[name]
     x, w, gy = _arrays(rng, xs, ws, kw, dtype)
+    plan = depthwise._plan(make_spec(xs, ws, dtype=dtype, **kw))
+    assert bool(plan.blocked) == (layout == "blocked" and ws[0] == xs[1] and len(xs) < 5)
     for got, want in zip(_three(x, w, gy, kw, "depthwise"), _three(x, w, gy, kw, "reference")):
         assert_close_to_reference(got, want, dtype)
 
@@ -60,7 +77,7 @@ def test_padding_modes(padding_mode, rng, assert_close_to_reference):
     assert_close_to_reference(got, reference.conv(x, w, **kw), np.float64)
 
 
-def test_random_geometries_match_the_reference(rng, assert_close_to_reference):
+def test_random_geometries_match_the_reference(layout, rng, assert_close_to_reference):
     """A seeded draw of 1-3-D geometries: strides up to 3, dilations, uneven padding,
     multipliers, planes smaller than a vector."""
     checked = 0
@@ -84,7 +101,8 @@ def test_random_geometries_match_the_reference(rng, assert_close_to_reference):
 
 @pytest.mark.parametrize("where", ["x", "w", "gy"])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
-def test_non_finite_values_give_the_reference_pattern(where, value, rng, assert_close_to_reference):
+def test_non_finite_values_give_the_reference_pattern(where, value, layout, rng,
+                                                     assert_close_to_reference):
     xs, ws, kw = CASES["mobilenet-3x3-stride-2"]
     arrays = dict(zip(("x", "w", "gy"), _arrays(rng, xs, ws, kw, np.float64)))
     arrays[where].reshape(-1)[3] = value
@@ -105,15 +123,17 @@ def test_refuses_dense_layers():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_identical_for_any_thread_count(dtype, rng, restore_settings):
-    xs, ws, kw = (4, 12, 17, 15), (24, 1, 3, 3), dict(stride=2, padding=1, groups=12)
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_bitwise_identical_for_any_thread_count(dtype, multiplier, layout, rng, restore_settings):
+    xs, ws, kw = (4, 40, 17, 15), (40 * multiplier, 1, 3, 3), dict(stride=2, padding=1, groups=40)
     x, w, gy = _arrays(rng, xs, ws, kw, dtype)
-    fastconv.set_num_threads(1)
-    one = _three(x, w, gy, kw, "depthwise")
-    fastconv.set_num_threads(2)
-    two = _three(x, w, gy, kw, "depthwise")
-    for a, b in zip(one, two):
-        assert np.array_equal(a, b)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(_three(x, w, gy, kw, "depthwise"))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
 
 
 def test_workspace_limit_is_kept_or_refused(rng, restore_settings):

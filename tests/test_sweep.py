@@ -1,5 +1,7 @@
 """The chooser sweep (bench/sweep.py, fastconv/_sweep.py): its problems are valid and a run
 reports a pick, the fastest algorithm and the summary for every pair."""
+import os
+
 import numpy as np
 
 import fastconv
@@ -38,3 +40,19 @@ def test_the_sweep_leaves_the_choice_strict_as_it_found_it():
     assert fastconv.get_strict_choice() == before
     assert row["model_ratio"] >= 1.0 and np.isfinite(row["net_ratio"])
     assert set(row["predicted"]) == set(row["times"])
+
+
+def test_the_autotune_column_tunes_in_a_private_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    lines = []
+    assert _sweep.main(["--networks", "tcn", "--quick", "--dtypes", "float32", "--ops",
+                        "forward", "--rounds", "1", "--budget", "0.001", "--autotune"],
+                       out=lines.append) == 0
+    rows = [line for line in lines if line.startswith("| tcn")]
+    assert len(rows) == 1, lines
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[8] in fastconv.algorithms() and float(cells[9]) >= 1.0
+    assert any(line.strip().startswith("tuned: within 1.15x on") for line in lines)
+    assert not fastconv.get_autotune()
+    assert list(tmp_path.iterdir()) == []          # nothing written to the user's cache
+    assert os.environ["FASTCONV_CACHE_DIR"] == str(tmp_path)

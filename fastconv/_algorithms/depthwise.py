@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import _config, _depthwise, _finite
+from .. import _scratch as _scratch_pool
 
 NAME = "depthwise"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
@@ -41,6 +42,9 @@ NONFINITE = {"grad_input": _finite.GIVES_UP, "grad_kernel": _finite.CHECK_RESULT
 # 1.8x (the guesses it replaced: 1.4x and 2.6x). fastconv.calibrate() scales it per machine.
 MAX_TAPS = 1 << 16      # larger kernels (above 256 x 256) are the FFT's: their tap lists are not built
 SECONDS = {"fma": 0.52e-9, "dot": 0.77e-9, "byte": 0.065e-9, "item": 0.1e-6}
+OPS_BLOCKED = ("forward", "grad_input", "grad_kernel")
+BLOCKED_MAX_OUTPUTS = 1 << 40   # output planes up to this size go channel-blocked
+BLOCKED_MAX_TAPS = 1 << 12
 CALL_OVERHEAD_S = 25e-6
 PARALLEL_EFFICIENCY = 0.9
 
@@ -102,6 +106,32 @@ class _Plan:
         self.items = {"forward": spec.batch * spec.in_channels,
                       "grad_input": spec.batch * spec.in_channels,
                       "grad_kernel": spec.in_channels}
+        # Channel-blocked (src/_depthwise.pyx): 1-D and 2-D, a multiplier of 1; grad_input at
+        # stride 1. blocked[op] = (plane, grid, out_size, stride, offsets, flip) of its pass.
+        self.lanes = _lanes(spec.dtype.itemsize)
+        self.blocked = {}
+        if (self.multiplier == 1 and spec.input_size[0] == 1 and k[0] == 1
+                and math.prod(spec.kernel_size) <= BLOCKED_MAX_TAPS
+                and math.prod(o[1:]) <= BLOCKED_MAX_OUTPUTS):
+            n = spec.input_size
+            for op in OPS_BLOCKED:
+                if op == "grad_input":
+                    if s[1:] != (1, 1):
+                        continue
+                    plane = (o[1], o[2], (k[1] - 1) * d[1] - p[1], (k[2] - 1) * d[2] - p[2])
+                    out, stride = (n[1], n[2]), (1, 1)
+                else:
+                    plane, out, stride = (n[1], n[2], p[1], p[2]), (o[1], o[2]), s[1:]
+                grid = ((out[0] - 1) * stride[0] + (k[1] - 1) * d[1] + 1,
+                        (out[1] - 1) * stride[1] + (k[2] - 1) * d[2] + 1)
+                offsets = np.array([a * d[1] * grid[1] + b * d[2]
+                                    for a in range(k[1]) for b in range(k[2])], np.intp)
+                self.blocked[op] = (plane[:4], grid, out, stride, offsets, op == "grad_input")
+                self.per_thread[op] = _depthwise.blocked_scratch_elements(
+                    plane[0] * plane[1], grid[0] * grid[1], out[0] * out[1],
+                    len(offsets), self.lanes)
+                self.items[op] = -(-spec.in_channels // self.lanes) * (
+                    1 if op == "grad_kernel" else spec.batch)
 
     def threads(self, op):
         budget = _config.get_num_threads()
@@ -141,13 +171,16 @@ def cost(spec, op):
     T = len(plan.off)
     planes = spec.batch * spec.in_channels
     outputs = spec.batch * spec.out_channels
-    if op == "forward":
-        work = SECONDS["fma"] * outputs * T * -(-plan.nq // lanes)
-    elif op == "grad_input":
-        work = SECONDS["fma"] * outputs * T * -(-plan.nq_gi // lanes)
+    nq = plan.nq_gi if op == "grad_input" else plan.nq
+    if op in plan.blocked:          # whole vectors of channels: no run rounded up per plane
+        plane, grid, out = plan.blocked[op][:3]
+        vectors = spec.batch * -(-spec.in_channels // lanes) * out[0] * out[1]
+        packed = 2 * grid[0] * grid[1]          # staged, then copied into the grid
     else:
-        work = SECONDS["dot"] * outputs * T * -(-plan.nq // lanes)
-    moved = (planes * (plan.packed + math.prod(spec.input_size))
+        vectors = outputs * -(-nq // lanes)
+        packed = plan.packed
+    work = SECONDS["dot" if op == "grad_kernel" else "fma"] * T * vectors
+    moved = (planes * (packed + math.prod(spec.input_size))
              + outputs * (plan.nq + math.prod(spec.output_size)))
     work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
@@ -157,7 +190,8 @@ def cost(spec, op):
 
 def _scratch(plan, op):
     threads = plan.threads(op)
-    return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
+    return (_scratch_pool.empty("depthwise", threads * plan.per_thread[op], plan.spec.dtype),
+            threads)
 
 
 def _along_run(spec, op, shape, a, b, out):
@@ -165,8 +199,19 @@ def _along_run(spec, op, shape, a, b, out):
     plan = _plan(spec)
     result = np.empty(shape, spec.dtype) if out is None else out
     scratch, threads = _scratch(plan, op)
-    getattr(_depthwise, op)(a.reshape(-1), b.reshape(-1), result.reshape(-1), scratch, *plan.run,
-                            threads)
+    if op in plan.blocked:
+        plane, grid, size, stride, offsets, flip = plan.blocked[op]
+        if op == "forward":
+            _depthwise.blocked_pass(a.reshape(-1), b.reshape(-1), result.reshape(-1), scratch,
+                                    offsets, spec.batch, spec.in_channels, plane, grid, size,
+                                    stride, flip, plan.lanes, threads)
+        else:
+            _depthwise.blocked_grad_kernel(a.reshape(-1), b.reshape(-1), result.reshape(-1),
+                                           scratch, offsets, spec.batch, spec.in_channels, plane,
+                                           grid, size, stride, plan.lanes, threads)
+    else:
+        getattr(_depthwise, op)(a.reshape(-1), b.reshape(-1), result.reshape(-1), scratch,
+                                *plan.run, threads)
     return result
 
 
@@ -179,8 +224,14 @@ def grad_input(spec, gy, w, out=None):
         return None
     plan = _plan(spec)
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
-    wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
     scratch, threads = _scratch(plan, "grad_input")
+    if "grad_input" in plan.blocked:
+        plane, grid, size, stride, offsets, flip = plan.blocked["grad_input"]
+        _depthwise.blocked_pass(gy.reshape(-1), w.reshape(-1), gx.reshape(-1), scratch, offsets,
+                                spec.batch, spec.in_channels, plane, grid, size, stride, flip,
+                                plan.lanes, threads)
+        return gx
+    wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
     _depthwise.grad_input(gy.reshape(-1), wt.reshape(-1), gx.reshape(-1), scratch, plan.off_gi,
                           plan.phase_ids, plan.starts, spec.batch, spec.in_channels, plan.multiplier,
                           spec.input_size, spec.stride, plan.gx_pad, plan.Lo, spec.output_size,

@@ -17,7 +17,11 @@ it: a non-finite kernel, or a block whose result is not finite (every output val
 it is written), sends the call to summation (the registry's policy, `_finite`, shared with fft).
 
 Work is cut into blocks of tiles fixed by the problem and the workspace limit, never by the
-thread count; the limit is kept by running fewer threads.
+thread count; the limit is kept by running fewer threads. With many channels the transformed
+kernel (36 x C x K values: 9 MiB at 256 channels) outgrows a core's L2 and each block would read
+it again; there the staged schedule transforms a wave of tiles (the whole batch, up to
+WAVE_BYTES), runs each of the 36 GEMMs once on one thread, and transforms back, whichever of
+the two moves fewer bytes. Scratch comes from fastconv._scratch, reused from call to call.
 """
 import math
 
