@@ -15,7 +15,8 @@ q = (o_d * L_h + o_h) * L_w + o_w; the columns past the output's width are compu
   grad_kernel  item c: per sample n in order, pack x[n, c] and gy[n, k] (zeros in the dropped
                columns) and add the dot products of every tap.
 Items run in parallel on OpenMP threads, each with its own scratch; every sum's order depends on
-the problem alone, never on the thread count.
+the problem alone, never on the thread count. The channel-blocked layout of 1-D and 2-D layers
+with a multiplier of 1 is at the end of the file.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -50,6 +51,13 @@ cdef extern from "_depthwise_kernels.h":
     void dwb_dots_f64 "dw_kernels.dwb_dots_f64"(const double* gy, const double* src,
                      const Py_ssize_t* off, Py_ssize_t taps, Py_ssize_t n, Py_ssize_t step,
                      double* g) noexcept nogil
+
+    void dwb_scatter_f32 "dw_kernels.dwb_scatter_f32"(const float* gy, const Py_ssize_t* off,
+                     const float* w, Py_ssize_t taps, float* grid, Py_ssize_t n,
+                     Py_ssize_t step) noexcept nogil
+    void dwb_scatter_f64 "dw_kernels.dwb_scatter_f64"(const double* gy, const Py_ssize_t* off,
+                     const double* w, Py_ssize_t taps, double* grid, Py_ssize_t n,
+                     Py_ssize_t step) noexcept nogil
 
 # The channel-last staging of Winograd's kernels (register transposes), for the blocked layout,
 # at this set's level.
@@ -348,8 +356,10 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
 #   taps      per output row, dwb_taps over the grid (stride: the step, dilation: the offsets)
 #   unstage   the output rows back to the planes (wg_unstage)
 # grad_input at stride 1 is the same pass over gy with the kernel rotated by 180 degrees (the
-# caller's `flip`, padding (k - 1) * d - p); grad_kernel takes dwb_dots of gy's rows against the
-# grid. Lanes past the last channel hold zeros and are never stored.
+# caller's `flip`, padding (k - 1) * d - p); at a larger stride gy's rows are scattered into a
+# zeroed grid by dwb_scatter (the adjoint of the taps) and its inner part is unstaged into gx.
+# grad_kernel takes dwb_dots of gy's rows against the grid. Lanes past the last channel hold
+# zeros and are never stored.
 
 cdef struct Plane2:
     Py_ssize_t h, w             # the plane staged (input, or gy for grad_input)
@@ -495,3 +505,55 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
         for v in range(count):
             for t in range(T):
                 gw[(c0 + v) * T + t] = acc[t * lanes + v]
+
+
+def blocked_scatter(const floating[::1] gy, const floating[::1] w, floating[::1] gx,
+                    floating[::1] scratch, const Py_ssize_t[::1] off, Py_ssize_t N, Py_ssize_t C,
+                    plane, grid, out_size, stride, Py_ssize_t lanes, int threads):
+    """grad_input at any stride: gy's rows (out_size) scattered by the taps into a zeroed grid
+    whose (ph, pw) corner holds gx's plane (h, w)."""
+    cdef Plane2 p
+    p.h, p.w, p.ph, p.pw = plane
+    p.gh, p.gw = grid
+    cdef Py_ssize_t oh, ow, sh, sw
+    oh, ow = out_size
+    sh, sw = stride
+    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
+    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
+    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), item, n, c0, count, r
+    cdef floating* rows
+    cdef floating* g
+    cdef floating* wv
+    if N * C == 0 or in_vol == 0:
+        return
+    for item in prange(N * blocks, nogil=True, schedule="static", num_threads=threads):
+        n = item // blocks
+        c0 = item % blocks * lanes
+        count = min(lanes, C - c0)
+        g = thread_slice(&scratch[0], step) + lanes * in_vol
+        rows = g + lanes * gsize
+        wv = rows + lanes * out_vol
+        memset(g, 0, gsize * lanes * sizeof(floating))
+        if T > 0 and out_vol > 0:
+            lane_weights(&w[0], c0, count, T, False, lanes, wv)
+            if floating is float:
+                wg_stage_float(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0, 0,
+                               1, out_vol, rows, lanes)
+            else:
+                wg_stage_double(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0,
+                                0, 1, out_vol, rows, lanes)
+            for r in range(oh):
+                if floating is float:
+                    dwb_scatter_f32(rows + r * ow * lanes, &off[0], wv, T,
+                                    g + r * sh * p.gw * lanes, ow, sw)
+                else:
+                    dwb_scatter_f64(rows + r * ow * lanes, &off[0], wv, T,
+                                    g + r * sh * p.gw * lanes, ow, sw)
+        if floating is float:
+            wg_unstage_float(g + (p.ph * p.gw + p.pw) * lanes, p.gw, lanes,
+                             &gx[0] + (n * C + c0) * in_vol, count, in_vol, p.h, p.w, 0, 0, p.h,
+                             p.w)
+        else:
+            wg_unstage_double(g + (p.ph * p.gw + p.pw) * lanes, p.gw, lanes,
+                              &gx[0] + (n * C + c0) * in_vol, count, in_vol, p.h, p.w, 0, 0,
+                              p.h, p.w)

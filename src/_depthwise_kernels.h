@@ -137,6 +137,19 @@ ATTR static void dwb_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const 
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
+/* The adjoint of dwb_taps: grid[q * step + off[t]] += w[t] * gy[q], q in order, t in order. */  \
+ATTR static void dwb_scatter_##P##_##SUF(const T* gy, const ptrdiff_t* off, const T* w,          \
+                                         ptrdiff_t taps, T* grid, ptrdiff_t n, ptrdiff_t step) { \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    for (ptrdiff_t q = 0; q < n; q++) {                                                          \
+        const dw_vec_##P##_##SUF g = dw_load_##P##_##SUF(gy + q * N);                            \
+        T* d = grid + q * step * N;                                                              \
+        for (ptrdiff_t t = 0; t < taps; t++)                                                     \
+            dw_store_##P##_##SUF(d + off[t] * N, dw_load_##P##_##SUF(d + off[t] * N)             \
+                                 + g * dw_load_##P##_##SUF(w + t * N));                          \
+    }                                                                                            \
+}                                                                                                \
+                                                                                                 \
 ATTR static void dwb_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t* off,           \
                                       ptrdiff_t taps, ptrdiff_t n, ptrdiff_t step, T* g) {        \
     enum { N = BYTES / sizeof(T) };                                                              \
@@ -162,7 +175,8 @@ FASTCONV_EACH_LEVEL(DW_LEVEL)
 
 #define DW_ENTRIES(X, LV)                                                                        \
     X(dw_taps_f32, LV) X(dw_taps_f64, LV) X(dw_dots_f32, LV) X(dw_dots_f64, LV)                 \
-    X(dwb_taps_f32, LV) X(dwb_taps_f64, LV) X(dwb_dots_f32, LV) X(dwb_dots_f64, LV)
+    X(dwb_taps_f32, LV) X(dwb_taps_f64, LV) X(dwb_dots_f32, LV) X(dwb_dots_f64, LV)                 \
+    X(dwb_scatter_f32, LV) X(dwb_scatter_f64, LV)
 FASTCONV_KERNEL_TABLE(dw, DW_ENTRIES, "FASTCONV_DEPTHWISE_LEVEL")
 
 #endif

@@ -36,8 +36,8 @@ CASES = {
 
 @pytest.fixture(params=["blocked", "planes"])
 def layout(request, monkeypatch):
-    """Channel-blocked wherever it applies (1-D and 2-D, a multiplier of 1; grad_input at
-    stride 1), or one plane at a time everywhere."""
+    """Channel-blocked wherever it applies (1-D and 2-D, a multiplier of 1), or one plane at
+    a time everywhere."""
     monkeypatch.setattr(depthwise, "BLOCKED_MAX_OUTPUTS",
                         2**40 if request.param == "blocked" else -1)
     depthwise._plan.cache_clear()

@@ -14,6 +14,11 @@ the flipped kernel, split by the stride); grad_kernel takes the dot products of 
 input's run at each tap's offset. Work items are planes (grad_kernel: input channels, samples
 summed in order), so no result depends on the thread count.
 
+1-D and 2-D layers with a multiplier of 1 (MobileNet's, ConvNeXt's) run channel-blocked
+instead: one vector of channels per position, so that a 7x7 plane wastes no lanes and the
+per-plane work is paid once per vector of planes (src/_depthwise.pyx); forward and the kernel
+gradient 1.2-4x faster than plane by plane on MobileNetV2's layers, grad_input 1.3-3.8x.
+
 Values that are not finite: forward multiplies exactly the textbook's products (the padding's
 zeros included; the dropped columns are dropped). grad_input also multiplies each weight by the
 zeros around gy, which is 0 unless a weight is Inf or NaN: such a kernel goes to summation (the
@@ -42,7 +47,14 @@ NONFINITE = {"grad_input": _finite.GIVES_UP, "grad_kernel": _finite.CHECK_RESULT
 # 1.8x (the guesses it replaced: 1.4x and 2.6x). fastconv.calibrate() scales it per machine.
 MAX_TAPS = 1 << 16      # larger kernels (above 256 x 256) are the FFT's: their tap lists are not built
 SECONDS = {"fma": 0.52e-9, "dot": 0.77e-9, "byte": 0.065e-9, "item": 0.1e-6}
+# The channel-blocked layout's terms (per vector multiply-add, per byte staged, gridded and
+# unstaged, per item): non-negative least squares on the relative time of MobileNetV2's and
+# ConvNeXt's 48 depthwise (layer, op) pairs in float32 (AMD EPYC Zen 4, AVX-512 level, 2 threads),
+# divided by the shipped calibration's scale (~0.8): median error 1.06x, 10th-90th percentile
+# 0.73-1.18x.
+BLOCKED_SECONDS = {"fma": 0.73e-9, "byte": 0.03e-9, "item": 0.35e-6}
 OPS_BLOCKED = ("forward", "grad_input", "grad_kernel")
+BLOCKED_GRID_RATIO = 8  # a grid larger than this many times the planes and taps is padding
 BLOCKED_MAX_OUTPUTS = 1 << 40   # output planes up to this size go channel-blocked
 BLOCKED_MAX_TAPS = 1 << 12
 CALL_OVERHEAD_S = 25e-6
@@ -106,8 +118,9 @@ class _Plan:
         self.items = {"forward": spec.batch * spec.in_channels,
                       "grad_input": spec.batch * spec.in_channels,
                       "grad_kernel": spec.in_channels}
-        # Channel-blocked (src/_depthwise.pyx): 1-D and 2-D, a multiplier of 1; grad_input at
-        # stride 1. blocked[op] = (plane, grid, out_size, stride, offsets, flip) of its pass.
+        # Channel-blocked (src/_depthwise.pyx): 1-D and 2-D, a multiplier of 1. blocked[op] =
+        # (plane, grid, out_size, stride, offsets, flip) of its pass; grad_input gathers with
+        # the flipped kernel at stride 1 (flip) and scatters gy's rows at larger strides.
         self.lanes = _lanes(spec.dtype.itemsize)
         self.blocked = {}
         if (self.multiplier == 1 and spec.input_size[0] == 1 and k[0] == 1
@@ -115,18 +128,22 @@ class _Plan:
                 and math.prod(o[1:]) <= BLOCKED_MAX_OUTPUTS):
             n = spec.input_size
             for op in OPS_BLOCKED:
-                if op == "grad_input":
-                    if s[1:] != (1, 1):
-                        continue
+                if op == "grad_input" and s[1:] == (1, 1):     # gather: the flipped taps
                     plane = (o[1], o[2], (k[1] - 1) * d[1] - p[1], (k[2] - 1) * d[2] - p[2])
                     out, stride = (n[1], n[2]), (1, 1)
-                else:
+                else:       # forward, grad_kernel; grad_input at a stride scatters gy's rows
                     plane, out, stride = (n[1], n[2], p[1], p[2]), (o[1], o[2]), s[1:]
                 grid = ((out[0] - 1) * stride[0] + (k[1] - 1) * d[1] + 1,
                         (out[1] - 1) * stride[1] + (k[2] - 1) * d[2] + 1)
+                if op == "grad_input" and s[1:] != (1, 1):     # room for gx's plane as well
+                    grid = (max(grid[0], p[1] + n[1]), max(grid[1], p[2] + n[2]))
+                if grid[0] * grid[1] > BLOCKED_GRID_RATIO * (n[1] * n[2] + o[1] * o[2]
+                                                             + math.prod(k)):
+                    continue        # mostly padding (huge padding or dilation): plane by plane
                 offsets = np.array([a * d[1] * grid[1] + b * d[2]
                                     for a in range(k[1]) for b in range(k[2])], np.intp)
-                self.blocked[op] = (plane[:4], grid, out, stride, offsets, op == "grad_input")
+                self.blocked[op] = (plane, grid, out, stride, offsets,
+                                    op == "grad_input" and s[1:] == (1, 1))
                 self.per_thread[op] = _depthwise.blocked_scratch_elements(
                     plane[0] * plane[1], grid[0] * grid[1], out[0] * out[1],
                     len(offsets), self.lanes)
@@ -171,18 +188,19 @@ def cost(spec, op):
     T = len(plan.off)
     planes = spec.batch * spec.in_channels
     outputs = spec.batch * spec.out_channels
-    nq = plan.nq_gi if op == "grad_input" else plan.nq
-    if op in plan.blocked:          # whole vectors of channels: no run rounded up per plane
+    if op in plan.blocked:          # whole vectors of channels; staged, gridded and unstaged
         plane, grid, out = plan.blocked[op][:3]
-        vectors = spec.batch * -(-spec.in_channels // lanes) * out[0] * out[1]
-        packed = 2 * grid[0] * grid[1]          # staged, then copied into the grid
+        blocks = spec.batch * -(-spec.in_channels // lanes)
+        moved = blocks * lanes * (2 * grid[0] * grid[1] + plane[0] * plane[1] + out[0] * out[1])
+        work = (BLOCKED_SECONDS["fma"] * T * blocks * out[0] * out[1]
+                + BLOCKED_SECONDS["byte"] * moved * item
+                + BLOCKED_SECONDS["item"] * plan.items[op])
     else:
-        vectors = outputs * -(-nq // lanes)
-        packed = plan.packed
-    work = SECONDS["dot" if op == "grad_kernel" else "fma"] * T * vectors
-    moved = (planes * (packed + math.prod(spec.input_size))
-             + outputs * (plan.nq + math.prod(spec.output_size)))
-    work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
+        nq = plan.nq_gi if op == "grad_input" else plan.nq
+        work = SECONDS["dot" if op == "grad_kernel" else "fma"] * T * outputs * -(-nq // lanes)
+        moved = (planes * (plan.packed + math.prod(spec.input_size))
+                 + outputs * (plan.nq + math.prod(spec.output_size)))
+        work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
         _config.planning_threads(), plan.items[op])
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
@@ -227,9 +245,14 @@ def grad_input(spec, gy, w, out=None):
     scratch, threads = _scratch(plan, "grad_input")
     if "grad_input" in plan.blocked:
         plane, grid, size, stride, offsets, flip = plan.blocked["grad_input"]
-        _depthwise.blocked_pass(gy.reshape(-1), w.reshape(-1), gx.reshape(-1), scratch, offsets,
-                                spec.batch, spec.in_channels, plane, grid, size, stride, flip,
-                                plan.lanes, threads)
+        if flip:
+            _depthwise.blocked_pass(gy.reshape(-1), w.reshape(-1), gx.reshape(-1), scratch,
+                                    offsets, spec.batch, spec.in_channels, plane, grid, size,
+                                    stride, flip, plan.lanes, threads)
+        else:
+            _depthwise.blocked_scatter(gy.reshape(-1), w.reshape(-1), gx.reshape(-1), scratch,
+                                       offsets, spec.batch, spec.in_channels, plane, grid, size,
+                                       stride, plan.lanes, threads)
         return gx
     wt = np.ascontiguousarray(w.reshape(spec.out_channels, -1)[:, plan.order])
     _depthwise.grad_input(gy.reshape(-1), wt.reshape(-1), gx.reshape(-1), scratch, plan.off_gi,
