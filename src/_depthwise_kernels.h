@@ -113,27 +113,36 @@ ATTR static void dw_dots_##P##_##SUF(const T* gy, const T* src, const ptrdiff_t*
    on a short row.                                                                              \
      dwb_taps:  y[q] = sum_t w[t] * src[q * step + off[t]]          (y: n vectors)             \
      dwb_dots:  g[t] += sum_q gy[q] * src[q * step + off[t]]        (each lane in the order of q) */ \
+/* B positions from q at once, B independent sums (a constant where it is inlined). */          \
+ATTR static inline __attribute__((always_inline))                                               \
+void dwb_block_##P##_##SUF(const T* src, const ptrdiff_t* off, const T* w, ptrdiff_t taps, T* y, \
+                           ptrdiff_t q, ptrdiff_t step, int B) {                                 \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    dw_vec_##P##_##SUF acc[DW_TAPS_BLOCK] = {{0}};                                               \
+    for (ptrdiff_t t = 0; t < taps; t++) {                                                       \
+        const T* s = src + (q * step + off[t]) * N;                                              \
+        const dw_vec_##P##_##SUF wv = dw_load_##P##_##SUF(w + t * N);                            \
+        for (int j = 0; j < B; j++)                                                              \
+            acc[j] += dw_load_##P##_##SUF(s + j * step * N) * wv;                                \
+    }                                                                                            \
+    for (int j = 0; j < B; j++)                                                                  \
+        dw_store_##P##_##SUF(y + (q + j) * N, acc[j]);                                           \
+}                                                                                                \
+                                                                                                 \
 ATTR static void dwb_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const T* w,            \
                                       ptrdiff_t taps, T* y, ptrdiff_t n, ptrdiff_t step) {        \
-    enum { N = BYTES / sizeof(T) };                                                              \
     ptrdiff_t q = 0;                                                                             \
-    for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK) {                                         \
-        dw_vec_##P##_##SUF acc[DW_TAPS_BLOCK] = {{0}};                                           \
-        for (ptrdiff_t t = 0; t < taps; t++) {                                                   \
-            const T* s = src + (q * step + off[t]) * N;                                          \
-            const dw_vec_##P##_##SUF wv = dw_load_##P##_##SUF(w + t * N);                        \
-            for (int j = 0; j < DW_TAPS_BLOCK; j++)                                              \
-                acc[j] += dw_load_##P##_##SUF(s + j * step * N) * wv;                            \
-        }                                                                                        \
-        for (int j = 0; j < DW_TAPS_BLOCK; j++)                                                  \
-            dw_store_##P##_##SUF(y + (q + j) * N, acc[j]);                                       \
-    }                                                                                            \
-    for (; q < n; q++) {                                                                         \
-        dw_vec_##P##_##SUF acc = {0};                                                            \
-        for (ptrdiff_t t = 0; t < taps; t++)                                                     \
-            acc += dw_load_##P##_##SUF(src + (q * step + off[t]) * N)                            \
-                   * dw_load_##P##_##SUF(w + t * N);                                             \
-        dw_store_##P##_##SUF(y + q * N, acc);                                                    \
+    for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK)                                           \
+        dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, DW_TAPS_BLOCK);                     \
+    switch (n - q) {    /* the rest in one block too: one sum alone waits on every FMA */        \
+        case 7: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 7); break;                  \
+        case 6: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 6); break;                  \
+        case 5: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 5); break;                  \
+        case 4: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 4); break;                  \
+        case 3: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 3); break;                  \
+        case 2: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 2); break;                  \
+        case 1: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 1); break;                  \
+        default: break;                                                                          \
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
