@@ -273,23 +273,29 @@ cdef void staged_gy(const Tiling* tl, const floating* gy, const Py_ssize_t* gsrc
 
 cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u, floating* y,
                          const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
-                         floating* V, floating* M, floating* work, unsigned char* flags,
-                         Py_ssize_t wave_items, int num_threads) noexcept nogil:
-    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi
+                         Py_ssize_t depth_taps, floating* V, floating* M, floating* work,
+                         unsigned char* flags, Py_ssize_t wave_items,
+                         int num_threads) noexcept nogil:
+    """A kernel `depth_taps` deep (3-D): tap d reads the planes src[d * planes + p] with its
+    own transformed kernel, its GEMMs adding into M."""
+    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi, d
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
+    cdef Py_ssize_t usize = POSITIONS * tl.cin * tl.KP
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
         i0 = wave * wave_items
         i1 = min(i0 + wave_items, items)
         s0 = tile_start(tl, i0)
         T = tile_start(tl, i1) - s0
-        for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
-            buf = thread_slice(work, tl.size1)
-            staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0,
-                         T, buf)
-        for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
-            gemm(False, False, T, tl.KP, tl.cin, <floating>1, V + xi * (T * tl.CP + pad), tl.CP,
-                 u + xi * tl.cin * tl.KP, tl.KP, <floating>0, M + xi * (T * tl.KP + pad), tl.KP)
+        for d in range(depth_taps):
+            for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+                buf = thread_slice(work, tl.size1)
+                staged_input(tl, x, src + d * planes, block_of(tl, item, planes), V,
+                             tile_start(tl, item) - s0, T, buf)
+            for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
+                gemm(False, False, T, tl.KP, tl.cin, <floating>1, V + xi * (T * tl.CP + pad),
+                     tl.CP, u + d * usize + xi * tl.cin * tl.KP, tl.KP,
+                     <floating>(0 if d == 0 else 1), M + xi * (T * tl.KP + pad), tl.KP)
         for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
             buf = thread_slice(work, tl.size1)
             flags[item] = staged_output(tl, M, y, dst[item // tl.rblocks],
@@ -299,11 +305,14 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
 
 cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,
                              floating* du, const Py_ssize_t* src, const Py_ssize_t* gsrc,
-                             Py_ssize_t planes, floating* V, floating* Mg, floating* work,
-                             Py_ssize_t wave_items, int num_threads) noexcept nogil:
-    """du[xi] = sum over the waves (in order) of Mg[xi]^T V[xi], one position per thread."""
-    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi
+                             Py_ssize_t planes, Py_ssize_t depth_taps, floating* V, floating* Mg,
+                             floating* work, Py_ssize_t wave_items,
+                             int num_threads) noexcept nogil:
+    """du[d][xi] = sum over the waves (in order) of Mg[xi]^T V_d[xi], one position per thread;
+    V_d transforms the x planes src[d * planes + p] of depth tap d."""
+    cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi, d
     cdef Py_ssize_t pad = 64 // sizeof(floating)
+    cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
         i0 = wave * wave_items
@@ -312,14 +321,17 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
         T = tile_start(tl, i1) - s0
         for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
             buf = thread_slice(work, tl.size1)
-            staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0,
-                         T, buf)
             staged_gy(tl, gy, gsrc, block_of(tl, item, planes), Mg, tile_start(tl, item) - s0,
                       T, buf)
-        for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
-            gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad), tl.KP,
-                 V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),
-                 du + xi * tl.KP * tl.cin, tl.cin)
+        for d in range(depth_taps):
+            for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+                buf = thread_slice(work, tl.size1)
+                staged_input(tl, x, src + d * planes, block_of(tl, item, planes), V,
+                             tile_start(tl, item) - s0, T, buf)
+            for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
+                gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad),
+                     tl.KP, V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),
+                     du + d * usize + xi * tl.KP * tl.cin, tl.cin)
 
 
 cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
@@ -465,22 +477,26 @@ def forward_waves(tuple tiling, const floating[::1] x, const floating[::1] u, fl
                   Py_ssize_t v_size, floating[::1] work, unsigned char[::1] flags,
                   Py_ssize_t wave_items, int num_threads):
     """`forward` in the staged schedule: vm holds V (v_size values) then M; `work` holds
-    num_threads * size1 values; items of whole tile rows (P = 1, Cw = tw)."""
+    num_threads * size1 values; items of whole tile rows (P = 1, Cw = tw). src holds the planes
+    read by each depth tap (dst.shape[0] each), u their transformed kernels."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
-        forward_staged(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], src.shape[0], &vm[0],
-                       &vm[v_size], &work[0], &flags[0], wave_items, num_threads)
+        forward_staged(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], dst.shape[0],
+                       src.shape[0] // dst.shape[0], &vm[0], &vm[v_size], &work[0], &flags[0],
+                       wave_items, num_threads)
 
 
 def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,
                       floating[::1] du, const Py_ssize_t[::1] src, const Py_ssize_t[::1] gsrc,
                       floating[::1] vm, Py_ssize_t v_size, floating[::1] work,
                       Py_ssize_t wave_items, int num_threads):
-    """`grad_kernel` in the staged schedule (vm: V then Mg); the waves are summed in order."""
+    """`grad_kernel` in the staged schedule (vm: V then Mg); the waves are summed in order. src
+    holds the x planes of each depth tap (gsrc.shape[0] each), du their sums."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
-        grad_kernel_staged(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], src.shape[0],
-                           &vm[0], &vm[v_size], &work[0], wave_items, num_threads)
+        grad_kernel_staged(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], gsrc.shape[0],
+                           src.shape[0] // gsrc.shape[0], &vm[0], &vm[v_size], &work[0],
+                           wave_items, num_threads)
 
 
 def items(tuple tiling, Py_ssize_t planes):

@@ -5,7 +5,8 @@ what is particular to it: output sizes that are not multiples of the 4x4 tile, c
 that are not multiples of the vector (the padded lanes of the channel-last staging and of the
 register transposes, rows shorter than a vector), padding of every kind (0, 1, 2, wider than the
 kernel, (low, high), "same", "full"; the input gradient's "padding" 2 - p is then negative), 3-D
-problems with a depth-1 kernel (planes that read only padding, depth stride), blocks of tiles
+problems with a kernel of depth 1 or more (each depth tap a 2-D pass of its own, planes that read
+only padding, depth stride and dilation), blocks of tiles
 split over rows and columns or made of several small planes, the kernel gradient's partial sums,
 the fallback for non-finite values, the workspace limit, and float32 accuracy at realistic
 magnitudes and channel counts.
@@ -39,6 +40,11 @@ CASES = {
     "3d-depth-stride-padding": ((2, 3, 5, 6, 7), (5, 3, 1, 3, 3),
                                 dict(padding=((2, 1), (0, 1), (1, 1)), stride=(2, 1, 1))),
     "resnet-like": ((2, 64, 30, 30), (64, 64, 3, 3), dict(padding=1)),
+    "3d-3x3x3": ((2, 3, 5, 6, 7), (4, 3, 3, 3, 3), dict(padding=1)),
+    "3d-deep-stride-dilation": ((2, 3, 9, 6, 7), (5, 3, 2, 3, 3),
+                                dict(padding=((2, 1), (1, 1), (0, 2)), stride=(2, 1, 1),
+                                     dilation=(2, 1, 1))),
+    "3d-c3d-like": ((1, 16, 4, 10, 10), (8, 16, 3, 3, 3), dict(padding=1)),
 }
 
 
@@ -102,7 +108,8 @@ def test_kernel_gradient_by_finite_differences():
         assert np.isclose((loss[0] - loss[1]) / (2 * eps), gw[index], rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels"])
+@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels",
+                                  "3d-deep-stride-dilation"])
 def test_bitwise_identical_for_any_thread_count(name, restore_settings):
     x, w, gy, kw = _arrays(name, np.float32)
     results = []
@@ -210,7 +217,6 @@ def test_empty_batch():
     ((1, 2, 9, 9), (3, 2, 5, 5), {}, "3x3"),
     ((1, 2, 9, 9), (3, 2, 3, 1), {}, "3x3"),
     ((1, 2, 30), (3, 2, 3), {}, "3x3"),
-    ((1, 2, 6, 9, 9), (3, 2, 3, 3, 3), {}, "depth 1"),
 ])
 def test_refuses_other_geometries_with_a_reason(xs, ws, kw, why):
     x, w = np.ones(xs), np.ones(ws)
@@ -371,3 +377,15 @@ def test_results_do_not_share_the_reused_scratch(staged):
         assert np.array_equal(a, b)
     for a in first:
         assert a.base is None or not np.shares_memory(a, _scratch.empty("winograd.vm", 1, a.dtype))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_deep_kernel_whose_wave_does_not_fit_is_refused(op, restore_settings):
+    """A kernel deeper than 1 runs staged only: under a limit that one wave exceeds, refused."""
+    x, w, gy, kw = _arrays("3d-c3d-like", np.float64)
+    spec = make_spec(x.shape, w.shape, dtype=np.float64, **kw)
+    plan = winograd._Plan(spec, op)
+    assert plan.staged and plan.kd == 3
+    fastconv.set_workspace_limit(plan.u_elements * 8)
+    ok, reason = winograd.supports(spec, op)
+    assert not ok and "3 deep" in reason

@@ -73,9 +73,7 @@ def _pad(n, lanes):
 
 def _geometry_reason(spec):
     if spec.ndim < 2 or spec.kernel_size[1:] != (3, 3):
-        return "it needs a 3x3 kernel (or 1x3x3 in 3-D)"
-    if spec.kernel_size[0] != 1:
-        return f"it needs a 3-D kernel of depth 1, got depth {spec.kernel_size[0]}"
+        return "it needs a 3x3 kernel (or d x 3 x 3 in 3-D)"
     if spec.stride[1:] != (1, 1):
         return f"it needs stride 1 along height and width, got {spec.stride[3 - spec.ndim:]}"
     if spec.dilation[1:] != (1, 1):
@@ -115,6 +113,7 @@ class _Plan:
             cin, cout, read, written = spec.in_channels, spec.out_channels, (ih, iw), (oh, ow)
             off = (ph, pw)
         self.cin, self.cout = cin, cout
+        self.kd = spec.kernel_size[0]       # depth taps: each reads its planes, U of its own
         CP, KP = _pad(max(cin, 1), lanes), _pad(max(cout, 1), lanes)   # 0 channels: explain
         self.KP = KP
         th, tw = -(-written[0] // 4), -(-written[1] // 4)
@@ -123,7 +122,7 @@ class _Plan:
         self.tiles = self.planes * th * tw
         gemm_flops = 2 * POSITIONS * self.tiles * cin * KP
         per_tile = POSITIONS * (CP + 2 * KP if op == "grad_kernel" else CP + KP) * itemsize
-        self.u_elements = POSITIONS * max(cin, 1) * KP
+        self.u_elements = self.kd * POSITIONS * max(cin, 1) * KP
         limit = _config.get_workspace_limit() // itemsize
         target = max(MIN_TILES, min(MAX_TILES, BLOCK_BYTES // per_tile))
         if self.u_elements * itemsize > L2_BYTES:   # U streams in per block: amortise it
@@ -165,8 +164,9 @@ class _Plan:
         self.staged = False
         u_bytes = self.u_elements * itemsize
         self.traffic = u_bytes * (self.items if u_bytes > L2_BYTES else 1)     # U's reads
-        if u_bytes > STAGED_ABOVE_U_BYTES:
+        if u_bytes > STAGED_ABOVE_U_BYTES or self.kd > 1:
             self._stage(spec, th, tw, limit)
+        self.feasible = self.kd == 1 or self.staged     # the blocks take one depth tap only
         room = limit - self.fixed
         self.threads = max(1, min(_config.get_num_threads(),
                                   room // self.per_thread if room > 0 else 1))
@@ -200,8 +200,8 @@ class _Plan:
                 return                                  # the fused schedule's blocks are smaller
             wave_items = -(-wave_items // 2)
         waves = -(-items // wave_items)
-        traffic = (waves * self.u_elements + 2 * self.tiles * per_tile) * itemsize
-        if not _staged_wins(traffic, self.traffic):
+        traffic = (waves * self.u_elements + (self.kd + 1) * self.tiles * per_tile) * itemsize
+        if self.kd == 1 and not _staged_wins(traffic, self.traffic):
             return
         self.staged, self.traffic = True, traffic
         self.tiling = self.tiling[:12] + (R, tw, 1, size1, 0, 0)
@@ -225,6 +225,10 @@ def supports(spec, op):
     if reason is not None:
         return False, reason
     plan = _Plan(spec, op)
+    if not plan.feasible:
+        return False, (f"a kernel {plan.kd} deep needs the staged schedule, whose transformed "
+                       f"kernels and one wave exceed the workspace limit of "
+                       f"{_config.get_workspace_limit()} bytes")
     if not plan.fits_one_thread(spec):
         return False, (f"the transformed kernel and one block of one tile need "
                        f"{(plan.fixed + plan.per_thread) * spec.dtype.itemsize} bytes, above the "
@@ -243,8 +247,9 @@ def cost(spec, op):
     name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
     efficiency = min(1.0, math.sqrt(max(plan.cin, 1) / 32))
-    gemm = 2 * POSITIONS * plan.tiles * plan.cin * plan.KP / (GEMM_FLOPS_PER_S[name] * efficiency)
-    channels = _pad(plan.cin, lanes) + plan.KP       # the x (or gy) side and the output side
+    gemm = (2 * POSITIONS * plan.kd * plan.tiles * plan.cin * plan.KP
+            / (GEMM_FLOPS_PER_S[name] * efficiency))
+    channels = plan.kd * _pad(plan.cin, lanes) + plan.KP    # the x (or gy) side, the output side
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
     if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
@@ -256,37 +261,46 @@ def cost(spec, op):
 
 
 def _planes(spec, op):
-    """Element offsets of each written plane and of the plane it reads (-1: all padding)."""
+    """Element offsets of the planes each depth tap reads (kd x written planes, flattened; -1:
+    all padding) and of each written plane."""
     N, C, K = spec.batch, spec.in_channels, spec.out_channels
     D, Do = spec.input_size[0], spec.output_size[0]
     x_plane, y_plane = math.prod(spec.input_size[1:]), math.prod(spec.output_size[1:])
-    s, p = spec.stride[0], spec.pad_low[0]
-    n = np.arange(N)[:, None]
-    if op == "grad_input":         # gx plane (n, d) reads gy plane (d + p) / s, if there is one
-        d = np.arange(D)[None, :]
-        t = d + p
+    s, p, dil = spec.stride[0], spec.pad_low[0], spec.dilation[0]
+    taps = np.arange(spec.kernel_size[0])[:, None, None]
+    n = np.arange(N)[None, :, None]
+    if op == "grad_input":      # gx plane (n, d) reads gy plane (d + p - tap * dil) / s, if any
+        d = np.arange(D)[None, None, :]
+        t = d + p - taps * dil
         o = t // s
-        valid = (t % s == 0) & (o < Do)
+        valid = (t >= 0) & (t % s == 0) & (o < Do)
         src = np.where(valid, n * K * Do * y_plane + o * y_plane, -1)
         dst = n * C * D * x_plane + d * x_plane
-    else:                          # y (or gy) plane (n, o) reads x plane o * s - p, if inside
-        o = np.arange(Do)[None, :]
-        d = o * s - p
+    else:                       # y (or gy) plane (n, o) reads x plane o * s - p + tap * dil
+        o = np.arange(Do)[None, None, :]
+        d = o * s - p + taps * dil
         src = np.where((d >= 0) & (d < D), n * C * D * x_plane + d * x_plane, -1)
         dst = n * K * Do * y_plane + o * y_plane
-    return (np.ascontiguousarray(np.broadcast_to(src, (N, src.shape[1])).ravel(), np.intp),
-            np.ascontiguousarray(np.broadcast_to(dst, (N, dst.shape[1])).ravel(), np.intp))
+    shape = (len(taps), N, src.shape[2])
+    return (np.ascontiguousarray(np.broadcast_to(src, shape).ravel(), np.intp),
+            np.ascontiguousarray(np.broadcast_to(dst[0], shape[1:]).ravel(), np.intp))
 
 
 def _transformed_kernel(w, flipped, KP, threads):
-    """U[xi][cin][KP] = G g G^T (computed in double); flipped: the input gradient's kernel,
-    rotated by 180 degrees with the channels swapped. Columns past the output channels are 0."""
+    """U[tap][xi][cin][KP] = G g G^T (computed in double) for each depth tap's 3x3 kernels;
+    flipped: the input gradient's, rotated by 180 degrees with the channels swapped. Columns
+    past the output channels are 0."""
     K, C = w.shape[:2]
-    rows = C if flipped else K
-    u = _scratch.empty("winograd.u", POSITIONS * KP * (K if flipped else C), w.dtype)
+    w = w.reshape(K, C, -1, 9)
+    taps, rows = w.shape[2], (C if flipped else K)
+    size = POSITIONS * KP * (K if flipped else C)
+    u = _scratch.empty("winograd.u", taps * size, w.dtype)
     if KP > rows:
         u.reshape(-1, KP)[:, rows:] = 0
-    _winograd.kernel_transform(w.reshape(-1), u, K, C, KP, flipped, threads)
+    for tap in range(taps):
+        g = w[:, :, tap] if taps > 1 else w
+        _winograd.kernel_transform(np.ascontiguousarray(g).reshape(-1), u[tap * size:], K, C,
+                                   KP, flipped, threads)
     return u
 
 
@@ -327,8 +341,9 @@ def grad_kernel(spec, x, gy):
         return np.zeros(spec.w_shape, spec.dtype)
     plan = _Plan(spec, "grad_kernel")
     src, gsrc = _planes(spec, "grad_kernel")
+    padding_only = (src.reshape(plan.kd, spec.batch, -1) < 0).all(axis=0)[0]
     skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
-        :, :, (src.reshape(spec.batch, -1) < 0)[0]]
+        :, :, padding_only]
     if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
         return None
     du = _scratch.empty("winograd.du", plan.u_elements, spec.dtype)
@@ -345,5 +360,14 @@ def grad_kernel(spec, x, gy):
                                                  spec.dtype),
                                   plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
-    _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, plan.threads)
+    if plan.kd == 1:
+        _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP,
+                                     plan.threads)
+        return gw
+    size = plan.u_elements // plan.kd
+    one = np.empty((plan.cout, plan.cin, 3, 3), spec.dtype)
+    for tap in range(plan.kd):          # the depth taps' own 3x3 kernels
+        _winograd.kernel_untransform(du[tap * size:], one.reshape(-1), plan.cout, plan.cin,
+                                     plan.KP, plan.threads)
+        gw[:, :, tap] = one
     return gw
