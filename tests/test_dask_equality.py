@@ -88,6 +88,16 @@ def test_conv_random_geometry_and_chunking(n, k, s, d, lo, hi, cuts, mode):
           fastconv.conv(x, w, **kw))
 
 
+def test_conv_halo_larger_than_a_single_chunk():
+    """One chunk along an axis whose window reaches past it (9 wide over 6 with padding 3, found
+    by the property above): no neighbour to borrow from, so no overlap (dask refused a depth
+    larger than the chunk)."""
+    x, w = data((1, 2, 6, 7)), data((3, 2, 5, 2))
+    kw = dict(dilation=(2, 1), padding=((0, 3), (0, 1)))
+    close(fd.conv(da.from_array(x, chunks=((1,), (2,), (6,), (3, 4))), w, **kw).compute(),
+          fastconv.conv(x, w, **kw))
+
+
 @pytest.mark.parametrize("kwargs", [dict(), dict(stride=2), dict(stride=(3, 2), padding=(1, 2),
                                                                    dilation=(2, 1)),
                                     dict(stride=2, padding=1, output_shape=(22, 20)),

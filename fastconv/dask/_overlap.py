@@ -136,7 +136,7 @@ def halo_array(x, plans, first_spatial=2):
     for i, plan in enumerate(plans):
         axis = first_spatial + i
         chunks[axis] = plan.in_chunks
-        if plan.left or plan.right:
+        if (plan.left or plan.right) and len(plan.in_chunks) > 1:   # one chunk: no neighbours
             depth[axis] = (plan.left, plan.right)
     x = x.rechunk(chunks)
     if not depth:
