@@ -246,7 +246,9 @@ def cost(spec, op):
     plan = _Plan(spec, op)
     name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
-    efficiency = min(1.0, math.sqrt(max(plan.cin, 1) / 32))
+    # thin GEMMs (few input channels) run slowly; a deep kernel's taps add into the same M,
+    # which its measured times (C3D's first layer: 3 channels x 3 taps) follow as one reduction
+    efficiency = min(1.0, math.sqrt(max(plan.kd * plan.cin, 1) / 32))
     gemm = (2 * POSITIONS * plan.kd * plan.tiles * plan.cin * plan.KP
             / (GEMM_FLOPS_PER_S[name] * efficiency))
     channels = plan.kd * _pad(plan.cin, lanes) + plan.KP    # the x (or gy) side, the output side
