@@ -7,6 +7,11 @@ slot, grown to the largest size asked for, and hands out views of it. Every algo
 scratch by the workspace limit, so a buffer never outgrows it; one left larger than a lowered
 limit is dropped on its next use.
 
+A buffer larger than RETAIN_BYTES is not kept: it is mapped for the call and freed after it (its
+page faults then cost little next to the work it serves), so that a process which ran one large
+convolution does not hold that memory for good. At most about RETAIN_BYTES per slot stays
+mapped per thread.
+
 A view is valid until the same thread asks for the same slot again. Algorithms take their slots
 once per call, never hand them to the caller, and never run another algorithm while they hold
 one; threads (Python's, Dask's) each have their own.
@@ -17,6 +22,7 @@ import numpy as np
 
 from . import _config
 
+RETAIN_BYTES = 64 * 2**20
 _local = threading.local()
 
 
@@ -31,7 +37,9 @@ def empty(slot, n, dtype):
     if (buffer is None or buffer.nbytes < nbytes
             or buffer.nbytes > max(nbytes, _config.get_workspace_limit())):
         buffers.pop(slot, None)             # free the old one before the new one is mapped
-        buffer = buffers[slot] = np.empty(nbytes, np.uint8)
+        buffer = np.empty(nbytes, np.uint8)
+        if nbytes <= RETAIN_BYTES:
+            buffers[slot] = buffer
     return buffer[:nbytes].view(dtype)[:n]
 
 

@@ -38,3 +38,13 @@ def test_a_buffer_above_a_lowered_limit_is_dropped(restore_settings):
     small = _scratch.empty("test.limit", 16, np.float64)
     assert not np.shares_memory(big, small)
     _scratch.release()
+
+
+def test_a_buffer_above_the_retained_size_is_not_kept(monkeypatch):
+    monkeypatch.setattr(_scratch, "RETAIN_BYTES", 1024)
+    big = _scratch.empty("test.big", 1024, np.float64)
+    assert big.shape == (1024,)
+    assert not np.shares_memory(big, _scratch.empty("test.big", 1024, np.float64))
+    small = _scratch.empty("test.big", 16, np.float64)
+    assert np.shares_memory(small, _scratch.empty("test.big", 16, np.float64))
+    _scratch.release()
