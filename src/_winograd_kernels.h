@@ -334,7 +334,7 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
 FASTCONV_KERNEL_TABLE(wg, WG_ENTRIES, WG_LEVEL_ENV)
 
 /* Bytes of one vector of the kernels this process runs: channels are padded to it. */
-static Py_ssize_t wg_vector_bytes(void) {
+static inline Py_ssize_t wg_vector_bytes(void) {
     return fastconv_vector_bytes(wg_level());
 }
 
