@@ -462,6 +462,9 @@ class Explanation:
                     note = "fastest measured"
                 else:
                     note = reason
+                layout = getattr(_ALGORITHMS[name], "layout", None)
+                if ok and layout is not None:       # how it would run this problem
+                    note = f"{note} ({layout(self.spec, op)})" if note else layout(self.spec, op)
                 lines.append(f"{op:<12} {name:<10} {'yes' if ok else 'no':<7} {predicted_ms:>10} "
                              f"{measured:>10} {space:>10}  {note}")
         if self.planned is not None:

@@ -166,3 +166,13 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     names = ("mobilenet-3x3", "mobilenet-3x3-stride-2", "convnext-7x7", "multiplier-3",
              "1d-dilated", "3d-stride")
     check_kernel_set("depthwise", "FASTCONV_DEPTHWISE_LEVEL", level, [CASES[n] for n in names])
+
+
+def test_explain_says_which_layout_runs():
+    lanes = depthwise._lanes(4)
+    text = str(fastconv.explain((2, 40, 7, 7), (40, 1, 3, 3), padding=1, groups=40,
+                                dtype="float32"))
+    assert text.count(f"channel-blocked, {lanes} channels a vector") == 3
+    text = str(fastconv.explain((2, 4, 7, 7), (8, 1, 3, 3), padding=1, groups=4,
+                                dtype="float32"))
+    assert text.count("plane by plane") == 3         # a multiplier of 2

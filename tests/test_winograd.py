@@ -389,3 +389,12 @@ def test_a_deep_kernel_whose_wave_does_not_fit_is_refused(op, restore_settings):
     fastconv.set_workspace_limit(plan.u_elements * 8)
     ok, reason = winograd.supports(spec, op)
     assert not ok and "3 deep" in reason
+
+
+def test_explain_says_which_schedule_runs():
+    text = str(fastconv.explain((2, 32, 8, 28, 28), (64, 32, 3, 3, 3), padding=1,
+                                dtype="float32"))
+    rows = [line for line in text.splitlines() if " winograd " in line]
+    assert len(rows) == 3 and all("staged: 1 wave of 784 tiles, 3 depth tap(s)" in r for r in rows)
+    text = str(fastconv.explain((2, 16, 30, 30), (16, 16, 3, 3), padding=1, dtype="float32"))
+    assert "blocks: " in text

@@ -174,6 +174,14 @@ def supports(spec, op):
     return True, ""
 
 
+def layout(spec, op):
+    """How it runs, for explain: channel-blocked or plane by plane."""
+    plan = _plan(spec)
+    if op in plan.blocked:
+        return f"channel-blocked, {plan.lanes} channels a vector"
+    return "plane by plane"
+
+
 def workspace(spec, op):
     plan = _plan(spec)
     return plan.threads(op) * plan.per_thread[op] * spec.dtype.itemsize

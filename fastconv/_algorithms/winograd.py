@@ -238,6 +238,15 @@ def supports(spec, op):
     return True, ""
 
 
+def layout(spec, op):
+    """How the plan runs, for explain: the schedule and its work items."""
+    plan = _Plan(spec, op)
+    if plan.staged:
+        waves = f"{plan.waves} wave{'s' if plan.waves > 1 else ''}"
+        return f"staged: {waves} of {plan.tiles} tiles, {plan.kd} depth tap(s)"
+    return f"blocks: {plan.items} of {plan.tiles} tiles"
+
+
 def workspace(spec, op):
     return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
 
