@@ -3,9 +3,8 @@
 A large NumPy allocation is a fresh memory mapping: the operating system faults in and zeroes
 every page on first touch, which for the 10-40 MB that Winograd's transformed kernel and tiles
 take costs as much as the convolution's own arithmetic. Each thread keeps one buffer per named
-slot, grown to the largest size asked for, and hands out views of it. Every algorithm bounds its
-scratch by the workspace limit, so a buffer never outgrows it; one left larger than a lowered
-limit is dropped on its next use.
+slot and dtype, grown to the largest size asked for, and hands out views of it. A buffer is kept
+only up to the workspace limit (and RETAIN_BYTES).
 
 A buffer larger than RETAIN_BYTES is not kept: it is mapped for the call and freed after it (its
 page faults then cost little next to the work it serves), so that a process which ran one large
@@ -28,19 +27,19 @@ _local = threading.local()
 
 def empty(slot, n, dtype):
     """An uninitialised 1-D array of `n` values of `dtype` from this thread's buffer `slot`."""
-    dtype = np.dtype(dtype)
-    nbytes = max(int(n), 1) * dtype.itemsize
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
+    try:
+        buffers = _local.buffers
+    except AttributeError:
         buffers = _local.buffers = {}
-    buffer = buffers.get(slot)
-    if (buffer is None or buffer.nbytes < nbytes
-            or buffer.nbytes > max(nbytes, _config.get_workspace_limit())):
-        buffers.pop(slot, None)             # free the old one before the new one is mapped
-        buffer = np.empty(nbytes, np.uint8)
-        if nbytes <= RETAIN_BYTES:
-            buffers[slot] = buffer
-    return buffer[:nbytes].view(dtype)[:n]
+    key = (slot, dtype)
+    buffer = buffers.get(key)
+    if buffer is not None and n <= buffer.size:
+        return buffer[:n]
+    buffers.pop(key, None)                  # free the old one before the new one is mapped
+    buffer = np.empty(max(int(n), 1), dtype)
+    if buffer.nbytes <= min(RETAIN_BYTES, _config.get_workspace_limit()):
+        buffers[key] = buffer
+    return buffer[:n]
 
 
 def zeros(slot, n, dtype):

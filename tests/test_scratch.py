@@ -10,9 +10,10 @@ from fastconv import _scratch
 def test_sizes_dtypes_and_reuse():
     a = _scratch.empty("test.a", 100, np.float32)
     assert a.shape == (100,) and a.dtype == np.float32
-    b = _scratch.empty("test.a", 50, np.float64)
-    assert b.shape == (50,) and b.dtype == np.float64
+    b = _scratch.empty("test.a", 50, np.float32)
+    assert b.shape == (50,) and b.dtype == np.float32
     assert np.shares_memory(a, b)                     # the same buffer, handed out again
+    assert not np.shares_memory(a, _scratch.empty("test.a", 10, np.float64))   # another dtype
     c = _scratch.empty("test.b", 10, np.float32)
     assert not np.shares_memory(a, c)                 # another slot, another buffer
     assert _scratch.empty("test.a", 0, np.float32).shape == (0,)
@@ -32,11 +33,10 @@ def test_threads_have_their_own_buffers():
     _scratch.release()
 
 
-def test_a_buffer_above_a_lowered_limit_is_dropped(restore_settings):
-    big = _scratch.empty("test.limit", 2**16, np.float64)
+def test_a_buffer_above_the_workspace_limit_is_not_kept(restore_settings):
     fastconv.set_workspace_limit(2**12)
-    small = _scratch.empty("test.limit", 16, np.float64)
-    assert not np.shares_memory(big, small)
+    big = _scratch.empty("test.limit", 2**10, np.float64)      # 8 KiB
+    assert not np.shares_memory(big, _scratch.empty("test.limit", 2**10, np.float64))
     _scratch.release()
 
 

@@ -33,7 +33,6 @@ from functools import lru_cache
 import numpy as np
 
 from .. import _config, _depthwise, _finite
-from .. import _scratch as _scratch_pool
 
 NAME = "depthwise"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
@@ -216,8 +215,7 @@ def cost(spec, op):
 
 def _scratch(plan, op):
     threads = plan.threads(op)
-    return (_scratch_pool.empty("depthwise", threads * plan.per_thread[op], plan.spec.dtype),
-            threads)
+    return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
 
 
 def _along_run(spec, op, shape, a, b, out):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _scratch
+from .. import _config
 from .._lazy import LazyModule
 
 _im2col = LazyModule("fastconv._im2col")     # cimports SciPy's BLAS: loaded on first use
@@ -175,9 +175,9 @@ def cost(spec, op):
 
 
 def _work(plan, dtype, *names):
-    """This thread's reused scratch (fastconv._scratch) for the buffers `names` of the plan."""
-    return [_scratch.empty(f"im2col.{name}", getattr(plan, f"{name}_elements"), dtype)
-            for name in names]
+    """The buffers `names` of the plan. Fresh arrays: at these sizes the allocator reuses its
+    memory without new page faults, and fastconv._scratch measured 2-3% slower (its lookup)."""
+    return [np.empty(getattr(plan, f"{name}_elements"), dtype) for name in names]
 
 
 def forward(spec, x, w, out=None):
