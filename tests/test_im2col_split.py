@@ -1,4 +1,5 @@
-"""im2col on problems with few chunks: forward's output-channel blocks, grad_kernel's row slabs.
+"""im2col on problems with few chunks: forward's output-channel blocks, grad_kernel's row slabs,
+grad_input's smaller channel blocks.
 
 A small batch of small maps (ResNet's last stage at batch 1 is a single chunk) once ran on one
 thread. Now forward packs each chunk once and splits the GEMMs into blocks of output channels
@@ -31,6 +32,10 @@ CASES = [
     ((3, 24, 5, 5), (600, 24, 3, 3), dict(padding=1), {"grad_kernel": ("slabs", 3)}),
     ((1, 128, 5, 5), (64, 64, 3, 3), dict(padding=1, groups=2), {"grad_kernel": ("slabs", 4)}),
     ((1, 200, 3, 3), (8, 200, 1, 1), {}, {"grad_kernel": ("slabs", 3)}),
+    ((1, 16, 9, 9), (8, 16, 3, 3), dict(stride=2, padding=1), {"grad_input": ("block", 8)}),
+    ((1, 320, 3, 3), (40, 320, 1, 1), {}, {"grad_input": ("block", 80)}),
+    ((1, 256, 4, 4), (16, 128, 1, 1), dict(groups=2), {"grad_input": ("block", 64)}),
+    ((1, 16, 7, 20), (8, 16, 3, 3), dict(stride=(1, 3)), {"grad_input": ("block", 8)}),
 ]
 
 

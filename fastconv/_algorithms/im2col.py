@@ -28,6 +28,8 @@ SPLIT_ITEMS = 8         # fewer work items than this (a small batch of small map
 KBLOCK_ROWS = 128       # blocks of at least this many rows, grad_kernel the column matrix's rows
 SLAB_ROWS = 64          # into slabs of at least this many. Both counts come from the problem,
                         # never from the thread count, so results do not change with it.
+GRAD_INPUT_ITEMS = 4    # grad_input splits its channel blocks below this many items, into
+GRAD_INPUT_BLOCK_ROWS = 64  # blocks of at least this many rows (thinner GEMMs cost more)
 GRADIENT_BLOCK_BYTES = 1 << 19  # grad_kernel's slabs keep a block of the gradient this small:
                         # its GEMMs add into it once per chunk (ResNet's 512-channel 3x3 at
                         # batch 8: 49-position chunks into a 9 MB gradient ran at 47 GFLOP/s)
@@ -70,6 +72,11 @@ class _Plan:
         group_channels = spec.in_channels // spec.groups
         limit = _config.get_workspace_limit() // spec.dtype.itemsize
         blocks = max(1, -(-group_channels * k_vol // BLOCK_ROWS))     # 0 channels: one
+        if op == "grad_input" and spec.batch * spec.groups * blocks < GRAD_INPUT_ITEMS:
+            # few items (a small batch of few channels: ResNet's layer2 3x3/2 at batch 1 was
+            # one): smaller channel blocks, of at least GRAD_INPUT_BLOCK_ROWS rows each
+            blocks = max(blocks, min(-(-GRAD_INPUT_ITEMS // (spec.batch * spec.groups)),
+                                     group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
         self.block = -(-group_channels // blocks)
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
                 "grad_input": self.block * k_vol}[op]
