@@ -75,7 +75,7 @@ class _Plan:
         if op == "grad_input" and spec.batch * spec.groups * blocks < GRAD_INPUT_ITEMS:
             # few items (a small batch of few channels: ResNet's layer2 3x3/2 at batch 1 was
             # one): smaller channel blocks, of at least GRAD_INPUT_BLOCK_ROWS rows each
-            blocks = max(blocks, min(-(-GRAD_INPUT_ITEMS // (spec.batch * spec.groups)),
+            blocks = max(blocks, min(-(-GRAD_INPUT_ITEMS // max(spec.batch * spec.groups, 1)),
                                      group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
         self.block = -(-group_channels // blocks)
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
