@@ -367,14 +367,40 @@ cdef struct Plane2:
     Py_ssize_t gh, gw           # the grid
 
 
-cdef void stage_grid(const floating* src, Py_ssize_t count, Py_ssize_t cstride, const Plane2* p,
-                     floating* flat, floating* grid, Py_ssize_t lanes) noexcept nogil:
-    """grid[r][q][v] = plane v of src at (r - ph, q - pw), zeros outside it and past count."""
-    cdef Py_ssize_t r, i, q0, q1, vol = p.h * p.w
+cdef struct Blocked:
+    Plane2 p
+    Py_ssize_t oh, ow, sh, sw          # the output rows and columns, the stride (the step)
+    Py_ssize_t T, in_vol, out_vol, gsize, blocks, step     # step: one thread's scratch
+
+
+cdef Blocked make_blocked(plane, grid, out_size, stride, Py_ssize_t T, Py_ssize_t C,
+                          Py_ssize_t lanes) except *:
+    cdef Blocked b
+    b.p.h, b.p.w, b.p.ph, b.p.pw = plane
+    b.p.gh, b.p.gw = grid
+    b.oh, b.ow = out_size
+    b.sh, b.sw = stride
+    b.T, b.in_vol, b.out_vol = T, b.p.h * b.p.w, b.oh * b.ow
+    b.gsize, b.blocks = b.p.gh * b.p.gw, (C + lanes - 1) // lanes
+    b.step = lanes * (b.in_vol + b.gsize + b.out_vol + T)
+    return b
+
+
+cdef inline void stage_flat(const floating* src, Py_ssize_t count, Py_ssize_t vol,
+                            floating* dst, Py_ssize_t lanes) noexcept nogil:
+    """dst[q][v] = plane v of src (planes vol apart, one row of vol values), zeros past count."""
     if floating is float:
-        wg_stage_float(src, count, cstride, 1, vol, 0, 0, 1, vol, flat, lanes)
+        wg_stage_float(src, count, vol, 1, vol, 0, 0, 1, vol, dst, lanes)
     else:
-        wg_stage_double(src, count, cstride, 1, vol, 0, 0, 1, vol, flat, lanes)
+        wg_stage_double(src, count, vol, 1, vol, 0, 0, 1, vol, dst, lanes)
+
+
+cdef void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p, floating* flat,
+                     floating* grid, Py_ssize_t lanes) noexcept nogil:
+    """grid[r][q][v] = plane v of src (planes h x w apart) at (r - ph, q - pw), zeros outside it
+    and past count."""
+    cdef Py_ssize_t r, i, q0, q1
+    stage_flat(src, count, p.h * p.w, flat, lanes)
     q0 = min(max(p.pw, 0), p.gw)
     q1 = max(min(p.pw + p.w, p.gw), q0)
     for r in range(p.gh):
@@ -429,34 +455,28 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
     """out = the taps of w (flipped with `flip`) over a's planes staged into the grid:
     forward (a = x), or grad_input at stride 1 (a = gy, flip). plane = (h, w, ph, pw) of a's
     planes in the grid (gh, gw); out_size = (oh, ow); stride = (sh, sw)."""
-    cdef Plane2 p
-    p.h, p.w, p.ph, p.pw = plane
-    p.gh, p.gw = grid
-    cdef Py_ssize_t oh, ow, sh, sw
-    oh, ow = out_size
-    sh, sw = stride
-    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
-    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
-    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), item, n, c0, count
+    cdef Blocked b = make_blocked(plane, grid, out_size, stride, off.shape[0], C, lanes)
+    cdef Py_ssize_t item, n, c0, count
     cdef floating* flat
-    if N * C == 0 or out_vol == 0:
+    if N * C == 0 or b.out_vol == 0:
         return
-    for item in prange(N * blocks, nogil=True, schedule="static", num_threads=threads):
-        n = item // blocks
-        c0 = item % blocks * lanes
+    for item in prange(N * b.blocks, nogil=True, schedule="static", num_threads=threads):
+        n = item // b.blocks
+        c0 = item % b.blocks * lanes
         count = min(lanes, C - c0)
-        flat = thread_slice(&scratch[0], step)
-        if T == 0 or in_vol == 0:
-            memset(&out[0] + (n * C + c0) * out_vol, 0, count * out_vol * sizeof(floating))
+        flat = thread_slice(&scratch[0], b.step)
+        if b.T == 0 or b.in_vol == 0:
+            memset(&out[0] + (n * C + c0) * b.out_vol, 0, count * b.out_vol * sizeof(floating))
             continue
-        stage_grid(&a[0] + (n * C + c0) * in_vol, count, in_vol, &p, flat,
-                   flat + lanes * in_vol, lanes)
-        lane_weights(&w[0], c0, count, T, flip, lanes,
-                     flat + lanes * (in_vol + gsize + out_vol))
-        taps_rows(flat + lanes * in_vol, &off[0], flat + lanes * (in_vol + gsize + out_vol), T,
-                  flat + lanes * (in_vol + gsize), oh, ow, sh, sw, p.gw, lanes)
-        unstage(flat + lanes * (in_vol + gsize), &out[0] + (n * C + c0) * out_vol, count,
-                out_vol, oh, ow, lanes)
+        stage_grid(&a[0] + (n * C + c0) * b.in_vol, count, &b.p, flat, flat + lanes * b.in_vol,
+                   lanes)
+        lane_weights(&w[0], c0, count, b.T, flip, lanes,
+                     flat + lanes * (b.in_vol + b.gsize + b.out_vol))
+        taps_rows(flat + lanes * b.in_vol, &off[0],
+                  flat + lanes * (b.in_vol + b.gsize + b.out_vol), b.T,
+                  flat + lanes * (b.in_vol + b.gsize), b.oh, b.ow, b.sh, b.sw, b.p.gw, lanes)
+        unstage(flat + lanes * (b.in_vol + b.gsize), &out[0] + (n * C + c0) * b.out_vol, count,
+                b.out_vol, b.oh, b.ow, lanes)
 
 
 def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
@@ -465,46 +485,36 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
                         int threads):
     """gw[c][t] = sum over samples (in order), output rows and columns of gy[c] times the grid
     of x[c] at the tap: item = a block of channels."""
-    cdef Plane2 p
-    p.h, p.w, p.ph, p.pw = plane
-    p.gh, p.gw = grid
-    cdef Py_ssize_t oh, ow, sh, sw
-    oh, ow = out_size
-    sh, sw = stride
-    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
-    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
-    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), b, n, c0, count, v, t, r
+    cdef Blocked b = make_blocked(plane, grid, out_size, stride, off.shape[0], C, lanes)
+    cdef Py_ssize_t k, n, c0, count, v, t, r
     cdef floating* flat
     cdef floating* rows
     cdef floating* acc
-    if C * T == 0:
+    if C * b.T == 0:
         return
-    for b in prange(blocks, nogil=True, schedule="static", num_threads=threads):
-        c0 = b * lanes
+    for k in prange(b.blocks, nogil=True, schedule="static", num_threads=threads):
+        c0 = k * lanes
         count = min(lanes, C - c0)
-        flat = thread_slice(&scratch[0], step)
-        rows = flat + lanes * (in_vol + gsize)
-        acc = rows + lanes * out_vol
-        memset(acc, 0, T * lanes * sizeof(floating))
-        for n in range(N if out_vol > 0 and in_vol > 0 else 0):
-            stage_grid(&x[0] + (n * C + c0) * in_vol, count, in_vol, &p, flat,
-                       flat + lanes * in_vol, lanes)
-            if floating is float:
-                wg_stage_float(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0, 0,
-                               1, out_vol, rows, lanes)
-            else:
-                wg_stage_double(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0,
-                                0, 1, out_vol, rows, lanes)
-            for r in range(oh):
+        flat = thread_slice(&scratch[0], b.step)
+        rows = flat + lanes * (b.in_vol + b.gsize)
+        acc = rows + lanes * b.out_vol
+        memset(acc, 0, b.T * lanes * sizeof(floating))
+        for n in range(N if b.out_vol > 0 and b.in_vol > 0 else 0):
+            stage_grid(&x[0] + (n * C + c0) * b.in_vol, count, &b.p, flat,
+                       flat + lanes * b.in_vol, lanes)
+            stage_flat(&gy[0] + (n * C + c0) * b.out_vol, count, b.out_vol, rows, lanes)
+            for r in range(b.oh):
                 if floating is float:
-                    dwb_dots_f32(rows + r * ow * lanes, flat + lanes * (in_vol + r * sh * p.gw),
-                                 &off[0], T, ow, sw, acc)
+                    dwb_dots_f32(rows + r * b.ow * lanes,
+                                 flat + lanes * (b.in_vol + r * b.sh * b.p.gw), &off[0], b.T,
+                                 b.ow, b.sw, acc)
                 else:
-                    dwb_dots_f64(rows + r * ow * lanes, flat + lanes * (in_vol + r * sh * p.gw),
-                                 &off[0], T, ow, sw, acc)
+                    dwb_dots_f64(rows + r * b.ow * lanes,
+                                 flat + lanes * (b.in_vol + r * b.sh * b.p.gw), &off[0], b.T,
+                                 b.ow, b.sw, acc)
         for v in range(count):
-            for t in range(T):
-                gw[(c0 + v) * T + t] = acc[t * lanes + v]
+            for t in range(b.T):
+                gw[(c0 + v) * b.T + t] = acc[t * lanes + v]
 
 
 def blocked_scatter(const floating[::1] gy, const floating[::1] w, floating[::1] gx,
@@ -512,48 +522,36 @@ def blocked_scatter(const floating[::1] gy, const floating[::1] w, floating[::1]
                     plane, grid, out_size, stride, Py_ssize_t lanes, int threads):
     """grad_input at any stride: gy's rows (out_size) scattered by the taps into a zeroed grid
     whose (ph, pw) corner holds gx's plane (h, w)."""
-    cdef Plane2 p
-    p.h, p.w, p.ph, p.pw = plane
-    p.gh, p.gw = grid
-    cdef Py_ssize_t oh, ow, sh, sw
-    oh, ow = out_size
-    sh, sw = stride
-    cdef Py_ssize_t T = off.shape[0], in_vol = p.h * p.w, out_vol = oh * ow
-    cdef Py_ssize_t blocks = (C + lanes - 1) // lanes, gsize = p.gh * p.gw
-    cdef Py_ssize_t step = lanes * (in_vol + gsize + out_vol + T), item, n, c0, count, r
+    cdef Blocked b = make_blocked(plane, grid, out_size, stride, off.shape[0], C, lanes)
+    cdef Py_ssize_t item, n, c0, count, r
     cdef floating* rows
     cdef floating* g
     cdef floating* wv
-    if N * C == 0 or in_vol == 0:
+    if N * C == 0 or b.in_vol == 0:
         return
-    for item in prange(N * blocks, nogil=True, schedule="static", num_threads=threads):
-        n = item // blocks
-        c0 = item % blocks * lanes
+    for item in prange(N * b.blocks, nogil=True, schedule="static", num_threads=threads):
+        n = item // b.blocks
+        c0 = item % b.blocks * lanes
         count = min(lanes, C - c0)
-        g = thread_slice(&scratch[0], step) + lanes * in_vol
-        rows = g + lanes * gsize
-        wv = rows + lanes * out_vol
-        memset(g, 0, gsize * lanes * sizeof(floating))
-        if T > 0 and out_vol > 0:
-            lane_weights(&w[0], c0, count, T, False, lanes, wv)
-            if floating is float:
-                wg_stage_float(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0, 0,
-                               1, out_vol, rows, lanes)
-            else:
-                wg_stage_double(&gy[0] + (n * C + c0) * out_vol, count, out_vol, 1, out_vol, 0,
-                                0, 1, out_vol, rows, lanes)
-            for r in range(oh):
+        g = thread_slice(&scratch[0], b.step) + lanes * b.in_vol
+        rows = g + lanes * b.gsize
+        wv = rows + lanes * b.out_vol
+        memset(g, 0, b.gsize * lanes * sizeof(floating))
+        if b.T > 0 and b.out_vol > 0:
+            lane_weights(&w[0], c0, count, b.T, False, lanes, wv)
+            stage_flat(&gy[0] + (n * C + c0) * b.out_vol, count, b.out_vol, rows, lanes)
+            for r in range(b.oh):
                 if floating is float:
-                    dwb_scatter_f32(rows + r * ow * lanes, &off[0], wv, T,
-                                    g + r * sh * p.gw * lanes, ow, sw)
+                    dwb_scatter_f32(rows + r * b.ow * lanes, &off[0], wv, b.T,
+                                    g + r * b.sh * b.p.gw * lanes, b.ow, b.sw)
                 else:
-                    dwb_scatter_f64(rows + r * ow * lanes, &off[0], wv, T,
-                                    g + r * sh * p.gw * lanes, ow, sw)
+                    dwb_scatter_f64(rows + r * b.ow * lanes, &off[0], wv, b.T,
+                                    g + r * b.sh * b.p.gw * lanes, b.ow, b.sw)
         if floating is float:
-            wg_unstage_float(g + (p.ph * p.gw + p.pw) * lanes, p.gw, lanes,
-                             &gx[0] + (n * C + c0) * in_vol, count, in_vol, p.h, p.w, 0, 0, p.h,
-                             p.w)
+            wg_unstage_float(g + (b.p.ph * b.p.gw + b.p.pw) * lanes, b.p.gw, lanes,
+                             &gx[0] + (n * C + c0) * b.in_vol, count, b.in_vol, b.p.h, b.p.w,
+                             0, 0, b.p.h, b.p.w)
         else:
-            wg_unstage_double(g + (p.ph * p.gw + p.pw) * lanes, p.gw, lanes,
-                              &gx[0] + (n * C + c0) * in_vol, count, in_vol, p.h, p.w, 0, 0,
-                              p.h, p.w)
+            wg_unstage_double(g + (b.p.ph * b.p.gw + b.p.pw) * lanes, b.p.gw, lanes,
+                              &gx[0] + (n * C + c0) * b.in_vol, count, b.in_vol, b.p.h, b.p.w,
+                              0, 0, b.p.h, b.p.w)

@@ -240,6 +240,16 @@ cdef inline Py_ssize_t tile_start(const Tiling* tl, Py_ssize_t item) noexcept no
             + min((item % tl.rblocks) * tl.R, tl.th) * tl.tw)
 
 
+cdef inline Py_ssize_t wave_tiles(const Tiling* tl, Py_ssize_t wave, Py_ssize_t wave_items,
+                                  Py_ssize_t items, Py_ssize_t* i0, Py_ssize_t* i1,
+                                  Py_ssize_t* s0) noexcept nogil:
+    """Items i0..i1 of wave `wave`, its first tile s0; returns its number of tiles."""
+    i0[0] = wave * wave_items
+    i1[0] = min(i0[0] + wave_items, items)
+    s0[0] = tile_start(tl, i0[0])
+    return tile_start(tl, i1[0]) - s0[0]
+
+
 cdef void staged_input(const Tiling* tl, const floating* x, const Py_ssize_t* src, Block bl,
                        floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
     stage(plane_or_null(x, src[bl.p0]), tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * bl.tr0 - tl.off_h,
@@ -271,6 +281,19 @@ cdef void staged_gy(const Tiling* tl, const floating* gy, const Py_ssize_t* gsrc
         wg_gy_double(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
 
 
+cdef void inputs_of_wave(const Tiling* tl, const floating* x, const Py_ssize_t* src,
+                         Py_ssize_t planes, floating* V, Py_ssize_t i0, Py_ssize_t i1,
+                         Py_ssize_t s0, Py_ssize_t T, floating* work,
+                         int num_threads) noexcept nogil:
+    """V of the wave's items i0..i1 (tiles from s0, T of them), read from the planes src."""
+    cdef Py_ssize_t item
+    cdef floating* buf
+    for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+        buf = thread_slice(work, tl.size1)
+        staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0, T,
+                     buf)
+
+
 cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u, floating* y,
                          const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
                          Py_ssize_t depth_taps, floating* V, floating* M, floating* work,
@@ -283,15 +306,9 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
     cdef Py_ssize_t usize = POSITIONS * tl.cin * tl.KP
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
-        i0 = wave * wave_items
-        i1 = min(i0 + wave_items, items)
-        s0 = tile_start(tl, i0)
-        T = tile_start(tl, i1) - s0
+        T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)
         for d in range(depth_taps):
-            for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
-                buf = thread_slice(work, tl.size1)
-                staged_input(tl, x, src + d * planes, block_of(tl, item, planes), V,
-                             tile_start(tl, item) - s0, T, buf)
+            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
                 gemm(False, False, T, tl.KP, tl.cin, <floating>1, V + xi * (T * tl.CP + pad),
                      tl.CP, u + d * usize + xi * tl.cin * tl.KP, tl.KP,
@@ -315,19 +332,13 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
     cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
-        i0 = wave * wave_items
-        i1 = min(i0 + wave_items, items)
-        s0 = tile_start(tl, i0)
-        T = tile_start(tl, i1) - s0
+        T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)
         for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
             buf = thread_slice(work, tl.size1)
             staged_gy(tl, gy, gsrc, block_of(tl, item, planes), Mg, tile_start(tl, item) - s0,
                       T, buf)
         for d in range(depth_taps):
-            for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
-                buf = thread_slice(work, tl.size1)
-                staged_input(tl, x, src + d * planes, block_of(tl, item, planes), V,
-                             tile_start(tl, item) - s0, T, buf)
+            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
                 gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad),
                      tl.KP, V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),

@@ -108,9 +108,7 @@ def test_kernel_gradient_by_finite_differences():
         assert np.isclose((loss[0] - loss[1]) / (2 * eps), gw[index], rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels",
-                                  "3d-deep-stride-dilation"])
-def test_bitwise_identical_for_any_thread_count(name, restore_settings):
+def _same_bits_at_1_2_3_threads(name):
     x, w, gy, kw = _arrays(name, np.float32)
     results = []
     for threads in (1, 2, 3):
@@ -119,6 +117,12 @@ def test_bitwise_identical_for_any_thread_count(name, restore_settings):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels",
+                                  "3d-deep-stride-dilation"])
+def test_bitwise_identical_for_any_thread_count(name, restore_settings):
+    _same_bits_at_1_2_3_threads(name)
 
 
 def test_blocks_and_parts_are_fixed_by_the_problem(restore_settings):
@@ -308,14 +312,7 @@ def test_staged_matches_reference(name, dtype, staged, assert_close_to_reference
 
 @pytest.mark.parametrize("name", ["resnet-like", "3d-depth-stride-padding", "same-37-channels"])
 def test_staged_bitwise_identical_for_any_thread_count(name, staged, restore_settings):
-    x, w, gy, kw = _arrays(name, np.float32)
-    results = []
-    for threads in (1, 2, 3):
-        fastconv.set_num_threads(threads)
-        results.append(_three(x, w, gy, kw))
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            assert np.array_equal(a, b)
+    _same_bits_at_1_2_3_threads(name)
 
 
 def test_staged_nan_and_inf_propagate_like_the_reference(staged):
