@@ -395,3 +395,26 @@ def test_explain_says_which_schedule_runs():
     assert len(rows) == 3 and all("staged: 1 wave of 784 tiles, 3 depth tap(s)" in r for r in rows)
     text = str(fastconv.explain((2, 16, 30, 30), (16, 16, 3, 3), padding=1, dtype="float32"))
     assert "blocks: " in text
+
+
+@pytest.mark.parametrize("depth", [0, 3])
+def test_staged_float32_overflow_falls_back(depth, staged):
+    """Values near the float32 maximum in the staged schedule, 2-D and with a 3x3x3 kernel:
+    B^T d B overflows where the textbook sums (of products near 1) do not, and each operation
+    still gives them (forward and grad_input by giving up, grad_kernel by the registry's check)."""
+    rng = np.random.default_rng(9)
+    xs = (1, 2) + ((4,) if depth else ()) + (8, 8)
+    ws = (2, 2) + ((depth,) if depth else ()) + (3, 3)
+    x = (rng.choice([-1.0, 1.0], xs) * 1e38).astype(np.float32)
+    w = np.full(ws, 1e-38, np.float32)
+    signs = rng.choice([-1.0, 1.0], reference.conv(x, w, padding=1).shape)
+    big, small = (signs * 1e38).astype(np.float32), (signs * 1e-38).astype(np.float32)
+    kw = dict(padding=1)
+    pairs = [(fastconv.conv(x, w, algorithm="winograd", **kw), reference.conv(x, w, **kw)),
+             (fastconv.conv_grad_input(big, w, xs, algorithm="winograd", **kw),
+              reference.conv_grad_input(big, w, xs, **kw)),
+             (fastconv.conv_grad_kernel(x, small, ws, algorithm="winograd", **kw),
+              reference.conv_grad_kernel(x, small, ws, **kw))]
+    for got, want in pairs:
+        assert np.isfinite(want).all() and np.isfinite(got).all() and np.abs(want).max() > 0.5
+        assert np.abs(got - want).max() <= 2e-4 * np.abs(want).max()
