@@ -29,6 +29,7 @@ CASES = {
     "padding-beyond-kernel": ((1, 2, 4, 4), (2, 1, 2, 2), dict(padding=5, groups=2)),
     "same": ((2, 4, 10, 9), (4, 1, 4, 3), dict(padding="same", groups=4)),
     "channels-past-a-vector": ((2, 37, 7, 7), (37, 1, 3, 3), dict(padding=1, groups=37)),
+    "3d-depth-1-padded": ((1, 2, 1, 4, 4), (2, 1, 1, 3, 3), dict(padding=1, groups=2)),
     "channels-past-a-vector-stride-2": ((3, 21, 9, 8), (21, 1, 3, 3),
                                         dict(stride=2, padding=1, groups=21)),
 }

@@ -122,8 +122,8 @@ class _Plan:
         # the flipped kernel at stride 1 (flip) and scatters gy's rows at larger strides.
         self.lanes = _lanes(spec.dtype.itemsize)
         self.blocked = {}
-        if (self.multiplier == 1 and spec.input_size[0] == 1 and k[0] == 1
-                and math.prod(spec.kernel_size) <= BLOCKED_MAX_TAPS
+        if (self.multiplier == 1 and spec.ndim <= 2     # (a 3-D input of depth 1 can still
+                and math.prod(spec.kernel_size) <= BLOCKED_MAX_TAPS     # pad its depth)
                 and math.prod(o[1:]) <= BLOCKED_MAX_OUTPUTS):
             n = spec.input_size
             for op in OPS_BLOCKED:
