@@ -42,13 +42,6 @@ def empty(slot, n, dtype):
     return buffer[:n]
 
 
-def zeros(slot, n, dtype):
-    """`empty`, set to zero."""
-    a = empty(slot, n, dtype)
-    a.fill(0)
-    return a
-
-
 def release():
     """Drop this thread's buffers."""
     _local.buffers = {}

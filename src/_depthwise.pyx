@@ -143,29 +143,23 @@ cdef void pack(const floating* src, floating* dst, const Grid* g) noexcept nogil
                             row[j] = 0
 
 
-cdef void unpack(const floating* run, floating* dst, const Py_ssize_t* o, const Py_ssize_t* L,
-                 Py_ssize_t lanes) noexcept nogil:
-    """dst (o0, o1, o2) from the run of positions (o0, o1) * L[1:] + o2 of a grid L; a
-    channel-blocked run holds `lanes` channels per position, `run` points at this one's."""
+cdef void unpack(const floating* run, floating* dst, const Py_ssize_t* o, const Py_ssize_t* L) noexcept nogil:
+    """dst (o0, o1, o2) from the run of positions (o0, o1) * L[1:] + o2 of a grid L."""
     cdef Py_ssize_t r0, r1, j
     cdef floating* drow
     cdef const floating* rrow
     for r0 in range(o[0]):
         for r1 in range(o[1]):
             drow = dst + (r0 * o[1] + r1) * o[2]
-            rrow = run + (r0 * L[1] + r1) * L[2] * lanes
-            if lanes == 1:
-                for j in range(o[2]):
-                    drow[j] = rrow[j]
-            else:
-                for j in range(o[2]):
-                    drow[j] = rrow[j * lanes]
+            rrow = run + (r0 * L[1] + r1) * L[2]
+            for j in range(o[2]):
+                drow[j] = rrow[j]
 
 
 cdef void spread(const floating* run, floating* gx, const Grid* g, const Py_ssize_t* a,
-                 const Py_ssize_t* L, Py_ssize_t lanes) noexcept nogil:
+                 const Py_ssize_t* L) noexcept nogil:
     """gx[j * s + a - p] = run[j] for the positions j of phase a (a grid of pitch L) that fall in
-    the plane gx (n0, n1, n2); `lanes` as for unpack."""
+    the plane gx (n0, n1, n2)."""
     cdef Py_ssize_t j0, j1, j, i0, i1, lo, hi
     cdef floating* grow
     cdef const floating* rrow
@@ -179,9 +173,9 @@ cdef void spread(const floating* run, floating* gx, const Grid* g, const Py_ssiz
             if i1 < 0 or i1 >= g.n[1]:
                 continue
             grow = gx + (i0 * g.n[1] + i1) * g.n[2] + a[2] - g.p[2]
-            rrow = run + (j0 * L[1] + j1) * L[2] * lanes
+            rrow = run + (j0 * L[1] + j1) * L[2]
             for j in range(lo, hi):
-                grow[j * g.s[2]] = rrow[j * lanes]
+                grow[j * g.s[2]] = rrow[j]
 
 
 cdef inline void taps(const floating* src, const Py_ssize_t* off, const floating* w, Py_ssize_t n,
@@ -255,7 +249,7 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
         for j in range(m):
             k = c * m + j
             taps(buf, &off[0], &w[0] + k * T, T, run, nq, 0)
-            unpack(run, &y[0] + (n * C * m + k) * out_vol, o, g.L, 1)
+            unpack(run, &y[0] + (n * C * m + k) * out_vol, o, g.L)
 
 
 def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
@@ -297,7 +291,7 @@ def grad_input(const floating[::1] gy, const floating[::1] wt, floating[::1] gx,
             a[0] = ph // (g.s[1] * g.s[2])
             a[1] = ph // g.s[2] % g.s[1]
             a[2] = ph % g.s[2]
-            spread(run, &gx[0] + item * in_vol, &g, a, h.L, 1)
+            spread(run, &gx[0] + item * in_vol, &g, a, h.L)
 
 
 def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
@@ -373,6 +367,13 @@ cdef struct Blocked:
     Py_ssize_t T, in_vol, out_vol, gsize, blocks, step     # step: one thread's scratch
 
 
+cdef inline Py_ssize_t blocked_step(Py_ssize_t staged, Py_ssize_t grid, Py_ssize_t run,
+                                    Py_ssize_t taps, Py_ssize_t lanes) noexcept nogil:
+    """One thread's scratch: the staged planes, the grid, the run (or gy's rows), the weights
+    (or the kernel gradient's sums), `lanes` values each."""
+    return lanes * (staged + grid + run + taps)
+
+
 cdef Blocked make_blocked(plane, grid, out_size, stride, Py_ssize_t T, Py_ssize_t C,
                           Py_ssize_t lanes) except *:
     cdef Blocked b
@@ -382,7 +383,7 @@ cdef Blocked make_blocked(plane, grid, out_size, stride, Py_ssize_t T, Py_ssize_
     b.sh, b.sw = stride
     b.T, b.in_vol, b.out_vol = T, b.p.h * b.p.w, b.oh * b.ow
     b.gsize, b.blocks = b.p.gh * b.p.gw, (C + lanes - 1) // lanes
-    b.step = lanes * (b.in_vol + b.gsize + b.out_vol + T)
+    b.step = blocked_step(b.in_vol, b.gsize, b.out_vol, T, lanes)
     return b
 
 
@@ -434,19 +435,19 @@ cdef void taps_rows(const floating* grid, const Py_ssize_t* off, const floating*
             dwb_taps_f64(grid + r * sh * gw * lanes, off, wv, T, run + r * ow * lanes, ow, sw)
 
 
-cdef void unstage(const floating* run, floating* dst, Py_ssize_t count, Py_ssize_t cstride,
-                  Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t lanes) noexcept nogil:
+cdef void unstage(const floating* rows, Py_ssize_t ycols, floating* dst, Py_ssize_t count,
+                  Py_ssize_t h, Py_ssize_t w, Py_ssize_t lanes) noexcept nogil:
+    """Planes v < count of dst (h x w, h * w apart) = rows[r][q][v] (rows ycols apart)."""
     if floating is float:
-        wg_unstage_float(run, ow, lanes, dst, count, cstride, oh, ow, 0, 0, oh, ow)
+        wg_unstage_float(rows, ycols, lanes, dst, count, h * w, h, w, 0, 0, h, w)
     else:
-        wg_unstage_double(run, ow, lanes, dst, count, cstride, oh, ow, 0, 0, oh, ow)
+        wg_unstage_double(rows, ycols, lanes, dst, count, h * w, h, w, 0, 0, h, w)
 
 
 def blocked_scratch_elements(Py_ssize_t staged, Py_ssize_t grid, Py_ssize_t run,
                              Py_ssize_t taps, Py_ssize_t lanes):
-    """One thread's scratch: the staged planes, the grid, the run (or gy's rows), the weights
-    (or the kernel gradient's sums), `lanes` values each."""
-    return lanes * (staged + grid + run + taps)
+    """Elements of one thread's scratch (blocked_step)."""
+    return blocked_step(staged, grid, run, taps, lanes)
 
 
 def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out,
@@ -475,8 +476,8 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
         taps_rows(flat + lanes * b.in_vol, &off[0],
                   flat + lanes * (b.in_vol + b.gsize + b.out_vol), b.T,
                   flat + lanes * (b.in_vol + b.gsize), b.oh, b.ow, b.sh, b.sw, b.p.gw, lanes)
-        unstage(flat + lanes * (b.in_vol + b.gsize), &out[0] + (n * C + c0) * b.out_vol, count,
-                b.out_vol, b.oh, b.ow, lanes)
+        unstage(flat + lanes * (b.in_vol + b.gsize), b.ow, &out[0] + (n * C + c0) * b.out_vol,
+                count, b.oh, b.ow, lanes)
 
 
 def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
@@ -547,11 +548,5 @@ def blocked_scatter(const floating[::1] gy, const floating[::1] w, floating[::1]
                 else:
                     dwb_scatter_f64(rows + r * b.ow * lanes, &off[0], wv, b.T,
                                     g + r * b.sh * b.p.gw * lanes, b.ow, b.sw)
-        if floating is float:
-            wg_unstage_float(g + (b.p.ph * b.p.gw + b.p.pw) * lanes, b.p.gw, lanes,
-                             &gx[0] + (n * C + c0) * b.in_vol, count, b.in_vol, b.p.h, b.p.w,
-                             0, 0, b.p.h, b.p.w)
-        else:
-            wg_unstage_double(g + (b.p.ph * b.p.gw + b.p.pw) * lanes, b.p.gw, lanes,
-                              &gx[0] + (n * C + c0) * b.in_vol, count, b.in_vol, b.p.h, b.p.w,
-                              0, 0, b.p.h, b.p.w)
+        unstage(g + (b.p.ph * b.p.gw + b.p.pw) * lanes, b.p.gw,
+                &gx[0] + (n * C + c0) * b.in_vol, count, b.p.h, b.p.w, lanes)

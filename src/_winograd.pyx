@@ -17,9 +17,9 @@ The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accu
 dU[xi] += Mg[xi]^T V[xi] (KP x C); blocks are split into `parts` (fixed by the problem), each
 summed into its own partial dU, and the partials are added in order. Nothing depends on the
 thread count. Where U outgrows L2 (many channels, few tiles), every block would stream it in
-again: the staged schedule below does each step for a whole wave of tiles instead. The kernel transforms U = G g G^T and gw = G^T dU G (kernel_transform,
-kernel_untransform) run in double here: in NumPy, products with an inner dimension of 9 took
-longer than the convolution itself.
+again: the staged schedule below does each step for a whole wave of tiles instead. The kernel
+transforms U = G g G^T and gw = G^T dU G (kernel_transform, kernel_untransform) run in double
+here: in NumPy, products with an inner dimension of 9 took longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -133,32 +133,56 @@ cdef inline const floating* plane_or_null(const floating* a, Py_ssize_t offset) 
     return a + offset if offset >= 0 else NULL
 
 
+cdef void plane_input(const Tiling* tl, const floating* x, Py_ssize_t src, Block bl,
+                      floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
+    """V[xi][t0 + tile] (planes of T tiles) of block bl of the plane at offset src of x (-1:
+    padding only, transformed from zeros); `buf` stages the window."""
+    stage(plane_or_null(x, src), tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * bl.tr0 - tl.off_h,
+          4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf, tl.CP)
+    input_tf(buf, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, V, t0, T)
+
+
+cdef int plane_output(const Tiling* tl, const floating* M, floating* y, Block bl, Py_ssize_t t0,
+                      Py_ssize_t T, floating* buf) noexcept nogil:
+    """Block bl of the written plane y from M[xi][t0 + tile]; 1 if a value was not finite."""
+    cdef int bad
+    if floating is float:
+        bad = wg_output_float(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        wg_unstage_float(buf, 4 * bl.nc, tl.KP, y, tl.cout, tl.out_cs, tl.oh, tl.ow,
+                         4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
+    else:
+        bad = wg_output_double(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        wg_unstage_double(buf, 4 * bl.nc, tl.KP, y, tl.cout, tl.out_cs, tl.oh, tl.ow,
+                          4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
+    return bad
+
+
+cdef void plane_gy(const Tiling* tl, const floating* gy, Block bl, floating* Mg, Py_ssize_t t0,
+                   Py_ssize_t T, floating* buf) noexcept nogil:
+    """Mg[xi][t0 + tile] = A gy A^T of block bl of the gy plane `gy`."""
+    stage(gy, tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc,
+          buf, tl.KP)
+    if floating is float:
+        wg_gy_float(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
+    else:
+        wg_gy_double(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
+
+
 cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, floating* y,
                        const Py_ssize_t* src, const Py_ssize_t* dst, Block bl, floating* buf1,
                        floating* buf2) noexcept nogil:
     """One block of the written planes; 1 if a value was not finite. A plane that reads only
     padding (src -1) is computed from zeros, so it comes out zero."""
-    cdef Py_ssize_t per = bl.nr * bl.nc, tn = (bl.p1 - bl.p0) * per, xi, p, t0
+    cdef Py_ssize_t per = bl.nr * bl.nc, tn = (bl.p1 - bl.p0) * per, xi, p
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     cdef int bad = 0
     for p in range(bl.p0, bl.p1):
-        stage(plane_or_null(x, src[p]), tl.cin, tl.in_cs, tl.ih, tl.iw,
-              4 * bl.tr0 - tl.off_h, 4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf1,
-              tl.CP)
-        input_tf(buf1, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, buf2, (p - bl.p0) * per, tn)
+        plane_input(tl, x, src[p], bl, buf2, (p - bl.p0) * per, tn, buf1)
     for xi in range(POSITIONS):
         gemm(False, False, tn, tl.KP, tl.cin, <floating>1, buf2 + xi * (tn * tl.CP + pad), tl.CP,
              u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * (tn * tl.KP + pad), tl.KP)
     for p in range(bl.p0, bl.p1):
-        t0 = (p - bl.p0) * per
-        if floating is float:
-            bad |= wg_output_float(buf1, tl.KP, bl.nr, bl.nc, buf2, 4 * bl.nc, t0, tn)
-            wg_unstage_float(buf2, 4 * bl.nc, tl.KP, y + dst[p], tl.cout, tl.out_cs, tl.oh,
-                             tl.ow, 4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
-        else:
-            bad |= wg_output_double(buf1, tl.KP, bl.nr, bl.nc, buf2, 4 * bl.nc, t0, tn)
-            wg_unstage_double(buf2, 4 * bl.nc, tl.KP, y + dst[p], tl.cout, tl.out_cs, tl.oh,
-                              tl.ow, 4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
+        bad |= plane_output(tl, buf1, y + dst[p], bl, (p - bl.p0) * per, tn, buf2)
     return bad
 
 
@@ -188,16 +212,8 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     for p in range(bl.p0, bl.p1):
         t0 = (p - bl.p0) * per
-        stage(plane_or_null(x, src[p]), tl.cin, tl.in_cs, tl.ih, tl.iw,
-              4 * bl.tr0 - tl.off_h, 4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf1,
-              tl.CP)
-        input_tf(buf1, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, buf2, t0, tn)
-        stage(gy + gsrc[p], tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * bl.tr0, 4 * bl.tc0,
-              4 * bl.nr, 4 * bl.nc, buf1, tl.KP)
-        if floating is float:
-            wg_gy_float(buf1, 4 * bl.nc, tl.KP, bl.nr, bl.nc, buf3, t0, tn)
-        else:
-            wg_gy_double(buf1, 4 * bl.nc, tl.KP, bl.nr, bl.nc, buf3, t0, tn)
+        plane_input(tl, x, src[p], bl, buf2, t0, tn, buf1)
+        plane_gy(tl, gy + gsrc[p], bl, buf3, t0, tn, buf1)
     for xi in range(POSITIONS):
         gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * (tn * tl.KP + pad), tl.KP,
              buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
@@ -250,37 +266,6 @@ cdef inline Py_ssize_t wave_tiles(const Tiling* tl, Py_ssize_t wave, Py_ssize_t 
     return tile_start(tl, i1[0]) - s0[0]
 
 
-cdef void staged_input(const Tiling* tl, const floating* x, const Py_ssize_t* src, Block bl,
-                       floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
-    stage(plane_or_null(x, src[bl.p0]), tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * bl.tr0 - tl.off_h,
-          -tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf, tl.CP)
-    input_tf(buf, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, V, t0, T)
-
-
-cdef int staged_output(const Tiling* tl, const floating* M, floating* y, Py_ssize_t offset,
-                       Block bl, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
-    cdef int bad
-    if floating is float:
-        bad = wg_output_float(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
-        wg_unstage_float(buf, 4 * bl.nc, tl.KP, y + offset, tl.cout, tl.out_cs, tl.oh, tl.ow,
-                         4 * bl.tr0, 0, 4 * bl.nr, 4 * bl.nc)
-    else:
-        bad = wg_output_double(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
-        wg_unstage_double(buf, 4 * bl.nc, tl.KP, y + offset, tl.cout, tl.out_cs, tl.oh, tl.ow,
-                          4 * bl.tr0, 0, 4 * bl.nr, 4 * bl.nc)
-    return bad
-
-
-cdef void staged_gy(const Tiling* tl, const floating* gy, const Py_ssize_t* gsrc, Block bl,
-                    floating* Mg, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
-    stage(gy + gsrc[bl.p0], tl.cout, tl.out_cs, tl.oh, tl.ow, 4 * bl.tr0, 0, 4 * bl.nr,
-          4 * bl.nc, buf, tl.KP)
-    if floating is float:
-        wg_gy_float(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
-    else:
-        wg_gy_double(buf, 4 * bl.nc, tl.KP, bl.nr, bl.nc, Mg, t0, T)
-
-
 cdef void inputs_of_wave(const Tiling* tl, const floating* x, const Py_ssize_t* src,
                          Py_ssize_t planes, floating* V, Py_ssize_t i0, Py_ssize_t i1,
                          Py_ssize_t s0, Py_ssize_t T, floating* work,
@@ -290,8 +275,8 @@ cdef void inputs_of_wave(const Tiling* tl, const floating* x, const Py_ssize_t* 
     cdef floating* buf
     for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
         buf = thread_slice(work, tl.size1)
-        staged_input(tl, x, src, block_of(tl, item, planes), V, tile_start(tl, item) - s0, T,
-                     buf)
+        plane_input(tl, x, src[item // tl.rblocks], block_of(tl, item, planes), V,
+                    tile_start(tl, item) - s0, T, buf)
 
 
 cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u, floating* y,
@@ -315,9 +300,9 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
                      <floating>(0 if d == 0 else 1), M + xi * (T * tl.KP + pad), tl.KP)
         for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
             buf = thread_slice(work, tl.size1)
-            flags[item] = staged_output(tl, M, y, dst[item // tl.rblocks],
-                                        block_of(tl, item, planes), tile_start(tl, item) - s0,
-                                        T, buf)
+            flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks],
+                                       block_of(tl, item, planes), tile_start(tl, item) - s0, T,
+                                       buf)
 
 
 cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,
@@ -335,8 +320,8 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
         T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)
         for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
             buf = thread_slice(work, tl.size1)
-            staged_gy(tl, gy, gsrc, block_of(tl, item, planes), Mg, tile_start(tl, item) - s0,
-                      T, buf)
+            plane_gy(tl, gy + gsrc[item // tl.rblocks], block_of(tl, item, planes), Mg,
+                     tile_start(tl, item) - s0, T, buf)
         for d in range(depth_taps):
             inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):

@@ -308,10 +308,9 @@ def _transformed_kernel(w, flipped, KP, threads):
     u = _scratch.empty("winograd.u", taps * size, w.dtype)
     if KP > rows:
         u.reshape(-1, KP)[:, rows:] = 0
-    for tap in range(taps):
-        g = w[:, :, tap] if taps > 1 else w
-        _winograd.kernel_transform(np.ascontiguousarray(g).reshape(-1), u[tap * size:], K, C,
-                                   KP, flipped, threads)
+    for tap in range(taps):     # (a view, not a copy, where the kernel is 1 deep)
+        _winograd.kernel_transform(np.ascontiguousarray(w[:, :, tap]).reshape(-1),
+                                   u[tap * size:], K, C, KP, flipped, threads)
     return u
 
 
