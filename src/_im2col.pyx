@@ -7,7 +7,10 @@ from the ConvSpec (see _geometry.pxd). A column matrix has one row per (input ch
 Work is cut into chunks of `width` output positions of one sample. Each OpenMP thread packs a
 chunk into its own small buffer (it stays in cache) and at once multiplies it with the
 single-threaded BLAS (the caller holds the BLAS at one thread): one thread pool, no buffer the size
-of the whole column matrix. Results do not depend on the thread count:
+of the whole column matrix. Forward can instead run on fastconv's own GEMM (_gemm.pxd,
+src/_gemm_kernels.h): the weights packed once per call into blocks of its register tile's rows,
+each chunk packed straight into panels of the tile's columns (forward_panels), which the BLAS
+would otherwise copy into its own panels again. Results do not depend on the thread count:
   forward      each chunk of y is written by one GEMM;
   grad_input   work items are (sample, block of input channels), so col2im never writes one
                element from two threads;
@@ -20,11 +23,17 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
+from _gemm cimport (gm_cols_double, gm_cols_float, gm_init, gm_level, gm_rows_double,
+                    gm_rows_float, pack_a, panels_gemm, tile_cols, tile_rows)
 from _geometry cimport Geom, geom_from_spec, valid_range
 from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
+# The packed GEMM's kernels run at this process's instruction-set level (src/_cpu_level.h).
+gm_init()
+
 cdef enum:
     PACK_SLABS = 8  # row slabs of a chunk packed in parallel when forward packs each chunk once
+    PANEL_ROWS = 8  # column-matrix rows packed at a time on their way into panels
 
 
 cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noexcept nogil:
@@ -326,6 +335,87 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
                  g.P)
 
 
+cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const Geom* g,
+                      Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
+                      Py_ssize_t nr, bint phased) noexcept nogil:
+    """Rows r0..r1 of the column matrix of positions p0..p1 of sample n, in the packed GEMM's
+    panels: (r, p) at panels[group][(p - p0) // nr][r - group * Rg][(p - p0) % nr], the columns
+    past p1 zero. PANEL_ROWS rows at a time are packed into `tmp` first (pack_chunk's layout,
+    in L1) and cut into their panels from there."""
+    cdef Py_ssize_t width = p1 - p0, npan = (width + nr - 1) // nr, Rg = g.Cg * g.k_vol
+    cdef Py_ssize_t r = r0, s, rr, j, cnt, gi
+    cdef floating* dst
+    while r < r1:
+        s = min(<Py_ssize_t>PANEL_ROWS, r1 - r)
+        pack_chunk(x, tmp, g, n, r, r + s, p0, p1, phased)
+        for rr in range(r, r + s):
+            gi = rr // Rg
+            dst = panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr
+            for j in range(npan):
+                cnt = min(nr, width - j * nr)
+                memcpy(dst + j * Rg * nr, tmp + (rr - r) * width + j * nr, cnt * sizeof(floating))
+                if cnt < nr:
+                    memset(dst + j * Rg * nr + cnt, 0, (nr - cnt) * sizeof(floating))
+        r = r + s
+
+
+cdef void forward_panels(const Geom* g, const floating* x, const floating* w, floating* y,
+                         floating* ap, floating* work, floating* tmp, floating* xp,
+                         Py_ssize_t width, Py_ssize_t kblocks, int num_threads) noexcept nogil:
+    """forward_chunks on fastconv's own GEMM (src/_gemm_kernels.h): the weights packed once into
+    blocks of the register tile's rows (`ap`), each chunk packed straight into panels of its
+    columns (`work`), so no value is copied twice. Items as in forward_chunks; with `kblocks`
+    > 1 the blocks of output channels are whole blocks of the tile's rows."""
+    cdef Py_ssize_t kr = tile_rows(w), nr = tile_cols(w)
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, nblk = (g.Kg + kr - 1) // kr
+    cdef Py_ssize_t chunk_size = R * ((width + nr - 1) // nr) * nr
+    cdef Py_ssize_t kb = ((g.Kg + kblocks - 1) // kblocks + kr - 1) // kr * kr
+    cdef Py_ssize_t item, i, n, p0, p1, gi, k0, k1, npan
+    cdef floating* panels
+    cdef bint phased = xp != NULL
+    x = phased_input(g, x, xp, num_threads)
+    for item in prange(g.G * nblk, nogil=True, schedule="static", num_threads=num_threads):
+        gi = item // nblk
+        k0 = (item - gi * nblk) * kr
+        pack_a(w + (gi * g.Kg + k0) * Rg, min(kr, g.Kg - k0), Rg, Rg, 1, ap + item * kr * Rg)
+    if kblocks == 1:
+        for i in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
+            n = i // per_sample
+            p0 = (i - n * per_sample) * width
+            p1 = min(p0 + width, g.P)
+            panels = thread_slice(work, chunk_size)
+            pack_panels(x, panels, thread_slice(tmp, PANEL_ROWS * width), g, n, 0, R, p0, p1,
+                        nr, phased)
+            npan = (p1 - p0 + nr - 1) // nr
+            for gi in range(g.G):
+                panels_gemm(g.Kg, p1 - p0, Rg, ap + gi * nblk * kr * Rg,
+                            panels + gi * npan * Rg * nr, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
+        return
+    for item in prange(chunks * PACK_SLABS, nogil=True, schedule="static", num_threads=num_threads):
+        i = item // PACK_SLABS
+        n = i // per_sample
+        p0 = (i - n * per_sample) * width
+        p1 = min(p0 + width, g.P)
+        pack_panels(x, work + i * chunk_size, thread_slice(tmp, PANEL_ROWS * width), g, n,
+                    (item % PACK_SLABS) * R // PACK_SLABS, (item % PACK_SLABS + 1) * R // PACK_SLABS,
+                    p0, p1, nr, phased)
+    for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        i = item // (g.G * kblocks)
+        gi = (item // kblocks) % g.G
+        k0 = (item % kblocks) * kb
+        k1 = min(k0 + kb, g.Kg)
+        n = i // per_sample
+        p0 = (i - n * per_sample) * width
+        p1 = min(p0 + width, g.P)
+        npan = (p1 - p0 + nr - 1) // nr
+        if k0 < k1:
+            panels_gemm(k1 - k0, p1 - p0, Rg, ap + (gi * nblk + k0 // kr) * kr * Rg,
+                        work + i * chunk_size + gi * npan * Rg * nr,
+                        y + (n * g.K + gi * g.Kg + k0) * g.P + p0, g.P)
+
+
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
                             floating* work, floating* rowtmp, Py_ssize_t width, Py_ssize_t block,
                             int num_threads) noexcept nogil:
@@ -420,6 +510,32 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
     cdef floating* xp = data_or_null(phased)
     with nogil:
         forward_chunks(&g, &x[0], &w[0], &y[0], workp, xp, width, kblocks, num_threads)
+
+
+def forward_packed(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
+                   floating[::1] packed_w, floating[::1] work, floating[::1] rows,
+                   floating[::1] phased, Py_ssize_t width, Py_ssize_t kblocks, int num_threads):
+    """forward on fastconv's own GEMM: `packed_w` holds the weights in blocks of tile_shape's
+    rows, `work` each thread's chunk (or every chunk, kblocks > 1) in panels of its columns,
+    `rows` PANEL_ROWS x width values per thread (see forward_panels)."""
+    cdef Geom g = geom_from_spec(spec)
+    cdef floating* xp = data_or_null(phased)
+    with nogil:
+        forward_panels(&g, &x[0], &w[0], &y[0], &packed_w[0], &work[0], &rows[0], xp, width,
+                       kblocks, num_threads)
+
+
+def tile_shape(int itemsize):
+    """(rows, columns) of the packed GEMM's register tile at this process's level, for float32
+    (itemsize 4) or float64 (8)."""
+    if itemsize == 4:
+        return gm_rows_float(), gm_cols_float()
+    return gm_rows_double(), gm_cols_double()
+
+
+def kernel_level():
+    """The instruction-set level of the packed GEMM's kernels (0, 1, 2; see src/_cpu_level.h)."""
+    return gm_level()
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,

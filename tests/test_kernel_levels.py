@@ -1,4 +1,5 @@
-"""Every instruction-set level of every hand-vectorised kernel set (direct, winograd, fft) that
+"""Every instruction-set level of every hand-vectorised kernel set (direct, winograd, fft,
+depthwise, im2col's packed GEMM) that
 this machine can run, chosen by the one override (FASTCONV_KERNEL_LEVEL) in a fresh interpreter.
 
 The broad shape coverage of each set at each level is in its own file (test_direct.py,
@@ -15,9 +16,10 @@ import sys
 import pytest
 
 import fastconv
-from fastconv import _depthwise, _direct, _fft, _kernel_level, _winograd
+from fastconv import _depthwise, _direct, _fft, _im2col, _kernel_level, _winograd
 
-SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise}
+SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
+        "im2col": _im2col}
 BEST = min(module.kernel_level() for module in SETS.values())
 
 # Odd sizes, asymmetric padding, stride and dilation where the set supports them.
@@ -31,13 +33,18 @@ CASES = {
                   ((1, 4, 37), (4, 1, 5), dict(padding="same", groups=4))],
     "fft": [((1, 2, 19, 23), (3, 2, 5, 4), dict(stride=2, dilation=(1, 2), padding=(2, 1))),
             ((2, 3, 7, 9, 8), (2, 3, 3, 2, 3), dict(padding=1))],
+    # the packed GEMM's forward: output channels and positions off its tile's edges, groups
+    "im2col": [((2, 6, 11, 13), (26, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
+                                                    groups=2)),
+               ((3, 5, 41), (37, 5, 4), dict(padding="same"))],
 }
 
 _SCRIPT = """
 import numpy as np, fastconv
-from fastconv import _depthwise, _direct, _winograd, _fft, _kernel_level, reference
+from fastconv import _depthwise, _direct, _im2col, _winograd, _fft, _kernel_level, reference
 level = {level}
-sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise}}
+sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
+        "im2col": _im2col}}
 for name, module in sets.items():
     assert module.kernel_level() == level, (name, module.kernel_level(), level)
 assert _kernel_level.levels() == {{name: _kernel_level.NAMES[level] for name in sets}}
@@ -73,7 +80,7 @@ def test_one_override_runs_every_set_at_that_level(level):
         pytest.skip(f"this machine runs level {BEST} at best")
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     env = {k: v for k, v in os.environ.items() if k not in _kernel_level.PER_SET_ENV}
-    env.update({_kernel_level.ENV: _kernel_level.NAMES[level],
+    env.update({_kernel_level.ENV: _kernel_level.NAMES[level], "FASTCONV_IM2COL_GEMM": "packed",
                 "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
     code = _SCRIPT.format(level=level, cases=CASES)
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,

@@ -58,6 +58,32 @@ KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at rows/16 of the 
                             # (1.5x faster than direct), vgg_first im2col for winograd (1.07x)
 
 
+PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
+# Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2)
+# for layers of at least (output channels per group, output positions per sample); elsewhere,
+# and always for a 1x1 layer (which the BLAS reads in place; the packed GEMM would copy it), on
+# the BLAS. Its register tile is 6 x 16 at AVX2, 12 x 32 at AVX-512. On the chooser sweep's
+# layers (AMD EPYC Zen 4, 2 threads, float32, against OpenBLAS) it ran 0.70-0.97x the BLAS's
+# time on the layers it takes; 1.05-1.3x on 7x7 maps, and at AVX-512 on LeNet's 6-16-channel
+# layers, which the OpenBLAS kernel for AVX2 runs worse. float64 measured level with the BLAS
+# (0.84-1.3x): it stays there. FASTCONV_IM2COL_GEMM=packed or =blas forces one (benchmarks).
+PACKED_MIN = {1: (1, 64), 2: (32, 256)}
+PACKED_GEMM_SPEEDUP = 1.12  # the cost model's GEMM rate on it: geomean 0.88x the BLAS's time on
+                            # the 40 layers of the sweep it takes at AVX-512 (AMD EPYC Zen 4)
+
+
+def _packed_gemm(spec):
+    """Whether forward runs on fastconv's own GEMM (src/_gemm_kernels.h) rather than the BLAS."""
+    import os
+    choice = os.environ.get("FASTCONV_IM2COL_GEMM", "auto")
+    if choice != "auto":
+        return choice == "packed"
+    least = PACKED_MIN.get(_im2col.kernel_level())
+    return (least is not None and spec.dtype == np.float32 and not _pointwise(spec)
+            and spec.out_channels // spec.groups >= least[0]
+            and math.prod(spec.output_size) >= least[1])
+
+
 def _pointwise(spec):
     return (math.prod(spec.kernel_size) == 1 and spec.stride == (1, 1, 1)
             and spec.pad_low == spec.pad_high == (0, 0, 0))
@@ -66,7 +92,17 @@ def _pointwise(spec):
 class _Plan:
     """Chunking and workspace of one problem and operation."""
 
-    def __init__(self, spec, op):
+    def __init__(self, spec, op, packed=None):
+        """packed: forward on fastconv's own GEMM (default: where _packed_gemm says, unless its
+        packed weights and panels would not fit in the workspace limit with the BLAS's would)."""
+        if packed is None:
+            packed = op == "forward" and _packed_gemm(spec)
+            if packed:
+                self.__init__(spec, op, True)
+                if self.workspace_elements * spec.dtype.itemsize <= _config.get_workspace_limit():
+                    return
+                packed = False
+        self.packed = packed
         k_vol = math.prod(spec.kernel_size)
         positions = math.prod(spec.output_size)
         group_channels = spec.in_channels // spec.groups
@@ -80,7 +116,7 @@ class _Plan:
         self.block = -(-group_channels // blocks)
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
                 "grad_input": self.block * k_vol}[op]
-        self.rows = 0 if _pointwise(spec) else rows
+        self.rows = 0 if _pointwise(spec) and not self.packed else rows
         columns = CHUNK_COLUMNS
         if self.rows:
             columns = max(columns, min(MAX_CHUNK_COLUMNS,
@@ -128,23 +164,39 @@ class _Plan:
         row_tmp = spec.input_size[2] if self.phased and op == "grad_input" else 0
         room = limit - self.partial_elements - self.phased_elements
         self.threads = _config.get_num_threads()
+        self.packed_w_elements = 0
+        if self.packed:
+            tile_rows, self.tile_cols = _im2col.tile_shape(spec.dtype.itemsize)
+            self.packed_w_elements = spec.groups * -(-kg // tile_rows) * tile_rows * rows_g
+            room -= self.packed_w_elements
+            row_tmp = PANEL_ROWS * width    # pack_panels' rows on their way
         if self.kblocks > 1:        # every chunk packed once, into a buffer of its own
             self.width = width
-            self.work_elements = chunks * self.rows * width
+            self.work_elements = chunks * self._chunk_elements(width)
             if self.work_elements <= room:
-                self.row_elements = 0
-                return
+                self.row_elements = PANEL_ROWS * width * self.threads if self.packed else 0
+                if self.work_elements + self.row_elements <= room:
+                    return
             self.kblocks = 1
         self.width = max(1, min(width, (room - row_tmp) // max(self.rows, 1)))
-        per_thread = self.rows * self.width
+        if self.packed:
+            row_tmp = PANEL_ROWS * self.width
+        per_thread = self._chunk_elements(self.width)
         self.threads = max(1, min(self.threads,
                                   room // (per_thread + row_tmp) if per_thread else 1 << 30))
         self.row_elements = self.threads * row_tmp
         self.work_elements = self.threads * per_thread
 
+    def _chunk_elements(self, width):
+        """A chunk's column buffer: R x width, or R x whole panels for the packed GEMM."""
+        if self.packed:
+            return self.rows * -(-width // self.tile_cols) * self.tile_cols
+        return self.rows * width
+
     @property
     def workspace_elements(self):
-        return self.work_elements + self.partial_elements + self.phased_elements + self.row_elements
+        return (self.work_elements + self.partial_elements + self.phased_elements
+                + self.row_elements + self.packed_w_elements)
 
 
 def supports(spec, op):
@@ -170,7 +222,7 @@ def cost(spec, op):
     plan = _Plan(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
-    rate = GEMM_FLOPS_PER_S[spec.dtype.name]
+    rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS)    # (0 rows: explain's empty)
     chunks = spec.batch * -(-math.prod(spec.output_size) // plan.width)
@@ -190,6 +242,11 @@ def _work(plan, dtype, *names):
 def forward(spec, x, w, out=None):
     plan = _Plan(spec, "forward")
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    if plan.packed:
+        _im2col.forward_packed(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
+                               *_work(plan, spec.dtype, "packed_w", "work", "row", "phased"),
+                               plan.width, plan.kblocks, plan.threads)
+        return y
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
                         *_work(plan, spec.dtype, "work", "phased"), plan.width, plan.kblocks,

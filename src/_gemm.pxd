@@ -1,0 +1,52 @@
+# fastconv's own packed GEMM (src/_gemm_kernels.h), fused over float/double, as _blas.pxd wraps
+# the BLAS: A packed into blocks of the register tile's rows (pack_a), B arriving in panels of
+# its columns, C = A B (panels_gemm). A module that cimports it calls gm_init() once at import.
+from cython cimport floating
+
+cdef extern from "_gemm_kernels.h":
+    void gm_init() noexcept nogil
+    int gm_level() noexcept nogil
+    int gm_rows_float "gm_kernels.gm_rows_float"() noexcept nogil
+    int gm_rows_double "gm_kernels.gm_rows_double"() noexcept nogil
+    int gm_cols_float "gm_kernels.gm_cols_float"() noexcept nogil
+    int gm_cols_double "gm_kernels.gm_cols_double"() noexcept nogil
+    int gm_pack_a_float "gm_kernels.gm_pack_a_float"(const float* a, Py_ssize_t rows,
+            Py_ssize_t k, Py_ssize_t rs, Py_ssize_t cs, float* ap) noexcept nogil
+    int gm_pack_a_double "gm_kernels.gm_pack_a_double"(const double* a, Py_ssize_t rows,
+            Py_ssize_t k, Py_ssize_t rs, Py_ssize_t cs, double* ap) noexcept nogil
+    int gm_panels_float "gm_kernels.gm_panels_float"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+            const float* ap, const float* bp, float* c, Py_ssize_t ldc) noexcept nogil
+    int gm_panels_double "gm_kernels.gm_panels_double"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+            const double* ap, const double* bp, double* c, Py_ssize_t ldc) noexcept nogil
+
+
+cdef inline int tile_rows(const floating* like) noexcept nogil:
+    """Rows of the packed GEMM's register tile (its blocks of A) for this precision."""
+    if floating is float:
+        return gm_rows_float()
+    else:
+        return gm_rows_double()
+
+
+cdef inline int tile_cols(const floating* like) noexcept nogil:
+    """Columns of the packed GEMM's register tile (its panels of B) for this precision."""
+    if floating is float:
+        return gm_cols_float()
+    else:
+        return gm_cols_double()
+
+
+cdef inline void pack_a(const floating* a, Py_ssize_t rows, Py_ssize_t k, Py_ssize_t rs,
+                        Py_ssize_t cs, floating* ap) noexcept nogil:
+    if floating is float:
+        gm_pack_a_float(a, rows, k, rs, cs, ap)
+    else:
+        gm_pack_a_double(a, rows, k, rs, cs, ap)
+
+
+cdef inline void panels_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* ap,
+                             const floating* bp, floating* c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        gm_panels_float(m, n, k, ap, bp, c, ldc)
+    else:
+        gm_panels_double(m, n, k, ap, bp, c, ldc)
