@@ -47,7 +47,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--networks", default="")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
     args = ap.parse_args()
     dtype = np.dtype(args.dtype)
     networks = set(filter(None, args.networks.split(",")))
@@ -56,6 +57,8 @@ def main():
     rng = np.random.default_rng(0)
     taken, every = [], []
     for p in _layers(networks):
+        if args.layers and not any(part in p.name for part in args.layers.split(",")):
+            continue
         x = rng.standard_normal(p.x_shape).astype(dtype)
         w = rng.standard_normal(p.w_shape).astype(dtype)
         conv = lambda: fastconv.conv(x, w, algorithm="im2col", **p.geometry)  # noqa: E731

@@ -15,9 +15,11 @@ cdef extern from "_gemm_kernels.h":
     int gm_pack_a_double "gm_kernels.gm_pack_a_double"(const double* a, Py_ssize_t rows,
             Py_ssize_t k, Py_ssize_t rs, Py_ssize_t cs, double* ap) noexcept nogil
     int gm_panels_float "gm_kernels.gm_panels_float"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-            const float* ap, const float* bp, float* c, Py_ssize_t ldc) noexcept nogil
+            const float* ap, const float* bp, float* c, Py_ssize_t ldc, Py_ssize_t seg,
+            Py_ssize_t seg_stride) noexcept nogil
     int gm_panels_double "gm_kernels.gm_panels_double"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-            const double* ap, const double* bp, double* c, Py_ssize_t ldc) noexcept nogil
+            const double* ap, const double* bp, double* c, Py_ssize_t ldc, Py_ssize_t seg,
+            Py_ssize_t seg_stride) noexcept nogil
 
 
 cdef inline int tile_rows(const floating* like) noexcept nogil:
@@ -45,8 +47,10 @@ cdef inline void pack_a(const floating* a, Py_ssize_t rows, Py_ssize_t k, Py_ssi
 
 
 cdef inline void panels_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* ap,
-                             const floating* bp, floating* c, Py_ssize_t ldc) noexcept nogil:
+                             const floating* bp, floating* c, Py_ssize_t ldc, Py_ssize_t seg,
+                             Py_ssize_t seg_stride) noexcept nogil:
+    """C = A B, column j at c + (j / seg) * seg_stride + j % seg (see gm_panels)."""
     if floating is float:
-        gm_panels_float(m, n, k, ap, bp, c, ldc)
+        gm_panels_float(m, n, k, ap, bp, c, ldc, seg, seg_stride)
     else:
-        gm_panels_double(m, n, k, ap, bp, c, ldc)
+        gm_panels_double(m, n, k, ap, bp, c, ldc, seg, seg_stride)

@@ -36,10 +36,19 @@ FASTCONV_ATTR static int GM_FN(gm_cols)(void) { return GM_NR; }
    (rows <= GM_KR; the others zero). */
 FASTCONV_ATTR static int GM_FN(gm_pack_a)(const GM_T* a, Py_ssize_t rows, Py_ssize_t k,
                                           Py_ssize_t rs, Py_ssize_t cs, GM_T* restrict ap) {
-    for (Py_ssize_t kk = 0; kk < k; kk++) {
-        GM_T* restrict dst = ap + kk * GM_KR;
-        for (Py_ssize_t i = 0; i < GM_KR; i++)
-            dst[i] = i < rows ? a[i * rs + kk * cs] : (GM_T)0;
+    enum { STEP = 256 };            /* a STEP x GM_KR piece of ap stays in L1 while it fills */
+    for (Py_ssize_t k0 = 0; k0 < k; k0 += STEP) {
+        const Py_ssize_t k1 = k - k0 < STEP ? k : k0 + STEP;
+        for (Py_ssize_t i = 0; i < GM_KR; i++) {
+            if (i >= rows) {
+                for (Py_ssize_t kk = k0; kk < k1; kk++)
+                    ap[kk * GM_KR + i] = 0;
+                continue;
+            }
+            const GM_T* src = a + i * rs;
+            for (Py_ssize_t kk = k0; kk < k1; kk++)
+                ap[kk * GM_KR + i] = src[kk * cs];
+        }
     }
     return 0;
 }
@@ -88,29 +97,38 @@ GM_TILE(6, 2) GM_TILE(6, 1) GM_TILE(4, 2) GM_TILE(4, 1) GM_TILE(2, 2) GM_TILE(2,
                                                    : GM_FN(gm_tile_2x##NV)(__VA_ARGS__))
 #endif
 
-/* C (m x n, row stride ldc) = A B: ap holds ceil(m / GM_KR) blocks, bp ceil(n / GM_NR) panels,
-   both over the same k. A panel stays in L1/L2 while every block of A runs against it. Tiles at
-   the edges run the narrowest tile that covers them, into a small buffer. */
+/* C = A B, m x n: ap holds ceil(m / GM_KR) blocks, bp ceil(n / GM_NR) panels, both over the
+   same k. Column j of C lives at c + (j / seg) * seg_stride + j % seg, row i ldc further: the
+   columns of a chunk of several samples (seg positions each, seg_stride apart) or of one
+   (seg >= n). A panel stays in L1/L2 while every block of A runs against it. Tiles at the edges,
+   or across two samples, run the narrowest tile that covers them, into a small buffer. */
 FASTCONV_ATTR static int GM_FN(gm_panels)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                           const GM_T* ap, const GM_T* bp, GM_T* c,
-                                          Py_ssize_t ldc) {
+                                          Py_ssize_t ldc, Py_ssize_t seg, Py_ssize_t seg_stride) {
     GM_T edge[GM_KR * GM_NR] __attribute__((aligned(64)));
     for (Py_ssize_t j = 0; j < n; j += GM_NR) {
         const GM_T* b = bp + (j / GM_NR) * k * GM_NR;
         const Py_ssize_t nr = n - j < GM_NR ? n - j : GM_NR;
+        GM_T* cj = c + (j / seg) * seg_stride + j % seg;
+        const int whole = nr == GM_NR && j % seg + nr <= seg;
         for (Py_ssize_t i = 0; i < m; i += GM_KR) {
             const GM_T* a = ap + (i / GM_KR) * k * GM_KR;
             const Py_ssize_t mr = m - i < GM_KR ? m - i : GM_KR;
-            if (nr == GM_NR && mr == GM_KR) {
-                GM_TILE_CALL(mr, 2, k, a, b, c + i * ldc + j, ldc);
+            if (whole && mr == GM_KR) {
+                GM_TILE_CALL(mr, 2, k, a, b, cj + i * ldc, ldc);
                 continue;
             }
             if (nr > GM_L)
                 GM_TILE_CALL(mr, 2, k, a, b, edge, GM_NR);
             else
                 GM_TILE_CALL(mr, 1, k, a, b, edge, GM_NR);
-            for (Py_ssize_t r = 0; r < mr; r++)
-                memcpy(c + (i + r) * ldc + j, edge + r * GM_NR, (size_t)nr * sizeof(GM_T));
+            for (Py_ssize_t q = 0, cnt; q < nr; q += cnt) {
+                const Py_ssize_t at = (j + q) % seg;
+                cnt = seg - at < nr - q ? seg - at : nr - q;
+                GM_T* dst = c + ((j + q) / seg) * seg_stride + at + i * ldc;
+                for (Py_ssize_t r = 0; r < mr; r++)
+                    memcpy(dst + r * ldc, edge + r * GM_NR + q, (size_t)cnt * sizeof(GM_T));
+            }
         }
     }
     return 0;

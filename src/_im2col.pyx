@@ -26,6 +26,7 @@ from _blas cimport gemm
 from _gemm cimport (gm_cols_double, gm_cols_float, gm_init, gm_level, gm_rows_double,
                     gm_rows_float, pack_a, panels_gemm, tile_cols, tile_rows)
 from _geometry cimport Geom, geom_from_spec, valid_range
+from _phase cimport phase_rows, phased_offset, unphase_rows
 from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
 # The packed GEMM's kernels run at this process's instruction-set level (src/_cpu_level.h).
@@ -34,65 +35,6 @@ gm_init()
 cdef enum:
     PACK_SLABS = 8  # row slabs of a chunk packed in parallel when forward packs each chunk once
     PANEL_ROWS = 8  # column-matrix rows packed at a time on their way into panels
-
-
-cdef inline Py_ssize_t phase_start(Py_ssize_t n, Py_ssize_t s, Py_ssize_t q) noexcept nogil:
-    """Where phase q starts in a row of n values stored by phase (see phase_rows)."""
-    return q * (n // s) + (q if q < n % s else n % s)
-
-
-cdef inline Py_ssize_t phased_offset(const Geom* g, Py_ssize_t xoff) noexcept nogil:
-    """In an input row stored by phase, where input column o * sw + xoff lives, less o: column
-    o * sw + xoff is entry (xoff - q) / sw + o of phase q = xoff mod sw."""
-    cdef Py_ssize_t q = xoff % g.sw
-    if q < 0:
-        q = q + g.sw
-    return phase_start(g.iw, g.sw, q) + (xoff - q) // g.sw
-
-
-cdef void phase_rows(const floating* src, floating* dst, Py_ssize_t rows, Py_ssize_t n,
-                     Py_ssize_t s) noexcept nogil:
-    """Store each row of n values by phase: dst row = src[0], src[s], ..., src[1], src[1 + s], ...
-
-    With the rows of x stored so, the values a stride-s tap reads along a row are contiguous."""
-    cdef Py_ssize_t r, q, j, k
-    cdef const floating* row
-    cdef floating* out
-    cdef floating* out1
-    if s == 2:          # the usual stride, with a constant step the compiler vectorizes
-        k = n // 2
-        for r in range(rows):
-            row = src + r * n
-            out = dst + r * n
-            out1 = out + (n + 1) // 2
-            for j in range(k):
-                out[j] = row[2 * j]
-                out1[j] = row[2 * j + 1]
-            if n % 2:
-                out[k] = row[n - 1]
-        return
-    for r in range(rows):
-        row = src + r * n
-        for q in range(min(s, n)):          # phases q >= n are empty: no loop over the stride
-            out = dst + r * n + phase_start(n, s, q)
-            k = phase_start(n, s, q + 1) - phase_start(n, s, q)
-            for j in range(k):
-                out[j] = row[q + j * s]
-
-
-cdef void unphase_rows(floating* a, floating* tmp, Py_ssize_t rows, Py_ssize_t n,
-                       Py_ssize_t s) noexcept nogil:
-    """The inverse of phase_rows, in place (`tmp` holds one row)."""
-    cdef Py_ssize_t r, q, i, k
-    for r in range(rows):
-        memcpy(tmp, a + r * n, n * sizeof(floating))
-        k = 0
-        for q in range(min(s, n)):
-            i = q
-            while i < n:
-                a[r * n + i] = tmp[k]
-                k = k + 1
-                i = i + s
 
 
 cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
@@ -156,7 +98,7 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
                      bint phased) noexcept nogil:
     """col[r - r0, p - p0] = x[n] at row r's tap and output position p (rows r0..r1)."""
-    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi
+    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi, kd, kh
     cdef floating* colrow
     cdef const floating* xc
     cdef const floating* src
@@ -175,9 +117,15 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
             if phased:
                 xoff = phased_offset(g, xoff)
             colrow = col + (r - r0) * width
+            kd = (p0 // g.ow) // g.oh           # output row k = kd * oh + kh, stepped without
+            kh = (p0 // g.ow) % g.oh            # a division per row (8-wide rows: LeNet's maps)
             for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                zi = (k // g.oh) * g.sd - g.pd + a * g.dd
-                yi = (k % g.oh) * g.sh - g.ph + b * g.dh
+                zi = kd * g.sd - g.pd + a * g.dd
+                yi = kh * g.sh - g.ph + b * g.dh
+                kh = kh + 1
+                if kh == g.oh:
+                    kh = 0
+                    kd = kd + 1
                 if zi < 0 or zi >= g.id or yi < 0 or yi >= g.ih:
                     for o in range(g.ow):
                         colrow[o] = 0
@@ -209,7 +157,7 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                         Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1,
                         bint phased) noexcept nogil:
     """col2im: gx[n, c] += the rows of channels c0..c1 at their taps (the adjoint of pack_chunk)."""
-    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi
+    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi, kd, kh
     cdef const floating* colrow
     cdef floating* xc
     cdef floating* dst
@@ -226,9 +174,15 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                 if phased:
                     xoff = phased_offset(g, xoff)
                 colrow = col + ((c - c0) * g.k_vol + t) * width
+                kd = (p0 // g.ow) // g.oh
+                kh = (p0 // g.ow) % g.oh
                 for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                    zi = (k // g.oh) * g.sd - g.pd + a * g.dd
-                    yi = (k % g.oh) * g.sh - g.ph + b * g.dh
+                    zi = kd * g.sd - g.pd + a * g.dd
+                    yi = kh * g.sh - g.ph + b * g.dh
+                    kh = kh + 1
+                    if kh == g.oh:
+                        kh = 0
+                        kd = kd + 1
                     if zi >= 0 and zi < g.id and yi >= 0 and yi < g.ih:
                         dst = xc + (zi * g.ih + yi) * g.iw + xoff
                         if phased or g.sw == 1:
@@ -335,44 +289,81 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
                  g.P)
 
 
+cdef struct Chunk:
+    Py_ssize_t n, samples, p0, p1      # samples n..n + samples - 1, positions p0..p1 of each
+
+
+cdef inline Chunk chunk_of(const Geom* g, Py_ssize_t i, Py_ssize_t width,
+                           Py_ssize_t samples) noexcept nogil:
+    """Chunk i of the packed forward: `samples` whole samples per chunk (the last may have
+    fewer), or (samples 1) `width` positions of one sample."""
+    cdef Chunk c
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width
+    if samples > 1:
+        c.n = i * samples
+        c.samples = min(samples, g.N - c.n)
+        c.p0 = 0
+        c.p1 = g.P
+    else:
+        c.n = i // per_sample
+        c.samples = 1
+        c.p0 = (i - c.n * per_sample) * width
+        c.p1 = min(c.p0 + width, g.P)
+    return c
+
+
 cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const Geom* g,
-                      Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
-                      Py_ssize_t nr, bint phased) noexcept nogil:
-    """Rows r0..r1 of the column matrix of positions p0..p1 of sample n, in the packed GEMM's
-    panels: (r, p) at panels[group][(p - p0) // nr][r - group * Rg][(p - p0) % nr], the columns
-    past p1 zero. PANEL_ROWS rows at a time are packed into `tmp` first (pack_chunk's layout,
-    in L1) and cut into their panels from there."""
-    cdef Py_ssize_t width = p1 - p0, npan = (width + nr - 1) // nr, Rg = g.Cg * g.k_vol
-    cdef Py_ssize_t r = r0, s, rr, j, cnt, gi
+                      Chunk c, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t nr,
+                      bint phased) noexcept nogil:
+    """Rows r0..r1 of chunk c's column matrix, in the packed GEMM's panels: column q (sample
+    q // span, position p0 + q % span) of row r at panels[group][q // nr][r - group * Rg][q % nr],
+    the columns past the chunk's zero. PANEL_ROWS rows of one sample at a time are packed into
+    `tmp` first (pack_chunk's layout, in L1) and cut into their panels from there."""
+    cdef Py_ssize_t span = c.p1 - c.p0, cols = c.samples * span, npan = (cols + nr - 1) // nr
+    cdef Py_ssize_t Rg = g.Cg * g.k_vol, r = r0, s, rr, t, q, at, cnt, gi
     cdef floating* dst
     while r < r1:
         s = min(<Py_ssize_t>PANEL_ROWS, r1 - r)
-        pack_chunk(x, tmp, g, n, r, r + s, p0, p1, phased)
-        for rr in range(r, r + s):
-            gi = rr // Rg
-            dst = panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr
-            for j in range(npan):
-                cnt = min(nr, width - j * nr)
-                memcpy(dst + j * Rg * nr, tmp + (rr - r) * width + j * nr, cnt * sizeof(floating))
-                if cnt < nr:
-                    memset(dst + j * Rg * nr + cnt, 0, (nr - cnt) * sizeof(floating))
+        for t in range(c.samples):
+            pack_chunk(x, tmp, g, c.n + t, r, r + s, c.p0, c.p1, phased)
+            for rr in range(r, r + s):
+                gi = rr // Rg
+                dst = panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr
+                q = 0
+                while q < span:
+                    at = t * span + q
+                    cnt = min(nr - at % nr, span - q)
+                    memcpy(dst + (at // nr) * Rg * nr + at % nr, tmp + (rr - r) * span + q,
+                           cnt * sizeof(floating))
+                    q = q + cnt
+        if cols % nr:
+            for rr in range(r, r + s):
+                gi = rr // Rg
+                memset(panels + gi * npan * Rg * nr + (npan - 1) * Rg * nr + (rr - gi * Rg) * nr
+                       + cols % nr, 0, (nr - cols % nr) * sizeof(floating))
         r = r + s
 
 
 cdef void forward_panels(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* ap, floating* work, floating* tmp, floating* xp,
-                         Py_ssize_t width, Py_ssize_t kblocks, int num_threads) noexcept nogil:
+                         Py_ssize_t width, Py_ssize_t samples, Py_ssize_t kblocks,
+                         int num_threads) noexcept nogil:
     """forward_chunks on fastconv's own GEMM (src/_gemm_kernels.h): the weights packed once into
     blocks of the register tile's rows (`ap`), each chunk packed straight into panels of its
-    columns (`work`), so no value is copied twice. Items as in forward_chunks; with `kblocks`
-    > 1 the blocks of output channels are whole blocks of the tile's rows."""
+    columns (`work`), so no value is copied twice. A chunk is `width` positions of one sample,
+    or (`samples` > 1, small maps) that many whole samples. Items as in forward_chunks; with
+    `kblocks` > 1 the blocks of output channels are whole blocks of the tile's rows."""
     cdef Py_ssize_t kr = tile_rows(w), nr = tile_cols(w)
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t chunks = (g.N + samples - 1) // samples if samples > 1 else \
+        g.N * ((g.P + width - 1) // width)
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, nblk = (g.Kg + kr - 1) // kr
-    cdef Py_ssize_t chunk_size = R * ((width + nr - 1) // nr) * nr
+    cdef Py_ssize_t cols = samples * g.P if samples > 1 else width
+    cdef Py_ssize_t chunk_size = R * ((cols + nr - 1) // nr) * nr, rows_size = PANEL_ROWS * (
+        g.P if samples > 1 else width)
     cdef Py_ssize_t kb = ((g.Kg + kblocks - 1) // kblocks + kr - 1) // kr * kr
-    cdef Py_ssize_t item, i, n, p0, p1, gi, k0, k1, npan
+    cdef Py_ssize_t item, i, gi, k0, k1, npan, span
     cdef floating* panels
+    cdef Chunk c
     cdef bint phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
     for item in prange(g.G * nblk, nogil=True, schedule="static", num_threads=num_threads):
@@ -381,39 +372,34 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
         pack_a(w + (gi * g.Kg + k0) * Rg, min(kr, g.Kg - k0), Rg, Rg, 1, ap + item * kr * Rg)
     if kblocks == 1:
         for i in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
-            n = i // per_sample
-            p0 = (i - n * per_sample) * width
-            p1 = min(p0 + width, g.P)
+            c = chunk_of(g, i, width, samples)
+            span = c.p1 - c.p0
             panels = thread_slice(work, chunk_size)
-            pack_panels(x, panels, thread_slice(tmp, PANEL_ROWS * width), g, n, 0, R, p0, p1,
-                        nr, phased)
-            npan = (p1 - p0 + nr - 1) // nr
+            pack_panels(x, panels, thread_slice(tmp, rows_size), g, c, 0, R, nr, phased)
+            npan = (c.samples * span + nr - 1) // nr
             for gi in range(g.G):
-                panels_gemm(g.Kg, p1 - p0, Rg, ap + gi * nblk * kr * Rg,
-                            panels + gi * npan * Rg * nr, y + (n * g.K + gi * g.Kg) * g.P + p0, g.P)
+                panels_gemm(g.Kg, c.samples * span, Rg, ap + gi * nblk * kr * Rg,
+                            panels + gi * npan * Rg * nr,
+                            y + (c.n * g.K + gi * g.Kg) * g.P + c.p0, g.P, span, g.K * g.P)
         return
     for item in prange(chunks * PACK_SLABS, nogil=True, schedule="static", num_threads=num_threads):
         i = item // PACK_SLABS
-        n = i // per_sample
-        p0 = (i - n * per_sample) * width
-        p1 = min(p0 + width, g.P)
-        pack_panels(x, work + i * chunk_size, thread_slice(tmp, PANEL_ROWS * width), g, n,
-                    (item % PACK_SLABS) * R // PACK_SLABS, (item % PACK_SLABS + 1) * R // PACK_SLABS,
-                    p0, p1, nr, phased)
+        pack_panels(x, work + i * chunk_size, thread_slice(tmp, rows_size), g,
+                    chunk_of(g, i, width, samples), (item % PACK_SLABS) * R // PACK_SLABS,
+                    (item % PACK_SLABS + 1) * R // PACK_SLABS, nr, phased)
     for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
                        num_threads=num_threads):
         i = item // (g.G * kblocks)
         gi = (item // kblocks) % g.G
         k0 = (item % kblocks) * kb
         k1 = min(k0 + kb, g.Kg)
-        n = i // per_sample
-        p0 = (i - n * per_sample) * width
-        p1 = min(p0 + width, g.P)
-        npan = (p1 - p0 + nr - 1) // nr
+        c = chunk_of(g, i, width, samples)
+        span = c.p1 - c.p0
+        npan = (c.samples * span + nr - 1) // nr
         if k0 < k1:
-            panels_gemm(k1 - k0, p1 - p0, Rg, ap + (gi * nblk + k0 // kr) * kr * Rg,
+            panels_gemm(k1 - k0, c.samples * span, Rg, ap + (gi * nblk + k0 // kr) * kr * Rg,
                         work + i * chunk_size + gi * npan * Rg * nr,
-                        y + (n * g.K + gi * g.Kg + k0) * g.P + p0, g.P)
+                        y + (c.n * g.K + gi * g.Kg + k0) * g.P + c.p0, g.P, span, g.K * g.P)
 
 
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
@@ -514,15 +500,16 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
 
 def forward_packed(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
                    floating[::1] packed_w, floating[::1] work, floating[::1] rows,
-                   floating[::1] phased, Py_ssize_t width, Py_ssize_t kblocks, int num_threads):
+                   floating[::1] phased, Py_ssize_t width, Py_ssize_t samples, Py_ssize_t kblocks,
+                   int num_threads):
     """forward on fastconv's own GEMM: `packed_w` holds the weights in blocks of tile_shape's
     rows, `work` each thread's chunk (or every chunk, kblocks > 1) in panels of its columns,
-    `rows` PANEL_ROWS x width values per thread (see forward_panels)."""
+    `rows` PANEL_ROWS x the positions of one sample in a chunk, per thread (forward_panels)."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* xp = data_or_null(phased)
     with nogil:
         forward_panels(&g, &x[0], &w[0], &y[0], &packed_w[0], &work[0], &rows[0], xp, width,
-                       kblocks, num_threads)
+                       samples, kblocks, num_threads)
 
 
 def tile_shape(int itemsize):

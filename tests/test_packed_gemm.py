@@ -5,7 +5,8 @@ Every case forces the packed GEMM (FASTCONV_IM2COL_GEMM=packed; the chooser's ru
 for float32 layers of enough channels and positions) and checks the plan uses it, so the test
 cannot pass on the BLAS path. Shapes put output channels and positions off the tile's edges
 (every narrower tile), with groups, stride (the phased input), dilation, padding, 1-D to 3-D,
-and few chunks (the shared path, `kblocks` > 1). Results match fastconv.reference, are the same
+few chunks (the shared path, `kblocks` > 1) and small maps (chunks of several samples, whose
+tiles straddle two samples). Results match fastconv.reference, are the same
 bits at 1, 2 and 3 threads, agree with the BLAS path to rounding, and never write an input.
 The other instruction-set levels run in tests/test_kernel_levels.py.
 """
@@ -28,6 +29,13 @@ CASES = [
     ((2, 3, 5, 9, 8), (25, 3, 3, 2, 3), dict(padding=1, stride=(1, 2, 1))),
     ((1, 4, 70, 3), (12, 4, 1, 1), dict(stride=(2, 1))),
 ]
+SEVERAL = [             # small maps: chunks of several whole samples (49, 64, 36, 9 positions)
+    ((9, 6, 9, 9), (29, 6, 3, 3), {}),
+    ((16, 3, 8, 8), (16, 3, 5, 5), dict(padding=2)),
+    ((5, 4, 7, 7, 4), (26, 2, 3, 3, 2), dict(groups=2, stride=(2, 1, 1))),
+    ((20, 5, 17), (40, 5, 3), dict(stride=2, padding=1)),
+]
+CASES += SEVERAL
 
 
 @pytest.fixture
@@ -43,7 +51,8 @@ def test_packed_forward_matches_reference(case, dtype, rng, packed, restore_sett
     x = (rng.standard_normal(x_shape) * 3).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     copies = (x.copy(), w.copy())
-    assert im2col._Plan(make_spec(x_shape, w_shape, dtype=dtype, **geometry), "forward").packed
+    plan = im2col._Plan(make_spec(x_shape, w_shape, dtype=dtype, **geometry), "forward")
+    assert plan.packed and (plan.samples > 1) == (case in SEVERAL), plan.samples
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)

@@ -60,14 +60,18 @@ KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at rows/16 of the 
 
 PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
 # Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2)
-# for layers of at least (output channels per group, output positions per sample); elsewhere,
-# and always for a 1x1 layer (which the BLAS reads in place; the packed GEMM would copy it), on
+# for layers of at least (output channels per group, rows of the column matrix per group,
+# columns of a chunk: the positions of as many samples as fit, up to the batch); elsewhere, and
+# always for a 1x1 layer (which the BLAS reads in place; the packed GEMM would copy it), on
 # the BLAS. Its register tile is 6 x 16 at AVX2, 12 x 32 at AVX-512. On the chooser sweep's
 # layers (AMD EPYC Zen 4, 2 threads, float32, against OpenBLAS) it ran 0.70-0.97x the BLAS's
 # time on the layers it takes; 1.05-1.3x on 7x7 maps, and at AVX-512 on LeNet's 6-16-channel
 # layers, which the OpenBLAS kernel for AVX2 runs worse. float64 measured level with the BLAS
 # (0.84-1.3x): it stays there. FASTCONV_IM2COL_GEMM=packed or =blas forces one (benchmarks).
-PACKED_MIN = {1: (1, 64), 2: (32, 256)}
+PACKED_MIN = {1: (1, 1, 64), 2: (32, 64, 256)}
+PACKED_SPLIT_COLUMNS = 128  # with too few chunks (a small batch: U-Net's 2x2/2 and 4x4/2 layers at
+PACKED_KBLOCK_ROWS = 24     # batch 1 were one item, on one thread) the packed GEMM takes chunks
+                            # of down to this many positions and blocks of this many channels
 PACKED_GEMM_SPEEDUP = 1.12  # the cost model's GEMM rate on it: geomean 0.88x the BLAS's time on
                             # the 40 layers of the sweep it takes at AVX-512 (AMD EPYC Zen 4)
 
@@ -79,9 +83,12 @@ def _packed_gemm(spec):
     if choice != "auto":
         return choice == "packed"
     least = PACKED_MIN.get(_im2col.kernel_level())
+    positions = math.prod(spec.output_size)
+    columns = positions * min(spec.batch, max(1, MAX_CHUNK_COLUMNS // max(positions, 1)))
     return (least is not None and spec.dtype == np.float32 and not _pointwise(spec)
             and spec.out_channels // spec.groups >= least[0]
-            and math.prod(spec.output_size) >= least[1])
+            and spec.in_channels // spec.groups * math.prod(spec.kernel_size) >= least[1]
+            and columns >= least[2])
 
 
 def _pointwise(spec):
@@ -122,18 +129,35 @@ class _Plan:
             columns = max(columns, min(MAX_CHUNK_COLUMNS,
                                        CHUNK_BYTES // (self.rows * spec.dtype.itemsize)))
         width = min(positions, columns)
+        if self.packed and spec.batch * spec.groups * -(-positions // width) < SPLIT_ITEMS:
+            # few chunks: narrower ones (the packed GEMM's sums do not depend on the width)
+            per_sample = -(-SPLIT_ITEMS // (spec.batch * spec.groups))
+            width = max(min(width, PACKED_SPLIT_COLUMNS), -(-positions // per_sample))
         row = spec.output_size[2]
         if self.rows and width < positions and row <= width:
             # whole output rows (packing's fast path), in chunks of a sample as equal as can be
             chunks = -(-positions // (width - width % row))
             width = -(-positions // row // chunks) * row
+        self.samples = 1
+        kg = spec.out_channels // spec.groups
+        if self.packed and spec.batch > 1 and 2 * positions <= columns:
+            # small maps: chunks of several whole samples, as many chunks as items need
+            # (blocks of output channels make items too: ResNet's 512-channel 7x7 maps at
+            # batch 8 run as 2 chunks of 4 samples x 4 blocks)
+            blocks = max(1, kg // PACKED_KBLOCK_ROWS)
+            chunks = max(-(-spec.batch // (columns // positions)),
+                         min(spec.batch, -(-SPLIT_ITEMS // (spec.groups * blocks))))
+            self.samples = -(-spec.batch // chunks)
         self.parts = self.partial_elements = 0
         self.kblocks = self.slabs = 1
         chunks = spec.batch * -(-positions // width)
+        if self.samples > 1:
+            chunks = -(-spec.batch // self.samples)
         rows_g = group_channels * k_vol
         kg = spec.out_channels // spec.groups
         if op == "forward" and 0 < chunks * spec.groups < SPLIT_ITEMS:
-            self.kblocks = max(1, min(-(-SPLIT_ITEMS // (chunks * spec.groups)), kg // KBLOCK_ROWS))
+            least = PACKED_KBLOCK_ROWS if self.packed else KBLOCK_ROWS
+            self.kblocks = max(1, min(-(-SPLIT_ITEMS // (chunks * spec.groups)), kg // least))
         if op == "grad_kernel":
             # Slabs of the column matrix's rows keep each item's block of the gradient in cache
             # and need no partial sums; parts (partial sums over the chunks) fill the items left.
@@ -178,6 +202,8 @@ class _Plan:
                 if self.work_elements + self.row_elements <= room:
                     return
             self.kblocks = 1
+        if self.samples > 1 and self._chunk_elements(width) + row_tmp > room:
+            self.samples = 1
         self.width = max(1, min(width, (room - row_tmp) // max(self.rows, 1)))
         if self.packed:
             row_tmp = PANEL_ROWS * self.width
@@ -190,7 +216,7 @@ class _Plan:
     def _chunk_elements(self, width):
         """A chunk's column buffer: R x width, or R x whole panels for the packed GEMM."""
         if self.packed:
-            return self.rows * -(-width // self.tile_cols) * self.tile_cols
+            return self.rows * -(-width * self.samples // self.tile_cols) * self.tile_cols
         return self.rows * width
 
     @property
@@ -225,7 +251,8 @@ def cost(spec, op):
     rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS)    # (0 rows: explain's empty)
-    chunks = spec.batch * -(-math.prod(spec.output_size) // plan.width)
+    chunks = (-(-spec.batch // plan.samples) if plan.samples > 1
+              else spec.batch * -(-math.prod(spec.output_size) // plan.width))
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
     work = (spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
             + GEMM_CALL_S * chunks * spec.groups * blocks)
@@ -245,7 +272,7 @@ def forward(spec, x, w, out=None):
     if plan.packed:
         _im2col.forward_packed(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
                                *_work(plan, spec.dtype, "packed_w", "work", "row", "phased"),
-                               plan.width, plan.kblocks, plan.threads)
+                               plan.width, plan.samples, plan.kblocks, plan.threads)
         return y
     with _config.blas_single_threaded():
         _im2col.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
