@@ -1,7 +1,7 @@
 """The instruction-set level fastconv's hand-vectorised kernels run at, and its one override.
 
-Each hand-vectorised kernel set (direct, Winograd, depthwise, im2col's packed GEMM, and the
-FFT's transforms and products) is compiled for three levels on x86-64 with GCC (11 or later) or clang (12 or later):
+Each hand-vectorised kernel set (direct, Winograd, depthwise, blocked, im2col's packed GEMM,
+and the FFT's transforms and products) is compiled for three levels on x86-64 with GCC (11 or later) or clang (12 or later):
 ``"avx512"`` (x86-64-v4), ``"avx2"`` (x86-64-v3: AVX2 + FMA) and ``"baseline"`` (the build's own
 target);
 elsewhere (ARM, older compilers) only the build's own target, reported as ``"baseline"``. One
@@ -13,7 +13,7 @@ imported, asks every kernel set for that lower level: an AVX-512 machine then ru
 an AVX2 machine runs, for tests and for benchmarks that emulate one (with
 ``OPENBLAS_CORETYPE=Haswell`` for the BLAS). The per-set variables (``FASTCONV_DIRECT_LEVEL``,
 ``FASTCONV_WINOGRAD_LEVEL``, ``FASTCONV_FFT_LEVEL``, ``FASTCONV_DEPTHWISE_LEVEL``,
-``FASTCONV_GEMM_LEVEL``) still win
+``FASTCONV_GEMM_LEVEL``, ``FASTCONV_BLOCKED_LEVEL``) still win
 where set.
 
 The cost models' machine constants are keyed by this level (see _calibration), because the same
@@ -24,7 +24,7 @@ import os
 NAMES = ("baseline", "avx2", "avx512")
 ENV = "FASTCONV_KERNEL_LEVEL"
 PER_SET_ENV = ("FASTCONV_DIRECT_LEVEL", "FASTCONV_WINOGRAD_LEVEL", "FASTCONV_FFT_LEVEL",
-               "FASTCONV_DEPTHWISE_LEVEL", "FASTCONV_GEMM_LEVEL")
+               "FASTCONV_DEPTHWISE_LEVEL", "FASTCONV_GEMM_LEVEL", "FASTCONV_BLOCKED_LEVEL")
 
 
 def parse(value):
@@ -50,9 +50,10 @@ def apply_override(environ=os.environ):
 
 def levels():
     """{kernel set: level name} of the sets this build has."""
-    from . import _depthwise, _direct, _im2col, _winograd, _fft
+    from . import _blocked, _depthwise, _direct, _im2col, _winograd, _fft
     found = {"direct": _direct.kernel_level(), "winograd": _winograd.kernel_level(),
-             "depthwise": _depthwise.kernel_level(), "im2col": _im2col.kernel_level()}
+             "depthwise": _depthwise.kernel_level(), "im2col": _im2col.kernel_level(),
+             "blocked": _blocked.kernel_level()}
     if hasattr(_fft, "kernel_level"):
         found["fft"] = _fft.kernel_level()
     return {name: NAMES[level] for name, level in found.items()}

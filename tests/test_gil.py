@@ -32,7 +32,7 @@ from fastconv.nn import _matmul  # noqa: F401  (its LazyModule of fastconv._matm
 from fastconv._lazy import LazyModule
 
 COMPILED = ("_direct", "_im2col", "_winograd", "_fft", "_separable", "_local", "_depthwise",
-            "_pooling", "_matmul")
+            "_blocked", "_pooling", "_matmul")
 ATTEMPTS = 50
 
 

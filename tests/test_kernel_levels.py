@@ -1,5 +1,5 @@
 """Every instruction-set level of every hand-vectorised kernel set (direct, winograd, fft,
-depthwise, im2col's packed GEMM) that
+depthwise, blocked, im2col's packed GEMM) that
 this machine can run, chosen by the one override (FASTCONV_KERNEL_LEVEL) in a fresh interpreter.
 
 The broad shape coverage of each set at each level is in its own file (test_direct.py,
@@ -16,10 +16,10 @@ import sys
 import pytest
 
 import fastconv
-from fastconv import _depthwise, _direct, _fft, _im2col, _kernel_level, _winograd
+from fastconv import _blocked, _depthwise, _direct, _fft, _im2col, _kernel_level, _winograd
 
 SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
-        "im2col": _im2col}
+        "im2col": _im2col, "blocked": _blocked}
 BEST = min(module.kernel_level() for module in SETS.values())
 
 # Odd sizes, asymmetric padding, stride and dilation where the set supports them.
@@ -37,14 +37,22 @@ CASES = {
     "im2col": [((2, 6, 11, 13), (26, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
                                                     groups=2)),
                ((3, 5, 41), (37, 5, 4), dict(padding="same"))],
+    # blocked: forward at any geometry, grad_input at stride 1, no grad_kernel; 19 and 38 output
+    # channels (19 per group) fill one or two vectors and part of the next at every level
+    "blocked": [((2, 3, 11, 13), (19, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1),
+                 ("forward",)),
+                ((1, 4, 9, 14), (38, 2, 5, 3), dict(padding=(2, 0), groups=2),
+                 ("forward", "grad_input")),
+                ((2, 2, 37), (5, 2, 5), dict(padding="same"), ("forward", "grad_input"))],
 }
 
 _SCRIPT = """
 import numpy as np, fastconv
-from fastconv import _depthwise, _direct, _im2col, _winograd, _fft, _kernel_level, reference
+from fastconv import _blocked, _depthwise, _direct, _im2col, _winograd, _fft, _kernel_level
+from fastconv import reference
 level = {level}
 sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
-        "im2col": _im2col}}
+        "im2col": _im2col, "blocked": _blocked}}
 for name, module in sets.items():
     assert module.kernel_level() == level, (name, module.kernel_level(), level)
 assert _kernel_level.levels() == {{name: _kernel_level.NAMES[level] for name in sets}}
@@ -53,18 +61,22 @@ if width:                                     # level 0 is the build's own width
     assert _direct.lanes(4) * 4 == width and _winograd.lanes(8) * 8 == width
 rng = np.random.default_rng(1)
 for name, cases in {cases!r}.items():
-    for xs, ws, kw in cases:
+    for xs, ws, kw, *ops in cases:
+        ops = ops[0] if ops else ("forward", "grad_input", "grad_kernel")
         for dtype, tol in ((np.float32, 2e-4), (np.float64, 1e-9)):
             x = rng.standard_normal(xs).astype(dtype)
             w = rng.standard_normal(ws).astype(dtype)
             y = reference.conv(x, w, **kw)
             gy = rng.standard_normal(y.shape).astype(dtype)
-            pairs = [(fastconv.conv(x, w, algorithm=name, **kw), y),
-                     (fastconv.conv_grad_input(gy, w, xs, algorithm=name, **kw),
-                      reference.conv_grad_input(gy, w, xs, **kw)),
-                     (fastconv.conv_grad_kernel(x, gy, ws, algorithm=name, **kw),
-                      reference.conv_grad_kernel(x, gy, ws, **kw))]
-            for op, (got, want) in zip(("forward", "grad_input", "grad_kernel"), pairs):
+            pairs = {{"forward": lambda: (fastconv.conv(x, w, algorithm=name, **kw), y),
+                     "grad_input": lambda: (fastconv.conv_grad_input(gy, w, xs, algorithm=name,
+                                                                     **kw),
+                                            reference.conv_grad_input(gy, w, xs, **kw)),
+                     "grad_kernel": lambda: (fastconv.conv_grad_kernel(x, gy, ws, algorithm=name,
+                                                                       **kw),
+                                             reference.conv_grad_kernel(x, gy, ws, **kw))}}
+            for op in ops:
+                got, want = pairs[op]()
                 assert got.dtype == dtype, (name, op, got.dtype)
                 err = np.abs(got - want).max()
                 assert err <= tol * np.abs(want).max(), (name, level, op, xs, ws, kw, dtype, err)

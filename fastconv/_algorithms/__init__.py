@@ -6,6 +6,7 @@ from . import fft
 from . import direct
 from . import winograd
 from . import depthwise
+from . import blocked
 
 register(im2col)
 register(reference)
@@ -14,3 +15,4 @@ register(fft)
 register(direct)
 register(winograd)
 register(depthwise)
+register(blocked)

@@ -1,0 +1,154 @@
+"""Blocked direct convolution: output channels in vector blocks, one input value broadcast to
+each (oneDNN's "direct" on a blocked layout, without a JIT).
+
+Where the rows are short (LeNet's 8x8 and 12x12 maps, ResNet's 7x7 stage) vectors along a row
+waste most of their lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a
+vector of 8 or 16 output channels wastes none when the layer has that many. The input is copied
+once into zero-padded planes (every tap a constant offset, no border tests), the weights are
+packed per call (nothing derived from their values is kept), and src/_blocked_kernels.h sums a
+row of outputs per work item in registers. See src/_blocked.pyx.
+
+forward: every geometry. grad_input: stride 1, as the forward convolution of gy zero-padded by
+the kernel's extent with the flipped kernel, input and output channels swapped per group (the
+adjoint, eq. 9.13). grad_kernel: not written; im2col, direct and winograd have it.
+"""
+import math
+
+import numpy as np
+
+from .. import _config, _finite
+from .._lazy import LazyModule
+
+_blocked = LazyModule("fastconv._blocked")
+
+NAME = "blocked"
+WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
+# grad_input multiplies the zeros around gy by the weights: an Inf weight would make NaN where
+# the textbook sum has Inf, so a kernel with one goes to summation.
+NONFINITE = {"grad_input": _finite.GIVES_UP}
+
+# Cost model: per vector multiply-add (a broadcast load and an FMA), per value copied into the
+# padded planes or out of the row buffers, per work item; divided among the threads the items
+# keep busy; plus a call overhead. Fitted on LeNet-, CIFAR- and ResNet-like layers, 2-core AMD
+# EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12).
+SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
+CALL_OVERHEAD_S = 12e-6
+PARALLEL_EFFICIENCY = 0.9
+
+
+def _lanes(itemsize):
+    return _blocked.vector_bytes() // itemsize
+
+
+class _Geometry:
+    """The lifted problem as bk_row sees it: input planes, their padding, outputs, stride, taps.
+    `flipped` describes grad_input's forward problem (gy in, gx out, channels swapped)."""
+
+    def __init__(self, spec, flipped=False):
+        k, d = spec.kernel_size, spec.dilation
+        if flipped:
+            self.n, self.o, self.s = spec.output_size, spec.input_size, (1, 1, 1)
+            self.p = tuple(d[i] * (k[i] - 1) - spec.pad_low[i] for i in range(3))
+            self.cg, self.kg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
+        else:
+            self.n, self.o, self.s, self.p = (spec.input_size, spec.output_size, spec.stride,
+                                              spec.pad_low)
+            self.cg, self.kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+        self.e = tuple((self.o[i] - 1) * self.s[i] + (k[i] - 1) * d[i] + 1 if self.o[i] else 0
+                       for i in range(3))
+        self.kernel, self.dilation = k, d
+        self.taps = math.prod(k)
+        lanes = _lanes(spec.dtype.itemsize)
+        self.kb = 1 if self.kg <= lanes else 2
+        self.v = self.kb * lanes
+        self.blocks = -(-self.kg // self.v)
+        pair = 2 if self.kb == 1 else 1
+        self.items = spec.batch * spec.groups * self.blocks * self.o[0] * -(-self.o[1] // pair)
+        self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e)
+        self.row = 2 * self.o[2] * self.v
+
+    def tap_offsets(self):
+        """Each tap's offset from an output's first input in the padded planes (built only for a
+        call: a hostile kernel size would make the list as large as the kernel)."""
+        (k0, k1, k2), d, e = self.kernel, self.dilation, self.e
+        return ((np.arange(k0) * d[0] * e[1] * e[2])[:, None, None]
+                + (np.arange(k1) * d[1] * e[2])[None, :, None]
+                + (np.arange(k2) * d[2])[None, None, :]).astype(np.intp).reshape(-1)
+
+    def threads(self):
+        return max(1, min(_config.get_num_threads(), self.items))
+
+    def workspace_elements(self, spec):
+        packed = spec.groups * self.blocks * self.cg * self.taps * self.v
+        return self.padded + self.threads() * self.row + packed
+
+
+def supports(spec, op):
+    if op == "grad_kernel":
+        return False, "the kernel gradient is not written for blocked (im2col and direct have it)"
+    if op == "grad_input" and spec.stride != (1, 1, 1):
+        return False, "the input gradient only at stride 1"
+    geometry = _Geometry(spec, flipped=op == "grad_input")
+    need = geometry.workspace_elements(spec) * spec.dtype.itemsize
+    if need > _config.get_workspace_limit():
+        return False, (f"the padded input and packed weights ({need} bytes) exceed the workspace "
+                       f"limit of {_config.get_workspace_limit()} bytes")
+    return True, ""
+
+
+def workspace(spec, op):
+    return _Geometry(spec, flipped=op == "grad_input").workspace_elements(spec) * spec.dtype.itemsize
+
+
+def cost(spec, op):
+    """Counted vector multiply-adds (the unused lanes of a part-filled block included), values
+    copied in and out, and work items; shared among the threads the items keep busy."""
+    g = _Geometry(spec, flipped=op == "grad_input")
+    outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
+    fmas = outputs * g.kb * g.cg * g.taps
+    values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o)
+    work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
+    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
+        _config.planning_threads(), g.items)
+    return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
+
+
+def _packed(w, spec, g):
+    """w (G * kg, cg, taps) as (G, blocks, cg, taps, V), zeros past each group's channels."""
+    taps = g.taps
+    grouped = w.reshape(spec.groups, g.kg, g.cg, taps)
+    out = np.zeros((spec.groups, g.blocks * g.v, g.cg, taps), spec.dtype)
+    out[:, :g.kg] = grouped
+    out = out.reshape(spec.groups, g.blocks, g.v, g.cg, taps).transpose(0, 1, 3, 4, 2)
+    return np.ascontiguousarray(out)
+
+
+def _run(spec, g, a, wp, out):
+    threads = g.threads()
+    _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
+                     np.empty(g.padded, spec.dtype), np.empty(threads * g.row, spec.dtype),
+                     g.tap_offsets(), spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p, g.e, g.o,
+                     g.s, threads)
+    return out
+
+
+def forward(spec, x, w, out=None):
+    g = _Geometry(spec)
+    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    return _run(spec, g, x, _packed(w, spec, g), y)
+
+
+def grad_input(spec, gy, w, out=None):
+    if not _finite.all_finite(w):
+        return None
+    g = _Geometry(spec, flipped=True)
+    kg, cg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
+    k = spec.kernel_size
+    flipped = (w.reshape(spec.groups, kg, cg, *k)[:, :, :, ::-1, ::-1, ::-1]
+               .transpose(0, 2, 1, 3, 4, 5))        # (G, cg, kg, taps): gx's channels lead
+    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
+    return _run(spec, g, gy, _packed(flipped, spec, g), gx)
+
+
+def grad_kernel(spec, x, gy, out=None):
+    raise NotImplementedError("blocked has no kernel gradient (supports() refuses it)")

@@ -1,0 +1,143 @@
+"""Blocked direct convolution: output channels in vector blocks, each input value broadcast.
+
+Arrays arrive lifted to three spatial dimensions, C-contiguous and flattened: x (N, C, D, H, W),
+y (N, K, OD, OH, OW), and the weights packed by fastconv/_algorithms/blocked.py as
+(group, channel block, input channel of the group, tap, V lanes), V = KB vectors, zeros past the
+group's channels. The input is first copied, per plane, into a zero-padded buffer that covers
+every input position an output reads (padding before, and the rows a stride or a crop leaves
+out), so every tap is one constant offset from an output's first input and no border needs a
+test. Then each work item (sample, group, channel block, output row) runs bk_row over the row
+into its thread's row buffer (columns x V lanes) and writes the block's channels of the row.
+
+Every output is summed by one item in an order fixed by the problem (input channels, then taps),
+so results do not change with the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+
+from _openmp cimport omp_get_thread_num
+
+
+cdef extern from "_blocked_kernels.h":
+    int bk_level() noexcept nogil
+    Py_ssize_t fastconv_vector_bytes(int level) noexcept nogil
+    void bk_init() noexcept nogil
+    void bk_row_f32 "bk_kernels.bk_row_f32"(const float* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                    Py_ssize_t taps, Py_ssize_t C, const float* w, int KB, int RT,
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, float* out) noexcept nogil
+    void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                    Py_ssize_t taps, Py_ssize_t C, const double* w, int KB, int RT,
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
+
+# Calls reach the kernels of this process's instruction-set level through the table that this
+# fills, once, before any kernel runs (src/_cpu_level.h).
+bk_init()
+
+
+def kernel_level():
+    """The instruction-set level the kernels run at (0 reference, 1 AVX2, 2 AVX-512)."""
+    return bk_level()
+
+
+def vector_bytes():
+    """Bytes of one vector at that level."""
+    return fastconv_vector_bytes(bk_level())
+
+
+cdef struct Shape:
+    Py_ssize_t n[3]     # the input plane
+    Py_ssize_t p[3]     # padded position e holds input element e - p (p < 0: a crop)
+    Py_ssize_t e[3]     # the padded buffer's size
+    Py_ssize_t o[3]     # the output
+    Py_ssize_t s[3]     # the stride
+
+
+cdef Shape make_shape(object n, object p, object e, object o, object s):
+    cdef Shape g
+    cdef int i
+    for i in range(3):
+        g.n[i], g.p[i], g.e[i], g.o[i], g.s[i] = n[i], p[i], e[i], o[i], s[i]
+    return g
+
+
+cdef void pad_plane(const floating* src, floating* dst, const Shape* g) noexcept nogil:
+    """dst (e0, e1, e2) = src (n0, n1, n2) shifted by p, zeros where no input is."""
+    cdef Py_ssize_t z, r, zi, ri, lo, hi
+    cdef floating* row
+    lo = g.p[2] if g.p[2] > 0 else 0
+    hi = g.n[2] + g.p[2]
+    hi = g.e[2] if hi > g.e[2] else hi
+    for z in range(g.e[0]):
+        zi = z - g.p[0]
+        for r in range(g.e[1]):
+            ri = r - g.p[1]
+            row = dst + (z * g.e[1] + r) * g.e[2]
+            if zi < 0 or zi >= g.n[0] or ri < 0 or ri >= g.n[1] or hi <= lo:
+                memset(row, 0, g.e[2] * sizeof(floating))
+                continue
+            memset(row, 0, lo * sizeof(floating))
+            memcpy(row + lo, src + (zi * g.n[1] + ri) * g.n[2] + lo - g.p[2],
+                   (hi - lo) * sizeof(floating))
+            memset(row + hi, 0, (g.e[2] - hi) * sizeof(floating))
+
+
+cdef inline void run_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                         Py_ssize_t taps, Py_ssize_t C, const floating* w, int KB, int RT,
+                         Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, floating* out) noexcept nogil:
+    if floating is float:
+        bk_row_f32(x, cs, toff, taps, C, w, KB, RT, js, rs, ow, out)
+    else:
+        bk_row_f64(x, cs, toff, taps, C, w, KB, RT, js, rs, ow, out)
+
+
+def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
+            floating[::1] rows, const Py_ssize_t[::1] toff, Py_ssize_t N, Py_ssize_t G,
+            Py_ssize_t Cg, Py_ssize_t Kg, int KB, Py_ssize_t V, object n, object p, object e,
+            object o, object s, int num_threads):
+    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes, `rows` num_threads
+    x 2 rows of ow x V values; V = KB vectors of lanes. With one vector per block an item takes
+    two output rows of one depth (one row where the count is odd), so each weight vector loaded
+    serves both."""
+    cdef Shape g = make_shape(n, p, e, o, s)
+    cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
+    cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
+    cdef Py_ssize_t pair = 2 if KB == 1 else 1, pairs = (g.o[1] + pair - 1) // pair
+    cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
+    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, k, l, lanes, j, r, rt
+    cdef const floating* src
+    cdef floating* buf
+    cdef floating* yrow
+    if N * K * out_plane == 0:
+        return
+    with nogil:
+        for item in prange(N * C, schedule="static", num_threads=num_threads):
+            pad_plane(&x[0] + item * plane, &xpad[0] + item * padded, &g)
+        for item in prange(N * G * blocks * g.o[0] * pairs, schedule="static",
+                           num_threads=num_threads):
+            rest = item
+            oh = (rest % pairs) * pair
+            rest = rest // pairs
+            od = rest % g.o[0]
+            rest = rest // g.o[0]
+            kb = rest % blocks
+            rest = rest // blocks
+            gi = rest % G
+            nn = rest // G
+            rt = g.o[1] - oh
+            if rt > pair:
+                rt = pair
+            src = (&xpad[0] + (nn * C + gi * Cg) * padded
+                   + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
+            buf = &rows[0] + omp_get_thread_num() * 2 * g.o[2] * V
+            run_row(src, padded, &toff[0], taps, Cg, &wp[0] + (gi * blocks + kb) * Cg * taps * V,
+                    KB, rt, g.s[2], g.s[1] * g.e[2], g.o[2], buf)
+            lanes = Kg - kb * V
+            if lanes > V:
+                lanes = V
+            for r in range(rt):
+                for l in range(lanes):
+                    k = gi * Kg + kb * V + l
+                    yrow = &y[0] + (nn * K + k) * out_plane + (od * g.o[1] + oh + r) * g.o[2]
+                    for j in range(g.o[2]):
+                        yrow[j] = buf[(r * g.o[2] + j) * V + l]

@@ -1,0 +1,99 @@
+"""The blocked direct algorithm (output channels in vector blocks, each input value broadcast)
+against the reference: forward at every geometry, grad_input at stride 1, in both precisions,
+1-D to 3-D; output-channel counts on and past the vector blocks (one vector and two per block,
+the pair of rows an item takes, a part-filled last block); bitwise the same at 1, 2 and 3
+threads; no input written; an Inf weight sends grad_input to the textbook sum; no kernel
+gradient and no strided input gradient (refused, with the reason). The generic suites
+(test_conv_matrix, test_adjoint, the hostile ones) run it too, through fastconv.algorithms()."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference
+from fastconv._algorithms import blocked
+from fastconv._geometry import make_spec
+
+CASES = {
+    "lenet-5x5": ((4, 6, 12, 12), (16, 6, 5, 5), {}),
+    "one-vector-odd-rows": ((2, 3, 9, 7), (8, 3, 3, 3), dict(padding=1)),
+    "two-vectors-and-a-part": ((1, 4, 6, 11), (37, 4, 3, 2), dict(padding=(1, 0))),
+    "groups": ((2, 6, 8, 9), (21, 2, 3, 3), dict(groups=3, padding="same")),
+    "dilated-asymmetric": ((1, 5, 13, 10), (12, 5, 3, 2), dict(dilation=(2, 3),
+                                                             padding=((3, 1), (0, 2)))),
+    "1d": ((3, 4, 40), (24, 4, 7), dict(padding=3)),
+    "3d": ((1, 3, 5, 6, 7), (9, 3, 3, 2, 3), dict(padding=1)),
+    "kernel-as-large-as-input": ((2, 2, 5, 5), (3, 2, 5, 5), {}),
+    "padding-beyond-kernel": ((1, 2, 3, 4), (5, 2, 2, 2), dict(padding=4)),
+}
+STRIDED = {
+    "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
+    "stride-3-1d": ((1, 2, 50), (33, 2, 4), dict(stride=3)),
+    "stride-3d": ((1, 2, 6, 7, 9), (5, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=1)),
+}
+
+
+def _close(got, want):
+    scale = max(float(np.abs(want).max()), 1.0)
+    tol = 1e-4 if got.dtype == np.float32 else 1e-11
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.abs(got - want).max() <= tol * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(STRIDED))
+def test_blocked_matches_the_reference(name, dtype, rng, restore_settings):
+    x_shape, w_shape, geometry = {**CASES, **STRIDED}[name]
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    y = reference.conv(x, w, **geometry)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    copies = (x.copy(), w.copy(), gy.copy())
+    ops = {"forward": (lambda: fastconv.conv(x, w, algorithm="blocked", **geometry), y)}
+    if name in CASES:
+        ops["grad_input"] = (lambda: fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked",
+                                                              **geometry),
+                             reference.conv_grad_input(gy, w, x_shape, **geometry))
+    for op, (call, want) in ops.items():
+        results = []
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            results.append(call())
+        _close(results[0], want)
+        assert all(np.array_equal(results[0], r) for r in results[1:]), (op, "thread count")
+    for a, a0 in zip((x, w, gy), copies):
+        assert np.array_equal(a, a0), "an input was written"
+
+
+def test_blocked_refuses_what_it_does_not_have():
+    spec = make_spec((1, 2, 8, 8), (4, 2, 3, 3), dtype=np.float32)
+    ok, why = blocked.supports(spec, "grad_kernel")
+    assert not ok and "kernel gradient" in why
+    strided = make_spec((1, 2, 8, 8), (4, 2, 3, 3), dtype=np.float32, stride=2)
+    ok, why = blocked.supports(strided, "grad_input")
+    assert not ok and "stride 1" in why
+    with pytest.raises(fastconv.NotSupportedError):
+        fastconv.conv_grad_kernel(np.ones((1, 2, 8, 8), np.float32),
+                                  np.ones((1, 4, 6, 6), np.float32), (4, 2, 3, 3),
+                                  algorithm="blocked")
+
+
+def test_an_inf_weight_sends_grad_input_to_the_textbook_sum(rng):
+    """grad_input multiplies the zeros around gy by the weights (0 * Inf = NaN where the
+    textbook sum has Inf): with a non-finite weight it gives the call up to summation."""
+    x_shape = (1, 2, 6, 6)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    w[1, 0, 1, 1] = np.inf
+    gy = rng.standard_normal((1, 4, 4, 4)).astype(np.float32)
+    got = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked")
+    want = reference.conv_grad_input(gy, w, x_shape)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_blocked_keeps_the_workspace_limit(restore_settings):
+    spec = make_spec((2, 8, 30, 30), (16, 8, 3, 3), dtype=np.float32, padding=1)
+    need = blocked.workspace(spec, "forward")
+    assert blocked.supports(spec, "forward")[0]
+    fastconv.set_workspace_limit(need - 1)
+    ok, why = blocked.supports(spec, "forward")
+    assert not ok and "workspace" in why
