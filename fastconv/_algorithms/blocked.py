@@ -32,6 +32,12 @@ NONFINITE = {"grad_input": _finite.GIVES_UP}
 # keep busy; plus a call overhead. Fitted on LeNet-, CIFAR- and ResNet-like layers, 2-core AMD
 # EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12).
 SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
+# A block's weights (input channels x taps x V lanes) are read again for every row of outputs;
+# past PANEL_BYTES they come from L2 or L3 and the multiply-adds wait for them: the FMA term grows
+# with the square root of the excess (ResNet-18's 3x3 layers with 128-512 channels, 150-590 KB
+# a block, ran 1.35-3.4x slower than the FMA count alone said; LeNet's 5x5, 10-51 KB, did not;
+# the chooser sweep's layers, AMD EPYC Zen 4, 2 threads).
+PANEL_BYTES = 64 << 10
 CALL_OVERHEAD_S = 12e-6
 PARALLEL_EFFICIENCY = 0.9
 
@@ -105,7 +111,8 @@ def cost(spec, op):
     copied in and out, and work items; shared among the threads the items keep busy."""
     g = _Geometry(spec, flipped=op == "grad_input")
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
-    fmas = outputs * g.kb * g.cg * g.taps
+    panel = g.cg * g.taps * g.v * spec.dtype.itemsize
+    fmas = outputs * g.kb * g.cg * g.taps * max(1.0, panel / PANEL_BYTES) ** 0.5
     values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o)
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
