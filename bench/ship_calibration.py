@@ -7,11 +7,13 @@ so that the lines describe what such a machine runs. Run on a quiet machine, fro
 repository root after building in place:
 
     PYTHONPATH=. python bench/ship_calibration.py [--threads 2] [--levels avx512,avx2,baseline]
+        [--repeats 3]
 """
 import argparse
 import json
 import os
 import pprint
+import statistics
 import subprocess
 import sys
 import time
@@ -41,28 +43,51 @@ def calibrate_at(level, threads):
     return result
 
 
+def median_lines(tables):
+    """{algorithm: {op: {key: [scale, overhead]}}}: per line, the median scale and the median
+    overhead of the runs that have it."""
+    out = {}
+    for table in tables:
+        for name, ops in table.items():
+            for op, lines in ops.items():
+                for key, line in lines.items():
+                    out.setdefault(name, {}).setdefault(op, {}).setdefault(key, []).append(line)
+    return {name: {op: {key: [round(statistics.median(v[i] for v in lines), 4 if i == 0 else 8)
+                              for i in range(2)]
+                        for key, lines in keyed.items()}
+                   for op, keyed in ops.items()}
+            for name, ops in out.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--levels", default="avx512,avx2,baseline")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="calibrations per level, interleaved across levels; each line is "
+                             "their median (one run on a shared machine moved scales up to 2x)")
     args = parser.parse_args(argv)
-    tables, cpu = {}, None
-    for level in args.levels.split(","):
-        start = time.perf_counter()
-        try:
-            result = calibrate_at(level, args.threads)
-        except subprocess.CalledProcessError as exc:
-            print(f"{level}: not measured ({exc.stderr.strip().splitlines()[-1:]})")
-            continue
-        tables[level], cpu = result["factors"], result["cpu"]
-        print(f"{level}: calibrated in {time.perf_counter() - start:.0f} s", flush=True)
+    runs, cpu = {}, None
+    for repeat in range(args.repeats):
+        for level in args.levels.split(","):
+            start = time.perf_counter()
+            try:
+                result = calibrate_at(level, args.threads)
+            except subprocess.CalledProcessError as exc:
+                print(f"{level}: not measured ({exc.stderr.strip().splitlines()[-1:]})")
+                continue
+            runs.setdefault(level, []).append(result["factors"])
+            cpu = result["cpu"]
+            print(f"{level}: calibrated in {time.perf_counter() - start:.0f} s "
+                  f"(run {repeat + 1} of {args.repeats})", flush=True)
+    tables = {level: median_lines(factors) for level, factors in runs.items()}
     header = f'''"""The calibration shipped with fastconv: `fastconv.calibrate()` at each kernel level.
 
-Made by `python bench/ship_calibration.py --threads {args.threads}` on {cpu!r},
-{time.strftime("%Y-%m-%d")}: each level in its own process with FASTCONV_KERNEL_LEVEL forcing it
-(and OpenBLAS's kernels of such a machine: OPENBLAS_CORETYPE=Haswell for avx2, Prescott for
-baseline). Without a calibration of the user's own machine, the chooser applies the lines of the
+Made by `python bench/ship_calibration.py --threads {args.threads} --repeats {args.repeats}` on
+{cpu!r}, {time.strftime("%Y-%m-%d")}: the median line of {args.repeats} runs, each level in its own
+process with FASTCONV_KERNEL_LEVEL forcing it (and OpenBLAS's kernels of such a machine:
+OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline). Without a calibration of the user's own machine, the chooser applies the lines of the
 level the process runs (`_calibration.shipped`) to the cost models: scale * cost + overhead.
 """
 '''
