@@ -94,6 +94,18 @@ cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
         p += o_end - o_w
 
 
+cdef inline void next_input_row(const Geom* g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t* kd,
+                                Py_ssize_t* kh, Py_ssize_t* zi, Py_ssize_t* yi) noexcept nogil:
+    """The input depth and row (zi, yi) that output row (kd, kh) reads at tap (a, b); then
+    (kd, kh) steps to the next output row."""
+    zi[0] = kd[0] * g.sd - g.pd + a * g.dd
+    yi[0] = kh[0] * g.sh - g.ph + b * g.dh
+    kh[0] = kh[0] + 1
+    if kh[0] == g.oh:
+        kh[0] = 0
+        kd[0] = kd[0] + 1
+
+
 cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t n,
                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
                      bint phased) noexcept nogil:
@@ -120,12 +132,7 @@ cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t
             kd = (p0 // g.ow) // g.oh           # output row k = kd * oh + kh, stepped without
             kh = (p0 // g.ow) % g.oh            # a division per row (8-wide rows: LeNet's maps)
             for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                zi = kd * g.sd - g.pd + a * g.dd
-                yi = kh * g.sh - g.ph + b * g.dh
-                kh = kh + 1
-                if kh == g.oh:
-                    kh = 0
-                    kd = kd + 1
+                next_input_row(g, a, b, &kd, &kh, &zi, &yi)
                 if zi < 0 or zi >= g.id or yi < 0 or yi >= g.ih:
                     for o in range(g.ow):
                         colrow[o] = 0
@@ -177,12 +184,7 @@ cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssi
                 kd = (p0 // g.ow) // g.oh
                 kh = (p0 // g.ow) % g.oh
                 for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                    zi = kd * g.sd - g.pd + a * g.dd
-                    yi = kh * g.sh - g.ph + b * g.dh
-                    kh = kh + 1
-                    if kh == g.oh:
-                        kh = 0
-                        kd = kd + 1
+                    next_input_row(g, a, b, &kd, &kh, &zi, &yi)
                     if zi >= 0 and zi < g.id and yi >= 0 and yi < g.ih:
                         dst = xc + (zi * g.ih + yi) * g.iw + xoff
                         if phased or g.sw == 1:

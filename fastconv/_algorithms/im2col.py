@@ -50,12 +50,13 @@ GEMM_CALL_S = 0.6e-6        # one BLAS call on a chunk and group: a depthwise la
                             # a 5 ms forward the rest of the model put at 1 ms; 0.3-1 us a call
                             # on the chooser sweep's grouped layers, AMD EPYC Zen 4)
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds this much of one
-KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at rows/16 of the rate below 16 rows
-                            # (C x taps). It was 64, fitted on vgg_first (27 rows) and mnist5x5
-                            # (25); on the chooser sweep's 360 kernel gradients (AMD EPYC Zen 4,
-                            # AVX-512 and AVX2) 16 halves the model's picks above 1.5x (16 -> 6),
-                            # 90th percentile error 2.28x -> 2.00x; mnist5x5 now picks im2col
-                            # (1.5x faster than direct), vgg_first im2col for winograd (1.07x)
+KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at sqrt(rows/16) of the rate below
+                            # 16 rows (C x taps). It was 64, fitted on vgg_first (27 rows) and
+                            # mnist5x5 (25); on the chooser sweep's 360 kernel gradients (AMD EPYC
+                            # Zen 4, AVX-512 and AVX2) 16 halves the model's picks above 1.5x
+                            # (16 -> 6), 90th percentile error 2.28x -> 2.00x. rows/16 put r19's
+                            # 5-row GEMM 2.4x too slow (direct picked at 2.1x); the square root
+                            # moves r19 to im2col and no other pick of the sweep's at AVX-512
 
 
 PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
@@ -250,7 +251,7 @@ def cost(spec, op):
     copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
     rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
-        rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS)    # (0 rows: explain's empty)
+        rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS) ** 0.5   # (0 rows: explain's)
     chunks = (-(-spec.batch // plan.samples) if plan.samples > 1
               else spec.batch * -(-math.prod(spec.output_size) // plan.width))
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
