@@ -236,6 +236,21 @@ cdef inline const floating* chunk_columns(const Geom* g, const floating* x, floa
     return col
 
 
+cdef struct ChannelBlock:
+    Py_ssize_t chunk, group, k0, k1     # output channels k0..k1 of a group, for one chunk
+
+
+cdef inline ChannelBlock channel_block(const Geom* g, Py_ssize_t item, Py_ssize_t kblocks,
+                                       Py_ssize_t kb) noexcept nogil:
+    """Work item `item` of forward's (chunk, group, block of kb output channels) items."""
+    cdef ChannelBlock b
+    b.chunk = item // (g.G * kblocks)
+    b.group = (item // kblocks) % g.G
+    b.k0 = (item % kblocks) * kb
+    b.k1 = min(b.k0 + kb, g.Kg)
+    return b
+
+
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* work, floating* xp, Py_ssize_t width, Py_ssize_t kblocks,
                          int num_threads) noexcept nogil:
@@ -247,6 +262,7 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, kb = (g.Kg + kblocks - 1) // kblocks
     cdef Py_ssize_t item, i, n, p0, p1, gi, ld, k0, k1
     cdef const floating* b
+    cdef ChannelBlock blk
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL, shared = kblocks > 1
     x = phased_input(g, x, xp, num_threads)
     if not shared:
@@ -272,10 +288,8 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
             pack_chunk(x, work + i * R * width + k0 * (p1 - p0), g, n, k0, k1, p0, p1, phased)
     for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
                        num_threads=num_threads):
-        i = item // (g.G * kblocks)
-        gi = (item // kblocks) % g.G
-        k0 = (item % kblocks) * kb
-        k1 = min(k0 + kb, g.Kg)
+        blk = channel_block(g, item, kblocks, kb)
+        i, gi, k0, k1 = blk.chunk, blk.group, blk.k0, blk.k1
         n = i // per_sample
         p0 = (i - n * per_sample) * width
         p1 = min(p0 + width, g.P)
@@ -366,6 +380,7 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
     cdef Py_ssize_t item, i, gi, k0, k1, npan, span
     cdef floating* panels
     cdef Chunk c
+    cdef ChannelBlock blk
     cdef bint phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
     for item in prange(g.G * nblk, nogil=True, schedule="static", num_threads=num_threads):
@@ -391,10 +406,8 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
                     (item % PACK_SLABS + 1) * R // PACK_SLABS, nr, phased)
     for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
                        num_threads=num_threads):
-        i = item // (g.G * kblocks)
-        gi = (item // kblocks) % g.G
-        k0 = (item % kblocks) * kb
-        k1 = min(k0 + kb, g.Kg)
+        blk = channel_block(g, item, kblocks, kb)
+        i, gi, k0, k1 = blk.chunk, blk.group, blk.k0, blk.k1
         c = chunk_of(g, i, width, samples)
         span = c.p1 - c.p0
         npan = (c.samples * span + nr - 1) // nr
