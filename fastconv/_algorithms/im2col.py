@@ -7,6 +7,7 @@ of the input gradient, the parts of the kernel gradient's sum -- depends on the 
 workspace limit only, never on the thread count; the limit is kept by running fewer threads.
 """
 import math
+import os
 
 import numpy as np
 
@@ -79,7 +80,6 @@ PACKED_GEMM_SPEEDUP = 1.12  # the cost model's GEMM rate on it: geomean 0.88x th
 
 def _packed_gemm(spec):
     """Whether forward runs on fastconv's own GEMM (src/_gemm_kernels.h) rather than the BLAS."""
-    import os
     choice = os.environ.get("FASTCONV_IM2COL_GEMM", "auto")
     if choice != "auto":
         return choice == "packed"
@@ -101,8 +101,8 @@ class _Plan:
     """Chunking and workspace of one problem and operation."""
 
     def __init__(self, spec, op, packed=None):
-        """packed: forward on fastconv's own GEMM (default: where _packed_gemm says, unless its
-        packed weights and panels would not fit in the workspace limit with the BLAS's would)."""
+        """packed: forward on fastconv's own GEMM (default: where _packed_gemm says and its
+        packed weights and panels fit in the workspace limit; the BLAS's plan otherwise)."""
         if packed is None:
             packed = op == "forward" and _packed_gemm(spec)
             if packed:
@@ -155,7 +155,6 @@ class _Plan:
         if self.samples > 1:
             chunks = -(-spec.batch // self.samples)
         rows_g = group_channels * k_vol
-        kg = spec.out_channels // spec.groups
         if op == "forward" and 0 < chunks * spec.groups < SPLIT_ITEMS:
             least = PACKED_KBLOCK_ROWS if self.packed else KBLOCK_ROWS
             self.kblocks = max(1, min(-(-SPLIT_ITEMS // (chunks * spec.groups)), kg // least))
