@@ -1,9 +1,11 @@
 """Blocked direct convolution: output channels in vector blocks, one input value broadcast to
 each (oneDNN's "direct" on a blocked layout, without a JIT).
 
-Where the rows are short (LeNet's 8x8 and 12x12 maps, ResNet's 7x7 stage) vectors along a row
-waste most of their lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a
-vector of 8 or 16 output channels wastes none when the layer has that many. The input is copied
+Where the rows are short (LeNet's 8x8 and 12x12 maps) vectors along a row waste most of their
+lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a vector of 8 or 16
+output channels wastes none when the layer has that many. With many input channels on small
+maps (ResNet's 7x7 stage) a block's weights no longer fit in L1 and im2col wins (see
+PANEL_BYTES). The input is copied
 once into zero-padded planes (every tap a constant offset, no border tests), the weights are
 packed per call (nothing derived from their values is kept), and src/_blocked_kernels.h sums a
 row of outputs per work item in registers. See src/_blocked.pyx.
