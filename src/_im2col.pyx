@@ -236,6 +236,29 @@ cdef inline const floating* chunk_columns(const Geom* g, const floating* x, floa
     return col
 
 
+cdef struct Chunk:
+    Py_ssize_t n, samples, p0, p1      # samples n..n + samples - 1, positions p0..p1 of each
+
+
+cdef inline Chunk chunk_of(const Geom* g, Py_ssize_t i, Py_ssize_t width,
+                           Py_ssize_t samples) noexcept nogil:
+    """Chunk i: `width` positions of one sample, or (`samples` > 1: the packed forward on small
+    maps) that many whole samples (the last chunk may have fewer)."""
+    cdef Chunk c
+    cdef Py_ssize_t per_sample = (g.P + width - 1) // width
+    if samples > 1:
+        c.n = i * samples
+        c.samples = min(samples, g.N - c.n)
+        c.p0 = 0
+        c.p1 = g.P
+    else:
+        c.n = i // per_sample
+        c.samples = 1
+        c.p0 = (i - c.n * per_sample) * width
+        c.p1 = min(c.p0 + width, g.P)
+    return c
+
+
 cdef struct ChannelBlock:
     Py_ssize_t chunk, group, k0, k1     # output channels k0..k1 of a group, for one chunk
 
@@ -258,18 +281,18 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
     own buffer. With `kblocks` > 1 (too few chunks to keep the threads busy) every chunk is
     packed once, in row slabs, into a buffer of its own, and the items are (chunk, group, block
     of output channels)."""
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t chunks = g.N * ((g.P + width - 1) // width)
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, kb = (g.Kg + kblocks - 1) // kblocks
     cdef Py_ssize_t item, i, n, p0, p1, gi, ld, k0, k1
     cdef const floating* b
+    cdef Chunk c
     cdef ChannelBlock blk
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL, shared = kblocks > 1
     x = phased_input(g, x, xp, num_threads)
     if not shared:
         for i in prange(chunks, nogil=True, schedule="static", num_threads=num_threads):
-            n = i // per_sample
-            p0 = (i - n * per_sample) * width
-            p1 = min(p0 + width, g.P)
+            c = chunk_of(g, i, width, 1)
+            n, p0, p1 = c.n, c.p0, c.p1
             b = chunk_columns(g, x, thread_slice(work, R * width), n, p0, p1, pointwise, phased)
             ld = g.P if pointwise else p1 - p0
             for gi in range(g.G):
@@ -280,9 +303,8 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
         for item in prange(chunks * PACK_SLABS, nogil=True, schedule="static",
                            num_threads=num_threads):
             i = item // PACK_SLABS
-            n = i // per_sample
-            p0 = (i - n * per_sample) * width
-            p1 = min(p0 + width, g.P)
+            c = chunk_of(g, i, width, 1)
+            n, p0, p1 = c.n, c.p0, c.p1
             k0 = (item % PACK_SLABS) * R // PACK_SLABS
             k1 = (item % PACK_SLABS + 1) * R // PACK_SLABS
             pack_chunk(x, work + i * R * width + k0 * (p1 - p0), g, n, k0, k1, p0, p1, phased)
@@ -290,9 +312,8 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
                        num_threads=num_threads):
         blk = channel_block(g, item, kblocks, kb)
         i, gi, k0, k1 = blk.chunk, blk.group, blk.k0, blk.k1
-        n = i // per_sample
-        p0 = (i - n * per_sample) * width
-        p1 = min(p0 + width, g.P)
+        c = chunk_of(g, i, width, 1)
+        n, p0, p1 = c.n, c.p0, c.p1
         if pointwise:
             b = x + n * g.C * g.P + p0
             ld = g.P
@@ -303,29 +324,6 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
             gemm(False, False, k1 - k0, p1 - p0, Rg, <floating>1, w + (gi * g.Kg + k0) * Rg, Rg,
                  b + gi * Rg * ld, ld, <floating>0, y + (n * g.K + gi * g.Kg + k0) * g.P + p0,
                  g.P)
-
-
-cdef struct Chunk:
-    Py_ssize_t n, samples, p0, p1      # samples n..n + samples - 1, positions p0..p1 of each
-
-
-cdef inline Chunk chunk_of(const Geom* g, Py_ssize_t i, Py_ssize_t width,
-                           Py_ssize_t samples) noexcept nogil:
-    """Chunk i of the packed forward: `samples` whole samples per chunk (the last may have
-    fewer), or (samples 1) `width` positions of one sample."""
-    cdef Chunk c
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width
-    if samples > 1:
-        c.n = i * samples
-        c.samples = min(samples, g.N - c.n)
-        c.p0 = 0
-        c.p1 = g.P
-    else:
-        c.n = i // per_sample
-        c.samples = 1
-        c.p0 = (i - c.n * per_sample) * width
-        c.p1 = min(c.p0 + width, g.P)
-    return c
 
 
 cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const Geom* g,
@@ -464,12 +462,13 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
     column matrix: it packs only those rows and writes only their columns of the gradient, so
     slabs need no partial sums, keep an item's block of the gradient in cache, and keep threads
     busy when the chunks are few."""
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width, chunks = g.N * per_sample
+    cdef Py_ssize_t chunks = g.N * ((g.P + width - 1) // width)
     cdef Py_ssize_t R = g.C * g.k_vol, Rg = g.Cg * g.k_vol, size = g.K * Rg
     cdef Py_ssize_t item, q, i, k, n, p0, p1, gi, r0, r1, ld
     cdef floating* col
     cdef floating* part
     cdef const floating* b
+    cdef Chunk c
     cdef bint pointwise = is_pointwise(g), phased = xp != NULL
     x = phased_input(g, x, xp, num_threads)
     for item in prange(parts * g.G * slabs, nogil=True, schedule="static",
@@ -483,9 +482,8 @@ cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy
         for k in range(g.Kg):
             memset(part + k * Rg, 0, (r1 - r0) * sizeof(floating))
         for i in range(part_start(0, chunks, q, parts), part_start(0, chunks, q + 1, parts)):
-            n = i // per_sample
-            p0 = (i - n * per_sample) * width
-            p1 = min(p0 + width, g.P)
+            c = chunk_of(g, i, width, 1)
+            n, p0, p1 = c.n, c.p0, c.p1
             if pointwise:
                 b = x + (n * g.C + r0) * g.P + p0
                 ld = g.P
