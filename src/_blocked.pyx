@@ -9,6 +9,13 @@ out), so every tap is one constant offset from an output's first input and no bo
 test. Then each work item (sample, group, channel block, output row) runs bk_row over the row
 into its thread's row buffer (columns x V lanes) and writes the block's channels of the row.
 
+The kernel gradient reads the same padded planes and the output gradient transposed so that a
+position's channels lie together (gyt); each work item (part of the samples, group, channel
+block, input channel, tile of taps) sums one tile of the block's weight gradients in registers
+over its samples and every output position (bk_gk). The parts split the batch where the other
+items are too few to share among threads; their count comes from the problem alone, and their
+sums are added in part order.
+
 Every output is summed by one item in an order fixed by the problem (input channels, then taps),
 so results do not change with the thread count.
 """
@@ -29,6 +36,14 @@ cdef extern from "_blocked_kernels.h":
     void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
                     Py_ssize_t taps, Py_ssize_t C, const double* w, int KB, int RT,
                     Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
+    void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
+                    Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
+                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
+                    float* out, Py_ssize_t orow, int KB, int RY, int CX) noexcept nogil
+    void bk_gk_f64 "bk_kernels.bk_gk_f64"(const double* x, Py_ssize_t xn, const double* g,
+                    Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
+                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
+                    double* out, Py_ssize_t orow, int KB, int RY, int CX) noexcept nogil
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -141,3 +156,89 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                     yrow = &y[0] + (nn * K + k) * out_plane + (od * g.o[1] + oh + r) * g.o[2]
                     for j in range(g.o[2]):
                         yrow[j] = buf[(r * g.o[2] + j) * V + l]
+
+
+cdef inline void run_tile(const floating* x, Py_ssize_t xn, const floating* g, Py_ssize_t gn,
+                          Py_ssize_t samples, const Py_ssize_t* roff, const Shape* sh,
+                          floating* out, Py_ssize_t orow, int KB, int RY,
+                          int CX) noexcept nogil:
+    if floating is float:
+        bk_gk_f32(x, xn, g, gn, samples, roff, sh.o[0], sh.o[1], sh.o[2],
+                  sh.s[0] * sh.e[1] * sh.e[2], sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX)
+    else:
+        bk_gk_f64(x, xn, g, gn, samples, roff, sh.o[0], sh.o[1], sh.o[2],
+                  sh.s[0] * sh.e[1] * sh.e[2], sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX)
+
+
+def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp,
+                floating[::1] xpad, floating[::1] gyt, floating[::1] partial,
+                const Py_ssize_t[::1] roff, const Py_ssize_t[:, ::1] tiles, Py_ssize_t cols,
+                Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, int KB, Py_ssize_t V,
+                object n, object p, object e, object o, object s, Py_ssize_t parts,
+                int num_threads):
+    """dwp (G, blocks, Cg, taps, V) = the weight gradient (eq. 9.11, lifted), V lanes of output
+    channels; zeros past the group's channels. Taps are rows of `cols` columns (input values one
+    apart): tile i covers rows tiles[i, 0] to + tiles[i, 1] and columns tiles[i, 2] to
+    + tiles[i, 3], row r starting roff[r] from an output's first input. `xpad` holds N * C padded
+    planes, `gyt` N * G * blocks planes of output positions x V lanes, `partial` `parts` copies
+    of dwp when parts > 1 (the batch cut into that many runs of samples)."""
+    cdef Shape g = make_shape(n, p, e, o, s)
+    cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
+    cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
+    cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2], taps = roff.shape[0] * cols
+    cdef Py_ssize_t ntiles = tiles.shape[0], size = G * blocks * Cg * taps * V
+    cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, l, q, q0, q1, nn
+    cdef floating* dst
+    cdef floating* trow
+    cdef const floating* src
+    cdef floating total
+    if size == 0:
+        return
+    if N * out_plane == 0:
+        dwp[:] = 0
+        return
+    with nogil:
+        for item in prange(N * C, schedule="static", num_threads=num_threads):
+            pad_plane(&x[0] + item * plane, &xpad[0] + item * padded, &g)
+        for item in prange(N * G * blocks, schedule="static", num_threads=num_threads):
+            kb = item % blocks
+            gi = (item // blocks) % G
+            nn = item // (blocks * G)
+            trow = &gyt[0] + item * out_plane * V
+            src = &gy[0] + (nn * K + gi * Kg + kb * V) * out_plane
+            lanes = Kg - kb * V
+            if lanes > V:
+                lanes = V
+            for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
+                q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
+                for l in range(lanes):
+                    for q in range(q0, q1):
+                        trow[q * V + l] = src[l * out_plane + q]
+                for l in range(lanes, V):
+                    for q in range(q0, q1):
+                        trow[q * V + l] = 0
+        for item in prange(parts * G * blocks * Cg * ntiles, schedule="static",
+                           num_threads=num_threads):
+            t = item % ntiles
+            rest = item // ntiles
+            c = rest % Cg
+            rest = rest // Cg
+            kb = rest % blocks
+            rest = rest // blocks
+            gi = rest % G
+            part = rest // G
+            n0 = part * N // parts
+            n1 = (part + 1) * N // parts
+            dst = (&partial[0] + part * size) if parts > 1 else &dwp[0]
+            dst = (dst + ((gi * blocks + kb) * Cg + c) * taps * V
+                   + (tiles[t, 0] * cols + tiles[t, 2]) * V)
+            run_tile(&xpad[0] + (n0 * C + gi * Cg + c) * padded + tiles[t, 2], C * padded,
+                     &gyt[0] + (n0 * G + gi) * blocks * out_plane * V + kb * out_plane * V,
+                     G * blocks * out_plane * V, n1 - n0, &roff[0] + tiles[t, 0], &g, dst,
+                     cols * V, KB, <int>tiles[t, 1], <int>tiles[t, 3])
+        if parts > 1:
+            for item in prange(size, schedule="static", num_threads=num_threads):
+                total = partial[item]
+                for part in range(1, parts):
+                    total = total + partial[part * size + item]
+                dwp[item] = total

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "_cpu_level.h"
+#include "_blocked_gk.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -26,7 +27,9 @@
 
 #define BK_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 BK_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
-BK_TYPE(SUF, ATTR, BYTES, double, f64)
+BK_TYPE(SUF, ATTR, BYTES, double, f64)                                                           \
+BK_GK_TYPE(SUF, ATTR, BYTES, float, f32)                                                         \
+BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)
 
 #define BK_TYPE(SUF, ATTR, BYTES, T, P)                                                          \
 typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
@@ -125,7 +128,7 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
 
 FASTCONV_EACH_LEVEL(BK_LEVEL)
 
-#define BK_ENTRIES(X, LV) X(bk_row_f32, LV) X(bk_row_f64, LV)
+#define BK_ENTRIES(X, LV) X(bk_row_f32, LV) X(bk_row_f64, LV) X(bk_gk_f32, LV) X(bk_gk_f64, LV)
 FASTCONV_KERNEL_TABLE(bk, BK_ENTRIES, "FASTCONV_BLOCKED_LEVEL")
 
 #endif

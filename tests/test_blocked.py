@@ -1,10 +1,12 @@
 """The blocked direct algorithm (output channels in vector blocks, each input value broadcast)
-against the reference: forward at every geometry, grad_input at stride 1, in both precisions,
-1-D to 3-D; output-channel counts on and past the vector blocks (one vector and two per block,
-the pair of rows an item takes, a part-filled last block); bitwise the same at 1, 2 and 3
-threads; no input written; an Inf weight sends grad_input to the textbook sum; no kernel
-gradient and no strided input gradient (refused, with the reason). The generic suites
-(test_conv_matrix, test_adjoint, the hostile ones) run it too, through fastconv.algorithms()."""
+against the reference: forward and grad_kernel at every geometry, grad_input at stride 1, in
+both precisions, 1-D to 3-D; output-channel counts on and past the vector blocks (one vector and
+two per block, the pair of rows an item takes, a part-filled last block); kernels cut into
+several register tiles (wide, tall, dilated: one column per tap) and batches cut into parts;
+bitwise the same at 1, 2 and 3 threads; no input written; an Inf weight sends grad_input to the
+textbook sum, and non-finite inputs give grad_kernel the textbook's NaN and Inf; no strided
+input gradient (refused, with the reason). The generic suites (test_conv_matrix, test_adjoint,
+the hostile ones) run it too, through fastconv.algorithms()."""
 import numpy as np
 import pytest
 
@@ -24,11 +26,15 @@ CASES = {
     "3d": ((1, 3, 5, 6, 7), (9, 3, 3, 2, 3), dict(padding=1)),
     "kernel-as-large-as-input": ((2, 2, 5, 5), (3, 2, 5, 5), {}),
     "padding-beyond-kernel": ((1, 2, 3, 4), (5, 2, 2, 2), dict(padding=4)),
+    "wide-kernel-tiles": ((3, 2, 6, 30), (20, 2, 3, 19), dict(padding=(1, 9))),
+    "tall-kernel-tiles": ((2, 3, 40, 7), (33, 3, 17, 2), dict(padding=(8, 0))),
+    "batch-in-parts": ((9, 1, 10, 10), (5, 1, 3, 3), dict(padding=1)),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
     "stride-3-1d": ((1, 2, 50), (33, 2, 4), dict(stride=3)),
     "stride-3d": ((1, 2, 6, 7, 9), (5, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=1)),
+    "dilated-columns-strided": ((2, 3, 9, 16), (18, 3, 2, 4), dict(dilation=(1, 3), stride=2)),
 }
 
 
@@ -48,7 +54,10 @@ def test_blocked_matches_the_reference(name, dtype, rng, restore_settings):
     y = reference.conv(x, w, **geometry)
     gy = rng.standard_normal(y.shape).astype(dtype)
     copies = (x.copy(), w.copy(), gy.copy())
-    ops = {"forward": (lambda: fastconv.conv(x, w, algorithm="blocked", **geometry), y)}
+    ops = {"forward": (lambda: fastconv.conv(x, w, algorithm="blocked", **geometry), y),
+           "grad_kernel": (lambda: fastconv.conv_grad_kernel(x, gy, w_shape, algorithm="blocked",
+                                                             **geometry),
+                           reference.conv_grad_kernel(x, gy, w_shape, **geometry))}
     if name in CASES:
         ops["grad_input"] = (lambda: fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked",
                                                               **geometry),
@@ -65,16 +74,50 @@ def test_blocked_matches_the_reference(name, dtype, rng, restore_settings):
 
 
 def test_blocked_refuses_what_it_does_not_have():
-    spec = make_spec((1, 2, 8, 8), (4, 2, 3, 3), dtype=np.float32)
-    ok, why = blocked.supports(spec, "grad_kernel")
-    assert not ok and "kernel gradient" in why
     strided = make_spec((1, 2, 8, 8), (4, 2, 3, 3), dtype=np.float32, stride=2)
     ok, why = blocked.supports(strided, "grad_input")
     assert not ok and "stride 1" in why
     with pytest.raises(fastconv.NotSupportedError):
-        fastconv.conv_grad_kernel(np.ones((1, 2, 8, 8), np.float32),
-                                  np.ones((1, 4, 6, 6), np.float32), (4, 2, 3, 3),
-                                  algorithm="blocked")
+        fastconv.conv_grad_input(np.ones((1, 4, 3, 3), np.float32), np.ones((4, 2, 3, 3),
+                                 np.float32), (1, 2, 8, 8), stride=2, algorithm="blocked")
+
+
+@pytest.mark.parametrize("w_shape, geometry", [
+    ((16, 6, 5, 5), {}), ((40, 2, 3, 19), dict(padding=(1, 9))), ((7, 3, 17, 2), {}),
+    ((33, 4, 2, 4), dict(dilation=(1, 3))), ((5, 2, 3, 3, 3), {})])
+def test_kernel_gradient_tiles_are_counted_as_they_are_listed(w_shape, geometry):
+    """The cost model and the workspace count the tiles without listing them (a hostile kernel
+    size must not build a list as large as it); the call lists them: the two must agree, cover
+    every tap once and fit the level's registers."""
+    x_shape = (3, w_shape[1]) + (24,) * (len(w_shape) - 2)
+    spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
+    plan = blocked._KernelPlan(spec)
+    roff, tiles = plan.arrays
+    assert len(tiles) == plan.tiles
+    covered = np.zeros((len(roff), plan.cols), int)
+    for r0, ry, c0, cx in tiles:
+        assert 1 <= ry <= 8 and 1 <= cx <= 8 and ry * cx * plan.geometry.kb <= plan.acc
+        covered[r0:r0 + ry, c0:c0 + cx] += 1
+    assert (covered == 1).all()
+
+
+def test_a_hostile_kernel_size_is_costed_without_building_it():
+    spec = make_spec((1, 1, 1 << 20, 1 << 20), (1, 1, 1 << 20, 1 << 20), dtype=np.float32)
+    assert blocked.cost(spec, "grad_kernel") > 0
+    assert not blocked.supports(spec, "grad_kernel")[0]
+
+
+def test_non_finite_inputs_give_the_kernel_gradient_the_textbook_values(rng):
+    """The padded planes hold the zeros the textbook sum multiplies: 0 * Inf is NaN in both."""
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    gy = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)
+    x[0, 1, 2, 3], x[1, 2, 0, 0], gy[0, 2, 0, 6], gy[1, 0, 3, 3] = np.inf, np.nan, -np.inf, np.inf
+    got = fastconv.conv_grad_kernel(x, gy, (4, 3, 3, 3), padding=1, algorithm="blocked")
+    want = reference.conv_grad_kernel(x, gy, (4, 3, 3, 3), padding=1)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    assert np.allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
 
 
 def test_an_inf_weight_sends_grad_input_to_the_textbook_sum(rng):
