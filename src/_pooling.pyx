@@ -40,6 +40,27 @@ cdef extern from *:
     double select_d "FASTCONV_SELECT"(bint c, double a, double b) noexcept nogil
     Py_ssize_t select_i "FASTCONV_SELECT"(bint c, Py_ssize_t a, Py_ssize_t b) noexcept nogil
 
+cdef extern from "_pooling_2x2.h":
+    void fc_max_2x2_f32_rows(const float* x, Py_ssize_t W, Py_ssize_t rows, Py_ssize_t OW,
+                             long long base, float* y, long long* idx, int with_idx) noexcept nogil
+    void fc_max_2x2_f64_rows(const double* x, Py_ssize_t W, Py_ssize_t rows, Py_ssize_t OW,
+                             long long base, double* y, long long* idx,
+                             int with_idx) noexcept nogil
+
+
+cdef inline void max_rows_2x2(const floating* x, Py_ssize_t W, Py_ssize_t rows, Py_ssize_t OW,
+                              Py_ssize_t base, floating* y, long long* idx,
+                              bint with_idx) noexcept nogil:
+    """`rows` output rows of the commonest pool, 2x2 windows at stride 2 with no padding, from
+    input rows x, x + W, ... (`base`: x's flat index in its plane): src/_pooling_2x2.h, the
+    same results as max_plane_rows bit for bit (the first maximum in row-major order, strictly
+    greater replacing; a NaN wins and its first occurrence is the index), in vectors of outputs
+    with no branch on the data."""
+    if floating is float:
+        fc_max_2x2_f32_rows(x, W, rows, OW, base, y, idx, with_idx)
+    else:
+        fc_max_2x2_f64_rows(x, W, rows, OW, base, y, idx, with_idx)
+
 
 cdef inline floating select(bint c, floating a, floating b) noexcept nogil:
     if floating is float:
@@ -117,44 +138,6 @@ cdef void max_plane_rows(const floating* x, floating* y, long long* idx, bint wi
                 idx[ow] = bi
 
 
-cdef void max_row_2x2(const floating* r0, Py_ssize_t W, Py_ssize_t base, floating* y,
-                      long long* idx, bint with_idx, Py_ssize_t OW) noexcept nogil:
-    """One output row of the commonest pool, 2x2 windows at stride 2 with no padding: the rows
-    r0 and r0 + W, values and indices in one pass (`base`: r0's flat index in its plane).
-
-    The same results as max_plane_rows, bit for bit: the first maximum in row-major order
-    (strictly greater replaces), a NaN wins and its first occurrence is the index. Each output
-    is one step of straight-line selects: the general driver's two sweeps over tables cost more
-    than the arithmetic on 8-16 outputs a row (a LeNet's pools)."""
-    cdef Py_ssize_t ow
-    cdef const floating* r1 = r0 + W
-    cdef floating a, b, c, d, best
-    cdef Py_ssize_t bi
-    cdef bint t
-    for ow in range(OW):
-        a = r0[2 * ow]
-        b = r0[2 * ow + 1]
-        c = r1[2 * ow]
-        d = r1[2 * ow + 1]
-        best = a
-        bi = 0
-        t = b > best
-        best = select(t, b, best)
-        bi = select_i(t, 1, bi)
-        t = c > best
-        best = select(t, c, best)
-        bi = select_i(t, W, bi)
-        t = d > best
-        best = select(t, d, best)
-        bi = select_i(t, W + 1, bi)
-        if (a != a) | (b != b) | (c != c) | (d != d):      # rare: the first NaN wins
-            best = NAN
-            bi = 0 if a != a else (1 if b != b else (W if c != c else W + 1))
-        y[ow] = best
-        if with_idx:
-            idx[ow] = base + 2 * ow + bi
-
-
 cdef bint is_2x2(const Py_ssize_t* lo_d, const Py_ssize_t* cnt_d, Py_ssize_t OD, Py_ssize_t D,
                  const Py_ssize_t* lo_h, const Py_ssize_t* cnt_h, Py_ssize_t OH,
                  const Py_ssize_t* lo_w, const Py_ssize_t* cnt_w, Py_ssize_t OW,
@@ -184,7 +167,7 @@ def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint
     cdef Py_ssize_t OD = lo_d.shape[0], OH = lo_h.shape[0], OW = lo_w.shape[0]
     cdef Py_ssize_t D = in_size[0, 0], H = in_size[0, 1], W = in_size[0, 2]
     cdef Py_ssize_t in_vol = D * H * W, rows = OD * OH
-    cdef Py_ssize_t item, p, rr, off
+    cdef Py_ssize_t item, p, rr, off, runs, r0, r1
     cdef bint two_by_two
     if planes * rows * OW == 0:
         return
@@ -192,12 +175,16 @@ def max_forward(const floating[::1] x, floating[::1] y, long long[::1] idx, bint
         two_by_two = is_2x2(&lo_d[0], &cnt_d[0], OD, D, &lo_h[0], &cnt_h[0], OH, &lo_w[0],
                             &cnt_w[0], OW, steps[1], steps[2])
         if two_by_two:
-            for item in prange(planes * rows, schedule="static", num_threads=num_threads):
-                p = item // rows
-                rr = item % rows
-                off = item * OW
-                max_row_2x2(&x[p * in_vol + 2 * rr * W], W, 2 * rr * W, &y[off],
-                            &idx[off if with_idx else 0], with_idx, OW)
+            # runs of a plane's rows: whole planes where there are many (a LeNet's pools: 8
+            # outputs a row, whose per-call cost a row per item would pay 8 times a plane)
+            runs = 1 if planes >= 64 else min(rows, (64 + planes - 1) // planes)
+            for item in prange(planes * runs, schedule="static", num_threads=num_threads):
+                p = item // runs
+                r0 = (item % runs) * rows // runs
+                r1 = (item % runs + 1) * rows // runs
+                off = p * rows * OW + r0 * OW
+                max_rows_2x2(&x[p * in_vol + 2 * r0 * W], W, r1 - r0, OW, 2 * r0 * W, &y[off],
+                             &idx[off if with_idx else 0], with_idx)
         else:
             for item in prange(planes * rows, schedule="static", num_threads=num_threads):
                 p = item // rows

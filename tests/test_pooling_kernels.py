@@ -1,5 +1,6 @@
 """Max pooling's kernel paths agree bitwise: 2x2 windows at stride 2 inside the input take
-values and indices in one pass per output row (max_row_2x2); other windows two elements wide
+values and indices in one pass, in vectors of outputs and then one output at a time for the
+rest of a row (src/_pooling_2x2.h); other windows two elements wide
 take their values in a sweep of their own (two elements per window, no inner loop), the rest in
 the general loop, the indices in a backward sweep.
 
@@ -23,6 +24,7 @@ PAIR_CASES = [
     ((8, 10), (2, 2), (2, 2), (0, 0), False),
     ((9, 11), (2, 2), (2, 2), (0, 0), False),     # 2x2 at stride 2: the one-pass row kernel
     ((16, 24), (2, 2), (2, 2), (0, 0), False),
+    ((5, 70), (2, 2), (2, 2), (0, 0), False),     # 35 a row: 16-lane vectors and a tail
     ((6, 7), (2, 2), (2, 2), (0, 0), True),       # a partial last window: the general path
     ((8, 10), (2, 2), (1, 1), (0, 0), False),
     ((7, 10), (3, 2), (2, 2), (1, 0), True),
