@@ -31,10 +31,10 @@ cdef extern from "_blocked_kernels.h":
     Py_ssize_t fastconv_vector_bytes(int level) noexcept nogil
     void bk_init() noexcept nogil
     void bk_row_f32 "bk_kernels.bk_row_f32"(const float* x, Py_ssize_t cs, const Py_ssize_t* toff,
-                    Py_ssize_t taps, Py_ssize_t C, const float* w, int KB, int RT,
+                    Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const float* w, int KB, int RT,
                     Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, float* out) noexcept nogil
     void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
-                    Py_ssize_t taps, Py_ssize_t C, const double* w, int KB, int RT,
+                    Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const double* w, int KB, int RT,
                     Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
@@ -98,28 +98,67 @@ cdef void pad_plane(const floating* src, floating* dst, const Shape* g) noexcept
 
 
 cdef inline void run_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* toff,
-                         Py_ssize_t taps, Py_ssize_t C, const floating* w, int KB, int RT,
-                         Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, floating* out) noexcept nogil:
+                         Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const floating* w, int KB,
+                         int RT, Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow,
+                         floating* out) noexcept nogil:
     if floating is float:
-        bk_row_f32(x, cs, toff, taps, C, w, KB, RT, js, rs, ow, out)
+        bk_row_f32(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
     else:
-        bk_row_f64(x, cs, toff, taps, C, w, KB, RT, js, rs, ow, out)
+        bk_row_f64(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
+
+
+cdef inline Py_ssize_t first_in(Py_ssize_t o, Py_ssize_t s, Py_ssize_t d, Py_ssize_t lo,
+                                Py_ssize_t k) noexcept nogil:
+    """The first of the k kernel positions t whose input o * s + t * d is at or past lo."""
+    cdef Py_ssize_t t = lo - o * s
+    if t <= 0:
+        return 0
+    t = (t + d - 1) // d
+    return t if t < k else k
+
+
+cdef struct TapRun:
+    Py_ssize_t first, count
+
+
+cdef TapRun tap_run(const Shape* g, const Py_ssize_t* kernel, const Py_ssize_t* dil,
+                    Py_ssize_t od, Py_ssize_t oh, Py_ssize_t rt) noexcept nogil:
+    """The run of taps [first, first + count) that output rows oh .. oh + rt - 1 of depth od
+    read outside the padding, along the kernel's outermost axis of more than one position
+    (depth in 3-D, else height; the taps run in (depth, height, width) order, so it is one
+    run). The taps skipped read only padding zeros. (Returned by value: a prange's variable
+    written through a pointer would be shared among its threads.)"""
+    cdef TapRun run
+    cdef int a = 0 if kernel[0] > 1 else 1
+    cdef Py_ssize_t o = od if a == 0 else oh
+    cdef Py_ssize_t last = od if a == 0 else oh + rt - 1
+    cdef Py_ssize_t block = kernel[1] * kernel[2] if a == 0 else kernel[2]
+    # row o reads input at taps [first_in(o, p), first_in(o, p + n)): later rows start sooner
+    cdef Py_ssize_t lo = first_in(last, g.s[a], dil[a], g.p[a], kernel[a])
+    cdef Py_ssize_t hi = first_in(o, g.s[a], dil[a], g.p[a] + g.n[a], kernel[a])
+    run.first = lo * block
+    run.count = (hi - lo) * block if hi > lo else 0
+    return run
 
 
 def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
-            floating[::1] rows, const Py_ssize_t[::1] toff, Py_ssize_t N, Py_ssize_t G,
-            Py_ssize_t Cg, Py_ssize_t Kg, int KB, Py_ssize_t V, object n, object p, object e,
-            object o, object s, int num_threads):
+            floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
+            const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
+            int KB, Py_ssize_t V, object n, object p, object e, object o, object s,
+            int num_threads):
     """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes, `rows` num_threads
-    x 2 rows of ow x V values; V = KB vectors of lanes. With one vector per block an item takes
-    two output rows of one depth (one row where the count is odd), so each weight vector loaded
-    serves both."""
+    x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
+    dilation (3 each). With one vector per block an item takes two output rows of one depth (one
+    row where the count is odd), so each weight vector loaded serves both. An item runs only the
+    taps whose kernel rows (planes, in 3-D) reach into the input: a 5x5 kernel on 8x8 maps
+    padded by 2 reads padding zeros with 15% of its taps."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pair = 2 if KB == 1 else 1, pairs = (g.o[1] + pair - 1) // pair
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
     cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, k, l, lanes, j, r, rt
+    cdef TapRun run
     cdef const floating* src
     cdef floating* buf
     cdef floating* yrow
@@ -145,8 +184,10 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             src = (&xpad[0] + (nn * C + gi * Cg) * padded
                    + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
             buf = &rows[0] + omp_get_thread_num() * 2 * g.o[2] * V
-            run_row(src, padded, &toff[0], taps, Cg, &wp[0] + (gi * blocks + kb) * Cg * taps * V,
-                    KB, rt, g.s[2], g.s[1] * g.e[2], g.o[2], buf)
+            run = tap_run(&g, &kern[0], &dil[0], od, oh, rt)
+            run_row(src, padded, &toff[0] + run.first, run.count, taps, Cg,
+                    &wp[0] + ((gi * blocks + kb) * Cg * taps + run.first) * V, KB, rt, g.s[2],
+                    g.s[1] * g.e[2], g.o[2], buf)
             lanes = Kg - kb * V
             if lanes > V:
                 lanes = V

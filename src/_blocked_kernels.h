@@ -2,11 +2,13 @@
    output channels, vectorised across the channels (oneDNN's layout for small maps and few
    channels, where a row is too short for vectors along it).
 
-     bk_row:  out[j * V + l] = sum_c sum_t w[(c * taps + t) * V + l] * x[c * cs + toff[t] + j * js]
+     bk_row:  out[j * V + l] = sum_c sum_t w[(c * ts + t) * V + l] * x[c * cs + toff[t] + j * js]
 
-   for the ow columns j of the row and the V = KB vectors of lanes l of one channel block. x is the
-   row's first input (every tap a constant offset toff[t] from it, channel c at c * cs), w the
-   block's weights packed as (input channel, tap, V lanes) with zeros past the block's channels.
+   for the ow columns j of the row and the V = KB vectors of lanes l of one channel block, over
+   taps t < taps. x is the row's first input (every tap a constant offset toff[t] from it,
+   channel c at c * cs), w the block's weights packed as (input channel, tap, V lanes), ts taps a
+   channel, with zeros past the block's channels; toff and w may start at a later tap (a run of
+   the kernel's rows that skips those reading only padding).
    Tiles of CT columns keep KB x CT accumulators in registers; each input value is broadcast once
    and multiplied with the KB weight vectors of its tap. The sums run over c, then t, in order:
    fixed by the problem and the instruction set, never by threads.
@@ -36,10 +38,11 @@ typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));               
                                                                                                  \
 /* A tile of CT columns: KB vectors of channels of one row, or (KB 1, RT 2) one vector of two    \
    rows rs apart (their outputs orow apart in out); two accumulator sets either way. */          \
-ATTR static inline __attribute__((always_inline))                                               \
+ATTR static inline __attribute__((always_inline))                                                \
 void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
-                         ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs, T* out,           \
-                         ptrdiff_t orow, const int KB, const int RT, const int CT) {            \
+                         ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,      \
+                         T* out,                                                                 \
+                         ptrdiff_t orow, const int KB, const int RT, const int CT) {             \
     typedef bk_vec_##P##_##SUF V;                                                                \
     enum { N = BYTES / sizeof(T) };                                                              \
     const int M = KB * RT;                                                                       \
@@ -50,7 +53,7 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
             acc[m][j] = (V){0};                                                                  \
     for (ptrdiff_t c = 0; c < C; c++) {                                                          \
         const T* xc = x + c * cs;                                                                \
-        const T* wc = w + c * taps * KB * N;                                                     \
+        const T* wc = w + c * ts * KB * N;                                                       \
         for (ptrdiff_t t = 0; t < taps; t++) {                                                   \
             const T* xt = xc + toff[t];                                                          \
             V wv[2];                                                                             \
@@ -79,50 +82,51 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
                                                                                                  \
 /* The row(s) in tiles: the widest first (WIDE columns: fewer registers below AVX-512), then     \
    8, 4, 2, 1 for what is left. */                                                               \
-ATTR static inline __attribute__((always_inline))                                               \
+ATTR static inline __attribute__((always_inline))                                                \
 void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
-                         ptrdiff_t C, const T* w, const int KB, const int RT,                   \
-                         const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {              \
+                         ptrdiff_t ts, ptrdiff_t C, const T* w, const int KB, const int RT,      \
+                         const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {               \
     enum { N = BYTES / sizeof(T), WIDE = BYTES == 64 ? 12 : 6 };                                 \
     const ptrdiff_t step = (ptrdiff_t)KB * N, orow = ow * step;                                  \
     ptrdiff_t j = 0;                                                                             \
     for (; ow - j >= WIDE; j += WIDE)                                                            \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, C, w, js, rs, out + j * step, orow,     \
+        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
                             KB, RT, WIDE);                                                       \
     if (WIDE > 8 && ow - j >= 8) {                                                               \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, C, w, js, rs, out + j * step, orow,     \
+        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
                             KB, RT, 8);                                                          \
         j += 8;                                                                                  \
     }                                                                                            \
     if (ow - j >= 4) {                                                                           \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, C, w, js, rs, out + j * step, orow,     \
+        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
                             KB, RT, 4);                                                          \
         j += 4;                                                                                  \
     }                                                                                            \
     if (ow - j >= 2) {                                                                           \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, C, w, js, rs, out + j * step, orow,     \
+        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
                             KB, RT, 2);                                                          \
         j += 2;                                                                                  \
     }                                                                                            \
     if (ow - j >= 1)                                                                             \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, C, w, js, rs, out + j * step, orow,     \
+        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
                             KB, RT, 1);                                                          \
 }                                                                                                \
                                                                                                  \
 /* KB vectors of channels (KB 2: one row) or RT rows (KB 1); a stride of 1 as a constant, so     \
    a tile's inputs sit at fixed displacements. */                                                \
 ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff,             \
-                                    ptrdiff_t taps, ptrdiff_t C, const T* w, int KB, int RT,     \
+                                    ptrdiff_t taps, ptrdiff_t ts, ptrdiff_t C, const T* w,       \
+                                    int KB, int RT,                                              \
                                     ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {          \
     if (KB == 2) {                                                                               \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 2, 1, 1, rs, ow, out);        \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 2, 1, js, rs, ow, out);               \
+        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, 1, rs, ow, out);     \
+        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, js, rs, ow, out);            \
     } else if (RT == 2) {                                                                        \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 1, 2, 1, rs, ow, out);        \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 1, 2, js, rs, ow, out);               \
+        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 2, 1, rs, ow, out);     \
+        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 2, js, rs, ow, out);            \
     } else {                                                                                     \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 1, 1, 1, rs, ow, out);        \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, C, w, 1, 1, js, rs, ow, out);               \
+        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 1, 1, rs, ow, out);     \
+        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 1, js, rs, ow, out);            \
     }                                                                                            \
 }
 

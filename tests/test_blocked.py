@@ -120,17 +120,36 @@ def test_non_finite_inputs_give_the_kernel_gradient_the_textbook_values(rng):
     assert np.allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
 
 
-def test_an_inf_weight_sends_grad_input_to_the_textbook_sum(rng):
-    """grad_input multiplies the zeros around gy by the weights (0 * Inf = NaN where the
-    textbook sum has Inf): with a non-finite weight it gives the call up to summation."""
+def test_an_inf_weight_sends_the_call_to_the_textbook_sum(rng):
+    """Both read zeros that the textbook sum does not multiply (the padding of x, and the
+    kernel's extent around gy): 0 * Inf = NaN where the sum has Inf, so with a non-finite weight
+    both give the call up to summation. (w[2, 1, 0, 2] meets padding columns.)"""
     x_shape = (1, 2, 6, 6)
+    x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
-    w[1, 0, 1, 1] = np.inf
-    gy = rng.standard_normal((1, 4, 4, 4)).astype(np.float32)
-    got = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked")
-    want = reference.conv_grad_input(gy, w, x_shape)
-    assert np.array_equal(np.isnan(got), np.isnan(want))
-    assert np.array_equal(np.isinf(got), np.isinf(want))
+    w[1, 0, 1, 1], w[2, 1, 0, 2] = np.inf, -np.inf
+    gy = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    for got, want in ((fastconv.conv(x, w, padding=1, algorithm="blocked"),
+                       reference.conv(x, w, padding=1)),
+                      (fastconv.conv_grad_input(gy, w, x_shape, padding=1, algorithm="blocked"),
+                       reference.conv_grad_input(gy, w, x_shape, padding=1))):
+        assert np.isinf(want).any()
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_skipped_kernel_rows_read_only_padding(rng):
+    """Rows of outputs near the border skip the kernel rows that read padding alone: values
+    there must still be the reference's, on every axis that can skip (height in 2-D, depth in
+    3-D), with stride, dilation and padding wider than the kernel."""
+    for x_shape, w_shape, geometry in (
+            ((2, 3, 8, 8), (32, 3, 5, 5), dict(padding=2)),
+            ((1, 2, 7, 9), (5, 2, 3, 3), dict(padding=(6, 1), stride=(2, 1), dilation=(2, 1))),
+            ((1, 2, 5, 4, 4), (3, 2, 3, 3, 3), dict(padding=(3, 1, 1), dilation=(2, 1, 1)))):
+        x = rng.standard_normal(x_shape)
+        w = rng.standard_normal(w_shape)
+        _close(fastconv.conv(x, w, algorithm="blocked", **geometry),
+               reference.conv(x, w, **geometry))
 
 
 def test_blocked_keeps_the_workspace_limit(restore_settings):

@@ -30,8 +30,9 @@ _blocked = LazyModule("fastconv._blocked")
 NAME = "blocked"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
 # grad_input multiplies the zeros around gy by the weights: an Inf weight would make NaN where
-# the textbook sum has Inf, so a kernel with one goes to summation.
-NONFINITE = {"grad_input": _finite.GIVES_UP}
+# the textbook sum has Inf; forward skips the kernel rows that read only padding, whose zeros
+# the textbook multiplies (an Inf weight there makes NaN). A kernel with one goes to summation.
+NONFINITE = {"grad_input": _finite.GIVES_UP, "forward": _finite.GIVES_UP}
 
 # Cost model: per vector multiply-add (a broadcast load and an FMA), per value copied into the
 # padded planes or out of the row buffers, per work item; divided among the threads the items
@@ -241,12 +242,15 @@ def _run(spec, g, a, wp, out):
     threads = g.threads()
     _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
                      np.empty(g.padded, spec.dtype), np.empty(threads * g.row, spec.dtype),
-                     g.tap_offsets(), spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p, g.e, g.o,
-                     g.s, threads)
+                     g.tap_offsets(), np.array(g.kernel, np.intp), np.array(g.dilation, np.intp),
+                     spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p, g.e, g.o, g.s,
+                     threads)
     return out
 
 
 def forward(spec, x, w, out=None):
+    if not _finite.all_finite(w):
+        return None
     g = _Geometry(spec)
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     return _run(spec, g, x, _packed(w, spec, g), y)
