@@ -45,6 +45,7 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
 # a block, ran 1.35-3.4x slower than the FMA count alone said; LeNet's 5x5, 10-51 KB, did not;
 # the chooser sweep's layers, AMD EPYC Zen 4, 2 threads).
 PANEL_BYTES = 64 << 10
+TAP_SHARE_ROWS = 4096
 CALL_OVERHEAD_S = 12e-6
 PARALLEL_EFFICIENCY = 0.9
 
@@ -90,6 +91,20 @@ class _Geometry:
 
     def threads(self):
         return max(1, min(_config.get_num_threads(), self.items))
+
+    def tap_share(self):
+        """The share of taps that the forward kernel runs: an output row skips the kernel rows
+        (planes, in 3-D) that read only padding (src/_blocked.pyx, tap_run). Counted exactly up
+        to TAP_SHARE_ROWS output rows; past that the padding's share is negligible (and a
+        hostile size must not build a list as large as it)."""
+        a = 0 if self.kernel[0] > 1 else 1
+        o, k, s, d = self.o[a], self.kernel[a], self.s[a], self.dilation[a]
+        if o == 0 or o > TAP_SHARE_ROWS:
+            return 1.0
+        start = np.arange(o) * s
+        def first(lo):
+            return np.clip(-(-(lo - start) // d), 0, k)
+        return float((first(self.p[a] + self.n[a]) - first(self.p[a])).sum()) / (o * k)
 
     def workspace_elements(self, spec):
         packed = spec.groups * self.blocks * self.cg * self.taps * self.v
@@ -194,7 +209,8 @@ def cost(spec, op):
     g = _Geometry(spec, flipped=op == "grad_input")
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     panel = g.cg * g.taps * g.v * spec.dtype.itemsize
-    fmas = outputs * g.kb * g.cg * g.taps * max(1.0, panel / PANEL_BYTES) ** 0.5
+    fmas = (outputs * g.kb * g.cg * g.taps * g.tap_share()
+            * max(1.0, panel / PANEL_BYTES) ** 0.5)
     values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o)
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     return _shared(spec, work, g.items)
