@@ -28,11 +28,11 @@ import pytest
 
 import fastconv
 from fastconv import local, nn, pooling as P
-from fastconv.nn import _matmul  # noqa: F401  (its LazyModule of fastconv._matmul is watched)
+from fastconv.nn import _elementwise, _matmul  # noqa: F401  (their LazyModules are watched)
 from fastconv._lazy import LazyModule
 
 COMPILED = ("_direct", "_im2col", "_winograd", "_fft", "_separable", "_local", "_depthwise",
-            "_blocked", "_pooling", "_matmul")
+            "_blocked", "_pooling", "_matmul", "_elementwise")
 ATTEMPTS = 50
 
 
@@ -259,6 +259,8 @@ def _other_calls():
     linear = nn.Linear(512, 256, seed=0)        # its products run on fastconv's pool (_matmul)
     features = rng.standard_normal((256, 512)).astype(np.float32)
     outputs = np.ones((256, 256), np.float32)
+    relu, activations = nn.ReLU(), rng.standard_normal((16, 32, 96, 96)).astype(np.float32)
+    conv = nn.Conv2d(8, 8, 3, padding=1, seed=0)      # its bias gradient runs on _elementwise
     return {
         "locally_connected": lambda: local.locally_connected(x, w_lc),
         "locally_connected_grad_input": lambda: local.locally_connected_grad_input(
@@ -276,6 +278,8 @@ def _other_calls():
             xs, gys, factors, padding=2),
         "nn.Linear forward": lambda: linear(features),
         "nn.Linear backward": lambda: (linear(features), linear.backward(outputs)),
+        "nn.ReLU forward and backward": lambda: relu.backward(relu(activations)),
+        "nn.Conv2d backward": lambda: (conv(xs), conv.backward(gys)),
         "low_rank_conv": lambda: fastconv.low_rank_conv(xs, np.einsum(
             "kca,kcb->kcab", *factors), rank=1, padding=2),
     }

@@ -1,6 +1,7 @@
 """Elementwise nonlinearities (section 9.3's detector stage) and the softmax."""
 import numpy as np
 
+from . import _elementwise
 from .module import Module
 
 
@@ -8,24 +9,13 @@ class ReLU(Module):
     """max(0, x); the gradient passes where x > 0."""
 
     def forward(self, x):
-        x = np.asarray(x)
-        y = np.maximum(x, 0)
-        self._push(x > 0)
+        y, mask = _elementwise.relu(np.asarray(x))
+        self._push(mask)
         return y
 
     def backward(self, gy):
         (mask,) = self._pop()
-        gy = np.asarray(gy)
-        bits = _BITS.get(gy.dtype)
-        if bits is not None and gy.shape == mask.shape and gy.flags.c_contiguous:
-            # gy AND (all ones where x > 0): bitwise what np.where(mask, gy, 0) gives (NaN and
-            # inf zeroed too), 20x faster than np.where on a bool mask
-            keep = np.negative(mask.view(np.int8), dtype=bits)
-            return np.bitwise_and(gy.view(bits), keep, out=keep).view(gy.dtype)
-        return np.where(mask, gy, 0).astype(np.result_type(gy), copy=False)
-
-
-_BITS = {np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
+        return _elementwise.relu_grad(np.asarray(gy), mask)
 
 
 class LeakyReLU(Module):

@@ -11,6 +11,7 @@ import numpy as np
 from .. import _functional, _prepared
 from .._geometry import make_spec
 from .._validate import result_dtype
+from . import _elementwise
 from ._init import (AcceptsUnbatched, as_input, bias_kind, conv_arguments, conv_repr, float_dtype,
                     init_bias, init_weight, make_rng, transpose_arguments, transpose_output_size,
                     tuple_of)
@@ -155,7 +156,7 @@ def _add_bias_grad(layer, gy):
     """Add gy's bias gradient: summed over the batch and space ("channel") or over the batch
     ("location"); any other kind is the layer's to handle."""
     if layer.bias_kind == "channel":
-        layer.grads["bias"] += gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+        _elementwise.add_bias_grad(layer.grads["bias"], gy)
     elif layer.bias_kind == "location":
         layer.grads["bias"] += gy.sum(axis=0)
 
