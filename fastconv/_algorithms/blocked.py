@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _finite
+from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
 
 _blocked = LazyModule("fastconv._blocked")
@@ -81,13 +81,16 @@ class _Geometry:
         self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e)
         self.row = 2 * self.o[2] * self.v
 
-    def tap_offsets(self):
-        """Each tap's offset from an output's first input in the padded planes (built only for a
-        call: a hostile kernel size would make the list as large as the kernel)."""
+    @functools.cached_property
+    def call_arrays(self):
+        """(each tap's offset from an output's first input in the padded planes, the kernel's
+        size, its dilation) as the kernel takes them; built only for a call (a hostile kernel
+        size would make the list as large as the kernel), kept with the geometry."""
         (k0, k1, k2), d, e = self.kernel, self.dilation, self.e
-        return ((np.arange(k0) * d[0] * e[1] * e[2])[:, None, None]
-                + (np.arange(k1) * d[1] * e[2])[None, :, None]
-                + (np.arange(k2) * d[2])[None, None, :]).astype(np.intp).reshape(-1)
+        offsets = ((np.arange(k0) * d[0] * e[1] * e[2])[:, None, None]
+                   + (np.arange(k1) * d[1] * e[2])[None, :, None]
+                   + (np.arange(k2) * d[2])[None, None, :]).astype(np.intp).reshape(-1)
+        return offsets, np.array(self.kernel, np.intp), np.array(self.dilation, np.intp)
 
     def threads(self):
         return max(1, min(_config.get_num_threads(), self.items))
@@ -178,6 +181,13 @@ def _even_parts(n, most):
     return [(a, b - a) for a, b in zip(bounds, bounds[1:])]
 
 
+@functools.lru_cache(maxsize=64)
+def _geometry(spec, flipped):
+    """The _Geometry of a problem (flipped: its input gradient's), kept per problem so that a
+    training loop's calls do not rebuild it (nor its tap offsets)."""
+    return _Geometry(spec, flipped)
+
+
 def supports(spec, op):
     if op == "grad_kernel":
         need = _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
@@ -245,29 +255,33 @@ def _shared(spec, work, items):
 
 
 def _packed(w, spec, g):
-    """w (G * kg, cg, taps) as (G, blocks, cg, taps, V), zeros past each group's channels."""
-    taps = g.taps
-    grouped = w.reshape(spec.groups, g.kg, g.cg, taps)
-    out = np.zeros((spec.groups, g.blocks * g.v, g.cg, taps), spec.dtype)
-    out[:, :g.kg] = grouped
-    out = out.reshape(spec.groups, g.blocks, g.v, g.cg, taps).transpose(0, 1, 3, 4, 2)
-    return np.ascontiguousarray(out)
+    """w (G * kg, cg, taps) as (G, blocks, cg, taps, V), zeros past each group's channels, in
+    this thread's scratch buffer (packed per call: nothing derived from the weights is kept)."""
+    grouped = w.reshape(spec.groups, g.kg, g.cg, g.taps)
+    packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * g.taps * g.v,
+                            spec.dtype).reshape(spec.groups, g.blocks, g.cg, g.taps, g.v)
+    lanes_first = packed.transpose(0, 1, 4, 2, 3)          # (G, blocks, V, cg, taps), a view
+    for b in range(g.blocks):
+        lanes = min(g.v, g.kg - b * g.v)
+        lanes_first[:, b, :lanes] = grouped[:, b * g.v:b * g.v + lanes]
+        lanes_first[:, b, lanes:] = 0
+    return packed
 
 
 def _run(spec, g, a, wp, out):
     threads = g.threads()
     _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
-                     np.empty(g.padded, spec.dtype), np.empty(threads * g.row, spec.dtype),
-                     g.tap_offsets(), np.array(g.kernel, np.intp), np.array(g.dilation, np.intp),
-                     spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p, g.e, g.o, g.s,
-                     threads)
+                     _scratch.empty("blocked.pad", g.padded, spec.dtype),
+                     _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
+                     *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p,
+                     g.e, g.o, g.s, threads)
     return out
 
 
 def forward(spec, x, w, out=None):
     if not _finite.all_finite(w):
         return None
-    g = _Geometry(spec)
+    g = _geometry(spec, False)
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     return _run(spec, g, x, _packed(w, spec, g), y)
 
@@ -275,7 +289,7 @@ def forward(spec, x, w, out=None):
 def grad_input(spec, gy, w, out=None):
     if not _finite.all_finite(w):
         return None
-    g = _Geometry(spec, flipped=True)
+    g = _geometry(spec, True)
     kg, cg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
     k = spec.kernel_size
     flipped = (w.reshape(spec.groups, kg, cg, *k)[:, :, :, ::-1, ::-1, ::-1]
@@ -287,11 +301,13 @@ def grad_input(spec, gy, w, out=None):
 def grad_kernel(spec, x, gy, out=None):
     plan = _kernel_plan(spec)
     g, dtype = plan.geometry, spec.dtype
-    dwp = np.empty(plan.size, dtype)
+    dwp = _scratch.empty("blocked.dwp", plan.size, dtype)
     threads = max(1, min(_config.get_num_threads(), plan.parts * plan.items))
     roff, tiles = plan.arrays
-    _blocked.grad_kernel(x.reshape(-1), gy.reshape(-1), dwp, np.empty(g.padded, dtype),
-                         np.empty(plan.gyt, dtype), np.empty(plan.partial, dtype), roff, tiles,
+    _blocked.grad_kernel(x.reshape(-1), gy.reshape(-1), dwp,
+                         _scratch.empty("blocked.pad", g.padded, dtype),
+                         _scratch.empty("blocked.gyt", plan.gyt, dtype),
+                         _scratch.empty("blocked.partial", plan.partial, dtype), roff, tiles,
                          plan.cols, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
                          g.n, g.p, g.e, g.o, g.s, plan.parts, threads)
     gw = np.empty(spec.w_shape, dtype) if out is None else out
