@@ -195,15 +195,15 @@ class threads_for:
 
     def __enter__(self):
         previous = self.previous = _call.cap
+        self.trial = False
+        if self.flops < SMALL_PROBLEM_FLOPS:     # one thread whatever the load: nothing to ask
+            _call.cap = 1
+            return self
         process_budget = _process_budget()
         free = _load.thread_cap(process_budget)
         _pools_follow_load(free, process_budget)
-        if self.flops < SMALL_PROBLEM_FLOPS:
-            budget = 1
-        else:
-            budget = process_budget if previous is None else min(process_budget, previous)
+        budget = process_budget if previous is None else min(process_budget, previous)
         threads = capped = min(budget, free)
-        self.trial = False
         if capped < budget and self.key is not None:
             threads, self.trial = _load.trial_threads(self.key, capped, budget)
             self.capped, self.budget, self.threads = capped, budget, threads
