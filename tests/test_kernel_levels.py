@@ -37,13 +37,14 @@ CASES = {
     "im2col": [((2, 6, 11, 13), (26, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
                                                     groups=2)),
                ((3, 5, 41), (37, 5, 4), dict(padding="same"))],
-    # blocked: forward at any geometry, grad_input at stride 1, no grad_kernel; 19 and 38 output
-    # channels (19 per group) fill one or two vectors and part of the next at every level
+    # blocked: forward and grad_kernel at any geometry, grad_input at stride 1; 19 and 38 output
+    # channels (19 per group) fill one or two vectors and part of the next at every level; an
+    # 11-wide kernel is cut into several register tiles of the kernel gradient
     "blocked": [((2, 3, 11, 13), (19, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1),
-                 ("forward",)),
-                ((1, 4, 9, 14), (38, 2, 5, 3), dict(padding=(2, 0), groups=2),
-                 ("forward", "grad_input")),
-                ((2, 2, 37), (5, 2, 5), dict(padding="same"), ("forward", "grad_input"))],
+                 ("forward", "grad_kernel")),
+                ((1, 4, 9, 14), (38, 2, 5, 3), dict(padding=(2, 0), groups=2)),
+                ((2, 2, 37), (5, 2, 5), dict(padding="same")),
+                ((2, 2, 6, 30), (20, 2, 2, 11), dict(padding=(0, 5)), ("forward", "grad_kernel"))],
 }
 
 _SCRIPT = """
