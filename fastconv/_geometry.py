@@ -4,6 +4,7 @@ Every public call builds one :class:`ConvSpec` here; every algorithm receives it
 or two spatial dimensions are lifted to three (size-1 leading axes) so each kernel is written once.
 """
 import dataclasses
+import functools
 from dataclasses import dataclass, replace
 import math
 import numbers
@@ -182,9 +183,10 @@ class ConvSpec:
         """Drop the lifted axes: (N, C, 1, 1, L) -> (N, C, L) for a 1-D problem."""
         return tuple(lifted_shape[:2]) + tuple(lifted_shape[2 + LIFTED_DIMS - self.ndim:])
 
-    @property
+    @functools.cached_property
     def flops(self):
-        """Multiply-adds x 2 of the direct sum; the same count for all three operations."""
+        """Multiply-adds x 2 of the direct sum; the same count for all three operations (counted
+        once: every call of a prepared convolution reads it)."""
         return (2 * self.batch * self.out_channels * (self.in_channels // self.groups)
                 * math.prod(self.kernel_size) * math.prod(self.output_size))
 
