@@ -227,12 +227,13 @@ def cost(spec, op):
 
 
 # The kernel gradient: per vector multiply-add, per output position a tile visits (its gy
-# vectors loaded, its row pointers stepped: small tiles and short rows pay it more often), per
-# value padded or transposed, per work item. Fitted (least relative squares) on 18 layers --
-# LeNet, CIFAR, ResNet, C3D, TCN, depthwise, 1x1 -- one thread, 2-core AMD EPYC Zen 4 (AVX-512),
-# within 0.87-1.18x of the measured time but for a dilated 1-D layer (0.61x: its one-column
-# tiles keep too few sums in flight).
-KERNEL_SECONDS = {"fma": 0.26e-9, "position": 0.23e-9, "value": 0.6e-9, "item": 0.74e-6}
+# vectors loaded, its row pointers stepped: small tiles -- a 1-D kernel's 3 taps -- and short
+# rows pay it more often), per value padded or transposed, per work item. Fitted (least relative
+# squares) on the 99 float32 kernel gradients blocked ran in the chooser sweep (networks, images,
+# random geometries; 2-core AMD EPYC Zen 4, AVX-512, 2 threads, counted as one): median error
+# 1.15x, 90th percentile 1.58x. A first fit on 18 layers at one thread put the position at
+# 0.23 ns and sent the TCN's and wav2vec's kernel gradients to blocked at 1.2-1.5x im2col's time.
+KERNEL_SECONDS = {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "item": 0.12e-6}
 
 
 def _kernel_cost(spec):
