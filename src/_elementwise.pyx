@@ -37,7 +37,7 @@ cdef extern from *:
             for (ptrdiff_t i = 0; i < n; i++) {                                             \
                 const T v = x[i];                                                           \
                 m[i] = v > 0;                                                               \
-                y[i] = (v > 0) | (v != v) ? v : (T)0;                                       \
+                y[i] = ((v > 0) | (v != v)) ? v : (T)0;                                     \
             }                                                                               \
         }                                                                                   \
         static void NAME##_backward(const T* g, const unsigned char* m, T* gx, ptrdiff_t n) { \
