@@ -16,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - only the unbuilt source tree ge
 
 from . import _kernel_level
 _kernel_level.apply_override()      # before any kernel runs: FASTCONV_KERNEL_LEVEL
+from . import _malloc  # noqa: F401  (freed arrays' memory kept for the next ones: see there)
 
 from ._config import get_num_threads, get_workspace_limit, set_num_threads, set_workspace_limit
 from ._registry import NotSupportedError, algorithms
