@@ -93,7 +93,7 @@ def test_kernel_gradient_tiles_are_counted_as_they_are_listed(w_shape, geometry)
     spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
     plan = blocked._KernelPlan(spec)
     roff, tiles = plan.arrays
-    assert len(tiles) == plan.tiles
+    assert len(tiles) == plan.tile_count
     covered = np.zeros((len(roff), plan.cols), int)
     for r0, ry, c0, cx in tiles:
         assert 1 <= ry <= 8 and 1 <= cx <= 8 and ry * cx * plan.geometry.kb <= plan.acc

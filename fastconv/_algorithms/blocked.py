@@ -15,7 +15,7 @@ the kernel's extent with the flipped kernel, input and output channels swapped p
 adjoint, eq. 9.13). grad_kernel: every geometry; gy is transposed so that each output position's
 channels lie together, and each tile of taps of one input channel is summed in registers over
 the batch and every output position, a vector of output channels per tap (oneDNN's backward-
-weights layout; see _kernel_tiles).
+weights layout; see _KernelPlan).
 """
 import functools
 import math
@@ -129,17 +129,16 @@ class _KernelPlan:
     def __init__(self, spec):
         g = self.geometry = _Geometry(spec)
         k, d = g.kernel, g.dilation
-        self.acc = 28 if _lanes(1) == 64 else 12
+        self.acc = 28 if _blocked.vector_bytes() == 64 else 12     # BK_GK_ACC
         self.lines = k[0] * k[1] if d[2] == 1 else g.taps
         self.cols = k[2] if d[2] == 1 else 1
         # counted, not listed (a hostile kernel size must not build a list as large as it)
         chunks = -(-self.cols // self._most_cols())
         widths = {self.cols // chunks + 1: self.cols % chunks,
                   self.cols // chunks: chunks - self.cols % chunks}
-        tiles = sum(count * -(-self.lines // self._most_rows(width))
-                    for width, count in widths.items() if count)
-        self.tiles = tiles
-        self.items = max(1, spec.groups * g.blocks * g.cg * tiles)
+        self.tile_count = sum(count * -(-self.lines // self._most_rows(width))
+                              for width, count in widths.items() if count)
+        self.items = max(1, spec.groups * g.blocks * g.cg * self.tile_count)
         self.parts = max(1, min(spec.batch, -(-GK_ITEMS // self.items)))
         self.size = spec.groups * g.blocks * g.cg * g.taps * g.v
         self.gyt = spec.batch * spec.groups * g.blocks * math.prod(g.o) * g.v

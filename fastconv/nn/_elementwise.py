@@ -5,7 +5,7 @@ summed over the batch and space) in one. Each falls back to NumPy for what the l
 """
 import numpy as np
 
-from .. import _config, _pooling_plan
+from .. import _pooling_plan
 from .._lazy import LazyModule
 
 _elementwise = LazyModule("fastconv._elementwise")
