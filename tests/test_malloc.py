@@ -33,8 +33,8 @@ def _run(env_extra):
     env = {k: v for k, v in os.environ.items()
            if k != _malloc.ENV and not k.startswith("MALLOC_")}
     env.update(env_extra, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", _LOOP], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", _LOOP], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     applied, faults = done.stdout.split()
     return applied == "True", int(faults)
