@@ -1,6 +1,6 @@
 /* The commonest max pool, 2x2 windows at stride 2 with no padding, on the build's own vectors
-   (src/_pooling.pyx's max_row_2x2 calls it for a row's whole vectors of outputs, and finishes
-   the row one output at a time).
+   (src/_pooling.pyx's max_rows_2x2 calls fc_max_2x2_*_rows for a run of a plane's output rows:
+   each row's whole vectors of outputs here, the rest of the row one output at a time).
 
    Each output is the first maximum of its window (a, b / c, d) in row-major order -- a later
    value replaces only when strictly greater -- or NaN where the window holds one, indexed at the
@@ -23,7 +23,8 @@
 #  define FC_P2_BYTES 16
 #endif
 
-/* T: the value type, IT its same-size integer, L lanes; EV / OD the even / odd lane lists. */
+/* T: the value type, IT its same-size integer, L lanes; FC_P2_EVEN / FC_P2_ODD list the even
+   and odd lanes of a pair of vectors. */
 #define FC_P2_EVEN(b, j) (2 * (j))
 #define FC_P2_ODD(b, j) (2 * (j) + 1)
 #define FC_P2_DEFINE(NAME, T, IT, L)                                                             \

@@ -127,7 +127,7 @@ class _KernelPlan:
     problem alone: the sums must not depend on the thread count)."""
 
     def __init__(self, spec):
-        g = self.geometry = _Geometry(spec)
+        g = self.geometry = _geometry(spec, False)
         k, d = g.kernel, g.dilation
         self.acc = 28 if _blocked.vector_bytes() == 64 else 12     # BK_GK_ACC
         self.lines = k[0] * k[1] if d[2] == 1 else g.taps
@@ -183,7 +183,8 @@ def _even_parts(n, most):
 @functools.lru_cache(maxsize=64)
 def _geometry(spec, flipped):
     """The _Geometry of a problem (flipped: its input gradient's), kept per problem so that a
-    training loop's calls do not rebuild it (nor its tap offsets)."""
+    training loop's calls -- and the chooser's supports, workspace and cost -- do not rebuild it
+    (nor its tap offsets)."""
     return _Geometry(spec, flipped)
 
 
@@ -196,7 +197,7 @@ def supports(spec, op):
         return True, ""
     if op == "grad_input" and spec.stride != (1, 1, 1):
         return False, "the input gradient only at stride 1"
-    geometry = _Geometry(spec, flipped=op == "grad_input")
+    geometry = _geometry(spec, op == "grad_input")
     need = geometry.workspace_elements(spec) * spec.dtype.itemsize
     if need > _config.get_workspace_limit():
         return False, (f"the padded input and packed weights ({need} bytes) exceed the workspace "
@@ -207,7 +208,7 @@ def supports(spec, op):
 def workspace(spec, op):
     if op == "grad_kernel":
         return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
-    return _Geometry(spec, flipped=op == "grad_input").workspace_elements(spec) * spec.dtype.itemsize
+    return _geometry(spec, op == "grad_input").workspace_elements(spec) * spec.dtype.itemsize
 
 
 def cost(spec, op):
@@ -215,7 +216,7 @@ def cost(spec, op):
     copied in and out, and work items; shared among the threads the items keep busy."""
     if op == "grad_kernel":
         return _kernel_cost(spec)
-    g = _Geometry(spec, flipped=op == "grad_input")
+    g = _geometry(spec, op == "grad_input")
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     panel = g.cg * g.taps * g.v * spec.dtype.itemsize
     fmas = (outputs * g.kb * g.cg * g.taps * g.tap_share()
