@@ -17,7 +17,9 @@ algorithms as autotuning does, when either
   an algorithm predicted slow that is fast.
 
 From then on "auto" runs the measured winner for that problem (and operation) in this process,
-if it was measured clearly faster than the models' pick (SWITCH), else keeps the pick.
+if it was measured clearly faster than the models' pick (SWITCH) twice -- the measurement, then
+the two timed again head to head (`_measure`), so that one burst of load on a shared machine cannot
+move the choice -- else keeps the pick.
 The timings join the autotune records, so ``explain`` shows them, and are written to the cache
 file when autotuning is on (``set_autotune(True)``, which measures every problem at its first call
 and so needs no net).

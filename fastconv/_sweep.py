@@ -2,7 +2,9 @@
 
 For each problem of `_sweep_problems` and each operation and dtype, every registered algorithm
 (but the oracle) runs forced, in interleaved rounds, best of its repeats; one whose first call
-takes GIVE_UP times the fastest first call is not repeated (it cannot be the best). Then:
+takes GIVE_UP times the fastest first call is not repeated (it cannot be the best); those within
+CLOSE of the fastest run as many rounds again among themselves, as autotuning's timing does (on a
+shared machine a near-tie's order is otherwise the noise's). Then:
 
 * **model**: the algorithm "auto" runs in strict mode (``set_strict_choice(True)``: the cost
   models through the calibration in use, shipped or calibrated) and its time over the fastest;
@@ -32,6 +34,7 @@ from ._sweep_problems import all_problems
 
 OPERATIONS = ("forward", "grad_input", "grad_kernel")
 GIVE_UP = 8.0
+CLOSE = 1.15
 NET_CALLS = _safety_net.STRIKES + 3
 
 
@@ -48,10 +51,13 @@ def _calls(problem, dtype, seed=0):
 
 
 def best_times(fns, rounds=3, budget=0.05, give_up=GIVE_UP, always=()):
-    """Best seconds of each callable: a first call each (NotSupportedError: left out), then
-    interleaved rounds of those within `give_up` of the fastest first call, and of `always`."""
-    return _timing.interleaved(fns, rounds, budget, skip=fastconv.NotSupportedError,
-                               give_up=give_up, keep=always)
+    """Best seconds of each callable: an untimed call each (planning, page faults), a first
+    timed call (NotSupportedError: left out), then interleaved rounds of those within `give_up`
+    of the fastest first call, and of `always`, then rounds again of those within CLOSE of the
+    fastest. (Without the untimed call, an FFT's first call, 50 ms of planning on a 0.7 ms
+    problem, was given up on before it ran warm.)"""
+    return _timing.interleaved(fns, rounds, budget, warmup=1, skip=fastconv.NotSupportedError,
+                               give_up=give_up, keep=always, close=CLOSE)
 
 
 def _pick(call):

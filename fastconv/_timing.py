@@ -61,9 +61,9 @@ def interleaved(fns, rounds, budget, *, warmup=0, count_first=True, min_reps=1, 
     """
     first = {}
     for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
         try:
+            for _ in range(warmup):
+                fn()
             first[name] = seconds(fn)
         except skip:
             continue

@@ -175,6 +175,28 @@ def test_the_choice_does_not_depend_on_the_thread_setting(restore_settings):
 
 
 @pytest.mark.parametrize("op", OPS)
+def test_every_model_predicts_a_small_problem_on_one_thread(op, monkeypatch):
+    """A call below SMALL_PROBLEM_FLOPS runs on one thread (_config.threads_for), so no model may
+    share its work among the machine's cores: a 1.9 MFLOP kernel gradient was once predicted 2x
+    too fast by the one model that did. Above it, at least one model does share."""
+    from fastconv import _config, _registry
+    from fastconv._functional import spec_from_shapes
+    small = spec_from_shapes((8, 1, 1490), (32, 1, 5), 2, 0, 1, 1, "float32")
+    large = spec_from_shapes((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1, "float32")
+    monkeypatch.setattr(_config, "SMALL_PROBLEM_FLOPS", 2e6)     # the library's (conftest: 0)
+    assert small.flops < _config.SMALL_PROBLEM_FLOPS < large.flops
+
+    def costs(spec, cores):
+        monkeypatch.setattr(_config, "planning_threads", lambda: cores)
+        _registry.clear_caches()
+        return {name: impl.cost(spec, op) for name, impl in _registry._ALGORITHMS.items()
+                if name != "reference" and impl.supports(spec, op)[0]}
+    one, four = costs(small, 1), costs(small, 4)
+    assert len(one) >= 4 and one == four
+    assert costs(large, 1) != costs(large, 4)
+
+
+@pytest.mark.parametrize("op", OPS)
 def test_the_workspace_limit_is_honoured_by_tiling(op, restore_settings, assert_close_to_reference):
     """Under a small limit nothing above it is chosen, and the problem is still computed (the
     algorithms tile rather than refuse)."""

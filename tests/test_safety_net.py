@@ -78,7 +78,9 @@ def test_the_net_recovers_from_a_lying_model_within_a_few_calls(liar):
     for _ in range(_safety_net.STRIKES + 1):
         np.testing.assert_allclose(fastconv.conv(x, w, **GEOMETRY), expected, rtol=1e-9, atol=1e-9)
     runs = liar.count("forward")
-    timing = 1 + _measure.ROUNDS      # the measurement keeps the pick: a first call and rounds
+    # the measurement keeps the pick (a warm-up, a first call and the rounds), and so does the
+    # head-to-head confirmation of the switch
+    timing = 2 * (2 + _measure.ROUNDS)
     assert runs <= _safety_net.STRIKES + 1 + timing, "the net measured late or timed too much"
     picked = fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
     assert picked not in ("liar", "reference")
@@ -133,6 +135,24 @@ def test_a_hot_problem_is_measured_once(net, monkeypatch):
     for _ in range(4):
         fastconv.conv(x, w, **GEOMETRY)
     assert len(measured) == 1
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_switch_needs_a_second_measurement_to_agree(net, monkeypatch, confirmed):
+    """The net leaves its pick only when the head-to-head timing agrees with the measurement: a
+    burst of load during the pick's rounds must not move the choice on its own."""
+    spec = spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
+    measurements = []
+
+    def fake_timing(spec, op, impls, *args, **kwargs):
+        measurements.append(sorted(impls))
+        first = len(measurements) == 1
+        return {name: (1.0 if name == "im2col" else 0.1 if first or confirmed else 1.0)
+                for name in impls}
+    monkeypatch.setattr(_measure, "time_algorithms", fake_timing)
+    _measure.net_measure(spec, "forward", None, "im2col", 1e-3)
+    assert len(measurements) == 2 and "im2col" in measurements[1] and len(measurements[1]) == 2
+    assert (_safety_net.winner(spec, "forward") == "im2col") is not confirmed
 
 
 def test_set_strict_choice_checks_its_argument(net):

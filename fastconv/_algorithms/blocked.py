@@ -250,8 +250,7 @@ def _kernel_cost(spec):
 def _shared(spec, work, items):
     """`work` seconds of one thread spread over the threads `items` work items keep busy, plus
     the call's overhead."""
-    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
-        _config.planning_threads(), items)
+    threads = _config.model_threads(spec, items)
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 

@@ -210,8 +210,7 @@ def cost(spec, op):
         moved = (planes * (plan.packed + math.prod(spec.input_size))
                  + outputs * (plan.nq + math.prod(spec.output_size)))
         work += SECONDS["byte"] * moved * item + SECONDS["item"] * plan.items[op]
-    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else min(
-        _config.planning_threads(), plan.items[op])
+    threads = _config.model_threads(spec, plan.items[op])
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 

@@ -52,9 +52,9 @@ SECONDS = {
 STREAM_BYTES = 2 * 2**20
 CALL_OVERHEAD_S = 9e-6
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds 90% of one (shared caches, AVX-512 clocks)
-# The prediction is for the machine's cores (`_config.planning_threads()`) whatever the current
-# setting, so that the choice never depends on the thread count (only problems with fewer work
-# items than that lose the parallelism).
+# The prediction is for `_config.model_threads` (the machine's cores; one below the small-problem
+# size) whatever the current setting, so that the choice never depends on the thread count (only
+# problems with fewer work items than that lose the parallelism).
 
 def _stride_one(spec):
     return spec.stride == (1, 1, 1)
@@ -227,7 +227,7 @@ def cost(spec, op):
     if 0 in (spec.batch, spec.in_channels, spec.out_channels):
         return CALL_OVERHEAD_S      # nothing to sum: the call returns zeros
     count, items = _operations(spec, op)
-    threads = max(1, min(_config.planning_threads(), items))
+    threads = _config.model_threads(spec, items)
     speedup = 1 + PARALLEL_EFFICIENCY * (threads - 1)
     return sum(SECONDS[k] * v for k, v in count.items()) / speedup + CALL_OVERHEAD_S
 

@@ -243,7 +243,7 @@ def workspace(spec, op):
 def cost(spec, op):
     """GEMM time plus the traffic of packing the columns plus a fixed cost per GEMM call (one
     per chunk, group and input-gradient channel block), shared among the planned threads (the
-    machine's cores, `_config.planning_threads()`, or one for a small problem), plus a fixed
+    machine's cores, or one for a small problem: `_config.model_threads`), plus a fixed
     cost per call."""
     plan = _Plan(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
@@ -256,7 +256,7 @@ def cost(spec, op):
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
     work = (spec.flops / rate + copies * spec.dtype.itemsize / BYTES_PER_S
             + GEMM_CALL_S * chunks * spec.groups * blocks)
-    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
+    threads = _config.model_threads(spec)
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 

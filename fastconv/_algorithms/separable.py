@@ -334,7 +334,7 @@ def cost(spec, op, terms=1):
     # For the machine's cores (as the other models), not the thread setting: the choice must not
     # change with set_num_threads; only the workspace limit and the work items bound the threads.
     fitting = max(1, _config.get_workspace_limit() // spec.dtype.itemsize // max(plan.stride, 1))
-    threads = 1 + PARALLEL_EFFICIENCY * (min(_config.planning_threads(), fitting, plan.items) - 1)
+    threads = 1 + PARALLEL_EFFICIENCY * (min(_config.model_threads(spec, plan.items), fitting) - 1)
     madds, rows = _work(spec, op, terms)
     if max(spec.stride) > 1:
         madds *= STRIDED_SLOWDOWN[op]

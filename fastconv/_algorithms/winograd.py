@@ -265,7 +265,7 @@ def cost(spec, op):
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
     if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
         kernel += plan.traffic / U_BYTES_PER_S
-    threads = 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.planning_threads()
+    threads = _config.model_threads(spec)
     work_items = max(plan.items, POSITIONS) if plan.staged else plan.items   # staged: GEMMs
     speedup = 1 + (min(threads, work_items) - 1) * PARALLEL_EFFICIENCY
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup

@@ -74,7 +74,7 @@ def workspace(spec, op):
 
 
 def cost(spec, op):
-    return current_plan(spec, op).seconds(_config.planning_threads())
+    return current_plan(spec, op).seconds(_config.model_threads(spec))
 
 
 # --- the three operations ----------------------------------------------------------------
