@@ -9,9 +9,13 @@
    channel c at c * cs), w the block's weights packed as (input channel, tap, V lanes), ts taps a
    channel, with zeros past the block's channels; toff and w may start at a later tap (a run of
    the kernel's rows that skips those reading only padding).
-   Tiles of CT columns keep KB x CT accumulators in registers; each input value is broadcast once
-   and multiplied with the KB weight vectors of its tap. The sums run over c, then t, in order:
-   fixed by the problem and the instruction set, never by threads.
+   Tiles of CT columns of RT rows keep KB x RT x CT accumulators in registers (up to 28 at
+   AVX-512, 12 below); each input value is broadcast once and multiplied with the KB weight
+   vectors of its tap, each weight vector with the tile's RT x CT inputs. A row is cut into as
+   few tiles as the registers allow, since each tile reads the block's weights once: ResNet's
+   7x7 maps with 512 channels (590 KB of weights a block) were cut into 4 + 2 + 1 columns.
+   Every output's sum runs over c, then t, in order whatever its tile: fixed by the problem and
+   the instruction set, never by threads.
 
    Compiled per level of _cpu_level.h, with vectors of that level's width, and reached through
    the table bk_init() fills at import (FASTCONV_BLOCKED_LEVEL = 0 or 1 asks for a lower one). */
@@ -25,7 +29,8 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-#define BK_MAX_CT 12        /* columns of a tile: 2 x 12 accumulators fill AVX-512's 32 registers */
+#define BK_MAX_CT 12        /* columns of a tile (2 x 12 accumulators fill AVX-512's 32 registers) */
+#define BK_ACC(BYTES) ((BYTES) == 64 ? 28 : 12)    /* accumulators a tile keeps in registers */
 
 #define BK_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 BK_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
@@ -36,8 +41,9 @@ BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)
 #define BK_TYPE(SUF, ATTR, BYTES, T, P)                                                          \
 typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
                                                                                                  \
-/* A tile of CT columns: KB vectors of channels of one row, or (KB 1, RT 2) one vector of two    \
-   rows rs apart (their outputs orow apart in out); two accumulator sets either way. */          \
+/* A tile of CT columns of RT rows (rs apart in x, orow apart in out) x KB vectors of channels:  \
+   KB x RT x CT accumulators. Each weight vector loaded serves the RT x CT positions, each input \
+   value broadcast serves the KB vectors. */                                                     \
 ATTR static inline __attribute__((always_inline))                                                \
 void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
                          ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,      \
@@ -45,11 +51,10 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
                          ptrdiff_t orow, const int KB, const int RT, const int CT) {             \
     typedef bk_vec_##P##_##SUF V;                                                                \
     enum { N = BYTES / sizeof(T) };                                                              \
-    const int M = KB * RT;                                                                       \
-    V acc[2][BK_MAX_CT];                                                                         \
+    V acc[4][BK_MAX_CT];                                                                         \
     _Pragma("GCC unroll 12")                                                                     \
     for (int j = 0; j < CT; j++)                                                                 \
-        for (int m = 0; m < M; m++)                                                              \
+        for (int m = 0; m < KB * RT; m++)                                                        \
             acc[m][j] = (V){0};                                                                  \
     for (ptrdiff_t c = 0; c < C; c++) {                                                          \
         const T* xc = x + c * cs;                                                                \
@@ -65,60 +70,65 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
                 acc[0][j] += wv[0] * x0;                                                         \
                 if (KB == 2)                                                                     \
                     acc[1][j] += wv[1] * x0;                                                     \
-                else if (RT == 2)                                                                \
-                    acc[1][j] += wv[0] * xt[rs + j * js];                                        \
+                if (RT == 2) {                                                                   \
+                    const T x1 = xt[rs + j * js];                                                \
+                    acc[KB][j] += wv[0] * x1;                                                    \
+                    if (KB == 2)                                                                 \
+                        acc[3][j] += wv[1] * x1;                                                 \
+                }                                                                                \
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
     _Pragma("GCC unroll 12")                                                                     \
-    for (int j = 0; j < CT; j++) {                                                               \
-        memcpy(out + j * KB * N, &acc[0][j], sizeof(V));                                         \
-        if (KB == 2)                                                                             \
-            memcpy(out + j * KB * N + N, &acc[1][j], sizeof(V));                                 \
-        else if (RT == 2)                                                                        \
-            memcpy(out + orow + j * N, &acc[1][j], sizeof(V));                                   \
+    for (int j = 0; j < CT; j++)                                                                 \
+        for (int r = 0; r < RT; r++)                                                             \
+            for (int b = 0; b < KB; b++)                                                         \
+                memcpy(out + r * orow + (j * KB + b) * N, &acc[r * KB + b][j], sizeof(V));       \
+}                                                                                                \
+                                                                                                 \
+/* One tile of ct columns, ct a constant in each case (fully unrolled tiles). */                 \
+ATTR static inline __attribute__((always_inline))                                                \
+void bk_tile_any_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,    \
+                             ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,  \
+                             T* out, ptrdiff_t orow, const int KB, const int RT, int ct) {       \
+    const int MAXCT = BK_ACC(BYTES) / (KB * RT) < BK_MAX_CT ? BK_ACC(BYTES) / (KB * RT)        \
+                                                            : BK_MAX_CT;                         \
+    switch (ct) {                                                                                \
+    BK_CASES(bk_tile_##P##_##SUF(x, cs, toff, taps, ts, C, w, js, rs, out, orow, KB, RT, CT_))   \
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
-/* The row(s) in tiles: the widest first (WIDE columns: fewer registers below AVX-512), then     \
-   8, 4, 2, 1 for what is left. */                                                               \
+/* The row(s) in tiles of balanced widths: as few tiles as the registers allow (each reads the   \
+   block's weights once), their widths differing by one at most (7 columns at AVX-512 with two  \
+   rows of two vectors: 7 columns are one tile, 14 two of 7, 12 two of 6). */                    \
 ATTR static inline __attribute__((always_inline))                                                \
 void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
                          ptrdiff_t ts, ptrdiff_t C, const T* w, const int KB, const int RT,      \
                          const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {               \
-    enum { N = BYTES / sizeof(T), WIDE = BYTES == 64 ? 12 : 6 };                                 \
-    const ptrdiff_t step = (ptrdiff_t)KB * N, orow = ow * step;                                  \
+    const int maxct = BK_ACC(BYTES) / (KB * RT) < BK_MAX_CT ? BK_ACC(BYTES) / (KB * RT)          \
+                                                            : BK_MAX_CT;                         \
+    const ptrdiff_t step = (ptrdiff_t)KB * (BYTES / sizeof(T)), orow = ow * step;               \
+    const ptrdiff_t tiles = (ow + maxct - 1) / maxct, narrow = ow / (tiles ? tiles : 1);        \
+    const ptrdiff_t wide = ow - narrow * tiles;     /* tiles one column wider */                 \
     ptrdiff_t j = 0;                                                                             \
-    for (; ow - j >= WIDE; j += WIDE)                                                            \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
-                            KB, RT, WIDE);                                                       \
-    if (WIDE > 8 && ow - j >= 8) {                                                               \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
-                            KB, RT, 8);                                                          \
-        j += 8;                                                                                  \
+    for (ptrdiff_t i = 0; i < tiles; i++) {                                                      \
+        const int ct = (int)(narrow + (i < wide));                                               \
+        bk_tile_any_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step,   \
+                                orow, KB, RT, ct);                                               \
+        j += ct;                                                                                 \
     }                                                                                            \
-    if (ow - j >= 4) {                                                                           \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
-                            KB, RT, 4);                                                          \
-        j += 4;                                                                                  \
-    }                                                                                            \
-    if (ow - j >= 2) {                                                                           \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
-                            KB, RT, 2);                                                          \
-        j += 2;                                                                                  \
-    }                                                                                            \
-    if (ow - j >= 1)                                                                             \
-        bk_tile_##P##_##SUF(x + j * js, cs, toff, taps, ts, C, w, js, rs, out + j * step, orow,  \
-                            KB, RT, 1);                                                          \
 }                                                                                                \
                                                                                                  \
-/* KB vectors of channels (KB 2: one row) or RT rows (KB 1); a stride of 1 as a constant, so     \
-   a tile's inputs sit at fixed displacements. */                                                \
+/* KB vectors of channels by RT rows; a stride of 1 as a constant, so a tile's inputs sit at     \
+   fixed displacements. */                                                                       \
 ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff,             \
                                     ptrdiff_t taps, ptrdiff_t ts, ptrdiff_t C, const T* w,       \
                                     int KB, int RT,                                              \
                                     ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {          \
-    if (KB == 2) {                                                                               \
+    if (KB == 2 && RT == 2) {                                                                    \
+        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 2, 1, rs, ow, out);     \
+        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 2, js, rs, ow, out);            \
+    } else if (KB == 2) {                                                                        \
         if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, 1, rs, ow, out);     \
         else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, js, rs, ow, out);            \
     } else if (RT == 2) {                                                                        \
@@ -129,6 +139,12 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
         else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 1, js, rs, ow, out);            \
     }                                                                                            \
 }
+
+/* case n: CALL with CT_ = n, for the widths a tile may have (those above MAXCT never come). */
+#define BK_CASE(n, CALL) case n: if (n <= MAXCT) { enum { CT_ = n }; CALL; } break;
+#define BK_CASES(CALL) BK_CASE(1, CALL) BK_CASE(2, CALL) BK_CASE(3, CALL) BK_CASE(4, CALL)      \
+    BK_CASE(5, CALL) BK_CASE(6, CALL) BK_CASE(7, CALL) BK_CASE(8, CALL) BK_CASE(9, CALL)       \
+    BK_CASE(10, CALL) BK_CASE(11, CALL) BK_CASE(12, CALL)
 
 FASTCONV_EACH_LEVEL(BK_LEVEL)
 

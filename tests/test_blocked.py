@@ -29,6 +29,10 @@ CASES = {
     "wide-kernel-tiles": ((3, 2, 6, 30), (20, 2, 3, 19), dict(padding=(1, 9))),
     "tall-kernel-tiles": ((2, 3, 40, 7), (33, 3, 17, 2), dict(padding=(8, 0))),
     "batch-in-parts": ((9, 1, 10, 10), (5, 1, 3, 3), dict(padding=1)),
+    # two rows of two vectors a tile at AVX-512, an odd last row, a part-filled block
+    "two-row-tiles-7x7": ((1, 40, 7, 7), (70, 40, 3, 3), dict(padding=1)),
+    # rows cut into tiles of balanced widths (31 columns, at most 7 a tile: 7 + 4 x 6)
+    "balanced-tiles": ((2, 3, 5, 31), (40, 3, 3, 3), dict(padding=1)),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),

@@ -4,11 +4,11 @@ each (oneDNN's "direct" on a blocked layout, without a JIT).
 Where the rows are short (LeNet's 8x8 and 12x12 maps) vectors along a row waste most of their
 lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a vector of 8 or 16
 output channels wastes none when the layer has that many. With many input channels on small
-maps (ResNet's 7x7 stage) a block's weights no longer fit in L1 and im2col wins (see
-PANEL_BYTES). The input is copied
-once into zero-padded planes (every tap a constant offset, no border tests), the weights are
-packed per call (nothing derived from their values is kept), and src/_blocked_kernels.h sums a
-row of outputs per work item in registers. See src/_blocked.pyx.
+maps (ResNet's 14x14 and 7x7 stages) a block's weights live in L2, read once per register tile
+of two rows. The input is copied once into zero-padded planes (every tap a constant offset, no
+border tests), the weights are packed per call (nothing derived from their values is kept), and
+src/_blocked_kernels.h sums one or two rows of outputs per work item in registers. See
+src/_blocked.pyx.
 
 forward: every geometry. grad_input: stride 1, as the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
@@ -39,12 +39,13 @@ NONFINITE = {"grad_input": _finite.GIVES_UP, "forward": _finite.GIVES_UP}
 # keep busy; plus a call overhead. Fitted on LeNet-, CIFAR- and ResNet-like layers, 2-core AMD
 # EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12).
 SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
-# A block's weights (input channels x taps x V lanes) are read again for every row of outputs;
-# past PANEL_BYTES they come from L2 or L3 and the multiply-adds wait for them: the FMA term grows
-# with the square root of the excess (ResNet-18's 3x3 layers with 128-512 channels, 150-590 KB
-# a block, ran 1.35-3.4x slower than the FMA count alone said; LeNet's 5x5, 10-51 KB, did not;
-# the chooser sweep's layers, AMD EPYC Zen 4, 2 threads).
-PANEL_BYTES = 64 << 10
+# A block's weights (input channels x taps x V lanes) are read once per tile of outputs, a tile
+# being as many as the registers hold (two rows of 7 columns at AVX-512); they are packed per
+# call, which a small batch of many channels feels (ResNet-18's 512-channel 3x3 at batch 1: 2.4
+# million values, a third of the call). Until the tiles were cut that way (4 + 2 + 1 columns on a
+# 7x7 map) the FMA term grew with the square root of a block's weights past 64 KB; on the chooser
+# sweep's layers that penalty then over-predicted 2-2.8x (ResNet's and C3D's 256-512-channel
+# layers, 288-576 KB a block), and without it and with the packing counted, 0.85-1.1x.
 TAP_SHARE_ROWS = 4096
 CALL_OVERHEAD_S = 12e-6
 PARALLEL_EFFICIENCY = 0.9
@@ -76,8 +77,11 @@ class _Geometry:
         self.kb = 1 if self.kg <= lanes else 2
         self.v = self.kb * lanes
         self.blocks = -(-self.kg // self.v)
-        pair = 2 if self.kb == 1 else 1
-        self.items = spec.batch * spec.groups * self.blocks * self.o[0] * -(-self.o[1] // pair)
+        # two output rows an item where two rows' tiles fit in the registers: always with one
+        # vector of channels, with two at AVX-512 (2 x 2 x 7 accumulators of its 32 registers)
+        self.pair = 2 if self.kb == 1 or _blocked.vector_bytes() == 64 else 1
+        self.items = (spec.batch * spec.groups * self.blocks * self.o[0]
+                      * -(-self.o[1] // self.pair))
         self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e)
         self.row = 2 * self.o[2] * self.v
 
@@ -213,15 +217,15 @@ def workspace(spec, op):
 
 def cost(spec, op):
     """Counted vector multiply-adds (the unused lanes of a part-filled block included), values
-    copied in and out, and work items; shared among the threads the items keep busy."""
+    copied in and out (the padded input, the outputs, the packed weights), and work items;
+    shared among the threads the items keep busy."""
     if op == "grad_kernel":
         return _kernel_cost(spec)
     g = _geometry(spec, op == "grad_input")
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
-    panel = g.cg * g.taps * g.v * spec.dtype.itemsize
-    fmas = (outputs * g.kb * g.cg * g.taps * g.tap_share()
-            * max(1.0, panel / PANEL_BYTES) ** 0.5)
-    values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o)
+    fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
+    packed = spec.groups * g.blocks * g.cg * g.taps * g.v
+    values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o) + packed
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     return _shared(spec, work, g.items)
 
@@ -254,17 +258,14 @@ def _shared(spec, work, items):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def _packed(w, spec, g):
-    """w (G * kg, cg, taps) as (G, blocks, cg, taps, V), zeros past each group's channels, in
-    this thread's scratch buffer (packed per call: nothing derived from the weights is kept)."""
-    grouped = w.reshape(spec.groups, g.kg, g.cg, g.taps)
+def _packed(w, spec, g, flip=False):
+    """The weights as (G, blocks, cg, taps, V), zeros past each group's channels, in this
+    thread's scratch buffer (packed per call: nothing derived from the weights is kept). With
+    `flip`, grad_input's: gx's channels lead and the taps run backwards (the adjoint)."""
     packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * g.taps * g.v,
-                            spec.dtype).reshape(spec.groups, g.blocks, g.cg, g.taps, g.v)
-    lanes_first = packed.transpose(0, 1, 4, 2, 3)          # (G, blocks, V, cg, taps), a view
-    for b in range(g.blocks):
-        lanes = min(g.v, g.kg - b * g.v)
-        lanes_first[:, b, :lanes] = grouped[:, b * g.v:b * g.v + lanes]
-        lanes_first[:, b, lanes:] = 0
+                            spec.dtype)
+    _blocked.pack_weights(np.ascontiguousarray(w).reshape(-1), packed, spec.groups, g.kg, g.cg,
+                          g.taps, g.v, flip, g.threads())
     return packed
 
 
@@ -273,8 +274,8 @@ def _run(spec, g, a, wp, out):
     _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
                      _scratch.empty("blocked.pad", g.padded, spec.dtype),
                      _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
-                     *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.n, g.p,
-                     g.e, g.o, g.s, threads)
+                     *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
+                     g.p, g.e, g.o, g.s, threads)
     return out
 
 
@@ -290,12 +291,8 @@ def grad_input(spec, gy, w, out=None):
     if not _finite.all_finite(w):
         return None
     g = _geometry(spec, True)
-    kg, cg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
-    k = spec.kernel_size
-    flipped = (w.reshape(spec.groups, kg, cg, *k)[:, :, :, ::-1, ::-1, ::-1]
-               .transpose(0, 2, 1, 3, 4, 5))        # (G, cg, kg, taps): gx's channels lead
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
-    return _run(spec, g, gy, _packed(flipped, spec, g), gx)
+    return _run(spec, g, gy, _packed(w, spec, g, flip=True), gx)
 
 
 def grad_kernel(spec, x, gy, out=None):
