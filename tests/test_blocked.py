@@ -33,6 +33,9 @@ CASES = {
     "two-row-tiles-7x7": ((1, 40, 7, 7), (70, 40, 3, 3), dict(padding=1)),
     # rows cut into tiles of balanced widths (31 columns, at most 7 a tile: 7 + 4 x 6)
     "balanced-tiles": ((2, 3, 5, 31), (40, 3, 3, 3), dict(padding=1)),
+    # kernels of one line: the kernel gradient's tiles take input channels as rows
+    "1d-channel-rows": ((2, 13, 50), (20, 13, 3), dict(padding=1)),
+    "1xk-channel-rows": ((2, 5, 6, 20), (18, 5, 1, 4), dict(padding=(0, 2))),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),

@@ -124,7 +124,9 @@ class _KernelPlan:
 
     With unit dilation along the last axis a row is one (depth, height) line of the kernel and
     its taps are `cols` columns, one input value apart; otherwise every tap is a row of one
-    column (`roff`: each row's offset from an output's first input in the padded planes). Tiles
+    column (`roff`: each row's offset from an output's first input in the padded planes). A
+    kernel of one line (1-D, or 1 x k) takes the group's input channels as its rows instead
+    (`channel_rows`), so that a tile shares each pass over gy among several channels. Tiles
     (first row, rows, first column, columns) are as even as the level's registers allow: at most
     BK_GK_ACC accumulators (rows x columns x vectors per block), 8 rows, 8 columns. `parts`
     runs of samples split the batch where the other items number fewer than GK_ITEMS (from the
@@ -136,13 +138,18 @@ class _KernelPlan:
         self.acc = 28 if _blocked.vector_bytes() == 64 else 12     # BK_GK_ACC
         self.lines = k[0] * k[1] if d[2] == 1 else g.taps
         self.cols = k[2] if d[2] == 1 else 1
+        # a kernel of one line whose columns fit one tile: the tiles' rows are input channels
+        self.channel_rows = self.lines == 1 and g.cg > 1 and self.cols <= self._most_cols()
+        if self.channel_rows:
+            self.lines = g.cg
         # counted, not listed (a hostile kernel size must not build a list as large as it)
         chunks = -(-self.cols // self._most_cols())
         widths = {self.cols // chunks + 1: self.cols % chunks,
                   self.cols // chunks: chunks - self.cols % chunks}
         self.tile_count = sum(count * -(-self.lines // self._most_rows(width))
                               for width, count in widths.items() if count)
-        self.items = max(1, spec.groups * g.blocks * g.cg * self.tile_count)
+        self.items = max(1, spec.groups * g.blocks * (1 if self.channel_rows else g.cg)
+                         * self.tile_count)
         self.parts = max(1, min(spec.batch, -(-GK_ITEMS // self.items)))
         self.size = spec.groups * g.blocks * g.cg * g.taps * g.v
         self.gyt = spec.batch * spec.groups * g.blocks * math.prod(g.o) * g.v
@@ -162,7 +169,9 @@ class _KernelPlan:
         (k0, k1, k2), d, e = g.kernel, g.dilation, g.e
         roff = ((np.arange(k0) * d[0] * e[1] * e[2])[:, None]
                 + (np.arange(k1) * d[1] * e[2])[None, :]).reshape(-1)
-        if d[2] != 1:
+        if self.channel_rows:               # row r: input channel r, a padded plane further
+            roff = np.arange(g.cg) * math.prod(e)
+        elif d[2] != 1:
             roff = (roff[:, None] + np.arange(k2) * d[2]).reshape(-1)
         tiles = [(r0, ry, c0, cx) for c0, cx in _even_parts(self.cols, self._most_cols())
                  for r0, ry in _even_parts(self.lines, self._most_rows(cx))]
@@ -306,7 +315,7 @@ def grad_kernel(spec, x, gy, out=None):
                          _scratch.empty("blocked.gyt", plan.gyt, dtype),
                          _scratch.empty("blocked.partial", plan.partial, dtype), roff, tiles,
                          plan.cols, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
-                         g.n, g.p, g.e, g.o, g.s, plan.parts, threads)
+                         g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads)
     gw = np.empty(spec.w_shape, dtype) if out is None else out
     packed = dwp.reshape(spec.groups, g.blocks, g.cg, g.taps, g.v).transpose(0, 1, 4, 2, 3)
     packed = packed.reshape(spec.groups, g.blocks * g.v, g.cg, g.taps)[:, :g.kg]
