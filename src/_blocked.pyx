@@ -276,17 +276,18 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     """dwp (G, blocks, Cg, taps, V) = the weight gradient (eq. 9.11, lifted), V lanes of output
     channels; zeros past the group's channels. Taps are rows of `cols` columns (input values one
     apart): tile i covers rows tiles[i, 0] to + tiles[i, 1] and columns tiles[i, 2] to
-    + tiles[i, 3], row r starting roff[r] from an output's first input. With `channel_rows` (a
-    kernel of one line) the rows are the group's input channels (roff[r] = r planes): one tile
-    then sums several channels over one pass of gy, which a 1-D layer's 3 taps alone left bound
-    by reading gy (TCN, 64 channels: 6 accumulators for every 128 bytes of gy). `xpad` holds
+    + tiles[i, 3], row r starting roff[r] from an output's first input. With `channel_rows` the
+    rows are the group's (input channel, kernel line) pairs (roff: the channel's planes plus the
+    line's offset): one tile then sums several channels over one pass of gy, which a 1-D layer's
+    3 taps alone left bound by reading gy (TCN, 64 channels: 6 accumulators for every 128 bytes
+    of gy). `xpad` holds
     N * C padded planes, `gyt` N * G * blocks planes of output positions x V lanes, `partial`
     `parts` copies of dwp when parts > 1 (the batch cut into that many runs of samples)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
-    cdef Py_ssize_t taps = cols if channel_rows else roff.shape[0] * cols
+    cdef Py_ssize_t taps = roff.shape[0] * cols // Cg if channel_rows else roff.shape[0] * cols
     cdef Py_ssize_t lines = 1 if channel_rows else Cg    # items per group and block, and tile
     cdef Py_ssize_t ntiles = tiles.shape[0], size = G * blocks * Cg * taps * V
     cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, l, q, q0, q1, nn

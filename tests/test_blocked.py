@@ -36,6 +36,7 @@ CASES = {
     # kernels of one line: the kernel gradient's tiles take input channels as rows
     "1d-channel-rows": ((2, 13, 50), (20, 13, 3), dict(padding=1)),
     "1xk-channel-rows": ((2, 5, 6, 20), (18, 5, 1, 4), dict(padding=(0, 2))),
+    "dilated-1d-channel-rows": ((2, 7, 60), (20, 7, 3), dict(dilation=4, padding=((8, 0),))),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
