@@ -36,6 +36,12 @@ cdef extern from "_blocked_kernels.h":
     void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
                     Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const double* w, int KB, int RT,
                     Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
+    void bk_unpack_f32 "bk_kernels.bk_unpack_f32"(const float* buf, Py_ssize_t V, Py_ssize_t ow,
+                    Py_ssize_t rt, Py_ssize_t lanes, float* y, Py_ssize_t plane,
+                    Py_ssize_t yrow) noexcept nogil
+    void bk_unpack_f64 "bk_kernels.bk_unpack_f64"(const double* buf, Py_ssize_t V,
+                    Py_ssize_t ow, Py_ssize_t rt, Py_ssize_t lanes, double* y, Py_ssize_t plane,
+                    Py_ssize_t yrow) noexcept nogil
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
@@ -157,7 +163,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
-    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, k, l, lanes, j, r, rt
+    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt
     cdef TapRun run
     cdef const floating* src
     cdef floating* buf
@@ -191,12 +197,12 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             lanes = Kg - kb * V
             if lanes > V:
                 lanes = V
-            for r in range(rt):
-                for l in range(lanes):
-                    k = gi * Kg + kb * V + l
-                    yrow = &y[0] + (nn * K + k) * out_plane + (od * g.o[1] + oh + r) * g.o[2]
-                    for j in range(g.o[2]):
-                        yrow[j] = buf[(r * g.o[2] + j) * V + l]
+            yrow = (&y[0] + (nn * K + gi * Kg + kb * V) * out_plane
+                    + (od * g.o[1] + oh) * g.o[2])
+            if floating is float:
+                bk_unpack_f32(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
+            else:
+                bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
 
 
 cdef enum:
