@@ -163,7 +163,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
-    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt
+    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt, r, l, j
     cdef TapRun run
     cdef const floating* src
     cdef floating* buf
@@ -199,7 +199,12 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                 lanes = V
             yrow = (&y[0] + (nn * K + gi * Kg + kb * V) * out_plane
                     + (od * g.o[1] + oh) * g.o[2])
-            if floating is float:
+            if lanes * KB < V:      # less than a vector of channels (a grouped layer): a copy
+                for r in range(rt):
+                    for l in range(lanes):
+                        for j in range(g.o[2]):
+                            yrow[l * out_plane + r * g.o[2] + j] = buf[(r * g.o[2] + j) * V + l]
+            elif floating is float:
                 bk_unpack_f32(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
             else:
                 bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
