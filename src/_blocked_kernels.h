@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "_cpu_level.h"
+#include "_vectors.h"
 #include "_blocked_gk.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -40,7 +41,6 @@ BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)
 
 #define BK_TYPE(SUF, ATTR, BYTES, T, P, NL, IT)                                                  \
 typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
-typedef IT bk_ivec_##P##_##SUF __attribute__((vector_size(BYTES)));                              \
                                                                                                  \
 /* A tile of CT columns of RT rows (rs apart in x, orow apart in out) x KB vectors of channels:  \
    KB x RT x CT accumulators. Each weight vector loaded serves the RT x CT positions, each input \
@@ -148,7 +148,6 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
 ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, ptrdiff_t rt,   \
                                        ptrdiff_t lanes, T* y, ptrdiff_t plane, ptrdiff_t yrow) { \
     typedef bk_vec_##P##_##SUF VT;                                                               \
-    typedef bk_ivec_##P##_##SUF VI;                                                              \
     enum { N = BYTES / sizeof(T) };                                                              \
     for (ptrdiff_t r = 0; r < rt; r++) {                                                         \
         const T* b = buf + r * ow * V;                                                           \
@@ -161,7 +160,7 @@ ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, 
                 _Pragma("GCC unroll 16")                                                         \
                 for (int i = 0; i < N; i++)                                                      \
                     memcpy(&v[i], b + (j + i) * V + c0, sizeof(VT));                             \
-                BK_TRANSPOSE(NL, VT, VI, v)                                                      \
+                BK_TRANSPOSE(NL, VT, IT, v)                                                      \
                 _Pragma("GCC unroll 16")                                                         \
                 for (int c = 0; c < N; c++)                                                      \
                     memcpy(yr + (c0 + c) * plane + j, &v[c], sizeof(VT));                        \
@@ -178,42 +177,42 @@ ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, 
 
 /* An N x N transpose of v[N] in registers: each stage w swaps the off-diagonal w x w blocks of
    the row pairs (i, i + w), a two-source shuffle per row (BK_TLO/BK_THI: lane p's source in
-   the pair's 2N lanes). */
-#define BK_TLO_2_1 {0, 2}
-#define BK_THI_2_1 {1, 3}
-#define BK_TLO_4_1 {0, 4, 2, 6}
-#define BK_THI_4_1 {1, 5, 3, 7}
-#define BK_TLO_4_2 {0, 1, 4, 5}
-#define BK_THI_4_2 {2, 3, 6, 7}
-#define BK_TLO_8_1 {0, 8, 2, 10, 4, 12, 6, 14}
-#define BK_THI_8_1 {1, 9, 3, 11, 5, 13, 7, 15}
-#define BK_TLO_8_2 {0, 1, 8, 9, 4, 5, 12, 13}
-#define BK_THI_8_2 {2, 3, 10, 11, 6, 7, 14, 15}
-#define BK_TLO_8_4 {0, 1, 2, 3, 8, 9, 10, 11}
-#define BK_THI_8_4 {4, 5, 6, 7, 12, 13, 14, 15}
-#define BK_TLO_16_1 {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}
-#define BK_THI_16_1 {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}
-#define BK_TLO_16_2 {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}
-#define BK_THI_16_2 {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}
-#define BK_TLO_16_4 {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}
-#define BK_THI_16_4 {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}
-#define BK_TLO_16_8 {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}
-#define BK_THI_16_8 {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}
-#define BK_TSTAGE(V, VI, N, W, v)                                                                \
+   the pair's 2N lanes; FASTCONV_SHUFFLE, for GCC and clang alike). */
+#define BK_TLO_2_1 0, 2
+#define BK_THI_2_1 1, 3
+#define BK_TLO_4_1 0, 4, 2, 6
+#define BK_THI_4_1 1, 5, 3, 7
+#define BK_TLO_4_2 0, 1, 4, 5
+#define BK_THI_4_2 2, 3, 6, 7
+#define BK_TLO_8_1 0, 8, 2, 10, 4, 12, 6, 14
+#define BK_THI_8_1 1, 9, 3, 11, 5, 13, 7, 15
+#define BK_TLO_8_2 0, 1, 8, 9, 4, 5, 12, 13
+#define BK_THI_8_2 2, 3, 10, 11, 6, 7, 14, 15
+#define BK_TLO_8_4 0, 1, 2, 3, 8, 9, 10, 11
+#define BK_THI_8_4 4, 5, 6, 7, 12, 13, 14, 15
+#define BK_TLO_16_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define BK_THI_16_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define BK_TLO_16_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define BK_THI_16_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define BK_TLO_16_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define BK_THI_16_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define BK_TLO_16_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define BK_THI_16_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define BK_TSTAGE(V, IT, N, W, v)                                                                \
     _Pragma("GCC unroll 16")                                                                     \
     for (int i_ = 0; i_ < N; i_++)                                                               \
         if (!(i_ & W)) {                                                                         \
             const V a_ = v[i_], b_ = v[i_ + W];                                                  \
-            v[i_] = __builtin_shuffle(a_, b_, (VI)BK_TLO_##N##_##W);                             \
-            v[i_ + W] = __builtin_shuffle(a_, b_, (VI)BK_THI_##N##_##W);                         \
+            v[i_] = FASTCONV_SHUFFLE(IT, a_, b_, BK_TLO_##N##_##W);                              \
+            v[i_ + W] = FASTCONV_SHUFFLE(IT, a_, b_, BK_THI_##N##_##W);                          \
         }
-#define BK_T2(V, VI, v) BK_TSTAGE(V, VI, 2, 1, v)
-#define BK_T4(V, VI, v) BK_TSTAGE(V, VI, 4, 2, v) BK_TSTAGE(V, VI, 4, 1, v)
-#define BK_T8(V, VI, v) BK_TSTAGE(V, VI, 8, 4, v) BK_TSTAGE(V, VI, 8, 2, v) BK_TSTAGE(V, VI, 8, 1, v)
-#define BK_T16(V, VI, v) BK_TSTAGE(V, VI, 16, 8, v) BK_TSTAGE(V, VI, 16, 4, v)                   \
-    BK_TSTAGE(V, VI, 16, 2, v) BK_TSTAGE(V, VI, 16, 1, v)
-#define BK_TRANSPOSE_(N, V, VI, v) BK_T##N(V, VI, v)
-#define BK_TRANSPOSE(N, V, VI, v) BK_TRANSPOSE_(N, V, VI, v)
+#define BK_T2(V, IT, v) BK_TSTAGE(V, IT, 2, 1, v)
+#define BK_T4(V, IT, v) BK_TSTAGE(V, IT, 4, 2, v) BK_TSTAGE(V, IT, 4, 1, v)
+#define BK_T8(V, IT, v) BK_TSTAGE(V, IT, 8, 4, v) BK_TSTAGE(V, IT, 8, 2, v) BK_TSTAGE(V, IT, 8, 1, v)
+#define BK_T16(V, IT, v) BK_TSTAGE(V, IT, 16, 8, v) BK_TSTAGE(V, IT, 16, 4, v)                   \
+    BK_TSTAGE(V, IT, 16, 2, v) BK_TSTAGE(V, IT, 16, 1, v)
+#define BK_TRANSPOSE_(N, V, IT, v) BK_T##N(V, IT, v)
+#define BK_TRANSPOSE(N, V, IT, v) BK_TRANSPOSE_(N, V, IT, v)
 
 /* case n: CALL with CT_ = n, for the widths a tile may have (those above MAXCT never come). */
 #define BK_CASE(n, CALL) case n: if (n <= MAXCT) { enum { CT_ = n }; CALL; } break;
