@@ -210,6 +210,20 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                 bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
 
 
+cdef inline void lanes_last(const floating* src, Py_ssize_t stride, floating* dst, Py_ssize_t V,
+                            Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil:
+    """dst[q * V + l] = src[l * stride + q] for q in [q0, q1): `lanes` rows of src become the
+    first lanes of dst's positions, the lanes past them zeros (weights packed for bk_row, gy
+    transposed for bk_gk)."""
+    cdef Py_ssize_t l, q
+    for l in range(lanes):
+        for q in range(q0, q1):
+            dst[q * V + l] = src[l * stride + q]
+    for l in range(lanes, V):
+        for q in range(q0, q1):
+            dst[q * V + l] = 0
+
+
 cdef enum:
     PACK_RUN = 128  # values of one output channel's row a forward pack item copies at once
 
@@ -228,7 +242,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
     values, which lie together."""
     cdef Py_ssize_t blocks = (Kg + V - 1) // V, row = Cg * taps
     cdef Py_ssize_t runs = (row + PACK_RUN - 1) // PACK_RUN
-    cdef Py_ssize_t item, gi, kb, c, t, l, q, q0, q1, lanes
+    cdef Py_ssize_t item, gi, kb, c, t, l, q0, q1, lanes
     cdef const floating* src
     cdef floating* dst
     with nogil:
@@ -243,12 +257,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
                 lanes = Kg - kb * V
                 if lanes > V:
                     lanes = V
-                for l in range(lanes):
-                    for q in range(q0, q1):
-                        dst[q * V + l] = src[l * row + q]
-                for l in range(lanes, V):
-                    for q in range(q0, q1):
-                        dst[q * V + l] = 0
+                lanes_last(src, row, dst, V, lanes, q0, q1)
         else:
             for item in prange(G * blocks * Cg, schedule="static", num_threads=num_threads):
                 c = item % Cg
@@ -301,7 +310,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     cdef Py_ssize_t taps = roff.shape[0] * cols // Cg if channel_rows else roff.shape[0] * cols
     cdef Py_ssize_t lines = 1 if channel_rows else Cg    # items per group and block, and tile
     cdef Py_ssize_t ntiles = tiles.shape[0], size = G * blocks * Cg * taps * V
-    cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, l, q, q0, q1, nn
+    cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, q0, q1, nn
     cdef floating* dst
     cdef floating* trow
     cdef const floating* src
@@ -325,12 +334,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
                 lanes = V
             for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
                 q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
-                for l in range(lanes):
-                    for q in range(q0, q1):
-                        trow[q * V + l] = src[l * out_plane + q]
-                for l in range(lanes, V):
-                    for q in range(q0, q1):
-                        trow[q * V + l] = 0
+                lanes_last(src, out_plane, trow, V, lanes, q0, q1)
         for item in prange(parts * G * blocks * lines * ntiles, schedule="static",
                            num_threads=num_threads):
             t = item % ntiles

@@ -44,8 +44,9 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
 # call, which a small batch of many channels feels (ResNet-18's 512-channel 3x3 at batch 1: 2.4
 # million values, a third of the call). Until the tiles were cut that way (4 + 2 + 1 columns on a
 # 7x7 map) the FMA term grew with the square root of a block's weights past 64 KB; on the chooser
-# sweep's layers that penalty then over-predicted 2-2.8x (ResNet's and C3D's 256-512-channel
-# layers, 288-576 KB a block), and without it and with the packing counted, 0.85-1.1x.
+# sweep's layers that penalty then over-predicted 1.4-2.8x (ResNet's and C3D's 128-512-channel
+# layers, 144-576 KB a block: measured 0.36-0.71 of the prediction), and without it and with the
+# packing counted they measure 0.82-1.40 of it (bench/RESULTS.md, fifth session).
 TAP_SHARE_ROWS = 4096
 CALL_OVERHEAD_S = 12e-6
 PARALLEL_EFFICIENCY = 0.9
@@ -126,8 +127,8 @@ class _KernelPlan:
     its taps are `cols` columns, one input value apart; otherwise every tap is a row of one
     column (`roff`: each row's offset from an output's first input in the padded planes). Where
     one channel's lines fill at most half a tile (a 1-D kernel's one line, a dilated one's 3
-    taps), the rows run over (input channel, line) pairs of the group
-    instead (`channel_rows`), so that a tile shares each pass over gy among channels. Tiles
+    taps), the rows run over the group's (input channel, line) pairs instead (`channel_rows`),
+    so that a tile shares each pass over gy among channels. Tiles
     (first row, rows, first column, columns) are as even as the level's registers allow: at most
     BK_GK_ACC accumulators (rows x columns x vectors per block), 8 rows, 8 columns. `parts`
     runs of samples split the batch where the other items number fewer than GK_ITEMS (from the
