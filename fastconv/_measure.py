@@ -94,24 +94,25 @@ def net_measure(spec, op, w, picked, seconds):
         winner = picked
         if len(candidates) > 1:
             floor = seconds * _safety_net.CONSIDER / PRUNE
+            budget = min(BUDGET_S, NET_BUDGET_CALLS * seconds)
             fastest, record = tune(spec, op, candidates, w, floor=floor,
                                    give_up=_safety_net.GIVE_UP, keep=(picked,), persist=False,
-                                   budget=min(BUDGET_S, NET_BUDGET_CALLS * seconds))
+                                   budget=budget)
             if (_safety_net.switches(record.get(picked), record.get(fastest))
-                    and _confirmed(spec, op, w, candidates, picked, fastest, seconds)):
+                    and _confirmed(spec, op, w, candidates, picked, fastest, budget)):
                 winner = fastest
     except (MemoryError, _registry.NotSupportedError):
         winner = picked
     _safety_net.settle(spec, op, winner)
 
 
-def _confirmed(spec, op, w, candidates, picked, fastest, seconds):
+def _confirmed(spec, op, w, candidates, picked, fastest, budget):
     """Whether the pick and the measured winner, timed again head to head, agree with the switch:
     a load that passed over the machine during some of the pick's rounds (a 2-core host, another
     process's burst) once made the net leave blocked for an FFT 2.4x slower. A wrong switch now
     takes two such events in a row; a right one costs one more short measurement."""
     impls = {name: impl for _, name, impl in candidates if name in (picked, fastest)}
-    again = time_algorithms(spec, op, impls, w, budget=min(BUDGET_S, NET_BUDGET_CALLS * seconds))
+    again = time_algorithms(spec, op, impls, w, budget=budget)
     return _safety_net.switches(again.get(picked), again.get(fastest))
 
 

@@ -100,7 +100,7 @@ def measure(problem, op, dtype, rounds=3, budget=0.05, autotune=False):
     tuned = _tuned_pick(call) if autotune else None
     fns = {a: (lambda a=a: call(a)) for a in names}
     times = best_times(fns, rounds, budget, always=(model, net) + ((tuned,) if tuned else ()))
-    for pick in {model, net, tuned} - {None}:
+    for pick in dict.fromkeys(p for p in (model, net, tuned) if p):     # each once, in order
         fastest = min(times, key=times.get)
         if times[pick] > RECHECK * times[fastest]:
             again = best_times({a: fns[a] for a in (pick, fastest)}, rounds, budget,

@@ -147,6 +147,11 @@ cdef TapRun tap_run(const Shape* g, const Py_ssize_t* kernel, const Py_ssize_t* 
     return run
 
 
+cdef inline Py_ssize_t block_lanes(Py_ssize_t Kg, Py_ssize_t kb, Py_ssize_t V) noexcept nogil:
+    """The group's output channels in block kb: V, or fewer in the last block."""
+    return Kg - kb * V if Kg - kb * V < V else V
+
+
 def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
             floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
             const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
@@ -194,9 +199,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             run_row(src, padded, &toff[0] + run.first, run.count, taps, Cg,
                     &wp[0] + ((gi * blocks + kb) * Cg * taps + run.first) * V, KB, rt, g.s[2],
                     g.s[1] * g.e[2], g.o[2], buf)
-            lanes = Kg - kb * V
-            if lanes > V:
-                lanes = V
+            lanes = block_lanes(Kg, kb, V)
             yrow = (&y[0] + (nn * K + gi * Kg + kb * V) * out_plane
                     + (od * g.o[1] + oh) * g.o[2])
             if lanes * KB < V:      # less than a vector of channels (a grouped layer): a copy
@@ -254,9 +257,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
                 gi = item // (runs * blocks)
                 dst = &out[0] + (gi * blocks + kb) * row * V
                 src = &w[0] + (gi * Kg + kb * V) * row
-                lanes = Kg - kb * V
-                if lanes > V:
-                    lanes = V
+                lanes = block_lanes(Kg, kb, V)
                 lanes_last(src, row, dst, V, lanes, q0, q1)
         else:
             for item in prange(G * blocks * Cg, schedule="static", num_threads=num_threads):
@@ -265,9 +266,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
                 gi = item // (Cg * blocks)
                 dst = &out[0] + item * taps * V
                 src = &w[0] + ((gi * Cg + c) * Kg + kb * V) * taps
-                lanes = Kg - kb * V
-                if lanes > V:
-                    lanes = V
+                lanes = block_lanes(Kg, kb, V)
                 for t in range(taps):
                     for l in range(lanes):
                         dst[t * V + l] = src[l * taps + taps - 1 - t]
@@ -300,9 +299,9 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     rows are the group's (input channel, kernel line) pairs (roff: the channel's planes plus the
     line's offset): one tile then sums several channels over one pass of gy, which a 1-D layer's
     3 taps alone left bound by reading gy (TCN, 64 channels: 6 accumulators for every 128 bytes
-    of gy). `xpad` holds
-    N * C padded planes, `gyt` N * G * blocks planes of output positions x V lanes, `partial`
-    `parts` copies of dwp when parts > 1 (the batch cut into that many runs of samples)."""
+    of gy). `xpad` holds N * C padded planes, `gyt` N * G * blocks planes of output positions x
+    V lanes, `partial` `parts` copies of dwp when parts > 1 (the batch cut into that many runs
+    of samples)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
@@ -329,9 +328,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
             nn = item // (blocks * G)
             trow = &gyt[0] + item * out_plane * V
             src = &gy[0] + (nn * K + gi * Kg + kb * V) * out_plane
-            lanes = Kg - kb * V
-            if lanes > V:
-                lanes = V
+            lanes = block_lanes(Kg, kb, V)
             for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
                 q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
                 lanes_last(src, out_plane, trow, V, lanes, q0, q1)

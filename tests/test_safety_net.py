@@ -234,25 +234,31 @@ def test_a_plan_recovers_from_a_lying_model_within_a_few_calls(liar):
 
 
 def test_a_plan_is_measured_once_its_calls_add_up(net, monkeypatch):
-    """A plan's own hot rule (PLAN_HOT_S, shorter than HOT_S): measured once, then never again;
+    """A plan's own hot rule (PLAN_HOT_S, shorter than HOT_S): measured once, then never again
+    (a switch the measurement finds is timed once more, head to head: pick and winner only);
     the plan then runs what the chooser now picks (the measured winner)."""
     monkeypatch.setattr(_safety_net, "PLAN_HOT_S", 0.0)
     measured = []
     original = _measure.time_algorithms
-    monkeypatch.setattr(_measure, "time_algorithms",
-                        lambda *a, **k: measured.append(a[1]) or original(*a, **k))
+
+    def counted(spec, op, impls, *args, **kwargs):
+        measured.append((op, len(impls)))
+        return original(spec, op, impls, *args, **kwargs)
+    monkeypatch.setattr(_measure, "time_algorithms", counted)
     x, w = _arrays()
     p = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)
     expected = fastconv.reference.conv(x, w, **GEOMETRY)
     for _ in range(6):
         np.testing.assert_allclose(p.forward(x, w), expected, rtol=1e-9, atol=1e-9)
-    assert measured == ["forward"]
+    assert len(measured) in (1, 2) and measured[0][0] == "forward", measured
+    assert len(measured) == 1 or measured[1] == ("forward", 2)
     assert p.algorithm_for("forward") == fastconv.choose(X_SHAPE, W_SHAPE, dtype="float64",
                                                          **GEOMETRY)
+    seen = list(measured)
     q = fastconv.plan(X_SHAPE, W_SHAPE, dtype="float64", **GEOMETRY)   # the same problem: known
     for _ in range(4):
         q.forward(x, w)
-    assert measured == ["forward"]
+    assert measured == seen, "the problem was measured again"
 
 
 def test_autos_remembered_pick_never_outlives_the_kernel_it_depended_on(net, monkeypatch):
