@@ -12,8 +12,8 @@ src/_gemm_kernels.h): the weights packed once per call into blocks of its regist
 each chunk packed straight into panels of the tile's columns (forward_panels), which the BLAS
 would otherwise copy into its own panels again. Results do not depend on the thread count:
   forward      each chunk of y is written by one GEMM;
-  grad_input   work items are (sample, block of input channels), so col2im never writes one
-               element from two threads;
+  grad_input   work items are (sample, block of input channels, part of the positions), and
+               parts that write the same values never run at once (grad_input_blocks);
   grad_kernel  items are (part, group, slab of the column matrix's rows); the chunks are split
                into `parts` (a number fixed by the problem, not by the threads), each summed
                into its own partial gradient, and the partials are added in order.
@@ -260,17 +260,18 @@ cdef inline Chunk chunk_of(const Geom* g, Py_ssize_t i, Py_ssize_t width,
 
 
 cdef struct ChannelBlock:
-    Py_ssize_t chunk, group, k0, k1     # output channels k0..k1 of a group, for one chunk
+    Py_ssize_t chunk, group, k0, k1     # channels k0..k1 of a group, for one chunk (or sample)
 
 
 cdef inline ChannelBlock channel_block(const Geom* g, Py_ssize_t item, Py_ssize_t kblocks,
-                                       Py_ssize_t kb) noexcept nogil:
-    """Work item `item` of forward's (chunk, group, block of kb output channels) items."""
+                                       Py_ssize_t kb, Py_ssize_t channels) noexcept nogil:
+    """Work item `item` of (chunk, group, block of kb of a group's `channels`) items: forward's
+    blocks of output channels, grad_input's (sample, group, block of input channels)."""
     cdef ChannelBlock b
     b.chunk = item // (g.G * kblocks)
     b.group = (item // kblocks) % g.G
     b.k0 = (item % kblocks) * kb
-    b.k1 = min(b.k0 + kb, g.Kg)
+    b.k1 = min(b.k0 + kb, channels)
     return b
 
 
@@ -310,7 +311,7 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
             pack_chunk(x, work + i * R * width + k0 * (p1 - p0), g, n, k0, k1, p0, p1, phased)
     for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
                        num_threads=num_threads):
-        blk = channel_block(g, item, kblocks, kb)
+        blk = channel_block(g, item, kblocks, kb, g.Kg)
         i, gi, k0, k1 = blk.chunk, blk.group, blk.k0, blk.k1
         c = chunk_of(g, i, width, 1)
         n, p0, p1 = c.n, c.p0, c.p1
@@ -404,7 +405,7 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
                     (item % PACK_SLABS + 1) * R // PACK_SLABS, nr, phased)
     for item in prange(chunks * g.G * kblocks, nogil=True, schedule="static",
                        num_threads=num_threads):
-        blk = channel_block(g, item, kblocks, kb)
+        blk = channel_block(g, item, kblocks, kb, g.Kg)
         i, gi, k0, k1 = blk.chunk, blk.group, blk.k0, blk.k1
         c = chunk_of(g, i, width, samples)
         span = c.p1 - c.p0
@@ -415,43 +416,68 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
                         y + (c.n * g.K + gi * g.Kg + k0) * g.P + c.p0, g.P, span, g.K * g.P)
 
 
+cdef inline Py_ssize_t part_position(const Geom* g, Py_ssize_t q, Py_ssize_t parts) noexcept nogil:
+    """The first output position of part q of `parts`: parts split a single output row's
+    positions, or else a map's output rows (whole rows each)."""
+    cdef Py_ssize_t unit = 1 if g.P == g.ow else g.ow
+    return part_start(0, g.P // unit, q, parts) * unit
+
+
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
                             floating* work, floating* rowtmp, Py_ssize_t width, Py_ssize_t block,
-                            int num_threads) noexcept nogil:
-    """Items are (sample, group, block of `block` input channels); positions in chunks of `width`.
+                            Py_ssize_t parts, int num_threads) noexcept nogil:
+    """Items are (sample, group, block of `block` input channels, part of the positions);
+    positions in chunks of `width`.
 
+    With `parts` > 1 (few items: wav2vec's single-channel first layer at batch 1 had one), the
+    even parts run first, then the odd ones: the plan makes each part wide enough that only
+    neighbours write the same gx values, so no value is written by two threads at once, and each
+    value's sums come in an order fixed by the parts, not by the threads.
     With `rowtmp` (one row of the input per thread) the block is summed with its rows stored by
     phase of the width stride (contiguous adds), then put back in order."""
     cdef Py_ssize_t per_group = (g.Cg + block - 1) // block, Rg = g.Cg * g.k_vol
-    cdef Py_ssize_t item, n, gi, c0, c1, p0, p1, ld
+    cdef Py_ssize_t items = g.N * g.G * per_group, half, parity, q
+    cdef Py_ssize_t item, n, gi, c0, c1, p0, p1, pend, ld
     cdef floating* col
     cdef floating* tmp
+    cdef ChannelBlock blk
     cdef bint pointwise = is_pointwise(g), phased = rowtmp != NULL
-    for item in prange(g.N * g.G * per_group, nogil=True, schedule="static",
-                       num_threads=num_threads):
-        n = item // (g.G * per_group)
-        gi = (item // per_group) % g.G
-        c0 = gi * g.Cg + (item % per_group) * block
-        c1 = min(c0 + block, (gi + 1) * g.Cg)
-        col = thread_slice(work, block * g.k_vol * width)
-        p0 = 0
-        while p0 < g.P:
-            p1 = min(p0 + width, g.P)
-            if pointwise:       # gx[n, c0:c1, p0:p1] = W_g^T[c0:c1] gy[n, group, p0:p1]
-                gemm(True, False, c1 - c0, p1 - p0, g.Kg, <floating>1,
-                     w + gi * g.Kg * Rg + (c0 - gi * g.Cg), Rg,
-                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
-                     <floating>0, gx + (n * g.C + c0) * g.P + p0, g.P)
-            else:
-                ld = p1 - p0
-                gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
-                     w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
-                     gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
-                scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
-            p0 = p1
-        if phased:
+    for parity in range(2 if parts > 1 else 1):
+        half = (parts + 1 - parity) // 2
+        for item in prange(items * half, nogil=True, schedule="static", num_threads=num_threads):
+            q = 2 * (item % half) + parity
+            blk = channel_block(g, item // half, per_group, block, g.Cg)
+            n = blk.chunk
+            gi = blk.group
+            c0 = gi * g.Cg + blk.k0
+            c1 = gi * g.Cg + blk.k1
+            col = thread_slice(work, block * g.k_vol * width)
+            p0 = part_position(g, q, parts)
+            pend = part_position(g, q + 1, parts)
+            while p0 < pend:
+                p1 = min(p0 + width, pend)
+                if pointwise:       # gx[n, c0:c1, p0:p1] = W_g^T[c0:c1] gy[n, group, p0:p1]
+                    gemm(True, False, c1 - c0, p1 - p0, g.Kg, <floating>1,
+                         w + gi * g.Kg * Rg + (c0 - gi * g.Cg), Rg,
+                         gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
+                         <floating>0, gx + (n * g.C + c0) * g.P + p0, g.P)
+                else:
+                    ld = p1 - p0
+                    gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
+                         w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
+                         gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
+                    scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
+                p0 = p1
+            if phased and parts == 1:
+                tmp = thread_slice(rowtmp, g.iw)
+                unphase_rows(gx + (n * g.C + c0) * g.in_vol, tmp, (c1 - c0) * g.id * g.ih, g.iw,
+                             g.sw)
+    if phased and parts > 1:
+        for item in prange(items, nogil=True, schedule="static", num_threads=num_threads):
+            blk = channel_block(g, item, per_group, block, g.Cg)
             tmp = thread_slice(rowtmp, g.iw)
-            unphase_rows(gx + (n * g.C + c0) * g.in_vol, tmp, (c1 - c0) * g.id * g.ih, g.iw, g.sw)
+            unphase_rows(gx + (blk.chunk * g.C + blk.group * g.Cg + blk.k0) * g.in_vol, tmp,
+                         (blk.k1 - blk.k0) * g.id * g.ih, g.iw, g.sw)
 
 
 cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
@@ -540,15 +566,17 @@ def kernel_level():
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
                floating[::1] work, floating[::1] rowtmp, Py_ssize_t width, Py_ssize_t block,
-               int num_threads):
+               Py_ssize_t parts, int num_threads):
     """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im into gx (zeroed).
 
-    `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride."""
+    `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride;
+    `parts` splits each (sample, channel block)'s positions (grad_input_blocks)."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data_or_null(work)
     cdef floating* tmp = data_or_null(rowtmp)
     with nogil:
-        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, num_threads)
+        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, parts,
+                          num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,

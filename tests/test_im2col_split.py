@@ -1,10 +1,11 @@
 """im2col on problems with few chunks: forward's output-channel blocks, grad_kernel's row slabs,
-grad_input's smaller channel blocks.
+grad_input's smaller channel blocks and parts of the positions.
 
 A small batch of small maps (ResNet's last stage at batch 1 is a single chunk) once ran on one
 thread. Now forward packs each chunk once and splits the GEMMs into blocks of output channels
-(`kblocks`), and grad_kernel splits the column matrix's rows into slabs, each with its own block
-of the gradient (`slabs`). Each case asserts that its split is in use (so the test cannot pass on
+(`kblocks`), grad_kernel splits the column matrix's rows into slabs, each with its own block
+of the gradient (`slabs`), and grad_input splits the positions into parts whose writes overlap only
+their neighbours' (`position_parts`: even parts first, then odd ones). Each case asserts that its split is in use (so the test cannot pass on
 the old path), then compares the three operations with fastconv.reference (eq. 9.8, 9.11, 9.13),
 checks 1 and 2 threads give identical bits (the split comes from the problem, never from the
 thread count), and that no input was written.
@@ -36,6 +37,14 @@ CASES = [
     ((1, 320, 3, 3), (40, 320, 1, 1), {}, {"grad_input": ("block", 80)}),
     ((1, 256, 4, 4), (16, 128, 1, 1), dict(groups=2), {"grad_input": ("block", 64)}),
     ((1, 16, 7, 20), (8, 16, 3, 3), dict(stride=(1, 3)), {"grad_input": ("block", 8)}),
+    # grad_input's parts of the positions: a single-channel first layer (wav2vec's 10/5, phased)
+    ((1, 1, 200), (16, 1, 10), dict(stride=5), {"grad_input": ("position_parts", 4)}),
+    ((1, 1, 20, 17), (8, 1, 3, 3), dict(padding=1), {"grad_input": ("position_parts", 4)}),
+    ((1, 2, 12, 20), (8, 2, 3, 3), dict(stride=(1, 3)), {"grad_input": ("position_parts", 3)}),
+    ((2, 3, 60), (4, 3, 3), dict(dilation=4, padding=4), {"grad_input": ("position_parts", 2)}),
+    ((1, 1, 3, 40), (4, 1, 3, 5), dict(stride=(1, 2)), {"grad_input": ("position_parts", 4)}),
+    ((1, 1, 10), (2, 1, 5), {}, {"grad_input": ("position_parts", 1)}),     # parts too narrow
+    ((1, 1, 6, 6, 6), (2, 1, 3, 3, 3), {}, {"grad_input": ("position_parts", 1)}),    # 3-D
 ]
 
 
@@ -106,3 +115,26 @@ def test_one_part_sums_straight_into_the_gradient(restore_settings):
     spec = make_spec((4, 40, 6, 7), (16, 40, 3, 3), dtype=np.float32)
     plan = im2col._Plan(spec, "grad_kernel")
     assert plan.parts == 4 and plan.partial_elements == 4 * 16 * 360
+
+
+@pytest.mark.parametrize("x_shape, w_shape, geometry", [
+    ((1, 1, 16000), (64, 1, 10), dict(stride=5)),
+    ((1, 1, 96, 96), (16, 1, 5, 5), dict(padding=2)),
+])
+def test_position_parts_give_the_same_bits_on_any_thread_count(x_shape, w_shape, geometry, rng,
+                                                               restore_settings):
+    """Large enough that two parts writing one value at once would show (a race loses adds):
+    every run at 2 and 3 threads equals the 1-thread result bit for bit, and the reference."""
+    spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
+    assert im2col._Plan(spec, "grad_input").position_parts == 4
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    gy_shape = (1, w_shape[0]) + spec.output_size[3 - (len(x_shape) - 2):]
+    gy = rng.standard_normal(gy_shape).astype(np.float32)
+    fastconv.set_num_threads(1)
+    first = fastconv.conv_grad_input(gy, w, x_shape, algorithm="im2col", **geometry)
+    np.testing.assert_allclose(first, reference.conv_grad_input(gy, w, x_shape, **geometry),
+                               rtol=1e-4, atol=1e-4)
+    for threads in (2, 3, 2, 3):
+        fastconv.set_num_threads(threads)
+        again = fastconv.conv_grad_input(gy, w, x_shape, algorithm="im2col", **geometry)
+        assert np.array_equal(first, again), f"{threads} threads"

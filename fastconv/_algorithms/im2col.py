@@ -30,7 +30,9 @@ KBLOCK_ROWS = 128       # blocks of at least this many rows, grad_kernel the col
 SLAB_ROWS = 64          # into slabs of at least this many. Both counts come from the problem,
                         # never from the thread count, so results do not change with it.
 GRAD_INPUT_ITEMS = 4    # grad_input splits its channel blocks below this many items, into
-GRAD_INPUT_BLOCK_ROWS = 64  # blocks of at least this many rows (thinner GEMMs cost more)
+GRAD_INPUT_BLOCK_ROWS = 64  # blocks of at least this many rows (thinner GEMMs cost more), and
+                        # then the positions (_position_parts: wav2vec's single-channel first
+                        # layer at batch 1 was one item, one thread)
 GRADIENT_BLOCK_BYTES = 1 << 19  # grad_kernel's slabs keep a block of the gradient this small:
                         # its GEMMs add into it once per chunk (ResNet's 512-channel 3x3 at
                         # batch 8: 49-position chunks into a 9 MB gradient ran at 47 GFLOP/s)
@@ -122,6 +124,9 @@ class _Plan:
             blocks = max(blocks, min(-(-GRAD_INPUT_ITEMS // max(spec.batch * spec.groups, 1)),
                                      group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
         self.block = -(-group_channels // blocks)
+        self.position_parts = 1
+        if op == "grad_input":
+            self.position_parts = _position_parts(spec, spec.batch * spec.groups * blocks)
         rows = {"forward": spec.in_channels * k_vol, "grad_kernel": spec.in_channels * k_vol,
                 "grad_input": self.block * k_vol}[op]
         self.rows = 0 if _pointwise(spec) and not self.packed else rows
@@ -225,6 +230,24 @@ class _Plan:
                 + self.row_elements + self.packed_w_elements)
 
 
+def _position_parts(spec, items):
+    """Parts of each (sample, channel block)'s output positions for the input gradient: enough
+    for GRAD_INPUT_ITEMS items in all, each part so wide that the input values it writes reach
+    only into its neighbours' (grad_input_blocks runs the even parts, then the odd ones). A
+    single output row is split along its positions, a 2-D map along its rows; 3-D maps and
+    enough items are not split. The count comes from the problem, never from the threads."""
+    od, oh, ow = spec.output_size
+    if items >= GRAD_INPUT_ITEMS or od > 1:
+        return 1
+    axis = 2 if oh == 1 else 1
+    extent = spec.output_size[axis]
+    reach = (spec.kernel_size[axis] - 1) * spec.dilation[axis] + 1
+    parts = -(-GRAD_INPUT_ITEMS // max(items, 1))
+    while parts > 1 and (extent // parts) * spec.stride[axis] < reach:
+        parts -= 1
+    return parts
+
+
 def supports(spec, op):
     rows = spec.in_channels * math.prod(spec.kernel_size)
     plan = _Plan(spec, op)
@@ -291,7 +314,7 @@ def grad_input(spec, gy, w, out=None):
     with _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
                            *_work(plan, spec.dtype, "work", "row"), plan.width, plan.block,
-                           plan.threads)
+                           plan.position_parts, plan.threads)
     return gx
 
 
