@@ -37,6 +37,8 @@ CASES = {
     "1d-channel-rows": ((2, 13, 50), (20, 13, 3), dict(padding=1)),
     "1xk-channel-rows": ((2, 5, 6, 20), (18, 5, 1, 4), dict(padding=(0, 2))),
     "dilated-1d-channel-rows": ((2, 7, 60), (20, 7, 3), dict(dilation=4, padding=((8, 0),))),
+    # padding of the kernel's extent: grad_input's forward problem (gy in) has none
+    "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
@@ -79,6 +81,20 @@ def test_blocked_matches_the_reference(name, dtype, rng, restore_settings):
         assert all(np.array_equal(results[0], r) for r in results[1:]), (op, "thread count")
     for a, a0 in zip((x, w, gy), copies):
         assert np.array_equal(a, a0), "an input was written"
+
+
+@pytest.mark.parametrize("name, flipped, copies", [
+    ("lenet-5x5", False, False), ("kernel-as-large-as-input", False, False),
+    ("stride-3-1d", False, False),                  # planes shorter than the input: read as is
+    ("dilated-columns-strided", False, False), ("full-padding-1d", True, False),
+    ("lenet-5x5", True, True), ("1d", False, True), ("two-row-tiles-7x7", False, True),
+])
+def test_unpadded_inputs_are_read_in_place(name, flipped, copies):
+    """Without padding the kernels read the input itself (no copy, no workspace for it); the
+    cases above that do so are named here, so that the reference test covers both paths."""
+    x_shape, w_shape, geometry = {**CASES, **STRIDED}[name]
+    g = blocked._Geometry(make_spec(x_shape, w_shape, dtype=np.float32, **geometry), flipped)
+    assert g.copies == copies and (g.padded > 0) == copies
 
 
 def test_blocked_refuses_what_it_does_not_have():
@@ -144,6 +160,26 @@ def test_an_inf_weight_sends_the_call_to_the_textbook_sum(rng):
         assert np.isinf(want).any()
         assert np.array_equal(np.isnan(got), np.isnan(want))
         assert np.array_equal(np.isinf(got), np.isinf(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_packing_finds_every_non_finite_weight(dtype, bad, rng):
+    """The finiteness check rides on packing (blocked._packed): a NaN or Inf anywhere -- first,
+    last, in a part-filled last block, in grad_input's flipped packing -- makes both operations
+    give up (None, for the registry's summation); finite weights pack."""
+    spec = make_spec((1, 6, 5, 5), (38, 3, 2, 3), dtype=dtype, groups=2)     # 19 a group
+    w = rng.standard_normal((38, 3, 2, 3)).astype(dtype)
+    for flip in (False, True):
+        g = blocked._Geometry(spec, flip)
+        assert blocked._packed(w, spec, g, flip) is not None
+        for index in (0, w.size - 1, *rng.integers(0, w.size, 6)):
+            w2 = w.copy()
+            w2.reshape(-1)[index] = bad
+            assert blocked._packed(w2, spec, g, flip) is None, (flip, index)
+    w[37, 2, 1, 2] = bad
+    assert blocked.forward(spec, np.ones(spec.x_shape, dtype), w) is None
+    assert blocked.grad_input(spec, np.ones(spec.y_shape, dtype), w) is None
 
 
 def test_skipped_kernel_rows_read_only_padding(rng):

@@ -6,7 +6,7 @@ lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a vector
 output channels wastes none when the layer has that many. With many input channels on small
 maps (ResNet's 14x14 and 7x7 stages) a block's weights live in L2, read once per register tile
 of two rows. The input is copied once into zero-padded planes (every tap a constant offset, no
-border tests), the weights are packed per call (nothing derived from their values is kept), and
+border tests; read in place where there is no padding), the weights are packed per call (nothing derived from their values is kept), and
 src/_blocked_kernels.h sums one or two rows of outputs per work item in registers. See
 src/_blocked.pyx.
 
@@ -72,6 +72,12 @@ class _Geometry:
             self.cg, self.kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
         self.e = tuple((self.o[i] - 1) * self.s[i] + (k[i] - 1) * d[i] + 1 if self.o[i] else 0
                        for i in range(3))
+        # No padding and planes no larger than the input's: the kernels read x itself, no copy
+        # (wav2vec's unpadded 1-D layers copied 13 MB a call at batch 4)
+        self.copies = not (all(v == 0 for v in self.p)
+                           and all(a <= b for a, b in zip(self.e, self.n)))
+        if not self.copies:
+            self.e = tuple(self.n)
         self.kernel, self.dilation = k, d
         self.taps = math.prod(k)
         lanes = _lanes(spec.dtype.itemsize)
@@ -83,7 +89,7 @@ class _Geometry:
         self.pair = 2 if self.kb == 1 or _blocked.vector_bytes() == 64 else 1
         self.items = (spec.batch * spec.groups * self.blocks * self.o[0]
                       * -(-self.o[1] // self.pair))
-        self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e)
+        self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e) if self.copies else 0
         self.row = 2 * self.o[2] * self.v
 
     @functools.cached_property
@@ -273,13 +279,15 @@ def _shared(spec, work, items):
 
 def _packed(w, spec, g, flip=False):
     """The weights as (G, blocks, cg, taps, V), zeros past each group's channels, in this
-    thread's scratch buffer (packed per call: nothing derived from the weights is kept). With
-    `flip`, grad_input's: gx's channels lead and the taps run backwards (the adjoint)."""
+    thread's scratch buffer (packed per call: nothing derived from the weights is kept); None
+    where a weight is not finite (the kernels skip padding's products, which would lose the NaN
+    of 0 * Inf: _finite). With `flip`, grad_input's: gx's channels lead and the taps run
+    backwards (the adjoint)."""
     packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * g.taps * g.v,
                             spec.dtype)
-    _blocked.pack_weights(np.ascontiguousarray(w).reshape(-1), packed, spec.groups, g.kg, g.cg,
-                          g.taps, g.v, flip, g.threads())
-    return packed
+    finite = _blocked.pack_weights(np.ascontiguousarray(w).reshape(-1), packed, spec.groups,
+                                   g.kg, g.cg, g.taps, g.v, flip, g.threads())
+    return packed if finite else None
 
 
 def _run(spec, g, a, wp, out):
@@ -293,19 +301,21 @@ def _run(spec, g, a, wp, out):
 
 
 def forward(spec, x, w, out=None):
-    if not _finite.all_finite(w):
-        return None
     g = _geometry(spec, False)
+    wp = _packed(w, spec, g)
+    if wp is None:
+        return None
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    return _run(spec, g, x, _packed(w, spec, g), y)
+    return _run(spec, g, x, wp, y)
 
 
 def grad_input(spec, gy, w, out=None):
-    if not _finite.all_finite(w):
-        return None
     g = _geometry(spec, True)
+    wp = _packed(w, spec, g, flip=True)
+    if wp is None:
+        return None
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
-    return _run(spec, g, gy, _packed(w, spec, g, flip=True), gx)
+    return _run(spec, g, gy, wp, gx)
 
 
 def grad_kernel(spec, x, gy, out=None):
