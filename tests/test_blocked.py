@@ -37,6 +37,10 @@ CASES = {
     "1d-channel-rows": ((2, 13, 50), (20, 13, 3), dict(padding=1)),
     "1xk-channel-rows": ((2, 5, 6, 20), (18, 5, 1, 4), dict(padding=(0, 2))),
     "dilated-1d-channel-rows": ((2, 7, 60), (20, 7, 3), dict(dilation=4, padding=((8, 0),))),
+    # long rows (a row buffer larger than L1), one row and two, and a grouped layer's copy
+    "long-1d-row-segments": ((2, 3, 700), (20, 3, 5), dict(padding=2)),
+    "two-row-segments": ((1, 2, 4, 600), (40, 2, 3, 3), dict(padding=1)),
+    "grouped-row-segments": ((1, 4, 900), (4, 1, 3), dict(groups=4, padding=1)),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
 }
