@@ -1,4 +1,6 @@
-"""Regenerate fastconv/_calibration_shipped.py: fastconv.calibrate() at every kernel level.
+"""Regenerate the shipped calibration of this machine's CPU vendor: fastconv.calibrate() at every
+kernel level, into fastconv/_calibration_shipped_intel.py on an Intel processor and
+fastconv/_calibration_shipped.py on any other (_calibration.shipped_module).
 
 Each level runs in a fresh interpreter (the level is fixed at a process's first kernel call):
 the machine's own level, then each lower one forced with FASTCONV_KERNEL_LEVEL, the BLAS held
@@ -18,8 +20,12 @@ import subprocess
 import sys
 import time
 
+from fastconv import _cachefiles
+
 CORETYPE = {"avx2": "Haswell", "baseline": "Prescott"}
-TARGET = os.path.join(os.path.dirname(__file__), "..", "fastconv", "_calibration_shipped.py")
+# the lines for every CPU but Intel's (measured on an AMD EPYC), and for Intel's
+TARGET = [os.path.join(os.path.dirname(__file__), "..", "fastconv", name)
+          for name in ("_calibration_shipped.py", "_calibration_shipped_intel.py")]
 CHILD = """
 import json, fastconv
 from fastconv import _kernel_level, _cachefiles
@@ -64,6 +70,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--levels", default="avx512,avx2,baseline")
+    parser.add_argument("--out", default=None,
+                        help="the file to write (default: the shipped lines of this machine's "
+                             "CPU vendor, fastconv/_calibration_shipped[_intel].py)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="calibrations per level, interleaved across levels; each line is "
                              "their median (one run on a shared machine moved scales up to 2x)")
@@ -82,18 +91,22 @@ def main(argv=None):
             print(f"{level}: calibrated in {time.perf_counter() - start:.0f} s "
                   f"(run {repeat + 1} of {args.repeats})", flush=True)
     tables = {level: median_lines(factors) for level, factors in runs.items()}
+    vendor = "Intel" if _cachefiles.cpu_vendor() == "intel" else "not Intel"
     header = f'''"""The calibration shipped with fastconv: `fastconv.calibrate()` at each kernel level.
 
 Made by `python bench/ship_calibration.py --threads {args.threads} --repeats {args.repeats}` on
 {cpu!r}, {time.strftime("%Y-%m-%d")}: the median line of {args.repeats} runs, each level in its own
 process with FASTCONV_KERNEL_LEVEL forcing it (and OpenBLAS's kernels of such a machine:
-OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline). Without a calibration of the user's own machine, the chooser applies the lines of the
-level the process runs (`_calibration.shipped`) to the cost models: scale * cost + overhead.
+OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline). Without a calibration of the user's
+own machine, the chooser applies the lines of the level the process runs (`_calibration.shipped`)
+to the cost models: scale * cost + overhead, on a CPU of this vendor ({vendor}).
 """
+MACHINE = {cpu!r}
 '''
-    with open(TARGET, "w") as f:
+    target = args.out or TARGET[_cachefiles.cpu_vendor() == "intel"]
+    with open(target, "w") as f:
         f.write(header + "FACTORS = " + pprint.pformat(tables, width=100, sort_dicts=True) + "\n")
-    print(f"wrote {os.path.normpath(TARGET)} with levels {sorted(tables)}")
+    print(f"wrote {os.path.normpath(target)} with levels {sorted(tables)}")
     return 0
 
 

@@ -90,6 +90,20 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_vendor():
+    """"intel", "amd", or "" where the processor's vendor is not known (not Linux, or ARM): the
+    shipped calibration has lines per vendor (_calibration.shipped)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    vendor = line.split(":", 1)[1].strip()
+                    return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, "")
+    except OSError:
+        pass
+    return ""
+
+
 def fastconv_version():
     module = sys.modules.get("fastconv")
     return getattr(module, "__version__", "unknown")

@@ -12,14 +12,19 @@ the kind of a problem that selects a line. It measures nothing and imports nothi
 The constants are stored in ``calibration.json`` in the cache directory (see _cachefiles) and
 loaded lazily at the first choice; a file from another fastconv version or CPU, or one that cannot
 be parsed, is ignored with a warning and the shipped defaults apply: the lines calibrated on the
-development machine (`_calibration_shipped.py`). Whoever keeps choices derived from the
+development machines, per CPU vendor (`shipped`): an Intel Xeon's for Intel processors
+(`_calibration_shipped_intel.py`), an AMD EPYC's for every other (`_calibration_shipped.py`).
+Their AVX-512 kernels differ the most: two 512-bit FMA units a core on the Xeon, 256-bit halves
+on the EPYC (Zen 4), so blocked's register tiles run twice as fast per clock on the one and
+direct's loads do not; the EPYC's lines put blocked at 1.7x its time on the Xeon, and "auto"
+took direct for the TCN's layers at 1.4x blocked's time. Whoever keeps choices derived from the
 calibration (the registry's rankings, the safety net's winners) registers with `on_change` and is
 told when it changes (`reset`, `use`).
 """
 import os
 import threading
 
-from . import _cachefiles, _calibration_shipped, _kernel_level
+from . import _cachefiles, _calibration_shipped, _calibration_shipped_intel, _kernel_level
 
 FILE_NAME = "calibration.json"
 ONE_D = "/1d"
@@ -118,9 +123,22 @@ def factor(name, op, dtype_name, problem_kind=""):
     return 1.0, 0.0
 
 
+SHIPPED = {"intel": _calibration_shipped_intel, "": _calibration_shipped}
+_vendor = None
+
+
+def shipped_module():
+    """The shipped calibration of this CPU's vendor (module; its docstring says where it was
+    measured): Intel's for Intel processors, the AMD EPYC's for every other."""
+    global _vendor
+    if _vendor is None:
+        _vendor = _cachefiles.cpu_vendor()
+    return SHIPPED.get(_vendor, _calibration_shipped)
+
+
 def shipped():
     """The shipped lines for this process's kernel level (those of the nearest level measured)."""
-    table = _calibration_shipped.FACTORS
+    table = shipped_module().FACTORS
     level = _kernel_level.current()
     if level not in table:
         level = next(name for name in ("avx2", "avx512", "baseline") if name in table)

@@ -3,15 +3,19 @@
 Made by `python bench/ship_calibration.py --threads 2 --repeats 3` on
 'AMD EPYC', 2026-12-04: the median line of 3 runs, each level in its own
 process with FASTCONV_KERNEL_LEVEL forcing it (and OpenBLAS's kernels of such a machine:
-OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline). Without a calibration of the user's own machine, the chooser applies the lines of the
-level the process runs (`_calibration.shipped`) to the cost models: scale * cost + overhead.
+OPENBLAS_CORETYPE=Haswell for avx2, Prescott for baseline). Without a calibration of the user's
+own machine, the chooser applies the lines of the level the process runs (`_calibration.shipped`)
+to the cost models: scale * cost + overhead.
 
 blocked's grad_kernel lines (its kernel gradient is younger than the rest) are the median of 3
 runs of the same command on the same machine, 2026-12-04 15:55 UTC, after its cost model was
 refitted on the chooser sweep; the other lines of those runs were left as they were (the host's
 load moved some of them up to 2x between the day's runs, and the lines above passed the chooser
 sweep).
+
+These lines apply on every CPU but Intel's (whose are in _calibration_shipped_intel.py).
 """
+MACHINE = 'AMD EPYC'
 FACTORS = {'avx2': {'blocked': {'forward': {'float32': [0.5251, 3.16e-05],
                                   'float32/1d': [0.4674, 3.16e-05],
                                   'float32/single': [0.5381, 3.16e-05],

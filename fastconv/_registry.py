@@ -426,7 +426,8 @@ class Explanation:
         s = self.spec
         level = _kernel_level.current()
         if self.calibration is None:
-            model = (f"kernel level {level}; cost models: shipped defaults for {level} (run "
+            model = (f"kernel level {level}; cost models: shipped defaults for {level}, "
+                     f"measured on {_calibration.shipped_module().MACHINE!r} (run "
                      f"fastconv.calibrate() to fit this machine)")
         else:
             model = (f"kernel level {level}; cost models: calibrated "

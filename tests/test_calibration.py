@@ -162,14 +162,41 @@ def test_a_forged_calibration_line_is_never_used(cache, line):
     assert fastconv.choose((8, 64, 56, 56), (64, 64, 3, 3), padding=1) != "reference"
 
 
-def test_the_shipped_lines_cover_every_kernel_level_this_build_can_run():
-    """Every level of the table has a line for each algorithm but the oracle and each operation,
-    and every line is valid; this process's level has its own table (or the nearest)."""
-    table = _calibration._calibration_shipped.FACTORS
+@pytest.mark.parametrize("vendor", sorted(_calibration.SHIPPED))
+def test_the_shipped_lines_cover_every_kernel_level_this_build_can_run(vendor):
+    """Each vendor's table (Intel's, every other CPU's) has every level this build runs, each
+    level a line for each algorithm but the oracle and each operation, and every line is valid;
+    this process's level has its own table (or the nearest)."""
+    module = _calibration.SHIPPED[vendor]
+    table = module.FACTORS
+    assert isinstance(module.MACHINE, str) and module.MACHINE
+    assert set(_kernel_level.NAMES) <= set(table), sorted(table)
     for level, factors in table.items():
         assert level in _kernel_level.NAMES
         for name in set(fastconv.algorithms()) - {"reference"}:
             assert name in factors, (level, name)
             for op, lines in factors[name].items():
                 assert all(_calibration.valid_line(v) for v in lines.values()), (level, name, op)
-    assert _calibration.shipped() is table.get(_kernel_level.current(), _calibration.shipped())
+    own = _calibration.shipped_module().FACTORS
+    assert _calibration.shipped() is own.get(_kernel_level.current(), _calibration.shipped())
+
+
+@pytest.mark.parametrize("vendor, module", [("intel", "_calibration_shipped_intel"),
+                                            ("amd", "_calibration_shipped"),
+                                            ("", "_calibration_shipped")])
+def test_the_shipped_lines_are_those_of_the_cpu_vendor(vendor, module, monkeypatch, cache):
+    """Intel's processors take the lines measured on a Xeon, every other CPU (AMD, ARM, an
+    unknown vendor) the EPYC's; explain names the machine they were measured on. (`cache`, set
+    up after the patch, forgets every choice made under it before the patch is undone.)"""
+    monkeypatch.setattr(_calibration, "_vendor", vendor)
+    assert _calibration.shipped_module().__name__ == "fastconv." + module
+    level = _kernel_level.current()
+    assert _calibration.shipped() is _calibration.shipped_module().FACTORS.get(
+        level, _calibration.shipped())
+    machine = _calibration.shipped_module().MACHINE
+    assert f"shipped defaults for {level}, measured on {machine!r}" in str(
+        fastconv.explain((1, 3, 16, 16), (4, 3, 3, 3)))
+
+
+def test_the_cpu_vendor_is_read_from_cpuinfo():
+    assert _cachefiles.cpu_vendor() in ("intel", "amd", "")
