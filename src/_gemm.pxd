@@ -20,6 +20,12 @@ cdef extern from "_gemm_kernels.h":
     int gm_panels_double "gm_kernels.gm_panels_double"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             const double* ap, const double* bp, double* c, Py_ssize_t ldc, Py_ssize_t seg,
             Py_ssize_t seg_stride) noexcept nogil
+    int gm_rows_times_float "gm_kernels.gm_rows_times_float"(Py_ssize_t m, Py_ssize_t n,
+            Py_ssize_t k, const float* ap, const float* b, Py_ssize_t ldb, float* c,
+            Py_ssize_t ldc, float* strip) noexcept nogil
+    int gm_rows_times_double "gm_kernels.gm_rows_times_double"(Py_ssize_t m, Py_ssize_t n,
+            Py_ssize_t k, const double* ap, const double* b, Py_ssize_t ldb, double* c,
+            Py_ssize_t ldc, double* strip) noexcept nogil
 
 
 cdef inline int tile_rows(const floating* like) noexcept nogil:
@@ -54,3 +60,14 @@ cdef inline void panels_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const flo
         gm_panels_float(m, n, k, ap, bp, c, ldc, seg, seg_stride)
     else:
         gm_panels_double(m, n, k, ap, bp, c, ldc, seg, seg_stride)
+
+
+cdef inline void rows_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* ap,
+                           const floating* b, Py_ssize_t ldb, floating* c, Py_ssize_t ldc,
+                           floating* strip) noexcept nogil:
+    """C = A B with A packed (pack_a) and B read in place, rows ldb apart (see gm_rows_times);
+    `strip` holds k x tile_cols values."""
+    if floating is float:
+        gm_rows_times_float(m, n, k, ap, b, ldb, c, ldc, strip)
+    else:
+        gm_rows_times_double(m, n, k, ap, b, ldb, c, ldc, strip)

@@ -59,7 +59,8 @@ FASTCONV_ATTR static int GM_FN(gm_pack_a)(const GM_T* a, Py_ssize_t rows, Py_ssi
    hardly more than it keeps. */
 #define GM_TILE(ROWS, NV)                                                                          \
 FASTCONV_ATTR static inline void GM_FN(gm_tile_##ROWS##x##NV)(Py_ssize_t k,                        \
-        const GM_T* restrict a, const GM_T* restrict b, GM_T* restrict c, Py_ssize_t ldc) {        \
+        const GM_T* restrict a, const GM_T* restrict b, Py_ssize_t ldb, GM_T* restrict c,          \
+        Py_ssize_t ldc) {                                                                          \
     VT acc[ROWS][NV];                                                                              \
     _Pragma("GCC unroll 12")                                                                       \
     for (int i = 0; i < ROWS; i++)                                                                 \
@@ -70,7 +71,7 @@ FASTCONV_ATTR static inline void GM_FN(gm_tile_##ROWS##x##NV)(Py_ssize_t k,     
         VT bv[NV];                                                                                 \
         _Pragma("GCC unroll 2")                                                                    \
         for (int v = 0; v < NV; v++)                                                               \
-            bv[v] = *(const VU*)(b + kk * GM_NR + v * GM_L);                                       \
+            bv[v] = *(const VU*)(b + kk * ldb + v * GM_L);                                         \
         _Pragma("GCC unroll 12")                                                                   \
         for (int i = 0; i < ROWS; i++) {                                                           \
             const GM_T ai = a[kk * GM_KR + i];                                                     \
@@ -115,13 +116,13 @@ FASTCONV_ATTR static int GM_FN(gm_panels)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t
             const GM_T* a = ap + (i / GM_KR) * k * GM_KR;
             const Py_ssize_t mr = m - i < GM_KR ? m - i : GM_KR;
             if (whole && mr == GM_KR) {
-                GM_TILE_CALL(mr, 2, k, a, b, cj + i * ldc, ldc);
+                GM_TILE_CALL(mr, 2, k, a, b, GM_NR, cj + i * ldc, ldc);
                 continue;
             }
             if (nr > GM_L)
-                GM_TILE_CALL(mr, 2, k, a, b, edge, GM_NR);
+                GM_TILE_CALL(mr, 2, k, a, b, GM_NR, edge, GM_NR);
             else
-                GM_TILE_CALL(mr, 1, k, a, b, edge, GM_NR);
+                GM_TILE_CALL(mr, 1, k, a, b, GM_NR, edge, GM_NR);
             for (Py_ssize_t q = 0, cnt; q < nr; q += cnt) {
                 const Py_ssize_t at = (j + q) % seg;
                 cnt = seg - at < nr - q ? seg - at : nr - q;
@@ -129,6 +130,46 @@ FASTCONV_ATTR static int GM_FN(gm_panels)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t
                 for (Py_ssize_t r = 0; r < mr; r++)
                     memcpy(dst + r * ldc, edge + r * GM_NR + q, (size_t)cnt * sizeof(GM_T));
             }
+        }
+    }
+    return 0;
+}
+
+/* C = A B, m x n (row stride ldc), with B read where it lies: k rows of n values, ldb apart (an
+   output gradient's channels, for im2col's input gradient: B is as large as the input gradient
+   and A, the weights of a few input channels, one or two blocks, so packing B would copy more
+   than the GEMM reads). Whole panels of GM_NR columns are read in place; the last columns are
+   copied, zero-padded, into `strip` (k x GM_NR). Each C value is one sum over kk in order, as in
+   gm_panels. */
+FASTCONV_ATTR static int GM_FN(gm_rows_times)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                              const GM_T* ap, const GM_T* b, Py_ssize_t ldb,
+                                              GM_T* c, Py_ssize_t ldc, GM_T* restrict strip) {
+    GM_T edge[GM_KR * GM_NR] __attribute__((aligned(64)));
+    for (Py_ssize_t j = 0; j < n; j += GM_NR) {
+        const Py_ssize_t nr = n - j < GM_NR ? n - j : GM_NR;
+        const GM_T* bj = b + j;
+        Py_ssize_t lb = ldb;
+        if (nr < GM_NR) {
+            for (Py_ssize_t kk = 0; kk < k; kk++) {
+                memcpy(strip + kk * GM_NR, b + kk * ldb + j, (size_t)nr * sizeof(GM_T));
+                memset(strip + kk * GM_NR + nr, 0, (size_t)(GM_NR - nr) * sizeof(GM_T));
+            }
+            bj = strip;
+            lb = GM_NR;
+        }
+        for (Py_ssize_t i = 0; i < m; i += GM_KR) {
+            const GM_T* a = ap + (i / GM_KR) * k * GM_KR;
+            const Py_ssize_t mr = m - i < GM_KR ? m - i : GM_KR;
+            if (nr == GM_NR && mr == GM_KR) {
+                GM_TILE_CALL(mr, 2, k, a, bj, lb, c + i * ldc + j, ldc);
+                continue;
+            }
+            if (nr > GM_L)
+                GM_TILE_CALL(mr, 2, k, a, bj, lb, edge, GM_NR);
+            else
+                GM_TILE_CALL(mr, 1, k, a, bj, lb, edge, GM_NR);
+            for (Py_ssize_t r = 0; r < mr; r++)
+                memcpy(c + (i + r) * ldc + j, edge + r * GM_NR, (size_t)nr * sizeof(GM_T));
         }
     }
     return 0;
@@ -171,7 +212,7 @@ FASTCONV_ATTR static int GM_FN(gm_panels)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t
 #define GM_ENTRIES(X, LV)                                                                          \
     X(gm_rows_float, LV) X(gm_rows_double, LV) X(gm_cols_float, LV) X(gm_cols_double, LV)          \
     X(gm_pack_a_float, LV) X(gm_pack_a_double, LV) X(gm_panels_float, LV)                          \
-    X(gm_panels_double, LV)
+    X(gm_panels_double, LV) X(gm_rows_times_float, LV) X(gm_rows_times_double, LV)
 FASTCONV_KERNEL_TABLE(gm, GM_ENTRIES, "FASTCONV_GEMM_LEVEL")
 
 #endif

@@ -10,7 +10,8 @@ single-threaded BLAS (the caller holds the BLAS at one thread): one thread pool,
 of the whole column matrix. Forward can instead run on fastconv's own GEMM (_gemm.pxd,
 src/_gemm_kernels.h): the weights packed once per call into blocks of its register tile's rows,
 each chunk packed straight into panels of the tile's columns (forward_panels), which the BLAS
-would otherwise copy into its own panels again. Results do not depend on the thread count:
+would otherwise copy into its own panels again; the input gradient's small GEMMs run on it too,
+reading gy in place (rows_gemm). Results do not depend on the thread count:
   forward      each chunk of y is written by one GEMM;
   grad_input   work items are (sample, block of input channels, part of the positions), and
                parts that write the same values never run at once (grad_input_blocks);
@@ -24,9 +25,10 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _gemm cimport (gm_cols_double, gm_cols_float, gm_init, gm_level, gm_rows_double,
-                    gm_rows_float, pack_a, panels_gemm, tile_cols, tile_rows)
+                    gm_rows_float, pack_a, panels_gemm, rows_gemm, tile_cols, tile_rows)
 from _geometry cimport Geom, geom_from_spec, valid_range
 from _phase cimport phase_rows, phased_offset, unphase_rows
+from _im2col_items cimport ChannelBlock, Chunk, channel_block, chunk_of, part_position
 from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
 # The packed GEMM's kernels run at this process's instruction-set level (src/_cpu_level.h).
@@ -236,45 +238,6 @@ cdef inline const floating* chunk_columns(const Geom* g, const floating* x, floa
     return col
 
 
-cdef struct Chunk:
-    Py_ssize_t n, samples, p0, p1      # samples n..n + samples - 1, positions p0..p1 of each
-
-
-cdef inline Chunk chunk_of(const Geom* g, Py_ssize_t i, Py_ssize_t width,
-                           Py_ssize_t samples) noexcept nogil:
-    """Chunk i: `width` positions of one sample, or (`samples` > 1: the packed forward on small
-    maps) that many whole samples (the last chunk may have fewer)."""
-    cdef Chunk c
-    cdef Py_ssize_t per_sample = (g.P + width - 1) // width
-    if samples > 1:
-        c.n = i * samples
-        c.samples = min(samples, g.N - c.n)
-        c.p0 = 0
-        c.p1 = g.P
-    else:
-        c.n = i // per_sample
-        c.samples = 1
-        c.p0 = (i - c.n * per_sample) * width
-        c.p1 = min(c.p0 + width, g.P)
-    return c
-
-
-cdef struct ChannelBlock:
-    Py_ssize_t chunk, group, k0, k1     # channels k0..k1 of a group, for one chunk (or sample)
-
-
-cdef inline ChannelBlock channel_block(const Geom* g, Py_ssize_t item, Py_ssize_t kblocks,
-                                       Py_ssize_t kb, Py_ssize_t channels) noexcept nogil:
-    """Work item `item` of (chunk, group, block of kb of a group's `channels`) items: forward's
-    blocks of output channels, grad_input's (sample, group, block of input channels)."""
-    cdef ChannelBlock b
-    b.chunk = item // (g.G * kblocks)
-    b.group = (item // kblocks) % g.G
-    b.k0 = (item % kblocks) * kb
-    b.k1 = min(b.k0 + kb, channels)
-    return b
-
-
 cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, floating* y,
                          floating* work, floating* xp, Py_ssize_t width, Py_ssize_t kblocks,
                          int num_threads) noexcept nogil:
@@ -416,16 +379,9 @@ cdef void forward_panels(const Geom* g, const floating* x, const floating* w, fl
                         y + (c.n * g.K + gi * g.Kg + k0) * g.P + c.p0, g.P, span, g.K * g.P)
 
 
-cdef inline Py_ssize_t part_position(const Geom* g, Py_ssize_t q, Py_ssize_t parts) noexcept nogil:
-    """The first output position of part q of `parts`: parts split a single output row's
-    positions, or else a map's output rows (whole rows each)."""
-    cdef Py_ssize_t unit = 1 if g.P == g.ow else g.ow
-    return part_start(0, g.P // unit, q, parts) * unit
-
-
 cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w, floating* gx,
-                            floating* work, floating* rowtmp, Py_ssize_t width, Py_ssize_t block,
-                            Py_ssize_t parts, int num_threads) noexcept nogil:
+                            floating* work, floating* rowtmp, floating* packed, Py_ssize_t width,
+                            Py_ssize_t block, Py_ssize_t parts, int num_threads) noexcept nogil:
     """Items are (sample, group, block of `block` input channels, part of the positions);
     positions in chunks of `width`.
 
@@ -434,12 +390,16 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
     neighbours write the same gx values, so no value is written by two threads at once, and each
     value's sums come in an order fixed by the parts, not by the threads.
     With `rowtmp` (one row of the input per thread) the block is summed with its rows stored by
-    phase of the width stride (contiguous adds), then put back in order."""
+    phase of the width stride (contiguous adds), then put back in order. With `packed` (per
+    thread: the block's weights in tile blocks, then a strip) the GEMMs run on fastconv's own
+    kernel, reading gy in place (rows_gemm): the BLAS ran wav2vec's 10-row one at 41 GFLOP/s."""
     cdef Py_ssize_t per_group = (g.Cg + block - 1) // block, Rg = g.Cg * g.k_vol
-    cdef Py_ssize_t items = g.N * g.G * per_group, half, parity, q
+    cdef Py_ssize_t items = g.N * g.G * per_group, half, parity, q, kr = tile_rows(w), r0
+    cdef Py_ssize_t a_size = (block * g.k_vol + kr - 1) // kr * kr * g.Kg
     cdef Py_ssize_t item, n, gi, c0, c1, p0, p1, pend, ld
     cdef floating* col
     cdef floating* tmp
+    cdef floating* ap
     cdef ChannelBlock blk
     cdef bint pointwise = is_pointwise(g), phased = rowtmp != NULL
     for parity in range(2 if parts > 1 else 1):
@@ -452,6 +412,13 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
             c0 = gi * g.Cg + blk.k0
             c1 = gi * g.Cg + blk.k1
             col = thread_slice(work, block * g.k_vol * width)
+            if packed != NULL:
+                ap = thread_slice(packed, a_size + g.Kg * tile_cols(w))
+                r0 = 0
+                while r0 < (c1 - c0) * g.k_vol:
+                    pack_a(w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol + r0,
+                           min(kr, (c1 - c0) * g.k_vol - r0), g.Kg, 1, Rg, ap + r0 * g.Kg)
+                    r0 = r0 + kr
             p0 = part_position(g, q, parts)
             pend = part_position(g, q + 1, parts)
             while p0 < pend:
@@ -463,9 +430,14 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                          <floating>0, gx + (n * g.C + c0) * g.P + p0, g.P)
                 else:
                     ld = p1 - p0
-                    gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
-                         w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
-                         gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
+                    if packed != NULL:
+                        rows_gemm((c1 - c0) * g.k_vol, ld, g.Kg, ap,
+                                  gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, col, ld,
+                                  ap + a_size)
+                    else:
+                        gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
+                             w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
+                             gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
                     scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
                 p0 = p1
             if phased and parts == 1:
@@ -565,17 +537,19 @@ def kernel_level():
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
-               floating[::1] work, floating[::1] rowtmp, Py_ssize_t width, Py_ssize_t block,
-               Py_ssize_t parts, int num_threads):
+               floating[::1] work, floating[::1] rowtmp, floating[::1] packed, Py_ssize_t width,
+               Py_ssize_t block, Py_ssize_t parts, int num_threads):
     """gx = conv_grad_input(gy, w) (eq. 9.13): col = W^T gy, then col2im into gx (zeroed).
 
     `rowtmp` (num_threads input rows, or empty): col2im sums by phase of the width stride;
-    `parts` splits each (sample, channel block)'s positions (grad_input_blocks)."""
+    `parts` splits each (sample, channel block)'s positions; `packed` (or empty: the BLAS) is
+    each thread's room for fastconv's own GEMM (grad_input_blocks)."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* workp = data_or_null(work)
     cdef floating* tmp = data_or_null(rowtmp)
+    cdef floating* packedp = data_or_null(packed)
     with nogil:
-        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, width, block, parts,
+        grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, packedp, width, block, parts,
                           num_threads)
 
 

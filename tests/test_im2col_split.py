@@ -68,8 +68,10 @@ def _run(op, impl, x, w, gy, geometry, **kw):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}")
 @pytest.mark.parametrize("op", OPS)
 def test_split_im2col_matches_reference(op, case, dtype, rng, restore_settings,
-                                        assert_close_to_reference):
+                                        assert_close_to_reference, monkeypatch):
     x_shape, w_shape, geometry, splits = case
+    if op == "forward":     # the BLAS plan's blocks (at AVX2 C3D's would go to the packed GEMM,
+        monkeypatch.setenv("FASTCONV_IM2COL_GEMM", "blas")      # whose are test_packed_gemm's)
     spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
     for threads in (1, 2):
         fastconv.set_num_threads(threads)
@@ -138,3 +140,55 @@ def test_position_parts_give_the_same_bits_on_any_thread_count(x_shape, w_shape,
         fastconv.set_num_threads(threads)
         again = fastconv.conv_grad_input(gy, w, x_shape, algorithm="im2col", **geometry)
         assert np.array_equal(first, again), f"{threads} threads"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, geometry", [
+    ((2, 1, 203), (40, 1, 10), dict(stride=5)),             # 10 rows, 39 positions: a strip
+    ((1, 3, 11, 13), (5, 3, 3, 3), dict(padding=1)),        # 27 rows: two tile blocks, an edge
+    ((3, 2, 9, 70), (7, 2, 2, 3), dict(stride=(2, 3), dilation=(1, 2))),    # phased rows
+    ((1, 4, 5, 6, 7), (6, 2, 2, 2, 2), dict(groups=2, padding=1)),          # 3-D, groups
+])
+def test_small_input_gradient_gemms_run_on_fastconv_s_own_kernel(x_shape, w_shape, geometry,
+                                                                 dtype, rng, restore_settings,
+                                                                 monkeypatch):
+    """The input gradient's GEMMs on rows_gemm (forced here, so float64 and every shape run
+    it), gy read in place (whole panels) or through the strip (the last columns): the
+    reference's values, the BLAS path's up to rounding, the same bits at 1, 2 and 3 threads."""
+    monkeypatch.setenv("FASTCONV_IM2COL_GEMM", "packed")
+    spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+    plan = im2col._Plan(spec, "grad_input")
+    assert plan.rows_gemm and plan.gemm_elements > 0
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(reference.conv(np.zeros(x_shape, dtype), w, **geometry).shape
+                             ).astype(dtype)
+    want = reference.conv_grad_input(gy, w, x_shape, **geometry)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(fastconv.conv_grad_input(gy, w, x_shape, algorithm="im2col", **geometry))
+    scale = max(1.0, float(np.abs(want).max()))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(results[0] - want).max() <= tol * scale
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+    monkeypatch.setenv("FASTCONV_IM2COL_GEMM", "blas")
+    assert not im2col._Plan(spec, "grad_input").rows_gemm
+    blas = fastconv.conv_grad_input(gy, w, x_shape, algorithm="im2col", **geometry)
+    assert np.abs(blas - results[0]).max() <= tol * scale
+
+
+@pytest.mark.parametrize("x_shape, w_shape, geometry, dtype, own", [
+    ((1, 1, 16000), (256, 1, 10), dict(stride=5), np.float32, True),    # wav2vec's first layer
+    ((2, 3, 8, 56, 56), (32, 3, 3, 3, 3), dict(padding=1), np.float32, True),     # C3D's
+    ((1, 1, 16000), (256, 1, 10), dict(stride=5), np.float64, False),
+    ((1, 1, 64, 64), (1, 1, 3, 3), {}, np.float32, False),      # an image filter: 1 deep
+    ((1, 64, 9, 9), (32, 64, 3, 3), {}, np.float32, False),     # 144 rows a block
+    ((1, 200, 5, 5), (8, 200, 1, 1), {}, np.float32, False),    # pointwise: gy is the result
+])
+def test_which_input_gradients_run_on_fastconv_s_own_gemm(x_shape, w_shape, geometry, dtype,
+                                                          own):
+    spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+    plan = im2col._Plan(spec, "grad_input")
+    if im2col.PACKED_MIN.get(im2col._im2col.kernel_level()) is None:
+        own = False         # the baseline level keeps the BLAS
+    assert plan.rows_gemm == own and (plan.gemm_elements > 0) == own
