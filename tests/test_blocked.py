@@ -41,6 +41,11 @@ CASES = {
     "long-1d-row-segments": ((2, 3, 700), (20, 3, 5), dict(padding=2)),
     "two-row-segments": ((1, 2, 4, 600), (40, 2, 3, 3), dict(padding=1)),
     "grouped-row-segments": ((1, 4, 900), (4, 1, 3), dict(groups=4, padding=1)),
+    # grad_input's packing by register transposes: lanes in whole vectors and a tail, taps in a
+    # whole block of them and a short one (16 floats a vector at AVX-512)
+    "flip-many-taps": ((1, 20, 9, 9), (6, 20, 5, 5), dict(padding=2)),
+    "flip-many-lanes": ((2, 40, 6, 5), (3, 40, 3, 7), dict(padding=(1, 3))),
+    "flip-one-tap": ((2, 20, 4, 5), (24, 20, 1, 1), {}),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
 }
