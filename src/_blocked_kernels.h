@@ -141,13 +141,27 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
+/* One N x N block transposed in registers: dst[c * ds + i] = src[i * ss + c] for i, c < N (N   \
+   the level's lanes), through the two-source shuffles of BK_TRANSPOSE. */                      \
+ATTR static inline void bk_tblock_##P##_##SUF(const T* src, ptrdiff_t ss, T* dst, ptrdiff_t ds) { \
+    typedef bk_vec_##P##_##SUF VT;                                                               \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    VT v[N];                                                                                     \
+    _Pragma("GCC unroll 16")                                                                     \
+    for (int i = 0; i < N; i++)                                                                  \
+        memcpy(&v[i], src + i * ss, sizeof(VT));                                                 \
+    BK_TRANSPOSE(NL, VT, IT, v)                                                                  \
+    _Pragma("GCC unroll 16")                                                                     \
+    for (int c = 0; c < N; c++)                                                                  \
+        memcpy(dst + c * ds, &v[c], sizeof(VT));                                                 \
+}                                                                                                \
+                                                                                                 \
 /* The row buffer (rt rows of ow positions x V channel lanes) into the output's planes: lane l   \
    of row r, position j at y[l * plane + r * yrow + j], for the first `lanes` lanes. N x N      \
    blocks (positions x lanes) are transposed in registers and stored a vector a channel; the    \
    scalar copy this replaced took more of a 3-channel stem's forward than its FMAs. */          \
 ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, ptrdiff_t rt,   \
                                        ptrdiff_t lanes, T* y, ptrdiff_t plane, ptrdiff_t yrow) { \
-    typedef bk_vec_##P##_##SUF VT;                                                               \
     enum { N = BYTES / sizeof(T) };                                                              \
     for (ptrdiff_t r = 0; r < rt; r++) {                                                         \
         const T* b = buf + r * ow * V;                                                           \
@@ -155,16 +169,8 @@ ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, 
         ptrdiff_t j = 0;                                                                         \
         for (; j + N <= ow; j += N) {                                                            \
             ptrdiff_t c0 = 0;                                                                    \
-            for (; c0 + N <= lanes; c0 += N) {                                                   \
-                VT v[N];                                                                         \
-                _Pragma("GCC unroll 16")                                                         \
-                for (int i = 0; i < N; i++)                                                      \
-                    memcpy(&v[i], b + (j + i) * V + c0, sizeof(VT));                             \
-                BK_TRANSPOSE(NL, VT, IT, v)                                                      \
-                _Pragma("GCC unroll 16")                                                         \
-                for (int c = 0; c < N; c++)                                                      \
-                    memcpy(yr + (c0 + c) * plane + j, &v[c], sizeof(VT));                        \
-            }                                                                                    \
+            for (; c0 + N <= lanes; c0 += N)                                                     \
+                bk_tblock_##P##_##SUF(b + j * V + c0, V, yr + c0 * plane + j, plane);            \
             for (ptrdiff_t l = c0; l < lanes; l++)                                               \
                 for (int i = 0; i < N; i++)                                                      \
                     yr[l * plane + j + i] = b[(j + i) * V + l];                                  \
@@ -181,21 +187,12 @@ ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, 
    batch 1 (9.4 MB of weights packed per call). */                                               \
 ATTR static void bk_pack_##P##_##SUF(const T* src, ptrdiff_t stride, T* dst, ptrdiff_t V,       \
                                      ptrdiff_t lanes, ptrdiff_t q0, ptrdiff_t q1) {              \
-    typedef bk_vec_##P##_##SUF VT;                                                               \
     enum { N = BYTES / sizeof(T) };                                                              \
     ptrdiff_t q = q0;                                                                            \
     for (; q + N <= q1; q += N) {                                                                \
         ptrdiff_t l0 = 0;                                                                        \
-        for (; l0 + N <= lanes; l0 += N) {                                                       \
-            VT v[N];                                                                             \
-            _Pragma("GCC unroll 16")                                                             \
-            for (int i = 0; i < N; i++)                                                          \
-                memcpy(&v[i], src + (l0 + i) * stride + q, sizeof(VT));                          \
-            BK_TRANSPOSE(NL, VT, IT, v)                                                          \
-            _Pragma("GCC unroll 16")                                                             \
-            for (int c = 0; c < N; c++)                                                          \
-                memcpy(dst + (q + c) * V + l0, &v[c], sizeof(VT));                               \
-        }                                                                                        \
+        for (; l0 + N <= lanes; l0 += N)                                                         \
+            bk_tblock_##P##_##SUF(src + l0 * stride + q, stride, dst + q * V + l0, V);           \
         for (int i = 0; i < N; i++) {                                                            \
             for (ptrdiff_t l = l0; l < lanes; l++)                                               \
                 dst[(q + i) * V + l] = src[l * stride + q + i];                                  \
