@@ -91,7 +91,8 @@ def main(argv=None):
             print(f"{level}: calibrated in {time.perf_counter() - start:.0f} s "
                   f"(run {repeat + 1} of {args.repeats})", flush=True)
     tables = {level: median_lines(factors) for level, factors in runs.items()}
-    vendor = "Intel" if _cachefiles.cpu_vendor() == "intel" else "not Intel"
+    intel = _cachefiles.cpu_vendor() == "intel"
+    vendor = "Intel" if intel else "not Intel"
     header = f'''"""The calibration shipped with fastconv: `fastconv.calibrate()` at each kernel level.
 
 Made by `python bench/ship_calibration.py --threads {args.threads} --repeats {args.repeats}` on
@@ -103,7 +104,7 @@ to the cost models: scale * cost + overhead, on a CPU of this vendor ({vendor}).
 """
 MACHINE = {cpu!r}
 '''
-    target = args.out or TARGET[_cachefiles.cpu_vendor() == "intel"]
+    target = args.out or TARGET[intel]
     with open(target, "w") as f:
         f.write(header + "FACTORS = " + pprint.pformat(tables, width=100, sort_dicts=True) + "\n")
     print(f"wrote {os.path.normpath(target)} with levels {sorted(tables)}")

@@ -178,7 +178,8 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
             int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
             int num_threads):
-    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes, `rows` num_threads
+    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
+    in place, input_planes), `rows` num_threads
     x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
     dilation (3 each). With `pair` 2 an item takes two output rows of one depth (one row where
     the count is odd), so each weight vector loaded serves both. An item runs only the
@@ -186,7 +187,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     padded by 2 reads padding zeros with 15% of its taps."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
-    cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
+    cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
     cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt, r, l, j
@@ -336,12 +337,13 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     rows are the group's (input channel, kernel line) pairs (roff: the channel's planes plus the
     line's offset): one tile then sums several channels over one pass of gy, which a 1-D layer's
     3 taps alone left bound by reading gy (TCN, 64 channels: 6 accumulators for every 128 bytes
-    of gy). `xpad` holds N * C padded planes, `gyt` N * G * blocks planes of output positions x
+    of gy). `xpad` holds N * C padded planes (or is empty, as for forward), `gyt` N * G * blocks
+    planes of output positions x
     V lanes, `partial` `parts` copies of dwp when parts > 1 (the batch cut into that many runs
     of samples)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
-    cdef Py_ssize_t plane = g.n[0] * g.n[1] * g.n[2], padded = g.e[0] * g.e[1] * g.e[2]
+    cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
     cdef Py_ssize_t taps = roff.shape[0] * cols // Cg if channel_rows else roff.shape[0] * cols
     cdef Py_ssize_t lines = 1 if channel_rows else Cg    # items per group and block, and tile

@@ -32,6 +32,9 @@
 
 #define BK_MAX_CT 12        /* columns of a tile (2 x 12 accumulators fill AVX-512's 32 registers) */
 #define BK_ACC(BYTES) ((BYTES) == 64 ? 28 : 12)    /* accumulators a tile keeps in registers */
+/* the widest tile of KB vectors by RT rows: as many columns as the accumulators allow */
+#define BK_MAXCT(BYTES, KB, RT) (BK_ACC(BYTES) / ((KB) * (RT)) < BK_MAX_CT                       \
+                                 ? BK_ACC(BYTES) / ((KB) * (RT)) : BK_MAX_CT)
 
 #define BK_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 BK_TYPE(SUF, ATTR, BYTES, float, f32, NF, int)                                                   \
@@ -92,8 +95,7 @@ ATTR static inline __attribute__((always_inline))                               
 void bk_tile_any_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,    \
                              ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,  \
                              T* out, ptrdiff_t orow, const int KB, const int RT, int ct) {       \
-    const int MAXCT = BK_ACC(BYTES) / (KB * RT) < BK_MAX_CT ? BK_ACC(BYTES) / (KB * RT)        \
-                                                            : BK_MAX_CT;                         \
+    const int MAXCT = BK_MAXCT(BYTES, KB, RT);                                                   \
     switch (ct) {                                                                                \
     BK_CASES(bk_tile_##P##_##SUF(x, cs, toff, taps, ts, C, w, js, rs, out, orow, KB, RT, CT_))   \
     }                                                                                            \
@@ -106,8 +108,7 @@ ATTR static inline __attribute__((always_inline))                               
 void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
                          ptrdiff_t ts, ptrdiff_t C, const T* w, const int KB, const int RT,      \
                          const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {               \
-    const int maxct = BK_ACC(BYTES) / (KB * RT) < BK_MAX_CT ? BK_ACC(BYTES) / (KB * RT)          \
-                                                            : BK_MAX_CT;                         \
+    const int maxct = BK_MAXCT(BYTES, KB, RT);                                                   \
     const ptrdiff_t step = (ptrdiff_t)KB * (BYTES / sizeof(T)), orow = ow * step;               \
     const ptrdiff_t tiles = (ow + maxct - 1) / maxct, narrow = ow / (tiles ? tiles : 1);        \
     const ptrdiff_t wide = ow - narrow * tiles;     /* tiles one column wider */                 \

@@ -400,6 +400,8 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
     cdef floating* col
     cdef floating* tmp
     cdef floating* ap
+    cdef const floating* wb
+    cdef const floating* gyb
     cdef ChannelBlock blk
     cdef bint pointwise = is_pointwise(g), phased = rowtmp != NULL
     for parity in range(2 if parts > 1 else 1):
@@ -412,32 +414,30 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
             c0 = gi * g.Cg + blk.k0
             c1 = gi * g.Cg + blk.k1
             col = thread_slice(work, block * g.k_vol * width)
+            wb = w + gi * g.Kg * Rg + blk.k0 * g.k_vol      # W_g^T's rows of channels c0..c1
+            gyb = gy + (n * g.K + gi * g.Kg) * g.P          # gy[n, group]
             if packed != NULL:
                 ap = thread_slice(packed, a_size + g.Kg * tile_cols(w))
                 r0 = 0
                 while r0 < (c1 - c0) * g.k_vol:
-                    pack_a(w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol + r0,
-                           min(kr, (c1 - c0) * g.k_vol - r0), g.Kg, 1, Rg, ap + r0 * g.Kg)
+                    pack_a(wb + r0, min(kr, (c1 - c0) * g.k_vol - r0), g.Kg, 1, Rg,
+                           ap + r0 * g.Kg)
                     r0 = r0 + kr
             p0 = part_position(g, q, parts)
             pend = part_position(g, q + 1, parts)
             while p0 < pend:
                 p1 = min(p0 + width, pend)
                 if pointwise:       # gx[n, c0:c1, p0:p1] = W_g^T[c0:c1] gy[n, group, p0:p1]
-                    gemm(True, False, c1 - c0, p1 - p0, g.Kg, <floating>1,
-                         w + gi * g.Kg * Rg + (c0 - gi * g.Cg), Rg,
-                         gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P,
+                    gemm(True, False, c1 - c0, p1 - p0, g.Kg, <floating>1, wb, Rg, gyb + p0, g.P,
                          <floating>0, gx + (n * g.C + c0) * g.P + p0, g.P)
                 else:
                     ld = p1 - p0
                     if packed != NULL:
-                        rows_gemm((c1 - c0) * g.k_vol, ld, g.Kg, ap,
-                                  gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, col, ld,
+                        rows_gemm((c1 - c0) * g.k_vol, ld, g.Kg, ap, gyb + p0, g.P, col, ld,
                                   ap + a_size)
                     else:
-                        gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1,
-                             w + gi * g.Kg * Rg + (c0 - gi * g.Cg) * g.k_vol, Rg,
-                             gy + (n * g.K + gi * g.Kg) * g.P + p0, g.P, <floating>0, col, ld)
+                        gemm(True, False, (c1 - c0) * g.k_vol, ld, g.Kg, <floating>1, wb, Rg,
+                             gyb + p0, g.P, <floating>0, col, ld)
                     scatter_chunk(gx, col, g, n, c0, c1, p0, p1, phased)
                 p0 = p1
             if phased and parts == 1:

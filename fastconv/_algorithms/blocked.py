@@ -6,9 +6,9 @@ lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a vector
 output channels wastes none when the layer has that many. With many input channels on small
 maps (ResNet's 14x14 and 7x7 stages) a block's weights live in L2, read once per register tile
 of two rows. The input is copied once into zero-padded planes (every tap a constant offset, no
-border tests; read in place where there is no padding), the weights are packed per call (nothing derived from their values is kept), and
-src/_blocked_kernels.h sums one or two rows of outputs per work item in registers. See
-src/_blocked.pyx.
+border tests; read in place where there is no padding), the weights are packed per call
+(nothing derived from their values is kept), and src/_blocked_kernels.h sums one or two rows of
+outputs per work item in registers. See src/_blocked.pyx.
 
 forward: every geometry. grad_input: stride 1, as the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
