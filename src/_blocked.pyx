@@ -46,10 +46,10 @@ cdef extern from "_blocked_kernels.h":
                     Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
     void bk_pack_f64 "bk_kernels.bk_pack_f64"(const double* src, Py_ssize_t stride, double* dst,
                     Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
-    void bk_flip_f32 "bk_kernels.bk_flip_f32"(const float* src, Py_ssize_t taps, float* dst,
-                    Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
-    void bk_flip_f64 "bk_kernels.bk_flip_f64"(const double* src, Py_ssize_t taps, double* dst,
-                    Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
+    void bk_flip_f32 "bk_kernels.bk_flip_f32"(const float* src, Py_ssize_t taps,
+                    const Py_ssize_t* pos, float* dst, Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
+    void bk_flip_f64 "bk_kernels.bk_flip_f64"(const double* src, Py_ssize_t taps,
+                    const Py_ssize_t* pos, double* dst, Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
@@ -177,20 +177,27 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
             const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
             int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
-            int num_threads):
+            int num_threads, object ystrides=None, Py_ssize_t wtaps=0):
     """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
     in place, input_planes), `rows` num_threads
     x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
     dilation (3 each). With `pair` 2 an item takes two output rows of one depth (one row where
     the count is odd), so each weight vector loaded serves both. An item runs only the
     taps whose kernel rows (planes, in 3-D) reach into the input: a 5x5 kernel on 8x8 maps
-    padded by 2 reads padding zeros with 15% of its taps."""
+    padded by 2 reads padding zeros with 15% of its taps.
+
+    `ystrides` (sample, channel, depth, row, column), in elements, places the outputs elsewhere
+    than y's C order: a strided input gradient's phase writes every s-th value of gx (the
+    column stride past 1 takes a scalar copy instead of the transposed vector stores); `wtaps`
+    the packed taps per channel where wp holds more than this problem's (0: the same; a phase's
+    taps are a run of the whole kernel's, wp starting at them)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
     cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
     cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt, r, l, j
+    cdef Py_ssize_t ysample, ychan, yd, yh, yw
     cdef TapRun run
     cdef const floating* src
     cdef const floating* planes
@@ -198,6 +205,12 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     cdef floating* yrow
     if N * K * out_plane == 0:
         return
+    if wtaps == 0:
+        wtaps = taps
+    if ystrides is None:
+        ysample, ychan, yd, yh, yw = K * out_plane, out_plane, g.o[1] * g.o[2], g.o[2], 1
+    else:
+        ysample, ychan, yd, yh, yw = ystrides
     with nogil:
         planes = input_planes(&x[0], xpad, &g, N * C, num_threads)
         for item in prange(N * G * blocks * g.o[0] * pairs, schedule="static",
@@ -218,21 +231,20 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                    + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
             buf = &rows[0] + omp_get_thread_num() * 2 * g.o[2] * V
             run = tap_run(&g, &kern[0], &dil[0], od, oh, rt)
-            run_row(src, padded, &toff[0] + run.first, run.count, taps, Cg,
-                    &wp[0] + ((gi * blocks + kb) * Cg * taps + run.first) * V, KB, rt, g.s[2],
+            run_row(src, padded, &toff[0] + run.first, run.count, wtaps, Cg,
+                    &wp[0] + ((gi * blocks + kb) * Cg * wtaps + run.first) * V, KB, rt, g.s[2],
                     g.s[1] * g.e[2], g.o[2], buf)
             lanes = block_lanes(Kg, kb, V)
-            yrow = (&y[0] + (nn * K + gi * Kg + kb * V) * out_plane
-                    + (od * g.o[1] + oh) * g.o[2])
-            if lanes * KB < V:      # less than a vector of channels (a grouped layer): a copy
+            yrow = &y[0] + nn * ysample + (gi * Kg + kb * V) * ychan + od * yd + oh * yh
+            if lanes * KB < V or yw != 1:   # under a vector of channels (groups), or strided
                 for r in range(rt):
                     for l in range(lanes):
                         for j in range(g.o[2]):
-                            yrow[l * out_plane + r * g.o[2] + j] = buf[(r * g.o[2] + j) * V + l]
+                            yrow[l * ychan + r * yh + j * yw] = buf[(r * g.o[2] + j) * V + l]
             elif floating is float:
-                bk_unpack_f32(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
+                bk_unpack_f32(buf, V, g.o[2], rt, lanes, yrow, ychan, yh)
             else:
-                bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, out_plane, g.o[2])
+                bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, ychan, yh)
 
 
 cdef inline void lanes_last(const floating* src, Py_ssize_t stride, floating* dst, Py_ssize_t V,
@@ -261,7 +273,8 @@ cdef inline bint any_not_finite(const floating* a, Py_ssize_t n) noexcept nogil:
 
 
 def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssize_t Kg,
-                 Py_ssize_t Cg, Py_ssize_t taps, Py_ssize_t V, bint flip, int num_threads):
+                 Py_ssize_t Cg, Py_ssize_t taps, Py_ssize_t V, bint flip, int num_threads,
+                 const Py_ssize_t[::1] pos=None):
     """out (G, blocks, Cg, taps, V) = the weights as bk_row reads them: lane l of block b holds
     output channel b * V + l of the group, zeros past Kg.
 
@@ -271,7 +284,8 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
     on ResNet-18's 512-channel 3x3 kernel; NumPy's transposing copy 2.8 ms of the layer's 4.6).
     `flip`, grad_input's problem (w is (G * Cg, Kg, taps), lanes its second axis, the taps
     reversed: the adjoint): each item fills one input channel's taps x V from its Kg x taps
-    values, which lie together.
+    values, which lie together; `pos` (flip only) puts tap q at position pos[q] of the packed
+    taps instead of taps - 1 - q (a strided input gradient's phases, each one's taps together).
 
     Returns whether every weight is finite (checked on the packed values while they are in
     cache: a separate pass over a 9 MB kernel cost 4% of ResNet-18's layer4 3x3 at batch 8)."""
@@ -282,6 +296,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
     cdef floating* dst
     cdef int bad = 0
     cdef int* badp = &bad       # written only with 1, by any thread (a pointer: not privatized)
+    cdef const Py_ssize_t* tap_pos = NULL if pos is None else &pos[0]
     with nogil:
         if not flip:
             for item in prange(G * blocks * runs, schedule="static", num_threads=num_threads):
@@ -304,9 +319,9 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
                 src = &w[0] + ((gi * Cg + c) * Kg + kb * V) * taps
                 lanes = block_lanes(Kg, kb, V)
                 if floating is float:
-                    bk_flip_f32(src, taps, dst, V, lanes)
+                    bk_flip_f32(src, taps, tap_pos, dst, V, lanes)
                 else:
-                    bk_flip_f64(src, taps, dst, V, lanes)
+                    bk_flip_f64(src, taps, tap_pos, dst, V, lanes)
                 if any_not_finite(dst, taps * V):
                     badp[0] = 1
     return bad == 0

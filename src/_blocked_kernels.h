@@ -209,13 +209,14 @@ ATTR static void bk_pack_##P##_##SUF(const T* src, ptrdiff_t stride, T* dst, ptr
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
-/* grad_input's packing: dst[t * V + l] = src[l * taps + taps - 1 - t] (lanes' kernels, taps    \
-   reversed: the adjoint), zeros past `lanes`; N lanes at a time by register transposes of      \
-   N x N blocks of (lane, tap). A row's last block of taps is read whole where that stays       \
-   within the lanes' values (the next lane's taps ride along in columns never stored), else     \
-   value by value; one tap a lane is a copy. */                                                 \
-ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, T* dst, ptrdiff_t V,          \
-                                     ptrdiff_t lanes) {                                          \
+/* grad_input's packing: dst[pos[q] * V + l] = src[l * taps + q] (lanes' kernels, tap q at     \
+   packed position pos[q]; pos NULL: taps - 1 - q, the taps reversed: the adjoint; a strided    \
+   input gradient's phases put each phase's reversed taps together), zeros past `lanes`; N      \
+   lanes at a time by register transposes of N x N blocks of (lane, tap). A row's last block    \
+   of taps is read whole where that stays within the lanes' values (the next lane's taps ride   \
+   along in columns never stored), else value by value; one tap a lane is a copy. */           \
+ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, const ptrdiff_t* pos,        \
+                                     T* dst, ptrdiff_t V, ptrdiff_t lanes) {                     \
     typedef bk_vec_##P##_##SUF VT;                                                               \
     enum { N = BYTES / sizeof(T) };                                                              \
     ptrdiff_t l0 = 0;                                                                            \
@@ -240,14 +241,17 @@ ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, T* dst, ptrdi
                 }                                                                                \
             }                                                                                    \
             BK_TRANSPOSE(NL, VT, IT, v)                                                          \
-            for (ptrdiff_t j = 0; j < nt; j++)                                                   \
-                memcpy(dst + (taps - 1 - t0 - j) * V + l0, &v[j], sizeof(VT));                   \
+            for (ptrdiff_t j = 0; j < nt; j++) {                                                 \
+                const ptrdiff_t q = t0 + j, at = pos ? pos[q] : taps - 1 - q;                    \
+                memcpy(dst + at * V + l0, &v[j], sizeof(VT));                                    \
+            }                                                                                    \
         }                                                                                        \
-    for (ptrdiff_t t = 0; t < taps; t++) {                                                       \
+    for (ptrdiff_t q = 0; q < taps; q++) {                                                       \
+        T* d = dst + (pos ? pos[q] : taps - 1 - q) * V;                                          \
         for (ptrdiff_t l = l0; l < lanes; l++)                                                   \
-            dst[t * V + l] = src[l * taps + taps - 1 - t];                                       \
+            d[l] = src[l * taps + q];                                                            \
         for (ptrdiff_t l = lanes; l < V; l++)                                                    \
-            dst[t * V + l] = 0;                                                                  \
+            d[l] = 0;                                                                            \
     }                                                                                            \
 }
 

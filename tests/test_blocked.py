@@ -5,7 +5,7 @@ two per block, the pair of rows an item takes, a part-filled last block); kernel
 several register tiles (wide, tall, dilated: one column per tap) and batches cut into parts;
 bitwise the same at 1, 2 and 3 threads; no input written; an Inf weight sends grad_input to the
 textbook sum, and non-finite inputs give grad_kernel the textbook's NaN and Inf; no strided
-input gradient (refused, with the reason). The generic suites (test_conv_matrix, test_adjoint,
+and dilated input gradient (refused, with the reason). Strided input gradients: test_blocked_phases. The generic suites (test_conv_matrix, test_adjoint,
 the hostile ones) run it too, through fastconv.algorithms()."""
 import numpy as np
 import pytest
@@ -107,12 +107,15 @@ def test_unpadded_inputs_are_read_in_place(name, flipped, copies):
 
 
 def test_blocked_refuses_what_it_does_not_have():
-    strided = make_spec((1, 2, 8, 8), (4, 2, 3, 3), dtype=np.float32, stride=2)
-    ok, why = blocked.supports(strided, "grad_input")
-    assert not ok and "stride 1" in why
+    """A strided input gradient runs as stride-1 phases (test_blocked_phases), which need
+    dilation 1 along the strided axes."""
+    spec = make_spec((1, 2, 9, 9), (4, 2, 3, 3), dtype=np.float32, stride=2, dilation=(1, 2))
+    ok, why = blocked.supports(spec, "grad_input")
+    assert not ok and "dilation 1" in why
     with pytest.raises(fastconv.NotSupportedError):
-        fastconv.conv_grad_input(np.ones((1, 4, 3, 3), np.float32), np.ones((4, 2, 3, 3),
-                                 np.float32), (1, 2, 8, 8), stride=2, algorithm="blocked")
+        fastconv.conv_grad_input(np.ones((1, 4, 4, 3), np.float32), np.ones((4, 2, 3, 3),
+                                 np.float32), (1, 2, 9, 9), stride=2, dilation=(1, 2),
+                                 algorithm="blocked")
 
 
 @pytest.mark.parametrize("w_shape, geometry", [

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
+from . import _phases
 
 _blocked = LazyModule("fastconv._blocked")
 
@@ -49,6 +50,11 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
 # packing counted they measure 0.82-1.40 of it (bench/RESULTS.md, fifth session).
 TAP_SHARE_ROWS = 4096
 CALL_OVERHEAD_S = 12e-6
+# A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
+# chooser sweep's 16 strided 3x3, 2x2, 4x4 and 1-D layers (median 1.48; 2-core Intel Xeon,
+# AVX-512, 2 threads): a phase has 1-4 taps a channel where the model's fits had 9-49, so each
+# tile pays its loop and weight loads over fewer multiply-adds.
+PHASE_SLOWDOWN = 1.5
 PARALLEL_EFFICIENCY = 0.9
 
 
@@ -58,13 +64,19 @@ def _lanes(itemsize):
 
 class _Geometry:
     """The lifted problem as bk_row sees it: input planes, their padding, outputs, stride, taps.
-    `flipped` describes grad_input's forward problem (gy in, gx out, channels swapped)."""
+    `flipped` describes grad_input's forward problem (gy in, gx out, channels swapped); `phase`
+    (a tuple of _phases.AxisPhase) one phase of a strided input gradient's."""
 
-    def __init__(self, spec, flipped=False):
+    def __init__(self, spec, flipped=False, phase=None):
         k, d = spec.kernel_size, spec.dilation
-        if flipped:
+        if flipped and phase is None:
             self.n, self.o, self.s = spec.output_size, spec.input_size, (1, 1, 1)
             self.p = tuple(d[i] * (k[i] - 1) - spec.pad_low[i] for i in range(3))
+            self.cg, self.kg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
+        elif phase is not None:
+            k, d = tuple(a.taps for a in phase), tuple(a.dilation for a in phase)
+            self.n, self.s = spec.output_size, (1, 1, 1)
+            self.o, self.p = tuple(a.count for a in phase), tuple(a.pad() for a in phase)
             self.cg, self.kg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
         else:
             self.n, self.o, self.s, self.p = (spec.input_size, spec.output_size, spec.stride,
@@ -120,9 +132,9 @@ class _Geometry:
             return np.clip(-(-(lo - start) // d), 0, k)
         return float((first(self.p[a] + self.n[a]) - first(self.p[a])).sum()) / (o * k)
 
-    def workspace_elements(self, spec):
-        packed = spec.groups * self.blocks * self.cg * self.taps * self.v
-        return self.padded + self.threads() * self.row + packed
+    def workspace_elements(self, spec, packed=True):
+        weights = spec.groups * self.blocks * self.cg * self.taps * self.v if packed else 0
+        return self.padded + self.threads() * self.row + weights
 
 
 class _KernelPlan:
@@ -211,6 +223,59 @@ def _geometry(spec, flipped):
     return _Geometry(spec, flipped)
 
 
+class _Phase:
+    """One phase of a strided input gradient (_phases): its stride-1 problem, where its outputs
+    go in gx, and `start`, its first tap in the packed weights (each phase's taps reversed and
+    together, the whole kernel packed once); `geometry` None where it has no taps."""
+
+    def __init__(self, spec, axes, start):
+        self.axes, self.start = axes, start
+        self.gx = _phases.gx_index(axes, spec.stride)
+        self.offset, self.strides = _phases.placement(axes, spec.stride, spec.in_channels,
+                                                      spec.input_size)
+        self.geometry = _Geometry(spec, True, axes) if all(a.taps for a in axes) else None
+
+
+class _Phases:
+    """A strided input gradient's phases (`list`) and `pos`, each kernel tap's place in the
+    packed weights (bk_flip): a phase's taps reversed, from its `start`; the taps no phase reads
+    (a remainder whose inputs would lie past gx's end) after all of them."""
+
+    def __init__(self, spec):
+        k, s = spec.kernel_size, spec.stride
+        self.list, start = [], 0
+        pos = np.full(math.prod(k), -1, np.intp)
+        for axes in _phases.phases(spec):
+            phase = _Phase(spec, axes, start)
+            self.list.append(phase)
+            if phase.geometry is None:
+                continue
+            u = np.indices(tuple(a.taps for a in axes)).reshape(3, -1)
+            t = [a.r + stride * ui for a, stride, ui in zip(axes, s, u)]
+            taps = u.shape[1]
+            pos[(t[0] * k[1] + t[1]) * k[2] + t[2]] = start + taps - 1 - np.arange(taps)
+            start += taps
+        unread = pos < 0
+        pos[unread] = start + np.arange(int(unread.sum()))
+        self.pos = pos
+
+
+@functools.lru_cache(maxsize=64)
+def _phase_plan(spec):
+    """A strided input gradient's _Phases, or None at stride 1 (the plain flipped problem)."""
+    return None if spec.stride == (1, 1, 1) else _Phases(spec)
+
+
+def _input_geometries(spec):
+    """The geometries grad_input runs: the flipped problem, or each phase's."""
+    if _phases.refusal(spec):   # never run; its phases may be too many to list
+        return []
+    plan = _phase_plan(spec)
+    if plan is None:
+        return [_geometry(spec, True)]
+    return [p.geometry for p in plan.list if p.geometry is not None]
+
+
 def supports(spec, op):
     if op == "grad_kernel":
         need = _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
@@ -218,10 +283,9 @@ def supports(spec, op):
             return False, (f"the padded input, transposed gy and packed gradient ({need} bytes) "
                            f"exceed the workspace limit of {_config.get_workspace_limit()} bytes")
         return True, ""
-    if op == "grad_input" and spec.stride != (1, 1, 1):
-        return False, "the input gradient only at stride 1"
-    geometry = _geometry(spec, op == "grad_input")
-    need = geometry.workspace_elements(spec) * spec.dtype.itemsize
+    if op == "grad_input" and _phases.refusal(spec):
+        return False, _phases.refusal(spec)
+    need = workspace(spec, op)
     if need > _config.get_workspace_limit():
         return False, (f"the padded input and packed weights ({need} bytes) exceed the workspace "
                        f"limit of {_config.get_workspace_limit()} bytes")
@@ -231,7 +295,16 @@ def supports(spec, op):
 def workspace(spec, op):
     if op == "grad_kernel":
         return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
-    return _geometry(spec, op == "grad_input").workspace_elements(spec) * spec.dtype.itemsize
+    if op == "grad_input":
+        geometries = _input_geometries(spec)
+        if spec.stride == (1, 1, 1):
+            return geometries[0].workspace_elements(spec) * spec.dtype.itemsize
+        # the whole kernel packed once; each phase's padded gy and rows in turn
+        packed = (spec.groups * geometries[0].blocks * geometries[0].cg
+                  * math.prod(spec.kernel_size) * geometries[0].v) if geometries else 0
+        per_pass = max((g.workspace_elements(spec, packed=False) for g in geometries), default=0)
+        return (packed + per_pass) * spec.dtype.itemsize
+    return _geometry(spec, False).workspace_elements(spec) * spec.dtype.itemsize
 
 
 def cost(spec, op):
@@ -240,7 +313,15 @@ def cost(spec, op):
     shared among the threads the items keep busy."""
     if op == "grad_kernel":
         return _kernel_cost(spec)
-    g = _geometry(spec, op == "grad_input")
+    if op == "grad_input":      # a pass per phase (one at stride 1)
+        if _phases.refusal(spec):
+            return math.inf
+        passes = sum(_pass_cost(spec, g) for g in _input_geometries(spec))
+        return passes * (1.0 if spec.stride == (1, 1, 1) else PHASE_SLOWDOWN)
+    return _pass_cost(spec, _geometry(spec, False))
+
+
+def _pass_cost(spec, g):
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
     packed = spec.groups * g.blocks * g.cg * g.taps * g.v
@@ -277,26 +358,28 @@ def _shared(spec, work, items):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def _packed(w, spec, g, flip=False):
+def _packed(w, spec, g, flip=False, phases=None):
     """The weights as (G, blocks, cg, taps, V), zeros past each group's channels, in this
     thread's scratch buffer (packed per call: nothing derived from the weights is kept); None
     where a weight is not finite (the kernels skip padding's products, which would lose the NaN
     of 0 * Inf: _finite). With `flip`, grad_input's: gx's channels lead and the taps run
-    backwards (the adjoint)."""
-    packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * g.taps * g.v,
-                            spec.dtype)
+    backwards (the adjoint); with `phases` (a _Phases) every tap of the kernel, each phase's
+    reversed and together."""
+    taps = g.taps if phases is None else math.prod(spec.kernel_size)
+    packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * taps * g.v, spec.dtype)
     finite = _blocked.pack_weights(np.ascontiguousarray(w).reshape(-1), packed, spec.groups,
-                                   g.kg, g.cg, g.taps, g.v, flip, g.threads())
+                                   g.kg, g.cg, taps, g.v, flip, g.threads(),
+                                   None if phases is None else phases.pos)
     return packed if finite else None
 
 
-def _run(spec, g, a, wp, out):
+def _run(spec, g, a, wp, out, ystrides=None, wtaps=0):
     threads = g.threads()
     _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
                      _scratch.empty("blocked.pad", g.padded, spec.dtype),
                      _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
                      *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
-                     g.p, g.e, g.o, g.s, threads)
+                     g.p, g.e, g.o, g.s, threads, ystrides, wtaps)
     return out
 
 
@@ -310,12 +393,24 @@ def forward(spec, x, w, out=None):
 
 
 def grad_input(spec, gy, w, out=None):
-    g = _geometry(spec, True)
-    wp = _packed(w, spec, g, flip=True)
-    if wp is None:
-        return None
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
-    return _run(spec, g, gy, wp, gx)
+    plan = _phase_plan(spec)
+    if plan is None:
+        g = _geometry(spec, True)
+        wp = _packed(w, spec, g, flip=True)
+        return None if wp is None else _run(spec, g, gy, wp, gx)
+    geometries = _input_geometries(spec)
+    wp = _packed(w, spec, geometries[0], flip=True, phases=plan) if geometries else None
+    if geometries and wp is None:
+        return None
+    taps, flat = math.prod(spec.kernel_size), gx.reshape(-1)
+    for phase in plan.list:
+        if phase.geometry is None:      # inputs that no tap reaches
+            gx[phase.gx] = 0
+        else:
+            _run(spec, phase.geometry, gy, wp[phase.start * phase.geometry.v:],
+                 flat[phase.offset:], phase.strides, taps)
+    return gx
 
 
 def grad_kernel(spec, x, gy, out=None):
