@@ -34,6 +34,7 @@ SEVERAL = [             # small maps: chunks of several whole samples (49, 64, 3
     ((16, 3, 8, 8), (16, 3, 5, 5), dict(padding=2)),
     ((5, 4, 7, 7, 4), (26, 2, 3, 3, 2), dict(groups=2, stride=(2, 1, 1))),
     ((20, 5, 17), (40, 5, 3), dict(stride=2, padding=1)),
+    ((8, 70, 7, 7), (90, 70, 1, 1), {}),      # a 1x1 layer on small maps (MobileNetV2's last)
 ]
 CASES += SEVERAL
 
@@ -95,10 +96,14 @@ def test_packed_forward_keeps_the_workspace_limit(rng, packed, restore_settings)
 
 def test_the_rule_takes_float32_layers_of_enough_channels_and_positions():
     """The default: the packed GEMM for a ResNet-like float32 layer at AVX2/AVX-512, the BLAS for
-    float64, 1x1 layers (read in place) and the baseline level."""
+    float64, 1x1 layers on large maps (read in place) and the baseline level."""
     layer = make_spec((1, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32, padding=1)
     level = im2col._im2col.kernel_level()
     assert im2col._packed_gemm(layer) == (level >= 1)
     assert not im2col._packed_gemm(make_spec((1, 64, 56, 56), (64, 64, 3, 3), dtype=np.float64,
                                              padding=1))
     assert not im2col._packed_gemm(make_spec((1, 64, 56, 56), (64, 64, 1, 1), dtype=np.float32))
+    # a 1x1 layer on 7x7 maps: the packed GEMM's chunks take several samples, not at batch 1
+    small = make_spec((8, 320, 7, 7), (1280, 320, 1, 1), dtype=np.float32)
+    assert im2col._packed_gemm(small) == (level >= 1)
+    assert not im2col._packed_gemm(make_spec((1, 320, 7, 7), (1280, 320, 1, 1), dtype=np.float32))

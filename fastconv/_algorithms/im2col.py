@@ -74,8 +74,11 @@ PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into p
 # Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2)
 # for layers of at least (output channels per group, rows of the column matrix per group,
 # columns of a chunk: the positions of as many samples as fit, up to the batch); elsewhere, and
-# always for a 1x1 layer (which the BLAS reads in place; the packed GEMM would copy it), on
-# the BLAS. Its register tile is 6 x 16 at AVX2, 12 x 32 at AVX-512. On the chooser sweep's
+# for a 1x1 layer whose maps are large enough for a GEMM a sample (the BLAS reads it in place;
+# the packed GEMM would copy it), on the BLAS. A 1x1 layer on small maps takes the packed GEMM,
+# whose chunks span samples: MobileNetV2's 320 -> 1280 on 7x7 maps at batch 8 ran 1.11-1.21
+# ms against the BLAS's 1.48-1.54 (2-core Intel Xeon, AVX-512, 2 threads); its other 1x1
+# layers (56x56 to 112x112 maps) 1.6-1.8x slower on the packed GEMM than on the BLAS. Its register tile is 6 x 16 at AVX2, 12 x 32 at AVX-512. On the chooser sweep's
 # layers (AMD EPYC Zen 4, 2 threads, float32, against OpenBLAS) it ran 0.70-0.97x the BLAS's
 # time on the layers it takes; 1.05-1.3x on 7x7 maps, and at AVX-512 on LeNet's 6-16-channel
 # layers, which the OpenBLAS kernel for AVX2 runs worse. float64 measured level with the BLAS
@@ -96,7 +99,11 @@ def _packed_gemm(spec):
     least = PACKED_MIN.get(_im2col.kernel_level())
     positions = math.prod(spec.output_size)
     columns = positions * min(spec.batch, max(1, MAX_CHUNK_COLUMNS // max(positions, 1)))
-    return (least is not None and spec.dtype == np.float32 and not _pointwise(spec)
+    # a 1x1 layer's BLAS reads x in place, a sample a GEMM: kept unless the samples' maps are
+    # too small for that GEMM and the packed one's chunks take several samples
+    if _pointwise(spec) and (positions >= least[2] if least else True):
+        return False
+    return (least is not None and spec.dtype == np.float32
             and spec.out_channels // spec.groups >= least[0]
             and spec.in_channels // spec.groups * math.prod(spec.kernel_size) >= least[1]
             and columns >= least[2])
@@ -300,7 +307,8 @@ def cost(spec, op):
     cost per call."""
     plan = _Plan(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
-    copies = 0 if _pointwise(spec) else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size)
+    copies = (0 if _pointwise(spec) and not plan.packed     # the BLAS reads a 1x1 layer's x
+              else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size))
     rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS) ** 0.5   # (0 rows: explain's)
