@@ -31,6 +31,7 @@
 #define DW_DOTS_TAPS 4      /* taps per pass of dw_dots: gy is loaded once for 4 products */
 /* Elements of slack after a run: a block of the widest vectors (16 floats x 8). */
 #define DW_SLACK (DW_TAPS_BLOCK * 16)
+#define DW_ROW_TAPS 7       /* the widest kernel row dwb_rows keeps in registers */
 
 #define DW_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 DW_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
@@ -146,6 +147,64 @@ ATTR static void dwb_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const 
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
+/* Stride 1, taps in rows of KW one position apart (a kernel row at unit dilation; kernel row   \
+   r's first tap at off[r * KW]): each input vector, loaded once per kernel row, serves the KW      \
+   outputs it reaches from the KW weight vectors held in registers (oneDNN's depthwise kernels  \
+   keep a row of weights the same way), where dwb_block loads one input per multiply-add. Each  \
+   output's sum runs over r, then k: dwb_taps's order, the same bits. Kernel row r starts at    \
+   off[r * KW] (off: dwb_taps's offsets). */                                                    \
+ATTR static inline __attribute__((always_inline))                                               \
+void dwr_block_##P##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t rows, const T* w,      \
+                           T* y, ptrdiff_t q, const int KW, const int B) {                       \
+    enum { N = BYTES / sizeof(T) };                                                              \
+    dw_vec_##P##_##SUF acc[DW_TAPS_BLOCK] = {{0}};                                               \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                       \
+        const T* s = src + (q + off[r * KW]) * N;                                                \
+        dw_vec_##P##_##SUF wv[DW_ROW_TAPS];                                                      \
+        _Pragma("GCC unroll 7")                                                                  \
+        for (int k = 0; k < KW; k++)                                                             \
+            wv[k] = dw_load_##P##_##SUF(w + (r * KW + k) * N);                                   \
+        _Pragma("GCC unroll 14")                                                                 \
+        for (int i = 0; i < B + KW - 1; i++) {                                                   \
+            const dw_vec_##P##_##SUF xv = dw_load_##P##_##SUF(s + i * N);                        \
+            _Pragma("GCC unroll 7")                                                              \
+            for (int k = 0; k < KW; k++)                                                         \
+                if (i - k >= 0 && i - k < B)                                                     \
+                    acc[i - k] += xv * wv[k];                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    for (int j = 0; j < B; j++)                                                                  \
+        dw_store_##P##_##SUF(y + (q + j) * N, acc[j]);                                           \
+}                                                                                                \
+                                                                                                 \
+ATTR static inline __attribute__((always_inline))                                               \
+void dwr_cols_##P##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t rows, const T* w,       \
+                          T* y, ptrdiff_t n, const int KW) {                                     \
+    ptrdiff_t q = 0;                                                                             \
+    for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK)                                           \
+        dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, DW_TAPS_BLOCK);                      \
+    switch (n - q) {                                                                             \
+        case 7: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 7); break;                   \
+        case 6: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 6); break;                   \
+        case 5: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 5); break;                   \
+        case 4: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 4); break;                   \
+        case 3: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 3); break;                   \
+        case 2: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 2); break;                   \
+        case 1: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 1); break;                   \
+        default: break;                                                                          \
+    }                                                                                            \
+}                                                                                                \
+                                                                                                 \
+/* dwb_taps at stride 1 for taps in rows of kw = 3, 5 or 7 (dw_row_taps finds them). */          \
+ATTR static void dwb_rows_##P##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t rows,       \
+                                      int kw, const T* w, T* y, ptrdiff_t n) {                   \
+    switch (kw) {                                                                                \
+        case 3: dwr_cols_##P##_##SUF(src, off, rows, w, y, n, 3); break;                        \
+        case 5: dwr_cols_##P##_##SUF(src, off, rows, w, y, n, 5); break;                        \
+        default: dwr_cols_##P##_##SUF(src, off, rows, w, y, n, 7); break;                       \
+    }                                                                                            \
+}                                                                                                \
+                                                                                                 \
 /* The adjoint of dwb_taps: grid[q * step + off[t]] += w[t] * gy[q], q in order, t in order. */  \
 ATTR static void dwb_scatter_##P##_##SUF(const T* gy, const ptrdiff_t* off, const T* w,          \
                                          ptrdiff_t taps, T* grid, ptrdiff_t n, ptrdiff_t step) { \
@@ -185,7 +244,8 @@ FASTCONV_EACH_LEVEL(DW_LEVEL)
 #define DW_ENTRIES(X, LV)                                                                        \
     X(dw_taps_f32, LV) X(dw_taps_f64, LV) X(dw_dots_f32, LV) X(dw_dots_f64, LV)                 \
     X(dwb_taps_f32, LV) X(dwb_taps_f64, LV) X(dwb_dots_f32, LV) X(dwb_dots_f64, LV)                 \
-    X(dwb_scatter_f32, LV) X(dwb_scatter_f64, LV)
+    X(dwb_scatter_f32, LV) X(dwb_scatter_f64, LV) X(dwb_rows_f32, LV) X(dwb_rows_f64, LV)
 FASTCONV_KERNEL_TABLE(dw, DW_ENTRIES, "FASTCONV_DEPTHWISE_LEVEL")
 
 #endif
+
