@@ -46,6 +46,9 @@ CASES = {
     "flip-many-taps": ((1, 20, 9, 9), (6, 20, 5, 5), dict(padding=2)),
     "flip-many-lanes": ((2, 40, 6, 5), (3, 40, 3, 7), dict(padding=(1, 3))),
     "flip-one-tap": ((2, 20, 4, 5), (24, 20, 1, 1), {}),
+    # the store's last blocks overlap the ones before: 21 columns, 25 channels (9 or 25 lanes
+    # in a block past a whole vector at AVX2 and AVX-512)
+    "overlapping-store-blocks": ((2, 3, 5, 21), (25, 3, 3, 3), dict(padding=1)),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
 }
