@@ -164,7 +164,7 @@ ATTR static inline void bk_tblock_##P##_##SUF(const T* src, ptrdiff_t ss, T* dst
 ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, ptrdiff_t rt,   \
                                        ptrdiff_t lanes, T* y, ptrdiff_t plane, ptrdiff_t yrow) { \
     enum { N = BYTES / sizeof(T) };                                                              \
-    if (yrow == ow) {   /* whole rows of the plane: one run (LeNet's 8-column rows)        */    \
+    if (yrow == ow) {   /* whole rows of the plane: one run (LeNet's 8 columns) */               \
         ow *= rt;                                                                                \
         rt = 1;                                                                                  \
     }                                                                                            \
