@@ -49,6 +49,10 @@ CASES = {
     # the store's last blocks overlap the ones before: 21 columns, 25 channels (9 or 25 lanes
     # in a block past a whole vector at AVX2 and AVX-512)
     "overlapping-store-blocks": ((2, 3, 5, 21), (25, 3, 3, 3), dict(padding=1)),
+    # rows of several tiles take their input channels in chunks whose weights fit L1 (sums
+    # carried through the row buffer): one row and two, several chunks at every level
+    "channel-chunks-1d": ((2, 100, 60), (20, 100, 5), dict(padding=2)),
+    "channel-chunks-2d": ((1, 60, 4, 40), (20, 60, 3, 3), dict(padding=1)),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
 }
