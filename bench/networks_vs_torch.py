@@ -11,7 +11,10 @@ fastconv is faster.
         [--layers] [--json rows.json]
 
 On an AVX-512 machine, emulate AVX2 with
-    FASTCONV_KERNEL_LEVEL=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 python ...
+    FASTCONV_KERNEL_LEVEL=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 \
+    MKL_ENABLE_INSTRUCTIONS=AVX2 python ...
+(PyTorch runs some layers -- a 1x1 convolution at batch 1 -- as im2col and MKL's sgemm, which
+ONEDNN_MAX_CPU_ISA does not reach: without MKL's variable those ran at AVX-512.)
 """
 import argparse
 import json
@@ -72,7 +75,8 @@ def main(argv=None):
     wanted = set(filter(None, args.networks.split(",")))
     problems = [p for p in network_problems() if not wanted or p.network in wanted]
     print(f"# fastconv {fastconv.__version__}, kernel level {_kernel_level.current()}, "
-          f"torch {torch.__version__} ({os.environ.get('ONEDNN_MAX_CPU_ISA', 'native ISA')}), "
+          f"torch {torch.__version__} (oneDNN {os.environ.get('ONEDNN_MAX_CPU_ISA', 'native')}"
+          f", MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'native')}), "
           f"{args.threads} threads, float32; ratios are torch time / fastconv time")
     rows, groups = [], {}
     for p in problems:
