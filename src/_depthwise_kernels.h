@@ -32,6 +32,10 @@
 /* Elements of slack after a run: a block of the widest vectors (16 floats x 8). */
 #define DW_SLACK (DW_TAPS_BLOCK * 16)
 #define DW_ROW_TAPS 7       /* the widest kernel row dwb_rows keeps in registers */
+/* A block of the last 1-7 vectors of a run, B_ a constant in each case (unrolled loops). */
+#define DW_REST_CASE(b, CALL) case b: { enum { B_ = b }; CALL; } break;
+#define DW_REST_CASES(CALL) DW_REST_CASE(7, CALL) DW_REST_CASE(6, CALL) DW_REST_CASE(5, CALL)    \
+    DW_REST_CASE(4, CALL) DW_REST_CASE(3, CALL) DW_REST_CASE(2, CALL) DW_REST_CASE(1, CALL)
 
 #define DW_LEVEL(SUF, ATTR, BYTES, NF, ND)                                                       \
 DW_TYPE(SUF, ATTR, BYTES, float, f32)                                                            \
@@ -136,13 +140,7 @@ ATTR static void dwb_taps_##P##_##SUF(const T* src, const ptrdiff_t* off, const 
     for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK)                                           \
         dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, DW_TAPS_BLOCK);                     \
     switch (n - q) {    /* the rest in one block too: one sum alone waits on every FMA */        \
-        case 7: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 7); break;                  \
-        case 6: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 6); break;                  \
-        case 5: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 5); break;                  \
-        case 4: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 4); break;                  \
-        case 3: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 3); break;                  \
-        case 2: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 2); break;                  \
-        case 1: dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, 1); break;                  \
+        DW_REST_CASES(dwb_block_##P##_##SUF(src, off, w, taps, y, q, step, B_))                  \
         default: break;                                                                          \
     }                                                                                            \
 }                                                                                                \
@@ -184,13 +182,7 @@ void dwr_cols_##P##_##SUF(const T* src, const ptrdiff_t* off, ptrdiff_t rows, co
     for (; q + DW_TAPS_BLOCK <= n; q += DW_TAPS_BLOCK)                                           \
         dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, DW_TAPS_BLOCK);                      \
     switch (n - q) {                                                                             \
-        case 7: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 7); break;                   \
-        case 6: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 6); break;                   \
-        case 5: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 5); break;                   \
-        case 4: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 4); break;                   \
-        case 3: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 3); break;                   \
-        case 2: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 2); break;                   \
-        case 1: dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, 1); break;                   \
+        DW_REST_CASES(dwr_block_##P##_##SUF(src, off, rows, w, y, q, KW, B_))                    \
         default: break;                                                                          \
     }                                                                                            \
 }                                                                                                \
