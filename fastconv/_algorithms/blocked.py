@@ -10,9 +10,10 @@ border tests; read in place where there is no padding), the weights are packed p
 (nothing derived from their values is kept), and src/_blocked_kernels.h sums one or two rows of
 outputs per work item in registers. See src/_blocked.pyx.
 
-forward: every geometry. grad_input: stride 1, as the forward convolution of gy zero-padded by
+forward: every geometry. grad_input: at stride 1, the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
-adjoint, eq. 9.13). grad_kernel: every geometry; gy is transposed so that each output position's
+adjoint, eq. 9.13); at larger strides (dilation 1 along them) one such pass per phase of the
+stride, each with its sub-kernel, writing every s-th input (_phases). grad_kernel: every geometry; gy is transposed so that each output position's
 channels lie together, and each tile of taps of one input channel is summed in registers over
 the batch and every output position, a vector of output channels per tap (oneDNN's backward-
 weights layout; see _KernelPlan).
