@@ -47,9 +47,11 @@ cdef extern from "_blocked_kernels.h":
     void bk_pack_f64 "bk_kernels.bk_pack_f64"(const double* src, Py_ssize_t stride, double* dst,
                     Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
     void bk_flip_f32 "bk_kernels.bk_flip_f32"(const float* src, Py_ssize_t taps,
-                    const Py_ssize_t* pos, float* dst, Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
+                    const Py_ssize_t* pos, float* dst, Py_ssize_t V,
+                    Py_ssize_t lanes) noexcept nogil
     void bk_flip_f64 "bk_kernels.bk_flip_f64"(const double* src, Py_ssize_t taps,
-                    const Py_ssize_t* pos, double* dst, Py_ssize_t V, Py_ssize_t lanes) noexcept nogil
+                    const Py_ssize_t* pos, double* dst, Py_ssize_t V,
+                    Py_ssize_t lanes) noexcept nogil
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,

@@ -13,10 +13,10 @@ outputs per work item in registers. See src/_blocked.pyx.
 forward: every geometry. grad_input: at stride 1, the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
 adjoint, eq. 9.13); at larger strides (dilation 1 along them) one such pass per phase of the
-stride, each with its sub-kernel, writing every s-th input (_phases). grad_kernel: every geometry; gy is transposed so that each output position's
-channels lie together, and each tile of taps of one input channel is summed in registers over
-the batch and every output position, a vector of output channels per tap (oneDNN's backward-
-weights layout; see _KernelPlan).
+stride, each with its sub-kernel, writing every s-th input (_phases). grad_kernel: every
+geometry; gy is transposed so that each output position's channels lie together, and each tile
+of taps of one input channel is summed in registers over the batch and every output position, a
+vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan).
 """
 import functools
 import math
@@ -284,8 +284,9 @@ def supports(spec, op):
             return False, (f"the padded input, transposed gy and packed gradient ({need} bytes) "
                            f"exceed the workspace limit of {_config.get_workspace_limit()} bytes")
         return True, ""
-    if op == "grad_input" and _phases.refusal(spec):
-        return False, _phases.refusal(spec)
+    why = _phases.refusal(spec) if op == "grad_input" else None
+    if why:
+        return False, why
     need = workspace(spec, op)
     if need > _config.get_workspace_limit():
         return False, (f"the padded input and packed weights ({need} bytes) exceed the workspace "
