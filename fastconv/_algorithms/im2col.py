@@ -71,18 +71,19 @@ KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at sqrt(rows/16) o
 
 
 PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
-# Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2)
-# for layers of at least (output channels per group, rows of the column matrix per group,
-# columns of a chunk: the positions of as many samples as fit, up to the batch); elsewhere, and
-# for a 1x1 layer whose maps are large enough for a GEMM a sample (the BLAS reads it in place;
-# the packed GEMM would copy it), on the BLAS. A 1x1 layer on small maps takes the packed GEMM,
-# whose chunks span samples: MobileNetV2's 320 -> 1280 on 7x7 maps at batch 8 ran 1.11-1.21
-# ms against the BLAS's 1.48-1.54 (2-core Intel Xeon, AVX-512, 2 threads); its other 1x1
-# layers (56x56 to 112x112 maps) 1.6-1.8x slower on the packed GEMM than on the BLAS. Its
-# register tile is 6 x 16 at AVX2, 12 x 32 at AVX-512. On the chooser sweep's layers (AMD EPYC Zen 4, 2 threads, float32, against OpenBLAS) it ran 0.70-0.97x the BLAS's
-# time on the layers it takes; 1.05-1.3x on 7x7 maps, and at AVX-512 on LeNet's 6-16-channel
-# layers, which the OpenBLAS kernel for AVX2 runs worse. float64 measured level with the BLAS
-# (0.84-1.3x): it stays there. FASTCONV_IM2COL_GEMM=packed or =blas forces one (benchmarks).
+# Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2) for
+# layers of at least (output channels per group, rows of the column matrix per group, columns of a
+# chunk: the positions of as many samples as fit, up to the batch); elsewhere, and for a 1x1 layer
+# whose maps are large enough for a GEMM a sample (the BLAS reads it in place; the packed GEMM would
+# copy it), on the BLAS. A 1x1 layer on small maps takes the packed GEMM, whose chunks span samples:
+# MobileNetV2's 320 -> 1280 on 7x7 maps at batch 8 ran 1.11-1.21 ms against the BLAS's 1.48-1.54
+# (2-core Intel Xeon, AVX-512, 2 threads); its other 1x1 layers (56x56 to 112x112 maps) 1.6-1.8x
+# slower on the packed GEMM than on the BLAS. Its register tile is 6 x 16 at AVX2, 12 x 32 at
+# AVX-512. On the chooser sweep's layers (AMD EPYC Zen 4, 2 threads, float32, against OpenBLAS) it
+# ran 0.70-0.97x the BLAS's time on the layers it takes; 1.05-1.3x on 7x7 maps, and at AVX-512 on
+# LeNet's 6-16-channel layers, which the OpenBLAS kernel for AVX2 runs worse. float64 measured level
+# with the BLAS (0.84-1.3x): it stays there. FASTCONV_IM2COL_GEMM=packed or =blas forces one
+# (benchmarks).
 PACKED_MIN = {1: (1, 1, 64), 2: (32, 64, 256)}
 PACKED_SPLIT_COLUMNS = 128  # with too few chunks (a small batch: U-Net's 2x2/2 and 4x4/2 layers at
 PACKED_KBLOCK_ROWS = 24     # batch 1 were one item, on one thread) the packed GEMM takes chunks
