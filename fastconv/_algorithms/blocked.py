@@ -39,13 +39,8 @@ NONFINITE = {"grad_input": _finite.GIVES_UP, "forward": _finite.GIVES_UP}
 # Cost model: per vector multiply-add (a broadcast load and an FMA), per value copied into the
 # padded planes or out of the row buffers, per work item; divided among the threads the items
 # keep busy; plus a call overhead. Fitted on LeNet-, CIFAR- and ResNet-like layers, 2-core AMD
-# EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12). "channel": per input
-# channel a register tile visits (its pointers set, its taps loop entered): what a tile with few
-# taps a channel pays on top of its multiply-adds. Without it the model put 1x1 layers (one tap)
-# at 1.3-1.9x too fast and sent MobileNetV2's pointwise layers to blocked at 1.3x im2col's time;
-# fitted on the chooser sweep's 120 float32 forwards (2-core Intel Xeon, AVX-512, 2 threads):
-# median error 1.13x -> 1.11x, 90th percentile 1.56x -> 1.38x.
-SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6, "channel": 2.5e-9}
+# EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12).
+SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
 # A block's weights (input channels x taps x V lanes) are read once per tile of outputs, a tile
 # being as many as the registers hold (two rows of 7 columns at AVX-512); they are packed per
 # call, which a small batch of many channels feels (ResNet-18's 512-channel 3x3 at batch 1: 2.4
@@ -56,11 +51,11 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6, "channel": 2.5e-9}
 # packing counted they measure 0.82-1.40 of it (bench/RESULTS.md, fifth session).
 TAP_SHARE_ROWS = 4096
 CALL_OVERHEAD_S = 12e-6
-# A strided input gradient's phases (_phases) ran 1.08-1.85x their passes' modelled time (the
-# per-channel term included) on the chooser sweep's 14 strided 3x3, 2x2, 4x4 and 1-D layers
-# (median 1.3; 2-core Intel Xeon, AVX-512, 2 threads): each phase packs nothing of its own but
-# pads gy, runs its own parallel pass and stores every s-th value one at a time.
-PHASE_SLOWDOWN = 1.3
+# A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
+# chooser sweep's 16 strided 3x3, 2x2, 4x4 and 1-D layers (median 1.48; 2-core Intel Xeon,
+# AVX-512, 2 threads): a phase has 1-4 taps a channel where the model's fits had 9-49, so each
+# tile pays its loop and weight loads over fewer multiply-adds.
+PHASE_SLOWDOWN = 1.5
 PARALLEL_EFFICIENCY = 0.9
 
 
@@ -123,13 +118,6 @@ class _Geometry:
 
     def threads(self):
         return max(1, min(_config.get_num_threads(), self.items))
-
-    def row_tiles(self):
-        """Register tiles an item's row is cut into (src/_blocked_kernels.h, bk_cols: as many
-        columns a tile as BK_ACC accumulators allow, at most BK_MAX_CT)."""
-        acc = 28 if _blocked.vector_bytes() == 64 else 12
-        most = max(1, min(12, acc // (self.kb * self.pair)))
-        return -(-self.o[2] // most)
 
     def tap_share(self):
         """The share of taps that the forward kernel runs: an output row skips the kernel rows
@@ -340,8 +328,7 @@ def _pass_cost(spec, g):
     fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
     packed = spec.groups * g.blocks * g.cg * g.taps * g.v
     values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o) + packed
-    work = (SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
-            + SECONDS["channel"] * g.items * g.row_tiles() * g.cg)
+    work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     return _shared(spec, work, g.items)
 
 
