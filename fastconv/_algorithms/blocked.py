@@ -70,11 +70,10 @@ class _Geometry:
 
     def __init__(self, spec, flipped=False, phase=None):
         k, d = spec.kernel_size, spec.dilation
-        if flipped and phase is None:
-            self.n, self.o, self.s = spec.output_size, spec.input_size, (1, 1, 1)
-            self.p = tuple(d[i] * (k[i] - 1) - spec.pad_low[i] for i in range(3))
-            self.cg, self.kg = spec.out_channels // spec.groups, spec.in_channels // spec.groups
-        elif phase is not None:
+        if flipped and phase is None:       # the whole kernel over every input: one phase
+            phase = tuple(_phases.AxisPhase(0, k[i], 0, spec.input_size[i], spec.pad_low[i], d[i])
+                          for i in range(3))
+        if phase is not None:
             k, d = tuple(a.taps for a in phase), tuple(a.dilation for a in phase)
             self.n, self.s = spec.output_size, (1, 1, 1)
             self.o, self.p = tuple(a.count for a in phase), tuple(a.pad() for a in phase)

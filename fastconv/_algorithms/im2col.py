@@ -100,12 +100,13 @@ def _packed_gemm(spec):
     least = PACKED_MIN.get(_im2col.kernel_level())
     positions = math.prod(spec.output_size)
     columns = positions * min(spec.batch, max(1, MAX_CHUNK_COLUMNS // max(positions, 1)))
+    if least is None or spec.dtype != np.float32:
+        return False
     # a 1x1 layer's BLAS reads x in place, a sample a GEMM: kept unless the samples' maps are
     # too small for that GEMM and the packed one's chunks take several samples
-    if _pointwise(spec) and (positions >= least[2] if least else True):
+    if _pointwise(spec) and positions >= least[2]:
         return False
-    return (least is not None and spec.dtype == np.float32
-            and spec.out_channels // spec.groups >= least[0]
+    return (spec.out_channels // spec.groups >= least[0]
             and spec.in_channels // spec.groups * math.prod(spec.kernel_size) >= least[1]
             and columns >= least[2])
 
