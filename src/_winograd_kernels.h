@@ -286,6 +286,77 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
     return 0;
 }
 
+/* The 1-D F(4, 3) (src/_winograd1d.pyx). X (or G) is a channel-last window of consecutive
+   positions, CP (KP) channels each; a block is `dil` interleaved runs of Tr tiles (dilation dil:
+   the runs are the residues of the positions modulo dil). Tile t = t0 + r * Tr + j reads
+   positions r + dil * (4j + i), i = 0..5, and owns positions r + dil * (4j + m), m = 0..3; its 6
+   transformed values go to planes WG_PLANE(Tn * CP) (or KP) apart, as the 2-D kernels'. */
+FASTCONV_ATTR static int WG_FN(wg1_input)(const WG_T* restrict X, Py_ssize_t CP, Py_ssize_t dil,
+        Py_ssize_t Tr, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
+    const Py_ssize_t plane = WG_PLANE(Tn * CP), step = dil * CP;
+    for (Py_ssize_t r = 0; r < dil; r++)
+        for (Py_ssize_t j = 0; j < Tr; j++) {
+            const WG_T* base = X + (r + 4 * j * dil) * CP;
+            WG_T* out = V + (t0 + r * Tr + j) * CP;
+            for (Py_ssize_t c = 0; c < CP; c += L) {
+                VT o[6];
+#define LD(i) (*(const VU*)(base + (i) * step + c))
+                WG_BT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), o[0], o[1], o[2], o[3], o[4], o[5]);
+#undef LD
+                WG_PUT6(out + c, plane, 0, o);
+            }
+        }
+    return 0;
+}
+
+/* Y's positions of every tile (as wg1_input) = A^T M[xi][t]; 1 if a value is not finite. */
+FASTCONV_ATTR static int WG_FN(wg1_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t dil,
+        Py_ssize_t Tr, WG_T* restrict Y, Py_ssize_t t0, Py_ssize_t Tn) {
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
+    const Py_ssize_t plane = WG_PLANE(Tn * KP), step = dil * KP;
+    VT bad = (VT){0};
+    for (Py_ssize_t r = 0; r < dil; r++)
+        for (Py_ssize_t j = 0; j < Tr; j++) {
+            const WG_T* base = M + (t0 + r * Tr + j) * KP;
+            WG_T* out = Y + (r + 4 * j * dil) * KP;
+            for (Py_ssize_t k = 0; k < KP; k += L) {
+                VT o0, o1, o2, o3;
+#define LD(i) (*(const VU*)(base + (i) * plane + k))
+                WG_AT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), o0, o1, o2, o3);
+#undef LD
+                bad += o0 * 0 + o1 * 0 + o2 * 0 + o3 * 0;
+                *(VU*)(out + k) = o0;
+                *(VU*)(out + step + k) = o1;
+                *(VU*)(out + 2 * step + k) = o2;
+                *(VU*)(out + 3 * step + k) = o3;
+            }
+        }
+    for (int l = 0; l < L; l++)
+        if (bad[l] != 0 || bad[l] != bad[l]) return 1;
+    return 0;
+}
+
+/* Mg[xi][t] = (A g)[xi] of the output-gradient values g a tile owns in G (as wg1_input). */
+FASTCONV_ATTR static int WG_FN(wg1_gy)(const WG_T* restrict G, Py_ssize_t KP, Py_ssize_t dil,
+        Py_ssize_t Tr, WG_T* restrict Mg, Py_ssize_t t0, Py_ssize_t Tn) {
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
+    const Py_ssize_t plane = WG_PLANE(Tn * KP), step = dil * KP;
+    for (Py_ssize_t r = 0; r < dil; r++)
+        for (Py_ssize_t j = 0; j < Tr; j++) {
+            const WG_T* base = G + (r + 4 * j * dil) * KP;
+            WG_T* out = Mg + (t0 + r * Tr + j) * KP;
+            for (Py_ssize_t k = 0; k < KP; k += L) {
+                VT o[6];
+#define LD(i) (*(const VU*)(base + (i) * step + k))
+                WG_A(LD(0), LD(1), LD(2), LD(3), o[0], o[1], o[2], o[3], o[4], o[5]);
+#undef LD
+                WG_PUT6(out + k, plane, 0, o);
+            }
+        }
+    return 0;
+}
+
 #undef WG_PUT6
 #undef VT
 #undef VU
@@ -325,7 +396,9 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
 #define WG_ENTRIES(X, LV)                                                                          \
     X(wg_stage_float, LV) X(wg_stage_double, LV) X(wg_unstage_float, LV)                           \
     X(wg_unstage_double, LV) X(wg_input_float, LV) X(wg_input_double, LV)                          \
-    X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)
+    X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)       \
+    X(wg1_input_float, LV) X(wg1_input_double, LV) X(wg1_output_float, LV)                         \
+    X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV)
 /* The variable that asks for a lower level: the depthwise module compiles its own copy of these
    kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
 #ifndef WG_LEVEL_ENV

@@ -27,7 +27,8 @@ CASES = {
     "direct": [((2, 3, 11, 13), (5, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1)),
                ((1, 2, 37), (3, 2, 5), dict(padding="same"))],
     "winograd": [((2, 3, 13, 11), (4, 3, 3, 3), dict(padding=((2, 0), (1, 1)))),
-                 ((1, 5, 6, 19), (2, 5, 3, 3), dict(padding=1))],
+                 ((1, 5, 6, 19), (2, 5, 3, 3), dict(padding=1)),
+                 ((2, 5, 37), (3, 5, 3), dict(padding=((4, 0),), dilation=2))],     # 1-D
     "depthwise": [((2, 3, 11, 13), (6, 1, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
                                                         groups=3)),
                   ((1, 4, 37), (4, 1, 5), dict(padding="same", groups=4))],

@@ -22,6 +22,7 @@ kernel (36 x C x K values: 9 MiB at 256 channels) outgrows a core's L2 and each 
 it again; there the staged schedule transforms a wave of tiles (the whole batch, up to
 WAVE_BYTES), runs each of the 36 GEMMs once on one thread, and transforms back, whichever of
 the two moves fewer bytes. Scratch comes from fastconv._scratch, reused from call to call.
+1-D problems (3 taps, stride 1, any dilation) go to the 1-D F(4, 3) of winograd1d.py.
 """
 import math
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
+from . import winograd1d
 
 _winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
 
@@ -221,6 +223,8 @@ class _Plan:
 
 
 def supports(spec, op):
+    if spec.ndim == 1:
+        return winograd1d.supports(spec, op)
     reason = _geometry_reason(spec)
     if reason is not None:
         return False, reason
@@ -240,6 +244,8 @@ def supports(spec, op):
 
 def layout(spec, op):
     """How the plan runs, for explain: the schedule and its work items."""
+    if spec.ndim == 1:
+        return winograd1d.layout(spec, op)
     plan = _Plan(spec, op)
     if plan.staged:
         waves = f"{plan.waves} wave{'s' if plan.waves > 1 else ''}"
@@ -248,10 +254,15 @@ def layout(spec, op):
 
 
 def workspace(spec, op):
+    if spec.ndim == 1:
+        return winograd1d.workspace(spec, op)
     return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
 
 
 def cost(spec, op):
+    if spec.ndim == 1:
+        return winograd1d.cost(spec, op, GEMM_FLOPS_PER_S[spec.dtype.name], CALL_OVERHEAD_S,
+                               PARALLEL_EFFICIENCY, PARTIAL_VALUE_S)
     plan = _Plan(spec, op)
     name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
@@ -316,6 +327,8 @@ def _transformed_kernel(w, flipped, KP, threads):
 
 def _run_pass(spec, op, a, w):
     """forward (a = x) or grad_input (a = gy); None if a value written was not finite."""
+    if spec.ndim == 1:
+        return winograd1d.run_pass(spec, op, a, w)
     plan = _Plan(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
     out = np.empty(shape, spec.dtype)
@@ -349,6 +362,8 @@ def grad_input(spec, gy, w):
 def grad_kernel(spec, x, gy):
     if spec.batch == 0:
         return np.zeros(spec.w_shape, spec.dtype)
+    if spec.ndim == 1:
+        return winograd1d.grad_kernel(spec, x, gy)
     plan = _Plan(spec, "grad_kernel")
     src, gsrc = _planes(spec, "grad_kernel")
     padding_only = (src.reshape(plan.kd, spec.batch, -1) < 0).all(axis=0)[0]

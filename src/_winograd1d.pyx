@@ -1,0 +1,227 @@
+"""1-D Winograd convolution F(4, 3): forward (also the stride-1 input gradient) and kernel gradient.
+
+The 1-D counterpart of src/_winograd.pyx, with its staging and its GEMMs: 6 transformed values
+per tile of 4 outputs instead of 12 products. Dilation d is a stride inside a block: a block is
+B = 4 d Tr consecutive outputs of one sample, which are d interleaved runs (the outputs of each
+residue modulo d) of Tr tiles each; output o reads inputs o - off + d k, k = 0, 1, 2.
+
+Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scratch:
+  stage      inputs o0 - off .. o0 - off + B + 2d, channel-last (wg_stage)   buf1 = X
+  transform  V[xi] = B^T d for the d Tr tiles (wg1_input)                     buf2 = V
+  GEMM       M[xi] = V[xi] @ U[xi], xi = 0..5 (single-threaded BLAS)          buf1 = M
+  transform  Y = A^T M, then back to (K, L) rows (wg1_output, wg_unstage)     buf2 = Y
+The outputs past the end of a sample are computed from zeros and not written. The kernel
+gradient transforms x tiles (V) and gy tiles (Mg = A gy; zeros past the end add nothing) and sums
+dU[xi] += Mg[xi]^T V[xi] in `parts` partial sums fixed by the problem, added in order, so
+nothing depends on the thread count. The kernel transforms (6 x 3 matrices) run in NumPy.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from _blas cimport gemm
+from _parallel cimport part_start, sum_parts, thread_slice
+
+cdef extern from "_winograd_kernels.h":
+    Py_ssize_t wg_vector_bytes() noexcept nogil
+    void wg_init() noexcept nogil
+    int wg_level() noexcept nogil
+    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
+    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
+            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
+            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
+    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
+    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
+            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
+            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
+            Py_ssize_t ncols) noexcept nogil
+    int wg1_input_float "wg_kernels.wg1_input_float"(const float* X, Py_ssize_t CP,
+            Py_ssize_t dil, Py_ssize_t Tr, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_input_double "wg_kernels.wg1_input_double"(const double* X, Py_ssize_t CP,
+            Py_ssize_t dil, Py_ssize_t Tr, double* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_output_float "wg_kernels.wg1_output_float"(const float* M, Py_ssize_t KP,
+            Py_ssize_t dil, Py_ssize_t Tr, float* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_output_double "wg_kernels.wg1_output_double"(const double* M, Py_ssize_t KP,
+            Py_ssize_t dil, Py_ssize_t Tr, double* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_gy_float "wg_kernels.wg1_gy_float"(const float* G, Py_ssize_t KP, Py_ssize_t dil,
+            Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
+            Py_ssize_t Tr, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+
+wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
+
+cdef enum:
+    POSITIONS = 6           # transformed values per tile
+
+
+cdef struct Tiling:
+    Py_ssize_t cin, cout, CP, KP        # channels read and written; both padded to the vector
+    Py_ssize_t lin, lout                # lengths read and written
+    Py_ssize_t off, dil                 # output o reads inputs o - off + dil * k
+    Py_ssize_t Tr, B, blocks            # tiles per run, outputs per block, blocks per sample
+    Py_ssize_t size1, size2, size3      # per-thread scratch buffers (elements)
+
+
+cdef Tiling make_tiling(tuple t) except *:
+    cdef Tiling tl
+    (tl.cin, tl.cout, tl.CP, tl.KP, tl.lin, tl.lout, tl.off, tl.dil, tl.Tr, tl.size1, tl.size2,
+     tl.size3) = t
+    tl.B = 4 * tl.dil * tl.Tr
+    tl.blocks = (tl.lout + tl.B - 1) // tl.B
+    return tl
+
+
+cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t length,
+                       Py_ssize_t start, Py_ssize_t count, floating* dst,
+                       Py_ssize_t CP) noexcept nogil:
+    """dst[i][c] = src[c][start + i] for i < count (zeros outside 0..length)."""
+    if floating is float:
+        wg_stage_float(src, channels, length, 1, length, 0, start, 1, count, dst, CP)
+    else:
+        wg_stage_double(src, channels, length, 1, length, 0, start, 1, count, dst, CP)
+
+
+cdef void tiles_in(const Tiling* tl, const floating* x, Py_ssize_t o0, floating* V,
+                   floating* buf) noexcept nogil:
+    """V of the block of outputs o0 .. o0 + B of the sample x (cin rows of lin)."""
+    cdef Py_ssize_t T = tl.dil * tl.Tr
+    stage(x, tl.cin, tl.lin, o0 - tl.off, tl.B + 2 * tl.dil, buf, tl.CP)
+    if floating is float:
+        wg1_input_float(buf, tl.CP, tl.dil, tl.Tr, V, 0, T)
+    else:
+        wg1_input_double(buf, tl.CP, tl.dil, tl.Tr, V, 0, T)
+
+
+cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, floating* y,
+                       Py_ssize_t o0, floating* buf1, floating* buf2) noexcept nogil:
+    """Outputs o0 .. o0 + B of one sample (x: its cin rows, y: its cout rows); 1 if a value
+    was not finite."""
+    cdef Py_ssize_t T = tl.dil * tl.Tr, xi
+    cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
+    cdef int bad
+    tiles_in(tl, x, o0, buf2, buf1)
+    for xi in range(POSITIONS):
+        gemm(False, False, T, tl.KP, tl.cin, <floating>1, buf2 + xi * (T * tl.CP + pad), tl.CP,
+             u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * (T * tl.KP + pad), tl.KP)
+    if floating is float:
+        bad = wg1_output_float(buf1, tl.KP, tl.dil, tl.Tr, buf2, 0, T)
+        wg_unstage_float(buf2, tl.B, tl.KP, y, tl.cout, tl.lout, 1, tl.lout, 0, o0, 1, tl.B)
+    else:
+        bad = wg1_output_double(buf1, tl.KP, tl.dil, tl.Tr, buf2, 0, T)
+        wg_unstage_double(buf2, tl.B, tl.KP, y, tl.cout, tl.lout, 1, tl.lout, 0, o0, 1, tl.B)
+    return bad
+
+
+cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating* gy,
+                            Py_ssize_t o0, floating* part, bint first, floating* buf1,
+                            floating* buf2, floating* buf3) noexcept nogil:
+    """part[xi] (+)= Mg[xi]^T V[xi] of the block of outputs o0 .. o0 + B (= if first)."""
+    cdef Py_ssize_t T = tl.dil * tl.Tr, xi
+    cdef Py_ssize_t pad = 64 // sizeof(floating)
+    tiles_in(tl, x, o0, buf2, buf1)
+    stage(gy, tl.cout, tl.lout, o0, tl.B, buf1, tl.KP)
+    if floating is float:
+        wg1_gy_float(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
+    else:
+        wg1_gy_double(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
+    for xi in range(POSITIONS):
+        gemm(True, False, tl.KP, tl.cin, T, <floating>1, buf3 + xi * (T * tl.KP + pad), tl.KP,
+             buf2 + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
+             part + xi * tl.KP * tl.cin, tl.cin)
+
+
+def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, floating[:, ::1] y,
+            floating[::1] work, unsigned char[::1] flags, int num_threads):
+    """y[n] = Winograd(x[n], u) for every sample n (x: N x cin * lin, y: N x cout * lout); u is
+    U[6][cin][KP]. `work` holds num_threads * (size1 + size2) values, `flags` one byte per
+    block: set where the block computed a value that is not finite."""
+    cdef Tiling tl = make_tiling(tiling)
+    cdef Py_ssize_t item, n
+    cdef floating* buf1
+    with nogil:
+        for item in prange(x.shape[0] * tl.blocks, schedule="static", num_threads=num_threads):
+            buf1 = thread_slice(&work[0], tl.size1 + tl.size2)
+            n = item // tl.blocks
+            flags[item] = forward_block(&tl, &x[n, 0], &u[0], &y[n, 0],
+                                        (item % tl.blocks) * tl.B, buf1, buf1 + tl.size1)
+
+
+def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] gy,
+                floating[::1] du, floating[::1] work, floating[::1] partials, Py_ssize_t parts,
+                int num_threads):
+    """du[6][KP][cin] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
+    cdef Tiling tl = make_tiling(tiling)
+    cdef Py_ssize_t items = x.shape[0] * tl.blocks
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
+    cdef floating* buf1
+    cdef floating* part
+    with nogil:
+        for q in prange(parts, schedule="static", num_threads=num_threads):
+            buf1 = thread_slice(&work[0], tl.size1 + tl.size2 + tl.size3)
+            part = &partials[0] + q * size
+            i0 = part_start(0, items, q, parts)
+            i1 = part_start(0, items, q + 1, parts)
+            if i0 == i1:
+                memset(part, 0, size * sizeof(floating))
+            for i in range(i0, i1):
+                grad_kernel_block(&tl, &x[i // tl.blocks, 0], &gy[i // tl.blocks, 0],
+                                  (i % tl.blocks) * tl.B, part, i == i0, buf1, buf1 + tl.size1,
+                                  buf1 + tl.size1 + tl.size2)
+        sum_parts(&partials[0], &du[0], size, parts, num_threads)
+
+
+cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
+
+
+def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
+                     Py_ssize_t KP, bint flipped):
+    """u[xi][i][o] = (G g)[xi] in double, for every (i, o) of u (6 x ins x KP; the columns o past
+    the outputs are left as they are): forward i = c, o = k, g = w[k, c]; flipped (the input
+    gradient) i = k, o = c, g = w[k, c] reversed. w is K x C x 3."""
+    cdef Py_ssize_t i, o, k, c, ins = K if flipped else C, outs = C if flipped else K
+    cdef double g0, g1, g2
+    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH
+    with nogil:
+        for i in range(ins):        # o innermost: each of the 6 rows of u written in order
+            for o in range(outs):
+                k, c = (i, o) if flipped else (o, i)
+                g0, g1, g2 = w[(k * C + c) * 3], w[(k * C + c) * 3 + 1], w[(k * C + c) * 3 + 2]
+                if flipped:
+                    g0, g2 = g2, g0
+                u[i * KP + o] = <floating>(0.25 * g0)
+                u[(ins + i) * KP + o] = <floating>(-s6 * (g0 + g1 + g2))
+                u[(2 * ins + i) * KP + o] = <floating>(-s6 * (g0 - g1 + g2))
+                u[(3 * ins + i) * KP + o] = <floating>(s24 * g0 + s12 * g1 + s6 * g2)
+                u[(4 * ins + i) * KP + o] = <floating>(s24 * g0 - s12 * g1 + s6 * g2)
+                u[(5 * ins + i) * KP + o] = <floating>g2
+
+
+def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
+                       Py_ssize_t KP):
+    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 6 x KP x C."""
+    cdef Py_ssize_t k, c, n = KP * C
+    cdef double d0, d1, d2, d3, d4, d5
+    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH
+    with nogil:
+        for k in range(K):
+            for c in range(C):
+                d0, d1, d2 = du[k * C + c], du[n + k * C + c], du[2 * n + k * C + c]
+                d3, d4, d5 = du[3 * n + k * C + c], du[4 * n + k * C + c], du[5 * n + k * C + c]
+                gw[(k * C + c) * 3] = <floating>(0.25 * d0 - s6 * (d1 + d2) + s24 * (d3 + d4))
+                gw[(k * C + c) * 3 + 1] = <floating>(s6 * (d2 - d1) + s12 * (d3 - d4))
+                gw[(k * C + c) * 3 + 2] = <floating>(s6 * (d3 + d4 - d1 - d2) + d5)
+
+
+def kernel_level():
+    """The kernel set this process runs: 2 x86-64-v4, 1 x86-64-v3, 0 the build's own target."""
+    return wg_level()
+
+
+def lanes(itemsize):
+    """Values of one vector of the kernels this machine runs; channels are padded to it."""
+    return wg_vector_bytes() // itemsize
