@@ -10,6 +10,8 @@ d is a stride inside a block of 4 d Tr outputs (src/_winograd1d.pyx). F(4, 3) in
 about 1e-6 of the result's magnitude in float32, far inside the contract's 2e-4; non-finite
 values go to summation as winograd.py says.
 """
+import functools
+
 import numpy as np
 
 from .. import _config, _scratch
@@ -108,6 +110,12 @@ class Plan:
 
 
 def plan(spec, op):
+    return _plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads())
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(spec, op, limit, threads):
+    """A plan is read-only: one per problem and the settings it depends on."""
     return Plan(spec, op, _winograd1d.lanes(spec.dtype.itemsize))
 
 
