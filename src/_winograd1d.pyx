@@ -1,19 +1,19 @@
-"""1-D Winograd convolution F(4, 3): forward (also the stride-1 input gradient) and kernel gradient.
+"""1-D Winograd convolution F(6, 3): forward (also the stride-1 input gradient) and kernel gradient.
 
 The 1-D counterpart of src/_winograd.pyx, with its staging and its GEMMs: 6 transformed values
-per tile of 4 outputs instead of 12 products. Dilation d is a stride inside a block: a block is
-B = 4 d Tr consecutive outputs of one sample, which are d interleaved runs (the outputs of each
+per tile of 6 outputs instead of 18 products. Dilation d is a stride inside a block: a block is
+B = 6 d Tr consecutive outputs of one sample, which are d interleaved runs (the outputs of each
 residue modulo d) of Tr tiles each; output o reads inputs o - off + d k, k = 0, 1, 2.
 
 Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scratch:
   stage      inputs o0 - off .. o0 - off + B + 2d, channel-last (wg_stage)   buf1 = X
   transform  V[xi] = B^T d for the d Tr tiles (wg1_input)                     buf2 = V
-  GEMM       M[xi] = V[xi] @ U[xi], xi = 0..5 (single-threaded BLAS)          buf1 = M
+  GEMM       M[xi] = V[xi] @ U[xi], xi = 0..7 (wg1_gemm's register tiles)     buf1 = M
   transform  Y = A^T M, then back to (K, L) rows (wg1_output, wg_unstage)     buf2 = Y
 The outputs past the end of a sample are computed from zeros and not written. The kernel
 gradient transforms x tiles (V) and gy tiles (Mg = A gy; zeros past the end add nothing) and sums
-dU[xi] += Mg[xi]^T V[xi] in `parts` partial sums fixed by the problem, added in order, so
-nothing depends on the thread count. The kernel transforms (6 x 3 matrices) run in NumPy.
+dU[xi] += Mg[xi]^T V[xi] (single-threaded BLAS) in `parts` partial sums fixed by the problem, added in order, so
+nothing depends on the thread count. The kernel transforms (8 x 3 matrices) run in double.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -52,11 +52,16 @@ cdef extern from "_winograd_kernels.h":
             Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
             Py_ssize_t Tr, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_gemm_float "wg_kernels.wg1_gemm_float"(const float* V, Py_ssize_t CP, Py_ssize_t C,
+            const float* U, Py_ssize_t KP, float* M, Py_ssize_t T) noexcept nogil
+    int wg1_gemm_double "wg_kernels.wg1_gemm_double"(const double* V, Py_ssize_t CP,
+            Py_ssize_t C, const double* U, Py_ssize_t KP, double* M, Py_ssize_t T) noexcept nogil
 
 wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
 
 cdef enum:
-    POSITIONS = 6           # transformed values per tile
+    POSITIONS = 8           # transformed values per tile
+    TILE = 6                # outputs per tile
 
 
 cdef struct Tiling:
@@ -71,7 +76,7 @@ cdef Tiling make_tiling(tuple t) except *:
     cdef Tiling tl
     (tl.cin, tl.cout, tl.CP, tl.KP, tl.lin, tl.lout, tl.off, tl.dil, tl.Tr, tl.size1, tl.size2,
      tl.size3) = t
-    tl.B = 4 * tl.dil * tl.Tr
+    tl.B = TILE * tl.dil * tl.Tr
     tl.blocks = (tl.lout + tl.B - 1) // tl.B
     return tl
 
@@ -105,9 +110,13 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     cdef int bad
     tiles_in(tl, x, o0, buf2, buf1)
-    for xi in range(POSITIONS):
-        gemm(False, False, T, tl.KP, tl.cin, <floating>1, buf2 + xi * (T * tl.CP + pad), tl.CP,
-             u + xi * tl.cin * tl.KP, tl.KP, <floating>0, buf1 + xi * (T * tl.KP + pad), tl.KP)
+    for xi in range(POSITIONS):     # fastconv's own register tiles (wg1_gemm), not BLAS
+        if floating is float:
+            wg1_gemm_float(buf2 + xi * (T * tl.CP + pad), tl.CP, tl.cin, u + xi * tl.cin * tl.KP,
+                           tl.KP, buf1 + xi * (T * tl.KP + pad), T)
+        else:
+            wg1_gemm_double(buf2 + xi * (T * tl.CP + pad), tl.CP, tl.cin,
+                            u + xi * tl.cin * tl.KP, tl.KP, buf1 + xi * (T * tl.KP + pad), T)
     if floating is float:
         bad = wg1_output_float(buf1, tl.KP, tl.dil, tl.Tr, buf2, 0, T)
         wg_unstage_float(buf2, tl.B, tl.KP, y, tl.cout, tl.lout, 1, tl.lout, 0, o0, 1, tl.B)
@@ -138,7 +147,7 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
 def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, floating[:, ::1] y,
             floating[::1] work, unsigned char[::1] flags, int num_threads):
     """y[n] = Winograd(x[n], u) for every sample n (x: N x cin * lin, y: N x cout * lout); u is
-    U[6][cin][KP]. `work` holds num_threads * (size1 + size2) values, `flags` one byte per
+    U[8][cin][KP]. `work` holds num_threads * (size1 + size2) values, `flags` one byte per
     block: set where the block computed a value that is not finite."""
     cdef Tiling tl = make_tiling(tiling)
     cdef Py_ssize_t item, n
@@ -154,7 +163,7 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
 def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] gy,
                 floating[::1] du, floating[::1] work, floating[::1] partials, Py_ssize_t parts,
                 int num_threads):
-    """du[6][KP][cin] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
+    """du[8][KP][cin] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
     cdef Tiling tl = make_tiling(tiling)
     cdef Py_ssize_t items = x.shape[0] * tl.blocks
     cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
@@ -175,20 +184,16 @@ def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] g
         sum_parts(&partials[0], &du[0], size, parts, num_threads)
 
 
-cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
-
-
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
                      Py_ssize_t KP, bint flipped):
-    """u[xi][i][o] = (G g)[xi] in double, for every (i, o) of u (6 x ins x KP; the columns o past
+    """u[xi][i][o] = (G g)[xi] in double, for every (i, o) of u (8 x ins x KP; the columns o past
     the outputs are left as they are): forward i = c, o = k, g = w[k, c]; flipped (the input
     gradient) i = k, o = c, g = w[k, c] reversed. w is K x C x 3. 32 outputs o at a time: their
-    taps gathered into d, then each of the 6 rows a loop the compiler vectorises."""
-    cdef Py_ssize_t i, o0, o, n, ins = K if flipped else C, outs = C if flipped else K
+    taps gathered into d, then each row of u a loop the compiler vectorises."""
+    cdef Py_ssize_t i, o0, o, n, xi, ins = K if flipped else C, outs = C if flipped else K
     cdef Py_ssize_t at, step, first, last
-    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH
     cdef double d[3][32]
-    cdef floating* row
+    cdef double v[8][32]
     with nogil:
         for i in range(ins):
             # g = w[k, c] at ((k C + c) 3): along o, flipped (k = i) steps 3, else (c = i) 3 C
@@ -202,40 +207,37 @@ def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ss
                     d[0][o] = w[at + (o0 + o) * step + first]
                     d[1][o] = w[at + (o0 + o) * step + 1]
                     d[2][o] = w[at + (o0 + o) * step + last]
-                row = &u[i * KP + o0]
                 for o in range(n):
-                    row[o] = <floating>(0.25 * d[0][o])
-                row = &u[(ins + i) * KP + o0]
-                for o in range(n):
-                    row[o] = <floating>(-s6 * (d[0][o] + d[1][o] + d[2][o]))
-                row = &u[(2 * ins + i) * KP + o0]
-                for o in range(n):
-                    row[o] = <floating>(-s6 * (d[0][o] - d[1][o] + d[2][o]))
-                row = &u[(3 * ins + i) * KP + o0]
-                for o in range(n):
-                    row[o] = <floating>(s24 * d[0][o] + s12 * d[1][o] + s6 * d[2][o])
-                row = &u[(4 * ins + i) * KP + o0]
-                for o in range(n):
-                    row[o] = <floating>(s24 * d[0][o] - s12 * d[1][o] + s6 * d[2][o])
-                row = &u[(5 * ins + i) * KP + o0]
-                for o in range(n):
-                    row[o] = <floating>d[2][o]
+                    v[0][o] = d[0][o]
+                    v[1][o] = -2.0 / 9 * (d[0][o] + d[1][o] + d[2][o])
+                    v[2][o] = -2.0 / 9 * (d[0][o] - d[1][o] + d[2][o])
+                    v[3][o] = d[0][o] / 90 + d[1][o] / 45 + d[2][o] * (2.0 / 45)
+                    v[4][o] = d[0][o] / 90 - d[1][o] / 45 + d[2][o] * (2.0 / 45)
+                    v[5][o] = (32 * d[0][o] + 16 * d[1][o] + 8 * d[2][o]) / 45
+                    v[6][o] = (32 * d[0][o] - 16 * d[1][o] + 8 * d[2][o]) / 45
+                    v[7][o] = d[2][o]
+                for xi in range(POSITIONS):
+                    for o in range(n):
+                        u[(xi * ins + i) * KP + o0 + o] = <floating>v[xi][o]
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
                        Py_ssize_t KP):
-    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 6 x KP x C."""
-    cdef Py_ssize_t k, c, n = KP * C
-    cdef double d0, d1, d2, d3, d4, d5
-    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH
+    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 8 x KP x C."""
+    cdef Py_ssize_t k, c, xi, n = KP * C
+    cdef double d[8]
     with nogil:
         for k in range(K):
             for c in range(C):
-                d0, d1, d2 = du[k * C + c], du[n + k * C + c], du[2 * n + k * C + c]
-                d3, d4, d5 = du[3 * n + k * C + c], du[4 * n + k * C + c], du[5 * n + k * C + c]
-                gw[(k * C + c) * 3] = <floating>(0.25 * d0 - s6 * (d1 + d2) + s24 * (d3 + d4))
-                gw[(k * C + c) * 3 + 1] = <floating>(s6 * (d2 - d1) + s12 * (d3 - d4))
-                gw[(k * C + c) * 3 + 2] = <floating>(s6 * (d3 + d4 - d1 - d2) + d5)
+                for xi in range(POSITIONS):
+                    d[xi] = du[xi * n + k * C + c]
+                gw[(k * C + c) * 3] = <floating>(d[0] - 2.0 / 9 * (d[1] + d[2])
+                                                 + (d[3] + d[4]) / 90 + 32.0 / 45 * (d[5] + d[6]))
+                gw[(k * C + c) * 3 + 1] = <floating>(-2.0 / 9 * (d[1] - d[2]) + (d[3] - d[4]) / 45
+                                                     + 16.0 / 45 * (d[5] - d[6]))
+                gw[(k * C + c) * 3 + 2] = <floating>(-2.0 / 9 * (d[1] + d[2])
+                                                     + 2.0 / 45 * (d[3] + d[4])
+                                                     + 8.0 / 45 * (d[5] + d[6]) + d[7])
 
 
 def kernel_level():

@@ -286,25 +286,43 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
     return 0;
 }
 
-/* The 1-D F(4, 3) (src/_winograd1d.pyx). X (or G) is a channel-last window of consecutive
-   positions, CP (KP) channels each; a block is `dil` interleaved runs of Tr tiles (dilation dil:
-   the runs are the residues of the positions modulo dil). Tile t = t0 + r * Tr + j reads
-   positions r + dil * (4j + i), i = 0..5, and owns positions r + dil * (4j + m), m = 0..3; its 6
-   transformed values go to planes WG_PLANE(Tn * CP) (or KP) apart, as the 2-D kernels'. */
+/* The 1-D F(6, 3) (src/_winograd1d.pyx), on the points 0, +-1, +-2, +-1/2 and infinity (as
+   NNPACK's): V = B^T d for 8 inputs, y = A^T M for 6 outputs, Mg = A g. X (or G) is a
+   channel-last window of consecutive positions, CP (KP) channels each; a block is `dil`
+   interleaved runs of Tr tiles (dilation dil: the runs are the residues of the positions modulo
+   dil). Tile t = t0 + r * Tr + j reads positions r + dil * (6j + i), i = 0..7, and owns positions
+   r + dil * (6j + m), m = 0..5; its 8 transformed values go to planes WG_PLANE(Tn * CP) (or KP)
+   apart, as the 2-D kernels'. */
+#define WG1_TILE 6
+#define WG1_POSITIONS 8
 FASTCONV_ATTR static int WG_FN(wg1_input)(const WG_T* restrict X, Py_ssize_t CP, Py_ssize_t dil,
         Py_ssize_t Tr, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * CP), step = dil * CP;
     for (Py_ssize_t r = 0; r < dil; r++)
         for (Py_ssize_t j = 0; j < Tr; j++) {
-            const WG_T* base = X + (r + 4 * j * dil) * CP;
+            const WG_T* base = X + (r + WG1_TILE * j * dil) * CP;
             WG_T* out = V + (t0 + r * Tr + j) * CP;
             for (Py_ssize_t c = 0; c < CP; c += L) {
-                VT o[6];
 #define LD(i) (*(const VU*)(base + (i) * step + c))
-                WG_BT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), o[0], o[1], o[2], o[3], o[4], o[5]);
+                const VT d0 = LD(0), d1 = LD(1), d2 = LD(2), d3 = LD(3);
+                const VT d4 = LD(4), d5 = LD(5), d6 = LD(6), d7 = LD(7);
 #undef LD
-                WG_PUT6(out + c, plane, 0, o);
+                const VT e1 = d2 + d6 - (WG_T)4.25 * d4, o1 = d1 + d5 - (WG_T)4.25 * d3;
+                const VT e2 = d6 + (WG_T)0.25 * d2 - (WG_T)1.25 * d4;
+                const VT o2 = (WG_T)0.5 * d1 - (WG_T)2.5 * d3 + 2 * d5;
+                const VT e3 = d6 + 4 * d2 - 5 * d4, o3 = 2 * d1 - (WG_T)2.5 * d3 + (WG_T)0.5 * d5;
+                VT v[8];
+                v[0] = d0 - d6 + (WG_T)5.25 * (d4 - d2);
+                v[1] = e1 + o1;
+                v[2] = e1 - o1;
+                v[3] = e2 + o2;
+                v[4] = e2 - o2;
+                v[5] = e3 + o3;
+                v[6] = e3 - o3;
+                v[7] = d7 - d1 + (WG_T)5.25 * (d3 - d5);
+                _Pragma("GCC unroll 8")
+                for (int i = 0; i < 8; i++) *(VU*)(out + i * plane + c) = v[i];
             }
         }
     return 0;
@@ -319,17 +337,26 @@ FASTCONV_ATTR static int WG_FN(wg1_output)(const WG_T* restrict M, Py_ssize_t KP
     for (Py_ssize_t r = 0; r < dil; r++)
         for (Py_ssize_t j = 0; j < Tr; j++) {
             const WG_T* base = M + (t0 + r * Tr + j) * KP;
-            WG_T* out = Y + (r + 4 * j * dil) * KP;
+            WG_T* out = Y + (r + WG1_TILE * j * dil) * KP;
             for (Py_ssize_t k = 0; k < KP; k += L) {
-                VT o0, o1, o2, o3;
 #define LD(i) (*(const VU*)(base + (i) * plane + k))
-                WG_AT(LD(0), LD(1), LD(2), LD(3), LD(4), LD(5), o0, o1, o2, o3);
+                const VT m0 = LD(0), m1 = LD(1), m2 = LD(2), m3 = LD(3);
+                const VT m4 = LD(4), m5 = LD(5), m6 = LD(6), m7 = LD(7);
 #undef LD
-                bad += o0 * 0 + o1 * 0 + o2 * 0 + o3 * 0;
-                *(VU*)(out + k) = o0;
-                *(VU*)(out + step + k) = o1;
-                *(VU*)(out + 2 * step + k) = o2;
-                *(VU*)(out + 3 * step + k) = o3;
+                const VT a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
+                const VT f = m5 + m6, h = m5 - m6;
+                VT o[6];
+                o[0] = m0 + a + c + f;
+                o[1] = b + 2 * e + (WG_T)0.5 * h;
+                o[2] = a + 4 * c + (WG_T)0.25 * f;
+                o[3] = b + 8 * e + (WG_T)0.125 * h;
+                o[4] = a + 16 * c + (WG_T)0.0625 * f;
+                o[5] = b + 32 * e + (WG_T)0.03125 * h + m7;
+                _Pragma("GCC unroll 6")
+                for (int m = 0; m < 6; m++) {
+                    bad += o[m] * 0;
+                    *(VU*)(out + m * step + k) = o[m];
+                }
             }
         }
     for (int l = 0; l < L; l++)
@@ -344,18 +371,100 @@ FASTCONV_ATTR static int WG_FN(wg1_gy)(const WG_T* restrict G, Py_ssize_t KP, Py
     const Py_ssize_t plane = WG_PLANE(Tn * KP), step = dil * KP;
     for (Py_ssize_t r = 0; r < dil; r++)
         for (Py_ssize_t j = 0; j < Tr; j++) {
-            const WG_T* base = G + (r + 4 * j * dil) * KP;
+            const WG_T* base = G + (r + WG1_TILE * j * dil) * KP;
             WG_T* out = Mg + (t0 + r * Tr + j) * KP;
             for (Py_ssize_t k = 0; k < KP; k += L) {
-                VT o[6];
 #define LD(i) (*(const VU*)(base + (i) * step + k))
-                WG_A(LD(0), LD(1), LD(2), LD(3), o[0], o[1], o[2], o[3], o[4], o[5]);
+                const VT g0 = LD(0), g1 = LD(1), g2 = LD(2), g3 = LD(3), g4 = LD(4), g5 = LD(5);
 #undef LD
-                WG_PUT6(out + k, plane, 0, o);
+                const VT e1 = g0 + g2 + g4, o1 = g1 + g3 + g5;
+                const VT e2 = g0 + 4 * g2 + 16 * g4, o2 = 2 * g1 + 8 * g3 + 32 * g5;
+                const VT e3 = g0 + (WG_T)0.25 * g2 + (WG_T)0.0625 * g4;
+                const VT o3 = (WG_T)0.5 * g1 + (WG_T)0.125 * g3 + (WG_T)0.03125 * g5;
+                VT v[8];
+                v[0] = g0;
+                v[1] = e1 + o1;
+                v[2] = e1 - o1;
+                v[3] = e2 + o2;
+                v[4] = e2 - o2;
+                v[5] = e3 + o3;
+                v[6] = e3 - o3;
+                v[7] = g5;
+                _Pragma("GCC unroll 8")
+                for (int i = 0; i < 8; i++) *(VU*)(out + i * plane + k) = v[i];
             }
         }
     return 0;
 }
+/* M = V @ U for one transformed position of a block, the GEMM of the forward pass: V is T x C
+   (rows CP apart), U is C x KP, M is T x KP. Register tiles of RT rows by KV vectors of
+   columns: each U vector loaded serves RT rows, each V value broadcast serves KV vectors (as
+   the blocked algorithm's tiles, src/_blocked_kernels.h). U's slice of KV vectors (C x KV x L
+   values) stays in L1 while the rows stream past. Every sum runs over c in order, whatever the
+   tile: the same bits on any thread count. */
+#define WG1_ACC (FASTCONV_VB == 64 ? 24 : 12)  /* accumulators in registers (with 4 of U and x) */
+FASTCONV_ATTR static inline __attribute__((always_inline)) void WG_FN(wg1_tile)(
+        const WG_T* restrict V, Py_ssize_t CP, Py_ssize_t C, const WG_T* restrict U,
+        Py_ssize_t KP, WG_T* restrict M, const int RT, const int KV) {
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
+    VT acc[7][4];
+    _Pragma("GCC unroll 7")
+    for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < KV; v++) acc[r][v] = (VT){0};
+    for (Py_ssize_t c = 0; c < C; c++) {
+        VT u[4];
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < KV; v++) u[v] = *(const VU*)(U + c * KP + v * L);
+        _Pragma("GCC unroll 7")
+        for (int r = 0; r < RT; r++) {
+            const WG_T x = V[r * CP + c];      /* vector x scalar: one broadcast, no 0 + x */
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < KV; v++) acc[r][v] += u[v] * x;
+        }
+    }
+    _Pragma("GCC unroll 7")
+    for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < KV; v++) *(VU*)(M + r * KP + v * L) = acc[r][v];
+}
+
+#define WG1_TILE_ROWS(KV) do {                                                                     \
+        switch (rt) {                                                                              \
+        case 1: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 1, KV); break;                              \
+        case 2: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 2, KV); break;                              \
+        case 3: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 3, KV); break;                              \
+        case 4: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 4 ? 4 : 1), KV); break;    \
+        case 5: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 5 ? 5 : 1), KV); break;    \
+        case 6: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 6 ? 6 : 1), KV); break;    \
+        default: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 7 ? 7 : 1), KV); break;   \
+        }                                                                                          \
+    } while (0)
+
+FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict V, Py_ssize_t CP, Py_ssize_t C,
+        const WG_T* restrict U, Py_ssize_t KP, WG_T* restrict M, Py_ssize_t T) {
+    enum { L = FASTCONV_VB / sizeof(WG_T) };
+    for (Py_ssize_t k0 = 0; k0 < KP; ) {
+        const int kv = (KP - k0) / L >= 4 ? 4 : (KP - k0) / L >= 2 ? 2 : 1;
+        const int rows = WG1_ACC / kv > 7 ? 7 : WG1_ACC / kv;     /* 6 x 4 at AVX-512, 3 x 4 */
+        const WG_T* Uk = U + k0;
+        for (Py_ssize_t t = 0; t < T; t += rows) {
+            const int rt = T - t < rows ? (int)(T - t) : rows;
+            const WG_T* Vt = V + t * CP;
+            WG_T* Mt = M + t * KP + k0;
+            if (kv == 4) WG1_TILE_ROWS(4);
+            else if (kv == 2) WG1_TILE_ROWS(2);
+            else WG1_TILE_ROWS(1);
+        }
+        k0 += kv * L;
+    }
+    return 0;
+}
+#undef WG1_TILE_ROWS
+#undef WG1_ACC
+
+#undef WG1_TILE
+#undef WG1_POSITIONS
 
 #undef WG_PUT6
 #undef VT
@@ -398,7 +507,8 @@ FASTCONV_ATTR static int WG_FN(wg1_gy)(const WG_T* restrict G, Py_ssize_t KP, Py
     X(wg_unstage_double, LV) X(wg_input_float, LV) X(wg_input_double, LV)                          \
     X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)       \
     X(wg1_input_float, LV) X(wg1_input_double, LV) X(wg1_output_float, LV)                         \
-    X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV)
+    X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV) X(wg1_gemm_float, LV)       \
+    X(wg1_gemm_double, LV)
 /* The variable that asks for a lower level: the depthwise module compiles its own copy of these
    kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
 #ifndef WG_LEVEL_ENV

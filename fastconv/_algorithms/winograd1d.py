@@ -1,14 +1,16 @@
-"""Winograd convolution F(4, 3) for 1-D kernels of 3 taps at stride 1 (any dilation).
+"""Winograd convolution F(6, 3) for 1-D kernels of 3 taps at stride 1 (any dilation).
 
-The 1-D case of winograd.py (which hands 1-D problems here): an output tile of 4 values costs 6
-multiplications per (input, output) channel pair instead of 12, one GEMM over the channels per
-transformed position, (tiles x C) @ (C x K). The transforms are the 1-D factors of the 2-D
-ones: V = B^T d, U = G g, y = A^T M; the kernel gradient sums Mg^T V with Mg = A gy and
-untransforms with G^T, the exact gradient of the forward formula. The input gradient at stride 1
-is the same pass from gy with the kernel reversed, channels swapped and offset 2 d - p. Dilation
-d is a stride inside a block of 4 d Tr outputs (src/_winograd1d.pyx). F(4, 3) in 1-D rounds to
-about 1e-6 of the result's magnitude in float32, far inside the contract's 2e-4; non-finite
-values go to summation as winograd.py says.
+The 1-D case of winograd.py (which hands 1-D problems here): an output tile of 6 values costs 8
+multiplications per (input, output) channel pair instead of 18, one GEMM over the channels per
+transformed position, (tiles x C) @ (C x K). The transforms are NNPACK's F(6, 3), on the points 0,
++-1, +-2, +-1/2 and infinity: V = B^T d, U = G g, y = A^T M; the kernel gradient sums Mg^T V with
+Mg = A gy and untransforms with G^T, the exact gradient of the forward formula. The input
+gradient at stride 1 is the same pass from gy with the kernel reversed, channels swapped and
+offset 2 d - p. Dilation d is a stride inside a block of 6 d Tr outputs (src/_winograd1d.pyx).
+The forward GEMMs run on fastconv's own register tiles (wg1_gemm: 6 tiles x 64 channels at
+AVX-512), the kernel gradient's on BLAS. In float32 it rounds to about 2e-6 of the result's
+magnitude (the TCN's 64-channel layer; F(4, 3) gave 1.2e-6, at the same speed before the own
+GEMM), far inside the contract's 2e-4; non-finite values go to summation as winograd.py says.
 """
 import functools
 
@@ -19,7 +21,8 @@ from .._lazy import LazyModule
 
 _winograd1d = LazyModule("fastconv._winograd1d")     # cimports SciPy's BLAS: loaded on first use
 
-POSITIONS = 6
+POSITIONS = 8
+TILE = 6                    # outputs per tile
 TARGET_TILES = 128          # tiles per block: V and M of 64 channels stay within a core's L2
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
 MIN_PARTS, MAX_PARTS = 4, 16
@@ -66,7 +69,7 @@ class Plan:
         self.cin, self.cout, self.dil = cin, cout, dil
         CP, KP = _pad(max(cin, 1), lanes), _pad(max(cout, 1), lanes)
         self.CP, self.KP = CP, KP
-        runs = -(-lout // (4 * dil))            # tiles of one residue over a whole sample
+        runs = -(-lout // (TILE * dil))            # tiles of one residue over a whole sample
         split = -(-MIN_ITEMS // max(1, spec.batch))     # blocks a sample is cut into at least
         Tr = max(1, min(runs, TARGET_TILES // dil, runs // split))
         Tr = -(-runs // -(-runs // Tr)) if runs else 1      # even blocks
@@ -74,7 +77,7 @@ class Plan:
         limit = _config.get_workspace_limit() // itemsize
         gap = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
         while True:
-            T, B = dil * Tr, 4 * dil * Tr
+            T, B = dil * Tr, TILE * dil * Tr
             size1 = max((B + 2 * dil) * CP, B * KP,
                         0 if op == "grad_kernel" else POSITIONS * T * KP + gap)
             size2 = max(POSITIONS * T * CP + gap, B * KP)
@@ -178,9 +181,8 @@ def run_pass(spec, op, a, w):
         return out
     u = _transformed_kernel(w, op == "grad_input", p.KP)
     flags = np.zeros(p.items, np.uint8)
-    with _config.blas_single_threaded():
-        _winograd1d.forward(p.tiling, a.reshape(spec.batch, -1), u,
-                            out.reshape(spec.batch, -1), p.work(spec.dtype), flags, p.threads)
+    _winograd1d.forward(p.tiling, a.reshape(spec.batch, -1), u, out.reshape(spec.batch, -1),
+                        p.work(spec.dtype), flags, p.threads)      # its own GEMM: no BLAS
     return None if flags.any() else out
 
 
