@@ -12,14 +12,13 @@ Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scr
   transform  Y = A^T M, then back to (K, L) rows (wg1_output, wg_unstage)     buf2 = Y
 The outputs past the end of a sample are computed from zeros and not written. The kernel
 gradient transforms x tiles (V) and gy tiles (Mg = A gy; zeros past the end add nothing) and sums
-dU[xi] += Mg[xi]^T V[xi] (single-threaded BLAS) in `parts` partial sums fixed by the problem, added in order, so
+dU[xi] += Mg[xi]^T V[xi] (KP x CP, the same tiles) in `parts` partial sums fixed by the problem, added in order, so
 nothing depends on the thread count. The kernel transforms (8 x 3 matrices) run in double.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
 
 cdef extern from "_winograd_kernels.h":
@@ -52,10 +51,12 @@ cdef extern from "_winograd_kernels.h":
             Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
             Py_ssize_t Tr, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_gemm_float "wg_kernels.wg1_gemm_float"(const float* V, Py_ssize_t CP, Py_ssize_t C,
-            const float* U, Py_ssize_t KP, float* M, Py_ssize_t T) noexcept nogil
-    int wg1_gemm_double "wg_kernels.wg1_gemm_double"(const double* V, Py_ssize_t CP,
-            Py_ssize_t C, const double* U, Py_ssize_t KP, double* M, Py_ssize_t T) noexcept nogil
+    int wg1_gemm_float "wg_kernels.wg1_gemm_float"(const float* A, Py_ssize_t ars,
+            Py_ssize_t ais, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+            Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
+    int wg1_gemm_double "wg_kernels.wg1_gemm_double"(const double* A, Py_ssize_t ars,
+            Py_ssize_t ais, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+            Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
 
 wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
 
@@ -79,6 +80,16 @@ cdef Tiling make_tiling(tuple t) except *:
     tl.B = TILE * tl.dil * tl.Tr
     tl.blocks = (tl.lout + tl.B - 1) // tl.B
     return tl
+
+
+cdef inline void gemm(const floating* A, Py_ssize_t ars, Py_ssize_t ais, const floating* B,
+                      Py_ssize_t ldb, floating* C, Py_ssize_t ldc, Py_ssize_t rows,
+                      Py_ssize_t cols, Py_ssize_t n, bint load) noexcept nogil:
+    """C (+)= A B on fastconv's register tiles (wg1_gemm)."""
+    if floating is float:
+        wg1_gemm_float(A, ars, ais, B, ldb, C, ldc, rows, cols, n, load)
+    else:
+        wg1_gemm_double(A, ars, ais, B, ldb, C, ldc, rows, cols, n, load)
 
 
 cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t length,
@@ -110,13 +121,9 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     cdef int bad
     tiles_in(tl, x, o0, buf2, buf1)
-    for xi in range(POSITIONS):     # fastconv's own register tiles (wg1_gemm), not BLAS
-        if floating is float:
-            wg1_gemm_float(buf2 + xi * (T * tl.CP + pad), tl.CP, tl.cin, u + xi * tl.cin * tl.KP,
-                           tl.KP, buf1 + xi * (T * tl.KP + pad), T)
-        else:
-            wg1_gemm_double(buf2 + xi * (T * tl.CP + pad), tl.CP, tl.cin,
-                            u + xi * tl.cin * tl.KP, tl.KP, buf1 + xi * (T * tl.KP + pad), T)
+    for xi in range(POSITIONS):
+        gemm(buf2 + xi * (T * tl.CP + pad), tl.CP, 1, u + xi * tl.cin * tl.KP, tl.KP,
+             buf1 + xi * (T * tl.KP + pad), tl.KP, T, tl.KP, tl.cin, 0)
     if floating is float:
         bad = wg1_output_float(buf1, tl.KP, tl.dil, tl.Tr, buf2, 0, T)
         wg_unstage_float(buf2, tl.B, tl.KP, y, tl.cout, tl.lout, 1, tl.lout, 0, o0, 1, tl.B)
@@ -138,10 +145,9 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
         wg1_gy_float(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
     else:
         wg1_gy_double(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
-    for xi in range(POSITIONS):
-        gemm(True, False, tl.KP, tl.cin, T, <floating>1, buf3 + xi * (T * tl.KP + pad), tl.KP,
-             buf2 + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
-             part + xi * tl.KP * tl.cin, tl.cin)
+    for xi in range(POSITIONS):     # part[xi] is KP x CP
+        gemm(buf3 + xi * (T * tl.KP + pad), 1, tl.KP, buf2 + xi * (T * tl.CP + pad), tl.CP,
+             part + xi * tl.KP * tl.CP, tl.CP, tl.KP, tl.CP, T, not first)
 
 
 def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, floating[:, ::1] y,
@@ -163,10 +169,10 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
 def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] gy,
                 floating[::1] du, floating[::1] work, floating[::1] partials, Py_ssize_t parts,
                 int num_threads):
-    """du[8][KP][cin] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
+    """du[8][KP][CP] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
     cdef Tiling tl = make_tiling(tiling)
     cdef Py_ssize_t items = x.shape[0] * tl.blocks
-    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
+    cdef Py_ssize_t size = POSITIONS * tl.KP * tl.CP, q, i, i0, i1
     cdef floating* buf1
     cdef floating* part
     with nogil:
@@ -222,15 +228,15 @@ def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ss
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
-                       Py_ssize_t KP):
-    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 8 x KP x C."""
-    cdef Py_ssize_t k, c, xi, n = KP * C
+                       Py_ssize_t KP, Py_ssize_t CP):
+    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 8 x KP x CP."""
+    cdef Py_ssize_t k, c, xi, n = KP * CP
     cdef double d[8]
     with nogil:
         for k in range(K):
             for c in range(C):
                 for xi in range(POSITIONS):
-                    d[xi] = du[xi * n + k * C + c]
+                    d[xi] = du[xi * n + k * CP + c]
                 gw[(k * C + c) * 3] = <floating>(d[0] - 2.0 / 9 * (d[1] + d[2])
                                                  + (d[3] + d[4]) / 90 + 32.0 / 45 * (d[5] + d[6]))
                 gw[(k * C + c) * 3 + 1] = <floating>(-2.0 / 9 * (d[1] - d[2]) + (d[3] - d[4]) / 45

@@ -396,70 +396,76 @@ FASTCONV_ATTR static int WG_FN(wg1_gy)(const WG_T* restrict G, Py_ssize_t KP, Py
         }
     return 0;
 }
-/* M = V @ U for one transformed position of a block, the GEMM of the forward pass: V is T x C
-   (rows CP apart), U is C x KP, M is T x KP. Register tiles of RT rows by KV vectors of
-   columns: each U vector loaded serves RT rows, each V value broadcast serves KV vectors (as
-   the blocked algorithm's tiles, src/_blocked_kernels.h). U's slice of KV vectors (C x KV x L
-   values) stays in L1 while the rows stream past. Every sum runs over c in order, whatever the
-   tile: the same bits on any thread count. */
-#define WG1_ACC (FASTCONV_VB == 64 ? 24 : 12)  /* accumulators in registers (with 4 of U and x) */
+/* The GEMMs of one transformed position of a block, on fastconv's own register tiles:
+     C[r][q] (+)= sum_i A[r * ars + i * ais] * B[i * ldb + q],  r < rows, q < cols, i < n
+   forward: M = V @ U (A = V, rows the tiles, B = U, cols KP, the sum over input channels);
+   kernel gradient: dU += Mg^T V (A = Mg read down its columns, rows KP, B = V, cols CP, the sum
+   over the tiles). Tiles of RT rows by KV vectors of columns: each B vector loaded serves RT
+   rows, each A value broadcast serves KV vectors (as the blocked algorithm's tiles,
+   src/_blocked_kernels.h); B's slice of KV vectors stays in L1 while the rows pass. Every sum
+   runs over i in order, whatever the tile: the same bits on any thread count. `load`: add to C
+   (else C is overwritten). cols is a multiple of the vector. */
+#define WG1_ACC (FASTCONV_VB == 64 ? 24 : 12)  /* accumulators in registers (with 4 of B and x) */
 FASTCONV_ATTR static inline __attribute__((always_inline)) void WG_FN(wg1_tile)(
-        const WG_T* restrict V, Py_ssize_t CP, Py_ssize_t C, const WG_T* restrict U,
-        Py_ssize_t KP, WG_T* restrict M, const int RT, const int KV) {
+        const WG_T* restrict A, Py_ssize_t ars, Py_ssize_t ais, const WG_T* restrict B,
+        Py_ssize_t ldb, WG_T* restrict Cm, Py_ssize_t ldc, Py_ssize_t n, int load, const int RT,
+        const int KV) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
     VT acc[7][4];
     _Pragma("GCC unroll 7")
     for (int r = 0; r < RT; r++)
         _Pragma("GCC unroll 4")
-        for (int v = 0; v < KV; v++) acc[r][v] = (VT){0};
-    for (Py_ssize_t c = 0; c < C; c++) {
-        VT u[4];
+        for (int v = 0; v < KV; v++)
+            acc[r][v] = load ? *(const VU*)(Cm + r * ldc + v * L) : (VT){0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        VT b[4];
         _Pragma("GCC unroll 4")
-        for (int v = 0; v < KV; v++) u[v] = *(const VU*)(U + c * KP + v * L);
+        for (int v = 0; v < KV; v++) b[v] = *(const VU*)(B + i * ldb + v * L);
         _Pragma("GCC unroll 7")
         for (int r = 0; r < RT; r++) {
-            const WG_T x = V[r * CP + c];      /* vector x scalar: one broadcast, no 0 + x */
+            const WG_T x = A[r * ars + i * ais];    /* vector x scalar: one broadcast, no 0 + x */
             _Pragma("GCC unroll 4")
-            for (int v = 0; v < KV; v++) acc[r][v] += u[v] * x;
+            for (int v = 0; v < KV; v++) acc[r][v] += b[v] * x;
         }
     }
     _Pragma("GCC unroll 7")
     for (int r = 0; r < RT; r++)
         _Pragma("GCC unroll 4")
-        for (int v = 0; v < KV; v++) *(VU*)(M + r * KP + v * L) = acc[r][v];
+        for (int v = 0; v < KV; v++) *(VU*)(Cm + r * ldc + v * L) = acc[r][v];
 }
 
+#define WG1_TILE_CALL(R, KV) WG_FN(wg1_tile)(A + r0 * ars, ars, ais, B + q0, ldb,                  \
+        Cm + r0 * ldc + q0, ldc, n, load, (WG1_ACC / (KV) >= (R) ? (R) : 1), KV)
 #define WG1_TILE_ROWS(KV) do {                                                                     \
         switch (rt) {                                                                              \
-        case 1: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 1, KV); break;                              \
-        case 2: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 2, KV); break;                              \
-        case 3: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, 3, KV); break;                              \
-        case 4: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 4 ? 4 : 1), KV); break;    \
-        case 5: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 5 ? 5 : 1), KV); break;    \
-        case 6: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 6 ? 6 : 1), KV); break;    \
-        default: WG_FN(wg1_tile)(Vt, CP, C, Uk, KP, Mt, (WG1_ACC / KV >= 7 ? 7 : 1), KV); break;   \
+        case 1: WG1_TILE_CALL(1, KV); break;                                                       \
+        case 2: WG1_TILE_CALL(2, KV); break;                                                       \
+        case 3: WG1_TILE_CALL(3, KV); break;                                                       \
+        case 4: WG1_TILE_CALL(4, KV); break;                                                       \
+        case 5: WG1_TILE_CALL(5, KV); break;                                                       \
+        case 6: WG1_TILE_CALL(6, KV); break;                                                       \
+        default: WG1_TILE_CALL(7, KV); break;                                                      \
         }                                                                                          \
     } while (0)
 
-FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict V, Py_ssize_t CP, Py_ssize_t C,
-        const WG_T* restrict U, Py_ssize_t KP, WG_T* restrict M, Py_ssize_t T) {
+FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict A, Py_ssize_t ars, Py_ssize_t ais,
+        const WG_T* restrict B, Py_ssize_t ldb, WG_T* restrict Cm, Py_ssize_t ldc,
+        Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
-    for (Py_ssize_t k0 = 0; k0 < KP; ) {
-        const int kv = (KP - k0) / L >= 4 ? 4 : (KP - k0) / L >= 2 ? 2 : 1;
-        const int rows = WG1_ACC / kv > 7 ? 7 : WG1_ACC / kv;     /* 6 x 4 at AVX-512, 3 x 4 */
-        const WG_T* Uk = U + k0;
-        for (Py_ssize_t t = 0; t < T; t += rows) {
-            const int rt = T - t < rows ? (int)(T - t) : rows;
-            const WG_T* Vt = V + t * CP;
-            WG_T* Mt = M + t * KP + k0;
+    for (Py_ssize_t q0 = 0; q0 < cols; ) {
+        const int kv = (cols - q0) / L >= 4 ? 4 : (cols - q0) / L >= 2 ? 2 : 1;
+        const int most = WG1_ACC / kv > 7 ? 7 : WG1_ACC / kv;     /* 6 x 4 at AVX-512, 3 x 4 */
+        for (Py_ssize_t r0 = 0; r0 < rows; r0 += most) {
+            const int rt = rows - r0 < most ? (int)(rows - r0) : most;
             if (kv == 4) WG1_TILE_ROWS(4);
             else if (kv == 2) WG1_TILE_ROWS(2);
             else WG1_TILE_ROWS(1);
         }
-        k0 += kv * L;
+        q0 += kv * L;
     }
     return 0;
 }
+#undef WG1_TILE_CALL
 #undef WG1_TILE_ROWS
 #undef WG1_ACC
 

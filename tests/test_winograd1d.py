@@ -5,7 +5,8 @@ What is particular to it: lengths that are not multiples of the tile (or of 4 d 
 runs), shorter than one tile, split into several blocks per sample; dilation 1 to beyond the
 length (each residue a run of its own); padding of every kind (causal, wider than the kernel,
 "same", "full"; the input gradient's offset 2 d - p is then negative); channel counts that are
-not multiples of the vector; the kernel gradient's partial sums; thread-count invariance; the
+not multiples of the vector; the GEMM's register tiles (column blocks of 4, 2 and 1 vectors, rows off the tile); the kernel
+gradient's partial sums; thread-count invariance; the
 fallback for non-finite values; the workspace limit; and every kernel set.
 """
 import numpy as np
@@ -34,6 +35,8 @@ CASES = {
     "valid": ((2, 19, 40), (18, 19, 3), {}),
     "long-rows-many-blocks": ((1, 8, 3001), (5, 8, 3), dict(padding=1)),
     "tcn-like": ((2, 64, 1024), (64, 64, 3), dict(padding=((2, 0),))),
+    # the GEMM tiles' column blocks of 4, 2 and 1 vectors at every level, rows off the tile
+    "channels-70-to-100": ((1, 70, 97), (100, 70, 3), dict(padding=1, dilation=2)),
 }
 
 
@@ -237,5 +240,6 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     from fastconv import _winograd1d
     if _winograd1d.kernel_level() <= level:
         pytest.skip("this machine runs that kernel set already")
-    names = ("odd-length-padding-1", "dilation-3-same", "wide-padding", "valid")
+    names = ("odd-length-padding-1", "dilation-3-same", "wide-padding", "valid",
+             "channels-70-to-100")
     check_kernel_set("winograd", "FASTCONV_WINOGRAD_LEVEL", level, [CASES[n] for n in names])

@@ -7,8 +7,8 @@ transformed position, (tiles x C) @ (C x K). The transforms are NNPACK's F(6, 3)
 Mg = A gy and untransforms with G^T, the exact gradient of the forward formula. The input
 gradient at stride 1 is the same pass from gy with the kernel reversed, channels swapped and
 offset 2 d - p. Dilation d is a stride inside a block of 6 d Tr outputs (src/_winograd1d.pyx).
-The forward GEMMs run on fastconv's own register tiles (wg1_gemm: 6 tiles x 64 channels at
-AVX-512), the kernel gradient's on BLAS. In float32 it rounds to about 2e-6 of the result's
+The GEMMs run on fastconv's own register tiles (wg1_gemm: 6 rows x 64 columns at AVX-512),
+not BLAS. In float32 it rounds to about 2e-6 of the result's
 magnitude (the TCN's 64-channel layer; F(4, 3) gave 1.2e-6, at the same speed before the own
 GEMM), far inside the contract's 2e-4; non-finite values go to summation as winograd.py says.
 """
@@ -73,7 +73,8 @@ class Plan:
         split = -(-MIN_ITEMS // max(1, spec.batch))     # blocks a sample is cut into at least
         Tr = max(1, min(runs, TARGET_TILES // dil, runs // split))
         Tr = -(-runs // -(-runs // Tr)) if runs else 1      # even blocks
-        self.u_elements = POSITIONS * max(cin, 1) * KP
+        # U (cin x KP a position); the kernel gradient's dU and its partial sums are KP x CP
+        self.u_elements = POSITIONS * KP * (CP if op == "grad_kernel" else max(cin, 1))
         limit = _config.get_workspace_limit() // itemsize
         gap = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
         while True:
@@ -191,12 +192,11 @@ def grad_kernel(spec, x, gy):
     if gy.size == 0 or x.size == 0 or spec.w_shape[0] * spec.w_shape[1] == 0:
         return np.zeros(spec.w_shape, spec.dtype)
     du = _scratch.empty("winograd.du", p.u_elements, spec.dtype)
-    with _config.blas_single_threaded():
-        _winograd1d.grad_kernel(p.tiling, x.reshape(spec.batch, -1), gy.reshape(spec.batch, -1),
-                                du, p.work(spec.dtype),
-                                _scratch.empty("winograd.partials", p.parts * p.u_elements,
-                                               spec.dtype),
-                                p.parts, p.threads)
+    _winograd1d.grad_kernel(p.tiling, x.reshape(spec.batch, -1), gy.reshape(spec.batch, -1), du,
+                            p.work(spec.dtype),
+                            _scratch.empty("winograd.partials", p.parts * p.u_elements,
+                                           spec.dtype),
+                            p.parts, p.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
-    _winograd1d.kernel_untransform(du, gw.reshape(-1), p.cout, p.cin, p.KP)
+    _winograd1d.kernel_untransform(du, gw.reshape(-1), p.cout, p.cin, p.KP, p.CP)
     return gw
