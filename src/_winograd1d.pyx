@@ -51,6 +51,11 @@ cdef extern from "_winograd_kernels.h":
             Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
             Py_ssize_t Tr, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg1_kernel_float "wg_kernels.wg1_kernel_float"(const float* w, float* u, Py_ssize_t i,
+            Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs, int flipped) noexcept nogil
+    int wg1_kernel_double "wg_kernels.wg1_kernel_double"(const double* w, double* u,
+            Py_ssize_t i, Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs,
+            int flipped) noexcept nogil
     int wg1_gemm_float "wg_kernels.wg1_gemm_float"(const float* A, Py_ssize_t ars,
             Py_ssize_t ais, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
             Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
@@ -191,40 +196,17 @@ def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] g
 
 
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
-                     Py_ssize_t KP, bint flipped):
+                     Py_ssize_t KP, bint flipped, int num_threads):
     """u[xi][i][o] = (G g)[xi] in double, for every (i, o) of u (8 x ins x KP; the columns o past
     the outputs are left as they are): forward i = c, o = k, g = w[k, c]; flipped (the input
-    gradient) i = k, o = c, g = w[k, c] reversed. w is K x C x 3. 32 outputs o at a time: their
-    taps gathered into d, then each row of u a loop the compiler vectorises."""
-    cdef Py_ssize_t i, o0, o, n, xi, ins = K if flipped else C, outs = C if flipped else K
-    cdef Py_ssize_t at, step, first, last
-    cdef double d[3][32]
-    cdef double v[8][32]
-    with nogil:
-        for i in range(ins):
-            # g = w[k, c] at ((k C + c) 3): along o, flipped (k = i) steps 3, else (c = i) 3 C
-            if flipped:
-                at, step, first, last = i * C * 3, 3, 2, 0
-            else:
-                at, step, first, last = i * 3, C * 3, 0, 2
-            for o0 in range(0, outs, 32):
-                n = min(32, outs - o0)
-                for o in range(n):
-                    d[0][o] = w[at + (o0 + o) * step + first]
-                    d[1][o] = w[at + (o0 + o) * step + 1]
-                    d[2][o] = w[at + (o0 + o) * step + last]
-                for o in range(n):
-                    v[0][o] = d[0][o]
-                    v[1][o] = -2.0 / 9 * (d[0][o] + d[1][o] + d[2][o])
-                    v[2][o] = -2.0 / 9 * (d[0][o] - d[1][o] + d[2][o])
-                    v[3][o] = d[0][o] / 90 + d[1][o] / 45 + d[2][o] * (2.0 / 45)
-                    v[4][o] = d[0][o] / 90 - d[1][o] / 45 + d[2][o] * (2.0 / 45)
-                    v[5][o] = (32 * d[0][o] + 16 * d[1][o] + 8 * d[2][o]) / 45
-                    v[6][o] = (32 * d[0][o] - 16 * d[1][o] + 8 * d[2][o]) / 45
-                    v[7][o] = d[2][o]
-                for xi in range(POSITIONS):
-                    for o in range(n):
-                        u[(xi * ins + i) * KP + o0 + o] = <floating>v[xi][o]
+    gradient) i = k, o = c, g = w[k, c] reversed. w is K x C x 3. A row of u a call of
+    wg1_kernel, at this level's vector width."""
+    cdef Py_ssize_t i, ins = K if flipped else C, outs = C if flipped else K
+    for i in prange(ins, nogil=True, schedule="static", num_threads=num_threads):
+        if floating is float:
+            wg1_kernel_float(&w[0], &u[0], i, C, KP, ins, outs, flipped)
+        else:
+            wg1_kernel_double(&w[0], &u[0], i, C, KP, ins, outs, flipped)
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,

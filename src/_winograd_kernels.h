@@ -468,6 +468,42 @@ FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict A, Py_ssize_t ars,
 #undef WG1_TILE_CALL
 #undef WG1_TILE_ROWS
 #undef WG1_ACC
+/* Row i of the transformed kernel, u[xi][i][o] = (G g)[xi] in double for every o < outs (u is
+   8 x ins x KP): forward i = c, o = k, g = w[k, c]; flipped (the input gradient) i = k, o = c,
+   g = w[k, c] reversed; w is K x C x 3. 32 outputs o at a time: their taps gathered, then each
+   row of u a loop the compiler vectorises at this level's width. */
+FASTCONV_ATTR static int WG_FN(wg1_kernel)(const WG_T* restrict w, WG_T* restrict u, Py_ssize_t i,
+        Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs, int flipped) {
+    const double n45 = 1.0 / 45, n90 = 1.0 / 90, n29 = -2.0 / 9;
+    /* g = w[k, c] at ((k C + c) 3): along o, flipped (k = i) steps 3, else (c = i) 3 C */
+    const Py_ssize_t at = flipped ? i * C * 3 : i * 3, step = flipped ? 3 : C * 3;
+    const int first = flipped ? 2 : 0, last = flipped ? 0 : 2;
+    double d0[32], d1[32], d2[32], v[8][32];
+    for (Py_ssize_t o0 = 0; o0 < outs; o0 += 32) {
+        const int n = outs - o0 < 32 ? (int)(outs - o0) : 32;
+        for (int o = 0; o < n; o++) {
+            d0[o] = w[at + (o0 + o) * step + first];
+            d1[o] = w[at + (o0 + o) * step + 1];
+            d2[o] = w[at + (o0 + o) * step + last];
+        }
+        for (int o = 0; o < 32; o++) {
+            v[0][o] = d0[o];
+            v[1][o] = n29 * (d0[o] + d1[o] + d2[o]);
+            v[2][o] = n29 * (d0[o] - d1[o] + d2[o]);
+            v[3][o] = d0[o] * n90 + d1[o] * n45 + d2[o] * (2 * n45);
+            v[4][o] = d0[o] * n90 - d1[o] * n45 + d2[o] * (2 * n45);
+            v[5][o] = (32 * d0[o] + 16 * d1[o] + 8 * d2[o]) * n45;
+            v[6][o] = (32 * d0[o] - 16 * d1[o] + 8 * d2[o]) * n45;
+            v[7][o] = d2[o];
+        }
+        for (int xi = 0; xi < 8; xi++) {
+            WG_T* row = u + (xi * ins + i) * KP + o0;
+            for (int o = 0; o < n; o++) row[o] = (WG_T)v[xi][o];
+        }
+    }
+    return 0;
+}
+
 
 #undef WG1_TILE
 #undef WG1_POSITIONS
@@ -514,7 +550,7 @@ FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict A, Py_ssize_t ars,
     X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)       \
     X(wg1_input_float, LV) X(wg1_input_double, LV) X(wg1_output_float, LV)                         \
     X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV) X(wg1_gemm_float, LV)       \
-    X(wg1_gemm_double, LV)
+    X(wg1_gemm_double, LV) X(wg1_kernel_float, LV) X(wg1_kernel_double, LV)
 /* The variable that asks for a lower level: the depthwise module compiles its own copy of these
    kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
 #ifndef WG_LEVEL_ENV

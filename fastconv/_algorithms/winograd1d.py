@@ -158,7 +158,7 @@ def cost(spec, op, gemm_rate, call_overhead, parallel_efficiency, partial_value_
     return call_overhead + (gemm + transforms + kernel) / speedup
 
 
-def _transformed_kernel(w, flipped, KP):
+def _transformed_kernel(w, flipped, KP, threads):
     """U[xi][cin][KP] = G g (in double) of w's kernels (K, C, 3); flipped: the input gradient's,
     reversed with the channels swapped. Columns past the output channels are 0."""
     K, C = w.shape[:2]
@@ -166,7 +166,8 @@ def _transformed_kernel(w, flipped, KP):
     u = _scratch.empty("winograd.u", POSITIONS * ins * KP, w.dtype)
     if KP > outs:
         u.reshape(-1, KP)[:, outs:] = 0
-    _winograd1d.kernel_transform(np.ascontiguousarray(w).reshape(-1), u, K, C, KP, flipped)
+    _winograd1d.kernel_transform(np.ascontiguousarray(w).reshape(-1), u, K, C, KP, flipped,
+                                 threads)
     return u
 
 
@@ -180,7 +181,7 @@ def run_pass(spec, op, a, w):
     if a.size == 0 or p.cin == 0:
         out[...] = 0
         return out
-    u = _transformed_kernel(w, op == "grad_input", p.KP)
+    u = _transformed_kernel(w, op == "grad_input", p.KP, p.threads)
     flags = np.zeros(p.items, np.uint8)
     _winograd1d.forward(p.tiling, a.reshape(spec.batch, -1), u, out.reshape(spec.batch, -1),
                         p.work(spec.dtype), flags, p.threads)      # its own GEMM: no BLAS
