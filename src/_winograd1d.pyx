@@ -12,7 +12,7 @@ Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scr
   transform  Y = A^T M, then back to (K, L) rows (wg1_output, wg_unstage)     buf2 = Y
 The outputs past the end of a sample are computed from zeros and not written. The kernel
 gradient transforms x tiles (V) and gy tiles (Mg = A gy; zeros past the end add nothing) and sums
-dU[xi] += Mg[xi]^T V[xi] (KP x CP, the same tiles) in `parts` partial sums fixed by the problem, added in order, so
+dU[xi] += V[xi]^T Mg[xi] (cin x KP, the same tiles) in `parts` partial sums fixed by the problem, added in order, so
 nothing depends on the thread count. The kernel transforms (8 x 3 matrices) run in double.
 """
 from cython cimport floating
@@ -150,9 +150,9 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
         wg1_gy_float(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
     else:
         wg1_gy_double(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
-    for xi in range(POSITIONS):     # part[xi] is KP x CP
-        gemm(buf3 + xi * (T * tl.KP + pad), 1, tl.KP, buf2 + xi * (T * tl.CP + pad), tl.CP,
-             part + xi * tl.KP * tl.CP, tl.CP, tl.KP, tl.CP, T, not first)
+    for xi in range(POSITIONS):     # part[xi] is cin x KP: dU^T = V^T Mg
+        gemm(buf2 + xi * (T * tl.CP + pad), 1, tl.CP, buf3 + xi * (T * tl.KP + pad), tl.KP,
+             part + xi * tl.cin * tl.KP, tl.KP, tl.cin, tl.KP, T, not first)
 
 
 def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, floating[:, ::1] y,
@@ -174,10 +174,10 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
 def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] gy,
                 floating[::1] du, floating[::1] work, floating[::1] partials, Py_ssize_t parts,
                 int num_threads):
-    """du[8][KP][CP] = sum over the blocks of Mg^T V, in `parts` partial sums added in order."""
+    """du[8][cin][KP] = sum over the blocks of V^T Mg, in `parts` partial sums added in order."""
     cdef Tiling tl = make_tiling(tiling)
     cdef Py_ssize_t items = x.shape[0] * tl.blocks
-    cdef Py_ssize_t size = POSITIONS * tl.KP * tl.CP, q, i, i0, i1
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
     cdef floating* buf1
     cdef floating* part
     with nogil:
@@ -210,15 +210,15 @@ def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ss
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
-                       Py_ssize_t KP, Py_ssize_t CP):
-    """gw[k][c] (3 taps) = G^T dU[:, k, c] in double, for du of 8 x KP x CP."""
-    cdef Py_ssize_t k, c, xi, n = KP * CP
+                       Py_ssize_t KP):
+    """gw[k][c] (3 taps) = G^T dU[:, c, k] in double, for du of 8 x C x KP."""
+    cdef Py_ssize_t k, c, xi, n = C * KP
     cdef double d[8]
     with nogil:
-        for k in range(K):
-            for c in range(C):
+        for c in range(C):          # along dU's rows
+            for k in range(K):
                 for xi in range(POSITIONS):
-                    d[xi] = du[xi * n + k * CP + c]
+                    d[xi] = du[xi * n + c * KP + k]
                 gw[(k * C + c) * 3] = <floating>(d[0] - 2.0 / 9 * (d[1] + d[2])
                                                  + (d[3] + d[4]) / 90 + 32.0 / 45 * (d[5] + d[6]))
                 gw[(k * C + c) * 3 + 1] = <floating>(-2.0 / 9 * (d[1] - d[2]) + (d[3] - d[4]) / 45

@@ -335,15 +335,14 @@ def _run_pass(spec, op, a, w):
     u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
     src, dst = _planes(spec, op)
     flags = np.zeros(plan.items, np.uint8)
-    with _config.blas_single_threaded():
-        if plan.staged:
-            vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
-            _winograd.forward_waves(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst, vm,
-                                    plan.v_size, plan.work(spec.dtype), flags, plan.wave_items,
-                                    plan.threads)
-        else:
-            _winograd.forward(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst,
-                              plan.work(spec.dtype), flags, plan.threads)
+    if plan.staged:         # fastconv's own GEMMs (src/_winograd.pyx): no BLAS to hold
+        vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
+        _winograd.forward_waves(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst, vm,
+                                plan.v_size, plan.work(spec.dtype), flags, plan.wave_items,
+                                plan.threads)
+    else:
+        _winograd.forward(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst,
+                          plan.work(spec.dtype), flags, plan.threads)
     return None if flags.any() else out
 
 

@@ -27,7 +27,6 @@ TARGET_TILES = 128          # tiles per block: V and M of 64 channels stay withi
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
 MIN_PARTS, MAX_PARTS = 4, 16
 FLOPS_PER_PART_ELEMENT = 250
-BLAS_INT_MAX = 2**31 - 1
 # Cost model, in winograd.py's units (its GEMM rate and fixed costs): the 6 GEMMs, and the
 # stage, transforms and unstage per (tile, channel) they touch, fitted on the TCN's layers
 # (64 channels, 1024 long, dilation 1-8) on the development machine (Xeon, AVX-512).
@@ -73,8 +72,7 @@ class Plan:
         split = -(-MIN_ITEMS // max(1, spec.batch))     # blocks a sample is cut into at least
         Tr = max(1, min(runs, TARGET_TILES // dil, runs // split))
         Tr = -(-runs // -(-runs // Tr)) if runs else 1      # even blocks
-        # U (cin x KP a position); the kernel gradient's dU and its partial sums are KP x CP
-        self.u_elements = POSITIONS * KP * (CP if op == "grad_kernel" else max(cin, 1))
+        self.u_elements = POSITIONS * max(cin, 1) * KP      # U, or dU: cin x KP a position
         limit = _config.get_workspace_limit() // itemsize
         gap = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
         while True:
@@ -132,8 +130,6 @@ def supports(spec, op):
         return False, (f"the transformed kernel and one block of one tile per residue need "
                        f"{(p.fixed + p.per_thread) * spec.dtype.itemsize} bytes, above the "
                        f"workspace limit of {_config.get_workspace_limit()} bytes")
-    if max(p.cin, p.KP, p.dil * p.CP) > BLAS_INT_MAX:
-        return False, "a matrix dimension exceeds the 32-bit BLAS integer range"
     return True, ""
 
 
@@ -199,5 +195,5 @@ def grad_kernel(spec, x, gy):
                                            spec.dtype),
                             p.parts, p.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
-    _winograd1d.kernel_untransform(du, gw.reshape(-1), p.cout, p.cin, p.KP, p.CP)
+    _winograd1d.kernel_untransform(du, gw.reshape(-1), p.cout, p.cin, p.KP)
     return gw
