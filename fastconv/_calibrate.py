@@ -32,7 +32,7 @@ SKIP = ("reference",)
 
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
 # 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
-# 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
+# 1-D sequence layers, 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
 # kernels 5 to 41, and two tiny problems that show the fixed
 # costs of a call; each takes milliseconds.
 PROBLEMS = (
@@ -47,6 +47,8 @@ PROBLEMS = (
     ((8, 16, 2000), (16, 16, 9), dict(padding=4)),
     ((2, 1, 16000), (8, 1, 15), {}),
     ((4, 8, 4000), (16, 8, 31), {}),
+    ((4, 32, 2000), (32, 32, 3), dict(padding=1)),          # 1-D k3 (Winograd F(6, 3)): TCN
+    ((2, 64, 1000), (64, 64, 3), dict(padding=2, dilation=2)),
     ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), dict(padding=1)),
     ((1, 1, 256, 256), (1, 1, 5, 5), {}),
     ((1, 1, 512, 512), (1, 1, 11, 11), {}),
@@ -110,7 +112,7 @@ def measure(problems=PROBLEMS, dtypes=("float32", "float64"), rounds=3, budget=0
             x = rng.standard_normal(xs).astype(dtype)
             w = _rank_one_kernel(rng, ws, dtype)
             spec = _functional.spec_from_shapes(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
-                                                1, kw.get("groups", 1), dtype)
+                                                kw.get("dilation", 1), kw.get("groups", 1), dtype)
             gy = rng.standard_normal(spec.user_shape(spec.y_shape)).astype(dtype)
             w5 = w.reshape(spec.w_shape)
             calls = {"forward": lambda a: _functional.conv(x, w, algorithm=a, **kw),
