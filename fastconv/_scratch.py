@@ -45,3 +45,21 @@ def empty(slot, n, dtype):
 def release():
     """Drop this thread's buffers."""
     _local.buffers = {}
+
+
+class PlanWorkspace:
+    """For a plan whose workspace is `fixed` values plus `per_thread` values for each of its
+    `threads` threads (winograd's 2-D and 1-D plans), the per-thread part in this module's slot
+    `SCRATCH`."""
+
+    SCRATCH = None
+
+    @property
+    def workspace_elements(self):
+        return self.fixed + self.threads * self.per_thread
+
+    def fits_one_thread(self, spec):
+        return (self.fixed + self.per_thread) * spec.dtype.itemsize <= _config.get_workspace_limit()
+
+    def work(self, dtype):
+        return empty(self.SCRATCH, self.threads * self.per_thread, dtype)

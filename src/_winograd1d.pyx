@@ -20,48 +20,10 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from _parallel cimport part_start, sum_parts, thread_slice
-
-cdef extern from "_winograd_kernels.h":
-    Py_ssize_t wg_vector_bytes() noexcept nogil
-    void wg_init() noexcept nogil
-    int wg_level() noexcept nogil
-    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
-    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
-    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
-    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
-    int wg1_input_float "wg_kernels.wg1_input_float"(const float* X, Py_ssize_t CP,
-            Py_ssize_t dil, Py_ssize_t Tr, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_input_double "wg_kernels.wg1_input_double"(const double* X, Py_ssize_t CP,
-            Py_ssize_t dil, Py_ssize_t Tr, double* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_output_float "wg_kernels.wg1_output_float"(const float* M, Py_ssize_t KP,
-            Py_ssize_t dil, Py_ssize_t Tr, float* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_output_double "wg_kernels.wg1_output_double"(const double* M, Py_ssize_t KP,
-            Py_ssize_t dil, Py_ssize_t Tr, double* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_gy_float "wg_kernels.wg1_gy_float"(const float* G, Py_ssize_t KP, Py_ssize_t dil,
-            Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
-            Py_ssize_t Tr, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg1_kernel_float "wg_kernels.wg1_kernel_float"(const float* w, float* u, Py_ssize_t i,
-            Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs, int flipped) noexcept nogil
-    int wg1_kernel_double "wg_kernels.wg1_kernel_double"(const double* w, double* u,
-            Py_ssize_t i, Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs,
-            int flipped) noexcept nogil
-    int wg1_gemm_float "wg_kernels.wg1_gemm_float"(const float* A, Py_ssize_t ars,
-            Py_ssize_t ais, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
-            Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
-    int wg1_gemm_double "wg_kernels.wg1_gemm_double"(const double* A, Py_ssize_t ars,
-            Py_ssize_t ais, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
-            Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
+from _winograd_kernels cimport (wg_vector_bytes, wg_init, wg_level, wg_stage_float,
+    wg_stage_double, wg_unstage_float, wg_unstage_double, wg1_input_float, wg1_input_double,
+    wg1_output_float, wg1_output_double, wg1_gy_float, wg1_gy_double, wg1_kernel_float,
+    wg1_kernel_double, wg1_gemm_float, wg1_gemm_double)
 
 wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
 

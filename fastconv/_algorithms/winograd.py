@@ -31,6 +31,7 @@ import numpy as np
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
 from . import winograd1d
+from ._winograd_parts import parts as _parts
 
 _winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
 
@@ -44,8 +45,6 @@ POSITIONS = 36
 BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
 MIN_TILES, MAX_TILES = 4, 196
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
-MIN_PARTS, MAX_PARTS = 4, 16    # partial sums of the kernel gradient (powers of two)
-FLOPS_PER_PART_ELEMENT = 250    # GEMM work per element of a partial sum, at the least
 BLAS_INT_MAX = 2**31 - 1
 # Cost model: seconds on one thread, shared by the threads the blocks can keep busy (the machine's
 # cores, `_config.planning_threads()`, never the thread setting, so the choice does not change
@@ -90,17 +89,10 @@ def _staged_wins(staged_bytes, blocks_bytes):
     return staged_bytes <= blocks_bytes
 
 
-def _parts(gemm_flops, u_elements):
-    """Partial sums of the kernel gradient: a power of two (so 1, 2, 4 ... threads share them
-    evenly), more for more work per element of a partial sum (each costs a store and an add)."""
-    parts = MIN_PARTS
-    while parts < MAX_PARTS and gemm_flops >= 2 * parts * u_elements * FLOPS_PER_PART_ELEMENT:
-        parts *= 2
-    return parts
-
-
-class _Plan:
+class _Plan(_scratch.PlanWorkspace):
     """Planes, tiling, scratch, parts and thread count of one problem and operation."""
+
+    SCRATCH = "winograd.work"
 
     def __init__(self, spec, op):
         self.op = op
@@ -210,16 +202,6 @@ class _Plan:
         self.items, self.wave_items, self.v_size, self.waves = items, wave_items, v_size, waves
         self.parts = 0
         self.per_thread, self.fixed = size1, fixed
-
-    @property
-    def workspace_elements(self):
-        return self.fixed + self.threads * self.per_thread
-
-    def fits_one_thread(self, spec):
-        return (self.fixed + self.per_thread) * spec.dtype.itemsize <= _config.get_workspace_limit()
-
-    def work(self, dtype):
-        return _scratch.empty("winograd.work", self.threads * self.per_thread, dtype)
 
 
 def supports(spec, op):

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 
 from .. import _config, _scratch
+from ._winograd_parts import parts as _parts
 from .._lazy import LazyModule
 
 _winograd1d = LazyModule("fastconv._winograd1d")     # cimports SciPy's BLAS: loaded on first use
@@ -25,8 +26,6 @@ POSITIONS = 8
 TILE = 6                    # outputs per tile
 TARGET_TILES = 128          # tiles per block: V and M of 64 channels stay within a core's L2
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
-MIN_PARTS, MAX_PARTS = 4, 16
-FLOPS_PER_PART_ELEMENT = 250
 # Cost model, in winograd.py's units (its GEMM rate and fixed costs): the 6 GEMMs, and the
 # stage, transforms and unstage per (tile, channel) they touch, fitted on the TCN's layers
 # (64 channels, 1024 long, dilation 1-8) on the development machine (Xeon, AVX-512).
@@ -47,15 +46,10 @@ def geometry_reason(spec):
     return None
 
 
-def _parts(gemm_flops, u_elements):
-    parts = MIN_PARTS
-    while parts < MAX_PARTS and gemm_flops >= 2 * parts * u_elements * FLOPS_PER_PART_ELEMENT:
-        parts *= 2
-    return parts
-
-
-class Plan:
+class Plan(_scratch.PlanWorkspace):
     """Tiling, scratch, parts and thread count of one problem and operation."""
+
+    SCRATCH = "winograd.work"
 
     def __init__(self, spec, op, lanes):
         itemsize = spec.dtype.itemsize
@@ -99,16 +93,6 @@ class Plan:
         room = limit - self.fixed
         self.threads = max(1, min(_config.get_num_threads(),
                                   room // self.per_thread if room > 0 else 1))
-
-    @property
-    def workspace_elements(self):
-        return self.fixed + self.threads * self.per_thread
-
-    def fits_one_thread(self, spec):
-        return (self.fixed + self.per_thread) * spec.dtype.itemsize <= _config.get_workspace_limit()
-
-    def work(self, dtype):
-        return _scratch.empty("winograd.work", self.threads * self.per_thread, dtype)
 
 
 def plan(spec, op):
