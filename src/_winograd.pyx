@@ -14,7 +14,7 @@ few tiles (small images), a number fixed by the problem (never by the thread cou
              (fastconv's own register tiles, wg1_gemm)
   transform  Y = A^T M A, back to NCHW (wg_output, wg_unstage)    buf2 = Y
 The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accumulates
-dU[xi] += Mg[xi]^T V[xi] (KP x C); blocks are split into `parts` (fixed by the problem), each
+dU[xi] += V[xi]^T Mg[xi] (C x KP; the staged schedule's BLAS: Mg^T V, KP x C); blocks are split into `parts` (fixed by the problem), each
 summed into its own partial dU, and the partials are added in order. Nothing depends on the
 thread count. Where U outgrows L2 (many channels, few tiles), every block would stream it in
 again: the staged schedule below does each step for a whole wave of tiles instead. The kernel
@@ -45,12 +45,23 @@ cdef inline void position_gemm(const floating* V, Py_ssize_t CP, const floating*
     """M (+)= V @ U for one position, T x cin (rows CP apart) by cin x KP, on fastconv's own
     register tiles (wg1_gemm): 1.0-1.4x OpenBLAS's small-matrix kernel on the 2-D layers of
     the sweep's networks (ResNet-18's layer3 at batch 8 1.3x, a U-Net's 128-channel layer
-    1.4x; float32 and float64, 2-core Xeon AVX-512). The kernel gradient's GEMMs stay on BLAS:
-    the same tiles were 0.9-1.3x its speed there, slower on the many-channel layers."""
+    1.4x; float32 and float64, 2-core Xeon AVX-512)."""
     if floating is float:
         wg1_gemm_float(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
     else:
         wg1_gemm_double(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
+
+
+cdef inline void position_gemm_tn(const floating* V, Py_ssize_t CP, Py_ssize_t cin,
+                                  const floating* Mg, Py_ssize_t KP, floating* dU, Py_ssize_t T,
+                                  bint add) noexcept nogil:
+    """dU (+)= V^T Mg for one position of the kernel gradient's blocks: V is T x CP, Mg T x KP,
+    dU cin x KP (wg1_gemm; rows the input channels, so a 3-channel first layer computes 3 rows,
+    not a padded vector)."""
+    if floating is float:
+        wg1_gemm_float(V, 1, CP, Mg, KP, dU, KP, cin, KP, T, add)
+    else:
+        wg1_gemm_double(V, 1, CP, Mg, KP, dU, KP, cin, KP, T, add)
 
 
 cdef struct Tiling:
@@ -200,9 +211,9 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
         plane_input(tl, x, src[p], bl, buf2, t0, tn, buf1)
         plane_gy(tl, gy + gsrc[p], bl, buf3, t0, tn, buf1)
     for xi in range(POSITIONS):
-        gemm(True, False, tl.KP, tl.cin, tn, <floating>1, buf3 + xi * (tn * tl.KP + pad), tl.KP,
-             buf2 + xi * (tn * tl.CP + pad), tl.CP, <floating>(0 if first else 1),
-             part + xi * tl.KP * tl.cin, tl.cin)
+        position_gemm_tn(buf2 + xi * (tn * tl.CP + pad), tl.CP, tl.cin,
+                         buf3 + xi * (tn * tl.KP + pad), tl.KP, part + xi * tl.cin * tl.KP, tn,
+                         not first)
 
 
 cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating* gy,
@@ -211,7 +222,7 @@ cdef void grad_kernel_parts(const Tiling* tl, const floating* x, const floating*
                             Py_ssize_t parts, int num_threads) noexcept nogil:
     """Part q sums its blocks (see _parallel.pxd) into partials[q]; du is their ordered sum."""
     cdef Py_ssize_t items = item_count(tl, planes)
-    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
+    cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1     # dU is cin x KP
     cdef floating* buf1
     cdef floating* part
     for q in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
@@ -299,7 +310,7 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
     V_d transforms the x planes src[d * planes + p] of depth tap d."""
     cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi, d
     cdef Py_ssize_t pad = 64 // sizeof(floating)
-    cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin
+    cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin     # dU is KP x cin
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
         T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)
@@ -310,6 +321,8 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
         for d in range(depth_taps):
             inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
+                # BLAS here, dU KP x cin: many channels (1 MiB a position at 512) from thin
+                # waves, where the register tiles ran 8-25% slower (ResNet-18's layer4, b8)
                 gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad),
                      tl.KP, V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),
                      du + d * usize + xi * tl.KP * tl.cin, tl.cin)
@@ -371,47 +384,78 @@ cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssi
         transform_column(w, u, col, C, KP, C if flipped else K, cols, flipped)
 
 
-cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssize_t C,
-                          Py_ssize_t KP) noexcept nogil:
-    """gw[k][c] = G^T dU G for every c, 16 c at a time, each step a loop over the 16
-    (vectorised). (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t c0, c, n, i, a
+cdef inline void untransform16(const double* d, double* o) noexcept nogil:
+    """o[a * 16 + l] = (G^T D G)[a] for 16 lanes l of 6 x 6 values d[i * 16 + l], in double, each
+    step a loop over the 16 (vectorised)."""
+    cdef Py_ssize_t i, a, l
     cdef double u0, u1, u2, u3, u4, u5
     cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH     # constants, not globals
-    cdef double d[36][16]
-    cdef double t[18][16]
-    cdef double o[9][16]
+    cdef double t[18 * 16]
+    for i in range(6):          # t[6 a + i] = (G^T d)[a][i], column i of d
+        for l in range(16):
+            u0, u1, u2 = d[i * 16 + l], d[(6 + i) * 16 + l], d[(12 + i) * 16 + l]
+            u3, u4, u5 = d[(18 + i) * 16 + l], d[(24 + i) * 16 + l], d[(30 + i) * 16 + l]
+            t[i * 16 + l] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
+            t[(6 + i) * 16 + l] = s6 * (u2 - u1) + s12 * (u3 - u4)
+            t[(12 + i) * 16 + l] = s6 * (u3 + u4 - u1 - u2) + u5
+    for a in range(3):          # o[3 a + b] = (t G)[a][b]
+        for l in range(16):
+            u0, u1, u2 = t[6 * a * 16 + l], t[(6 * a + 1) * 16 + l], t[(6 * a + 2) * 16 + l]
+            u3, u4, u5 = t[(6 * a + 3) * 16 + l], t[(6 * a + 4) * 16 + l], t[(6 * a + 5) * 16 + l]
+            o[3 * a * 16 + l] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
+            o[(3 * a + 1) * 16 + l] = s6 * (u2 - u1) + s12 * (u3 - u4)
+            o[(3 * a + 2) * 16 + l] = s6 * (u3 + u4 - u1 - u2) + u5
+
+
+cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssize_t C,
+                          Py_ssize_t KP) noexcept nogil:
+    """gw[k][c] = G^T dU G for every c of du[xi][k][c] (KP x C a position: BLAS's), 16 c at a
+    time. (Local scratch: one call per thread.)"""
+    cdef Py_ssize_t c0, c, n, i, a
+    cdef double d[36 * 16]
+    cdef double o[9 * 16]
     memset(d, 0, sizeof(d))
     for c0 in range(0, C, 16):
         n = min(16, C - c0)
         for i in range(36):
             for c in range(n):
-                d[i][c] = du[(i * KP + k) * C + c0 + c]
-        for i in range(6):          # t[6 a + i] = (G^T d)[a][i], column i of d
-            for c in range(16):
-                u0, u1, u2 = d[i][c], d[6 + i][c], d[12 + i][c]
-                u3, u4, u5 = d[18 + i][c], d[24 + i][c], d[30 + i][c]
-                t[i][c] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
-                t[6 + i][c] = s6 * (u2 - u1) + s12 * (u3 - u4)
-                t[12 + i][c] = s6 * (u3 + u4 - u1 - u2) + u5
-        for a in range(3):          # o[3 a + b] = (t G)[a][b]
-            for c in range(16):
-                u0, u1, u2 = t[6 * a][c], t[6 * a + 1][c], t[6 * a + 2][c]
-                u3, u4, u5 = t[6 * a + 3][c], t[6 * a + 4][c], t[6 * a + 5][c]
-                o[3 * a][c] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
-                o[3 * a + 1][c] = s6 * (u2 - u1) + s12 * (u3 - u4)
-                o[3 * a + 2][c] = s6 * (u3 + u4 - u1 - u2) + u5
+                d[i * 16 + c] = du[(i * KP + k) * C + c0 + c]
+        untransform16(d, o)
         for c in range(n):
             for a in range(9):
-                gw[(k * C + c0 + c) * 9 + a] = <floating>o[a][c]
+                gw[(k * C + c0 + c) * 9 + a] = <floating>o[a * 16 + c]
+
+
+cdef void untransform_column(const floating* du, floating* gw, Py_ssize_t c, Py_ssize_t K,
+                             Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
+    """gw[k][c] = G^T dU G for every k of du[xi][c][k] (C x KP a position: the register tiles'),
+    16 k at a time, read along dU's rows. (Local scratch: one call per thread.)"""
+    cdef Py_ssize_t k0, k, n, i, a
+    cdef double d[36 * 16]
+    cdef double o[9 * 16]
+    memset(d, 0, sizeof(d))
+    for k0 in range(0, K, 16):
+        n = min(16, K - k0)
+        for i in range(36):
+            for k in range(n):
+                d[i * 16 + k] = du[(i * C + c) * KP + k0 + k]
+        untransform16(d, o)
+        for k in range(n):
+            for a in range(9):
+                gw[((k0 + k) * C + c) * 9 + a] = <floating>o[a * 16 + k]
 
 
 cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py_ssize_t C,
-                              Py_ssize_t KP, int num_threads) noexcept nogil:
-    """gw[k][c] = G^T dU G (3 x 3) of du[xi][k][c], in double."""
-    cdef Py_ssize_t k
-    for k in prange(K, nogil=True, schedule="static", num_threads=num_threads):
-        untransform_row(du, gw, k, C, KP)
+                              Py_ssize_t KP, bint by_input, int num_threads) noexcept nogil:
+    """gw[k][c] = G^T dU G (3 x 3), in double, of du[xi][c][k] (by_input: C x KP a position) or
+    du[xi][k][c] (KP x C)."""
+    cdef Py_ssize_t k, c
+    if by_input:
+        for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
+            untransform_column(du, gw, c, K, C, KP)
+    else:
+        for k in prange(K, nogil=True, schedule="static", num_threads=num_threads):
+            untransform_row(du, gw, k, C, KP)
 
 
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
@@ -422,10 +466,10 @@ def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ss
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
-                       Py_ssize_t KP, int num_threads):
-    """gw (K x C x 3 x 3) = G^T dU G for du (36 x KP x C)."""
+                       Py_ssize_t KP, bint by_input, int num_threads):
+    """gw (K x C x 3 x 3) = G^T dU G for du (36 x C x KP by_input, else 36 x KP x C)."""
     with nogil:
-        untransform_kernels(&du[0], &gw[0], K, C, KP, num_threads)
+        untransform_kernels(&du[0], &gw[0], K, C, KP, by_input, num_threads)
 
 
 def forward(tuple tiling, const floating[::1] x, const floating[::1] u, floating[::1] y,

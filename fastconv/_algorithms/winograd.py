@@ -353,27 +353,27 @@ def grad_kernel(spec, x, gy):
     if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
         return None
     du = _scratch.empty("winograd.du", plan.u_elements, spec.dtype)
-    with _config.blas_single_threaded():
-        if plan.staged:
-            vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
+    if plan.staged:         # BLAS's GEMMs, dU KP x cin (src/_winograd.pyx)
+        vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
+        with _config.blas_single_threaded():
             _winograd.grad_kernel_waves(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src,
                                         gsrc, vm, plan.v_size, plan.work(spec.dtype),
                                         plan.wave_items, plan.threads)
-        else:
-            _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
-                                  plan.work(spec.dtype),
-                                  _scratch.empty("winograd.partials", plan.parts * plan.u_elements,
-                                                 spec.dtype),
-                                  plan.parts, plan.threads)
+    else:                   # fastconv's register tiles, dU cin x KP
+        _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
+                              plan.work(spec.dtype),
+                              _scratch.empty("winograd.partials", plan.parts * plan.u_elements,
+                                             spec.dtype),
+                              plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)
     if plan.kd == 1:
         _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP,
-                                     plan.threads)
+                                     not plan.staged, plan.threads)
         return gw
     size = plan.u_elements // plan.kd
     one = np.empty((plan.cout, plan.cin, 3, 3), spec.dtype)
     for tap in range(plan.kd):          # the depth taps' own 3x3 kernels
         _winograd.kernel_untransform(du[tap * size:], one.reshape(-1), plan.cout, plan.cin,
-                                     plan.KP, plan.threads)
+                                     plan.KP, not plan.staged, plan.threads)
         gw[:, :, tap] = one
     return gw
