@@ -32,9 +32,9 @@ SKIP = ("reference",)
 
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
 # 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
-# 1-D sequence layers, 3-D), single-channel images (up to 512x512, where transforms and direct loops part ways) with
-# kernels 5 to 41, and two tiny problems that show the fixed
-# costs of a call; each takes milliseconds.
+# 1-D sequence layers, 3-D), single-channel images (up to 512x512, where transforms and direct
+# loops part ways) with kernels 5 to 41, and two tiny problems that show the fixed costs of a
+# call; each takes milliseconds.
 PROBLEMS = (
     ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
     ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),

@@ -7,19 +7,21 @@ padding) and gives the plane's geometry in a Tiling. Output tiles are 4x4; tile 
 6x6 input window at rows 4r - off_h, columns 4q - off_w (zeros outside the input plane).
 
 Work is cut into blocks of R x Cw tiles of one plane, or of P whole planes where a plane has
-few tiles (small images), a number fixed by the problem (never by the thread count). Each OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
+few tiles (small images), a number fixed by the problem (never by the thread count). Each
+OpenMP thread, for a block, in its own scratch (two buffers that stay in L2):
   stage      the input window, channel-last (wg_stage)           buf1 = X
   transform  V[xi] = B^T d B                                      buf2 = V  (36 x tiles x CP)
   GEMM       M[xi] = V[xi] @ U[xi] for the 36 positions xi        buf1 = M  (36 x tiles x KP)
              (fastconv's own register tiles, wg1_gemm)
   transform  Y = A^T M A, back to NCHW (wg_output, wg_unstage)    buf2 = Y
 The kernel gradient transforms x tiles (V) and gy tiles (Mg = A gy A^T) and accumulates
-dU[xi] += V[xi]^T Mg[xi] (C x KP; the staged schedule's BLAS: Mg^T V, KP x C); blocks are split into `parts` (fixed by the problem), each
-summed into its own partial dU, and the partials are added in order. Nothing depends on the
-thread count. Where U outgrows L2 (many channels, few tiles), every block would stream it in
-again: the staged schedule below does each step for a whole wave of tiles instead. The kernel
-transforms U = G g G^T and gw = G^T dU G (kernel_transform, kernel_untransform) run in double
-here: in NumPy, products with an inner dimension of 9 took longer than the convolution itself.
+dU[xi] += V[xi]^T Mg[xi] (C x KP; the staged schedule's BLAS: Mg^T V, KP x C); blocks are
+split into `parts` (fixed by the problem), each summed into its own partial dU, and the partials
+are added in order. Nothing depends on the thread count. Where U outgrows L2 (many channels,
+few tiles), every block would stream it in again: the staged schedule below does each step for a
+whole wave of tiles instead. The kernel transforms U = G g G^T and gw = G^T dU G
+(kernel_transform, kernel_untransform) run in double here: in NumPy, products with an inner
+dimension of 9 took longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange

@@ -1,9 +1,9 @@
 """1-D Winograd convolution F(6, 3): forward (also the stride-1 input gradient) and kernel gradient.
 
-The 1-D counterpart of src/_winograd.pyx, with its staging and its GEMMs: 6 transformed values
-per tile of 6 outputs instead of 18 products. Dilation d is a stride inside a block: a block is
-B = 6 d Tr consecutive outputs of one sample, which are d interleaved runs (the outputs of each
-residue modulo d) of Tr tiles each; output o reads inputs o - off + d k, k = 0, 1, 2.
+The 1-D counterpart of src/_winograd.pyx, with its staging and its GEMM tiles: 8 transformed
+values per tile of 6 outputs instead of 18 products. Dilation d is a stride inside a block: a
+block is B = 6 d Tr consecutive outputs of one sample, which are d interleaved runs (the outputs
+of each residue modulo d) of Tr tiles each; output o reads inputs o - off + d k, k = 0, 1, 2.
 
 Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scratch:
   stage      inputs o0 - off .. o0 - off + B + 2d, channel-last (wg_stage)   buf1 = X
@@ -12,8 +12,9 @@ Each OpenMP thread, for a block (sample n, outputs o0 .. o0 + B), in its own scr
   transform  Y = A^T M, then back to (K, L) rows (wg1_output, wg_unstage)     buf2 = Y
 The outputs past the end of a sample are computed from zeros and not written. The kernel
 gradient transforms x tiles (V) and gy tiles (Mg = A gy; zeros past the end add nothing) and sums
-dU[xi] += V[xi]^T Mg[xi] (cin x KP, the same tiles) in `parts` partial sums fixed by the problem, added in order, so
-nothing depends on the thread count. The kernel transforms (8 x 3 matrices) run in double.
+dU[xi] += V[xi]^T Mg[xi] (cin x KP, the same tiles) in `parts` partial sums fixed by the
+problem, added in order, so nothing depends on the thread count. The kernel transform (wg1_kernel,
+per level) and its inverse run in double.
 """
 from cython cimport floating
 from cython.parallel cimport prange

@@ -1,4 +1,6 @@
-/* Micro-kernels of fastconv's Winograd convolution F(4x4, 3x3) (src/_winograd.pyx).
+/* Micro-kernels of fastconv's Winograd convolution F(4x4, 3x3) (src/_winograd.pyx), its 1-D
+ * F(6, 3) (src/_winograd1d.pyx, the wg1_ kernels below) and the register-tiled GEMM both run
+ * their position products on (wg1_gemm).
  *
  * Every kernel works on channel-last scratch: a tile position holds the values of all channels
  * (padded to CP, a multiple of the vector length) contiguously, so the transforms run on whole
@@ -396,15 +398,16 @@ FASTCONV_ATTR static int WG_FN(wg1_gy)(const WG_T* restrict G, Py_ssize_t KP, Py
         }
     return 0;
 }
+
 /* The GEMMs of one transformed position of a block, on fastconv's own register tiles:
      C[r][q] (+)= sum_i A[r * ars + i * ais] * B[i * ldb + q],  r < rows, q < cols, i < n
    forward: M = V @ U (A = V, rows the tiles, B = U, cols KP, the sum over input channels);
-   kernel gradient: dU += Mg^T V (A = Mg read down its columns, rows KP, B = V, cols CP, the sum
-   over the tiles). Tiles of RT rows by KV vectors of columns: each B vector loaded serves RT
-   rows, each A value broadcast serves KV vectors (as the blocked algorithm's tiles,
-   src/_blocked_kernels.h); B's slice of KV vectors stays in L1 while the rows pass. Every sum
-   runs over i in order, whatever the tile: the same bits on any thread count. `load`: add to C
-   (else C is overwritten). cols is a multiple of the vector. */
+   kernel gradient: dU^T += V^T Mg (A = V read down its columns, rows the input channels, B = Mg,
+   cols KP, the sum over the tiles). Tiles of RT rows by KV vectors of columns: each B vector
+   loaded serves RT rows, each A value broadcast serves KV vectors (as the blocked algorithm's
+   tiles, src/_blocked_kernels.h); B's slice of KV vectors stays in L1 while the rows pass. Every
+   sum runs over i in order, whatever the tile: the same bits on any thread count. `load`: add to
+   C (else C is overwritten). cols is a multiple of the vector. */
 #define WG1_ACC (FASTCONV_VB == 64 ? 24 : 12)  /* accumulators in registers (with 4 of B and x) */
 FASTCONV_ATTR static inline __attribute__((always_inline)) void WG_FN(wg1_tile)(
         const WG_T* restrict A, Py_ssize_t ars, Py_ssize_t ais, const WG_T* restrict B,

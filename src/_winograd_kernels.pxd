@@ -51,7 +51,8 @@ cdef extern from "_winograd_kernels.h":
             Py_ssize_t ais, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
             Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t n, int load) noexcept nogil
     int wg1_kernel_float "wg_kernels.wg1_kernel_float"(const float* w, float* u, Py_ssize_t i,
-            Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs, int flipped) noexcept nogil
+            Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs,
+            int flipped) noexcept nogil
     int wg1_kernel_double "wg_kernels.wg1_kernel_double"(const double* w, double* u,
             Py_ssize_t i, Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs,
             int flipped) noexcept nogil

@@ -5,9 +5,9 @@ What is particular to it: lengths that are not multiples of the tile (or of 4 d 
 runs), shorter than one tile, split into several blocks per sample; dilation 1 to beyond the
 length (each residue a run of its own); padding of every kind (causal, wider than the kernel,
 "same", "full"; the input gradient's offset 2 d - p is then negative); channel counts that are
-not multiples of the vector; the GEMM's register tiles (column blocks of 4, 2 and 1 vectors, rows off the tile); the kernel
-gradient's partial sums; thread-count invariance; the
-fallback for non-finite values; the workspace limit; and every kernel set.
+not multiples of the vector; the GEMM's register tiles (column blocks of 4, 2 and 1 vectors,
+rows off the tile); the kernel gradient's partial sums; thread-count invariance; the fallback for
+non-finite values; the workspace limit; and every kernel set.
 """
 import numpy as np
 import pytest

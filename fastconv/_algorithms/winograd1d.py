@@ -7,10 +7,10 @@ transformed position, (tiles x C) @ (C x K). The transforms are NNPACK's F(6, 3)
 Mg = A gy and untransforms with G^T, the exact gradient of the forward formula. The input
 gradient at stride 1 is the same pass from gy with the kernel reversed, channels swapped and
 offset 2 d - p. Dilation d is a stride inside a block of 6 d Tr outputs (src/_winograd1d.pyx).
-The GEMMs run on fastconv's own register tiles (wg1_gemm: 6 rows x 64 columns at AVX-512),
-not BLAS. In float32 it rounds to about 2e-6 of the result's
-magnitude (the TCN's 64-channel layer; F(4, 3) gave 1.2e-6, at the same speed before the own
-GEMM), far inside the contract's 2e-4; non-finite values go to summation as winograd.py says.
+The GEMMs run on fastconv's own register tiles (wg1_gemm: 6 rows x 64 columns at AVX-512), not
+BLAS. In float32 it rounds to about 2e-6 of the result's magnitude (the TCN's 64-channel layer;
+F(4, 3) gave 1.2e-6, and no more speed once the GEMM was fastconv's own), far inside the
+contract's 2e-4; non-finite values go to summation as winograd.py says.
 """
 import functools
 
@@ -20,15 +20,15 @@ from .. import _config, _scratch
 from ._winograd_parts import parts as _parts
 from .._lazy import LazyModule
 
-_winograd1d = LazyModule("fastconv._winograd1d")     # cimports SciPy's BLAS: loaded on first use
+_winograd1d = LazyModule("fastconv._winograd1d")     # loaded on first use
 
 POSITIONS = 8
 TILE = 6                    # outputs per tile
 TARGET_TILES = 128          # tiles per block: V and M of 64 channels stay within a core's L2
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
-# Cost model, in winograd.py's units (its GEMM rate and fixed costs): the 6 GEMMs, and the
-# stage, transforms and unstage per (tile, channel) they touch, fitted on the TCN's layers
-# (64 channels, 1024 long, dilation 1-8) on the development machine (Xeon, AVX-512).
+# Cost model, in winograd.py's units (its GEMM rate and fixed costs): the 8 GEMMs, and the
+# stage, transforms and unstage per (tile, channel) they touch, set on the TCN's layers (64
+# channels, 1024 long, dilation 1-8, Xeon AVX-512); calibrate() fits its own 1-D line on top.
 TILE_CHANNEL_S = {"float32": 2.0e-9, "float64": 4.0e-9}
 
 
@@ -56,7 +56,8 @@ class Plan(_scratch.PlanWorkspace):
         lin, lout = spec.input_size[2], spec.output_size[2]
         dil, pad = spec.dilation[2], spec.pad_low[2]
         if op == "grad_input":      # the forward pass from gy to gx, offset 2 d - p
-            cin, cout, lin, lout, off = spec.out_channels, spec.in_channels, lout, lin, 2 * dil - pad
+            cin, cout, off = spec.out_channels, spec.in_channels, 2 * dil - pad
+            lin, lout = lout, lin
         else:
             cin, cout, off = spec.in_channels, spec.out_channels, pad
         self.cin, self.cout, self.dil = cin, cout, dil
