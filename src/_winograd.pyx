@@ -31,7 +31,7 @@ from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_stage_float,
     wg_stage_double, wg_unstage_float, wg_unstage_double, wg_input_float, wg_input_double,
-    wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg1_gemm_float, wg1_gemm_double)
+    wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, position_gemm, position_gemm_tn)
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -39,31 +39,6 @@ wg_init()
 
 cdef enum:
     POSITIONS = 36          # 6 x 6 transformed values per tile
-
-
-cdef inline void position_gemm(const floating* V, Py_ssize_t CP, const floating* U,
-                               Py_ssize_t KP, floating* M, Py_ssize_t T, Py_ssize_t cin,
-                               bint add) noexcept nogil:
-    """M (+)= V @ U for one position, T x cin (rows CP apart) by cin x KP, on fastconv's own
-    register tiles (wg1_gemm): 1.0-1.4x OpenBLAS's small-matrix kernel on the 2-D layers of
-    the sweep's networks (ResNet-18's layer3 at batch 8 1.3x, a U-Net's 128-channel layer
-    1.4x; float32 and float64, 2-core Xeon AVX-512)."""
-    if floating is float:
-        wg1_gemm_float(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
-    else:
-        wg1_gemm_double(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
-
-
-cdef inline void position_gemm_tn(const floating* V, Py_ssize_t CP, Py_ssize_t cin,
-                                  const floating* Mg, Py_ssize_t KP, floating* dU, Py_ssize_t T,
-                                  bint add) noexcept nogil:
-    """dU (+)= V^T Mg for one position of the kernel gradient's blocks: V is T x CP, Mg T x KP,
-    dU cin x KP (wg1_gemm; rows the input channels, so a 3-channel first layer computes 3 rows,
-    not a padded vector)."""
-    if floating is float:
-        wg1_gemm_float(V, 1, CP, Mg, KP, dU, KP, cin, KP, T, add)
-    else:
-        wg1_gemm_double(V, 1, CP, Mg, KP, dU, KP, cin, KP, T, add)
 
 
 cdef struct Tiling:

@@ -24,7 +24,7 @@ from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_init, wg_level, wg_stage_float,
     wg_stage_double, wg_unstage_float, wg_unstage_double, wg1_input_float, wg1_input_double,
     wg1_output_float, wg1_output_double, wg1_gy_float, wg1_gy_double, wg1_kernel_float,
-    wg1_kernel_double, wg1_gemm_float, wg1_gemm_double)
+    wg1_kernel_double, position_gemm, position_gemm_tn)
 
 wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
 
@@ -48,16 +48,6 @@ cdef Tiling make_tiling(tuple t) except *:
     tl.B = TILE * tl.dil * tl.Tr
     tl.blocks = (tl.lout + tl.B - 1) // tl.B
     return tl
-
-
-cdef inline void gemm(const floating* A, Py_ssize_t ars, Py_ssize_t ais, const floating* B,
-                      Py_ssize_t ldb, floating* C, Py_ssize_t ldc, Py_ssize_t rows,
-                      Py_ssize_t cols, Py_ssize_t n, bint load) noexcept nogil:
-    """C (+)= A B on fastconv's register tiles (wg1_gemm)."""
-    if floating is float:
-        wg1_gemm_float(A, ars, ais, B, ldb, C, ldc, rows, cols, n, load)
-    else:
-        wg1_gemm_double(A, ars, ais, B, ldb, C, ldc, rows, cols, n, load)
 
 
 cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t length,
@@ -90,8 +80,8 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
     cdef int bad
     tiles_in(tl, x, o0, buf2, buf1)
     for xi in range(POSITIONS):
-        gemm(buf2 + xi * (T * tl.CP + pad), tl.CP, 1, u + xi * tl.cin * tl.KP, tl.KP,
-             buf1 + xi * (T * tl.KP + pad), tl.KP, T, tl.KP, tl.cin, 0)
+        position_gemm(buf2 + xi * (T * tl.CP + pad), tl.CP, u + xi * tl.cin * tl.KP, tl.KP,
+                      buf1 + xi * (T * tl.KP + pad), T, tl.cin, False)
     if floating is float:
         bad = wg1_output_float(buf1, tl.KP, tl.dil, tl.Tr, buf2, 0, T)
         wg_unstage_float(buf2, tl.B, tl.KP, y, tl.cout, tl.lout, 1, tl.lout, 0, o0, 1, tl.B)
@@ -104,7 +94,7 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
 cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating* gy,
                             Py_ssize_t o0, floating* part, bint first, floating* buf1,
                             floating* buf2, floating* buf3) noexcept nogil:
-    """part[xi] (+)= Mg[xi]^T V[xi] of the block of outputs o0 .. o0 + B (= if first)."""
+    """part[xi] (+)= V[xi]^T Mg[xi] of the block of outputs o0 .. o0 + B (= if first)."""
     cdef Py_ssize_t T = tl.dil * tl.Tr, xi
     cdef Py_ssize_t pad = 64 // sizeof(floating)
     tiles_in(tl, x, o0, buf2, buf1)
@@ -113,9 +103,10 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
         wg1_gy_float(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
     else:
         wg1_gy_double(buf1, tl.KP, tl.dil, tl.Tr, buf3, 0, T)
-    for xi in range(POSITIONS):     # part[xi] is cin x KP: dU^T = V^T Mg
-        gemm(buf2 + xi * (T * tl.CP + pad), 1, tl.CP, buf3 + xi * (T * tl.KP + pad), tl.KP,
-             part + xi * tl.cin * tl.KP, tl.KP, tl.cin, tl.KP, T, not first)
+    for xi in range(POSITIONS):     # part[xi] is cin x KP
+        position_gemm_tn(buf2 + xi * (T * tl.CP + pad), tl.CP, tl.cin,
+                         buf3 + xi * (T * tl.KP + pad), tl.KP, part + xi * tl.cin * tl.KP, T,
+                         not first)
 
 
 def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, floating[:, ::1] y,

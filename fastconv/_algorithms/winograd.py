@@ -22,7 +22,9 @@ kernel (36 x C x K values: 9 MiB at 256 channels) outgrows a core's L2 and each 
 it again; there the staged schedule transforms a wave of tiles (the whole batch, up to
 WAVE_BYTES), runs each of the 36 GEMMs once on one thread, and transforms back, whichever of
 the two moves fewer bytes. Scratch comes from fastconv._scratch, reused from call to call.
-1-D problems (3 taps, stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
+The position GEMMs run on fastconv's own register tiles (src/_winograd_kernels.h, wg1_gemm), but
+for the staged kernel gradient's (many channels), which stay on BLAS. 1-D problems (3 taps,
+stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
 """
 import math
 
