@@ -5,7 +5,7 @@ for the gradients), the kernel flip, the bias. The arithmetic is in the algorith
 """
 import numpy as np
 
-from . import _registry
+from . import _call_memo, _registry
 from ._registry import NotSupportedError
 from ._geometry import (check_groups, check_padding_mode, make_spec, padding_index,
                         transpose_input_sizes, with_explicit_padding)
@@ -107,8 +107,23 @@ def _check_ndim(w, ndim, fname):
                          f"{', '.join('k' * ndim)}), got w with {w.ndim} dimensions {w.shape}")
 
 
+def _memo_key(kind, arrays, values, flip, padding_mode, algorithm):
+    """The call's key in `_call_memo` (None: a call with a padding mode, which takes the full path
+    every time)."""
+    if type(padding_mode) is not str or padding_mode != "zeros":
+        return None
+    return _call_memo.key(kind, arrays, values, flip, algorithm)
+
+
 def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm,
              ndim=None, fname="conv"):
+    memo = _memo_key(fname, (x, w, bias), (stride, padding, dilation, groups), flip,
+                     padding_mode, algorithm)
+    seen = _call_memo.lookup(memo)
+    if seen is not None:                # validated before: the same checks would pass
+        spec, shape = seen
+        return _forward_run(spec, lifted(x, spec.x_shape, spec.dtype), w, bias, flip, algorithm,
+                            shape)
     (x, w, b), _ = _opening([(x, "x"), (w, "w"), (bias, "bias")], flip, algorithm)
     _check_ndim(w, ndim, fname)
     if w.ndim in (3, 4, 5) and _unbatched(x, "x", w.ndim - 2, "N, C, *spatial", w.shape):
@@ -122,12 +137,16 @@ def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, 
         if not hint:
             raise
         raise ValueError(f"{exc}{hint}") from None
+    shape = spec.user_shape(spec.y_shape)
     if x5 is None:
-        y5 = np.zeros(spec.y_shape, spec.dtype)
-    else:
-        w5 = _kernel(w, spec, flip)
-        y5 = _registry.run(spec, "forward", algorithm, x5, w5, w5)
-    return add_bias(y5, b).reshape(spec.user_shape(spec.y_shape))
+        return add_bias(np.zeros(spec.y_shape, spec.dtype), b).reshape(shape)
+    _call_memo.remember(memo, (spec, shape))
+    return _forward_run(spec, x5, w, b, flip, algorithm, shape)
+
+
+def _forward_run(spec, x5, w, b, flip, algorithm, shape):
+    w5 = _kernel(w, spec, flip)
+    return add_bias(_registry.run(spec, "forward", algorithm, x5, w5, w5), b).reshape(shape)
 
 
 def forward_problem(x, w_shape, b, dtype, stride, padding, dilation, groups, padding_mode,
@@ -191,6 +210,14 @@ def _defaults(kwargs):
 
 def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
                 algorithm, gy_name="gy", shape_name="input_shape"):
+    memo = _memo_key(("grad_input", gy_name), (gy, w),
+                     (input_shape, stride, padding, dilation, groups), flip, padding_mode,
+                     algorithm)
+    seen = _call_memo.lookup(memo)
+    if seen is not None:
+        spec, shape = seen
+        return _grad_input_run(spec, lifted(gy, spec.y_shape, spec.dtype), w, flip, algorithm,
+                               shape)
     (gy, w), _ = _opening([(gy, gy_name), (w, "w")], flip, algorithm)
     ndim = spatial_dims(w, "w", KERNEL, w, "w", KERNEL, "")
     if _unbatched(gy, gy_name, ndim, "N, K, *output", w.shape):
@@ -211,12 +238,18 @@ def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, pad
     if 0 in (spec.batch, spec.out_channels, spec.in_channels):
         return np.zeros(spec.user_shape(spec.x_shape), dtype)
     gy5 = lifted(gy, spec.y_shape, dtype)
+    shape = spec.user_shape(spec.x_shape)
+    if padding_mode == "zeros":
+        _call_memo.remember(memo, (spec, shape))
+        return _grad_input_run(spec, gy5, w, flip, algorithm, shape)
     w5 = _kernel(w, spec, flip)
-    padded = spec if padding_mode == "zeros" else with_explicit_padding(spec)
-    gx5 = _registry.run(padded, "grad_input", algorithm, gy5, w5, w5)
-    if padding_mode != "zeros":
-        gx5 = fold_padding(gx5, spec, padding_mode)
-    return gx5.reshape(spec.user_shape(spec.x_shape))
+    gx5 = _registry.run(with_explicit_padding(spec), "grad_input", algorithm, gy5, w5, w5)
+    return fold_padding(gx5, spec, padding_mode).reshape(shape)
+
+
+def _grad_input_run(spec, gy5, w, flip, algorithm, shape):
+    w5 = _kernel(w, spec, flip)
+    return _registry.run(spec, "grad_input", algorithm, gy5, w5, w5).reshape(shape)
 
 
 def conv_grad_input(gy, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1, flip=False,
@@ -240,6 +273,13 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
     both be unbatched, (C, *spatial) and (K, *output): ``kernel_shape`` says how many spatial
     axes there are.
     """
+    memo = _memo_key("grad_kernel", (x, gy), (kernel_shape, stride, padding, dilation, groups),
+                     flip, padding_mode, algorithm)
+    seen = _call_memo.lookup(memo)
+    if seen is not None:
+        spec, shape = seen
+        return _grad_kernel_run(spec, lifted(x, spec.x_shape, spec.dtype),
+                                lifted(gy, spec.y_shape, spec.dtype), flip, algorithm, shape)
     (x, gy), _ = _opening([(x, "x"), (gy, "gy")], flip, algorithm)
     if x.ndim != gy.ndim:
         raise ValueError(f"x and gy must both be batched, (N, C, *spatial) and (N, K, *output), or "
@@ -273,12 +313,19 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
         return np.zeros(spec.user_shape(spec.w_shape), dtype)
     x5 = lifted(x, spec.x_shape, dtype)
     gy5 = lifted(gy, spec.y_shape, dtype)
+    shape = spec.user_shape(spec.w_shape)
     if padding_mode != "zeros":
         x5, spec = pad(x5, spec, padding_mode), with_explicit_padding(spec)
+    else:
+        _call_memo.remember(memo, (spec, shape))
+    return _grad_kernel_run(spec, x5, gy5, flip, algorithm, shape)
+
+
+def _grad_kernel_run(spec, x5, gy5, flip, algorithm, shape):
     gw5 = _registry.run(spec, "grad_kernel", algorithm, x5, gy5)
     if flip:        # d/dw of conv with flip(w) is the flip of d/dw'
         gw5 = np.ascontiguousarray(gw5[..., ::-1, ::-1, ::-1])
-    return gw5.reshape(spec.user_shape(spec.w_shape))
+    return gw5.reshape(shape)
 
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
