@@ -345,6 +345,25 @@ def test_many_channels_run_staged_by_default(op, assert_close_to_reference):
     assert_close_to_reference(got, expected, np.float32)
 
 
+@pytest.mark.parametrize("kc", [(512, 300), (300, 520)])
+@pytest.mark.parametrize("op", ["forward", "grad_input"])
+def test_a_transformed_kernel_past_16_mib_is_written_position_by_position(
+        kc, op, assert_close_to_reference):
+    """Past 16 MiB of transformed kernel (float64 here: 36 x 300 x 512 x 8 bytes = 42 MiB) each
+    kernel column's 36 positions are staged and written as one run each (src/_winograd.pyx,
+    transform_column); forward's columns are input channels, the input gradient's output
+    channels, so the two shapes cover both sides."""
+    K, C = kc
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, C, 5, 6))
+    w = rng.standard_normal((K, C, 3, 3))
+    gy = rng.standard_normal((1, K, 5, 6))
+    i = OPS.index(op)
+    got = _three(x, w, gy, dict(padding=1))[i]
+    expected = _three(x, w, gy, dict(padding=1), "reference")[i]
+    assert_close_to_reference(got, expected, np.float64)
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_a_wave_that_does_not_fit_gives_way_to_blocks(op, monkeypatch, restore_settings,
                                                        assert_close_to_reference):
