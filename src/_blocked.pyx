@@ -136,6 +136,24 @@ cdef inline void run_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* tof
         bk_row_f64(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
 
 
+cdef void edge_window(const floating* src, Py_ssize_t plane, Py_ssize_t n, Py_ssize_t start,
+                      Py_ssize_t width, Py_ssize_t channels, floating* out) noexcept nogil:
+    """out[c * width + i] = input position start + i of channel c (src[c * plane + start + i]),
+    or 0 where that lies outside [0, n): the zero-padded window of a row's edge outputs."""
+    cdef Py_ssize_t c, lo = -start if start < 0 else 0, hi = n - start
+    cdef floating* row
+    if hi > width:
+        hi = width
+    for c in range(channels):
+        row = out + c * width
+        if hi <= lo:
+            memset(row, 0, width * sizeof(floating))
+            continue
+        memset(row, 0, lo * sizeof(floating))
+        memcpy(row + lo, src + c * plane + start + lo, (hi - lo) * sizeof(floating))
+        memset(row + hi, 0, (width - hi) * sizeof(floating))
+
+
 cdef inline Py_ssize_t first_in(Py_ssize_t o, Py_ssize_t s, Py_ssize_t d, Py_ssize_t lo,
                                 Py_ssize_t k) noexcept nogil:
     """The first of the k kernel positions t whose input o * s + t * d is at or past lo."""
@@ -179,7 +197,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
             const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
             int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
-            int num_threads, object ystrides=None, Py_ssize_t wtaps=0):
+            int num_threads, object ystrides=None, Py_ssize_t wtaps=0, object edges=None):
     """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
     in place, input_planes), `rows` num_threads
     x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
@@ -192,8 +210,18 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     than y's C order: a strided input gradient's phase writes every s-th value of gx (the
     column stride past 1 takes a scalar copy instead of the transposed vector stores); `wtaps`
     the packed taps per channel where wp holds more than this problem's (0: the same; a phase's
-    taps are a run of the whole kernel's, wp starting at them)."""
+    taps are a run of the whole kernel's, wp starting at them).
+
+    `edges` (jl, jr, wl, wr), for a 1-D row padded at its ends (_Geometry.edges): x is read in
+    place (e is n) for outputs jl .. jr - 1, whose windows lie inside it, and the outputs before
+    jl and from jr on are computed from their zero-padded windows of wl and wr positions, copied
+    into `xpad` (num_threads x Cg x the wider): a TCN layer's whole-input copy and its parallel
+    region were 12% of its call."""
     cdef Shape g = make_shape(n, p, e, o, s)
+    cdef bint edged = edges is not None
+    cdef Py_ssize_t jl = 0, jr = 0, wl = 0, wr = 0, ew = 0
+    cdef const floating* w_at
+    cdef floating* window
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
     cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
@@ -213,8 +241,11 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
         ysample, ychan, yd, yh, yw = K * out_plane, out_plane, g.o[1] * g.o[2], g.o[2], 1
     else:
         ysample, ychan, yd, yh, yw = ystrides
+    if edged:
+        jl, jr, wl, wr = edges
+        ew = wl if wl > wr else wr
     with nogil:
-        planes = input_planes(&x[0], xpad, &g, N * C, num_threads)
+        planes = &x[0] if edged else input_planes(&x[0], xpad, &g, N * C, num_threads)
         for item in prange(N * G * blocks * g.o[0] * pairs, schedule="static",
                            num_threads=num_threads):
             rest = item
@@ -233,9 +264,23 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                    + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
             buf = &rows[0] + omp_get_thread_num() * 2 * g.o[2] * V
             run = tap_run(&g, &kern[0], &dil[0], od, oh, rt)
-            run_row(src, padded, &toff[0] + run.first, run.count, wtaps, Cg,
-                    &wp[0] + ((gi * blocks + kb) * Cg * wtaps + run.first) * V, KB, rt, g.s[2],
-                    g.s[1] * g.e[2], g.o[2], buf)
+            w_at = &wp[0] + ((gi * blocks + kb) * Cg * wtaps + run.first) * V
+            if not edged:
+                run_row(src, padded, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB, rt,
+                        g.s[2], g.s[1] * g.e[2], g.o[2], buf)
+            else:
+                window = &xpad[0] + omp_get_thread_num() * Cg * ew
+                if jl > 0:
+                    edge_window(src, padded, g.n[2], -g.p[2], wl, Cg, window)
+                    run_row(window, wl, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB,
+                            rt, g.s[2], 0, jl, buf)
+                if jr > jl:
+                    run_row(src + jl * g.s[2] - g.p[2], padded, &toff[0] + run.first, run.count,
+                            wtaps, Cg, w_at, KB, rt, g.s[2], 0, jr - jl, buf + jl * V)
+                if g.o[2] > jr:
+                    edge_window(src, padded, g.n[2], jr * g.s[2] - g.p[2], wr, Cg, window)
+                    run_row(window, wr, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB,
+                            rt, g.s[2], 0, g.o[2] - jr, buf + jr * V)
             lanes = block_lanes(Kg, kb, V)
             yrow = &y[0] + nn * ysample + (gi * Kg + kb * V) * ychan + od * yd + oh * yh
             if lanes * KB < V or yw != 1:   # under a vector of channels (groups), or strided

@@ -113,6 +113,46 @@ def test_unpadded_inputs_are_read_in_place(name, flipped, copies):
     assert g.copies == copies and (g.padded > 0) == copies
 
 
+EDGE_CASES = {     # (x, w, geometry, the edges _Geometry finds for forward, or None: copied)
+    "causal-tcn": ((2, 5, 40), (7, 5, 3), dict(padding=((2, 0),)), (2, 40, 4, 0)),
+    "causal-dilated": ((1, 3, 64), (4, 3, 3), dict(padding=((16, 0),), dilation=8), (16, 64, 32, 0)),
+    "both-ends-strided": ((1, 4, 33), (6, 4, 5), dict(padding=3, stride=2), (2, 16, 7, 7)),
+    "right-only-groups": ((1, 6, 30), (4, 3, 4), dict(padding=((0, 3),), groups=2), (0, 27, 0, 6)),
+    "asymmetric-dilated": ((1, 2, 20), (3, 2, 3), dict(padding=((1, 2),), dilation=2), (1, 17, 5, 6)),
+    "mostly-padding": ((1, 2, 4), (3, 2, 3), dict(padding=6), None),
+    "wide-edge": ((1, 2, 2000), (2, 2, 3), dict(padding=((600, 0),)), None),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_a_1d_row_padded_at_its_ends_is_read_in_place(name, dtype, rng, restore_settings):
+    """A 1-D row with padding only at its ends is read in place, its edge outputs computed from
+    small zero-padded windows (src/_blocked.pyx, forward: `edges`): against the reference for
+    forward and the stride-1 input gradient (its flipped problem has edges too), at 1 and 2
+    threads bit for bit; wide or dominant padding copies the row as before."""
+    x_shape, w_shape, geometry, edges = EDGE_CASES[name]
+    spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+    g = blocked._Geometry(spec)
+    assert g.edges == edges and (g.run_padded(1) < g.padded) == (edges is not None)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    want = reference.conv(x, w, **geometry)
+    gy = rng.standard_normal(want.shape).astype(dtype)
+    want_gi = reference.conv_grad_input(gy, w, x_shape, **geometry)
+    results = []
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        got = fastconv.conv(x, w, algorithm="blocked", **geometry)
+        _close(got, want)
+        results.append(got)
+        if geometry.get("stride", 1) == 1:
+            gi = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+            _close(gi, want_gi)
+            results.append(gi)
+    assert all(np.array_equal(a, b) for a, b in zip(results[:len(results) // 2],
+                                                     results[len(results) // 2:]))
+
+
 def test_blocked_refuses_what_it_does_not_have():
     """A strided input gradient runs as stride-1 phases (test_blocked_phases), which need
     dilation 1 along the strided axes."""

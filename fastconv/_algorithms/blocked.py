@@ -6,7 +6,8 @@ lanes and im2col's GEMMs are too small for the BLAS to reach its speed; a vector
 output channels wastes none when the layer has that many. With many input channels on small
 maps (ResNet's 14x14 and 7x7 stages) a block's weights live in L2, read once per register tile
 of two rows. The input is copied once into zero-padded planes (every tap a constant offset, no
-border tests; read in place where there is no padding), the weights are packed per call
+border tests; read in place where there is no padding, and a 1-D row padded at its ends -- a
+causal TCN layer -- in place but for its edge outputs' windows), the weights are packed per call
 (nothing derived from their values is kept), and src/_blocked_kernels.h sums one or two rows of
 outputs per work item in registers. See src/_blocked.pyx.
 
@@ -50,6 +51,8 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6}
 # layers, 144-576 KB a block: measured 0.36-0.71 of the prediction), and without it and with the
 # packing counted they measure 0.82-1.40 of it (bench/RESULTS.md, fifth session).
 TAP_SHARE_ROWS = 4096
+# A 1-D row's edge windows wider than this are not worth their own tiles: the row is copied whole
+EDGE_WIDTH = 512
 CALL_OVERHEAD_S = 12e-6
 # A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
 # chooser sweep's 16 strided 3x3, 2x2, 4x4 and 1-D layers (median 1.48; 2-core Intel Xeon,
@@ -88,6 +91,7 @@ class _Geometry:
         # (wav2vec's unpadded 1-D layers copied 13 MB a call at batch 4)
         self.copies = not (all(v == 0 for v in self.p)
                            and all(a <= b for a, b in zip(self.e, self.n)))
+        self.edges = self._edges(k, d) if self.copies else None
         if not self.copies:
             self.e = tuple(self.n)
         self.kernel, self.dilation = k, d
@@ -115,6 +119,29 @@ class _Geometry:
                    + (np.arange(k2) * d[2])[None, None, :]).astype(np.intp).reshape(-1)
         return offsets, np.array(self.kernel, np.intp), np.array(self.dilation, np.intp)
 
+    def _edges(self, k, d):
+        """(jl, jr, wl, wr) for a 1-D row padded at its ends, where the forward pass reads x in
+        place: outputs before jl and from jr on reach into the padding and are computed from
+        their zero-padded windows, wl and wr positions wide (src/_blocked.pyx, forward); None
+        elsewhere, and where the edges are wide or most of the row (a hostile padding)."""
+        if (self.o[:2] != (1, 1) or self.n[:2] != (1, 1) or k[:2] != (1, 1)
+                or self.p[:2] != (0, 0)):
+            return None
+        n, p, o, s = self.n[2], self.p[2], self.o[2], self.s[2]
+        reach = (k[2] - 1) * d[2]
+        jl = min(o, max(0, -(-p // s)))
+        jr = min(o, max(jl, -(-(n + p - reach) // s)))
+        wl = (jl - 1) * s + reach + 1 if jl else 0
+        wr = (o - 1 - jr) * s + reach + 1 if o > jr else 0
+        if max(wl, wr) > EDGE_WIDTH or 2 * (jr - jl) < o:
+            return None
+        return jl, jr, wl, wr
+
+    def run_padded(self, threads):
+        """Values of padded input the forward pass writes: the planes, or (edges) each thread's
+        zero-padded window of the group's channels."""
+        return threads * self.cg * max(self.edges[2:]) if self.edges else self.padded
+
     def threads(self):
         return max(1, min(_config.get_num_threads(), self.items))
 
@@ -134,7 +161,8 @@ class _Geometry:
 
     def workspace_elements(self, spec, packed=True):
         weights = spec.groups * self.blocks * self.cg * self.taps * self.v if packed else 0
-        return self.padded + self.threads() * self.row + weights
+        threads = self.threads()
+        return self.run_padded(threads) + threads * self.row + weights
 
 
 class _KernelPlan:
@@ -326,7 +354,7 @@ def _pass_cost(spec, g):
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
     packed = spec.groups * g.blocks * g.cg * g.taps * g.v
-    values = g.padded + spec.batch * spec.groups * g.kg * math.prod(g.o) + packed
+    values = g.run_padded(1) + spec.batch * spec.groups * g.kg * math.prod(g.o) + packed
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     return _shared(spec, work, g.items)
 
@@ -377,10 +405,10 @@ def _packed(w, spec, g, flip=False, phases=None):
 def _run(spec, g, a, wp, out, ystrides=None, wtaps=0):
     threads = g.threads()
     _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
-                     _scratch.empty("blocked.pad", g.padded, spec.dtype),
+                     _scratch.empty("blocked.pad", g.run_padded(threads), spec.dtype),
                      _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
                      *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
-                     g.p, g.e, g.o, g.s, threads, ystrides, wtaps)
+                     g.p, g.n if g.edges else g.e, g.o, g.s, threads, ystrides, wtaps, g.edges)
     return out
 
 
