@@ -33,8 +33,8 @@ SKIP = ("reference",)
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
 # 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
 # 1-D sequence layers, 3-D), single-channel images (up to 512x512, where transforms and direct
-# loops part ways) with kernels 5 to 41, and two tiny problems that show the fixed costs of a
-# call; each takes milliseconds.
+# loops part ways) with kernels 5 to 41, and three tiny problems (dense and depthwise) that show
+# the fixed costs of a call; each takes milliseconds.
 PROBLEMS = (
     ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
     ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),
@@ -56,6 +56,7 @@ PROBLEMS = (
     ((1, 1, 512, 512), (1, 1, 41, 41), {}),
     ((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),
     ((2, 8, 16, 16), (8, 8, 3, 3), dict(padding=1)),
+    ((1, 8, 12, 12), (8, 1, 3, 3), dict(padding=1, groups=8)),  # depthwise's fixed cost
 )
 QUICK_PROBLEMS = (((1, 2, 12, 12), (2, 2, 3, 3), dict(padding=1)),)
 
