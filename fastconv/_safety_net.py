@@ -35,7 +35,8 @@ import threading
 
 SLOW_FACTOR = 2.0       # calls this many times their prediction are slow,
 RIVAL_FACTOR = 1.25     # ... or this many times the next-best algorithm's prediction,
-SLOW_MIN_S = 5e-5       # ... unless they took less than this (overheads the models leave out)
+SLOW_MIN_S = 2e-5       # ... unless they took less than this (a call's own fixed cost, 10-20 us;
+                        # 50 us before the call memo, which let a 20 us 1-D layer run 1.6x slow)
 STRIKES = 2             # slow calls (after the first) before the net measures
 HOT_S = 2.0             # measure a problem once its auto calls have taken this long in all
 GIVE_UP = 4.0           # a candidate whose first timed call is this many times the best is dropped
