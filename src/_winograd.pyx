@@ -32,7 +32,8 @@ from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_stage_float,
     wg_stage_double, wg_unstage_float, wg_unstage_double, wg_input_float, wg_input_double,
-    wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, position_gemm, position_gemm_tn)
+    wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
+    wg_kernel_double, position_gemm, position_gemm_tn)
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -313,59 +314,32 @@ cdef Py_ssize_t STAGE_ABOVE_BYTES = 16 << 20
 cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ssize_t C,
                            Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
                            bint flipped) noexcept nogil:
-    """u[xi][col][r] for every r: see transform_kernels. 16 kernels r at a time, each step a
-    loop over the 16 (vectorised), written one cache line per position. (Local scratch: one call
-    per thread.)"""
-    cdef Py_ssize_t r0, r, n, a, b, i
-    cdef const floating* g
-    cdef double v0, v1, v2
-    cdef double d[9][16]
-    cdef double t[18][16]
-    cdef double v[36][16]
-    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH     # constants, not globals
-    # Past STAGE_ABOVE_BYTES of U, the 36 positions' values of this column are written out
-    # position by position at the end: one sequential run each. Writing each 16 rows' 36 lines
-    # as they came (36 interleaved streams, a position apart) ran at 2 ns a value there (ResNet's
-    # 512 channels: 36 MB, 18 ms on one thread) against 0.7 ns in the cache, where the staging's
-    # copy costs 10%.
+    """u[xi][col][r] for every r: see transform_kernels (the arithmetic is wg_kernel's, compiled
+    per instruction-set level). Past STAGE_ABOVE_BYTES of U, the 36 positions' values of this
+    column are written out position by position at the end: one sequential run each. Writing
+    each 16 rows' 36 lines as they came (36 interleaved streams, a position apart) ran at 2 ns a
+    value there (ResNet's 512 channels: 36 MB, 18 ms on one thread) against 0.7 ns in the cache,
+    where the staging's copy costs 10%."""
+    cdef Py_ssize_t i
     cdef floating* stage = NULL
     if 36 * cols * KP * sizeof(floating) > STAGE_ABOVE_BYTES:
         stage = <floating*>malloc(36 * rows * sizeof(floating))
-    memset(d, 0, sizeof(d))
-    for r0 in range(0, rows, 16):
-        n = min(16, rows - r0)
-        for r in range(n):          # d[a][r] = g[a] (rotated by 180 degrees if flipped)
-            g = w + ((col * C + r0 + r) if flipped else ((r0 + r) * C + col)) * 9
-            for a in range(9):
-                d[a][r] = g[8 - a] if flipped else g[a]
-        for b in range(3):          # t[3 i + b] = (G g)[i][b], column b of g
-            for r in range(16):
-                v0, v1, v2 = d[b][r], d[3 + b][r], d[6 + b][r]
-                t[b][r] = 0.25 * v0
-                t[3 + b][r] = -s6 * (v0 + v1 + v2)
-                t[6 + b][r] = -s6 * (v0 - v1 + v2)
-                t[9 + b][r] = s24 * v0 + s12 * v1 + s6 * v2
-                t[12 + b][r] = s24 * v0 - s12 * v1 + s6 * v2
-                t[15 + b][r] = v2
-        for i in range(6):          # v[6 i + j] = (t G^T)[i][j]
-            for r in range(16):
-                v0, v1, v2 = t[3 * i][r], t[3 * i + 1][r], t[3 * i + 2][r]
-                v[6 * i][r] = 0.25 * v0
-                v[6 * i + 1][r] = -s6 * (v0 + v1 + v2)
-                v[6 * i + 2][r] = -s6 * (v0 - v1 + v2)
-                v[6 * i + 3][r] = s24 * v0 + s12 * v1 + s6 * v2
-                v[6 * i + 4][r] = s24 * v0 - s12 * v1 + s6 * v2
-                v[6 * i + 5][r] = v2
-        for i in range(36):
-            for r in range(n):
-                if stage != NULL:
-                    stage[i * rows + r0 + r] = <floating>v[i][r]
-                else:
-                    u[(i * cols + col) * KP + r0 + r] = <floating>v[i][r]
-    if stage != NULL:
-        for i in range(36):
-            memcpy(u + (i * cols + col) * KP, stage + i * rows, rows * sizeof(floating))
-        free(stage)
+    if stage == NULL:
+        kernel_column(w, u + col * KP, cols * KP, col, C, rows, flipped)
+        return
+    kernel_column(w, stage, rows, col, C, rows, flipped)
+    for i in range(36):
+        memcpy(u + (i * cols + col) * KP, stage + i * rows, rows * sizeof(floating))
+    free(stage)
+
+
+cdef inline void kernel_column(const floating* w, floating* out, Py_ssize_t ostride,
+                               Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
+                               bint flipped) noexcept nogil:
+    if floating is float:
+        wg_kernel_float(w, out, ostride, col, C, rows, flipped)
+    else:
+        wg_kernel_double(w, out, ostride, col, C, rows, flipped)
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,

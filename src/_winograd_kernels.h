@@ -471,6 +471,49 @@ FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict A, Py_ssize_t ars,
 #undef WG1_TILE_CALL
 #undef WG1_TILE_ROWS
 #undef WG1_ACC
+/* One column of the 2-D transformed kernel (src/_winograd.pyx, transform_kernels): for each of
+   its `rows` kernels r, out[xi * ostride + r] = (G g G^T)[xi] in double; forward r = k, col = c,
+   g = w[k, c]; flipped (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees
+   (w is K x C x 9). 16 kernels at a time: their taps gathered, then each step a loop the
+   compiler vectorises at this level's width (in Cython, compiled once for the baseline, it took
+   2-4x as long). */
+FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, WG_T* restrict out,
+        Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows, int flipped) {
+    const double s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24;
+    double d[9][16], t[18][16], v[36][16];
+    memset(d, 0, sizeof d);
+    for (Py_ssize_t r0 = 0; r0 < rows; r0 += 16) {
+        const int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        for (int r = 0; r < n; r++) {
+            const WG_T* g = w + (flipped ? col * C + r0 + r : (r0 + r) * C + col) * 9;
+            for (int a = 0; a < 9; a++) d[a][r] = flipped ? g[8 - a] : g[a];
+        }
+        for (int b = 0; b < 3; b++)          /* t[3 i + b] = (G g)[i][b], column b of g */
+            for (int r = 0; r < 16; r++) {
+                const double v0 = d[b][r], v1 = d[3 + b][r], v2 = d[6 + b][r];
+                t[b][r] = 0.25 * v0;
+                t[3 + b][r] = -s6 * (v0 + v1 + v2);
+                t[6 + b][r] = -s6 * (v0 - v1 + v2);
+                t[9 + b][r] = s24 * v0 + s12 * v1 + s6 * v2;
+                t[12 + b][r] = s24 * v0 - s12 * v1 + s6 * v2;
+                t[15 + b][r] = v2;
+            }
+        for (int i = 0; i < 6; i++)          /* v[6 i + j] = (t G^T)[i][j] */
+            for (int r = 0; r < 16; r++) {
+                const double v0 = t[3 * i][r], v1 = t[3 * i + 1][r], v2 = t[3 * i + 2][r];
+                v[6 * i][r] = 0.25 * v0;
+                v[6 * i + 1][r] = -s6 * (v0 + v1 + v2);
+                v[6 * i + 2][r] = -s6 * (v0 - v1 + v2);
+                v[6 * i + 3][r] = s24 * v0 + s12 * v1 + s6 * v2;
+                v[6 * i + 4][r] = s24 * v0 - s12 * v1 + s6 * v2;
+                v[6 * i + 5][r] = v2;
+            }
+        for (int i = 0; i < 36; i++)
+            for (int r = 0; r < n; r++) out[i * ostride + r0 + r] = (WG_T)v[i][r];
+    }
+    return 0;
+}
+
 /* Row i of the transformed kernel, u[xi][i][o] = (G g)[xi] in double for every o < outs (u is
    8 x ins x KP): forward i = c, o = k, g = w[k, c]; flipped (the input gradient) i = k, o = c,
    g = w[k, c] reversed; w is K x C x 3. 32 outputs o at a time: their taps gathered, then each
@@ -553,7 +596,8 @@ FASTCONV_ATTR static int WG_FN(wg1_kernel)(const WG_T* restrict w, WG_T* restric
     X(wg_output_float, LV) X(wg_output_double, LV) X(wg_gy_float, LV) X(wg_gy_double, LV)       \
     X(wg1_input_float, LV) X(wg1_input_double, LV) X(wg1_output_float, LV)                         \
     X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV) X(wg1_gemm_float, LV)       \
-    X(wg1_gemm_double, LV) X(wg1_kernel_float, LV) X(wg1_kernel_double, LV)
+    X(wg1_gemm_double, LV) X(wg1_kernel_float, LV) X(wg1_kernel_double, LV)                       \
+    X(wg_kernel_float, LV) X(wg_kernel_double, LV)
 /* The variable that asks for a lower level: the depthwise module compiles its own copy of these
    kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
 #ifndef WG_LEVEL_ENV
