@@ -26,6 +26,7 @@ The position GEMMs run on fastconv's own register tiles (src/_winograd_kernels.h
 for the staged kernel gradient's (many channels), which stay on BLAS. 1-D problems (3 taps,
 stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
 """
+import functools
 import math
 
 import numpy as np
@@ -66,7 +67,10 @@ L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams 
 STAGED_ABOVE_U_BYTES = L2_BYTES  # ... so above it, the staged schedule may read it once per wave
 WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (within L3)
 U_BYTES_PER_S = 25e9
-CALL_OVERHEAD_S = 40e-6
+# A call's fixed cost: 25-36 us measured on a 16-channel 8x8 layer (the three operations; 2-core
+# Xeon, AVX-512) once plans and plane lists were kept per problem (plan_of, _planes); 40 us
+# of model before, when each call rebuilt them (66-74 us measured)
+CALL_OVERHEAD_S = 15e-6
 PARALLEL_EFFICIENCY = 0.9
 
 
@@ -212,7 +216,7 @@ def supports(spec, op):
     reason = _geometry_reason(spec)
     if reason is not None:
         return False, reason
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     if not plan.feasible:
         return False, (f"a kernel {plan.kd} deep needs the staged schedule, whose transformed "
                        f"kernels and one wave exceed the workspace limit of "
@@ -230,7 +234,7 @@ def layout(spec, op):
     """How the plan runs, for explain: the schedule and its work items."""
     if spec.ndim == 1:
         return winograd1d.layout(spec, op)
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     if plan.staged:
         waves = f"{plan.waves} wave{'s' if plan.waves > 1 else ''}"
         return f"staged: {waves} of {plan.tiles} tiles, {plan.kd} depth tap(s)"
@@ -240,14 +244,27 @@ def layout(spec, op):
 def workspace(spec, op):
     if spec.ndim == 1:
         return winograd1d.workspace(spec, op)
-    return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
+    return plan_of(spec, op).workspace_elements * spec.dtype.itemsize
+
+
+def plan_of(spec, op):
+    """The _Plan of `op` on `spec` under the current workspace limit and thread count, built once
+    (about 10 us of Python a call, with the plane lists below, on a 0.1-1 ms layer). The module's
+    schedule thresholds are part of the key, so that a test which changes them plans anew."""
+    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads(),
+                        STAGED_ABOVE_U_BYTES, WAVE_BYTES, _staged_wins)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(spec, op, limit, threads, staged_above, wave_bytes, staged_wins):
+    return _Plan(spec, op)
 
 
 def cost(spec, op):
     if spec.ndim == 1:
         return winograd1d.cost(spec, op, GEMM_FLOPS_PER_S[spec.dtype.name], CALL_OVERHEAD_S,
                                PARALLEL_EFFICIENCY, PARTIAL_VALUE_S)
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     name = spec.dtype.name
     lanes = _winograd.lanes(spec.dtype.itemsize)
     # thin GEMMs (few input channels) run slowly; a deep kernel's taps add into the same M,
@@ -266,6 +283,7 @@ def cost(spec, op):
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
 
+@functools.lru_cache(maxsize=256)
 def _planes(spec, op):
     """Element offsets of the planes each depth tap reads (kd x written planes, flattened; -1:
     all padding) and of each written plane."""
@@ -288,8 +306,11 @@ def _planes(spec, op):
         src = np.where((d >= 0) & (d < D), n * C * D * x_plane + d * x_plane, -1)
         dst = n * K * Do * y_plane + o * y_plane
     shape = (len(taps), N, src.shape[2])
-    return (np.ascontiguousarray(np.broadcast_to(src, shape).ravel(), np.intp),
-            np.ascontiguousarray(np.broadcast_to(dst[0], shape[1:]).ravel(), np.intp))
+    planes = (np.ascontiguousarray(np.broadcast_to(src, shape).ravel(), np.intp),
+              np.ascontiguousarray(np.broadcast_to(dst[0], shape[1:]).ravel(), np.intp))
+    for a in planes:            # kept per problem (lru_cache): nobody may write them
+        a.flags.writeable = False
+    return planes
 
 
 def _transformed_kernel(w, flipped, KP, threads):
@@ -313,7 +334,7 @@ def _run_pass(spec, op, a, w):
     """forward (a = x) or grad_input (a = gy); None if a value written was not finite."""
     if spec.ndim == 1:
         return winograd1d.run_pass(spec, op, a, w)
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
     out = np.empty(shape, spec.dtype)
     u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
@@ -347,7 +368,7 @@ def grad_kernel(spec, x, gy):
         return np.zeros(spec.w_shape, spec.dtype)
     if spec.ndim == 1:
         return winograd1d.grad_kernel(spec, x, gy)
-    plan = _Plan(spec, "grad_kernel")
+    plan = plan_of(spec, "grad_kernel")
     src, gsrc = _planes(spec, "grad_kernel")
     padding_only = (src.reshape(plan.kd, spec.batch, -1) < 0).all(axis=0)[0]
     skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
