@@ -1,0 +1,85 @@
+/* The kernel transforms of fastconv's Winograd convolutions, U = G g G^T (2-D F(4x4, 3x3)) and
+ * U = G g (1-D F(6, 3)), in double whatever the problem's precision, rounded once into it.
+ *
+ * Part of the per-level, per-precision body of src/_winograd_kernels.h, which includes this file
+ * once for each (WG_T, FASTCONV_LV): no include guard, and WG_FN, WG_T and FASTCONV_ATTR are
+ * that file's.
+ */
+/* One column of the 2-D transformed kernel (src/_winograd.pyx, transform_kernels): for each of
+   its `rows` kernels r, out[xi * ostride + r] = (G g G^T)[xi] in double; forward r = k, col = c,
+   g = w[k, c]; flipped (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees
+   (w is K x C x 9). 16 kernels at a time: their taps gathered, then each step a loop the
+   compiler vectorises at this level's width (in Cython, compiled once for the baseline, it took
+   2-4x as long). */
+FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, WG_T* restrict out,
+        Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows, int flipped) {
+    const double s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24;
+    double d[9][16], t[18][16], v[36][16];
+    memset(d, 0, sizeof d);
+    for (Py_ssize_t r0 = 0; r0 < rows; r0 += 16) {
+        const int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        for (int r = 0; r < n; r++) {
+            const WG_T* g = w + (flipped ? col * C + r0 + r : (r0 + r) * C + col) * 9;
+            for (int a = 0; a < 9; a++) d[a][r] = flipped ? g[8 - a] : g[a];
+        }
+        for (int b = 0; b < 3; b++)          /* t[3 i + b] = (G g)[i][b], column b of g */
+            for (int r = 0; r < 16; r++) {
+                const double v0 = d[b][r], v1 = d[3 + b][r], v2 = d[6 + b][r];
+                t[b][r] = 0.25 * v0;
+                t[3 + b][r] = -s6 * (v0 + v1 + v2);
+                t[6 + b][r] = -s6 * (v0 - v1 + v2);
+                t[9 + b][r] = s24 * v0 + s12 * v1 + s6 * v2;
+                t[12 + b][r] = s24 * v0 - s12 * v1 + s6 * v2;
+                t[15 + b][r] = v2;
+            }
+        for (int i = 0; i < 6; i++)          /* v[6 i + j] = (t G^T)[i][j] */
+            for (int r = 0; r < 16; r++) {
+                const double v0 = t[3 * i][r], v1 = t[3 * i + 1][r], v2 = t[3 * i + 2][r];
+                v[6 * i][r] = 0.25 * v0;
+                v[6 * i + 1][r] = -s6 * (v0 + v1 + v2);
+                v[6 * i + 2][r] = -s6 * (v0 - v1 + v2);
+                v[6 * i + 3][r] = s24 * v0 + s12 * v1 + s6 * v2;
+                v[6 * i + 4][r] = s24 * v0 - s12 * v1 + s6 * v2;
+                v[6 * i + 5][r] = v2;
+            }
+        for (int i = 0; i < 36; i++)
+            for (int r = 0; r < n; r++) out[i * ostride + r0 + r] = (WG_T)v[i][r];
+    }
+    return 0;
+}
+
+/* Row i of the transformed kernel, u[xi][i][o] = (G g)[xi] in double for every o < outs (u is
+   8 x ins x KP): forward i = c, o = k, g = w[k, c]; flipped (the input gradient) i = k, o = c,
+   g = w[k, c] reversed; w is K x C x 3. 32 outputs o at a time: their taps gathered, then each
+   row of u a loop the compiler vectorises at this level's width. */
+FASTCONV_ATTR static int WG_FN(wg1_kernel)(const WG_T* restrict w, WG_T* restrict u, Py_ssize_t i,
+        Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs, int flipped) {
+    const double n45 = 1.0 / 45, n90 = 1.0 / 90, n29 = -2.0 / 9;
+    /* g = w[k, c] at ((k C + c) 3): along o, flipped (k = i) steps 3, else (c = i) 3 C */
+    const Py_ssize_t at = flipped ? i * C * 3 : i * 3, step = flipped ? 3 : C * 3;
+    const int first = flipped ? 2 : 0, last = flipped ? 0 : 2;
+    double d0[32], d1[32], d2[32], v[8][32];
+    for (Py_ssize_t o0 = 0; o0 < outs; o0 += 32) {
+        const int n = outs - o0 < 32 ? (int)(outs - o0) : 32;
+        for (int o = 0; o < n; o++) {
+            d0[o] = w[at + (o0 + o) * step + first];
+            d1[o] = w[at + (o0 + o) * step + 1];
+            d2[o] = w[at + (o0 + o) * step + last];
+        }
+        for (int o = 0; o < 32; o++) {
+            v[0][o] = d0[o];
+            v[1][o] = n29 * (d0[o] + d1[o] + d2[o]);
+            v[2][o] = n29 * (d0[o] - d1[o] + d2[o]);
+            v[3][o] = d0[o] * n90 + d1[o] * n45 + d2[o] * (2 * n45);
+            v[4][o] = d0[o] * n90 - d1[o] * n45 + d2[o] * (2 * n45);
+            v[5][o] = (32 * d0[o] + 16 * d1[o] + 8 * d2[o]) * n45;
+            v[6][o] = (32 * d0[o] - 16 * d1[o] + 8 * d2[o]) * n45;
+            v[7][o] = d2[o];
+        }
+        for (int xi = 0; xi < 8; xi++) {
+            WG_T* row = u + (xi * ins + i) * KP + o0;
+            for (int o = 0; o < n; o++) row[o] = (WG_T)v[xi][o];
+        }
+    }
+    return 0;
+}
