@@ -59,6 +59,11 @@ FASTCONV_ATTR static int WG_FN(wg1_kernel)(const WG_T* restrict w, WG_T* restric
     const Py_ssize_t at = flipped ? i * C * 3 : i * 3, step = flipped ? 3 : C * 3;
     const int first = flipped ? 2 : 0, last = flipped ? 0 : 2;
     double d0[32], d1[32], d2[32], v[8][32];
+    /* lanes past the last outputs are computed and dropped: zeros, not the stack's garbage,
+       whose subnormal doubles took 19 us for a 16 x 16 kernel against 12 us for 64 x 64 */
+    memset(d0, 0, sizeof d0);
+    memset(d1, 0, sizeof d1);
+    memset(d2, 0, sizeof d2);
     for (Py_ssize_t o0 = 0; o0 < outs; o0 += 32) {
         const int n = outs - o0 < 32 ? (int)(outs - o0) : 32;
         for (int o = 0; o < n; o++) {
