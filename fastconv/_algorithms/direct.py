@@ -141,8 +141,19 @@ class _Plan:
                 np.empty(max(1, self.threads * self.accs), dtype), np.empty(self.partials, dtype))
 
 
+def plan_of(spec, op):
+    """The _Plan of `op` on `spec` under the current workspace limit and thread count, built
+    once (2 us of Python a call, on problems that take 10-50 us)."""
+    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads())
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(spec, op, limit, threads):
+    return _Plan(spec, op)
+
+
 def supports(spec, op):
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     if plan.workspace_bytes > _config.get_workspace_limit():
         return False, (f"its index lists, border tables and accumulators for one thread "
                        f"({plan.workspace_bytes} bytes) exceed the workspace limit of "
@@ -151,7 +162,7 @@ def supports(spec, op):
 
 
 def workspace(spec, op):
-    return _Plan(spec, op).workspace_bytes
+    return plan_of(spec, op).workspace_bytes
 
 
 def _operations(spec, op):
@@ -161,7 +172,7 @@ def _operations(spec, op):
     k_vol = math.prod(spec.kernel_size)
     group_in = spec.in_channels // spec.groups
     group_out = spec.out_channels // spec.groups
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     count = dict.fromkeys(SECONDS, 0.0)
     if op == "grad_input" and not _stride_one(spec):
         count["scatter"] = spec.flops / 2
@@ -286,7 +297,7 @@ def forward(spec, x, w, out=None):
             _restore_padding_nans(spec, "forward", zeros, w)
         return zeros
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    plan = _Plan(spec, "forward")
+    plan = plan_of(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
                     plan.rparts, plan.cparts, plan.threads)
@@ -303,7 +314,7 @@ def grad_input(spec, gy, w, out=None):
     # The stride-1 pass's edge tiles multiply weights by the zeros around gy; a non-finite weight
     # would make NaN there that the textbook sum (over the input only) does not have.
     transposed = _stride_one(spec) and np.isfinite(w).all()
-    plan = _Plan(spec, "grad_input" if transposed else "grad_input_scatter")
+    plan = plan_of(spec, "grad_input" if transposed else "grad_input_scatter")
     tables, lists, accs, _ = plan.arrays(spec.dtype)
     if transposed:
         _direct.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1), tables, lists,
@@ -321,7 +332,7 @@ def grad_kernel(spec, x, gy, out=None):
             _restore_padding_nans(spec, "grad_kernel", zeros, gy)
         return zeros
     gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
-    plan = _Plan(spec, "grad_kernel")
+    plan = plan_of(spec, "grad_kernel")
     tables, lists, accs, partials = plan.arrays(spec.dtype)
     _direct.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), partials, accs,
                         tables, lists, plan.rparts, plan.cparts, plan.threads)

@@ -6,6 +6,7 @@ column matrix). Everything that changes a result's rounding -- the chunk width, 
 of the input gradient, the parts of the kernel gradient's sum -- depends on the problem and the
 workspace limit only, never on the thread count; the limit is kept by running fewer threads.
 """
+import functools
 import math
 import os
 
@@ -55,7 +56,9 @@ BLAS_INT_MAX = 2**31 - 1
 # wins anyway) and single-channel images (1.7-2x). float64 runs the GEMM at half the rate.
 GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
 BYTES_PER_S = 25e9
-CALL_OVERHEAD_S = 40e-6
+# A call's fixed cost: 24-29 us measured on 4-16-channel 8x8 and 1-D layers (2-core Xeon, AVX-512)
+# with plans kept per problem (plan_of) and the call memo; 40 us before them
+CALL_OVERHEAD_S = 20e-6
 GEMM_CALL_S = 0.6e-6        # one BLAS call on a chunk and group: a depthwise layer of 960 groups
                             # makes thousands of tiny GEMMs (MobileNetV2, batch 8: 7,680 calls in
                             # a 5 ms forward the rest of the model put at 1 ms; 0.3-1 us a call
@@ -287,9 +290,21 @@ def _position_parts(spec, items):
     return parts
 
 
+def plan_of(spec, op):
+    """The _Plan of `op` on `spec` under the current workspace limit, thread count and GEMM
+    choice (FASTCONV_IM2COL_GEMM), built once: 5-10 us of Python that each call repeated."""
+    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads(),
+                        os.environ.get("FASTCONV_IM2COL_GEMM", "auto"))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(spec, op, limit, threads, gemm):
+    return _Plan(spec, op)
+
+
 def supports(spec, op):
     rows = spec.in_channels * math.prod(spec.kernel_size)
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     if plan.workspace_elements * spec.dtype.itemsize > _config.get_workspace_limit():
         return False, (f"even one column chunk ({plan.rows} rows) and the partial sums exceed the "
                        f"workspace limit of {_config.get_workspace_limit()} bytes")
@@ -299,7 +314,7 @@ def supports(spec, op):
 
 
 def workspace(spec, op):
-    return _Plan(spec, op).workspace_elements * spec.dtype.itemsize
+    return plan_of(spec, op).workspace_elements * spec.dtype.itemsize
 
 
 def cost(spec, op):
@@ -307,7 +322,7 @@ def cost(spec, op):
     per chunk, group and input-gradient channel block), shared among the planned threads (the
     machine's cores, or one for a small problem: `_config.model_threads`), plus a fixed
     cost per call."""
-    plan = _Plan(spec, op)
+    plan = plan_of(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = (0 if _pointwise(spec) and not plan.packed     # the BLAS reads a 1x1 layer's x
               else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size))
@@ -330,7 +345,7 @@ def _work(plan, dtype, *names):
 
 
 def forward(spec, x, w, out=None):
-    plan = _Plan(spec, "forward")
+    plan = plan_of(spec, "forward")
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     if plan.packed:
         _im2col.forward_packed(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
@@ -345,7 +360,7 @@ def forward(spec, x, w, out=None):
 
 
 def grad_input(spec, gy, w, out=None):
-    plan = _Plan(spec, "grad_input")
+    plan = plan_of(spec, "grad_input")
     if out is None:
         gx = np.zeros(spec.x_shape, spec.dtype)
     else:
@@ -359,7 +374,7 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
-    plan = _Plan(spec, "grad_kernel")
+    plan = plan_of(spec, "grad_kernel")
     gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
