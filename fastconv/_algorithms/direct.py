@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .. import _config, _direct
+from ._plan_cache import per_problem
 
 NAME = "direct"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
@@ -141,15 +142,7 @@ class _Plan:
                 np.empty(max(1, self.threads * self.accs), dtype), np.empty(self.partials, dtype))
 
 
-def plan_of(spec, op):
-    """The _Plan of `op` on `spec` under the current workspace limit and thread count, built
-    once (2 us of Python a call, on problems that take 10-50 us)."""
-    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads())
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_plan(spec, op, limit, threads):
-    return _Plan(spec, op)
+plan_of = per_problem(_Plan)        # 2 us of Python a call, on problems of 10-50 us
 
 
 def supports(spec, op):

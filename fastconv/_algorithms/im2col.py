@@ -6,13 +6,13 @@ column matrix). Everything that changes a result's rounding -- the chunk width, 
 of the input gradient, the parts of the kernel gradient's sum -- depends on the problem and the
 workspace limit only, never on the thread count; the limit is kept by running fewer threads.
 """
-import functools
 import math
 import os
 
 import numpy as np
 
 from .. import _config
+from ._plan_cache import per_problem
 from .._lazy import LazyModule
 
 _im2col = LazyModule("fastconv._im2col")     # cimports SciPy's BLAS: loaded on first use
@@ -290,16 +290,8 @@ def _position_parts(spec, items):
     return parts
 
 
-def plan_of(spec, op):
-    """The _Plan of `op` on `spec` under the current workspace limit, thread count and GEMM
-    choice (FASTCONV_IM2COL_GEMM), built once: 5-10 us of Python that each call repeated."""
-    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads(),
-                        os.environ.get("FASTCONV_IM2COL_GEMM", "auto"))
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_plan(spec, op, limit, threads, gemm):
-    return _Plan(spec, op)
+# 5-10 us of Python a call before; the GEMM's choice (FASTCONV_IM2COL_GEMM) is part of the plan
+plan_of = per_problem(_Plan, lambda: os.environ.get("FASTCONV_IM2COL_GEMM", "auto"))
 
 
 def supports(spec, op):

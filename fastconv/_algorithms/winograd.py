@@ -34,6 +34,7 @@ import numpy as np
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
 from . import winograd1d
+from ._plan_cache import per_problem
 from ._winograd_parts import parts as _parts
 
 _winograd = LazyModule("fastconv._winograd")     # cimports SciPy's BLAS: loaded on first use
@@ -247,17 +248,9 @@ def workspace(spec, op):
     return plan_of(spec, op).workspace_elements * spec.dtype.itemsize
 
 
-def plan_of(spec, op):
-    """The _Plan of `op` on `spec` under the current workspace limit and thread count, built once
-    (about 10 us of Python a call, with the plane lists below, on a 0.1-1 ms layer). The module's
-    schedule thresholds are part of the key, so that a test which changes them plans anew."""
-    return _cached_plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads(),
-                        STAGED_ABOVE_U_BYTES, WAVE_BYTES, _staged_wins)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_plan(spec, op, limit, threads, staged_above, wave_bytes, staged_wins):
-    return _Plan(spec, op)
+# About 10 us of Python a call before (with the plane lists below, on a 0.1-1 ms layer); the
+# schedule's thresholds are part of the key, so that a test which changes them plans anew.
+plan_of = per_problem(_Plan, lambda: (STAGED_ABOVE_U_BYTES, WAVE_BYTES, _staged_wins))
 
 
 def cost(spec, op):

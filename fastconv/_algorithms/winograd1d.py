@@ -12,11 +12,11 @@ BLAS. In float32 it rounds to about 2e-6 of the result's magnitude (the TCN's 64
 F(4, 3) gave 1.2e-6, and no more speed once the GEMM was fastconv's own), far inside the
 contract's 2e-4; non-finite values go to summation as winograd.py says.
 """
-import functools
 
 import numpy as np
 
 from .. import _config, _scratch
+from ._plan_cache import per_problem
 from ._winograd_parts import parts as _parts
 from .._lazy import LazyModule
 
@@ -96,14 +96,7 @@ class Plan(_scratch.PlanWorkspace):
                                   room // self.per_thread if room > 0 else 1))
 
 
-def plan(spec, op):
-    return _plan(spec, op, _config.get_workspace_limit(), _config.get_num_threads())
-
-
-@functools.lru_cache(maxsize=256)
-def _plan(spec, op, limit, threads):
-    """A plan is read-only: one per problem and the settings it depends on."""
-    return Plan(spec, op, _winograd1d.lanes(spec.dtype.itemsize))
+plan = per_problem(lambda spec, op: Plan(spec, op, _winograd1d.lanes(spec.dtype.itemsize)))
 
 
 def supports(spec, op):
