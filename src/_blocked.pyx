@@ -193,107 +193,6 @@ cdef inline Py_ssize_t block_lanes(Py_ssize_t Kg, Py_ssize_t kb, Py_ssize_t V) n
     return Kg - kb * V if Kg - kb * V < V else V
 
 
-def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
-            floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
-            const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
-            int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
-            int num_threads, object ystrides=None, Py_ssize_t wtaps=0, object edges=None):
-    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
-    in place, input_planes), `rows` num_threads
-    x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
-    dilation (3 each). With `pair` 2 an item takes two output rows of one depth (one row where
-    the count is odd), so each weight vector loaded serves both. An item runs only the
-    taps whose kernel rows (planes, in 3-D) reach into the input: a 5x5 kernel on 8x8 maps
-    padded by 2 reads padding zeros with 15% of its taps.
-
-    `ystrides` (sample, channel, depth, row, column), in elements, places the outputs elsewhere
-    than y's C order: a strided input gradient's phase writes every s-th value of gx (the
-    column stride past 1 takes a scalar copy instead of the transposed vector stores); `wtaps`
-    the packed taps per channel where wp holds more than this problem's (0: the same; a phase's
-    taps are a run of the whole kernel's, wp starting at them).
-
-    `edges` (jl, jr, wl, wr), for a 1-D row padded at its ends (_Geometry.edges): x is read in
-    place (e is n) for outputs jl .. jr - 1, whose windows lie inside it, and the outputs before
-    jl and from jr on are computed from their zero-padded windows of wl and wr positions, copied
-    into `xpad` (num_threads x Cg x the wider): a TCN layer's whole-input copy and its parallel
-    region were 12% of its call."""
-    cdef Shape g = make_shape(n, p, e, o, s)
-    cdef bint edged = edges is not None
-    cdef Py_ssize_t jl = 0, jr = 0, wl = 0, wr = 0, ew = 0
-    cdef const floating* w_at
-    cdef floating* window
-    cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
-    cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
-    cdef Py_ssize_t pairs = (g.o[1] + pair - 1) // pair
-    cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
-    cdef Py_ssize_t taps = toff.shape[0], item, rest, nn, gi, kb, od, oh, lanes, rt, r, l, j
-    cdef Py_ssize_t ysample, ychan, yd, yh, yw
-    cdef TapRun run
-    cdef const floating* src
-    cdef const floating* planes
-    cdef floating* buf
-    cdef floating* yrow
-    if N * K * out_plane == 0:
-        return
-    if wtaps == 0:
-        wtaps = taps
-    if ystrides is None:
-        ysample, ychan, yd, yh, yw = K * out_plane, out_plane, g.o[1] * g.o[2], g.o[2], 1
-    else:
-        ysample, ychan, yd, yh, yw = ystrides
-    if edged:
-        jl, jr, wl, wr = edges
-        ew = wl if wl > wr else wr
-    with nogil:
-        planes = &x[0] if edged else input_planes(&x[0], xpad, &g, N * C, num_threads)
-        for item in prange(N * G * blocks * g.o[0] * pairs, schedule="static",
-                           num_threads=num_threads):
-            rest = item
-            oh = (rest % pairs) * pair
-            rest = rest // pairs
-            od = rest % g.o[0]
-            rest = rest // g.o[0]
-            kb = rest % blocks
-            rest = rest // blocks
-            gi = rest % G
-            nn = rest // G
-            rt = g.o[1] - oh
-            if rt > pair:
-                rt = pair
-            src = (planes + (nn * C + gi * Cg) * padded
-                   + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
-            buf = &rows[0] + omp_get_thread_num() * 2 * g.o[2] * V
-            run = tap_run(&g, &kern[0], &dil[0], od, oh, rt)
-            w_at = &wp[0] + ((gi * blocks + kb) * Cg * wtaps + run.first) * V
-            if not edged:
-                run_row(src, padded, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB, rt,
-                        g.s[2], g.s[1] * g.e[2], g.o[2], buf)
-            else:
-                window = &xpad[0] + omp_get_thread_num() * Cg * ew
-                if jl > 0:
-                    edge_window(src, padded, g.n[2], -g.p[2], wl, Cg, window)
-                    run_row(window, wl, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB,
-                            rt, g.s[2], 0, jl, buf)
-                if jr > jl:
-                    run_row(src + jl * g.s[2] - g.p[2], padded, &toff[0] + run.first, run.count,
-                            wtaps, Cg, w_at, KB, rt, g.s[2], 0, jr - jl, buf + jl * V)
-                if g.o[2] > jr:
-                    edge_window(src, padded, g.n[2], jr * g.s[2] - g.p[2], wr, Cg, window)
-                    run_row(window, wr, &toff[0] + run.first, run.count, wtaps, Cg, w_at, KB,
-                            rt, g.s[2], 0, g.o[2] - jr, buf + jr * V)
-            lanes = block_lanes(Kg, kb, V)
-            yrow = &y[0] + nn * ysample + (gi * Kg + kb * V) * ychan + od * yd + oh * yh
-            if lanes * KB < V or yw != 1:   # under a vector of channels (groups), or strided
-                for r in range(rt):
-                    for l in range(lanes):
-                        for j in range(g.o[2]):
-                            yrow[l * ychan + r * yh + j * yw] = buf[(r * g.o[2] + j) * V + l]
-            elif floating is float:
-                bk_unpack_f32(buf, V, g.o[2], rt, lanes, yrow, ychan, yh)
-            else:
-                bk_unpack_f64(buf, V, g.o[2], rt, lanes, yrow, ychan, yh)
-
-
 cdef inline void lanes_last(const floating* src, Py_ssize_t stride, floating* dst, Py_ssize_t V,
                             Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil:
     """dst[q * V + l] = src[l * stride + q] for q in [q0, q1): `lanes` rows of src become the
@@ -317,6 +216,191 @@ cdef inline bint any_not_finite(const floating* a, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         bad = bad | ((a[i] - a[i]) != 0)
     return bad != 0
+
+
+# What every row item of one forward pass shares (forward's arguments, as C values)
+cdef struct Rows:
+    Shape g
+    const Py_ssize_t* toff
+    const Py_ssize_t* kern
+    const Py_ssize_t* dil
+    Py_ssize_t padded, C, Cg, Kg, V, wtaps, pair
+    int KB
+    Py_ssize_t ysample, ychan, yd, yh, yw
+    bint edged
+    Py_ssize_t jl, jr, wl, wr, ew
+
+
+cdef void row_item(const Rows* R, const floating* planes, const floating* block,
+                   floating* y, floating* buf, floating* window, Py_ssize_t nn, Py_ssize_t gi,
+                   Py_ssize_t kb, Py_ssize_t od, Py_ssize_t oh) noexcept nogil:
+    """One work item: output rows oh (and oh + 1 with pair 2) of depth od, sample nn, channel
+    block kb of group gi, from `block`, that block's packed weights; into `buf` (the thread's
+    row buffer), then y."""
+    cdef const Shape* g = &R.g
+    cdef Py_ssize_t rt = g.o[1] - oh, lanes, r, l, j
+    cdef TapRun run
+    cdef const floating* src
+    cdef const floating* w_at
+    cdef floating* yrow
+    if rt > R.pair:
+        rt = R.pair
+    src = (planes + (nn * R.C + gi * R.Cg) * R.padded
+           + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
+    run = tap_run(g, R.kern, R.dil, od, oh, rt)
+    w_at = block + run.first * R.V
+    if not R.edged:
+        run_row(src, R.padded, R.toff + run.first, run.count, R.wtaps, R.Cg, w_at, R.KB, rt,
+                g.s[2], g.s[1] * g.e[2], g.o[2], buf)
+    else:
+        if R.jl > 0:
+            edge_window(src, R.padded, g.n[2], -g.p[2], R.wl, R.Cg, window)
+            run_row(window, R.wl, R.toff + run.first, run.count, R.wtaps, R.Cg, w_at, R.KB,
+                    rt, g.s[2], 0, R.jl, buf)
+        if R.jr > R.jl:
+            run_row(src + R.jl * g.s[2] - g.p[2], R.padded, R.toff + run.first, run.count,
+                    R.wtaps, R.Cg, w_at, R.KB, rt, g.s[2], 0, R.jr - R.jl, buf + R.jl * R.V)
+        if g.o[2] > R.jr:
+            edge_window(src, R.padded, g.n[2], R.jr * g.s[2] - g.p[2], R.wr, R.Cg, window)
+            run_row(window, R.wr, R.toff + run.first, run.count, R.wtaps, R.Cg, w_at, R.KB,
+                    rt, g.s[2], 0, g.o[2] - R.jr, buf + R.jr * R.V)
+    lanes = block_lanes(R.Kg, kb, R.V)
+    yrow = y + nn * R.ysample + (gi * R.Kg + kb * R.V) * R.ychan + od * R.yd + oh * R.yh
+    if lanes * R.KB < R.V or R.yw != 1:   # under a vector of channels (groups), or strided
+        for r in range(rt):
+            for l in range(lanes):
+                for j in range(g.o[2]):
+                    yrow[l * R.ychan + r * R.yh + j * R.yw] = buf[(r * g.o[2] + j) * R.V + l]
+    elif floating is float:
+        bk_unpack_f32(buf, R.V, g.o[2], rt, lanes, yrow, R.ychan, R.yh)
+    else:
+        bk_unpack_f64(buf, R.V, g.o[2], rt, lanes, yrow, R.ychan, R.yh)
+
+
+cdef bint pack_block(const floating* w, Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t taps,
+                     Py_ssize_t V, Py_ssize_t gi, Py_ssize_t kb, bint flip,
+                     floating* dst) noexcept nogil:
+    """dst (Cg, taps, V) = block kb of group gi of the weights, packed as pack_weights packs it
+    (flip: grad_input's, the taps reversed); whether every value is finite."""
+    cdef Py_ssize_t lanes = block_lanes(Kg, kb, V), c, row = Cg * taps
+    if not flip:
+        lanes_last(w + (gi * Kg + kb * V) * row, row, dst, V, lanes, 0, row)
+    else:
+        for c in range(Cg):
+            if floating is float:
+                bk_flip_f32(w + ((gi * Cg + c) * Kg + kb * V) * taps, taps, NULL,
+                            dst + c * taps * V, V, lanes)
+            else:
+                bk_flip_f64(w + ((gi * Cg + c) * Kg + kb * V) * taps, taps, NULL,
+                            dst + c * taps * V, V, lanes)
+    return not any_not_finite(dst, row * V)
+
+
+def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
+            floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
+            const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
+            int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
+            int num_threads, object ystrides=None, Py_ssize_t wtaps=0, object edges=None,
+            bint by_block=False, int fuse=0, floating[::1] wblocks=None):
+    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
+    in place, input_planes), `rows` num_threads
+    x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
+    dilation (3 each). With `pair` 2 an item takes two output rows of one depth (one row where
+    the count is odd), so each weight vector loaded serves both. An item runs only the
+    taps whose kernel rows (planes, in 3-D) reach into the input: a 5x5 kernel on 8x8 maps
+    padded by 2 reads padding zeros with 15% of its taps.
+
+    `ystrides` (sample, channel, depth, row, column), in elements, places the outputs elsewhere
+    than y's C order: a strided input gradient's phase writes every s-th value of gx (the
+    column stride past 1 takes a scalar copy instead of the transposed vector stores); `wtaps`
+    the packed taps per channel where wp holds more than this problem's (0: the same; a phase's
+    taps are a run of the whole kernel's, wp starting at them).
+
+    `edges` (jl, jr, wl, wr), for a 1-D row padded at its ends (_Geometry.edges): x is read in
+    place (e is n) for outputs jl .. jr - 1, whose windows lie inside it, and the outputs before
+    jl and from jr on are computed from their zero-padded windows of wl and wr positions, copied
+    into `xpad` (num_threads x Cg x the wider): a TCN layer's whole-input copy and its parallel
+    region were 12% of its call.
+
+    `by_block`: the items run channel block by channel block, each block over every sample (not
+    sample by sample, each over every block), so a block's weights stay in L2 across the batch
+    where the layer's weights do not fit there (ResNet-18's 512-channel layers: 9.4 MB, read
+    once a sample otherwise). The order moves work between threads, not sums within an item.
+
+    `fuse` 1 (forward's weights) or 2 (grad_input's, flipped; stride 1): `wp` is the weights as
+    given, (G * Kg, Cg, taps) or (G * Cg, Kg, taps), and an item is a whole channel block: its
+    thread packs the block into its part of `wblocks` (num_threads x Cg x taps x V), in cache,
+    then runs the block's rows of every sample. Packing the whole kernel first wrote and read
+    back 9.4 MB on ResNet-18's layer4 3x3, 38% of its call at batch 1. Returns whether every
+    weight was finite (with fuse 0 pack_weights said so; always True): where not, y is
+    unspecified and the caller gives up."""
+    cdef Rows R
+    cdef Py_ssize_t blocks = (Kg + V - 1) // V
+    cdef Py_ssize_t pairs, out_plane, per_block
+    cdef Py_ssize_t item, rest, nn, gi, kb, od, oh, sub
+    cdef const floating* planes
+    cdef floating* block
+    cdef int bad = 0
+    cdef int* badp = &bad       # written only with 1, by any thread (a pointer: not privatized)
+    R.g = make_shape(n, p, e, o, s)
+    pairs = (R.g.o[1] + pair - 1) // pair
+    out_plane = R.g.o[0] * R.g.o[1] * R.g.o[2]
+    R.toff, R.kern, R.dil = &toff[0], &kern[0], &dil[0]
+    R.padded = R.g.e[0] * R.g.e[1] * R.g.e[2]
+    R.C, R.Cg, R.Kg, R.V, R.KB, R.pair = G * Cg, Cg, Kg, V, KB, pair
+    R.wtaps = wtaps if wtaps else toff.shape[0]
+    R.edged = edges is not None
+    R.jl = R.jr = R.wl = R.wr = R.ew = 0
+    if N * G * Kg * out_plane == 0:
+        return True
+    if ystrides is None:
+        R.ysample, R.ychan, R.yd, R.yh, R.yw = (G * Kg * out_plane, out_plane,
+                                                R.g.o[1] * R.g.o[2], R.g.o[2], 1)
+    else:
+        R.ysample, R.ychan, R.yd, R.yh, R.yw = ystrides
+    if R.edged:
+        R.jl, R.jr, R.wl, R.wr = edges
+        R.ew = R.wl if R.wl > R.wr else R.wr
+    per_block = N * R.g.o[0] * pairs
+    with nogil:
+        planes = &x[0] if R.edged else input_planes(&x[0], xpad, &R.g, N * R.C, num_threads)
+        if fuse:
+            for item in prange(G * blocks, schedule="static", num_threads=num_threads):
+                kb = item % blocks
+                gi = item // blocks
+                block = &wblocks[0] + omp_get_thread_num() * Cg * R.wtaps * V
+                if not pack_block(&wp[0], Kg, Cg, R.wtaps, V, gi, kb, fuse == 2, block):
+                    badp[0] = 1
+                for sub in range(per_block):
+                    oh = (sub % pairs) * pair
+                    od = (sub // pairs) % R.g.o[0]
+                    nn = sub // (pairs * R.g.o[0])
+                    row_item(&R, planes, block, &y[0],
+                             &rows[0] + omp_get_thread_num() * 2 * R.g.o[2] * V,
+                             &xpad[0] + omp_get_thread_num() * Cg * R.ew if R.edged else NULL,
+                             nn, gi, kb, od, oh)
+        else:
+            for item in prange(N * G * blocks * R.g.o[0] * pairs, schedule="static",
+                               num_threads=num_threads):
+                oh = (item % pairs) * pair
+                rest = item // pairs
+                od = rest % R.g.o[0]
+                rest = rest // R.g.o[0]
+                if by_block:
+                    nn = rest % N
+                    rest = rest // N
+                    kb = rest % blocks
+                    gi = rest // blocks
+                else:
+                    kb = rest % blocks
+                    rest = rest // blocks
+                    gi = rest % G
+                    nn = rest // G
+                row_item(&R, planes, &wp[0] + (gi * blocks + kb) * Cg * R.wtaps * V, &y[0],
+                         &rows[0] + omp_get_thread_num() * 2 * R.g.o[2] * V,
+                         &xpad[0] + omp_get_thread_num() * Cg * R.ew if R.edged else NULL,
+                         nn, gi, kb, od, oh)
+    return bad == 0
 
 
 def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssize_t Kg,

@@ -54,6 +54,10 @@ TAP_SHARE_ROWS = 4096
 # A 1-D row's edge windows wider than this are not worth their own tiles: the row is copied whole
 EDGE_WIDTH = 512
 CALL_OVERHEAD_S = 12e-6
+# Packed weights past this many bytes are not assumed to stay in L2 from one sample to the next
+# (L2 is 512 KiB a core on Zen 3, 2 MiB on recent Xeons): _Geometry._by_block
+BY_BLOCK_BYTES = 1 << 20
+FUSE_BLOCKS_A_THREAD = 4
 # A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
 # chooser sweep's 16 strided 3x3, 2x2, 4x4 and 1-D layers (median 1.48; 2-core Intel Xeon,
 # AVX-512, 2 threads): a phase has 1-4 taps a channel where the model's fits had 9-49, so each
@@ -107,6 +111,7 @@ class _Geometry:
                       * -(-self.o[1] // self.pair))
         self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e) if self.copies else 0
         self.row = 2 * self.o[2] * self.v
+        self.by_block = self._by_block(spec)
 
     @functools.cached_property
     def call_arrays(self):
@@ -136,6 +141,27 @@ class _Geometry:
         if max(wl, wr) > EDGE_WIDTH or 2 * (jr - jl) < o:
             return None
         return jl, jr, wl, wr
+
+    def _by_block(self, spec):
+        """Whether the items run block by block over the batch (src/_blocked.pyx, forward): where
+        the packed weights outgrow L2 and re-reading a sample's input planes once a block moves
+        fewer bytes than re-reading the weights once a sample."""
+        weights = spec.groups * self.blocks * self.cg * self.taps * self.v
+        sample = spec.groups * self.cg * math.prod(self.e if self.copies else self.n)
+        self.large = weights * spec.dtype.itemsize > BY_BLOCK_BYTES
+        if spec.batch == 1 or not self.large:
+            return False
+        batch_fits = spec.batch * sample * spec.dtype.itemsize <= BY_BLOCK_BYTES
+        by_sample = spec.batch * weights + spec.batch * sample
+        by_block = weights + (1 if batch_fits else self.blocks) * spec.batch * sample
+        return by_block < by_sample
+
+    def fuses(self, spec, threads):
+        """Whether a whole channel block is an item that packs its own weights (forward's `fuse`):
+        where the packed weights would not stay in L2 anyway, and the blocks keep `threads` busy
+        (the packing then runs on threads in step with the rows, not in a pass of its own)."""
+        return (self.large and (spec.batch == 1 or self.by_block)
+                and spec.groups * self.blocks >= FUSE_BLOCKS_A_THREAD * threads)
 
     def run_padded(self, threads):
         """Values of padded input the forward pass writes: the planes, or (edges) each thread's
@@ -402,32 +428,40 @@ def _packed(w, spec, g, flip=False, phases=None):
     return packed if finite else None
 
 
-def _run(spec, g, a, wp, out, ystrides=None, wtaps=0):
+def _run(spec, g, a, wp, out, ystrides=None, wtaps=0, fuse=0):
+    """Run the forward kernel of geometry `g` on `a` into `out`; `wp` the packed weights, or
+    with `fuse` (1 forward, 2 grad_input) the weights as given, each block packed by its item.
+    Returns whether the weights were finite (as _packed says, for packed ones)."""
     threads = g.threads()
-    _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
-                     _scratch.empty("blocked.pad", g.run_padded(threads), spec.dtype),
-                     _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
-                     *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
-                     g.p, g.n if g.edges else g.e, g.o, g.s, threads, ystrides, wtaps, g.edges)
-    return out
+    wblocks = _scratch.empty("blocked.w", threads * g.cg * g.taps * g.v, spec.dtype) if fuse \
+        else None
+    return _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
+                            _scratch.empty("blocked.pad", g.run_padded(threads), spec.dtype),
+                            _scratch.empty("blocked.rows", threads * g.row, spec.dtype),
+                            *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
+                            g.pair, g.n, g.p, g.n if g.edges else g.e, g.o, g.s, threads,
+                            ystrides, wtaps, g.edges, g.by_block, fuse, wblocks)
+
+
+def _direct(spec, g, a, w, out, flip):
+    """`out` from `a`: the whole kernel, packed first or block by block (Geometry.fuses); None
+    where a weight is not finite."""
+    if g.fuses(spec, g.threads()):
+        return out if _run(spec, g, a, np.ascontiguousarray(w), out, fuse=1 + flip) else None
+    wp = _packed(w, spec, g, flip)
+    return None if wp is None else _run(spec, g, a, wp, out) and out
 
 
 def forward(spec, x, w, out=None):
-    g = _geometry(spec, False)
-    wp = _packed(w, spec, g)
-    if wp is None:
-        return None
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    return _run(spec, g, x, wp, y)
+    return _direct(spec, _geometry(spec, False), x, w, y, False)
 
 
 def grad_input(spec, gy, w, out=None):
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
     plan = _phase_plan(spec)
     if plan is None:
-        g = _geometry(spec, True)
-        wp = _packed(w, spec, g, flip=True)
-        return None if wp is None else _run(spec, g, gy, wp, gx)
+        return _direct(spec, _geometry(spec, True), gy, w, gx, True)
     geometries = _input_geometries(spec)
     wp = _packed(w, spec, geometries[0], flip=True, phases=plan) if geometries else None
     if geometries and wp is None:

@@ -1,0 +1,116 @@
+"""The blocked forward pass's orders of work (src/_blocked.pyx, forward): items sample by sample
+(the default), channel block by channel block over the batch (`by_block`, where the weights
+outgrow L2), and whole blocks that pack their own weights (`fuse`, forward's and grad_input's
+flipped packing). Each order is forced on small problems of every kind the forward kernel runs
+(groups, a part-filled last block, 1-D rows read in place with edge windows, 3-D, strided
+input-gradient phases) and must give the reference's values and, bit for bit, the default
+order's at 1, 2 and 3 threads: the order moves work between threads, never a sum's terms. Then
+the choice itself on ResNet-18's and MobileNetV2's layers, and a non-finite weight met while a
+block is packed."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _call_memo, reference
+from fastconv._algorithms import blocked
+from fastconv._geometry import make_spec
+
+CASES = {
+    "groups-part-block": ((3, 6, 8, 9), (42, 2, 3, 3), dict(groups=3, padding="same")),
+    "two-vectors": ((2, 5, 7, 7), (40, 5, 3, 3), dict(padding=1)),
+    "1d-edges": ((3, 5, 40), (36, 5, 3), dict(padding=((2, 0),))),
+    "3d": ((2, 3, 4, 5, 6), (20, 3, 3, 2, 3), dict(padding=1)),
+    "strided-phases": ((2, 4, 11, 9), (24, 4, 3, 3), dict(stride=2, padding=1)),
+    "one-sample": ((1, 7, 6, 6), (50, 7, 3, 3), dict(padding=1)),
+}
+
+
+def _forget():
+    for value in vars(blocked).values():
+        if hasattr(value, "cache_clear"):
+            value.cache_clear()
+    _call_memo.clear()
+
+
+@pytest.fixture
+def order(monkeypatch):
+    """order(name) forces one order of work on the next calls; the plans are rebuilt."""
+    def force(name):
+        monkeypatch.setattr(blocked._Geometry, "_by_block",
+                            lambda self, spec: name != "by_sample" and spec.batch > 1)
+        monkeypatch.setattr(blocked._Geometry, "fuses",
+                            lambda self, spec, threads: name == "fused")
+        _forget()
+    yield force
+    monkeypatch.undo()
+    _forget()
+
+
+def _close(got, want):
+    tol = 1e-4 if got.dtype == np.float32 else 1e-11
+    assert got.shape == want.shape and np.abs(got - want).max() <= tol * max(np.abs(want).max(), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_order_gives_the_same_bits(name, dtype, rng, order, restore_settings):
+    x_shape, w_shape, geometry = CASES[name]
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    y = reference.conv(x, w, **geometry)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    copies = (x.copy(), w.copy(), gy.copy())
+    calls = {"forward": (lambda: fastconv.conv(x, w, algorithm="blocked", **geometry), y),
+             "grad_input": (lambda: fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked",
+                                                             **geometry),
+                            reference.conv_grad_input(gy, w, x_shape, **geometry))}
+    for op, (call, want) in calls.items():
+        results = []
+        for name_ in ("by_sample", "by_block", "fused"):
+            order(name_)
+            for threads in (1, 2, 3):
+                fastconv.set_num_threads(threads)
+                results.append(call())
+        _close(results[0], want)
+        assert all(np.array_equal(results[0], r) for r in results[1:]), op
+    for a, a0 in zip((x, w, gy), copies):
+        assert np.array_equal(a, a0), "an input was written"
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, by_block, fuses", [
+    ((1, 512, 7, 7), (512, 512, 3, 3), 1, False, True),       # one sample: packed by blocks
+    ((8, 128, 28, 28), (256, 128, 3, 3), 2, False, False),    # 1.2 MB, but larger inputs
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1, False, False),       # 147 KB of weights: in L2
+    ((1, 320, 7, 7), (1280, 320, 1, 1), 1, False, True),      # MobileNetV2's last 1x1
+])
+def test_the_order_follows_the_bytes(x_shape, w_shape, stride, by_block, fuses):
+    spec = make_spec(x_shape, w_shape, dtype=np.float32, stride=stride, padding=w_shape[-1] // 2)
+    g = blocked._Geometry(spec)
+    assert (g.by_block, g.fuses(spec, 2)) == (by_block, fuses)
+    assert not g.fuses(spec, 10 ** 6)       # too few blocks to keep that many threads busy
+
+
+def test_resnet_layer4_runs_by_block():
+    """9.4 MB of weights and 166 KB of input a sample: with blocks of 16 or 32 channels (AVX2,
+    AVX-512) re-reading the inputs once a block moves fewer bytes than re-reading the weights
+    once a sample; with 8 (64 blocks, the baseline level) it does not."""
+    spec = make_spec((8, 512, 7, 7), (512, 512, 3, 3), dtype=np.float32, padding=1)
+    g = blocked._Geometry(spec)
+    assert g.by_block == g.fuses(spec, 2) == (g.v >= 16)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_weight_met_while_packing_a_block(bad, rng, order):
+    """A fused pass learns of a non-finite weight as it packs the block, after other blocks ran:
+    it gives the call up all the same, and the registry's summation gives the textbook's
+    NaN and Inf."""
+    order("fused")
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((40, 3, 3, 3)).astype(np.float32)
+    w[37, 2, 1, 2] = bad                        # in the last block
+    spec = make_spec(x.shape, w.shape, dtype=np.float32, padding=1)
+    assert blocked.forward(spec, x, w) is None
+    assert blocked.grad_input(spec, np.ones(spec.y_shape, np.float32), w) is None
+    got, want = fastconv.conv(x, w, padding=1, algorithm="blocked"), reference.conv(x, w, padding=1)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
