@@ -71,6 +71,12 @@ KERNEL_GRADIENT_ROWS = 16   # the kernel gradient's GEMM runs at sqrt(rows/16) o
                             # (16 -> 6), 90th percentile error 2.28x -> 2.00x. rows/16 put r19's
                             # 5-row GEMM 2.4x too slow (direct picked at 2.1x); the square root
                             # moves r19 to im2col and no other pick of the sweep's at AVX-512
+THIN_COLUMNS = 196          # the input gradient's GEMMs run at (columns / 196) ** 0.25 of the
+                            # rate below 196 columns (a chunk's positions): ResNet-18's layer4
+                            # (49 positions a sample) measured 1.37-1.44x the model at batch 1
+                            # and 8, MobileNetV2's 320->1280 1.20-1.29x, 196-784 positions
+                            # 0.94-0.99x (chooser sweep, 2-core Xeon, AVX-512): auto ran
+                            # layer4's strided input gradient on im2col at 1.2-1.3x blocked's time
 
 
 PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
@@ -321,6 +327,8 @@ def cost(spec, op):
     rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS) ** 0.5   # (0 rows: explain's)
+    if op == "grad_input":
+        rate *= min(1.0, max(plan.width, 1) / THIN_COLUMNS) ** 0.25
     chunks = (-(-spec.batch // plan.samples) if plan.samples > 1
               else spec.batch * -(-math.prod(spec.output_size) // plan.width))
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
