@@ -52,6 +52,8 @@ cdef extern from "_blocked_kernels.h":
     void bk_flip_f64 "bk_kernels.bk_flip_f64"(const double* src, Py_ssize_t taps,
                     const Py_ssize_t* pos, double* dst, Py_ssize_t V,
                     Py_ssize_t lanes) noexcept nogil
+    int bk_nonfinite_f32 "bk_kernels.bk_nonfinite_f32"(const float* a, Py_ssize_t n) noexcept nogil
+    int bk_nonfinite_f64 "bk_kernels.bk_nonfinite_f64"(const double* a, Py_ssize_t n) noexcept nogil
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
@@ -209,13 +211,12 @@ cdef enum:
 
 
 cdef inline bint any_not_finite(const floating* a, Py_ssize_t n) noexcept nogil:
-    """Whether a value of a[0..n) is NaN or infinite (v - v is NaN for those, 0 otherwise): an
-    integer reduction the compiler vectorizes, over values just written (still in cache)."""
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(n):
-        bad = bad | ((a[i] - a[i]) != 0)
-    return bad != 0
+    """Whether a value of a[0..n) is NaN or infinite (bk_nonfinite, at the kernels' level), over
+    values just written (still in cache)."""
+    if floating is float:
+        return bk_nonfinite_f32(a, n) != 0
+    else:
+        return bk_nonfinite_f64(a, n) != 0
 
 
 # What every row item of one forward pass shares (forward's arguments, as C values)

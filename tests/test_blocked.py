@@ -227,15 +227,20 @@ def test_packing_finds_every_non_finite_weight(dtype, bad, rng):
     """The finiteness check rides on packing (blocked._packed): a NaN or Inf anywhere -- first,
     last, in a part-filled last block, in grad_input's flipped packing -- makes both operations
     give up (None, for the registry's summation); finite weights pack."""
-    spec = make_spec((1, 6, 5, 5), (38, 3, 2, 3), dtype=dtype, groups=2)     # 19 a group
+    # 19 a group; and 3 values a lane, fewer than the check's four vectors at a time (its tail)
+    for x_shape, w_shape, groups in (((1, 6, 5, 5), (38, 3, 2, 3), 2),
+                                     ((1, 3, 4, 4), (5, 3, 1, 1), 1)):
+        spec = make_spec(x_shape, w_shape, dtype=dtype, groups=groups)
+        w = rng.standard_normal(w_shape).astype(dtype)
+        for flip in (False, True):
+            g = blocked._Geometry(spec, flip)
+            assert blocked._packed(w, spec, g, flip) is not None
+            for index in (0, w.size - 1, *rng.integers(0, w.size, 6)):
+                w2 = w.copy()
+                w2.reshape(-1)[index] = bad
+                assert blocked._packed(w2, spec, g, flip) is None, (flip, index)
+    spec = make_spec((1, 6, 5, 5), (38, 3, 2, 3), dtype=dtype, groups=2)
     w = rng.standard_normal((38, 3, 2, 3)).astype(dtype)
-    for flip in (False, True):
-        g = blocked._Geometry(spec, flip)
-        assert blocked._packed(w, spec, g, flip) is not None
-        for index in (0, w.size - 1, *rng.integers(0, w.size, 6)):
-            w2 = w.copy()
-            w2.reshape(-1)[index] = bad
-            assert blocked._packed(w2, spec, g, flip) is None, (flip, index)
     w[37, 2, 1, 2] = bad
     assert blocked.forward(spec, np.ones(spec.x_shape, dtype), w) is None
     assert blocked.grad_input(spec, np.ones(spec.y_shape, dtype), w) is None
