@@ -7,14 +7,16 @@ group's channels. The input is first copied, per plane, into a zero-padded buffe
 every input position an output reads (padding before, and the rows a stride or a crop leaves
 out), so every tap is one constant offset from an output's first input and no border needs a
 test. Then each work item (sample, group, channel block, output row) runs bk_row over the row
-into its thread's row buffer (columns x V lanes) and writes the block's channels of the row.
+into its thread's row buffer (columns x V lanes) and writes the block's channels of the row;
+where the weights outgrow L2 the items run block by block, a block packed by its item (forward).
 
 The kernel gradient reads the same padded planes and the output gradient transposed so that a
 position's channels lie together (gyt); each work item (part of the samples, group, channel
 block, input channel, tile of taps) sums one tile of the block's weight gradients in registers
-over its samples and every output position (bk_gk). The parts split the batch where the other
-items are too few to share among threads; their count comes from the problem alone, and their
-sums are added in part order.
+over its samples and every output position (bk_gk); where gyt outgrows L2, an item takes all
+the tiles of its channel over chunks of gyt's rows (chunked_tiles). The parts split the batch
+where the other items are too few to share among threads; their count comes from the problem
+alone, and their sums are added in part order.
 
 Every output is summed by one item in an order fixed by the problem (input channels, then taps),
 so results do not change with the thread count.
@@ -57,11 +59,11 @@ cdef extern from "_blocked_kernels.h":
     void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
-                    float* out, Py_ssize_t orow, int KB, int RY, int CX) noexcept nogil
+                    float* out, Py_ssize_t orow, int KB, int RY, int CX, int more) noexcept nogil
     void bk_gk_f64 "bk_kernels.bk_gk_f64"(const double* x, Py_ssize_t xn, const double* g,
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
-                    double* out, Py_ssize_t orow, int KB, int RY, int CX) noexcept nogil
+                    double* out, Py_ssize_t orow, int KB, int RY, int CX, int more) noexcept nogil
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -230,11 +232,10 @@ cdef enum:
 cdef inline void flip_channel(const floating* src, Py_ssize_t taps, const Py_ssize_t* pos,
                               floating* dst, Py_ssize_t V, Py_ssize_t lanes,
                               const floating* ahead) noexcept nogil:
-    """bk_flip of one input channel's block, after prefetching `ahead` (lanes x taps values:
-    the block of the channel FLIP_AHEAD later, or NULL). A channel's block lies a whole kernel
-    row of weights from the next (18 KB on ResNet-18's 512-channel 3x3), a stride the hardware
-    does not follow: its cache lines came in one miss at a time, and the packing took 30% of
-    that layer's input gradient at batch 1."""
+    """bk_flip of one input channel's block, after prefetching `ahead` (the block of the channel
+    FLIP_AHEAD later, or NULL): blocks lie a kernel row of weights apart (18 KB on ResNet-18's
+    512-channel 3x3), a stride the hardware does not follow (packing: 30% of that layer's input
+    gradient at batch 1, its lines missed one at a time)."""
     cdef Py_ssize_t i = 0, line = 64 // sizeof(floating)
     if ahead != NULL:
         while i < lanes * taps:
@@ -262,9 +263,8 @@ cdef struct Rows:
 cdef void row_item(const Rows* R, const floating* planes, const floating* block,
                    floating* y, floating* buf, floating* window, Py_ssize_t nn, Py_ssize_t gi,
                    Py_ssize_t kb, Py_ssize_t od, Py_ssize_t oh) noexcept nogil:
-    """One work item: output rows oh (and oh + 1 with pair 2) of depth od, sample nn, channel
-    block kb of group gi, from `block`, that block's packed weights; into `buf` (the thread's
-    row buffer), then y."""
+    """One work item: output rows oh (and oh + 1) of depth od, sample nn, block kb of group gi,
+    from `block` (its packed weights), into `buf` (the thread's row buffer), then y."""
     cdef const Shape* g = &R.g
     cdef Py_ssize_t rt = g.o[1] - oh, lanes, r, l, j
     cdef TapRun run
@@ -308,8 +308,8 @@ cdef void row_item(const Rows* R, const floating* planes, const floating* block,
 cdef bint pack_block(const floating* w, Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t taps,
                      Py_ssize_t V, Py_ssize_t gi, Py_ssize_t kb, bint flip,
                      floating* dst) noexcept nogil:
-    """dst (Cg, taps, V) = block kb of group gi of the weights, packed as pack_weights packs it
-    (flip: grad_input's, the taps reversed); whether every value is finite."""
+    """dst (Cg, taps, V) = block kb of group gi packed as pack_weights packs it (flip: reversed
+    taps, grad_input's); whether every value is finite."""
     cdef Py_ssize_t lanes = block_lanes(Kg, kb, V), c, row = Cg * taps
     if not flip:
         lanes_last(w + (gi * Kg + kb * V) * row, row, dst, V, lanes, 0, row)
@@ -328,38 +328,28 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
             int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
             int num_threads, object ystrides=None, Py_ssize_t wtaps=0, object edges=None,
             bint by_block=False, int fuse=0, floating[::1] wblocks=None):
-    """y = conv(x, w) (eq. 9.8, lifted): `xpad` holds N * C padded planes (or is empty: x is read
-    in place, input_planes), `rows` num_threads
-    x 2 rows of ow x V values; V = KB vectors of lanes; `kern` and `dil` the kernel's size and
-    dilation (3 each). With `pair` 2 an item takes two output rows of one depth (one row where
-    the count is odd), so each weight vector loaded serves both. An item runs only the
-    taps whose kernel rows (planes, in 3-D) reach into the input: a 5x5 kernel on 8x8 maps
-    padded by 2 reads padding zeros with 15% of its taps.
+    """y = conv(x, w) (eq. 9.8, lifted). `xpad`: N * C padded planes (empty: x read in place);
+    `rows`: num_threads x 2 rows of ow x V values (V = KB vectors); `kern`, `dil`: the kernel's
+    size and dilation. With `pair` 2 an item takes two output rows, so each weight vector loaded
+    serves both. An item runs only the taps whose kernel rows (planes, in 3-D) reach the input
+    (a 5x5 kernel on 8x8 maps padded by 2 reads only zeros with 15% of its taps).
 
-    `ystrides` (sample, channel, depth, row, column), in elements, places the outputs elsewhere
-    than y's C order: a strided input gradient's phase writes every s-th value of gx (the
-    column stride past 1 takes a scalar copy instead of the transposed vector stores); `wtaps`
-    the packed taps per channel where wp holds more than this problem's (0: the same; a phase's
-    taps are a run of the whole kernel's, wp starting at them).
+    `ystrides` (sample, channel, depth, row, column) places the outputs elsewhere than y's C
+    order (a strided input gradient's phase writes every s-th value of gx); `wtaps`: the packed
+    taps a channel where wp holds more than this problem's (a phase's are a run of the kernel's).
+    `edges` (jl, jr, wl, wr), a 1-D row padded at its ends (_Geometry.edges): x is read in place
+    for outputs jl .. jr - 1; those before and after come from their zero-padded windows (wl and
+    wr wide) copied into `xpad` (a TCN layer's whole-input copy was 12% of its call).
 
-    `edges` (jl, jr, wl, wr), for a 1-D row padded at its ends (_Geometry.edges): x is read in
-    place (e is n) for outputs jl .. jr - 1, whose windows lie inside it, and the outputs before
-    jl and from jr on are computed from their zero-padded windows of wl and wr positions, copied
-    into `xpad` (num_threads x Cg x the wider): a TCN layer's whole-input copy and its parallel
-    region were 12% of its call.
-
-    `by_block`: the items run channel block by channel block, each block over every sample (not
-    sample by sample, each over every block), so a block's weights stay in L2 across the batch
-    where the layer's weights do not fit there (ResNet-18's 512-channel layers: 9.4 MB, read
-    once a sample otherwise). The order moves work between threads, not sums within an item.
-
-    `fuse` 1 (forward's weights) or 2 (grad_input's, flipped; stride 1): `wp` is the weights as
-    given, (G * Kg, Cg, taps) or (G * Cg, Kg, taps), and an item is a whole channel block: its
-    thread packs the block into its part of `wblocks` (num_threads x Cg x taps x V), in cache,
-    then runs the block's rows of every sample. Packing the whole kernel first wrote and read
-    back 9.4 MB on ResNet-18's layer4 3x3, 38% of its call at batch 1. Returns whether every
-    weight was finite (with fuse 0 pack_weights said so; always True): where not, y is
-    unspecified and the caller gives up."""
+    Orders of work (they move work between threads, never a sum's terms): sample by sample, each
+    over every channel block; `by_block`, block by block over every sample, so a block's weights
+    stay in L2 across the batch where the layer's do not (ResNet-18's 512-channel layers: 9.4 MB,
+    read once a sample otherwise); `fuse` 1 (forward) or 2 (grad_input's flipped weights, stride
+    1), a whole block an item: `wp` is then the weights as given, and the item packs its block
+    into its thread's part of `wblocks` (num_threads x Cg x taps x V) before its rows (packing
+    the whole kernel first wrote and read back those 9.4 MB: 38% of the call at batch 1).
+    Returns whether every weight was finite (always True unfused: pack_weights said so); where
+    not, y is unspecified and the caller gives up."""
     cdef Rows R
     cdef Py_ssize_t blocks = (Kg + V - 1) // V
     cdef Py_ssize_t pairs, out_plane, per_block
@@ -436,16 +426,12 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
     output channel b * V + l of the group, zeros past Kg.
 
     Forward (w is (G * Kg, Cg, taps)): a block is the transpose of its V rows of Cg * taps
-    values; each item copies runs of PACK_RUN values of those rows into the lanes, reading
-    along the rows (the copy one (channel, tap) at a time, gathering from V rows, took 1.4 ms
-    on ResNet-18's 512-channel 3x3 kernel; NumPy's transposing copy 2.8 ms of the layer's 4.6).
-    `flip`, grad_input's problem (w is (G * Cg, Kg, taps), lanes its second axis, the taps
-    reversed: the adjoint): each item fills one input channel's taps x V from its Kg x taps
-    values, which lie together; `pos` (flip only) puts tap q at position pos[q] of the packed
-    taps instead of taps - 1 - q (a strided input gradient's phases, each one's taps together).
-
-    Returns whether every weight is finite (checked on the packed values while they are in
-    cache: a separate pass over a 9 MB kernel cost 4% of ResNet-18's layer4 3x3 at batch 8)."""
+    values; an item copies runs of PACK_RUN values of those rows into the lanes, reading along
+    the rows (gathering one (channel, tap) at a time took 1.4 ms on ResNet-18's 512-channel 3x3).
+    `flip`, grad_input's (w is (G * Cg, Kg, taps), lanes its second axis, the taps reversed: the
+    adjoint): an item fills one input channel's taps x V; `pos` (flip only) puts tap q at pos[q]
+    instead of taps - 1 - q (a strided input gradient's phases, each one's taps together).
+    Returns whether every weight is finite (checked on the packed values, in cache)."""
     cdef Py_ssize_t blocks = (Kg + V - 1) // V, row = Cg * taps
     cdef Py_ssize_t runs = (row + PACK_RUN - 1) // PACK_RUN
     cdef Py_ssize_t item, gi, kb, c, q0, q1, lanes
@@ -484,14 +470,40 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
 
 cdef inline void run_tile(const floating* x, Py_ssize_t xn, const floating* g, Py_ssize_t gn,
                           Py_ssize_t samples, const Py_ssize_t* roff, const Shape* sh,
-                          floating* out, Py_ssize_t orow, int KB, int RY,
-                          int CX) noexcept nogil:
+                          floating* out, Py_ssize_t orow, int KB, int RY, int CX, int more,
+                          Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t o2) noexcept nogil:
+    """bk_gk over `samples` samples of o0 x o1 x o2 output positions (sh's, or a chunk's)."""
     if floating is float:
-        bk_gk_f32(x, xn, g, gn, samples, roff, sh.o[0], sh.o[1], sh.o[2],
-                  sh.s[0] * sh.e[1] * sh.e[2], sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX)
+        bk_gk_f32(x, xn, g, gn, samples, roff, o0, o1, o2, sh.s[0] * sh.e[1] * sh.e[2],
+                  sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX, more)
     else:
-        bk_gk_f64(x, xn, g, gn, samples, roff, sh.o[0], sh.o[1], sh.o[2],
-                  sh.s[0] * sh.e[1] * sh.e[2], sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX)
+        bk_gk_f64(x, xn, g, gn, samples, roff, o0, o1, o2, sh.s[0] * sh.e[1] * sh.e[2],
+                  sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX, more)
+
+
+cdef void chunked_tiles(const floating* x, Py_ssize_t xn, const floating* g, Py_ssize_t gn,
+                        Py_ssize_t samples, const Py_ssize_t* roff,
+                        const Py_ssize_t[:, ::1] tiles, Py_ssize_t cols, const Shape* sh,
+                        floating* out, int KB, Py_ssize_t V, Py_ssize_t chunk) noexcept nogil:
+    """Every tile of `tiles` over the samples, `chunk` output rows of a plane (1-D: positions)
+    at a time: all the tiles read a chunk of gy's rows while it is in L2, not each from memory.
+    A tile's sums are carried from chunk to chunk through `out`, in the order of one pass."""
+    cdef bint rows = sh.o[0] > 1 or sh.o[1] > 1
+    cdef Py_ssize_t units = sh.o[1] if rows else sh.o[2], per = sh.o[2] if rows else 1
+    cdef Py_ssize_t ustep = sh.s[1] * sh.e[2] if rows else sh.s[2]
+    cdef Py_ssize_t zs = sh.s[0] * sh.e[1] * sh.e[2], s, z, u0, count, t
+    for s in range(samples):
+        for z in range(sh.o[0]):
+            u0 = 0
+            while u0 < units:
+                count = chunk if chunk < units - u0 else units - u0
+                for t in range(tiles.shape[0]):
+                    run_tile(x + s * xn + z * zs + u0 * ustep + tiles[t, 2], xn,
+                             g + s * gn + (z * units + u0) * per * V, gn, 1, roff + tiles[t, 0],
+                             sh, out + (tiles[t, 0] * cols + tiles[t, 2]) * V, cols * V, KB,
+                             <int>tiles[t, 1], <int>tiles[t, 3], s > 0 or z > 0 or u0 > 0,
+                             1, count if rows else 1, sh.o[2] if rows else count)
+                u0 = u0 + count
 
 
 def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp,
@@ -499,7 +511,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
                 const Py_ssize_t[::1] roff, const Py_ssize_t[:, ::1] tiles, Py_ssize_t cols,
                 Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, int KB, Py_ssize_t V,
                 object n, object p, object e, object o, object s, Py_ssize_t parts,
-                bint channel_rows, int num_threads):
+                bint channel_rows, int num_threads, Py_ssize_t chunk=0):
     """dwp (G, blocks, Cg, taps, V) = the weight gradient (eq. 9.11, lifted), V lanes of output
     channels; zeros past the group's channels. Taps are rows of `cols` columns (input values one
     apart): tile i covers rows tiles[i, 0] to + tiles[i, 1] and columns tiles[i, 2] to
@@ -510,7 +522,10 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     of gy). `xpad` holds N * C padded planes (or is empty, as for forward), `gyt` N * G * blocks
     planes of output positions x
     V lanes, `partial` `parts` copies of dwp when parts > 1 (the batch cut into that many runs
-    of samples)."""
+    of samples). With `chunk` (units of the outermost output axis of more than one position), an
+    item takes every tile of its (part, group, block, line) in chunks of gy's rows
+    (chunked_tiles): C3D's first layer (3 channels, 9 tiles) read its 6.4 MB of transposed gy
+    once a tile."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
     cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
@@ -541,8 +556,24 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
             for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
                 q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
                 lanes_last(src, out_plane, trow, V, lanes, q0, q1)
-        for item in prange(parts * G * blocks * lines * ntiles, schedule="static",
-                           num_threads=num_threads):
+        if chunk:
+            for item in prange(parts * G * blocks * lines, schedule="static",
+                               num_threads=num_threads):
+                c = item % lines
+                rest = item // lines
+                kb = rest % blocks
+                rest = rest // blocks
+                gi = rest % G
+                part = rest // G
+                n0 = part * N // parts
+                n1 = (part + 1) * N // parts
+                dst = (&partial[0] + part * size) if parts > 1 else &dwp[0]
+                chunked_tiles(planes + (n0 * C + gi * Cg + c) * padded, C * padded,
+                              &gyt[0] + ((n0 * G + gi) * blocks + kb) * out_plane * V,
+                              G * blocks * out_plane * V, n1 - n0, &roff[0], tiles, cols, &g,
+                              dst + ((gi * blocks + kb) * Cg + c) * taps * V, KB, V, chunk)
+        for item in prange(0 if chunk else parts * G * blocks * lines * ntiles,
+                           schedule="static", num_threads=num_threads):
             t = item % ntiles
             rest = item // ntiles
             c = rest % lines
@@ -559,7 +590,8 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
             run_tile(planes + (n0 * C + gi * Cg + c) * padded + tiles[t, 2], C * padded,
                      &gyt[0] + (n0 * G + gi) * blocks * out_plane * V + kb * out_plane * V,
                      G * blocks * out_plane * V, n1 - n0, &roff[0] + tiles[t, 0], &g, dst,
-                     cols * V, KB, <int>tiles[t, 1], <int>tiles[t, 3])
+                     cols * V, KB, <int>tiles[t, 1], <int>tiles[t, 3], 0, g.o[0], g.o[1],
+                     g.o[2])
         if parts > 1:
             for item in prange(size, schedule="static", num_threads=num_threads):
                 total = partial[item]

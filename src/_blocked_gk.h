@@ -10,7 +10,8 @@
    together (zeros past the block's channels). RY x CX x KB accumulators stay in registers for the
    whole sum; each input value is broadcast once and multiplied with the KB gradient vectors of
    its position. A tap's sum runs over s, then o, in order: fixed by the problem and the
-   instruction set, never by threads.
+   instruction set, never by threads. With `more`, the sums start from out's values instead of 0:
+   a later chunk of the positions (the sums carried exactly, the same bits as one pass).
 
    Register tiles: up to BK_GK_ACC(bytes) accumulators (28 of AVX-512's 32 registers, 12 of the
    16 below), at most 8 rows and 8 columns; the caller (fastconv/_algorithms/blocked.py) cuts the
@@ -28,16 +29,27 @@ void bk_gk_tile_##P##_##SUF(const T* x, ptrdiff_t xn, const T* g, ptrdiff_t gn, 
                             ptrdiff_t samples, const ptrdiff_t* roff, ptrdiff_t o0,             \
                             ptrdiff_t o1, ptrdiff_t o2, ptrdiff_t zs, ptrdiff_t ys,             \
                             ptrdiff_t js, T* out, ptrdiff_t orow,                               \
-                            const int KB, const int RY, const int CX) {                         \
+                            const int KB, const int RY, const int CX, int more) {               \
     typedef bk_vec_##P##_##SUF V;                                                                \
     enum { N = BYTES / sizeof(T), ACC = BK_GK_ACC(BYTES) };                                      \
     if (RY * CX * KB > ACC)                                                                      \
         return;                     /* never called: the tiles are cut to fit */                 \
     const ptrdiff_t step = (ptrdiff_t)KB * N;                                                    \
     V acc[ACC];                                                                                  \
-    _Pragma("GCC unroll 28")                                                                     \
-    for (int m = 0; m < RY * CX * KB; m++)                                                       \
-        acc[m] = (V){0};                                                                         \
+    _Pragma("GCC unroll 8")                                                                      \
+    for (int r = 0; r < RY; r++) {                                                               \
+        _Pragma("GCC unroll 8")                                                                  \
+        for (int c = 0; c < CX; c++) {                                                           \
+            _Pragma("GCC unroll 2")                                                              \
+            for (int b = 0; b < KB; b++) {  /* the sums so far (`more`: a later chunk) */        \
+                if (more)                                                                        \
+                    memcpy(&acc[(r * CX + c) * KB + b], out + r * orow + c * step + b * N,       \
+                           sizeof(V));                                                           \
+                else                                                                             \
+                    acc[(r * CX + c) * KB + b] = (V){0};                                         \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
     for (ptrdiff_t s = 0; s < samples; s++)                                                      \
         for (ptrdiff_t z = 0; z < o0; z++)                                                       \
             for (ptrdiff_t y = 0; y < o1; y++) {                                                 \
@@ -85,20 +97,20 @@ ATTR static void bk_gk_##P##_##SUF(const T* x, ptrdiff_t xn, const T* g, ptrdiff
                                    ptrdiff_t samples, const ptrdiff_t* roff, ptrdiff_t o0,      \
                                    ptrdiff_t o1, ptrdiff_t o2, ptrdiff_t zs, ptrdiff_t ys,      \
                                    ptrdiff_t js, T* out, ptrdiff_t orow, int KB, int RY,        \
-                                   int CX) {                                                     \
+                                   int CX, int more) {                                           \
     if (KB == 1)                                                                                 \
         bk_gk_kb1_##P##_##SUF(x, xn, g, gn, samples, roff, o0, o1, o2, zs, ys, js, out, orow,   \
-                              RY, CX);                                                           \
+                              RY, CX, more);                                                     \
     else                                                                                         \
         bk_gk_kb2_##P##_##SUF(x, xn, g, gn, samples, roff, o0, o1, o2, zs, ys, js, out, orow,   \
-                              RY, CX);                                                           \
+                              RY, CX, more);                                                     \
 }
 
 /* bk_gk_kb<KB>: a switch over (RY, CX), one case per compiled tile. */
 #define BK_GK_CASE(P, SUF, KB, RY, CX)                                                           \
     case RY * 16 + CX:                                                                           \
         bk_gk_tile_##P##_##SUF(x, xn, g, gn, samples, roff, o0, o1, o2, zs, ys, js, out, orow,  \
-                               KB, RY, CX);                                                      \
+                               KB, RY, CX, more);                                                \
         break;
 #define BK_GK_ROW(P, SUF, KB, RY)                                                                \
     BK_GK_CASE(P, SUF, KB, RY, 1) BK_GK_CASE(P, SUF, KB, RY, 2) BK_GK_CASE(P, SUF, KB, RY, 3)   \
@@ -109,7 +121,7 @@ ATTR static void bk_gk_kb##KB##_##P##_##SUF(const T* x, ptrdiff_t xn, const T* g
                                             ptrdiff_t samples, const ptrdiff_t* roff,           \
                                             ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t o2,           \
                                             ptrdiff_t zs, ptrdiff_t ys, ptrdiff_t js, T* out,   \
-                                            ptrdiff_t orow, int RY, int CX) {                   \
+                                            ptrdiff_t orow, int RY, int CX, int more) {         \
     switch (RY * 16 + CX) {                                                                      \
         BK_GK_ROW(P, SUF, KB, 1) BK_GK_ROW(P, SUF, KB, 2) BK_GK_ROW(P, SUF, KB, 3)               \
         BK_GK_ROW(P, SUF, KB, 4) BK_GK_ROW(P, SUF, KB, 5) BK_GK_ROW(P, SUF, KB, 6)               \

@@ -114,3 +114,41 @@ def test_a_non_finite_weight_met_while_packing_a_block(bad, rng, order):
     got, want = fastconv.conv(x, w, padding=1, algorithm="blocked"), reference.conv(x, w, padding=1)
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert np.array_equal(np.isinf(got), np.isinf(want))
+
+
+GK_CASES = {       # (x, w, geometry): tiles a line (or channel rows), parts, 1-D to 3-D
+    "3d-three-channels": ((3, 3, 4, 7, 6), (20, 3, 3, 3, 3), dict(padding=1)),
+    "2d-parts-strided": ((5, 2, 11, 9), (40, 2, 3, 5), dict(stride=(2, 1), padding=(1, 2))),
+    "1d-channel-rows": ((2, 13, 50), (20, 13, 3), dict(padding=1)),
+    "groups-dilated": ((2, 4, 9, 10), (6, 2, 3, 3), dict(groups=2, dilation=2, padding=2)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(GK_CASES))
+def test_the_kernel_gradient_in_chunks_gives_the_same_bits(name, dtype, rng, monkeypatch,
+                                                           restore_settings):
+    """The kernel gradient's tiles read gy in chunks of rows (src/_blocked.pyx, chunked_tiles),
+    forced here with chunks of one row or a few positions: the reference's values, and the bits
+    of one pass per tile, at 1, 2 and 3 threads."""
+    x_shape, w_shape, geometry = GK_CASES[name]
+    x = rng.standard_normal(x_shape).astype(dtype)
+    gy = rng.standard_normal(reference.conv(x, np.ones(w_shape, dtype), **geometry).shape)
+    gy = gy.astype(dtype)
+    want = reference.conv_grad_kernel(x, gy, w_shape, **geometry)
+    results = []
+    for chunk_bytes in (None, 1, 3 * 32 * x.itemsize):
+        if chunk_bytes is not None:
+            monkeypatch.setattr(blocked, "GK_CHUNK_ABOVE_BYTES", 0)
+            monkeypatch.setattr(blocked, "GK_CHUNK_BYTES", chunk_bytes)
+        _forget()
+        spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+        assert (blocked._kernel_plan(spec).chunk > 0) == (chunk_bytes is not None)
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            results.append(fastconv.conv_grad_kernel(x, gy, w_shape, algorithm="blocked",
+                                                     **geometry))
+    monkeypatch.undo()
+    _forget()
+    _close(results[0], want)
+    assert all(np.array_equal(results[0], r) for r in results[1:])

@@ -227,6 +227,15 @@ class _KernelPlan:
         self.items = max(1, spec.groups * g.blocks * (1 if self.channel_rows else g.cg)
                          * self.tile_count)
         self.parts = max(1, min(spec.batch, -(-GK_ITEMS // self.items)))
+        # every tile of an item's line in chunks of gy's rows, where one part's transposed gy
+        # outgrows L2 and several tiles would read it from memory each (src/_blocked.pyx)
+        itemsize = spec.dtype.itemsize
+        per_part = -(-spec.batch // self.parts) * math.prod(g.o) * g.v * itemsize
+        rows = g.o[0] > 1 or g.o[1] > 1
+        self.chunk = (max(1, GK_CHUNK_BYTES // ((g.o[2] if rows else 1) * g.v * itemsize))
+                      if self.tile_count > 1 and per_part > GK_CHUNK_ABOVE_BYTES else 0)
+        self.run_items = self.parts * (self.items // self.tile_count if self.chunk
+                                       else self.items)
         self.size = spec.groups * g.blocks * g.cg * g.taps * g.v
         self.gyt = spec.batch * spec.groups * g.blocks * math.prod(g.o) * g.v
         self.partial = self.parts * self.size if self.parts > 1 else 0
@@ -255,6 +264,8 @@ class _KernelPlan:
 
 
 GK_ITEMS = 32
+GK_CHUNK_ABOVE_BYTES = 1 << 20  # a part's transposed gy past this is read in chunks by all the
+GK_CHUNK_BYTES = 128 << 10      # tiles of an item, each chunk about this large (_KernelPlan)
 
 
 @functools.lru_cache(maxsize=64)
@@ -480,14 +491,15 @@ def grad_kernel(spec, x, gy, out=None):
     plan = _kernel_plan(spec)
     g, dtype = plan.geometry, spec.dtype
     dwp = _scratch.empty("blocked.dwp", plan.size, dtype)
-    threads = max(1, min(_config.get_num_threads(), plan.parts * plan.items))
+    threads = max(1, min(_config.get_num_threads(), plan.run_items))
     roff, tiles = plan.arrays
     _blocked.grad_kernel(x.reshape(-1), gy.reshape(-1), dwp,
                          _scratch.empty("blocked.pad", g.padded, dtype),
                          _scratch.empty("blocked.gyt", plan.gyt, dtype),
                          _scratch.empty("blocked.partial", plan.partial, dtype), roff, tiles,
                          plan.cols, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
-                         g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads)
+                         g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads,
+                         plan.chunk)
     gw = np.empty(spec.w_shape, dtype) if out is None else out
     packed = dwp.reshape(spec.groups, g.blocks, g.cg, g.taps, g.v).transpose(0, 1, 4, 2, 3)
     packed = packed.reshape(spec.groups, g.blocks * g.v, g.cg, g.taps)[:, :g.kg]
