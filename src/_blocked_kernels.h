@@ -170,18 +170,22 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
 ATTR static int bk_nonfinite_##P##_##SUF(const T* a, ptrdiff_t n) {                              \
     typedef bk_vec_##P##_##SUF VT;                                                               \
     enum { N = BYTES / sizeof(T) };                                                              \
-    VT bad = {0};                                                                                \
+    VT bad[4] = {{0}};  /* four sums, each vector loaded alone (one copy of four vectors went  \
+                           through the stack: 17% of a 512-channel forward at AVX2) */           \
     ptrdiff_t i = 0;                                                                             \
     for (; i + 4 * N <= n; i += 4 * N) {                                                         \
-        VT v[4];                                                                                 \
-        memcpy(v, a + i, sizeof v);                                                              \
-        bad += (v[0] - v[0]) + (v[1] - v[1]) + (v[2] - v[2]) + (v[3] - v[3]);                    \
+        _Pragma("GCC unroll 4")                                                                  \
+        for (int k = 0; k < 4; k++) {                                                            \
+            VT v;                                                                                \
+            memcpy(&v, a + i + k * N, sizeof v);                                                 \
+            bad[k] += v - v;                                                                     \
+        }                                                                                        \
     }                                                                                            \
     T rest = 0;                                                                                  \
     for (; i < n; i++)                                                                           \
         rest += a[i] - a[i];                                                                     \
     for (int l = 0; l < N; l++)                                                                  \
-        rest += bad[l];                                                                          \
+        rest += bad[0][l] + bad[1][l] + bad[2][l] + bad[3][l];                                   \
     return rest != rest;                                                                         \
 }                                                                                                \
                                                                                                  \
