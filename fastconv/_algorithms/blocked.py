@@ -58,6 +58,7 @@ CALL_OVERHEAD_S = 12e-6
 # (L2 is 512 KiB a core on Zen 3, 2 MiB on recent Xeons): _Geometry._by_block
 BY_BLOCK_BYTES = 1 << 20
 FUSE_BLOCKS_A_THREAD = 4
+PAIR_WIDTH = 16     # output rows this narrow go two an item at AVX2 (_Geometry.pair)
 # A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
 # chooser sweep's 16 strided 3x3, 2x2, 4x4 and 1-D layers (median 1.48; 2-core Intel Xeon,
 # AVX-512, 2 threads): a phase has 1-4 taps a channel where the model's fits had 9-49, so each
@@ -105,8 +106,15 @@ class _Geometry:
         self.v = self.kb * lanes
         self.blocks = -(-self.kg // self.v)
         # two output rows an item where two rows' tiles fit in the registers: always with one
-        # vector of channels, with two at AVX-512 (2 x 2 x 7 accumulators of its 32 registers)
-        self.pair = 2 if self.kb == 1 or _blocked.vector_bytes() == 64 else 1
+        # vector of channels, with two at AVX-512 (2 x 2 x 7 accumulators of its 32 registers),
+        # and at AVX2 on rows of at most PAIR_WIDTH columns: one row of 7 was cut into tiles of
+        # 4 and 3 columns (8 and 6 of its 12 accumulators), two rows into tiles of 3, 2 and 2
+        # (12, 8, 8); 1.03-1.29x on ResNet-18's 7x7 and 14x14 layers, MobileNetV2's 320 ->
+        # 1280 and LeNet's 8x8 maps, 0.88-1.04x on 28-128 wide rows; 0.94-0.96x at the
+        # baseline level (the same registers, 4-lane vectors)
+        vb = _blocked.vector_bytes()
+        self.pair = 2 if (self.kb == 1 or vb == 64
+                          or (vb == 32 and self.o[2] <= PAIR_WIDTH)) else 1
         self.items = (spec.batch * spec.groups * self.blocks * self.o[0]
                       * -(-self.o[1] // self.pair))
         self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e) if self.copies else 0
