@@ -496,9 +496,10 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
     # with several samples, every block's weights in lanes once a call, not once an item (their
     # scalar gather was ~5% of ConvNeXt's 7x7 at batch 8; at batch 1 the region cost more)
     cdef bint hoisted = N > 1
-    cdef floating[::1] lw = np.empty(b.blocks * b.T * lanes if hoisted else 1,
-                                     np.float32 if floating is float else np.float64)
+    cdef floating[::1] lw
     if hoisted:
+        lw = np.empty(max(1, b.blocks * b.T * lanes),
+                      np.float32 if floating is float else np.float64)
         for k in prange(b.blocks, nogil=True, schedule="static", num_threads=threads):
             lane_weights(&w[0], k * lanes, min(lanes, C - k * lanes), b.T, flip, lanes,
                          &lw[0] + k * b.T * lanes)

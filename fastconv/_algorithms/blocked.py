@@ -9,7 +9,9 @@ of two rows. The input is copied once into zero-padded planes (every tap a const
 border tests; read in place where there is no padding, and a 1-D row padded at its ends -- a
 causal TCN layer -- in place but for its edge outputs' windows), the weights are packed per call
 (nothing derived from their values is kept), and src/_blocked_kernels.h sums one or two rows of
-outputs per work item in registers. See src/_blocked.pyx.
+outputs per work item in registers. Where the packed weights outgrow L2 (ResNet-18's 512-channel
+layers, 9.4 MB) the items run block by block over the batch and each block is packed by the item
+that uses it (_Geometry._by_block, fuses). See src/_blocked.pyx.
 
 forward: every geometry. grad_input: at stride 1, the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
@@ -17,7 +19,8 @@ adjoint, eq. 9.13); at larger strides (dilation 1 along them) one such pass per 
 stride, each with its sub-kernel, writing every s-th input (_phases). grad_kernel: every
 geometry; gy is transposed so that each output position's channels lie together, and each tile
 of taps of one input channel is summed in registers over the batch and every output position, a
-vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan).
+vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan); where one
+part's transposed gy outgrows L2, an item runs all the tiles of its channel over chunks of it.
 """
 import functools
 import math

@@ -200,8 +200,9 @@ def _operations(spec, op):
     blocks = -(-group_out // STREAMS) if channel_block else group_out
     streams = STREAMS * blocks if channel_block else group_out
     taps = group_in * k_vol
+    # (n >= 1: float64 at the baseline level has 2 lanes, and an empty row fits "0 lanes")
     lanes = next((n for n in (lanes_full, lanes_full // 2, lanes_full // 4)
-                  if width >= n and (stride == 1 or n == lanes_full)), 1)
+                  if n >= 1 and width >= n and (stride == 1 or n == lanes_full)), 1)
     outputs = spec.batch * spec.groups * streams * rows
     span = (min(rows, STREAMS) - 1 + spec.kernel_size[1]) * spec.kernel_size[0]
     if lanes == 1:              # one column of 4 streams a tile, scalar, every tap
