@@ -533,6 +533,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
     cdef Py_ssize_t taps = roff.shape[0] * cols // Cg if channel_rows else roff.shape[0] * cols
     cdef Py_ssize_t lines = 1 if channel_rows else Cg    # items per group and block, and tile
     cdef Py_ssize_t ntiles = tiles.shape[0], size = G * blocks * Cg * taps * V
+    cdef Py_ssize_t per = 1 if chunk else ntiles     # items a line: its tiles, or one
     cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, q0, q1, nn
     cdef floating* dst
     cdef floating* trow
@@ -556,26 +557,10 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
             for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
                 q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
                 lanes_last(src, out_plane, trow, V, lanes, q0, q1)
-        if chunk:
-            for item in prange(parts * G * blocks * lines, schedule="static",
-                               num_threads=num_threads):
-                c = item % lines
-                rest = item // lines
-                kb = rest % blocks
-                rest = rest // blocks
-                gi = rest % G
-                part = rest // G
-                n0 = part * N // parts
-                n1 = (part + 1) * N // parts
-                dst = (&partial[0] + part * size) if parts > 1 else &dwp[0]
-                chunked_tiles(planes + (n0 * C + gi * Cg + c) * padded, C * padded,
-                              &gyt[0] + ((n0 * G + gi) * blocks + kb) * out_plane * V,
-                              G * blocks * out_plane * V, n1 - n0, &roff[0], tiles, cols, &g,
-                              dst + ((gi * blocks + kb) * Cg + c) * taps * V, KB, V, chunk)
-        for item in prange(0 if chunk else parts * G * blocks * lines * ntiles,
-                           schedule="static", num_threads=num_threads):
-            t = item % ntiles
-            rest = item // ntiles
+        for item in prange(parts * G * blocks * lines * per, schedule="static",
+                           num_threads=num_threads):
+            t = item % per
+            rest = item // per
             c = rest % lines
             rest = rest // lines
             kb = rest % blocks
@@ -584,14 +569,18 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
             part = rest // G
             n0 = part * N // parts
             n1 = (part + 1) * N // parts
-            dst = (&partial[0] + part * size) if parts > 1 else &dwp[0]
-            dst = (dst + ((gi * blocks + kb) * Cg + c) * taps * V
-                   + (tiles[t, 0] * cols + tiles[t, 2]) * V)
-            run_tile(planes + (n0 * C + gi * Cg + c) * padded + tiles[t, 2], C * padded,
-                     &gyt[0] + (n0 * G + gi) * blocks * out_plane * V + kb * out_plane * V,
-                     G * blocks * out_plane * V, n1 - n0, &roff[0] + tiles[t, 0], &g, dst,
-                     cols * V, KB, <int>tiles[t, 1], <int>tiles[t, 3], 0, g.o[0], g.o[1],
-                     g.o[2])
+            dst = ((&partial[0] + part * size) if parts > 1 else &dwp[0]) \
+                + ((gi * blocks + kb) * Cg + c) * taps * V
+            src = planes + (n0 * C + gi * Cg + c) * padded
+            trow = &gyt[0] + ((n0 * G + gi) * blocks + kb) * out_plane * V
+            if chunk:       # every tile of the line, over chunks of gy's rows
+                chunked_tiles(src, C * padded, trow, G * blocks * out_plane * V, n1 - n0,
+                              &roff[0], tiles, cols, &g, dst, KB, V, chunk)
+            else:           # tile t, over the whole of gy
+                run_tile(src + tiles[t, 2], C * padded, trow, G * blocks * out_plane * V,
+                         n1 - n0, &roff[0] + tiles[t, 0], &g,
+                         dst + (tiles[t, 0] * cols + tiles[t, 2]) * V, cols * V, KB,
+                         <int>tiles[t, 1], <int>tiles[t, 3], 0, g.o[0], g.o[1], g.o[2])
         if parts > 1:
             for item in prange(size, schedule="static", num_threads=num_threads):
                 total = partial[item]
