@@ -122,6 +122,8 @@ class _Geometry:
                       * -(-self.o[1] // self.pair))
         self.padded = spec.batch * spec.groups * self.cg * math.prod(self.e) if self.copies else 0
         self.row = 2 * self.o[2] * self.v
+        self.weights = spec.groups * self.blocks * self.cg * self.taps * self.v     # packed
+        self.large = self.weights * spec.dtype.itemsize > BY_BLOCK_BYTES     # past L2
         self.by_block = self._by_block(spec)
 
     @functools.cached_property
@@ -157,14 +159,12 @@ class _Geometry:
         """Whether the items run block by block over the batch (src/_blocked.pyx, forward): where
         the packed weights outgrow L2 and re-reading a sample's input planes once a block moves
         fewer bytes than re-reading the weights once a sample."""
-        weights = spec.groups * self.blocks * self.cg * self.taps * self.v
-        sample = spec.groups * self.cg * math.prod(self.e if self.copies else self.n)
-        self.large = weights * spec.dtype.itemsize > BY_BLOCK_BYTES
         if spec.batch == 1 or not self.large:
             return False
+        sample = spec.groups * self.cg * math.prod(self.e if self.copies else self.n)
         batch_fits = spec.batch * sample * spec.dtype.itemsize <= BY_BLOCK_BYTES
-        by_sample = spec.batch * weights + spec.batch * sample
-        by_block = weights + (1 if batch_fits else self.blocks) * spec.batch * sample
+        by_sample = spec.batch * self.weights + spec.batch * sample
+        by_block = self.weights + (1 if batch_fits else self.blocks) * spec.batch * sample
         return by_block < by_sample
 
     def fuses(self, spec, threads):
@@ -197,9 +197,8 @@ class _Geometry:
         return float((first(self.p[a] + self.n[a]) - first(self.p[a])).sum()) / (o * k)
 
     def workspace_elements(self, spec, packed=True):
-        weights = spec.groups * self.blocks * self.cg * self.taps * self.v if packed else 0
         threads = self.threads()
-        return self.run_padded(threads) + threads * self.row + weights
+        return self.run_padded(threads) + threads * self.row + (self.weights if packed else 0)
 
 
 class _KernelPlan:
@@ -465,7 +464,7 @@ def _run(spec, g, a, wp, out, ystrides=None, wtaps=0, fuse=0):
                             ystrides, wtaps, g.edges, g.by_block, fuse, wblocks)
 
 
-def _direct(spec, g, a, w, out, flip):
+def _one_pass(spec, g, a, w, out, flip):
     """`out` from `a`: the whole kernel, packed first or block by block (Geometry.fuses); None
     where a weight is not finite."""
     if g.fuses(spec, g.threads()):
@@ -476,14 +475,14 @@ def _direct(spec, g, a, w, out, flip):
 
 def forward(spec, x, w, out=None):
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
-    return _direct(spec, _geometry(spec, False), x, w, y, False)
+    return _one_pass(spec, _geometry(spec, False), x, w, y, False)
 
 
 def grad_input(spec, gy, w, out=None):
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
     plan = _phase_plan(spec)
     if plan is None:
-        return _direct(spec, _geometry(spec, True), gy, w, gx, True)
+        return _one_pass(spec, _geometry(spec, True), gy, w, gx, True)
     geometries = _input_geometries(spec)
     wp = _packed(w, spec, geometries[0], flip=True, phases=plan) if geometries else None
     if geometries and wp is None:
