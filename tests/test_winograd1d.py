@@ -1,4 +1,4 @@
-"""1-D Winograd F(4, 3) (src/_winograd1d.pyx, fastconv/_algorithms/winograd1d.py) against the
+"""1-D Winograd F(6, 3) (src/_winograd1d.pyx, fastconv/_algorithms/winograd1d.py) against the
 reference.
 
 What is particular to it: lengths that are not multiples of the tile (or of 4 d tiles, a block's
@@ -109,6 +109,21 @@ def test_kernel_gradient_by_finite_differences():
         # the difference of two losses of ~200 loses ~3e-14 / 2e-6 to rounding: scale atol
         assert np.isclose((loss[0] - loss[1]) / (2 * eps), gw[index], rtol=1e-6,
                           atol=1e-6 * np.abs(gw).max())
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("dilation", [1, 2, 4, 8])
+def test_few_blocks_are_a_multiple_of_four_for_even_threads(batch, dilation):
+    """The TCN's sample at batch 1 was cut into 5 blocks, 3 of them on one of 2 threads: where
+    a few blocks are all the work, there are 4, 8, ... of them over the batch, each of a whole
+    number of runs, together covering the sample and none empty."""
+    spec = make_spec((batch, 64, 1024), (64, 64, 3), dtype=np.float32,
+                     padding=((2 * dilation, 0),), dilation=dilation)
+    plan = winograd1d.plan(spec, "forward")
+    runs = -(-1024 // (6 * dilation))
+    tiles_per_run = plan.tiling[8]
+    assert plan.items % 4 == 0 and plan.items >= 4
+    assert plan.blocks == -(-runs // tiles_per_run) and (plan.blocks - 1) * tiles_per_run < runs
 
 
 @pytest.mark.parametrize("name", ["tcn-like", "dilation-3-same", "long-rows-many-blocks"])

@@ -13,6 +13,8 @@ F(4, 3) gave 1.2e-6, and no more speed once the GEMM was fastconv's own), far in
 contract's 2e-4; non-finite values go to summation as winograd.py says.
 """
 
+import math
+
 import numpy as np
 
 from .. import _config, _scratch
@@ -34,6 +36,20 @@ TILE_CHANNEL_S = {"float32": 2.0e-9, "float64": 4.0e-9}
 
 def _pad(n, lanes):
     return -(-n // lanes) * lanes
+
+
+def _tiles_per_run(runs, batch, dil):
+    """Tiles of one residue in a block: at most TARGET_TILES // dil, and blocks even in size and
+    (where a few blocks are all the work) a multiple of MIN_ITEMS in all over the batch, so 1, 2
+    or 4 threads share them evenly. It depends on the problem alone (the kernel gradient's
+    partial sums follow the blocks, and nothing may depend on the thread count)."""
+    if runs == 0:
+        return 1
+    blocks = -(-runs // max(1, TARGET_TILES // dil))
+    if batch * blocks < 4 * MIN_ITEMS:          # few items: 5 blocks on 2 threads ran as 3
+        step = MIN_ITEMS // math.gcd(MIN_ITEMS, batch)
+        blocks = min(runs, -(-blocks // step) * step)
+    return -(-runs // blocks)
 
 
 def geometry_reason(spec):
@@ -64,9 +80,7 @@ class Plan(_scratch.PlanWorkspace):
         CP, KP = _pad(max(cin, 1), lanes), _pad(max(cout, 1), lanes)
         self.CP, self.KP = CP, KP
         runs = -(-lout // (TILE * dil))            # tiles of one residue over a whole sample
-        split = -(-MIN_ITEMS // max(1, spec.batch))     # blocks a sample is cut into at least
-        Tr = max(1, min(runs, TARGET_TILES // dil, runs // split))
-        Tr = -(-runs // -(-runs // Tr)) if runs else 1      # even blocks
+        Tr = _tiles_per_run(runs, max(1, spec.batch), dil)
         self.u_elements = POSITIONS * max(cin, 1) * KP      # U, or dU: cin x KP a position
         limit = _config.get_workspace_limit() // itemsize
         gap = POSITIONS * 64 // itemsize        # the planes' gaps (WG_PLANE)
