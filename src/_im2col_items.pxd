@@ -46,7 +46,8 @@ cdef inline ChannelBlock channel_block(const Geom* g, Py_ssize_t item, Py_ssize_
 
 
 cdef inline Py_ssize_t part_position(const Geom* g, Py_ssize_t q, Py_ssize_t parts) noexcept nogil:
-    """The first output position of part q of `parts`: parts split a single output row's
-    positions, or else a map's output rows (whole rows each)."""
-    cdef Py_ssize_t unit = 1 if g.P == g.ow else g.ow
+    """The first output position of part q of `parts`: parts split the outermost axis longer
+    than 1 (im2col.py's _position_parts): a single output row's positions, a map's output rows,
+    or a 3-D map's planes."""
+    cdef Py_ssize_t unit = 1 if g.P == g.ow else (g.ow if g.P == g.oh * g.ow else g.oh * g.ow)
     return part_start(0, g.P // unit, q, parts) * unit

@@ -4,8 +4,9 @@ grad_input's smaller channel blocks and parts of the positions.
 A small batch of small maps (ResNet's last stage at batch 1 is a single chunk) once ran on one
 thread. Now forward packs each chunk once and splits the GEMMs into blocks of output channels
 (`kblocks`), grad_kernel splits the column matrix's rows into slabs, each with its own block
-of the gradient (`slabs`), and grad_input splits the positions into parts whose writes overlap only
-their neighbours' (`position_parts`: even parts first, then odd ones). Each case asserts that its split is in use (so the test cannot pass on
+of the gradient (`slabs`), and grad_input splits the positions (a row's, a map's rows or a 3-D map's
+planes) into parts whose writes overlap only their neighbours' (`position_parts`: even parts
+first, then odd ones). Each case asserts that its split is in use (so the test cannot pass on
 the old path), then compares the three operations with fastconv.reference (eq. 9.8, 9.11, 9.13),
 checks 1 and 2 threads give identical bits (the split comes from the problem, never from the
 thread count), and that no input was written.
@@ -40,11 +41,14 @@ CASES = [
     # grad_input's parts of the positions: a single-channel first layer (wav2vec's 10/5, phased)
     ((1, 1, 200), (16, 1, 10), dict(stride=5), {"grad_input": ("position_parts", 4)}),
     ((1, 1, 20, 17), (8, 1, 3, 3), dict(padding=1), {"grad_input": ("position_parts", 4)}),
-    ((1, 2, 12, 20), (8, 2, 3, 3), dict(stride=(1, 3)), {"grad_input": ("position_parts", 3)}),
+    ((1, 2, 12, 20), (8, 2, 3, 3), dict(stride=(1, 3)), {"grad_input": ("position_parts", 4)}),
     ((2, 3, 60), (4, 3, 3), dict(dilation=4, padding=4), {"grad_input": ("position_parts", 2)}),
     ((1, 1, 3, 40), (4, 1, 3, 5), dict(stride=(1, 2)), {"grad_input": ("position_parts", 4)}),
     ((1, 1, 10), (2, 1, 5), {}, {"grad_input": ("position_parts", 1)}),     # parts too narrow
-    ((1, 1, 6, 6, 6), (2, 1, 3, 3, 3), {}, {"grad_input": ("position_parts", 1)}),    # 3-D
+    # 3-D maps along their planes (C3D's 3-channel first layer at batch 1 was one item)
+    ((1, 1, 6, 6, 6), (2, 1, 3, 3, 3), {}, {"grad_input": ("position_parts", 2)}),
+    ((1, 3, 8, 6, 5), (4, 3, 3, 3, 3), dict(padding=1), {"grad_input": ("position_parts", 4)}),
+    ((1, 1, 1, 9, 7), (2, 1, 1, 3, 3), {}, {"grad_input": ("position_parts", 3)}),   # one plane
 ]
 
 
@@ -122,6 +126,7 @@ def test_one_part_sums_straight_into_the_gradient(restore_settings):
 @pytest.mark.parametrize("x_shape, w_shape, geometry", [
     ((1, 1, 16000), (64, 1, 10), dict(stride=5)),
     ((1, 1, 96, 96), (16, 1, 5, 5), dict(padding=2)),
+    ((1, 3, 8, 40, 40), (16, 3, 3, 3, 3), dict(padding=1)),
 ])
 def test_position_parts_give_the_same_bits_on_any_thread_count(x_shape, w_shape, geometry, rng,
                                                                restore_settings):

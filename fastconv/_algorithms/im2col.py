@@ -280,18 +280,20 @@ def _rows_gemm(spec, rows):
 
 def _position_parts(spec, items):
     """Parts of each (sample, channel block)'s output positions for the input gradient: enough
-    for GRAD_INPUT_ITEMS items in all, each part so wide that the input values it writes reach
-    only into its neighbours' (grad_input_blocks runs the even parts, then the odd ones). A
-    single output row is split along its positions, a 2-D map along its rows; 3-D maps and
-    enough items are not split. The count comes from the problem, never from the threads."""
-    od, oh, ow = spec.output_size
-    if items >= GRAD_INPUT_ITEMS or od > 1:
+    for GRAD_INPUT_ITEMS items in all where there are fewer. The outermost axis longer than 1 is
+    split (a single output row along its positions, a 2-D map along its rows, a 3-D map along
+    its planes: C3D's 3-channel first layer at batch 1 was one item, on one thread). Parts q and
+    q + 2 never write the same input value (grad_input_blocks runs the even parts, then the odd
+    ones): part q writes up to (end_q - 1) s + reach - 1 past its first input and part q + 2
+    starts at start_{q+2} s, so the part between them needs (length + 1) s >= reach. The count
+    comes from the problem, never from the threads."""
+    if items >= GRAD_INPUT_ITEMS:
         return 1
-    axis = 2 if oh == 1 else 1
+    axis = next((a for a in range(2) if spec.output_size[a] > 1), 2)
     extent = spec.output_size[axis]
     reach = (spec.kernel_size[axis] - 1) * spec.dilation[axis] + 1
     parts = -(-GRAD_INPUT_ITEMS // max(items, 1))
-    while parts > 1 and (extent // parts) * spec.stride[axis] < reach:
+    while parts > 1 and (extent // parts + 1) * spec.stride[axis] < reach:
         parts -= 1
     return parts
 
