@@ -65,7 +65,7 @@ def clear_autotune_cache(*, disk=False):
 
 def call_threads(spec):
     """The thread count the call will run on (small problems run on one; see _config)."""
-    return 1 if spec.flops < _config.SMALL_PROBLEM_FLOPS else _config.get_num_threads()
+    return 1 if _config.work(spec) < _config.SMALL_PROBLEM_FLOPS else _config.get_num_threads()
 
 
 def key(spec, op):

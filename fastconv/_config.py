@@ -136,10 +136,24 @@ def _pools_follow_load(free, budget):
             _give_back_blas()
 
 
-# Below this much arithmetic a call runs on one thread: a parallel region costs more than it
-# saves, and when another process holds a core each barrier waits out a scheduler time slice
-# (seen: figure 9.6's 0.5 MFLOP edge filter, 0.15 ms on one thread, 9 ms on two).
+# Below this much work a call runs on one thread: a parallel region costs more than it saves.
+# Work is the arithmetic plus BYTE_FLOPS per byte of input and output: a problem of few flops
+# that moves many bytes (MobileNetV2's 384-channel depthwise 3x3 at batch 1: 1.35 MFLOP, 588 KB,
+# 71 us on one thread and 48 on two; a single-channel 3x3 filter of a 256 x 256 image, 1.2x)
+# gains from a second thread, and one of few flops and bytes (16 channels of 16 x 16, 3x3: 30 us)
+# loses 10-15% (Xeon, 2 threads; every problem of 200 KB and up gained, of 32-60 KB some lost).
+# On a busy machine the load-following cap (_load) keeps such short calls on the free cores:
+# figure 9.6's 0.5 MFLOP edge filter ran 0.15 ms on one thread and 9 ms on two beside a spinning
+# process before it.
 SMALL_PROBLEM_FLOPS = 2e6
+BYTE_FLOPS = 12
+
+
+def work(spec):
+    """The work that decides whether a call of `spec` is small (SMALL_PROBLEM_FLOPS)."""
+    return spec.flops + BYTE_FLOPS * spec.io_bytes
+
+
 class _CallState(threading.local):
     """Per Python thread: the cap of the call (or block) it is in, None outside any. A class
     default, so reading it never raises inside getattr (0.6 us a read, twice a call)."""
@@ -250,11 +264,12 @@ def planning_threads():
 
 
 def model_threads(spec, items=None):
-    """The threads a cost model shares `spec`'s work among: one below SMALL_PROBLEM_FLOPS (where
+    """The threads a cost model shares `spec`'s work among: one below SMALL_PROBLEM_FLOPS of
+    `work` (where
     every call runs on one, `threads_for`), else the machine's cores (`planning_threads`), at most
     the call's `items` work items. Every model reads it, so none predicts a small problem's call
     on threads it will not get (a 1-D kernel gradient of 1.9 MFLOP was predicted 2x too fast)."""
-    if spec.flops < SMALL_PROBLEM_FLOPS:
+    if work(spec) < SMALL_PROBLEM_FLOPS:
         return 1
     threads = planning_threads()
     return threads if items is None else max(1, min(threads, items))

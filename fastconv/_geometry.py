@@ -190,6 +190,13 @@ class ConvSpec:
         return (2 * self.batch * self.out_channels * (self.in_channels // self.groups)
                 * math.prod(self.kernel_size) * math.prod(self.output_size))
 
+    @functools.cached_property
+    def io_bytes(self):
+        """Bytes of the input and the output (what a call reads and writes at the least)."""
+        return self.dtype.itemsize * self.batch * (
+            self.in_channels * math.prod(self.input_size)
+            + self.out_channels * math.prod(self.output_size))
+
     def key(self):
         """A hashable description of the problem (for caches and tables)."""
         return (self.x_shape, self.w_shape, self.stride, self.dilation, self.pad_low,

@@ -139,7 +139,7 @@ class ConvPlan:
             _registry.select(self._run_spec, op, choice.name, w)
         spec = self._run_spec
         _registry.note_used(choice.name, spec)
-        with _config.threads_for(spec.flops, choice.key):
+        with _config.threads_for(_config.work(spec), choice.key):
             start = _timing.clock()
             result = choice.run(a, b, out5)
             seconds = _timing.clock() - start

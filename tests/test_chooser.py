@@ -176,15 +176,18 @@ def test_the_choice_does_not_depend_on_the_thread_setting(restore_settings):
 
 @pytest.mark.parametrize("op", OPS)
 def test_every_model_predicts_a_small_problem_on_one_thread(op, monkeypatch):
-    """A call below SMALL_PROBLEM_FLOPS runs on one thread (_config.threads_for), so no model may
-    share its work among the machine's cores: a 1.9 MFLOP kernel gradient was once predicted 2x
-    too fast by the one model that did. Above it, at least one model does share."""
+    """A call below SMALL_PROBLEM_FLOPS of work runs on one thread (_config.threads_for), so no
+    model may share its work among the machine's cores: a 1.9 MFLOP kernel gradient was once
+    predicted 2x too fast by the one model that did. Above it, at least one model does share;
+    a problem of few flops but many bytes (a 1-D first layer's 789 KB) is above it."""
     from fastconv import _config, _registry
     from fastconv._functional import spec_from_shapes
-    small = spec_from_shapes((8, 1, 1490), (32, 1, 5), 2, 0, 1, 1, "float32")
+    small = spec_from_shapes((1, 16, 16, 16), (16, 16, 3, 3), 1, 1, 1, 1, "float32")
     large = spec_from_shapes((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1, "float32")
+    few_flops = spec_from_shapes((8, 1, 1490), (32, 1, 5), 2, 0, 1, 1, "float32")
     monkeypatch.setattr(_config, "SMALL_PROBLEM_FLOPS", 2e6)     # the library's (conftest: 0)
-    assert small.flops < _config.SMALL_PROBLEM_FLOPS < large.flops
+    assert _config.work(small) < _config.SMALL_PROBLEM_FLOPS < _config.work(large)
+    assert few_flops.flops < _config.SMALL_PROBLEM_FLOPS < _config.work(few_flops)
 
     def costs(spec, cores):
         monkeypatch.setattr(_config, "planning_threads", lambda: cores)
@@ -194,6 +197,7 @@ def test_every_model_predicts_a_small_problem_on_one_thread(op, monkeypatch):
     one, four = costs(small, 1), costs(small, 4)
     assert len(one) >= 4 and one == four
     assert costs(large, 1) != costs(large, 4)
+    assert costs(few_flops, 1) != costs(few_flops, 4)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -155,6 +155,27 @@ def test_small_problems_run_on_one_thread_and_large_ones_on_the_budget(monkeypat
     assert fastconv.get_num_threads() == 2
 
 
+def test_a_problem_of_few_flops_and_many_bytes_runs_on_the_budget(monkeypatch, restore_settings):
+    """Work counts bytes as well as flops: MobileNetV2's 384-channel depthwise 3x3 at batch 1
+    (1.35 MFLOP, 588 KB) ran 1.45-1.49x faster on two threads than on the one its flops gave
+    it; 16 channels of 16 x 16 (1.2 MFLOP, 32 KB) stays on one, where two lost 10-15%."""
+    from fastconv import _config
+    from fastconv._algorithms import depthwise
+    from fastconv._geometry import make_spec
+    monkeypatch.setattr(_config, "SMALL_PROBLEM_FLOPS", 2e6)     # the library's (conftest: 0)
+    fastconv.set_num_threads(2)
+    dw = make_spec((1, 384, 14, 14), (384, 1, 3, 3), padding=1, groups=384, dtype=np.float32)
+    dense = make_spec((1, 16, 16, 16), (16, 16, 3, 3), padding=1, dtype=np.float32)
+    assert dw.flops < _config.SMALL_PROBLEM_FLOPS and dw.io_bytes == 4 * 2 * 384 * 196
+    assert _config.work(dense) < _config.SMALL_PROBLEM_FLOPS < _config.work(dw)
+    for spec, threads in ((dw, 2), (dense, 1)):
+        with _config.threads_for(_config.work(spec)):
+            assert fastconv.get_num_threads() == threads
+        assert _config.model_threads(spec) == (threads if threads == 1 else
+                                               _config.planning_threads())
+    assert depthwise._plan(dw).threads("forward") == 2
+
+
 @pytest.mark.parametrize("op", ("forward", "grad_input", "grad_kernel"))
 def test_many_groups_repeated_on_two_threads(op, algorithm_or_auto, restore_settings, forced,
                                              assert_close_to_reference):

@@ -154,7 +154,7 @@ class _Plan:
                     1 if op == "grad_kernel" else spec.batch)
 
     def threads(self, op):
-        if self.spec.flops < _config.SMALL_PROBLEM_FLOPS:
+        if _config.work(self.spec) < _config.SMALL_PROBLEM_FLOPS:
             return 1                # as threads_for caps the call (a tiny call's 0.4 us)
         budget = _config.get_num_threads()
         room = _config.get_workspace_limit() // (self.per_thread[op] * self.spec.dtype.itemsize)
