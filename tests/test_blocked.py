@@ -184,6 +184,27 @@ def test_kernel_gradient_tiles_are_counted_as_they_are_listed(w_shape, geometry)
     assert (covered == 1).all()
 
 
+def test_the_forward_model_counts_a_tile_pass_per_input_channel():
+    """Equal multiply-adds cost more spread over 9x the input channels at one tap each (a 1x1
+    layer's tiles pass over each channel for 28 of them at AVX-512) than over 9 taps: by the
+    "step" term exactly, with nothing else of the two problems differing but their padding."""
+    from fastconv._algorithms import blocked as b
+    pointwise = make_spec((1, 576, 14, 14), (64, 576, 1, 1), dtype=np.float32)
+    three = make_spec((1, 64, 16, 16), (64, 64, 3, 3), dtype=np.float32)
+    g1, g3 = b._geometry(pointwise, False), b._geometry(three, False)
+    fmas = [g.kb * g.cg * g.taps * g.tap_share() * g.blocks * 196 for g in (g1, g3)]
+    assert fmas[0] == fmas[1]
+    acc = b.TILE_ACCUMULATORS.get(b._blocked.vector_bytes(), 12)
+    steps = [f / (g.taps * acc) for f, g in zip(fmas, (g1, g3))]
+    assert steps[0] == 9 * steps[1]
+    with_steps = [b._pass_cost(s, g, steps=True) for s, g in ((pointwise, g1), (three, g3))]
+    without = [b._pass_cost(s, g) for s, g in ((pointwise, g1), (three, g3))]
+    for spec, g, w, wo, n in zip((pointwise, three), (g1, g3), with_steps, without, steps):
+        per_second = b._shared(spec, 1.0, g.items) - b.CALL_OVERHEAD_S    # over the threads
+        assert w - wo == pytest.approx(b.SECONDS["step"] * n * per_second, rel=1e-9)
+    assert b.cost(pointwise, "forward") == with_steps[0]
+
+
 def test_a_hostile_kernel_size_is_costed_without_building_it():
     spec = make_spec((1, 1, 1 << 20, 1 << 20), (1, 1, 1 << 20, 1 << 20), dtype=np.float32)
     assert blocked.cost(spec, "grad_kernel") > 0
