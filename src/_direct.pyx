@@ -40,6 +40,7 @@ from libc.string cimport memset
 
 from _geometry cimport Geom, geom_from_spec, valid_range
 from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
+from _phase cimport phase_rows, phased_offset
 
 cdef extern from "_direct_kernels.h":
     enum: FC_TAP_BLOCK
@@ -125,12 +126,13 @@ cdef struct Tables:
     Py_ssize_t* bhi
     Py_ssize_t* clo         # per kernel column e: output columns [clo, chi)
     Py_ssize_t* chi
+    Py_ssize_t* coff        # per kernel column e: its input's offset from the row's origin
 
 
 def tables_size(spec, transposed=False):
     """Entries of the table buffer for `spec` (its transposed geometry if `transposed`)."""
     sizes = spec.input_size if transposed else spec.output_size
-    return 2 * (sizes[0] + sizes[1] + spec.kernel_size[2])
+    return 2 * (sizes[0] + sizes[1] + spec.kernel_size[2]) + spec.kernel_size[2]
 
 
 cdef void fill_tables(const Geom* g, Py_ssize_t* buf, Tables* tb) noexcept nogil:
@@ -141,12 +143,14 @@ cdef void fill_tables(const Geom* g, Py_ssize_t* buf, Tables* tb) noexcept nogil
     tb.bhi = tb.blo + g.oh
     tb.clo = tb.bhi + g.oh
     tb.chi = tb.clo + g.kw
+    tb.coff = tb.chi + g.kw
     for i in range(g.od):
         valid_range(0, g.kd, g.dd, i * g.sd - g.pd, g.id, &tb.alo[i], &tb.ahi[i])
     for i in range(g.oh):
         valid_range(0, g.kh, g.dh, i * g.sh - g.ph, g.ih, &tb.blo[i], &tb.bhi[i])
     for i in range(g.kw):
         valid_range(0, g.ow, g.sw, i * g.dw - g.pw, g.iw, &tb.clo[i], &tb.chi[i])
+        tb.coff[i] = i * g.dw
 
 
 cdef struct WView:
@@ -171,7 +175,7 @@ cdef Py_ssize_t row_taps(const Geom* g, const Tables* tb, const WView* wv, Py_ss
             for b in range(tb.blo[yo], tb.bhi[yo]):
                 tap = (a * g.kh + b) * g.kw
                 for e in range(g.kw):
-                    xoff[t] = c * g.in_vol + (a * g.dd * g.ih + b * g.dh) * g.iw + e * g.dw
+                    xoff[t] = c * g.in_vol + (a * g.dd * g.ih + b * g.dh) * g.iw + tb.coff[e]
                     widx[t] = c * wv.cstride + (g.k_vol - 1 - tap - e if wv.flip else tap + e)
                     ecol[t] = e
                     t += 1
@@ -240,13 +244,24 @@ cdef void fwd_item(const Geom* g, const Tables* tb, const WView* wv, const float
 
 cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const floating* w,
                         floating* y, Py_ssize_t* tables, Py_ssize_t* lists,
-                        Py_ssize_t rparts, Py_ssize_t cparts, int num_threads) noexcept nogil:
+                        Py_ssize_t rparts, Py_ssize_t cparts, int num_threads,
+                        bint phased=False) noexcept nogil:
+    """The forward items; `phased`: x's rows are stored by phase of the width stride (phase_rows),
+    so every tap reads contiguous values along an output row, as at stride 1 (the valid columns
+    are the strided geometry's; the taps' offsets and the row origins those of the phases)."""
     cdef Tables tb
+    cdef Geom gs = g[0]
+    cdef Py_ssize_t e
     cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
     cdef Py_ssize_t rows = g.od * g.oh, rstep = (rows + rparts - 1) // rparts
     cdef Py_ssize_t cstep = (g.ow + cparts - 1) // cparts, per_list = per_thread(3 * g.Cg * g.k_vol)
     cdef Py_ssize_t item, rest, n, gi, kb, rp, cp
     fill_tables(g, tables, &tb)
+    if phased:
+        for e in range(g.kw):
+            tb.coff[e] = phased_offset(g, e * g.dw - g.pw)
+        gs.pw = 0               # the phases' offsets hold the padding
+        gs.sw = 1
     for item in prange(g.N * g.G * nkb * rparts * cparts, nogil=True, schedule="static",
                        num_threads=num_threads):
         cp = item % cparts
@@ -258,7 +273,7 @@ cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const
         gi = rest % g.G
         n = rest // g.G
         if rp * rstep < rows and cp * cstep < g.ow:
-            fwd_item(g, &tb, wv, x, w, y, n, gi, kb, rp * rstep, min(rows, (rp + 1) * rstep),
+            fwd_item(&gs, &tb, wv, x, w, y, n, gi, kb, rp * rstep, min(rows, (rp + 1) * rstep),
                      cp * cstep, min(g.ow, (cp + 1) * cstep),
                      thread_slice(lists, per_list))
 
@@ -418,17 +433,29 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
 
 def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
             Py_ssize_t[::1] tables, Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts,
-            int num_threads):
-    """y = conv(x, w); `lists` holds num_threads * scratch_entries(3 * (C/G) * k_vol) entries."""
+            int num_threads, floating[::1] phased):
+    """y = conv(x, w); `lists` holds num_threads * scratch_entries(3 * (C/G) * k_vol) entries.
+    `phased` (x.size values, or empty) takes x's rows stored by phase of the width stride, which
+    the kernels then read as at stride 1 (contiguous vectors, not gathers)."""
     cdef Geom g = geom_from_spec(spec)
     cdef WView wv
+    cdef bint by_phase = phased.shape[0] > 0 and g.sw > 1
+    cdef Py_ssize_t rows = g.N * g.C * g.id * g.ih, part, parts = 4 * num_threads
     wv.gstride = g.Kg * g.Cg * g.k_vol
     wv.kstride = g.Cg * g.k_vol
     wv.cstride = g.k_vol
     wv.flip = False
+    if by_phase and phased.shape[0] < x.shape[0]:
+        raise ValueError(f"phased holds {phased.shape[0]} values, x {x.shape[0]}")
     with nogil:
-        forward_items(&g, &wv, &x[0], &w[0], &y[0], &tables[0], &lists[0], rparts, cparts,
-                      num_threads)
+        if by_phase:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                phase_rows(&x[0] + part_start(0, rows, part, parts) * g.iw,
+                           &phased[0] + part_start(0, rows, part, parts) * g.iw,
+                           part_start(0, rows, part + 1, parts) - part_start(0, rows, part, parts),
+                           g.iw, g.sw)
+        forward_items(&g, &wv, &phased[0] if by_phase else &x[0], &w[0], &y[0], &tables[0],
+                      &lists[0], rparts, cparts, num_threads, by_phase)
 
 
 def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,

@@ -4,8 +4,8 @@ The general suites already run "direct" over the geometry matrix; these cases ai
 particular to it (src/_direct.pyx, src/_direct_kernels.h): the kinds of register tile (4 output
 channels, 4 rows of a run, one long row), the vector widths chosen by the row width (full, half,
 quarter, scalar) in float32 (16 lanes) and float64 (8 lanes), the edge tiles that shift their
-loads instead of padding, the overlapping last block of a row, the strided (gathered) tiles, the
-transposed forward pass of grad_input at stride 1 and its scatter at stride > 1, and the kernel
+loads instead of padding, the overlapping last block of a row, the strided forward's rows stored
+by phase (and its gathered tiles where the copy exceeds the workspace), the transposed forward pass of grad_input at stride 1 and its scatter at stride > 1, and the kernel
 gradient's dot products (tap pairs, masked tails, narrow rows, long rows, row groups, parts).
 """
 
@@ -51,6 +51,13 @@ CASES = {
     "strided-2": ((2, 3, 19, 41), (4, 3, 3, 3), dict(stride=2, padding=1)),
     "strided-rows-only": ((1, 2, 13, 40), (3, 2, 3, 3), dict(stride=(2, 1), padding=1)),
     "strided-3-dilated": ((1, 2, 11, 50), (2, 2, 3, 5), dict(stride=(1, 3), dilation=2, padding=3)),
+    # the forward's phases: wav2vec's single-channel first layer (10 taps, stride 5, rows whose
+    # length is no multiple of the stride), a stem's 7x7/2 with padding wider than a phase's
+    # first tap, a stride longer than the kernel (phases no tap reads) and past the input
+    "phased-audio": ((2, 1, 1003), (12, 1, 10), dict(stride=5)),
+    "phased-stem": ((1, 3, 23, 37), (5, 3, 7, 7), dict(stride=2, padding=3)),
+    "phased-sparse": ((1, 2, 40), (3, 2, 2), dict(stride=7, padding=(5,))),
+    "phased-3d": ((1, 2, 5, 6, 41), (3, 2, 2, 3, 3), dict(stride=(1, 2, 4), padding=1)),
     # 3-D through the lifted geometry
     "3d": ((2, 3, 7, 9, 20), (5, 3, 3, 3, 3), dict(padding=1)),
     "3d-depthwise": ((1, 4, 6, 8, 18), (4, 1, 3, 2, 3), dict(padding=(1, 0, 2), groups=4)),
@@ -89,6 +96,7 @@ def test_matches_reference(name, dtype, assert_close_to_reference):
 
 
 @pytest.mark.parametrize("name", ["depthwise-28", "audio-like", "audio-channels", "strided-2", "3d",
+                                  "phased-audio", "phased-stem",
                                   "tall"])
 def test_bitwise_identical_for_any_thread_count(name, restore_settings):
     x, w, gy, kw = _arrays(name, np.float32)
@@ -161,6 +169,27 @@ def test_workspace_limit_lowers_the_threads_not_the_result(restore_settings):
     assert np.array_equal(untiled, fastconv.conv(x, w, algorithm="direct", **kw))
 
 
+@pytest.mark.parametrize("name", ["phased-audio", "phased-stem", "phased-sparse", "strided-2",
+                                  "strided-3-dilated", "phased-3d"])
+def test_strided_forward_by_phase_equals_the_gathered_one(name, restore_settings):
+    """A strided forward stores x's rows by phase and reads them as at stride 1; under a
+    workspace limit that leaves no room for the copy it gathers instead. Both sum each output's
+    taps in the same order: the same bits, and the reference's values."""
+    x, w, gy, kw = _arrays(name, np.float32)
+    spec = make_spec(x.shape, w.shape, dtype=np.float32, **kw)
+    plan = direct._Plan(spec, "forward")
+    assert plan.phased == x.size
+    phased = fastconv.conv(x, w, algorithm="direct", **kw)
+    phased_cost = direct.cost(spec, "forward")
+    fastconv.set_workspace_limit(plan._bytes(1, 4) - 1)      # one thread, less the copy
+    gathered_plan = direct._Plan(spec, "forward")
+    assert gathered_plan.phased == 0 and gathered_plan.workspace_bytes < plan.workspace_bytes
+    assert direct.cost(spec, "forward") > phased_cost      # the model knows the gathers
+    gathered = fastconv.conv(x, w, algorithm="direct", **kw)
+    assert np.array_equal(phased, gathered)
+    np.testing.assert_allclose(phased, reference.conv(x, w, **kw), rtol=2e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("op", ["forward", "grad_input", "grad_kernel"])
 def test_chooser_takes_direct_for_depthwise_and_im2col_for_dense(op, restore_settings):
     """The depthwise suite case goes to a summing algorithm; a ResNet-like dense layer does not
@@ -188,5 +217,5 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     if _direct.kernel_level() < level:
         pytest.skip("this machine runs a lower kernel set already")
     names = ("channels-6-padded", "depthwise-28", "depthwise-5x5", "narrow-7", "audio-channels",
-             "strided-2", "3d", "kernel-nearly-input")
+             "strided-2", "3d", "kernel-nearly-input", "phased-audio")
     check_kernel_set("direct", "FASTCONV_DIRECT_LEVEL", level, [CASES[n] for n in names])

@@ -33,18 +33,20 @@ SECONDS = {
     "vector": 3.1e-10,      # one vector multiply-add of a register tile
     "vector_row": 4.0e-10,  # the same in a one-channel tile along a row (a load per multiply-add)
     "scalar": 9e-10,        # one multiply-add of the scalar path: output rows narrower than a
-                            # vector at stride > 1 (measured 0.8-1.3 ns on 4 strided ResNet-like
-                            # layers, AMD EPYC Zen 4, one thread)
+                            # quarter vector, or than a vector at stride > 1 without phases
+                            # (0.8-1.3 ns on 4 strided ResNet-like layers, Zen 4, one thread)
     "tile": 1.7e-08,        # one register tile (a call of the micro-kernel)
     "edge": 4.4e-10,        # one vector multiply-add in an edge tile (shifted load)
-    "gather": 4.6e-09,      # one vector multiply-add with gathered (strided) input columns
     "rows_read": 5.1e-11,   # one vector multiply-add x (input rows a 1-channel tile reads / 32 - 1)
     "dot": 5.4e-10,         # one vector multiply-add of the kernel gradient's dot products
     "dot_gather": 1.7e-09,  # the same with gathered (strided) input columns
     "dot_call": 2.3e-08,    # one (tap, row group, column tile) of the kernel gradient
+    "gather": 4.6e-09,      # one vector multiply-add with gathered (strided) input columns (a
+                            # strided forward whose phased copy exceeds the workspace limit)
     "scatter": 4.5e-10,     # one multiply-add of grad_input's scatter at stride > 1
     "item": 1.9e-07,        # one work item
     "stream": 6e-11,        # one byte a kernel-gradient item streams from memory (see below)
+    "phase": 4e-10,         # one input value forward stores by phase of the width stride
 }
 # A kernel-gradient work item (4 output channels x 1 input channel) reads its input channel and its
 # output-gradient channels whole; when they do not fit in a core's L2 (STREAM_BYTES), every item
@@ -59,6 +61,14 @@ PARALLEL_EFFICIENCY = 0.9   # each extra thread adds 90% of one (shared caches, 
 
 def _stride_one(spec):
     return spec.stride == (1, 1, 1)
+
+
+def _phased(spec):
+    """Whether forward stores x's rows by phase of the width stride (src/_direct.pyx), so that
+    its taps read contiguous vectors along an output row instead of gathering every stride-th
+    value (wav2vec's 10/5 first layer: 1.79 ms gathered, 0.18 ms phased; 2-core Xeon). Where
+    the copy would exceed the workspace limit the plan gathers (_Plan.phased 0)."""
+    return spec.stride[2] > 1
 
 
 def _transposed_pass(spec, op):
@@ -76,7 +86,7 @@ class _Plan:
         group_in = spec.in_channels // spec.groups
         group_out = spec.out_channels // spec.groups
         self.rparts = self.cparts = 1
-        self.accs = self.partials = self.lists = 0
+        self.accs = self.partials = self.lists = self.phased = 0
         if op == "forward" or _transposed_pass(spec, op):
             transposed = op == "grad_input"
             if transposed:
@@ -116,6 +126,10 @@ class _Plan:
                     if self.rparts > 1 else (1, (self.cparts + 1) // 2)
             self.partials = self.parts * size if self.parts > 1 else 0
         self.itemsize = itemsize
+        if op == "forward" and _phased(spec):   # x stored by phase, where the limit leaves room
+            values = spec.batch * spec.in_channels * math.prod(spec.input_size)
+            if self._bytes(1, itemsize) + values * itemsize <= _config.get_workspace_limit():
+                self.phased = values
         per_thread = self._bytes(1, itemsize) - self._bytes(0, itemsize)
         room = _config.get_workspace_limit() - self._bytes(0, itemsize)
         self.threads = max(1, min(_config.get_num_threads(),
@@ -124,7 +138,7 @@ class _Plan:
     def _bytes(self, threads, itemsize, partials=None):
         partials = self.partials if partials is None else partials
         return (8 * (self.tables + threads * self.lists)
-                + itemsize * (threads * self.accs + partials))
+                + itemsize * (threads * self.accs + partials + self.phased))
 
     @property
     def parts(self):
@@ -194,6 +208,9 @@ def _operations(spec, op):
         pad = (spec.kernel_size[2] - 1) * spec.dilation[2] - spec.pad_low[2]
     else:
         size, stride, pad = spec.output_size, spec.stride[2], spec.pad_low[2]
+        if plan.phased:         # read as at stride 1, after a pass over x
+            stride = 1
+            count["phase"] = plan.phased
     width, rows = size[2], size[0] * size[1]
     pad = pad or (spec.pad_high[2] if op == "forward" else 1)
     channel_block = group_out >= STREAMS
@@ -293,8 +310,9 @@ def forward(spec, x, w, out=None):
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     plan = plan_of(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
+    phased = np.empty(plan.phased, spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
-                    plan.rparts, plan.cparts, plan.threads)
+                    plan.rparts, plan.cparts, plan.threads, phased)
     if not np.isfinite(w).all():
         _restore_padding_nans(spec, "forward", y, w)
     return y
