@@ -208,6 +208,31 @@ cdef inline Py_ssize_t row_origin(const Geom* g, Py_ssize_t n, Py_ssize_t c, Py_
             + (yo * g.sh - g.ph) * g.iw - g.pw)
 
 
+# --- rows stored by phase of the width stride ---------------------------------------------------
+
+cdef void store_by_phase(const Geom* g, const floating* x, floating* phased,
+                         int num_threads) noexcept nogil:
+    """x's rows stored by phase of the width stride (phase_rows), in parts over the threads."""
+    cdef Py_ssize_t rows = g.N * g.C * g.id * g.ih, part, parts = 4 * num_threads, r0, r1
+    for part in prange(parts, schedule="static", num_threads=num_threads):
+        r0 = part_start(0, rows, part, parts)
+        r1 = part_start(0, rows, part + 1, parts)
+        phase_rows(x + r0 * g.iw, phased + r0 * g.iw, r1 - r0, g.iw, g.sw)
+
+
+cdef Geom read_by_phase(const Geom* g, Tables* tb) noexcept nogil:
+    """The geometry the kernels read x stored by phase with: every tap's column offset is its
+    phase's (tb.coff; they hold the padding), and a row's taps are contiguous, as at stride 1.
+    The valid columns (tb.clo, tb.chi) stay the strided geometry's."""
+    cdef Geom gs = g[0]
+    cdef Py_ssize_t e
+    for e in range(g.kw):
+        tb.coff[e] = phased_offset(g, e * g.dw - g.pw)
+    gs.pw = 0
+    gs.sw = 1
+    return gs
+
+
 # --- forward (and grad_input at stride 1) --------------------------------------------------------
 
 cdef void fwd_item(const Geom* g, const Tables* tb, const WView* wv, const floating* x,
@@ -251,17 +276,13 @@ cdef void forward_items(const Geom* g, const WView* wv, const floating* x, const
     are the strided geometry's; the taps' offsets and the row origins those of the phases)."""
     cdef Tables tb
     cdef Geom gs = g[0]
-    cdef Py_ssize_t e
     cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
     cdef Py_ssize_t rows = g.od * g.oh, rstep = (rows + rparts - 1) // rparts
     cdef Py_ssize_t cstep = (g.ow + cparts - 1) // cparts, per_list = per_thread(3 * g.Cg * g.k_vol)
     cdef Py_ssize_t item, rest, n, gi, kb, rp, cp
     fill_tables(g, tables, &tb)
     if phased:
-        for e in range(g.kw):
-            tb.coff[e] = phased_offset(g, e * g.dw - g.pw)
-        gs.pw = 0               # the phases' offsets hold the padding
-        gs.sw = 1
+        gs = read_by_phase(g, &tb)
     for item in prange(g.N * g.G * nkb * rparts * cparts, nogil=True, schedule="static",
                        num_threads=num_threads):
         cp = item % cparts
@@ -401,16 +422,20 @@ cdef void gw_item(const Geom* g, const Tables* tb, const floating* x, const floa
 cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy, floating* gw,
                             floating* partials, floating* accs, Py_ssize_t* tables,
                             Py_ssize_t* lists, Py_ssize_t rparts, Py_ssize_t cparts,
-                            int num_threads) noexcept nogil:
+                            int num_threads, bint phased) noexcept nogil:
     """Items (group, channel block, input channel, part); a part is a range of rows and columns,
-    and with several parts each writes its own partial gradient, added in order at the end."""
+    and with several parts each writes its own partial gradient, added in order at the end.
+    `phased`: x's rows are stored by phase of the width stride (as forward_items')."""
     cdef Tables tb
+    cdef Geom gs = g[0]
     cdef Py_ssize_t nkb = (g.Kg + STREAMS - 1) // STREAMS if g.Kg >= STREAMS else g.Kg
     cdef Py_ssize_t rows = g.N * g.od * g.oh, size = g.K * g.Cg * g.k_vol, parts = rparts * cparts
     cdef Py_ssize_t nlanes = fc_vector_bytes() // sizeof(floating)
     cdef Py_ssize_t acc_size = per_thread(g.k_vol * STREAMS * nlanes)
     cdef Py_ssize_t item, rest, p, rp, cp, c, kb, gi
     fill_tables(g, tables, &tb)
+    if phased:
+        gs = read_by_phase(g, &tb)
     for item in prange(g.G * nkb * g.Cg * parts, nogil=True, schedule="static",
                        num_threads=num_threads):
         p = item % parts
@@ -421,7 +446,7 @@ cdef void grad_kernel_items(const Geom* g, const floating* x, const floating* gy
         rest = rest // g.Cg
         kb = rest % nkb
         gi = rest // nkb
-        gw_item(g, &tb, x, gy, gw if parts == 1 else partials + p * size,
+        gw_item(&gs, &tb, x, gy, gw if parts == 1 else partials + p * size,
                 thread_slice(accs, acc_size), thread_slice(lists, per_thread(3 * g.k_vol)), gi,
                 kb, c, part_start(0, rows, rp, rparts), part_start(0, rows, rp + 1, rparts),
                 part_start(0, g.ow, cp, cparts), part_start(0, g.ow, cp + 1, cparts))
@@ -440,7 +465,6 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
     cdef Geom g = geom_from_spec(spec)
     cdef WView wv
     cdef bint by_phase = phased.shape[0] > 0 and g.sw > 1
-    cdef Py_ssize_t rows = g.N * g.C * g.id * g.ih, part, parts = 4 * num_threads
     wv.gstride = g.Kg * g.Cg * g.k_vol
     wv.kstride = g.Cg * g.k_vol
     wv.cstride = g.k_vol
@@ -449,11 +473,7 @@ def forward(spec, const floating[::1] x, const floating[::1] w, floating[::1] y,
         raise ValueError(f"phased holds {phased.shape[0]} values, x {x.shape[0]}")
     with nogil:
         if by_phase:
-            for part in prange(parts, schedule="static", num_threads=num_threads):
-                phase_rows(&x[0] + part_start(0, rows, part, parts) * g.iw,
-                           &phased[0] + part_start(0, rows, part, parts) * g.iw,
-                           part_start(0, rows, part + 1, parts) - part_start(0, rows, part, parts),
-                           g.iw, g.sw)
+            store_by_phase(&g, &x[0], &phased[0], num_threads)
         forward_items(&g, &wv, &phased[0] if by_phase else &x[0], &w[0], &y[0], &tables[0],
                       &lists[0], rparts, cparts, num_threads, by_phase)
 
@@ -499,15 +519,22 @@ def grad_input_scatter(spec, const floating[::1] gy, const floating[::1] w, floa
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 floating[::1] partials, floating[::1] accs, Py_ssize_t[::1] tables,
-                Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts, int num_threads):
+                Py_ssize_t[::1] lists, Py_ssize_t rparts, Py_ssize_t cparts, int num_threads,
+                floating[::1] phased):
     """gw = conv_grad_kernel(x, gy), summed in rparts x cparts parts (fixed by the problem);
     `partials` holds parts * gw.size values when there are several parts, `accs`
-    num_threads * k_vol * 4 * V values and `lists` num_threads * 3 * k_vol entries."""
+    num_threads * k_vol * 4 * V values and `lists` num_threads * 3 * k_vol entries; `phased`
+    (x.size values, or empty) as forward's."""
     cdef Geom g = geom_from_spec(spec)
     cdef floating* part = data_or_null(partials)
+    cdef bint by_phase = phased.shape[0] > 0 and g.sw > 1
+    if by_phase and phased.shape[0] < x.shape[0]:
+        raise ValueError(f"phased holds {phased.shape[0]} values, x {x.shape[0]}")
     with nogil:
-        grad_kernel_items(&g, &x[0], &gy[0], &gw[0], part, &accs[0], &tables[0], &lists[0],
-                          rparts, cparts, num_threads)
+        if by_phase:
+            store_by_phase(&g, &x[0], &phased[0], num_threads)
+        grad_kernel_items(&g, &phased[0] if by_phase else &x[0], &gy[0], &gw[0], part,
+                          &accs[0], &tables[0], &lists[0], rparts, cparts, num_threads, by_phase)
 
 
 def tap_block():

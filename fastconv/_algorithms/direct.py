@@ -64,10 +64,11 @@ def _stride_one(spec):
 
 
 def _phased(spec):
-    """Whether forward stores x's rows by phase of the width stride (src/_direct.pyx), so that
-    its taps read contiguous vectors along an output row instead of gathering every stride-th
-    value (wav2vec's 10/5 first layer: 1.79 ms gathered, 0.18 ms phased; 2-core Xeon). Where
-    the copy would exceed the workspace limit the plan gathers (_Plan.phased 0)."""
+    """Whether forward and grad_kernel store x's rows by phase of the width stride
+    (src/_direct.pyx), so that their taps read contiguous vectors along an output row instead of
+    gathering every stride-th value (wav2vec's 10/5 first layer: forward 1.79 ms gathered, 0.16
+    phased; 2-core Xeon). Where the copy would exceed the workspace limit the plan gathers
+    (_Plan.phased 0)."""
     return spec.stride[2] > 1
 
 
@@ -126,10 +127,10 @@ class _Plan:
                     if self.rparts > 1 else (1, (self.cparts + 1) // 2)
             self.partials = self.parts * size if self.parts > 1 else 0
         self.itemsize = itemsize
-        if op == "forward" and _phased(spec):   # x stored by phase, where the limit leaves room
+        if op in ("forward", "grad_kernel") and _phased(spec):     # x stored by phase, where
             values = spec.batch * spec.in_channels * math.prod(spec.input_size)
             if self._bytes(1, itemsize) + values * itemsize <= _config.get_workspace_limit():
-                self.phased = values
+                self.phased = values                # the limit leaves room
         per_thread = self._bytes(1, itemsize) - self._bytes(0, itemsize)
         room = _config.get_workspace_limit() - self._bytes(0, itemsize)
         self.threads = max(1, min(_config.get_num_threads(),
@@ -191,7 +192,8 @@ def _operations(spec, op):
         streams = STREAMS * blocks if group_out >= STREAMS else group_out
         vectors = -(-width // lanes_full) if width >= lanes_full else 1
         dots = spec.groups * streams * group_in * rows * vectors * k_vol
-        count["dot_gather" if spec.stride[2] > 1 else "dot"] = dots
+        count["dot_gather" if spec.stride[2] > 1 and not plan.phased else "dot"] = dots
+        count["phase"] = plan.phased
         group = max(8, 4 * 32 * lanes_full // width)
         row_groups = spec.batch * spec.output_size[0] * -(-spec.output_size[1] // group)
         tiles = -(-width // (32 * lanes_full))
@@ -310,9 +312,8 @@ def forward(spec, x, w, out=None):
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     plan = plan_of(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
-    phased = np.empty(plan.phased, spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
-                    plan.rparts, plan.cparts, plan.threads, phased)
+                    plan.rparts, plan.cparts, plan.threads, np.empty(plan.phased, spec.dtype))
     if not np.isfinite(w).all():
         _restore_padding_nans(spec, "forward", y, w)
     return y
@@ -347,7 +348,8 @@ def grad_kernel(spec, x, gy, out=None):
     plan = plan_of(spec, "grad_kernel")
     tables, lists, accs, partials = plan.arrays(spec.dtype)
     _direct.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), partials, accs,
-                        tables, lists, plan.rparts, plan.cparts, plan.threads)
+                        tables, lists, plan.rparts, plan.cparts, plan.threads,
+                        np.empty(plan.phased, spec.dtype))
     # A non-finite gy shows in gw unless its whole window is padding: only then look at gy.
     if (not np.isfinite(gw).all() or _window_outside(spec)) and not np.isfinite(gy).all():
         _restore_padding_nans(spec, "grad_kernel", gw, gy)
