@@ -44,14 +44,15 @@ NONFINITE = {"grad_input": _finite.GIVES_UP, "forward": _finite.GIVES_UP}
 # padded planes or out of the row buffers, per work item; divided among the threads the items
 # keep busy; plus a call overhead. Fitted on LeNet-, CIFAR- and ResNet-like layers, 2-core AMD
 # EPYC Zen 4 (AVX-512), one thread (see bench/RESULTS.md, issue 12).
-SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6, "step": 4.3e-9}
+SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6, "step": 4.3e-9, "step1": 0.6e-9}
 # "step": a register tile's pass over one input channel (bk_tile's channel loop: its pointers,
-# its taps loop entered and left) beside the tile's taps x accumulators multiply-adds. A 1x1
-# kernel pays it per 28 multiply-adds at AVX-512 (12 below), a 3x3 per 252: pointwise layers
-# measured 1.4-1.6x their modelled time and 3x3 ones 1.17 (chooser sweep's layers, 2-core Intel
-# Xeon, AVX-512, 2 threads), and bk_row alone ran 1x1 at 112 GFLOP/s against 155-165 for 3x3 on
-# 128-512 channels, one core. Forward only: the input gradient's 1x1 passes measured 0.93 of
-# their modelled time without it, and its strided phases have PHASE_SLOWDOWN.
+# its taps loop entered and left) beside the tile's taps x accumulators multiply-adds; "step1"
+# the same where a channel has one tap (a 1x1 kernel's single loop, unrolled by two). Timed on
+# bk_row alone, one Xeon core, 128-512 channels of 7-14 columns: 3x3 at 155 GFLOP/s against 172
+# for the same multiply-adds over 16 channels of 72 taps (5 ns a pass), 1x1 at 151 (0.7 ns a
+# pass; 114 before its own loop, when pointwise layers measured 1.4-1.6x their modelled time).
+# Forward only: the input gradient's 1x1 passes measured 0.93 of their modelled time without
+# it, and its strided phases have PHASE_SLOWDOWN.
 TILE_ACCUMULATORS = {64: 28, 32: 12, 16: 12}    # vector bytes -> a full tile's accumulators
 # A block's weights (input channels x taps x V lanes) are read once per tile of outputs, a tile
 # being as many as the registers hold (two rows of 7 columns at AVX-512); they are packed per
@@ -413,7 +414,7 @@ def _pass_cost(spec, g, steps=False):
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     if steps:
         acc = TILE_ACCUMULATORS.get(_blocked.vector_bytes(), 12)
-        work += SECONDS["step"] * fmas / (g.taps * acc)
+        work += SECONDS["step" if g.taps > 1 else "step1"] * fmas / (g.taps * acc)
     return _shared(spec, work, g.items)
 
 
