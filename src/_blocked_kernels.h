@@ -56,7 +56,7 @@ ATTR static inline __attribute__((always_inline))                               
 void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
                          ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,      \
                          T* out, ptrdiff_t orow, const int KB, const int RT, const int CT,       \
-                         int more) {                                                             \
+                         int more, const int ONE) {                                              \
     typedef bk_vec_##P##_##SUF V;                                                                \
     enum { N = BYTES / sizeof(T) };                                                              \
     V acc[4][BK_MAX_CT];                                                                         \
@@ -69,10 +69,10 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
                 else                                                                             \
                     acc[r * KB + b][j] = (V){0};                                                 \
             }                                                                                    \
-    if (taps == 1) {    /* one tap a channel (1x1, a phase's, an edge row's): one loop,        \
-        unrolled by two; in the loops below each channel's pass cost a 1x1 layer a fifth     \
-        of its time (bk_row on 320-512 channels of 7-14 columns: 114 -> 151 GFLOP/s, one Xeon  \
-        core) */                                                                             \
+    if (ONE) {  /* one tap a channel (1x1, a phase's, an edge row's; a constant, so that the     \
+        other tiles' code is as it was): one loop, unrolled by two; in the loops below each   \
+        channel's pass cost a 1x1 layer a fifth of its time (bk_row on 320-512 channels of  \
+        7-14 columns: 114 -> 151 GFLOP/s, one Xeon core) */                                  \
         const T* xt = x + toff[0];                                                               \
         const T* wc = w;                                                                         \
         _Pragma("GCC unroll 2")                                                                  \
@@ -130,11 +130,11 @@ ATTR static inline __attribute__((always_inline))                               
 void bk_tile_any_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,    \
                              ptrdiff_t ts, ptrdiff_t C, const T* w, ptrdiff_t js, ptrdiff_t rs,  \
                              T* out, ptrdiff_t orow, const int KB, const int RT, int ct,         \
-                             int more) {                                                         \
+                             int more, const int ONE) {                                          \
     const int MAXCT = BK_MAXCT(BYTES, KB, RT);                                                   \
     switch (ct) {                                                                                \
     BK_CASES(bk_tile_##P##_##SUF(x, cs, toff, taps, ts, C, w, js, rs, out, orow, KB, RT, CT_,    \
-                                 more))                                                          \
+                                 more, ONE))                                                     \
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
@@ -144,7 +144,8 @@ void bk_tile_any_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, pt
 ATTR static inline __attribute__((always_inline))                                                \
 void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdiff_t taps,        \
                          ptrdiff_t ts, ptrdiff_t C, const T* w, const int KB, const int RT,      \
-                         const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {               \
+                         const ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out,                 \
+                         const int ONE) {                                                        \
     const int maxct = BK_MAXCT(BYTES, KB, RT);                                                   \
     const ptrdiff_t step = (ptrdiff_t)KB * (BYTES / sizeof(T)), orow = ow * step;               \
     const ptrdiff_t tiles = (ow + maxct - 1) / maxct, narrow = ow / (tiles ? tiles : 1);        \
@@ -163,7 +164,7 @@ void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
             const int ct = (int)(narrow + (i < wide));                                           \
             bk_tile_any_##P##_##SUF(x + j * js + c0 * cs, cs, toff, taps, ts, cc,                \
                                     w + c0 * ts * step, js, rs, out + j * step, orow, KB, RT,    \
-                                    ct, c0 > 0);                                                 \
+                                    ct, c0 > 0, ONE);                                            \
             j += ct;                                                                             \
         }                                                                                        \
     }                                                                                            \
@@ -176,17 +177,13 @@ ATTR static void bk_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* t
                                     int KB, int RT,                                              \
                                     ptrdiff_t js, ptrdiff_t rs, ptrdiff_t ow, T* out) {          \
     if (KB == 2 && RT == 2) {                                                                    \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 2, 1, rs, ow, out);     \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 2, js, rs, ow, out);            \
+        BK_COLS(P, SUF, 2, 2)                                                                    \
     } else if (KB == 2) {                                                                        \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, 1, rs, ow, out);     \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 2, 1, js, rs, ow, out);            \
+        BK_COLS(P, SUF, 2, 1)                                                                    \
     } else if (RT == 2) {                                                                        \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 2, 1, rs, ow, out);     \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 2, js, rs, ow, out);            \
+        BK_COLS(P, SUF, 1, 2)                                                                    \
     } else {                                                                                     \
-        if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 1, 1, rs, ow, out);     \
-        else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, 1, 1, js, rs, ow, out);            \
+        BK_COLS(P, SUF, 1, 1)                                                                    \
     }                                                                                            \
 }                                                                                                \
                                                                                                  \
@@ -385,6 +382,17 @@ ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, const ptrdiff
 
 /* case n: CALL with CT_ = n, for the widths a tile may have (those above MAXCT never come). */
 #define BK_CASE(n, CALL) case n: if (n <= MAXCT) { enum { CT_ = n }; CALL; } break;
+/* bk_row's call of the columns of KB_ vectors by RT_ rows: a stride of 1 and one tap a channel
+   as constants, each its own code */
+#define BK_COLS(P, SUF, KB_, RT_)                                                               \
+    if (taps == 1 && js == 1) bk_cols_##P##_##SUF(x, cs, toff, 1, ts, C, w, KB_, RT_, 1, rs, ow,  \
+                                                  out, 1);                                      \
+    else if (taps == 1) bk_cols_##P##_##SUF(x, cs, toff, 1, ts, C, w, KB_, RT_, js, rs, ow, out, \
+                                            1);                                                 \
+    else if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, KB_, RT_, 1, rs, ow, out, \
+                                          0);                                                   \
+    else bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, KB_, RT_, js, rs, ow, out, 0);
+
 #define BK_CASES(CALL) BK_CASE(1, CALL) BK_CASE(2, CALL) BK_CASE(3, CALL) BK_CASE(4, CALL)      \
     BK_CASE(5, CALL) BK_CASE(6, CALL) BK_CASE(7, CALL) BK_CASE(8, CALL) BK_CASE(9, CALL)       \
     BK_CASE(10, CALL) BK_CASE(11, CALL) BK_CASE(12, CALL)
