@@ -53,7 +53,7 @@ def time_algorithms(spec, op, impls, w=None, give_up=None, keep=(), budget=None)
     a, b = _inputs(spec, op, w)
     fns = {name: (lambda run=_registry.operation(impl, spec, op): run(a, b, None))
            for name, impl in impls.items()}
-    with _config.threads_for(spec.flops):
+    with _config.threads_for(_config.work(spec)):      # the threads the call itself gets
         return _timing.interleaved(fns, ROUNDS, budget, warmup=1, give_up=give_up, keep=keep,
                                    close=CLOSE)
 

@@ -148,6 +148,34 @@ def test_the_key_holds_op_dtype_threads_machine_and_version(cache, restore_setti
     assert _cachefiles.cpu_model() in one and fastconv.__version__ in one
 
 
+@pytest.mark.parametrize("shapes, threads", [
+    (((1, 384, 14, 14), (384, 1, 3, 3), 1, 1, 1, 384), 2),     # 1.35 MFLOP, 588 KB: threaded
+    (((1, 16, 16, 16), (16, 16, 3, 3), 1, 1, 1, 1), 1),         # 1.2 MFLOP, 32 KB: one thread
+])
+def test_tuning_times_on_the_threads_the_call_runs_on(shapes, threads, cache, monkeypatch,
+                                                      restore_settings):
+    """The tuner's clock runs under the call's own thread rule (_config.work: flops and bytes),
+    so a byte-heavy problem of few flops is timed on the threads it will be called with (it was
+    timed on one thread while its calls ran on two, and tuned to im2col where direct won)."""
+    from fastconv import _config, _timing
+    monkeypatch.setattr(_config, "SMALL_PROBLEM_FLOPS", 2e6)     # the library's (conftest: 0)
+    fastconv.set_num_threads(2)
+    x_shape, w_shape, stride, pad, dilation, groups = shapes
+    spec = spec_from_shapes(x_shape, w_shape, stride, pad, dilation, groups, "float32")
+    assert spec.flops < _config.SMALL_PROBLEM_FLOPS
+    seen = []
+    real = _timing.interleaved
+
+    def spy(*args, **kwargs):
+        seen.append(fastconv.get_num_threads())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(_timing, "interleaved", spy)
+    impls = {name: impl for _, name, impl in _registry.candidates(spec, "forward", None)
+             if name != "reference"}
+    _measure.time_algorithms(spec, "forward", impls, budget=0.001)
+    assert seen == [threads] == [_autotune.call_threads(spec)]
+
+
 def test_the_cache_round_trips_across_processes(cache, monkeypatch):
     """One process tunes and writes the file; another reads it and times nothing."""
     monkeypatch.setattr(fastconv._config, "SMALL_PROBLEM_FLOPS", 2e6)    # as in the subprocesses
