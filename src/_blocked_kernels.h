@@ -77,45 +77,14 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
         const T* wc = w;                                                                         \
         _Pragma("GCC unroll 2")                                                                  \
         for (ptrdiff_t c = 0; c < C; c++, xt += cs, wc += ts * KB * N) {                         \
-            V wv[2];                                                                             \
-            for (int b = 0; b < KB; b++)                                                         \
-                memcpy(&wv[b], wc + b * N, sizeof(V));                                           \
-            _Pragma("GCC unroll 12")                                                             \
-            for (int j = 0; j < CT; j++) {                                                       \
-                const T x0 = xt[j * js];                                                         \
-                acc[0][j] += wv[0] * x0;                                                         \
-                if (KB == 2)                                                                     \
-                    acc[1][j] += wv[1] * x0;                                                     \
-                if (RT == 2) {                                                                   \
-                    const T x1 = xt[rs + j * js];                                                \
-                    acc[KB][j] += wv[0] * x1;                                                    \
-                    if (KB == 2)                                                                 \
-                        acc[3][j] += wv[1] * x1;                                                 \
-                }                                                                                \
-            }                                                                                    \
+            BK_TAP(xt, wc)                                                                       \
         }                                                                                        \
     } else                                                                                       \
     for (ptrdiff_t c = 0; c < C; c++) {                                                          \
         const T* xc = x + c * cs;                                                                \
         const T* wc = w + c * ts * KB * N;                                                       \
         for (ptrdiff_t t = 0; t < taps; t++) {                                                   \
-            const T* xt = xc + toff[t];                                                          \
-            V wv[2];                                                                             \
-            for (int b = 0; b < KB; b++)                                                         \
-                memcpy(&wv[b], wc + (t * KB + b) * N, sizeof(V));                                \
-            _Pragma("GCC unroll 12")                                                             \
-            for (int j = 0; j < CT; j++) {                                                       \
-                const T x0 = xt[j * js];    /* vector x scalar: one broadcast, no 0 + x */       \
-                acc[0][j] += wv[0] * x0;                                                         \
-                if (KB == 2)                                                                     \
-                    acc[1][j] += wv[1] * x0;                                                     \
-                if (RT == 2) {                                                                   \
-                    const T x1 = xt[rs + j * js];                                                \
-                    acc[KB][j] += wv[0] * x1;                                                    \
-                    if (KB == 2)                                                                 \
-                        acc[3][j] += wv[1] * x1;                                                 \
-                }                                                                                \
-            }                                                                                    \
+            BK_TAP(xc + toff[t], wc + t * KB * N)                                                \
         }                                                                                        \
     }                                                                                            \
     _Pragma("GCC unroll 12")                                                                     \
@@ -382,6 +351,29 @@ ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, const ptrdiff
 
 /* case n: CALL with CT_ = n, for the widths a tile may have (those above MAXCT never come). */
 #define BK_CASE(n, CALL) case n: if (n <= MAXCT) { enum { CT_ = n }; CALL; } break;
+/* One tap of a tile (in bk_tile, whose acc, CT, KB, RT, js, rs, N and V it reads): the KB weight
+   vectors at WP times the inputs broadcast from XP along the tile's columns and rows. */
+#define BK_TAP(XP, WP)                                                                          \
+    {                                                                                           \
+        __typeof__((XP) + 0) xt_ = (XP);                                                        \
+        V wv[2];                                                                                \
+        for (int b = 0; b < KB; b++)                                                            \
+            memcpy(&wv[b], (WP) + b * N, sizeof(V));                                            \
+        _Pragma("GCC unroll 12")                                                                \
+        for (int j = 0; j < CT; j++) {                                                          \
+            __typeof__(xt_[0]) x0 = xt_[j * js];  /* vector x scalar: one broadcast, no 0 + x */  \
+            acc[0][j] += wv[0] * x0;                                                            \
+            if (KB == 2)                                                                        \
+                acc[1][j] += wv[1] * x0;                                                        \
+            if (RT == 2) {                                                                      \
+                __typeof__(xt_[0]) x1 = xt_[rs + j * js];                                       \
+                acc[KB][j] += wv[0] * x1;                                                       \
+                if (KB == 2)                                                                    \
+                    acc[3][j] += wv[1] * x1;                                                    \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
 /* bk_row's call of the columns of KB_ vectors by RT_ rows: a stride of 1 and one tap a channel
    as constants, each its own code */
 #define BK_COLS(P, SUF, KB_, RT_)                                                               \
