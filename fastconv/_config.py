@@ -265,10 +265,10 @@ def planning_threads():
 
 def model_threads(spec, items=None):
     """The threads a cost model shares `spec`'s work among: one below SMALL_PROBLEM_FLOPS of
-    `work` (where
-    every call runs on one, `threads_for`), else the machine's cores (`planning_threads`), at most
-    the call's `items` work items. Every model reads it, so none predicts a small problem's call
-    on threads it will not get (a 1-D kernel gradient of 1.9 MFLOP was predicted 2x too fast)."""
+    `work` (where every call runs on one, `threads_for`), else the machine's cores
+    (`planning_threads`), at most the call's `items` work items. Every model reads it, so none
+    predicts a small problem's call on threads it will not get (a 1-D kernel gradient of 1.9
+    MFLOP was predicted 2x too fast)."""
     if work(spec) < SMALL_PROBLEM_FLOPS:
         return 1
     threads = planning_threads()

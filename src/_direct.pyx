@@ -16,7 +16,9 @@ from tables built with `valid_range`; along a row, vectors whose every tap lies 
 are computed as they are, the others ("edge" tiles) load each vector where it lies inside the
 input and shift it into place with a shuffle that fills zeros; the last vector of a row overlaps
 the one before and rewrites the same values. Rows too narrow for a quarter vector go one column
-at a time with the taps that fall inside.
+at a time with the taps that fall inside. At a width stride above 1, forward and grad_kernel
+first store x's rows by phase of the stride (_phase.pxd: x[0], x[s], x[2s], ..., x[1], ...) and
+read them as at stride 1, each tap's columns contiguous (store_by_phase, read_by_phase).
 
 The three operations:
   forward      items (sample, group, block of 4 output channels or one channel, part of the rows,
