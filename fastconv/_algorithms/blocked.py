@@ -409,8 +409,7 @@ def cost(spec, op):
 def _pass_cost(spec, g, steps=False):
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
-    packed = spec.groups * g.blocks * g.cg * g.taps * g.v
-    values = g.run_padded(1) + spec.batch * spec.groups * g.kg * math.prod(g.o) + packed
+    values = g.run_padded(1) + spec.batch * spec.groups * g.kg * math.prod(g.o) + g.weights
     work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
     if steps:
         acc = TILE_ACCUMULATORS.get(_blocked.vector_bytes(), 12)
