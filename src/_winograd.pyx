@@ -311,8 +311,8 @@ cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
 cdef Py_ssize_t STAGE_ABOVE_BYTES = 16 << 20
 
 
-cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ssize_t C,
-                           Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
+cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, Py_ssize_t col,
+                           Py_ssize_t C, Py_ssize_t KP, Py_ssize_t rows, Py_ssize_t cols,
                            bint flipped) noexcept nogil:
     """u[xi][col][r] for every r: see transform_kernels (the arithmetic is wg_kernel's, compiled
     per instruction-set level). Past STAGE_ABOVE_BYTES of U, the 36 positions' values of this
@@ -325,31 +325,39 @@ cdef void transform_column(const floating* w, floating* u, Py_ssize_t col, Py_ss
     if 36 * cols * KP * sizeof(floating) > STAGE_ABOVE_BYTES:
         stage = <floating*>malloc(36 * rows * sizeof(floating))
     if stage == NULL:
-        kernel_column(w, u + col * KP, cols * KP, col, C, rows, flipped)
+        kernel_column(w, kstride, u + col * KP, cols * KP, col, C, rows, flipped)
         return
-    kernel_column(w, stage, rows, col, C, rows, flipped)
+    kernel_column(w, kstride, stage, rows, col, C, rows, flipped)
     for i in range(36):
         memcpy(u + (i * cols + col) * KP, stage + i * rows, rows * sizeof(floating))
     free(stage)
 
 
-cdef inline void kernel_column(const floating* w, floating* out, Py_ssize_t ostride,
-                               Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
+cdef inline void kernel_column(const floating* w, Py_ssize_t kstride, floating* out,
+                               Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
                                bint flipped) noexcept nogil:
     if floating is float:
-        wg_kernel_float(w, out, ostride, col, C, rows, flipped)
+        wg_kernel_float(w, kstride, out, ostride, col, C, rows, flipped)
     else:
-        wg_kernel_double(w, out, ostride, col, C, rows, flipped)
+        wg_kernel_double(w, kstride, out, ostride, col, C, rows, flipped)
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,
-                            Py_ssize_t KP, bint flipped, int num_threads) noexcept nogil:
-    """u[xi][col][r] = (G g G^T)[xi] in double: forward r = k, col = c, g = w[k, c]; flipped
-    (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees. Entries r >= K
-    (or C) up to KP are left as they are (zeros)."""
-    cdef Py_ssize_t cols = K if flipped else C, col
-    for col in prange(cols, nogil=True, schedule="static", num_threads=num_threads):
-        transform_column(w, u, col, C, KP, C if flipped else K, cols, flipped)
+                            Py_ssize_t KP, bint flipped, Py_ssize_t depth,
+                            int num_threads) noexcept nogil:
+    """u[d][xi][col][r] = (G g G^T)[xi] in double for each depth tap d of w (K x C x depth x 3 x
+    3, read in place: a copy of each tap's kernels cost C3D's 128 x 64 layer 40 us of one
+    thread, three times, while the other waited): forward r = k, col = c, g = w[k, c, d];
+    flipped (the input gradient) r = c, col = k, g = w[k, c, d] rotated by 180 degrees in its
+    plane. Entries r >= K (or C) up to KP are left as they are (zeros). One parallel loop over
+    every (tap, column)."""
+    cdef Py_ssize_t cols = K if flipped else C, item, d, col
+    cdef Py_ssize_t size = 36 * cols * KP
+    for item in prange(depth * cols, nogil=True, schedule="static", num_threads=num_threads):
+        d = item // cols
+        col = item % cols
+        transform_column(w + 9 * d, 9 * depth, u + d * size, col, C, KP, C if flipped else K,
+                         cols, flipped)
 
 
 cdef inline void untransform16(const double* d, double* o) noexcept nogil:
@@ -375,10 +383,10 @@ cdef inline void untransform16(const double* d, double* o) noexcept nogil:
             o[(3 * a + 2) * 16 + l] = s6 * (u3 + u4 - u1 - u2) + u5
 
 
-cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssize_t C,
-                          Py_ssize_t KP) noexcept nogil:
+cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t gstride, Py_ssize_t k,
+                          Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
     """gw[k][c] = G^T dU G for every c of du[xi][k][c] (KP x C a position: BLAS's), 16 c at a
-    time. (Local scratch: one call per thread.)"""
+    time; gw's kernels gstride apart. (Local scratch: one call per thread.)"""
     cdef Py_ssize_t c0, c, n, i, a
     cdef double d[36 * 16]
     cdef double o[9 * 16]
@@ -391,13 +399,14 @@ cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t k, Py_ssi
         untransform16(d, o)
         for c in range(n):
             for a in range(9):
-                gw[(k * C + c0 + c) * 9 + a] = <floating>o[a * 16 + c]
+                gw[(k * C + c0 + c) * gstride + a] = <floating>o[a * 16 + c]
 
 
-cdef void untransform_column(const floating* du, floating* gw, Py_ssize_t c, Py_ssize_t K,
-                             Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
+cdef void untransform_column(const floating* du, floating* gw, Py_ssize_t gstride, Py_ssize_t c,
+                             Py_ssize_t K, Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
     """gw[k][c] = G^T dU G for every k of du[xi][c][k] (C x KP a position: the register tiles'),
-    16 k at a time, read along dU's rows. (Local scratch: one call per thread.)"""
+    16 k at a time, read along dU's rows; gw's kernels gstride apart. (Local scratch: one call
+    per thread.)"""
     cdef Py_ssize_t k0, k, n, i, a
     cdef double d[36 * 16]
     cdef double o[9 * 16]
@@ -410,34 +419,39 @@ cdef void untransform_column(const floating* du, floating* gw, Py_ssize_t c, Py_
         untransform16(d, o)
         for k in range(n):
             for a in range(9):
-                gw[((k0 + k) * C + c) * 9 + a] = <floating>o[a * 16 + k]
+                gw[((k0 + k) * C + c) * gstride + a] = <floating>o[a * 16 + k]
 
 
 cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py_ssize_t C,
-                              Py_ssize_t KP, bint by_input, int num_threads) noexcept nogil:
-    """gw[k][c] = G^T dU G (3 x 3), in double, of du[xi][c][k] (by_input: C x KP a position) or
-    du[xi][k][c] (KP x C)."""
-    cdef Py_ssize_t k, c
-    if by_input:
-        for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
-            untransform_column(du, gw, c, K, C, KP)
-    else:
-        for k in prange(K, nogil=True, schedule="static", num_threads=num_threads):
-            untransform_row(du, gw, k, C, KP)
+                              Py_ssize_t KP, bint by_input, Py_ssize_t depth,
+                              int num_threads) noexcept nogil:
+    """gw[k][c][d] = G^T dU[d] G (3 x 3), in double, of each depth tap's du[d][xi][c][k]
+    (by_input: C x KP a position) or du[d][xi][k][c] (KP x C); gw is K x C x depth x 3 x 3,
+    written in place, one parallel loop over every (tap, row)."""
+    cdef Py_ssize_t item, d, size = 36 * KP * C
+    cdef Py_ssize_t rows = C if by_input else K
+    for item in prange(depth * rows, nogil=True, schedule="static", num_threads=num_threads):
+        d = item // rows
+        if by_input:
+            untransform_column(du + d * size, gw + 9 * d, 9 * depth, item % rows, K, C, KP)
+        else:
+            untransform_row(du + d * size, gw + 9 * d, 9 * depth, item % rows, C, KP)
 
 
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
-                     Py_ssize_t KP, bint flipped, int num_threads):
-    """u (36 x cols x KP, zeros) = the transformed kernels w (K x C x 3 x 3); see above."""
+                     Py_ssize_t KP, bint flipped, Py_ssize_t depth, int num_threads):
+    """u (depth x 36 x cols x KP, zeros) = the transformed kernels w (K x C x depth x 3 x 3);
+    see above."""
     with nogil:
-        transform_kernels(&w[0], &u[0], K, C, KP, flipped, num_threads)
+        transform_kernels(&w[0], &u[0], K, C, KP, flipped, depth, num_threads)
 
 
 def kernel_untransform(const floating[::1] du, floating[::1] gw, Py_ssize_t K, Py_ssize_t C,
-                       Py_ssize_t KP, bint by_input, int num_threads):
-    """gw (K x C x 3 x 3) = G^T dU G for du (36 x C x KP by_input, else 36 x KP x C)."""
+                       Py_ssize_t KP, bint by_input, Py_ssize_t depth, int num_threads):
+    """gw (K x C x depth x 3 x 3) = G^T dU G for du (depth x 36 x C x KP by_input, else depth x
+    36 x KP x C)."""
     with nogil:
-        untransform_kernels(&du[0], &gw[0], K, C, KP, by_input, num_threads)
+        untransform_kernels(&du[0], &gw[0], K, C, KP, by_input, depth, num_threads)
 
 
 def forward(tuple tiling, const floating[::1] x, const floating[::1] u, floating[::1] y,

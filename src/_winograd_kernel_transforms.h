@@ -8,18 +8,20 @@
 /* One column of the 2-D transformed kernel (src/_winograd.pyx, transform_kernels): for each of
    its `rows` kernels r, out[xi * ostride + r] = (G g G^T)[xi] in double; forward r = k, col = c,
    g = w[k, c]; flipped (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees
-   (w is K x C x 9). 16 kernels at a time: their taps gathered, then each step a loop the
-   compiler vectorises at this level's width (in Cython, compiled once for the baseline, it took
-   2-4x as long). */
-FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, WG_T* restrict out,
-        Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows, int flipped) {
+   (w is K x C x 9 values kstride apart: 9, or 9 x depth for one depth tap of a 3-D kernel, read
+   in place). 16 kernels at a time: their taps gathered, then each step a loop the compiler
+   vectorises at this level's width (in Cython, compiled once for the baseline, it took 2-4x as
+   long). */
+FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kstride,
+        WG_T* restrict out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
+        int flipped) {
     const double s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24;
     double d[9][16], t[18][16], v[36][16];
     memset(d, 0, sizeof d);
     for (Py_ssize_t r0 = 0; r0 < rows; r0 += 16) {
         const int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
         for (int r = 0; r < n; r++) {
-            const WG_T* g = w + (flipped ? col * C + r0 + r : (r0 + r) * C + col) * 9;
+            const WG_T* g = w + (flipped ? col * C + r0 + r : (r0 + r) * C + col) * kstride;
             for (int a = 0; a < 9; a++) d[a][r] = flipped ? g[8 - a] : g[a];
         }
         for (int b = 0; b < 3; b++)          /* t[3 i + b] = (G g)[i][b], column b of g */

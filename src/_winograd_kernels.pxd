@@ -59,11 +59,11 @@ cdef extern from "_winograd_kernels.h":
     int wg1_kernel_double "wg_kernels.wg1_kernel_double"(const double* w, double* u,
             Py_ssize_t i, Py_ssize_t C, Py_ssize_t KP, Py_ssize_t ins, Py_ssize_t outs,
             int flipped) noexcept nogil
-    int wg_kernel_float "wg_kernels.wg_kernel_float"(const float* w, float* out,
-            Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
+    int wg_kernel_float "wg_kernels.wg_kernel_float"(const float* w, Py_ssize_t kstride,
+            float* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
             int flipped) noexcept nogil
-    int wg_kernel_double "wg_kernels.wg_kernel_double"(const double* w, double* out,
-            Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
+    int wg_kernel_double "wg_kernels.wg_kernel_double"(const double* w, Py_ssize_t kstride,
+            double* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
             int flipped) noexcept nogil
 
 

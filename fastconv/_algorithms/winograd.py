@@ -311,15 +311,12 @@ def _transformed_kernel(w, flipped, KP, threads):
     flipped: the input gradient's, rotated by 180 degrees with the channels swapped. Columns
     past the output channels are 0."""
     K, C = w.shape[:2]
-    w = w.reshape(K, C, -1, 9)
-    taps, rows = w.shape[2], (C if flipped else K)
-    size = POSITIONS * KP * (K if flipped else C)
-    u = _scratch.empty("winograd.u", taps * size, w.dtype)
+    taps, rows = math.prod(w.shape[2:]) // 9, (C if flipped else K)
+    u = _scratch.empty("winograd.u", taps * POSITIONS * KP * (K if flipped else C), w.dtype)
     if KP > rows:
         u.reshape(-1, KP)[:, rows:] = 0
-    for tap in range(taps):     # (a view, not a copy, where the kernel is 1 deep)
-        _winograd.kernel_transform(np.ascontiguousarray(w[:, :, tap]).reshape(-1),
-                                   u[tap * size:], K, C, KP, flipped, threads)
+    _winograd.kernel_transform(np.ascontiguousarray(w).reshape(-1), u, K, C, KP, flipped, taps,
+                               threads)
     return u
 
 
@@ -381,15 +378,7 @@ def grad_kernel(spec, x, gy):
                               _scratch.empty("winograd.partials", plan.parts * plan.u_elements,
                                              spec.dtype),
                               plan.parts, plan.threads)
-    gw = np.empty(spec.w_shape, spec.dtype)
-    if plan.kd == 1:
-        _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP,
-                                     not plan.staged, plan.threads)
-        return gw
-    size = plan.u_elements // plan.kd
-    one = np.empty((plan.cout, plan.cin, 3, 3), spec.dtype)
-    for tap in range(plan.kd):          # the depth taps' own 3x3 kernels
-        _winograd.kernel_untransform(du[tap * size:], one.reshape(-1), plan.cout, plan.cin,
-                                     plan.KP, not plan.staged, plan.threads)
-        gw[:, :, tap] = one
+    gw = np.empty(spec.w_shape, spec.dtype)     # each depth tap's 3x3 kernels, in place
+    _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP,
+                                 not plan.staged, plan.kd, plan.threads)
     return gw
