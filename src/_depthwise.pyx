@@ -409,8 +409,18 @@ cdef inline void stage_flat(const floating* src, Py_ssize_t count, Py_ssize_t vo
 cdef void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p, floating* flat,
                      floating* grid, Py_ssize_t lanes) noexcept nogil:
     """grid[r][q][v] = plane v of src (planes h x w apart) at (r - ph, q - pw), zeros outside it
-    and past count."""
+    and past count. Rows of a vector or more are transposed straight into the grid; shorter
+    ones (a 14x14 plane at AVX-512) go through `flat`, the plane transposed as one run, and are
+    copied row by row from there (straight, they would go value by value). The copy through
+    `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at batch 8."""
     cdef Py_ssize_t r, i, q0, q1
+    if p.w >= lanes:
+        if floating is float:
+            wg_stage_float(src, count, p.h * p.w, p.h, p.w, -p.ph, -p.pw, p.gh, p.gw, grid, lanes)
+        else:
+            wg_stage_double(src, count, p.h * p.w, p.h, p.w, -p.ph, -p.pw, p.gh, p.gw, grid,
+                            lanes)
+        return
     stage_flat(src, count, p.h * p.w, flat, lanes)
     q0 = min(max(p.pw, 0), p.gw)
     q1 = max(min(p.pw + p.w, p.gw), q0)

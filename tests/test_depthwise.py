@@ -16,6 +16,8 @@ CASES = {
     "mobilenet-3x3": ((2, 8, 14, 14), (8, 1, 3, 3), dict(padding=1, groups=8)),
     "mobilenet-3x3-stride-2": ((2, 8, 15, 13), (8, 1, 3, 3), dict(stride=2, padding=1, groups=8)),
     "convnext-7x7": ((1, 4, 14, 14), (4, 1, 7, 7), dict(padding=3, groups=4)),
+    # rows of a vector and more (16 floats at AVX-512) are staged straight into the grid
+    "convnext-7x7-wide-rows": ((2, 20, 9, 21), (20, 1, 7, 7), dict(padding=3, groups=20)),
     "tiny-plane": ((3, 5, 2, 3), (5, 1, 2, 2), dict(padding=1, groups=5)),
     "multiplier-3": ((2, 3, 9, 11), (9, 1, 3, 2), dict(padding=(1, 0), groups=3)),
     "filter-bank": ((2, 1, 20, 17), (6, 1, 5, 5), {}),
