@@ -297,13 +297,16 @@ FASTCONV_ATTR static int WG_FN(wg_gy)(const WG_T* restrict G, Py_ssize_t gcols, 
    apart, as the 2-D kernels'. */
 #define WG1_TILE 6
 #define WG1_POSITIONS 8
+/* (wg1_input and wg1_output take the tiles j0 .. j0 + jn of each run, X and Y holding the
+   positions from 6 dil j0 on: a chunk of the block, which stays in L1.) */
 FASTCONV_ATTR static int WG_FN(wg1_input)(const WG_T* restrict X, Py_ssize_t CP, Py_ssize_t dil,
-        Py_ssize_t Tr, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
+        Py_ssize_t Tr, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn, Py_ssize_t j0,
+        Py_ssize_t jn) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * CP), step = dil * CP;
     for (Py_ssize_t r = 0; r < dil; r++)
-        for (Py_ssize_t j = 0; j < Tr; j++) {
-            const WG_T* base = X + (r + WG1_TILE * j * dil) * CP;
+        for (Py_ssize_t j = j0; j < j0 + jn; j++) {
+            const WG_T* base = X + (r + WG1_TILE * (j - j0) * dil) * CP;
             WG_T* out = V + (t0 + r * Tr + j) * CP;
             for (Py_ssize_t c = 0; c < CP; c += L) {
 #define LD(i) (*(const VU*)(base + (i) * step + c))
@@ -332,14 +335,15 @@ FASTCONV_ATTR static int WG_FN(wg1_input)(const WG_T* restrict X, Py_ssize_t CP,
 
 /* Y's positions of every tile (as wg1_input) = A^T M[xi][t]; 1 if a value is not finite. */
 FASTCONV_ATTR static int WG_FN(wg1_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t dil,
-        Py_ssize_t Tr, WG_T* restrict Y, Py_ssize_t t0, Py_ssize_t Tn) {
+        Py_ssize_t Tr, WG_T* restrict Y, Py_ssize_t t0, Py_ssize_t Tn, Py_ssize_t j0,
+        Py_ssize_t jn) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
     const Py_ssize_t plane = WG_PLANE(Tn * KP), step = dil * KP;
     VT bad = (VT){0};
     for (Py_ssize_t r = 0; r < dil; r++)
-        for (Py_ssize_t j = 0; j < Tr; j++) {
+        for (Py_ssize_t j = j0; j < j0 + jn; j++) {
             const WG_T* base = M + (t0 + r * Tr + j) * KP;
-            WG_T* out = Y + (r + WG1_TILE * j * dil) * KP;
+            WG_T* out = Y + (r + WG1_TILE * (j - j0) * dil) * KP;
             for (Py_ssize_t k = 0; k < KP; k += L) {
 #define LD(i) (*(const VU*)(base + (i) * plane + k))
                 const VT m0 = LD(0), m1 = LD(1), m2 = LD(2), m3 = LD(3);

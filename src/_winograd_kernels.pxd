@@ -36,13 +36,17 @@ cdef extern from "_winograd_kernels.h":
     int wg_gy_double "wg_kernels.wg_gy_double"(const double* G, Py_ssize_t gcols, Py_ssize_t KP,
             Py_ssize_t R, Py_ssize_t Cw, double* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg1_input_float "wg_kernels.wg1_input_float"(const float* X, Py_ssize_t CP,
-            Py_ssize_t dil, Py_ssize_t Tr, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+            Py_ssize_t dil, Py_ssize_t Tr, float* V, Py_ssize_t t0, Py_ssize_t Tn,
+            Py_ssize_t j0, Py_ssize_t jn) noexcept nogil
     int wg1_input_double "wg_kernels.wg1_input_double"(const double* X, Py_ssize_t CP,
-            Py_ssize_t dil, Py_ssize_t Tr, double* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+            Py_ssize_t dil, Py_ssize_t Tr, double* V, Py_ssize_t t0, Py_ssize_t Tn,
+            Py_ssize_t j0, Py_ssize_t jn) noexcept nogil
     int wg1_output_float "wg_kernels.wg1_output_float"(const float* M, Py_ssize_t KP,
-            Py_ssize_t dil, Py_ssize_t Tr, float* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+            Py_ssize_t dil, Py_ssize_t Tr, float* Y, Py_ssize_t t0, Py_ssize_t Tn, Py_ssize_t j0,
+            Py_ssize_t jn) noexcept nogil
     int wg1_output_double "wg_kernels.wg1_output_double"(const double* M, Py_ssize_t KP,
-            Py_ssize_t dil, Py_ssize_t Tr, double* Y, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+            Py_ssize_t dil, Py_ssize_t Tr, double* Y, Py_ssize_t t0, Py_ssize_t Tn, Py_ssize_t j0,
+            Py_ssize_t jn) noexcept nogil
     int wg1_gy_float "wg_kernels.wg1_gy_float"(const float* G, Py_ssize_t KP, Py_ssize_t dil,
             Py_ssize_t Tr, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg1_gy_double "wg_kernels.wg1_gy_double"(const double* G, Py_ssize_t KP, Py_ssize_t dil,
