@@ -407,12 +407,14 @@ cdef inline void stage_flat(const floating* src, Py_ssize_t count, Py_ssize_t vo
 
 
 cdef void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p, floating* flat,
-                     floating* grid, Py_ssize_t lanes) noexcept nogil:
+                     floating* grid, Py_ssize_t lanes, bint clean) noexcept nogil:
     """grid[r][q][v] = plane v of src (planes h x w apart) at (r - ph, q - pw), zeros outside it
     and past count. Rows of a vector or more are transposed straight into the grid; shorter
     ones (a 14x14 plane at AVX-512) go through `flat`, the plane transposed as one run, and are
     copied row by row from there (straight, they would go value by value). The copy through
-    `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at batch 8."""
+    `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at batch 8. `clean`: the grid
+    outside the plane is zero already (clear_grids), and only the plane's rows are copied (the
+    borders' 60 memsets a plane took 4% of ConvNeXt's 384-channel 14x14 forward)."""
     cdef Py_ssize_t r, i, q0, q1
     if p.w >= lanes:
         if floating is float:
@@ -427,12 +429,30 @@ cdef void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p, flo
     for r in range(p.gh):
         i = r - p.ph
         if i < 0 or i >= p.h or q1 == q0:
-            memset(grid + r * p.gw * lanes, 0, p.gw * lanes * sizeof(floating))
+            if not clean:
+                memset(grid + r * p.gw * lanes, 0, p.gw * lanes * sizeof(floating))
+            continue
+        if clean:
+            memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
+                   (q1 - q0) * lanes * sizeof(floating))
             continue
         memset(grid + r * p.gw * lanes, 0, q0 * lanes * sizeof(floating))
         memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
                (q1 - q0) * lanes * sizeof(floating))
         memset(grid + (r * p.gw + q1) * lanes, 0, (p.gw - q1) * lanes * sizeof(floating))
+
+
+cdef bint clear_grids(floating* scratch, Py_ssize_t step, Py_ssize_t at, const Plane2* p,
+                      Py_ssize_t lanes, int threads) noexcept nogil:
+    """Zero each thread's grid (at `at` in its slice of `step` values) where stage_grid goes
+    through `flat` (rows shorter than a vector), so that it copies only the plane's rows; True
+    where it did."""
+    cdef int t
+    if p.w >= lanes:
+        return False
+    for t in range(threads):
+        memset(scratch + t * step + at, 0, p.gh * p.gw * lanes * sizeof(floating))
+    return True
 
 
 cdef void lane_weights(const floating* w, Py_ssize_t c0, Py_ssize_t count, Py_ssize_t T,
@@ -503,6 +523,7 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
         return
     cdef int kw = row_taps(off, b.sw)
     cdef floating* wts
+    cdef bint clean = clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
     # with several samples, every block's weights in lanes once a call, not once an item (their
     # scalar gather was ~5% of ConvNeXt's 7x7 at batch 8; at batch 1 the region cost more)
     cdef bint hoisted = N > 1
@@ -522,7 +543,7 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
             memset(&out[0] + (n * C + c0) * b.out_vol, 0, count * b.out_vol * sizeof(floating))
             continue
         stage_grid(&a[0] + (n * C + c0) * b.in_vol, count, &b.p, flat, flat + lanes * b.in_vol,
-                   lanes)
+                   lanes, clean)
         if hoisted:
             wts = &lw[0] + c0 * b.T
         else:
@@ -547,6 +568,7 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
     cdef floating* acc
     if C * b.T == 0:
         return
+    cdef bint clean = clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
     for k in prange(b.blocks, nogil=True, schedule="static", num_threads=threads):
         c0 = k * lanes
         count = min(lanes, C - c0)
@@ -556,7 +578,7 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
         memset(acc, 0, b.T * lanes * sizeof(floating))
         for n in range(N if b.out_vol > 0 and b.in_vol > 0 else 0):
             stage_grid(&x[0] + (n * C + c0) * b.in_vol, count, &b.p, flat,
-                       flat + lanes * b.in_vol, lanes)
+                       flat + lanes * b.in_vol, lanes, clean)
             stage_flat(&gy[0] + (n * C + c0) * b.out_vol, count, b.out_vol, rows, lanes)
             for r in range(b.oh):
                 if floating is float:
