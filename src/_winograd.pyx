@@ -33,7 +33,8 @@ from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_stage_float,
     wg_stage_double, wg_unstage_float, wg_unstage_double, wg_input_float, wg_input_double,
     wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
-    wg_kernel_double, position_gemm, position_gemm_tn)
+    wg_kernel_double, wg_untransform_float, wg_untransform_double, position_gemm,
+    position_gemm_tn)
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -283,10 +284,11 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
 cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,
                              floating* du, const Py_ssize_t* src, const Py_ssize_t* gsrc,
                              Py_ssize_t planes, Py_ssize_t depth_taps, floating* V, floating* Mg,
-                             floating* work, Py_ssize_t wave_items,
+                             floating* work, Py_ssize_t wave_items, bint own,
                              int num_threads) noexcept nogil:
     """du[d][xi] = sum over the waves (in order) of Mg[xi]^T V_d[xi], one position per thread;
-    V_d transforms the x planes src[d * planes + p] of depth tap d."""
+    V_d transforms the x planes src[d * planes + p] of depth tap d. `own`: fastconv's register
+    tiles, dU cin x KP; else BLAS, dU KP x cin."""
     cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi, d
     cdef Py_ssize_t pad = 64 // sizeof(floating)
     cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin     # dU is KP x cin
@@ -300,14 +302,17 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
         for d in range(depth_taps):
             inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
-                # BLAS here, dU KP x cin: many channels (1 MiB a position at 512) from thin
-                # waves, where the register tiles ran 8-25% slower (ResNet-18's layer4, b8)
-                gemm(True, False, tl.KP, tl.cin, T, <floating>1, Mg + xi * (T * tl.KP + pad),
-                     tl.KP, V + xi * (T * tl.CP + pad), tl.CP, <floating>(0 if i0 == 0 else 1),
-                     du + d * usize + xi * tl.KP * tl.cin, tl.cin)
+                if own:
+                    position_gemm_tn(V + xi * (T * tl.CP + pad), tl.CP, tl.cin,
+                                     Mg + xi * (T * tl.KP + pad), tl.KP,
+                                     du + d * usize + xi * tl.cin * tl.KP, T, i0 > 0)
+                else:
+                    gemm(True, False, tl.KP, tl.cin, T, <floating>1,
+                         Mg + xi * (T * tl.KP + pad), tl.KP, V + xi * (T * tl.CP + pad), tl.CP,
+                         <floating>(0 if i0 == 0 else 1), du + d * usize + xi * tl.KP * tl.cin,
+                         tl.cin)
 
 
-cdef double SIXTH = 1.0 / 6, TWELFTH = 1.0 / 12, TWENTYFOURTH = 1.0 / 24
 cdef Py_ssize_t STAGE_ABOVE_BYTES = 16 << 20
 
 
@@ -360,66 +365,13 @@ cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssi
                          cols, flipped)
 
 
-cdef inline void untransform16(const double* d, double* o) noexcept nogil:
-    """o[a * 16 + l] = (G^T D G)[a] for 16 lanes l of 6 x 6 values d[i * 16 + l], in double, each
-    step a loop over the 16 (vectorised)."""
-    cdef Py_ssize_t i, a, l
-    cdef double u0, u1, u2, u3, u4, u5
-    cdef double s6 = SIXTH, s12 = TWELFTH, s24 = TWENTYFOURTH     # constants, not globals
-    cdef double t[18 * 16]
-    for i in range(6):          # t[6 a + i] = (G^T d)[a][i], column i of d
-        for l in range(16):
-            u0, u1, u2 = d[i * 16 + l], d[(6 + i) * 16 + l], d[(12 + i) * 16 + l]
-            u3, u4, u5 = d[(18 + i) * 16 + l], d[(24 + i) * 16 + l], d[(30 + i) * 16 + l]
-            t[i * 16 + l] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
-            t[(6 + i) * 16 + l] = s6 * (u2 - u1) + s12 * (u3 - u4)
-            t[(12 + i) * 16 + l] = s6 * (u3 + u4 - u1 - u2) + u5
-    for a in range(3):          # o[3 a + b] = (t G)[a][b]
-        for l in range(16):
-            u0, u1, u2 = t[6 * a * 16 + l], t[(6 * a + 1) * 16 + l], t[(6 * a + 2) * 16 + l]
-            u3, u4, u5 = t[(6 * a + 3) * 16 + l], t[(6 * a + 4) * 16 + l], t[(6 * a + 5) * 16 + l]
-            o[3 * a * 16 + l] = 0.25 * u0 - s6 * (u1 + u2) + s24 * (u3 + u4)
-            o[(3 * a + 1) * 16 + l] = s6 * (u2 - u1) + s12 * (u3 - u4)
-            o[(3 * a + 2) * 16 + l] = s6 * (u3 + u4 - u1 - u2) + u5
-
-
-cdef void untransform_row(const floating* du, floating* gw, Py_ssize_t gstride, Py_ssize_t k,
-                          Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
-    """gw[k][c] = G^T dU G for every c of du[xi][k][c] (KP x C a position: BLAS's), 16 c at a
-    time; gw's kernels gstride apart. (Local scratch: one call per thread.)"""
-    cdef Py_ssize_t c0, c, n, i, a
-    cdef double d[36 * 16]
-    cdef double o[9 * 16]
-    memset(d, 0, sizeof(d))
-    for c0 in range(0, C, 16):
-        n = min(16, C - c0)
-        for i in range(36):
-            for c in range(n):
-                d[i * 16 + c] = du[(i * KP + k) * C + c0 + c]
-        untransform16(d, o)
-        for c in range(n):
-            for a in range(9):
-                gw[(k * C + c0 + c) * gstride + a] = <floating>o[a * 16 + c]
-
-
-cdef void untransform_column(const floating* du, floating* gw, Py_ssize_t gstride, Py_ssize_t c,
-                             Py_ssize_t K, Py_ssize_t C, Py_ssize_t KP) noexcept nogil:
-    """gw[k][c] = G^T dU G for every k of du[xi][c][k] (C x KP a position: the register tiles'),
-    16 k at a time, read along dU's rows; gw's kernels gstride apart. (Local scratch: one call
-    per thread.)"""
-    cdef Py_ssize_t k0, k, n, i, a
-    cdef double d[36 * 16]
-    cdef double o[9 * 16]
-    memset(d, 0, sizeof(d))
-    for k0 in range(0, K, 16):
-        n = min(16, K - k0)
-        for i in range(36):
-            for k in range(n):
-                d[i * 16 + k] = du[(i * C + c) * KP + k0 + k]
-        untransform16(d, o)
-        for k in range(n):
-            for a in range(9):
-                gw[((k0 + k) * C + c) * gstride + a] = <floating>o[a * 16 + k]
+cdef inline void untransform_one(const floating* du, floating* gw, Py_ssize_t gstride,
+                                 Py_ssize_t row, Py_ssize_t K, Py_ssize_t C, Py_ssize_t KP,
+                                 bint by_input) noexcept nogil:
+    if floating is float:
+        wg_untransform_float(du, gw, gstride, row, K, C, KP, by_input)
+    else:
+        wg_untransform_double(du, gw, gstride, row, K, C, KP, by_input)
 
 
 cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py_ssize_t C,
@@ -427,15 +379,14 @@ cdef void untransform_kernels(const floating* du, floating* gw, Py_ssize_t K, Py
                               int num_threads) noexcept nogil:
     """gw[k][c][d] = G^T dU[d] G (3 x 3), in double, of each depth tap's du[d][xi][c][k]
     (by_input: C x KP a position) or du[d][xi][k][c] (KP x C); gw is K x C x depth x 3 x 3,
-    written in place, one parallel loop over every (tap, row)."""
+    written in place. An item is a row (c, or k) with all its taps: the taps of one kernel
+    share cache lines, and items (tap, row) on two threads made C3D's 128 x 64 x 3 untransform
+    slower on two threads than on one (530 against 485 us)."""
     cdef Py_ssize_t item, d, size = 36 * KP * C
     cdef Py_ssize_t rows = C if by_input else K
-    for item in prange(depth * rows, nogil=True, schedule="static", num_threads=num_threads):
-        d = item // rows
-        if by_input:
-            untransform_column(du + d * size, gw + 9 * d, 9 * depth, item % rows, K, C, KP)
-        else:
-            untransform_row(du + d * size, gw + 9 * d, 9 * depth, item % rows, C, KP)
+    for item in prange(rows, nogil=True, schedule="static", num_threads=num_threads):
+        for d in range(depth):
+            untransform_one(du + d * size, gw + 9 * d, 9 * depth, item, K, C, KP, by_input)
 
 
 def kernel_transform(const floating[::1] w, floating[::1] u, Py_ssize_t K, Py_ssize_t C,
@@ -496,14 +447,15 @@ def forward_waves(tuple tiling, const floating[::1] x, const floating[::1] u, fl
 def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,
                       floating[::1] du, const Py_ssize_t[::1] src, const Py_ssize_t[::1] gsrc,
                       floating[::1] vm, Py_ssize_t v_size, floating[::1] work,
-                      Py_ssize_t wave_items, int num_threads):
+                      Py_ssize_t wave_items, bint own, int num_threads):
     """`grad_kernel` in the staged schedule (vm: V then Mg); the waves are summed in order. src
-    holds the x planes of each depth tap (gsrc.shape[0] each), du their sums."""
+    holds the x planes of each depth tap (gsrc.shape[0] each), du their sums (own: cin x KP a
+    position, else KP x cin)."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
         grad_kernel_staged(&tl, &x[0], &gy[0], &du[0], &src[0], &gsrc[0], gsrc.shape[0],
                            src.shape[0] // gsrc.shape[0], &vm[0], &vm[v_size], &work[0],
-                           wave_items, num_threads)
+                           wave_items, own, num_threads)
 
 
 def items(tuple tiling, Py_ssize_t planes):

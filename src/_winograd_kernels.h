@@ -523,7 +523,8 @@ FASTCONV_ATTR static int WG_FN(wg1_gemm)(const WG_T* restrict A, Py_ssize_t ars,
     X(wg1_input_float, LV) X(wg1_input_double, LV) X(wg1_output_float, LV)                         \
     X(wg1_output_double, LV) X(wg1_gy_float, LV) X(wg1_gy_double, LV) X(wg1_gemm_float, LV)       \
     X(wg1_gemm_double, LV) X(wg1_kernel_float, LV) X(wg1_kernel_double, LV)                       \
-    X(wg_kernel_float, LV) X(wg_kernel_double, LV)
+    X(wg_kernel_float, LV) X(wg_kernel_double, LV) X(wg_untransform_float, LV)                   \
+    X(wg_untransform_double, LV)
 /* The variable that asks for a lower level: the depthwise module compiles its own copy of these
    kernels for their channel-last staging, at its own set's level (src/_depthwise_stage.h). */
 #ifndef WG_LEVEL_ENV

@@ -284,16 +284,21 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
 # threads, the transformed kernel read once per wave. "winograd" runs it where the transformed
 # kernel outgrows a core's L2 (many channels) and it moves fewer bytes than the blocks; the
 # `staged` fixture forces it on every case above, in one wave and in a wave per item
-# (WAVE_BYTES = 1: the kernel gradient then sums its waves in order).
+# (WAVE_BYTES = 1: the kernel gradient then sums its waves in order), its kernel gradient's
+# GEMMs on fastconv's register tiles (small dU, as these cases') and on BLAS (many channels).
 WAVES = {"one-wave": 2**40, "wave-per-item": 1}
+GRAD_KERNEL_GEMMS = {"own-gemm": 2**40, "blas-gemm": -1}
 
 
-@pytest.fixture(params=list(WAVES))
+@pytest.fixture(params=[(wave, gemm) for wave in WAVES for gemm in GRAD_KERNEL_GEMMS],
+                ids=lambda p: "-".join(p))
 def staged(request, monkeypatch):
+    wave, gemm = request.param
     monkeypatch.setattr(winograd, "STAGED_ABOVE_U_BYTES", 0)
     monkeypatch.setattr(winograd, "_staged_wins", lambda staged, blocks: True)
-    monkeypatch.setattr(winograd, "WAVE_BYTES", WAVES[request.param])
-    return request.param
+    monkeypatch.setattr(winograd, "WAVE_BYTES", WAVES[wave])
+    monkeypatch.setattr(winograd, "STAGED_OWN_GEMM_BYTES", GRAD_KERNEL_GEMMS[gemm])
+    return wave
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=["float32", "float64"])

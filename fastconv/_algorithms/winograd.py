@@ -23,8 +23,8 @@ it again; there the staged schedule transforms a wave of tiles (the whole batch,
 WAVE_BYTES), runs each of the 36 GEMMs once on one thread, and transforms back, whichever of
 the two moves fewer bytes. Scratch comes from fastconv._scratch, reused from call to call.
 The position GEMMs run on fastconv's own register tiles (src/_winograd_kernels.h, wg1_gemm), but
-for the staged kernel gradient's (many channels), which stay on BLAS. 1-D problems (3 taps,
-stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
+for the staged kernel gradient's with many channels (STAGED_OWN_GEMM_BYTES), which stay on
+BLAS. 1-D problems (3 taps, stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
 """
 import functools
 import math
@@ -67,6 +67,10 @@ PARTIAL_VALUE_S = 1e-9
 L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams in for every block
 STAGED_ABOVE_U_BYTES = L2_BYTES  # ... so above it, the staged schedule may read it once per wave
 WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (within L3)
+# The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
+# at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
+# (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
+STAGED_OWN_GEMM_BYTES = 1 << 17
 U_BYTES_PER_S = 25e9
 # A call's fixed cost: 25-36 us measured on a 16-channel 8x8 layer (the three operations; 2-core
 # Xeon, AVX-512) once plans and plane lists were kept per problem (plan_of, _planes); 40 us
@@ -276,6 +280,12 @@ def cost(spec, op):
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
 
+def _staged_own_gemm(plan, itemsize):
+    """Whether the staged kernel gradient's position GEMMs run on fastconv's register tiles:
+    where a position's dU is small, BLAS's packing of its thin GEMMs costs more than it saves."""
+    return plan.cin * plan.KP * itemsize <= STAGED_OWN_GEMM_BYTES
+
+
 @functools.lru_cache(maxsize=256)
 def _planes(spec, op):
     """Element offsets of the planes each depth tap reads (kd x written planes, flattened; -1:
@@ -366,12 +376,13 @@ def grad_kernel(spec, x, gy):
     if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
         return None
     du = _scratch.empty("winograd.du", plan.u_elements, spec.dtype)
-    if plan.staged:         # BLAS's GEMMs, dU KP x cin (src/_winograd.pyx)
+    own = not plan.staged or _staged_own_gemm(plan, spec.dtype.itemsize)
+    if plan.staged:         # dU KP x cin from BLAS's GEMMs, cin x KP from our own
         vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
         with _config.blas_single_threaded():
             _winograd.grad_kernel_waves(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src,
                                         gsrc, vm, plan.v_size, plan.work(spec.dtype),
-                                        plan.wave_items, plan.threads)
+                                        plan.wave_items, own, plan.threads)
     else:                   # fastconv's register tiles, dU cin x KP
         _winograd.grad_kernel(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src, gsrc,
                               plan.work(spec.dtype),
@@ -379,6 +390,6 @@ def grad_kernel(spec, x, gy):
                                              spec.dtype),
                               plan.parts, plan.threads)
     gw = np.empty(spec.w_shape, spec.dtype)     # each depth tap's 3x3 kernels, in place
-    _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP,
-                                 not plan.staged, plan.kd, plan.threads)
+    _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, own,
+                                 plan.kd, plan.threads)
     return gw
