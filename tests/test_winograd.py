@@ -268,6 +268,18 @@ def test_cost_and_workspace_are_positive_and_grow(op):
     assert winograd.supports(large, op) == (True, "")
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_a_transformed_kernel_in_memory_costs_its_passes(op, monkeypatch):
+    """ResNet-18's 512-channel 3x3 (37.7 MB of U) pays U_MEMORY_PASSES over U; its 256-channel
+    one (9.4 MB) does not."""
+    deep = make_spec((8, 512, 7, 7), (512, 512, 3, 3), padding=1, dtype=np.float32)
+    mid = make_spec((8, 256, 14, 14), (256, 256, 3, 3), padding=1, dtype=np.float32)
+    with_passes = winograd.cost(deep, op), winograd.cost(mid, op)
+    monkeypatch.setattr(winograd, "U_MEMORY_PASSES", (0, 0))
+    assert winograd.cost(deep, op) < 0.9 * with_passes[0]
+    assert winograd.cost(mid, op) == with_passes[1]
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not

@@ -72,6 +72,16 @@ WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (wi
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
 STAGED_OWN_GEMM_BYTES = 1 << 17
 U_BYTES_PER_S = 25e9
+# Past this much transformed kernel (ResNet-18's 512 channels: 37.7 MB) U goes to memory and
+# back: the transform writes it through its staging copy (src/_winograd.pyx,
+# STAGE_ABOVE_BYTES) and the GEMMs read it (the kernel gradient: its GEMMs write dU, the
+# untransform reads it). Those layers measured 1.7-2.2x the model without these passes (every
+# operation, batch 1 and 8, AVX-512 and AVX2; Xeon, 2 threads), and at AVX2 their forward and
+# input gradient at batch 8 went to Winograd at 1.2-1.4x blocked's time. Passes over U at
+# U_BYTES_PER_S, (forward and input gradient, kernel gradient): 6 and 3 close about two thirds
+# of the gap (the kernel gradient's Winograd is the fastest there, by 1.3x at both levels).
+U_IN_MEMORY_BYTES = 16 << 20
+U_MEMORY_PASSES = (6, 3)
 # A call's fixed cost: 25-36 us measured on a 16-channel 8x8 layer (the three operations; 2-core
 # Xeon, AVX-512) once plans and plane lists were kept per problem (plan_of, _planes); 40 us
 # of model before, when each call rebuilt them (66-74 us measured)
@@ -274,6 +284,9 @@ def cost(spec, op):
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
     if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
         kernel += plan.traffic / U_BYTES_PER_S
+    u_bytes = plan.u_elements * spec.dtype.itemsize
+    if u_bytes > U_IN_MEMORY_BYTES:         # more passes over U in memory
+        kernel += U_MEMORY_PASSES[op == "grad_kernel"] * u_bytes / U_BYTES_PER_S
     threads = _config.model_threads(spec)
     work_items = max(plan.items, POSITIONS) if plan.staged else plan.items   # staged: GEMMs
     speedup = 1 + (min(threads, work_items) - 1) * PARALLEL_EFFICIENCY
