@@ -24,6 +24,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from _depthwise_grid cimport (Plane2, clear_grids, stage_flat, stage_grid, unstage,
+    wg_init)
 from _geometry cimport ceil_div
 from _parallel cimport thread_slice
 
@@ -65,25 +67,6 @@ cdef extern from "_depthwise_kernels.h":
     void dwb_scatter_f64 "dw_kernels.dwb_scatter_f64"(const double* gy, const Py_ssize_t* off,
                      const double* w, Py_ssize_t taps, double* grid, Py_ssize_t n,
                      Py_ssize_t step) noexcept nogil
-
-# The channel-last staging of Winograd's kernels (register transposes), for the blocked layout,
-# at this set's level.
-cdef extern from "_depthwise_stage.h":
-    void wg_init() noexcept nogil
-    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
-    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
-    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
-    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -365,12 +348,6 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
 # grad_kernel takes dwb_dots of gy's rows against the grid. Lanes past the last channel hold
 # zeros and are never stored.
 
-cdef struct Plane2:
-    Py_ssize_t h, w             # the plane staged (input, or gy for grad_input)
-    Py_ssize_t ph, pw           # zeros before it in the grid (negative: rows or columns cut)
-    Py_ssize_t gh, gw           # the grid
-
-
 cdef struct Blocked:
     Plane2 p
     Py_ssize_t oh, ow, sh, sw          # the output rows and columns, the stride (the step)
@@ -395,64 +372,6 @@ cdef Blocked make_blocked(plane, grid, out_size, stride, Py_ssize_t T, Py_ssize_
     b.gsize, b.blocks = b.p.gh * b.p.gw, (C + lanes - 1) // lanes
     b.step = blocked_step(b.in_vol, b.gsize, b.out_vol, T, lanes)
     return b
-
-
-cdef inline void stage_flat(const floating* src, Py_ssize_t count, Py_ssize_t vol,
-                            floating* dst, Py_ssize_t lanes) noexcept nogil:
-    """dst[q][v] = plane v of src (planes vol apart, one row of vol values), zeros past count."""
-    if floating is float:
-        wg_stage_float(src, count, vol, 1, vol, 0, 0, 1, vol, dst, lanes)
-    else:
-        wg_stage_double(src, count, vol, 1, vol, 0, 0, 1, vol, dst, lanes)
-
-
-cdef void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p, floating* flat,
-                     floating* grid, Py_ssize_t lanes, bint clean) noexcept nogil:
-    """grid[r][q][v] = plane v of src (planes h x w apart) at (r - ph, q - pw), zeros outside it
-    and past count. Rows of a vector or more are transposed straight into the grid; shorter
-    ones (a 14x14 plane at AVX-512) go through `flat`, the plane transposed as one run, and are
-    copied row by row from there (straight, they would go value by value). The copy through
-    `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at batch 8. `clean`: the grid
-    outside the plane is zero already (clear_grids), and only the plane's rows are copied (the
-    borders' 60 memsets a plane took 4% of ConvNeXt's 384-channel 14x14 forward)."""
-    cdef Py_ssize_t r, i, q0, q1
-    if p.w >= lanes:
-        if floating is float:
-            wg_stage_float(src, count, p.h * p.w, p.h, p.w, -p.ph, -p.pw, p.gh, p.gw, grid, lanes)
-        else:
-            wg_stage_double(src, count, p.h * p.w, p.h, p.w, -p.ph, -p.pw, p.gh, p.gw, grid,
-                            lanes)
-        return
-    stage_flat(src, count, p.h * p.w, flat, lanes)
-    q0 = min(max(p.pw, 0), p.gw)
-    q1 = max(min(p.pw + p.w, p.gw), q0)
-    for r in range(p.gh):
-        i = r - p.ph
-        if i < 0 or i >= p.h or q1 == q0:
-            if not clean:
-                memset(grid + r * p.gw * lanes, 0, p.gw * lanes * sizeof(floating))
-            continue
-        if clean:
-            memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
-                   (q1 - q0) * lanes * sizeof(floating))
-            continue
-        memset(grid + r * p.gw * lanes, 0, q0 * lanes * sizeof(floating))
-        memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
-               (q1 - q0) * lanes * sizeof(floating))
-        memset(grid + (r * p.gw + q1) * lanes, 0, (p.gw - q1) * lanes * sizeof(floating))
-
-
-cdef bint clear_grids(floating* scratch, Py_ssize_t step, Py_ssize_t at, const Plane2* p,
-                      Py_ssize_t lanes, int threads) noexcept nogil:
-    """Zero each thread's grid (at `at` in its slice of `step` values) where stage_grid goes
-    through `flat` (rows shorter than a vector), so that it copies only the plane's rows; True
-    where it did."""
-    cdef int t
-    if p.w >= lanes:
-        return False
-    for t in range(threads):
-        memset(scratch + t * step + at, 0, p.gh * p.gw * lanes * sizeof(floating))
-    return True
 
 
 cdef void lane_weights(const floating* w, Py_ssize_t c0, Py_ssize_t count, Py_ssize_t T,
@@ -493,15 +412,6 @@ cdef void taps_rows(const floating* grid, const Py_ssize_t* off, const floating*
             dwb_taps_f32(grid + r * sh * gw * lanes, off, wv, T, run + r * ow * lanes, ow, sw)
         else:
             dwb_taps_f64(grid + r * sh * gw * lanes, off, wv, T, run + r * ow * lanes, ow, sw)
-
-
-cdef void unstage(const floating* rows, Py_ssize_t ycols, floating* dst, Py_ssize_t count,
-                  Py_ssize_t h, Py_ssize_t w, Py_ssize_t lanes) noexcept nogil:
-    """Planes v < count of dst (h x w, h * w apart) = rows[r][q][v] (rows ycols apart)."""
-    if floating is float:
-        wg_unstage_float(rows, ycols, lanes, dst, count, h * w, h, w, 0, 0, h, w)
-    else:
-        wg_unstage_double(rows, ycols, lanes, dst, count, h * w, h, w, 0, 0, h, w)
 
 
 def blocked_scratch_elements(Py_ssize_t staged, Py_ssize_t grid, Py_ssize_t run,
