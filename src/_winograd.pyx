@@ -291,7 +291,7 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
     tiles, dU cin x KP; else BLAS, dU KP x cin."""
     cdef Py_ssize_t items = item_count(tl, planes), wave, i0, i1, s0, T, item, xi, d
     cdef Py_ssize_t pad = 64 // sizeof(floating)
-    cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin     # dU is KP x cin
+    cdef Py_ssize_t usize = POSITIONS * tl.KP * tl.cin     # dU: KP x cin, or cin x KP (own)
     cdef floating* buf
     for wave in range((items + wave_items - 1) // wave_items):
         T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)

@@ -40,7 +40,8 @@ cdef struct Tiling:
     Py_ssize_t lin, lout                # lengths read and written
     Py_ssize_t off, dil                 # output o reads inputs o - off + dil * k
     Py_ssize_t Tr, B, blocks            # tiles per run, outputs per block, blocks per sample
-    Py_ssize_t jin, jn                  # tiles a run of a chunk of inputs, of outputs
+    Py_ssize_t jin, jn                  # tiles a run of a chunk of inputs, of outputs (the
+                                        # forward sets jn by its precision: out_chunk)
     Py_ssize_t size1, size2, size3      # per-thread scratch buffers (elements)
 
 
