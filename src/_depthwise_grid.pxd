@@ -4,24 +4,11 @@ Winograd's kernels (wg_stage, wg_unstage), compiled at the depthwise set's level
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-# The channel-last staging of Winograd's kernels (register transposes), for the blocked layout,
-# at this set's level.
+from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
+
+# Winograd's kernels compiled at this set's level (the staging's definitions, _wg_staging.pxd)
 cdef extern from "_depthwise_stage.h":
     void wg_init() noexcept nogil
-    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
-    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
-    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
-    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
 
 
 cdef struct Plane2:

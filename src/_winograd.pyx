@@ -30,11 +30,10 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
-from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_stage_float,
-    wg_stage_double, wg_unstage_float, wg_unstage_double, wg_input_float, wg_input_double,
-    wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
-    wg_kernel_double, wg_untransform_float, wg_untransform_double, position_gemm,
-    position_gemm_tn)
+from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_float,
+    wg_input_double, wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
+    wg_kernel_double, wg_untransform_float, wg_untransform_double, position_gemm, position_gemm_tn)
+from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).

@@ -23,10 +23,10 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from _parallel cimport part_start, sum_parts, thread_slice
-from _winograd_kernels cimport (wg_vector_bytes, wg_init, wg_level, wg_stage_float,
-    wg_stage_double, wg_unstage_float, wg_unstage_double, wg1_input_float, wg1_input_double,
-    wg1_output_float, wg1_output_double, wg1_gy_float, wg1_gy_double, wg1_kernel_float,
-    wg1_kernel_double, position_gemm, position_gemm_tn)
+from _winograd_kernels cimport (wg_vector_bytes, wg_init, wg_level, wg1_input_float,
+    wg1_input_double, wg1_output_float, wg1_output_double, wg1_gy_float, wg1_gy_double,
+    wg1_kernel_float, wg1_kernel_double, position_gemm, position_gemm_tn)
+from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
 
 wg_init()      # the kernels of this process's level (src/_cpu_level.h), before any runs
 

@@ -1,6 +1,6 @@
-# The kernels of src/_winograd_kernels.h (the 2-D F(4x4, 3x3) and the 1-D F(6, 3), their
-# staging and their GEMM tiles), declared once for _winograd.pyx and _winograd1d.pyx, with the
-# position GEMMs both modules run on the tiles. Calls reach the kernels of the process's
+# The kernels of src/_winograd_kernels.h (the 2-D F(4x4, 3x3) and the 1-D F(6, 3) and their
+# GEMM tiles; their staging is in _wg_staging.pxd, shared with _depthwise.pyx), declared once for
+# _winograd.pyx and _winograd1d.pyx, with the position GEMMs both modules run on the tiles. Calls reach the kernels of the process's
 # instruction-set level through the table wg_init() fills.
 from cython cimport floating
 
@@ -8,20 +8,6 @@ cdef extern from "_winograd_kernels.h":
     Py_ssize_t wg_vector_bytes() noexcept nogil
     int wg_level() noexcept nogil
     void wg_init() noexcept nogil
-    int wg_stage_float "wg_kernels.wg_stage_float"(const float* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, float* dst, Py_ssize_t CP) noexcept nogil
-    int wg_stage_double "wg_kernels.wg_stage_double"(const double* src, Py_ssize_t channels,
-            Py_ssize_t cstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0,
-            Py_ssize_t nrows, Py_ssize_t ncols, double* dst, Py_ssize_t CP) noexcept nogil
-    int wg_unstage_float "wg_kernels.wg_unstage_float"(const float* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, float* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
-    int wg_unstage_double "wg_kernels.wg_unstage_double"(const double* Y, Py_ssize_t ycols,
-            Py_ssize_t KP, double* dst, Py_ssize_t channels, Py_ssize_t cstride, Py_ssize_t H,
-            Py_ssize_t W, Py_ssize_t row0, Py_ssize_t col0, Py_ssize_t nrows,
-            Py_ssize_t ncols) noexcept nogil
     int wg_input_float "wg_kernels.wg_input_float"(const float* X, Py_ssize_t xcols, Py_ssize_t CP,
             Py_ssize_t R, Py_ssize_t Cw, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_input_double "wg_kernels.wg_input_double"(const double* X, Py_ssize_t xcols,
