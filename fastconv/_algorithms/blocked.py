@@ -522,7 +522,6 @@ def grad_kernel(spec, x, gy, out=None):
                          g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads,
                          plan.chunk)
     gw = np.empty(spec.w_shape, dtype) if out is None else out
-    packed = dwp.reshape(spec.groups, g.blocks, g.cg, g.taps, g.v).transpose(0, 1, 4, 2, 3)
-    packed = packed.reshape(spec.groups, g.blocks * g.v, g.cg, g.taps)[:, :g.kg]
-    gw.reshape(spec.groups, g.kg, g.cg, g.taps)[...] = packed
+    _blocked.unpack_gradient(dwp, gw.reshape(-1), spec.groups, g.kg, g.cg, g.taps, g.v,
+                             max(1, min(_config.get_num_threads(), spec.groups * g.blocks)))
     return gw

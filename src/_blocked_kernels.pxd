@@ -1,0 +1,39 @@
+# The kernels of src/_blocked_kernels.h (the blocked direct algorithm's rows, packing,
+# transposes and kernel-gradient tiles), declared for _blocked.pyx. Calls reach the kernels of
+# the process's instruction-set level through the table bk_init() fills.
+cdef extern from "_blocked_kernels.h":
+    int bk_level() noexcept nogil
+    Py_ssize_t fastconv_vector_bytes(int level) noexcept nogil
+    void bk_init() noexcept nogil
+    void bk_row_f32 "bk_kernels.bk_row_f32"(const float* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                    Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const float* w, int KB, int RT,
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, float* out) noexcept nogil
+    void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                    Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const double* w, int KB, int RT,
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
+    void bk_unpack_f32 "bk_kernels.bk_unpack_f32"(const float* buf, Py_ssize_t V, Py_ssize_t ow,
+                    Py_ssize_t rt, Py_ssize_t lanes, float* y, Py_ssize_t plane,
+                    Py_ssize_t yrow) noexcept nogil
+    void bk_unpack_f64 "bk_kernels.bk_unpack_f64"(const double* buf, Py_ssize_t V,
+                    Py_ssize_t ow, Py_ssize_t rt, Py_ssize_t lanes, double* y, Py_ssize_t plane,
+                    Py_ssize_t yrow) noexcept nogil
+    void bk_pack_f32 "bk_kernels.bk_pack_f32"(const float* src, Py_ssize_t stride, float* dst,
+                    Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
+    void bk_pack_f64 "bk_kernels.bk_pack_f64"(const double* src, Py_ssize_t stride, double* dst,
+                    Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
+    void bk_flip_f32 "bk_kernels.bk_flip_f32"(const float* src, Py_ssize_t taps,
+                    const Py_ssize_t* pos, float* dst, Py_ssize_t V,
+                    Py_ssize_t lanes) noexcept nogil
+    void bk_flip_f64 "bk_kernels.bk_flip_f64"(const double* src, Py_ssize_t taps,
+                    const Py_ssize_t* pos, double* dst, Py_ssize_t V,
+                    Py_ssize_t lanes) noexcept nogil
+    int bk_nonfinite_f32 "bk_kernels.bk_nonfinite_f32"(const float* a, Py_ssize_t n) noexcept nogil
+    int bk_nonfinite_f64 "bk_kernels.bk_nonfinite_f64"(const double* a, Py_ssize_t n) noexcept nogil
+    void bk_gk_f32 "bk_kernels.bk_gk_f32"(const float* x, Py_ssize_t xn, const float* g,
+                    Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
+                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
+                    float* out, Py_ssize_t orow, int KB, int RY, int CX, int more) noexcept nogil
+    void bk_gk_f64 "bk_kernels.bk_gk_f64"(const double* x, Py_ssize_t xn, const double* g,
+                    Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
+                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
+                    double* out, Py_ssize_t orow, int KB, int RY, int CX, int more) noexcept nogil
