@@ -433,7 +433,7 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
         return
     cdef int kw = row_taps(off, b.sw)
     cdef floating* wts
-    cdef bint clean = clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
+    clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
     # with several samples, every block's weights in lanes once a call, not once an item (their
     # scalar gather was ~5% of ConvNeXt's 7x7 at batch 8; at batch 1 the region cost more)
     cdef bint hoisted = N > 1
@@ -453,7 +453,7 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
             memset(&out[0] + (n * C + c0) * b.out_vol, 0, count * b.out_vol * sizeof(floating))
             continue
         stage_grid(&a[0] + (n * C + c0) * b.in_vol, count, &b.p, flat, flat + lanes * b.in_vol,
-                   lanes, clean)
+                   lanes)
         if hoisted:
             wts = &lw[0] + c0 * b.T
         else:
@@ -478,7 +478,7 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
     cdef floating* acc
     if C * b.T == 0:
         return
-    cdef bint clean = clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
+    clear_grids(&scratch[0], b.step, lanes * b.in_vol, &b.p, lanes, threads)
     for k in prange(b.blocks, nogil=True, schedule="static", num_threads=threads):
         c0 = k * lanes
         count = min(lanes, C - c0)
@@ -488,7 +488,7 @@ def blocked_grad_kernel(const floating[::1] x, const floating[::1] gy, floating[
         memset(acc, 0, b.T * lanes * sizeof(floating))
         for n in range(N if b.out_vol > 0 and b.in_vol > 0 else 0):
             stage_grid(&x[0] + (n * C + c0) * b.in_vol, count, &b.p, flat,
-                       flat + lanes * b.in_vol, lanes, clean)
+                       flat + lanes * b.in_vol, lanes)
             stage_flat(&gy[0] + (n * C + c0) * b.out_vol, count, b.out_vol, rows, lanes)
             for r in range(b.oh):
                 if floating is float:

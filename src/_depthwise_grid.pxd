@@ -26,16 +26,26 @@ cdef inline void stage_flat(const floating* src, Py_ssize_t count, Py_ssize_t vo
         wg_stage_double(src, count, vol, 1, vol, 0, 0, 1, vol, dst, lanes)
 
 
+cdef inline void clear_grids(floating* scratch, Py_ssize_t step, Py_ssize_t at,
+                             const Plane2* p, Py_ssize_t lanes, int threads) noexcept nogil:
+    """Zero each thread's grid (at `at` in its slice of `step` values) once a call where
+    stage_grid goes through `flat` (rows shorter than a vector): it then copies only the plane's
+    rows, the zeros around them staying from plane to plane (60 memsets a plane took 4% of
+    ConvNeXt's 384-channel 14x14 forward)."""
+    cdef int t
+    if p.w < lanes:
+        for t in range(threads):
+            memset(scratch + t * step + at, 0, p.gh * p.gw * lanes * sizeof(floating))
+
+
 cdef inline void stage_grid(const floating* src, Py_ssize_t count, const Plane2* p,
-                            floating* flat, floating* grid, Py_ssize_t lanes,
-                            bint clean) noexcept nogil:
+                            floating* flat, floating* grid, Py_ssize_t lanes) noexcept nogil:
     """grid[r][q][v] = plane v of src (planes h x w apart) at (r - ph, q - pw), zeros outside it
     and past count. Rows of a vector or more are transposed straight into the grid; shorter
     ones (a 14x14 plane at AVX-512) go through `flat`, the plane transposed as one run, and are
-    copied row by row from there (straight, they would go value by value). The copy through
-    `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at batch 8. `clean`: the grid
-    outside the plane is zero already (clear_grids), and only the plane's rows are copied (the
-    borders' 60 memsets a plane took 4% of ConvNeXt's 384-channel 14x14 forward)."""
+    copied row by row into a grid whose zeros clear_grids wrote (straight, they would go value
+    by value). The copy through `flat` took 8% of ConvNeXt's 96-channel 56x56 7x7 forward at
+    batch 8."""
     cdef Py_ssize_t r, i, q0, q1
     if p.w >= lanes:
         if floating is float:
@@ -49,31 +59,9 @@ cdef inline void stage_grid(const floating* src, Py_ssize_t count, const Plane2*
     q1 = max(min(p.pw + p.w, p.gw), q0)
     for r in range(p.gh):
         i = r - p.ph
-        if i < 0 or i >= p.h or q1 == q0:
-            if not clean:
-                memset(grid + r * p.gw * lanes, 0, p.gw * lanes * sizeof(floating))
-            continue
-        if clean:
+        if 0 <= i < p.h and q1 > q0:
             memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
                    (q1 - q0) * lanes * sizeof(floating))
-            continue
-        memset(grid + r * p.gw * lanes, 0, q0 * lanes * sizeof(floating))
-        memcpy(grid + (r * p.gw + q0) * lanes, flat + (i * p.w + q0 - p.pw) * lanes,
-               (q1 - q0) * lanes * sizeof(floating))
-        memset(grid + (r * p.gw + q1) * lanes, 0, (p.gw - q1) * lanes * sizeof(floating))
-
-
-cdef inline bint clear_grids(floating* scratch, Py_ssize_t step, Py_ssize_t at,
-                             const Plane2* p, Py_ssize_t lanes, int threads) noexcept nogil:
-    """Zero each thread's grid (at `at` in its slice of `step` values) where stage_grid goes
-    through `flat` (rows shorter than a vector), so that it copies only the plane's rows; True
-    where it did."""
-    cdef int t
-    if p.w >= lanes:
-        return False
-    for t in range(threads):
-        memset(scratch + t * step + at, 0, p.gh * p.gw * lanes * sizeof(floating))
-    return True
 
 
 cdef inline void unstage(const floating* rows, Py_ssize_t ycols, floating* dst,
