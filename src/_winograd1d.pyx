@@ -40,25 +40,11 @@ cdef struct Tiling:
     Py_ssize_t lin, lout                # lengths read and written
     Py_ssize_t off, dil                 # output o reads inputs o - off + dil * k
     Py_ssize_t Tr, B, blocks            # tiles per run, outputs per block, blocks per sample
-    Py_ssize_t jin, jn                  # tiles a run of a chunk of inputs, of outputs (the
-                                        # forward sets jn by its precision: out_chunk)
+    Py_ssize_t jin, jn                  # tiles a run of a chunk of inputs, of outputs
     Py_ssize_t size1, size2, size3      # per-thread scratch buffers (elements)
 
 
-cdef Tiling make_tiling(tuple t) except *:
-    cdef Tiling tl
-    (tl.cin, tl.cout, tl.CP, tl.KP, tl.lin, tl.lout, tl.off, tl.dil, tl.Tr, tl.size1, tl.size2,
-     tl.size3) = t
-    tl.B = TILE * tl.dil * tl.Tr
-    tl.blocks = (tl.lout + tl.B - 1) // tl.B
-    tl.jn = 1
-    tl.jin = 1
-    while TILE * tl.dil * tl.jin < 96:  # a chunk of inputs: 2 dil of them staged again
-        tl.jin *= 2
-    return tl
-
-
-cdef Py_ssize_t out_chunk(Py_ssize_t dil, Py_ssize_t row_bytes) noexcept:
+cdef Py_ssize_t out_chunk(Py_ssize_t dil, Py_ssize_t row_bytes) noexcept nogil:
     """Tiles a run of one chunk of a block's outputs, transformed into Y and written out before
     the next: positions a multiple of 16 (whole register transposes), at least 48, and more
     while Y stays within 16 KB (L1). Y whole (a block of the TCN's, 130 KB) went through L2."""
@@ -68,6 +54,19 @@ cdef Py_ssize_t out_chunk(Py_ssize_t dil, Py_ssize_t row_bytes) noexcept:
     while TILE * dil * jn < 48 or TILE * dil * 2 * jn * row_bytes <= 16384:
         jn *= 2
     return jn
+
+
+cdef Tiling make_tiling(tuple t, Py_ssize_t itemsize) except *:
+    cdef Tiling tl
+    (tl.cin, tl.cout, tl.CP, tl.KP, tl.lin, tl.lout, tl.off, tl.dil, tl.Tr, tl.size1, tl.size2,
+     tl.size3) = t
+    tl.B = TILE * tl.dil * tl.Tr
+    tl.blocks = (tl.lout + tl.B - 1) // tl.B
+    tl.jn = out_chunk(tl.dil, tl.KP * itemsize)
+    tl.jin = 1
+    while TILE * tl.dil * tl.jin < 96:  # a chunk of inputs: 2 dil of them staged again
+        tl.jin *= 2
+    return tl
 
 
 cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t length,
@@ -146,10 +145,9 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
     """y[n] = Winograd(x[n], u) for every sample n (x: N x cin * lin, y: N x cout * lout); u is
     U[8][cin][KP]. `work` holds num_threads * (size1 + size2) values, `flags` one byte per
     block: set where the block computed a value that is not finite."""
-    cdef Tiling tl = make_tiling(tiling)
+    cdef Tiling tl = make_tiling(tiling, sizeof(floating))
     cdef Py_ssize_t item, n
     cdef floating* buf1
-    tl.jn = out_chunk(tl.dil, tl.KP * sizeof(floating))
     with nogil:
         for item in prange(x.shape[0] * tl.blocks, schedule="static", num_threads=num_threads):
             buf1 = thread_slice(&work[0], tl.size1 + tl.size2)
@@ -162,7 +160,7 @@ def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] g
                 floating[::1] du, floating[::1] work, floating[::1] partials, Py_ssize_t parts,
                 int num_threads):
     """du[8][cin][KP] = sum over the blocks of V^T Mg, in `parts` partial sums added in order."""
-    cdef Tiling tl = make_tiling(tiling)
+    cdef Tiling tl = make_tiling(tiling, sizeof(floating))
     cdef Py_ssize_t items = x.shape[0] * tl.blocks
     cdef Py_ssize_t size = POSITIONS * tl.cin * tl.KP, q, i, i0, i1
     cdef floating* buf1
