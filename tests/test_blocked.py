@@ -59,6 +59,8 @@ CASES = {
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
     "stride-3-1d": ((1, 2, 50), (33, 2, 4), dict(stride=3)),
+    # stride 2 on one row is its own code (bk_row's stride-2 columns), in several tiles
+    "stride-2-1d-tiles": ((2, 5, 61), (20, 5, 3), dict(stride=2)),
     "stride-3d": ((1, 2, 6, 7, 9), (5, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=1)),
     "dilated-columns-strided": ((2, 3, 9, 16), (18, 3, 2, 4), dict(dilation=(1, 3), stride=2)),
 }
