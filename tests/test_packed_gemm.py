@@ -35,8 +35,16 @@ SEVERAL = [             # small maps: chunks of several whole samples (49, 64, 3
     ((5, 4, 7, 7, 4), (26, 2, 3, 3, 2), dict(groups=2, stride=(2, 1, 1))),
     ((20, 5, 17), (40, 5, 3), dict(stride=2, padding=1)),
     ((8, 70, 7, 7), (90, 70, 1, 1), {}),      # a 1x1 layer on small maps (MobileNetV2's last)
+    # few chunks and many output channels: chunks of whole samples after the width was first
+    # narrowed for more chunks (the buffers were sized for part of a sample: heap corruption)
+    ((2, 5, 13, 13), (390, 5, 1, 1), {}),
+    ((3, 4, 9, 15), (290, 2, 1, 1), dict(groups=2)),
 ]
 CASES += SEVERAL
+
+
+def plan_spec_output(x_shape, w_shape, dtype, geometry):
+    return make_spec(x_shape, w_shape, dtype=dtype, **geometry).output_size
 
 
 @pytest.fixture
@@ -54,6 +62,8 @@ def test_packed_forward_matches_reference(case, dtype, rng, packed, restore_sett
     copies = (x.copy(), w.copy())
     plan = im2col._Plan(make_spec(x_shape, w_shape, dtype=dtype, **geometry), "forward")
     assert plan.packed and (plan.samples > 1) == (case in SEVERAL), plan.samples
+    positions = int(np.prod(plan_spec_output(x_shape, w_shape, dtype, geometry)))
+    assert plan.samples == 1 or plan.width == positions, (plan.width, positions)
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)

@@ -183,6 +183,9 @@ class _Plan:
             chunks = max(-(-spec.batch // (columns // positions)),
                          min(spec.batch, -(-SPLIT_ITEMS // (spec.groups * blocks))))
             self.samples = -(-spec.batch // chunks)
+            if self.samples > 1:    # a chunk is whole samples (src/_im2col.pyx, forward_panels:
+                width = positions   # a width narrowed above for few chunks sized its buffer for
+                                    # part of one, and the kernel wrote past it)
         self.parts = self.partial_elements = 0
         self.kblocks = self.slabs = 1
         chunks = spec.batch * -(-positions // width)
