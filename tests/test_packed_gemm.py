@@ -12,6 +12,7 @@ The other instruction-set levels run in tests/test_kernel_levels.py.
 """
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import fastconv
 from fastconv import reference
@@ -117,3 +118,26 @@ def test_the_rule_takes_float32_layers_of_enough_channels_and_positions():
     small = make_spec((8, 320, 7, 7), (1280, 320, 1, 1), dtype=np.float32)
     assert im2col._packed_gemm(small) == (level >= 1)
     assert not im2col._packed_gemm(make_spec((1, 320, 7, 7), (1280, 320, 1, 1), dtype=np.float32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 4), channels=st.integers(1, 6),
+       out=st.one_of(st.integers(1, 40), st.integers(250, 420)),
+       size=st.tuples(st.integers(1, 15), st.integers(1, 15)), k=st.sampled_from([1, 3]),
+       groups=st.sampled_from([1, 2]))
+def test_packed_forward_any_batch_and_channels(batch, channels, out, size, k, groups):
+    """Random batches, channel counts (many output channels: the shared path's blocks) and small
+    maps (chunks of several samples): the plan's chunks are whole samples wherever they take
+    several, and the result is the reference's."""
+    channels, out = channels * groups, -(-out // groups) * groups
+    rng = np.random.default_rng([batch, channels, out, *size, k])
+    x = rng.standard_normal((batch, channels, *size)).astype(np.float32)
+    w = rng.standard_normal((out, channels // groups, k, k)).astype(np.float32)
+    geometry = dict(padding=k // 2, groups=groups)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASTCONV_IM2COL_GEMM", "packed")
+        spec = make_spec(x.shape, w.shape, dtype=np.float32, **geometry)
+        plan = im2col._Plan(spec, "forward")
+        assert plan.samples == 1 or plan.width == int(np.prod(spec.output_size))
+        got = fastconv.conv(x, w, algorithm="im2col", **geometry)
+    np.testing.assert_allclose(got, reference.conv(x, w, **geometry), rtol=1e-4, atol=1e-4)
