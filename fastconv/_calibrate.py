@@ -31,14 +31,16 @@ NOISY_SHARE = 0.1           # summary() warns when more than this share of measu
 SKIP = ("reference",)
 
 # (x shape, w shape, geometry): the suite's kinds of layer at a quarter of its sizes or less (dense
-# 3x3, few input channels, pointwise, strided, large kernel, depthwise, MNIST-like, 1-D audio,
-# 1-D sequence layers, 3-D), single-channel images (up to 512x512, where transforms and direct
-# loops part ways) with kernels 5 to 41, and three tiny problems (dense and depthwise) that show
-# the fixed costs of a call; each takes milliseconds.
+# 3x3, few input channels, pointwise -- and a deep one on a 7x7 map --, strided, large kernel,
+# depthwise, MNIST-like, 1-D audio, 1-D sequence layers, 3-D), single-channel images (up to
+# 512x512, where transforms and direct loops part ways) with kernels 5 to 41, and three tiny
+# problems (dense and depthwise) that show the fixed costs of a call; each takes milliseconds.
 PROBLEMS = (
     ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),
     ((2, 3, 112, 112), (32, 3, 3, 3), dict(padding=1)),
     ((4, 128, 14, 14), (32, 128, 1, 1), {}),
+    ((1, 256, 7, 7), (512, 256, 1, 1), {}),     # 1x1 layers: a deep one on a small map, and a
+    ((8, 64, 28, 28), (128, 64, 1, 1), {}),     # batch on a larger one (pointwise's scale)
     ((4, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1)),
     ((2, 4, 64, 64), (4, 4, 15, 15), dict(padding=7)),
     ((4, 64, 28, 28), (64, 1, 3, 3), dict(padding=1, groups=64)),

@@ -50,10 +50,10 @@ def apply_override(environ=os.environ):
 
 def levels():
     """{kernel set: level name} of the sets this build has."""
-    from . import _blocked, _depthwise, _direct, _im2col, _winograd, _fft
+    from . import _blocked, _depthwise, _direct, _im2col, _pointwise, _winograd, _fft
     found = {"direct": _direct.kernel_level(), "winograd": _winograd.kernel_level(),
              "depthwise": _depthwise.kernel_level(), "im2col": _im2col.kernel_level(),
-             "blocked": _blocked.kernel_level()}
+             "blocked": _blocked.kernel_level(), "pointwise": _pointwise.kernel_level()}
     if hasattr(_fft, "kernel_level"):
         found["fft"] = _fft.kernel_level()
     return {name: NAMES[level] for name, level in found.items()}

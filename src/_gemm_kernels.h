@@ -11,6 +11,9 @@
  * runs the tile, so results do not depend on the thread count. The tile shape depends on the
  * level (the caller asks gm_rows/gm_cols); the order of the sums does not.
  *
+ * The pointwise algorithm's variant, with A read in place (gm_inplace, gm_pack_b), is
+ * _gemm_inplace.h, which this body includes with the same tile shape.
+ *
  * The file is its own body, like _winograd_kernels.h: once per level (FASTCONV_LV), once per
  * precision (GM_T).
  */
@@ -175,6 +178,8 @@ FASTCONV_ATTR static int GM_FN(gm_rows_times)(Py_ssize_t m, Py_ssize_t n, Py_ssi
     return 0;
 }
 
+#include "_gemm_inplace.h"
+
 #undef GM_TILE
 #undef GM_TILE_CALL
 #undef VT
@@ -212,7 +217,9 @@ FASTCONV_ATTR static int GM_FN(gm_rows_times)(Py_ssize_t m, Py_ssize_t n, Py_ssi
 #define GM_ENTRIES(X, LV)                                                                          \
     X(gm_rows_float, LV) X(gm_rows_double, LV) X(gm_cols_float, LV) X(gm_cols_double, LV)          \
     X(gm_pack_a_float, LV) X(gm_pack_a_double, LV) X(gm_panels_float, LV)                          \
-    X(gm_panels_double, LV) X(gm_rows_times_float, LV) X(gm_rows_times_double, LV)
+    X(gm_panels_double, LV) X(gm_rows_times_float, LV) X(gm_rows_times_double, LV)                \
+    X(gm_pack_b_float, LV) X(gm_pack_b_double, LV) X(gm_inplace_float, LV)                         \
+    X(gm_inplace_double, LV)
 FASTCONV_KERNEL_TABLE(gm, GM_ENTRIES, "FASTCONV_GEMM_LEVEL")
 
 #endif

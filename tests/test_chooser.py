@@ -89,6 +89,7 @@ def _showcase(rng):
     yield "depthwise", rng.standard_normal((2, 6, 16, 16)), rng.standard_normal((6, 1, 3, 3)), dict(groups=6)
     yield "strided", rng.standard_normal((2, 4, 17, 17)), rng.standard_normal((4, 4, 3, 3)), dict(stride=2)
     yield "3d", rng.standard_normal((1, 2, 8, 8, 8)), rng.standard_normal((2, 2, 3, 3, 3)), dict(padding=1)
+    yield "1x1", rng.standard_normal((2, 8, 7, 7)), rng.standard_normal((16, 8, 1, 1)), {}
 
 
 def test_every_algorithm_computes_some_problem(algorithm_names, assert_close_to_reference):

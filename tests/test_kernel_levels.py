@@ -1,5 +1,5 @@
 """Every instruction-set level of every hand-vectorised kernel set (direct, winograd, fft,
-depthwise, blocked, im2col's packed GEMM) that
+depthwise, blocked, im2col's packed GEMM, pointwise's GEMM with A in place) that
 this machine can run, chosen by the one override (FASTCONV_KERNEL_LEVEL) in a fresh interpreter.
 
 The broad shape coverage of each set at each level is in its own file (test_direct.py,
@@ -16,10 +16,11 @@ import sys
 import pytest
 
 import fastconv
-from fastconv import _blocked, _depthwise, _direct, _fft, _im2col, _kernel_level, _winograd
+from fastconv import (_blocked, _depthwise, _direct, _fft, _im2col, _kernel_level, _pointwise,
+                      _winograd)
 
 SETS = {"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
-        "im2col": _im2col, "blocked": _blocked}
+        "im2col": _im2col, "blocked": _blocked, "pointwise": _pointwise}
 BEST = min(module.kernel_level() for module in SETS.values())
 
 # Odd sizes, asymmetric padding, stride and dilation where the set supports them.
@@ -46,15 +47,19 @@ CASES = {
                 ((1, 4, 9, 14), (38, 2, 5, 3), dict(padding=(2, 0), groups=2)),
                 ((2, 2, 37), (5, 2, 5), dict(padding="same")),
                 ((2, 2, 6, 30), (20, 2, 2, 11), dict(padding=(0, 5)), ("forward", "grad_kernel"))],
+    # pointwise: output channels past a block of the tile's rows (15 a group), positions past
+    # its panels
+    "pointwise": [((2, 6, 7, 9), (30, 3, 1, 1), dict(groups=2)),
+                  ((3, 13, 41), (7, 13, 1), {})],
 }
 
 _SCRIPT = """
 import numpy as np, fastconv
 from fastconv import _blocked, _depthwise, _direct, _im2col, _winograd, _fft, _kernel_level
-from fastconv import reference
+from fastconv import _pointwise, reference
 level = {level}
 sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
-        "im2col": _im2col, "blocked": _blocked}}
+        "im2col": _im2col, "blocked": _blocked, "pointwise": _pointwise}}
 for name, module in sets.items():
     assert module.kernel_level() == level, (name, module.kernel_level(), level)
 assert _kernel_level.levels() == {{name: _kernel_level.NAMES[level] for name in sets}}

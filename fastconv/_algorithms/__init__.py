@@ -7,6 +7,7 @@ from . import direct
 from . import winograd
 from . import depthwise
 from . import blocked
+from . import pointwise
 
 register(im2col)
 register(reference)
@@ -16,3 +17,4 @@ register(direct)
 register(winograd)
 register(depthwise)
 register(blocked)
+register(pointwise)

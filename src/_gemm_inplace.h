@@ -1,0 +1,174 @@
+/* fastconv's own GEMM with A read where it lies (src/_gemm_kernels.h's body includes this once
+ * per level and precision, with its GM_T, GM_L, GM_KR, GM_NR, VT, VU and GM_FN): the pointwise
+ * algorithm's (src/_pointwise.pyx) C = sum over samples s of A_s B_s.
+ *
+ * A 1x1 layer is a GEMM whose A, the weights (forward, grad_input) or the output gradient
+ * (grad_kernel), is as large as the work on a small map: MobileNetV2's 320 -> 1280 layer on 7x7
+ * packs 1.6 MB of weights for 49 positions. Here A is never packed: a tile broadcasts each of its
+ * GM_KR rows' values straight from A, whose element (i, kk) lies at a[i * lda + kk] (ACOLS 0:
+ * rows of A along kk, the weights as given) or a[i + kk * lda] (ACOLS 1: the weights transposed,
+ * grad_input's); the hardware follows the GM_KR streams. B, small there (the positions of one
+ * sample), is packed into panels of GM_NR columns, kk running over the samples' k rows in turn:
+ * gm_pack_b reads it in rows (x, gy) or transposed (grad_kernel's input).
+ *
+ * Each C value is one sum over (s, kk) in order, whatever tile computes it, so results do not
+ * depend on the blocking or the thread count.
+ */
+
+/* Panels of B: bp[panel][s * k + kk][GM_NR] = B_s(kk, j) = b[s * ss + kk * rs + j * cs] for the
+   panel's columns j < n, zero past n (the last panel's). Rows of B (cs 1) are read a row at a
+   time across the panels (a panel at a time read each row's piece from another page: memcpy
+   took a third of a 56x56 layer); columns of B (grad_kernel's x) a panel at a time, a value of
+   each of its columns a row (GM_NR streams the hardware follows; reading a column at a time
+   wrote one line of the panel a value). */
+FASTCONV_ATTR static int GM_FN(gm_pack_b)(const GM_T* b, Py_ssize_t samples, Py_ssize_t k,
+                                          Py_ssize_t n, Py_ssize_t rs, Py_ssize_t cs,
+                                          Py_ssize_t ss, GM_T* restrict bp) {
+    const Py_ssize_t depth = samples * k, panels = (n + GM_NR - 1) / GM_NR;
+    if (cs != 1) {
+        for (Py_ssize_t t = 0; t < panels; t++) {
+            const Py_ssize_t j0 = t * GM_NR, nr = n - j0 < GM_NR ? n - j0 : GM_NR;
+            for (Py_ssize_t g = 0; g < depth; g++) {
+                const GM_T* src = b + (g / k) * ss + (g % k) * rs + j0 * cs;
+                GM_T* dst = bp + (t * depth + g) * GM_NR;
+                for (Py_ssize_t j = 0; j < nr; j++)
+                    dst[j] = src[j * cs];
+                for (Py_ssize_t j = nr; j < GM_NR; j++)
+                    dst[j] = 0;
+            }
+        }
+        return 0;
+    }
+    for (Py_ssize_t g = 0; g < depth; g++) {
+        const GM_T* src = b + (g / k) * ss + (g % k) * rs;
+        GM_T* dst = bp + g * GM_NR;
+        for (Py_ssize_t t = 0; t < panels; t++, dst += depth * GM_NR) {
+            const Py_ssize_t j0 = t * GM_NR, nr = n - j0 < GM_NR ? n - j0 : GM_NR;
+            if (nr == GM_NR) {
+                _Pragma("GCC unroll 2")
+                for (int v = 0; v < GM_NR / GM_L; v++)
+                    *(VU*)(dst + v * GM_L) = *(const VU*)(src + j0 + v * GM_L);
+                continue;
+            }
+            memcpy(dst, src + j0, (size_t)nr * sizeof(GM_T));
+            memset(dst + nr, 0, (size_t)(GM_NR - nr) * sizeof(GM_T));
+        }
+    }
+    return 0;
+}
+
+#define GM_IP_AHEAD 8       /* rows of A (kk) a transposed tile prefetches ahead */
+/* A tile of ROWS x NV vectors of C (row stride ldc): A's rows i < ROWS, in place, times NV
+   vectors of one panel of B, over the panel's rows [g0, g1) (row g of sample g / k, whose A is
+   sa further, and kk = g % k). */
+#define GM_IP_TILE(ROWS, NV, ACOLS)                                                                \
+FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t g0,               \
+        Py_ssize_t g1, Py_ssize_t k, const GM_T* restrict a, Py_ssize_t lda, Py_ssize_t sa,       \
+        const GM_T* restrict bp, GM_T* restrict c, Py_ssize_t ldc) {                    \
+    VT acc[ROWS][NV];                                                                              \
+    _Pragma("GCC unroll 12")                                                                       \
+    for (int i = 0; i < ROWS; i++)                                                                 \
+        _Pragma("GCC unroll 2")                                                                    \
+        for (int v = 0; v < NV; v++)                                                               \
+            acc[i][v] = (VT){0};                     \
+    for (Py_ssize_t g = g0; g < g1; ) {                                                            \
+        const Py_ssize_t s = g / k, kk0 = g - s * k;                                               \
+        const Py_ssize_t kk1 = k - kk0 < g1 - g ? k : kk0 + (g1 - g);                              \
+        const GM_T* as = a + s * sa;                                                               \
+        const GM_T* b = bp + (g - kk0) * GM_NR;                                                    \
+        for (Py_ssize_t kk = kk0; kk < kk1; kk++) {                                                \
+            VT bv[NV];                                                                             \
+            _Pragma("GCC unroll 2")                                                                \
+            for (int v = 0; v < NV; v++)                                                           \
+                bv[v] = *(const VU*)(b + kk * GM_NR + v * GM_L);                                   \
+            if (ACOLS) {    /* rows of A lda apart, too far for the hardware to follow      \
+                               (grad_input of a 2048-channel layer ran at half the speed) */     \
+                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda);                                \
+                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda + ROWS - 1);                     \
+            }                                                                                      \
+            _Pragma("GCC unroll 12")                                                               \
+            for (int i = 0; i < ROWS; i++) {                                                       \
+                const GM_T ai = ACOLS ? as[i + kk * lda] : as[i * lda + kk];                       \
+                _Pragma("GCC unroll 2")                                                            \
+                for (int v = 0; v < NV; v++)                                                       \
+                    acc[i][v] += bv[v] * ai;                                                       \
+            }                                                                                      \
+        }                                                                                          \
+        g += kk1 - kk0;                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 12")                                                                       \
+    for (int i = 0; i < ROWS; i++)                                                                 \
+        _Pragma("GCC unroll 2")                                                                    \
+        for (int v = 0; v < NV; v++)                                                               \
+            *(VU*)(c + i * ldc + v * GM_L) = acc[i][v];                                            \
+}
+#define GM_IP_TILES(ROWS) GM_IP_TILE(ROWS, 2, 0) GM_IP_TILE(ROWS, 1, 0) GM_IP_TILE(ROWS, 2, 1)   \
+                          GM_IP_TILE(ROWS, 1, 1)
+#if FASTCONV_VB >= 64
+GM_IP_TILES(12) GM_IP_TILES(8)
+#else
+GM_IP_TILES(6)
+#endif
+GM_IP_TILES(4) GM_IP_TILES(2) GM_IP_TILES(1)
+
+/* One tile of `rows` (GM_KR, or a power of two below it) by NV vectors. */
+#if FASTCONV_VB >= 64
+#  define GM_IP_WIDE(NV, ACOLS, ...)                                                               \
+    case 12: GM_FN(gm_ip_12x##NV##_##ACOLS)(__VA_ARGS__); break;                                   \
+    case 8: GM_FN(gm_ip_8x##NV##_##ACOLS)(__VA_ARGS__); break;
+#else
+#  define GM_IP_WIDE(NV, ACOLS, ...)                                                               \
+    case 6: GM_FN(gm_ip_6x##NV##_##ACOLS)(__VA_ARGS__); break;
+#endif
+#define GM_IP_CALL(rows, NV, ACOLS, ...)                                                           \
+    switch (rows) {                                                                                \
+    GM_IP_WIDE(NV, ACOLS, __VA_ARGS__)                                                             \
+    case 4: GM_FN(gm_ip_4x##NV##_##ACOLS)(__VA_ARGS__); break;                                     \
+    case 2: GM_FN(gm_ip_2x##NV##_##ACOLS)(__VA_ARGS__); break;                                     \
+    default: GM_FN(gm_ip_1x##NV##_##ACOLS)(__VA_ARGS__); break;                                    \
+    }
+
+/* C's rows [i0, i1) on one panel (bp: its samples * k rows; panel `panel` of n columns) =
+   sum_s A_s B_s, A's element (i, kk) of sample s at a[s * sa + i * lda + kk] (acols 0) or
+   a[s * sa + i + kk * lda] (acols 1): blocks of GM_KR rows, then the powers of two that add up
+   to the rest. A panel of fewer than GM_NR columns is computed into `part` (at least
+   (i1 - i0) x GM_NR values) and its columns copied out. (Chunks of the panel's rows that stay
+   in L1, run against every block in turn, measured no faster: 0.93-1.25x the time.) */
+FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t panel,
+                                           Py_ssize_t n, Py_ssize_t samples, Py_ssize_t k,
+                                           const GM_T* a, Py_ssize_t lda, Py_ssize_t sa,
+                                           int acols, const GM_T* bp, GM_T* c, Py_ssize_t ldc,
+                                           GM_T* part) {
+    const Py_ssize_t j0 = panel * GM_NR, nr = n - j0 < GM_NR ? n - j0 : GM_NR;
+    const Py_ssize_t depth = samples * k;
+    const int whole = nr == GM_NR, nv = nr > GM_L ? 2 : 1;
+    GM_T* out = whole ? c + i0 * ldc + j0 : part;
+    const Py_ssize_t ldo = whole ? ldc : GM_NR;
+    for (Py_ssize_t r0 = i0; r0 < i1; ) {
+        Py_ssize_t rows = GM_KR;
+        while (rows > i1 - r0)
+            rows = rows == GM_KR ? (GM_KR > 8 ? 8 : 4) : rows / 2;
+        const GM_T* at = a + (acols ? r0 : r0 * lda);
+        GM_T* ct = out + (r0 - i0) * ldo;
+        if (acols && nv == 2) {
+            GM_IP_CALL(rows, 2, 1, 0, depth, k, at, lda, sa, bp, ct, ldo)
+        } else if (acols) {
+            GM_IP_CALL(rows, 1, 1, 0, depth, k, at, lda, sa, bp, ct, ldo)
+        } else if (nv == 2) {
+            GM_IP_CALL(rows, 2, 0, 0, depth, k, at, lda, sa, bp, ct, ldo)
+        } else {
+            GM_IP_CALL(rows, 1, 0, 0, depth, k, at, lda, sa, bp, ct, ldo)
+        }
+        r0 += rows;
+    }
+    if (!whole)
+        for (Py_ssize_t r = 0; r < i1 - i0; r++)
+            memcpy(c + (i0 + r) * ldc + j0, part + r * GM_NR, (size_t)nr * sizeof(GM_T));
+    return 0;
+}
+
+#undef GM_IP_TILE
+#undef GM_IP_TILES
+#undef GM_IP_CALL
+#undef GM_IP_WIDE
+#undef GM_IP_AHEAD

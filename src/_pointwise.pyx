@@ -1,0 +1,120 @@
+"""Pointwise (1x1, stride 1, unpadded) convolution as GEMMs whose large operand is read in place.
+
+Arrays arrive lifted and flattened: x (N, C, P), y (N, K, P) with P the positions of a plane, w
+(K, Cg). Per group g, with Kg = K / G output and Cg = C / G input channels:
+
+    forward        y[n, g]  (Kg x P)  = w[g] (Kg x Cg)   x[n, g] (Cg x P)
+    grad_input     gx[n, g] (Cg x P)  = w[g]^T (Cg x Kg) gy[n, g] (Kg x P)
+    grad_kernel    gw[g]    (Kg x Cg) = sum_n gy[n, g] (Kg x P) x[n, g]^T (P x Cg)
+
+on fastconv's own GEMM with A read where it lies (src/_gemm_inplace.h): the weights, or gy for
+the kernel gradient, are never packed; B (x or gy, transposed x for the kernel gradient) is
+packed into the tile's panels first, in parallel, panel by panel. Then each work item (group,
+chunk of A's rows, sample, panel; no sample for the kernel gradient, whose sums run over every
+sample and position) computes its rows of C on its panel. Every value of C is one sum in a fixed
+order, whatever item or thread computes it: results do not depend on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from _openmp cimport omp_get_thread_num
+
+from _gemm cimport gm_init, gm_level, inplace_gemm, pack_b, tile_cols, tile_rows
+
+gm_init()
+
+
+def kernel_level():
+    """The instruction-set level the GEMM kernels run at (0 reference, 1 AVX2, 2 AVX-512)."""
+    return gm_level()
+
+
+def tile(floating[::1] like):
+    """(rows, columns) of the GEMM's register tile for this precision."""
+    return tile_rows(&like[0]), tile_cols(&like[0])
+
+
+cdef inline Py_ssize_t max_(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef enum:
+    PACK_PANELS = 8     # panels a packing item fills from rows of B: a row read in runs this long
+
+
+cdef void pack_panels(const floating* b, Py_ssize_t sets, Py_ssize_t set_stride,
+                      Py_ssize_t samples, Py_ssize_t k, Py_ssize_t n, Py_ssize_t rs,
+                      Py_ssize_t cs, Py_ssize_t ss, floating* bp, Py_ssize_t nr,
+                      int num_threads) noexcept nogil:
+    """For each of `sets` matrices B (set_stride apart in b), its panels into bp, one set's
+    panels after another's: set q's panel t at bp + (q * panels + t) * samples * k * nr; an item
+    packs PACK_PANELS panels of a set from its rows (cs 1), one from its columns."""
+    cdef Py_ssize_t panels = (n + nr - 1) // nr, depth = samples * k
+    cdef Py_ssize_t per = PACK_PANELS if cs == 1 else 1
+    cdef Py_ssize_t runs = (panels + per - 1) // per, item, q, t, cols
+    for item in prange(sets * runs, schedule="static", num_threads=num_threads):
+        q = item // runs
+        t = (item % runs) * per
+        cols = n - t * nr if n - t * nr < per * nr else per * nr
+        pack_b(b + q * set_stride + t * nr * cs, samples, k, cols, rs, cs, ss,
+               bp + (q * panels + t) * depth * nr)
+
+
+def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, floating[::1] bp,
+            floating[::1] parts, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
+            Py_ssize_t P, Py_ssize_t chunk_rows, bint transposed, int num_threads):
+    """y = w x per sample and group (forward), or with `transposed` gx = w^T gy (grad_input: x is
+    then gy, Kg its channels, and y gx, Cg its channels). `bp` holds every (sample, group)'s
+    panels; `chunk_rows` (a multiple of the tile's rows) the rows of C an item computes, the
+    last chunk also the rows past the last whole block of the tile's rows;
+    `parts`, num_threads x (chunk_rows + the tile's rows) x its columns, a part-filled panel's
+    rows."""
+    cdef Py_ssize_t nr = tile_cols(&bp[0])
+    cdef Py_ssize_t panels = (P + nr - 1) // nr
+    cdef Py_ssize_t m = Cg if transposed else Kg, k = Kg if transposed else Cg
+    cdef Py_ssize_t kr = tile_rows(&bp[0])
+    cdef Py_ssize_t chunks = max_(1, (m // kr * kr + chunk_rows - 1) // chunk_rows)
+    cdef Py_ssize_t item, rest, t, nn, gi, ch, i0, i1
+    if m == 0 or P == 0 or N * G == 0:
+        return
+    with nogil:
+        pack_panels(&x[0], N * G, k * P, 1, k, P, P, 1, 0, &bp[0], nr, num_threads)
+        for item in prange(G * chunks * N * panels, schedule="static", num_threads=num_threads):
+            t = item % panels
+            rest = item // panels
+            nn = rest % N
+            rest = rest // N
+            ch = rest % chunks
+            gi = rest // chunks
+            i0 = ch * chunk_rows
+            i1 = m if ch == chunks - 1 else i0 + chunk_rows
+            inplace_gemm(i0, i1, t, P, 1, k, &w[0] + gi * Kg * Cg, Cg, 0, transposed,
+                         &bp[0] + ((nn * G + gi) * panels + t) * k * nr,
+                         &y[0] + (nn * G + gi) * m * P, P,
+                         &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)
+
+
+def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                floating[::1] bp, floating[::1] parts, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg,
+                Py_ssize_t Kg, Py_ssize_t P, Py_ssize_t chunk_rows, int num_threads):
+    """gw[g] = sum_n gy[n, g] x[n, g]^T: `bp` holds each group's panels of x transposed (every
+    sample's positions in turn), `chunk_rows` and `parts` as forward's."""
+    cdef Py_ssize_t nr = tile_cols(&bp[0])
+    cdef Py_ssize_t panels = (Cg + nr - 1) // nr
+    cdef Py_ssize_t kr = tile_rows(&bp[0])
+    cdef Py_ssize_t chunks = max_(1, (Kg // kr * kr + chunk_rows - 1) // chunk_rows)
+    cdef Py_ssize_t item, rest, t, gi, ch, i0, i1
+    if Kg == 0 or Cg == 0 or G == 0:
+        return
+    with nogil:
+        pack_panels(&x[0], G, Cg * P, N, P, Cg, 1, P, G * Cg * P, &bp[0], nr, num_threads)
+        for item in prange(G * chunks * panels, schedule="static", num_threads=num_threads):
+            t = item % panels
+            rest = item // panels
+            ch = rest % chunks
+            gi = rest // chunks
+            i0 = ch * chunk_rows
+            i1 = Kg if ch == chunks - 1 else i0 + chunk_rows
+            inplace_gemm(i0, i1, t, Cg, N, P, &gy[0] + gi * Kg * P, P, G * Kg * P, 0,
+                         &bp[0] + (gi * panels + t) * N * P * nr, &gw[0] + gi * Kg * Cg, Cg,
+                         &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)
