@@ -34,8 +34,17 @@ def tile(floating[::1] like):
     return tile_rows(&like[0]), tile_cols(&like[0])
 
 
-cdef inline Py_ssize_t max_(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a > b else b
+cdef inline Py_ssize_t chunk_count(Py_ssize_t m, Py_ssize_t kr, Py_ssize_t chunk_rows) noexcept:
+    """Chunks of `chunk_rows` rows over the whole blocks of kr rows among m (at least one): the
+    rows past the last whole block join the last chunk."""
+    cdef Py_ssize_t whole = m // kr * kr
+    return (whole + chunk_rows - 1) // chunk_rows if whole > 0 else 1
+
+
+cdef inline Py_ssize_t chunk_end(Py_ssize_t ch, Py_ssize_t chunks, Py_ssize_t chunk_rows,
+                                 Py_ssize_t m) noexcept nogil:
+    """The row after chunk ch's last."""
+    return m if ch == chunks - 1 else (ch + 1) * chunk_rows
 
 
 cdef enum:
@@ -73,8 +82,8 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
     cdef Py_ssize_t panels = (P + nr - 1) // nr
     cdef Py_ssize_t m = Cg if transposed else Kg, k = Kg if transposed else Cg
     cdef Py_ssize_t kr = tile_rows(&bp[0])
-    cdef Py_ssize_t chunks = max_(1, (m // kr * kr + chunk_rows - 1) // chunk_rows)
-    cdef Py_ssize_t item, rest, t, nn, gi, ch, i0, i1
+    cdef Py_ssize_t chunks = chunk_count(m, kr, chunk_rows)
+    cdef Py_ssize_t item, rest, t, nn, gi, ch
     if m == 0 or P == 0 or N * G == 0:
         return
     with nogil:
@@ -86,9 +95,8 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
             rest = rest // N
             ch = rest % chunks
             gi = rest // chunks
-            i0 = ch * chunk_rows
-            i1 = m if ch == chunks - 1 else i0 + chunk_rows
-            inplace_gemm(i0, i1, t, P, 1, k, &w[0] + gi * Kg * Cg, Cg, 0, transposed,
+            inplace_gemm(ch * chunk_rows, chunk_end(ch, chunks, chunk_rows, m), t, P, 1, k,
+                         &w[0] + gi * Kg * Cg, Cg, 0, transposed,
                          &bp[0] + ((nn * G + gi) * panels + t) * k * nr,
                          &y[0] + (nn * G + gi) * m * P, P,
                          &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)
@@ -102,8 +110,8 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     cdef Py_ssize_t nr = tile_cols(&bp[0])
     cdef Py_ssize_t panels = (Cg + nr - 1) // nr
     cdef Py_ssize_t kr = tile_rows(&bp[0])
-    cdef Py_ssize_t chunks = max_(1, (Kg // kr * kr + chunk_rows - 1) // chunk_rows)
-    cdef Py_ssize_t item, rest, t, gi, ch, i0, i1
+    cdef Py_ssize_t chunks = chunk_count(Kg, kr, chunk_rows)
+    cdef Py_ssize_t item, rest, t, gi, ch
     if Kg == 0 or Cg == 0 or G == 0:
         return
     with nogil:
@@ -113,8 +121,7 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
             rest = item // panels
             ch = rest % chunks
             gi = rest // chunks
-            i0 = ch * chunk_rows
-            i1 = Kg if ch == chunks - 1 else i0 + chunk_rows
-            inplace_gemm(i0, i1, t, Cg, N, P, &gy[0] + gi * Kg * P, P, G * Kg * P, 0,
+            inplace_gemm(ch * chunk_rows, chunk_end(ch, chunks, chunk_rows, Kg), t, Cg, N, P,
+                         &gy[0] + gi * Kg * P, P, G * Kg * P, 0,
                          &bp[0] + (gi * panels + t) * N * P * nr, &gw[0] + gi * Kg * Cg, Cg,
                          &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)
