@@ -58,33 +58,31 @@ FASTCONV_ATTR static int GM_FN(gm_pack_b)(const GM_T* b, Py_ssize_t samples, Py_
 }
 
 #define GM_IP_AHEAD 8       /* rows of A (kk) a transposed tile prefetches ahead */
+
 /* A tile of ROWS x NV vectors of C (row stride ldc): A's rows i < ROWS, in place, times NV
-   vectors of one panel of B, over the panel's rows [g0, g1) (row g of sample g / k, whose A is
-   sa further, and kk = g % k). */
+   vectors of one panel of B, summed over the samples (A_s sa apart) and their k rows each. */
 #define GM_IP_TILE(ROWS, NV, ACOLS)                                                                \
-FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t g0,               \
-        Py_ssize_t g1, Py_ssize_t k, const GM_T* restrict a, Py_ssize_t lda, Py_ssize_t sa,       \
-        const GM_T* restrict bp, GM_T* restrict c, Py_ssize_t ldc) {                    \
+FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t samples,          \
+        Py_ssize_t k, const GM_T* restrict a, Py_ssize_t lda, Py_ssize_t sa,                      \
+        const GM_T* restrict bp, GM_T* restrict c, Py_ssize_t ldc) {                              \
     VT acc[ROWS][NV];                                                                              \
     _Pragma("GCC unroll 12")                                                                       \
     for (int i = 0; i < ROWS; i++)                                                                 \
         _Pragma("GCC unroll 2")                                                                    \
         for (int v = 0; v < NV; v++)                                                               \
-            acc[i][v] = (VT){0};                     \
-    for (Py_ssize_t g = g0; g < g1; ) {                                                            \
-        const Py_ssize_t s = g / k, kk0 = g - s * k;                                               \
-        const Py_ssize_t kk1 = k - kk0 < g1 - g ? k : kk0 + (g1 - g);                              \
+            acc[i][v] = (VT){0};                                                                   \
+    for (Py_ssize_t s = 0; s < samples; s++) {                                                     \
         const GM_T* as = a + s * sa;                                                               \
-        const GM_T* b = bp + (g - kk0) * GM_NR;                                                    \
-        for (Py_ssize_t kk = kk0; kk < kk1; kk++) {                                                \
+        const GM_T* b = bp + s * k * GM_NR;                                                        \
+        for (Py_ssize_t kk = 0; kk < k; kk++) {                                                    \
             VT bv[NV];                                                                             \
             _Pragma("GCC unroll 2")                                                                \
             for (int v = 0; v < NV; v++)                                                           \
                 bv[v] = *(const VU*)(b + kk * GM_NR + v * GM_L);                                   \
-            if (ACOLS) {    /* rows of A lda apart, too far for the hardware to follow      \
+            if (ACOLS) {    /* rows of A lda apart, too far for the hardware to follow          \
                                (grad_input of a 2048-channel layer ran at half the speed) */     \
-                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda);                                \
-                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda + ROWS - 1);                     \
+                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda);                                 \
+                __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda + ROWS - 1);                      \
             }                                                                                      \
             _Pragma("GCC unroll 12")                                                               \
             for (int i = 0; i < ROWS; i++) {                                                       \
@@ -94,7 +92,6 @@ FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t
                     acc[i][v] += bv[v] * ai;                                                       \
             }                                                                                      \
         }                                                                                          \
-        g += kk1 - kk0;                                                                            \
     }                                                                                              \
     _Pragma("GCC unroll 12")                                                                       \
     for (int i = 0; i < ROWS; i++)                                                                 \
@@ -140,7 +137,6 @@ FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssiz
                                            int acols, const GM_T* bp, GM_T* c, Py_ssize_t ldc,
                                            GM_T* part) {
     const Py_ssize_t j0 = panel * GM_NR, nr = n - j0 < GM_NR ? n - j0 : GM_NR;
-    const Py_ssize_t depth = samples * k;
     const int whole = nr == GM_NR, nv = nr > GM_L ? 2 : 1;
     GM_T* out = whole ? c + i0 * ldc + j0 : part;
     const Py_ssize_t ldo = whole ? ldc : GM_NR;
@@ -151,13 +147,13 @@ FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssiz
         const GM_T* at = a + (acols ? r0 : r0 * lda);
         GM_T* ct = out + (r0 - i0) * ldo;
         if (acols && nv == 2) {
-            GM_IP_CALL(rows, 2, 1, 0, depth, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 2, 1, samples, k, at, lda, sa, bp, ct, ldo)
         } else if (acols) {
-            GM_IP_CALL(rows, 1, 1, 0, depth, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 1, 1, samples, k, at, lda, sa, bp, ct, ldo)
         } else if (nv == 2) {
-            GM_IP_CALL(rows, 2, 0, 0, depth, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 2, 0, samples, k, at, lda, sa, bp, ct, ldo)
         } else {
-            GM_IP_CALL(rows, 1, 0, 0, depth, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 1, 0, samples, k, at, lda, sa, bp, ct, ldo)
         }
         r0 += rows;
     }
