@@ -105,6 +105,16 @@ cdef inline void run_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* tof
         bk_row_f64(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
 
 
+cdef inline void unpack(const floating* buf, Py_ssize_t V, Py_ssize_t ow, Py_ssize_t rt,
+                        Py_ssize_t lanes, floating* y, Py_ssize_t plane,
+                        Py_ssize_t yrow) noexcept nogil:
+    """bk_unpack: rt rows of ow positions x V lanes into the first `lanes` channel planes."""
+    if floating is float:
+        bk_unpack_f32(buf, V, ow, rt, lanes, y, plane, yrow)
+    else:
+        bk_unpack_f64(buf, V, ow, rt, lanes, y, plane, yrow)
+
+
 cdef void edge_window(const floating* src, Py_ssize_t plane, Py_ssize_t n, Py_ssize_t start,
                       Py_ssize_t width, Py_ssize_t channels, floating* out) noexcept nogil:
     """out[c * width + i] = input position start + i of channel c (src[c * plane + start + i]),
@@ -264,10 +274,8 @@ cdef void row_item(const Rows* R, const floating* planes, const floating* block,
             for l in range(lanes):
                 for j in range(g.o[2]):
                     yrow[l * R.ychan + r * R.yh + j * R.yw] = buf[(r * g.o[2] + j) * R.V + l]
-    elif floating is float:
-        bk_unpack_f32(buf, R.V, g.o[2], rt, lanes, yrow, R.ychan, R.yh)
     else:
-        bk_unpack_f64(buf, R.V, g.o[2], rt, lanes, yrow, R.ychan, R.yh)
+        unpack(buf, R.V, g.o[2], rt, lanes, yrow, R.ychan, R.yh)
 
 
 cdef bint pack_block(const floating* w, Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t taps,
@@ -393,12 +401,8 @@ def unpack_gradient(const floating[::1] dwp, floating[::1] gw, Py_ssize_t G, Py_
     call at batch 1."""
     cdef Py_ssize_t blocks = (Kg + V - 1) // V, item, row = Cg * taps
     for item in prange(G * blocks, nogil=True, schedule="static", num_threads=num_threads):
-        if floating is float:
-            bk_unpack_f32(&dwp[0] + item * row * V, V, row, 1, block_lanes(Kg, item % blocks, V),
-                          &gw[0] + ((item // blocks) * Kg + item % blocks * V) * row, row, row)
-        else:
-            bk_unpack_f64(&dwp[0] + item * row * V, V, row, 1, block_lanes(Kg, item % blocks, V),
-                          &gw[0] + ((item // blocks) * Kg + item % blocks * V) * row, row, row)
+        unpack(&dwp[0] + item * row * V, V, row, 1, block_lanes(Kg, item % blocks, V),
+               &gw[0] + ((item // blocks) * Kg + item % blocks * V) * row, row, row)
 
 
 def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssize_t Kg,
