@@ -11,10 +11,13 @@ of the whole column matrix. Forward can instead run on fastconv's own GEMM (_gem
 src/_gemm_kernels.h): the weights packed once per call into blocks of its register tile's rows,
 each chunk packed straight into panels of the tile's columns (forward_panels), which the BLAS
 would otherwise copy into its own panels again; the input gradient's small GEMMs run on it too,
-reading gy in place (rows_gemm). Results do not depend on the thread count:
+reading gy in place (rows_gemm), and so does the whole input gradient where im2col.py's GI_PANELS
+says (grad_input_panels: W^T packed once, gy's chunks into panels). The column matrix's packing
+and col2im are _im2col_columns.pxd's. Results do not depend on the thread count:
   forward      each chunk of y is written by one GEMM;
   grad_input   work items are (sample, block of input channels, part of the positions), and
-               parts that write the same values never run at once (grad_input_blocks);
+               parts that write the same values never run at once (grad_input_blocks); or
+               (whole samples, group, block of input channels) (grad_input_panels);
   grad_kernel  items are (part, group, slab of the column matrix's rows); the chunks are split
                into `parts` (a number fixed by the problem, not by the threads), each summed
                into its own partial gradient, and the partials are added in order.
@@ -26,8 +29,9 @@ from libc.string cimport memcpy, memset
 from _blas cimport gemm
 from _gemm cimport (gm_cols_double, gm_cols_float, gm_init, gm_level, gm_rows_double,
                     gm_rows_float, pack_a, panels_gemm, rows_gemm, tile_cols, tile_rows)
-from _geometry cimport Geom, geom_from_spec, valid_range
-from _phase cimport phase_rows, phased_offset, unphase_rows
+from _geometry cimport Geom, geom_from_spec
+from _phase cimport phase_rows, unphase_rows
+from _im2col_columns cimport pack_chunk, scatter_chunk
 from _im2col_items cimport ChannelBlock, Chunk, channel_block, chunk_of, part_position
 from _parallel cimport data_or_null, part_start, sum_parts, thread_slice
 
@@ -37,173 +41,7 @@ gm_init()
 cdef enum:
     PACK_SLABS = 8  # row slabs of a chunk packed in parallel when forward packs each chunk once
     PANEL_ROWS = 8  # column-matrix rows packed at a time on their way into panels
-
-
-cdef inline void walk_row(floating* xc, floating* colrow, const Geom* g,
-                          Py_ssize_t a, Py_ssize_t b, Py_ssize_t e,
-                          Py_ssize_t p0, Py_ssize_t p1, bint scatter, bint phased) noexcept nogil:
-    """Move one column-matrix row between the input channel `xc` and `colrow`.
-
-    The row belongs to kernel tap (a, b, e) and covers output positions [p0, p1).
-    pack (scatter=False):  colrow[p - p0] = x[input position of p], 0 in the padding;
-    scatter (True):        x[input position of p] += colrow[p - p0] (the adjoint, col2im).
-    phased: the rows of `xc` are stored by phase of the width stride (phase_rows), so the
-    values of one output row are contiguous: a copy (or a vector add) instead of a gather.
-    """
-    cdef Py_ssize_t ohw = g.oh * g.ow
-    cdef Py_ssize_t p = p0, o_d, o_h, o_w, o_end, zi, yi, xoff, lo, hi, o, base
-    cdef floating* xrow
-    cdef floating* xph
-    while p < p1:
-        o_d = p // ohw
-        o_h = (p - o_d * ohw) // g.ow
-        o_w = p - o_d * ohw - o_h * g.ow
-        o_end = o_w + (p1 - p) if p1 - p < g.ow - o_w else g.ow
-        base = (p - p0) - o_w              # colrow[base + o] holds output column o of this row
-        zi = o_d * g.sd - g.pd + a * g.dd
-        yi = o_h * g.sh - g.ph + b * g.dh
-        if zi < 0 or zi >= g.id or yi < 0 or yi >= g.ih:
-            if not scatter:
-                for o in range(o_w, o_end):
-                    colrow[base + o] = 0
-        else:
-            xrow = xc + (zi * g.ih + yi) * g.iw
-            xoff = e * g.dw - g.pw
-            valid_range(o_w, o_end, g.sw, xoff, g.iw, &lo, &hi)
-            if phased:
-                xph = xrow + phased_offset(g, xoff)
-            if scatter:
-                if phased:
-                    for o in range(lo, hi):
-                        xph[o] += colrow[base + o]
-                else:
-                    for o in range(lo, hi):
-                        xrow[o * g.sw + xoff] += colrow[base + o]
-            else:
-                for o in range(o_w, lo):
-                    colrow[base + o] = 0
-                if phased:
-                    if hi > lo:
-                        memcpy(&colrow[base + lo], &xph[lo], (hi - lo) * sizeof(floating))
-                elif g.sw == 1:
-                    if hi > lo:
-                        memcpy(&colrow[base + lo], &xrow[lo + xoff], (hi - lo) * sizeof(floating))
-                else:
-                    for o in range(lo, hi):
-                        colrow[base + o] = xrow[o * g.sw + xoff]
-                for o in range(hi, o_end):
-                    colrow[base + o] = 0
-        p += o_end - o_w
-
-
-cdef inline void next_input_row(const Geom* g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t* kd,
-                                Py_ssize_t* kh, Py_ssize_t* zi, Py_ssize_t* yi) noexcept nogil:
-    """The input depth and row (zi, yi) that output row (kd, kh) reads at tap (a, b); then
-    (kd, kh) steps to the next output row."""
-    zi[0] = kd[0] * g.sd - g.pd + a * g.dd
-    yi[0] = kh[0] * g.sh - g.ph + b * g.dh
-    kh[0] = kh[0] + 1
-    if kh[0] == g.oh:
-        kh[0] = 0
-        kd[0] = kd[0] + 1
-
-
-cdef void pack_chunk(const floating* x, floating* col, const Geom* g, Py_ssize_t n,
-                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t p0, Py_ssize_t p1,
-                     bint phased) noexcept nogil:
-    """col[r - r0, p - p0] = x[n] at row r's tap and output position p (rows r0..r1)."""
-    cdef Py_ssize_t width = p1 - p0, r, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi, kd, kh
-    cdef floating* colrow
-    cdef const floating* xc
-    cdef const floating* src
-    if p0 % g.ow == 0 and (p1 % g.ow == 0 or p1 == g.P):
-        # Whole output rows: a tap's valid columns are the same in every row; fixed-length
-        # loops instead of walk_row's per-segment bookkeeping.
-        for r in range(r0, r1):
-            c = r // g.k_vol
-            t = r - c * g.k_vol
-            a = t // (g.kh * g.kw)
-            b = (t // g.kw) % g.kh
-            e = t % g.kw
-            xc = x + (n * g.C + c) * g.in_vol
-            xoff = e * g.dw - g.pw
-            valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
-            if phased:
-                xoff = phased_offset(g, xoff)
-            colrow = col + (r - r0) * width
-            kd = (p0 // g.ow) // g.oh           # output row k = kd * oh + kh, stepped without
-            kh = (p0 // g.ow) % g.oh            # a division per row (8-wide rows: LeNet's maps)
-            for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                next_input_row(g, a, b, &kd, &kh, &zi, &yi)
-                if zi < 0 or zi >= g.id or yi < 0 or yi >= g.ih:
-                    for o in range(g.ow):
-                        colrow[o] = 0
-                else:
-                    src = xc + (zi * g.ih + yi) * g.iw + xoff
-                    for o in range(lo):
-                        colrow[o] = 0
-                    if phased or g.sw == 1:
-                        for o in range(lo, hi):
-                            colrow[o] = src[o]
-                    elif g.sw == 2:     # a constant step: vectorized (no phased copy needed)
-                        for o in range(lo, hi):
-                            colrow[o] = src[2 * o]
-                    else:
-                        for o in range(lo, hi):
-                            colrow[o] = src[o * g.sw]
-                    for o in range(hi, g.ow):
-                        colrow[o] = 0
-                colrow = colrow + g.ow
-        return
-    for r in range(r0, r1):
-        c = r // g.k_vol
-        t = r - c * g.k_vol
-        walk_row(<floating*>x + (n * g.C + c) * g.in_vol, col + (r - r0) * width, g,
-                 t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, False, phased)
-
-
-cdef void scatter_chunk(floating* gx, const floating* col, const Geom* g, Py_ssize_t n,
-                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0, Py_ssize_t p1,
-                        bint phased) noexcept nogil:
-    """col2im: gx[n, c] += the rows of channels c0..c1 at their taps (the adjoint of pack_chunk)."""
-    cdef Py_ssize_t width = p1 - p0, c, t, a, b, e, xoff, lo, hi, k, o, zi, yi, kd, kh
-    cdef const floating* colrow
-    cdef floating* xc
-    cdef floating* dst
-    if p0 % g.ow == 0 and (p1 % g.ow == 0 or p1 == g.P):
-        # Whole output rows, as in pack_chunk's fast path; same order of the sums as walk_row.
-        for c in range(c0, c1):
-            xc = gx + (n * g.C + c) * g.in_vol
-            for t in range(g.k_vol):
-                a = t // (g.kh * g.kw)
-                b = (t // g.kw) % g.kh
-                e = t % g.kw
-                xoff = e * g.dw - g.pw
-                valid_range(0, g.ow, g.sw, xoff, g.iw, &lo, &hi)
-                if phased:
-                    xoff = phased_offset(g, xoff)
-                colrow = col + ((c - c0) * g.k_vol + t) * width
-                kd = (p0 // g.ow) // g.oh
-                kh = (p0 // g.ow) % g.oh
-                for k in range(p0 // g.ow, (p1 + g.ow - 1) // g.ow):
-                    next_input_row(g, a, b, &kd, &kh, &zi, &yi)
-                    if zi >= 0 and zi < g.id and yi >= 0 and yi < g.ih:
-                        dst = xc + (zi * g.ih + yi) * g.iw + xoff
-                        if phased or g.sw == 1:
-                            for o in range(lo, hi):
-                                dst[o] += colrow[o]
-                        elif g.sw == 2:
-                            for o in range(lo, hi):
-                                dst[2 * o] += colrow[o]
-                        else:
-                            for o in range(lo, hi):
-                                dst[o * g.sw] += colrow[o]
-                    colrow = colrow + g.ow
-        return
-    for c in range(c0, c1):
-        for t in range(g.k_vol):
-            walk_row(gx + (n * g.C + c) * g.in_vol, <floating*>col + ((c - c0) * g.k_vol + t) * width,
-                     g, t // (g.kh * g.kw), (t // g.kw) % g.kh, t % g.kw, p0, p1, True, phased)
+    WT_DEPTH = 16   # output channels of W^T packed a work item (pack_wt)
 
 
 cdef inline bint is_pointwise(const Geom* g) noexcept nogil:
@@ -452,6 +290,107 @@ cdef void grad_input_blocks(const Geom* g, const floating* gy, const floating* w
                          (blk.k1 - blk.k0) * g.id * g.ih, g.iw, g.sw)
 
 
+cdef void pack_gy_panels(const floating* gy, floating* panels, const Geom* g, Py_ssize_t n,
+                         Py_ssize_t samples, Py_ssize_t gi, Py_ssize_t p0, Py_ssize_t p1,
+                         Py_ssize_t nr) noexcept nogil:
+    """Positions p0..p1 of gy[n..n + samples, group gi] (Kg rows a sample) in the packed GEMM's
+    panels: column q (sample q // span, position p0 + q % span) of row kk at
+    panels[q // nr][kk][q % nr], the columns past the last zero. A row of a sample at a time,
+    cut into its panels."""
+    cdef Py_ssize_t span = p1 - p0, cols = samples * span, npan = (cols + nr - 1) // nr
+    cdef Py_ssize_t s, kk, q, at, cnt, i
+    cdef const floating* src
+    cdef floating* out
+    for s in range(samples):
+        for kk in range(g.Kg):
+            src = gy + ((n + s) * g.K + gi * g.Kg + kk) * g.P + p0
+            q = 0
+            while q < span:
+                at = s * span + q
+                cnt = min(nr - at % nr, span - q)
+                out = panels + ((at // nr) * g.Kg + kk) * nr + at % nr
+                for i in range(cnt):        # at most a panel's width: no call of memcpy
+                    out[i] = src[q + i]
+                q = q + cnt
+    if cols % nr:
+        for kk in range(g.Kg):
+            memset(panels + ((npan - 1) * g.Kg + kk) * nr + cols % nr, 0,
+                   (nr - cols % nr) * sizeof(floating))
+
+
+cdef void pack_wt(const Geom* g, const floating* w, floating* ap, Py_ssize_t item,
+                  Py_ssize_t per_group, Py_ssize_t block, Py_ssize_t rb,
+                  Py_ssize_t kr) noexcept nogil:
+    """Item (group, channel block, WT_DEPTH output channels) of W^T in the packed GEMM's blocks
+    of kr rows (pack_a's layout: row r, depth kk at [r // kr][kk][r % kr], rows past the block
+    zero): a few rows of w at a time, each cut into its blocks (pack_a reading W^T a column at
+    a time went to a new page every kr values: 18% of ResNet's layer4 input gradient)."""
+    cdef Py_ssize_t depths = (g.Kg + WT_DEPTH - 1) // WT_DEPTH, Rg = g.Cg * g.k_vol
+    cdef Py_ssize_t gi = item // (per_group * depths), bi = (item // depths) % per_group
+    cdef Py_ssize_t k0 = (item % depths) * WT_DEPTH, k1 = min(k0 + WT_DEPTH, g.Kg)
+    cdef Py_ssize_t rows = min(block, g.Cg - bi * block) * g.k_vol, r0, cnt, kk, i
+    cdef const floating* src
+    cdef floating* out
+    cdef floating* dst = ap + (gi * per_group + bi) * rb * g.Kg
+    for kk in range(k0, k1):
+        src = w + (gi * g.Kg + kk) * Rg + bi * block * g.k_vol
+        r0 = 0
+        while r0 < rb:
+            cnt = max(0, min(kr, rows - r0))
+            out = dst + r0 * g.Kg + kk * kr
+            for i in range(cnt):            # kr values: a loop, not a call of memcpy
+                out[i] = src[r0 + i]
+            for i in range(cnt, kr):
+                out[i] = 0
+            r0 = r0 + kr
+
+
+cdef void grad_input_panels(const Geom* g, const floating* gy, const floating* w, floating* gx,
+                            floating* ap, floating* work, Py_ssize_t samples, Py_ssize_t width,
+                            Py_ssize_t block, int num_threads) noexcept nogil:
+    """grad_input_blocks on fastconv's own GEMM with W^T packed once per call (`ap`: for each
+    group and block of `block` input channels, its block x taps rows in blocks of the tile's
+    rows). Items are (`samples` whole samples, group, channel block); an item's positions go in
+    chunks of `width` (`samples` 1 where a sample has more): gy of the chunk packed into panels,
+    col = W^T gy written a sample after another (panels_gemm's segments), then col2im. An item
+    writes its own channels of its own samples: no two threads write the same gx value, and
+    each value's sums come in the order of the chunks and taps, fixed by the problem."""
+    cdef Py_ssize_t kr = tile_rows(w), nr = tile_cols(w)
+    cdef Py_ssize_t per_group = (g.Cg + block - 1) // block
+    cdef Py_ssize_t rb = (block * g.k_vol + kr - 1) // kr * kr
+    cdef Py_ssize_t chunks = (g.N + samples - 1) // samples
+    cdef Py_ssize_t cols = samples * width, panel_size = (cols + nr - 1) // nr * nr * g.Kg
+    cdef Py_ssize_t item, gi, rows, n, s, c0, c1, cnt, p0, p1, span
+    cdef floating* panels
+    cdef floating* col
+    cdef ChannelBlock blk
+    for item in prange(g.G * per_group * ((g.Kg + WT_DEPTH - 1) // WT_DEPTH), nogil=True,
+                       schedule="static", num_threads=num_threads):
+        pack_wt(g, w, ap, item, per_group, block, rb, kr)
+    for item in prange(chunks * g.G * per_group, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        blk = channel_block(g, item, per_group, block, g.Cg)
+        n = blk.chunk * samples
+        cnt = min(samples, g.N - n)
+        gi = blk.group
+        rows = (blk.k1 - blk.k0) * g.k_vol
+        c0 = gi * g.Cg + blk.k0
+        c1 = gi * g.Cg + blk.k1
+        panels = thread_slice(work, panel_size + rb * cols)
+        col = panels + panel_size
+        p0 = 0
+        while p0 < g.P:
+            p1 = min(p0 + width, g.P)
+            span = p1 - p0
+            pack_gy_panels(gy, panels, g, n, cnt, gi, p0, p1, nr)
+            panels_gemm(rows, cnt * span, g.Kg,
+                        ap + (gi * per_group + blk.k0 // block) * rb * g.Kg, panels, col, span,
+                        span, rows * span)
+            for s in range(cnt):
+                scatter_chunk(gx, col + s * rows * span, g, n + s, c0, c1, p0, p1, False)
+            p0 = p1
+
+
 cdef void grad_kernel_parts(const Geom* g, const floating* x, const floating* gy, floating* gw,
                             floating* work, floating* partials, floating* xp, Py_ssize_t width,
                             Py_ssize_t parts, Py_ssize_t slabs, int num_threads) noexcept nogil:
@@ -551,6 +490,17 @@ def grad_input(spec, const floating[::1] gy, const floating[::1] w, floating[::1
     with nogil:
         grad_input_blocks(&g, &gy[0], &w[0], &gx[0], workp, tmp, packedp, width, block, parts,
                           num_threads)
+
+
+def grad_input_packed(spec, const floating[::1] gy, const floating[::1] w, floating[::1] gx,
+                      floating[::1] packed_w, floating[::1] work, Py_ssize_t samples,
+                      Py_ssize_t width, Py_ssize_t block, int num_threads):
+    """grad_input on fastconv's own GEMM (grad_input_panels); gx zeroed. `packed_w` holds the
+    packed W^T, `work` per thread gy's panels of a chunk and its col."""
+    cdef Geom g = geom_from_spec(spec)
+    with nogil:
+        grad_input_panels(&g, &gy[0], &w[0], &gx[0], &packed_w[0], &work[0], samples, width,
+                          block, num_threads)
 
 
 def grad_kernel(spec, const floating[::1] x, const floating[::1] gy, floating[::1] gw,

@@ -35,7 +35,8 @@ CASES = {
                   ((1, 4, 37), (4, 1, 5), dict(padding="same", groups=4))],
     "fft": [((1, 2, 19, 23), (3, 2, 5, 4), dict(stride=2, dilation=(1, 2), padding=(2, 1))),
             ((2, 3, 7, 9, 8), (2, 3, 3, 2, 3), dict(padding=1))],
-    # the packed GEMM's forward: output channels and positions off its tile's edges, groups
+    # the packed GEMM's forward and input gradient (grad_input_panels): output channels and
+    # positions off its tile's edges, groups
     "im2col": [((2, 6, 11, 13), (26, 3, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=1,
                                                     groups=2)),
                ((3, 5, 41), (37, 5, 4), dict(padding="same"))],
@@ -100,6 +101,7 @@ def test_one_override_runs_every_set_at_that_level(level):
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     env = {k: v for k, v in os.environ.items() if k not in _kernel_level.PER_SET_ENV}
     env.update({_kernel_level.ENV: _kernel_level.NAMES[level], "FASTCONV_IM2COL_GEMM": "packed",
+                "FASTCONV_IM2COL_GI": "panels",
                 "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
     code = _SCRIPT.format(level=level, cases=CASES)
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,

@@ -80,6 +80,21 @@ THIN_COLUMNS = 196          # the input gradient's GEMMs run at (columns / 196) 
 
 
 PANEL_ROWS = 8      # src/_im2col.pyx: rows packed at a time on their way into panels
+# GI_PANELS: the input gradient on fastconv's own GEMM (grad_input_panels): W^T packed once per
+# call, gy's chunks (whole samples on small maps, up to GI_PANEL_COLUMNS positions) packed into
+# panels, col = W^T gy on the register tiles, then col2im. The BLAS's path (grad_input_blocks)
+# packs W^T again for every GEMM, a sample's positions at a time: ResNet-18's layer4 3x3/2 at
+# batch 8 (49 positions a sample) spent a quarter of its time in OpenBLAS's copy of A. Taken at
+# AVX2 and AVX-512 where a group has at least (output channels, rows of a channel block,
+# columns of a chunk) GI_PANEL_MIN and there are GRAD_INPUT_ITEMS items, on both dtypes.
+# Against the BLAS's path in one process (2-core Xeon, 2 threads, the chooser sweep's layers):
+# AVX-512 0.60-0.65x the time on ResNet-18's 7x7 layers at batch 8, 0.80-0.95x on most others;
+# AVX2 0.82-0.97x; 1x1 kernels, LeNet's 16-deep layers, batch-1 7x7 maps (AVX2: 1.3x) and
+# 72-row blocks (U-Net's 32-channel layer at batch 1) stay on the BLAS's path.
+# FASTCONV_IM2COL_GI=panels or =blocks forces one (tests, benchmarks); FASTCONV_IM2COL_GEMM=blas
+# keeps every GEMM on the BLAS.
+GI_PANEL_COLUMNS = 512
+GI_PANEL_MIN = (32, 128, 128)
 # Forward runs on fastconv's own GEMM (src/_gemm_kernels.h) at AVX2 (level 1) and AVX-512 (2) for
 # layers of at least (output channels per group, rows of the column matrix per group, columns of a
 # chunk: the positions of as many samples as fit, up to the batch); elsewhere, and for a 1x1 layer
@@ -153,6 +168,9 @@ class _Plan:
         self.position_parts = 1
         self.rows_gemm = False
         self.gemm_elements = 0
+        self.gi_panels = op == "grad_input" and self._plan_gi_panels(spec, k_vol, limit)
+        if self.gi_panels:
+            return
         if op == "grad_input":
             self.position_parts = _position_parts(spec, spec.batch * spec.groups * blocks)
             self.rows_gemm = _rows_gemm(spec, self.block * k_vol)
@@ -255,6 +273,54 @@ class _Plan:
             self.gemm_elements = self.threads * kg * (
                 -(-self.block * k_vol // tile_rows) * tile_rows + tile_cols)
 
+    def _plan_gi_panels(self, spec, k_vol, limit):
+        """Whether the input gradient runs on grad_input_panels (see GI_PANELS), and its plan:
+        items of (whole samples, or one sample's chunks of positions, group, channel block)."""
+        choice = os.environ.get("FASTCONV_IM2COL_GI", "auto")
+        if (choice == "blocks" or _pointwise(spec) or k_vol == 1
+                or os.environ.get("FASTCONV_IM2COL_GEMM") == "blas"
+                or PACKED_MIN.get(_im2col.kernel_level()) is None and choice != "panels"):
+            return False
+        positions = math.prod(spec.output_size)
+        group_channels = spec.in_channels // spec.groups
+        kg = spec.out_channels // spec.groups
+        if 0 in (positions, spec.batch, group_channels, kg):    # nothing to multiply
+            return False
+        block = self.block
+        per_group = -(-group_channels // block)
+        samples = max(1, min(spec.batch, GI_PANEL_COLUMNS // positions))
+        chunks = -(-spec.batch // samples)
+        while chunks * spec.groups * per_group < GRAD_INPUT_ITEMS and samples > 1:
+            samples = -(-samples // 2)      # few items: smaller chunks, then smaller blocks
+            chunks = -(-spec.batch // samples)
+        if chunks * spec.groups * per_group < GRAD_INPUT_ITEMS:
+            per_group = max(per_group, min(-(-GRAD_INPUT_ITEMS // (chunks * spec.groups)),
+                                           group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
+            block = -(-group_channels // max(per_group, 1))
+            per_group = -(-group_channels // block)
+        width = min(positions, GI_PANEL_COLUMNS)
+        row = spec.output_size[2]
+        if width < positions and row <= width:     # whole output rows: col2im's fast path
+            width = -(-positions // row // -(-positions // (width - width % row))) * row
+        if choice != "panels" and (kg < GI_PANEL_MIN[0] or block * k_vol < GI_PANEL_MIN[1]
+                                   or samples * width < GI_PANEL_MIN[2]
+                                   or chunks * spec.groups * per_group < GRAD_INPUT_ITEMS):
+            return False
+        tile_rows, tile_cols = _im2col.tile_shape(spec.dtype.itemsize)
+        rb = -(-block * k_vol // tile_rows) * tile_rows
+        cols = samples * width
+        packed_w = spec.groups * per_group * rb * kg
+        per_thread = -(-cols // tile_cols) * tile_cols * kg + rb * cols
+        threads = max(1, min(_config.get_num_threads(), (limit - packed_w) // per_thread))
+        if packed_w + per_thread > limit:
+            return False
+        self.block, self.samples, self.width, self.rows = block, samples, width, block * k_vol
+        self.packed_w_elements, self.threads = packed_w, threads
+        self.work_elements = threads * per_thread
+        self.partial_elements = self.phased_elements = self.row_elements = 0
+        self.packed, self.parts, self.kblocks, self.slabs = False, 0, 1, 1
+        return True
+
     def _chunk_elements(self, width):
         """A chunk's column buffer: R x width, or R x whole panels for the packed GEMM."""
         if self.packed:
@@ -302,7 +368,8 @@ def _position_parts(spec, items):
 
 
 # 5-10 us of Python a call before; the GEMM's choice (FASTCONV_IM2COL_GEMM) is part of the plan
-plan_of = per_problem(_Plan, lambda: os.environ.get("FASTCONV_IM2COL_GEMM", "auto"))
+plan_of = per_problem(_Plan, lambda: (os.environ.get("FASTCONV_IM2COL_GEMM", "auto"),
+                                      os.environ.get("FASTCONV_IM2COL_GI", "auto")))
 
 
 def supports(spec, op):
@@ -329,11 +396,12 @@ def cost(spec, op):
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = (0 if _pointwise(spec) and not plan.packed     # the BLAS reads a 1x1 layer's x
               else 2 * spec.batch * rows_g * spec.groups * math.prod(spec.output_size))
-    rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if plan.packed else 1.0)
+    own = plan.packed or plan.gi_panels     # fastconv's own GEMM
+    rate = GEMM_FLOPS_PER_S[spec.dtype.name] * (PACKED_GEMM_SPEEDUP if own else 1.0)
     if op == "grad_kernel":     # each chunk's GEMM makes a thin K x rows block of partial sums
         rate *= min(1.0, max(rows_g, 1) / KERNEL_GRADIENT_ROWS) ** 0.5   # (0 rows: explain's)
-    if op == "grad_input":
-        rate *= min(1.0, max(plan.width, 1) / THIN_COLUMNS) ** 0.25
+    if op == "grad_input":     # a GEMM's columns: a chunk's positions, of several samples
+        rate *= min(1.0, max(plan.width * plan.samples, 1) / THIN_COLUMNS) ** 0.25
     chunks = (-(-spec.batch // plan.samples) if plan.samples > 1
               else spec.batch * -(-math.prod(spec.output_size) // plan.width))
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
@@ -371,6 +439,11 @@ def grad_input(spec, gy, w, out=None):
     else:
         gx = out
         gx.fill(0)
+    if plan.gi_panels:
+        _im2col.grad_input_packed(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
+                                  *_work(plan, spec.dtype, "packed_w", "work"), plan.samples,
+                                  plan.width, plan.block, plan.threads)
+        return gx
     with _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
                            *_work(plan, spec.dtype, "work", "row", "gemm"), plan.width,
