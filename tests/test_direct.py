@@ -44,7 +44,8 @@ CASES = {
     # asymmetric padding, dilation and a kernel wider than a quarter vector
     "dilated-asymmetric": ((2, 3, 12, 40), (5, 3, 2, 7),
                            dict(padding=((1, 0), (6, 2)), dilation=(2, 3))),
-    # long 1-D rows: one channel in (8-vector tiles of one row), several parts of the columns
+    # long 1-D rows: one channel in (8-vector tiles of one row; 4 output channels of 4-vector
+    # tiles, audio-channels), several parts of the columns
     "audio-like": ((1, 1, 9000), (1, 1, 33), dict(padding=16)),
     "audio-channels": ((2, 1, 3000), (8, 1, 64), {}),
     # strides: gathered columns in forward and grad_kernel, scatter in grad_input
