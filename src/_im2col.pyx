@@ -24,7 +24,7 @@ and col2im are _im2col_columns.pxd's. Results do not depend on the thread count:
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from _blas cimport gemm
 from _gemm cimport (gm_cols_double, gm_cols_float, gm_init, gm_level, gm_rows_double,
@@ -128,6 +128,22 @@ cdef void forward_chunks(const Geom* g, const floating* x, const floating* w, fl
                  g.P)
 
 
+cdef inline void row_into_panels(const floating* src, Py_ssize_t count, Py_ssize_t at,
+                                 floating* row, Py_ssize_t panel_stride,
+                                 Py_ssize_t nr) noexcept nogil:
+    """src[0..count) into columns at..at + count of one row of the packed GEMM's panels: column
+    q at row[(q // nr) * panel_stride + q % nr], a panel's piece at a time (a loop: a piece is
+    at most nr values, fewer than a call of memcpy pays for)."""
+    cdef Py_ssize_t q = 0, cnt, i
+    cdef floating* out
+    while q < count:
+        cnt = min(nr - (at + q) % nr, count - q)
+        out = row + ((at + q) // nr) * panel_stride + (at + q) % nr
+        for i in range(cnt):
+            out[i] = src[q + i]
+        q = q + cnt
+
+
 cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const Geom* g,
                       Chunk c, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t nr,
                       bint phased) noexcept nogil:
@@ -136,22 +152,15 @@ cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const 
     the columns past the chunk's zero. PANEL_ROWS rows of one sample at a time are packed into
     `tmp` first (pack_chunk's layout, in L1) and cut into their panels from there."""
     cdef Py_ssize_t span = c.p1 - c.p0, cols = c.samples * span, npan = (cols + nr - 1) // nr
-    cdef Py_ssize_t Rg = g.Cg * g.k_vol, r = r0, s, rr, t, q, at, cnt, gi
-    cdef floating* dst
+    cdef Py_ssize_t Rg = g.Cg * g.k_vol, r = r0, s, rr, t, gi
     while r < r1:
         s = min(<Py_ssize_t>PANEL_ROWS, r1 - r)
         for t in range(c.samples):
             pack_chunk(x, tmp, g, c.n + t, r, r + s, c.p0, c.p1, phased)
             for rr in range(r, r + s):
                 gi = rr // Rg
-                dst = panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr
-                q = 0
-                while q < span:
-                    at = t * span + q
-                    cnt = min(nr - at % nr, span - q)
-                    memcpy(dst + (at // nr) * Rg * nr + at % nr, tmp + (rr - r) * span + q,
-                           cnt * sizeof(floating))
-                    q = q + cnt
+                row_into_panels(tmp + (rr - r) * span, span, t * span,
+                                panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr, Rg * nr, nr)
         if cols % nr:
             for rr in range(r, r + s):
                 gi = rr // Rg
@@ -298,20 +307,11 @@ cdef void pack_gy_panels(const floating* gy, floating* panels, const Geom* g, Py
     panels[q // nr][kk][q % nr], the columns past the last zero. A row of a sample at a time,
     cut into its panels."""
     cdef Py_ssize_t span = p1 - p0, cols = samples * span, npan = (cols + nr - 1) // nr
-    cdef Py_ssize_t s, kk, q, at, cnt, i
-    cdef const floating* src
-    cdef floating* out
+    cdef Py_ssize_t s, kk
     for s in range(samples):
         for kk in range(g.Kg):
-            src = gy + ((n + s) * g.K + gi * g.Kg + kk) * g.P + p0
-            q = 0
-            while q < span:
-                at = s * span + q
-                cnt = min(nr - at % nr, span - q)
-                out = panels + ((at // nr) * g.Kg + kk) * nr + at % nr
-                for i in range(cnt):        # at most a panel's width: no call of memcpy
-                    out[i] = src[q + i]
-                q = q + cnt
+            row_into_panels(gy + ((n + s) * g.K + gi * g.Kg + kk) * g.P + p0, span, s * span,
+                            panels + kk * nr, g.Kg * nr, nr)
     if cols % nr:
         for kk in range(g.Kg):
             memset(panels + ((npan - 1) * g.Kg + kk) * nr + cols % nr, 0,

@@ -159,11 +159,8 @@ class _Plan:
         group_channels = spec.in_channels // spec.groups
         limit = _config.get_workspace_limit() // spec.dtype.itemsize
         blocks = max(1, -(-group_channels * k_vol // BLOCK_ROWS))     # 0 channels: one
-        if op == "grad_input" and spec.batch * spec.groups * blocks < GRAD_INPUT_ITEMS:
-            # few items (a small batch of few channels: ResNet's layer2 3x3/2 at batch 1 was
-            # one): smaller channel blocks, of at least GRAD_INPUT_BLOCK_ROWS rows each
-            blocks = max(blocks, min(-(-GRAD_INPUT_ITEMS // max(spec.batch * spec.groups, 1)),
-                                     group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
+        if op == "grad_input":
+            blocks = _enough_blocks(blocks, spec.batch * spec.groups, group_channels * k_vol)
         self.block = -(-group_channels // blocks)
         self.position_parts = 1
         self.rows_gemm = False
@@ -188,9 +185,7 @@ class _Plan:
             width = max(min(width, PACKED_SPLIT_COLUMNS), -(-positions // per_sample))
         row = spec.output_size[2]
         if self.rows and width < positions and row <= width:
-            # whole output rows (packing's fast path), in chunks of a sample as equal as can be
-            chunks = -(-positions // (width - width % row))
-            width = -(-positions // row // chunks) * row
+            width = _whole_rows(width, positions, row)
         self.samples = 1
         kg = spec.out_channels // spec.groups
         if self.packed and spec.batch > 1 and 2 * positions <= columns:
@@ -293,15 +288,13 @@ class _Plan:
         while chunks * spec.groups * per_group < GRAD_INPUT_ITEMS and samples > 1:
             samples = -(-samples // 2)      # few items: smaller chunks, then smaller blocks
             chunks = -(-spec.batch // samples)
-        if chunks * spec.groups * per_group < GRAD_INPUT_ITEMS:
-            per_group = max(per_group, min(-(-GRAD_INPUT_ITEMS // (chunks * spec.groups)),
-                                           group_channels * k_vol // GRAD_INPUT_BLOCK_ROWS))
-            block = -(-group_channels // max(per_group, 1))
-            per_group = -(-group_channels // block)
+        block = -(-group_channels // _enough_blocks(per_group, chunks * spec.groups,
+                                                    group_channels * k_vol))
+        per_group = -(-group_channels // block)
         width = min(positions, GI_PANEL_COLUMNS)
         row = spec.output_size[2]
         if width < positions and row <= width:     # whole output rows: col2im's fast path
-            width = -(-positions // row // -(-positions // (width - width % row))) * row
+            width = _whole_rows(width, positions, row)
         if choice != "panels" and (kg < GI_PANEL_MIN[0] or block * k_vol < GI_PANEL_MIN[1]
                                    or samples * width < GI_PANEL_MIN[2]
                                    or chunks * spec.groups * per_group < GRAD_INPUT_ITEMS):
@@ -331,6 +324,23 @@ class _Plan:
     def workspace_elements(self):
         return (self.work_elements + self.partial_elements + self.phased_elements
                 + self.row_elements + self.packed_w_elements + self.gemm_elements)
+
+
+def _enough_blocks(blocks, units, rows):
+    """Channel blocks of the input gradient: with fewer than GRAD_INPUT_ITEMS items over the
+    `units` (samples or chunks, times groups; a small batch of few channels: ResNet's layer2
+    3x3/2 at batch 1 was one item), smaller blocks of at least GRAD_INPUT_BLOCK_ROWS of the
+    group's `rows` each."""
+    if units * blocks >= GRAD_INPUT_ITEMS:
+        return blocks
+    return max(blocks, min(-(-GRAD_INPUT_ITEMS // max(units, 1)), rows // GRAD_INPUT_BLOCK_ROWS))
+
+
+def _whole_rows(width, positions, row):
+    """A chunk's width cut to whole output rows (packing's and col2im's fast path), the chunks
+    of a sample as equal as can be."""
+    chunks = -(-positions // (width - width % row))
+    return -(-positions // row // chunks) * row
 
 
 def _rows_gemm(spec, rows):
