@@ -328,21 +328,14 @@ cdef void pack_wt(const Geom* g, const floating* w, floating* ap, Py_ssize_t ite
     cdef Py_ssize_t depths = (g.Kg + WT_DEPTH - 1) // WT_DEPTH, Rg = g.Cg * g.k_vol
     cdef Py_ssize_t gi = item // (per_group * depths), bi = (item // depths) % per_group
     cdef Py_ssize_t k0 = (item % depths) * WT_DEPTH, k1 = min(k0 + WT_DEPTH, g.Kg)
-    cdef Py_ssize_t rows = min(block, g.Cg - bi * block) * g.k_vol, r0, cnt, kk, i
-    cdef const floating* src
+    cdef Py_ssize_t rows = min(block, g.Cg - bi * block) * g.k_vol, kk, r
     cdef floating* out
-    cdef floating* dst = ap + (gi * per_group + bi) * rb * g.Kg
-    for kk in range(k0, k1):
-        src = w + (gi * g.Kg + kk) * Rg + bi * block * g.k_vol
-        r0 = 0
-        while r0 < rb:
-            cnt = max(0, min(kr, rows - r0))
-            out = dst + r0 * g.Kg + kk * kr
-            for i in range(cnt):            # kr values: a loop, not a call of memcpy
-                out[i] = src[r0 + i]
-            for i in range(cnt, kr):
-                out[i] = 0
-            r0 = r0 + kr
+    for kk in range(k0, k1):        # row kk of w: depth kk of every block, kr rows a block
+        out = ap + (gi * per_group + bi) * rb * g.Kg + kk * kr
+        row_into_panels(w + (gi * g.Kg + kk) * Rg + bi * block * g.k_vol, rows, 0, out,
+                        kr * g.Kg, kr)
+        for r in range(rows, rb):
+            out[(r // kr) * kr * g.Kg + r % kr] = 0
 
 
 cdef void grad_input_panels(const Geom* g, const floating* gy, const floating* w, floating* gx,
