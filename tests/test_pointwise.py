@@ -28,6 +28,11 @@ CASES = {
     "many-samples-few-positions": ((4, 20, 150), (30, 20, 1), {}),
     "deep-small-map": ((2, 300, 7, 7), (50, 300, 1, 1), {}),
     "dilation-is-moot": ((2, 3, 17), (11, 3, 1), dict(dilation=4)),
+    # the last panel's few columns past its whole vectors, summed without a vector (gm_ip_tail):
+    # 49 = 3 vectors + 1 at AVX-512 float32; depth off the vectors; rows off its row groups
+    "tail-column": ((2, 37, 7, 7), (70, 37, 1, 1), {}),
+    "tail-columns-kernel-gradient": ((3, 17, 66), (40, 17, 1), {}),
+    "tail-only": ((2, 45, 3), (150, 45, 1), {}),
 }
 
 
@@ -147,3 +152,16 @@ def test_keeps_the_workspace_limit(rng, restore_settings):
     ok, reason = pointwise.supports(spec, "forward")
     assert not ok and "workspace limit" in reason
     np.testing.assert_allclose(fastconv.conv(x, w), reference.conv(x, w), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype, tail", [(np.float32, 1), (np.float64, None)])
+def test_a_7x7_map_sums_its_last_column_without_a_vector(dtype, tail):
+    """49 positions: whole vectors, then one column that gm_ip_tail sums (float32 at every
+    level; float64 where a vector has at least 4 lanes). Without it that column took a vector
+    of its own: 4 vectors of work for 3 1/16 at AVX-512."""
+    spec = make_spec((1, 320, 7, 7), (1280, 320, 1, 1), dtype=dtype)
+    plan = pointwise._plan(spec, "forward")
+    if tail is None:
+        tail = 1 if plan.lanes >= 4 else 0
+    assert plan.tail_columns == tail
+    assert plan.widths[-1] == (49 % plan.cols) // plan.lanes if tail else plan.widths[-1] >= 1

@@ -40,6 +40,8 @@ STREAM_BYTES = 1 << 20
 CALL_OVERHEAD_S = 15e-6
 PARALLEL_OVERHEAD_S = 4.7e-6
 PARALLEL_EFFICIENCY = 0.9
+TAIL_FMAS = 2               # a tail column's multiply-add per lane of kk, in vector FMAs: it loads
+                            # a row of A and the column for each (the tiles load a value of A)
 ITEMS_PER_THREAD = 8        # work items wanted a thread: A's rows split into chunks to get them
 
 
@@ -63,7 +65,7 @@ class _Plan:
 
     def __init__(self, spec, op):
         self.rows, self.cols = _pointwise.tile(np.empty(1, spec.dtype))
-        lanes = self.cols // 2
+        lanes = self.lanes = self.cols // 2
         G, N = spec.groups, spec.batch
         Cg, Kg = spec.in_channels // G, spec.out_channels // G
         self.positions = math.prod(spec.input_size)
@@ -95,15 +97,24 @@ class _Plan:
             r = 1 << (left.bit_length() - 1)
             self.tiles.append((r, 1))
             left -= r
-        # vectors of each panel (a last one of at most one vector's columns runs one)
+        # vectors of each panel (a last one of at most one vector's columns runs one), and the
+        # last panel's columns past its whole vectors that src/_gemm_inplace.h's gm_ip_tail
+        # sums without a vector of their own (at most a quarter of a vector's lanes)
         last = self.n - (self.panels - 1) * self.cols
-        self.widths = [2] * (self.panels - 1) + [2 if last > lanes else 1] if self.panels else []
+        rem = last % lanes
+        self.tail = (last < self.cols and rem <= lanes // 4
+                     and rem * self.samples * self.k <= self.chunk_rows * self.cols)
+        self.tail_columns = rem if self.tail else 0
+        width = last // lanes if self.tail else 2 if last > lanes else 1
+        self.widths = [2] * (self.panels - 1) + [width] if self.panels else []
 
     def cost(self, spec, op):
         steps = 0.0
         for rows, count in self.tiles:
             per_panel = sum(max(rows * nv * SECONDS["fma"], SECONDS["latency"])
-                            for nv in self.widths)
+                            for nv in self.widths if nv)
+            # a tail column: a vector multiply-add per lanes of kk, its column loaded with it
+            per_panel += rows * self.tail_columns * TAIL_FMAS * SECONDS["fma"] / self.lanes
             steps += count * self.sets * self.samples * self.k * per_panel
         item = spec.dtype.itemsize
         stored = self.sets * self.m * self.n
