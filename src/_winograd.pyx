@@ -20,8 +20,8 @@ split into `parts` (fixed by the problem), each summed into its own partial dU, 
 are added in order. Nothing depends on the thread count. Where U outgrows L2 (many channels,
 few tiles), every block would stream it in again: the staged schedule below does each step for a
 whole wave of tiles instead. The kernel transforms U = G g G^T and gw = G^T dU G
-(kernel_transform, kernel_untransform) run in double here: in NumPy, products with an inner
-dimension of 9 took longer than the convolution itself.
+(kernel_transform, kernel_untransform) run here, vectorised (the untransform in double): in
+NumPy, products with an inner dimension of 9 took longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -329,9 +329,9 @@ cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, P
     if 36 * cols * KP * sizeof(floating) > STAGE_ABOVE_BYTES:
         stage = <floating*>malloc(36 * rows * sizeof(floating))
     if stage == NULL:
-        kernel_column(w, kstride, u + col * KP, cols * KP, col, C, rows, flipped)
+        kernel_column(w, kstride, u + col * KP, cols * KP, col, C, rows, rows * cols, flipped)
         return
-    kernel_column(w, kstride, stage, rows, col, C, rows, flipped)
+    kernel_column(w, kstride, stage, rows, col, C, rows, rows * cols, flipped)
     for i in range(36):
         memcpy(u + (i * cols + col) * KP, stage + i * rows, rows * sizeof(floating))
     free(stage)
@@ -339,17 +339,19 @@ cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, P
 
 cdef inline void kernel_column(const floating* w, Py_ssize_t kstride, floating* out,
                                Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-                               bint flipped) noexcept nogil:
+                               Py_ssize_t kernels, bint flipped) noexcept nogil:
+    """wg_kernel: `kernels` (K x C) is the array's count, the last of which is read no further
+    than its taps."""
     if floating is float:
-        wg_kernel_float(w, kstride, out, ostride, col, C, rows, flipped)
+        wg_kernel_float(w, kstride, out, ostride, col, C, rows, kernels, flipped)
     else:
-        wg_kernel_double(w, kstride, out, ostride, col, C, rows, flipped)
+        wg_kernel_double(w, kstride, out, ostride, col, C, rows, kernels, flipped)
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,
                             Py_ssize_t KP, bint flipped, Py_ssize_t depth,
                             int num_threads) noexcept nogil:
-    """u[d][xi][col][r] = (G g G^T)[xi] in double for each depth tap d of w (K x C x depth x 3 x
+    """u[d][xi][col][r] = (G g G^T)[xi] for each depth tap d of w (K x C x depth x 3 x
     3, read in place: a copy of each tap's kernels cost C3D's 128 x 64 layer 40 us of one
     thread, three times, while the other waited): forward r = k, col = c, g = w[k, c, d];
     flipped (the input gradient) r = c, col = k, g = w[k, c, d] rotated by 180 degrees in its

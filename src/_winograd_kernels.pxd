@@ -51,10 +51,10 @@ cdef extern from "_winograd_kernels.h":
             int flipped) noexcept nogil
     int wg_kernel_float "wg_kernels.wg_kernel_float"(const float* w, Py_ssize_t kstride,
             float* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-            int flipped) noexcept nogil
+            Py_ssize_t kernels, int flipped) noexcept nogil
     int wg_kernel_double "wg_kernels.wg_kernel_double"(const double* w, Py_ssize_t kstride,
             double* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-            int flipped) noexcept nogil
+            Py_ssize_t kernels, int flipped) noexcept nogil
     int wg_untransform_float "wg_kernels.wg_untransform_float"(const float* du, float* gw,
             Py_ssize_t gstride, Py_ssize_t row, Py_ssize_t K, Py_ssize_t C, Py_ssize_t KP,
             int by_input) noexcept nogil

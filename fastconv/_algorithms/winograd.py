@@ -330,9 +330,9 @@ def _planes(spec, op):
 
 
 def _transformed_kernel(w, flipped, KP, threads):
-    """U[tap][xi][cin][KP] = G g G^T (computed in double) for each depth tap's 3x3 kernels;
-    flipped: the input gradient's, rotated by 180 degrees with the channels swapped. Columns
-    past the output channels are 0."""
+    """U[tap][xi][cin][KP] = G g G^T (src/_winograd_kernel_transforms.h) for each depth tap's
+    3x3 kernels; flipped: the input gradient's, rotated by 180 degrees with the channels
+    swapped. Columns past the output channels are 0."""
     K, C = w.shape[:2]
     taps, rows = math.prod(w.shape[2:]) // 9, (C if flipped else K)
     u = _scratch.empty("winograd.u", taps * POSITIONS * KP * (K if flipped else C), w.dtype)
