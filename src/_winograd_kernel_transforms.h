@@ -6,6 +6,21 @@
  * once for each (WG_T, FASTCONV_LV): no include guard, and WG_FN, WG_T and FASTCONV_ATTR are
  * that file's.
  */
+/* Row i of G (6 x 3) times the column (v0, v1, v2): a row of G g, or of (G g) G^T. Computed row
+   by row, the transform keeps 9 + 3 vectors live, which AVX2's 16 registers hold (all 18 of
+   G g at once spilled there: slower than the scalar gathers it replaced). */
+FASTCONV_ATTR static inline VT WG_FN(wg_g_row)(int i, VT v0, VT v1, VT v2) {
+    const WG_T s6 = (WG_T)(1.0 / 6), s12 = (WG_T)(1.0 / 12), s24 = (WG_T)(1.0 / 24);
+    switch (i) {
+    case 0: return (WG_T)0.25 * v0;
+    case 1: return -s6 * (v0 + v1 + v2);
+    case 2: return -s6 * (v0 - v1 + v2);
+    case 3: return s24 * v0 + s12 * v1 + s6 * v2;
+    case 4: return s24 * v0 - s12 * v1 + s6 * v2;
+    default: return v2;
+    }
+}
+
 /* One column of the 2-D transformed kernel (src/_winograd.pyx, transform_kernels): for each of
    its `rows` kernels r, out[xi * ostride + r] = (G g G^T)[xi]; forward r = k, col = c,
    g = w[k, c]; flipped (the input gradient) r = c, col = k, g = w[k, c] rotated by 180 degrees
@@ -14,17 +29,17 @@
    first tap and transposed, so that a vector holds one tap of WG_L kernels; G g G^T on those
    vectors, in WG_T; each of the 36 results stored through one pointer moved a position at a
    time. (The taps one value at a time, steps through arrays of 16 doubles on the stack and 36
-   pointers the compiler kept on the stack took 15-22 ns a kernel on one Xeon core, 8-11 ns
-   now; a third of ResNet-18's 256-channel layer at batch 1. In float32 the rounding of U stays
-   ~1e-7 of its values, well below the transforms' ~1e-5 of the result, measured the same on
-   64-512 channels.) A vector reads up to 16 values from a kernel's first: past its 9 into the
-   next kernel's, but for the array's last kernel (index kernels - 1), whose taps are read one
-   at a time. */
+   pointers the compiler kept on the stack took 16-25 ns a kernel on one Xeon core at AVX-512
+   and AVX2, 8-17 ns now; a third of ResNet-18's 256-channel layer at batch 1. At the SSE2
+   baseline, 4 lanes, 20-22 -> 24-25 ns: 3% of a 128-channel layer's forward at batch 1. In
+   float32 the rounding of U stays ~1e-7 of its values, well below the transforms' ~1e-5 of the
+   result, measured the same on 64-512 channels.) A vector reads up to 16 values from a
+   kernel's first: past its 9 into the next kernel's, but for the array's last kernel (index
+   kernels - 1), whose taps are read one at a time. */
 FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kstride,
         WG_T* restrict out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
         Py_ssize_t kernels, int flipped) {
     enum { CHUNKS = (9 + WG_L - 1) / WG_L };    /* vectors of a kernel's taps */
-    const WG_T s6 = (WG_T)(1.0 / 6), s12 = (WG_T)(1.0 / 12), s24 = (WG_T)(1.0 / 24);
     const Py_ssize_t step = flipped ? 1 : C;    /* kernels between two rows r */
     for (Py_ssize_t r0 = 0; r0 < rows; r0 += WG_L) {
         const int n = rows - r0 < WG_L ? (int)(rows - r0) : WG_L;
@@ -53,30 +68,20 @@ FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kst
             for (int a = 0; a < 9; a++)
                 memcpy(&d[a], lane[a], sizeof(VT));
         }
-        VT t[18];           /* t[3 i + b] = (G g)[i][b], column b of g */
-        _Pragma("GCC unroll 3")
-        for (int b = 0; b < 3; b++) {
-            const VT v0 = d[b], v1 = d[3 + b], v2 = d[6 + b];
-            t[b] = (WG_T)0.25 * v0;
-            t[3 + b] = -s6 * (v0 + v1 + v2);
-            t[6 + b] = -s6 * (v0 - v1 + v2);
-            t[9 + b] = s24 * v0 + s12 * v1 + s6 * v2;
-            t[12 + b] = s24 * v0 - s12 * v1 + s6 * v2;
-            t[15 + b] = v2;
-        }
         WG_T* dst = out + r0;   /* position 0's, then a position further each store (36
                                    pointers kept apart went to the stack, each moved there) */
         _Pragma("GCC unroll 6")
-        for (int i = 0; i < 6; i++) {       /* (t G^T)[i][j], position 6 i + j */
-            const VT v0 = t[3 * i], v1 = t[3 * i + 1], v2 = t[3 * i + 2];
-            const VT o[6] = {(WG_T)0.25 * v0, -s6 * (v0 + v1 + v2), -s6 * (v0 - v1 + v2),
-                             s24 * v0 + s12 * v1 + s6 * v2, s24 * v0 - s12 * v1 + s6 * v2, v2};
+        for (int i = 0; i < 6; i++) {       /* row i of G g, then of (G g) G^T: position 6 i + j */
+            const VT t0 = WG_FN(wg_g_row)(i, d[0], d[3], d[6]);
+            const VT t1 = WG_FN(wg_g_row)(i, d[1], d[4], d[7]);
+            const VT t2 = WG_FN(wg_g_row)(i, d[2], d[5], d[8]);
             _Pragma("GCC unroll 6")
             for (int j = 0; j < 6; j++) {
+                const VT o = WG_FN(wg_g_row)(j, t0, t1, t2);
                 if (n == WG_L)
-                    memcpy(dst, &o[j], sizeof(VT));
+                    memcpy(dst, &o, sizeof(VT));
                 else
-                    for (int l = 0; l < n; l++) dst[l] = o[j][l];
+                    for (int l = 0; l < n; l++) dst[l] = o[l];
                 dst += ostride;
             }
         }
