@@ -51,15 +51,25 @@ def test_tasks_use_one_thread_and_leave_the_process_setting_alone(client):
     assert threads == 1 and during == 1 and after == before
 
 
+def _worker_addresses(client):
+    """The workers' addresses once both have reported (a worker that died and was restarted by
+    its nanny comes back at another address). Counting the scheduler's list at one instant read
+    0 once in a full CI run, right after the computation, where the two workers were the same
+    before and after in every rerun."""
+    client.wait_for_workers(2, timeout=60)
+    return set(client.scheduler_info()["workers"])
+
+
 def test_a_volume_larger_than_a_worker_memory_is_filtered(client):
     """~650 MB of float64 through workers of 300 MB each: made lazily, filtered, reduced."""
+    before = _worker_addresses(client)
     x = da.ones((1, 1, 9000, 9000), chunks=(1, 1, 1500, 1500), dtype=np.float64)
     w = np.full((1, 1, 3, 3), 1.0 / 9)
     total = client.compute(fd.conv(x, w, padding="same").sum()).result()
     n = 9000          # each tap (dy, dx) meets (n - |dy|)(n - |dx|) inputs inside the zero padding
     assert total == pytest.approx((3 * n - 2) ** 2 / 9, rel=1e-9)
-    info = client.scheduler_info()["workers"]
-    assert len(info) == 2          # no worker died and was replaced
+    assert len(before) == 2
+    assert _worker_addresses(client) == before      # no worker died and was replaced
 
 
 def test_import_fastconv_does_not_import_dask_and_a_missing_dask_says_what_to_install():
