@@ -99,13 +99,16 @@ class _Plan:
             left -= r
         # vectors of each panel (a last one of at most one vector's columns runs one), and the
         # last panel's columns past its whole vectors that src/_gemm_inplace.h's gm_ip_tail
-        # sums without a vector of their own (at most a quarter of a vector's lanes)
+        # sums without a vector of their own (at most a quarter of a vector's lanes, where they
+        # fit gathered in the item's spare panel: its rows x columns, an item's rows m with one
+        # chunk, chunk_rows for all but the last of several, as gm_inplace decides)
         last = self.n - (self.panels - 1) * self.cols
         rem = last % lanes
-        self.tail = (last < self.cols and rem <= lanes // 4
-                     and rem * self.samples * self.k <= self.chunk_rows * self.cols)
-        self.tail_columns = rem if self.tail else 0
-        width = last // lanes if self.tail else 2 if last > lanes else 1
+        item_rows = self.m if self.chunks == 1 else self.chunk_rows
+        tail = (last < self.cols and rem <= lanes // 4
+                and rem * self.samples * self.k <= item_rows * self.cols)
+        self.tail_columns = rem if tail else 0
+        width = last // lanes if tail else 2 if last > lanes else 1
         self.widths = [2] * (self.panels - 1) + [width] if self.panels else []
 
     def cost(self, spec, op):
