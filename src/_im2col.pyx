@@ -144,6 +144,17 @@ cdef inline void row_into_panels(const floating* src, Py_ssize_t count, Py_ssize
         q = q + cnt
 
 
+cdef inline void zero_in_panels(Py_ssize_t at, Py_ssize_t end, floating* row,
+                                Py_ssize_t panel_stride, Py_ssize_t nr) noexcept nogil:
+    """Columns at..end of one row of the packed GEMM's panels (laid out as row_into_panels's) set
+    to 0: the columns past a chunk's last, or the rows past a block's (pack_wt)."""
+    cdef Py_ssize_t q = at, cnt
+    while q < end:
+        cnt = min(nr - q % nr, end - q)
+        memset(row + (q // nr) * panel_stride + q % nr, 0, cnt * sizeof(floating))
+        q = q + cnt
+
+
 cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const Geom* g,
                       Chunk c, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t nr,
                       bint phased) noexcept nogil:
@@ -161,11 +172,10 @@ cdef void pack_panels(const floating* x, floating* panels, floating* tmp, const 
                 gi = rr // Rg
                 row_into_panels(tmp + (rr - r) * span, span, t * span,
                                 panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr, Rg * nr, nr)
-        if cols % nr:
-            for rr in range(r, r + s):
-                gi = rr // Rg
-                memset(panels + gi * npan * Rg * nr + (npan - 1) * Rg * nr + (rr - gi * Rg) * nr
-                       + cols % nr, 0, (nr - cols % nr) * sizeof(floating))
+        for rr in range(r, r + s):
+            gi = rr // Rg
+            zero_in_panels(cols, npan * nr, panels + gi * npan * Rg * nr + (rr - gi * Rg) * nr,
+                           Rg * nr, nr)
         r = r + s
 
 
@@ -312,10 +322,8 @@ cdef void pack_gy_panels(const floating* gy, floating* panels, const Geom* g, Py
         for kk in range(g.Kg):
             row_into_panels(gy + ((n + s) * g.K + gi * g.Kg + kk) * g.P + p0, span, s * span,
                             panels + kk * nr, g.Kg * nr, nr)
-    if cols % nr:
-        for kk in range(g.Kg):
-            memset(panels + ((npan - 1) * g.Kg + kk) * nr + cols % nr, 0,
-                   (nr - cols % nr) * sizeof(floating))
+    for kk in range(g.Kg):
+        zero_in_panels(cols, npan * nr, panels + kk * nr, g.Kg * nr, nr)
 
 
 cdef void pack_wt(const Geom* g, const floating* w, floating* ap, Py_ssize_t item,
@@ -328,14 +336,13 @@ cdef void pack_wt(const Geom* g, const floating* w, floating* ap, Py_ssize_t ite
     cdef Py_ssize_t depths = (g.Kg + WT_DEPTH - 1) // WT_DEPTH, Rg = g.Cg * g.k_vol
     cdef Py_ssize_t gi = item // (per_group * depths), bi = (item // depths) % per_group
     cdef Py_ssize_t k0 = (item % depths) * WT_DEPTH, k1 = min(k0 + WT_DEPTH, g.Kg)
-    cdef Py_ssize_t rows = min(block, g.Cg - bi * block) * g.k_vol, kk, r
+    cdef Py_ssize_t rows = min(block, g.Cg - bi * block) * g.k_vol, kk
     cdef floating* out
     for kk in range(k0, k1):        # row kk of w: depth kk of every block, kr rows a block
         out = ap + (gi * per_group + bi) * rb * g.Kg + kk * kr
         row_into_panels(w + (gi * g.Kg + kk) * Rg + bi * block * g.k_vol, rows, 0, out,
                         kr * g.Kg, kr)
-        for r in range(rows, rb):
-            out[(r // kr) * kr * g.Kg + r % kr] = 0
+        zero_in_panels(rows, rb, out, kr * g.Kg, kr)
 
 
 cdef void grad_input_panels(const Geom* g, const floating* gy, const floating* w, floating* gx,
