@@ -83,12 +83,12 @@ cdef extern from "_gemm_kernels.h":
             double* bp) noexcept nogil
     int gm_inplace_float "gm_kernels.gm_inplace_float"(Py_ssize_t i0, Py_ssize_t i1,
             Py_ssize_t panel, Py_ssize_t n, Py_ssize_t samples, Py_ssize_t k, const float* a,
-            Py_ssize_t lda, Py_ssize_t sa, int acols, const float* bp, float* c, Py_ssize_t ldc,
-            float* part) noexcept nogil
+            Py_ssize_t lda, Py_ssize_t sa, int acols, const float* bp, Py_ssize_t ldb, float* c,
+            Py_ssize_t ldc, float* part) noexcept nogil
     int gm_inplace_double "gm_kernels.gm_inplace_double"(Py_ssize_t i0, Py_ssize_t i1,
             Py_ssize_t panel, Py_ssize_t n, Py_ssize_t samples, Py_ssize_t k, const double* a,
-            Py_ssize_t lda, Py_ssize_t sa, int acols, const double* bp, double* c,
-            Py_ssize_t ldc, double* part) noexcept nogil
+            Py_ssize_t lda, Py_ssize_t sa, int acols, const double* bp, Py_ssize_t ldb,
+            double* c, Py_ssize_t ldc, double* part) noexcept nogil
 
 
 cdef inline void pack_b(const floating* b, Py_ssize_t samples, Py_ssize_t k, Py_ssize_t n,
@@ -102,11 +102,12 @@ cdef inline void pack_b(const floating* b, Py_ssize_t samples, Py_ssize_t k, Py_
 
 cdef inline void inplace_gemm(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t panel, Py_ssize_t n,
                               Py_ssize_t samples, Py_ssize_t k, const floating* a, Py_ssize_t lda,
-                              Py_ssize_t sa, int acols, const floating* bp, floating* c,
-                              Py_ssize_t ldc, floating* part) noexcept nogil:
-    """Rows [i0, i1) of C = sum_s A_s B_s on one panel, A read in place (see gm_inplace);
+                              Py_ssize_t sa, int acols, const floating* bp, Py_ssize_t ldb,
+                              floating* c, Py_ssize_t ldc, floating* part) noexcept nogil:
+    """Rows [i0, i1) of C = sum_s A_s B_s on one panel, A read in place (see gm_inplace); the
+    panel's rows ldb apart (tile_cols: packed; B's row length: a whole panel read in place);
     `part` holds (i1 - i0) x tile_cols values."""
     if floating is float:
-        gm_inplace_float(i0, i1, panel, n, samples, k, a, lda, sa, acols, bp, c, ldc, part)
+        gm_inplace_float(i0, i1, panel, n, samples, k, a, lda, sa, acols, bp, ldb, c, ldc, part)
     else:
-        gm_inplace_double(i0, i1, panel, n, samples, k, a, lda, sa, acols, bp, c, ldc, part)
+        gm_inplace_double(i0, i1, panel, n, samples, k, a, lda, sa, acols, bp, ldb, c, ldc, part)

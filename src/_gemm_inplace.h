@@ -9,7 +9,8 @@
  * rows of A along kk, the weights as given) or a[i + kk * lda] (ACOLS 1: the weights transposed,
  * grad_input's); the hardware follows the GM_KR streams. B, small there (the positions of one
  * sample), is packed into panels of GM_NR columns, kk running over the samples' k rows in turn:
- * gm_pack_b reads it in rows (x, gy) or transposed (grad_kernel's input).
+ * gm_pack_b reads it in rows (x, gy) or transposed (grad_kernel's input). Where few rows of C
+ * read a panel, the tiles read B's rows where they lie instead (gm_inplace's ldb).
  *
  * Each C value is one sum over (s, kk) in order, whatever tile computes it, so results do not
  * depend on the blocking or the thread count.
@@ -60,11 +61,14 @@ FASTCONV_ATTR static int GM_FN(gm_pack_b)(const GM_T* b, Py_ssize_t samples, Py_
 #define GM_IP_AHEAD 8       /* rows of A (kk) a transposed tile prefetches ahead */
 
 /* A tile of ROWS x NV vectors of C (row stride ldc): A's rows i < ROWS, in place, times NV
-   vectors of one panel of B, summed over the samples (A_s sa apart) and their k rows each. */
-#define GM_IP_TILE(ROWS, NV, ACOLS)                                                                \
-FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t samples,          \
+   vectors of one panel of B, summed over the samples (A_s sa apart) and their k rows each. The
+   panel's rows are GM_NR apart (packed; BIP 0: a constant, as a variable the kernel gradient's
+   tiles ran 1.2-1.4x slower) or ldb apart (BIP 1: B read in place). */
+#define GM_IP_TILE(ROWS, NV, ACOLS, BIP)                                                           \
+FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS##_##BIP)(Py_ssize_t samples,  \
         Py_ssize_t k, const GM_T* restrict a, Py_ssize_t lda, Py_ssize_t sa,                      \
-        const GM_T* restrict bp, GM_T* restrict c, Py_ssize_t ldc) {                              \
+        const GM_T* restrict bp, Py_ssize_t ldb_in, GM_T* restrict c, Py_ssize_t ldc) {           \
+    const Py_ssize_t ldb = BIP ? ldb_in : GM_NR;                                                   \
     VT acc[ROWS][NV];                                                                              \
     _Pragma("GCC unroll 12")                                                                       \
     for (int i = 0; i < ROWS; i++)                                                                 \
@@ -73,12 +77,12 @@ FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t
             acc[i][v] = (VT){0};                                                                   \
     for (Py_ssize_t s = 0; s < samples; s++) {                                                     \
         const GM_T* as = a + s * sa;                                                               \
-        const GM_T* b = bp + s * k * GM_NR;                                                        \
+        const GM_T* b = bp + s * k * ldb;                                                          \
         for (Py_ssize_t kk = 0; kk < k; kk++) {                                                    \
             VT bv[NV];                                                                             \
             _Pragma("GCC unroll 2")                                                                \
             for (int v = 0; v < NV; v++)                                                           \
-                bv[v] = *(const VU*)(b + kk * GM_NR + v * GM_L);                                   \
+                bv[v] = *(const VU*)(b + kk * ldb + v * GM_L);                                     \
             if (ACOLS) {    /* rows of A lda apart, too far for the hardware to follow          \
                                (grad_input of a 2048-channel layer ran at half the speed) */     \
                 __builtin_prefetch(as + (kk + GM_IP_AHEAD) * lda);                                 \
@@ -99,8 +103,9 @@ FASTCONV_ATTR static inline void GM_FN(gm_ip_##ROWS##x##NV##_##ACOLS)(Py_ssize_t
         for (int v = 0; v < NV; v++)                                                               \
             *(VU*)(c + i * ldc + v * GM_L) = acc[i][v];                                            \
 }
-#define GM_IP_TILES(ROWS) GM_IP_TILE(ROWS, 2, 0) GM_IP_TILE(ROWS, 1, 0) GM_IP_TILE(ROWS, 2, 1)   \
-                          GM_IP_TILE(ROWS, 1, 1)
+#define GM_IP_TILES(ROWS) GM_IP_TILE(ROWS, 2, 0, 0) GM_IP_TILE(ROWS, 1, 0, 0)                     \
+    GM_IP_TILE(ROWS, 2, 1, 0) GM_IP_TILE(ROWS, 1, 1, 0) GM_IP_TILE(ROWS, 2, 0, 1)                 \
+    GM_IP_TILE(ROWS, 2, 1, 1)
 #if FASTCONV_VB >= 64
 GM_IP_TILES(12) GM_IP_TILES(8)
 #else
@@ -110,19 +115,19 @@ GM_IP_TILES(4) GM_IP_TILES(2) GM_IP_TILES(1)
 
 /* One tile of `rows` (GM_KR, or a power of two below it) by NV vectors. */
 #if FASTCONV_VB >= 64
-#  define GM_IP_WIDE(NV, ACOLS, ...)                                                               \
-    case 12: GM_FN(gm_ip_12x##NV##_##ACOLS)(__VA_ARGS__); break;                                   \
-    case 8: GM_FN(gm_ip_8x##NV##_##ACOLS)(__VA_ARGS__); break;
+#  define GM_IP_WIDE(NV, ACOLS, BIP, ...)                                                          \
+    case 12: GM_FN(gm_ip_12x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;                           \
+    case 8: GM_FN(gm_ip_8x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;
 #else
-#  define GM_IP_WIDE(NV, ACOLS, ...)                                                               \
-    case 6: GM_FN(gm_ip_6x##NV##_##ACOLS)(__VA_ARGS__); break;
+#  define GM_IP_WIDE(NV, ACOLS, BIP, ...)                                                          \
+    case 6: GM_FN(gm_ip_6x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;
 #endif
-#define GM_IP_CALL(rows, NV, ACOLS, ...)                                                           \
+#define GM_IP_CALL(rows, NV, ACOLS, BIP, ...)                                                      \
     switch (rows) {                                                                                \
-    GM_IP_WIDE(NV, ACOLS, __VA_ARGS__)                                                             \
-    case 4: GM_FN(gm_ip_4x##NV##_##ACOLS)(__VA_ARGS__); break;                                     \
-    case 2: GM_FN(gm_ip_2x##NV##_##ACOLS)(__VA_ARGS__); break;                                     \
-    default: GM_FN(gm_ip_1x##NV##_##ACOLS)(__VA_ARGS__); break;                                    \
+    GM_IP_WIDE(NV, ACOLS, BIP, __VA_ARGS__)                                                        \
+    case 4: GM_FN(gm_ip_4x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;                             \
+    case 2: GM_FN(gm_ip_2x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;                             \
+    default: GM_FN(gm_ip_1x##NV##_##ACOLS##_##BIP)(__VA_ARGS__); break;                            \
     }
 
 /* The last panel's columns past its whole vectors, where there are few (at most GM_TAIL_MAX):
@@ -205,17 +210,22 @@ FASTCONV_ATTR static void GM_FN(gm_ip_tail)(Py_ssize_t rows, Py_ssize_t samples,
     }
 }
 
-/* C's rows [i0, i1) on one panel (bp: its samples * k rows; panel `panel` of n columns) =
-   sum_s A_s B_s, A's element (i, kk) of sample s at a[s * sa + i * lda + kk] (acols 0) or
-   a[s * sa + i + kk * lda] (acols 1): blocks of GM_KR rows, then the powers of two that add up
-   to the rest. A panel of fewer than GM_NR columns is computed into `part` (at least
+/* C's rows [i0, i1) on one panel (panel `panel` of n columns) = sum_s A_s B_s, A's element
+   (i, kk) of sample s at a[s * sa + i * lda + kk] (acols 0) or a[s * sa + i + kk * lda]
+   (acols 1). bp holds the panel's samples * k rows, ldb apart: packed (ldb GM_NR), or, for a
+   whole panel of one sample, B's own rows from the panel's first column (ldb their length: B
+   read in place, where packing it cost more than the few tiles of rows that read it). Blocks
+   of GM_KR rows, then the powers of two that add up to the rest, but for a rest of two
+   GM_KR_SMALL tiles (16 rows at AVX-512: 12 + 4 left a 4-row tile waiting on the FMA's
+   latency). A panel of fewer than GM_NR columns is computed into `part` (at least
    (i1 - i0) x GM_NR values) and its columns copied out. (Chunks of the panel's rows that stay
    in L1, run against every block in turn, measured no faster: 0.93-1.25x the time.) */
+#define GM_KR_SMALL (GM_KR > 8 ? 8 : 4)
 FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t panel,
                                            Py_ssize_t n, Py_ssize_t samples, Py_ssize_t k,
                                            const GM_T* a, Py_ssize_t lda, Py_ssize_t sa,
-                                           int acols, const GM_T* bp, GM_T* c, Py_ssize_t ldc,
-                                           GM_T* part) {
+                                           int acols, const GM_T* bp, Py_ssize_t ldb, GM_T* c,
+                                           Py_ssize_t ldc, GM_T* part) {
     const Py_ssize_t j0 = panel * GM_NR, nr = n - j0 < GM_NR ? n - j0 : GM_NR;
     /* a few columns past the whole vectors: gm_ip_tail (its gathered columns in `part`) */
     const Py_ssize_t rem = nr % GM_L;
@@ -227,19 +237,23 @@ FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssiz
         GM_FN(gm_ip_tail)(i1 - i0, samples, k, a + (acols ? i0 : i0 * lda), lda, sa, acols,
                           bp, nv * GM_L, rem, c + i0 * ldc + j0 + nv * GM_L, ldc, part);
     for (Py_ssize_t r0 = i0; r0 < i1 && nv > 0; ) {
-        Py_ssize_t rows = GM_KR;
+        Py_ssize_t rows = i1 - r0 == 2 * GM_KR_SMALL ? GM_KR_SMALL : GM_KR;
         while (rows > i1 - r0)
-            rows = rows == GM_KR ? (GM_KR > 8 ? 8 : 4) : rows / 2;
+            rows = rows == GM_KR ? GM_KR_SMALL : rows / 2;
         const GM_T* at = a + (acols ? r0 : r0 * lda);
         GM_T* ct = out + (r0 - i0) * ldo;
-        if (acols && nv == 2) {
-            GM_IP_CALL(rows, 2, 1, samples, k, at, lda, sa, bp, ct, ldo)
+        if (ldb != GM_NR && acols) {     /* in place: whole panels, two vectors */
+            GM_IP_CALL(rows, 2, 1, 1, samples, k, at, lda, sa, bp, ldb, ct, ldo)
+        } else if (ldb != GM_NR) {
+            GM_IP_CALL(rows, 2, 0, 1, samples, k, at, lda, sa, bp, ldb, ct, ldo)
+        } else if (acols && nv == 2) {
+            GM_IP_CALL(rows, 2, 1, 0, samples, k, at, lda, sa, bp, ldb, ct, ldo)
         } else if (acols) {
-            GM_IP_CALL(rows, 1, 1, samples, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 1, 1, 0, samples, k, at, lda, sa, bp, ldb, ct, ldo)
         } else if (nv == 2) {
-            GM_IP_CALL(rows, 2, 0, samples, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 2, 0, 0, samples, k, at, lda, sa, bp, ldb, ct, ldo)
         } else {
-            GM_IP_CALL(rows, 1, 0, samples, k, at, lda, sa, bp, ct, ldo)
+            GM_IP_CALL(rows, 1, 0, 0, samples, k, at, lda, sa, bp, ldb, ct, ldo)
         }
         r0 += rows;
     }
@@ -256,3 +270,4 @@ FASTCONV_ATTR static int GM_FN(gm_inplace)(Py_ssize_t i0, Py_ssize_t i1, Py_ssiz
 #undef GM_IP_AHEAD
 #undef GM_TAIL_MAX
 #undef GM_TAIL_ROWS
+#undef GM_KR_SMALL

@@ -71,23 +71,32 @@ cdef void pack_panels(const floating* b, Py_ssize_t sets, Py_ssize_t set_stride,
 
 def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, floating[::1] bp,
             floating[::1] parts, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
-            Py_ssize_t P, Py_ssize_t chunk_rows, bint transposed, int num_threads):
+            Py_ssize_t P, Py_ssize_t chunk_rows, bint transposed, int num_threads,
+            bint in_place=False):
     """y = w x per sample and group (forward), or with `transposed` gx = w^T gy (grad_input: x is
     then gy, Kg its channels, and y gx, Cg its channels). `bp` holds every (sample, group)'s
-    panels; `chunk_rows` (a multiple of the tile's rows) the rows of C an item computes, the
-    last chunk also the rows past the last whole block of the tile's rows;
-    `parts`, num_threads x (chunk_rows + the tile's rows) x its columns, a part-filled panel's
-    rows."""
+    panels, or with `in_place` only each one's last panel where it is part-filled (the whole
+    panels are read from x's rows as they lie); `chunk_rows` (a multiple of the tile's rows)
+    the rows of C an item computes, the last chunk also the rows past the last whole block of
+    the tile's rows; `parts`, num_threads x (chunk_rows + the tile's rows) x its columns, a
+    part-filled panel's rows. Either way each value of y is the same sum in the same order."""
     cdef Py_ssize_t nr = tile_cols(&bp[0])
     cdef Py_ssize_t panels = (P + nr - 1) // nr
     cdef Py_ssize_t m = Cg if transposed else Kg, k = Kg if transposed else Cg
     cdef Py_ssize_t kr = tile_rows(&bp[0])
     cdef Py_ssize_t chunks = chunk_count(m, kr, chunk_rows)
-    cdef Py_ssize_t item, rest, t, nn, gi, ch
+    cdef Py_ssize_t item, rest, t, nn, gi, ch, q, ldb
+    cdef Py_ssize_t last = P - (panels - 1) * nr     # the last panel's columns
+    cdef const floating* b
     if m == 0 or P == 0 or N * G == 0:
         return
     with nogil:
-        pack_panels(&x[0], N * G, k * P, 1, k, P, P, 1, 0, &bp[0], nr, num_threads)
+        if not in_place:
+            pack_panels(&x[0], N * G, k * P, 1, k, P, P, 1, 0, &bp[0], nr, num_threads)
+        elif last < nr:
+            for q in prange(N * G, schedule="static", num_threads=num_threads):
+                pack_b(&x[0] + q * k * P + (panels - 1) * nr, 1, k, last, P, 1, 0,
+                       &bp[0] + q * k * nr)
         for item in prange(G * chunks * N * panels, schedule="static", num_threads=num_threads):
             t = item % panels
             rest = item // panels
@@ -95,9 +104,17 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
             rest = rest // N
             ch = rest % chunks
             gi = rest // chunks
+            if not in_place:
+                b = &bp[0] + ((nn * G + gi) * panels + t) * k * nr
+                ldb = nr
+            elif t < panels - 1 or last == nr:
+                b = &x[0] + (nn * G + gi) * k * P + t * nr
+                ldb = P
+            else:
+                b = &bp[0] + (nn * G + gi) * k * nr
+                ldb = nr
             inplace_gemm(ch * chunk_rows, chunk_end(ch, chunks, chunk_rows, m), t, P, 1, k,
-                         &w[0] + gi * Kg * Cg, Cg, 0, transposed,
-                         &bp[0] + ((nn * G + gi) * panels + t) * k * nr,
+                         &w[0] + gi * Kg * Cg, Cg, 0, transposed, b, ldb,
                          &y[0] + (nn * G + gi) * m * P, P,
                          &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)
 
@@ -123,5 +140,6 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
             gi = rest // chunks
             inplace_gemm(ch * chunk_rows, chunk_end(ch, chunks, chunk_rows, Kg), t, Cg, N, P,
                          &gy[0] + gi * Kg * P, P, G * Kg * P, 0,
-                         &bp[0] + (gi * panels + t) * N * P * nr, &gw[0] + gi * Kg * Cg, Cg,
+                         &bp[0] + (gi * panels + t) * N * P * nr, nr, &gw[0] + gi * Kg * Cg,
+                         Cg,
                          &parts[0] + omp_get_thread_num() * (chunk_rows + kr) * nr)

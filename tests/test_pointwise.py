@@ -33,6 +33,14 @@ CASES = {
     "tail-column": ((2, 37, 7, 7), (70, 37, 1, 1), {}),
     "tail-columns-kernel-gradient": ((3, 17, 66), (40, 17, 1), {}),
     "tail-only": ((2, 45, 3), (150, 45, 1), {}),
+    # B read in place (at most IN_PLACE_ROWS rows of C): whole panels only (64 positions: a
+    # multiple of every level's panel), and rows split into two small tiles (16 and 28 rows at
+    # AVX-512: 8 + 8 for the last 16; 8 and 20 at AVX2: 4 + 4 for the last 8)
+    "in-place-whole-panels": ((2, 9, 8, 8), (12, 9, 1, 1), {}),
+    "in-place-two-small-tiles": ((3, 19, 33), (16, 19, 1), {}),
+    "in-place-28-rows": ((2, 10, 70), (28, 10, 1), dict(groups=1)),
+    "in-place-8-rows": ((2, 7, 51), (8, 7, 1), {}),
+    "in-place-20-rows-groups": ((2, 12, 45), (40, 6, 1), dict(groups=2)),
 }
 
 
@@ -165,3 +173,36 @@ def test_a_7x7_map_sums_its_last_column_without_a_vector(dtype, tail):
         tail = 1 if plan.lanes >= 4 else 0
     assert plan.tail_columns == tail
     assert plan.widths[-1] == (49 % plan.cols) // plan.lanes if tail else plan.widths[-1] >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reads_b_in_place_where_few_rows_read_each_panel(dtype):
+    """Forward and grad_input read x's or gy's rows where they lie when C has at most
+    IN_PLACE_ROWS rows (packing then cost more than it saved: 35% of MobileNetV2's 32 -> 16
+    layer), packing only a part-filled last panel; the kernel gradient (B transposed) packs."""
+    def plan(x_shape, w_shape, op):
+        return pointwise._plan(make_spec(x_shape, w_shape, dtype=dtype), op)
+    small = plan((1, 32, 112, 112), (16, 32, 1, 1), "forward")
+    assert small.in_place
+    assert small.packed == (small.k * small.cols if small.n % small.cols else 0)
+    assert plan((1, 32, 112, 112), (16, 32, 1, 1), "grad_input").in_place      # m = 32
+    assert not plan((1, 32, 112, 112), (16, 32, 1, 1), "grad_kernel").in_place
+    rows = pointwise.IN_PLACE_ROWS
+    assert plan((1, 8, 30), (rows, 8, 1), "forward").in_place
+    big = plan((1, 8, 30), (rows + 1, 8, 1), "forward")
+    assert not big.in_place and big.packed == big.panels * big.k * big.cols
+
+
+def test_the_model_splits_rows_as_the_kernel_does():
+    """gm_inplace's tiles down a panel: whole blocks of the tile's rows, but two tiles of 8 (4
+    below AVX-512) for a rest of that, then powers of two; the model counts the same."""
+    rows = pointwise._plan(make_spec((1, 4, 9), (1, 4, 1), dtype=np.float32), "forward").rows
+    small = 8 if rows > 8 else 4
+
+    def tiles(m):
+        return [t for t in pointwise._plan(make_spec((1, 4, 9), (m, 4, 1), dtype=np.float32),
+                                           "forward").tiles if t[1]]
+    assert tiles(rows + 2 * small - rows) == [(small, 2)]           # 16 (AVX-512), 8 below
+    assert tiles(2 * rows + (2 * small - rows)) == [(rows, 1), (small, 2)]
+    assert tiles(rows + 1) == [(rows, 1), (1, 1)]
+    assert sum(r * c for r, c in tiles(2 * rows + 3)) == 2 * rows + 3

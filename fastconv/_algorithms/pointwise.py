@@ -6,7 +6,9 @@ A 1x1 layer on a small map is a GEMM whose A -- the weights, or gy for the kerne
 as large as the work: MobileNetV2's 320 -> 1280 layer on 7x7 has 1.6 MB of weights for 49
 positions a sample, and blocked packs them into its channel blocks every call (then transposes its
 outputs back), im2col's BLAS packs both operands. Here A is read in place, a tile broadcasting its
-rows' values, and only B (the positions of x or gy, a sample at a time) is packed into panels.
+rows' values, and only B (the positions of x or gy, a sample at a time) is packed into panels --
+or, where C has few rows (a 32 -> 16 layer on a 112x112 map, whose packing took a third of the
+call), read where it lies too, all but a part-filled last panel.
 Outputs land in place, in NCHW order. Every output is one sum in a fixed order, so results do not
 depend on the thread count; every product of the textbook sum is taken, so values that are not
 finite propagate as in it.
@@ -43,6 +45,13 @@ PARALLEL_EFFICIENCY = 0.9
 TAIL_FMAS = 2               # a tail column's multiply-add per lane of kk, in vector FMAs: it loads
                             # a row of A and the column for each (the tiles load a value of A)
 ITEMS_PER_THREAD = 8        # work items wanted a thread: A's rows split into chunks to get them
+# B is read in place (not packed) where C has at most this many rows: MobileNetV2's 1x1 layers of
+# 16-32 rows of C on 56x56-112x112 maps ran in 0.67-0.93x the time at 2 threads (packing took 35%
+# of the 32 -> 16 layer's forward); 96 rows (16 -> 96) 1.0x at batch 1 and 1.33x at batch 8, where
+# the outputs' stores bound it; 512 rows on 28x28 and 320 -> 1280 on 7x7 the same either way
+# (2-core Intel Xeon, AVX-512 and AVX2)
+IN_PLACE_ROWS = 48
+IN_PLACE_READ = 0.5         # the cost model's packed values a value read in place counts for
 
 
 def supports(spec, op):
@@ -61,7 +70,8 @@ def supports(spec, op):
 
 class _Plan:
     """One operation's GEMMs: C (m x n) = A (m x k) B (k x n) per set (sample and group; a group,
-    over every sample, for the kernel gradient), B packed into panels of the tile's columns."""
+    over every sample, for the kernel gradient), B packed into panels of the tile's columns or
+    (in_place) read in them where it lies."""
 
     def __init__(self, spec, op):
         self.rows, self.cols = _pointwise.tile(np.empty(1, spec.dtype))
@@ -76,7 +86,25 @@ class _Plan:
             self.m, self.k = (Cg, Kg) if op == "grad_input" else (Kg, Cg)
             self.n, self.samples, self.sets = P, 1, N * G
         self.panels = -(-self.n // self.cols)
-        self.packed = self.sets * self.panels * self.samples * self.k * self.cols
+        # the tiles down a panel: whole blocks, then the powers of two that add up to the rest,
+        # but two tiles of `small` rows for a rest of that (src/_gemm_inplace.h, gm_inplace)
+        small = 8 if self.rows > 8 else 4
+        count, left = divmod(self.m, self.rows)
+        self.tiles = []
+        if count and left and self.rows + left == 2 * small:
+            count, left = count - 1, 0
+            self.tiles.append((small, 2))
+        self.tiles.insert(0, (self.rows, count))
+        while left:
+            r = 1 << (left.bit_length() - 1)
+            self.tiles.append((r, 1))
+            left -= r
+        # B read where it lies (x's or gy's rows, whole panels; only a part-filled last panel
+        # packed) where few rows of C read each panel: packing then cost more than it saved
+        self.in_place = op != "grad_kernel" and self.m <= IN_PLACE_ROWS
+        last_panel = self.n % self.cols
+        self.packed = (self.sets * self.k * self.cols * (last_panel > 0) if self.in_place
+                       else self.sets * self.panels * self.samples * self.k * self.cols)
         # the items: every (set, panel) times chunks of A's rows, enough to keep the threads busy
         # (a multiple of the tile's rows each: src/_pointwise.pyx; A's chunk is then reused by
         # an item's successors, the same chunk on the next panel or sample)
@@ -91,12 +119,6 @@ class _Plan:
         self.chunks = max(1, -(-blocks // (self.chunk_rows // self.rows)))
         self.part_rows = self.chunk_rows + self.rows    # the last chunk's, at most
         self.items = others * self.chunks
-        # the tiles down a panel: whole blocks, then the powers of two that add up to the rest
-        self.tiles, left = [(self.rows, self.m // self.rows)], self.m % self.rows
-        while left:
-            r = 1 << (left.bit_length() - 1)
-            self.tiles.append((r, 1))
-            left -= r
         # vectors of each panel (a last one of at most one vector's columns runs one), and the
         # last panel's columns past its whole vectors that src/_gemm_inplace.h's gm_ip_tail
         # sums without a vector of their own (at most a quarter of a vector's lanes, where they
@@ -121,7 +143,10 @@ class _Plan:
             steps += count * self.sets * self.samples * self.k * per_panel
         item = spec.dtype.itemsize
         stored = self.sets * self.m * self.n
-        values = self.packed + stored + self.m * self.k * self.samples * self.sets
+        # B read in place: each value still comes once from where it lies (a packing's read,
+        # without its write: half a packed value)
+        read = self.sets * self.k * self.n * IN_PLACE_READ if self.in_place else 0
+        values = self.packed + read + stored + self.m * self.k * self.samples * self.sets
         spill = max(0, (self.packed + stored) * item - SPILL_BYTES) / item
         rereads = sum(count for _, count in self.tiles) - 1
         stream = (self.packed * rereads
@@ -180,7 +205,7 @@ def _gemm(spec, op, b, w, out):
     _pointwise.forward(b.reshape(-1), w.reshape(-1), out.reshape(-1),
                        *_buffers(plan, spec, threads), spec.batch, G, spec.in_channels // G,
                        spec.out_channels // G, plan.positions, plan.chunk_rows,
-                       op == "grad_input", threads)
+                       op == "grad_input", threads, plan.in_place)
     return out
 
 
