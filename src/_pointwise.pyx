@@ -85,7 +85,7 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
     cdef Py_ssize_t m = Cg if transposed else Kg, k = Kg if transposed else Cg
     cdef Py_ssize_t kr = tile_rows(&bp[0])
     cdef Py_ssize_t chunks = chunk_count(m, kr, chunk_rows)
-    cdef Py_ssize_t item, rest, t, nn, gi, ch, q, ldb
+    cdef Py_ssize_t item, rest, t, nn, gi, ch, ldb
     cdef Py_ssize_t last = P - (panels - 1) * nr     # the last panel's columns
     cdef const floating* b
     if m == 0 or P == 0 or N * G == 0:
@@ -93,10 +93,9 @@ def forward(const floating[::1] x, const floating[::1] w, floating[::1] y, float
     with nogil:
         if not in_place:
             pack_panels(&x[0], N * G, k * P, 1, k, P, P, 1, 0, &bp[0], nr, num_threads)
-        elif last < nr:
-            for q in prange(N * G, schedule="static", num_threads=num_threads):
-                pack_b(&x[0] + q * k * P + (panels - 1) * nr, 1, k, last, P, 1, 0,
-                       &bp[0] + q * k * nr)
+        elif last < nr:     # each set's part-filled last panel, one panel a set in bp
+            pack_panels(&x[0] + (panels - 1) * nr, N * G, k * P, 1, k, last, P, 1, 0, &bp[0],
+                        nr, num_threads)
         for item in prange(G * chunks * N * panels, schedule="static", num_threads=num_threads):
             t = item % panels
             rest = item // panels

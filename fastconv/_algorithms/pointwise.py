@@ -102,8 +102,8 @@ class _Plan:
         # B read where it lies (x's or gy's rows, whole panels; only a part-filled last panel
         # packed) where few rows of C read each panel: packing then cost more than it saved
         self.in_place = op != "grad_kernel" and self.m <= IN_PLACE_ROWS
-        last_panel = self.n % self.cols
-        self.packed = (self.sets * self.k * self.cols * (last_panel > 0) if self.in_place
+        last = self.n - (self.panels - 1) * self.cols     # the last panel's columns
+        self.packed = (self.sets * self.k * self.cols * (last < self.cols) if self.in_place
                        else self.sets * self.panels * self.samples * self.k * self.cols)
         # the items: every (set, panel) times chunks of A's rows, enough to keep the threads busy
         # (a multiple of the tile's rows each: src/_pointwise.pyx; A's chunk is then reused by
@@ -124,7 +124,6 @@ class _Plan:
         # sums without a vector of their own (at most a quarter of a vector's lanes, where they
         # fit gathered in the item's spare panel: its rows x columns, an item's rows m with one
         # chunk, chunk_rows for all but the last of several, as gm_inplace decides)
-        last = self.n - (self.panels - 1) * self.cols
         rem = last % lanes
         item_rows = self.m if self.chunks == 1 else self.chunk_rows
         tail = (last < self.cols and rem <= lanes // 4
