@@ -19,7 +19,8 @@ dU[xi] += V[xi]^T Mg[xi] (C x KP; the staged schedule's BLAS: Mg^T V, KP x C); b
 split into `parts` (fixed by the problem), each summed into its own partial dU, and the partials
 are added in order. Nothing depends on the thread count. Where U outgrows L2 (many channels,
 few tiles), every block would stream it in again: the staged schedule below does each step for a
-whole wave of tiles instead. The kernel transforms U = G g G^T and gw = G^T dU G
+whole wave of tiles instead, its GEMMs by position or, for one wave of a forward pass, by blocks
+of output channels that transform their part of U in cache (forward_kernel_blocks). The kernel transforms U = G g G^T and gw = G^T dU G
 (kernel_transform, kernel_untransform) run here, vectorised (the untransform in double): in
 NumPy, products with an inner dimension of 9 took longer than the convolution itself.
 """
@@ -32,7 +33,8 @@ from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_float,
     wg_input_double, wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
-    wg_kernel_double, wg_untransform_float, wg_untransform_double, position_gemm, position_gemm_tn)
+    wg_kernel_double, wg_untransform_float, wg_untransform_double, wg1_gemm_float, wg1_gemm_double,
+    position_gemm, position_gemm_tn)
 from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
@@ -78,12 +80,13 @@ cdef inline void stage(const floating* src, Py_ssize_t channels, Py_ssize_t cstr
         wg_stage_double(src, channels, cstride, H, W, row0, col0, nrows, ncols, dst, CP)
 
 
-cdef inline void input_tf(const floating* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t R,
-                          Py_ssize_t Cw, floating* V, Py_ssize_t t0, Py_ssize_t tn) noexcept nogil:
+cdef inline void input_tf(const floating* X, Py_ssize_t xcols, Py_ssize_t CP, Py_ssize_t cw,
+                          Py_ssize_t R, Py_ssize_t Cw, floating* V, Py_ssize_t t0,
+                          Py_ssize_t tn) noexcept nogil:
     if floating is float:
-        wg_input_float(X, xcols, CP, R, Cw, V, t0, tn)
+        wg_input_float(X, xcols, CP, cw, R, Cw, V, t0, tn)
     else:
-        wg_input_double(X, xcols, CP, R, Cw, V, t0, tn)
+        wg_input_double(X, xcols, CP, cw, R, Cw, V, t0, tn)
 
 
 cdef struct Block:
@@ -109,12 +112,14 @@ cdef inline const floating* plane_or_null(const floating* a, Py_ssize_t offset) 
 
 
 cdef void plane_input(const Tiling* tl, const floating* x, Py_ssize_t src, Block bl,
-                      floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf) noexcept nogil:
+                      floating* V, Py_ssize_t t0, Py_ssize_t T, floating* buf,
+                      Py_ssize_t cw) noexcept nogil:
     """V[xi][t0 + tile] (planes of T tiles) of block bl of the plane at offset src of x (-1:
-    padding only, transformed from zeros); `buf` stages the window."""
+    padding only, transformed from zeros); `buf` stages the window. Channels in chunks of cw
+    (wg_input; CP: one)."""
     stage(plane_or_null(x, src), tl.cin, tl.in_cs, tl.ih, tl.iw, 4 * bl.tr0 - tl.off_h,
           4 * bl.tc0 - tl.off_w, 4 * bl.nr + 2, 4 * bl.nc + 2, buf, tl.CP)
-    input_tf(buf, 4 * bl.nc + 2, tl.CP, bl.nr, bl.nc, V, t0, T)
+    input_tf(buf, 4 * bl.nc + 2, tl.CP, cw, bl.nr, bl.nc, V, t0, T)
 
 
 cdef int plane_output(const Tiling* tl, const floating* M, floating* y, Block bl, Py_ssize_t t0,
@@ -152,7 +157,7 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     cdef int bad = 0
     for p in range(bl.p0, bl.p1):
-        plane_input(tl, x, src[p], bl, buf2, (p - bl.p0) * per, tn, buf1)
+        plane_input(tl, x, src[p], bl, buf2, (p - bl.p0) * per, tn, buf1, tl.CP)
     for xi in range(POSITIONS):
         position_gemm(buf2 + xi * (tn * tl.CP + pad), tl.CP, u + xi * tl.cin * tl.KP, tl.KP,
                       buf1 + xi * (tn * tl.KP + pad), tn, tl.cin, False)
@@ -187,7 +192,7 @@ cdef void grad_kernel_block(const Tiling* tl, const floating* x, const floating*
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     for p in range(bl.p0, bl.p1):
         t0 = (p - bl.p0) * per
-        plane_input(tl, x, src[p], bl, buf2, t0, tn, buf1)
+        plane_input(tl, x, src[p], bl, buf2, t0, tn, buf1, tl.CP)
         plane_gy(tl, gy + gsrc[p], bl, buf3, t0, tn, buf1)
     for xi in range(POSITIONS):
         position_gemm_tn(buf2 + xi * (tn * tl.CP + pad), tl.CP, tl.cin,
@@ -243,15 +248,16 @@ cdef inline Py_ssize_t wave_tiles(const Tiling* tl, Py_ssize_t wave, Py_ssize_t 
 
 cdef void inputs_of_wave(const Tiling* tl, const floating* x, const Py_ssize_t* src,
                          Py_ssize_t planes, floating* V, Py_ssize_t i0, Py_ssize_t i1,
-                         Py_ssize_t s0, Py_ssize_t T, floating* work,
-                         int num_threads) noexcept nogil:
-    """V of the wave's items i0..i1 (tiles from s0, T of them), read from the planes src."""
+                         Py_ssize_t s0, Py_ssize_t T, floating* work, int num_threads,
+                         Py_ssize_t cw) noexcept nogil:
+    """V of the wave's items i0..i1 (tiles from s0, T of them), read from the planes src;
+    channels in chunks of cw (wg_input)."""
     cdef Py_ssize_t item
     cdef floating* buf
     for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
         buf = thread_slice(work, tl.size1)
         plane_input(tl, x, src[item // tl.rblocks], block_of(tl, item, planes), V,
-                    tile_start(tl, item) - s0, T, buf)
+                    tile_start(tl, item) - s0, T, buf, cw)
 
 
 cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u, floating* y,
@@ -268,7 +274,8 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
     for wave in range((items + wave_items - 1) // wave_items):
         T = wave_tiles(tl, wave, wave_items, items, &i0, &i1, &s0)
         for d in range(depth_taps):
-            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
+            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads,
+                           tl.CP)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
                 position_gemm(V + xi * (T * tl.CP + pad), tl.CP,
                               u + d * usize + xi * tl.cin * tl.KP, tl.KP,
@@ -278,6 +285,81 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
             flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks],
                                        block_of(tl, item, planes), tile_start(tl, item) - s0, T,
                                        buf)
+
+
+# The staged forward with kernel blocks, for one wave of a 2-D pass (U of ResNet-18's 256- and
+# 512-channel layers: 9.4 and 37.7 MB): instead of the whole U transformed first (to memory and
+# back) and the 36 GEMMs split by position, an item is a block of `width` output channels: it
+# transforms its block's U a chunk of input channels at a time into its thread's scratch (36 x
+# chunk x width, in L2) and runs the 36 GEMMs of that chunk at once, each output's sum carried
+# from chunk to chunk through M. Each sum runs over the input channels in order, as the other
+# schedules' (the same bits), and an item writes only its own channels of M.
+
+cdef void block_columns(const floating* w, bint flipped, Py_ssize_t K, Py_ssize_t C,
+                        Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t cc,
+                        floating* uc, Py_ssize_t width, Py_ssize_t uplane) noexcept nogil:
+    """uc[xi * uplane + (c - c0) * width + r] = (G g G^T)[xi] for the pass's output channels r0 +
+    r (r < rows) and input channels c0 <= c < c0 + cc: wg_kernel's columns, on w (K x C x 3 x 3)
+    from the block's first kernel (forward row r0 * C, flipped row r0)."""
+    cdef Py_ssize_t c, first = r0 if flipped else r0 * C
+    for c in range(c0, c0 + cc):
+        kernel_column(w + 9 * first, 9, uc + (c - c0) * width, uplane, c, C, rows, K * C - first,
+                      flipped, True)
+
+
+cdef inline void block_gemm(const floating* V, Py_ssize_t CP, const floating* U, Py_ssize_t width,
+                            floating* M, Py_ssize_t KP, Py_ssize_t T, Py_ssize_t n,
+                            bint add) noexcept nogil:
+    """M[:, :width] (+)= V @ U: T x n (rows CP apart) by n x width, M's rows KP apart."""
+    if floating is float:
+        wg1_gemm_float(V, CP, 1, U, width, M, KP, T, width, n, add)
+    else:
+        wg1_gemm_double(V, CP, 1, U, width, M, KP, T, width, n, add)
+
+
+cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssize_t K,
+                       Py_ssize_t C, const floating* V, floating* M, Py_ssize_t T, Py_ssize_t r0,
+                       Py_ssize_t width, Py_ssize_t chunk, floating* uc) noexcept nogil:
+    """M[xi][t][r0 .. r0 + width) = V[xi][t] @ U[xi][:, r0 .. r0 + width) for the 36 positions
+    and T tiles, U transformed into uc a chunk of input channels at a time. Lanes past the
+    pass's output channels are zeros in uc, so those of M are."""
+    cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
+    cdef Py_ssize_t vplane = T * ((tl.CP + chunk - 1) // chunk * chunk) + pad
+    cdef Py_ssize_t rows, c0, cc, xi, uplane
+    width = min(width, tl.KP - r0)
+    rows = min(width, tl.cout - r0)
+    c0 = 0
+    while c0 < tl.cin:
+        cc = min(chunk, tl.cin - c0)
+        uplane = cc * width + pad   # planes a line apart, not 4 KiB multiples (same L1 sets)
+        if rows < width:
+            memset(uc, 0, POSITIONS * uplane * sizeof(floating))
+        block_columns(w, flipped, K, C, r0, rows, c0, cc, uc, width, uplane)
+        for xi in range(POSITIONS):
+            block_gemm(V + xi * vplane + c0 * T, chunk, uc + xi * uplane, width,
+                       M + xi * (T * tl.KP + pad) + r0, tl.KP, T, cc, c0 > 0)
+        c0 += cc
+
+
+cdef void forward_kernel_blocks(const Tiling* tl, const floating* x, const floating* w,
+                                bint flipped, Py_ssize_t K, Py_ssize_t C, floating* y,
+                                const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
+                                floating* V, floating* M, floating* work, Py_ssize_t per_thread,
+                                unsigned char* flags, Py_ssize_t width, Py_ssize_t chunk,
+                                int num_threads) noexcept nogil:
+    """forward_staged's one wave with the kernel transformed block by block (see above)."""
+    cdef Py_ssize_t items = item_count(tl, planes), i0, i1, s0, T, item
+    cdef floating* buf
+    T = wave_tiles(tl, 0, items, items, &i0, &i1, &s0)
+    inputs_of_wave(tl, x, src, planes, V, i0, i1, s0, T, work, num_threads, chunk)
+    for item in prange((tl.KP + width - 1) // width, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        kernel_block(tl, w, flipped, K, C, V, M, T, item * width, width, chunk,
+                     thread_slice(work, per_thread))
+    for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
+        buf = thread_slice(work, tl.size1)
+        flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks], block_of(tl, item, planes),
+                                   tile_start(tl, item) - s0, T, buf)
 
 
 cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,
@@ -299,7 +381,8 @@ cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating
             plane_gy(tl, gy + gsrc[item // tl.rblocks], block_of(tl, item, planes), Mg,
                      tile_start(tl, item) - s0, T, buf)
         for d in range(depth_taps):
-            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads)
+            inputs_of_wave(tl, x, src + d * planes, planes, V, i0, i1, s0, T, work, num_threads,
+                           tl.CP)
             for xi in prange(POSITIONS, nogil=True, schedule="static", num_threads=num_threads):
                 if own:
                     position_gemm_tn(V + xi * (T * tl.CP + pad), tl.CP, tl.cin,
@@ -339,13 +422,14 @@ cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, P
 
 cdef inline void kernel_column(const floating* w, Py_ssize_t kstride, floating* out,
                                Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-                               Py_ssize_t kernels, bint flipped) noexcept nogil:
+                               Py_ssize_t kernels, bint flipped,
+                               bint prefetch=False) noexcept nogil:
     """wg_kernel: `kernels` (K x C) is the array's count, the last of which is read no further
-    than its taps."""
+    than its taps; `prefetch` the next column's kernels (a kernel block's few rows)."""
     if floating is float:
-        wg_kernel_float(w, kstride, out, ostride, col, C, rows, kernels, flipped)
+        wg_kernel_float(w, kstride, out, ostride, col, C, rows, kernels, flipped, prefetch)
     else:
-        wg_kernel_double(w, kstride, out, ostride, col, C, rows, kernels, flipped)
+        wg_kernel_double(w, kstride, out, ostride, col, C, rows, kernels, flipped, prefetch)
 
 
 cdef void transform_kernels(const floating* w, floating* u, Py_ssize_t K, Py_ssize_t C,
@@ -443,6 +527,23 @@ def forward_waves(tuple tiling, const floating[::1] x, const floating[::1] u, fl
         forward_staged(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], dst.shape[0],
                        src.shape[0] // dst.shape[0], &vm[0], &vm[v_size], &work[0], &flags[0],
                        wave_items, num_threads)
+
+
+def forward_blocks_of_kernel(tuple tiling, const floating[::1] x, const floating[::1] w,
+                             bint flipped, Py_ssize_t K, Py_ssize_t C, floating[::1] y,
+                             const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst,
+                             floating[::1] vm, Py_ssize_t v_size, floating[::1] work,
+                             Py_ssize_t per_thread, unsigned char[::1] flags, Py_ssize_t width,
+                             Py_ssize_t chunk, int num_threads):
+    """`forward_waves` in one wave with kernel blocks: w the kernels as given (K x C x 3 x 3;
+    flipped: the input gradient's pass), `width` output channels an item (a multiple of the
+    vector), `chunk` input channels a transform; `work` holds num_threads x per_thread values
+    (at least size1, and 36 x (chunk x width + a line))."""
+    cdef Tiling tl = make_tiling(tiling)
+    with nogil:
+        forward_kernel_blocks(&tl, &x[0], &w[0], flipped, K, C, &y[0], &src[0], &dst[0],
+                              dst.shape[0], &vm[0], &vm[v_size], &work[0], per_thread, &flags[0],
+                              width, chunk, num_threads)
 
 
 def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,

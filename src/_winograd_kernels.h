@@ -194,11 +194,15 @@ FASTCONV_ATTR static int WG_FN(wg_unstage)(const WG_T* restrict Y, Py_ssize_t yc
 
 /* V[xi][t][c] = (B^T d B)[xi] for the R x Cw tiles of X (tile (tr, tc) reads rows 4tr..4tr+5
    and columns 4tc..4tc+5 of X, which has xcols columns); t = t0 + tr * Cw + tc of a block of
-   Tn tiles (the planes of V are WG_PLANE(Tn * CP) apart). */
+   Tn tiles. Channels go in chunks of cw (a multiple of the vector; CP: one chunk), each chunk
+   the Tn tiles' rows of cw values (c at (c / cw) Tn cw + t cw + c % cw), so that a GEMM over a
+   chunk reads one run (the staged pass's kernel blocks); the planes of V are WG_PLANE(Tn x CP
+   rounded up to cw) apart. */
 FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcols, Py_ssize_t CP,
-        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V, Py_ssize_t t0, Py_ssize_t Tn) {
+        Py_ssize_t cw, Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict V, Py_ssize_t t0,
+        Py_ssize_t Tn) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
-    const Py_ssize_t plane = WG_PLANE(Tn * CP);
+    const Py_ssize_t plane = WG_PLANE(Tn * ((CP + cw - 1) / cw * cw));
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = t0 + tr * Cw + tc;
@@ -211,7 +215,7 @@ FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcol
                           u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
 #undef LD
                 }
-                WG_T* out = V + t * CP + c;
+                WG_T* out = V + (c / cw) * Tn * cw + t * cw + c % cw;
                 for (int i = 0; i < 6; i++) {
                     VT o[6];
                     WG_BT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5],

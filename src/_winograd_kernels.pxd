@@ -9,9 +9,10 @@ cdef extern from "_winograd_kernels.h":
     int wg_level() noexcept nogil
     void wg_init() noexcept nogil
     int wg_input_float "wg_kernels.wg_input_float"(const float* X, Py_ssize_t xcols, Py_ssize_t CP,
-            Py_ssize_t R, Py_ssize_t Cw, float* V, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+            Py_ssize_t cw, Py_ssize_t R, Py_ssize_t Cw, float* V, Py_ssize_t t0,
+            Py_ssize_t Tn) noexcept nogil
     int wg_input_double "wg_kernels.wg_input_double"(const double* X, Py_ssize_t xcols,
-            Py_ssize_t CP, Py_ssize_t R, Py_ssize_t Cw, double* V, Py_ssize_t t0,
+            Py_ssize_t CP, Py_ssize_t cw, Py_ssize_t R, Py_ssize_t Cw, double* V, Py_ssize_t t0,
             Py_ssize_t Tn) noexcept nogil
     int wg_output_float "wg_kernels.wg_output_float"(const float* M, Py_ssize_t KP, Py_ssize_t R,
             Py_ssize_t Cw, float* Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
@@ -51,10 +52,10 @@ cdef extern from "_winograd_kernels.h":
             int flipped) noexcept nogil
     int wg_kernel_float "wg_kernels.wg_kernel_float"(const float* w, Py_ssize_t kstride,
             float* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-            Py_ssize_t kernels, int flipped) noexcept nogil
+            Py_ssize_t kernels, int flipped, int prefetch) noexcept nogil
     int wg_kernel_double "wg_kernels.wg_kernel_double"(const double* w, Py_ssize_t kstride,
             double* out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
-            Py_ssize_t kernels, int flipped) noexcept nogil
+            Py_ssize_t kernels, int flipped, int prefetch) noexcept nogil
     int wg_untransform_float "wg_kernels.wg_untransform_float"(const float* du, float* gw,
             Py_ssize_t gstride, Py_ssize_t row, Py_ssize_t K, Py_ssize_t C, Py_ssize_t KP,
             int by_input) noexcept nogil

@@ -272,6 +272,7 @@ def test_cost_and_workspace_are_positive_and_grow(op):
 def test_a_transformed_kernel_in_memory_costs_its_passes(op, monkeypatch):
     """ResNet-18's 512-channel 3x3 (37.7 MB of U) pays U_MEMORY_PASSES over U; its 256-channel
     one (9.4 MB) does not."""
+    monkeypatch.setattr(winograd, "_kernel_blocks_win", lambda kernel_blocks, positions: False)
     deep = make_spec((8, 512, 7, 7), (512, 512, 3, 3), padding=1, dtype=np.float32)
     mid = make_spec((8, 256, 14, 14), (256, 256, 3, 3), padding=1, dtype=np.float32)
     with_passes = winograd.cost(deep, op), winograd.cost(mid, op)
@@ -297,19 +298,30 @@ def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
 # kernel outgrows a core's L2 (many channels) and it moves fewer bytes than the blocks; the
 # `staged` fixture forces it on every case above, in one wave and in a wave per item
 # (WAVE_BYTES = 1: the kernel gradient then sums its waves in order), its kernel gradient's
-# GEMMs on fastconv's register tiles (small dU, as these cases') and on BLAS (many channels).
+# GEMMs on fastconv's register tiles (small dU, as these cases') and on BLAS (many channels),
+# and a one-wave forward and input gradient by kernel blocks (forward_kernel_blocks): of the
+# default size (one block, one chunk in these cases) and one vector by one vector of channels
+# (several blocks and chunks, the last ones part-filled).
 WAVES = {"one-wave": 2**40, "wave-per-item": 1}
 GRAD_KERNEL_GEMMS = {"own-gemm": 2**40, "blas-gemm": -1}
+KERNEL_BLOCKS = {"position-gemms": None, "kernel-blocks": (64, 64), "narrow-kernel-blocks": (1, 1)}
+STAGED = ([(wave, gemm, "position-gemms") for wave in WAVES for gemm in GRAD_KERNEL_GEMMS]
+          + [("one-wave", "own-gemm", blocks) for blocks in list(KERNEL_BLOCKS)[1:]])
 
 
-@pytest.fixture(params=[(wave, gemm) for wave in WAVES for gemm in GRAD_KERNEL_GEMMS],
-                ids=lambda p: "-".join(p))
+@pytest.fixture(params=STAGED, ids=lambda p: "-".join(p))
 def staged(request, monkeypatch):
-    wave, gemm = request.param
+    wave, gemm, blocks = request.param
     monkeypatch.setattr(winograd, "STAGED_ABOVE_U_BYTES", 0)
     monkeypatch.setattr(winograd, "_staged_wins", lambda staged, blocks: True)
     monkeypatch.setattr(winograd, "WAVE_BYTES", WAVES[wave])
     monkeypatch.setattr(winograd, "STAGED_OWN_GEMM_BYTES", GRAD_KERNEL_GEMMS[gemm])
+    monkeypatch.setattr(winograd, "_kernel_blocks_win",
+                        lambda kernel_blocks, positions: KERNEL_BLOCKS[blocks] is not None)
+    if KERNEL_BLOCKS[blocks]:
+        width, chunk = KERNEL_BLOCKS[blocks]
+        monkeypatch.setattr(winograd, "KERNEL_BLOCK_CHANNELS", width)
+        monkeypatch.setattr(winograd, "KERNEL_CHUNK_CHANNELS", chunk)
     return wave
 
 
@@ -323,6 +335,8 @@ def test_staged_matches_reference(name, dtype, staged, assert_close_to_reference
         assert plan.staged
         if staged == "wave-per-item":
             assert plan.waves == plan.items
+        forced = winograd._kernel_blocks_win(0, 0)     # the fixture's answer, whatever the bytes
+        assert (plan.kernel_blocks is not None) == (op != "grad_kernel" and plan.kd == 1 and forced)
     for got, expected in zip(_three(x, w, gy, kw), _three(x, w, gy, kw, "reference")):
         assert_close_to_reference(got, expected, dtype)
 

@@ -21,7 +21,11 @@ thread count; the limit is kept by running fewer threads. With many channels the
 kernel (36 x C x K values: 9 MiB at 256 channels) outgrows a core's L2 and each block would read
 it again; there the staged schedule transforms a wave of tiles (the whole batch, up to
 WAVE_BYTES), runs each of the 36 GEMMs once on one thread, and transforms back, whichever of
-the two moves fewer bytes. Scratch comes from fastconv._scratch, reused from call to call.
+the two moves fewer bytes. Where U is far larger than the tiles' V and M (ResNet-18's 256- and
+512-channel layers at batch 1, its 512-channel one at batch 8), the staged forward and input
+gradient go by kernel blocks instead: an item is a block of output channels that transforms its
+part of U a chunk of input channels at a time in cache and runs the 36 GEMMs of that chunk, so
+U is never written out (nor held). Scratch comes from fastconv._scratch, reused per call.
 The position GEMMs run on fastconv's own register tiles (src/_winograd_kernels.h, wg1_gemm), but
 for the staged kernel gradient's with many channels (STAGED_OWN_GEMM_BYTES), which stay on
 BLAS. 1-D problems (3 taps, stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
@@ -67,6 +71,14 @@ PARTIAL_VALUE_S = 1e-9
 L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams in for every block
 STAGED_ABOVE_U_BYTES = L2_BYTES  # ... so above it, the staged schedule may read it once per wave
 WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (within L3)
+# The staged pass's kernel blocks (forward_kernel_blocks): output channels a block (fewer where
+# the blocks would be under MIN_ITEMS; the GEMM's register tiles take up to 4 vectors of them at
+# a time) and input channels a chunk of transformed kernel (36 x 64 x 64 float32 values: 590 KB,
+# in L2 with the GEMMs' slice of V), both rounded up to the vector
+KERNEL_BLOCK_CHANNELS = 64
+KERNEL_CHUNK_CHANNELS = 64
+KERNEL_BLOCK_VALUE_S = 0.2e-9   # a transformed value there: 0.19-0.21 ns on ResNet-18's 256-
+                                # and 512-channel layers (Xeon, AVX-512, one thread)
 # The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
 # at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
@@ -108,6 +120,14 @@ def _geometry_reason(spec):
 def _staged_wins(staged_bytes, blocks_bytes):
     """The staged schedule moves no more bytes than the blocks (a test forces it here)."""
     return staged_bytes <= blocks_bytes
+
+
+def _kernel_blocks_win(blocks_bytes, positions_bytes):
+    """The staged pass's kernel blocks move clearly fewer bytes than its position GEMMs (tests
+    force either here). At 0.6 of them (ResNet-18's layer3 at batch 1) the blocks ran 1.6x
+    faster, at 0.9 (128 channels on 28x28) 1.3x slower at AVX-512 and 1.3x faster at AVX2
+    (Xeon, 2 threads): their GEMMs are thinner, a chunk of input channels each."""
+    return blocks_bytes <= 0.75 * positions_bytes
 
 
 class _Plan(_scratch.PlanWorkspace):
@@ -177,6 +197,7 @@ class _Plan(_scratch.PlanWorkspace):
         self.per_thread = per_thread
         self.fixed = fixed
         self.staged = False
+        self.kernel_blocks = None       # (width, chunk) where the staged pass runs them
         u_bytes = self.u_elements * itemsize
         self.traffic = u_bytes * (self.items if u_bytes > L2_BYTES else 1)     # U's reads
         if u_bytes > STAGED_ABOVE_U_BYTES or self.kd > 1:
@@ -223,6 +244,34 @@ class _Plan(_scratch.PlanWorkspace):
         self.items, self.wave_items, self.v_size, self.waves = items, wave_items, v_size, waves
         self.parts = 0
         self.per_thread, self.fixed = size1, fixed
+        if self.op != "grad_kernel" and self.kd == 1 and waves == 1:
+            self._kernel_blocks(lanes, itemsize, limit)
+
+    def _kernel_blocks(self, lanes, itemsize, limit):
+        """The staged pass's GEMMs by blocks of output channels, each transforming its block of
+        U a chunk of input channels at a time (src/_winograd.pyx, forward_kernel_blocks): U is
+        never whole (nor in the workspace), and V is read once a block."""
+        width = min(_pad(KERNEL_BLOCK_CHANNELS, lanes), self.KP)
+        while width > lanes and -(-self.KP // width) < MIN_ITEMS:
+            width = _pad(width // 2, lanes)
+        CP = _pad(max(self.cin, 1), lanes)
+        chunk = min(CP, _pad(KERNEL_CHUNK_CHANNELS, lanes))     # V's channels in chunks of it
+        pad = 64 // itemsize
+        per_thread = max(self.per_thread, POSITIONS * (chunk * width + pad))
+        v_size = POSITIONS * (self.tiles * _pad(CP, chunk) + pad)
+        fixed = self.fixed - self.u_elements - self.v_size + v_size
+        blocks = -(-self.KP // width)
+        # V read by every block, M read and written by every chunk; against U written and read
+        # back where it goes to memory (the position GEMMs' passes, as `cost` counts them)
+        traffic = (blocks * v_size + 2 * -(-CP // chunk) * (self.fixed - self.v_size
+                                                               - self.u_elements)) * itemsize
+        u_bytes = self.u_elements * itemsize
+        positions = self.traffic + (U_MEMORY_PASSES[0] * u_bytes
+                                    if u_bytes > U_IN_MEMORY_BYTES else 0)
+        if fixed + per_thread > limit or not _kernel_blocks_win(traffic, positions):
+            return
+        self.kernel_blocks, self.blocks, self.traffic = (width, chunk), blocks, traffic
+        self.per_thread, self.fixed, self.v_size = per_thread, fixed, v_size
 
 
 def supports(spec, op):
@@ -250,6 +299,9 @@ def layout(spec, op):
     if spec.ndim == 1:
         return winograd1d.layout(spec, op)
     plan = plan_of(spec, op)
+    if plan.kernel_blocks:
+        return (f"staged: 1 wave of {plan.tiles} tiles, {plan.blocks} blocks of "
+                f"{plan.kernel_blocks[0]} output channels")
     if plan.staged:
         waves = f"{plan.waves} wave{'s' if plan.waves > 1 else ''}"
         return f"staged: {waves} of {plan.tiles} tiles, {plan.kd} depth tap(s)"
@@ -264,7 +316,9 @@ def workspace(spec, op):
 
 # About 10 us of Python a call before (with the plane lists below, on a 0.1-1 ms layer); the
 # schedule's thresholds are part of the key, so that a test which changes them plans anew.
-plan_of = per_problem(_Plan, lambda: (STAGED_ABOVE_U_BYTES, WAVE_BYTES, _staged_wins))
+plan_of = per_problem(_Plan, lambda: (STAGED_ABOVE_U_BYTES, WAVE_BYTES, _staged_wins,
+                                      _kernel_blocks_win, KERNEL_BLOCK_CHANNELS,
+                                      KERNEL_CHUNK_CHANNELS))
 
 
 def cost(spec, op):
@@ -282,13 +336,17 @@ def cost(spec, op):
     channels = plan.kd * _pad(plan.cin, lanes) + plan.KP    # the x (or gy) side, the output side
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
+    if plan.kernel_blocks:                  # U transformed in cache, never written out
+        kernel = plan.u_elements * KERNEL_BLOCK_VALUE_S
     if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
         kernel += plan.traffic / U_BYTES_PER_S
     u_bytes = plan.u_elements * spec.dtype.itemsize
-    if u_bytes > U_IN_MEMORY_BYTES:         # more passes over U in memory
+    if u_bytes > U_IN_MEMORY_BYTES and not plan.kernel_blocks:      # more passes over U
         kernel += U_MEMORY_PASSES[op == "grad_kernel"] * u_bytes / U_BYTES_PER_S
     threads = _config.model_threads(spec)
     work_items = max(plan.items, POSITIONS) if plan.staged else plan.items   # staged: GEMMs
+    if plan.kernel_blocks:
+        work_items = plan.blocks
     speedup = 1 + (min(threads, work_items) - 1) * PARALLEL_EFFICIENCY
     return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
 
@@ -350,9 +408,17 @@ def _run_pass(spec, op, a, w):
     plan = plan_of(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
     out = np.empty(shape, spec.dtype)
-    u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
     src, dst = _planes(spec, op)
     flags = np.zeros(plan.items, np.uint8)
+    if plan.kernel_blocks:
+        vm = _scratch.empty("winograd.vm", plan.fixed, spec.dtype)
+        K, C = w.shape[:2]
+        _winograd.forward_blocks_of_kernel(
+            plan.tiling, a.reshape(-1), np.ascontiguousarray(w).reshape(-1), op == "grad_input",
+            K, C, out.reshape(-1), src, dst, vm, plan.v_size, plan.work(spec.dtype),
+            plan.per_thread, flags, *plan.kernel_blocks, plan.threads)
+        return None if flags.any() else out
+    u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
     if plan.staged:         # fastconv's own GEMMs (src/_winograd.pyx): no BLAS to hold
         vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
         _winograd.forward_waves(plan.tiling, a.reshape(-1), u, out.reshape(-1), src, dst, vm,
@@ -364,16 +430,26 @@ def _run_pass(spec, op, a, w):
     return None if flags.any() else out
 
 
+def _checked_pass(spec, op, a, w):
+    """_run_pass where the kernel is finite. Kernel blocks check no kernel first: a value of U
+    that is not finite makes every M it multiplies (inf x 0 is NaN) and so an output of each
+    tile, which the output transform reports (2.4 MB of isfinite was 5% of ResNet-18's
+    256-channel layer at batch 1)."""
+    if spec.ndim > 1 and plan_of(spec, op).kernel_blocks:
+        return _run_pass(spec, op, a, w)
+    return _run_pass(spec, op, a, w) if _finite.all_finite(w) else None
+
+
 def forward(spec, x, w):
     if spec.batch == 0 or spec.out_channels == 0:
         return np.zeros(spec.y_shape, spec.dtype)
-    return _run_pass(spec, "forward", x, w) if _finite.all_finite(w) else None
+    return _checked_pass(spec, "forward", x, w)
 
 
 def grad_input(spec, gy, w):
     if spec.batch == 0 or spec.in_channels == 0:
         return np.zeros(spec.x_shape, spec.dtype)
-    return _run_pass(spec, "grad_input", gy, w) if _finite.all_finite(w) else None
+    return _checked_pass(spec, "grad_input", gy, w)
 
 
 def grad_kernel(spec, x, gy):

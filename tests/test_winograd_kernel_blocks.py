@@ -1,0 +1,119 @@
+"""Winograd's staged pass by kernel blocks (src/_winograd.pyx, forward_kernel_blocks).
+
+Where the transformed kernel U is large and the tiles few (ResNet-18's 256- and 512-channel
+layers at small batches), the forward pass and the input gradient run the 36 GEMMs by blocks of
+output channels, each block transforming its part of U a chunk of input channels at a time in
+cache. Every output is the same sum in the same order as in the position GEMMs, so the two give
+the same bits; test_winograd.py's `staged` fixture runs all its cases through both, and these
+tests add what is particular: the bits, the default plan of real layers, the workspace without
+U, non-finite kernels (no check of the kernel up front: the output transform reports them) and
+the cost model.
+"""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import reference
+from fastconv._algorithms import winograd
+from fastconv._geometry import make_spec
+
+OPS = ("forward", "grad_input")
+
+
+def _run(op, x, w, gy, **kw):
+    if op == "forward":
+        return fastconv.conv(x, w, algorithm="winograd", **kw)
+    return fastconv.conv_grad_input(gy, w, x.shape, algorithm="winograd", **kw)
+
+
+def _reference(op, x, w, gy, **kw):
+    if op == "forward":
+        return reference.conv(x, w, **kw)
+    return reference.conv_grad_input(gy, w, x.shape, **kw)
+
+
+def _force(monkeypatch, on, width=None, chunk=None):
+    monkeypatch.setattr(winograd, "STAGED_ABOVE_U_BYTES", 0)
+    monkeypatch.setattr(winograd, "_staged_wins", lambda staged, blocks: True)
+    monkeypatch.setattr(winograd, "_kernel_blocks_win", lambda blocks, positions: on)
+    if width is not None:
+        monkeypatch.setattr(winograd, "KERNEL_BLOCK_CHANNELS", width)
+        monkeypatch.setattr(winograd, "KERNEL_CHUNK_CHANNELS", chunk)
+
+
+def _arrays(xs, ws, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = (rng.standard_normal(ws) / np.sqrt(9 * ws[1])).astype(dtype)
+    gy = rng.standard_normal(reference.conv(x, w, padding=1).shape).astype(dtype)
+    return x, w, gy
+
+
+@pytest.mark.parametrize("blocks", [(64, 64), (40, 40), (1, 1)], ids=["default", "mid", "narrow"])
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=["float32", "float64"])
+@pytest.mark.parametrize("op", OPS)
+def test_same_bits_as_the_position_gemms(op, dtype, blocks, monkeypatch):
+    """70 input and 45 output channels: blocks and chunks that end part-filled, on 11 x 9 maps
+    (tiles past the edge) of two samples."""
+    x, w, gy = _arrays((2, 70, 11, 9), (45, 70, 3, 3), dtype)
+    spec = make_spec(x.shape, w.shape, padding=1, dtype=dtype)
+    _force(monkeypatch, True, *blocks)
+    assert winograd.plan_of(spec, op).kernel_blocks is not None
+    got = _run(op, x, w, gy, padding=1)
+    _force(monkeypatch, False)
+    assert winograd.plan_of(spec, op).kernel_blocks is None
+    assert np.array_equal(got, _run(op, x, w, gy, padding=1))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_resnet18_512_channel_layer_runs_kernel_blocks_without_u(op, assert_close_to_reference):
+    """ResNet-18's layer4 3x3 at batch 1: 37.7 MB of U, which the kernel blocks never hold (the
+    workspace is V, M and the threads' chunks), within the float32 contract."""
+    x, w, gy = _arrays((1, 512, 7, 7), (512, 512, 3, 3), np.float32, seed=3)
+    spec = make_spec(x.shape, w.shape, padding=1, dtype=np.float32)
+    plan = winograd.plan_of(spec, op)
+    assert plan.kernel_blocks is not None and plan.fixed < plan.u_elements
+    assert "blocks of" in winograd.layout(spec, op)
+    assert_close_to_reference(_run(op, x, w, gy, padding=1),
+                              _reference(op, x, w, gy, padding=1), np.float32)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("op", OPS)
+def test_a_non_finite_kernel_gives_the_references_non_finite_values(op, bad, monkeypatch):
+    """No kernel check up front: the transformed value spreads to every tile's outputs, the
+    output transform reports it, and the registry's fallback sums the textbook way."""
+    x, w, gy = _arrays((1, 40, 9, 10), (36, 40, 3, 3), np.float64)
+    w[5, 7, 1, 2] = bad
+    _force(monkeypatch, True, 1, 1)
+    assert winograd.plan_of(make_spec(x.shape, w.shape, padding=1, dtype=np.float64),
+                            op).kernel_blocks is not None
+    with np.errstate(invalid="ignore", over="ignore"):
+        got, want = _run(op, x, w, gy, padding=1), _reference(op, x, w, gy, padding=1)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    assert finite.any()
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_the_position_gemms_stay_where_they_move_fewer_bytes(op):
+    """ResNet-18's 256-channel layer at batch 8 (128 tiles: V and M read again by every block
+    and chunk) keeps the position GEMMs; at batch 1 and the 512-channel layer at batch 8 run
+    kernel blocks."""
+    def plan(xs, ws):
+        return winograd.plan_of(make_spec(xs, ws, padding=1, dtype=np.float32), op)
+    assert plan((8, 256, 14, 14), (256, 256, 3, 3)).kernel_blocks is None
+    assert plan((1, 256, 14, 14), (256, 256, 3, 3)).kernel_blocks is not None
+    assert plan((8, 512, 7, 7), (512, 512, 3, 3)).kernel_blocks is not None
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_kernel_blocks_pay_no_passes_over_u_in_memory(op, monkeypatch):
+    deep = make_spec((8, 512, 7, 7), (512, 512, 3, 3), padding=1, dtype=np.float32)
+    assert winograd.plan_of(deep, op).kernel_blocks is not None
+    cost = winograd.cost(deep, op)
+    monkeypatch.setattr(winograd, "U_MEMORY_PASSES", (0, 0))
+    monkeypatch.setattr(winograd, "_kernel_blocks_win", lambda blocks, positions: True)
+    assert winograd.cost(deep, op) == cost
