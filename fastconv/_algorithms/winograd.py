@@ -77,8 +77,10 @@ WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (wi
 # in L2 with the GEMMs' slice of V), both rounded up to the vector
 KERNEL_BLOCK_CHANNELS = 64
 KERNEL_CHUNK_CHANNELS = 64
-KERNEL_BLOCK_VALUE_S = 0.2e-9   # a transformed value there: 0.19-0.21 ns on ResNet-18's 256-
-                                # and 512-channel layers (Xeon, AVX-512, one thread)
+# a transformed value there: 0.19-0.21 ns in float32 on ResNet-18's 256- and 512-channel layers
+# (Xeon, AVX-512, one thread); float64 (half the values a vector) fitted on the chooser sweep's
+# rows of those layers (2 threads, AVX-512 and AVX2), as float32's 0.17
+KERNEL_BLOCK_VALUE_S = {"float32": 0.17e-9, "float64": 0.4e-9}
 # The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
 # at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
@@ -337,7 +339,7 @@ def cost(spec, op):
     transforms = plan.tiles * channels * TILE_CHANNEL_S[name]
     kernel = plan.u_elements * (KERNEL_VALUE_S + plan.parts * PARTIAL_VALUE_S)
     if plan.kernel_blocks:                  # U transformed in cache, never written out
-        kernel = plan.u_elements * KERNEL_BLOCK_VALUE_S
+        kernel = plan.u_elements * KERNEL_BLOCK_VALUE_S[name]
     if plan.traffic > L2_BYTES:             # U (and the staged schedule's V and M) streamed
         kernel += plan.traffic / U_BYTES_PER_S
     u_bytes = plan.u_elements * spec.dtype.itemsize
