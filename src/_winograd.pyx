@@ -123,15 +123,16 @@ cdef void plane_input(const Tiling* tl, const floating* x, Py_ssize_t src, Block
 
 
 cdef int plane_output(const Tiling* tl, const floating* M, floating* y, Block bl, Py_ssize_t t0,
-                      Py_ssize_t T, floating* buf) noexcept nogil:
-    """Block bl of the written plane y from M[xi][t0 + tile]; 1 if a value was not finite."""
+                      Py_ssize_t T, floating* buf, Py_ssize_t kw) noexcept nogil:
+    """Block bl of the written plane y from M[xi][t0 + tile] (channels in blocks of kw,
+    wg_output); 1 if a value was not finite."""
     cdef int bad
     if floating is float:
-        bad = wg_output_float(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        bad = wg_output_float(M, tl.KP, kw, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
         wg_unstage_float(buf, 4 * bl.nc, tl.KP, y, tl.cout, tl.out_cs, tl.oh, tl.ow,
                          4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
     else:
-        bad = wg_output_double(M, tl.KP, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
+        bad = wg_output_double(M, tl.KP, kw, bl.nr, bl.nc, buf, 4 * bl.nc, t0, T)
         wg_unstage_double(buf, 4 * bl.nc, tl.KP, y, tl.cout, tl.out_cs, tl.oh, tl.ow,
                           4 * bl.tr0, 4 * bl.tc0, 4 * bl.nr, 4 * bl.nc)
     return bad
@@ -162,7 +163,7 @@ cdef int forward_block(const Tiling* tl, const floating* x, const floating* u, f
         position_gemm(buf2 + xi * (tn * tl.CP + pad), tl.CP, u + xi * tl.cin * tl.KP, tl.KP,
                       buf1 + xi * (tn * tl.KP + pad), tn, tl.cin, False)
     for p in range(bl.p0, bl.p1):
-        bad |= plane_output(tl, buf1, y + dst[p], bl, (p - bl.p0) * per, tn, buf2)
+        bad |= plane_output(tl, buf1, y + dst[p], bl, (p - bl.p0) * per, tn, buf2, tl.KP)
     return bad
 
 
@@ -284,7 +285,7 @@ cdef void forward_staged(const Tiling* tl, const floating* x, const floating* u,
             buf = thread_slice(work, tl.size1)
             flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks],
                                        block_of(tl, item, planes), tile_start(tl, item) - s0, T,
-                                       buf)
+                                       buf, tl.KP)
 
 
 # The staged forward with kernel blocks, for one wave of a 2-D pass (U of ResNet-18's 256- and
@@ -321,11 +322,14 @@ cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssi
                        Py_ssize_t C, const floating* V, floating* M, Py_ssize_t T, Py_ssize_t r0,
                        Py_ssize_t width, Py_ssize_t chunk, floating* uc) noexcept nogil:
     """M[xi][t][r0 .. r0 + width) = V[xi][t] @ U[xi][:, r0 .. r0 + width) for the 36 positions
-    and T tiles, U transformed into uc a chunk of input channels at a time. Lanes past the
-    pass's output channels are zeros in uc, so those of M are."""
+    and T tiles, U transformed into uc a chunk of input channels at a time; V's channels in
+    chunks and M's in blocks (wg_input, wg_output), so that the block's slice of M is one run a
+    position (in L2 from chunk to chunk). Lanes past the pass's output channels are zeros in uc,
+    so those of M are."""
     cdef Py_ssize_t pad = 64 // sizeof(floating)     # WG_PLANE of _winograd_kernels.h
     cdef Py_ssize_t vplane = T * ((tl.CP + chunk - 1) // chunk * chunk) + pad
-    cdef Py_ssize_t rows, c0, cc, xi, uplane
+    cdef Py_ssize_t mplane = T * ((tl.KP + width - 1) // width * width) + pad
+    cdef Py_ssize_t kw = width, rows, c0, cc, xi, uplane
     width = min(width, tl.KP - r0)
     rows = min(width, tl.cout - r0)
     c0 = 0
@@ -337,7 +341,7 @@ cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssi
         block_columns(w, flipped, K, C, r0, rows, c0, cc, uc, width, uplane)
         for xi in range(POSITIONS):
             block_gemm(V + xi * vplane + c0 * T, chunk, uc + xi * uplane, width,
-                       M + xi * (T * tl.KP + pad) + r0, tl.KP, T, cc, c0 > 0)
+                       M + xi * mplane + r0 * T, kw, T, cc, c0 > 0)
         c0 += cc
 
 
@@ -359,7 +363,7 @@ cdef void forward_kernel_blocks(const Tiling* tl, const floating* x, const float
     for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
         buf = thread_slice(work, tl.size1)
         flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks], block_of(tl, item, planes),
-                                   tile_start(tl, item) - s0, T, buf)
+                                   tile_start(tl, item) - s0, T, buf, width)
 
 
 cdef void grad_kernel_staged(const Tiling* tl, const floating* x, const floating* gy,

@@ -228,17 +228,19 @@ FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcol
 }
 
 /* Y[4tr + i][4tc + j][k] = (A^T M A)[i][j] of tile t = t0 + tr * Cw + tc, from M[xi][t][k] (KP
-   channels, a block of Tn tiles); Y has ycols columns. Returns 1 if a value is not finite. */
-FASTCONV_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t R,
-        Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) {
+   channels in blocks of kw, as wg_input's chunks: KP, one block; a block of Tn tiles); Y has
+   ycols columns. Returns 1 if a value is not finite. */
+FASTCONV_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP, Py_ssize_t kw,
+        Py_ssize_t R, Py_ssize_t Cw, WG_T* restrict Y, Py_ssize_t ycols, Py_ssize_t t0,
+        Py_ssize_t Tn) {
     enum { L = FASTCONV_VB / sizeof(WG_T) };
-    const Py_ssize_t plane = WG_PLANE(Tn * KP);
+    const Py_ssize_t plane = WG_PLANE(Tn * ((KP + kw - 1) / kw * kw));
     VT bad = (VT){0};
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = t0 + tr * Cw + tc;
             for (Py_ssize_t k = 0; k < KP; k += L) {
-                const WG_T* base = M + t * KP + k;
+                const WG_T* base = M + (k / kw) * Tn * kw + t * kw + k % kw;
                 VT s[4][6];
                 for (int j = 0; j < 6; j++) {
 #define LD(i) (*(const VU*)(base + (6 * (i) + j) * plane))

@@ -14,10 +14,12 @@ cdef extern from "_winograd_kernels.h":
     int wg_input_double "wg_kernels.wg_input_double"(const double* X, Py_ssize_t xcols,
             Py_ssize_t CP, Py_ssize_t cw, Py_ssize_t R, Py_ssize_t Cw, double* V, Py_ssize_t t0,
             Py_ssize_t Tn) noexcept nogil
-    int wg_output_float "wg_kernels.wg_output_float"(const float* M, Py_ssize_t KP, Py_ssize_t R,
-            Py_ssize_t Cw, float* Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
-    int wg_output_double "wg_kernels.wg_output_double"(const double* M, Py_ssize_t KP, Py_ssize_t R,
-            Py_ssize_t Cw, double* Y, Py_ssize_t ycols, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
+    int wg_output_float "wg_kernels.wg_output_float"(const float* M, Py_ssize_t KP, Py_ssize_t kw,
+            Py_ssize_t R, Py_ssize_t Cw, float* Y, Py_ssize_t ycols, Py_ssize_t t0,
+            Py_ssize_t Tn) noexcept nogil
+    int wg_output_double "wg_kernels.wg_output_double"(const double* M, Py_ssize_t KP,
+            Py_ssize_t kw, Py_ssize_t R, Py_ssize_t Cw, double* Y, Py_ssize_t ycols,
+            Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_gy_float "wg_kernels.wg_gy_float"(const float* G, Py_ssize_t gcols, Py_ssize_t KP,
             Py_ssize_t R, Py_ssize_t Cw, float* Mg, Py_ssize_t t0, Py_ssize_t Tn) noexcept nogil
     int wg_gy_double "wg_kernels.wg_gy_double"(const double* G, Py_ssize_t gcols, Py_ssize_t KP,

@@ -261,7 +261,8 @@ class _Plan(_scratch.PlanWorkspace):
         pad = 64 // itemsize
         per_thread = max(self.per_thread, POSITIONS * (chunk * width + pad))
         v_size = POSITIONS * (self.tiles * _pad(CP, chunk) + pad)
-        fixed = self.fixed - self.u_elements - self.v_size + v_size
+        m_size = POSITIONS * (self.tiles * _pad(self.KP, width) + pad)
+        fixed = v_size + m_size
         blocks = -(-self.KP // width)
         # V read by every block, M read and written by every chunk; against U written and read
         # back where it goes to memory (the position GEMMs' passes, as `cost` counts them)
