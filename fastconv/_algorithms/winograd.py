@@ -78,9 +78,11 @@ WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (wi
 KERNEL_BLOCK_CHANNELS = 64
 KERNEL_CHUNK_CHANNELS = 64
 # a transformed value there: 0.19-0.21 ns in float32 on ResNet-18's 256- and 512-channel layers
-# (Xeon, AVX-512, one thread); float64 (half the values a vector) fitted on the chooser sweep's
-# rows of those layers (2 threads, AVX-512 and AVX2), as float32's 0.17
-KERNEL_BLOCK_VALUE_S = {"float32": 0.17e-9, "float64": 0.4e-9}
+# (Xeon, AVX-512, one thread); float32's 0.17 and float64's 0.3 (half the values a vector) put
+# the chooser sweep's rows of those layers (2 threads) on the faster of winograd and blocked at
+# AVX-512 and AVX2 alike (0.2 / 0.2 picked blocked for float32 at AVX2 at 1.25x, 0.2 / 0.4 for
+# float64 at AVX2 at 1.3-1.9x: the levels' calibrations scale both algorithms apart)
+KERNEL_BLOCK_VALUE_S = {"float32": 0.17e-9, "float64": 0.3e-9}
 # The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
 # at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
