@@ -117,3 +117,16 @@ def test_kernel_blocks_pay_no_passes_over_u_in_memory(op, monkeypatch):
     monkeypatch.setattr(winograd, "U_MEMORY_PASSES", (0, 0))
     monkeypatch.setattr(winograd, "_kernel_blocks_win", lambda blocks, positions: True)
     assert winograd.cost(deep, op) == cost
+
+
+def test_blocks_narrow_to_keep_every_core_busy(monkeypatch):
+    """Two blocks a core of the machine (never the thread setting: the sums are the same for any
+    width): ResNet-18's 512-channel layer at batch 1 in blocks of 64 on 2 cores, of 16 on 16."""
+    from fastconv import _config
+    spec = make_spec((1, 512, 7, 7), (512, 512, 3, 3), padding=1, dtype=np.float32)
+    lanes = winograd._winograd.lanes(4)
+    monkeypatch.setattr(_config, "planning_threads", lambda: 2)
+    assert winograd._Plan(spec, "forward").kernel_blocks[0] == 64
+    monkeypatch.setattr(_config, "planning_threads", lambda: 16)
+    width = winograd._Plan(spec, "forward").kernel_blocks[0]
+    assert 512 // width >= 32 or width == lanes

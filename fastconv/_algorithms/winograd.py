@@ -255,8 +255,11 @@ class _Plan(_scratch.PlanWorkspace):
         """The staged pass's GEMMs by blocks of output channels, each transforming its block of
         U a chunk of input channels at a time (src/_winograd.pyx, forward_kernel_blocks): U is
         never whole (nor in the workspace), and V is read once a block."""
+        # blocks enough for two a core (the machine's, not the thread setting: the sums are the
+        # same whatever the width, but the plan is kept per problem)
+        least = max(MIN_ITEMS, 2 * _config.planning_threads())
         width = min(_pad(KERNEL_BLOCK_CHANNELS, lanes), self.KP)
-        while width > lanes and -(-self.KP // width) < MIN_ITEMS:
+        while width > lanes and -(-self.KP // width) < least:
             width = _pad(width // 2, lanes)
         CP = _pad(max(self.cin, 1), lanes)
         chunk = min(CP, _pad(KERNEL_CHUNK_CHANNELS, lanes))     # V's channels in chunks of it
