@@ -206,7 +206,13 @@ FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcol
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = t0 + tr * Cw + tc;
-            for (Py_ssize_t c = 0; c < CP; c += L) {
+            WG_T* chunk = V + t * cw;       /* c's chunk's row of tile t, c - `in` its first */
+            Py_ssize_t in = 0;
+            for (Py_ssize_t c = 0; c < CP; c += L, in += L) {
+                if (in == cw) {
+                    chunk += Tn * cw;
+                    in = 0;
+                }
                 const WG_T* base = X + (4 * tr * xcols + 4 * tc) * CP + c;
                 VT u[6][6];
                 for (int j = 0; j < 6; j++) {
@@ -215,7 +221,7 @@ FASTCONV_ATTR static int WG_FN(wg_input)(const WG_T* restrict X, Py_ssize_t xcol
                           u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]);
 #undef LD
                 }
-                WG_T* out = V + (c / cw) * Tn * cw + t * cw + c % cw;
+                WG_T* out = chunk + in;
                 for (int i = 0; i < 6; i++) {
                     VT o[6];
                     WG_BT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5],
@@ -239,8 +245,14 @@ FASTCONV_ATTR static int WG_FN(wg_output)(const WG_T* restrict M, Py_ssize_t KP,
     for (Py_ssize_t tr = 0; tr < R; tr++)
         for (Py_ssize_t tc = 0; tc < Cw; tc++) {
             const Py_ssize_t t = t0 + tr * Cw + tc;
-            for (Py_ssize_t k = 0; k < KP; k += L) {
-                const WG_T* base = M + (k / kw) * Tn * kw + t * kw + k % kw;
+            const WG_T* block = M + t * kw;     /* k's block's row of tile t */
+            Py_ssize_t in = 0;
+            for (Py_ssize_t k = 0; k < KP; k += L, in += L) {
+                if (in == kw) {
+                    block += Tn * kw;
+                    in = 0;
+                }
+                const WG_T* base = block + in;
                 VT s[4][6];
                 for (int j = 0; j < 6; j++) {
 #define LD(i) (*(const VU*)(base + (6 * (i) + j) * plane))
