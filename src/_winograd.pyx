@@ -20,9 +20,10 @@ split into `parts` (fixed by the problem), each summed into its own partial dU, 
 are added in order. Nothing depends on the thread count. Where U outgrows L2 (many channels,
 few tiles), every block would stream it in again: the staged schedule below does each step for a
 whole wave of tiles instead, its GEMMs by position or, for one wave of a forward pass, by blocks
-of output channels that transform their part of U in cache (forward_kernel_blocks). The kernel transforms U = G g G^T and gw = G^T dU G
-(kernel_transform, kernel_untransform) run here, vectorised (the untransform in double): in
-NumPy, products with an inner dimension of 9 took longer than the convolution itself.
+of output channels that transform their part of U in cache (forward_kernel_blocks). The kernel
+transforms U = G g G^T and gw = G^T dU G (kernel_transform, kernel_untransform) run here,
+vectorised (the untransform in double): in NumPy, products with an inner dimension of 9 took
+longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -308,14 +309,14 @@ cdef void block_columns(const floating* w, bint flipped, Py_ssize_t K, Py_ssize_
                       flipped, True)
 
 
-cdef inline void block_gemm(const floating* V, Py_ssize_t CP, const floating* U, Py_ssize_t width,
-                            floating* M, Py_ssize_t KP, Py_ssize_t T, Py_ssize_t n,
+cdef inline void block_gemm(const floating* V, Py_ssize_t ldv, const floating* U, Py_ssize_t width,
+                            floating* M, Py_ssize_t ldm, Py_ssize_t T, Py_ssize_t n,
                             bint add) noexcept nogil:
-    """M[:, :width] (+)= V @ U: T x n (rows CP apart) by n x width, M's rows KP apart."""
+    """M[:, :width] (+)= V @ U: T x n (rows ldv apart) by n x width, M's rows ldm apart."""
     if floating is float:
-        wg1_gemm_float(V, CP, 1, U, width, M, KP, T, width, n, add)
+        wg1_gemm_float(V, ldv, 1, U, width, M, ldm, T, width, n, add)
     else:
-        wg1_gemm_double(V, CP, 1, U, width, M, KP, T, width, n, add)
+        wg1_gemm_double(V, ldv, 1, U, width, M, ldm, T, width, n, add)
 
 
 cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssize_t K,

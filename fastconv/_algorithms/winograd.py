@@ -72,9 +72,9 @@ L2_BYTES = 2 * 2**20            # a transformed kernel larger than this streams 
 STAGED_ABOVE_U_BYTES = L2_BYTES  # ... so above it, the staged schedule may read it once per wave
 WAVE_BYTES = 16 * 2**20         # V and M of one wave of the staged schedule (within L3)
 # The staged pass's kernel blocks (forward_kernel_blocks): output channels a block (fewer where
-# the blocks would be under MIN_ITEMS; the GEMM's register tiles take up to 4 vectors of them at
-# a time) and input channels a chunk of transformed kernel (36 x 64 x 64 float32 values: 590 KB,
-# in L2 with the GEMMs' slice of V), both rounded up to the vector
+# that leaves under two blocks a core, or MIN_ITEMS; the GEMM's register tiles take up to 4
+# vectors of them at a time) and input channels a chunk of transformed kernel (36 x 64 x 64
+# float32 values: 590 KB, in L2 with the GEMMs' slice of V), both rounded up to the vector
 KERNEL_BLOCK_CHANNELS = 64
 KERNEL_CHUNK_CHANNELS = 64
 # a transformed value there: 0.19-0.21 ns in float32 on ResNet-18's 256- and 512-channel layers
