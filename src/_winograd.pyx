@@ -34,8 +34,8 @@ from _blas cimport gemm
 from _parallel cimport part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_float,
     wg_input_double, wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
-    wg_kernel_double, wg_untransform_float, wg_untransform_double, wg1_gemm_float, wg1_gemm_double,
-    position_gemm, position_gemm_tn)
+    wg_kernel_double, wg_untransform_float, wg_untransform_double, block_gemm, position_gemm,
+    position_gemm_tn)
 from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
@@ -307,16 +307,6 @@ cdef void block_columns(const floating* w, bint flipped, Py_ssize_t K, Py_ssize_
     for c in range(c0, c0 + cc):
         kernel_column(w + 9 * first, 9, uc + (c - c0) * width, uplane, c, C, rows, K * C - first,
                       flipped, True)
-
-
-cdef inline void block_gemm(const floating* V, Py_ssize_t ldv, const floating* U, Py_ssize_t width,
-                            floating* M, Py_ssize_t ldm, Py_ssize_t T, Py_ssize_t n,
-                            bint add) noexcept nogil:
-    """M[:, :width] (+)= V @ U: T x n (rows ldv apart) by n x width, M's rows ldm apart."""
-    if floating is float:
-        wg1_gemm_float(V, ldv, 1, U, width, M, ldm, T, width, n, add)
-    else:
-        wg1_gemm_double(V, ldv, 1, U, width, M, ldm, T, width, n, add)
 
 
 cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssize_t K,

@@ -66,6 +66,17 @@ cdef extern from "_winograd_kernels.h":
             int by_input) noexcept nogil
 
 
+cdef inline void block_gemm(const floating* V, Py_ssize_t ldv, const floating* U,
+                            Py_ssize_t width, floating* M, Py_ssize_t ldm, Py_ssize_t T,
+                            Py_ssize_t n, bint add) noexcept nogil:
+    """M[:, :width] (+)= V @ U: T x n (rows ldv apart) by n x width, M's rows ldm apart (a
+    block of output channels of Winograd's kernel blocks, _winograd.pyx)."""
+    if floating is float:
+        wg1_gemm_float(V, ldv, 1, U, width, M, ldm, T, width, n, add)
+    else:
+        wg1_gemm_double(V, ldv, 1, U, width, M, ldm, T, width, n, add)
+
+
 cdef inline void position_gemm(const floating* V, Py_ssize_t CP, const floating* U,
                                Py_ssize_t KP, floating* M, Py_ssize_t T, Py_ssize_t cin,
                                bint add) noexcept nogil:
@@ -73,10 +84,7 @@ cdef inline void position_gemm(const floating* V, Py_ssize_t CP, const floating*
     register tiles (wg1_gemm): 1.0-1.4x OpenBLAS's small-matrix kernel on the 2-D layers of
     the sweep's networks (ResNet-18's layer3 at batch 8 1.3x, a U-Net's 128-channel layer
     1.4x; float32 and float64, 2-core Xeon AVX-512). The forward pass of both modules."""
-    if floating is float:
-        wg1_gemm_float(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
-    else:
-        wg1_gemm_double(V, CP, 1, U, KP, M, KP, T, KP, cin, add)
+    block_gemm(V, CP, U, KP, M, KP, T, cin, add)
 
 
 cdef inline void position_gemm_tn(const floating* V, Py_ssize_t CP, Py_ssize_t cin,

@@ -271,8 +271,7 @@ class _Plan(_scratch.PlanWorkspace):
         blocks = -(-self.KP // width)
         # V read by every block, M read and written by every chunk; against U written and read
         # back where it goes to memory (the position GEMMs' passes, as `cost` counts them)
-        traffic = (blocks * v_size + 2 * -(-CP // chunk) * (self.fixed - self.v_size
-                                                               - self.u_elements)) * itemsize
+        traffic = (blocks * v_size + 2 * -(-CP // chunk) * m_size) * itemsize
         u_bytes = self.u_elements * itemsize
         positions = self.traffic + (U_MEMORY_PASSES[0] * u_bytes
                                     if u_bytes > U_IN_MEMORY_BYTES else 0)
