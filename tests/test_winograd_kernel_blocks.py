@@ -99,14 +99,24 @@ def test_a_non_finite_kernel_gives_the_references_non_finite_values(op, bad, mon
 
 @pytest.mark.parametrize("op", OPS)
 def test_the_position_gemms_stay_where_they_move_fewer_bytes(op):
-    """ResNet-18's 256-channel layer at batch 8 (128 tiles: V and M read again by every block
-    and chunk) keeps the position GEMMs; at batch 1 and the 512-channel layer at batch 8 run
-    kernel blocks."""
+    """At AVX-512 ResNet-18's 256-channel layer at batch 8 (128 tiles: V and M read again by
+    every block and chunk, twice the position GEMMs' bytes) keeps the position GEMMs; at the
+    narrower levels it runs kernel blocks. Batch 1 and the 512-channel layer at batch 8 run
+    kernel blocks at every level."""
     def plan(xs, ws):
         return winograd.plan_of(make_spec(xs, ws, padding=1, dtype=np.float32), op)
-    assert plan((8, 256, 14, 14), (256, 256, 3, 3)).kernel_blocks is None
+    wide = winograd._winograd.lanes(1) == 64
+    assert (plan((8, 256, 14, 14), (256, 256, 3, 3)).kernel_blocks is None) == wide
     assert plan((1, 256, 14, 14), (256, 256, 3, 3)).kernel_blocks is not None
     assert plan((8, 512, 7, 7), (512, 512, 3, 3)).kernel_blocks is not None
+
+
+def test_the_byte_rule_is_kept_per_vector_width():
+    """The cut moves with the level in use: 2 times the bytes is blocks below AVX-512 only."""
+    ratio = winograd.KERNEL_BLOCKS_BYTE_RATIO[winograd._winograd.lanes(1)]
+    assert winograd._kernel_blocks_win(ratio, 1.0)
+    assert not winograd._kernel_blocks_win(ratio * 1.01, 1.0)
+    assert winograd._kernel_blocks_win(2.0, 1.0) == (winograd._winograd.lanes(1) < 64)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -83,6 +83,15 @@ KERNEL_CHUNK_CHANNELS = 64
 # AVX-512 and AVX2 alike (0.2 / 0.2 picked blocked for float32 at AVX2 at 1.25x, 0.2 / 0.4 for
 # float64 at AVX2 at 1.3-1.9x: the levels' calibrations scale both algorithms apart)
 KERNEL_BLOCK_VALUE_S = {"float32": 0.17e-9, "float64": 0.3e-9}
+# The kernel blocks run where they move at most this many times the position GEMMs' bytes, by
+# vector width in bytes (their GEMMs are thinner, a chunk of input channels each, and V and M
+# are read again by every block and chunk). Both schedules timed on 3x3 layers of 128-384
+# channels, batch 1-14, 0.03-2.33 times the bytes (Xeon, 2 threads, forward, float32;
+# bench/winograd_schedules.py): at AVX-512 the blocks took 0.27-1.0 of the time up to 1.34 times
+# the bytes (one run of 1.21 read 1.19), 0.9-1.5 above 1.5; at AVX2 0.21-1.01 up to 2.33 times
+# (one layer at 1.64 read 1.15), and at the SSE2 baseline 0.6-1.02 up to 2.25. (One 0.75 for every level kept ResNet-18's 256-channel layer at batch
+# 8 on the position GEMMs at AVX2, 1.4x slower.)
+KERNEL_BLOCKS_BYTE_RATIO = {64: 1.35, 32: 2.5, 16: 2.5}
 # The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
 # at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
@@ -127,11 +136,10 @@ def _staged_wins(staged_bytes, blocks_bytes):
 
 
 def _kernel_blocks_win(blocks_bytes, positions_bytes):
-    """The staged pass's kernel blocks move clearly fewer bytes than its position GEMMs (tests
-    force either here). At 0.6 of them (ResNet-18's layer3 at batch 1) the blocks ran 1.6x
-    faster, at 0.9 (128 channels on 28x28) 1.3x slower at AVX-512 and 1.3x faster at AVX2
-    (Xeon, 2 threads): their GEMMs are thinner, a chunk of input channels each."""
-    return blocks_bytes <= 0.75 * positions_bytes
+    """The staged pass's kernel blocks move few enough bytes against its position GEMMs, for the
+    vector width in use (tests force either here; KERNEL_BLOCKS_BYTE_RATIO says why)."""
+    ratio = KERNEL_BLOCKS_BYTE_RATIO.get(_winograd.lanes(1), KERNEL_BLOCKS_BYTE_RATIO[32])
+    return blocks_bytes <= ratio * positions_bytes
 
 
 class _Plan(_scratch.PlanWorkspace):
