@@ -55,6 +55,8 @@ CASES = {
     "channel-chunks-2d": ((1, 60, 4, 40), (20, 60, 3, 3), dict(padding=1)),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
+    # a padded plane above SMALL_PLANE (src/_blocked.pyx) is copied row by row, not zeroed whole
+    "large-padded-plane": ((1, 2, 70, 70), (5, 2, 3, 3), dict(padding=1)),
 }
 STRIDED = {
     "stride-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),
@@ -63,6 +65,9 @@ STRIDED = {
     "stride-2-1d-tiles": ((2, 5, 61), (20, 5, 3), dict(stride=2)),
     "stride-3d": ((1, 2, 6, 7, 9), (5, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=1)),
     "dilated-columns-strided": ((2, 3, 9, 16), (18, 3, 2, 4), dict(dilation=(1, 3), stride=2)),
+    # planes cropped (the last input row and column no output reads), small and large
+    "small-plane-crop": ((1, 2, 11, 11), (4, 2, 2, 2), dict(stride=3, padding=1)),
+    "large-plane-crop": ((1, 2, 80, 79), (4, 2, 2, 2), dict(stride=3, padding=1)),
 }
 
 
