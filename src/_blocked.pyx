@@ -65,7 +65,8 @@ cdef Shape make_shape(object n, object p, object e, object o, object s):
 # are short (a 12x12 plane, LeNet's 5x5 input gradient, took 28 library calls: the copy was 14%
 # of that layer's call at batch 128 on one Xeon core, 9% with one memset a plane), and a plane
 # this size is written twice in L1
-DEF SMALL_PLANE = 4096
+cdef enum:
+    SMALL_PLANE = 4096
 
 
 cdef void pad_plane(const floating* src, floating* dst, const Shape* g) noexcept nogil:
