@@ -87,10 +87,11 @@ KERNEL_BLOCK_VALUE_S = {"float32": 0.17e-9, "float64": 0.3e-9}
 # vector width in bytes (their GEMMs are thinner, a chunk of input channels each, and V and M
 # are read again by every block and chunk). Both schedules timed on 3x3 layers of 128-384
 # channels, batch 1-14, 0.03-2.33 times the bytes (Xeon, 2 threads, forward, float32;
-# bench/winograd_schedules.py): at AVX-512 the blocks took 0.27-1.0 of the time up to 1.34 times
-# the bytes (one run of 1.21 read 1.19), 0.9-1.5 above 1.5; at AVX2 0.21-1.01 up to 2.33 times
-# (one layer at 1.64 read 1.15), and at the SSE2 baseline 0.6-1.02 up to 2.25. (One 0.75 for every level kept ResNet-18's 256-channel layer at batch
-# 8 on the position GEMMs at AVX2, 1.4x slower.)
+# bench/winograd_schedules.py; bench/RESULTS.md, eighteenth session): at AVX-512 the blocks took
+# 0.57-1.0 of the time up to 1.34 times the bytes (one run of 1.21 read 1.19) and 0.9-1.5 above;
+# at AVX2 0.46-1.05 up to 2.33 times (one layer at 1.64 read 1.15); at the SSE2 baseline
+# 0.6-1.02 up to 2.25. (One 0.75 for every level, before, kept 128 channels on 28x28 at batch 1
+# on the position GEMMs: 0.74-0.84x the time now at AVX2.)
 KERNEL_BLOCKS_BYTE_RATIO = {64: 1.35, 32: 2.5, 16: 2.5}
 # The staged kernel gradient's GEMMs run on fastconv's register tiles where a position's dU is
 # at most this (BLAS packs its thin GEMMs: a fifth of C3D's 64 -> 128 layer), on BLAS above
