@@ -100,8 +100,10 @@ def _flags():
     return compile_args, link_args
 
 
-# The C headers and Cython declarations the modules include: a change to any of them rebuilds.
-DEPENDS = sorted(glob.glob(os.path.join("src", "*.h")) + glob.glob(os.path.join("src", "*.pxd")))
+# The C headers, Cython declarations and included Cython sources the modules use: a change to
+# any of them rebuilds.
+DEPENDS = sorted(glob.glob(os.path.join("src", "*.h")) + glob.glob(os.path.join("src", "*.pxd"))
+                 + glob.glob(os.path.join("src", "*.pxi")))
 
 
 class BuildExt(build_ext):

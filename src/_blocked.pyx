@@ -592,3 +592,6 @@ def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp
                 for part in range(1, parts):
                     total = total + partial[part * size + item]
                 dwp[item] = total
+
+
+include "_blocked_columns.pxi"

@@ -16,6 +16,15 @@ from fastconv import reference
 from fastconv._algorithms import _phases, blocked
 from fastconv._geometry import make_spec
 
+
+
+@pytest.fixture(autouse=True)
+def phases(monkeypatch):
+    """The phases' path even where the input gradient by columns would apply
+    (tests/test_blocked_columns.py tests that one)."""
+    monkeypatch.setenv("FASTCONV_BLOCKED_GI", "phases")
+
+
 CASES = {
     "resnet-3x3-2": ((2, 5, 14, 14), (20, 5, 3, 3), dict(stride=2, padding=1)),
     "odd-input-3x3-2": ((2, 3, 15, 13), (17, 3, 3, 3), dict(stride=2, padding=1)),

@@ -47,7 +47,12 @@ CASES = {
                  ("forward", "grad_kernel")),
                 ((1, 4, 9, 14), (38, 2, 5, 3), dict(padding=(2, 0), groups=2)),
                 ((2, 2, 37), (5, 2, 5), dict(padding="same")),
-                ((2, 2, 6, 30), (20, 2, 2, 11), dict(padding=(0, 5)), ("forward", "grad_kernel"))],
+                ((2, 2, 6, 30), (20, 2, 2, 11), dict(padding=(0, 5)), ("forward", "grad_kernel")),
+                # grad_input by columns (FASTCONV_BLOCKED_GI=columns below): whole channel
+                # blocks at every level, stride with dilation along it
+                ((2, 16, 9, 11), (6, 16, 2, 2), dict(stride=2, padding=1), ("grad_input",)),
+                ((2, 32, 23), (5, 32, 3), dict(stride=2, dilation=2, padding=1),
+                 ("grad_input",))],
     # pointwise: output channels past a block of the tile's rows (15 a group), positions past
     # its panels
     "pointwise": [((2, 6, 7, 9), (30, 3, 1, 1), dict(groups=2)),
@@ -101,7 +106,7 @@ def test_one_override_runs_every_set_at_that_level(level):
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     env = {k: v for k, v in os.environ.items() if k not in _kernel_level.PER_SET_ENV}
     env.update({_kernel_level.ENV: _kernel_level.NAMES[level], "FASTCONV_IM2COL_GEMM": "packed",
-                "FASTCONV_IM2COL_GI": "panels",
+                "FASTCONV_IM2COL_GI": "panels", "FASTCONV_BLOCKED_GI": "columns",
                 "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")})
     code = _SCRIPT.format(level=level, cases=CASES)
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,

@@ -129,7 +129,7 @@ def test_measurement_stays_above_the_model(low, high):
 
 def _source_files():
     for folder in (PACKAGE, SOURCES):
-        for pattern in ("*.py", "*.pyx", "*.pxd", "*.h"):
+        for pattern in ("*.py", "*.pyx", "*.pxi", "*.pxd", "*.h"):
             yield from folder.rglob(pattern)
 
 

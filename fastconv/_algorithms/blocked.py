@@ -16,7 +16,10 @@ that uses it (_Geometry._by_block, fuses). See src/_blocked.pyx.
 forward: every geometry. grad_input: at stride 1, the forward convolution of gy zero-padded by
 the kernel's extent with the flipped kernel, input and output channels swapped per group (the
 adjoint, eq. 9.13); at larger strides (dilation 1 along them) one such pass per phase of the
-stride, each with its sub-kernel, writing every s-th input (_phases). grad_kernel: every
+stride, each with its sub-kernel, writing every s-th input (_phases); or, where the input
+channels fill whole blocks and the model finds it cheaper (few positions, many channels: the
+packing above outweighs the work), by columns at any stride and dilation (blocked_columns:
+col = W^T gy with the weights' rows as the vector lanes, then col2im). grad_kernel: every
 geometry; gy is transposed so that each output position's channels lie together, and each tile
 of taps of one input channel is summed in registers over the batch and every output position, a
 vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan); where one
@@ -29,7 +32,7 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
-from . import _phases
+from . import _phases, blocked_columns
 
 _blocked = LazyModule("fastconv._blocked")
 
@@ -367,7 +370,7 @@ def supports(spec, op):
             return False, (f"the padded input, transposed gy and packed gradient ({need} bytes) "
                            f"exceed the workspace limit of {_config.get_workspace_limit()} bytes")
         return True, ""
-    why = _phases.refusal(spec) if op == "grad_input" else None
+    why = _phases.refusal(spec) if op == "grad_input" and not _by_columns(spec) else None
     if why:
         return False, why
     need = workspace(spec, op)
@@ -380,6 +383,8 @@ def supports(spec, op):
 def workspace(spec, op):
     if op == "grad_kernel":
         return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
+    if op == "grad_input" and _by_columns(spec):
+        return blocked_columns.plan(spec).workspace_elements() * spec.dtype.itemsize
     if op == "grad_input":
         geometries = _input_geometries(spec)
         if spec.stride == (1, 1, 1):
@@ -398,12 +403,28 @@ def cost(spec, op):
     shared among the threads the items keep busy."""
     if op == "grad_kernel":
         return _kernel_cost(spec)
-    if op == "grad_input":      # a pass per phase (one at stride 1)
-        if _phases.refusal(spec):
-            return math.inf
-        passes = sum(_pass_cost(spec, g) for g in _input_geometries(spec))
-        return passes * (1.0 if spec.stride == (1, 1, 1) else PHASE_SLOWDOWN)
+    if op == "grad_input":
+        return blocked_columns.cost(spec) if _by_columns(spec) else _passes_cost(spec)
     return _pass_cost(spec, _geometry(spec, False), steps=True)
+
+
+def _passes_cost(spec):
+    """The input gradient as the flipped problem's forward passes: one per phase."""
+    if _phases.refusal(spec):
+        return math.inf
+    passes = sum(_pass_cost(spec, g) for g in _input_geometries(spec))
+    return passes * (1.0 if spec.stride == (1, 1, 1) else PHASE_SLOWDOWN)
+
+
+def _by_columns(spec):
+    """Whether grad_input runs by columns (blocked_columns) rather than as forward passes:
+    where it applies and is modelled cheaper (or the passes cannot run), or is forced."""
+    if not blocked_columns.plan(spec).applies:
+        return False
+    forced = blocked_columns.forced()
+    if forced:
+        return forced == "columns"
+    return blocked_columns.cost(spec) < _passes_cost(spec)
 
 
 def _pass_cost(spec, g, steps=False):
@@ -491,6 +512,8 @@ def forward(spec, x, w, out=None):
 
 def grad_input(spec, gy, w, out=None):
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
+    if _by_columns(spec):
+        return blocked_columns.grad_input(spec, gy, w, gx)
     plan = _phase_plan(spec)
     if plan is None:
         return _one_pass(spec, _geometry(spec, True), gy, w, gx, True)
