@@ -105,12 +105,13 @@ def test_strided_dilated_axes_run_by_columns_unforced(rng):
     """The phases refuse dilation along a strided axis; blocked now takes such a problem by
     columns where whole channel blocks exist, and still refuses it where they do not."""
     x_shape, w_shape, geometry = CASES["1d-stride-2-dilated"]
-    spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
-    assert blocked.supports(spec, "grad_input")[0] and blocked._by_columns(spec)
-    w, gy = _problem(rng, np.float32, x_shape, w_shape, geometry)
-    got = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
-    want = reference.conv_grad_input(gy, w, x_shape, **geometry)
-    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):    # float64 too: no other way
+        spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
+        assert blocked.supports(spec, "grad_input")[0] and blocked._by_columns(spec)
+        w, gy = _problem(rng, dtype, x_shape, w_shape, geometry)
+        got = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+        want = reference.conv_grad_input(gy, w, x_shape, **geometry)
+        assert np.abs(got - want).max() <= tol * np.abs(want).max()
     odd = make_spec((2, 3, 41), (9, 3, 3), dtype=np.float32, **geometry)     # 3 channels
     ok, why = blocked.supports(odd, "grad_input")
     assert not ok and "dilation 1" in why
@@ -131,3 +132,16 @@ def test_partial_channel_blocks_take_the_phases(columns):
     """A group whose input channels do not fill whole blocks is never run by columns."""
     spec = make_spec((1, 20, 9, 9), (8, 20, 3, 3), dtype=np.float32, stride=2, padding=1)
     assert not blocked_columns.plan(spec).applies and not blocked._by_columns(spec)
+
+
+def test_unforced_choice_is_float32_and_short_passes(monkeypatch):
+    """Unforced, only float32 takes the columns where the phases run (float64 measured slower
+    than its model), and a 1-D row longer than CHUNK_MOST never does (one pass of it)."""
+    monkeypatch.delenv("FASTCONV_BLOCKED_GI", raising=False)
+    geometry = dict(stride=2, padding=1)
+    f32 = make_spec((1, 256, 14, 14), (512, 256, 3, 3), dtype=np.float32, **geometry)
+    f64 = make_spec((1, 256, 14, 14), (512, 256, 3, 3), dtype=np.float64, **geometry)
+    assert blocked._by_columns(f32) and not blocked._by_columns(f64)
+    long = make_spec((1, 64, 2 * blocked_columns.CHUNK_MOST + 9), (64, 64, 3), dtype=np.float32,
+                     stride=2)
+    assert not blocked_columns.plan(long).applies

@@ -418,13 +418,17 @@ def _passes_cost(spec):
 
 def _by_columns(spec):
     """Whether grad_input runs by columns (blocked_columns) rather than as forward passes:
-    where it applies and is modelled cheaper (or the passes cannot run), or is forced."""
-    if not blocked_columns.plan(spec).applies:
+    where it is preferred (float32) and modelled cheaper, or the passes cannot run, or it is
+    forced."""
+    plan = blocked_columns.plan(spec)
+    if not plan.applies:
         return False
     forced = blocked_columns.forced()
     if forced:
         return forced == "columns"
-    return blocked_columns.cost(spec) < _passes_cost(spec)
+    passes = _passes_cost(spec)         # infinite where the phases cannot run
+    return ((plan.preferred or passes == math.inf)
+            and blocked_columns.cost(spec) < passes)
 
 
 def _pass_cost(spec, g, steps=False):

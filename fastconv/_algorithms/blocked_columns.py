@@ -9,10 +9,13 @@ batches -- that packing and the phases' short tap loops cost more than the multi
 the lanes are w's rows as given, so the packing is a copy, every stride and dilation is one
 pass, and col2im puts the taps in place.
 
-Taken where it is modelled cheaper than the phases (blocked.cost), the group's input channels
-split into whole blocks (CB channels x taps a whole number of vectors), and the weights' slice
-of an item and its column buffers fit WORK_BYTES a thread. FASTCONV_BLOCKED_GI=columns or
-=phases forces one where it applies (tests, benchmarks).
+Taken in float32 where it is modelled cheaper than the phases (blocked.cost), the group's
+input channels split into whole blocks (CB channels x taps a whole number of vectors), a pass
+takes at most CHUNK_MOST positions, and the weights' slice of an item and its column buffers
+fit WORK_BYTES a thread. float64 ran 1.1-1.8x its modelled time and lost to im2col on most of
+ResNet-18's strided layers; a long 1-D row (wav2vec's 1,599 outputs, one pass) 1.5x. Both stay
+on the other paths. FASTCONV_BLOCKED_GI=columns or =phases forces one where it applies
+(tests, benchmarks; forcing columns also lifts the float32 rule).
 """
 import functools
 import math
@@ -26,6 +29,7 @@ from .._lazy import LazyModule
 _blocked = LazyModule("fastconv._blocked")
 
 CHUNK_POSITIONS = 256   # output positions (whole rows of them) a pass of bk_row takes at once
+CHUNK_MOST = 1024       # ... and at most, where one row is longer than CHUNK_POSITIONS
 WORK_BYTES = 4 << 20    # an item's copy of its weights and its column buffers, a thread
 # Cost model, in blocked's units (per vector multiply-add, per value moved, per item): its
 # multiply-adds on positions as one row (tiles of up to 12 columns of two vectors, one tap a
@@ -53,9 +57,12 @@ class _ColumnsPlan:
         self.chunk_rows = max(1, min(o[0] * o[1], CHUNK_POSITIONS // max(1, o[2])))
         chunk = self.chunk_rows * o[2]
         self.items = spec.groups * (self.cg // self.cb) if self.cg % self.cb == 0 else 0
-        self.per_thread = (self.kg + 2 * chunk) * self.cb * self.taps
-        self.applies = (self.items > 0 and o[2] > 0
+        n, st = spec.input_size, spec.stride[2]
+        phased = self.cb * n[0] * n[1] * st * -(-n[2] // st) if st > 1 else 0   # col2im's
+        self.per_thread = (self.kg + 2 * chunk) * self.cb * self.taps + phased
+        self.applies = (self.items > 0 and 0 < chunk <= CHUNK_MOST
                         and self.per_thread * spec.dtype.itemsize <= WORK_BYTES)
+        self.preferred = self.applies and spec.dtype == np.float32
 
     def threads(self):
         return max(1, min(_config.get_num_threads(), self.items))
