@@ -145,3 +145,19 @@ def test_unforced_choice_is_float32_and_short_passes(monkeypatch):
     long = make_spec((1, 64, 2 * blocked_columns.CHUNK_MOST + 9), (64, 64, 3), dtype=np.float32,
                      stride=2)
     assert not blocked_columns.plan(long).applies
+
+
+def test_a_workspace_limit_below_the_columns_scratch_leaves_the_phases(rng, restore_settings):
+    """The columns' scratch counts against the workspace limit: below it blocked runs the
+    phases, whose own scratch is checked as before, and the result is the same to rounding."""
+    x_shape, w_shape, geometry = (1, 64, 14, 14), (128, 64, 3, 3), dict(stride=2, padding=1)
+    spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
+    assert blocked._by_columns(spec)
+    w, gy = _problem(rng, np.float32, x_shape, w_shape, geometry)
+    by_columns = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+    columns_bytes = blocked.workspace(spec, "grad_input")
+    fastconv.set_workspace_limit(columns_bytes - 1)
+    assert not blocked._by_columns(spec)
+    assert blocked.workspace(spec, "grad_input") <= columns_bytes - 1
+    by_phases = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+    assert np.abs(by_phases - by_columns).max() <= 1e-5 * np.abs(by_columns).max()

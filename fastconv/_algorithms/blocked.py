@@ -420,15 +420,17 @@ def _by_columns(spec):
     """Whether grad_input runs by columns (blocked_columns) rather than as forward passes:
     where it is preferred (float32) and modelled cheaper, or the passes cannot run, or it is
     forced."""
-    return _columns_choice(spec, blocked_columns.forced(), _config.get_num_threads())
+    return _columns_choice(spec, blocked_columns.forced(), _config.get_num_threads(),
+                           _config.get_workspace_limit())
 
 
 @functools.lru_cache(maxsize=256)
-def _columns_choice(spec, forced, threads):
-    """_by_columns, kept per problem, override and thread budget: the two models cost 0.17 ms
-    of Python, more than wav2vec's 2-tap input gradient itself at batch 1 (0.12 ms)."""
+def _columns_choice(spec, forced, threads, limit):
+    """_by_columns, kept per problem, override, thread budget and workspace limit: the two
+    models cost 0.17 ms of Python, more than wav2vec's 2-tap input gradient itself at batch 1
+    (0.12 ms). A limit the columns' scratch exceeds leaves the passes (which may fit it)."""
     plan = blocked_columns.plan(spec)
-    if not plan.applies:
+    if not plan.applies or plan.workspace_elements() * spec.dtype.itemsize > limit:
         return False
     if forced:
         return forced == "columns"
