@@ -12,8 +12,13 @@ phases' path to rounding, never write an input, overwrite a poisoned out=, and g
 textbook values for non-finite weights. The other instruction-set levels run in
 tests/test_kernel_levels.py.
 """
+import math
+import os
+from unittest import mock
+
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import fastconv
 from fastconv import reference
@@ -147,17 +152,75 @@ def test_unforced_choice_is_float32_and_short_passes(monkeypatch):
     assert not blocked_columns.plan(long).applies
 
 
-def test_a_workspace_limit_below_the_columns_scratch_leaves_the_phases(rng, restore_settings):
+def test_a_workspace_limit_below_the_columns_scratch_leaves_the_phases(rng, restore_settings,
+                                                                        monkeypatch):
     """The columns' scratch counts against the workspace limit: below it blocked runs the
-    phases, whose own scratch is checked as before, and the result is the same to rounding."""
+    phases where their own scratch fits (the same result to rounding), and otherwise declines
+    the problem with the workspace as its reason."""
     x_shape, w_shape, geometry = (1, 64, 14, 14), (128, 64, 3, 3), dict(stride=2, padding=1)
     spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
     assert blocked._by_columns(spec)
     w, gy = _problem(rng, np.float32, x_shape, w_shape, geometry)
     by_columns = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
     columns_bytes = blocked.workspace(spec, "grad_input")
+    monkeypatch.setenv("FASTCONV_BLOCKED_GI", "phases")
+    phases_bytes = blocked.workspace(spec, "grad_input")
+    monkeypatch.delenv("FASTCONV_BLOCKED_GI")
     fastconv.set_workspace_limit(columns_bytes - 1)
     assert not blocked._by_columns(spec)
-    assert blocked.workspace(spec, "grad_input") <= columns_bytes - 1
-    by_phases = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
-    assert np.abs(by_phases - by_columns).max() <= 1e-5 * np.abs(by_columns).max()
+    ok, why = blocked.supports(spec, "grad_input")
+    if phases_bytes < columns_bytes:        # the level's vectors decide which is larger
+        assert ok
+        by_phases = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+        assert np.abs(by_phases - by_columns).max() <= 1e-5 * np.abs(by_columns).max()
+    else:
+        assert not ok and "workspace limit" in why
+    fastconv.set_workspace_limit(max(columns_bytes, phases_bytes) + 1)
+    assert blocked._by_columns(spec)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_random_geometries_match_the_reference(data):
+    """Forced columns on drawn geometries: 1-3-D, groups, stride and dilation on any axis,
+    padding past the kernel, extreme magnitudes (1e-30, 1e30)."""
+    with mock.patch.dict(os.environ, {"FASTCONV_BLOCKED_GI": "columns"}):
+        _random_geometry_matches(data)
+
+
+def _random_geometry_matches(data):
+    ndim = data.draw(st.integers(1, 3))
+    groups = data.draw(st.integers(1, 2))
+    cin = groups * 32 * data.draw(st.integers(1, 2))
+    cout = groups * data.draw(st.integers(1, 9))
+    kernel = [data.draw(st.integers(1, 4)) for _ in range(ndim)]
+    stride = [data.draw(st.integers(1, 3)) for _ in range(ndim)]
+    dilation = [data.draw(st.integers(1, 2)) for _ in range(ndim)]
+    padding = [data.draw(st.integers(0, 3)) for _ in range(ndim)]
+    reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    size = [data.draw(st.integers(max(1, r - 2 * p), 9)) for r, p in zip(reach, padding)]
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    scale = data.draw(st.sampled_from([1.0, 1e-30, 1e30]))
+    x_shape, w_shape = (data.draw(st.integers(1, 2)), cin, *size), (cout, cin // groups, *kernel)
+    geometry = dict(stride=tuple(stride), dilation=tuple(dilation), padding=tuple(padding),
+                    groups=groups)
+    assert blocked._by_columns(make_spec(x_shape, w_shape, dtype=dtype, **geometry))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    w, gy = _problem(rng, dtype, x_shape, w_shape, geometry)
+    gy = (gy * scale).astype(dtype)
+    want = reference.conv_grad_input(gy, w, x_shape, **geometry)
+    got = fastconv.conv_grad_input(gy, w, x_shape, algorithm="blocked", **geometry)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert got.shape == want.shape
+    bound = tol * max(float(np.abs(want).max()), float(np.abs(gy).max()) * float(np.abs(w).max()))
+    assert np.abs(got - want).max() <= bound
+
+
+def test_a_hostile_stride_never_sizes_a_phase_buffer_by_it(columns):
+    """col2im's phase buffer has stride-many phases a row: a stride of 2**62 would make it
+    astronomically large. Such a plan does not apply (its scratch is past WORK_BYTES), and
+    blocked declines the problem as the phases do, without allocating."""
+    spec = make_spec((1, 32, 10**6), (2, 32, 3), dtype=np.float32, stride=2**62)
+    assert not blocked_columns.plan(spec).applies and not blocked._by_columns(spec)
+    assert not blocked.supports(spec, "grad_input")[0]
+    assert blocked.cost(spec, "grad_input") == math.inf
