@@ -63,15 +63,17 @@ def compare(x_shape, w_shape, geometry, dtype, rounds):
     unforced = "columns" if blocked._by_columns(spec) else "phases"
     paths = {"columns": ("blocked", "columns"), "phases": ("blocked", "phases"),
              "im2col": ("im2col", None)}
+    def run(algorithm, forced):
+        os.environ["FASTCONV_BLOCKED_GI"] = forced or "auto"
+        return fastconv.conv_grad_input(gy, w, x_shape, algorithm=algorithm, **geometry)
+
     predicted, calls = {}, {}
     for name, (algorithm, forced) in paths.items():
         os.environ["FASTCONV_BLOCKED_GI"] = forced or "auto"
         if forced == "columns" and not blocked._by_columns(spec):
             continue        # not applicable: it would run the phases
         predicted[name] = _registry.predicted(algorithm, spec, "grad_input") * 1e3
-        calls[name] = (lambda algorithm=algorithm, forced=forced: (
-            os.environ.__setitem__("FASTCONV_BLOCKED_GI", forced or "auto"),
-            fastconv.conv_grad_input(gy, w, x_shape, algorithm=algorithm, **geometry)))
+        calls[name] = lambda algorithm=algorithm, forced=forced: run(algorithm, forced)
     times = {name: [] for name in calls}
     try:
         for _ in range(rounds):
