@@ -27,6 +27,7 @@
 #include "_cpu_level.h"
 #include "_vectors.h"
 #include "_blocked_gk.h"
+#include "_blocked_gkp.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -44,7 +45,9 @@
 BK_TYPE(SUF, ATTR, BYTES, float, f32, NF, int)                                                   \
 BK_TYPE(SUF, ATTR, BYTES, double, f64, ND, long long)                                            \
 BK_GK_TYPE(SUF, ATTR, BYTES, float, f32)                                                         \
-BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)
+BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)                                                        \
+BK_GKP_TYPE(SUF, ATTR, BYTES, float, f32, int)                                                   \
+BK_GKP_TYPE(SUF, ATTR, BYTES, double, f64, long long)
 
 #define BK_TYPE(SUF, ATTR, BYTES, T, P, NL, IT)                                                  \
 typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
@@ -407,6 +410,7 @@ ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, const ptrdiff
 FASTCONV_EACH_LEVEL(BK_LEVEL)
 
 #define BK_ENTRIES(X, LV) X(bk_row_f32, LV) X(bk_row_f64, LV) X(bk_gk_f32, LV) X(bk_gk_f64, LV) \
+    X(bk_gkp_f32, LV) X(bk_gkp_f64, LV)                                                      \
     X(bk_unpack_f32, LV) X(bk_unpack_f64, LV) X(bk_pack_f32, LV) X(bk_pack_f64, LV)          \
     X(bk_flip_f32, LV) X(bk_flip_f64, LV) X(bk_nonfinite_f32, LV) X(bk_nonfinite_f64, LV)
 FASTCONV_KERNEL_TABLE(bk, BK_ENTRIES, "FASTCONV_BLOCKED_LEVEL")

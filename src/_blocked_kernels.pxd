@@ -37,3 +37,9 @@ cdef extern from "_blocked_kernels.h":
                     Py_ssize_t gn, Py_ssize_t samples, const Py_ssize_t* roff, Py_ssize_t o0,
                     Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
                     double* out, Py_ssize_t orow, int KB, int RY, int CX, int more) noexcept nogil
+    void bk_gkp_f32 "bk_kernels.bk_gkp_f32"(const float* x, Py_ssize_t xrs, const float* g,
+                    Py_ssize_t grs, Py_ssize_t gc, int M, Py_ssize_t rows, Py_ssize_t ow,
+                    const Py_ssize_t* toff, Py_ssize_t taps, float* acc) noexcept nogil
+    void bk_gkp_f64 "bk_kernels.bk_gkp_f64"(const double* x, Py_ssize_t xrs, const double* g,
+                    Py_ssize_t grs, Py_ssize_t gc, int M, Py_ssize_t rows, Py_ssize_t ow,
+                    const Py_ssize_t* toff, Py_ssize_t taps, double* acc) noexcept nogil

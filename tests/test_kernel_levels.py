@@ -52,7 +52,12 @@ CASES = {
                 # blocks at every level, stride with dilation along it
                 ((2, 16, 9, 11), (6, 16, 2, 2), dict(stride=2, padding=1), ("grad_input",)),
                 ((2, 32, 23), (5, 32, 3), dict(stride=2, dilation=2, padding=1),
-                 ("grad_input",))],
+                 ("grad_input",)),
+                # grad_kernel by positions (forced by the ":positions" suffix): rows of 21 and
+                # 23 outputs (a partial last vector at every level), the width's stride of 3
+                ((2, 3, 9, 21), (6, 3, 3, 3), dict(padding=1), ("grad_kernel:positions",)),
+                ((2, 2, 70), (5, 2, 4), dict(stride=3, dilation=2, padding=2),
+                 ("grad_kernel:positions",))],
     # pointwise: output channels past a block of the tile's rows (15 a group), positions past
     # its panels
     "pointwise": [((2, 6, 7, 9), (30, 3, 1, 1), dict(groups=2)),
@@ -60,9 +65,11 @@ CASES = {
 }
 
 _SCRIPT = """
-import numpy as np, fastconv
+import os, numpy as np, fastconv
 from fastconv import _blocked, _depthwise, _direct, _im2col, _winograd, _fft, _kernel_level
 from fastconv import _pointwise, reference
+from fastconv._algorithms import blocked
+from fastconv._geometry import make_spec
 level = {level}
 sets = {{"direct": _direct, "winograd": _winograd, "fft": _fft, "depthwise": _depthwise,
         "im2col": _im2col, "blocked": _blocked, "pointwise": _pointwise}}
@@ -89,6 +96,11 @@ for name, cases in {cases!r}.items():
                                                                        **kw),
                                              reference.conv_grad_kernel(x, gy, ws, **kw))}}
             for op in ops:
+                op, _, path = op.partition(":")     # a blocked kernel-gradient path, forced
+                os.environ["FASTCONV_BLOCKED_GK"] = path or "auto"
+                if path:
+                    spec = make_spec(xs, ws, dtype=dtype, **kw)
+                    assert blocked._by_positions(spec), (name, op, path, xs, ws, kw, dtype)
                 got, want = pairs[op]()
                 assert got.dtype == dtype, (name, op, got.dtype)
                 err = np.abs(got - want).max()

@@ -24,6 +24,9 @@ geometry; gy is transposed so that each output position's channels lie together,
 of taps of one input channel is summed in registers over the batch and every output position, a
 vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan); where one
 part's transposed gy outgrows L2, an item runs all the tiles of its channel over chunks of it.
+Or, where rows are at least a vector wide and the model finds it cheaper (a first layer: few
+input channels and taps, many positions, so the transpose of gy costs what its products do), by
+positions (blocked_positions: vectors along the output rows, gy read as it lies).
 """
 import functools
 import math
@@ -32,7 +35,7 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
-from . import _phases, blocked_columns
+from . import _phases, blocked_columns, blocked_positions
 
 _blocked = LazyModule("fastconv._blocked")
 
@@ -364,6 +367,8 @@ def _input_geometries(spec):
 
 
 def supports(spec, op):
+    if op == "grad_kernel" and _by_positions(spec):
+        return True, ""
     if op == "grad_kernel":
         need = _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
         if need > _config.get_workspace_limit():
@@ -381,6 +386,8 @@ def supports(spec, op):
 
 
 def workspace(spec, op):
+    if op == "grad_kernel" and _by_positions(spec):
+        return blocked_positions.plan(spec).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_kernel":
         return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
     if op == "grad_input" and _by_columns(spec):
@@ -402,7 +409,7 @@ def cost(spec, op):
     copied in and out (the padded input, the outputs, the packed weights), and work items;
     shared among the threads the items keep busy."""
     if op == "grad_kernel":
-        return _kernel_cost(spec)
+        return blocked_positions.cost(spec) if _by_positions(spec) else _kernel_cost(spec)
     if op == "grad_input":
         return blocked_columns.cost(spec) if _by_columns(spec) else _passes_cost(spec)
     return _pass_cost(spec, _geometry(spec, False), steps=True)
@@ -437,6 +444,25 @@ def _columns_choice(spec, forced, threads, limit):
     passes = _passes_cost(spec)         # infinite where the phases cannot run
     return ((plan.preferred or passes == math.inf)
             and blocked_columns.cost(spec) < passes)
+
+
+def _by_positions(spec):
+    """Whether grad_kernel runs by positions (blocked_positions) rather than on transposed gy:
+    where it applies, fits the workspace limit and is modelled cheaper, or is forced."""
+    return _positions_choice(spec, blocked_positions.forced(), _config.get_num_threads(),
+                             _config.get_workspace_limit())
+
+
+@functools.lru_cache(maxsize=256)
+def _positions_choice(spec, forced, threads, limit):
+    """_by_positions, kept per problem, override, thread budget and workspace limit (as
+    _columns_choice)."""
+    plan = blocked_positions.plan(spec)
+    if not plan.applies or plan.workspace_elements(spec) * spec.dtype.itemsize > limit:
+        return False
+    if forced:
+        return forced == "positions"
+    return blocked_positions.cost(spec) < _kernel_cost(spec)
 
 
 def _pass_cost(spec, g, steps=False):
@@ -544,6 +570,9 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
+    if _by_positions(spec):
+        return blocked_positions.grad_kernel(
+            spec, x, gy, np.empty(spec.w_shape, spec.dtype) if out is None else out)
     plan = _kernel_plan(spec)
     g, dtype = plan.geometry, spec.dtype
     dwp = _scratch.empty("blocked.dwp", plan.size, dtype)
