@@ -311,9 +311,11 @@ cdef void block_columns(const floating* w, bint flipped, Py_ssize_t K, Py_ssize_
 
 cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssize_t K,
                        Py_ssize_t C, const floating* V, floating* M, Py_ssize_t T, Py_ssize_t r0,
-                       Py_ssize_t width, Py_ssize_t chunk, floating* uc) noexcept nogil:
+                       Py_ssize_t width, Py_ssize_t chunk, floating* uc, Py_ssize_t t0,
+                       Py_ssize_t tn) noexcept nogil:
     """M[xi][t][r0 .. r0 + width) = V[xi][t] @ U[xi][:, r0 .. r0 + width) for the 36 positions
-    and T tiles, U transformed into uc a chunk of input channels at a time; V's channels in
+    and the tiles t0 .. t0 + tn - 1 (of T), U transformed into uc a chunk of input channels at a
+    time; V's channels in
     chunks and M's in blocks (wg_input, wg_output), so that the block's slice of M is one run a
     position (in L2 from chunk to chunk). Lanes past the pass's output channels are zeros in uc,
     so those of M are."""
@@ -331,8 +333,8 @@ cdef void kernel_block(const Tiling* tl, const floating* w, bint flipped, Py_ssi
             memset(uc, 0, POSITIONS * uplane * sizeof(floating))
         block_columns(w, flipped, K, C, r0, rows, c0, cc, uc, width, uplane)
         for xi in range(POSITIONS):
-            block_gemm(V + xi * vplane + c0 * T, chunk, uc + xi * uplane, width,
-                       M + xi * mplane + r0 * T, kw, T, cc, c0 > 0)
+            block_gemm(V + xi * vplane + c0 * T + t0 * chunk, chunk, uc + xi * uplane, width,
+                       M + xi * mplane + r0 * T + t0 * kw, kw, tn, cc, c0 > 0)
         c0 += cc
 
 
@@ -341,16 +343,37 @@ cdef void forward_kernel_blocks(const Tiling* tl, const floating* x, const float
                                 const Py_ssize_t* src, const Py_ssize_t* dst, Py_ssize_t planes,
                                 floating* V, floating* M, floating* work, Py_ssize_t per_thread,
                                 unsigned char* flags, Py_ssize_t width, Py_ssize_t chunk,
-                                int num_threads) noexcept nogil:
-    """forward_staged's one wave with the kernel transformed block by block (see above)."""
-    cdef Py_ssize_t items = item_count(tl, planes), i0, i1, s0, T, item
+                                Py_ssize_t parts, int num_threads) noexcept nogil:
+    """forward_staged's one wave with the kernel transformed block by block (see above). With
+    `parts` above 1 a work item is a part of the tiles instead: it transforms its tiles' inputs,
+    runs every block of output channels on them (each part transforms all of U) and transforms
+    its outputs back, so that no core reads V or M another core wrote (on two cores, each
+    block reading every tile's V and each output tile every block's M made the input transform
+    2x slower a tile than on one thread: ResNet-18's 128-channel layer at batch 1)."""
+    cdef Py_ssize_t items = item_count(tl, planes), i0, i1, s0, T, item, part, a, b, kb
+    cdef Py_ssize_t blocks = (tl.KP + width - 1) // width
     cdef floating* buf
     T = wave_tiles(tl, 0, items, items, &i0, &i1, &s0)
+    if parts > 1:
+        for part in prange(parts, nogil=True, schedule="static", num_threads=num_threads):
+            buf = thread_slice(work, per_thread)
+            a = part_start(i0, i1, part, parts)
+            b = part_start(i0, i1, part + 1, parts)
+            for item in range(a, b):
+                plane_input(tl, x, src[item // tl.rblocks], block_of(tl, item, planes), V,
+                            tile_start(tl, item) - s0, T, buf, chunk)
+            for kb in range(blocks):
+                kernel_block(tl, w, flipped, K, C, V, M, T, kb * width, width, chunk, buf,
+                             tile_start(tl, a) - s0, tile_start(tl, b) - tile_start(tl, a))
+            for item in range(a, b):
+                flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks],
+                                           block_of(tl, item, planes), tile_start(tl, item) - s0,
+                                           T, buf, width)
+        return
     inputs_of_wave(tl, x, src, planes, V, i0, i1, s0, T, work, num_threads, chunk)
-    for item in prange((tl.KP + width - 1) // width, nogil=True, schedule="static",
-                       num_threads=num_threads):
+    for item in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
         kernel_block(tl, w, flipped, K, C, V, M, T, item * width, width, chunk,
-                     thread_slice(work, per_thread))
+                     thread_slice(work, per_thread), 0, T)
     for item in prange(i0, i1, nogil=True, schedule="static", num_threads=num_threads):
         buf = thread_slice(work, tl.size1)
         flags[item] = plane_output(tl, M, y + dst[item // tl.rblocks], block_of(tl, item, planes),
@@ -529,16 +552,17 @@ def forward_blocks_of_kernel(tuple tiling, const floating[::1] x, const floating
                              const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst,
                              floating[::1] vm, Py_ssize_t v_size, floating[::1] work,
                              Py_ssize_t per_thread, unsigned char[::1] flags, Py_ssize_t width,
-                             Py_ssize_t chunk, int num_threads):
+                             Py_ssize_t chunk, int num_threads, Py_ssize_t parts=1):
     """`forward_waves` in one wave with kernel blocks: w the kernels as given (K x C x 3 x 3;
     flipped: the input gradient's pass), `width` output channels an item (a multiple of the
     vector), `chunk` input channels a transform; `work` holds num_threads x per_thread values
-    (at least size1, and 36 x (chunk x width + a line))."""
+    (at least size1, and 36 x (chunk x width + a line)); `parts` above 1: items are parts of
+    the tiles, each running every block (forward_kernel_blocks)."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
         forward_kernel_blocks(&tl, &x[0], &w[0], flipped, K, C, &y[0], &src[0], &dst[0],
                               dst.shape[0], &vm[0], &vm[v_size], &work[0], per_thread, &flags[0],
-                              width, chunk, num_threads)
+                              width, chunk, parts, num_threads)
 
 
 def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,

@@ -140,3 +140,69 @@ def test_blocks_narrow_to_keep_every_core_busy(monkeypatch):
     monkeypatch.setattr(_config, "planning_threads", lambda: 16)
     width = winograd._Plan(spec, "forward").kernel_blocks[0]
     assert 512 // width >= 32 or width == lanes
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=["float32", "float64"])
+@pytest.mark.parametrize("op", OPS)
+def test_tile_parts_give_the_same_bits_at_any_thread_count(op, dtype, monkeypatch,
+                                                           restore_settings):
+    """ResNet-18's 128-channel 28x28 layer at batch 1 runs its kernel blocks as two parts of the
+    tiles on a 2-core machine (each part every block: no core reads V or M another wrote). The
+    parts move tiles between threads, never a sum's terms: the same bits as the blocks split by
+    output channels, at 1, 2 and 3 threads, and the reference's values (float64, whose U is
+    twice the bytes, takes the parts only when forced)."""
+    from fastconv import _config
+    monkeypatch.setattr(_config, "planning_threads", lambda: 2)
+    x, w, gy = _arrays((1, 128, 28, 28), (128, 128, 3, 3), dtype)
+    spec = make_spec(x.shape, w.shape, padding=1, dtype=dtype)
+    if dtype == np.float64:     # U twice the bytes: not chosen by default, forced here
+        monkeypatch.setattr(winograd._Plan, "_tile_parts", lambda self, itemsize, vm: (2, 0.0))
+    plan = winograd.plan_of(spec, op)
+    assert plan.kernel_blocks is not None and plan.tile_parts == 2
+    assert "2 parts of the tiles" in winograd.layout(spec, op)
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(_run(op, x, w, gy, padding=1))
+    monkeypatch.setattr(winograd._Plan, "_tile_parts", lambda self, itemsize, vm: (1, 0.0))
+    winograd.plan_of.cache_clear()
+    assert winograd.plan_of(spec, op).tile_parts == 1
+    fastconv.set_num_threads(2)
+    by_blocks = _run(op, x, w, gy, padding=1)
+    assert all(np.array_equal(by_blocks, r) for r in results)
+    want = _reference(op, x, w, gy, padding=1)
+    tol = 2e-4 if dtype == np.float32 else 1e-12
+    assert np.abs(by_blocks - want).max() <= tol * np.abs(want).max()
+
+
+def test_tile_parts_only_where_they_save(monkeypatch):
+    """The 256-channel 14x14 layer (U's copies cost more than the shared V and M), a layer whose
+    items split its tiles 2 + 3 rows, and a one-core machine keep the blocks by output
+    channels; the modelled saving is what the cost leaves out."""
+    from fastconv import _config
+    monkeypatch.setattr(_config, "planning_threads", lambda: 2)
+    f32 = dict(padding=1, dtype=np.float32)
+    wide = make_spec((1, 256, 14, 14), (256, 256, 3, 3), **f32)
+    uneven = make_spec((1, 192, 20, 20), (192, 192, 3, 3), **f32)
+    layer2 = make_spec((1, 128, 28, 28), (128, 128, 3, 3), **f32)
+    assert winograd._Plan(wide, "forward").tile_parts == 1
+    assert winograd._Plan(uneven, "forward").tile_parts == 1
+    plan = winograd._Plan(layer2, "forward")
+    assert plan.tile_parts == 2 and plan.tile_parts_saving > 0
+    monkeypatch.setattr(_config, "planning_threads", lambda: 1)
+    assert winograd._Plan(layer2, "forward").tile_parts == 1
+
+
+def test_few_blocks_split_evenly_among_the_cores(monkeypatch):
+    """ResNet-18's 64-channel 56x56 layer at batch 1: 14 tile rows in items of 3 made 5 items
+    (one core idle a fifth of the call on two); rows of 2 make 7. Many items, or one core,
+    keep the rows the block size gives."""
+    from fastconv import _config
+    monkeypatch.setattr(_config, "planning_threads", lambda: 2)
+    assert winograd._balanced_rows(3, 14, 1) == 2
+    assert winograd._balanced_rows(3, 14, 8) == 3        # 40 items
+    monkeypatch.setattr(_config, "planning_threads", lambda: 1)
+    assert winograd._balanced_rows(3, 14, 1) == 3
+    monkeypatch.setattr(_config, "planning_threads", lambda: 2)
+    spec = make_spec((1, 64, 56, 56), (64, 64, 3, 3), padding=1, dtype=np.float32)
+    assert winograd.layout(spec, "forward") == "blocks: 7 of 196 tiles"

@@ -53,6 +53,7 @@ POSITIONS = 36
 BLOCK_BYTES = 1_280_000     # transformed input + GEMM result of one block: within a core's L2
 MIN_TILES, MAX_TILES = 4, 196
 MIN_ITEMS = 4               # blocks at the least (where there are enough tiles)
+BALANCED_ITEMS, UNEVEN = 4, 1.15    # below this many items a core, they split within this
 BLAS_INT_MAX = 2**31 - 1
 # Cost model: seconds on one thread, shared by the threads the blocks can keep busy (the machine's
 # cores, `_config.planning_threads()`, never the thread setting, so the choice does not change
@@ -98,6 +99,12 @@ KERNEL_BLOCKS_BYTE_RATIO = {64: 1.35, 32: 2.5, 16: 2.5}
 # (ResNet-18's 256- and 512-channel layers ran 5-15% slower on the register tiles)
 STAGED_OWN_GEMM_BYTES = 1 << 17
 U_BYTES_PER_S = 25e9
+# A value of V or M one core reads after another wrote it (its line fetched from the other
+# core's cache): the kernel blocks' share of the tiles' V and M on ResNet-18's 128-channel
+# 28x28 layer at batch 1 (2 threads) made its input transform 2x slower a tile than on one
+# thread; taking it as 0.5 ns a byte, the tile parts (_tile_parts) that avoid it measured 0.75x
+# the time there and the rule leaves the 256-channel layers (1.09-1.16x) on the blocks.
+CROSS_CORE_BYTE_S = 0.5e-9
 # Past this much transformed kernel (ResNet-18's 512 channels: 37.7 MB) U goes to memory and
 # back: the transform writes it through its staging copy (src/_winograd.pyx,
 # STAGE_ABOVE_BYTES) and the GEMMs read it (the kernel gradient: its GEMMs write dU, the
@@ -129,6 +136,20 @@ def _geometry_reason(spec):
     if spec.groups != 1:
         return f"it needs groups=1, got groups={spec.groups}"
     return None
+
+
+def _balanced_rows(R, th, per_row_block):
+    """R, or fewer tile rows an item where ceil(th / R) x per_row_block items, few of them,
+    split unevenly among the machine's cores: 5 items of 3 rows left one of two cores idle for
+    a fifth of ResNet-18's 64-channel 56x56 layer at batch 1 (7 of 2 rows: 0.90x the time at
+    2 threads, 1.02x at 1). A plan's rows never depend on the thread setting."""
+    cores = _config.planning_threads()
+    while R > 1 and cores > 1:
+        items = -(-th // R) * per_row_block
+        if items >= BALANCED_ITEMS * cores or -(-items // cores) * cores <= UNEVEN * items:
+            break
+        R = -(-th // -(-th // (R - 1)))
+    return R
 
 
 def _staged_wins(staged_bytes, blocks_bytes):
@@ -180,7 +201,7 @@ class _Plan(_scratch.PlanWorkspace):
             Cw = min(tw, target)
             Cw = -(-tw // -(-tw // Cw))
             R = max(1, min(th, target // Cw))
-            R = -(-th // -(-th // R))
+            R = _balanced_rows(-(-th // -(-th // R)), th, -(-tw // Cw) * self.planes)
             P = 1                                   # small planes: blocks of whole planes
             if R == th and Cw == tw and th * tw < target and self.planes > 1:
                 P = min(self.planes, target // (th * tw))
@@ -211,6 +232,7 @@ class _Plan(_scratch.PlanWorkspace):
         self.fixed = fixed
         self.staged = False
         self.kernel_blocks = None       # (width, chunk) where the staged pass runs them
+        self.tile_parts, self.tile_parts_saving = 1, 0.0    # _tile_parts
         u_bytes = self.u_elements * itemsize
         self.traffic = u_bytes * (self.items if u_bytes > L2_BYTES else 1)     # U's reads
         if u_bytes > STAGED_ABOVE_U_BYTES or self.kd > 1:
@@ -254,6 +276,7 @@ class _Plan(_scratch.PlanWorkspace):
             return
         self.staged, self.traffic = True, traffic
         self.tiling = self.tiling[:12] + (R, tw, 1, size1, 0, 0)
+        self.staged_rows = (th, tw, R)
         self.items, self.wave_items, self.v_size, self.waves = items, wave_items, v_size, waves
         self.parts = 0
         self.per_thread, self.fixed = size1, fixed
@@ -288,6 +311,39 @@ class _Plan(_scratch.PlanWorkspace):
             return
         self.kernel_blocks, self.blocks, self.traffic = (width, chunk), blocks, traffic
         self.per_thread, self.fixed, self.v_size = per_thread, fixed, v_size
+        self.tile_parts, self.tile_parts_saving = self._tile_parts(itemsize, v_size + m_size)
+
+    def _tile_parts(self, itemsize, vm_size):
+        """(parts, seconds saved): the kernel blocks' work items as parts of the tiles, one a
+        core, each running every block on its own tiles (forward_kernel_blocks), where that
+        saves time: each part transforms all of U (parts - 1 copies of that work more), but
+        no core reads V or M that another wrote (CROSS_CORE_BYTE_S a byte, (parts - 1) / parts
+        of them), and a part's V and M with the thread's scratch stay within L2. The parts
+        change which thread computes a tile, never a sum: the same bits either way."""
+        parts = min(_config.planning_threads(), self.items)
+        if parts < 2:
+            return 1, 0.0
+        # a part is a run of whole items (tile rows): their tiles must split evenly too (5 rows
+        # of 25 tiles as 2 + 3 took what the blocks did)
+        bounds = [self.items * q // parts for q in range(parts + 1)]    # part_start's
+        largest = max(_item_tiles(self, a, b) for a, b in zip(bounds, bounds[1:]))
+        if largest * parts > UNEVEN * self.tiles:
+            return 1, 0.0
+        name = "float32" if itemsize == 4 else "float64"
+        copies = (parts - 1) * self.u_elements * KERNEL_BLOCK_VALUE_S[name]
+        shared = vm_size * itemsize * (parts - 1) / parts * CROSS_CORE_BYTE_S
+        part_bytes = (vm_size / parts + self.per_thread) * itemsize
+        if part_bytes > L2_BYTES or copies >= shared:
+            return 1, 0.0
+        return parts, shared - copies
+
+
+def _item_tiles(plan, a, b):
+    """Tiles of the staged items a .. b - 1 (R tile rows of a plane each, the last fewer)."""
+    th, tw, R = plan.staged_rows
+    def start(item):
+        return (item // -(-th // R)) * th * tw + min((item % -(-th // R)) * R, th) * tw
+    return start(b) - start(a)
 
 
 def supports(spec, op):
@@ -316,8 +372,10 @@ def layout(spec, op):
         return winograd1d.layout(spec, op)
     plan = plan_of(spec, op)
     if plan.kernel_blocks:
+        parts = (f", each run by {plan.tile_parts} parts of the tiles"
+                 if plan.tile_parts > 1 else "")
         return (f"staged: 1 wave of {plan.tiles} tiles, {plan.blocks} blocks of "
-                f"{plan.kernel_blocks[0]} output channels")
+                f"{plan.kernel_blocks[0]} output channels{parts}")
     if plan.staged:
         waves = f"{plan.waves} wave{'s' if plan.waves > 1 else ''}"
         return f"staged: {waves} of {plan.tiles} tiles, {plan.kd} depth tap(s)"
@@ -364,7 +422,8 @@ def cost(spec, op):
     if plan.kernel_blocks:
         work_items = plan.blocks
     speedup = 1 + (min(threads, work_items) - 1) * PARALLEL_EFFICIENCY
-    return CALL_OVERHEAD_S + (gemm + transforms + kernel) / speedup
+    # tile parts: the blocks' time (its fit holds the cores' shared V and M) less what they save
+    return CALL_OVERHEAD_S + (gemm + transforms + kernel - plan.tile_parts_saving) / speedup
 
 
 def _staged_own_gemm(plan, itemsize):
@@ -432,7 +491,8 @@ def _run_pass(spec, op, a, w):
         _winograd.forward_blocks_of_kernel(
             plan.tiling, a.reshape(-1), np.ascontiguousarray(w).reshape(-1), op == "grad_input",
             K, C, out.reshape(-1), src, dst, vm, plan.v_size, plan.work(spec.dtype),
-            plan.per_thread, flags, *plan.kernel_blocks, plan.threads)
+            plan.per_thread, flags, *plan.kernel_blocks, plan.threads,
+            max(1, min(plan.tile_parts, plan.threads)))
         return None if flags.any() else out
     u = _transformed_kernel(w, op == "grad_input", plan.KP, plan.threads)
     if plan.staged:         # fastconv's own GEMMs (src/_winograd.pyx): no BLAS to hold
