@@ -28,16 +28,19 @@ _blocked = LazyModule("fastconv._blocked")
 CHUNK_BYTES = 16 << 10  # the 4 channels' gy rows of one chunk, read by every tap from L1
 ACC_BYTES = 256 << 10   # an item's sums (Cg x taps x 4 channels x V lanes)
 ITEMS = 32              # items the batch's rows are cut for, at least (threads kept busy)
-# Cost model, in the units of blocked's kernel-gradient model (the two share its calibration):
-# per vector multiply-add, and again where the height or width stride is above 1 (a run's input
-# rows lie s apart: twice the input a tile reads, from L2); per value copied (the phased input)
-# or summed (the items' sums); per gy value (streamed from memory once: wav2vec's first layer,
-# 10 taps a value, is bound by it); per item. Fitted (least relative squares) on 27 layers of
-# the chooser sweep's networks, each timed forced onto this path (2-core Intel Xeon, AVX-512,
-# 2 threads), against their times scaled by the other path's model/measured ratio (1.56x):
-# within 0.8-1.2x but for one 28-wide layer (1.8x). bench/RESULTS.md, twentieth session.
-SECONDS = {"fma": 0.345e-9, "strided": 0.183e-9, "value": 0.48e-9, "gy": 0.12e-9,
-           "item": 1.2e-6}
+# Cost model, in the units of blocked's kernel-gradient model (the two share its calibration),
+# by vector width in bytes (the register tile differs: 6 taps at AVX-512, whose 10 loads feed
+# 24 multiply-adds; 2 below, 6 loads for 8): per vector multiply-add, and again where the height
+# or width stride is above 1 (a run's input rows lie s apart: twice the input a tile reads, from
+# L2); per value copied (the phased input) or summed (the items' sums); per gy value (streamed
+# from memory once: wav2vec's first layer, 10 taps a value, is bound by it). Fitted (least
+# relative squares) on the chooser sweep's layers where the path applies, 42 at AVX-512, 54 at
+# AVX2 and 58 at the SSE2 baseline (2-core Intel Xeon, 2 threads, float32), each timed on both
+# paths, against its time scaled by the other path's median model/measured ratio at that level
+# (1.49, 2.03, 1.59): median error 7-8% at each level. bench/RESULTS.md, twentieth session.
+SECONDS = {64: {"fma": 0.354e-9, "strided": 0.121e-9, "value": 0.88e-9, "gy": 0.094e-9},
+           32: {"fma": 0.452e-9, "strided": 0.133e-9, "value": 1.23e-9, "gy": 0.217e-9},
+           16: {"fma": 0.326e-9, "strided": 0.058e-9, "value": 1.24e-9, "gy": 0.095e-9}}
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 12e-6
 
@@ -106,10 +109,10 @@ def cost(spec):
     fmas = steps * spec.groups * p.blocks * 4 * p.ct
     values = spec.batch * spec.in_channels * p.plane + p.items * p.per_item
     gy = spec.batch * spec.out_channels * math.prod(o)
-    work = (SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["gy"] * gy
-            + SECONDS["item"] * p.items)
+    rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
+    work = rate["fma"] * fmas + rate["value"] * values + rate["gy"] * gy
     if max(spec.stride) > 1:
-        work += SECONDS["strided"] * fmas
+        work += rate["strided"] * fmas
     threads = _config.model_threads(spec, p.items)
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
