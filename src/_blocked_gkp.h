@@ -2,7 +2,8 @@
    vectors along an output row, so that the output gradient is read as it lies (no transpose)
    and each loaded row serves every tap of the item's channels while it is in L1.
 
-     bk_gkp:  acc[(t * 4 + m) * N + l] += sum_j sum_r g[r * grs + m * gc + j] * x[r * xrs + toff[t] + j]
+     bk_gkp:  acc[(t * 4 + m) * N + l] +=
+                  sum_j sum_r g[r * grs + m * gc + j] * x[r * xrs + toff[t] + j]
 
    for `rows` output rows r, evenly spaced in gy (grs) and in x (xrs: the rows of one plane;
    channel m of the block at m * gc in gy, every tap t a constant offset toff[t] in x, read at

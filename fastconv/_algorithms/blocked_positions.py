@@ -65,8 +65,8 @@ class _PositionsPlan:
         rows = spec.batch * o[0] * o[1]
         self.rows = rows
         self.parts = max(1, min(rows, -(-ITEMS // (spec.groups * self.blocks))))
-        self.chunk = max(1, min(rows, CHUNK_BYTES // (4 * max(1, o[2])
-                                                            * spec.dtype.itemsize)))
+        gy_row = 4 * max(1, o[2]) * spec.dtype.itemsize    # a row of the block's 4 channels
+        self.chunk = max(1, min(rows, CHUNK_BYTES // gy_row))
         self.per_item = self.ct * 4 * self.lanes
         self.items = self.parts * spec.groups * self.blocks
         self.applies = (o[2] >= self.lanes and self.ct > 0
