@@ -15,6 +15,14 @@
 # order of sums over k in order, whatever the thread count.
 
 
+cdef inline Py_ssize_t first_at_least(Py_ssize_t a, Py_ssize_t s, Py_ssize_t v) noexcept nogil:
+    """The least i >= 0 with a + i * s >= v (s > 0): the first output whose input a + i * s,
+    one every s, is at or past v."""
+    if a >= v:
+        return 0
+    return (v - a + s - 1) // s
+
+
 cdef void col2im_rows(const floating* colt, Py_ssize_t chunk, floating* out, Py_ssize_t CB,
                       const Py_ssize_t* k, const Py_ssize_t* d, const Shape* g, Py_ssize_t row0,
                       Py_ssize_t rows) noexcept nogil:
@@ -36,8 +44,8 @@ cdef void col2im_rows(const floating* colt, Py_ssize_t chunk, floating* out, Py_
             phase = base % s if base >= 0 else (s - (-base) % s) % s
             shift = (base - phase) // s if base >= phase else -((phase - base) // s)
             # the outputs whose input column lies in [0, n)
-            lo = 0 if base >= 0 else (s - 1 - base) // s
-            hi = (g.n[2] - base + s - 1) // s if g.n[2] > base else 0
+            lo = first_at_least(base, s, 0)
+            hi = first_at_least(base, s, g.n[2])
             if hi > g.o[2]:
                 hi = g.o[2]
             for r in range(rows):

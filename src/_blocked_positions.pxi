@@ -14,13 +14,6 @@
 # (columns q, q + s, q + 2s, ... at q * plen): a tap's inputs along a row are then consecutive.
 
 
-cdef inline Py_ssize_t first_at_least(Py_ssize_t a, Py_ssize_t s, Py_ssize_t v) noexcept nogil:
-    """The least i >= 0 with a + i * s >= v (s > 0)."""
-    if a >= v:
-        return 0
-    return (v - a + s - 1) // s
-
-
 cdef void phase_plane(const floating* src, floating* dst, const Shape* g,
                       Py_ssize_t plen) noexcept nogil:
     """dst (e0, e1, s2 x plen) = src (n0, n1, n2) zero-padded (shifted by p) with each row's
@@ -40,7 +33,7 @@ cdef void phase_plane(const floating* src, floating* dst, const Shape* g,
             if zi < 0 or zi >= g.n[0] or ri < 0 or ri >= g.n[1]:
                 continue
             srow = src + (zi * g.n[1] + ri) * g.n[2]
-            for q in range(s):          # phase q: padded columns q + i * s, input q + i * s - p
+            for q in range(s):      # phase q: padded columns q + i * s (first_at_least: columns)
                 lo = first_at_least(q - g.p[2], s, 0)
                 hi = first_at_least(q - g.p[2], s, g.n[2])
                 for i in range(lo, hi if hi < plen else plen):
