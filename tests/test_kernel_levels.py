@@ -57,7 +57,13 @@ CASES = {
                 # 23 outputs (a partial last vector at every level), the width's stride of 3
                 ((2, 3, 9, 21), (6, 3, 3, 3), dict(padding=1), ("grad_kernel:positions",)),
                 ((2, 2, 70), (5, 2, 4), dict(stride=3, dilation=2, padding=2),
-                 ("grad_kernel:positions",))],
+                 ("grad_kernel:positions",)),
+                # the minibatch as the lanes (":batch"): 19 samples, a part-filled last block
+                # at every level and dtype
+                ((19, 3, 7, 9), (6, 3, 3, 2), dict(padding=1, dilation=(1, 2)),
+                 ("forward:batch", "grad_input:batch", "grad_kernel:batch")),
+                ((19, 4, 23), (6, 2, 3), dict(groups=2, stride=2, padding=2),
+                 ("forward:batch", "grad_kernel:batch"))],
     # pointwise: output channels past a block of the tile's rows (15 a group), positions past
     # its panels
     "pointwise": [((2, 6, 7, 9), (30, 3, 1, 1), dict(groups=2)),
@@ -96,11 +102,14 @@ for name, cases in {cases!r}.items():
                                                                        **kw),
                                              reference.conv_grad_kernel(x, gy, ws, **kw))}}
             for op in ops:
-                op, _, path = op.partition(":")     # a blocked kernel-gradient path, forced
-                os.environ["FASTCONV_BLOCKED_GK"] = path or "auto"
+                op, _, path = op.partition(":")     # a path of blocked's, forced
+                os.environ["FASTCONV_BLOCKED_GK"] = "positions" if path == "positions" else "auto"
+                os.environ["FASTCONV_BLOCKED_BATCH"] = "batch" if path == "batch" else "auto"
                 if path:
                     spec = make_spec(xs, ws, dtype=dtype, **kw)
-                    assert blocked._by_positions(spec), (name, op, path, xs, ws, kw, dtype)
+                    taken = (blocked._by_batch(spec, op) if path == "batch"
+                             else blocked._by_positions(spec))
+                    assert taken, (name, op, path, xs, ws, kw, dtype)
                 got, want = pairs[op]()
                 assert got.dtype == dtype, (name, op, got.dtype)
                 err = np.abs(got - want).max()

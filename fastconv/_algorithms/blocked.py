@@ -13,20 +13,15 @@ outputs per work item in registers. Where the packed weights outgrow L2 (ResNet-
 layers, 9.4 MB) the items run block by block over the batch and each block is packed by the item
 that uses it (_Geometry._by_block, fuses). See src/_blocked.pyx.
 
-forward: every geometry. grad_input: at stride 1, the forward convolution of gy zero-padded by
-the kernel's extent with the flipped kernel, input and output channels swapped per group (the
-adjoint, eq. 9.13); at larger strides (dilation 1 along them) one such pass per phase of the
-stride, each with its sub-kernel, writing every s-th input (_phases); or, where the input
-channels fill whole blocks and the model finds it cheaper (few positions, many channels: the
-packing above outweighs the work), by columns at any stride and dilation (blocked_columns:
-col = W^T gy with the weights' rows as the vector lanes, then col2im). grad_kernel: every
-geometry; gy is transposed so that each output position's channels lie together, and each tile
-of taps of one input channel is summed in registers over the batch and every output position, a
-vector of output channels per tap (oneDNN's backward-weights layout; see _KernelPlan); where one
-part's transposed gy outgrows L2, an item runs all the tiles of its channel over chunks of it.
-Or, where rows are at least a vector wide and the model finds it cheaper (a first layer: few
-input channels and taps, many positions, so the transpose of gy costs what its products do), by
-positions (blocked_positions: vectors along the output rows, gy read as it lies).
+forward: every geometry. grad_input: at stride 1, the forward pass over gy zero-padded by the
+kernel's extent with the flipped kernel, channels swapped per group (the adjoint, eq. 9.13); at
+larger strides one such pass per phase of the stride (_phases); or by columns (blocked_columns:
+col = W^T gy, weights' rows as the lanes, then col2im). grad_kernel: gy transposed so that a
+position's channels lie together, each tile of taps of an input channel summed in registers
+over the batch and positions (oneDNN's backward-weights layout; _KernelPlan); or by positions
+(blocked_positions: vectors along output rows, for first layers). Any of the three may run with
+the minibatch as the lanes (blocked_batch: small maps, few channels, a batch of a vector or
+more). Each other path is taken where it applies and the model finds it cheaper.
 """
 import functools
 import math
@@ -35,7 +30,8 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
-from . import _phases, blocked_columns, blocked_positions
+from . import _phases, blocked_batch, blocked_columns, blocked_positions
+from ._runs import even_runs
 
 _blocked = LazyModule("fastconv._blocked")
 
@@ -283,8 +279,8 @@ class _KernelPlan:
             roff = (roff[:, None] + np.arange(k2) * d[2]).reshape(-1)
         if self.channel_rows:               # row (c, line): channel c's planes, then the line
             roff = (np.arange(g.cg)[:, None] * math.prod(e) + roff[None, :]).reshape(-1)
-        tiles = [(r0, ry, c0, cx) for c0, cx in _even_parts(self.cols, self._most_cols())
-                 for r0, ry in _even_parts(self.lines, self._most_rows(cx))]
+        tiles = [(r0, ry, c0, cx) for c0, cx in even_runs(self.cols, self._most_cols())
+                 for r0, ry in even_runs(self.lines, self._most_rows(cx))]
         return roff.astype(np.intp), np.array(tiles, dtype=np.intp).reshape(-1, 4)
 
 
@@ -296,13 +292,6 @@ GK_CHUNK_BYTES = 128 << 10      # tiles of an item, each chunk about this large 
 @functools.lru_cache(maxsize=64)
 def _kernel_plan(spec):
     return _KernelPlan(spec)
-
-
-def _even_parts(n, most):
-    """(start, length) of ceil(n / most) runs covering range(n), as even as possible."""
-    count = -(-n // most)
-    bounds = [i * n // count for i in range(count + 1)]
-    return [(a, b - a) for a, b in zip(bounds, bounds[1:])]
 
 
 @functools.lru_cache(maxsize=64)
@@ -367,7 +356,7 @@ def _input_geometries(spec):
 
 
 def supports(spec, op):
-    if op == "grad_kernel" and _by_positions(spec):
+    if _by_batch(spec, op) or (op == "grad_kernel" and _by_positions(spec)):
         return True, ""
     if op == "grad_kernel":
         need = _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
@@ -386,6 +375,8 @@ def supports(spec, op):
 
 
 def workspace(spec, op):
+    if _by_batch(spec, op):
+        return blocked_batch.plan(spec, op).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_kernel" and _by_positions(spec):
         return blocked_positions.plan(spec).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_kernel":
@@ -405,6 +396,15 @@ def workspace(spec, op):
 
 
 def cost(spec, op):
+    return blocked_batch.cost(spec, op) if _by_batch(spec, op) else _path_cost(spec, op)
+
+
+def _by_batch(spec, op):
+    """Whether `op` runs with the minibatch as the vector lanes (blocked_batch)."""
+    return blocked_batch.chosen(spec, op, _path_cost)
+
+
+def _path_cost(spec, op):
     """Counted vector multiply-adds (the unused lanes of a part-filled block included), values
     copied in and out (the padded input, the outputs, the packed weights), and work items;
     shared among the threads the items keep busy."""
@@ -545,11 +545,15 @@ def _one_pass(spec, g, a, w, out, flip):
 
 def forward(spec, x, w, out=None):
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    if _by_batch(spec, "forward"):
+        return blocked_batch.forward(spec, x, w, y)
     return _one_pass(spec, _geometry(spec, False), x, w, y, False)
 
 
 def grad_input(spec, gy, w, out=None):
     gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
+    if _by_batch(spec, "grad_input"):
+        return blocked_batch.grad_input(spec, gy, w, gx)
     if _by_columns(spec):
         return blocked_columns.grad_input(spec, gy, w, gx)
     plan = _phase_plan(spec)
@@ -570,6 +574,9 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
+    if _by_batch(spec, "grad_kernel"):
+        return blocked_batch.grad_kernel(
+            spec, x, gy, np.empty(spec.w_shape, spec.dtype) if out is None else out)
     if _by_positions(spec):
         return blocked_positions.grad_kernel(
             spec, x, gy, np.empty(spec.w_shape, spec.dtype) if out is None else out)
