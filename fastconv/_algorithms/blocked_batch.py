@@ -166,9 +166,13 @@ def cost(spec, op):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def chosen(spec, op, other):
-    """Whether `op` runs here rather than on blocked's other path, whose cost is other(spec, op)."""
-    return _choice(spec, op, forced(), _config.get_num_threads(), _config.get_workspace_limit(),
+def chosen(spec, op, other, other_forced=False):
+    """Whether `op` runs here rather than on blocked's other path, whose cost is other(spec, op)
+    (never unforced where that path is forced: `other_forced`)."""
+    choice = forced()
+    if choice is None and other_forced:
+        return False
+    return _choice(spec, op, choice, _config.get_num_threads(), _config.get_workspace_limit(),
                    other)
 
 
