@@ -33,15 +33,15 @@ _blocked = LazyModule("fastconv._blocked")
 
 KT_MOST, PT_MOST, TT_MOST = 4, 6, 8     # src/_blocked_batch.h's tiles
 # Cost model, in the units of blocked's model (the two share its calibration), by vector width
-# in bytes: per vector multiply-add (the kernel gradient's apart: its tiles load KT + TT vectors
-# a position) and per value moved into or out of lane order. Fitted (least relative squares) on
-# the chooser sweep's layers where the path applies (LeNet's at AVX-512; ResNet-18's,
-# MobileNetV2's and the TCN's at batch 8 too below it), each timed at 2 threads on this path
-# (2-core Intel Xeon, float32) and divided by blocked's shipped scale at that level: median
-# error 11-12% at each level; a term per tile pass fitted to zero. bench/RESULTS.md.
-SECONDS = {64: {"fma": 0.417e-9, "gk": 0.519e-9, "value": 0.354e-9},
-           32: {"fma": 0.443e-9, "gk": 0.561e-9, "value": 0.701e-9},
-           16: {"fma": 0.490e-9, "gk": 0.503e-9, "value": 0.528e-9}}
+# in bytes: per vector multiply-add and per value moved into or out of lane order, the kernel
+# gradient's apart (its tiles load KT + TT vectors a position; its copies move gy too). Fitted
+# (least relative squares) on the chooser sweep's layers where the path applies (LeNet's at
+# AVX-512; ResNet-18's, MobileNetV2's and the TCN's at batch 8 too below it), each timed at 2
+# threads on this path (2-core Intel Xeon, float32) and divided by blocked's shipped scale at
+# that level: median error 5-12% at each level; a term per tile pass fitted to about zero.
+SECONDS = {64: {"fma": 0.417e-9, "value": 0.354e-9, "gk": 0.437e-9, "gk_value": 0.604e-9},
+           32: {"fma": 0.443e-9, "value": 0.701e-9, "gk": 0.580e-9, "gk_value": 0.605e-9},
+           16: {"fma": 0.490e-9, "value": 0.528e-9, "gk": 0.446e-9, "gk_value": 0.589e-9}}
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 15e-6
 PLANES_BYTES = 1 << 20
@@ -161,7 +161,8 @@ def cost(spec, op):
     values = planes + gy + p.blocks * p.lanes * spec.groups * p.kg * (
         p.positions if op != "grad_kernel" else 0)
     rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
-    work = rate["gk" if op == "grad_kernel" else "fma"] * fmas + rate["value"] * values
+    gk = op == "grad_kernel"
+    work = rate["gk" if gk else "fma"] * fmas + rate["gk_value" if gk else "value"] * values
     threads = _config.model_threads(spec, p.items)
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
