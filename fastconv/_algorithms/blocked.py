@@ -402,8 +402,8 @@ def cost(spec, op):
 def _by_batch(spec, op):
     """Whether `op` runs with the minibatch as the lanes (blocked_batch; not unforced where
     another of blocked's paths is forced)."""
-    forced = {"grad_input": blocked_columns, "grad_kernel": blocked_positions}.get(op)
-    return blocked_batch.chosen(spec, op, _path_cost, bool(forced and forced.forced()))
+    return blocked_batch.chosen(spec, op, _path_cost, {"grad_input": blocked_columns,
+                                                       "grad_kernel": blocked_positions}.get(op))
 
 
 def _path_cost(spec, op):

@@ -171,11 +171,13 @@ def cost(spec, op):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def chosen(spec, op, other, other_forced=False):
+def chosen(spec, op, other, other_path=None):
     """Whether `op` runs here rather than on blocked's other path, whose cost is other(spec, op)
-    (never unforced where that path is forced: `other_forced`)."""
+    (never unforced where that path -- a module with forced() -- is forced)."""
+    if spec.batch * spec.dtype.itemsize < _blocked.vector_bytes():
+        return False            # no batch to fill a vector (most calls: answered in 0.3 us)
     choice = forced()
-    if choice is None and other_forced:
+    if choice is None and other_path is not None and other_path.forced():
         return False
     return _choice(spec, op, choice, _config.get_num_threads(), _config.get_workspace_limit(),
                    other)
