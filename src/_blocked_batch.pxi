@@ -68,9 +68,9 @@ def batch_forward(const floating[::1] x, const floating[::1] w, floating[::1] y,
                   int num_threads):
     """y (N, G * Kg, o) = x (N, G * Cg, n) convolved with w (G * Kg, Cg, taps) as given, the
     batch in blocks of V lanes. `loff`: each kernel line's offset in the lane planes (values)
-    from an output's first input, its k2 taps d2 positions apart; `ktiles`, `ptiles`: (first, count) of the group's output channels
-    and of a row's positions a tile; `xb` the lane planes; `rows` a thread's KT x o x V
-    outputs (KT the largest tile's)."""
+    from an output's first input, its k2 taps d2 positions apart; `ktiles`, `ptiles`: (first,
+    count) of the group's output channels and of a row's positions a tile; `xb` the lane
+    planes; `rows` a thread's KT x o x V outputs (KT the largest tile's)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     cdef Py_ssize_t C = G * Cg, K = G * Kg, lines = loff.shape[0], taps = lines * k2
     cdef Py_ssize_t blocks = (N + V - 1) // V, nk = ktiles.shape[0] // 2

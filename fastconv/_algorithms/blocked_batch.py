@@ -16,8 +16,8 @@ grad_kernel: every geometry; an item (input channel, tile of KT output channels)
 line of the kernel's taps, TT taps a tile, over the blocks and positions, then adds its lanes.
 
 Taken where the batch fills a vector, the scratch fits the workspace limit and the model finds
-it cheaper than the path blocked would otherwise run, by a margin (MARGIN); FASTCONV_BLOCKED_BATCH=batch or =other
-forces the choice where it applies (tests, benchmarks).
+it cheaper than the path blocked would otherwise run, by a margin (MARGIN);
+FASTCONV_BLOCKED_BATCH=batch or =other forces the choice where it applies (tests, benchmarks).
 """
 import functools
 import math
@@ -45,8 +45,9 @@ SECONDS = {64: {"fma": 0.417e-9, "value": 0.354e-9, "gk": 0.437e-9, "gk_value": 
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 15e-6
 # Taken where its model is below MARGIN of the other path's: with each model's error about 10%,
-# a closer call went either way (CIFAR c1's forward, modelled 0.91 of the other path's time, ran
-# 1.06-1.35x it at AVX-512 in the judge), and the layers it wins by more are where it matters.
+# a closer call went either way (CIFAR c1's forward, modelled at 0.91 of the other path's time,
+# ran 1.06x it in bench/blocked_paths.py and read 0.98-0.99x PyTorch's speed in the judge, 1.11-
+# 1.25 before), and the layers it wins by more are where it matters.
 MARGIN = 0.85
 PLANES_BYTES = 1 << 20
 TILE_BYTES = 512 << 10
