@@ -6,18 +6,18 @@
 
      bkb_fwd:  y[k * yk + p * N + l] = sum_c sum_r sum_t w[k * wk + (c * lines + r) * k2 + t]
                                                  * x[c * cs + loff[r] + t * ts + p * ps + l]
-     bkb_gk:   out[k * ok + t * N + l] (+)= sum_b sum_pos g[b * gb + k * gk + pos * N + l]
-                                                 * x[b * xb + xo(pos) + t * ts + l]
+     bkb_gk:   out[k * ok + t * N + l] (+)= sum_pos g[k * gk + pos * N + l]
+                                                 * x[xo(pos) + t * ts + l]
 
    bkb_fwd: a tile of KT output channels x PT positions of a row, weights broadcast where they
    lie (the kernel as given: (output channel, input channel, tap)), the PT input vectors of a tap
    loaded once for the KT channels. bkb_gk: KT output channels x TT taps of one kernel line (taps
-   ts apart), over the blocks and every output position pos = (z, y, j), its first input xo(pos)
+   ts apart), over one block's output positions pos = (z, y, j), its first input xo(pos)
    = z * zs + y * ys + j * js; per position KT + TT vectors feed KT x TT multiply-adds, and each
    lane holds its own sample's sum (the caller adds the lanes). With `more` the sums start from
    out's values (the same bits as one pass: a later block carried exactly).
-   Every sum runs over c then t (forward), or over the blocks then the positions (kernel
-   gradient), in order: fixed by the problem, never by threads.
+   Every sum runs over c then t (forward), or over the positions, the caller running the
+   blocks in order (kernel gradient): fixed by the problem, never by threads.
 
    Tiles: KT x PT (or KT x TT) accumulators plus the PT (TT) input vectors and one more within
    the level's registers (32 at AVX-512, 16 below); KT at most 4, PT 6, TT 8. */
@@ -76,8 +76,8 @@ void bkb_fwd_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* loff, p
 }                                                                                                \
                                                                                                  \
 ATTR static inline __attribute__((always_inline))                                               \
-void bkb_gk_tile_##P##_##SUF(const T* x, ptrdiff_t xb, const T* g, ptrdiff_t gb, ptrdiff_t gk,  \
-                             ptrdiff_t blocks, ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t o2,        \
+void bkb_gk_tile_##P##_##SUF(const T* x, const T* g, ptrdiff_t gk, ptrdiff_t o0, ptrdiff_t o1,  \
+                             ptrdiff_t o2,                                                       \
                              ptrdiff_t zs, ptrdiff_t ys, ptrdiff_t js, ptrdiff_t ts, T* out,    \
                              ptrdiff_t ok, int more, const int KT, const int TT,                \
                              const int UNIT) {                                                   \
@@ -99,26 +99,25 @@ void bkb_gk_tile_##P##_##SUF(const T* x, ptrdiff_t xb, const T* g, ptrdiff_t gb,
             else                                                                                 \
                 acc[k][t] = (V){0};                                                              \
         }                                                                                        \
-    for (ptrdiff_t b = 0; b < blocks; b++)                                                       \
-        for (ptrdiff_t z = 0; z < o0; z++)                                                       \
-            for (ptrdiff_t y = 0; y < o1; y++) {                                                 \
-                const T* xr = x + b * xb + z * zs + y * ys;                                      \
-                const T* gr = g + b * gb + (z * o1 + y) * o2 * N;                                \
-                for (ptrdiff_t j = 0; j < o2; j++) {                                             \
-                    V xv[BKB_TT];                                                                \
+    for (ptrdiff_t z = 0; z < o0; z++)                                                           \
+        for (ptrdiff_t y = 0; y < o1; y++) {                                                     \
+            const T* xr = x + z * zs + y * ys;                                                   \
+            const T* gr = g + (z * o1 + y) * o2 * N;                                             \
+            for (ptrdiff_t j = 0; j < o2; j++) {                                                 \
+                V xv[BKB_TT];                                                                    \
+                _Pragma("GCC unroll 8")                                                          \
+                for (int t = 0; t < TT; t++)                                                     \
+                    memcpy(&xv[t], xr + j * js + t * ts, sizeof(V));                             \
+                _Pragma("GCC unroll 4")                                                          \
+                for (int k = 0; k < KT; k++) {                                                   \
+                    V gv;                                                                        \
+                    memcpy(&gv, gr + k * gk + j * N, sizeof(V));                                 \
                     _Pragma("GCC unroll 8")                                                      \
                     for (int t = 0; t < TT; t++)                                                 \
-                        memcpy(&xv[t], xr + j * js + t * ts, sizeof(V));                         \
-                    _Pragma("GCC unroll 4")                                                      \
-                    for (int k = 0; k < KT; k++) {                                               \
-                        V gv;                                                                    \
-                        memcpy(&gv, gr + k * gk + j * N, sizeof(V));                             \
-                        _Pragma("GCC unroll 8")                                                  \
-                        for (int t = 0; t < TT; t++)                                             \
-                            acc[k][t] += gv * xv[t];                                             \
-                    }                                                                            \
+                        acc[k][t] += gv * xv[t];                                                 \
                 }                                                                                \
             }                                                                                    \
+        }                                                                                        \
     _Pragma("GCC unroll 4")                                                                      \
     for (int k = 0; k < KT; k++)                                                                 \
         _Pragma("GCC unroll 8")                                                                  \
@@ -145,8 +144,8 @@ ATTR static void bkb_fwd_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* 
 }                                                                                                \
                                                                                                  \
 /* One tile (KT 1-4 x TT 1-8 within the registers; anything else does nothing). */              \
-ATTR static void bkb_gk_##P##_##SUF(const T* x, ptrdiff_t xb, const T* g, ptrdiff_t gb,         \
-                                    ptrdiff_t gk, ptrdiff_t blocks, ptrdiff_t o0, ptrdiff_t o1, \
+ATTR static void bkb_gk_##P##_##SUF(const T* x, const T* g, ptrdiff_t gk, ptrdiff_t o0,         \
+                                    ptrdiff_t o1,                                               \
                                     ptrdiff_t o2, ptrdiff_t zs, ptrdiff_t ys, ptrdiff_t js,     \
                                     ptrdiff_t ts, T* out, ptrdiff_t ok, int more, int KT,       \
                                     int TT) {                                                    \
@@ -173,12 +172,12 @@ ATTR static void bkb_gk_##P##_##SUF(const T* x, ptrdiff_t xb, const T* g, ptrdif
         break;
 #define BKB_GK_CASE(P, SUF, KT, TT)                                                              \
     case KT * 16 + TT:                                                                           \
-        bkb_gk_tile_##P##_##SUF(x, xb, g, gb, gk, blocks, o0, o1, o2, zs, ys, js, ts, out, ok,  \
+        bkb_gk_tile_##P##_##SUF(x, g, gk, o0, o1, o2, zs, ys, js, ts, out, ok,                  \
                                 more, KT, TT, 0);                                                \
         break;
 #define BKB_GK_UNIT(P, SUF, KT, TT)                                                              \
     case KT * 16 + TT:                                                                           \
-        bkb_gk_tile_##P##_##SUF(x, xb, g, gb, gk, blocks, o0, o1, o2, zs, ys, js, ts, out, ok,  \
+        bkb_gk_tile_##P##_##SUF(x, g, gk, o0, o1, o2, zs, ys, js, ts, out, ok,                  \
                                 more, KT, TT, 1);                                                \
         break;
 /* the cases KT 1-4 x 1-6 (MOST 6) or 1-8 (MOST 8) */

@@ -50,14 +50,14 @@ cdef inline void batch_tile(const floating* x, Py_ssize_t cs, const Py_ssize_t* 
 cdef inline void batch_gk_tile(const floating* x, const floating* gb, Py_ssize_t gk,
                                const Shape* g, Py_ssize_t V, Py_ssize_t ts, floating* out,
                                Py_ssize_t ok, int more, int KT, int TT) noexcept nogil:
-    """One block's sums of KT channels x TT taps of a line (bkb_gk, blocks = 1)."""
+    """One block's sums of KT channels x TT taps of a line (bkb_gk)."""
     cdef Py_ssize_t zs = g.s[0] * g.e[1] * g.e[2] * V, ys = g.s[1] * g.e[2] * V
     if floating is float:
-        bkb_gk_f32(x, 0, gb, 0, gk, 1, g.o[0], g.o[1], g.o[2], zs, ys, g.s[2] * V, ts, out, ok,
-                   more, KT, TT)
+        bkb_gk_f32(x, gb, gk, g.o[0], g.o[1], g.o[2], zs, ys, g.s[2] * V, ts, out, ok, more, KT,
+                   TT)
     else:
-        bkb_gk_f64(x, 0, gb, 0, gk, 1, g.o[0], g.o[1], g.o[2], zs, ys, g.s[2] * V, ts, out, ok,
-                   more, KT, TT)
+        bkb_gk_f64(x, gb, gk, g.o[0], g.o[1], g.o[2], zs, ys, g.s[2] * V, ts, out, ok, more, KT,
+                   TT)
 
 
 def batch_forward(const floating[::1] x, const floating[::1] w, floating[::1] y,

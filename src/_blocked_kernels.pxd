@@ -47,17 +47,15 @@ cdef extern from "_blocked_kernels.h":
                     const Py_ssize_t* loff, Py_ssize_t lines, Py_ssize_t k2, Py_ssize_t ts,
                     Py_ssize_t C, Py_ssize_t ps, const float* w, Py_ssize_t wk, float* y,
                     Py_ssize_t yk, int KT, int PT) noexcept nogil
-    void bkb_gk_f32 "bk_kernels.bkb_gk_f32"(const float* x, Py_ssize_t xb, const float* g,
-                    Py_ssize_t gb, Py_ssize_t gk, Py_ssize_t blocks, Py_ssize_t o0,
-                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
-                    Py_ssize_t ts, float* out, Py_ssize_t ok, int more, int KT,
+    void bkb_gk_f32 "bk_kernels.bkb_gk_f32"(const float* x, const float* g, Py_ssize_t gk,
+                    Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys,
+                    Py_ssize_t js, Py_ssize_t ts, float* out, Py_ssize_t ok, int more, int KT,
                     int TT) noexcept nogil
     void bkb_fwd_f64 "bk_kernels.bkb_fwd_f64"(const double* x, Py_ssize_t cs,
                     const Py_ssize_t* loff, Py_ssize_t lines, Py_ssize_t k2, Py_ssize_t ts,
                     Py_ssize_t C, Py_ssize_t ps, const double* w, Py_ssize_t wk, double* y,
                     Py_ssize_t yk, int KT, int PT) noexcept nogil
-    void bkb_gk_f64 "bk_kernels.bkb_gk_f64"(const double* x, Py_ssize_t xb, const double* g,
-                    Py_ssize_t gb, Py_ssize_t gk, Py_ssize_t blocks, Py_ssize_t o0,
-                    Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys, Py_ssize_t js,
-                    Py_ssize_t ts, double* out, Py_ssize_t ok, int more, int KT,
+    void bkb_gk_f64 "bk_kernels.bkb_gk_f64"(const double* x, const double* g, Py_ssize_t gk,
+                    Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys,
+                    Py_ssize_t js, Py_ssize_t ts, double* out, Py_ssize_t ok, int more, int KT,
                     int TT) noexcept nogil
