@@ -576,12 +576,11 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
+    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "grad_kernel"):
-        return blocked_batch.grad_kernel(
-            spec, x, gy, np.empty(spec.w_shape, spec.dtype) if out is None else out)
+        return blocked_batch.grad_kernel(spec, x, gy, gw)
     if _by_positions(spec):
-        return blocked_positions.grad_kernel(
-            spec, x, gy, np.empty(spec.w_shape, spec.dtype) if out is None else out)
+        return blocked_positions.grad_kernel(spec, x, gy, gw)
     plan = _kernel_plan(spec)
     g, dtype = plan.geometry, spec.dtype
     dwp = _scratch.empty("blocked.dwp", plan.size, dtype)
@@ -594,7 +593,6 @@ def grad_kernel(spec, x, gy, out=None):
                          plan.cols, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
                          g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads,
                          plan.chunk)
-    gw = np.empty(spec.w_shape, dtype) if out is None else out
     _blocked.unpack_gradient(dwp, gw.reshape(-1), spec.groups, g.kg, g.cg, g.taps, g.v,
                              max(1, min(_config.get_num_threads(), spec.groups * g.blocks)))
     return gw
