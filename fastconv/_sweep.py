@@ -123,6 +123,8 @@ def measure(problem, op, dtype, rounds=3, budget=0.05, autotune=False):
 def summary(rows, key):
     ratios = [r[key] for r in rows]
     n = len(ratios)
+    if n == 0:
+        return f"{key.split('_')[0]:>5}: no problems"
     return (f"{key.split('_')[0]:>5}: within 1.15x on {sum(x <= 1.15 for x in ratios)}/{n} "
             f"({sum(x <= 1.15 for x in ratios) / n:.0%}), within 1.5x on "
             f"{sum(x <= 1.5 for x in ratios)}/{n} ({sum(x <= 1.5 for x in ratios) / n:.0%}), "
@@ -182,6 +184,11 @@ def main(argv=None, out=print):
         fastconv.calibrate(save=False)
     problems = all_problems(args.quick)
     if args.networks:
+        known = sorted({p.network for p in all_problems()})
+        unknown = sorted(set(args.networks.split(",")) - set(known))
+        if unknown:
+            parser.error(f"--networks: no network named {', '.join(map(repr, unknown))} in the "
+                         f"sweep; expected some of {', '.join(known)}")
         problems = [p for p in problems if p.network in args.networks.split(",")]
     out(f"fastconv {fastconv.__version__}, kernel level {_kernel_level.current()}, "
         f"{fastconv.get_num_threads()} thread(s), calibration: "

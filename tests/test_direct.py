@@ -220,6 +220,29 @@ def test_cost_and_workspace_are_positive(op):
     assert direct.supports(spec, op) == (True, "")
 
 
+def _stream_and_rest(spec):
+    count, _ = direct._operations(spec, "grad_kernel")
+    stream = count.pop("stream") * direct.SECONDS["stream"]
+    return stream, sum(direct.SECONDS[k] * v for k, v in count.items())
+
+
+def test_one_stream_kernel_gradient_costs_the_longer_of_streaming_and_arithmetic():
+    """A one-output-channel kernel gradient streams its two planes beside its dot products (the
+    prefetcher keeps them ahead): its cost grows with the larger part only. With four output
+    channels the streaming adds to the arithmetic."""
+    one = make_spec((1, 1, 2048, 2048), (1, 1, 3, 3), dtype=np.float32)
+    four = make_spec((1, 1, 2048, 2048), (4, 1, 3, 3), dtype=np.float32)
+    for spec in (one, four):
+        stream, rest = _stream_and_rest(spec)
+        assert stream > 0 and rest > 0          # both parts are counted on this 16 MB plane
+    stream, rest = _stream_and_rest(one)
+    overhead = direct.CALL_OVERHEAD_S
+    share = (direct.cost(one, "grad_kernel") - overhead) / max(stream, rest)    # 1 / the threads'
+    assert 0.4 < share <= 1                                                   # speedup
+    stream4, rest4 = _stream_and_rest(four)
+    assert direct.cost(four, "grad_kernel") - overhead == pytest.approx((stream4 + rest4) * share)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_every_kernel_set_matches_the_reference(level, check_kernel_set):
     """The x86-64-v3 kernels and the build's own (baseline) ones, which this machine would not

@@ -3,6 +3,7 @@ reports a pick, the fastest algorithm and the summary for every pair."""
 import os
 
 import numpy as np
+import pytest
 
 import fastconv
 from fastconv import _sweep, _sweep_problems
@@ -56,3 +57,14 @@ def test_the_autotune_column_tunes_in_a_private_directory(tmp_path, monkeypatch)
     assert not fastconv.get_autotune()
     assert list(tmp_path.iterdir()) == []          # nothing written to the user's cache
     assert os.environ["FASTCONV_CACHE_DIR"] == str(tmp_path)
+
+
+def test_an_unknown_network_is_named_in_the_error(capsys):
+    with pytest.raises(SystemExit):
+        _sweep.main(["--networks", "tcn,resnet", "--quick"], out=lambda line: None)
+    err = capsys.readouterr().err
+    assert "'resnet'" in err and "resnet18" in err
+
+
+def test_the_summary_of_no_rows_says_so():
+    assert _sweep.summary([], "model_ratio") == "model: no problems"
