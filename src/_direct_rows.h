@@ -171,9 +171,13 @@ ATTR static void fc_gw_rows_##NAME(int channels, const T* restrict g, Py_ssize_t
         const Py_ssize_t* restrict chi, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t kh,               \
         T* restrict acc) {                                                                         \
     const Py_ssize_t L = BYTES / sizeof(T), tile = FC_DOT_TILE * L, ow = o1 - o0;                  \
-    const Py_ssize_t group = 4 * tile / ow > FC_ROW_GROUP ? 4 * tile / ow : FC_ROW_GROUP;          \
     const Py_ssize_t kw = ntaps > 0 ? ecol[ntaps - 1] + 1 : 1;                                     \
     const int columns = !channels && sw == 1 && kh == 3;                                           \
+    const Py_ssize_t set = (xrs * (Py_ssize_t)sizeof(T)) % FC_SET_BYTES;                           \
+    const Py_ssize_t least = !channels && !columns                                                 \
+                             && (set < FC_SET_NEAR || set > FC_SET_BYTES - FC_SET_NEAR)            \
+                             ? 4 : FC_ROW_GROUP;      /* (the kh = 3 tiles read 4 + 6 rows) */     \
+    const Py_ssize_t group = 4 * tile / ow > least ? 4 * tile / ow : least;                        \
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += group) {                                             \
         const Py_ssize_t nr = nrows - r0 < group ? nrows - r0 : group;                             \
         for (Py_ssize_t t0 = o0; t0 < o1; t0 += tile) {                                            \

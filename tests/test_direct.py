@@ -68,6 +68,10 @@ CASES = {
     "single-output": ((1, 3, 5, 5), (2, 3, 5, 5), {}),
     # tall images: the kernel gradient's row groups
     "tall": ((1, 2, 90, 20), (5, 2, 3, 3), dict(padding=1)),
+    # one-channel rows 4096 / 4000 bytes apart (8192 / 8000 in float64): the kernel gradient's
+    # groups of 4 rows (rows that share the L1's sets), with 2 rows past the last group
+    "rows-on-one-set": ((1, 1, 22, 1024), (1, 1, 5, 5), dict(padding=2)),
+    "rows-near-one-set": ((1, 1, 14, 1000), (1, 1, 7, 7), {}),
 }
 
 
@@ -98,7 +102,7 @@ def test_matches_reference(name, dtype, assert_close_to_reference):
 
 @pytest.mark.parametrize("name", ["depthwise-28", "audio-like", "audio-channels", "strided-2", "3d",
                                   "phased-audio", "phased-stem",
-                                  "tall"])
+                                  "tall", "rows-on-one-set"])
 def test_bitwise_identical_for_any_thread_count(name, restore_settings):
     x, w, gy, kw = _arrays(name, np.float32)
     results = []
