@@ -199,16 +199,15 @@ def test_which_input_gradients_run_on_fastconv_s_own_gemm(x_shape, w_shape, geom
     assert plan.rows_gemm == own and (plan.gemm_elements > 0) == own
 
 
-def test_the_cost_counts_the_result_the_gemms_write():
-    """A shallow GEMM is bound by writing its result: forward's y, and a 1x1 input gradient's gx
-    (written by the GEMM itself), cost their traffic; a 3x3 input gradient's GEMM writes the
-    columns, which the copies count already."""
+def test_the_cost_counts_the_input_gradient_a_1x1_gemm_writes():
+    """A shallow 1x1 input gradient is bound by writing gx, which its GEMM writes itself: the cost
+    counts it; a 3x3 input gradient's GEMM writes the columns (counted as copies already)."""
     f32 = np.dtype(np.float32)
-    deep = make_spec((8, 256, 56, 56), (24, 256, 1, 1), dtype=f32)    # same flops and output
-    wide = make_spec((8, 16, 56, 56), (384, 16, 1, 1), dtype=f32)     # as deep, 16x its output
-    assert im2col._results_written(wide, "forward") == 16 * im2col._results_written(deep, "forward")
-    assert im2col.cost(wide, "forward") > 1.3 * im2col.cost(deep, "forward")
-    assert im2col._results_written(deep, "grad_input") == 2 * deep.batch * 256 * 56 * 56
+    deep = make_spec((8, 16, 56, 56), (384, 16, 1, 1), dtype=f32)     # same flops as shallow,
+    shallow = make_spec((8, 256, 56, 56), (24, 256, 1, 1), dtype=f32)  # 16x the gx it writes
+    assert im2col._results_written(shallow, "grad_input") == 2 * 8 * 256 * 56 * 56
+    assert im2col.cost(shallow, "grad_input") > 1.3 * im2col.cost(deep, "grad_input")
     three = make_spec((8, 16, 56, 56), (24, 16, 3, 3), padding=1, dtype=f32)
-    assert im2col._results_written(three, "grad_input") == 0
-    assert im2col._results_written(three, "grad_kernel") == 0
+    for op in ("forward", "grad_input", "grad_kernel"):
+        assert im2col._results_written(three, op) == 0
+    assert im2col._results_written(shallow, "forward") == 0

@@ -422,13 +422,13 @@ def cost(spec, op):
 
 
 def _results_written(spec, op):
-    """Values the GEMMs write to memory as the result, x 2 (each line read for ownership, then
-    written), where the columns' copies do not count them: forward's y, and a 1x1 input
-    gradient's gx (its GEMM writes gx itself; otherwise it writes the columns). A shallow GEMM
-    is bound by them: MobileNetV2's 16 -> 96 forward and 144 -> 24 input gradient at batch 8
-    (2 threads, AVX-512) ran 2.3x and 1.8x the arithmetic's time, 38 and 14 MB written."""
-    if op == "forward":
-        return 2 * spec.batch * spec.out_channels * math.prod(spec.output_size)
+    """Values a 1x1 input gradient's GEMMs write to memory as the result, x 2 (each line read for
+    ownership, then written): its GEMM writes gx itself, which no column copy counts (other input
+    gradients write the columns, which the copies count). Shallow, these GEMMs are bound by
+    them: MobileNetV2's 144 -> 24 and 32 -> 16 input gradients at batch 8 (14 and 13 MB of gx)
+    ran 1.8-2.0x the model (2 threads, AVX-512), which sent them to im2col at 1.8x pointwise's
+    time. (Forward's y is not counted: its rivals' models leave their stores out as well, and
+    with y counted here alone im2col lost 1x1 layers it ran fastest, 16 -> 96 at 1.1-1.3x.)"""
     if op == "grad_input" and _pointwise(spec):
         return 2 * spec.batch * spec.in_channels * math.prod(spec.input_size)
     return 0
