@@ -398,8 +398,8 @@ def workspace(spec, op):
 
 
 def cost(spec, op):
-    """GEMM time plus the traffic of packing the columns and writing the result plus a fixed
-    cost per GEMM call (one per chunk, group and input-gradient channel block), shared among the
+    """GEMM time plus the traffic of packing the columns (and of writing gx, a 1x1 input
+    gradient's) plus a fixed cost per GEMM call (one per chunk, group and input-gradient channel block), shared among the
     planned threads (the machine's cores, or one for a small problem: `_config.model_threads`),
     plus a fixed cost per call."""
     plan = plan_of(spec, op)
