@@ -399,11 +399,13 @@ def cost(spec, op):
     return blocked_batch.cost(spec, op) if _by_batch(spec, op) else _path_cost(spec, op)
 
 
+_FORCEABLE_PATHS = {"grad_input": blocked_columns, "grad_kernel": blocked_positions}
+
+
 def _by_batch(spec, op):
     """Whether `op` runs with the minibatch as the lanes (blocked_batch; not unforced where
     another of blocked's paths is forced)."""
-    return blocked_batch.chosen(spec, op, _path_cost, {"grad_input": blocked_columns,
-                                                       "grad_kernel": blocked_positions}.get(op))
+    return blocked_batch.chosen(spec, op, _path_cost, _FORCEABLE_PATHS.get(op))
 
 
 def _path_cost(spec, op):
