@@ -56,17 +56,13 @@ SECONDS = {"fma": 0.36e-9, "value": 0.5e-9, "item": 0.05e-6, "step": 4.3e-9, "st
 # Forward only: the input gradient's 1x1 passes measured 0.93 of their modelled time without
 # it, and its strided phases have PHASE_SLOWDOWN.
 TILE_ACCUMULATORS = {64: 28, 32: 12, 16: 12}    # vector bytes -> a full tile's accumulators
-# A block's weights (input channels x taps x V lanes) are read once per tile of outputs, a tile
-# being as many as the registers hold (two rows of 7 columns at AVX-512); they are packed per
-# call, which a small batch of many channels feels (ResNet-18's 512-channel 3x3 at batch 1: 2.4
-# million values, a third of the call). Until the tiles were cut that way (4 + 2 + 1 columns on a
-# 7x7 map) the FMA term grew with the square root of a block's weights past 64 KB; on the chooser
-# sweep's layers that penalty then over-predicted 1.4-2.8x (ResNet's and C3D's 128-512-channel
-# layers, 144-576 KB a block: measured 0.36-0.71 of the prediction), and without it and with the
-# packing counted they measure 0.82-1.40 of it (bench/RESULTS.md, fifth session).
+# A block's weights are read once per register tile of outputs and packed per call (ResNet-18's
+# 512-channel 3x3 at batch 1: 2.4 million values, a third of the call). A penalty on the FMA term
+# for a block's weights past 64 KB, from before the tiles were cut as few as the registers allow,
+# over-predicted the chooser sweep's 128-512-channel layers 1.4-2.8x; without it, with the
+# packing counted, they measure 0.82-1.40 of the model (bench/RESULTS.md, fifth session).
 TAP_SHARE_ROWS = 4096
-# A 1-D row's edge windows wider than this are not worth their own tiles: the row is copied whole
-EDGE_WIDTH = 512
+EDGE_WIDTH = 512        # a 1-D row's edge windows past this are not worth tiles: copied whole
 CALL_OVERHEAD_S = 12e-6
 # Packed weights past this many bytes are not assumed to stay in L2 from one sample to the next
 # (L2 is 512 KiB a core on Zen 3, 2 MiB on recent Xeons): _Geometry._by_block
@@ -480,24 +476,28 @@ def _pass_cost(spec, g, steps=False):
     return _shared(spec, work, g.items)
 
 
-# The kernel gradient: per vector multiply-add, per output position a tile visits (its gy
-# vectors loaded, its row pointers stepped: small tiles -- a 1-D kernel's 3 taps -- and short
-# rows pay it more often), per value padded or transposed, per work item. Fitted (least relative
-# squares) on the 99 float32 kernel gradients blocked ran in the chooser sweep (networks, images,
-# random geometries; 2-core AMD EPYC Zen 4, AVX-512, 2 threads, counted as one): median error
-# 1.15x, 90th percentile 1.58x. A first fit on 18 layers at one thread put the position at
-# 0.23 ns and sent the TCN's and wav2vec's kernel gradients to blocked at 1.2-1.5x im2col's time.
-KERNEL_SECONDS = {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "item": 0.12e-6}
+# The kernel gradient: per vector multiply-add, per output position a tile visits (gy vectors
+# loaded, row pointers stepped), per value padded or transposed, per work item; by vector bytes.
+# AVX-512: fitted on 99 kernel gradients of the chooser sweep (AMD EPYC Zen 4, 2 threads). AVX2,
+# baseline: bench/blocked_gk_fit.py in those units (2-core Xeon; bench/RESULTS.md, 23rd session).
+KERNEL_SECONDS = {64: {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "item": 0.12e-6},
+                  32: {"fma": 0.112e-9, "position": 1.87e-9, "value": 1.07e-9, "item": 55e-9},
+                  16: {"fma": 0.193e-9, "position": 1.38e-9, "value": 1.13e-9, "item": 36e-9}}
+
+
+def rates_of_kernel_gradient():
+    """The kernel gradient's rates at the vector width this process runs."""
+    return KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
 
 
 def _kernel_cost(spec):
     plan = _kernel_plan(spec)
     g = plan.geometry
+    rate = rates_of_kernel_gradient()
     positions = spec.batch * math.prod(g.o)
     fmas = positions * spec.groups * g.blocks * g.cg * g.taps * g.kb
-    work = (KERNEL_SECONDS["fma"] * fmas + KERNEL_SECONDS["position"] * positions * plan.items
-            + KERNEL_SECONDS["value"] * (g.padded + plan.gyt)
-            + KERNEL_SECONDS["item"] * plan.items * plan.parts)
+    work = (rate["fma"] * fmas + rate["position"] * positions * plan.items
+            + rate["value"] * (g.padded + plan.gyt) + rate["item"] * plan.items * plan.parts)
     return _shared(spec, work, plan.items * plan.parts)
 
 
