@@ -153,8 +153,6 @@ def test_unforced_choice_takes_few_channel_first_layers_at_every_level(monkeypat
     cifar = make_spec((128, 3, 32, 32), (32, 3, 3, 3), dtype=np.float32, padding=1)
     mnist = make_spec((128, 1, 28, 28), (6, 1, 5, 5), dtype=np.float32)
     assert blocked._by_positions(cifar) and blocked._by_positions(mnist)
-    assert blocked.rates_of_kernel_gradient() is blocked.KERNEL_SECONDS[
-        blocked._blocked.vector_bytes()]
 
 
 @settings(max_examples=40, deadline=None)

@@ -485,20 +485,20 @@ KERNEL_SECONDS = {64: {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "i
                   16: {"fma": 0.193e-9, "position": 1.38e-9, "value": 1.13e-9, "item": 36e-9}}
 
 
-def rates_of_kernel_gradient():
-    """The kernel gradient's rates at the vector width this process runs."""
-    return KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
+def kernel_terms(spec):
+    """The kernel gradient's counts (KERNEL_SECONDS' keys) and work items (bench/blocked_gk_fit)."""
+    plan = _kernel_plan(spec)
+    g = plan.geometry
+    positions = spec.batch * math.prod(g.o)
+    return ({"fma": positions * spec.groups * g.blocks * g.cg * g.taps * g.kb,
+             "position": positions * plan.items, "value": g.padded + plan.gyt,
+             "item": plan.items * plan.parts}, plan.items * plan.parts)
 
 
 def _kernel_cost(spec):
-    plan = _kernel_plan(spec)
-    g = plan.geometry
-    rate = rates_of_kernel_gradient()
-    positions = spec.batch * math.prod(g.o)
-    fmas = positions * spec.groups * g.blocks * g.cg * g.taps * g.kb
-    work = (rate["fma"] * fmas + rate["position"] * positions * plan.items
-            + rate["value"] * (g.padded + plan.gyt) + rate["item"] * plan.items * plan.parts)
-    return _shared(spec, work, plan.items * plan.parts)
+    counts, items = kernel_terms(spec)
+    rate = KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
+    return _shared(spec, sum(rate[k] * n for k, n in counts.items()), items)
 
 
 def _shared(spec, work, items):

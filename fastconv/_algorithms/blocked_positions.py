@@ -29,18 +29,24 @@ CHUNK_BYTES = 16 << 10  # the 4 channels' gy rows of one chunk, read by every ta
 ACC_BYTES = 256 << 10   # an item's sums (Cg x taps x 4 channels x V lanes)
 ITEMS = 32              # items the batch's rows are cut for, at least (threads kept busy)
 # Cost model, in the units of blocked's kernel-gradient model (the two share its calibration),
-# by vector width in bytes (the register tile differs: 6 taps at AVX-512, whose 10 loads feed
-# 24 multiply-adds; 2 below, 6 loads for 8): per vector multiply-add, and again where the height
-# or width stride is above 1 (a run's input rows lie s apart: twice the input a tile reads, from
-# L2); per value copied (the phased input) or summed (the items' sums); per gy value (streamed
-# from memory once: wav2vec's first layer, 10 taps a value, is bound by it). Fitted (least
-# relative squares) on the chooser sweep's layers where the path applies, 42 at AVX-512, 54 at
-# AVX2 and 58 at the SSE2 baseline (2-core Intel Xeon, 2 threads, float32), each timed on both
-# paths, against its time scaled by the other path's median model/measured ratio at that level
-# (1.49, 2.03, 1.59): median error 7-8% at each level. bench/RESULTS.md, twentieth session.
-SECONDS = {64: {"fma": 0.354e-9, "strided": 0.121e-9, "value": 0.88e-9, "gy": 0.094e-9},
-           32: {"fma": 0.452e-9, "strided": 0.133e-9, "value": 1.23e-9, "gy": 0.217e-9},
-           16: {"fma": 0.326e-9, "strided": 0.058e-9, "value": 1.24e-9, "gy": 0.095e-9}}
+# by vector width in bytes: per vector multiply-add, per vector load (a tile of M channels by
+# TILE_TAPS taps: 6 at AVX-512, whose 32 registers hold 24 accumulators, 4 gy vectors and an
+# input vector; 2 below), per multiply-add again where a stride is above 1 (a run's input rows
+# lie s apart: twice the input a tile reads, from L2), per value copied (the phased input) or
+# summed (the items' sums), per gy value (streamed once). Fitted (least relative squares,
+# `python bench/blocked_gk_fit.py`) on the chooser sweep's layers where both paths apply, float32
+# and float64 (161, 185, 193 at AVX-512, AVX2, the baseline; 2-core Xeon, 2 threads), against
+# the time scaled by the other path's median model/measured ratio at that level and precision.
+# Before, 4 channels a block were counted whatever the layer had: a depthwise layer's or a
+# one-channel image's single channel ran at 2.5-3.5x below the model, and float64's choice of
+# path lost up to 3.4x (AVX2) and 3.6x (baseline); now 1.2x at worst (bench/RESULTS.md).
+SECONDS = {64: {"fma": 0.194e-9, "load": 0.304e-9, "strided": 0.103e-9, "value": 0.843e-9,
+                "gy": 0.126e-9},
+           32: {"fma": 0.228e-9, "load": 0.278e-9, "strided": 0.085e-9, "value": 1.06e-9,
+                "gy": 0.331e-9},
+           16: {"fma": 0.154e-9, "load": 0.194e-9, "strided": 0.044e-9, "value": 0.937e-9,
+                "gy": 0.211e-9}}
+TILE_TAPS = {64: 6, 32: 2, 16: 2}      # BK_GKP_NT of src/_blocked_gkp.h
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 12e-6
 
@@ -99,22 +105,31 @@ def forced():
     return choice if choice in ("positions", "tiles") else None
 
 
+def terms(spec):
+    """The counts (SECONDS' keys) and work items of the kernel gradient by positions: a block of
+    M <= 4 output channels (the last block's, of kg, fewer) runs tiles of up to TILE_TAPS taps,
+    each vector step M + taps loads for M x taps multiply-adds."""
+    p = plan(spec)
+    o = spec.output_size
+    steps = p.rows * -(-o[2] // p.lanes) * spec.groups  # vector positions, the partial one whole
+    channels = [min(4, p.kg - 4 * b) for b in range(p.blocks)]
+    nt = TILE_TAPS.get(_blocked.vector_bytes(), 2)
+    fmas = steps * sum(channels) * p.ct
+    return ({"fma": fmas, "load": steps * sum(-(-p.ct // nt) * (m + nt) for m in channels),
+             "strided": fmas if max(spec.stride) > 1 else 0,
+             "value": spec.batch * spec.in_channels * p.plane + p.items * p.per_item,
+             "gy": spec.batch * spec.out_channels * math.prod(o)}, p.items)
+
+
 def cost(spec):
     """Modelled seconds of the kernel gradient by positions (math.inf where it does not apply)."""
-    p = plan(spec)
-    if not p.applies:
+    if not plan(spec).applies:
         return math.inf
-    o = spec.output_size
-    steps = p.rows * -(-o[2] // p.lanes)            # vector positions, the partial one a whole
-    fmas = steps * spec.groups * p.blocks * 4 * p.ct
-    values = spec.batch * spec.in_channels * p.plane + p.items * p.per_item
-    gy = spec.batch * spec.out_channels * math.prod(o)
+    counts, items = terms(spec)
     rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
-    work = rate["fma"] * fmas + rate["value"] * values + rate["gy"] * gy
-    if max(spec.stride) > 1:
-        work += rate["strided"] * fmas
-    threads = _config.model_threads(spec, p.items)
-    return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
+    threads = _config.model_threads(spec, items)
+    return (sum(rate[k] * n for k, n in counts.items())
+            / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S)
 
 
 def grad_kernel(spec, x, gy, gw):
