@@ -13,7 +13,9 @@ compare in one unit; what a fit changes is how a cost is shared among the counte
 which problems a model finds expensive. Least relative squares, rates kept >= 0 (scipy's nnls).
 
     PYTHONPATH=. python bench/blocked_gk_fit.py [--threads 2] [--rounds 5] [--max-ms 60]
-        [--dtypes float32,float64] [--json rows.json]
+        [--dtypes float32,float64] [--json rows.json] [--from-json rows.json]
+
+(--from-json refits on the times a run wrote with --json, at the same level, without timing.)
 
 On an AVX-512 machine, emulate AVX2 with FASTCONV_KERNEL_LEVEL=avx2 (and the baseline with
 =baseline); blocked uses no BLAS.
@@ -42,9 +44,8 @@ class Model:
 
     def features(self, spec):
         counts, items = self.terms(spec)
-        threads = _config.model_threads(spec, items)
-        share = 1 + self.efficiency * (threads - 1)
-        return np.array([counts[k] for k in self.rates], float) / share
+        return (np.array([counts[k] for k in self.rates], float)
+                / _config.model_speedup(spec, items, self.efficiency))
 
     def seconds(self, spec, rates=None):
         r = self.rates if rates is None else rates
@@ -107,6 +108,20 @@ def measure(problems, dtypes, rounds, max_s, tiles):
     return rows
 
 
+def load(path):
+    """The rows a run wrote with --json, their problems rebuilt from the chooser sweep's."""
+    problems = {f"{p.network} {p.name}": p for p in all_problems()}
+    rows = []
+    for r in json.load(open(path)):
+        g = problems[r["name"]].geometry
+        p = problems[r["name"]]
+        r["spec"] = spec_from_shapes(p.x_shape, p.w_shape, g.get("stride", 1),
+                                     g.get("padding", 0), g.get("dilation", 1),
+                                     g.get("groups", 1), r["dtype"])
+        rows.append(r)
+    return rows
+
+
 def _spread(ratios):
     mid = statistics.median(ratios)
     errors = sorted(max(q / mid, mid / q) for q in ratios)
@@ -143,6 +158,7 @@ def main(argv=None):
     ap.add_argument("--max-ms", type=float, default=60.0)
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--json", default="")
+    ap.add_argument("--from-json", default="")
     args = ap.parse_args(argv)
     fastconv.set_num_threads(args.threads)
     tiles, positions = models()
@@ -150,8 +166,9 @@ def main(argv=None):
           f"{_kernel_level.current()}", flush=True)
     saved = {k: os.environ.get(k) for k in ("FASTCONV_BLOCKED_GK", "FASTCONV_BLOCKED_BATCH")}
     try:
-        rows = measure(all_problems(), args.dtypes.split(","), args.rounds, args.max_ms / 1e3,
-                       tiles)
+        rows = (load(args.from_json) if args.from_json else
+                measure(all_problems(), args.dtypes.split(","), args.rounds, args.max_ms / 1e3,
+                        tiles))
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)

@@ -275,6 +275,16 @@ def model_threads(spec, items=None):
     return threads if items is None else max(1, min(threads, items))
 
 
+def model_speedup(spec, items, efficiency):
+    """How many threads' worth `items` equal work items run on `model_threads`: each thread past
+    the first adds `efficiency` of one, and a last round that leaves threads idle takes as long
+    as a full one (3 items on 2 threads run as 2 rounds: blocked's chunked kernel gradient of
+    C3D's first layer at batch 1 took as long as at batch 2)."""
+    threads = model_threads(spec, items)
+    items = max(1, items)
+    return (1 + efficiency * (threads - 1)) * items / (threads * -(-items // threads))
+
+
 def set_workspace_limit(nbytes):
     """Bound the extra memory (column buffers, transforms) one call may allocate, in bytes."""
     global _workspace_limit

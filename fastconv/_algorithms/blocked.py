@@ -492,13 +492,14 @@ def kernel_terms(spec):
     positions = spec.batch * math.prod(g.o)
     return ({"fma": positions * spec.groups * g.blocks * g.cg * g.taps * g.kb,
              "position": positions * plan.items, "value": g.padded + plan.gyt,
-             "item": plan.items * plan.parts}, plan.items * plan.parts)
+             "item": plan.items * plan.parts}, plan.run_items)     # what the threads share
 
 
 def _kernel_cost(spec):
     counts, items = kernel_terms(spec)
     rate = KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
-    return _shared(spec, sum(rate[k] * n for k, n in counts.items()), items)
+    return (sum(rate[k] * n for k, n in counts.items())
+            / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S)
 
 
 def _shared(spec, work, items):

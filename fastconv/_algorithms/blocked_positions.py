@@ -127,9 +127,8 @@ def cost(spec):
         return math.inf
     counts, items = terms(spec)
     rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
-    threads = _config.model_threads(spec, items)
     return (sum(rate[k] * n for k, n in counts.items())
-            / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S)
+            / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S)
 
 
 def grad_kernel(spec, x, gy, gw):
