@@ -64,9 +64,7 @@ TILE_ACCUMULATORS = {64: 28, 32: 12, 16: 12}    # vector bytes -> a full tile's 
 TAP_SHARE_ROWS = 4096
 EDGE_WIDTH = 512        # a 1-D row's edge windows past this are not worth tiles: copied whole
 CALL_OVERHEAD_S = 12e-6
-# Packed weights past this many bytes are not assumed to stay in L2 from one sample to the next
-# (L2 is 512 KiB a core on Zen 3, 2 MiB on recent Xeons): _Geometry._by_block
-BY_BLOCK_BYTES = 1 << 20
+BY_BLOCK_BYTES = 1 << 20    # packed weights past this leave L2 between samples (Zen 3: 512 KiB)
 FUSE_BLOCKS_A_THREAD = 4
 PAIR_WIDTH = 16     # output rows this narrow go two an item at AVX2 (_Geometry.pair)
 # A strided input gradient's phases (_phases) ran 1.17-1.94x their passes' modelled time on the
@@ -486,13 +484,13 @@ KERNEL_SECONDS = {64: {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "i
 
 
 def kernel_terms(spec):
-    """The kernel gradient's counts (KERNEL_SECONDS' keys) and work items (bench/blocked_gk_fit)."""
+    """The kernel gradient's counts (KERNEL_SECONDS' keys) and the items its threads share."""
     plan = _kernel_plan(spec)
     g = plan.geometry
     positions = spec.batch * math.prod(g.o)
     return ({"fma": positions * spec.groups * g.blocks * g.cg * g.taps * g.kb,
              "position": positions * plan.items, "value": g.padded + plan.gyt,
-             "item": plan.items * plan.parts}, plan.run_items)     # what the threads share
+             "item": plan.items * plan.parts}, plan.run_items)
 
 
 def _kernel_cost(spec):
