@@ -38,8 +38,8 @@ from fastconv._sweep_problems import all_problems
 class Model:
     """One path's model: counted terms x rates, shared among the threads its items keep busy."""
 
-    def __init__(self, name, terms, rates, efficiency, overhead):
-        self.name, self.terms, self.rates = name, terms, dict(rates)
+    def __init__(self, terms, rates, efficiency, overhead):
+        self.terms, self.rates = terms, dict(rates)
         self.efficiency, self.overhead = efficiency, overhead
 
     def features(self, spec):
@@ -64,11 +64,17 @@ class Model:
 
 def models():
     width = blocked._blocked.vector_bytes()
-    return (Model("tiles", blocked.kernel_terms, blocked.KERNEL_SECONDS[width],
+    return (Model(blocked.kernel_terms, blocked.KERNEL_SECONDS[width],
                   blocked.PARALLEL_EFFICIENCY, blocked.CALL_OVERHEAD_S),
-            Model("positions", blocked_positions.terms,
+            Model(blocked_positions.terms,
                   blocked_positions.SECONDS.get(width, blocked_positions.SECONDS[16]),
                   blocked_positions.PARALLEL_EFFICIENCY, blocked_positions.CALL_OVERHEAD_S))
+
+
+def _spec(problem, dtype):
+    g = problem.geometry
+    return spec_from_shapes(problem.x_shape, problem.w_shape, g.get("stride", 1),
+                            g.get("padding", 0), g.get("dilation", 1), g.get("groups", 1), dtype)
 
 
 def _forced(path):
@@ -84,8 +90,7 @@ def measure(problems, dtypes, rounds, max_s, tiles):
         g = p.geometry
         if g.get("padding_mode", "zeros") != "zeros":   # padded explicitly: another problem
             continue
-        spec = spec_from_shapes(p.x_shape, p.w_shape, g.get("stride", 1), g.get("padding", 0),
-                                g.get("dilation", 1), g.get("groups", 1), dtype)
+        spec = _spec(p, dtype)
         _forced("tiles")
         if not blocked.supports(spec, "grad_kernel")[0] or tiles.seconds(spec) > max_s:
             continue
@@ -113,11 +118,7 @@ def load(path):
     problems = {f"{p.network} {p.name}": p for p in all_problems()}
     rows = []
     for r in json.load(open(path)):
-        g = problems[r["name"]].geometry
-        p = problems[r["name"]]
-        r["spec"] = spec_from_shapes(p.x_shape, p.w_shape, g.get("stride", 1),
-                                     g.get("padding", 0), g.get("dilation", 1),
-                                     g.get("groups", 1), r["dtype"])
+        r["spec"] = _spec(problems[r["name"]], r["dtype"])
         rows.append(r)
     return rows
 

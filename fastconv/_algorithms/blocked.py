@@ -496,15 +496,13 @@ def kernel_terms(spec):
 def _kernel_cost(spec):
     counts, items = kernel_terms(spec)
     rate = KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
-    return (sum(rate[k] * n for k, n in counts.items())
-            / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S)
+    return _shared(spec, sum(rate[k] * n for k, n in counts.items()), items)
 
 
 def _shared(spec, work, items):
-    """`work` seconds of one thread spread over the threads `items` work items keep busy, plus
-    the call's overhead."""
-    threads = _config.model_threads(spec, items)
-    return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
+    """`work` seconds of one thread spread over the threads `items` work items keep busy (a last
+    round with idle threads counted whole), plus the call's overhead."""
+    return work / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S
 
 
 def _packed(w, spec, g, flip=False, phases=None):
