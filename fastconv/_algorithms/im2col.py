@@ -399,9 +399,9 @@ def workspace(spec, op):
 
 def cost(spec, op):
     """GEMM time plus the traffic of packing the columns (and of writing gx, a 1x1 input
-    gradient's) plus a fixed cost per GEMM call (one per chunk, group and input-gradient channel block), shared among the
-    planned threads (the machine's cores, or one for a small problem: `_config.model_threads`),
-    plus a fixed cost per call."""
+    gradient's) plus a fixed cost per GEMM call (one per chunk, group and input-gradient channel
+    block), shared among the planned threads (the machine's cores, or one for a small problem:
+    `_config.model_threads`), plus a fixed cost per call."""
     plan = plan_of(spec, op)
     rows_g = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
     copies = (0 if _pointwise(spec) and not plan.packed     # the BLAS reads a 1x1 layer's x
