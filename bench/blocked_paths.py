@@ -1,12 +1,15 @@
 """blocked's paths for an operation beside im2col's, interleaved in one process, with each one's
 modelled time: the input gradient by columns or by the phases' forward passes
 (FASTCONV_BLOCKED_GI=columns / =phases), the kernel gradient by positions or on transposed gy's
-tiles (FASTCONV_BLOCKED_GK=positions / =tiles), and any operation with the minibatch as the
-vector lanes or on blocked's other path (--path batch: FASTCONV_BLOCKED_BATCH=batch / =other).
+tiles (FASTCONV_BLOCKED_GK=positions / =tiles), any operation with the minibatch as the
+vector lanes or on blocked's other path (--path batch: FASTCONV_BLOCKED_BATCH=batch / =other),
+and the forward pass along planes or on bk_row's rows (--path planes:
+FASTCONV_BLOCKED_PLANES=planes / =other).
 Prints the best of the rounds, in ms, and which path blocked takes unforced (the one "auto"
 would compare with the other algorithms).
 
-    python bench/blocked_paths.py [--op forward|grad_input|grad_kernel] [--path batch]
+    python bench/blocked_paths.py [--op forward|grad_input|grad_kernel]
+        [--path batch|planes]
         [--dtype float32] [--threads 2] [--rounds 7]
         [--layers "(1,256,14,14):(512,256,3,3):stride=2,padding=1" ...]
 
@@ -16,7 +19,7 @@ layers: for the input gradient, the chooser sweep's strided ones where the choic
 kernel gradient, first layers (CIFAR's, MobileNetV2's and ResNet-18's stems, C3D's, LeNet's,
 wav2vec's) and three with many input channels where the tiles should stay; for the batch
 lanes, LeNet's layers at batch 32 and 128 and CIFAR's 32 -> 64 layer, where the other path
-should stay.
+should stay; for the planes, first layers.
 """
 import argparse
 import os
@@ -35,6 +38,8 @@ PATHS = {   # path: (override variable, (blocked's two paths), unforced test)
     "positions": ("FASTCONV_BLOCKED_GK", ("positions", "tiles"),
                   lambda spec, op: blocked._by_positions(spec)),
     "batch": ("FASTCONV_BLOCKED_BATCH", ("batch", "other"), blocked._by_batch),
+    "planes": ("FASTCONV_BLOCKED_PLANES", ("planes", "other"),
+               lambda spec, op: blocked._by_planes(spec)),
 }
 DEFAULT_PATH = {"forward": "batch", "grad_input": "columns", "grad_kernel": "positions"}
 BATCH_LAYERS = ("(32,1,16,16):(16,1,5,5):padding=2", "(32,16,8,8):(32,16,5,5):padding=2",
@@ -42,7 +47,16 @@ BATCH_LAYERS = ("(32,1,16,16):(16,1,5,5):padding=2", "(32,16,8,8):(32,16,5,5):pa
                 "(128,1,16,16):(16,1,5,5):padding=2", "(128,16,8,8):(32,16,5,5):padding=2",
                 "(128,1,28,28):(6,1,5,5)", "(128,6,12,12):(16,6,5,5)",
                 "(128,3,32,32):(32,3,3,3):padding=1", "(128,32,16,16):(64,32,3,3):padding=1")
-LAYERS = {"grad_input": (
+LAYERS = {"forward": (  # first layers, for --path planes
+    "(32,3,32,32):(32,3,3,3):padding=1",
+    "(128,3,32,32):(32,3,3,3):padding=1",
+    "(32,1,16,16):(16,1,5,5):padding=2",
+    "(128,1,28,28):(6,1,5,5)",
+    "(1,3,224,224):(32,3,3,3):stride=2,padding=1",
+    "(1,3,224,224):(64,3,7,7):stride=2,padding=3",
+    "(1,3,8,56,56):(32,3,3,3,3):padding=1",
+    "(1,1,16000):(256,1,10):stride=5",
+), "grad_input": (
     "(1,64,56,56):(128,64,3,3):stride=2,padding=1",
     "(1,128,28,28):(256,128,3,3):stride=2,padding=1",
     "(1,256,14,14):(512,256,3,3):stride=2,padding=1",
@@ -134,7 +148,8 @@ def main():
     args = parser.parse_args()
     fastconv.set_num_threads(args.threads)
     path = args.path or DEFAULT_PATH[args.op]
-    only = {"columns": "grad_input", "positions": "grad_kernel"}.get(path, args.op)
+    only = {"columns": "grad_input", "positions": "grad_kernel", "planes": "forward"}.get(
+        path, args.op)
     if only != args.op:
         parser.error(f"--path {path} is for --op {only} only")
     names = PATHS[path][1] + ("im2col",)

@@ -29,6 +29,7 @@
 #include "_blocked_gk.h"
 #include "_blocked_gkp.h"
 #include "_blocked_batch.h"
+#include "_blocked_planes.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -50,7 +51,9 @@ BK_GK_TYPE(SUF, ATTR, BYTES, double, f64)                                       
 BK_GKP_TYPE(SUF, ATTR, BYTES, float, f32, int)                                                   \
 BK_GKP_TYPE(SUF, ATTR, BYTES, double, f64, long long)                                            \
 BKB_TYPE(SUF, ATTR, BYTES, float, f32)                                                           \
-BKB_TYPE(SUF, ATTR, BYTES, double, f64)
+BKB_TYPE(SUF, ATTR, BYTES, double, f64)                                                          \
+BPL_TYPE(SUF, ATTR, BYTES, float, f32)                                                           \
+BPL_TYPE(SUF, ATTR, BYTES, double, f64)
 
 #define BK_TYPE(SUF, ATTR, BYTES, T, P, NL, IT)                                                  \
 typedef T bk_vec_##P##_##SUF __attribute__((vector_size(BYTES)));                                \
@@ -416,7 +419,8 @@ FASTCONV_EACH_LEVEL(BK_LEVEL)
     X(bk_gkp_f32, LV) X(bk_gkp_f64, LV)                                                      \
     X(bk_unpack_f32, LV) X(bk_unpack_f64, LV) X(bk_pack_f32, LV) X(bk_pack_f64, LV)          \
     X(bk_flip_f32, LV) X(bk_flip_f64, LV) X(bk_nonfinite_f32, LV) X(bk_nonfinite_f64, LV)    \
-    X(bkb_fwd_f32, LV) X(bkb_fwd_f64, LV) X(bkb_gk_f32, LV) X(bkb_gk_f64, LV)
+    X(bkb_fwd_f32, LV) X(bkb_fwd_f64, LV) X(bkb_gk_f32, LV) X(bkb_gk_f64, LV)              \
+    X(bpl_fwd_f32, LV) X(bpl_fwd_f64, LV)
 FASTCONV_KERNEL_TABLE(bk, BK_ENTRIES, "FASTCONV_BLOCKED_LEVEL")
 
 #endif

@@ -63,7 +63,11 @@ CASES = {
                 ((19, 3, 7, 9), (6, 3, 3, 2), dict(padding=1, dilation=(1, 2)),
                  ("forward:batch", "grad_input:batch", "grad_kernel:batch")),
                 ((19, 4, 23), (6, 2, 3), dict(groups=2, stride=2, padding=2),
-                 ("forward:batch", "grad_kernel:batch"))],
+                 ("forward:batch", "grad_kernel:batch")),
+                # along planes (":planes"): rows of 2-3 vectors at every level (the last one
+                # overlapping), a stride's phases, 7 output channels (a tile of 3 and one of 4)
+                ((2, 3, 7, 37), (7, 3, 3, 3), dict(padding=1, stride=(1, 2)), ("forward:planes",)),
+                ((1, 2, 3, 5, 19), (5, 2, 2, 3, 3), dict(padding=1), ("forward:planes",))],
     # pointwise: output channels past a block of the tile's rows (15 a group), positions past
     # its panels
     "pointwise": [((2, 6, 7, 9), (30, 3, 1, 1), dict(groups=2)),
@@ -105,9 +109,11 @@ for name, cases in {cases!r}.items():
                 op, _, path = op.partition(":")     # a path of blocked's, forced
                 os.environ["FASTCONV_BLOCKED_GK"] = "positions" if path == "positions" else "auto"
                 os.environ["FASTCONV_BLOCKED_BATCH"] = "batch" if path == "batch" else "auto"
+                os.environ["FASTCONV_BLOCKED_PLANES"] = "planes" if path == "planes" else "auto"
                 if path:
                     spec = make_spec(xs, ws, dtype=dtype, **kw)
                     taken = (blocked._by_batch(spec, op) if path == "batch"
+                             else blocked._by_planes(spec) if path == "planes"
                              else blocked._by_positions(spec))
                     assert taken, (name, op, path, xs, ws, kw, dtype)
                 got, want = pairs[op]()

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from itertools import product
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class AxisPhase:
@@ -99,3 +101,41 @@ def gx_index(phase, strides):
     """The NumPy index of a phase's inputs in gx (N, C, D, H, W)."""
     return (slice(None), slice(None)) + tuple(
         slice(a.first, a.first + (a.count - 1) * s + 1, s) for a, s in zip(phase, strides))
+
+
+class Phase:
+    """One phase of a strided input gradient: its stride-1 problem, where its outputs go in gx,
+    and `start`, its first tap in the packed weights (each phase's taps reversed and together,
+    the whole kernel packed once); `geometry` None where it has no taps."""
+
+    def __init__(self, spec, axes, start, geometry):
+        self.axes, self.start = axes, start
+        self.gx = gx_index(axes, spec.stride)
+        self.offset, self.strides = placement(axes, spec.stride, spec.in_channels,
+                                              spec.input_size)
+        self.geometry = geometry(axes) if all(a.taps for a in axes) else None
+
+
+class Plan:
+    """A strided input gradient's phases (`list`) and `pos`, each kernel tap's place in the
+    packed weights (bk_flip): a phase's taps reversed, from its `start`; the taps no phase reads
+    (a remainder whose inputs would lie past gx's end) after all of them. geometry(axes): the
+    stride-1 problem a phase runs (blocked's)."""
+
+    def __init__(self, spec, geometry):
+        k, s = spec.kernel_size, spec.stride
+        self.list, start = [], 0
+        pos = np.full(math.prod(k), -1, np.intp)
+        for axes in phases(spec):
+            phase = Phase(spec, axes, start, geometry)
+            self.list.append(phase)
+            if phase.geometry is None:
+                continue
+            u = np.indices(tuple(a.taps for a in axes)).reshape(3, -1)
+            t = [a.r + stride * ui for a, stride, ui in zip(axes, s, u)]
+            taps = u.shape[1]
+            pos[(t[0] * k[1] + t[1]) * k[2] + t[2]] = start + taps - 1 - np.arange(taps)
+            start += taps
+        unread = pos < 0
+        pos[unread] = start + np.arange(int(unread.sum()))
+        self.pos = pos

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _config, _finite, _scratch
 from .._lazy import LazyModule
-from . import _phases, blocked_batch, blocked_columns, blocked_positions
+from . import _phases, blocked_batch, blocked_columns, blocked_planes, blocked_positions
 from ._runs import even_runs
 
 _blocked = LazyModule("fastconv._blocked")
@@ -296,47 +296,11 @@ def _geometry(spec, flipped):
     return _Geometry(spec, flipped)
 
 
-class _Phase:
-    """One phase of a strided input gradient (_phases): its stride-1 problem, where its outputs
-    go in gx, and `start`, its first tap in the packed weights (each phase's taps reversed and
-    together, the whole kernel packed once); `geometry` None where it has no taps."""
-
-    def __init__(self, spec, axes, start):
-        self.axes, self.start = axes, start
-        self.gx = _phases.gx_index(axes, spec.stride)
-        self.offset, self.strides = _phases.placement(axes, spec.stride, spec.in_channels,
-                                                      spec.input_size)
-        self.geometry = _Geometry(spec, True, axes) if all(a.taps for a in axes) else None
-
-
-class _Phases:
-    """A strided input gradient's phases (`list`) and `pos`, each kernel tap's place in the
-    packed weights (bk_flip): a phase's taps reversed, from its `start`; the taps no phase reads
-    (a remainder whose inputs would lie past gx's end) after all of them."""
-
-    def __init__(self, spec):
-        k, s = spec.kernel_size, spec.stride
-        self.list, start = [], 0
-        pos = np.full(math.prod(k), -1, np.intp)
-        for axes in _phases.phases(spec):
-            phase = _Phase(spec, axes, start)
-            self.list.append(phase)
-            if phase.geometry is None:
-                continue
-            u = np.indices(tuple(a.taps for a in axes)).reshape(3, -1)
-            t = [a.r + stride * ui for a, stride, ui in zip(axes, s, u)]
-            taps = u.shape[1]
-            pos[(t[0] * k[1] + t[1]) * k[2] + t[2]] = start + taps - 1 - np.arange(taps)
-            start += taps
-        unread = pos < 0
-        pos[unread] = start + np.arange(int(unread.sum()))
-        self.pos = pos
-
-
 @functools.lru_cache(maxsize=64)
 def _phase_plan(spec):
-    """A strided input gradient's _Phases, or None at stride 1 (the plain flipped problem)."""
-    return None if spec.stride == (1, 1, 1) else _Phases(spec)
+    """A strided input gradient's _phases.Plan, or None at stride 1 (the plain flipped problem)."""
+    return None if spec.stride == (1, 1, 1) else _phases.Plan(
+        spec, lambda axes: _Geometry(spec, True, axes))
 
 
 def _input_geometries(spec):
@@ -377,6 +341,8 @@ def workspace(spec, op):
         return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
     if op == "grad_input" and _by_columns(spec):
         return blocked_columns.plan(spec).workspace_elements() * spec.dtype.itemsize
+    if op == "forward" and _by_planes(spec):
+        return blocked_planes.plan(spec).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_input":
         geometries = _input_geometries(spec)
         if spec.stride == (1, 1, 1):
@@ -393,7 +359,8 @@ def cost(spec, op):
     return blocked_batch.cost(spec, op) if _by_batch(spec, op) else _path_cost(spec, op)
 
 
-_FORCEABLE_PATHS = {"grad_input": blocked_columns, "grad_kernel": blocked_positions}
+_FORCEABLE_PATHS = {"forward": blocked_planes, "grad_input": blocked_columns,
+                    "grad_kernel": blocked_positions}
 
 
 def _by_batch(spec, op):
@@ -410,7 +377,16 @@ def _path_cost(spec, op):
         return blocked_positions.cost(spec) if _by_positions(spec) else _kernel_cost(spec)
     if op == "grad_input":
         return blocked_columns.cost(spec) if _by_columns(spec) else _passes_cost(spec)
+    return blocked_planes.cost(spec) if _by_planes(spec) else _rows_cost(spec, op)
+
+
+def _rows_cost(spec, op):
     return _pass_cost(spec, _geometry(spec, False), steps=True)
+
+
+def _by_planes(spec):
+    """Whether the forward pass runs along planes (blocked_planes) rather than bk_row's rows."""
+    return blocked_planes.chosen(spec, _rows_cost)
 
 
 def _passes_cost(spec):
@@ -464,14 +440,22 @@ def _positions_choice(spec, forced, threads, limit):
 
 
 def _pass_cost(spec, g, steps=False):
+    counts, items = pass_terms(spec, g, steps)
+    return _shared(spec, sum(SECONDS[k] * n for k, n in counts.items()), items)
+
+
+def pass_terms(spec, g, steps=False):
+    """A forward pass's counts (SECONDS' keys; a tile's channel steps with `steps`) and the
+    items its threads share."""
     outputs = spec.batch * spec.groups * g.blocks * math.prod(g.o)
     fmas = outputs * g.kb * g.cg * g.taps * g.tap_share()
-    values = g.run_padded(1) + spec.batch * spec.groups * g.kg * math.prod(g.o) + g.weights
-    work = SECONDS["fma"] * fmas + SECONDS["value"] * values + SECONDS["item"] * g.items
+    counts = {"fma": fmas,
+              "value": g.run_padded(1) + spec.batch * spec.groups * g.kg * math.prod(g.o)
+              + g.weights, "item": g.items}
     if steps:
         acc = TILE_ACCUMULATORS.get(_blocked.vector_bytes(), 12)
-        work += SECONDS["step" if g.taps > 1 else "step1"] * fmas / (g.taps * acc)
-    return _shared(spec, work, g.items)
+        counts["step" if g.taps > 1 else "step1"] = fmas / (g.taps * acc)
+    return counts, g.items
 
 
 # The kernel gradient: per vector multiply-add, per output position a tile visits (gy vectors
@@ -510,7 +494,7 @@ def _packed(w, spec, g, flip=False, phases=None):
     thread's scratch buffer (packed per call: nothing derived from the weights is kept); None
     where a weight is not finite (the kernels skip padding's products, which would lose the NaN
     of 0 * Inf: _finite). With `flip`, grad_input's: gx's channels lead and the taps run
-    backwards (the adjoint); with `phases` (a _Phases) every tap of the kernel, each phase's
+    backwards (the adjoint); with `phases` (a _phases.Plan) every tap of the kernel, each phase's
     reversed and together."""
     taps = g.taps if phases is None else math.prod(spec.kernel_size)
     packed = _scratch.empty("blocked.w", spec.groups * g.blocks * g.cg * taps * g.v, spec.dtype)
@@ -548,6 +532,8 @@ def forward(spec, x, w, out=None):
     y = np.empty(spec.y_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "forward"):
         return blocked_batch.forward(spec, x, w, y)
+    if _by_planes(spec):
+        return blocked_planes.forward(spec, x, w, y)
     return _one_pass(spec, _geometry(spec, False), x, w, y, False)
 
 

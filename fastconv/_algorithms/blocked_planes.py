@@ -1,0 +1,197 @@
+"""blocked's forward pass along planes (src/_blocked_planes.pxi, src/_blocked_planes.h).
+
+bk_row fills a vector with output channels and broadcasts the inputs, then transposes each row
+of channel vectors into the output planes. On a network's first layers -- few input channels, so
+few multiply-adds an output (27 on CIFAR's 3 -> 32 3x3) -- the transposes, a row buffer's
+traffic and a thread idle on a ragged last block take as long as the multiply-adds. Here a
+vector holds positions along an output row instead, stored in place: the input is copied,
+zero-padded, into the phases of the stride, so that every tap is one offset whatever the stride,
+and a tile of 6 output channels by 4 vectors (AVX-512; 6 by 2 below) broadcasts each weight from
+the kernel interleaved by tiles of 6 channels. A row's last vector ends at its last output,
+overlapping the one before (the same values stored twice by one tile).
+
+Every product of the textbook sum is taken (the padding's too), so values that are not finite
+propagate as in it. Each output is one tile's, summed over input channels, then taps, in order:
+results do not depend on the thread count.
+
+Measured (bench/blocked_gk_fit.py --op forward, 2 threads, 2-core Intel Xeon): CIFAR's first
+layer at batch 32 and 128, LeNet's on 16x16 and 28x28 digits, wav2vec's one-channel k10/5 layer
+0.43-0.85x bk_row's time at AVX-512 and AVX2; stride-2 stems (MobileNetV2's, ResNet-18's) and
+C3D's first layer 0.98-1.22x; layers of 6 and more input channels 0.95-2.8x. Applies where a row
+is at least a vector and a group has at most FEW_CHANNELS input channels; taken where the model
+finds it cheaper than the rows by a margin (MARGIN); FASTCONV_BLOCKED_PLANES=planes or =other
+forces the choice (tests, benchmarks).
+"""
+import functools
+import itertools
+import math
+import os
+
+import numpy as np
+
+from .. import _config, _scratch
+from .._lazy import LazyModule
+
+_blocked = LazyModule("fastconv._blocked")
+
+ROWS = 6                        # src/_blocked_planes.h: BPL_ROWS
+VECTORS = {64: 4, 32: 2, 16: 2}     # ... BPL_VECTORS, by vector bytes
+# Cost model, in the units of blocked's model (they share its calibration), by vector width in
+# bytes: per vector multiply-add (a row's overlapping last vector whole), per tap step of a tile
+# (its input vectors loaded, its weights broadcast), per value copied into the phases, packed or
+# stored, per value gathered at a stride into the phases (one at a time), per tile. Fitted by
+# bench/blocked_gk_fit.py --op forward (least relative squares) on the chooser sweep's forward
+# passes where the path applies, 2 threads, 2-core Intel Xeon, float32 and float64: model error
+# median 1.10-1.22x at the three levels (bench/RESULTS.md, twenty-fourth session).
+SECONDS = {64: {"fma": 0.218e-9, "step": 1.57e-9, "value": 0.135e-9, "strided": 1.58e-9,
+                "tile": 64e-9},
+           32: {"fma": 0.163e-9, "step": 1.26e-9, "value": 0.382e-9, "strided": 1.85e-9,
+                "tile": 21e-9},
+           16: {"fma": 0.276e-9, "step": 0.49e-9, "value": 0.375e-9, "strided": 1.29e-9,
+                "tile": 12e-9}}
+PARALLEL_EFFICIENCY = 0.9
+CALL_OVERHEAD_S = 12e-6
+FEW_CHANNELS = 4
+# Taken where the model is below MARGIN of the rows' (their model's error is about 1.2x: at
+# 0.9 no layer of the fit's ran more than 1.04x the rows' time, at 1.0 up to 1.12x; ResNet-18's
+# 7x7/2 stem, modelled at 0.86, measures a tie, 0.98-1.05x, from run to run)
+MARGIN = 0.85
+
+
+def forced():
+    """'planes', 'other' or None: FASTCONV_BLOCKED_PLANES, read per call (tests set it)."""
+    choice = os.environ.get("FASTCONV_BLOCKED_PLANES", "auto")
+    return choice if choice in ("planes", "other") else None
+
+
+class _PlanesPlan:
+    """The forward pass's phases, flattened positions and tiles."""
+
+    def __init__(self, spec):
+        G = spec.groups
+        self.cg, self.kg = spec.in_channels // G, spec.out_channels // G
+        self.n, self.o, self.s, self.p = (spec.input_size, spec.output_size, spec.stride,
+                                          spec.pad_low)
+        k, d = spec.kernel_size, spec.dilation
+        self.k, self.d = k, d
+        self.taps = math.prod(k)
+        # a phase's extent: the output's, and the taps' reach past it in phase positions
+        self.f = tuple(oi + (ki - 1) * di // si for oi, ki, di, si in zip(self.o, k, d, self.s))
+        # the phases a tap reads, along each axis, and those of the plane (their product)
+        axes = [sorted({t * di % si for t in range(min(ki, si))})     # (t d mod s: period s)
+                for ki, di, si in zip(k, d, self.s)]
+        self.phases = list(itertools.product(*axes))
+        vb = _blocked.vector_bytes()
+        self.lanes = L = vb // spec.dtype.itemsize
+        most = VECTORS.get(vb, 2)
+        o0, o1, o2 = self.o
+        self.plane = -(-(math.prod(self.f) + L) // L) * L
+        # tiles of whole vectors of `rows` output rows (a row's last vector overlapping the one
+        # before), `vectors` of each row at a time
+        self.row_vectors = -(-o2 // L)
+        self.vectors = min(most, self.row_vectors)
+        self.rows = max(1, min(o1, most // max(1, self.vectors)))
+        self.tiles = o0 * -(-o1 // self.rows)
+        self.tile_passes = self.tiles * -(-self.row_vectors // max(1, self.vectors))
+        self.groups, self.groups_k = G, -(-self.kg // ROWS)
+        self.items = spec.batch * G * self.groups_k * self.tiles
+        # rows at least a vector wide (narrower ones left most lanes to columns dropped: ResNet-
+        # 18's 7x7 maps ran 1.05-1.15x bk_row's time) and few input channels a group: with
+        # more, bk_row's tiles (28 accumulators, no lane idle) ran as fast or faster (the
+        # chooser sweep's layers of 6-512 input channels: 0.95-2.8x bk_row's time, AVX-512)
+        self.applies = o2 >= L and o0 * o1 > 0 and 0 < self.cg <= FEW_CHANNELS
+
+    @functools.cached_property
+    def arrays(self):
+        """(each tap's offset from an output's position in a channel's phases, the phases)."""
+        index = {a: i for i, a in enumerate(self.phases)}
+        f, s, d = self.f, self.s, self.d
+        offsets = []
+        for t in itertools.product(*(range(ki) for ki in self.k)):
+            reach = [ti * di for ti, di in zip(t, d)]
+            phase = index[tuple(r % si for r, si in zip(reach, s))]
+            m = [r // si for r, si in zip(reach, s)]
+            offsets.append(phase * self.plane + (m[0] * f[1] + m[1]) * f[2] + m[2])
+        return (np.array(offsets, np.intp),
+                np.array(self.phases, np.intp).reshape(-1))
+
+    def threads(self):
+        return max(1, min(_config.get_num_threads(), self.items))
+
+    def phase_values(self, spec):
+        """Elements of the phases of every input channel."""
+        return spec.batch * spec.in_channels * len(self.phases) * self.plane
+
+    def packed(self):
+        """Elements of the weights interleaved by tiles of ROWS output channels."""
+        return self.groups * self.groups_k * ROWS * self.cg * self.taps
+
+    def workspace_elements(self, spec):
+        return self.phase_values(spec) + self.packed()
+
+    def counts(self, spec):
+        """The cost model's counts (SECONDS' keys)."""
+        sets = spec.batch * spec.groups
+        vectors = math.prod(self.o[:2]) * self.row_vectors
+        phases = self.phase_values(spec)
+        return {"fma": sets * self.kg * vectors * self.cg * self.taps,
+                "strided": phases if self.s[2] > 1 else 0,
+                "step": sets * self.groups_k * self.tile_passes * self.cg * self.taps,
+                "value": (phases + self.packed()
+                          + sets * self.kg * math.prod(self.o)),
+                "tile": sets * self.groups_k * self.tile_passes}
+
+
+@functools.lru_cache(maxsize=128)
+def plan(spec):
+    return _PlanesPlan(spec)
+
+
+def terms(spec):
+    """The model's counts (SECONDS' keys) and the items the threads share."""
+    p = plan(spec)
+    return p.counts(spec), p.items
+
+
+def cost(spec):
+    """Modelled seconds of the forward pass (math.inf where the path does not apply)."""
+    if not plan(spec).applies:
+        return math.inf
+    counts, items = terms(spec)
+    rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
+    work = sum(rate[k] * n for k, n in counts.items())
+    return work / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S
+
+
+def chosen(spec, other):
+    """Whether the forward pass runs here rather than on bk_row's rows, whose cost is
+    other(spec, "forward")."""
+    return _choice(spec, forced(), _config.get_num_threads(), _config.get_workspace_limit(),
+                   other)
+
+
+@functools.lru_cache(maxsize=256)
+def _choice(spec, forced_choice, threads, limit, other):
+    p = plan(spec)
+    if not p.applies or p.workspace_elements(spec) * spec.dtype.itemsize > limit:
+        return False
+    if forced_choice:
+        return forced_choice == "planes"
+    # unforced, not at the baseline level (16-byte vectors), where the two paths tie (0.89-1.08x
+    # on the fit's layers) and the lower price sent CIFAR's first layer from im2col to blocked,
+    # at 2.2x im2col's time
+    return _blocked.vector_bytes() >= 32 and cost(spec) < MARGIN * other(spec, "forward")
+
+
+def forward(spec, x, w, y):
+    p = plan(spec)
+    toff, ph = p.arrays
+    G, T = spec.groups, p.taps
+    _blocked.planes_forward(np.ascontiguousarray(x).reshape(-1),
+                            np.ascontiguousarray(w).reshape(-1), y.reshape(-1),
+                            _scratch.empty("blocked.pad", p.phase_values(spec), spec.dtype),
+                            _scratch.empty("blocked.w", p.packed(), spec.dtype), toff, ph,
+                            spec.batch, G, p.cg, p.kg, p.n, p.p, p.f, p.o, p.s, p.plane,
+                            0, p.kg * p.cg * T, p.cg * T, T, 1, ROWS, p.rows, p.vectors,
+                            p.threads())
+    return y
