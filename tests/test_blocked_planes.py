@@ -100,13 +100,18 @@ def test_non_finite_values_give_the_textbook_values(planes, rng):
     assert np.allclose(got[finite], want[finite], rtol=1e-4, atol=1e-3)
 
 
-def test_rows_narrower_than_a_vector_take_the_rows(planes):
-    """Rows narrower than a vector (ResNet-18's 7x7 maps) leave the path: most lanes would hold
-    columns computed and dropped."""
+def test_where_the_path_does_not_apply(planes):
+    """Rows narrower than a vector (ResNet-18's 7x7 maps), more than FEW_CHANNELS input channels
+    a group, and more than SHORT_SUM products an output (ResNet-18's 3 x 49-tap stem) take the
+    rows."""
     lanes = blocked_planes.plan(make_spec((1, 3, 8, 8), (4, 3, 3, 3), dtype=np.float32)).lanes
-    spec = make_spec((1, 8, 7, lanes + 1), (4, 8, 3, 3), dtype=np.float32)    # rows of lanes - 1
-    assert not blocked_planes.plan(spec).applies and not blocked._by_planes(spec)
-    assert blocked_planes.cost(spec) == float("inf")
+    for x_shape, w_shape, geometry in (
+            ((1, 2, 7, lanes + 1), (4, 2, 3, 3), {}),                  # rows of lanes - 1
+            ((1, 5, 7, 40), (4, 5, 3, 3), {}),
+            ((1, 3, 64, 64), (8, 3, 7, 7), dict(stride=2, padding=3))):
+        spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
+        assert not blocked_planes.plan(spec).applies and not blocked._by_planes(spec)
+        assert blocked_planes.cost(spec) == float("inf")
 
 
 def test_workspace_covers_the_scratch_and_a_limit_below_it_leaves_the_rows(

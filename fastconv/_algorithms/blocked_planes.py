@@ -18,9 +18,10 @@ Measured (bench/blocked_gk_fit.py --op forward, 2 threads, 2-core Intel Xeon): C
 layer at batch 32 and 128, LeNet's on 16x16 and 28x28 digits, wav2vec's one-channel k10/5 layer
 0.43-0.85x bk_row's time at AVX-512 and AVX2; stride-2 stems (MobileNetV2's, ResNet-18's) and
 C3D's first layer 0.98-1.22x; layers of 6 and more input channels 0.95-2.8x. Applies where a row
-is at least a vector and a group has at most FEW_CHANNELS input channels; taken where the model
-finds it cheaper than the rows by a margin (MARGIN); FASTCONV_BLOCKED_PLANES=planes or =other
-forces the choice (tests, benchmarks).
+is at least a vector, a group has at most FEW_CHANNELS input channels and an output at most
+SHORT_SUM products; taken where the model finds it cheaper than the rows by a margin (MARGIN),
+at AVX-512 and AVX2; FASTCONV_BLOCKED_PLANES=planes or =other forces the choice (tests,
+benchmarks).
 """
 import functools
 import itertools
@@ -43,15 +44,16 @@ VECTORS = {64: 4, 32: 2, 16: 2}     # ... BPL_VECTORS, by vector bytes
 # bench/blocked_gk_fit.py --op forward (least relative squares) on the chooser sweep's forward
 # passes where the path applies, 2 threads, 2-core Intel Xeon, float32 and float64: model error
 # median 1.10-1.22x at the three levels (bench/RESULTS.md, twenty-fourth session).
-SECONDS = {64: {"fma": 0.218e-9, "step": 1.57e-9, "value": 0.135e-9, "strided": 1.58e-9,
-                "tile": 64e-9},
-           32: {"fma": 0.163e-9, "step": 1.26e-9, "value": 0.382e-9, "strided": 1.85e-9,
-                "tile": 21e-9},
-           16: {"fma": 0.276e-9, "step": 0.49e-9, "value": 0.375e-9, "strided": 1.29e-9,
-                "tile": 12e-9}}
+SECONDS = {64: {"fma": 0.23e-9, "step": 1.44e-9, "value": 0.121e-9, "strided": 1.59e-9,
+                "tile": 66e-9},
+           32: {"fma": 0.179e-9, "step": 1.06e-9, "value": 0.358e-9, "strided": 1.85e-9,
+                "tile": 24e-9},
+           16: {"fma": 0.263e-9, "step": 0.586e-9, "value": 0.408e-9, "strided": 1.27e-9,
+                "tile": 11e-9}}
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 12e-6
 FEW_CHANNELS = 4
+SHORT_SUM = 81      # input channels x taps: C3D's 3 x 27 first layer the longest
 # Taken where the model is below MARGIN of the rows' (their model's error is about 1.2x: at
 # 0.9 no layer of the fit's ran more than 1.04x the rows' time, at 1.0 up to 1.12x; ResNet-18's
 # 7x7/2 stem, modelled at 0.86, measures a tie, 0.98-1.05x, from run to run)
@@ -98,8 +100,12 @@ class _PlanesPlan:
         # rows at least a vector wide (narrower ones left most lanes to columns dropped: ResNet-
         # 18's 7x7 maps ran 1.05-1.15x bk_row's time) and few input channels a group: with
         # more, bk_row's tiles (28 accumulators, no lane idle) ran as fast or faster (the
-        # chooser sweep's layers of 6-512 input channels: 0.95-2.8x bk_row's time, AVX-512)
-        self.applies = o2 >= L and o0 * o1 > 0 and 0 < self.cg <= FEW_CHANNELS
+        # chooser sweep's layers of 6-512 input channels: 0.95-2.8x bk_row's time, AVX-512) and
+        # few products an output: with more, the rows' transposes are a small share of their
+        # time (ResNet-18's 3 x 49-tap stem: 1.0-1.07x at AVX2, where the models could not tell it
+        # from CIFAR's 3 x 9-tap first layer, 0.75-0.83x)
+        self.applies = (o2 >= L and o0 * o1 > 0 and 0 < self.cg <= FEW_CHANNELS
+                        and self.cg * self.taps <= SHORT_SUM)
 
     @functools.cached_property
     def arrays(self):
