@@ -104,8 +104,10 @@ class _PlanesPlan:
         # few products an output: with more, the rows' transposes are a small share of their
         # time (ResNet-18's 3 x 49-tap stem: 1.0-1.07x at AVX2, where the models could not tell it
         # from CIFAR's 3 x 9-tap first layer, 0.75-0.83x)
+        # more than one output channel a group (a depthwise layer's tile would fill one of its
+        # 6 rows: ConvNeXt's 7x7 at 2.2x the depthwise algorithm's time, modelled cheaper)
         self.applies = (o2 >= L and o0 * o1 > 0 and 0 < self.cg <= FEW_CHANNELS
-                        and self.cg * self.taps <= SHORT_SUM)
+                        and self.cg * self.taps <= SHORT_SUM and self.kg > 1)
 
     @functools.cached_property
     def arrays(self):
