@@ -42,8 +42,10 @@ VECTORS = {64: 4, 32: 2, 16: 2}     # ... BPL_VECTORS, by vector bytes
 # (its input vectors loaded, its weights broadcast), per value copied into the phases, packed or
 # stored, per value gathered at a stride into the phases (one at a time), per tile. Fitted by
 # bench/blocked_gk_fit.py --op forward (least relative squares) on the chooser sweep's forward
-# passes where the path applies, 2 threads, 2-core Intel Xeon, float32 and float64: model error
-# median 1.10-1.22x at the three levels (bench/RESULTS.md, twenty-fourth session).
+# passes of at most FEW_CHANNELS input channels and SHORT_SUM products an output, depthwise ones
+# included (without them too few layers are left to fit), 2 threads, 2-core Intel Xeon, float32
+# and float64: model error median 1.05-1.29x at the three levels on the layers the path applies
+# to (bench/RESULTS.md, twenty-fourth session).
 SECONDS = {64: {"fma": 0.23e-9, "step": 1.44e-9, "value": 0.121e-9, "strided": 1.59e-9,
                 "tile": 66e-9},
            32: {"fma": 0.179e-9, "step": 1.06e-9, "value": 0.358e-9, "strided": 1.85e-9,
