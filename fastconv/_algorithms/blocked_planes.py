@@ -56,9 +56,8 @@ PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 12e-6
 FEW_CHANNELS = 4
 SHORT_SUM = 81      # input channels x taps: C3D's 3 x 27 first layer the longest
-# Taken where the model is below MARGIN of the rows' (their model's error is about 1.2x: at
-# 0.9 no layer of the fit's ran more than 1.04x the rows' time, at 1.0 up to 1.12x; ResNet-18's
-# 7x7/2 stem, modelled at 0.86, measures a tie, 0.98-1.05x, from run to run)
+# Taken where the model is below MARGIN of the rows' (each model's error is about 1.2x: at 1.0
+# the fit's layers had some at 1.12x the rows' time, at 0.85 none slower than the rows)
 MARGIN = 0.85
 
 
@@ -69,7 +68,7 @@ def forced():
 
 
 class _PlanesPlan:
-    """The forward pass's phases, flattened positions and tiles."""
+    """The forward pass's phases, tiles and work items, and whether the path applies."""
 
     def __init__(self, spec):
         G = spec.groups
@@ -81,10 +80,6 @@ class _PlanesPlan:
         self.taps = math.prod(k)
         # a phase's extent: the output's, and the taps' reach past it in phase positions
         self.f = tuple(oi + (ki - 1) * di // si for oi, ki, di, si in zip(self.o, k, d, self.s))
-        # the phases a tap reads, along each axis, and those of the plane (their product)
-        axes = [sorted({t * di % si for t in range(min(ki, si))})     # (t d mod s: period s)
-                for ki, di, si in zip(k, d, self.s)]
-        self.phases = list(itertools.product(*axes))
         vb = _blocked.vector_bytes()
         self.lanes = L = vb // spec.dtype.itemsize
         most = VECTORS.get(vb, 2)
@@ -99,17 +94,23 @@ class _PlanesPlan:
         self.tile_passes = self.tiles * -(-self.row_vectors // max(1, self.vectors))
         self.groups, self.groups_k = G, -(-self.kg // ROWS)
         self.items = spec.batch * G * self.groups_k * self.tiles
-        # rows at least a vector wide (narrower ones left most lanes to columns dropped: ResNet-
-        # 18's 7x7 maps ran 1.05-1.15x bk_row's time) and few input channels a group: with
-        # more, bk_row's tiles (28 accumulators, no lane idle) ran as fast or faster (the
-        # chooser sweep's layers of 6-512 input channels: 0.95-2.8x bk_row's time, AVX-512) and
-        # few products an output: with more, the rows' transposes are a small share of their
-        # time (ResNet-18's 3 x 49-tap stem: 1.0-1.07x at AVX2, where the models could not tell it
-        # from CIFAR's 3 x 9-tap first layer, 0.75-0.83x)
-        # more than one output channel a group (a depthwise layer's tile would fill one of its
-        # 6 rows: ConvNeXt's 7x7 at 2.2x the depthwise algorithm's time, modelled cheaper)
+        # Where it applies (each bound measured against bk_row's rows):
+        # - rows at least a vector wide (narrower ones left most lanes to columns dropped:
+        #   ResNet-18's 7x7 maps ran 1.05-1.15x the rows' time);
+        # - at most FEW_CHANNELS input channels a group (the chooser sweep's layers of 6-512
+        #   ran 0.95-2.8x the rows' time at AVX-512) and SHORT_SUM products an output (with more,
+        #   the rows' transposes are a small share: ResNet-18's 3 x 49-tap stem ran 1.0-1.07x at
+        #   AVX2, where the models could not tell it from CIFAR's 3 x 9-tap layer, 0.75-0.83x);
+        # - more than one output channel a group (a depthwise layer's tile fills one of its 6
+        #   rows: ConvNeXt's 7x7 ran 2.2x the depthwise algorithm's time, modelled cheaper).
         self.applies = (o2 >= L and o0 * o1 > 0 and 0 < self.cg <= FEW_CHANNELS
                         and self.cg * self.taps <= SHORT_SUM and self.kg > 1)
+        # the phases a tap reads along each axis (t d mod s, of period s), and those of a
+        # channel's planes, their product (listed only where the path applies: a hostile
+        # kernel and stride would make the list as large as the kernel)
+        axes = [sorted({t * di % si for t in range(min(ki, si))})
+                for ki, di, si in zip(k, d, self.s)] if self.applies else [[0]] * 3
+        self.phases = list(itertools.product(*axes))
 
     @functools.cached_property
     def arrays(self):
