@@ -2,10 +2,9 @@
 # src/_blocked_planes.h, its plan fastconv/_algorithms/blocked_planes.py). Each input channel's
 # plane is first copied into the phases of the stride that the taps read: phase a = (a0, a1, a2)
 # holds the zero-padded input at positions m * s + a, so that every tap reads one phase at one
-# constant offset, whatever the stride. A phase's positions are flattened (depth, row, column),
-# and output position (z, y, x) is position (z * f1 + y) * f2 + x, f the phases' extent. The
-# tiles run along those flattened positions; the positions whose x or y lies past the output's
-# (the columns a phase's row has beyond it) are computed and dropped.
+# constant offset, whatever the stride; output position (z, y, x) reads position
+# (z * f1 + y) * f2 + x of a phase plus its tap's offset, f the phases' extent. The tiles run
+# along output rows and store in place (NCHW).
 
 
 cdef struct Phases:
@@ -65,11 +64,10 @@ def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y
                    floating[::1] xph, floating[::1] wpk, const Py_ssize_t[::1] toff,
                    const Py_ssize_t[::1] ph, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg,
                    Py_ssize_t Kg, object n, object p, object f, object o, object s,
-                   Py_ssize_t plane, Py_ssize_t woff, Py_ssize_t wg, Py_ssize_t wr,
-                   Py_ssize_t wc, Py_ssize_t wt, int R, int RW, int NV, int num_threads):
-    """y (N, G * Kg, o) = x (N, G * Cg, n) convolved with the weights: row k of group gi, input
-    channel c, tap t at w[woff + gi * wg + k * wr + c * wc + t * wt], first interleaved into
-    `wpk` by tiles of R rows (group, tile, channel, tap, R rows). `ph`: the phases a channel
+                   Py_ssize_t plane, int R, int RW, int NV, int num_threads):
+    """y (N, G * Kg, o) = x (N, G * Cg, n) convolved with w (G * Kg, Cg, taps), first
+    interleaved into `wpk` by tiles of R output channels (group, tile, channel, tap, R rows;
+    zeros past a tile's channels). `ph`: the phases a channel
     keeps (a0, a1, a2 each), `plane` values apart in `xph` (N * G * Cg channels of them); `toff`
     each tap's offset there from an output's position (z, y, x), which lies at (z * f1 + y) * f2
     + x in a phase. Output rows at least a vector wide: a tile takes RW output rows of one depth
@@ -108,7 +106,7 @@ def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y
                     for r in range(R):
                         k = k0 + r
                         wpk[item * per_tile + (c * taps + t) * R + r] = (
-                            w[woff + gi * wg + k * wr + c * wc + t * wt] if r < rr else 0)
+                            w[((gi * Kg + k) * Cg + c) * taps + t] if r < rr else 0)
         for item in prange(N * G * Cg * g.count * g.f[0] * g.f[1], schedule="static",
                            num_threads=num_threads):     # a row of a phase an item
             rest = item // (g.f[0] * g.f[1])

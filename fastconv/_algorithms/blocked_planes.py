@@ -197,12 +197,10 @@ def _choice(spec, forced_choice, threads, limit, other):
 def forward(spec, x, w, y):
     p = plan(spec)
     toff, ph = p.arrays
-    G, T = spec.groups, p.taps
     _blocked.planes_forward(np.ascontiguousarray(x).reshape(-1),
                             np.ascontiguousarray(w).reshape(-1), y.reshape(-1),
                             _scratch.empty("blocked.pad", p.phase_values(spec), spec.dtype),
                             _scratch.empty("blocked.w", p.packed(), spec.dtype), toff, ph,
-                            spec.batch, G, p.cg, p.kg, p.n, p.p, p.f, p.o, p.s, p.plane,
-                            0, p.kg * p.cg * T, p.cg * T, T, 1, ROWS, p.rows, p.vectors,
-                            p.threads())
+                            spec.batch, spec.groups, p.cg, p.kg, p.n, p.p, p.f, p.o, p.s,
+                            p.plane, ROWS, p.rows, p.vectors, p.threads())
     return y
