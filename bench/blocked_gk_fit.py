@@ -55,8 +55,10 @@ class Model:
                 / _config.model_speedup(spec, items, self.efficiency))
 
     def seconds(self, spec, rates=None):
-        r = self.rates if rates is None else rates
-        return float(np.dot([r[k] for k in self.rates], self.features(spec))) + self.overhead
+        """The model's time with `rates` (the module's by default): the modules' own formula."""
+        return _config.model_seconds(spec, *self.terms(spec),
+                                     self.rates if rates is None else rates, self.efficiency,
+                                     self.overhead)
 
     def fit(self, rows, key, scale):
         """Rates fitted to the rows' `key` times, each scaled by scale[its dtype]."""

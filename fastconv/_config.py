@@ -285,6 +285,15 @@ def model_speedup(spec, items, efficiency):
     return (1 + efficiency * (threads - 1)) * items / (threads * -(-items // threads))
 
 
+def model_seconds(spec, counts, items, rates, efficiency, overhead):
+    """A cost model's time: its counted operations times their seconds on one thread (`rates`,
+    by the counts' keys), shared among the threads `items` work items keep busy
+    (model_speedup), plus the call's `overhead`. (counts, items) is what the models' terms
+    functions return."""
+    work = sum(rates[k] * n for k, n in counts.items())
+    return work / model_speedup(spec, items, efficiency) + overhead
+
+
 def set_workspace_limit(nbytes):
     """Bound the extra memory (column buffers, transforms) one call may allocate, in bytes."""
     global _workspace_limit

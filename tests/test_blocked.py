@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import reference
+from fastconv import _config, reference
 from fastconv._algorithms import blocked
 from fastconv._geometry import make_spec
 
@@ -208,7 +208,7 @@ def test_the_forward_model_counts_a_tile_pass_per_input_channel():
     with_steps = [b._pass_cost(s, g, steps=True) for s, g in ((pointwise, g1), (three, g3))]
     without = [b._pass_cost(s, g) for s, g in ((pointwise, g1), (three, g3))]
     for spec, g, w, wo, n in zip((pointwise, three), (g1, g3), with_steps, without, steps):
-        per_second = b._shared(spec, 1.0, g.items) - b.CALL_OVERHEAD_S    # over the threads
+        per_second = 1 / _config.model_speedup(spec, g.items, b.PARALLEL_EFFICIENCY)  # threads
         step = b.SECONDS["step" if g.taps > 1 else "step1"]     # 1x1: one loop, unrolled
         assert w - wo == pytest.approx(step * n * per_second, rel=1e-9)
     assert b.cost(pointwise, "forward") == with_steps[0]

@@ -440,8 +440,7 @@ def _positions_choice(spec, forced, threads, limit):
 
 
 def _pass_cost(spec, g, steps=False):
-    counts, items = pass_terms(spec, g, steps)
-    return _shared(spec, sum(SECONDS[k] * n for k, n in counts.items()), items)
+    return _modelled(spec, *pass_terms(spec, g, steps), SECONDS)
 
 
 def pass_terms(spec, g, steps=False):
@@ -478,15 +477,15 @@ def kernel_terms(spec):
 
 
 def _kernel_cost(spec):
-    counts, items = kernel_terms(spec)
-    rate = KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16])
-    return _shared(spec, sum(rate[k] * n for k, n in counts.items()), items)
+    return _modelled(spec, *kernel_terms(spec),
+                     KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16]))
 
 
-def _shared(spec, work, items):
-    """`work` seconds of one thread spread over the threads `items` work items keep busy (a last
+def _modelled(spec, counts, items, rates):
+    """blocked's modelled seconds of `counts` at `rates`, its threads sharing `items` (a last
     round with idle threads counted whole), plus the call's overhead."""
-    return work / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S
+    return _config.model_seconds(spec, counts, items, rates, PARALLEL_EFFICIENCY,
+                                 CALL_OVERHEAD_S)
 
 
 def _packed(w, spec, g, flip=False, phases=None):

@@ -168,10 +168,9 @@ def cost(spec):
     """Modelled seconds of the forward pass (math.inf where the path does not apply)."""
     if not plan(spec).applies:
         return math.inf
-    counts, items = terms(spec)
-    rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
-    work = sum(rate[k] * n for k, n in counts.items())
-    return work / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S
+    return _config.model_seconds(spec, *terms(spec),
+                                 SECONDS.get(_blocked.vector_bytes(), SECONDS[16]),
+                                 PARALLEL_EFFICIENCY, CALL_OVERHEAD_S)
 
 
 def chosen(spec, other):

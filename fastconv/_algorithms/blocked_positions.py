@@ -125,10 +125,9 @@ def cost(spec):
     """Modelled seconds of the kernel gradient by positions (math.inf where it does not apply)."""
     if not plan(spec).applies:
         return math.inf
-    counts, items = terms(spec)
-    rate = SECONDS.get(_blocked.vector_bytes(), SECONDS[16])
-    return (sum(rate[k] * n for k, n in counts.items())
-            / _config.model_speedup(spec, items, PARALLEL_EFFICIENCY) + CALL_OVERHEAD_S)
+    return _config.model_seconds(spec, *terms(spec),
+                                 SECONDS.get(_blocked.vector_bytes(), SECONDS[16]),
+                                 PARALLEL_EFFICIENCY, CALL_OVERHEAD_S)
 
 
 def grad_kernel(spec, x, gy, gw):
