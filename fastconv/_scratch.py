@@ -17,9 +17,7 @@ one; threads (Python's, Dask's) each have their own.
 """
 import threading
 
-import numpy as np
-
-from . import _config
+from . import _aligned, _config
 
 RETAIN_BYTES = 64 * 2**20
 _local = threading.local()
@@ -36,7 +34,7 @@ def empty(slot, n, dtype):
     if buffer is not None and n <= buffer.size:
         return buffer[:n]
     buffers.pop(key, None)                  # free the old one before the new one is mapped
-    buffer = np.empty(max(int(n), 1), dtype)
+    buffer = _aligned.empty(max(int(n), 1), dtype)
     if buffer.nbytes <= min(RETAIN_BYTES, _config.get_workspace_limit()):
         buffers[key] = buffer
     return buffer[:n]

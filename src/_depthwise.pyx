@@ -24,6 +24,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from fastconv import _aligned
+
 from _depthwise_grid cimport (Plane2, clear_grids, stage_flat, stage_grid, unstage,
     wg_init)
 from _geometry cimport ceil_div
@@ -439,8 +441,8 @@ def blocked_pass(const floating[::1] a, const floating[::1] w, floating[::1] out
     cdef bint hoisted = N > 1
     cdef floating[::1] lw
     if hoisted:
-        lw = np.empty(max(1, b.blocks * b.T * lanes),
-                      np.float32 if floating is float else np.float64)
+        lw = _aligned.empty(max(1, b.blocks * b.T * lanes),
+                            np.float32 if floating is float else np.float64)
         for k in prange(b.blocks, nogil=True, schedule="static", num_threads=threads):
             lane_weights(&w[0], k * lanes, min(lanes, C - k * lanes), b.T, flip, lanes,
                          &lw[0] + k * b.T * lanes)

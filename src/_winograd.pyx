@@ -27,7 +27,7 @@ longer than the convolution itself.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
@@ -37,6 +37,9 @@ from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_flo
     wg_kernel_double, wg_untransform_float, wg_untransform_double, block_gemm, position_gemm,
     position_gemm_tn)
 from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
+
+cdef extern from "stdlib.h" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)     # C11; 64: a cache line
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -428,7 +431,7 @@ cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, P
     cdef Py_ssize_t i
     cdef floating* stage = NULL
     if 36 * cols * KP * sizeof(floating) > STAGE_ABOVE_BYTES:
-        stage = <floating*>malloc(36 * rows * sizeof(floating))
+        stage = <floating*>aligned_alloc(64, (36 * rows * sizeof(floating) + 63) // 64 * 64)
     if stage == NULL:
         kernel_column(w, kstride, u + col * KP, cols * KP, col, C, rows, rows * cols, flipped)
         return

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _finite, _scratch
+from .. import _aligned, _config, _finite, _scratch
 from .._lazy import LazyModule
 from . import _phases, blocked_batch, blocked_columns, blocked_planes, blocked_positions
 from ._runs import even_runs
@@ -528,7 +528,7 @@ def _one_pass(spec, g, a, w, out, flip):
 
 
 def forward(spec, x, w, out=None):
-    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    y = _aligned.empty(spec.y_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "forward"):
         return blocked_batch.forward(spec, x, w, y)
     if _by_planes(spec):
@@ -537,7 +537,7 @@ def forward(spec, x, w, out=None):
 
 
 def grad_input(spec, gy, w, out=None):
-    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
+    gx = _aligned.empty(spec.x_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "grad_input"):
         return blocked_batch.grad_input(spec, gy, w, gx)
     if _by_columns(spec):
@@ -560,7 +560,7 @@ def grad_input(spec, gy, w, out=None):
 
 
 def grad_kernel(spec, x, gy, out=None):
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
+    gw = _aligned.empty(spec.w_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "grad_kernel"):
         return blocked_batch.grad_kernel(spec, x, gy, gw)
     if _by_positions(spec):

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import _config, _depthwise, _finite
+from .. import _aligned, _config, _depthwise, _finite, _scratch
 
 NAME = "depthwise"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
@@ -218,16 +218,16 @@ def cost(spec, op):
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
 
 
-def _scratch(plan, op):
+def _work(plan, op):
     threads = plan.threads(op)
-    return np.empty(threads * plan.per_thread[op], plan.spec.dtype), threads
+    return _scratch.empty("depthwise", threads * plan.per_thread[op], plan.spec.dtype), threads
 
 
 def _along_run(spec, op, shape, a, b, out):
     """forward or grad_kernel (`op`, of result `shape`): one sweep of the planes' runs."""
     plan = _plan(spec)
-    result = np.empty(shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, op)
+    result = _aligned.empty(shape, spec.dtype) if out is None else out
+    scratch, threads = _work(plan, op)
     if op in plan.blocked:
         plane, grid, size, stride, offsets, flip = plan.blocked[op]
         if op == "forward":
@@ -252,8 +252,8 @@ def grad_input(spec, gy, w, out=None):
     if not _finite.all_finite(w):
         return None
     plan = _plan(spec)
-    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
-    scratch, threads = _scratch(plan, "grad_input")
+    gx = _aligned.empty(spec.x_shape, spec.dtype) if out is None else out
+    scratch, threads = _work(plan, "grad_input")
     if "grad_input" in plan.blocked:
         plane, grid, size, stride, offsets, flip = plan.blocked["grad_input"]
         if flip:

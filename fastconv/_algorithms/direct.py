@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _direct
+from .. import _aligned, _config, _direct
 from ._plan_cache import per_problem
 
 NAME = "direct"
@@ -159,7 +159,8 @@ class _Plan:
         """tables, lists (and for grad_kernel accs, partials) sized for the chosen threads."""
         return (np.empty(self.tables, np.intp),
                 np.empty(max(1, self.threads * self.lists), np.intp),
-                np.empty(max(1, self.threads * self.accs), dtype), np.empty(self.partials, dtype))
+                _aligned.empty(max(1, self.threads * self.accs), dtype),
+                _aligned.empty(self.partials, dtype))
 
 
 plan_of = per_problem(_Plan)        # 2 us of Python a call, on problems of 10-50 us
@@ -309,7 +310,7 @@ def _restore_padding_nans(spec, op, result, data):
 def _nothing_to_sum(shape, dtype, *operands):
     """The result (zeros) when it or an operand is empty, else None: the kernels need neither."""
     if math.prod(shape) == 0 or any(a.size == 0 for a in operands):
-        return np.zeros(shape, dtype)
+        return _aligned.zeros(shape, dtype)
     return None
 
 
@@ -319,11 +320,11 @@ def forward(spec, x, w, out=None):
         if zeros.size and not np.isfinite(w).all():
             _restore_padding_nans(spec, "forward", zeros, w)
         return zeros
-    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    y = _aligned.empty(spec.y_shape, spec.dtype) if out is None else out
     plan = plan_of(spec, "forward")
     tables, lists, _, _ = plan.arrays(spec.dtype)
     _direct.forward(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1), tables, lists,
-                    plan.rparts, plan.cparts, plan.threads, np.empty(plan.phased, spec.dtype))
+                    plan.rparts, plan.cparts, plan.threads, _aligned.empty(plan.phased, spec.dtype))
     if not np.isfinite(w).all():
         _restore_padding_nans(spec, "forward", y, w)
     return y
@@ -333,7 +334,7 @@ def grad_input(spec, gy, w, out=None):
     zeros = _nothing_to_sum(spec.x_shape, spec.dtype, gy, w)
     if zeros is not None:
         return zeros
-    gx = np.empty(spec.x_shape, spec.dtype) if out is None else out
+    gx = _aligned.empty(spec.x_shape, spec.dtype) if out is None else out
     # The stride-1 pass's edge tiles multiply weights by the zeros around gy; a non-finite weight
     # would make NaN there that the textbook sum (over the input only) does not have.
     transposed = _stride_one(spec) and np.isfinite(w).all()
@@ -354,12 +355,12 @@ def grad_kernel(spec, x, gy, out=None):
         if zeros.size and gy.size and not np.isfinite(gy).all():
             _restore_padding_nans(spec, "grad_kernel", zeros, gy)
         return zeros
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
+    gw = _aligned.empty(spec.w_shape, spec.dtype) if out is None else out
     plan = plan_of(spec, "grad_kernel")
     tables, lists, accs, partials = plan.arrays(spec.dtype)
     _direct.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1), partials, accs,
                         tables, lists, plan.rparts, plan.cparts, plan.threads,
-                        np.empty(plan.phased, spec.dtype))
+                        _aligned.empty(plan.phased, spec.dtype))
     # A non-finite gy shows in gw unless its whole window is padding: only then look at gy.
     if (not np.isfinite(gw).all() or _window_outside(spec)) and not np.isfinite(gy).all():
         _restore_padding_nans(spec, "grad_kernel", gw, gy)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .. import _config
+from .. import _aligned, _config
 from ._plan_cache import per_problem
 from .._lazy import LazyModule
 
@@ -437,12 +437,12 @@ def _results_written(spec, op):
 def _work(plan, dtype, *names):
     """The buffers `names` of the plan. Fresh arrays: at these sizes the allocator reuses its
     memory without new page faults, and fastconv._scratch measured 2-3% slower (its lookup)."""
-    return [np.empty(getattr(plan, f"{name}_elements"), dtype) for name in names]
+    return [_aligned.empty(getattr(plan, f"{name}_elements"), dtype) for name in names]
 
 
 def forward(spec, x, w, out=None):
     plan = plan_of(spec, "forward")
-    y = np.empty(spec.y_shape, spec.dtype) if out is None else out
+    y = _aligned.empty(spec.y_shape, spec.dtype) if out is None else out
     if plan.packed:
         _im2col.forward_packed(spec, x.reshape(-1), w.reshape(-1), y.reshape(-1),
                                *_work(plan, spec.dtype, "packed_w", "work", "row", "phased"),
@@ -458,7 +458,7 @@ def forward(spec, x, w, out=None):
 def grad_input(spec, gy, w, out=None):
     plan = plan_of(spec, "grad_input")
     if out is None:
-        gx = np.zeros(spec.x_shape, spec.dtype)
+        gx = _aligned.zeros(spec.x_shape, spec.dtype)
     else:
         gx = out
         gx.fill(0)
@@ -476,7 +476,7 @@ def grad_input(spec, gy, w, out=None):
 
 def grad_kernel(spec, x, gy, out=None):
     plan = plan_of(spec, "grad_kernel")
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
+    gw = _aligned.empty(spec.w_shape, spec.dtype) if out is None else out
     with _config.blas_single_threaded():
         _im2col.grad_kernel(spec, x.reshape(-1), gy.reshape(-1), gw.reshape(-1),
                             *_work(plan, spec.dtype, "work", "partial", "phased"), plan.width,

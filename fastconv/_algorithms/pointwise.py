@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _pointwise, _scratch
+from .. import _aligned, _config, _pointwise, _scratch
 
 NAME = "pointwise"
 WRITES_OUT = True       # its operations take out= (the lifted result buffer) and fill it
@@ -185,12 +185,13 @@ def _buffers(plan, spec, threads):
 
 
 def forward(spec, x, w, out=None):
-    return _gemm(spec, "forward", x, w, np.empty(spec.y_shape, spec.dtype) if out is None else out)
+    y = _aligned.empty(spec.y_shape, spec.dtype) if out is None else out
+    return _gemm(spec, "forward", x, w, y)
 
 
 def grad_input(spec, gy, w, out=None):
     return _gemm(spec, "grad_input", gy, w,
-                 np.empty(spec.x_shape, spec.dtype) if out is None else out)
+                 _aligned.empty(spec.x_shape, spec.dtype) if out is None else out)
 
 
 def _gemm(spec, op, b, w, out):
@@ -210,7 +211,7 @@ def _gemm(spec, op, b, w, out):
 
 def grad_kernel(spec, x, gy, out=None):
     plan = _plan(spec, "grad_kernel")
-    gw = np.empty(spec.w_shape, spec.dtype) if out is None else out
+    gw = _aligned.empty(spec.w_shape, spec.dtype) if out is None else out
     if gw.size == 0:
         return gw
     if plan.k * plan.samples == 0:

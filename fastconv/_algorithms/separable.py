@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _finite, _separable
+from .. import _aligned, _config, _finite, _separable
 from .._registry import NotSupportedError
 
 NAME = "separable"
@@ -356,9 +356,9 @@ def run_grad_input(spec, gy, factors, terms):
 
 def _passes(spec, op, shape, a, factors, terms):
     plan = _Plan(spec, op, terms)
-    result = np.empty(shape, spec.dtype)
+    result = _aligned.empty(shape, spec.dtype)
     getattr(_separable, op)(spec, a.reshape(-1), *factors, result.reshape(-1),
-                            np.empty(plan.work_elements, spec.dtype), terms, plan.rows,
+                            _aligned.empty(plan.work_elements, spec.dtype), terms, plan.rows,
                             plan.stride, plan.threads)
     return result
 

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _finite, _scratch
+from .. import _aligned, _config, _finite, _scratch
 from .._lazy import LazyModule
 from . import winograd1d
 from ._plan_cache import per_problem
@@ -482,7 +482,7 @@ def _run_pass(spec, op, a, w):
         return winograd1d.run_pass(spec, op, a, w)
     plan = plan_of(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
-    out = np.empty(shape, spec.dtype)
+    out = _aligned.empty(shape, spec.dtype)
     src, dst = _planes(spec, op)
     flags = np.zeros(plan.items, np.uint8)
     if plan.kernel_blocks:
@@ -518,19 +518,19 @@ def _checked_pass(spec, op, a, w):
 
 def forward(spec, x, w):
     if spec.batch == 0 or spec.out_channels == 0:
-        return np.zeros(spec.y_shape, spec.dtype)
+        return _aligned.zeros(spec.y_shape, spec.dtype)
     return _checked_pass(spec, "forward", x, w)
 
 
 def grad_input(spec, gy, w):
     if spec.batch == 0 or spec.in_channels == 0:
-        return np.zeros(spec.x_shape, spec.dtype)
+        return _aligned.zeros(spec.x_shape, spec.dtype)
     return _checked_pass(spec, "grad_input", gy, w)
 
 
 def grad_kernel(spec, x, gy):
     if spec.batch == 0:
-        return np.zeros(spec.w_shape, spec.dtype)
+        return _aligned.zeros(spec.w_shape, spec.dtype)
     if spec.ndim == 1:
         return winograd1d.grad_kernel(spec, x, gy)
     plan = plan_of(spec, "grad_kernel")
@@ -554,7 +554,7 @@ def grad_kernel(spec, x, gy):
                               _scratch.empty("winograd.partials", plan.parts * plan.u_elements,
                                              spec.dtype),
                               plan.parts, plan.threads)
-    gw = np.empty(spec.w_shape, spec.dtype)     # each depth tap's 3x3 kernels, in place
+    gw = _aligned.empty(spec.w_shape, spec.dtype)     # each depth tap's 3x3 kernels, in place
     _winograd.kernel_untransform(du, gw.reshape(-1), plan.cout, plan.cin, plan.KP, own,
                                  plan.kd, plan.threads)
     return gw

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _scratch
+from .. import _aligned, _config, _scratch
 from ._plan_cache import per_problem
 from ._winograd_parts import parts as _parts
 from .._lazy import LazyModule
@@ -163,7 +163,7 @@ def run_pass(spec, op, a, w):
     """forward (a = x) or grad_input (a = gy); None if a value written was not finite."""
     p = plan(spec, op)
     shape = spec.x_shape if op == "grad_input" else spec.y_shape
-    out = np.empty(shape, spec.dtype)
+    out = _aligned.empty(shape, spec.dtype)
     if out.size == 0:
         return out
     if a.size == 0 or p.cin == 0:
@@ -179,13 +179,13 @@ def run_pass(spec, op, a, w):
 def grad_kernel(spec, x, gy):
     p = plan(spec, "grad_kernel")
     if gy.size == 0 or x.size == 0 or spec.w_shape[0] * spec.w_shape[1] == 0:
-        return np.zeros(spec.w_shape, spec.dtype)
+        return _aligned.zeros(spec.w_shape, spec.dtype)
     du = _scratch.empty("winograd.du", p.u_elements, spec.dtype)
     _winograd1d.grad_kernel(p.tiling, x.reshape(spec.batch, -1), gy.reshape(spec.batch, -1), du,
                             p.work(spec.dtype),
                             _scratch.empty("winograd.partials", p.parts * p.u_elements,
                                            spec.dtype),
                             p.parts, p.threads)
-    gw = np.empty(spec.w_shape, spec.dtype)
+    gw = _aligned.empty(spec.w_shape, spec.dtype)
     _winograd1d.kernel_untransform(du, gw.reshape(-1), p.cout, p.cin, p.KP)
     return gw

@@ -40,7 +40,7 @@ import itertools
 
 import numpy as np
 
-from ... import _config, _finite
+from ... import _aligned, _config, _finite
 from . import _kernel, _own, _pocket, _product
 from ._buffers import buffers
 from ._places import complex_dtype
@@ -141,7 +141,7 @@ def forward(spec, x, w, plan=None):
     if plan.zero:
         return _padding_only(spec.y_shape, spec, w)
     W = _kernel.spectra(plan, w, workers, BACKENDS[plan.backend])
-    y = np.empty(spec.y_shape, spec.dtype)
+    y = _aligned.empty(spec.y_shape, spec.dtype)
     for batch, tile in _passes(plan):
         out = (batch, slice(None)) + _outputs(plan, tile)
         xs = x[(batch, slice(None)) + _window(plan, tile)]
@@ -160,11 +160,11 @@ def grad_input(spec, gy, w, plan=None):
     """gx, the transpose of forward applied to gy; `plan` (default: current_plan) says how."""
     plan, workers = _begin(spec, "grad_input", plan)
     if plan.zero:
-        return np.zeros(spec.x_shape, spec.dtype)
+        return _aligned.zeros(spec.x_shape, spec.dtype)
     W = _kernel.spectra(plan, w, workers, BACKENDS[plan.backend])
     read = [a.window(0) for a in plan.axes]
     whole = plan.tiles == 1 and all(w == (0, a.n) for w, a in zip(read, plan.axes))
-    gx = np.empty(spec.x_shape, spec.dtype) if whole else np.zeros(spec.x_shape, spec.dtype)
+    gx = (_aligned.empty if whole else _aligned.zeros)(spec.x_shape, spec.dtype)
     for batch, tile in _passes(plan):
         target = (batch, slice(None)) + _window(plan, tile)
         if gx[target].size == 0:

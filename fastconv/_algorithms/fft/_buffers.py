@@ -5,6 +5,8 @@ import threading
 
 import numpy as np
 
+from ... import _aligned
+
 RETAIN_BYTES = 64 * 2**20         # buffers kept between calls, per thread (Plan.retain_bytes)
 
 
@@ -19,7 +21,7 @@ class Buffers(threading.local):
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         raw = self.store.get(name)
         if raw is None or raw.nbytes < nbytes:
-            raw = self.store[name] = np.empty(max(nbytes, 1), np.uint8)
+            raw = self.store[name] = _aligned.empty(max(nbytes, 1), np.uint8)
         return raw[:nbytes].view(dtype).reshape(shape)
 
     def trim(self, retain_bytes=RETAIN_BYTES):

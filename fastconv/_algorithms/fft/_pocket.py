@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from ... import _aligned
 from . import _own, _parallel
 from ._buffers import buffers
 from ._places import complex_dtype, place, take
@@ -147,14 +148,14 @@ def kernel_signals(plan, spectra_, workers):
         if plan.gemm[ax]:
             shape = list(a.shape)
             shape[2 + ax] = axis.k
-            out = np.empty(shape, a.dtype)
+            out = _aligned.empty(shape, a.dtype)
             a = along(a, ax, tap_dft(axis.L, axis.k, axis.d, axis.lo, real, True, a.dtype), out,
                       workers)
             a = a.real if real else a
         elif real:
             shape = list(a.shape)
             shape[2 + ax] = axis.L
-            a = c2r(a, 2 + ax, axis.L, np.empty(shape, a.real.dtype), workers)
+            a = c2r(a, 2 + ax, axis.L, _aligned.empty(shape, a.real.dtype), workers)
             a = take(a, 2 + ax, axis.kernel_place(), axis.L)
         else:
             a = take(c2c(a, [2 + ax], False, a, workers), 2 + ax, axis.kernel_place(), axis.L)
