@@ -35,6 +35,7 @@ runs fewer threads, fft cuts the axes into overlap-save/add tiles and the batch 
 separable processes fewer rows per block, direct needs only index tables; an algorithm refuses
 (``supports`` is false) only when even its smallest tile does not fit.
 """
+import contextlib
 import functools
 import threading
 
@@ -47,6 +48,13 @@ _ALGORITHMS = {}
 _NO_RULES = {}                  # NONFINITE of an algorithm that declares none
 _generation = 0                 # bumped whenever what "auto" would pick may have changed
 _last = threading.local()       # the algorithm the last run() of this thread used (benchmarks)
+
+
+class _CheckedOnce(threading.local):
+    seen = None             # {(algorithm, spec, op)} inside supports_checked_once(), else None
+
+
+_checked_once = _CheckedOnce()
 
 
 def _unmeasured(*args, **kwargs):
@@ -123,12 +131,16 @@ def check_algorithm(algorithm):
 
 def _supports(impl, spec, op, w):
     ok, reason = impl.supports(spec, op)
+    return _weights_supported(impl, spec, op, w) if ok else (ok, reason)
+
+
+def _weights_supported(impl, spec, op, w):
     check_weights = getattr(impl, "supports_weights", None)
-    if ok and check_weights is not None:
-        if w is None:
-            return False, "depends on the kernel's values, which only the call itself has"
-        ok, reason = check_weights(spec, op, w)
-    return ok, reason
+    if check_weights is None:
+        return True, ""
+    if w is None:
+        return False, "depends on the kernel's values, which only the call itself has"
+    return check_weights(spec, op, w)
 
 
 def predicted(name, spec, op):
@@ -393,11 +405,31 @@ def select(spec, op, algorithm, w=None):
     if algorithm == "tune":
         return _ALGORITHMS[tuned_name(spec, op, w)]
     impl = _ALGORITHMS[algorithm]
-    ok, reason = _supports(impl, spec, op, w)
+    checked = _checked_once.seen
+    if checked is not None and (algorithm, spec, op) in checked:
+        ok, reason = _weights_supported(impl, spec, op, w)
+    else:
+        ok, reason = _supports(impl, spec, op, w)
     if not ok:
         raise NotSupportedError(f"algorithm {algorithm!r} does not support this problem ({op}): "
                                 f"{reason}")
+    if checked is not None:
+        checked[(algorithm, spec, op)] = True
     return impl
+
+
+@contextlib.contextmanager
+def supports_checked_once():
+    """Inside the block (on this thread), a forced algorithm's ``supports`` runs on its first call
+    of a problem only, as "auto" checks its pick once a problem: the chooser sweep times each
+    algorithm as "auto" would run it. (Outside, a forced call checks every call: 0.3-10 us of
+    Python, which made the sweep rank 25-120 us near-ties by their checks.) Checks of the
+    kernel's values (``supports_weights``) still run every call, as under "auto"."""
+    previous, _checked_once.seen = _checked_once.seen, {}
+    try:
+        yield
+    finally:
+        _checked_once.seen = previous
 
 
 class Explanation:

@@ -1,13 +1,14 @@
 """The chooser sweep: "auto" against every applicable algorithm on real layers (issue 11).
 
 For each problem of `_sweep_problems` and each operation and dtype, every registered algorithm
-(but the oracle) runs forced, in interleaved rounds, best of its repeats; one whose first call
-takes GIVE_UP times the fastest first call is not repeated (it cannot be the best); those within
-CLOSE of the fastest run as many rounds again among themselves, as autotuning's timing does (on a
-shared machine a near-tie's order is otherwise the noise's). A pick of "auto" (below) measured
-RECHECK times the fastest (autotuning's pick: RECHECK_TUNED) is timed again against it, head to
-head, and each keeps its best time: one burst of load during a pick's rounds once made a 15 ms
-pick read 37 ms. Then:
+(but the oracle) runs forced, as "auto" would run it (its applicability checked once a problem,
+not every call: `_registry.supports_checked_once`), in interleaved rounds, best of its repeats;
+one whose first call takes GIVE_UP times the fastest first call is not repeated (it cannot be the
+best); those within CLOSE of the fastest run as many rounds again among themselves, as
+autotuning's timing does (on a shared machine a near-tie's order is otherwise the noise's). A
+pick of "auto" (below) measured RECHECK times the fastest (autotuning's pick: RECHECK_TUNED) is
+timed again against it, head to head, and each keeps its best time: one burst of load during a
+pick's rounds once made a 15 ms pick read 37 ms. Then:
 
 * **model**: the algorithm "auto" runs in strict mode (``set_strict_choice(True)``: the cost
   models through the calibration in use, shipped or calibrated) and its time over the fastest;
@@ -61,9 +62,12 @@ def best_times(fns, rounds=3, budget=0.05, give_up=GIVE_UP, always=()):
     timed call (NotSupportedError: left out), then interleaved rounds of those within `give_up`
     of the fastest first call, and of `always`, then rounds again of those within CLOSE of the
     fastest. (Without the untimed call, an FFT's first call, 50 ms of planning on a 0.7 ms
-    problem, was given up on before it ran warm.)"""
-    return _timing.interleaved(fns, rounds, budget, warmup=1, skip=fastconv.NotSupportedError,
-                               give_up=give_up, keep=always, close=CLOSE)
+    problem, was given up on before it ran warm.) Each runs as "auto" would run it: its
+    ``supports`` checked on its first call only (`_registry.supports_checked_once`)."""
+    with _registry.supports_checked_once():
+        return _timing.interleaved(fns, rounds, budget, warmup=1,
+                                   skip=fastconv.NotSupportedError, give_up=give_up, keep=always,
+                                   close=CLOSE)
 
 
 def _pick(call):

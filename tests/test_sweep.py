@@ -68,3 +68,44 @@ def test_an_unknown_network_is_named_in_the_error(capsys):
 
 def test_the_summary_of_no_rows_says_so():
     assert _sweep.summary([], "model_ratio") == "model: no problems"
+
+
+def test_the_sweep_checks_a_forced_algorithms_support_once_a_problem(monkeypatch):
+    """Inside supports_checked_once (the sweep's timing), a forced algorithm's supports() runs on
+    its first call of a problem only, as "auto" checks its pick; outside, every call; a problem
+    it refuses is refused every time; kernel-value checks (supports_weights) run every call."""
+    from fastconv import _registry
+    direct = _registry.registered()["direct"]
+    original = direct.supports
+    checks, weight_checks = [], []
+    refuse = {"now": False}
+
+    def supports(spec, op):
+        checks.append(op)
+        return (False, "refused") if refuse["now"] else original(spec, op)
+
+    def supports_weights(spec, op, w):
+        weight_checks.append(op)
+        return True, ""
+    monkeypatch.setattr(direct, "supports", supports)
+    monkeypatch.setattr(direct, "supports_weights", supports_weights, raising=False)
+    x, w = np.ones((1, 2, 9, 9)), np.ones((3, 2, 3, 3))
+    y = fastconv.conv(x, w, algorithm="reference")
+    for _ in range(3):
+        np.testing.assert_allclose(fastconv.conv(x, w, algorithm="direct"), y)
+    assert len(checks) == 3 and len(weight_checks) == 3
+    checks.clear(), weight_checks.clear()
+    with _registry.supports_checked_once():
+        for _ in range(3):
+            np.testing.assert_allclose(fastconv.conv(x, w, algorithm="direct"), y)
+        fastconv.conv(np.ones((1, 2, 8, 8)), w, algorithm="direct")      # another problem
+        assert len(checks) == 2 and len(weight_checks) == 4
+        refuse["now"] = True
+        for _ in range(2):
+            with pytest.raises(fastconv.NotSupportedError, match="refused"):
+                fastconv.conv(x[:, :, :7], w, algorithm="direct")
+        assert len(checks) == 4
+    checks.clear()
+    with pytest.raises(fastconv.NotSupportedError):     # outside again: checked every call
+        fastconv.conv(x, w, algorithm="direct")
+    assert len(checks) == 1
