@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from . import _config, _pooling
+from . import _aligned, _config, _pooling
 from ._geometry import _int, per_dim
 from ._validate import check_bool, real_array
 
@@ -218,7 +218,7 @@ def separable(a, mats, dtype, work, transpose=False):
         shape = cur.shape
         outer = int(np.prod(shape[:axis + 1]))
         inner = int(np.prod(shape[axis + 2:]))
-        dst = np.empty(shape[:axis + 1] + (m_rows,) + shape[axis + 2:], dtype=dtype)
+        dst = _aligned.empty(shape[:axis + 1] + (m_rows,) + shape[axis + 2:], dtype)
         _pooling.axis_apply(cur.reshape(-1), dst.reshape(-1), outer, shape[axis + 1], inner,
                             mat[0], mat[1], mat[2].astype(dtype), nt)
         cur = dst
@@ -230,7 +230,7 @@ def run_max(x4, dtype, tables, steps, out3, work, with_idx):
     """y and indices (planes, *out3) of the max driver over x4 (planes, D, H, W); the indices
     are None unless ``with_idx`` (the values alone are computed faster)."""
     planes = x4.shape[0]
-    y = np.empty((planes,) + tuple(out3), dtype=dtype)
+    y = _aligned.empty((planes,) + tuple(out3), dtype)
     idx = np.empty((planes,) + tuple(out3) if with_idx else 1, dtype=np.int64)
     in_size = np.array([x4.shape[1:]], dtype=INDEX)
     _pooling.max_forward(x4.reshape(-1), y.reshape(-1), idx.reshape(-1), with_idx, planes,
@@ -246,7 +246,7 @@ def max_grad_input(gy, idx, in_shape, dtype, planes, out=None):
     """gx of shape `in_shape` (written into `out` if given): gy routed to the int64 indices
     `idx`, whose range the compiled scatter checks as it goes (ValueError from
     `indices_range_error` on one outside [-1, plane size))."""
-    gx = np.empty(in_shape, dtype=dtype) if out is None else out
+    gx = _aligned.empty(in_shape, dtype) if out is None else out
     out_vol = int(np.prod(gy.shape)) // max(planes, 1)
     in_vol = int(np.prod(in_shape)) // max(planes, 1)
     idx = np.ascontiguousarray(idx, dtype=np.int64)

@@ -19,7 +19,7 @@ may serve several Python threads at once.
 """
 import numpy as np
 
-from . import _config, _pooling
+from . import _aligned, _config, _pooling
 from . import _pooling_plan as compute
 from ._validate import check_bool, shape_tuple
 
@@ -153,7 +153,7 @@ class _PreparedPool:
         """`out` checked as a buffer for a result of `shape` and `dtype` that must not share
         memory with the arrays in `inputs` (name, array), or a new array when it is None."""
         if out is None:
-            return np.empty(shape, dtype=dtype)
+            return _aligned.empty(shape, dtype)
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
         if out.dtype != dtype:
@@ -298,7 +298,7 @@ class AvgPoolPlan(_PreparedPool):
         src = a.reshape(-1)
         last = len(passes) - 1
         for i, (outer, n, inner, indptr, indices, values, size) in enumerate(passes):
-            dst = out.reshape(-1) if i == last else np.empty(size, dtype=self.dtype)
+            dst = out.reshape(-1) if i == last else _aligned.empty(size, self.dtype)
             self._apply(src, dst, outer, n, inner, indptr, indices, values, threads)
             src = dst
 

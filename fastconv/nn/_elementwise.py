@@ -5,7 +5,7 @@ summed over the batch and space) in one. Each falls back to NumPy for what the l
 """
 import numpy as np
 
-from .. import _pooling_plan
+from .. import _aligned, _pooling_plan
 from .._lazy import LazyModule
 
 _elementwise = LazyModule("fastconv._elementwise")
@@ -27,7 +27,7 @@ def relu(x):
     """(max(x, 0) as np.maximum gives it, the mask x > 0)."""
     if not _compiled(x):
         return np.maximum(x, 0), x > 0
-    y = np.empty_like(x)
+    y = _aligned.empty(x.shape, x.dtype)
     mask = np.empty(x.shape, np.bool_)
     _elementwise.relu_forward(x.reshape(-1), y.reshape(-1), mask.reshape(-1).view(np.uint8),
                               _threads(x.size))
@@ -39,7 +39,7 @@ def relu_grad(gy, mask):
     if not (_compiled(gy) and gy.shape == mask.shape and mask.flags.c_contiguous
             and mask.dtype == np.bool_):
         return np.where(mask, gy, 0).astype(np.result_type(gy), copy=False)
-    gx = np.empty_like(gy)
+    gx = _aligned.empty(gy.shape, gy.dtype)
     _elementwise.relu_backward(gy.reshape(-1), mask.reshape(-1).view(np.uint8), gx.reshape(-1),
                                _threads(gy.size))
     return gx
