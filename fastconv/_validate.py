@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from . import _aligned
 from ._geometry import check_index
 
 # What the computing functions accept (CONTRACT.md): their arrays are computed in float32 or
@@ -63,9 +64,13 @@ def float_dtype(dtype, name="dtype"):
 
 
 def lifted(a, shape, dtype):
-    """C-contiguous copy (only when needed) of `a` in `dtype`, viewed as `shape` (the problem
-    lifted to three spatial axes)."""
-    return np.ascontiguousarray(a, dtype=dtype).reshape(shape)
+    """C-contiguous copy (only when needed, on a cache line: `_aligned`) of `a` in `dtype`,
+    viewed as `shape` (the problem lifted to three spatial axes)."""
+    if a.dtype == dtype and a.flags.c_contiguous:
+        return a.reshape(shape)
+    copy = _aligned.empty(a.shape, dtype)
+    np.copyto(copy, a, casting="unsafe")
+    return copy.reshape(shape)
 
 
 # --- scalars ------------------------------------------------------------------------------

@@ -95,3 +95,16 @@ def test_every_algorithms_results_start_on_a_cache_line(name, dtype):
             if op != "grad_kernel" and result.nbytes > _aligned.ALIGN_ABOVE:
                 assert result.ctypes.data % 64 == 0, (algorithm, op)
     assert ran >= 6
+
+
+def test_an_input_copied_for_the_call_starts_on_a_cache_line():
+    """A strided or other-dtype input is copied once for the kernels; the copy is aligned and
+    equal to the input; a contiguous input of the call's dtype is used as it is."""
+    from fastconv._validate import lifted
+    x = np.arange(2 * 3 * 40 * 40, dtype=np.float64).reshape(2, 3, 40, 40)
+    strided = x[:, :, :, ::2]
+    copy = lifted(strided, (2, 3, 1, 40, 20), np.dtype(np.float32))
+    assert copy.dtype == np.float32 and copy.flags.c_contiguous and copy.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(copy.reshape(strided.shape), strided.astype(np.float32))
+    same = lifted(x, (2, 3, 1, 40, 40), np.dtype(np.float64))
+    assert np.shares_memory(same, x)
