@@ -250,14 +250,16 @@ def test_one_stream_kernel_gradient_costs_the_longer_of_streaming_and_arithmetic
 
 def test_a_forward_whose_input_span_exceeds_l2_pays_a_stream_per_channel_block():
     """wav2vec's 256 -> 256 k3/2 layer: 3.3 MB of input read again by each of 64 blocks of 4
-    output channels; its cost is at least that streaming (it measured 3x its arithmetic), and
-    more than blocked's; a small input (1 x 16 x 200) counts no stream."""
+    output channels; the stream adds to its arithmetic (it measured 3x the arithmetic alone), and
+    it costs more than blocked's; a small input (1 x 16 x 200) counts no stream."""
     from fastconv._algorithms import blocked
     big = make_spec((1, 256, 3199), (256, 256, 3), stride=2, dtype=np.float32)
     count, _ = direct._operations(big, "forward")
     assert count["stream"] == 64 * 256 * 3199 * 4
     overhead = direct.CALL_OVERHEAD_S
-    assert direct.cost(big, "forward") - overhead >= count["stream"] * direct.SECONDS["stream"] / 2
+    share = (direct.cost(big, "forward") - overhead) / sum(
+        direct.SECONDS[k] * v for k, v in count.items())            # 1 / the threads' speedup
+    assert 0.4 < share <= 1          # the stream adds to the arithmetic (4 channels' streams)
     assert direct.cost(big, "forward") > blocked.cost(big, "forward")
     small = make_spec((1, 16, 200), (16, 16, 3), dtype=np.float32)
     assert direct._operations(small, "forward")[0]["stream"] == 0

@@ -59,9 +59,11 @@ SECONDS = {
 # output channels: 4.9 ms against 2.6 streamed and 2.8 counted).
 # A forward (or stride-1 input gradient) item of a block of 4 output channels walks its input
 # span, every input channel, once; a span larger than STREAM_BYTES comes from L3 or memory again
-# for every block: wav2vec's 256 -> 256 k3/2 layer (3.3 MB of input at batch 1, 64 blocks) took
-# 5.6 ms against 1.9 counted (2 threads, AVX-512), 6.6 as the longer of the two. Without this
-# term the strict model picked direct there, 3.5x the blocked algorithm's time.
+# for every block, on top of the arithmetic (its 4 channels' streams are not hidden, as in the
+# kernel gradient): wav2vec's 256 -> 256 k3/2 layer (3.3 MB of input at batch 1, 64 blocks) took
+# 5.6 ms at AVX-512 and 16.5 at AVX2 (2 threads) against 1.9 and 3.4 predicted from the
+# arithmetic alone (5.9 and 6.7 with the stream). Without this term the strict model picked
+# direct there, at 3.5x and 5x the blocked algorithm's time.
 STREAM_BYTES = 2 * 2**20
 CALL_OVERHEAD_S = 9e-6
 PARALLEL_EFFICIENCY = 0.9   # each extra thread adds 90% of one (shared caches, AVX-512 clocks)
@@ -269,8 +271,8 @@ def cost(spec, op):
     threads = _config.model_threads(spec, items)
     speedup = 1 + PARALLEL_EFFICIENCY * (threads - 1)
     seconds = {k: SECONDS[k] * v for k, v in count.items()}
-    if op != "grad_kernel" or spec.out_channels // spec.groups < STREAMS:
-        stream = seconds.pop("stream")          # hidden behind the sums, or they behind it
+    if op == "grad_kernel" and spec.out_channels // spec.groups < STREAMS:
+        stream = seconds.pop("stream")          # hidden behind the dots, or they behind it
         return max(sum(seconds.values()), stream) / speedup + CALL_OVERHEAD_S
     return sum(seconds.values()) / speedup + CALL_OVERHEAD_S
 
