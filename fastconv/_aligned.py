@@ -41,8 +41,3 @@ def zeros(shape, dtype):
     out = empty(shape, dtype)
     out.fill(0)
     return out
-
-
-def is_aligned(a):
-    """Whether `a`'s data starts on an ALIGN-byte boundary."""
-    return a.ctypes.data % ALIGN == 0

@@ -65,8 +65,9 @@ def float_dtype(dtype, name="dtype"):
 
 def lifted(a, shape, dtype):
     """C-contiguous copy (only when needed, on a cache line: `_aligned`) of `a` in `dtype`,
-    viewed as `shape` (the problem lifted to three spatial axes)."""
-    if a.dtype == dtype and a.flags.c_contiguous:
+    viewed as `shape` (the problem lifted to three spatial axes). An array whose values are not
+    on their own size's boundary (a view at an odd byte offset) is copied too."""
+    if a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
         return a.reshape(shape)
     copy = _aligned.empty(a.shape, dtype)
     np.copyto(copy, a, casting="unsafe")

@@ -108,3 +108,8 @@ def test_an_input_copied_for_the_call_starts_on_a_cache_line():
     np.testing.assert_array_equal(copy.reshape(strided.shape), strided.astype(np.float32))
     same = lifted(x, (2, 3, 1, 40, 40), np.dtype(np.float64))
     assert np.shares_memory(same, x)
+    odd = np.zeros(8 * x.size + 1, np.uint8)[1:].view(np.float64).reshape(x.shape)
+    odd[...] = x                                    # values off their 8-byte boundary
+    moved = lifted(odd, (2, 3, 1, 40, 40), np.dtype(np.float64))
+    assert moved.flags.aligned and not np.shares_memory(moved, odd)
+    np.testing.assert_array_equal(moved.reshape(x.shape), x)
