@@ -51,7 +51,8 @@ _last = threading.local()       # the algorithm the last run() of this thread us
 
 
 class _CheckedOnce(threading.local):
-    seen = None             # {(algorithm, spec, op)} inside supports_checked_once(), else None
+    seen = None             # the set of (algorithm, spec, op) checked inside
+                            # supports_checked_once(), else None
 
 
 _checked_once = _CheckedOnce()
@@ -405,8 +406,8 @@ def select(spec, op, algorithm, w=None):
     if algorithm == "tune":
         return _ALGORITHMS[tuned_name(spec, op, w)]
     impl = _ALGORITHMS[algorithm]
-    checked = _checked_once.seen
-    if checked is not None and (algorithm, spec, op) in checked:
+    checked, key = _checked_once.seen, (algorithm, spec, op)
+    if checked is not None and key in checked:
         ok, reason = _weights_supported(impl, spec, op, w)
     else:
         ok, reason = _supports(impl, spec, op, w)
@@ -414,7 +415,7 @@ def select(spec, op, algorithm, w=None):
         raise NotSupportedError(f"algorithm {algorithm!r} does not support this problem ({op}): "
                                 f"{reason}")
     if checked is not None:
-        checked[(algorithm, spec, op)] = True
+        checked.add(key)
     return impl
 
 
@@ -425,7 +426,7 @@ def supports_checked_once():
     algorithm as "auto" would run it. (Outside, a forced call checks every call: 0.3-10 us of
     Python, which made the sweep rank 25-120 us near-ties by their checks.) Checks of the
     kernel's values (``supports_weights``) still run every call, as under "auto"."""
-    previous, _checked_once.seen = _checked_once.seen, {}
+    previous, _checked_once.seen = _checked_once.seen, set()
     try:
         yield
     finally:

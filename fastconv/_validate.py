@@ -67,7 +67,8 @@ def lifted(a, shape, dtype):
     """C-contiguous copy (only when needed, on a cache line: `_aligned`) of `a` in `dtype`,
     viewed as `shape` (the problem lifted to three spatial axes). An array whose values are not
     on their own size's boundary (a view at an odd byte offset) is copied too."""
-    if a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
+    flags = a.flags                 # a new object each time it is read
+    if a.dtype == dtype and flags.c_contiguous and flags.aligned:
         return a.reshape(shape)
     copy = _aligned.empty(a.shape, dtype)
     np.copyto(copy, a, casting="unsafe")
