@@ -192,15 +192,16 @@ cdef inline Py_ssize_t block_lanes(Py_ssize_t Kg, Py_ssize_t kb, Py_ssize_t V) n
     return Kg - kb * V if Kg - kb * V < V else V
 
 
-cdef inline void lanes_last(const floating* src, Py_ssize_t stride, floating* dst, Py_ssize_t V,
+cdef inline bint lanes_last(const floating* src, Py_ssize_t stride, floating* dst, Py_ssize_t V,
                             Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil:
     """dst[q * V + l] = src[l * stride + q] for q in [q0, q1): `lanes` rows of src become the
     first lanes of dst's positions, the lanes past them zeros (weights packed for bk_row, gy
-    transposed for bk_gk; bk_pack, by register transposes)."""
+    transposed for bk_gk; bk_pack, by register transposes). Returns whether a copied value is
+    NaN or infinite (checked in registers as it is copied)."""
     if floating is float:
-        bk_pack_f32(src, stride, dst, V, lanes, q0, q1)
+        return bk_pack_f32(src, stride, dst, V, lanes, q0, q1) != 0
     else:
-        bk_pack_f64(src, stride, dst, V, lanes, q0, q1)
+        return bk_pack_f64(src, stride, dst, V, lanes, q0, q1) != 0
 
 
 cdef enum:
@@ -305,7 +306,7 @@ cdef bint pack_block(const floating* w, Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t
     taps, grad_input's); whether every value is finite."""
     cdef Py_ssize_t lanes = block_lanes(Kg, kb, V), c, row = Cg * taps
     if not flip:
-        lanes_last(w + (gi * Kg + kb * V) * row, row, dst, V, lanes, 0, row)
+        return not lanes_last(w + (gi * Kg + kb * V) * row, row, dst, V, lanes, 0, row)
     else:
         for c in range(Cg):
             flip_channel(w + ((gi * Cg + c) * Kg + kb * V) * taps, taps, NULL,
@@ -456,8 +457,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
                 dst = &out[0] + (gi * blocks + kb) * row * V
                 src = &w[0] + (gi * Kg + kb * V) * row
                 lanes = block_lanes(Kg, kb, V)
-                lanes_last(src, row, dst, V, lanes, q0, q1)
-                if any_not_finite(dst + q0 * V, (q1 - q0) * V):
+                if lanes_last(src, row, dst, V, lanes, q0, q1):
                     badp[0] = 1
         else:
             for item in prange(G * blocks * Cg, schedule="static", num_threads=num_threads):

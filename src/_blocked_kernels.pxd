@@ -17,9 +17,9 @@ cdef extern from "_blocked_kernels.h":
     void bk_unpack_f64 "bk_kernels.bk_unpack_f64"(const double* buf, Py_ssize_t V,
                     Py_ssize_t ow, Py_ssize_t rt, Py_ssize_t lanes, double* y, Py_ssize_t plane,
                     Py_ssize_t yrow) noexcept nogil
-    void bk_pack_f32 "bk_kernels.bk_pack_f32"(const float* src, Py_ssize_t stride, float* dst,
+    int bk_pack_f32 "bk_kernels.bk_pack_f32"(const float* src, Py_ssize_t stride, float* dst,
                     Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
-    void bk_pack_f64 "bk_kernels.bk_pack_f64"(const double* src, Py_ssize_t stride, double* dst,
+    int bk_pack_f64 "bk_kernels.bk_pack_f64"(const double* src, Py_ssize_t stride, double* dst,
                     Py_ssize_t V, Py_ssize_t lanes, Py_ssize_t q0, Py_ssize_t q1) noexcept nogil
     void bk_flip_f32 "bk_kernels.bk_flip_f32"(const float* src, Py_ssize_t taps,
                     const Py_ssize_t* pos, float* dst, Py_ssize_t V,
