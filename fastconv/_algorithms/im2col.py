@@ -6,6 +6,7 @@ column matrix). Everything that changes a result's rounding -- the chunk width, 
 of the input gradient, the parts of the kernel gradient's sum -- depends on the problem and the
 workspace limit only, never on the thread count; the limit is kept by running fewer threads.
 """
+import contextlib
 import math
 import os
 
@@ -467,7 +468,8 @@ def grad_input(spec, gy, w, out=None):
                                   *_work(plan, spec.dtype, "packed_w", "work"), plan.samples,
                                   plan.width, plan.block, plan.threads)
         return gx
-    with _config.blas_single_threaded():
+    # fastconv's own GEMM (rows_gemm) calls no BLAS to hold at one thread (4 us a call)
+    with contextlib.nullcontext() if plan.rows_gemm else _config.blas_single_threaded():
         _im2col.grad_input(spec, gy.reshape(-1), w.reshape(-1), gx.reshape(-1),
                            *_work(plan, spec.dtype, "work", "row", "gemm"), plan.width,
                            plan.block, plan.position_parts, plan.threads)
