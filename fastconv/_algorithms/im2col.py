@@ -57,6 +57,7 @@ BLAS_INT_MAX = 2**31 - 1
 # wins anyway) and single-channel images (1.7-2x). float64 runs the GEMM at half the rate.
 GEMM_FLOPS_PER_S = {"float32": 85e9, "float64": 42e9}
 BYTES_PER_S = 25e9
+UNPHASE_S = 0.8e-9  # per value a strided input gradient puts back in order (one thread)
 # A call's fixed cost: 24-29 us measured on 4-16-channel 8x8 and 1-D layers (2-core Xeon, AVX-512)
 # with plans kept per problem (plan_of) and the call memo; 40 us before them
 CALL_OVERHEAD_S = 20e-6
@@ -417,9 +418,18 @@ def cost(spec, op):
               else spec.batch * -(-math.prod(spec.output_size) // plan.width))
     blocks = -(-(spec.in_channels // spec.groups) // max(plan.block, 1)) if op == "grad_input" else 1
     work = (spec.flops / rate + (copies + _results_written(spec, op)) * spec.dtype.itemsize
-            / BYTES_PER_S + GEMM_CALL_S * chunks * spec.groups * blocks)
+            / BYTES_PER_S + GEMM_CALL_S * chunks * spec.groups * blocks
+            + _unphased(spec, op, plan) * UNPHASE_S)
     threads = _config.model_threads(spec)
     return work / (1 + PARALLEL_EFFICIENCY * (threads - 1)) + CALL_OVERHEAD_S
+
+
+def _unphased(spec, op, plan):
+    """Values of gx a strided input gradient puts back in order (its rows were summed by phase
+    of the stride: src/_phase.pxd's unphase_rows, a store every stride values)."""
+    if op == "grad_input" and getattr(plan, "phased", False):    # (gi_panels: never)
+        return spec.batch * spec.in_channels * math.prod(spec.input_size)
+    return 0
 
 
 def _results_written(spec, op):
