@@ -235,7 +235,7 @@ FCC_NAME(fcc_columns)(FCC_T* data, ptrdiff_t L, ptrdiff_t ncols, int nstages, co
 {
     enum { VL = FCC_N / 2, IL = 64 / (2 * (int)sizeof(FCC_T)) };
     const ptrdiff_t blocks = (ncols + IL - 1) / IL;
-    FCC_V* buf = (FCC_V*)ff_alloc(2 * (size_t)L * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)fc_line_alloc(2 * (size_t)L * sizeof(FCC_V));
     if (buf == NULL) return -1;
     for (ptrdiff_t item = first; item < last; item++) {
         const ptrdiff_t c0 = (item % blocks) * IL;
@@ -260,7 +260,7 @@ FCC_NAME(fcc_columns_placed)(const FCC_T* src, FCC_T* dst, ptrdiff_t L, ptrdiff_
 {
     enum { VL = FCC_N / 2, IL = 64 / (2 * (int)sizeof(FCC_T)) };
     const ptrdiff_t blocks = (ncols + IL - 1) / IL, row = 2 * ncols;
-    FCC_V* buf = (FCC_V*)ff_alloc(2 * (size_t)L * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)fc_line_alloc(2 * (size_t)L * sizeof(FCC_V));
     if (buf == NULL) return -1;
     for (ptrdiff_t item = first; item < last; item++) {
         const ptrdiff_t b = item / blocks, c1 = (item % blocks) * IL;
@@ -297,7 +297,7 @@ FCC_NAME(fcc_rows_r2c)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t src
     enum { VL = FCC_N / 2, NL = FCC_N, IL = 64 / (int)sizeof(FCC_T) };
     const ptrdiff_t F = L / 2 + 1;
     const FCC_V half = (FCC_V){0} + (FCC_T)0.5, conj = -FCC_SIGN;
-    FCC_V* buf = (FCC_V*)ff_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)fc_line_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
     if (buf == NULL) return -1;
     FCC_V* tv = buf + 2 * L;
     const ptrdiff_t end = last * IL < nlines ? last * IL : nlines;
@@ -401,7 +401,7 @@ FCC_NAME(fcc_rows_c2r)(const FCC_T* src, const ptrdiff_t* src_off, ptrdiff_t bst
 {
     enum { VL = FCC_N / 2, NL = FCC_N, IL = 64 / (int)sizeof(FCC_T) };
     const ptrdiff_t F = L / 2 + 1;
-    FCC_V* buf = (FCC_V*)ff_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
+    FCC_V* buf = (FCC_V*)fc_line_alloc((2 * (size_t)L + NL) * sizeof(FCC_V));
     if (buf == NULL) return -1;
     FCC_V* tv = buf + 2 * L;
     const ptrdiff_t end = last * IL < nlines ? last * IL : nlines;

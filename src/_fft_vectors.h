@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "_cpu_level.h"
+#include "_line_alloc.h"
 #include "_vectors.h"
 
 #define FF_SWAP_AT(b, j) ((j) ^ 1)
@@ -28,11 +29,5 @@
 #define FF_EVEN_ODD(IT, N, a, b) FASTCONV_SHUFFLE(IT, (a), (b), FASTCONV_SEQ(N, FF_EVEN_ODD_AT, N))
 /* -1 on the real lanes, +1 on the imaginary ones, as an initialiser list. */
 #define FF_SIGN(N) FASTCONV_SEQ(N, FF_SIGN_AT, 0)
-
-/* Scratch of `bytes`, 64-byte aligned (aligned_alloc wants a multiple of the alignment). */
-static inline void* ff_alloc(size_t bytes)
-{
-    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-}
 
 #endif

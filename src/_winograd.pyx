@@ -38,8 +38,8 @@ from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_flo
     position_gemm_tn)
 from _wg_staging cimport wg_stage_double, wg_stage_float, wg_unstage_double, wg_unstage_float
 
-cdef extern from "stdlib.h" nogil:
-    void* aligned_alloc(size_t alignment, size_t size)     # C11; 64: a cache line
+cdef extern from "_line_alloc.h" nogil:
+    void* fc_line_alloc(size_t bytes)      # on a cache line; free() releases it
 
 # Calls reach the kernels of this process's instruction-set level through the table that this
 # fills, once, before any kernel runs (src/_cpu_level.h).
@@ -431,7 +431,7 @@ cdef void transform_column(const floating* w, Py_ssize_t kstride, floating* u, P
     cdef Py_ssize_t i
     cdef floating* stage = NULL
     if 36 * cols * KP * sizeof(floating) > STAGE_ABOVE_BYTES:
-        stage = <floating*>aligned_alloc(64, (36 * rows * sizeof(floating) + 63) // 64 * 64)
+        stage = <floating*>fc_line_alloc(36 * rows * sizeof(floating))
     if stage == NULL:
         kernel_column(w, kstride, u + col * KP, cols * KP, col, C, rows, rows * cols, flipped)
         return
