@@ -447,7 +447,9 @@ def _results_written(spec, op):
 
 def _work(plan, dtype, *names):
     """The buffers `names` of the plan. Fresh arrays: at these sizes the allocator reuses its
-    memory without new page faults, and fastconv._scratch measured 2-3% slower (its lookup)."""
+    memory without new page faults. fastconv._scratch measured 2-3% slower (its lookup) when an
+    allocation cost 0.12 us; aligned (0.7 us), the two measured alike (wav2vec's one-channel
+    input gradient, three buffers of 80-128 KB: 119-145 us a call either way, 2 threads)."""
     return [_aligned.empty(getattr(plan, f"{name}_elements"), dtype) for name in names]
 
 
