@@ -8,7 +8,12 @@ interleaved rounds, best of the repeats. Ratios are PyTorch's time over fastconv
 fastconv is faster.
 
     PYTHONPATH=. python bench/networks_vs_torch.py [--threads 2] [--networks resnet18,lenet]
-        [--layers] [--json rows.json]
+        [--layers] [--json rows.json] [--peak GFLOPS]
+
+With --peak (the machine's measured FMA peak at the thread count, `bench/peak_fma.py`), two
+more columns give each network's ratios as they would be if every operation that computes the
+textbook sum (all but Winograd's and the FFT's, which do less arithmetic) ran at that peak: the
+most the direct and GEMM kernels could give, the physical limit issue 12 names.
 
 On an AVX-512 machine, emulate AVX2 with
     FASTCONV_KERNEL_LEVEL=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 \
@@ -63,12 +68,28 @@ def measure(problem, rounds=3, budget=0.06):
     return out
 
 
+def _flops(problem):
+    """Multiply-adds x 2 of one operation of `problem` (the three take the same)."""
+    y = fastconv.conv(np.zeros(problem.x_shape, np.float32), np.zeros(problem.w_shape, np.float32),
+                      algorithm="im2col", **problem.geometry)
+    return 2 * y.size * math.prod(problem.w_shape[1:])
+
+
+def _at_peak(row, op, peak):
+    """Seconds of `op` were it run at `peak` FLOP/s: Winograd and the FFT (fewer operations than
+    the textbook sum) as measured, the others at the peak."""
+    measured = row[op]["fastconv"]
+    return measured if row[op]["algorithm"] in ("winograd", "fft") else row["flops"] / peak
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--networks", default="", help="comma-separated network names (default all)")
     ap.add_argument("--layers", action="store_true", help="print every layer's row")
     ap.add_argument("--json", default="")
+    ap.add_argument("--peak", type=float, default=0.0,
+                    help="the machine's FMA peak in GFLOP/s at --threads: adds the at-peak bound")
     args = ap.parse_args(argv)
     fastconv.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -82,7 +103,7 @@ def main(argv=None):
     for p in problems:
         r = measure(p)
         batch = p.name.rsplit("/", 1)[1]
-        rows.append({"network": p.network, "layer": p.name, **{
+        rows.append({"network": p.network, "layer": p.name, "flops": _flops(p), **{
             op: {"fastconv": r[op][0], "torch": r[op][1], "algorithm": r[op][2]} for op in r}})
         groups.setdefault(f"{p.network}/{batch}", []).append(rows[-1])
         if args.layers:
@@ -92,7 +113,9 @@ def main(argv=None):
                   f" gi {f['grad_input']:5.2f} ({r['grad_input'][2]:9s})"
                   f" gk {f['grad_kernel']:5.2f} ({r['grad_kernel'][2]:9s}) all {both:5.2f}"
                   f"  fwd {r['forward'][0] * 1e3:8.3f} ms", flush=True)
-    print(f"\n{'network/batch':18s} {'forward':>8s} {'fwd+bwd':>8s} {'worst layer op':>34s}")
+    peak = args.peak * 1e9
+    print(f"\n{'network/batch':18s} {'forward':>8s} {'fwd+bwd':>8s}   {'worst layer op':42s}"
+          + (f" at peak: {'forward':>8s} {'fwd+bwd':>8s}" if peak else ""))
     summary = []
     for name, layer_rows in groups.items():
         def total(ops, who):
@@ -102,7 +125,14 @@ def main(argv=None):
         worst = min(((row[op]["torch"] / row[op]["fastconv"], row["layer"], op)
                      for row in layer_rows for op in OPERATIONS))
         summary.append((name, fwd, both, worst[0]))
-        print(f"{name:18s} {fwd:8.2f} {both:8.2f}   {worst[0]:5.2f} {worst[1]} {worst[2]}")
+        line = (f"{name:18s} {fwd:8.2f} {both:8.2f}   {worst[0]:5.2f} "
+                f"{worst[1] + ' ' + worst[2]:36s}")
+        if peak:
+            def bound(ops):
+                return total(ops, "torch") / sum(_at_peak(row, op, peak)
+                                                 for row in layer_rows for op in ops)
+            line = f"{line} {bound(('forward',)):8.2f} {bound(OPERATIONS):8.2f}"
+        print(line)
     def geomean(column):
         return math.exp(np.mean([math.log(s[column]) for s in summary]))
     below = sum(1 for row in rows for op in OPERATIONS
