@@ -245,7 +245,7 @@ ATTR static void bk_unpack_##P##_##SUF(const T* buf, ptrdiff_t V, ptrdiff_t ow, 
                     bk_tblock_##P##_##SUF(b + j * V + c0, V, yr + c0 * plane + j, plane, 0);     \
                 if (c0 < lanes && lanes >= N)      /* the same for the last lanes */             \
                     bk_tblock_##P##_##SUF(b + j * V + lanes - N, V, yr + (lanes - N) * plane + j, \
-                                          plane, 0);                                                \
+                                          plane, 0);                                             \
                 else                                                                             \
                     for (ptrdiff_t l = c0; l < lanes; l++)                                       \
                         for (int i = 0; i < N; i++)                                              \
@@ -300,7 +300,6 @@ ATTR static int bk_pack_##P##_##SUF(const T* src, ptrdiff_t stride, T* dst, ptrd
         rest += bad[l];                                                                          \
     return rest != rest;                                                                         \
 }                                                                                                \
-                                                                                                 \
                                                                                                  \
 /* grad_input's packing: dst[pos[q] * V + l] = src[l * taps + q] (lanes' kernels, tap q at     \
    packed position pos[q]; pos NULL: taps - 1 - q, the taps reversed: the adjoint; a strided    \

@@ -30,7 +30,7 @@ ATTR static int ff_fused_##SUF(T* a, const T* b, T* out, ptrdiff_t L, ptrdiff_t 
         ff_operand oo, ptrdiff_t first, ptrdiff_t last)                                   \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
-    V* buf = (V*)fc_line_alloc(2 * (size_t)L * sizeof(V));                                    \
+    V* buf = (V*)fc_line_alloc(2 * (size_t)L * sizeof(V));                               \
     if (buf == NULL) return -1;                                                          \
     const ptrdiff_t groups = (nsamples + FF_GROUP - 1) / FF_GROUP;                      \
     for (ptrdiff_t item = first; item < last; item++) {                                  \
@@ -61,7 +61,7 @@ ATTR static int ff_fused_sum_##SUF(T* a, T* b, T* out, ptrdiff_t L, ptrdiff_t bl
         ptrdiff_t last)                                                                   \
 {                                                                                          \
     const ptrdiff_t nf = L * FCC_FB, F2 = 2 * nf * blocks;                               \
-    V* buf = (V*)fc_line_alloc(2 * (size_t)L * sizeof(V));                                    \
+    V* buf = (V*)fc_line_alloc(2 * (size_t)L * sizeof(V));                               \
     if (buf == NULL) return -1;                                                          \
     for (ptrdiff_t item = first; item < last; item++) {                                  \
         const ptrdiff_t off = item * 2 * nf;                                             \
