@@ -151,19 +151,20 @@ FASTCONV_ATTR static int GM_FN(gm_panels)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t
     return 0;
 }
 
+/* A row block's tile in gm_rows_times: the panel's first block reads B's rows from memory, where
+   they lie ldb apart (a stride the hardware does not follow), so it prefetches GM_PF rows ahead
+   (wav2vec's 10-row input gradient, 256 rows of gy: 1.3x faster on one thread); the later
+   blocks find them in L1 (C3D's 81 rows at AVX2 ran 12% slower prefetching in every block). */
+#define GM_ROWS_TILE(NV, ...)                                                                      \
+    (i == 0 && lb == ldb ? GM_TILE_NAMED(_pf, mr, NV, __VA_ARGS__)                                 \
+                         : GM_TILE_NAMED(, mr, NV, __VA_ARGS__))
+
 /* C = A B, m x n (row stride ldc), with B read where it lies: k rows of n values, ldb apart (an
    output gradient's channels, for im2col's input gradient: B is as large as the input gradient
    and A, the weights of a few input channels, one or two blocks, so packing B would copy more
    than the GEMM reads). Whole panels of GM_NR columns are read in place; the last columns are
    copied, zero-padded, into `strip` (k x GM_NR). Each C value is one sum over kk in order, as in
    gm_panels. */
-/* A row block's tile in gm_rows_times: the panel's first block reads B's rows from memory, where
-   they lie ldb apart (a stride the hardware does not follow), so it prefetches GM_PF rows ahead
-   (wav2vec's 10-row input gradient, 256 rows of gy: 1.25x faster on one thread); the later
-   blocks find them in L1 (C3D's 81 rows at AVX2 ran 12% slower prefetching in every block). */
-#define GM_ROWS_TILE(NV, ...)                                                                      \
-    (i == 0 && lb == ldb ? GM_TILE_NAMED(_pf, mr, NV, __VA_ARGS__)                                 \
-                         : GM_TILE_NAMED(, mr, NV, __VA_ARGS__))
 FASTCONV_ATTR static int GM_FN(gm_rows_times)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                               const GM_T* ap, const GM_T* b, Py_ssize_t ldb,
                                               GM_T* c, Py_ssize_t ldc, GM_T* restrict strip) {
