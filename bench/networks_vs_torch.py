@@ -32,6 +32,7 @@ import torch
 
 import fastconv
 from fastconv import _kernel_level, _registry, _timing
+from fastconv._geometry import make_spec
 from fastconv._sweep import NET_CALLS
 from fastconv._sweep_problems import network_problems
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,9 +71,7 @@ def measure(problem, rounds=3, budget=0.06):
 
 def _flops(problem):
     """Multiply-adds x 2 of one operation of `problem` (the three take the same)."""
-    y = fastconv.conv(np.zeros(problem.x_shape, np.float32), np.zeros(problem.w_shape, np.float32),
-                      algorithm="im2col", **problem.geometry)
-    return 2 * y.size * math.prod(problem.w_shape[1:])
+    return make_spec(problem.x_shape, problem.w_shape, **problem.geometry).flops
 
 
 def _at_peak(row, op, peak):

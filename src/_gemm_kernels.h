@@ -60,8 +60,9 @@ FASTCONV_ATTR static int GM_FN(gm_pack_a)(const GM_T* a, Py_ssize_t rows, Py_ssi
 /* A tile of ROWS x NV vectors of C (row stride ldc) = ROWS rows of one block of A times NV
    vectors of one panel of B: the full tile (GM_KR x 2) and the narrower ones the edges use, so
    that a layer of 32 or 64 output channels (GM_KR 12) or a tail of a few positions computes
-   hardly more than it keeps. */
-#define GM_TILE(ROWS, NV) GM_TILE_PF(ROWS, NV, , 0)
+   hardly more than it keeps. Each comes twice: as it is, and (gm_tile_pf_*) prefetching B's row
+   GM_PF ahead, for B read in place (gm_rows_times). */
+#define GM_TILE(ROWS, NV) GM_TILE_PF(ROWS, NV, , 0) GM_TILE_PF(ROWS, NV, _pf, GM_PF)
 #define GM_TILE_PF(ROWS, NV, NAME, PF)                                                             \
 FASTCONV_ATTR static inline void GM_FN(gm_tile##NAME##_##ROWS##x##NV)(Py_ssize_t k,                \
         const GM_T* restrict a, const GM_T* restrict b, Py_ssize_t ldb, GM_T* restrict c,          \
@@ -97,16 +98,12 @@ FASTCONV_ATTR static inline void GM_FN(gm_tile##NAME##_##ROWS##x##NV)(Py_ssize_t
 }
 #if FASTCONV_VB >= 64
 GM_TILE(12, 2) GM_TILE(12, 1) GM_TILE(8, 2) GM_TILE(8, 1) GM_TILE(4, 2) GM_TILE(4, 1)
-GM_TILE_PF(12, 2, _pf, GM_PF) GM_TILE_PF(12, 1, _pf, GM_PF) GM_TILE_PF(8, 2, _pf, GM_PF)
-GM_TILE_PF(8, 1, _pf, GM_PF) GM_TILE_PF(4, 2, _pf, GM_PF) GM_TILE_PF(4, 1, _pf, GM_PF)
 #define GM_TILE_NAMED(NAME, mr, NV, ...)                                                           \
     ((mr) > 8 ? GM_FN(gm_tile##NAME##_12x##NV)(__VA_ARGS__)                                        \
               : (mr) > 4 ? GM_FN(gm_tile##NAME##_8x##NV)(__VA_ARGS__)                              \
                          : GM_FN(gm_tile##NAME##_4x##NV)(__VA_ARGS__))
 #else
 GM_TILE(6, 2) GM_TILE(6, 1) GM_TILE(4, 2) GM_TILE(4, 1) GM_TILE(2, 2) GM_TILE(2, 1)
-GM_TILE_PF(6, 2, _pf, GM_PF) GM_TILE_PF(6, 1, _pf, GM_PF) GM_TILE_PF(4, 2, _pf, GM_PF)
-GM_TILE_PF(4, 1, _pf, GM_PF) GM_TILE_PF(2, 2, _pf, GM_PF) GM_TILE_PF(2, 1, _pf, GM_PF)
 #define GM_TILE_NAMED(NAME, mr, NV, ...)                                                           \
     ((mr) > 4 ? GM_FN(gm_tile##NAME##_6x##NV)(__VA_ARGS__)                                         \
               : (mr) > 2 ? GM_FN(gm_tile##NAME##_4x##NV)(__VA_ARGS__)                              \

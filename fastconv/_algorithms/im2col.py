@@ -167,6 +167,7 @@ class _Plan:
         self.position_parts = 1
         self.rows_gemm = False
         self.gemm_elements = 0
+        self.phased = False     # (set below; the input gradient by panels never phases)
         self.gi_panels = op == "grad_input" and self._plan_gi_panels(spec, k_vol, limit)
         if self.gi_panels:
             return
@@ -427,7 +428,7 @@ def cost(spec, op):
 def _unphased(spec, op, plan):
     """Values of gx a strided input gradient puts back in order (its rows were summed by phase
     of the stride: src/_phase.pxd's unphase_rows, a store every stride values)."""
-    if op == "grad_input" and getattr(plan, "phased", False):    # (gi_panels: never)
+    if op == "grad_input" and plan.phased:
         return spec.batch * spec.in_channels * math.prod(spec.input_size)
     return 0
 
