@@ -33,6 +33,13 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+/* Input planes a whole number of 4 KiB pages apart (x read in place: the U-Net's 64x64 maps)
+   put every channel's row in the same L1 sets, and the hardware prefetcher, which stays within
+   a page, fetches none of them: bk_tile then prefetches, for the channel BK_PF ahead, the lines
+   of its first, middle and last taps (the 2x2/2 layer at batch 4: 1.76-1.85 -> 1.67-1.72 ms
+   at AVX2, 1.03 -> 0.93-0.99 at AVX-512, 2 threads; a 1-D layer's three taps on one row,
+   prefetched at every stride, ran 15% slower: hence only where the planes alias) */
+#define BK_PF 2
 #define BK_MAX_CT 12        /* columns of a tile (2 x 12 accumulators fill AVX-512's 32 registers) */
 #define BK_ACC(BYTES) ((BYTES) == 64 ? 28 : 12)    /* accumulators a tile keeps in registers */
 #define BK_CHUNK_BYTES 16384    /* a chunk of input channels' weights, read by every tile of a row */
@@ -88,13 +95,24 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
         for (ptrdiff_t c = 0; c < C; c++, xt += cs, wc += ts * KB * N) {                         \
             BK_TAP(xt, wc)                                                                       \
         }                                                                                        \
-    } else                                                                                       \
+    } else {                                                                                     \
+    const int aliased = ((cs * (ptrdiff_t)sizeof(T)) & 4095) == 0;      /* see BK_PF */          \
     for (ptrdiff_t c = 0; c < C; c++) {                                                          \
         const T* xc = x + c * cs;                                                                \
         const T* wc = w + c * ts * KB * N;                                                       \
+        if (aliased && c + BK_PF < C) {                                                          \
+            const T* xn = xc + BK_PF * cs;                                                       \
+            __builtin_prefetch(xn + toff[0]);                                                    \
+            __builtin_prefetch(xn + toff[0] + CT * js);                                          \
+            __builtin_prefetch(xn + toff[taps / 2]);                                             \
+            __builtin_prefetch(xn + toff[taps / 2] + CT * js);                                   \
+            __builtin_prefetch(xn + toff[taps - 1]);                                             \
+            __builtin_prefetch(xn + toff[taps - 1] + CT * js);                                   \
+        }                                                                                        \
         for (ptrdiff_t t = 0; t < taps; t++) {                                                   \
             BK_TAP(xc + toff[t], wc + t * KB * N)                                                \
         }                                                                                        \
+    }                                                                                            \
     }                                                                                            \
     _Pragma("GCC unroll 12")                                                                     \
     for (int j = 0; j < CT; j++)                                                                 \
