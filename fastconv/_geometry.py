@@ -333,6 +333,19 @@ def with_explicit_padding(spec):
     return replace(spec, input_size=size, pad_low=(0,) * LIFTED_DIMS, pad_high=(0,) * LIFTED_DIMS)
 
 
+def positions_as_row(spec):
+    """A pointwise problem (kernel 1, stride 1, no padding along every axis) as the same problem
+    on one row of its planes' positions: y[n, k, q] = sum_c w[k, c] x[n, c, q] over the
+    flattened positions q, whatever the planes' shape (the arrays reshape as views). None for
+    any other problem, and for one already on a single row."""
+    if (spec.kernel_size != (1,) * LIFTED_DIMS or spec.stride != (1,) * LIFTED_DIMS
+            or any(spec.pad_low) or any(spec.pad_high)
+            or spec.input_size[0] * spec.input_size[1] == 1):
+        return None
+    row = (1, 1, math.prod(spec.input_size))
+    return replace(spec, ndim=1, input_size=row, output_size=row, dilation=(1,) * LIFTED_DIMS)
+
+
 def padding_index(n, low, high, mode):
     """For each position of an axis padded by (low, high), the input index it copies.
 

@@ -12,7 +12,7 @@ import pytest
 
 import fastconv
 from fastconv import _config, reference
-from fastconv._algorithms import blocked
+from fastconv._algorithms import _positions_row, blocked
 from fastconv._geometry import make_spec
 
 CASES = {
@@ -53,6 +53,9 @@ CASES = {
     # carried through the row buffer): one row and two, several chunks at every level
     "channel-chunks-1d": ((2, 100, 60), (20, 100, 5), dict(padding=2)),
     "channel-chunks-2d": ((1, 60, 4, 40), (20, 60, 3, 3), dict(padding=1)),
+    # pointwise layers on small planes run as one row of their positions (_positions_row)
+    "pointwise-as-row": ((8, 20, 7, 7), (70, 20, 1, 1), {}),
+    "grouped-pointwise-as-row": ((8, 12, 5, 6), (48, 6, 1, 1), dict(groups=2)),
     # padding of the kernel's extent: grad_input's forward problem (gy in) has none
     "full-padding-1d": ((2, 3, 21), (10, 3, 3), dict(padding=2)),
     # a padded plane above SMALL_PLANE (src/_blocked.pyx) is copied row by row, not zeroed whole
@@ -297,3 +300,26 @@ def test_blocked_keeps_the_workspace_limit(restore_settings):
     fastconv.set_workspace_limit(need - 1)
     ok, why = blocked.supports(spec, "forward")
     assert not ok and "workspace" in why
+
+
+@pytest.mark.parametrize("name, as_row", [("pointwise-as-row", True),
+                                          ("grouped-pointwise-as-row", True),
+                                          ("flip-one-tap", False)])     # too few items
+def test_pointwise_layers_on_small_planes_run_as_one_row(name, as_row, rng):
+    """The cases named here take the row (or not), so the reference test above covers the path;
+    a prepared convolution's out= is filled in place through it."""
+    x_shape, w_shape, geometry = CASES[name]
+    spec = make_spec(x_shape, w_shape, dtype=np.float64, **geometry)
+    assert (_positions_row.as_row(spec, blocked._row_items) is not None) == as_row
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y = reference.conv(x, w, **geometry)
+    gy = rng.standard_normal(y.shape)
+    p = fastconv.plan(x_shape, w_shape, dtype="float64", algorithm="blocked", **geometry)
+    for call, want, shape in ((lambda o: p.forward(x, w, out=o), y, y.shape),
+                              (lambda o: p.grad_input(gy, w, out=o),
+                               reference.conv_grad_input(gy, w, x_shape, **geometry), x_shape),
+                              (lambda o: p.grad_kernel(x, gy, out=o),
+                               reference.conv_grad_kernel(x, gy, w_shape, **geometry), w_shape)):
+        out = np.full(shape, np.nan)
+        assert call(out) is out
+        _close(out, want)

@@ -31,6 +31,7 @@ import numpy as np
 from .. import _aligned, _config, _finite, _scratch
 from .._lazy import LazyModule
 from . import _phases, blocked_batch, blocked_columns, blocked_planes, blocked_positions
+from ._positions_row import operation, question
 from ._runs import even_runs
 
 _blocked = LazyModule("fastconv._blocked")
@@ -313,6 +314,12 @@ def _input_geometries(spec):
     return [p.geometry for p in plan.list if p.geometry is not None]
 
 
+def _row_items(row):
+    """The work items of a pointwise problem run as one row (_positions_row)."""
+    return _geometry(row, False).items
+
+
+@question(_row_items)
 def supports(spec, op):
     if _by_batch(spec, op) or (op == "grad_kernel" and _by_positions(spec)):
         return True, ""
@@ -332,6 +339,7 @@ def supports(spec, op):
     return True, ""
 
 
+@question(_row_items)
 def workspace(spec, op):
     if _by_batch(spec, op):
         return blocked_batch.plan(spec, op).workspace_elements(spec) * spec.dtype.itemsize
@@ -355,6 +363,7 @@ def workspace(spec, op):
     return _geometry(spec, False).workspace_elements(spec) * spec.dtype.itemsize
 
 
+@question(_row_items)
 def cost(spec, op):
     return blocked_batch.cost(spec, op) if _by_batch(spec, op) else _path_cost(spec, op)
 
@@ -527,6 +536,7 @@ def _one_pass(spec, g, a, w, out, flip):
     return None if wp is None else _run(spec, g, a, wp, out) and out
 
 
+@operation("forward", _row_items)
 def forward(spec, x, w, out=None):
     y = _aligned.empty(spec.y_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "forward"):
@@ -536,6 +546,7 @@ def forward(spec, x, w, out=None):
     return _one_pass(spec, _geometry(spec, False), x, w, y, False)
 
 
+@operation("grad_input", _row_items)
 def grad_input(spec, gy, w, out=None):
     gx = _aligned.empty(spec.x_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "grad_input"):
@@ -559,6 +570,7 @@ def grad_input(spec, gy, w, out=None):
     return gx
 
 
+@operation("grad_kernel", _row_items)
 def grad_kernel(spec, x, gy, out=None):
     gw = _aligned.empty(spec.w_shape, spec.dtype) if out is None else out
     if _by_batch(spec, "grad_kernel"):
