@@ -81,6 +81,34 @@ ATTR static void bpl_fwd_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* 
     BPL_ROW_CASES(bpl_tile_##P##_##SUF(x, cs, toff, taps, C, w, y, yr, xrs, yrs, last, R_, RW_, \
                                        NV_))                                                     \
     }                                                                                            \
+}                                                                                                \
+                                                                                                 \
+/* The tiles of RW whole output rows of ow positions: those of NV vectors that end inside the    \
+   row in one loop of the shape's own code, then the rest through bpl_fwd (the last tile's last \
+   vector ending at the row's last output). The loop was the caller's, one call a tile: on      \
+   wav2vec's one-channel k10/5 layer (10 products an output) the calls cost as much as the      \
+   tiles' multiply-adds. */                                                                     \
+ATTR static void bpl_row_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff,            \
+                                     ptrdiff_t taps, ptrdiff_t C, const T* w, T* y,             \
+                                     ptrdiff_t yr, ptrdiff_t xrs, ptrdiff_t yrs, ptrdiff_t ow,  \
+                                     int R, int RW, int NV) {                                   \
+    enum { MOST = BPL_VECTORS(BYTES), N = BYTES / sizeof(T) };                                   \
+    const ptrdiff_t vrow = (ow + N - 1) / N;                                                     \
+    const ptrdiff_t full = ow / (NV * N);                                                        \
+    ptrdiff_t v0;                                                                                \
+    switch (R) {                                                                                 \
+    BPL_ROW_CASES(for (ptrdiff_t i_ = 0; i_ < full; i_++)                                        \
+                      bpl_tile_##P##_##SUF(x + i_ * NV_ * N, cs, toff, taps, C, w,               \
+                                           y + i_ * NV_ * N, yr, xrs, yrs, (NV_ - 1) * N, R_,    \
+                                           RW_, NV_))                                            \
+    }                                                                                            \
+    for (v0 = full * NV; v0 < vrow; ) {                                                          \
+        const ptrdiff_t nv = vrow - v0 < NV ? vrow - v0 : NV;                                    \
+        const ptrdiff_t last = (v0 + nv) * N <= ow ? (nv - 1) * N : ow - N - v0 * N;            \
+        bpl_fwd_##P##_##SUF(x + v0 * N, cs, toff, taps, C, w, y + v0 * N, yr, xrs, yrs, last,   \
+                            R, RW, (int)nv);                                                     \
+        v0 += nv;                                                                                \
+    }                                                                                            \
 }
 
 /* case r (rows), then the tile's shape: CALL with R_, RW_ (position rows) and NV_ (vectors a

@@ -56,14 +56,14 @@ cdef inline Py_ssize_t tile_first(Py_ssize_t kg, Py_ssize_t Kg, Py_ssize_t kgrou
     return kg * Kg // kgroups
 
 
-cdef inline void planes_tile(const floating* x, Py_ssize_t cs, const Py_ssize_t* toff,
-                             Py_ssize_t taps, Py_ssize_t C, const floating* w, floating* y,
-                             Py_ssize_t yr, Py_ssize_t xrs, Py_ssize_t yrs, Py_ssize_t last,
-                             int R, int RW, int NV) noexcept nogil:
+cdef inline void planes_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* toff,
+                            Py_ssize_t taps, Py_ssize_t C, const floating* w, floating* y,
+                            Py_ssize_t yr, Py_ssize_t xrs, Py_ssize_t yrs, Py_ssize_t ow,
+                            int R, int RW, int NV) noexcept nogil:
     if floating is float:
-        bpl_fwd_f32(x, cs, toff, taps, C, w, y, yr, xrs, yrs, last, R, RW, NV)
+        bpl_row_f32(x, cs, toff, taps, C, w, y, yr, xrs, yrs, ow, R, RW, NV)
     else:
-        bpl_fwd_f64(x, cs, toff, taps, C, w, y, yr, xrs, yrs, last, R, RW, NV)
+        bpl_row_f64(x, cs, toff, taps, C, w, y, yr, xrs, yrs, ow, R, RW, NV)
 
 
 def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y,
@@ -82,9 +82,8 @@ def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y
     R channels."""
     cdef Phases g
     cdef int i
-    cdef Py_ssize_t L = fastconv_vector_bytes(bk_level()) // sizeof(floating)
-    cdef Py_ssize_t taps = toff.shape[0], tiles, kgroups, cs, nplane, oplane, vrow, yblocks
-    cdef Py_ssize_t item, rest, qt, kg, gi, nn, k0, rr, nv, z, yy, v0, rw, last, c, t, r, k
+    cdef Py_ssize_t taps = toff.shape[0], tiles, kgroups, cs, nplane, oplane, yblocks
+    cdef Py_ssize_t item, rest, qt, kg, gi, nn, k0, rr, z, yy, rw, c, t, r, k
     cdef Py_ssize_t per_tile
     cdef const floating* xs
     cdef const floating* wk
@@ -95,7 +94,6 @@ def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y
     oplane = g.o[0] * g.o[1] * g.o[2]
     if N * G * Kg * oplane == 0:
         return
-    vrow = (g.o[2] + L - 1) // L
     yblocks = (g.o[1] + RW - 1) // RW
     tiles = g.o[0] * yblocks
     kgroups = (Kg + R - 1) // R
@@ -134,11 +132,6 @@ def planes_forward(const floating[::1] x, const floating[::1] w, floating[::1] y
             z = qt // yblocks
             yy = (qt - z * yblocks) * RW
             rw = g.o[1] - yy if g.o[1] - yy < RW else RW
-            v0 = 0
-            while v0 < vrow:
-                nv = vrow - v0 if vrow - v0 < NV else NV
-                last = (nv - 1) * L if (v0 + nv) * L <= g.o[2] else g.o[2] - L - v0 * L
-                planes_tile(xs + (z * g.f[1] + yy) * g.f[2] + v0 * L, cs, &toff[0], taps, Cg, wk,
-                            yk + (z * g.o[1] + yy) * g.o[2] + v0 * L, oplane, g.f[2], g.o[2],
-                            last, <int>rr, <int>rw, <int>nv)
-                v0 = v0 + nv
+            planes_row(xs + (z * g.f[1] + yy) * g.f[2], cs, &toff[0], taps, Cg, wk,
+                       yk + (z * g.o[1] + yy) * g.o[2], oplane, g.f[2], g.o[2], g.o[2],
+                       <int>rr, <int>rw, NV)
