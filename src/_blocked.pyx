@@ -28,8 +28,7 @@ from libc.string cimport memcpy, memset
 from _blocked_kernels cimport (bk_level, fastconv_vector_bytes, bk_init, bk_row_f32, bk_row_f64,
     bk_unpack_f32, bk_unpack_f64, bk_pack_f32, bk_pack_f64, bk_flip_f32, bk_flip_f64,
     bk_nonfinite_f32, bk_nonfinite_f64, bk_gk_f32, bk_gk_f64, bk_gkp_f32, bk_gkp_f64,
-    bkb_fwd_f32, bkb_fwd_f64, bkb_gk_f32, bkb_gk_f64, bpl_fwd_f32, bpl_fwd_f64,
-    bpl_row_f32, bpl_row_f64)
+    bkb_fwd_f32, bkb_fwd_f64, bkb_gk_f32, bkb_gk_f64, bpl_row_f32, bpl_row_f64)
 from _openmp cimport omp_get_thread_num
 
 # Calls reach the kernels of this process's instruction-set level through the table that this

@@ -466,7 +466,7 @@ FASTCONV_EACH_LEVEL(BK_LEVEL)
     X(bk_unpack_f32, LV) X(bk_unpack_f64, LV) X(bk_pack_f32, LV) X(bk_pack_f64, LV)          \
     X(bk_flip_f32, LV) X(bk_flip_f64, LV) X(bk_nonfinite_f32, LV) X(bk_nonfinite_f64, LV)    \
     X(bkb_fwd_f32, LV) X(bkb_fwd_f64, LV) X(bkb_gk_f32, LV) X(bkb_gk_f64, LV)              \
-    X(bpl_fwd_f32, LV) X(bpl_fwd_f64, LV) X(bpl_row_f32, LV) X(bpl_row_f64, LV)
+    X(bpl_row_f32, LV) X(bpl_row_f64, LV)
 FASTCONV_KERNEL_TABLE(bk, BK_ENTRIES, "FASTCONV_BLOCKED_LEVEL")
 
 #endif

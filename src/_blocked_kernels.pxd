@@ -59,14 +59,6 @@ cdef extern from "_blocked_kernels.h":
                     Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t zs, Py_ssize_t ys,
                     Py_ssize_t js, Py_ssize_t ts, double* out, Py_ssize_t ok, int more, int KT,
                     int TT) noexcept nogil
-    void bpl_fwd_f32 "bk_kernels.bpl_fwd_f32"(const float* x, Py_ssize_t cs,
-                    const Py_ssize_t* toff, Py_ssize_t taps, Py_ssize_t C, const float* w,
-                    float* y, Py_ssize_t yr, Py_ssize_t xrs, Py_ssize_t yrs, Py_ssize_t last,
-                    int R, int RW, int NV) noexcept nogil
-    void bpl_fwd_f64 "bk_kernels.bpl_fwd_f64"(const double* x, Py_ssize_t cs,
-                    const Py_ssize_t* toff, Py_ssize_t taps, Py_ssize_t C, const double* w,
-                    double* y, Py_ssize_t yr, Py_ssize_t xrs, Py_ssize_t yrs, Py_ssize_t last,
-                    int R, int RW, int NV) noexcept nogil
     void bpl_row_f32 "bk_kernels.bpl_row_f32"(const float* x, Py_ssize_t cs,
                     const Py_ssize_t* toff, Py_ssize_t taps, Py_ssize_t C, const float* w,
                     float* y, Py_ssize_t yr, Py_ssize_t xrs, Py_ssize_t yrs, Py_ssize_t ow,
