@@ -56,9 +56,9 @@ def operation(op, items):
             view = None if out is None else out.reshape(getattr(row, out_shape))
             result = fn(row, a.reshape(getattr(row, a_shape)), b.reshape(getattr(row, b_shape)),
                         view)
-            if result is None or out is not None:
-                return None if result is None else out
-            return result.reshape(getattr(spec, out_shape))
+            if result is None:
+                return None
+            return out if out is not None else result.reshape(getattr(spec, out_shape))
         return run
     return decorate
 
