@@ -2,8 +2,8 @@
 process runs, and show how often blocked takes the faster path with the rates in use and with the
 fitted ones:
 
-* --op grad_kernel (the default): tiles on transposed gy (`blocked.kernel_terms`, rates
-  `blocked.KERNEL_SECONDS`) against positions (`blocked_positions.terms`, its SECONDS);
+* --op grad_kernel (the default): tiles on transposed gy (`blocked_gk.terms`, rates
+  `blocked_gk.SECONDS`) against positions (`blocked_positions.terms`, its SECONDS);
 * --op forward: bk_row's rows (`blocked.pass_terms`, rates `blocked.SECONDS`) against the planes
   (`blocked_planes.terms`, its SECONDS); only the planes' rates are fitted (the rows' model
   also prices every input-gradient pass).
@@ -20,7 +20,7 @@ squares, rates kept >= 0 (scipy's nnls).
 
     PYTHONPATH=. python bench/blocked_gk_fit.py [--op grad_kernel|forward] [--threads 2]
         [--rounds 5] [--max-ms 60] [--dtypes float32,float64] [--json rows.json]
-        [--from-json rows.json]
+        [--from-json rows.json] [--units first|second]
 
 (--from-json refits on the times a run wrote with --json, at the same level, without timing.)
 
@@ -37,7 +37,7 @@ from scipy.optimize import nnls
 
 import fastconv
 from fastconv import _config, _kernel_level, _timing
-from fastconv._algorithms import blocked, blocked_planes, blocked_positions
+from fastconv._algorithms import blocked, blocked_gk, blocked_planes, blocked_positions
 from fastconv._functional import spec_from_shapes
 from fastconv._sweep_problems import all_problems
 
@@ -86,7 +86,8 @@ def models(op):
                       blocked_planes.SECONDS.get(width, blocked_planes.SECONDS[16]),
                       blocked_planes.PARALLEL_EFFICIENCY, blocked_planes.CALL_OVERHEAD_S),
                 lambda spec: blocked_planes.plan(spec).applies)
-    return (Model(blocked.kernel_terms, blocked.KERNEL_SECONDS[width],
+    return (Model(lambda spec: blocked_gk.terms(blocked._kernel_plan(spec), spec),
+                  blocked_gk.SECONDS[width],
                   blocked.PARALLEL_EFFICIENCY, blocked.CALL_OVERHEAD_S),
             Model(blocked_positions.terms,
                   blocked_positions.SECONDS.get(width, blocked_positions.SECONDS[16]),
@@ -190,6 +191,10 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--json", default="")
     ap.add_argument("--from-json", default="")
+    ap.add_argument("--units", choices=("first", "second"), default="first",
+                    help="whose median model/measured ratio scales the targets: the first "
+                         "path's (default), or the second's (where the first path's speed "
+                         "changed and the second's rates still hold the calibration's units)")
     args = ap.parse_args(argv)
     fastconv.set_num_threads(args.threads)
     op = args.op
@@ -206,9 +211,15 @@ def main(argv=None):
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     report(op, rows, first, second, second_applies, "rates in use")
-    scale = {d: statistics.median(first.seconds(r["spec"]) / r[name1]
-                                  for r in rows if r["dtype"] == d)
-             for d in {r["dtype"] for r in rows}}
+    if args.units == "first":
+        scale = {d: statistics.median(first.seconds(r["spec"]) / r[name1]
+                                      for r in rows if r["dtype"] == d)
+                 for d in {r["dtype"] for r in rows}}
+    else:
+        scale = {d: statistics.median(second.seconds(r["spec"]) / r[name2] for r in rows
+                                      if r["dtype"] == d and r[name2] is not None
+                                      and second_applies(r["spec"]))
+                 for d in {r["dtype"] for r in rows}}
     fitted_first = first.rates if op == "forward" else first.fit(rows, name1, scale)
     fitted_second = second.fit([r for r in rows
                                 if r[name2] is not None and second_applies(r["spec"])],

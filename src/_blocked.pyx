@@ -10,13 +10,8 @@ test. Then each work item (sample, group, channel block, output row) runs bk_row
 into its thread's row buffer (columns x V lanes) and writes the block's channels of the row;
 where the weights outgrow L2 the items run block by block, a block packed by its item (forward).
 
-The kernel gradient reads the same padded planes and the output gradient transposed so that a
-position's channels lie together (gyt); each work item (part of the samples, group, channel
-block, input channel, tile of taps) sums one tile of the block's weight gradients in registers
-over its samples and every output position (bk_gk); where gyt outgrows L2, an item takes all
-the tiles of its channel over chunks of gyt's rows (chunked_tiles). The parts split the batch
-where the other items are too few to share among threads; their count comes from the problem
-alone, and their sums are added in part order.
+The kernel gradient reads the same padded planes and the output gradient transposed, a chunk
+at a time, so that a position's channels lie together (src/_blocked_gk_chunks.pxi, bk_gk).
 
 Every output is summed by one item in an order fixed by the problem (input channels, then taps),
 so results do not change with the thread count.
@@ -474,126 +469,7 @@ def pack_weights(const floating[::1] w, floating[::1] out, Py_ssize_t G, Py_ssiz
     return bad == 0
 
 
-cdef inline void run_tile(const floating* x, Py_ssize_t xn, const floating* g, Py_ssize_t gn,
-                          Py_ssize_t samples, const Py_ssize_t* roff, const Shape* sh,
-                          floating* out, Py_ssize_t orow, int KB, int RY, int CX, int more,
-                          Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t o2) noexcept nogil:
-    """bk_gk over `samples` samples of o0 x o1 x o2 output positions (sh's, or a chunk's)."""
-    if floating is float:
-        bk_gk_f32(x, xn, g, gn, samples, roff, o0, o1, o2, sh.s[0] * sh.e[1] * sh.e[2],
-                  sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX, more)
-    else:
-        bk_gk_f64(x, xn, g, gn, samples, roff, o0, o1, o2, sh.s[0] * sh.e[1] * sh.e[2],
-                  sh.s[1] * sh.e[2], sh.s[2], out, orow, KB, RY, CX, more)
-
-
-cdef void chunked_tiles(const floating* x, Py_ssize_t xn, const floating* g, Py_ssize_t gn,
-                        Py_ssize_t samples, const Py_ssize_t* roff,
-                        const Py_ssize_t[:, ::1] tiles, Py_ssize_t cols, const Shape* sh,
-                        floating* out, int KB, Py_ssize_t V, Py_ssize_t chunk) noexcept nogil:
-    """Every tile of `tiles` over the samples, `chunk` output rows of a plane (1-D: positions)
-    at a time: all the tiles read a chunk of gy's rows while it is in L2, not each from memory.
-    A tile's sums are carried from chunk to chunk through `out`, in the order of one pass."""
-    cdef bint rows = sh.o[0] > 1 or sh.o[1] > 1
-    cdef Py_ssize_t units = sh.o[1] if rows else sh.o[2], per = sh.o[2] if rows else 1
-    cdef Py_ssize_t ustep = sh.s[1] * sh.e[2] if rows else sh.s[2]
-    cdef Py_ssize_t zs = sh.s[0] * sh.e[1] * sh.e[2], s, z, u0, count, t
-    for s in range(samples):
-        for z in range(sh.o[0]):
-            u0 = 0
-            while u0 < units:
-                count = chunk if chunk < units - u0 else units - u0
-                for t in range(tiles.shape[0]):
-                    run_tile(x + s * xn + z * zs + u0 * ustep + tiles[t, 2], xn,
-                             g + s * gn + (z * units + u0) * per * V, gn, 1, roff + tiles[t, 0],
-                             sh, out + (tiles[t, 0] * cols + tiles[t, 2]) * V, cols * V, KB,
-                             <int>tiles[t, 1], <int>tiles[t, 3], s > 0 or z > 0 or u0 > 0,
-                             1, count if rows else 1, sh.o[2] if rows else count)
-                u0 = u0 + count
-
-
-def grad_kernel(const floating[::1] x, const floating[::1] gy, floating[::1] dwp,
-                floating[::1] xpad, floating[::1] gyt, floating[::1] partial,
-                const Py_ssize_t[::1] roff, const Py_ssize_t[:, ::1] tiles, Py_ssize_t cols,
-                Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, int KB, Py_ssize_t V,
-                object n, object p, object e, object o, object s, Py_ssize_t parts,
-                bint channel_rows, int num_threads, Py_ssize_t chunk=0):
-    """dwp (G, blocks, Cg, taps, V) = the weight gradient (eq. 9.11, lifted), V lanes of output
-    channels; zeros past the group's channels. Taps are rows of `cols` columns (input values one
-    apart): tile i covers rows tiles[i, 0] to + tiles[i, 1] and columns tiles[i, 2] to
-    + tiles[i, 3], row r starting roff[r] from an output's first input. With `channel_rows` the
-    rows are the group's (input channel, kernel line) pairs (roff: the channel's planes plus the
-    line's offset): one tile then sums several channels over one pass of gy, which a 1-D layer's
-    3 taps alone left bound by reading gy (TCN, 64 channels: 6 accumulators for every 128 bytes
-    of gy). `xpad` holds N * C padded planes (or is empty, as for forward), `gyt` N * G * blocks
-    planes of output positions x
-    V lanes, `partial` `parts` copies of dwp when parts > 1 (the batch cut into that many runs
-    of samples). With `chunk` (units of the outermost output axis of more than one position), an
-    item takes every tile of its (part, group, block, line) in chunks of gy's rows
-    (chunked_tiles): C3D's first layer (3 channels, 9 tiles) read its 6.4 MB of transposed gy
-    once a tile."""
-    cdef Shape g = make_shape(n, p, e, o, s)
-    cdef Py_ssize_t C = G * Cg, K = G * Kg, blocks = (Kg + V - 1) // V
-    cdef Py_ssize_t padded = g.e[0] * g.e[1] * g.e[2]
-    cdef Py_ssize_t out_plane = g.o[0] * g.o[1] * g.o[2]
-    cdef Py_ssize_t taps = roff.shape[0] * cols // Cg if channel_rows else roff.shape[0] * cols
-    cdef Py_ssize_t lines = 1 if channel_rows else Cg    # items per group and block, and tile
-    cdef Py_ssize_t ntiles = tiles.shape[0], size = G * blocks * Cg * taps * V
-    cdef Py_ssize_t per = 1 if chunk else ntiles     # items a line: its tiles, or one
-    cdef Py_ssize_t item, rest, part, gi, kb, c, t, n0, n1, lanes, q0, q1, nn
-    cdef floating* dst
-    cdef floating* trow
-    cdef const floating* src
-    cdef const floating* planes
-    cdef floating total
-    if size == 0:
-        return
-    if N * out_plane == 0:
-        dwp[:] = 0
-        return
-    with nogil:
-        planes = input_planes(&x[0], xpad, &g, N * C, num_threads)
-        for item in prange(N * G * blocks, schedule="static", num_threads=num_threads):
-            kb = item % blocks
-            gi = (item // blocks) % G
-            nn = item // (blocks * G)
-            trow = &gyt[0] + item * out_plane * V
-            src = &gy[0] + (nn * K + gi * Kg + kb * V) * out_plane
-            lanes = block_lanes(Kg, kb, V)
-            for q0 in range(0, out_plane, 16):     # 16 positions' lines filled at once
-                q1 = q0 + 16 if q0 + 16 < out_plane else out_plane
-                lanes_last(src, out_plane, trow, V, lanes, q0, q1)
-        for item in prange(parts * G * blocks * lines * per, schedule="static",
-                           num_threads=num_threads):
-            t = item % per
-            rest = item // per
-            c = rest % lines
-            rest = rest // lines
-            kb = rest % blocks
-            rest = rest // blocks
-            gi = rest % G
-            part = rest // G
-            n0 = part * N // parts
-            n1 = (part + 1) * N // parts
-            dst = ((&partial[0] + part * size) if parts > 1 else &dwp[0]) \
-                + ((gi * blocks + kb) * Cg + c) * taps * V
-            src = planes + (n0 * C + gi * Cg + c) * padded
-            trow = &gyt[0] + ((n0 * G + gi) * blocks + kb) * out_plane * V
-            if chunk:       # every tile of the line, over chunks of gy's rows
-                chunked_tiles(src, C * padded, trow, G * blocks * out_plane * V, n1 - n0,
-                              &roff[0], tiles, cols, &g, dst, KB, V, chunk)
-            else:           # tile t, over the whole of gy
-                run_tile(src + tiles[t, 2], C * padded, trow, G * blocks * out_plane * V,
-                         n1 - n0, &roff[0] + tiles[t, 0], &g,
-                         dst + (tiles[t, 0] * cols + tiles[t, 2]) * V, cols * V, KB,
-                         <int>tiles[t, 1], <int>tiles[t, 3], 0, g.o[0], g.o[1], g.o[2])
-        if parts > 1:
-            for item in prange(size, schedule="static", num_threads=num_threads):
-                total = partial[item]
-                for part in range(1, parts):
-                    total = total + partial[part * size + item]
-                dwp[item] = total
-
+include "_blocked_gk_chunks.pxi"
 include "_blocked_columns.pxi"
 include "_blocked_positions.pxi"
 include "_blocked_batch.pxi"

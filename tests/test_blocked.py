@@ -184,7 +184,7 @@ def test_kernel_gradient_tiles_are_counted_as_they_are_listed(w_shape, geometry)
     every tap once and fit the level's registers."""
     x_shape = (3, w_shape[1]) + (24,) * (len(w_shape) - 2)
     spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
-    plan = blocked._KernelPlan(spec)
+    plan = blocked._kernel_plan(spec)
     roff, tiles = plan.arrays
     assert len(tiles) == plan.tile_count
     covered = np.zeros((len(roff), plan.cols), int)

@@ -12,7 +12,7 @@ import pytest
 
 import fastconv
 from fastconv import _call_memo, reference
-from fastconv._algorithms import blocked
+from fastconv._algorithms import blocked, blocked_gk
 from fastconv._geometry import make_spec
 
 CASES = {
@@ -124,33 +124,53 @@ GK_CASES = {       # (x, w, geometry): tiles a line (or channel rows), parts, 1-
 }
 
 
+def _gk_results(x, gy, w_shape, geometry, monkeypatch, **settings):
+    """blocked's kernel gradient at 1, 2 and 3 threads with blocked_gk's `settings`, and its
+    plan (the tiles path forced: chunks change its modelled cost, which may send a problem to
+    the positions path, whose sums run otherwise)."""
+    monkeypatch.setenv("FASTCONV_BLOCKED_GK", "tiles")
+    for name, value in settings.items():
+        monkeypatch.setattr(blocked_gk, name, value)
+    _forget()
+    plan = blocked._kernel_plan(make_spec(x.shape, w_shape, dtype=x.dtype, **geometry))
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(fastconv.conv_grad_kernel(x, gy, w_shape, algorithm="blocked",
+                                                 **geometry))
+    monkeypatch.undo()
+    _forget()
+    return results, plan
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(GK_CASES))
 def test_the_kernel_gradient_in_chunks_gives_the_same_bits(name, dtype, rng, monkeypatch,
                                                            restore_settings):
-    """The kernel gradient's tiles read gy in chunks of rows (src/_blocked.pyx, chunked_tiles),
-    forced here with chunks of one row or a few positions: the reference's values, and the bits
-    of one pass per tile, at 1, 2 and 3 threads. (The tiles path forced: the chunks change its
-    modelled cost, which may send a problem to the positions path, whose sums run otherwise.)"""
-    monkeypatch.setenv("FASTCONV_BLOCKED_GK", "tiles")
+    """The kernel gradient transposes gy a chunk at a time and carries each tile's sums from
+    chunk to chunk (src/_blocked_gk_chunks.pxi). With the parts held, chunks of one unit, of a
+    few and of all of them give the same bits: units of output rows (chunks of one row or
+    position, and of 96 values), and units of whole samples in one part (chunks of one
+    sample, two, all); the reference's values at 1, 2 and 3 threads throughout."""
     x_shape, w_shape, geometry = GK_CASES[name]
     x = rng.standard_normal(x_shape).astype(dtype)
     gy = rng.standard_normal(reference.conv(x, np.ones(w_shape, dtype), **geometry).shape)
     gy = gy.astype(dtype)
     want = reference.conv_grad_kernel(x, gy, w_shape, **geometry)
-    results = []
-    for chunk_bytes in (None, 1, 3 * 32 * x.itemsize):
-        if chunk_bytes is not None:
-            monkeypatch.setattr(blocked, "GK_CHUNK_ABOVE_BYTES", 0)
-            monkeypatch.setattr(blocked, "GK_CHUNK_BYTES", chunk_bytes)
-        _forget()
-        spec = make_spec(x_shape, w_shape, dtype=dtype, **geometry)
-        assert (blocked._kernel_plan(spec).chunk > 0) == (chunk_bytes is not None)
-        for threads in (1, 2, 3):
-            fastconv.set_num_threads(threads)
-            results.append(fastconv.conv_grad_kernel(x, gy, w_shape, algorithm="blocked",
-                                                     **geometry))
-    monkeypatch.undo()
-    _forget()
-    _close(results[0], want)
-    assert all(np.array_equal(results[0], r) for r in results[1:])
+    sample = _gk_results(x, gy, w_shape, geometry, monkeypatch)[1]
+    assert sample.whole             # these small maps: a sample's transposed gy fits a chunk
+    sample_bytes = sample.unit * x.itemsize
+    runs = {"rows": [dict(GK_CHUNK_BYTES=1), dict(GK_CHUNK_BYTES=96 * x.itemsize)],
+            "whole": [dict(GK_ITEMS=1, GK_CHUNK_BYTES=sample_bytes),
+                      dict(GK_ITEMS=1, GK_CHUNK_BYTES=2 * sample_bytes),
+                      dict(GK_ITEMS=1, GK_CHUNK_BYTES=x.shape[0] * sample_bytes)]}
+    for mode, settings in runs.items():
+        results, plans = [], []
+        for setting in settings:
+            got, plan = _gk_results(x, gy, w_shape, geometry, monkeypatch, **setting)
+            results += got
+            plans.append((plan.whole, plan.parts))
+        assert all(whole == (mode == "whole") for whole, _ in plans)
+        assert len(set(plans)) == 1 and plans[0][1] >= 1
+        _close(results[0], want)
+        assert all(np.array_equal(results[0], r) for r in results[1:])

@@ -18,7 +18,7 @@ kernel's extent with the flipped kernel, channels swapped per group (the adjoint
 larger strides one such pass per phase of the stride (_phases); or by columns (blocked_columns:
 col = W^T gy, weights' rows as the lanes, then col2im). grad_kernel: gy transposed so that a
 position's channels lie together, each tile of taps of an input channel summed in registers
-over the batch and positions (oneDNN's backward-weights layout; _KernelPlan); or by positions
+over the batch and positions (oneDNN's backward-weights layout; blocked_gk); or by positions
 (blocked_positions: vectors along output rows, for first layers). Any of the three may run with
 the minibatch as the lanes (blocked_batch: small maps, few channels, a batch of a vector or
 more). Each other path is taken where it applies and the model finds it cheaper.
@@ -30,9 +30,9 @@ import numpy as np
 
 from .. import _aligned, _config, _finite, _scratch
 from .._lazy import LazyModule
-from . import _phases, blocked_batch, blocked_columns, blocked_planes, blocked_positions
+from . import (_phases, blocked_batch, blocked_columns, blocked_gk, blocked_planes,
+               blocked_positions)
 from ._positions_row import operation, question
-from ._runs import even_runs
 
 _blocked = LazyModule("fastconv._blocked")
 
@@ -207,86 +207,9 @@ class _Geometry:
         return self.run_padded(threads) + threads * self.row + (self.weights if packed else 0)
 
 
-class _KernelPlan:
-    """How bk_gk computes one problem's kernel gradient (kept per problem: about 15 us of NumPy
-    work that a training step would otherwise repeat every call).
-
-    With unit dilation along the last axis a row is one (depth, height) line of the kernel and
-    its taps are `cols` columns, one input value apart; otherwise every tap is a row of one
-    column (`roff`: each row's offset from an output's first input in the padded planes). Where
-    one channel's lines fill at most half a tile (a 1-D kernel's one line, a dilated one's 3
-    taps), the rows run over the group's (input channel, line) pairs instead (`channel_rows`),
-    so that a tile shares each pass over gy among channels. Tiles
-    (first row, rows, first column, columns) are as even as the level's registers allow: at most
-    BK_GK_ACC accumulators (rows x columns x vectors per block), 8 rows, 8 columns. `parts`
-    runs of samples split the batch where the other items number fewer than GK_ITEMS (from the
-    problem alone: the sums must not depend on the thread count)."""
-
-    def __init__(self, spec):
-        g = self.geometry = _geometry(spec, False)
-        k, d = g.kernel, g.dilation
-        self.acc = 28 if _blocked.vector_bytes() == 64 else 12     # BK_GK_ACC
-        self.lines = k[0] * k[1] if d[2] == 1 else g.taps
-        self.cols = k[2] if d[2] == 1 else 1
-        # where one channel's lines fill at most half a tile, the rows run over (channel, line)
-        # (a 3x3 kernel's 3 rows of 4 measured level with one channel a tile, 0.99-1.04x)
-        self.channel_rows = (g.cg > 1 and self.cols <= self._most_cols()
-                             and 2 * self.lines <= self._most_rows(self.cols))
-        if self.channel_rows:
-            self.lines *= g.cg
-        # counted, not listed (a hostile kernel size must not build a list as large as it)
-        chunks = -(-self.cols // self._most_cols())
-        widths = {self.cols // chunks + 1: self.cols % chunks,
-                  self.cols // chunks: chunks - self.cols % chunks}
-        self.tile_count = sum(count * -(-self.lines // self._most_rows(width))
-                              for width, count in widths.items() if count)
-        self.items = max(1, spec.groups * g.blocks * (1 if self.channel_rows else g.cg)
-                         * self.tile_count)
-        self.parts = max(1, min(spec.batch, -(-GK_ITEMS // self.items)))
-        # every tile of an item's line in chunks of gy's rows, where one part's transposed gy
-        # outgrows L2 and several tiles would read it from memory each (src/_blocked.pyx)
-        itemsize = spec.dtype.itemsize
-        per_part = -(-spec.batch // self.parts) * math.prod(g.o) * g.v * itemsize
-        rows = g.o[0] > 1 or g.o[1] > 1
-        self.chunk = (max(1, GK_CHUNK_BYTES // ((g.o[2] if rows else 1) * g.v * itemsize))
-                      if self.tile_count > 1 and per_part > GK_CHUNK_ABOVE_BYTES else 0)
-        self.run_items = self.parts * (self.items // self.tile_count if self.chunk
-                                       else self.items)
-        self.size = spec.groups * g.blocks * g.cg * g.taps * g.v
-        self.gyt = spec.batch * spec.groups * g.blocks * math.prod(g.o) * g.v
-        self.partial = self.parts * self.size if self.parts > 1 else 0
-        self.workspace_elements = g.padded + self.gyt + self.size + self.partial
-
-    def _most_cols(self):
-        return min(8, self.acc // self.geometry.kb)
-
-    def _most_rows(self, cols):
-        return min(8, self.acc // (cols * self.geometry.kb))
-
-    @functools.cached_property
-    def arrays(self):
-        """(row offsets, tiles), built for a call only."""
-        g = self.geometry
-        (k0, k1, k2), d, e = g.kernel, g.dilation, g.e
-        roff = ((np.arange(k0) * d[0] * e[1] * e[2])[:, None]
-                + (np.arange(k1) * d[1] * e[2])[None, :]).reshape(-1)
-        if d[2] != 1:
-            roff = (roff[:, None] + np.arange(k2) * d[2]).reshape(-1)
-        if self.channel_rows:               # row (c, line): channel c's planes, then the line
-            roff = (np.arange(g.cg)[:, None] * math.prod(e) + roff[None, :]).reshape(-1)
-        tiles = [(r0, ry, c0, cx) for c0, cx in even_runs(self.cols, self._most_cols())
-                 for r0, ry in even_runs(self.lines, self._most_rows(cx))]
-        return roff.astype(np.intp), np.array(tiles, dtype=np.intp).reshape(-1, 4)
-
-
-GK_ITEMS = 32
-GK_CHUNK_ABOVE_BYTES = 1 << 20  # a part's transposed gy past this is read in chunks by all the
-GK_CHUNK_BYTES = 128 << 10      # tiles of an item, each chunk about this large (_KernelPlan)
-
-
 @functools.lru_cache(maxsize=64)
 def _kernel_plan(spec):
-    return _KernelPlan(spec)
+    return blocked_gk.Plan(spec, _geometry(spec, False))
 
 
 @functools.lru_cache(maxsize=64)
@@ -324,9 +247,10 @@ def supports(spec, op):
     if _by_batch(spec, op) or (op == "grad_kernel" and _by_positions(spec)):
         return True, ""
     if op == "grad_kernel":
-        need = _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
+        need = _kernel_plan(spec).workspace_elements(_config.get_num_threads())
+        need *= spec.dtype.itemsize
         if need > _config.get_workspace_limit():
-            return False, (f"the padded input, transposed gy and packed gradient ({need} bytes) "
+            return False, (f"the padded input, transposed gy's chunks and packed gradient ({need} bytes) "
                            f"exceed the workspace limit of {_config.get_workspace_limit()} bytes")
         return True, ""
     why = _phases.refusal(spec) if op == "grad_input" and not _by_columns(spec) else None
@@ -346,7 +270,8 @@ def workspace(spec, op):
     if op == "grad_kernel" and _by_positions(spec):
         return blocked_positions.plan(spec).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_kernel":
-        return _kernel_plan(spec).workspace_elements * spec.dtype.itemsize
+        return (_kernel_plan(spec).workspace_elements(_config.get_num_threads())
+                * spec.dtype.itemsize)
     if op == "grad_input" and _by_columns(spec):
         return blocked_columns.plan(spec).workspace_elements() * spec.dtype.itemsize
     if op == "forward" and _by_planes(spec):
@@ -466,28 +391,9 @@ def pass_terms(spec, g, steps=False):
     return counts, g.items
 
 
-# The kernel gradient: per vector multiply-add, per output position a tile visits (gy vectors
-# loaded, row pointers stepped), per value padded or transposed, per work item; by vector bytes.
-# AVX-512: fitted on 99 kernel gradients of the chooser sweep (AMD EPYC Zen 4, 2 threads). AVX2,
-# baseline: bench/blocked_gk_fit.py in those units (2-core Xeon; bench/RESULTS.md, 23rd session).
-KERNEL_SECONDS = {64: {"fma": 0.26e-9, "position": 0.97e-9, "value": 0.57e-9, "item": 0.12e-6},
-                  32: {"fma": 0.112e-9, "position": 1.87e-9, "value": 1.07e-9, "item": 55e-9},
-                  16: {"fma": 0.193e-9, "position": 1.38e-9, "value": 1.13e-9, "item": 36e-9}}
-
-
-def kernel_terms(spec):
-    """The kernel gradient's counts (KERNEL_SECONDS' keys) and the items its threads share."""
-    plan = _kernel_plan(spec)
-    g = plan.geometry
-    positions = spec.batch * math.prod(g.o)
-    return ({"fma": positions * spec.groups * g.blocks * g.cg * g.taps * g.kb,
-             "position": positions * plan.items, "value": g.padded + plan.gyt,
-             "item": plan.items * plan.parts}, plan.run_items)
-
-
 def _kernel_cost(spec):
-    return _modelled(spec, *kernel_terms(spec),
-                     KERNEL_SECONDS.get(_blocked.vector_bytes(), KERNEL_SECONDS[16]))
+    return _modelled(spec, *blocked_gk.terms(_kernel_plan(spec), spec),
+                     blocked_gk.SECONDS.get(_blocked.vector_bytes(), blocked_gk.SECONDS[16]))
 
 
 def _modelled(spec, counts, items, rates):
@@ -577,18 +483,4 @@ def grad_kernel(spec, x, gy, out=None):
         return blocked_batch.grad_kernel(spec, x, gy, gw)
     if _by_positions(spec):
         return blocked_positions.grad_kernel(spec, x, gy, gw)
-    plan = _kernel_plan(spec)
-    g, dtype = plan.geometry, spec.dtype
-    dwp = _scratch.empty("blocked.dwp", plan.size, dtype)
-    threads = max(1, min(_config.get_num_threads(), plan.run_items))
-    roff, tiles = plan.arrays
-    _blocked.grad_kernel(x.reshape(-1), gy.reshape(-1), dwp,
-                         _scratch.empty("blocked.pad", g.padded, dtype),
-                         _scratch.empty("blocked.gyt", plan.gyt, dtype),
-                         _scratch.empty("blocked.partial", plan.partial, dtype), roff, tiles,
-                         plan.cols, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
-                         g.n, g.p, g.e, g.o, g.s, plan.parts, plan.channel_rows, threads,
-                         plan.chunk)
-    _blocked.unpack_gradient(dwp, gw.reshape(-1), spec.groups, g.kg, g.cg, g.taps, g.v,
-                             max(1, min(_config.get_num_threads(), spec.groups * g.blocks)))
-    return gw
+    return blocked_gk.grad_kernel(_kernel_plan(spec), spec, x, gy, gw)

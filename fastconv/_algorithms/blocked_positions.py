@@ -40,12 +40,12 @@ ITEMS = 32              # items the batch's rows are cut for, at least (threads 
 # Before, 4 channels a block were counted whatever the layer had: a depthwise layer's or a
 # one-channel image's single channel ran at 2.5-3.5x below the model, and float64's choice of
 # path lost up to 3.4x (AVX2) and 3.6x (baseline); now 1.2x at worst (bench/RESULTS.md).
-SECONDS = {64: {"fma": 0.194e-9, "load": 0.304e-9, "strided": 0.103e-9, "value": 0.843e-9,
-                "gy": 0.126e-9},
-           32: {"fma": 0.228e-9, "load": 0.278e-9, "strided": 0.085e-9, "value": 1.06e-9,
-                "gy": 0.331e-9},
-           16: {"fma": 0.154e-9, "load": 0.194e-9, "strided": 0.044e-9, "value": 0.937e-9,
-                "gy": 0.211e-9}}
+SECONDS = {64: {"fma": 0.199e-9, "load": 0.253e-9, "strided": 0.103e-9, "value": 0.844e-9,
+                "gy": 0.139e-9},
+           32: {"fma": 0.182e-9, "load": 0.290e-9, "strided": 0.091e-9, "value": 1.10e-9,
+                "gy": 0.353e-9},
+           16: {"fma": 0.153e-9, "load": 0.176e-9, "strided": 0.042e-9, "value": 1.05e-9,
+                "gy": 0.290e-9}}
 TILE_TAPS = {64: 6, 32: 2, 16: 2}      # BK_GKP_NT of src/_blocked_gkp.h
 PARALLEL_EFFICIENCY = 0.9
 CALL_OVERHEAD_S = 12e-6
