@@ -323,3 +323,20 @@ def test_pointwise_layers_on_small_planes_run_as_one_row(name, as_row, rng):
         out = np.full(shape, np.nan)
         assert call(out) is out
         _close(out, want)
+
+
+@pytest.mark.parametrize("path", ["tiles", "positions"])
+@pytest.mark.parametrize("x_shape, w_shape", [((2, 3, 5, 5), (0, 3, 3, 3)),
+                                              ((2, 0, 5, 5), (4, 0, 3, 3)),
+                                              ((0, 3, 5, 5), (4, 3, 3, 3))])
+def test_kernel_gradient_plans_of_empty_problems(path, x_shape, w_shape, monkeypatch):
+    """No output channels, no input channels or no samples: both kernel-gradient paths plan,
+    price and run them (the public functions answer such calls before any algorithm; a plan
+    divided by the blocks' count), giving zeros of the kernel's shape."""
+    monkeypatch.setenv("FASTCONV_BLOCKED_GK", path)
+    spec = make_spec(x_shape, w_shape, dtype=np.float32)
+    assert blocked.supports(spec, "grad_kernel")[0]
+    assert blocked.cost(spec, "grad_kernel") > 0 and blocked.workspace(spec, "grad_kernel") >= 0
+    gw = blocked.grad_kernel(spec, np.ones(spec.x_shape, np.float32),
+                             np.ones(spec.y_shape, np.float32))
+    assert gw.shape == spec.w_shape and not gw.any()

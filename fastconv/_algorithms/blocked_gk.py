@@ -81,8 +81,8 @@ class Plan:
         self.whole = positions * g.v * itemsize <= GK_CHUNK_BYTES
         self.unit = (positions if self.whole else g.o[2] if rows else 1) * g.v    # values
         self.units = spec.batch * (1 if self.whole else g.o[0] * (g.o[1] if rows else g.o[2]))
-        self.chunk = max(1, GK_CHUNK_BYTES // (self.unit * itemsize))      # units a chunk
-        self.parts = max(1, min(self.units, -(-GK_ITEMS // blocks)))
+        self.chunk = max(1, GK_CHUNK_BYTES // max(1, self.unit * itemsize))    # units a chunk
+        self.parts = max(1, min(self.units, -(-GK_ITEMS // max(1, blocks))))
         self.run_items = self.parts * blocks
         self.chunks = -(-self.units // self.chunk) + self.parts - 1     # at most, all parts
         self.size = blocks * g.cg * g.taps * g.v

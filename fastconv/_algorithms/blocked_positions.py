@@ -40,6 +40,8 @@ ITEMS = 32              # items the batch's rows are cut for, at least (threads 
 # Before, 4 channels a block were counted whatever the layer had: a depthwise layer's or a
 # one-channel image's single channel ran at 2.5-3.5x below the model, and float64's choice of
 # path lost up to 3.4x (AVX2) and 3.6x (baseline); now 1.2x at worst (bench/RESULTS.md).
+# Refitted with blocked_gk's chunked transpose, in this model's own units (--units second;
+# twenty-eighth session): the rates moved by up to 37% (the baseline's gy term).
 SECONDS = {64: {"fma": 0.199e-9, "load": 0.253e-9, "strided": 0.103e-9, "value": 0.844e-9,
                 "gy": 0.139e-9},
            32: {"fma": 0.182e-9, "load": 0.290e-9, "strided": 0.091e-9, "value": 1.10e-9,
@@ -70,7 +72,7 @@ class _PositionsPlan:
         self.plane = self.e[0] * self.e[1] * s[2] * self.plen
         rows = spec.batch * o[0] * o[1]
         self.rows = rows
-        self.parts = max(1, min(rows, -(-ITEMS // (spec.groups * self.blocks))))
+        self.parts = max(1, min(rows, -(-ITEMS // max(1, spec.groups * self.blocks))))
         gy_row = 4 * max(1, o[2]) * spec.dtype.itemsize    # a row of the block's 4 channels
         self.chunk = max(1, min(rows, CHUNK_BYTES // gy_row))
         self.per_item = self.ct * 4 * self.lanes
