@@ -255,7 +255,8 @@ cdef void row_item(const Rows* R, const floating* planes, const floating* block,
                    floating* y, floating* buf, floating* window, Py_ssize_t nn, Py_ssize_t gi,
                    Py_ssize_t kb, Py_ssize_t od, Py_ssize_t oh) noexcept nogil:
     """One work item: output rows oh (and oh + 1) of depth od, sample nn, block kb of group gi,
-    from `block` (its packed weights), into `buf` (the thread's row buffer), then y."""
+    from `planes` (the sample's input planes) and `block` (its packed weights), into `buf` (the
+    thread's row buffer), then y."""
     cdef const Shape* g = &R.g
     cdef Py_ssize_t rt = g.o[1] - oh, lanes, r, l, j
     cdef TapRun run
@@ -264,8 +265,7 @@ cdef void row_item(const Rows* R, const floating* planes, const floating* block,
     cdef floating* yrow
     if rt > R.pair:
         rt = R.pair
-    src = (planes + (nn * R.C + gi * R.Cg) * R.padded
-           + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2])
+    src = planes + gi * R.Cg * R.padded + (od * g.s[0] * g.e[1] + oh * g.s[1]) * g.e[2]
     run = tap_run(g, R.kern, R.dil, od, oh, rt)
     w_at = block + run.first * R.V
     if not R.edged:
@@ -311,12 +311,35 @@ cdef bint pack_block(const floating* w, Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t
     return not any_not_finite(dst, row * V)
 
 
+cdef void sample_items(const Rows* R, const floating* x, const floating* wp, floating* y,
+                       floating* xpad, floating* rows, Py_ssize_t N, Py_ssize_t G,
+                       Py_ssize_t blocks, Py_ssize_t pairs, int num_threads) noexcept nogil:
+    """forward's `per_sample` order: sample nn's planes padded into the thread's part of xpad,
+    then its rows, in the order of the items of the other orders."""
+    cdef Py_ssize_t plane = R.g.n[0] * R.g.n[1] * R.g.n[2], nn, c, sub, rest, oh, od, kb, gi
+    cdef floating* planes
+    for nn in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        planes = xpad + omp_get_thread_num() * R.C * R.padded
+        for c in range(R.C):
+            pad_plane(x + (nn * R.C + c) * plane, planes + c * R.padded, &R.g)
+        for sub in range(G * blocks * R.g.o[0] * pairs):
+            oh = (sub % pairs) * R.pair
+            rest = sub // pairs
+            od = rest % R.g.o[0]
+            rest = rest // R.g.o[0]
+            kb = rest % blocks
+            gi = rest // blocks
+            row_item(R, planes, wp + (gi * blocks + kb) * R.Cg * R.wtaps * R.V, y,
+                     rows + omp_get_thread_num() * 2 * R.g.o[2] * R.V, NULL, nn, gi, kb, od, oh)
+
+
 def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floating[::1] xpad,
             floating[::1] rows, const Py_ssize_t[::1] toff, const Py_ssize_t[::1] kern,
             const Py_ssize_t[::1] dil, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
             int KB, Py_ssize_t V, int pair, object n, object p, object e, object o, object s,
             int num_threads, object ystrides=None, Py_ssize_t wtaps=0, object edges=None,
-            bint by_block=False, int fuse=0, floating[::1] wblocks=None):
+            bint by_block=False, int fuse=0, floating[::1] wblocks=None,
+            bint per_sample=False):
     """y = conv(x, w) (eq. 9.8, lifted). `xpad`: N * C padded planes (empty: x read in place);
     `rows`: num_threads x 2 rows of ow x V values (V = KB vectors); `kern`, `dil`: the kernel's
     size and dilation. With `pair` 2 an item takes two output rows, so each weight vector loaded
@@ -337,8 +360,11 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     1), a whole block an item: `wp` is then the weights as given, and the item packs its block
     into its thread's part of `wblocks` (num_threads x Cg x taps x V) before its rows (packing
     the whole kernel first wrote and read back those 9.4 MB: 38% of the call at batch 1).
-    Returns whether every weight was finite (always True unfused: pack_weights said so); where
-    not, y is unspecified and the caller gives up."""
+    `per_sample`, an item a sample: it pads the sample's planes into its thread's part of
+    `xpad` (num_threads x C planes) and runs all their rows while they are in cache, where the
+    batch's padded planes would go to memory and back. Returns whether every weight was finite
+    (always True unfused: pack_weights said so); where not, y is unspecified and the caller
+    gives up."""
     cdef Rows R
     cdef Py_ssize_t blocks = (Kg + V - 1) // V
     cdef Py_ssize_t pairs, out_plane, per_block
@@ -367,6 +393,10 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
         R.jl, R.jr, R.wl, R.wr = edges
         R.ew = R.wl if R.wl > R.wr else R.wr
     per_block = N * R.g.o[0] * pairs
+    if per_sample:
+        sample_items(&R, &x[0], &wp[0], &y[0], &xpad[0], &rows[0], N, G, blocks, pairs,
+                     num_threads)
+        return True
     with nogil:
         planes = &x[0] if R.edged else input_planes(&x[0], xpad, &R.g, N * R.C, num_threads)
         if fuse:
@@ -380,7 +410,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                     oh = (sub % pairs) * pair
                     od = (sub // pairs) % R.g.o[0]
                     nn = sub // (pairs * R.g.o[0])
-                    row_item(&R, planes, block, &y[0],
+                    row_item(&R, planes + nn * R.C * R.padded, block, &y[0],
                              &rows[0] + omp_get_thread_num() * 2 * R.g.o[2] * V,
                              &xpad[0] + omp_get_thread_num() * Cg * R.ew if R.edged else NULL,
                              nn, gi, kb, od, oh)
@@ -401,7 +431,8 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
                     rest = rest // blocks
                     gi = rest % G
                     nn = rest // G
-                row_item(&R, planes, &wp[0] + (gi * blocks + kb) * Cg * R.wtaps * V, &y[0],
+                row_item(&R, planes + nn * R.C * R.padded,
+                         &wp[0] + (gi * blocks + kb) * Cg * R.wtaps * V, &y[0],
                          &rows[0] + omp_get_thread_num() * 2 * R.g.o[2] * V,
                          &xpad[0] + omp_get_thread_num() * Cg * R.ew if R.edged else NULL,
                          nn, gi, kb, od, oh)

@@ -32,6 +32,9 @@ def _forget():
     _call_memo.clear()
 
 
+PER_SAMPLE = blocked._Geometry.per_sample
+
+
 @pytest.fixture
 def order(monkeypatch):
     """order(name) forces one order of work on the next calls; the plans are rebuilt."""
@@ -40,6 +43,10 @@ def order(monkeypatch):
                             lambda self, spec: name != "by_sample" and spec.batch > 1)
         monkeypatch.setattr(blocked._Geometry, "fuses",
                             lambda self, spec, threads: name == "fused")
+        if name == "rows":      # by sample, the batch's padded planes first (never per sample)
+            monkeypatch.setattr(blocked._Geometry, "per_sample", lambda self, spec, threads: False)
+        else:
+            monkeypatch.setattr(blocked._Geometry, "per_sample", PER_SAMPLE)
         _forget()
     yield force
     monkeypatch.undo()
@@ -66,7 +73,7 @@ def test_every_order_gives_the_same_bits(name, dtype, rng, order, restore_settin
                             reference.conv_grad_input(gy, w, x_shape, **geometry))}
     for op, (call, want) in calls.items():
         results = []
-        for name_ in ("by_sample", "by_block", "fused"):
+        for name_ in ("by_sample", "rows", "by_block", "fused"):
             order(name_)
             for threads in (1, 2, 3):
                 fastconv.set_num_threads(threads)
@@ -88,6 +95,19 @@ def test_the_order_follows_the_bytes(x_shape, w_shape, stride, by_block, fuses):
     g = blocked._Geometry(spec)
     assert (g.by_block, g.fuses(spec, 2)) == (by_block, fuses)
     assert not g.fuses(spec, 10 ** 6)       # too few blocks to keep that many threads busy
+
+
+@pytest.mark.parametrize("name, threads, per_sample", [
+    ("two-vectors", 2, True), ("two-vectors", 1, True), ("two-vectors", 3, False),
+    ("strided-phases", 2, True), ("groups-part-block", 3, True), ("groups-part-block", 2, False),
+    ("1d-edges", 3, False), ("one-sample", 2, False)])
+def test_the_samples_pad_their_own_planes(name, threads, per_sample):
+    """The forward pass's items are whole samples, each padding its own planes in cache, where
+    the samples share the threads evenly and the planes are padded copies (the edges of a 1-D
+    row are windows instead). test_every_order_gives_the_same_bits runs both ways."""
+    x_shape, w_shape, geometry = CASES[name]
+    spec = make_spec(x_shape, w_shape, dtype=np.float32, **geometry)
+    assert blocked._Geometry(spec).per_sample(spec, threads) == per_sample
 
 
 def test_resnet_layer4_runs_by_block():
