@@ -231,6 +231,11 @@ def _kernel_plan(spec):
     return blocked_gk.Plan(spec, _geometry(spec, False))
 
 
+def _kernel_workspace(spec):
+    """Bytes of the kernel gradient's workspace on transposed gy, at the call's thread count."""
+    return _kernel_plan(spec).workspace_elements(_config.get_num_threads()) * spec.dtype.itemsize
+
+
 @functools.lru_cache(maxsize=64)
 def _geometry(spec, flipped):
     """The _Geometry of a problem (flipped: its input gradient's), kept per problem so that a
@@ -266,11 +271,11 @@ def supports(spec, op):
     if _by_batch(spec, op) or (op == "grad_kernel" and _by_positions(spec)):
         return True, ""
     if op == "grad_kernel":
-        need = _kernel_plan(spec).workspace_elements(_config.get_num_threads())
-        need *= spec.dtype.itemsize
+        need = _kernel_workspace(spec)
         if need > _config.get_workspace_limit():
-            return False, (f"the padded input, transposed gy's chunks and packed gradient ({need} bytes) "
-                           f"exceed the workspace limit of {_config.get_workspace_limit()} bytes")
+            return False, (f"the padded input, transposed gy's chunks and packed gradient "
+                           f"({need} bytes) exceed the workspace limit of "
+                           f"{_config.get_workspace_limit()} bytes")
         return True, ""
     why = _phases.refusal(spec) if op == "grad_input" and not _by_columns(spec) else None
     if why:
@@ -289,8 +294,7 @@ def workspace(spec, op):
     if op == "grad_kernel" and _by_positions(spec):
         return blocked_positions.plan(spec).workspace_elements(spec) * spec.dtype.itemsize
     if op == "grad_kernel":
-        return (_kernel_plan(spec).workspace_elements(_config.get_num_threads())
-                * spec.dtype.itemsize)
+        return _kernel_workspace(spec)
     if op == "grad_input" and _by_columns(spec):
         return blocked_columns.plan(spec).workspace_elements() * spec.dtype.itemsize
     if op == "forward" and _by_planes(spec):
