@@ -211,15 +211,12 @@ def main(argv=None):
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     report(op, rows, first, second, second_applies, "rates in use")
-    if args.units == "first":
-        scale = {d: statistics.median(first.seconds(r["spec"]) / r[name1]
-                                      for r in rows if r["dtype"] == d)
-                 for d in {r["dtype"] for r in rows}}
-    else:
-        scale = {d: statistics.median(second.seconds(r["spec"]) / r[name2] for r in rows
-                                      if r["dtype"] == d and r[name2] is not None
-                                      and second_applies(r["spec"]))
-                 for d in {r["dtype"] for r in rows}}
+    unit, name, timed = ((first, name1, lambda r: True) if args.units == "first" else
+                         (second, name2,
+                          lambda r: r[name2] is not None and second_applies(r["spec"])))
+    scale = {d: statistics.median(unit.seconds(r["spec"]) / r[name] for r in rows
+                                  if r["dtype"] == d and timed(r))
+             for d in {r["dtype"] for r in rows}}
     fitted_first = first.rates if op == "forward" else first.fit(rows, name1, scale)
     fitted_second = second.fit([r for r in rows
                                 if r[name2] is not None and second_applies(r["spec"])],
