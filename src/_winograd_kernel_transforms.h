@@ -41,6 +41,7 @@ FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kst
         Py_ssize_t kernels, int flipped, int prefetch) {
     enum { CHUNKS = (9 + WG_L - 1) / WG_L };    /* vectors of a kernel's taps */
     const Py_ssize_t step = flipped ? 1 : C;    /* kernels between two rows r */
+    VT bad = {0};       /* v - v of every value read: NaN where one was NaN or infinite */
     for (Py_ssize_t r0 = 0; r0 < rows; r0 += WG_L) {
         const int n = rows - r0 < WG_L ? (int)(rows - r0) : WG_L;
         const Py_ssize_t first = flipped ? col * C + r0 : r0 * C + col;
@@ -79,6 +80,9 @@ FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kst
             for (int a = 0; a < 9; a++)
                 memcpy(&d[a], lane[a], sizeof(VT));
         }
+        _Pragma("GCC unroll 9")
+        for (int a = 0; a < 9; a++)
+            bad += d[a] - d[a];
         WG_T* dst = out + r0;   /* position 0's, then a position further each store (36
                                    pointers kept apart went to the stack, each moved there) */
         _Pragma("GCC unroll 6")
@@ -97,6 +101,9 @@ FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kst
             }
         }
     }
+    for (int l = 0; l < WG_L; l++)
+        if (bad[l] != bad[l])
+            return 1;
     return 0;
 }
 

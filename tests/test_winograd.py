@@ -186,6 +186,29 @@ def test_nan_and_inf_propagate_like_the_reference(name):
             np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("flipped", [False, True])
+def test_the_kernel_transform_reports_a_kernel_value_that_is_not_finite(dtype, flipped):
+    """The transform checks the values it reads (no isfinite pass of its own over w): a NaN or
+    an infinity in any kernel -- the first, one in the middle of a vector's kernels, the
+    array's last (read a tap at a time), at any tap -- makes it answer None, and a finite
+    kernel, however large, never does. 19 x 21 kernels: a part-filled vector of rows at
+    every level."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((19, 21, 3, 3)).astype(dtype)
+    KP = 32
+    assert winograd._transformed_kernel(w, flipped, KP, 2) is not None
+    big = np.full_like(w, np.finfo(dtype).max / 4)
+    assert winograd._transformed_kernel(big, flipped, KP, 1) is not None
+    for k, c, tap in [(0, 0, 0), (7, 11, 4), (18, 20, 8), (18, 20, 0), (5, 20, 7)]:
+        for bad in (np.nan, np.inf, -np.inf):
+            v = w.copy()
+            v[k, c].flat[tap] = bad
+            for threads in (1, 3):
+                assert winograd._transformed_kernel(v, flipped, KP, threads) is None, \
+                    (k, c, tap, bad, threads)
+
+
 def test_float32_overflow_in_a_transform_falls_back():
     """x near the float32 maximum: B^T d B overflows where the textbook sum does not."""
     signs = np.random.default_rng(7).choice([-1.0, 1.0], (1, 2, 8, 8))
