@@ -29,7 +29,10 @@ block of its result that was not finite -- and the registry computes the operati
 """
 import numpy as np
 
+from . import _blocked, _config
+
 CHUNK = 1 << 16     # elements checked at a time: no temporary of the result's size
+VECTOR_ABOVE = 4096     # float32/64 arrays past this many values: bk_nonfinite on the call's threads
 
 CHECK_RESULT = "check_result"
 GIVES_UP = "gives_up"
@@ -37,8 +40,15 @@ RULES = (CHECK_RESULT, GIVES_UP)
 
 
 def all_finite(a):
-    """Whether every value of `a` is finite, in chunks of CHUNK with one small flag buffer."""
+    """Whether every value of `a` is finite. A contiguous float32/64 array of more than
+    VECTOR_ABOVE values is read once in the kernels' vectors, on the call's threads (NumPy's
+    isfinite in chunks, a flag array written and read again, took 3-5% of an FFT convolution of a
+    512-2048 square image: 0.72 ms of a 2048 x 2048 image's 14 ms, 2.4x less this way on the
+    2-core Xeon); others by isfinite in chunks of CHUNK with one small flag buffer."""
     flat = a.reshape(-1)
+    if (flat.size > VECTOR_ABOVE and flat.dtype in (np.float32, np.float64)
+            and flat.flags.c_contiguous):
+        return _blocked.all_finite(flat, _config.get_num_threads())
     if flat.size <= CHUNK:
         return bool(np.isfinite(flat).all())
     flags = np.empty(CHUNK, bool)

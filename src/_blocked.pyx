@@ -212,6 +212,18 @@ cdef inline bint any_not_finite(const floating* a, Py_ssize_t n) noexcept nogil:
         return bk_nonfinite_f64(a, n) != 0
 
 
+def all_finite(const floating[::1] a, int num_threads=1):
+    """Whether every value of a is finite: any_not_finite over up to num_threads parts (the
+    registry's check of a result, fastconv/_finite.py)."""
+    cdef Py_ssize_t n = a.shape[0], p, parts = num_threads if n >= 1 << 16 else 1
+    cdef int bad = 0
+    if n == 0:
+        return True
+    for p in prange(parts, nogil=True, schedule="static", num_threads=parts):
+        bad |= any_not_finite(&a[n * p // parts], n * (p + 1) // parts - n * p // parts)
+    return bad == 0
+
+
 cdef extern from *:
     void __builtin_prefetch(const void* p) noexcept nogil
 

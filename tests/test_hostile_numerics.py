@@ -133,15 +133,27 @@ def test_outputs_of_padding_alone_multiply_nonfinite_values(algorithm):
     assert finite.tolist() == [[[0.0], [0.0]]]
 
 
-def test_all_finite_looks_at_every_value():
-    a = np.zeros(3 * _finite.CHUNK + 5)
-    assert _finite.all_finite(a)
-    for where, value in ((0, np.nan), (-1, -np.inf), (2 * _finite.CHUNK + 1, np.inf)):
-        b = a.copy()
-        b[where] = value
-        assert not _finite.all_finite(b)
-        assert not _finite.all_finite(b.reshape(1, 1, -1)[..., ::1])
-    assert _finite.all_finite(np.zeros((0, 3)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_all_finite_looks_at_every_value(dtype, threads, restore_settings):
+    """Both ways of looking (the kernels' vectors over the call's threads for contiguous
+    float32/64 arrays past VECTOR_ABOVE values, NumPy's isfinite in chunks otherwise) see a NaN
+    or an infinity wherever it is: the ends, the threads' part boundaries, a vector's tail."""
+    fastconv.set_num_threads(threads)
+    for n in (_finite.VECTOR_ABOVE, _finite.VECTOR_ABOVE + 1, (1 << 16) - 1, 1 << 16,
+              3 * _finite.CHUNK + 5):
+        a = np.zeros(n, dtype)
+        assert _finite.all_finite(a)
+        assert _finite.all_finite(a[::2])      # not contiguous: NumPy's way
+        places = {0, 1, n - 1, n - 2, n // 2, n // 3, 2 * n // 3, (2 * n) // 3 - 1}
+        for where in sorted(places):
+            for value in (np.nan, np.inf, -np.inf):
+                b = a.copy()
+                b[where] = value
+                assert not _finite.all_finite(b), (n, where, value)
+                assert not _finite.all_finite(b.reshape(1, 1, -1)), (n, where, value)
+                assert _finite.all_finite(b[where + 1:]) and _finite.all_finite(b[:where])
+    assert _finite.all_finite(np.zeros((0, 3), dtype))
 
 
 def test_the_registry_holds_the_one_non_finite_policy():
