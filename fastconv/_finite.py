@@ -29,7 +29,10 @@ block of its result that was not finite -- and the registry computes the operati
 """
 import numpy as np
 
-from . import _blocked, _config
+from . import _config
+from ._lazy import LazyModule
+
+_blocked = LazyModule("fastconv._blocked")      # its kernels' nonfinite check, on first use
 
 CHUNK = 1 << 16     # elements checked at a time: no temporary of the result's size
 VECTOR_ABOVE = 4096     # float32/64 arrays past this many values: bk_nonfinite on the call's threads
