@@ -35,7 +35,9 @@ FASTCONV_ATTR static inline VT WG_FN(wg_g_row)(int i, VT v0, VT v1, VT v2) {
    float32 the rounding of U stays ~1e-7 of its values, well below the transforms' ~1e-5 of the
    result, measured the same on 64-512 channels.) A vector reads up to 16 values from a
    kernel's first: past its 9 into the next kernel's, but for the array's last kernel (index
-   kernels - 1), whose taps are read one at a time. */
+   kernels - 1), whose taps are read one at a time. Returns 1 where a value of the rows' kernels
+   is NaN or infinite (v - v of each tap vector, summed: the kernel's check, with no pass of its
+   own over w), else 0. */
 FASTCONV_ATTR static int WG_FN(wg_kernel)(const WG_T* restrict w, Py_ssize_t kstride,
         WG_T* restrict out, Py_ssize_t ostride, Py_ssize_t col, Py_ssize_t C, Py_ssize_t rows,
         Py_ssize_t kernels, int flipped, int prefetch) {
