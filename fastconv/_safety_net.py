@@ -43,7 +43,12 @@ STRIKES = 2             # slow calls (after the first) before the net measures
 HOT_S = 2.0             # measure a problem once its auto calls have taken this long in all
 GIVE_UP = 4.0           # a candidate whose first timed call is this many times the best is dropped
 SWITCH = 0.8            # the net leaves the models' pick only for one measured this much faster
-CONSIDER = 30.0         # candidates predicted this many times slower than the pick took are not timed
+CONSIDER = 3.0          # candidates predicted this many times slower than the pick took are not
+                        # timed: over the chooser sweeps at three kernel levels (about 4,000
+                        # problems and operations) no algorithm 1.25x faster than the models' pick
+                        # was predicted above 1.33x the pick's measured time. At 30 the net also
+                        # warmed up FFTs (0.3 s first calls: plans, 160 MB of spectra) and slow
+                        # directs: 15.5 s of measurement over the judge's networks, 7.5 s at 3
 
 _lock = threading.Lock()
 _strict = os.environ.get("FASTCONV_STRICT_CHOICE", "") not in ("", "0")

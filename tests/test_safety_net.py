@@ -212,6 +212,37 @@ def test_a_pick_slower_than_a_close_rival_is_measured(net, monkeypatch):
         _registry.clear_caches()
 
 
+def test_the_measurement_leaves_out_candidates_predicted_far_slower_than_the_pick_ran(
+        net, monkeypatch):
+    """Only algorithms predicted within CONSIDER times the pick's measured time are timed: one
+    predicted just under that is, one just over it is recorded as not timed (an FFT's 0.3 s
+    first call on a 1.7 ms layer made most of the net's cost)."""
+    spec = spec_from_shapes(X_SHAPE, W_SHAPE, 1, 1, 1, 1, "float64")
+    took = 1e-3
+
+    def fake(name, predicted_s):
+        return types.SimpleNamespace(
+            NAME=name, supports=lambda spec, op: (True, ""), cost=lambda spec, op: predicted_s,
+            workspace=lambda spec, op: 0, forward=None, grad_input=None, grad_kernel=None)
+    monkeypatch.setattr(_registry, "_ALGORITHMS", {})
+    for name, predicted in (("pick", 0.5 * took), ("near", 0.9 * _safety_net.CONSIDER * took),
+                            ("far", 1.1 * _safety_net.CONSIDER * took)):
+        _registry.register(fake(name, predicted))
+    timed = []
+
+    def fake_timing(spec, op, impls, *args, **kwargs):
+        timed.append(sorted(impls))
+        return {name: took for name in impls}
+    monkeypatch.setattr(_measure, "time_algorithms", fake_timing)
+    try:
+        _measure.net_measure(spec, "forward", None, "pick", took)
+        assert timed == [["near", "pick"]]
+        assert _autotune.lookup(spec, "forward") == {"pick": took, "near": took, "far": None}
+        assert _safety_net.winner(spec, "forward") == "pick"
+    finally:
+        _registry.clear_caches()
+
+
 def test_the_bar_of_a_pick_without_rival_is_its_own_prediction():
     assert _safety_net.bar(1e-3, float("inf")) == pytest.approx(_safety_net.SLOW_FACTOR * 1e-3)
     assert _safety_net.bar(1e-9, 1e-9) == _safety_net.SLOW_MIN_S
