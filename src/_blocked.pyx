@@ -113,11 +113,11 @@ cdef const floating* input_planes(const floating* x, floating[::1] xpad, const S
 cdef inline void run_row(const floating* x, Py_ssize_t cs, const Py_ssize_t* toff,
                          Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const floating* w, int KB,
                          int RT, Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow,
-                         floating* out) noexcept nogil:
+                         floating* out, Py_ssize_t ek=0) noexcept nogil:
     if floating is float:
-        bk_row_f32(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
+        bk_row_f32(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out, ek)
     else:
-        bk_row_f64(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out)
+        bk_row_f64(x, cs, toff, taps, ts, C, w, KB, RT, js, rs, ow, out, ek)
 
 
 cdef inline void unpack(const floating* buf, Py_ssize_t V, Py_ssize_t ow, Py_ssize_t rt,
@@ -250,6 +250,41 @@ cdef inline void flip_channel(const floating* src, Py_ssize_t taps, const Py_ssi
         bk_flip_f64(src, taps, pos, dst, V, lanes)
 
 
+cdef inline Py_ssize_t same_row_taps(const Shape* g, Py_ssize_t k2, Py_ssize_t d2,
+                                     bint padded) noexcept nogil:
+    """k2 where bk_row's tiles at a row's ends skip the products of padding zeros kernel column
+    by kernel column (bk_cols' EK), else 0: rows of 3 or 5 taps next to each other, stride 1 along
+    the row, the input padded by k2 // 2 on both sides into planes of its own (`padded`: not x
+    read in place, not a 1-D row's edge windows, not a strided input gradient's phase), and rows
+    short enough that at least 7% of their products are padding's (k2 // 2 (k2 // 2 + 1) of
+    k2 ow): 3 taps on rows of up to 9, 5 on up to 17. On longer rows the ends' tiles gained less
+    than they lost to the unrolled taps (AVX2: 0.97x on 14 columns of 3 taps; LeNet's 5 taps on
+    8: 1.17x at AVX-512, 1.05x at AVX2)."""
+    cdef Py_ssize_t pad = k2 // 2
+    if not SKIP_ENDS[0] or not padded or (k2 != 3 and k2 != 5) or d2 != 1 or g.s[2] != 1:
+        return 0
+    if g.p[2] != pad or g.o[2] != g.n[2] or g.e[2] != g.n[2] + 2 * pad:
+        return 0
+    return k2 if 100 * pad * (pad + 1) >= 7 * k2 * g.o[2] else 0
+
+
+cdef bint SKIP_ENDS[1]
+SKIP_ENDS[0] = True
+
+
+def skip_padding_at_row_ends(bint skip):
+    """Whether bk_row's tiles at a row's ends skip padding's products (same_row_taps); True
+    unless a test or benchmark compares the two."""
+    SKIP_ENDS[0] = skip
+
+
+def row_end_taps(n, p, e, o, s, Py_ssize_t k2, Py_ssize_t d2, bint padded):
+    """same_row_taps of a forward pass's geometry (the tests' check that a case takes the path;
+    the kernels use it at AVX-512 only, in tiles of up to BK_EK_ACC accumulators)."""
+    cdef Shape g = make_shape(n, p, e, o, s)
+    return same_row_taps(&g, k2, d2, padded)
+
+
 # What every row item of one forward pass shares (forward's arguments, as C values)
 cdef struct Rows:
     Shape g
@@ -261,6 +296,7 @@ cdef struct Rows:
     Py_ssize_t ysample, ychan, yd, yh, yw
     bint edged
     Py_ssize_t jl, jr, wl, wr, ew
+    Py_ssize_t ek       # taps a kernel row where the rows' ends skip padding's products, or 0
 
 
 cdef void row_item(const Rows* R, const floating* planes, const floating* block,
@@ -282,7 +318,7 @@ cdef void row_item(const Rows* R, const floating* planes, const floating* block,
     w_at = block + run.first * R.V
     if not R.edged:
         run_row(src, R.padded, R.toff + run.first, run.count, R.wtaps, R.Cg, w_at, R.KB, rt,
-                g.s[2], g.s[1] * g.e[2], g.o[2], buf)
+                g.s[2], g.s[1] * g.e[2], g.o[2], buf, R.ek)
     else:
         if R.jl > 0:
             edge_window(src, R.padded, g.n[2], -g.p[2], R.wl, R.Cg, window)
@@ -404,6 +440,7 @@ def forward(const floating[::1] x, const floating[::1] wp, floating[::1] y, floa
     if R.edged:
         R.jl, R.jr, R.wl, R.wr = edges
         R.ew = R.wl if R.wl > R.wr else R.wr
+    R.ek = same_row_taps(&R.g, kern[2], dil[2], xpad.shape[0] > 0 and not R.edged and not wtaps)
     per_block = N * R.g.o[0] * pairs
     if per_sample:
         sample_items(&R, &x[0], &wp[0], &y[0], &xpad[0], &rows[0], N, G, blocks, pairs,

@@ -7,10 +7,12 @@ cdef extern from "_blocked_kernels.h":
     void bk_init() noexcept nogil
     void bk_row_f32 "bk_kernels.bk_row_f32"(const float* x, Py_ssize_t cs, const Py_ssize_t* toff,
                     Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const float* w, int KB, int RT,
-                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, float* out) noexcept nogil
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, float* out,
+                    Py_ssize_t ek) noexcept nogil
     void bk_row_f64 "bk_kernels.bk_row_f64"(const double* x, Py_ssize_t cs, const Py_ssize_t* toff,
                     Py_ssize_t taps, Py_ssize_t ts, Py_ssize_t C, const double* w, int KB, int RT,
-                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out) noexcept nogil
+                    Py_ssize_t js, Py_ssize_t rs, Py_ssize_t ow, double* out,
+                    Py_ssize_t ek) noexcept nogil
     void bk_unpack_f32 "bk_kernels.bk_unpack_f32"(const float* buf, Py_ssize_t V, Py_ssize_t ow,
                     Py_ssize_t rt, Py_ssize_t lanes, float* y, Py_ssize_t plane,
                     Py_ssize_t yrow) noexcept nogil
