@@ -257,9 +257,9 @@ cdef inline Py_ssize_t same_row_taps(const Shape* g, Py_ssize_t k2, Py_ssize_t d
     the row, the input padded by k2 // 2 on both sides into planes of its own (`padded`: not x
     read in place, not a 1-D row's edge windows, not a strided input gradient's phase), and rows
     short enough that at least 7% of their products are padding's (k2 // 2 (k2 // 2 + 1) of
-    k2 ow): 3 taps on rows of up to 9, 5 on up to 17. On longer rows the ends' tiles gained less
-    than they lost to the unrolled taps (AVX2: 0.97x on 14 columns of 3 taps; LeNet's 5 taps on
-    8: 1.17x at AVX-512, 1.05x at AVX2)."""
+    k2 ow): 3 taps on rows of up to 9, 5 on up to 17. At AVX-512 LeNet's 5 taps on 8 columns
+    (15%) ran 1.14-1.19x faster, 5 on 16 (7.5%) 1.06x, 3 on 16 (4%) 1.00x; the kernels below
+    AVX-512 take every product (src/_blocked_kernels.h, BK_EK_ACC)."""
     cdef Py_ssize_t pad = k2 // 2
     if not SKIP_ENDS[0] or not padded or (k2 != 3 and k2 != 5) or d2 != 1 or g.s[2] != 1:
         return 0

@@ -8,8 +8,9 @@ Each case checks that the geometry qualifies (so no case passes on the other cod
 forward pass and the input gradient match fastconv.reference, are the same bits at 1, 2 and 3
 threads, and the same bits as with the skipping off (the products left out are exact zeros of
 finite weights), for one row to many, one and two vectors of channels, 2-D and 3-D, both
-precisions, and non-finite inputs next to the padding. The other levels run these cases too
-(tests/test_kernel_levels.py runs the suite at each): there the kernels ignore the geometry's EK.
+precisions, and non-finite inputs next to the padding. Below AVX-512 the kernels take every
+product whatever the geometry says; the suite run with FASTCONV_KERNEL_LEVEL=avx2 or =baseline
+checks that the cases hold there too.
 """
 import numpy as np
 import pytest
