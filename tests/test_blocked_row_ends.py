@@ -7,7 +7,7 @@ kernel row's taps unrolled, each kernel column over the outputs where it reads t
 Each case checks that the geometry qualifies (so no case passes on the other code), then that the
 forward pass and the input gradient match fastconv.reference, are the same bits at 1, 2 and 3
 threads, and the same bits as with the skipping off (the products left out are exact zeros of
-finite weights), for one row to many, one and two vectors of channels, 2-D and 3-D, both
+finite weights), for one row to many, one and two vectors of channels, groups, 2-D and 3-D, both
 precisions, and non-finite inputs next to the padding. Below AVX-512 the kernels take every
 product whatever the geometry says; the suite run with FASTCONV_KERNEL_LEVEL=avx2 or =baseline
 checks that the cases hold there too.
@@ -28,7 +28,9 @@ CASES = {
     "5x5-rows-of-2": ((2, 5, 3, 2), (20, 5, 5, 5), 2),
     "5x5-rows-of-17": ((2, 3, 4, 17), (16, 3, 5, 5), 2),
     "3d": ((1, 4, 3, 6, 6), (40, 4, 3, 3, 3), 1),
+    "groups": ((2, 8, 5, 6), (24, 4, 3, 3), 1),
 }
+GROUPS = {"groups": 2}
 OPS = ("forward", "grad_input")
 
 
@@ -43,16 +45,17 @@ def rows(monkeypatch):
     _blocked.skip_padding_at_row_ends(True)
 
 
-def _run(op, x, w, gy, padding):
+def _run(op, x, w, gy, padding, groups=1):
     if op == "forward":
-        return fastconv.conv(x, w, padding=padding, algorithm="blocked")
-    return fastconv.conv_grad_input(gy, w, x.shape, padding=padding, algorithm="blocked")
+        return fastconv.conv(x, w, padding=padding, groups=groups, algorithm="blocked")
+    return fastconv.conv_grad_input(gy, w, x.shape, padding=padding, groups=groups,
+                                    algorithm="blocked")
 
 
-def _expected(op, x, w, gy, padding):
+def _expected(op, x, w, gy, padding, groups=1):
     if op == "forward":
-        return reference.conv(x, w, padding=padding)
-    return reference.conv_grad_input(gy, w, x.shape, padding=padding)
+        return reference.conv(x, w, padding=padding, groups=groups)
+    return reference.conv_grad_input(gy, w, x.shape, padding=padding, groups=groups)
 
 
 def _qualifies(spec, op):
@@ -67,7 +70,8 @@ def _qualifies(spec, op):
 def test_row_ends_match_reference_and_the_full_sums(name, op, dtype, rng, rows,
                                                     restore_settings, assert_close_to_reference):
     x_shape, w_shape, padding = CASES[name]
-    spec = make_spec(x_shape, w_shape, padding=padding, dtype=dtype)
+    groups = GROUPS.get(name, 1)
+    spec = make_spec(x_shape, w_shape, padding=padding, groups=groups, dtype=dtype)
     assert _qualifies(spec, op) == w_shape[-1], "the case does not take the path it tests"
     assert not blocked._by_batch(spec, op) and not blocked._by_columns(spec)
     x = rng.standard_normal(x_shape).astype(dtype)
@@ -77,13 +81,13 @@ def test_row_ends_match_reference_and_the_full_sums(name, op, dtype, rng, rows,
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)
-        results.append(_run(op, x, w, gy, padding))
-    assert_close_to_reference(results[0], _expected(op, x, w, gy, padding))
+        results.append(_run(op, x, w, gy, padding, groups))
+    assert_close_to_reference(results[0], _expected(op, x, w, gy, padding, groups))
     for other in results[1:]:
         assert np.array_equal(results[0], other), "the result depends on the thread count"
     _blocked.skip_padding_at_row_ends(False)
     assert _qualifies(spec, op) == 0
-    full = _run(op, x, w, gy, padding)
+    full = _run(op, x, w, gy, padding, groups)
     assert np.array_equal(results[0], full), "skipping padding's products changed the sums"
     for a, b in zip((x, w, gy), copies):
         assert np.array_equal(a, b), "an input was written"
