@@ -258,8 +258,8 @@ cdef inline Py_ssize_t same_row_taps(const Shape* g, Py_ssize_t k2, Py_ssize_t d
     read in place, not a 1-D row's edge windows, not a strided input gradient's phase), and rows
     short enough that at least 7% of their products are padding's (k2 // 2 (k2 // 2 + 1) of
     k2 ow): 3 taps on rows of up to 9, 5 on up to 17. At AVX-512 LeNet's 5 taps on 8 columns
-    (15%) ran 1.14-1.19x faster, 5 on 16 (7.5%) 1.06x, 3 on 16 (4%) 1.00x; the kernels below
-    AVX-512 take every product (src/_blocked_kernels.h, BK_EK_ACC)."""
+    (15%) ran 1.14-1.19x faster, 5 on 16 (7.5%) 1.06x, 3 on 16 (4%) 1.00x. The kernels skip in
+    tiles of up to BK_EK_ACC accumulators (src/_blocked_kernels.h), at AVX-512 and AVX2."""
     cdef Py_ssize_t pad = k2 // 2
     if not SKIP_ENDS[0] or not padded or (k2 != 3 and k2 != 5) or d2 != 1 or g.s[2] != 1:
         return 0
@@ -280,7 +280,7 @@ def skip_padding_at_row_ends(bint skip):
 
 def row_end_taps(n, p, e, o, s, Py_ssize_t k2, Py_ssize_t d2, bint padded):
     """same_row_taps of a forward pass's geometry (the tests' check that a case takes the path;
-    the kernels use it at AVX-512 only, in tiles of up to BK_EK_ACC accumulators)."""
+    the kernels use it at AVX-512 and AVX2, in tiles of up to BK_EK_ACC accumulators)."""
     cdef Shape g = make_shape(n, p, e, o, s)
     return same_row_taps(&g, k2, d2, padded)
 

@@ -42,12 +42,12 @@
 #define BK_PF 2
 #define BK_MAX_CT 12        /* columns of a tile (2 x 12 accumulators fill AVX-512's 32 registers) */
 #define BK_ACC(BYTES) ((BYTES) == 64 ? 28 : 12)    /* accumulators a tile keeps in registers */
-/* Tiles of at most this many accumulators skip padding's products at a row's ends (bk_cols' EK,
-   AVX-512 only): with more, the kernel row's taps unrolled spilled the tile (ResNet-18's 7x7
-   maps, 28 accumulators: 0.64-0.72x the time, 0.75-0.84x with a compiler barrier between the
-   taps); at AVX2 (16 registers, tiles of up to 12) LeNet's 5x5 on 8x8 maps gained 1.01-1.03x
-   where the products left out were 15% */
-#define BK_EK_ACC 20
+/* Tiles of at most this many accumulators skip padding's products at a row's ends (bk_cols' EK;
+   AVX-512 and AVX2, not the baseline): with more, the kernel row's taps unrolled spilled the
+   tile -- at AVX-512 ResNet-18's 7x7 rows of 28 accumulators ran 0.64-0.72x (0.75-0.84x with a
+   compiler barrier between the taps); at AVX2 (16 registers) LeNet's 5x5 on 8x8 maps gained
+   1.01-1.03x with tiles of up to 12, 1.05-1.07x with up to 8 */
+#define BK_EK_ACC(BYTES) ((BYTES) == 64 ? 20 : 8)
 #define BK_CHUNK_BYTES 16384    /* a chunk of input channels' weights, read by every tile of a row */
 #define BK_CHUNK_TILES 3        /* ... where a row has at least this many tiles */
 #define BK_CHUNK_ABOVE 32768    /* ... and a block's weights are more than this (ResNet's 7x7 stem, \
@@ -101,7 +101,7 @@ void bk_tile_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
         for (ptrdiff_t c = 0; c < C; c++, xt += cs, wc += ts * KB * N) {                         \
             BK_TAP(xt, wc)                                                                       \
         }                                                                                        \
-    } else if (EK && KB * RT * CT <= BK_EK_ACC) {   /* a row's end: see bk_cols */              \
+    } else if (EK && KB * RT * CT <= BK_EK_ACC(BYTES)) {    /* a row's end: see bk_cols */     \
         const int PAD = EK / 2;                                                                  \
         for (ptrdiff_t c = 0; c < C; c++) {                                                      \
             const T* xc = x + c * cs;                                                            \
@@ -207,7 +207,7 @@ void bk_cols_##P##_##SUF(const T* x, ptrdiff_t cs, const ptrdiff_t* toff, ptrdif
             /* EK: a kernel row of EK taps over a "same" padding of EK / 2 along the row; the    \
                tiles at its ends skip the products of padding zeros, kernel column by kernel   \
                column (oneDNN's JIT leaves them out too: 15% of LeNet's 5x5 on 8x8 maps) */    \
-            if (EK && KB * RT * ct <= BK_EK_ACC && (j == 0 || j + ct == ow))                     \
+            if (EK && KB * RT * ct <= BK_EK_ACC(BYTES) && (j == 0 || j + ct == ow))              \
                 bk_tile_any_##P##_##SUF(x + j * js + c0 * cs, cs, toff, taps, ts, cc,            \
                                         w + c0 * ts * step, js, rs, out + j * step, orow, KB,    \
                                         RT, ct, c0 > 0, 0, EK, j == 0, j + ct == ow);            \
@@ -511,9 +511,9 @@ ATTR static void bk_flip_##P##_##SUF(const T* src, ptrdiff_t taps, const ptrdiff
                                                   out, 1, 0);                                   \
     else if (taps == 1) bk_cols_##P##_##SUF(x, cs, toff, 1, ts, C, w, KB_, RT_, js, rs, ow, out, \
                                             1, 0);                                              \
-    else if (sizeof(bk_vec_##P##_##SUF) == 64 && js == 1 && ek == 3)                           \
+    else if (sizeof(bk_vec_##P##_##SUF) >= 32 && js == 1 && ek == 3)                           \
         bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, KB_, RT_, 1, rs, ow, out, 0, 3);       \
-    else if (sizeof(bk_vec_##P##_##SUF) == 64 && js == 1 && ek == 5)                           \
+    else if (sizeof(bk_vec_##P##_##SUF) >= 32 && js == 1 && ek == 5)                           \
         bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, KB_, RT_, 1, rs, ow, out, 0, 5);       \
     else if (js == 1) bk_cols_##P##_##SUF(x, cs, toff, taps, ts, C, w, KB_, RT_, 1, rs, ow, out, \
                                           0, 0);                                                \

@@ -1,16 +1,16 @@
 """blocked's tiles at the ends of a row skip the products of padding zeros (src/_blocked.pyx,
 same_row_taps; src/_blocked_kernels.h, bk_cols' EK): rows of 3 or 5 taps with a "same" padding,
 stride 1, rows short enough (3 taps up to 9 outputs, 5 up to 17) -- LeNet's 5x5 on 8x8 maps, a
-3x3 on 7x7 ones. At AVX-512 the tiles of up to BK_EK_ACC accumulators at a row's ends run a
-kernel row's taps unrolled, each kernel column over the outputs where it reads the input.
+3x3 on 7x7 ones. At AVX-512 and AVX2 the tiles of up to BK_EK_ACC accumulators at a row's ends
+run a kernel row's taps unrolled, each kernel column over the outputs where it reads the input.
 
 Each case checks that the geometry qualifies (so no case passes on the other code), then that the
 forward pass and the input gradient match fastconv.reference, are the same bits at 1, 2 and 3
 threads, and the same bits as with the skipping off (the products left out are exact zeros of
 finite weights), for one row to many, one and two vectors of channels, groups, 2-D and 3-D, both
-precisions, and non-finite inputs next to the padding. Below AVX-512 the kernels take every
-product whatever the geometry says; the suite run with FASTCONV_KERNEL_LEVEL=avx2 or =baseline
-checks that the cases hold there too.
+precisions, and non-finite inputs next to the padding. At the baseline level the kernels take
+every product whatever the geometry says; the suite run with FASTCONV_KERNEL_LEVEL=avx2 or
+=baseline checks the cases there.
 """
 import numpy as np
 import pytest
