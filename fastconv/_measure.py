@@ -121,7 +121,7 @@ def net_measure(spec, op, w, picked, seconds):
     _safety_net.settle(spec, op, winner)
 
 
-def _confirmed(spec, op, w, candidates, picked, fastest, budget, inputs=None):
+def _confirmed(spec, op, w, candidates, picked, fastest, budget, inputs):
     """Whether the pick and the measured winner, timed again head to head, agree with the switch:
     a load that passed over the machine during some of the pick's rounds (a 2-core host, another
     process's burst) once made the net leave blocked for an FFT 2.4x slower. A wrong switch now
