@@ -21,10 +21,12 @@ SIZE = 1024         # problems remembered; a process convolving more shapes star
 _memo = {}
 
 
-def key(kind, arrays, values, flip, algorithm):
+def key(kind, arrays, values, flip, padding_mode, algorithm):
     """A hashable key of a call of `kind` with `arrays` (NumPy arrays, or None for an absent
-    bias) and the geometry `values`, or None where the call is not plain."""
-    if type(flip) is not bool or type(algorithm) is not str:
+    bias) and the geometry `values`, or None where the call is not plain (a padding mode other
+    than zeros takes the full path every time)."""
+    if (type(flip) is not bool or type(algorithm) is not str or type(padding_mode) is not str
+            or padding_mode != "zeros"):
         return None
     parts = [kind, flip, algorithm]
     for a in arrays:
@@ -36,15 +38,17 @@ def key(kind, arrays, values, flip, algorithm):
         else:
             return None
     for v in values:
-        if _plain(v) is None:
+        if type(v) is not int and _plain(v) is None:
             return None
         parts.append(v)
     return tuple(parts)
 
 
-def lookup(k):
-    """What `remember` kept for key `k` (None for no key or an unseen one)."""
-    return None if k is None else _memo.get(k)
+def find(kind, arrays, values, flip, padding_mode, algorithm):
+    """(`key`'s key, what `remember` kept for it or None) in one call: a call's every step costs
+    3-5x its warm time after a large kernel has flushed the caches."""
+    k = key(kind, arrays, values, flip, padding_mode, algorithm)
+    return k, (None if k is None else _memo.get(k))
 
 
 def remember(k, value):

@@ -107,23 +107,15 @@ def _check_ndim(w, ndim, fname):
                          f"{', '.join('k' * ndim)}), got w with {w.ndim} dimensions {w.shape}")
 
 
-def _memo_key(kind, arrays, values, flip, padding_mode, algorithm):
-    """The call's key in `_call_memo` (None: a call with a padding mode, which takes the full path
-    every time)."""
-    if type(padding_mode) is not str or padding_mode != "zeros":
-        return None
-    return _call_memo.key(kind, arrays, values, flip, algorithm)
-
-
 def _forward(x, w, bias, stride, padding, dilation, groups, flip, padding_mode, algorithm,
              ndim=None, fname="conv"):
-    memo = _memo_key(fname, (x, w, bias), (stride, padding, dilation, groups), flip,
-                     padding_mode, algorithm)
-    seen = _call_memo.lookup(memo)
+    memo, seen = _call_memo.find(fname, (x, w, bias), (stride, padding, dilation, groups), flip,
+                                 padding_mode, algorithm)
     if seen is not None:                # validated before: the same checks would pass
         spec, shape = seen
-        return _forward_run(spec, lifted(x, spec.x_shape, spec.dtype), w, bias, flip, algorithm,
-                            shape)
+        w5 = _kernel(w, spec, flip)
+        y = _registry.run(spec, "forward", algorithm, lifted(x, spec.x_shape, spec.dtype), w5, w5)
+        return (y if bias is None else add_bias(y, bias)).reshape(shape)
     (x, w, b), _ = _opening([(x, "x"), (w, "w"), (bias, "bias")], flip, algorithm)
     _check_ndim(w, ndim, fname)
     if w.ndim in (3, 4, 5) and _unbatched(x, "x", w.ndim - 2, "N, C, *spatial", w.shape):
@@ -210,10 +202,9 @@ def _defaults(kwargs):
 
 def _grad_input(gy, w, input_shape, stride, padding, dilation, groups, flip, padding_mode,
                 algorithm, gy_name="gy", shape_name="input_shape"):
-    memo = _memo_key(("grad_input", gy_name), (gy, w),
-                     (input_shape, stride, padding, dilation, groups), flip, padding_mode,
-                     algorithm)
-    seen = _call_memo.lookup(memo)
+    memo, seen = _call_memo.find(("grad_input", gy_name), (gy, w),
+                                 (input_shape, stride, padding, dilation, groups), flip,
+                                 padding_mode, algorithm)
     if seen is not None:
         spec, shape = seen
         return _grad_input_run(spec, lifted(gy, spec.y_shape, spec.dtype), w, flip, algorithm,
@@ -273,9 +264,9 @@ def conv_grad_kernel(x, gy, kernel_shape, *, stride=1, padding=0, dilation=1, gr
     both be unbatched, (C, *spatial) and (K, *output): ``kernel_shape`` says how many spatial
     axes there are.
     """
-    memo = _memo_key("grad_kernel", (x, gy), (kernel_shape, stride, padding, dilation, groups),
-                     flip, padding_mode, algorithm)
-    seen = _call_memo.lookup(memo)
+    memo, seen = _call_memo.find("grad_kernel", (x, gy),
+                                 (kernel_shape, stride, padding, dilation, groups), flip,
+                                 padding_mode, algorithm)
     if seen is not None:
         spec, shape = seen
         return _grad_kernel_run(spec, lifted(x, spec.x_shape, spec.dtype),
