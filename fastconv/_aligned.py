@@ -13,10 +13,6 @@ less time at the median, PyTorch's (whose allocator aligns already) 2%.
 Buffers of ALIGN_ABOVE bytes or less come straight from NumPy: the alignment costs ~0.6 us of
 Python, more than the split loads of a buffer that small.
 """
-import math
-
-import numpy as np
-
 from . import _memory
 
 ALIGN = 64              # bytes: a cache line, one AVX-512 vector
@@ -26,14 +22,9 @@ ALIGN_ABOVE = 4096
 def empty(shape, dtype):
     """An uninitialised C-contiguous array of `shape` and `dtype` whose data starts on an
     ALIGN-byte boundary (when larger than ALIGN_ABOVE bytes). A view into a byte buffer that
-    it keeps alive (``.base``)."""
-    dtype = np.dtype(dtype)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes <= ALIGN_ABOVE:
-        return np.empty(shape, dtype)
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    return np.ndarray(shape, dtype, raw, _memory.bytes_to_line(raw, ALIGN))
+    it keeps alive (``.base``). One call into C (src/_memory.pyx): after a large kernel has
+    flushed the caches, the same steps in Python took 15-18 us, this 10 and np.empty 6-8."""
+    return _memory.empty_on_line(shape, dtype, ALIGN, ALIGN_ABOVE)
 
 
 def zeros(shape, dtype):
