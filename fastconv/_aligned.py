@@ -10,8 +10,8 @@ one to the other as earlier allocations moved the heap, which read as noise. Eve
 the process aligned (a preloaded malloc, bench/networks_vs_torch.py) took fastconv's layers 10%
 less time at the median, PyTorch's (whose allocator aligns already) 2%.
 
-Buffers of ALIGN_ABOVE bytes or less come straight from NumPy: the alignment costs ~0.6 us of
-Python, more than the split loads of a buffer that small.
+Buffers of ALIGN_ABOVE bytes or less come straight from NumPy: the alignment costs more than the
+split loads of a buffer that small.
 """
 from . import _memory
 

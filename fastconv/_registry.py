@@ -296,7 +296,9 @@ def _deciders(spec, op):
 def _auto_pick(spec, op, w):
     """(name, Tally) of "auto" under the net, remembered per problem -- and per verdict of the
     kernel-dependent algorithms that decide it on this kernel -- while the chooser's state
-    holds: a call then costs a lookup and those verdicts, not the ranking's walk."""
+    holds: a call then costs a lookup and those verdicts, not the ranking's walk. Where no such
+    algorithm decides it, the pick is also left as the problem's lane (`_Lane`), from this
+    entry itself: another Python thread may replace the entry meanwhile."""
     key = (spec, op)
     state = chooser_state()
     entry = _auto.get(key)
@@ -310,6 +312,10 @@ def _auto_pick(spec, op, w):
     pick = picks.get(verdicts)
     if pick is None:
         pick = picks[verdicts] = watched_choice(spec, op, w, prepared=False)
+    if not deciders:        # no kernel can change the pick: the next calls take a lane
+        if len(_lanes) >= 4096:
+            _lanes.clear()
+        _lanes[key] = _Lane(entry[0], spec, op, *pick)
     return pick
 
 
@@ -320,12 +326,13 @@ class _Lane:
     each step of that working-out costs 3-5x its warm time: 35-40 us a call of ResNet-18's layers
     at batch 1, 7% of its forward pass (2-core Xeon)."""
 
-    __slots__ = ("state", "name", "used", "call", "rule", "tally", "work", "key")
+    __slots__ = ("state", "name", "used", "impl", "rule", "tally", "work", "key")
 
     def __init__(self, state, spec, op, name, tally):
-        impl = _ALGORITHMS[name]
+        """`state`: the chooser's state of the `_auto` entry the pick (name, tally) came from (a
+        pick made under an older state leaves a lane that the next call finds stale)."""
+        impl = self.impl = _ALGORITHMS[name]
         self.state, self.name, self.used, self.tally = state, name, (name, spec), tally
-        self.call = getattr(impl, op)
         self.rule = getattr(impl, "NONFINITE", _NO_RULES).get(op)
         self.work, self.key = _config.work(spec), (spec, op, name)
 
@@ -333,7 +340,7 @@ class _Lane:
         _last.used = self.used
         with _config.threads_for(self.work, self.key):
             start = _timing.clock()
-            result = self.call(spec, a, b)
+            result = getattr(self.impl, op)(spec, a, b)
             if self.rule is not None:
                 result = _settle(self.rule, result, spec, op, a, b)
             seconds = _timing.clock() - start
@@ -356,11 +363,6 @@ def run(spec, op, algorithm, a, b, w=None):
     check_algorithm(algorithm)
     if watched(algorithm):
         name, tally = _auto_pick(spec, op, w)
-        state, deciders, _ = _auto[(spec, op)]
-        if not deciders:
-            if len(_lanes) >= 4096:
-                _lanes.clear()
-            _lanes[(spec, op)] = _Lane(state, spec, op, name, tally)
     else:
         name, tally = select(spec, op, algorithm, w).NAME, None
     _last.used = name, spec

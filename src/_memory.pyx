@@ -14,7 +14,9 @@ cdef extern from "numpy/arrayobject.h":
                                 object obj)
 
 cnp.import_array()
-from numpy import empty as np_empty
+from operator import index
+
+from numpy import empty as np_empty, integer as np_integer
 
 
 def empty_on_line(shape, dtype, size_t line, size_t above):
@@ -23,16 +25,18 @@ def empty_on_line(shape, dtype, size_t line, size_t above):
     byte buffer that it keeps alive (``.base``); NumPy's own below that."""
     cdef cnp.dtype descr = dtype if isinstance(dtype, cnp.dtype) else cnp.dtype(dtype)
     cdef tuple dims_t = shape if type(shape) is tuple else (
-        (int(shape),) if isinstance(shape, int) or hasattr(shape, "__index__") else tuple(shape))
+        (int(shape),) if isinstance(shape, (int, np_integer)) else tuple(shape))
     cdef int ndim = len(dims_t), i
     cdef cnp.npy_intp dims[32]
     cdef size_t nbytes = descr.itemsize
-    if ndim > 32:
-        raise ValueError(f"shape must have at most 32 dimensions, got {ndim}")
+    if ndim > 32 or descr.hasobject:    # NumPy's own: its errors, its initialised objects
+        return np_empty(dims_t, descr)
     for i in range(ndim):
-        dims[i] = dims_t[i]
+        dims[i] = index(dims_t[i])
         if dims[i] < 0:
             raise ValueError(f"negative dimensions are not allowed, got shape {dims_t}")
+        if dims[i] and nbytes > (<size_t>-1 >> 1) // <size_t>dims[i]:
+            return np_empty(dims_t, descr)      # too large: NumPy's own error
         nbytes *= <size_t>dims[i]
     if nbytes <= above:
         return np_empty(dims_t, descr)

@@ -27,6 +27,25 @@ def test_small_buffers_come_from_numpy_and_zero_sizes_work():
     assert _aligned.empty(np.int64(2000), np.float64).ctypes.data % 64 == 0
 
 
+def test_shapes_and_dtypes_numpy_takes_are_taken_alike():
+    """What np.empty accepts or refuses, empty does too (src/_memory.pyx): object dtypes come
+    initialised (NumPy's own array), an array of sizes is a shape, sizes must be integers, and a
+    size too large for memory is NumPy's ValueError, never a wrapped-around count."""
+    a = _aligned.empty(1000, object)
+    assert a.dtype == object and all(v is None for v in a[:5])
+    b = _aligned.empty(np.array([50, 100]), np.float32)
+    assert b.shape == (50, 100) and b.ctypes.data % 64 == 0
+    c = _aligned.empty((10, 200), np.dtype(">f8"))
+    assert c.dtype == np.dtype(">f8") and c.ctypes.data % 64 == 0
+    with pytest.raises(TypeError):
+        _aligned.empty((50.5, 100), np.float32)
+    with pytest.raises(ValueError):
+        _aligned.empty((-1, 3000), np.float32)
+    for shape in [(2**40, 2**40), (2**31, 2**31, 8)]:
+        with pytest.raises((ValueError, MemoryError)):
+            _aligned.empty(shape, np.float64)
+
+
 def test_zeros_are_zeros():
     z = _aligned.zeros((3, 700), np.float64)
     assert z.ctypes.data % 64 == 0 and not z.any()
