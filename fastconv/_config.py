@@ -202,35 +202,50 @@ class threads_for:
     time does. A class, not a generator: entered on every convolution, it costs a third as much
     (1.2 against 3.8 us), which a prepared call of a tiny problem feels."""
 
-    __slots__ = ("flops", "key", "previous", "trial", "capped", "budget", "threads", "start")
+    __slots__ = ("flops", "key", "state")
 
     def __init__(self, flops, key=None):
         self.flops, self.key = flops, key
 
     def __enter__(self):
-        previous = self.previous = _call.cap
-        self.trial = False
-        if self.flops < SMALL_PROBLEM_FLOPS:     # one thread whatever the load: nothing to ask
-            _call.cap = 1
-            return self
-        process_budget = _process_budget()
-        free = _load.thread_cap(process_budget)
-        _pools_follow_load(free, process_budget)
-        budget = process_budget if previous is None else min(process_budget, previous)
-        threads = capped = min(budget, free)
-        if capped < budget and self.key is not None:
-            threads, self.trial = _load.trial_threads(self.key, capped, budget)
-            self.capped, self.budget, self.threads = capped, budget, threads
-            self.start = time.perf_counter()
-        _call.cap = threads
+        self.state = enter_call(self.flops, self.key)
         return self
 
     def __exit__(self, *exc):
-        if self.trial:
-            _load.record(self.key, self.capped, self.budget, self.threads,
-                         time.perf_counter() - self.start)
-        _restore_cap(self.previous)
+        leave_call(self.key, self.state)
         return False
+
+
+def enter_call(flops, key=None):
+    """`threads_for`'s entry as a function (a lane's call, `_registry._Lane`, skips the object and
+    the with-statement): sets this Python thread's cap for a call of `flops` work and returns
+    what `leave_call` needs."""
+    previous = _call.cap
+    if flops < SMALL_PROBLEM_FLOPS:     # one thread whatever the load: nothing to ask
+        _call.cap = 1
+        return previous, None
+    process_budget = _process_budget()
+    free = _load.thread_cap(process_budget)
+    _pools_follow_load(free, process_budget)
+    budget = process_budget if previous is None else min(process_budget, previous)
+    threads = capped = min(budget, free)
+    trial = None
+    if capped < budget and key is not None:
+        threads, timed = _load.trial_threads(key, capped, budget)
+        if timed:
+            trial = (capped, budget, threads, time.perf_counter())
+    _call.cap = threads
+    return previous, trial
+
+
+def leave_call(key, state):
+    """The end of the call `enter_call` began (`state`, what it returned): the trial's time
+    recorded, the enclosing cap back."""
+    previous, trial = state
+    if trial is not None:
+        capped, budget, threads, start = trial
+        _load.record(key, capped, budget, threads, time.perf_counter() - start)
+    _restore_cap(previous)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _call_memo, reference
+from fastconv import _call_memo, _callsteps, reference
+from fastconv._geometry import _plain
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +128,52 @@ def test_the_memo_stays_bounded():
     for n in range(_call_memo.SIZE + 5):
         fastconv.conv(np.ones((1, 1, n + 1), np.float32), w)
     assert len(_call_memo._memo) <= _call_memo.SIZE
+
+
+VALUES = [1, 0, -3, True, False, 1.0, np.int64(2), np.float32(1), "same", "valid", None, [1, 2],
+          (1, 2), (1, True), ((1, 1), (2, 2)), ((1, 1), (2, 2.0)), ((1, (2,)),), (), (np.int64(1),),
+          [(1, 1)], (1, "a")]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_the_key_in_c_takes_exactly_the_plain_values(value):
+    """src/_callsteps.pyx's key refuses what `_geometry._plain` refuses, and keeps it as given."""
+    x = np.ones((1, 2, 3), np.float32)
+    k = _callsteps.key("conv", (x, x, None), (value, 1), False, "zeros", "auto")
+    assert (k is None) == (_plain(value) is None)
+    if k is not None:
+        assert k[-2] is value
+
+
+def test_the_key_tells_dtypes_and_byte_orders_apart_and_refuses_other_calls():
+    a = np.ones(4, np.float32)
+    keys = {_callsteps.key("conv", (x,), (), False, "zeros", "auto")
+            for x in (a, a.astype(">f4"), a.astype(np.float64), a.astype(np.int64),
+                      a.reshape(2, 2))}
+    assert len(keys) == 5 and None not in keys
+    for bad in [dict(flip=0), dict(padding_mode="reflect"), dict(padding_mode=np.str_("zeros")),
+                dict(algorithm=np.str_("auto"))]:
+        args = {**dict(flip=False, padding_mode="zeros", algorithm="auto"), **bad}
+        assert _callsteps.key("conv", (a,), (), args["flip"], args["padding_mode"],
+                              args["algorithm"]) is None
+    for not_an_array in (list(a), np.ma.masked_array(a)):
+        assert _callsteps.key("conv", (not_an_array,), (), False, "zeros", "auto") is None
+
+
+def test_the_view_in_c_is_numpys_reshape_or_nothing():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    v = _callsteps.view_as(a, (2, 3, 1, 1, 4), np.dtype(np.float32))
+    np.testing.assert_array_equal(v, a.reshape(2, 3, 1, 1, 4))
+    assert np.shares_memory(v, a) and v.flags.writeable and v.flags.c_contiguous
+    ro = a.copy()
+    ro.flags.writeable = False
+    assert not _callsteps.view_as(ro, (24,), np.dtype(np.float32)).flags.writeable
+    unaligned = np.frombuffer(b"\0" + a.tobytes(), np.uint8)[1:].view(np.float32)
+    for other, shape, dtype in [(a[:, ::2], (12,), np.float32), (a, (24,), np.float64),
+                                (a, (5, 5), np.float32), (a, (-24, -1), np.float32),
+                                (np.ma.masked_array(a), (24,), np.float32),
+                                (unaligned, (24,), np.float32),
+                                (a, [24], np.float32), (a, (np.int64(24),), np.float32),
+                                (a, (24,), "float32")]:
+        assert _callsteps.view_as(other, shape, dtype if isinstance(dtype, str)
+                                  else np.dtype(dtype)) is None
