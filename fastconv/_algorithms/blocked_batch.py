@@ -53,9 +53,12 @@ PLANES_BYTES = 1 << 20
 TILE_BYTES = 512 << 10
 
 
+ENV = "FASTCONV_BLOCKED_BATCH"
+
+
 def forced():
     """'batch', 'other' or None: FASTCONV_BLOCKED_BATCH, read per call (tests set it)."""
-    choice = os.environ.get("FASTCONV_BLOCKED_BATCH", "auto")
+    choice = os.environ.get(ENV, "auto")
     return choice if choice in ("batch", "other") else None
 
 

@@ -61,9 +61,12 @@ SHORT_SUM = 81      # input channels x taps: C3D's 3 x 27 first layer the longes
 MARGIN = 0.85
 
 
+ENV = "FASTCONV_BLOCKED_PLANES"
+
+
 def forced():
     """'planes', 'other' or None: FASTCONV_BLOCKED_PLANES, read per call (tests set it)."""
-    choice = os.environ.get("FASTCONV_BLOCKED_PLANES", "auto")
+    choice = os.environ.get(ENV, "auto")
     return choice if choice in ("planes", "other") else None
 
 
