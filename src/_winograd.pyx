@@ -31,7 +31,7 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
-from _parallel cimport part_start, sum_parts, thread_slice
+from _parallel cimport any_set, part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_level, wg_init, wg_input_float,
     wg_input_double, wg_output_float, wg_output_double, wg_gy_float, wg_gy_double, wg_kernel_float,
     wg_kernel_double, wg_untransform_float, wg_untransform_double, block_gemm, position_gemm,
@@ -425,11 +425,12 @@ def forward(tuple tiling, const floating[::1] x, const floating[::1] u, floating
     """y's planes dst[p] = Winograd(x's plane src[p] (or zeros), u); u is U[36][cin][KP].
 
     `work` holds num_threads * (size1 + size2) values, `flags` one byte per block: set where
-    the block computed a value that is not finite."""
+    the block computed a value that is not finite. Returns whether one did."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
         forward_items(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], src.shape[0], &work[0],
                       &flags[0], num_threads)
+    return any_set(&flags[0], flags.shape[0])
 
 
 def grad_kernel(tuple tiling, const floating[::1] x, const floating[::1] gy, floating[::1] du,
@@ -450,12 +451,14 @@ def forward_waves(tuple tiling, const floating[::1] x, const floating[::1] u, fl
                   Py_ssize_t wave_items, int num_threads):
     """`forward` in the staged schedule: vm holds V (v_size values) then M; `work` holds
     num_threads * size1 values; items of whole tile rows (P = 1, Cw = tw). src holds the planes
-    read by each depth tap (dst.shape[0] each), u their transformed kernels."""
+    read by each depth tap (dst.shape[0] each), u their transformed kernels. Returns whether a
+    block flagged a value that is not finite."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
         forward_staged(&tl, &x[0], &u[0], &y[0], &src[0], &dst[0], dst.shape[0],
                        src.shape[0] // dst.shape[0], &vm[0], &vm[v_size], &work[0], &flags[0],
                        wave_items, num_threads)
+    return any_set(&flags[0], flags.shape[0])
 
 
 def forward_blocks_of_kernel(tuple tiling, const floating[::1] x, const floating[::1] w,
@@ -468,12 +471,14 @@ def forward_blocks_of_kernel(tuple tiling, const floating[::1] x, const floating
     flipped: the input gradient's pass), `width` output channels an item (a multiple of the
     vector), `chunk` input channels a transform; `work` holds num_threads x per_thread values
     (at least size1, and 36 x (chunk x width + a line)); `parts` above 1: items are parts of
-    the tiles, each running every block (forward_kernel_blocks)."""
+    the tiles, each running every block (forward_kernel_blocks). Returns whether a block
+    flagged a value that is not finite."""
     cdef Tiling tl = make_tiling(tiling)
     with nogil:
         forward_kernel_blocks(&tl, &x[0], &w[0], flipped, K, C, &y[0], &src[0], &dst[0],
                               dst.shape[0], &vm[0], &vm[v_size], &work[0], per_thread, &flags[0],
                               width, chunk, parts, num_threads)
+    return any_set(&flags[0], flags.shape[0])
 
 
 def grad_kernel_waves(tuple tiling, const floating[::1] x, const floating[::1] gy,

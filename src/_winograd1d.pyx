@@ -22,7 +22,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-from _parallel cimport part_start, sum_parts, thread_slice
+from _parallel cimport any_set, part_start, sum_parts, thread_slice
 from _winograd_kernels cimport (wg_vector_bytes, wg_init, wg_level, wg1_input_float,
     wg1_input_double, wg1_output_float, wg1_output_double, wg1_gy_float, wg1_gy_double,
     wg1_kernel_float, wg1_kernel_double, position_gemm, position_gemm_tn)
@@ -144,7 +144,7 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
             floating[::1] work, unsigned char[::1] flags, int num_threads):
     """y[n] = Winograd(x[n], u) for every sample n (x: N x cin * lin, y: N x cout * lout); u is
     U[8][cin][KP]. `work` holds num_threads * (size1 + size2) values, `flags` one byte per
-    block: set where the block computed a value that is not finite."""
+    block: set where the block computed a value that is not finite. Returns whether one did."""
     cdef Tiling tl = make_tiling(tiling, sizeof(floating))
     cdef Py_ssize_t item, n
     cdef floating* buf1
@@ -154,6 +154,7 @@ def forward(tuple tiling, const floating[:, ::1] x, const floating[::1] u, float
             n = item // tl.blocks
             flags[item] = forward_block(&tl, &x[n, 0], &u[0], &y[n, 0],
                                         (item % tl.blocks) * tl.B, buf1, buf1 + tl.size1)
+    return any_set(&flags[0], flags.shape[0])
 
 
 def grad_kernel(tuple tiling, const floating[:, ::1] x, const floating[:, ::1] gy,

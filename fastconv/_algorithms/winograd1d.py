@@ -171,9 +171,9 @@ def run_pass(spec, op, a, w):
         return out
     u = _transformed_kernel(w, op == "grad_input", p.KP, p.threads)
     flags = np.zeros(p.items, np.uint8)
-    _winograd1d.forward(p.tiling, a.reshape(spec.batch, -1), u, out.reshape(spec.batch, -1),
-                        p.work(spec.dtype), flags, p.threads)      # its own GEMM: no BLAS
-    return None if flags.any() else out
+    bad = _winograd1d.forward(p.tiling, a.reshape(spec.batch, -1), u, out.reshape(spec.batch, -1),
+                              p.work(spec.dtype), flags, p.threads)    # its own GEMM: no BLAS
+    return None if bad else out
 
 
 def grad_kernel(spec, x, gy):
