@@ -4,14 +4,8 @@ same in Python (``np.empty``, the address through ``.ctypes.data`` or ``__array_
 ``np.ndarray(..., offset)``) took 15-18 us of a call after a large kernel had flushed the
 caches, this 10 us and NumPy's own empty 6-8 (2-core Xeon)."""
 cimport numpy as cnp
-from cpython.object cimport PyTypeObject
-from cpython.ref cimport Py_INCREF
 
-cdef extern from "numpy/arrayobject.h":
-    PyTypeObject PyArray_Type
-    object PyArray_NewFromDescr(PyTypeObject* subtype, cnp.dtype descr, int nd,
-                                cnp.npy_intp* dims, cnp.npy_intp* strides, void* data, int flags,
-                                object obj)
+from _array_views cimport view_over
 
 cnp.import_array()
 from operator import index
@@ -43,9 +37,5 @@ def empty_on_line(shape, dtype, size_t line, size_t above):
     cdef cnp.npy_intp size = nbytes + line
     cdef cnp.ndarray raw = cnp.PyArray_EMPTY(1, &size, cnp.NPY_UINT8, 0)
     cdef size_t address = <size_t>cnp.PyArray_DATA(raw)
-    Py_INCREF(descr)            # PyArray_NewFromDescr steals a reference to the descriptor
-    cdef cnp.ndarray out = PyArray_NewFromDescr(
-        &PyArray_Type, descr, ndim, dims, NULL,
-        <void*>(address + (line - address % line) % line), cnp.NPY_ARRAY_CARRAY, None)
-    cnp.set_array_base(out, raw)
-    return out
+    return view_over(raw, descr, ndim, dims, <void*>(address + (line - address % line) % line),
+                     cnp.NPY_ARRAY_CARRAY)
