@@ -22,13 +22,12 @@ from . import _callsteps
 SIZE = 1024         # problems remembered; a process convolving more shapes starts over
 _memo = {}
 
-# key(kind, arrays, values, flip, padding_mode, algorithm): a hashable key of a call of `kind`
+# find(kind, arrays, values, flip, padding_mode, algorithm): (a hashable key of a call of `kind`
 # with `arrays` (NumPy arrays, or None for an absent bias) and the geometry `values`, or None
-# where the call is not plain (a padding mode other than zeros takes the full path every time).
-# find(kind, arrays, values, flip, padding_mode, algorithm): (that key, what `remember` kept for
-# it or None), in one call. Both in C (src/_callsteps.pyx): after a large kernel has flushed the
-# caches, the same steps in Python took 10 us of a call of ResNet-18's layers at batch 1.
-key = _callsteps.key
+# where the call is not plain -- a padding mode other than zeros takes the full path every time
+# --, what `remember` kept for it or None), in one call into C (src/_callsteps.pyx): after a
+# large kernel has flushed the caches, the same steps in Python took 10 us of a call of
+# ResNet-18's layers at batch 1.
 find = functools.partial(_callsteps.find, _memo)
 
 

@@ -488,20 +488,19 @@ def _forward(spec, x, w, out=None):
 class _RowsForward:
     """A forward pass on bk_row's rows worked out once per problem, thread budget, workspace
     limit and path override: the row it runs on (_positions_row), the geometry's threads and
-    buffers, the kernel's fixed arguments. After a large kernel has flushed the caches the
-    working-out took 30-35 us of a call of ResNet-18's layers at batch 1 (2-core Xeon)."""
+    buffers, the kernel's fixed arguments. After a large kernel has flushed the caches, the
+    Python before the kernel took 43-70 us a call of ResNet-18's layers at batch 1 working it
+    out, 29-58 with it kept (2-core Xeon, AVX-512, packing included where it runs)."""
 
-    __slots__ = ("shapes", "dtype", "fuse", "pack", "w_values", "pad", "rows", "wblock", "fixed",
+    __slots__ = ("y_shape", "dtype", "fuse", "pack", "w_values", "pad", "rows", "wblock", "fixed",
                  "per_sample")
 
     def __init__(self, spec):
         row = as_row(spec, _row_items) or spec
         g = _geometry(row, False)
         threads = g.threads()
-        self.fuse, self.pad, self.rows, wblock, per_sample = _pass_sizes(row, g, threads)
-        self.shapes = (spec.y_shape, row.x_shape, row.y_shape)
-        self.dtype, self.wblock = spec.dtype, wblock if self.fuse else 0
-        self.per_sample = not self.fuse and per_sample
+        self.fuse, self.pad, self.rows, self.wblock, self.per_sample = _pass_sizes(row, g, threads)
+        self.y_shape, self.dtype = spec.y_shape, spec.dtype       # the row's: the same values
         self.w_values = row.groups * g.blocks * g.cg * g.taps * g.v
         self.pack = (row.groups, g.kg, g.cg, g.taps, g.v, False, threads)
         self.fixed = (*g.call_arrays, row.batch, row.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
@@ -510,9 +509,8 @@ class _RowsForward:
 
     def __call__(self, x, w):
         """y = conv(x, w), or None where a weight is not finite (as _one_pass)."""
-        y_shape, x_row, y_row = self.shapes
         dt = self.dtype
-        y = _aligned.empty(y_shape, dt)
+        y = _aligned.empty(self.y_shape, dt)
         w = np.ascontiguousarray(w).reshape(-1)
         if self.fuse:
             wp = w
