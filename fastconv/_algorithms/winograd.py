@@ -30,6 +30,7 @@ The position GEMMs run on fastconv's own register tiles (src/_winograd_kernels.h
 for the staged kernel gradient's with many channels (STAGED_OWN_GEMM_BYTES), which stay on
 BLAS. 1-D problems (3 taps, stride 1, any dilation) go to the 1-D F(6, 3) of winograd1d.py.
 """
+import contextlib
 import functools
 import math
 
@@ -462,6 +463,18 @@ def _planes(spec, op):
     return planes
 
 
+@functools.lru_cache(maxsize=256)
+def _padding_only(spec, kd):
+    """Which of gy's depth planes read only padding (no depth tap reaches the input), as a mask
+    over the output's depth, or None where there is none (every 2-D problem): kept per problem,
+    since the mask's NumPy steps took 20-30 us of a kernel-gradient call after a large kernel had
+    flushed the caches."""
+    src, _ = _planes(spec, "grad_kernel")
+    mask = (src.reshape(kd, spec.batch, -1) < 0).all(axis=0)[0]
+    mask.flags.writeable = False
+    return mask if mask.any() else None
+
+
 def _transformed_kernel(w, flipped, KP, threads):
     """U[tap][xi][cin][KP] = G g G^T (src/_winograd_kernel_transforms.h) for each depth tap's
     3x3 kernels; flipped: the input gradient's, rotated by 180 degrees with the channels
@@ -542,16 +555,17 @@ def grad_kernel(spec, x, gy):
         return winograd1d.grad_kernel(spec, x, gy)
     plan = plan_of(spec, "grad_kernel")
     src, gsrc = _planes(spec, "grad_kernel")
-    padding_only = (src.reshape(plan.kd, spec.batch, -1) < 0).all(axis=0)[0]
-    skipped = gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
-        :, :, padding_only]
-    if not _finite.all_finite(skipped):     # gy's planes that read only padding are not summed
+    padding_only = _padding_only(spec, plan.kd)
+    if padding_only is not None and not _finite.all_finite(
+            gy.reshape(spec.batch, spec.out_channels, spec.output_size[0], -1)[
+                :, :, padding_only]):   # gy's planes that read only padding are not summed
         return None
     du = _scratch.empty("winograd.du", plan.u_elements, spec.dtype)
     own = not plan.staged or _staged_own_gemm(plan, spec.dtype.itemsize)
     if plan.staged:         # dU KP x cin from BLAS's GEMMs, cin x KP from our own
         vm = _scratch.empty("winograd.vm", plan.fixed - plan.u_elements, spec.dtype)
-        with _config.blas_single_threaded():
+        # fastconv's own GEMMs call no BLAS to hold at one thread (40 us of a call, cold)
+        with contextlib.nullcontext() if own else _config.blas_single_threaded():
             _winograd.grad_kernel_waves(plan.tiling, x.reshape(-1), gy.reshape(-1), du, src,
                                         gsrc, vm, plan.v_size, plan.work(spec.dtype),
                                         plan.wave_items, own, plan.threads)
