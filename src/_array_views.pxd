@@ -5,6 +5,10 @@ cimport numpy as cnp
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 
+cdef enum:
+    MAX_DIMS = 32       # a view's dims buffer; more dimensions take NumPy's own path
+
+
 cdef extern from "numpy/arrayobject.h":
     PyTypeObject PyArray_Type
     object PyArray_NewFromDescr(PyTypeObject* subtype, cnp.dtype descr, int nd,

@@ -9,12 +9,9 @@ outside its algorithm. The same steps here are one call each, with the same answ
 cimport numpy as cnp
 from cpython.object cimport PyObject
 
-from _array_views cimport view_over
+from _array_views cimport MAX_DIMS, view_over
 
 cnp.import_array()
-
-cdef enum:
-    MAX_DIMS = 32
 
 
 cdef inline bint plain(object value):

@@ -5,7 +5,7 @@ same in Python (``np.empty``, the address through ``.ctypes.data`` or ``__array_
 caches, this 10 us and NumPy's own empty 6-8 (2-core Xeon)."""
 cimport numpy as cnp
 
-from _array_views cimport view_over
+from _array_views cimport MAX_DIMS, view_over
 
 cnp.import_array()
 from operator import index
@@ -21,9 +21,9 @@ def empty_on_line(shape, dtype, size_t line, size_t above):
     cdef tuple dims_t = shape if type(shape) is tuple else (
         (int(shape),) if isinstance(shape, (int, np_integer)) else tuple(shape))
     cdef int ndim = len(dims_t), i
-    cdef cnp.npy_intp dims[32]
+    cdef cnp.npy_intp dims[MAX_DIMS]
     cdef size_t nbytes = descr.itemsize
-    if ndim > 32 or descr.hasobject:    # NumPy's own: its errors, its initialised objects
+    if ndim > MAX_DIMS or descr.hasobject:    # NumPy's own: its errors, its initialised objects
         return np_empty(dims_t, descr)
     for i in range(ndim):
         dims[i] = index(dims_t[i])

@@ -450,6 +450,15 @@ def _pass_sizes(spec, g, threads):
             threads * g.cg * g.taps * g.v, g.per_sample(spec, threads))
 
 
+@functools.lru_cache(maxsize=256)
+def _kernel_args(spec, g, threads):
+    """_blocked.forward's arguments fixed by the problem, geometry `g` and `threads`: the tap
+    offsets and sizes, then the shapes and the thread count (one list for `_run` and
+    `_RowsForward`)."""
+    return (*g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n, g.p,
+            g.n if g.edges else g.e, g.o, g.s, threads)
+
+
 def _run(spec, g, a, wp, out, ystrides=None, wtaps=0, fuse=0):
     """Run the forward kernel of geometry `g` on `a` into `out`; `wp` the packed weights, or
     with `fuse` (1 forward, 2 grad_input) the weights as given, each block packed by its item.
@@ -459,9 +468,8 @@ def _run(spec, g, a, wp, out, ystrides=None, wtaps=0, fuse=0):
     return _blocked.forward(a.reshape(-1), wp.reshape(-1), out.reshape(-1),
                             _scratch.empty("blocked.pad", pad, spec.dtype),
                             _scratch.empty("blocked.rows", rows, spec.dtype),
-                            *g.call_arrays, spec.batch, spec.groups, g.cg, g.kg, g.kb, g.v,
-                            g.pair, g.n, g.p, g.n if g.edges else g.e, g.o, g.s, threads,
-                            ystrides, wtaps, g.edges, g.by_block, fuse,
+                            *_kernel_args(spec, g, threads), ystrides, wtaps, g.edges,
+                            g.by_block, fuse,
                             _scratch.empty("blocked.w", wblock, spec.dtype) if fuse else None,
                             not fuse and per_sample)
 
@@ -503,9 +511,8 @@ class _RowsForward:
         self.y_shape, self.dtype = spec.y_shape, spec.dtype       # the row's: the same values
         self.w_values = row.groups * g.blocks * g.cg * g.taps * g.v
         self.pack = (row.groups, g.kg, g.cg, g.taps, g.v, False, threads)
-        self.fixed = (*g.call_arrays, row.batch, row.groups, g.cg, g.kg, g.kb, g.v, g.pair, g.n,
-                      g.p, g.n if g.edges else g.e, g.o, g.s, threads, None, 0, g.edges,
-                      g.by_block, int(self.fuse))
+        self.fixed = (*_kernel_args(row, g, threads), None, 0, g.edges, g.by_block,
+                      int(self.fuse))
 
     def __call__(self, x, w):
         """y = conv(x, w), or None where a weight is not finite (as _one_pass)."""
